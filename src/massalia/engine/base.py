@@ -1,0 +1,319 @@
+"""The engine protocol: the only place in Massalia that knows a database engine exists.
+
+Queries are written once, in the house dialect (DuckDB's SQL) or as SQLGlot expressions, and
+rendered for each engine by SQLGlot. Results always come back as Arrow tables. Tables are created
+or replaced atomically: data is written under a staging name, then swapped in.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from abc import ABC, abstractmethod
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import ClassVar, TypeAlias
+
+import pyarrow as pa
+import pyarrow.dataset as pads
+import sqlglot
+from sqlglot import exp
+
+HOUSE_DIALECT = "duckdb"
+
+TableData: TypeAlias = pa.Table | pa.RecordBatchReader | Iterable[pa.RecordBatch] | Path
+"""What a table can be created from: an Arrow table, a stream of record batches, or Parquet."""
+
+Query: TypeAlias = str | exp.Expression
+
+_IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
+
+
+class EngineError(RuntimeError):
+    """An engine refused an operation; the message says which and why."""
+
+
+class UnsupportedOperation(EngineError):
+    """The engine cannot do this operation (see its capability flags)."""
+
+
+@dataclass(frozen=True)
+class Capabilities:
+    """What an engine can do, so callers choose a path instead of failing late."""
+
+    transactions: bool
+    """Statements can be grouped in a transaction, DDL included."""
+    atomic_swap: bool
+    """Several tables can be replaced together, all or nothing."""
+    primary_keys: bool
+    """PRIMARY KEY constraints are enforced."""
+    indexes: bool
+    """Secondary indexes can be created."""
+
+
+@dataclass(frozen=True)
+class Column:
+    """One column of a table: its name, its SQL type (house dialect) and nullability."""
+
+    name: str
+    type: str
+    nullable: bool = True
+
+
+def check_identifier(name: str) -> str:
+    """Return ``name`` if it is a safe, unquoted SQL identifier, else raise ``ValueError``.
+
+    Examples
+    --------
+    >>> check_identifier("person")
+    'person'
+    """
+    if not isinstance(name, str) or not _IDENTIFIER.match(name):
+        raise ValueError(f"invalid SQL identifier {name!r}: use letters, digits and '_' (max 63)")
+    return name
+
+
+def as_batches(data: TableData) -> tuple[pa.Schema, Iterator[pa.RecordBatch]]:
+    """Turn any ``TableData`` into a schema and an iterator of record batches (streaming)."""
+    if isinstance(data, Path):
+        dataset = pads.dataset(data, format="parquet")
+        return dataset.schema, iter(dataset.to_batches())
+    if isinstance(data, pa.Table):
+        return data.schema, iter(data.to_batches())
+    if isinstance(data, pa.RecordBatchReader):
+        return data.schema, iter(data)
+    iterator = iter(data)
+    try:
+        first = next(iterator)
+    except StopIteration:
+        raise EngineError("cannot infer a schema from an empty stream of batches; pass schema=") from None
+
+    def chained() -> Iterator[pa.RecordBatch]:
+        yield first
+        yield from iterator
+
+    return first.schema, chained()
+
+
+class Engine(ABC):
+    """Run queries and hold tables on one database engine.
+
+    Subclasses implement a handful of primitives (``_fetch_arrow``, ``_execute_sql``,
+    ``_write_table``, ``list_tables``, ``describe``); everything else is shared.
+
+    Examples
+    --------
+    >>> from massalia.engine import connect
+    >>> with connect("duckdb") as engine:
+    ...     engine.query("SELECT 1 AS one").to_pylist()
+    [{'one': 1}]
+    """
+
+    name: ClassVar[str]
+    dialect: ClassVar[str]
+    capabilities: ClassVar[Capabilities]
+
+    # -- primitives -----------------------------------------------------------------------
+    @abstractmethod
+    def _fetch_arrow(self, sql: str) -> pa.Table:
+        """Run one statement already in this engine's dialect and return its rows."""
+
+    @abstractmethod
+    def _execute_sql(self, sql: str) -> None:
+        """Run one statement already in this engine's dialect, discarding any result."""
+
+    @abstractmethod
+    def _write_table(self, name: str, schema: pa.Schema, batches: Iterator[pa.RecordBatch]) -> int:
+        """Create table ``name`` (which does not exist) from batches; return the row count."""
+
+    @abstractmethod
+    def _append(self, name: str, schema: pa.Schema, batches: Iterator[pa.RecordBatch]) -> int:
+        """Append batches to the existing table ``name``; return the row count."""
+
+    @abstractmethod
+    def list_tables(self) -> list[str]:
+        """Names of the tables (not views) in the working schema, sorted."""
+
+    @abstractmethod
+    def describe(self, table: str) -> list[Column]:
+        """Columns of ``table`` in order, with house-dialect type names."""
+
+    @abstractmethod
+    def close(self) -> None:
+        """Release the connection."""
+
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        """Group statements; committed on success, rolled back on error."""
+        if not self.capabilities.transactions:
+            raise UnsupportedOperation(f"{self.name} has no transactions")
+        self._execute_sql("BEGIN")
+        try:
+            yield
+        except BaseException:
+            self._execute_sql("ROLLBACK")
+            raise
+        self._execute_sql("COMMIT")
+
+    # -- SQL ------------------------------------------------------------------------------
+    def render(self, query: Query) -> str:
+        """Render a house-dialect query or a SQLGlot expression in this engine's dialect."""
+        if isinstance(query, exp.Expression):
+            return query.sql(dialect=self.dialect)
+        if self.dialect == HOUSE_DIALECT:
+            return query
+        statements = sqlglot.transpile(query, read=HOUSE_DIALECT, write=self.dialect)
+        if len(statements) != 1:
+            raise EngineError(f"expected one SQL statement, got {len(statements)}")
+        return statements[0]
+
+    def query(self, query: Query) -> pa.Table:
+        """Run a query and return its result as an Arrow table."""
+        return self._fetch_arrow(self.render(query))
+
+    def execute(self, statement: Query) -> None:
+        """Run a statement (DDL or DML) written in the house dialect or as an expression."""
+        self._execute_sql(self.render(statement))
+
+    def execute_native(self, sql: str) -> None:
+        """Run SQL already written in this engine's own dialect (benchmarks, DDL scripts)."""
+        self._execute_sql(sql)
+
+    def query_native(self, sql: str) -> pa.Table:
+        """Run a query already written in this engine's own dialect."""
+        return self._fetch_arrow(sql)
+
+    def scalar(self, query: Query) -> object:
+        """Return the single value of a one-row, one-column query."""
+        table = self.query(query)
+        if table.num_rows != 1 or table.num_columns != 1:
+            raise EngineError(f"expected one value, got {table.num_rows} rows × {table.num_columns} columns")
+        return table.column(0)[0].as_py()
+
+    # -- tables ---------------------------------------------------------------------------
+    def table_exists(self, table: str) -> bool:
+        """Whether ``table`` exists in the working schema."""
+        return check_identifier(table).lower() in self.list_tables()
+
+    def row_count(self, table: str) -> int:
+        """Number of rows of ``table``."""
+        return int(self.scalar(f"SELECT count(*) FROM {check_identifier(table)}"))  # type: ignore[arg-type]
+
+    def drop_table(self, table: str, *, if_exists: bool = True) -> None:
+        """Drop ``table``."""
+        clause = "IF EXISTS " if if_exists else ""
+        self._execute_sql(f"DROP TABLE {clause}{check_identifier(table)}")
+
+    def create_table(self, table: str, data: TableData, *, schema: pa.Schema | None = None) -> int:
+        """Create or replace ``table`` from ``data`` atomically; return the number of rows.
+
+        The rows are written under a staging name first; readers see either the old table or the
+        new one, never a half-written one. A failure leaves the previous table untouched.
+        """
+        return self.create_tables({table: data}, schemas={table: schema} if schema else None)[table]
+
+    def create_tables(
+        self, tables: Mapping[str, TableData], *, schemas: Mapping[str, pa.Schema] | None = None
+    ) -> dict[str, int]:
+        """Create or replace several tables; on engines with ``atomic_swap`` all or none change."""
+        staged: dict[str, str] = {}
+        counts: dict[str, int] = {}
+        try:
+            for table, data in tables.items():
+                staging = self.staging_name(table)
+                counts[table] = self.write_new_table(staging, data, schema=(schemas or {}).get(table))
+                staged[staging] = table
+            self.swap(staged)
+        except BaseException:
+            for staging in staged:
+                self.drop_table(staging)
+            raise
+        return counts
+
+    def write_new_table(self, table: str, data: TableData, *, schema: pa.Schema | None = None) -> int:
+        """Write ``data`` into a new table ``table`` (error if it exists); return the row count."""
+        if self.table_exists(table):
+            raise EngineError(f"table {table} already exists")
+        if isinstance(data, list) and not data:
+            inferred, batches = schema, iter(())
+        else:
+            inferred, batches = as_batches(data)
+        if inferred is None:
+            raise EngineError(f"no schema for table {table}: pass schema=")
+        target = schema or inferred
+        if schema is not None:
+            batches = (batch.cast(schema) if batch.schema != schema else batch for batch in batches)
+        return self._write_table(check_identifier(table), target, batches)
+
+    def insert(self, table: str, data: TableData, *, schema: pa.Schema | None = None) -> int:
+        """Append ``data`` to the existing ``table``; return the number of rows added."""
+        inferred, batches = as_batches(data)
+        target = schema or inferred
+        if schema is not None:
+            batches = (batch.cast(schema) if batch.schema != schema else batch for batch in batches)
+        return self._append(check_identifier(table), target, batches)
+
+    def create_empty_table(
+        self, table: str, columns: Sequence[Column], *, primary_key: Sequence[str] = ()
+    ) -> None:
+        """Create an empty table from column definitions (types in the house dialect)."""
+        check_identifier(table)
+        definitions = []
+        for column in columns:
+            definition = exp.ColumnDef(
+                this=exp.to_identifier(check_identifier(column.name)),
+                kind=exp.DataType.build(column.type, dialect=HOUSE_DIALECT),
+            )
+            if not column.nullable:
+                definition.append("constraints", exp.ColumnConstraint(kind=exp.NotNullColumnConstraint()))
+            definitions.append(definition)
+        if primary_key and self.capabilities.primary_keys:
+            definitions.append(
+                exp.PrimaryKey(expressions=[exp.to_identifier(check_identifier(c)) for c in primary_key])
+            )
+        statement = exp.Create(
+            this=exp.Schema(this=exp.to_table(table), expressions=definitions), kind="TABLE"
+        )
+        self._execute_sql(statement.sql(dialect=self.dialect))
+
+    def create_index(self, table: str, columns: Sequence[str], *, name: str | None = None) -> None:
+        """Create a secondary index; raises ``UnsupportedOperation`` where the engine has none."""
+        if not self.capabilities.indexes:
+            raise UnsupportedOperation(f"{self.name} does not support secondary indexes")
+        cols = ", ".join(check_identifier(c) for c in columns)
+        index = check_identifier(name or f"idx_{table}_{'_'.join(columns)}"[:63])
+        self._execute_sql(f"CREATE INDEX IF NOT EXISTS {index} ON {check_identifier(table)} ({cols})")
+
+    def swap(self, renames: Mapping[str, str]) -> None:
+        """Replace each target table by its staging table (``{staging: target}``).
+
+        On engines with ``atomic_swap`` all renames happen in one transaction.
+        """
+        for staging, target in renames.items():
+            check_identifier(staging)
+            check_identifier(target)
+        if self.capabilities.atomic_swap:
+            with self.transaction():
+                for staging, target in renames.items():
+                    self._execute_sql(f"DROP TABLE IF EXISTS {target}")
+                    self._execute_sql(f"ALTER TABLE {staging} RENAME TO {target}")
+        else:
+            for staging, target in renames.items():
+                self._execute_sql(f"DROP TABLE IF EXISTS {target}")
+                self._execute_sql(f"ALTER TABLE {staging} RENAME TO {target}")
+
+    @staticmethod
+    def staging_name(table: str) -> str:
+        """A fresh staging name for ``table`` (never visible as the table itself)."""
+        return f"stg_{uuid.uuid4().hex[:10]}_{check_identifier(table)}"[:63]
+
+    def __enter__(self) -> Engine:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.name}>"

@@ -1,0 +1,125 @@
+"""DuckDB: the embedded default engine (a single file under ``MASSALIA_HOME``, no server)."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import duckdb
+import pyarrow as pa
+
+from massalia.engine.base import Capabilities, Column, Engine, EngineError, check_identifier
+
+
+class DuckDBEngine(Engine):
+    """Engine on an embedded DuckDB database (a file, or ``:memory:``).
+
+    Parameters
+    ----------
+    path
+        Database file; ``None`` or ``":memory:"`` for an in-memory database.
+    threads, memory_limit
+        Resource limits passed to DuckDB (``None`` keeps DuckDB's defaults).
+    read_only
+        Open the file read-only (several processes may then read it).
+    """
+
+    name = "duckdb"
+    dialect = "duckdb"
+    capabilities = Capabilities(transactions=True, atomic_swap=True, primary_keys=True, indexes=True)
+
+    def __init__(
+        self,
+        path: str | Path | None = None,
+        *,
+        threads: int | None = None,
+        memory_limit: str | None = None,
+        read_only: bool = False,
+    ) -> None:
+        database = ":memory:" if path in (None, ":memory:") else str(path)
+        if database != ":memory:":
+            Path(database).parent.mkdir(parents=True, exist_ok=True)
+        # Extensions are never downloaded: hospitals (and CI) have no internet.
+        config: dict[str, str | bool | int] = {
+            "autoinstall_known_extensions": False,
+            "autoload_known_extensions": False,
+        }
+        if threads:
+            config["threads"] = threads
+        if memory_limit:
+            config["memory_limit"] = memory_limit
+        try:
+            self.connection = duckdb.connect(database, read_only=read_only, config=config)
+        except duckdb.Error as error:
+            raise EngineError(f"cannot open DuckDB database {database}: {error}") from error
+        self.path = database
+        self._lock = threading.RLock()
+
+    def _fetch_arrow(self, sql: str) -> pa.Table:
+        with self._lock:
+            try:
+                relation = self.connection.sql(sql)
+                return relation.to_arrow_table() if relation is not None else pa.table({})
+            except duckdb.Error as error:
+                raise EngineError(f"DuckDB query failed: {error}\n{sql}") from error
+
+    def _execute_sql(self, sql: str) -> None:
+        with self._lock:
+            try:
+                self.connection.execute(sql)
+            except duckdb.Error as error:
+                raise EngineError(f"DuckDB statement failed: {error}\n{sql}") from error
+
+    def _write_table(self, name: str, schema: pa.Schema, batches: Iterator[pa.RecordBatch]) -> int:
+        reader = pa.RecordBatchReader.from_batches(schema, batches)
+        with self._lock:
+            view = f"__massalia_src_{name}"[:63]
+            self.connection.register(view, reader)
+            try:
+                self.connection.execute(f"CREATE TABLE {name} AS SELECT * FROM {view}")
+            except duckdb.Error as error:
+                raise EngineError(f"DuckDB could not write table {name}: {error}") from error
+            finally:
+                self.connection.unregister(view)
+        return self.row_count(name)
+
+    def _append(self, name: str, schema: pa.Schema, batches: Iterator[pa.RecordBatch]) -> int:
+        reader = pa.RecordBatchReader.from_batches(schema, batches)
+        columns = ", ".join(check_identifier(field.name) for field in schema)
+        with self._lock:
+            view = f"__massalia_src_{name}"[:63]
+            self.connection.register(view, reader)
+            try:
+                before = self.row_count(name)
+                self.connection.execute(f"INSERT INTO {name} ({columns}) SELECT {columns} FROM {view}")
+                return self.row_count(name) - before
+            except duckdb.Error as error:
+                raise EngineError(f"DuckDB could not append to table {name}: {error}") from error
+            finally:
+                self.connection.unregister(view)
+
+    def list_tables(self) -> list[str]:
+        rows = self._fetch_arrow(
+            "SELECT table_name FROM information_schema.tables "
+            "WHERE table_schema = current_schema() AND table_type = 'BASE TABLE' ORDER BY table_name"
+        )
+        return [name.lower() for name in rows.column(0).to_pylist()]
+
+    def describe(self, table: str) -> list[Column]:
+        rows = self._fetch_arrow(
+            "SELECT column_name, data_type, is_nullable FROM information_schema.columns "
+            f"WHERE table_schema = current_schema() AND table_name = '{check_identifier(table)}' "
+            "ORDER BY ordinal_position"
+        ).to_pylist()
+        if not rows:
+            raise EngineError(f"no table named {table}")
+        return [Column(r["column_name"], r["data_type"], r["is_nullable"] == "YES") for r in rows]
+
+    def copy_parquet(self, table: str, path: Path) -> None:
+        """Export ``table`` to a Parquet file (DuckDB writes it natively)."""
+        self._execute_sql(f"COPY {check_identifier(table)} TO '{path.as_posix()}' (FORMAT parquet)")
+
+    def close(self) -> None:
+        with self._lock:
+            self.connection.close()

@@ -1,0 +1,50 @@
+"""Find an engine by name; built-in engines register the same way a plug-in would."""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable
+from typing import Any
+
+from massalia.engine.base import Engine
+
+EngineFactory = Callable[..., Engine]
+
+ENGINES: dict[str, str | EngineFactory] = {
+    "duckdb": "massalia.engine.duckdb:DuckDBEngine",
+    "postgres": "massalia.engine.postgres:PostgresEngine",
+    "spark": "massalia.engine.spark:SparkEngine",
+}
+"""Engine name → factory, or ``"module:attribute"`` imported on first use (optional extras)."""
+
+
+def register_engine(name: str, factory: str | EngineFactory) -> None:
+    """Register an engine factory under ``name`` (used by extensions and built-ins alike)."""
+    ENGINES[name] = factory
+
+
+def connect(name: str = "duckdb", **options: Any) -> Engine:
+    """Open an engine by name.
+
+    Examples
+    --------
+    >>> engine = connect("duckdb")
+    >>> engine.scalar("SELECT 40 + 2")
+    42
+    """
+    try:
+        factory = ENGINES[name]
+    except KeyError:
+        raise ValueError(f"unknown engine {name!r}; known engines: {', '.join(sorted(ENGINES))}") from None
+    if isinstance(factory, str):
+        module_name, _, attribute = factory.partition(":")
+        try:
+            module = importlib.import_module(module_name)
+        except ImportError as error:
+            raise ValueError(
+                f"engine {name!r} needs an optional dependency ({error.name}); "
+                f"install it with: pip install 'massalia[{name}]'"
+            ) from error
+        factory = getattr(module, attribute)
+        ENGINES[name] = factory
+    return factory(**options)
