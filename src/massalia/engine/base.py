@@ -35,7 +35,7 @@ class EngineError(RuntimeError):
     """An engine refused an operation; the message says which and why."""
 
 
-class UnsupportedOperation(EngineError):
+class UnsupportedOperation(EngineError):  # noqa: N818 (reads as a sentence: "raise UnsupportedOperation")
     """The engine cannot do this operation (see its capability flags)."""
 
 

@@ -100,6 +100,7 @@ class DuckDBEngine(Engine):
                 self.connection.unregister(view)
 
     def list_tables(self) -> list[str]:
+        """Names of the base tables in the current schema, sorted."""
         rows = self._fetch_arrow(
             "SELECT table_name FROM information_schema.tables "
             "WHERE table_schema = current_schema() AND table_type = 'BASE TABLE' ORDER BY table_name"
@@ -107,6 +108,7 @@ class DuckDBEngine(Engine):
         return [name.lower() for name in rows.column(0).to_pylist()]
 
     def describe(self, table: str) -> list[Column]:
+        """Columns of ``table`` with DuckDB's type names."""
         rows = self._fetch_arrow(
             "SELECT column_name, data_type, is_nullable FROM information_schema.columns "
             f"WHERE table_schema = current_schema() AND table_name = '{check_identifier(table)}' "
@@ -121,5 +123,6 @@ class DuckDBEngine(Engine):
         self._execute_sql(f"COPY {check_identifier(table)} TO '{path.as_posix()}' (FORMAT parquet)")
 
     def close(self) -> None:
+        """Close the connection (the database file stays)."""
         with self._lock:
             self.connection.close()

@@ -199,7 +199,7 @@ def _default_indexes(table: TableSpec) -> tuple[tuple[str, ...], ...]:
         return INDEXED_COLUMNS[table.name]
     names = [f.name for f in table.fields]
     indexes: list[tuple[str, ...]] = []
-    if "person_id" in names and not table.primary_key == ("person_id",):
+    if "person_id" in names and table.primary_key != ("person_id",):
         indexes.append(("person_id",))
     main_concept = f"{table.name.removesuffix('_occurrence').removesuffix('_exposure')}_concept_id"
     if main_concept in names:

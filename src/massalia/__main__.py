@@ -1,0 +1,5 @@
+"""``python -m massalia`` runs the command-line interface."""
+
+from massalia.cli import app
+
+app()

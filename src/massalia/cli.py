@@ -1,0 +1,279 @@
+"""The ``massalia`` command: a thin layer over the service functions (same as the Python API)."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    SpinnerColumn,
+    TextColumn,
+    TimeElapsedColumn,
+)
+from rich.table import Table
+
+from massalia import __version__
+from massalia.config import Home, home
+from massalia.engine import Engine
+from massalia.warehouse import open_warehouse
+
+app = typer.Typer(
+    name="massalia",
+    help=(
+        "Massalia: a self-hostable, secure data platform. The oncology warehouse runs on OMOP CDM v5.4, "
+        "on DuckDB by default (no server), PostgreSQL or Spark. Data lives under MASSALIA_HOME "
+        "(default ./massalia-data)."
+    ),
+    no_args_is_help=True,
+    add_completion=False,
+    rich_markup_mode="rich",
+)
+omop_app = typer.Typer(help="OMOP CDM schema and vocabularies: DDL, Athena vocabulary, OMOP CSV exports.")
+etl_app = typer.Typer(help="ETL runs: history, lineage and rejected rows.")
+app.add_typer(omop_app, name="omop")
+app.add_typer(etl_app, name="etl")
+
+console = Console()
+
+HomeOption = Annotated[
+    Path | None,
+    typer.Option("--home", envvar="MASSALIA_HOME", help="Data folder (warehouse, metadata, indexes, reports)."),
+]
+EngineOption = Annotated[
+    str | None,
+    typer.Option("--engine", envvar="MASSALIA_ENGINE", help="Warehouse engine: duckdb (default), postgres, spark."),
+]
+
+
+def _progress() -> Progress:
+    return Progress(
+        SpinnerColumn(),
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
+        transient=False,
+    )
+
+
+def _open(home_dir: Path | None, engine: str | None) -> tuple[Home, Engine]:
+    data = home(home_dir).ensure()
+    return data, open_warehouse(data, engine)
+
+
+def _fail(message: str) -> typer.Exit:
+    console.print(f"[bold red]error:[/] {message}")
+    return typer.Exit(code=1)
+
+
+@app.command()
+def version() -> None:
+    """Print Massalia's version."""
+    console.print(f"massalia {__version__}")
+
+
+@app.command()
+def init(home_dir: HomeOption = None, engine: EngineOption = None) -> None:
+    """Create MASSALIA_HOME, the empty OMOP CDM v5.4 tables and the demo vocabulary."""
+    from massalia.health.omop.schema import create_cdm_indexes, create_cdm_schema
+    from massalia.health.omop.vocabulary import load_demo_vocabulary
+
+    data, warehouse = _open(home_dir, engine)
+    with warehouse:
+        created = create_cdm_schema(warehouse)
+        vocabulary = load_demo_vocabulary(warehouse)
+        indexes = create_cdm_indexes(warehouse)
+    console.print(
+        f"[green]initialised[/] {data.root}: {len(created)} CDM tables created, "
+        f"{sum(vocabulary.values()):,} vocabulary rows, {indexes} indexes"
+    )
+
+
+@app.command()
+def info(home_dir: HomeOption = None, engine: EngineOption = None) -> None:
+    """Show the data folder, the engine, and the rows of every warehouse table."""
+    data, warehouse = _open(home_dir, engine)
+    table = Table(title=f"Massalia {__version__} — {data.root} ({warehouse.name})")
+    table.add_column("table")
+    table.add_column("rows", justify="right")
+    with warehouse:
+        for name in warehouse.list_tables():
+            table.add_row(name, f"{warehouse.row_count(name):,}")
+    console.print(table)
+
+
+@app.command()
+def generate(
+    patients: Annotated[int, typer.Option("--patients", "-n", min=1, help="Number of patients.")] = 10_000,
+    seed: Annotated[int, typer.Option(help="Random seed: the same seed gives the same files.")] = 0,
+    out: Annotated[Path | None, typer.Option(help="Output folder (default MASSALIA_HOME/sources).")] = None,
+    sites: Annotated[list[str] | None, typer.Option("--site", help="Only these sites (repeatable).")] = None,
+    start_index: Annotated[int, typer.Option(help="First patient index (to add a new batch).")] = 0,
+    dirty_rate: Annotated[float, typer.Option(min=0.0, max=0.5, help="Share of rows with injected defects.")] = 0.0,
+    documents: Annotated[bool, typer.Option(help="Also write French clinical documents.")] = True,
+    home_dir: HomeOption = None,
+) -> None:
+    """Generate synthetic multi-site oncology extracts with their ground truth."""
+    from massalia.health.synth import generate as generate_sites
+
+    target = out or home(home_dir).ensure().sources
+    with _progress() as progress:
+        summary = generate_sites(
+            target,
+            patients,
+            seed=seed,
+            sites=sites,
+            start_index=start_index,
+            dirty_rate=dirty_rate,
+            with_documents=documents,
+            progress=progress,
+        )
+    console.print(summary)
+
+
+@app.command()
+def load(
+    sources: Annotated[
+        Path | None, typer.Argument(help="Folder of site extracts (default MASSALIA_HOME/sources).")
+    ] = None,
+    sites: Annotated[list[str] | None, typer.Option("--site", help="Only these sites (repeatable).")] = None,
+    home_dir: HomeOption = None,
+    engine: EngineOption = None,
+) -> None:
+    """Run the ETL: site extracts → OMOP (atomic, incremental, with lineage and rejects)."""
+    from massalia.health.etl import run_etl
+
+    data, warehouse = _open(home_dir, engine)
+    folder = sources or data.sources
+    if not folder.is_dir():
+        raise _fail(f"no source folder at {folder}: run `massalia generate` or pass a folder")
+    with warehouse, _progress() as progress:
+        report = run_etl(warehouse, folder, sites=sites, metadata_url=data.metadata_url, progress=progress)
+    console.print(report)
+
+
+@app.command()
+def quality(
+    out: Annotated[Path | None, typer.Option(help="Report folder (default MASSALIA_HOME/reports).")] = None,
+    checks: Annotated[list[str] | None, typer.Option("--check", help="Only these check names (repeatable).")] = None,
+    home_dir: HomeOption = None,
+    engine: EngineOption = None,
+) -> None:
+    """Run the data-quality checks (OHDSI DQD + oncology); write quality.json and quality.html."""
+    from massalia.health.quality import run_quality
+
+    data, warehouse = _open(home_dir, engine)
+    target = out or data.reports
+    with warehouse, _progress() as progress:
+        report = run_quality(warehouse, out_dir=target, checks=checks, progress=progress)
+    _print_quality(report.summary())
+    console.print(f"reports: {target / 'quality.json'}  {target / 'quality.html'}")
+
+
+def _print_quality(summary: dict) -> None:
+    table = Table(title="Data quality")
+    table.add_column("status")
+    table.add_column("checks", justify="right")
+    for status, count in summary.get("by_status", {}).items():
+        table.add_row(status, f"{count:,}")
+    console.print(table)
+    for key in ("pass_rate", "failed_required", "failed_foreign_keys"):
+        if key in summary:
+            console.print(f"{key}: {summary[key]}")
+
+
+@app.command()
+def demo(
+    patients: Annotated[int, typer.Option("--patients", "-n", min=10, help="Number of patients.")] = 10_000,
+    seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
+    home_dir: HomeOption = None,
+    engine: EngineOption = None,
+) -> None:
+    """The main job: generate a multi-site dataset, run the ETL into OMOP, check quality, summarise."""
+    from massalia.health.etl import run_etl
+    from massalia.health.quality import run_quality
+    from massalia.health.synth import generate as generate_sites
+
+    data, warehouse = _open(home_dir, engine)
+    timings: dict[str, float] = {}
+    with warehouse, _progress() as progress:
+        start = time.perf_counter()
+        generate_sites(data.sources, patients, seed=seed, progress=progress)
+        timings["generate"] = time.perf_counter() - start
+        start = time.perf_counter()
+        etl = run_etl(warehouse, data.sources, metadata_url=data.metadata_url, progress=progress)
+        timings["etl"] = time.perf_counter() - start
+        start = time.perf_counter()
+        report = run_quality(warehouse, out_dir=data.reports, progress=progress)
+        timings["quality"] = time.perf_counter() - start
+        counts = {name: warehouse.row_count(name) for name in warehouse.list_tables()}
+    console.print(etl)
+    _print_quality(report.summary())
+    table = Table(title=f"Warehouse {data.root} ({warehouse.name})")
+    table.add_column("table")
+    table.add_column("rows", justify="right")
+    for name, rows in counts.items():
+        if rows:
+            table.add_row(name, f"{rows:,}")
+    console.print(table)
+    console.print(
+        "timings: " + ", ".join(f"{step} {seconds:.1f} s" for step, seconds in timings.items())
+        + f"\nquality report: {data.reports / 'quality.html'}"
+    )
+
+
+@omop_app.command("ddl")
+def omop_ddl(
+    dialect: Annotated[str, typer.Option(help="SQL dialect: duckdb, postgres, spark…")] = "duckdb",
+    primary_keys: Annotated[bool, typer.Option(help="Include PRIMARY KEY constraints.")] = True,
+) -> None:
+    """Print the OMOP CDM v5.4 DDL, generated from the official specification."""
+    from massalia.health.omop.schema import cdm_ddl
+
+    typer.echo(cdm_ddl(dialect, primary_keys=primary_keys))
+
+
+@omop_app.command("load-athena")
+def omop_load_athena(
+    folder: Annotated[Path, typer.Argument(help="Unzipped Athena download (CONCEPT.csv, …, tab-separated).")],
+    home_dir: HomeOption = None,
+    engine: EngineOption = None,
+) -> None:
+    """Load a full Athena vocabulary download (replaces the vocabulary tables atomically)."""
+    from massalia.health.omop.athena import load_athena
+
+    if not folder.is_dir():
+        raise _fail(f"{folder} is not a folder")
+    _, warehouse = _open(home_dir, engine)
+    with warehouse, _progress() as progress:
+        counts = load_athena(warehouse, folder, progress=progress)
+    console.print(json.dumps(counts, indent=1))
+
+
+@omop_app.command("load-csv")
+def omop_load_csv(
+    source: Annotated[Path, typer.Argument(help="OMOP CDM export: a folder or .zip of CSV files (e.g. Eunomia).")],
+    home_dir: HomeOption = None,
+    engine: EngineOption = None,
+) -> None:
+    """Load a foreign OMOP CDM v5.4 CSV export into the warehouse (atomic)."""
+    from massalia.health.omop.omop_csv import load_omop_csv
+
+    if not source.exists():
+        raise _fail(f"{source} does not exist")
+    _, warehouse = _open(home_dir, engine)
+    with warehouse:
+        counts = load_omop_csv(warehouse, source)
+    console.print(json.dumps(counts, indent=1))
+
+
+if __name__ == "__main__":
+    app()
