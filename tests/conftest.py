@@ -1,0 +1,245 @@
+"""Fixtures shared by the whole test suite: engines (DuckDB, PostgreSQL, Spark), homes, reference data.
+
+Servers are started once per test run and stopped at its end. A test that needs a server or data
+that is absent is skipped locally with the reason, but fails when ``CI=true``: CI must run everything.
+
+Fixture names other tests rely on: ``pg_dsn``, ``spark_session``, ``engine`` (parametrized over
+``duckdb``/``postgres``/``spark``), ``duckdb_engine``, ``massalia_home``, ``reference`` (and the
+``REFERENCE`` path constant).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any, NoReturn
+
+import pytest
+
+from massalia.engine import Engine
+from massalia.engine.duckdb import DuckDBEngine
+
+ROOT = Path(__file__).resolve().parents[1]
+REFERENCE = Path(os.environ.get("MASSALIA_REFERENCE") or ROOT.parent / "shared" / "reference")
+"""Reference specs and samples (``../shared/reference``, or ``$MASSALIA_REFERENCE``)."""
+
+ENGINE_NAMES = ("duckdb", "postgres", "spark")
+PG_VERSION = "15"
+
+
+def in_ci() -> bool:
+    """Whether this run is CI, where nothing may be skipped for want of a service."""
+    return os.environ.get("CI", "").lower() == "true"
+
+
+def unavailable(reason: str) -> NoReturn:
+    """Skip the test locally, fail it in CI (``CI=true``): CI must run every engine."""
+    if in_ci():
+        pytest.fail(f"{reason} (CI=true: a missing service is a failure, not a skip)", pytrace=False)
+    pytest.skip(reason)
+
+
+# -- reference data -----------------------------------------------------------------------------
+@pytest.fixture(scope="session")
+def reference() -> Path:
+    """The ``shared/reference`` folder (skip locally / fail in CI when absent)."""
+    if not REFERENCE.is_dir():
+        unavailable(f"reference data not found at {REFERENCE} (set MASSALIA_REFERENCE)")
+    return REFERENCE
+
+
+# -- PostgreSQL ---------------------------------------------------------------------------------
+def _pg_bindir() -> Path | None:
+    candidates = [Path(f"/usr/lib/postgresql/{PG_VERSION}/bin")]
+    pg_config = shutil.which("pg_config")
+    if pg_config:
+        with contextlib.suppress(OSError, subprocess.CalledProcessError):
+            output = subprocess.run([pg_config, "--bindir"], capture_output=True, text=True, check=True)
+            candidates.append(Path(output.stdout.strip()))
+    for candidate in candidates:
+        if (candidate / "initdb").is_file() and (candidate / "pg_ctl").is_file():
+            return candidate
+    return None
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def _as_server_user(folder: Path) -> list[str]:
+    """Command prefix that runs PostgreSQL as a non-root user (it refuses root) owning ``folder``."""
+    if os.geteuid() != 0:
+        return []
+    for user, group, prefix in (
+        ("postgres", None, ["runuser", "-u", "postgres", "--"]),
+        ("nobody", "nogroup", ["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups"]),
+    ):
+        with contextlib.suppress(KeyError, LookupError, PermissionError):
+            shutil.chown(folder, user=user, group=group)
+            if shutil.which(prefix[0]):
+                return prefix
+    raise RuntimeError("running as root but neither user 'postgres' nor 'nobody' can own the data folder")
+
+
+class PostgresServer:
+    """A throwaway PostgreSQL cluster on 127.0.0.1, stopped and deleted by ``stop()``."""
+
+    def __init__(self, bindir: Path) -> None:
+        self.bindir = bindir
+        self.folder = Path(tempfile.mkdtemp(prefix="massalia-pg-"))
+        self.folder.chmod(0o755)
+        self.data = self.folder / "data"
+        self.prefix = _as_server_user(self.folder)
+        self.port = 0
+
+    def _run(self, *args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [*self.prefix, *args], capture_output=True, text=True, check=False, stdin=subprocess.DEVNULL
+        )
+
+    def start(self) -> str:
+        """Initialise and start the cluster; return its DSN."""
+        done = self._run(
+            str(self.bindir / "initdb"), "-D", str(self.data), "-U", "postgres", "--auth=trust",
+            "-E", "UTF8", "--locale=C.UTF-8", "--no-sync",
+        )  # fmt: skip
+        if done.returncode != 0:
+            raise RuntimeError(f"initdb failed:\n{done.stdout}\n{done.stderr}")
+        for _attempt in range(5):
+            self.port = _free_port()
+            options = (
+                f"-c listen_addresses=127.0.0.1 -p {self.port} -k {self.folder} "
+                "-c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=50"
+            )
+            done = self._run(
+                str(self.bindir / "pg_ctl"), "-D", str(self.data), "-l", str(self.folder / "server.log"),
+                "-o", options, "-w", "-t", "60", "start",
+            )  # fmt: skip
+            if done.returncode == 0:
+                return f"host=127.0.0.1 port={self.port} user=postgres dbname=postgres"
+            time.sleep(0.2)  # most likely the port was taken between probe and bind: pick another
+        log = (self.folder / "server.log").read_text(errors="replace")[-2000:]
+        raise RuntimeError(f"PostgreSQL did not start:\n{done.stderr}\n{log}")
+
+    def stop(self) -> None:
+        """Stop the server (fast shutdown) and delete its files."""
+        if (self.data / "postmaster.pid").exists():
+            self._run(str(self.bindir / "pg_ctl"), "-D", str(self.data), "-m", "fast", "-w", "stop")
+        shutil.rmtree(self.folder, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def pg_dsn() -> Iterator[str]:
+    """DSN of a PostgreSQL server: ``$MASSALIA_PG_DSN``, else a throwaway local cluster."""
+    configured = os.environ.get("MASSALIA_PG_DSN")
+    if configured:
+        yield configured
+        return
+    try:
+        import psycopg  # noqa: F401
+    except ImportError:
+        unavailable("psycopg is not installed (pip install 'massalia[postgres]')")
+    bindir = _pg_bindir()
+    if bindir is None:
+        unavailable(
+            f"no PostgreSQL server: set MASSALIA_PG_DSN or install postgresql-{PG_VERSION} "
+            "(bash scripts/install-system)"
+        )
+    server = PostgresServer(bindir)
+    try:
+        dsn = server.start()
+        yield dsn
+    finally:
+        server.stop()
+
+
+# -- Spark --------------------------------------------------------------------------------------
+@pytest.fixture(scope="session")
+def spark_session(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """One local SparkSession shared by the whole run (starting one takes several seconds)."""
+    try:
+        import pyspark  # noqa: F401
+    except ImportError:
+        unavailable("pyspark is not installed (pip install 'massalia[spark]')")
+    if not (shutil.which("java") or os.environ.get("JAVA_HOME")):
+        unavailable("no Java runtime for Spark (install openjdk-17-jre-headless: bash scripts/install-system)")
+    from massalia.engine.spark import build_session
+
+    session = build_session(tmp_path_factory.mktemp("spark"))
+    try:
+        yield session
+    finally:
+        session.stop()
+
+
+# -- engines ------------------------------------------------------------------------------------
+def open_engine(name: str, request: pytest.FixtureRequest) -> tuple[Engine, Any]:
+    """A clean engine called ``name`` and the function that disposes of it."""
+    if name == "duckdb":
+        duck = DuckDBEngine()
+        return duck, duck.close
+    scratch = f"t_{uuid.uuid4().hex[:12]}"
+    if name == "postgres":
+        from massalia.engine.postgres import PostgresEngine
+
+        pg = PostgresEngine(request.getfixturevalue("pg_dsn"), schema=scratch)
+
+        def dispose_pg() -> None:
+            try:
+                pg.execute_native("ROLLBACK")  # a test may leave a transaction open on failure
+                pg.drop_schema()
+            finally:
+                pg.close()
+
+        return pg, dispose_pg
+    if name == "spark":
+        from massalia.engine.spark import SparkEngine
+
+        spark = SparkEngine(request.getfixturevalue("spark_session"), database=scratch)
+
+        def dispose_spark() -> None:
+            try:
+                spark.drop_database()
+            finally:
+                spark.close()
+
+        return spark, dispose_spark
+    raise ValueError(f"unknown engine {name!r}")
+
+
+@pytest.fixture(
+    params=[pytest.param(name, marks=getattr(pytest.mark, name), id=name) for name in ENGINE_NAMES]
+)
+def engine(request: pytest.FixtureRequest) -> Iterator[Engine]:
+    """A clean engine per test, for each of DuckDB, PostgreSQL and Spark (markers ``-m <name>``)."""
+    opened, dispose = open_engine(request.param, request)
+    try:
+        yield opened
+    finally:
+        dispose()
+
+
+@pytest.fixture
+def duckdb_engine() -> Iterator[DuckDBEngine]:
+    """An in-memory DuckDB engine, for DuckDB-only tests."""
+    with DuckDBEngine() as duck:
+        yield duck
+
+
+@pytest.fixture
+def massalia_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A fresh ``MASSALIA_HOME`` (the environment variable points at it for the test)."""
+    folder = tmp_path / "massalia-home"
+    folder.mkdir()
+    monkeypatch.setenv("MASSALIA_HOME", str(folder))
+    return folder
