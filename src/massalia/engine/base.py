@@ -223,8 +223,9 @@ class Engine(ABC):
         try:
             for table, data in tables.items():
                 staging = self.staging_name(table)
-                counts[table] = self.write_new_table(staging, data, schema=(schemas or {}).get(table))
+                # Registered before writing: a write failing midway may leave a partial table to drop.
                 staged[staging] = table
+                counts[table] = self.write_new_table(staging, data, schema=(schemas or {}).get(table))
             self.swap(staged)
         except BaseException:
             for staging in staged:

@@ -14,6 +14,7 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 import sqlglot
 from psycopg import sql as pgsql
+from psycopg.pq import TransactionStatus
 from psycopg.types.string import TextLoader
 from sqlglot import exp
 from sqlglot.optimizer.annotate_types import annotate_types
@@ -285,8 +286,22 @@ class PostgresEngine(Engine):
     # -- bulk load ------------------------------------------------------------------------
     def _write_table(self, name: str, schema: pa.Schema, batches: Iterator[pa.RecordBatch]) -> int:
         columns = ", ".join(f"{check_identifier(f.name)} {pg_type_for(f.type)}" for f in schema)
-        self._execute_sql(f"CREATE TABLE {name} ({columns})")
-        return self._copy(name, schema, batches)
+        with self._lock:
+            # CREATE and COPY in one transaction: a load failing midway leaves no table behind.
+            # Inside a caller's transaction, that transaction already gives the guarantee.
+            own_transaction = self.connection.info.transaction_status == TransactionStatus.IDLE
+            if own_transaction:
+                self._execute_sql("BEGIN")
+            try:
+                self._execute_sql(f"CREATE TABLE {name} ({columns})")
+                count = self._copy(name, schema, batches)
+            except BaseException:
+                if own_transaction:
+                    self._execute_sql("ROLLBACK")
+                raise
+            if own_transaction:
+                self._execute_sql("COMMIT")
+            return count
 
     def _append(self, name: str, schema: pa.Schema, batches: Iterator[pa.RecordBatch]) -> int:
         return self._copy(name, schema, batches)
