@@ -146,15 +146,30 @@ class Engine(ABC):
 
     @contextmanager
     def transaction(self) -> Iterator[None]:
-        """Group statements; committed on success, rolled back on error."""
+        """Group statements; committed on success, rolled back on error.
+
+        A nested ``transaction()`` (``create_table`` inside a caller's transaction, for instance)
+        joins the outer one: only the outermost commits or rolls back.
+        """
         if not self.capabilities.transactions:
             raise UnsupportedOperation(f"{self.name} has no transactions")
+        depth = getattr(self, "_transaction_depth", 0)
+        if depth:
+            self._transaction_depth = depth + 1
+            try:
+                yield
+            finally:
+                self._transaction_depth = depth
+            return
         self._execute_sql("BEGIN")
+        self._transaction_depth = 1
         try:
             yield
         except BaseException:
+            self._transaction_depth = 0
             self._execute_sql("ROLLBACK")
             raise
+        self._transaction_depth = 0
         self._execute_sql("COMMIT")
 
     # -- SQL ------------------------------------------------------------------------------
