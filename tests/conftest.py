@@ -217,9 +217,7 @@ def open_engine(name: str, request: pytest.FixtureRequest) -> tuple[Engine, Any]
     raise ValueError(f"unknown engine {name!r}")
 
 
-@pytest.fixture(
-    params=[pytest.param(name, marks=getattr(pytest.mark, name), id=name) for name in ENGINE_NAMES]
-)
+@pytest.fixture(params=[pytest.param(name, marks=getattr(pytest.mark, name), id=name) for name in ENGINE_NAMES])
 def engine(request: pytest.FixtureRequest) -> Iterator[Engine]:
     """A clean engine per test, for each of DuckDB, PostgreSQL and Spark (markers ``-m <name>``)."""
     opened, dispose = open_engine(request.param, request)

@@ -313,9 +313,7 @@ class PostgresEngine(Engine):
         NULL arrives as an unquoted empty field, which is exactly how COPY tells them apart.
         """
         columns = pgsql.SQL(", ").join(pgsql.Identifier(check_identifier(f.name)) for f in schema)
-        statement = pgsql.SQL("COPY {} ({}) FROM STDIN (FORMAT csv)").format(
-            pgsql.Identifier(name), columns
-        )
+        statement = pgsql.SQL("COPY {} ({}) FROM STDIN (FORMAT csv)").format(pgsql.Identifier(name), columns)
         binary_columns = [i for i, f in enumerate(schema) if pa.types.is_binary(f.type)]
         with self._lock:
             try:
