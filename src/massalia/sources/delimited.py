@@ -8,6 +8,7 @@ import io
 from collections.abc import Iterator
 from pathlib import Path
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.csv as pacsv
 
@@ -84,6 +85,7 @@ class CsvConnector(Connector):
         encoding = check_encoding(path, options.encoding)
         names: list[str] | None = None
         schema: pa.Schema | None = None
+        produced = False
         for block in iter_blocks(path, block_bytes=options.block_bytes, quote=options.quote, digest=digest):
             if names is None:
                 names, block = _split_header(path, block, options, encoding)
@@ -112,7 +114,11 @@ class CsvConnector(Connector):
                     raise _diagnose(path, block, names, options, encoding)
             offset = 0
             for batch in table.to_batches():
+                produced = True
                 yield with_provenance(batch, path, lines[offset : offset + batch.num_rows])
                 offset += batch.num_rows
-        if names is None:
+        if names is None or schema is None:
             raise SourceError(path, None, "empty file (no header line)")
+        if not produced:
+            # A header-only file still tells its columns, so downstream SQL can refer to them.
+            yield with_provenance(pa.RecordBatch.from_pylist([], schema=schema), path, np.zeros(0, dtype=np.int64))

@@ -43,6 +43,10 @@ class ParquetConnector(Connector):
         if missing:
             raise SourceError(path, None, f"missing column(s) {', '.join(missing)}")
         row = 1
+        if parquet.metadata.num_rows == 0:
+            schema = parquet.schema_arrow
+            yield with_provenance(pa.RecordBatch.from_pylist([], schema=schema), path, np.zeros(0, dtype=np.int64))
+            return
         try:
             for batch in parquet.iter_batches(batch_size=256 * 1024):
                 lines = np.arange(row, row + batch.num_rows, dtype=np.int64)

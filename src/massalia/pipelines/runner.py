@@ -1,0 +1,338 @@
+"""The generic pipeline runner: hash → stage → transform and validate → publish atomically → record.
+
+A :class:`Pipeline` says which files it reads and how staged rows become table changes; the runner
+does the rest, the same way for every target model:
+
+1. **hash** every input (SHA-256 of the content); files whose hash was already loaded by this
+   pipeline are skipped, so re-running the same files changes nothing, whatever their name or mtime;
+2. **stage** the new files of each dataset into one engine table through the connectors (Arrow
+   batches streamed straight into the engine, with ``_source_file``, ``_source_line``, ``_file_no``);
+3. **transform** and **validate** in set-based SQL (:meth:`RunContext.validate` turns rule
+   violations into reject rows, never exceptions);
+4. **publish** every change, the rejects and the list of loaded files at once (:func:`publish`);
+5. **record** the run, its inputs, outputs and reject counts in the lineage store.
+
+Any failure before the publish leaves the published tables exactly as they were.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import time
+import uuid
+from abc import ABC, abstractmethod
+from collections.abc import Iterator, Sequence
+from contextlib import nullcontext
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import pyarrow as pa
+
+from massalia.engine import Column, Engine
+from massalia.pipelines.lineage import LineageStore
+from massalia.pipelines.publish import TableChange, publish
+from massalia.pipelines.rules import Rule, rejecting, violation_columns
+from massalia.sources import SOURCE_FILE, SOURCE_LINE, SourceError, SourceOptions, get_connector
+
+if TYPE_CHECKING:
+    from rich.progress import Progress
+
+FILE_NO = "_file_no"
+"""Staging column: the warehouse-wide number of the file a row came from (stable row ids)."""
+
+LOADED_FILES = "etl_loaded_file"
+REJECTS = "etl_reject"
+
+LOADED_FILE_COLUMNS = (
+    Column("pipeline", "VARCHAR", False), Column("dataset", "VARCHAR", False), Column("path", "VARCHAR", False),
+    Column("sha256", "VARCHAR", False), Column("size_bytes", "BIGINT", False), Column("rows_read", "BIGINT", False),
+    Column("file_no", "BIGINT", False), Column("run_id", "VARCHAR", False), Column("loaded_at", "TIMESTAMP", False),
+)
+REJECT_COLUMNS = (
+    Column("run_id", "VARCHAR", False), Column("site", "VARCHAR"), Column("source_file", "VARCHAR"),
+    Column("source_line", "BIGINT"), Column("target_table", "VARCHAR", False), Column("field", "VARCHAR"),
+    Column("value", "VARCHAR"), Column("reason", "VARCHAR", False), Column("action", "VARCHAR", False),
+    Column("message", "VARCHAR"),
+)
+
+
+@dataclass(frozen=True)
+class InputFile:
+    """One file a pipeline reads, under a logical dataset name (e.g. ``chu_nord.patients``)."""
+
+    dataset: str
+    path: Path
+    options: SourceOptions
+
+
+@dataclass
+class StagedFile:
+    """An input after hashing (and staging, unless it was already loaded)."""
+
+    input: InputFile
+    sha256: str
+    size_bytes: int
+    file_no: int = 0
+    rows_read: int = 0
+    skipped: bool = False
+
+
+@dataclass
+class RunResult:
+    """What a run did: rows added per table, rejects per reason, inputs, time, status."""
+
+    run_id: str
+    status: str
+    seconds: float
+    rows_added: dict[str, int] = field(default_factory=dict)
+    rejects: list[tuple[str, str, str, int]] = field(default_factory=list)
+    files: list[StagedFile] = field(default_factory=list)
+
+
+def file_sha256(path: Path, block: int = 8 * 1024 * 1024) -> tuple[str, int]:
+    """SHA-256 hex digest and size of a file, read in blocks."""
+    digest = hashlib.sha256()
+    size = 0
+    with path.open("rb") as handle:
+        while chunk := handle.read(block):
+            digest.update(chunk)
+            size += len(chunk)
+    return digest.hexdigest(), size
+
+
+def ensure_bookkeeping_tables(engine: Engine) -> None:
+    """Create ``etl_loaded_file`` and ``etl_reject`` in the warehouse when absent."""
+    existing = set(engine.list_tables())
+    if LOADED_FILES not in existing:
+        engine.create_empty_table(LOADED_FILES, LOADED_FILE_COLUMNS)
+    if REJECTS not in existing:
+        engine.create_empty_table(REJECTS, REJECT_COLUMNS)
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^a-z0-9_]", "_", text.lower())[:40]
+
+
+def _sql_text(value: str) -> str:
+    return "'" + value.replace("'", "''") + "'"
+
+
+class RunContext:
+    """What a pipeline's transform sees: the engine, staged tables, and helpers to validate."""
+
+    def __init__(self, engine: Engine, run_id: str, pipeline: str, files: list[StagedFile]) -> None:
+        self.engine = engine
+        self.run_id = run_id
+        self.pipeline = pipeline
+        self.files = files
+        self.prefix = f"etl_{run_id.replace('-', '')[:8]}_"
+        self.staged: dict[str, str] = {}
+        self.temporary: list[str] = []
+        self.reject_table = self.table("rejects")
+        engine.create_empty_table(self.reject_table, REJECT_COLUMNS)
+
+    def table(self, name: str) -> str:
+        """A staging table name for this run (dropped at the end of the run)."""
+        staging = (self.prefix + _slug(name))[:63]
+        if staging not in self.temporary:
+            self.temporary.append(staging)
+        return staging
+
+    def new_datasets(self) -> set[str]:
+        """Datasets that have at least one new (not yet loaded) file in this run."""
+        return {f.input.dataset for f in self.files if not f.skipped}
+
+    def validate(
+        self,
+        *,
+        source_sql: str,
+        columns: Sequence[tuple[str, str]],
+        rules: Sequence[Rule],
+        target: str,
+        site: str,
+        into: str,
+    ) -> tuple[int, int]:
+        """Map, check and split rows in one pass; return ``(valid rows, rejected rows)``.
+
+        Parameters
+        ----------
+        source_sql
+            ``FROM`` clause body (house dialect) exposing the staged rows (with ``_source_file`` and
+            ``_source_line``) and every lookup the column expressions need.
+        columns
+            ``(name, expression)`` pairs: the output columns.
+        rules
+            Rules evaluated on each row; ``reject`` rules keep a row out of ``into``.
+        target, site
+            Reported in reject rows.
+        into
+            Staging table created with the valid rows (``columns`` plus provenance).
+        """
+        checked = self.table(f"chk_{into[len(self.prefix):]}")
+        items = [f"{SOURCE_FILE}", f"{SOURCE_LINE}"]
+        items += [f"{expression} AS {name}" for name, expression in columns]
+        items += violation_columns(rules)
+        self.engine.execute(f"CREATE TABLE {checked} AS SELECT {', '.join(items)} FROM {source_sql}")
+        rejected = 0
+        if rules:
+            parts = [
+                f"SELECT {_sql_text(self.run_id)}, {_sql_text(site)}, CAST({SOURCE_FILE} AS VARCHAR), {SOURCE_LINE}, "
+                f"{_sql_text(target)}, {_sql_text(rule.field)}, _x{i}, {_sql_text(rule.reason)}, "
+                f"{_sql_text(rule.action)}, {_sql_text(rule.message())} FROM {checked} WHERE _v{i}"
+                for i, rule in enumerate(rules)
+            ]
+            self.engine.execute(f"INSERT INTO {self.reject_table} " + " UNION ALL ".join(parts))
+            rejected = int(self.engine.scalar(f"SELECT count(*) FROM {checked} WHERE {rejecting(rules)}"))  # type: ignore[arg-type]
+        names = ", ".join([SOURCE_FILE, SOURCE_LINE, *(name for name, _ in columns)])
+        self.engine.execute(f"CREATE TABLE {into} AS SELECT {names} FROM {checked} WHERE NOT ({rejecting(rules)})")
+        self.engine.drop_table(checked)
+        valid = self.engine.row_count(into)
+        return valid, rejected
+
+    def cleanup(self) -> None:
+        """Drop every staging table of the run."""
+        for name in self.temporary:
+            self.engine.drop_table(name)
+
+
+class Pipeline(ABC):
+    """A declarative load: which files, and how staged rows become table changes."""
+
+    name: str
+
+    @abstractmethod
+    def inputs(self) -> list[InputFile]:
+        """Every file this pipeline reads (already-loaded ones are skipped by the runner)."""
+
+    @abstractmethod
+    def prepare(self, engine: Engine) -> None:
+        """Make sure the target tables exist (called before anything is staged)."""
+
+    @abstractmethod
+    def transform(self, context: RunContext) -> list[TableChange]:
+        """Turn the staged datasets into table changes (validation included)."""
+
+    def published_tables(self) -> list[str]:
+        """Tables whose row counts are reported (default: every table the changes touch)."""
+        return []
+
+
+def _stream(files: list[StagedFile]) -> Iterator[pa.RecordBatch]:
+    schema: pa.Schema | None = None
+    for staged in files:
+        source = staged.input
+        connector = get_connector(source.options.format)
+        for batch in connector.read(source.path, source.options):
+            if schema is None:
+                schema = batch.schema
+            elif batch.schema != schema:
+                try:
+                    batch = pa.RecordBatch.from_arrays(
+                        [batch.column(name).cast(schema.field(name).type) for name in schema.names],
+                        schema=schema,
+                    )
+                except (KeyError, pa.ArrowInvalid, pa.ArrowNotImplementedError) as error:
+                    raise SourceError(source.path, None, f"columns differ from the other files of "
+                                      f"{source.dataset}: {error}") from None
+            staged.rows_read += batch.num_rows
+            file_no = pa.array([staged.file_no] * batch.num_rows, type=pa.int64())
+            yield batch.append_column(FILE_NO, file_no)
+
+
+def stage_dataset(engine: Engine, table: str, files: list[StagedFile]) -> int:
+    """Stream the files of one dataset into a new engine table; return the rows staged."""
+    return engine.write_new_table(table, _stream(files))
+
+
+def loaded_hashes(engine: Engine, pipeline: str) -> set[tuple[str, str]]:
+    """``(dataset, sha256)`` of every file this pipeline already published."""
+    rows = engine.query(
+        f"SELECT DISTINCT dataset, sha256 FROM {LOADED_FILES} WHERE pipeline = {_sql_text(pipeline)}"
+    ).to_pylist()
+    return {(row["dataset"], row["sha256"]) for row in rows}
+
+
+def run_pipeline(
+    engine: Engine, pipeline: Pipeline, *, store: LineageStore, progress: Progress | None = None
+) -> RunResult:
+    """Run ``pipeline`` once on ``engine``, atomically and incrementally, recording its lineage.
+
+    Examples
+    --------
+    See :func:`massalia.health.etl.run_etl`, which runs the OMOP pipeline through this function.
+    """
+    start = time.perf_counter()
+    run_id = store.start_run(pipeline.name, engine=engine.name, run_id=str(uuid.uuid4()))
+    context: RunContext | None = None
+    try:
+        pipeline.prepare(engine)
+        ensure_bookkeeping_tables(engine)
+        inputs = pipeline.inputs()
+        known = loaded_hashes(engine, pipeline.name)
+        next_no = int(engine.scalar(f"SELECT coalesce(max(file_no), 0) FROM {LOADED_FILES}") or 0) + 1  # type: ignore[arg-type]
+        files: list[StagedFile] = []
+        task = progress.add_task("hashing source files", total=len(inputs)) if progress else None
+        for source in inputs:
+            digest, size = file_sha256(source.path)
+            staged = StagedFile(source, digest, size, skipped=(source.dataset, digest) in known)
+            if not staged.skipped:
+                known.add((source.dataset, digest))  # the same content twice in one run loads once
+                staged.file_no, next_no = next_no, next_no + 1
+            files.append(staged)
+            if progress and task is not None:
+                progress.advance(task)
+        context = RunContext(engine, run_id, pipeline.name, files)
+        new = [f for f in files if not f.skipped]
+        if not new:
+            result = RunResult(run_id, "unchanged", time.perf_counter() - start, files=files)
+            _record(store, result)
+            return result
+        datasets = sorted({f.input.dataset for f in new})
+        task = progress.add_task("staging source files", total=len(datasets)) if progress else None
+        for dataset in datasets:
+            table = context.table(f"src_{dataset}")
+            stage_dataset(engine, table, [f for f in new if f.input.dataset == dataset])
+            context.staged[dataset] = table
+            if progress and task is not None:
+                progress.advance(task)
+        changes = pipeline.transform(context)
+        changes.append(TableChange(REJECTS, f"SELECT * FROM {context.reject_table}"))
+        loaded = context.table("loaded")
+        engine.write_new_table(loaded, pa.table({
+            "pipeline": [pipeline.name] * len(new), "dataset": [f.input.dataset for f in new],
+            "path": [str(f.input.path) for f in new], "sha256": [f.sha256 for f in new],
+            "size_bytes": pa.array([f.size_bytes for f in new], pa.int64()),
+            "rows_read": pa.array([f.rows_read for f in new], pa.int64()),
+            "file_no": pa.array([f.file_no for f in new], pa.int64()), "run_id": [run_id] * len(new),
+        }))
+        changes.append(TableChange(LOADED_FILES, f"SELECT *, CAST(current_timestamp AS TIMESTAMP) FROM {loaded}"))
+        targets = sorted({c.target for c in changes} - {REJECTS, LOADED_FILES})
+        before = {t: engine.row_count(t) for t in targets}
+        with progress.console.status("publishing") if progress else nullcontext():
+            publish(engine, changes)
+        rows_added = {t: engine.row_count(t) - before[t] for t in targets}
+        rejects = [
+            (r["target_table"], r["reason"], r["action"], int(r["n"]))
+            for r in engine.query(
+                f"SELECT target_table, reason, action, count(*) AS n FROM {context.reject_table} "
+                "GROUP BY target_table, reason, action ORDER BY target_table, reason, action"
+            ).to_pylist()
+        ]
+        result = RunResult(run_id, "success", time.perf_counter() - start, rows_added, rejects, files)
+        _record(store, result)
+        return result
+    except BaseException as error:
+        store.finish_run(run_id, "failed", message=f"{type(error).__name__}: {error}"[:4000])
+        raise
+    finally:
+        if context is not None:
+            context.cleanup()
+
+
+def _record(store: LineageStore, result: RunResult) -> None:
+    for staged in result.files:
+        store.add_input(result.run_id, dataset=staged.input.dataset, path=staged.input.path, sha256=staged.sha256,
+                        size_bytes=staged.size_bytes, rows_read=staged.rows_read, skipped=staged.skipped)
+    store.finish_run(result.run_id, result.status, outputs=result.rows_added, rejects=result.rejects)
