@@ -1,0 +1,647 @@
+"""Build Massalia's demo OMOP vocabulary from public sources that carry REAL concept ids.
+
+Every concept row written comes from a source listed below, never from memory. Rows are
+written in Athena's download layout (tab-separated, dates ``YYYYMMDD``, no quoting) into
+``src/massalia/health/omop/vocab/`` together with ``concept_sources.csv`` (concept id ->
+source) and ``SOURCES.md``.
+
+Sources (see SOURCES.md for commits and licences):
+
+* ``reference/phenotypes/concepts_from_cohorts.csv`` - the 520 concepts of the 14 oncology
+  cohorts of the OHDSI PhenotypeLibrary (all included).
+* ``reference/eunomia/Synthea27Nj_5.4.zip`` - CONCEPT (all 2,294 rows) and the
+  CONCEPT_RELATIONSHIP rows between included concepts.
+* OHDSI/PhenotypeLibrary (git mirror) ``inst/cohorts/*.json`` - concept rows embedded in
+  the concept sets and criteria of oncology-related cohorts, plus rows whose name matches
+  the curated patterns below (labs, comorbidities, adverse events, procedures...).
+* OHDSI/Athena (git mirror) test data - full CONCEPT, CONCEPT_RELATIONSHIP, CONCEPT_ANCESTOR,
+  DOMAIN, CONCEPT_CLASS, RELATIONSHIP and VOCABULARY rows of an Athena excerpt.
+* OHDSI/Vocabulary-v5.0 (git mirror) ``working/manual_changes`` - explicit ``INSERT INTO
+  concept`` rows of OMOP-generated concepts (episodes, episode types, UTF-8...).
+
+Usage::
+
+    python scripts/build_demo_vocabulary.py --reference /work/shared/reference \\
+        --phenotype-library /work/.mirror/OHDSI+PhenotypeLibrary/repo \\
+        --athena /work/.mirror/OHDSI+Athena/repo \\
+        --vocabulary-v5 /work/.mirror/OHDSI+Vocabulary-v5.0/repo
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import io
+import json
+import re
+import subprocess
+import zipfile
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+
+OUT = Path(__file__).resolve().parents[1] / "src" / "massalia" / "health" / "omop" / "vocab"
+
+CONCEPT_COLUMNS = [
+    "concept_id", "concept_name", "domain_id", "vocabulary_id", "concept_class_id",
+    "standard_concept", "concept_code", "valid_start_date", "valid_end_date", "invalid_reason",
+]  # fmt: skip
+
+PHENOTYPE_LIBRARY_COMMIT = "40106e4e2892d883c208b9df10ad56711da3e21d"
+ATHENA_TEST_DATA = "src/test/resources/testdata/db/migration/v5/V20500101010002__populatetestdata_schema_with_data.sql"
+ATHENA_VOCABULARIES = "src/test/resources/testdata/db/migration/v5/V20450101010000__add_version_of_vocabulary.sql"
+
+# Cohorts of the PhenotypeLibrary whose concept sets describe cancers, their treatments and
+# their usual complications: all their embedded concepts are included.
+ONCOLOGY_COHORT = re.compile(
+    r"cancer|neoplas|malignan|tumou?r|carcinom|lymphoma|leuk|myeloma|melanoma|chemo|metasta|"
+    r"oncolog|neutropeni|anemia|thrombocytopenia|nausea|neuropath|mucositis|sarcoma|radiotherapy|"
+    r"colectomy",
+    re.IGNORECASE,
+)
+NOT_ONCOLOGY_COHORT = re.compile(r"TNFa|febrile seizure|sickle|neonatal", re.IGNORECASE)
+
+# Other concepts of the PhenotypeLibrary a cancer centre warehouse needs, by name.
+CURATED_NAMES = re.compile(
+    r"^(type 2 diabetes mellitus|type 1 diabetes mellitus|diabetes mellitus|essential hypertension|"
+    r"hypertensive disorder|chronic obstructive lung disease|heart failure|chronic kidney disease.*|"
+    r"atrial fibrillation|obesity|tobacco user|current smoker|ex-smoker|never smoked tobacco|"
+    r"myocardial infarction|cerebrovascular accident|deep venous thrombosis.*|pulmonary embolism|"
+    r"depressive disorder|dementia|hypothyroidism|neutropenia|febrile neutropenia|anemia|"
+    r"thrombocytopenia|nausea|vomiting|nausea and vomiting|diarrhea|constipation|fatigue|"
+    r"peripheral neuropathy|alopecia|mucositis|stomatitis|pneumonitis|colitis|rash|pain|fever|"
+    r"dyspnea|cough|sepsis|acute kidney injury.*|hepatitis|death|palliative care|"
+    r"computed tomography.*|magnetic resonance imaging.*|positron emission tomography.*|"
+    r"biopsy.*|mastectomy.*|lumpectomy.*|excision of breast.*|prostatectomy.*|radical prostatectomy|"
+    r"lobectomy of lung|pneumonectomy|colectomy.*|hemicolectomy.*|anterior resection of rectum.*|"
+    r"radiation oncology.*|teleradiotherapy.*|radiotherapy.*|brachytherapy.*|chemotherapy.*|"
+    r"antineoplastic chemotherapy.*|injection of antineoplastic.*|hormone therapy.*|immunotherapy.*)$",
+    re.IGNORECASE,
+)
+CURATED_VOCABULARY_DOMAINS = {
+    ("Gender", "Gender"), ("Race", "Race"), ("Ethnicity", "Ethnicity"), ("Visit", "Visit"),
+    ("SNOMED", "Meas Value"), ("SNOMED", "Meas Value Operator"), ("LOINC", "Meas Value"),
+    ("SNOMED", "Route"), ("UCUM", "Unit"), ("Cancer Modifier", "Measurement"),
+    ("OMOP Genomic", "Measurement"), ("NAACCR", "Meas Value"), ("NAACCR", "Measurement"),
+}  # fmt: skip
+CURATED_LOINC = re.compile(
+    r"hemoglobin|leukocytes|neutrophils|lymphocytes|platelets|creatinine \[mass|alanine amino|"
+    r"aspartate amino|bilirubin\.total \[mass/volume\] in serum|albumin \[mass/volume\] in serum|"
+    r"carcinoembryonic|cancer ag|prostate specific|lactate dehydrogenase|body weight|body height|"
+    r"body mass index \(bmi\) \[ratio\]$|estrogen|progesterone|her2|erbb2|ki-67|microsatellite|"
+    r"stage group|glucose \[mass/volume\] in serum|sodium \[moles/volume\] in serum|"
+    r"potassium \[moles/volume\] in serum|calcium \[mass/volume\] in serum|alkaline phosphatase|"
+    r"urea nitrogen \[mass/volume\] in serum|glomerular filtration|tnm|tumor size|primary tumor|"
+    r"regional lymph nodes|distant metastases",
+    re.IGNORECASE,
+)
+
+# Vocabulary-v5.0 manual changes: OMOP-generated concepts the oncology extension needs.
+MANUAL_DOMAINS = {"Episode", "Metadata", "Type Concept"}
+# The 2020-08-20 revision of type concepts set standard_concept = NULL on every earlier
+# 'Type Concept' row (working/manual_changes/2020/2020-08-20.sql).
+TYPE_CONCEPT_REVISION = "2020-08-20"
+
+VOCABULARY_VERSION = "Massalia demo vocabulary 2026.1 (excerpt of OMOP vocabularies, see SOURCES.md)"
+# Names of vocabularies created after the Athena excerpt, as their creation scripts give them.
+VOCABULARY_NAMES = {"Type Concept": "OMOP Type Concept"}
+
+# Classes that a vocabulary gives to all its concepts: used to complete partial rows of the
+# PhenotypeLibrary criteria (which carry id, name, domain, vocabulary and code but no class).
+SINGLE_CLASS_VOCABULARIES = {"Gender": "Gender", "Race": "Race", "Ethnicity": "Ethnicity", "Visit": "Visit"}
+SNOMED_VALUE_DOMAINS = {"Meas Value", "Meas Value Operator", "Route"}
+
+# WHO ATC classes present with real concept ids, and the RxNorm ingredients WHO files under
+# them (ATC index 2024). Athena derives the same CONCEPT_ANCESTOR rows through ATC 5th levels.
+ATC_MEMBERS: dict[int, tuple[str, ...]] = {
+    947753: (  # L01E protein kinase inhibitors
+        "imatinib", "sunitinib", "sorafenib", "lapatinib", "crizotinib", "alectinib", "brigatinib",
+        "lorlatinib", "palbociclib", "ribociclib", "abemaciclib", "vemurafenib", "dabrafenib",
+        "trametinib", "regorafenib", "lenvatinib", "tucatinib", "gefitinib", "erlotinib",
+        "osimertinib", "afatinib",
+    ),
+    947755: ("gefitinib", "erlotinib", "afatinib", "osimertinib"),  # L01EB EGFR TKIs
+    21602728: ("dexamethasone", "prednisone", "prednisolone", "methylprednisolone"),  # H02AB
+}  # fmt: skip
+# ATC 4th -> ingredient is two steps in Athena (4th -> 5th -> ingredient); 3rd adds one more.
+ATC_LEVELS = {947753: 3, 947755: 2, 21602728: 2}
+
+
+@dataclass
+class Concept:
+    """One CONCEPT row and where it came from."""
+
+    values: dict[str, str]
+    source: str
+    completed: list[str] = field(default_factory=list)
+
+    @property
+    def concept_id(self) -> int:
+        return int(self.values["concept_id"])
+
+
+def git_show(repo: Path, commit: str, path: str) -> str | None:
+    result = subprocess.run(["git", "-C", str(repo), "show", f"{commit}:{path}"], capture_output=True, check=False)
+    return result.stdout.decode("utf-8", "replace") if result.returncode == 0 else None
+
+
+def git_ls(repo: Path, commit: str, folder: str) -> list[str]:
+    result = subprocess.run(
+        ["git", "-C", str(repo), "ls-tree", "-r", "--name-only", commit, folder],
+        capture_output=True,
+        check=True,
+        text=True,
+    )
+    return result.stdout.split()
+
+
+def ymd(value: str | None, default: str) -> str:
+    if not value:
+        return default
+    return value.replace("-", "")[:8]
+
+
+def make_row(
+    concept_id: object,
+    name: str,
+    domain: str,
+    vocabulary: str,
+    concept_class: str,
+    standard: str | None,
+    code: str,
+    start: str | None = None,
+    end: str | None = None,
+    invalid: str | None = None,
+) -> dict[str, str]:
+    standard = (standard or "").strip()
+    standard = standard if standard in ("S", "C") else ""
+    invalid = (invalid or "").strip()
+    invalid = invalid if invalid in ("D", "U") else ""
+    return {
+        "concept_id": str(int(concept_id)),  # type: ignore[call-overload]
+        "concept_name": " ".join(name.split()),
+        "domain_id": domain,
+        "vocabulary_id": vocabulary,
+        "concept_class_id": concept_class,
+        "standard_concept": standard,
+        "concept_code": code,
+        "valid_start_date": ymd(start, "19700101"),
+        "valid_end_date": ymd(end, "20991231"),
+        "invalid_reason": invalid,
+    }
+
+
+def from_cohort_csv(reference: Path) -> list[Concept]:
+    path = reference / "phenotypes" / "concepts_from_cohorts.csv"
+    out = []
+    with path.open(encoding="utf-8") as handle:
+        for row in csv.DictReader(handle):
+            values = make_row(
+                row["concept_id"], row["concept_name"], row["domain_id"], row["vocabulary_id"],
+                row["concept_class_id"], row["standard_concept"], row["concept_code"],
+            )  # fmt: skip
+            out.append(Concept(values, f"reference/phenotypes/concepts_from_cohorts.csv ({row['found_in']})"))
+    return out
+
+
+def synthea_tables(reference: Path) -> dict[str, list[dict[str, str]]]:
+    archive = reference / "eunomia" / "Synthea27Nj_5.4.zip"
+    tables = {}
+    with zipfile.ZipFile(archive) as zipped:
+        for name in ("CONCEPT.csv", "CONCEPT_RELATIONSHIP.csv"):
+            text = zipped.read(name).decode("utf-8")
+            tables[name] = list(csv.DictReader(io.StringIO(text)))
+    return tables
+
+
+def from_synthea(tables: dict[str, list[dict[str, str]]]) -> list[Concept]:
+    out = []
+    for row in tables["CONCEPT.csv"]:
+        values = make_row(
+            row["concept_id"], row["concept_name"], row["domain_id"], row["vocabulary_id"],
+            row["concept_class_id"], row["standard_concept"], row["concept_code"],
+            row["valid_start_date"], row["valid_end_date"], row["invalid_reason"],
+        )  # fmt: skip
+        out.append(Concept(values, "reference/eunomia/Synthea27Nj_5.4.zip CONCEPT.csv"))
+    return out
+
+
+def walk_json(node: object, found: list[dict[str, object]]) -> None:
+    if isinstance(node, dict):
+        if "CONCEPT_ID" in node and "CONCEPT_NAME" in node and node.get("VOCABULARY_ID"):
+            found.append(node)
+        for child in node.values():
+            walk_json(child, found)
+    elif isinstance(node, list):
+        for child in node:
+            walk_json(child, found)
+
+
+def from_phenotype_library(repo: Path) -> list[Concept]:
+    commit = PHENOTYPE_LIBRARY_COMMIT
+    names = {}
+    cohorts_csv = git_show(repo, commit, "inst/Cohorts.csv") or ""
+    for row in csv.DictReader(io.StringIO(cohorts_csv.lstrip("\ufeff"))):
+        names[row["cohortId"]] = row["cohortName"]
+    out = []
+    for path in git_ls(repo, commit, "inst/cohorts"):
+        if not path.endswith(".json"):
+            continue
+        cohort_id = Path(path).stem
+        text = git_show(repo, commit, path)
+        if not text or not text.strip():  # a few blobs are absent from the mirror
+            continue
+        name = names.get(cohort_id, "")
+        oncology = bool(ONCOLOGY_COHORT.search(name)) and not NOT_ONCOLOGY_COHORT.search(name)
+        found: list[dict[str, object]] = []
+        try:
+            walk_json(json.loads(text.lstrip("\ufeff")), found)
+        except json.JSONDecodeError as error:
+            raise SystemExit(f"{path}: {error}: {text[:60]!r}") from error
+        for node in found:
+            domain = str(node.get("DOMAIN_ID") or "")
+            vocabulary = str(node["VOCABULARY_ID"])
+            concept_name = str(node["CONCEPT_NAME"])
+            wanted = (
+                oncology
+                or (vocabulary, domain) in CURATED_VOCABULARY_DOMAINS
+                or bool(CURATED_NAMES.match(concept_name))
+                or (vocabulary == "LOINC" and bool(CURATED_LOINC.search(concept_name)))
+            )
+            if not wanted:
+                continue
+            values = make_row(
+                node["CONCEPT_ID"], concept_name, domain, vocabulary,
+                str(node.get("CONCEPT_CLASS_ID") or ""), str(node.get("STANDARD_CONCEPT") or ""),
+                str(node.get("CONCEPT_CODE") or ""), invalid=str(node.get("INVALID_REASON") or ""),
+            )  # fmt: skip
+            source = f"OHDSI/PhenotypeLibrary@{commit[:7]} inst/cohorts/{cohort_id}.json"
+            out.append(Concept(values, source))
+    return out
+
+
+def copy_block(text: str, table: str) -> tuple[list[str], list[list[str]]]:
+    match = re.search(rf"COPY (?:public\.)?{table} \(([^)]*)\) FROM stdin;\n(.*?)\n\\\.", text, re.S)
+    if not match:
+        raise SystemExit(f"no COPY block for {table}")
+    columns = [c.strip() for c in match.group(1).split(",")]
+    rows = [line.split("\t") for line in match.group(2).split("\n") if line.strip()]
+    rows = [[("" if v == "\\N" else v) for v in r] for r in rows]
+    return columns, rows
+
+
+@dataclass
+class AthenaExcerpt:
+    concepts: list[Concept]
+    relationships: list[list[str]]
+    ancestors: list[list[str]]
+    domains: list[list[str]]
+    classes: list[list[str]]
+    relationship_types: list[list[str]]
+    vocabularies: list[list[str]]
+    synonyms: list[list[str]]
+
+
+def from_athena(repo: Path) -> AthenaExcerpt:
+    text = git_show(repo, "HEAD", ATHENA_TEST_DATA) or ""
+    commit = subprocess.run(
+        ["git", "-C", str(repo), "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=True
+    ).stdout.strip()
+    source = f"OHDSI/Athena@{commit} {ATHENA_TEST_DATA.rsplit('/', 1)[-1]}"
+    _, concept_rows = copy_block(text, "concept")
+    concepts = []
+    for row in concept_rows:
+        if row[3] in ("", "Relationship") and row[2] != "Metadata":
+            continue
+        concepts.append(Concept(make_row(*row), source))
+    _, relationships = copy_block(text, "concept_relationship")
+    _, ancestors = copy_block(text, "concept_ancestor")
+    _, domains = copy_block(text, "domain")
+    _, classes = copy_block(text, "concept_class")
+    _, relationship_types = copy_block(text, "relationship")
+    _, synonyms = copy_block(text, "concept_synonym")
+    vocab_text = git_show(repo, "HEAD", ATHENA_VOCABULARIES) or ""
+    _, vocabularies = copy_block(vocab_text, "vocabulary")
+    return AthenaExcerpt(
+        concepts, relationships, ancestors, domains, classes, relationship_types, vocabularies, synonyms
+    )
+
+
+MANUAL_INSERT = re.compile(
+    r"\(\s*(\d{4,9})\s*,\s*'((?:[^']|'')*)'\s*,\s*'([^']*)'\s*,\s*'([^']*)'\s*,\s*'([^']*)'\s*,"
+    r"\s*(null|'[SC]?')\s*,\s*'([^']*)'",
+    re.IGNORECASE,
+)
+
+
+def from_vocabulary_v5(repo: Path) -> list[Concept]:
+    commit = subprocess.run(
+        ["git", "-C", str(repo), "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=True
+    ).stdout.strip()
+    out = []
+    for path in sorted(git_ls(repo, "HEAD", "working/manual_changes")):
+        if not path.endswith(".sql"):
+            continue
+        text = git_show(repo, "HEAD", path) or ""
+        for match in MANUAL_INSERT.finditer(text):
+            concept_id, name, domain, vocabulary, concept_class, standard, code = match.groups()
+            if domain not in MANUAL_DOMAINS:
+                continue
+            standard = "" if standard.lower() == "null" else standard.strip("'")
+            completed = []
+            if domain == "Type Concept" and standard:
+                # before the 2020 revision: de-standardized by it (see TYPE_CONCEPT_REVISION)
+                standard = ""
+                completed.append(f"standard_concept cleared by {TYPE_CONCEPT_REVISION} revision")
+            values = make_row(concept_id, name.replace("''", "'"), domain, vocabulary, concept_class, standard, code)
+            out.append(Concept(values, f"OHDSI/Vocabulary-v5.0@{commit} {path}", completed))
+    return out
+
+
+TYPE_CONCEPT_SCRIPT = "working/manual_changes/2020/2020-08-20.sql"
+# (concept_id, concept_code, concept_name) of type concepts quoted in OHDSI/MIMIC's ETL comments
+# (e.g. "32856 AS measurement_type_concept_id, -- OMOP4976929 Lab"): they pin the ids that the
+# 2020 script assigned in array order.
+TYPE_CONCEPT_ANCHORS = (
+    (32817, "OMOP4976890", "EHR"),
+    (32821, "OMOP4976894", "EHR billing record"),
+    (32838, "OMOP4976911", "EHR prescription"),
+    (32856, "OMOP4976929", "Lab"),
+)
+
+
+def type_concepts_2020(repo: Path) -> tuple[list[Concept], list[tuple[int, int]]]:
+    """Type concepts created by the 2020-08-20 revision, with their 'Is a' pairs.
+
+    The script creates them with ``AddNewConcept`` in the order of its name array; ids and
+    codes follow that order. Four anchors quoted by OHDSI/MIMIC must agree, else nothing is
+    emitted.
+    """
+    text = git_show(repo, "HEAD", TYPE_CONCEPT_SCRIPT) or ""
+    array = re.search(r"UNNEST\(ARRAY \[(.*?)\]\)", text, re.S)
+    if not array:
+        raise SystemExit(f"{TYPE_CONCEPT_SCRIPT}: name array not found")
+    names = [n.replace("''", "'") for n in re.findall(r"'((?:[^']|'')*)'", array.group(1))]
+    first_id = TYPE_CONCEPT_ANCHORS[0][0] - names.index(TYPE_CONCEPT_ANCHORS[0][2])
+    first_code = int(TYPE_CONCEPT_ANCHORS[0][1][4:]) - names.index(TYPE_CONCEPT_ANCHORS[0][2])
+    for concept_id, code, name in TYPE_CONCEPT_ANCHORS:
+        position = names.index(name)
+        if first_id + position != concept_id or f"OMOP{first_code + position}" != code:
+            raise SystemExit(f"type concept anchor {concept_id} {name} disagrees with {TYPE_CONCEPT_SCRIPT}")
+    commit = subprocess.run(
+        ["git", "-C", str(repo), "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=True
+    ).stdout.strip()
+    ids = {name: first_id + position for position, name in enumerate(names)}
+    concepts = []
+    for name, concept_id in ids.items():
+        code = f"OMOP{first_code + concept_id - first_id}"
+        values = make_row(concept_id, name, "Type Concept", "Type Concept", "Type Concept", "S", code, "20200820")
+        source = f"OHDSI/Vocabulary-v5.0@{commit} {TYPE_CONCEPT_SCRIPT}"
+        concepts.append(Concept(values, source, ["id/code from creation order, checked on 4 OHDSI/MIMIC anchors"]))
+    block = text[text.index("'Is a' AS relationship_id") :]
+    block = block[: block.index("AS v (concept_name_1, concept_name_2)")]
+    pairs = [
+        (ids[child], ids[parent])
+        for child, parent in re.findall(r"\('((?:[^']|'')*)',\s*'((?:[^']|'')*)'\)", block)
+        if child in ids and parent in ids
+    ]
+    return concepts, pairs
+
+
+def complete(concept: Concept) -> bool:
+    """Fill class/standard of partial rows where the vocabulary fixes them; False if impossible."""
+    values = concept.values
+    if values["concept_class_id"]:
+        return True
+    vocabulary, domain = values["vocabulary_id"], values["domain_id"]
+    if vocabulary in SINGLE_CLASS_VOCABULARIES:
+        values["concept_class_id"] = SINGLE_CLASS_VOCABULARIES[vocabulary]
+        values["standard_concept"] = "S"
+        concept.completed.append("concept_class_id/standard_concept by vocabulary convention")
+        return True
+    if vocabulary == "LOINC" and domain == "Meas Value" and values["concept_code"].startswith("LA"):
+        values["concept_class_id"] = "Answer"
+        values["standard_concept"] = "S"
+        concept.completed.append("concept_class_id/standard_concept by vocabulary convention (LOINC answer)")
+        return True
+    if vocabulary == "SNOMED" and domain in SNOMED_VALUE_DOMAINS:
+        values["concept_class_id"] = "Qualifier Value"
+        values["standard_concept"] = "S"
+        concept.completed.append("concept_class_id/standard_concept by vocabulary convention")
+        return True
+    return False
+
+
+def merge(sources: list[list[Concept]]) -> tuple[dict[int, Concept], list[str]]:
+    """First source wins; a partial row is replaced by a later full row of the same id."""
+    merged: dict[int, Concept] = {}
+    for concepts in sources:
+        for concept in concepts:
+            current = merged.get(concept.concept_id)
+            if current is None or (not current.values["concept_class_id"] and concept.values["concept_class_id"]):
+                merged[concept.concept_id] = concept
+    dropped = []
+    for concept_id, concept in list(merged.items()):
+        if not complete(concept):
+            dropped.append(f"{concept_id}\t{concept.values['concept_name']}\t{concept.source}: no concept_class_id")
+            del merged[concept_id]
+    return merged, dropped
+
+
+def hierarchy_closure(edges: set[tuple[int, int]]) -> dict[tuple[int, int], tuple[int, int]]:
+    """(ancestor, descendant) -> (min, max) levels over the direct 'Subsumes' edges given."""
+    children: dict[int, set[int]] = defaultdict(set)
+    for parent, child in edges:
+        children[parent].add(child)
+    levels: dict[tuple[int, int], tuple[int, int]] = {}
+
+    def walk(root: int, node: int, depth: int, path: frozenset[int]) -> None:
+        for child in children.get(node, ()):
+            if child in path:  # a cycle would be a data error; never loop on it
+                continue
+            key = (root, child)
+            low, high = levels.get(key, (depth, depth))
+            levels[key] = (min(low, depth), max(high, depth))
+            walk(root, child, depth + 1, path | {child})
+
+    for root in list(children):
+        walk(root, root, 1, frozenset({root}))
+    return levels
+
+
+def write_tsv(path: Path, header: list[str], rows: list[list[str]]) -> None:
+    with path.open("w", encoding="utf-8", newline="") as handle:
+        handle.write("\t".join(header) + "\n")
+        for row in rows:
+            if any("\t" in value or "\n" in value for value in row):
+                raise SystemExit(f"{path.name}: tab or newline inside a value: {row}")
+            handle.write("\t".join(row) + "\n")
+
+
+def build(args: argparse.Namespace) -> None:
+    reference = Path(args.reference)
+    synthea = synthea_tables(reference)
+    athena = from_athena(Path(args.athena))
+    type_concepts, type_pairs = type_concepts_2020(Path(args.vocabulary_v5))
+    concepts, dropped = merge(
+        [
+            from_cohort_csv(reference),
+            from_synthea(synthea),
+            athena.concepts,
+            type_concepts,
+            from_phenotype_library(Path(args.phenotype_library)),
+            from_vocabulary_v5(Path(args.vocabulary_v5)),
+        ]
+    )
+    ids = set(concepts)
+    standard = {cid for cid, c in concepts.items() if c.values["standard_concept"] in ("S", "C")}
+
+    # -- CONCEPT_RELATIONSHIP: real rows between included concepts, for relationship types
+    # whose RELATIONSHIP row is known.
+    relationship_types = {
+        row[0]: row
+        for row in athena.relationship_types
+        if row[0] in ("Is a", "Subsumes", "Maps to", "Mapped from", "Concept same_as from", "Concept same_as to")
+    }
+    relationships: dict[tuple[int, int, str], list[str]] = {}
+    for row in athena.relationships:
+        key = (int(row[0]), int(row[1]), row[2])
+        if key[0] in ids and key[1] in ids and row[2] in relationship_types:
+            relationships[key] = [row[0], row[1], row[2], ymd(row[3], "19700101"), ymd(row[4], "20991231"), row[5]]
+    for row in synthea["CONCEPT_RELATIONSHIP.csv"]:
+        key = (int(row["concept_id_1"]), int(row["concept_id_2"]), row["relationship_id"])
+        if key[0] in ids and key[1] in ids and key[2] in relationship_types and key not in relationships:
+            relationships[key] = [
+                row["concept_id_1"], row["concept_id_2"], row["relationship_id"],
+                ymd(row["valid_start_date"], "19700101"), ymd(row["valid_end_date"], "20991231"),
+                row["invalid_reason"] or "",
+            ]  # fmt: skip
+    for child, parent in type_pairs:
+        relationships[(child, parent, "Is a")] = [str(child), str(parent), "Is a", "20200820", "20991231", ""]
+    # Athena ships both directions of every pair; keep the pairs complete.
+    for (one, two, rel), row in list(relationships.items()):
+        reverse = relationship_types[rel][4]
+        if (two, one, reverse) not in relationships:
+            relationships[(two, one, reverse)] = [str(two), str(one), reverse, *row[3:]]
+
+    # -- CONCEPT_ANCESTOR
+    ancestors: dict[tuple[int, int], tuple[int, int]] = {(cid, cid): (0, 0) for cid in standard}
+    edges = {
+        (one, two)
+        for (one, two, rel), row in relationships.items()
+        if rel == "Subsumes" and not row[5] and one in standard and two in standard
+    }
+    for key, value in hierarchy_closure(edges).items():
+        ancestors.setdefault(key, value)
+    for row in athena.ancestors:
+        key = (int(row[0]), int(row[1]))
+        if key[0] in ids and key[1] in ids:
+            ancestors[key] = (int(row[2]), int(row[3]))
+    ingredients = {
+        c.values["concept_name"].lower(): cid
+        for cid, c in concepts.items()
+        if c.values["concept_class_id"] == "Ingredient" and c.values["vocabulary_id"] == "RxNorm"
+    }
+    atc_missing = []
+    for atc_id, members in ATC_MEMBERS.items():
+        if atc_id not in ids:
+            atc_missing.append(str(atc_id))
+            continue
+        for member in members:
+            if member in ingredients:
+                level = ATC_LEVELS[atc_id]
+                ancestors[(atc_id, ingredients[member])] = (level, level)
+
+    # -- reference tables
+    used_domains = {c.values["domain_id"] for c in concepts.values()}
+    used_classes = {c.values["concept_class_id"] for c in concepts.values()}
+    used_vocabularies = {c.values["vocabulary_id"] for c in concepts.values()} | {"None"}
+    domains = [row for row in athena.domains if row[0] in used_domains]
+    classes = [row for row in athena.classes if row[0] in used_classes]
+    vocabularies = [row for row in athena.vocabularies if row[0] in used_vocabularies]
+    missing_reference = {
+        "domain": sorted(used_domains - {r[0] for r in domains}),
+        "concept_class": sorted(used_classes - {r[0] for r in classes}),
+        "vocabulary": sorted(used_vocabularies - {r[0] for r in vocabularies}),
+    }
+    synonyms = [row for row in athena.synonyms if int(row[0]) in ids]
+    # Reference rows no source gives: named by their id, concept id 0 ("No matching concept").
+    for domain in missing_reference["domain"]:
+        domains.append([domain, domain, "0"])
+    for concept_class in missing_reference["concept_class"]:
+        classes.append([concept_class, concept_class, "0"])
+    for vocabulary in missing_reference["vocabulary"]:
+        name = VOCABULARY_NAMES.get(vocabulary, vocabulary)
+        vocabularies.append([vocabulary, name, "", "", "0"])
+    vocabularies = [
+        [row[0], row[1], row[2], VOCABULARY_VERSION, row[4]] if row[0] == "None" else row for row in vocabularies
+    ]
+    if not any(row[0] == "None" for row in vocabularies):
+        none = next(row for row in athena.vocabularies if row[0] == "None")
+        vocabularies.append([none[0], none[1], none[2], VOCABULARY_VERSION, none[4]])
+
+    OUT.mkdir(parents=True, exist_ok=True)
+    write_tsv(
+        OUT / "CONCEPT.csv",
+        CONCEPT_COLUMNS,
+        [[c.values[k] for k in CONCEPT_COLUMNS] for _, c in sorted(concepts.items())],
+    )
+    write_tsv(
+        OUT / "CONCEPT_RELATIONSHIP.csv",
+        ["concept_id_1", "concept_id_2", "relationship_id", "valid_start_date", "valid_end_date", "invalid_reason"],
+        [row for _, row in sorted(relationships.items())],
+    )
+    write_tsv(
+        OUT / "CONCEPT_ANCESTOR.csv",
+        ["ancestor_concept_id", "descendant_concept_id", "min_levels_of_separation", "max_levels_of_separation"],
+        [[str(a), str(d), str(lo), str(hi)] for (a, d), (lo, hi) in sorted(ancestors.items())],
+    )
+    write_tsv(OUT / "DOMAIN.csv", ["domain_id", "domain_name", "domain_concept_id"], sorted(domains))
+    write_tsv(
+        OUT / "CONCEPT_CLASS.csv",
+        ["concept_class_id", "concept_class_name", "concept_class_concept_id"],
+        sorted(classes),
+    )
+    write_tsv(
+        OUT / "VOCABULARY.csv",
+        ["vocabulary_id", "vocabulary_name", "vocabulary_reference", "vocabulary_version", "vocabulary_concept_id"],
+        sorted(vocabularies),
+    )
+    write_tsv(
+        OUT / "RELATIONSHIP.csv",
+        [
+            "relationship_id",
+            "relationship_name",
+            "is_hierarchical",
+            "defines_ancestry",
+            "reverse_relationship_id",
+            "relationship_concept_id",
+        ],
+        sorted(relationship_types.values()),
+    )
+    write_tsv(
+        OUT / "CONCEPT_SYNONYM.csv", ["concept_id", "concept_synonym_name", "language_concept_id"], sorted(synonyms)
+    )
+    with (OUT / "concept_sources.csv").open("w", encoding="utf-8", newline="") as handle:
+        writer = csv.writer(handle, lineterminator="\n")
+        writer.writerow(["concept_id", "source", "completed"])
+        for cid, concept in sorted(concepts.items()):
+            writer.writerow([cid, concept.source, "; ".join(concept.completed)])
+    print(f"concepts {len(concepts)}, relationships {len(relationships)}, ancestors {len(ancestors)}")
+    print("dropped (incomplete rows):", len(dropped))
+    for line in dropped:
+        print("  ", line)
+    print("missing reference rows:", missing_reference, "missing ATC:", atc_missing)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--reference", default="/work/shared/reference")
+    parser.add_argument("--phenotype-library", default="/work/.mirror/OHDSI+PhenotypeLibrary/repo")
+    parser.add_argument("--athena", default="/work/.mirror/OHDSI+Athena/repo")
+    parser.add_argument("--vocabulary-v5", default="/work/.mirror/OHDSI+Vocabulary-v5.0/repo")
+    build(parser.parse_args())
+
+
+if __name__ == "__main__":
+    main()
