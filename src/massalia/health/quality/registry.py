@@ -13,6 +13,7 @@ from massalia.health.quality import checks as dqd
 from massalia.health.quality import concept_checks as concept
 from massalia.health.quality.checks import CheckType
 from massalia.health.quality.definitions import CheckDescription, CheckInstance, check_descriptions, instantiate
+from massalia.health.quality.oncology import register_oncology_rules
 
 DQD_CHECK_TYPES: tuple[type[CheckType], ...] = (
     dqd.CdmTable,
@@ -116,7 +117,5 @@ def default_registry(*, oncology: bool = True) -> CheckRegistry:
     for check_type in DQD_CHECK_TYPES:
         registry.register(check_type())
     if oncology:
-        from massalia.health.quality.oncology import register_oncology_rules
-
         register_oncology_rules(registry)
     return registry

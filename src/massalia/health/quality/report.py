@@ -8,6 +8,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from massalia.health.quality.html import render_html
+
 PASSED = "passed"
 FAILED = "failed"
 NOT_APPLICABLE = "not_applicable"
@@ -129,8 +131,6 @@ class QualityReport:
 
     def to_html(self, path: Path) -> Path:
         """Write the self-contained HTML report; return the path."""
-        from massalia.health.quality.html import render_html
-
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(render_html(self), encoding="utf-8")
