@@ -181,6 +181,10 @@ def _fix_for_postgres(tree: exp.Expression) -> exp.Expression:
         # PostgreSQL 14+ returns numeric from EXTRACT; DuckDB returns BIGINT for whole-number parts.
         if isinstance(node, exp.Extract) and node.this.name.lower() in _WHOLE_DATE_PARTS:
             return exp.cast(node.copy(), exp.DataType.build("bigint"))
+        # SQLGlot renders dayofweek as DAY_OF_WEEK, which PostgreSQL lacks (DOW is 0 = Sunday, as DuckDB).
+        if isinstance(node, exp.DayOfWeek):
+            part = exp.Extract(this=exp.var("DOW"), expression=node.this.copy())
+            return exp.cast(part, exp.DataType.build("bigint"))
         # SQLGlot renders make_date as DATE_FROM_PARTS, which PostgreSQL lacks.
         if isinstance(node, exp.DateFromParts):
             return exp.Anonymous(

@@ -8,11 +8,13 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pyarrow as pa
+import sqlglot
 from pyspark.errors import PySparkException
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import types as st
+from sqlglot import exp
 
-from massalia.engine.base import Capabilities, Column, Engine, EngineError, check_identifier
+from massalia.engine.base import HOUSE_DIALECT, Capabilities, Column, Engine, EngineError, Query, check_identifier
 
 # Spark type names (``DataType.simpleString()``) → house-dialect (DuckDB) names.
 _HOUSE_TYPES = {
@@ -38,6 +40,37 @@ SESSION_CONF = {
     "spark.sql.sources.default": "parquet",
 }
 """SQL settings every SparkEngine applies to its own session."""
+
+
+_BOUNDARY_UNITS = frozenset(("year", "quarter", "month", "day", "hour", "minute", "second"))
+
+
+def _fix_for_spark(tree: exp.Expression) -> exp.Expression:
+    """Rewrite house-dialect constructs whose plain SQLGlot rendering means something else on Spark."""
+
+    def fix(node: exp.Expression) -> exp.Expression:
+        # DuckDB's date_diff counts unit boundaries crossed; Spark's DATEDIFF(unit, …) counts whole
+        # elapsed units. Truncating both ends to the unit first gives DuckDB's answer.
+        if isinstance(node, exp.DateDiff) and node.args.get("unit") is not None:
+            unit = node.args["unit"].name.lower()
+            if unit in _BOUNDARY_UNITS:
+                for key in ("this", "expression"):
+                    truncated = exp.Anonymous(
+                        this="DATE_TRUNC", expressions=[exp.Literal.string(unit.upper()), node.args[key].copy()]
+                    )
+                    node.set(key, truncated)
+            return node
+        # DuckDB numbers weekdays 0 (Sunday) to 6; Spark's DAYOFWEEK gives 1 (Sunday) to 7.
+        if isinstance(node, exp.DayOfWeek):
+            return exp.paren(
+                exp.Sub(
+                    this=exp.Anonymous(this="DAYOFWEEK", expressions=[node.this.copy()]),
+                    expression=exp.Literal.number(1),
+                )
+            )
+        return node
+
+    return tree.transform(fix)
 
 
 def build_session(
@@ -129,6 +162,19 @@ class SparkEngine(Engine):
         self._lock = threading.RLock()
         self._execute_sql(f"CREATE DATABASE IF NOT EXISTS {self.database}")
         self._execute_sql(f"USE {self.database}")
+
+    def render(self, query: Query) -> str:
+        """Render house-dialect SQL (or an expression) for Spark SQL, fixing known differences."""
+        if isinstance(query, exp.Expression):
+            trees = [query.copy()]
+        else:
+            try:
+                trees = [tree for tree in sqlglot.parse(query, read=HOUSE_DIALECT) if tree is not None]
+            except sqlglot.errors.ParseError as error:
+                raise EngineError(f"cannot parse SQL: {error}\n{query}") from error
+        if len(trees) != 1:
+            raise EngineError(f"expected one SQL statement, got {len(trees)}")
+        return _fix_for_spark(trees[0]).sql(dialect=self.dialect)
 
     def _sql(self, sql: str) -> DataFrame:
         try:
