@@ -31,7 +31,7 @@ LAYOUT = SiteLayout(
             C("source_deces", "string", "HOPITAL or INSEE"),
         )),
         FileLayout("visits", "sejours_part{part:04d}.csv", (
-            C("num_sejour", "string", "S + 10 digits", True),
+            C("num_sejour", "string", "S + 11 digits", True),
             C("ipp", "string", "9 digits", True),
             C("type_sejour", "string", "CONSULT, HDJ (day hospital), HC (full hospitalization), URG", True),
             C("date_entree", "datetime", DT, True),
@@ -40,7 +40,7 @@ LAYOUT = SiteLayout(
             C("mode_sortie", "string", "DOMICILE, TRANSFERT, DECES"),
         )),
         FileLayout("diagnoses", "diagnostics_part{part:04d}.csv", (
-            C("num_sejour", "string", "S + 10 digits", True),
+            C("num_sejour", "string", "S + 11 digits", True),
             C("ipp", "string", "9 digits", True),
             C("date_diagnostic", "date", D, True),
             C("code_cim10", "string", "ICD-10 WITHOUT dot (C509, C61, E119)", True),
@@ -72,7 +72,7 @@ LAYOUT = SiteLayout(
             C("unite", "string", "UCUM (%, ng/mL) or empty"),
         )),
         FileLayout("drugs", "administrations_part{part:04d}.csv", (
-            C("num_sejour", "string", "S + 10 digits", True),
+            C("num_sejour", "string", "S + 11 digits", True),
             C("ipp", "string", "9 digits", True),
             C("date_administration", "datetime", DT, True),
             C("code_atc", "string", "ATC 5th level (L01FD01)", True),
@@ -84,7 +84,7 @@ LAYOUT = SiteLayout(
             C("cycle", "int", "cycle number within the line"),
         )),
         FileLayout("procedures", "actes_part{part:04d}.csv", (
-            C("num_sejour", "string", "S + 10 digits", True),
+            C("num_sejour", "string", "S + 11 digits", True),
             C("ipp", "string", "9 digits", True),
             C("date_acte", "date", D, True),
             C("code_snomed", "string", "SNOMED CT procedure", True),
@@ -92,7 +92,7 @@ LAYOUT = SiteLayout(
         )),
         FileLayout("labs", "biologie_part{part:04d}.csv", (
             C("ipp", "string", "9 digits", True),
-            C("num_sejour", "string", "S + 10 digits or empty (outside lab)"),
+            C("num_sejour", "string", "S + 11 digits or empty (outside lab)"),
             C("date_prelevement", "datetime", DT, True),
             C("code_loinc", "string", "LOINC", True),
             C("libelle", "string", "French label"),
@@ -104,7 +104,7 @@ LAYOUT = SiteLayout(
         FileLayout("documents", "documents_part{part:04d}.csv", (
             C("id_document", "string", "D + 10 digits", True),
             C("ipp", "string", "9 digits", True),
-            C("num_sejour", "string", "S + 10 digits or empty"),
+            C("num_sejour", "string", "S + 11 digits or empty"),
             C("date_document", "date", D, True),
             C("type_document", "string", "CR_ANAPATH, CR_RCP, LETTRE_CONSULT, CRH, CR_IMAGERIE", True),
             C("texte", "string", "French free text, multi-line, quoted", True),

@@ -29,7 +29,7 @@ LAYOUT = SiteLayout(
             C("last_contact_date", "date", D),
         )),
         FileLayout("visits", "encounters_part{part:04d}.csv", (
-            C("encounter_id", "string", "E + 10 digits", True),
+            C("encounter_id", "string", "E + 11 digits", True),
             C("patient_id", "string", "CS + 7 digits", True),
             C("encounter_type", "string", "OUTPATIENT, DAY_CARE, INPATIENT, EMERGENCY", True),
             C("admit_datetime", "datetime", DT, True),
@@ -39,7 +39,7 @@ LAYOUT = SiteLayout(
         FileLayout("diagnoses", "diagnoses_part{part:04d}.csv", (
             C("diagnosis_id", "string", "X + 10 digits", True),
             C("patient_id", "string", "CS + 7 digits", True),
-            C("encounter_id", "string", "E + 10 digits or empty"),
+            C("encounter_id", "string", "E + 11 digits or empty"),
             C("diagnosis_date", "date", D, True),
             C("local_code", "string", "LOCAL DX-* code (see clcc_sud_codes.csv)", True),
             C("description", "string", "English label"),
@@ -73,9 +73,9 @@ LAYOUT = SiteLayout(
             C("unit", "string", "%, ng/mL, ..."),
         )),
         FileLayout("drugs", "medications_part{part:04d}.csv", (
-            C("administration_id", "string", "A + 10 digits", True),
+            C("administration_id", "string", "A + 11 digits", True),
             C("patient_id", "string", "CS + 7 digits", True),
-            C("encounter_id", "string", "E + 10 digits", True),
+            C("encounter_id", "string", "E + 11 digits", True),
             C("admin_datetime", "datetime", DT, True),
             C("drug_code", "string", "LOCAL MED-* code (see clcc_sud_codes.csv)", True),
             C("drug_name", "string", "English INN"),
@@ -89,7 +89,7 @@ LAYOUT = SiteLayout(
         FileLayout("procedures", "procedures_part{part:04d}.csv", (
             C("procedure_id", "string", "P + 10 digits", True),
             C("patient_id", "string", "CS + 7 digits", True),
-            C("encounter_id", "string", "E + 10 digits", True),
+            C("encounter_id", "string", "E + 11 digits", True),
             C("procedure_date", "date", D, True),
             C("procedure_code", "string", "LOCAL PR-* code (see clcc_sud_codes.csv)", True),
             C("description", "string", "English label"),
@@ -108,7 +108,7 @@ LAYOUT = SiteLayout(
         FileLayout("documents", "notes_part{part:04d}.csv", (
             C("note_id", "string", "N + 10 digits", True),
             C("patient_id", "string", "CS + 7 digits", True),
-            C("encounter_id", "string", "E + 10 digits or empty"),
+            C("encounter_id", "string", "E + 11 digits or empty"),
             C("note_date", "date", D, True),
             C("note_type", "string", "PATHOLOGY, TUMOR_BOARD, CONSULTATION, DISCHARGE, IMAGING", True),
             C("note_text", "string", "French free text, multi-line, quoted", True),
