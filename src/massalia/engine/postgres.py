@@ -206,8 +206,8 @@ def _numeric_array(values: list[Any], precision: int | None, scale: int | None) 
     if len(finite) != sum(v is not None for v in values):
         return pa.array([None if v is None else float(v) for v in values], type=pa.float64())
     scale = max((max(0, -int(v.as_tuple().exponent)) for v in finite), default=0)
-    digits = max((len(v.as_tuple().digits) - int(v.as_tuple().exponent) for v in finite), default=1)
-    if scale + max(digits, 1) > 38:
+    whole_digits = max((len(v.as_tuple().digits) + int(v.as_tuple().exponent) for v in finite), default=1)
+    if scale + max(whole_digits, 1) > 38:
         # Unconstrained numerics beyond 38 digits have no exact Arrow decimal128: keep a double.
         return pa.array([None if v is None else float(v) for v in values], type=pa.float64())
     quantum = Decimal(1).scaleb(-scale)
