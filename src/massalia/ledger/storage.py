@@ -179,7 +179,7 @@ def read_exact(fd: int, offset: int, length: int, where: str) -> bytes:
     """Read exactly ``length`` bytes at ``offset``, or raise :class:`LedgerCorruptError` naming ``where``."""
     data = os.pread(fd, length, offset)
     if len(data) != length:
-        raise LedgerCorruptError(f"expected {length} bytes at byte {offset}, found {len(data)}", where)
+        raise LedgerCorruptError(f"incomplete: expected {length} bytes at byte {offset}, found {len(data)}", where)
     return data
 
 
