@@ -184,7 +184,8 @@ def to_circe(definition: CohortDefinition) -> dict[str, Any]:
 
     Examples
     --------
-    >>> to_circe(import_circe('{"PrimaryCriteria": {"CriteriaList": [{"Death": {}}]}}'))["PrimaryCriteria"]["CriteriaList"]
+    >>> exported = to_circe(import_circe('{"PrimaryCriteria": {"CriteriaList": [{"Death": {}}]}}'))
+    >>> exported["PrimaryCriteria"]["CriteriaList"]
     [{'Death': {}}]
     """
     dumped = definition.model_dump(mode="json", by_alias=True, exclude_none=True)

@@ -329,7 +329,7 @@ CRITERIA_BY_KIND: dict[str, type[Criterion]] = {cls.model_fields["kind"].default
 def _unwrap_criterion(value: Any) -> Any:
     """Accept Circe's wrapper (``{"ConditionOccurrence": {...}}``) as well as ``{"kind": ...}``."""
     if isinstance(value, dict) and "kind" not in value and len(value) == 1:
-        (key, body), = value.items()
+        ((key, body),) = value.items()
         if key in CRITERIA_BY_KIND and isinstance(body, dict):
             return {"kind": key, **body}
         raise ValueError(f"unsupported criteria type {key!r} (supported: {', '.join(CRITERIA_BY_KIND)})")
@@ -338,9 +338,22 @@ def _unwrap_criterion(value: Any) -> Any:
 
 AnyCriterion = Annotated[
     Annotated[
-        ConditionOccurrence | ConditionEra | DrugExposure | DrugEra | DoseEra | ProcedureOccurrence | Measurement
-        | Observation | VisitOccurrence | VisitDetail | Death | DeviceExposure | Specimen | ObservationPeriod
-        | PayerPlanPeriod | LocationRegion,
+        ConditionOccurrence
+        | ConditionEra
+        | DrugExposure
+        | DrugEra
+        | DoseEra
+        | ProcedureOccurrence
+        | Measurement
+        | Observation
+        | VisitOccurrence
+        | VisitDetail
+        | Death
+        | DeviceExposure
+        | Specimen
+        | ObservationPeriod
+        | PayerPlanPeriod
+        | LocationRegion,
         Field(discriminator="kind"),
     ],
     BeforeValidator(_unwrap_criterion),

@@ -65,7 +65,7 @@ _STRATEGIES = {"DateOffset", "CustomEra"}
 
 def _unwrap_strategy(value: Any) -> Any:
     if isinstance(value, dict) and "kind" not in value and len(value) == 1:
-        (key, body), = value.items()
+        ((key, body),) = value.items()
         if key in _STRATEGIES and isinstance(body, dict):
             return {"kind": key, **body}
         raise ValueError(f"unsupported end strategy {key!r} (supported: {', '.join(sorted(_STRATEGIES))})")
@@ -83,7 +83,8 @@ class CohortDefinition(Node):
     Examples
     --------
     >>> from massalia.health.cohorts import CohortDefinition
-    >>> definition = CohortDefinition.model_validate_json('{"primary_criteria": {"criteria_list": [{"kind": "Death"}]}}')
+    >>> text = '{"primary_criteria": {"criteria_list": [{"kind": "Death"}]}}'
+    >>> definition = CohortDefinition.from_json(text)
     >>> definition.primary_criteria.criteria_list[0].kind
     'Death'
     """
@@ -102,7 +103,7 @@ class CohortDefinition(Node):
     censor_window: Period | None = None
 
     def to_json(self, *, indent: int | None = None) -> str:
-        """This definition as Massalia JSON (snake-case names, criteria tagged by ``kind``)."""
+        """The definition as Massalia JSON (snake-case names, criteria tagged by ``kind``)."""
         return self.model_dump_json(exclude_none=True, indent=indent)
 
     @classmethod

@@ -27,7 +27,7 @@ def circe_alias(name: str) -> str:
 
 
 def camel_alias(name: str) -> str:
-    """Circe's lower-camel key (concept set items, inclusion rules): ``include_descendants`` → ``includeDescendants``."""
+    """Circe's lower-camel key (concept set items, rules): ``include_descendants`` → ``includeDescendants``."""
     head, *rest = name.split("_")
     return head + "".join(part.capitalize() for part in rest)
 
