@@ -10,7 +10,7 @@ from pathlib import Path
 import pyarrow as pa
 import sqlglot
 from pyspark.errors import PySparkException
-from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import DataFrame, SparkSession, functions
 from pyspark.sql import types as st
 from sqlglot import exp
 
@@ -218,9 +218,19 @@ class SparkEngine(Engine):
         target = f"{self.database}.{check_identifier(name)}"
         with self._lock:
             try:
-                columns = self.spark.table(target).columns
-                # insertInto matches columns by position: reorder the frame by name first.
-                frame.select(*columns).write.insertInto(target)
+                fields = self.spark.table(target).schema.fields
+                unknown = set(frame.columns) - {f.name for f in fields}
+                if unknown:
+                    raise EngineError(f"table {name} has no column(s) {', '.join(sorted(unknown))}")
+                # insertInto matches columns by position: order by name, NULL for absent columns
+                # (as INSERT INTO t (columns…) does on the other engines).
+                projection = [
+                    functions.col(f.name)
+                    if f.name in frame.columns
+                    else functions.lit(None).cast(f.dataType).alias(f.name)
+                    for f in fields
+                ]
+                frame.select(*projection).write.insertInto(target)
             except PySparkException as error:
                 raise EngineError(f"Spark could not append to table {name}: {error}") from error
         return frame.count()
