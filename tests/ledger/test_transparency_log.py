@@ -153,7 +153,7 @@ def test_concurrent_appenders_and_readers(open_log: OpenLog) -> None:
 
     def appender(worker: int) -> None:
         try:
-            for i in range(40):
+            for i in range(25):
                 results.append(log.append({"worker": worker, "i": i}).index)
         except BaseException as exc:  # collected and re-raised in the main thread
             errors.append(exc)
@@ -169,17 +169,17 @@ def test_concurrent_appenders_and_readers(open_log: OpenLog) -> None:
         except BaseException as exc:
             errors.append(exc)
 
-    threads = [threading.Thread(target=appender, args=(w,)) for w in range(6)]
+    threads = [threading.Thread(target=appender, args=(w,)) for w in range(4)]
     threads += [threading.Thread(target=reader) for _ in range(3)]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join()
     assert not errors
-    assert sorted(results) == list(range(1, 241))
-    assert log.size == 241
-    entries = [log.get(i).entry for i in range(1, 241)]
-    assert sorted((e["worker"], e["i"]) for e in entries) == [(w, i) for w in range(6) for i in range(40)]
+    assert sorted(results) == list(range(1, 101))
+    assert log.size == 101
+    entries = [log.get(i).entry for i in range(1, 101)]
+    assert sorted((e["worker"], e["i"]) for e in entries) == [(w, i) for w in range(4) for i in range(25)]
     assert log.verify().ok
 
 

@@ -136,7 +136,8 @@ def _check_entries(
     if len(offsets) < size * OFFSET_SIZE:
         findings.add(f"{OFFSETS}: holds {len(offsets) // OFFSET_SIZE} offsets for {size} entries")
     roots: dict[int, bytes] = {0: merkle.EMPTY_ROOT}
-    frontier: list[bytes] = []
+    frontier: list[bytes] = []  # recomputed from the entries
+    stored_frontier: list[bytes] = []  # as read from nodes.bin
     position = HEADER_SIZE
     readable = 0
     with (files.directory / ENTRIES).open("rb") as entries, (files.directory / NODES).open("rb") as node_file:
@@ -165,13 +166,25 @@ def _check_entries(
                 canonical = False
             if not canonical:
                 findings.add(f"{where}: not a canonical JSON object", index)
-            created = merkle.append_to_frontier(frontier, merkle.leaf_hash(payload), index)
-            for level, digest in enumerate(created):
-                stored = nodes.next()
-                if stored != digest:
+            leaf = merkle.leaf_hash(payload)
+            created = merkle.append_to_frontier(frontier, leaf, index)
+            # Each stored hash is checked locally (a leaf against its entry, a parent against its
+            # stored children), so a finding names the damaged hash, not all its ancestors.
+            stored = nodes.next()
+            if stored != leaf:
+                where_leaf = f"{NODES} hash #{nodes.position - 1}"
+                findings.add(f"{ENTRIES} entry {index}: leaf hash differs from {where_leaf}", index)
+            for level in range(1, len(created)):
+                parent = nodes.next()
+                if parent != merkle.node_hash(stored_frontier.pop(), stored):
                     first = ((index + 1 >> level) - 1) << level
-                    what = "leaf hash" if level == 0 else f"hash of the subtree of entries {first}..{index}"
-                    findings.add(f"{NODES} hash #{nodes.position - 1}: stored {what} differs from the entries", first)
+                    findings.add(
+                        f"{NODES} hash #{nodes.position - 1}: stored hash of the subtree of entries "
+                        f"{first}..{index} is not the hash of its stored children",
+                        first,
+                    )
+                stored = parent
+            stored_frontier.append(stored)
             position += len(record)
             readable = index + 1
             if readable in wanted_roots:
