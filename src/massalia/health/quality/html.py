@@ -24,7 +24,8 @@ section{background:#fff;border-radius:8px;padding:16px 20px;margin-top:20px;box-
 h2{font-size:16px;margin:0 0 12px}table{border-collapse:collapse;width:100%;font-size:13px}
 th,td{text-align:left;padding:6px 8px;border-bottom:1px solid #e3e6ea;vertical-align:top}
 th{cursor:pointer;background:#eef1f5;user-select:none;position:sticky;top:0}th:hover{background:#dde3ea}
-td:last-child{max-width:520px}td.num{text-align:right;font-variant-numeric:tabular-nums}input{padding:6px 10px;width:320px;font-size:13px;
+td:last-child{max-width:520px}
+td.num{text-align:right;font-variant-numeric:tabular-nums}input{padding:6px 10px;width:320px;font-size:13px;
 border:1px solid #c5ccd6;border-radius:4px;margin-bottom:10px}pre{white-space:pre-wrap;font-size:11px;
 background:#f3f4f6;padding:8px;border-radius:4px;max-width:700px}.s{display:inline-block;padding:1px 8px;
 border-radius:10px;color:#fff;font-size:11px}.legend span{margin-right:14px;font-size:12px}
