@@ -13,6 +13,7 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from massalia.ledger import merkle, storage
+from massalia.ledger.keys import load_signing_key
 from massalia.ledger.log import TransparencyLog
 from massalia.ledger.storage import LedgerError
 from massalia.ledger.verify import canonical_entry, sth_signed_bytes
@@ -146,7 +147,6 @@ def test_swapped_entries_are_detected(pristine: tuple[Path, list[int]], tmp_path
 
 
 def _forge_tree_head(directory: Path, key: Ed25519PrivateKey, tree_size: int, root: bytes) -> None:
-    log_id = merkle.hashlib.sha256(b"").digest()
     with TransparencyLog(directory, readonly=True) as log:
         log_id = log.log_id
     signature = key.sign(sth_signed_bytes(tree_size, 1_900_000_000_000, root, log_id))
@@ -161,10 +161,6 @@ def test_forged_tree_head_in_storage_is_refused(forgery: str, pristine: tuple[Pa
     shutil.copytree(source, work)
     with TransparencyLog(work, readonly=True) as log:
         root = log.root(20)
-    own_key = TransparencyLog.__init__  # placeholder to keep the type checker calm below
-    del own_key
-    from massalia.ledger.keys import load_signing_key
-
     key = load_signing_key(work / "signing-key.pem")
     if forgery == "wrong key":
         _forge_tree_head(work, Ed25519PrivateKey.generate(), 20, root)
