@@ -36,6 +36,8 @@ class Rule:
         Parameter of the kind (maximum length, lowest plausible date...).
     detail
         Extra words for the message (expected format...).
+    source_field
+        The source column the value came from, when there is one (reported next to ``field``).
 
     Examples
     --------
@@ -50,6 +52,7 @@ class Rule:
     action: Action = "reject"
     limit: str | None = None
     detail: str = ""
+    source_field: str | None = None
 
     @property
     def rule_kind(self) -> RuleKind:
@@ -120,6 +123,9 @@ def builtin_rule_kinds() -> list[RuleKind]:
                  lambda r: f"coalesce(length({_text(r.value)}) > {_needs_limit(r)}, false)"),
         RuleKind("unmapped_code", "unmapped_code", "code not found in the vocabulary",
                  lambda r: f"{r.value} IS NOT NULL AND trim({_text(r.value)}) <> '' AND {_needs_result(r)} IS NULL"),
+        RuleKind("invalid_code", "invalid_code", "malformed code (expected pattern {limit})",
+                 lambda r: f"{r.value} IS NOT NULL AND trim({_text(r.value)}) <> '' AND NOT "
+                           f"regexp_full_match(trim({_text(r.value)}), '{_needs_limit(r)}')"),
         RuleKind("unknown_value", "unknown_value", "value outside the declared list",
                  lambda r: f"{r.value} IS NOT NULL AND trim({_text(r.value)}) <> '' AND {_needs_result(r)} IS NULL"),
         RuleKind("unknown_reference", "unknown_reference", "refers to a record that was not loaded",

@@ -53,7 +53,8 @@ LOADED_FILE_COLUMNS = (
 REJECT_COLUMNS = (
     Column("run_id", "VARCHAR", False), Column("site", "VARCHAR"), Column("source_file", "VARCHAR"),
     Column("source_line", "BIGINT"), Column("target_table", "VARCHAR", False), Column("field", "VARCHAR"),
-    Column("value", "VARCHAR"), Column("reason", "VARCHAR", False), Column("action", "VARCHAR", False),
+    Column("target_field", "VARCHAR"), Column("value", "VARCHAR"), Column("reason", "VARCHAR", False),
+    Column("action", "VARCHAR", False),
     Column("message", "VARCHAR"),
 )
 
@@ -179,7 +180,8 @@ class RunContext:
         if rules:
             parts = [
                 f"SELECT {_sql_text(self.run_id)}, {_sql_text(site)}, CAST({SOURCE_FILE} AS VARCHAR), {SOURCE_LINE}, "
-                f"{_sql_text(target)}, {_sql_text(rule.field)}, _x{i}, {_sql_text(rule.reason)}, "
+                f"{_sql_text(target)}, {_sql_text(rule.source_field or rule.field)}, {_sql_text(rule.field)}, "
+                f"_x{i}, {_sql_text(rule.reason)}, "
                 f"{_sql_text(rule.action)}, {_sql_text(rule.message())} FROM {checked} WHERE _v{i}"
                 for i, rule in enumerate(rules)
             ]
@@ -190,6 +192,33 @@ class RunContext:
         self.engine.drop_table(checked)
         valid = self.engine.row_count(into)
         return valid, rejected
+
+    def check(self, *, source_sql: str, rules: Sequence[Rule], target: str, site: str, into: str) -> int:
+        """Record every violation of ``rules`` and create ``into`` with the refused rows' provenance.
+
+        ``into`` holds ``(_file_no, _source_line)`` of the rows a ``reject`` rule refused, so later
+        steps can leave them out with an anti-join instead of copying the good rows. Returns how
+        many rows were refused.
+        """
+        checked = self.table(f"fchk_{into[len(self.prefix):]}")
+        items = [f"s.{FILE_NO} AS {FILE_NO}", f"s.{SOURCE_FILE} AS {SOURCE_FILE}", f"s.{SOURCE_LINE} AS {SOURCE_LINE}",
+                 *violation_columns(rules)]
+        any_violation = " OR ".join(f"_v{i}" for i in range(len(rules))) or "false"
+        self.engine.execute(f"CREATE TABLE {checked} AS SELECT * FROM (SELECT {', '.join(items)} FROM {source_sql}) "
+                            f"AS c WHERE {any_violation}")
+        if rules:
+            parts = [
+                f"SELECT {_sql_text(self.run_id)}, {_sql_text(site)}, CAST({SOURCE_FILE} AS VARCHAR), {SOURCE_LINE}, "
+                f"{_sql_text(target)}, {_sql_text(rule.source_field or rule.field)}, {_sql_text(rule.field)}, "
+                f"_x{i}, {_sql_text(rule.reason)}, {_sql_text(rule.action)}, {_sql_text(rule.message())} "
+                f"FROM {checked} WHERE _v{i}"
+                for i, rule in enumerate(rules)
+            ]
+            self.engine.execute(f"INSERT INTO {self.reject_table} " + " UNION ALL ".join(parts))
+        self.engine.execute(f"CREATE TABLE {into} AS SELECT {FILE_NO}, {SOURCE_LINE} FROM {checked} "
+                            f"WHERE {rejecting(rules)}")
+        self.engine.drop_table(checked)
+        return self.engine.row_count(into)
 
     def cleanup(self) -> None:
         """Drop every staging table of the run."""

@@ -37,6 +37,9 @@ def check_encoding(path: Path, encoding: str) -> str:
         info = codecs.lookup(encoding)
     except LookupError:
         raise SourceError(path, None, f"unknown encoding {encoding!r}") from None
+    if info.name == "utf-8-sig":
+        # The byte-order mark is dropped while reading blocks, so the rest is plain UTF-8.
+        return "utf-8"
     try:
         if _ASCII_COMPATIBLE_PROBE.decode(info.name).encode(info.name) != _ASCII_COMPATIBLE_PROBE:
             raise UnicodeError

@@ -1,0 +1,174 @@
+"""Tables the ETL derives rather than maps row by row.
+
+Observation periods, the sites as care sites, the CDM_SOURCE row, and each site's
+SOURCE_TO_CONCEPT_MAP built from its local-code list.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+from importlib import resources
+from pathlib import Path
+
+import pyarrow as pa
+
+from massalia.health.etl.compiler import sql_text
+from massalia.health.etl.mapping import SiteMapping
+from massalia.health.omop.schema import CDM_VERSION, cdm_table
+from massalia.pipelines.publish import TableChange
+from massalia.pipelines.runner import RunContext
+from massalia.sources import SourceOptions, read_source
+
+EHR = 32817
+"""Type concept "EHR": every row comes from hospital records."""
+
+CDM_54_CONCEPT = 756265
+"""Concept id of "OMOP CDM Version 5.4.0" (cdm_source.cdm_version_concept_id)."""
+
+OBSERVATION_DATES: dict[str, tuple[str, str | None]] = {
+    "visit_occurrence": ("visit_start_date", "visit_end_date"),
+    "condition_occurrence": ("condition_start_date", "condition_end_date"),
+    "drug_exposure": ("drug_exposure_start_date", "drug_exposure_end_date"),
+    "procedure_occurrence": ("procedure_date", "procedure_end_date"),
+    "measurement": ("measurement_date", None),
+    "observation": ("observation_date", None),
+    "note": ("note_date", None),
+    "death": ("death_date", None),
+    "episode": ("episode_start_date", "episode_end_date"),
+}
+"""Dates that show a person was observed, per table (start, optional end)."""
+
+
+def _select(table: str) -> str:
+    """Column list of a CDM table, in order (for ``INSERT ... SELECT`` with explicit names)."""
+    return ", ".join(f.name for f in cdm_table(table).fields)
+
+
+def local_codes_path(site: SiteMapping) -> Path:
+    """Where the site's local-code list lives (package resource or a path next to the mapping)."""
+    if site.local_codes is None:
+        raise ValueError(f"site {site.site} has no local_codes")
+    resource = site.local_codes.resource
+    if ":" in resource:
+        package, _, name = resource.partition(":")
+        return Path(str(resources.files(package).joinpath(name)))
+    return (Path(site.origin).parent / resource).resolve()
+
+
+def stage_local_codes(context: RunContext, site: SiteMapping) -> str:
+    """Stage the local-code list (``code`` = local code, plus its attributes) and the site's STCM rows."""
+    engine = context.engine
+    path = local_codes_path(site)
+    batches = list(read_source(path, SourceOptions(columns=("local_code", "target_vocabulary_id",
+                                                            "target_concept_code"))))
+    table = context.table(f"local_{site.site}")
+    data = pa.Table.from_batches(batches)
+    engine.write_new_table(table, data.append_column("code", data.column("local_code")))
+    vocabulary = sql_text(site.local_codes.vocabulary_id if site.local_codes else "")
+    stcm = context.table(f"stcm_{site.site}")
+    standard = ("(SELECT min(r.concept_id_2) FROM concept_relationship AS r WHERE r.concept_id_1 = c.concept_id "
+                "AND r.relationship_id = 'Maps to' AND r.invalid_reason IS NULL)")
+    ingredient = ("(SELECT min(a.descendant_concept_id) FROM concept_ancestor AS a JOIN concept AS d ON "
+                  "d.concept_id = a.descendant_concept_id WHERE a.ancestor_concept_id = c.concept_id "
+                  "AND d.concept_class_id = 'Ingredient' AND d.standard_concept = 'S')")
+    engine.execute(
+        f"CREATE TABLE {stcm} AS SELECT source_code, source_concept_id, source_vocabulary_id, "
+        "source_code_description, target_concept_id, coalesce(t.vocabulary_id, 'None') AS target_vocabulary_id, "
+        "valid_start_date, valid_end_date, invalid_reason FROM ("
+        f"SELECT l.local_code AS source_code, 0 AS source_concept_id, {vocabulary} AS source_vocabulary_id, "
+        "substr(l.local_label, 1, 255) AS source_code_description, "
+        f"coalesce({standard}, CASE WHEN c.standard_concept = 'S' THEN c.concept_id END, {ingredient}, 0) "
+        "AS target_concept_id, DATE '1970-01-01' AS valid_start_date, DATE '2099-12-31' AS valid_end_date, "
+        f"CAST(NULL AS VARCHAR) AS invalid_reason FROM {table} AS l LEFT JOIN concept AS c "
+        "ON c.vocabulary_id = l.target_vocabulary_id AND c.concept_code = l.target_concept_code"
+        ") AS m LEFT JOIN concept AS t ON t.concept_id = m.target_concept_id"
+    )
+    return table
+
+
+def local_code_changes(context: RunContext, site: SiteMapping, local_table: str) -> list[TableChange]:
+    """Replace the site's rows of SOURCE_TO_CONCEPT_MAP, and declare its local vocabulary."""
+    del local_table
+    vocabulary = site.local_codes.vocabulary_id if site.local_codes else ""
+    stcm = context.table(f"stcm_{site.site}")
+    return [
+        TableChange("source_to_concept_map", f"SELECT {_select('source_to_concept_map')} FROM {stcm}",
+                    delete_where=f"source_vocabulary_id = {sql_text(vocabulary)}"),
+        TableChange("vocabulary", f"SELECT {sql_text(vocabulary)}, {sql_text(f'{site.site} local codes')}, "
+                    f"{sql_text(site.description or site.site)}, NULL, 0",
+                    delete_where=f"vocabulary_id = {sql_text(vocabulary)}"),
+    ]
+
+
+def care_site_changes(context: RunContext, sites: Sequence[SiteMapping]) -> list[TableChange]:
+    """Each site as a CARE_SITE with its LOCATION (replaced on every run that touches the site)."""
+    del context
+    changes = []
+    for site in sites:
+        care = site.care_site
+        changes.append(TableChange(
+            "location",
+            f"SELECT {care.care_site_id}, NULL, NULL, {sql_text(care.city)}, NULL, {sql_text(care.zip)}, NULL, "
+            f"{sql_text(f'care_site:{site.site}')}, NULL, {sql_text(care.country)}, NULL, NULL",
+            delete_where=f"location_id = {care.care_site_id}",
+        ))
+        changes.append(TableChange(
+            "care_site",
+            f"SELECT {care.care_site_id}, {sql_text(care.name)}, {care.place_of_service_concept_id}, "
+            f"{care.care_site_id}, {sql_text(site.site)}, NULL",
+            delete_where=f"care_site_id = {care.care_site_id}",
+        ))
+    return changes
+
+
+def observation_period_change(context: RunContext, valid: Sequence[dict[str, list[str]]]) -> TableChange | None:
+    """Recompute the observation period of every person this run touched (old and new events)."""
+    engine = context.engine
+    persons: list[str] = []
+    new_dates: list[str] = []
+    for tables in valid:
+        for target, names in tables.items():
+            for name in names:
+                columns = {c.name for c in engine.describe(name)}
+                persons.append(f"SELECT person_id FROM {name}")
+                if target in OBSERVATION_DATES:
+                    start, end = OBSERVATION_DATES[target]
+                    if start in columns:
+                        last = f"coalesce({end}, {start})" if end and end in columns else start
+                        new_dates.append(f"SELECT person_id, {start} AS d0, {last} AS d1 FROM {name}")
+    if not persons:
+        return None
+    touched = context.table("touched_persons")
+    engine.execute(f"CREATE TABLE {touched} AS SELECT DISTINCT person_id FROM ({' UNION ALL '.join(persons)}) AS p")
+    old_dates = []
+    for target, (start, end) in OBSERVATION_DATES.items():
+        last = f"coalesce({end}, {start})" if end else start
+        old_dates.append(f"SELECT person_id, {start} AS d0, {last} AS d1 FROM {target} "
+                         f"WHERE person_id IN (SELECT person_id FROM {touched})")
+    periods = context.table("observation_periods")
+    engine.execute(
+        f"CREATE TABLE {periods} AS SELECT person_id AS observation_period_id, person_id, "
+        "CAST(min(d0) AS DATE) AS observation_period_start_date, CAST(max(d1) AS DATE) AS "
+        f"observation_period_end_date, {EHR} AS period_type_concept_id FROM ("
+        + " UNION ALL ".join(new_dates + old_dates) + ") AS dates WHERE d0 IS NOT NULL GROUP BY person_id"
+    )
+    return TableChange("observation_period", f"SELECT * FROM {periods}",
+                       delete_where=f"person_id IN (SELECT person_id FROM {touched})")
+
+
+def cdm_source_change(context: RunContext, sites: Sequence[SiteMapping]) -> TableChange:
+    """The single CDM_SOURCE row, with the vocabulary version found in the warehouse."""
+    engine = context.engine
+    version = engine.query("SELECT vocabulary_version FROM vocabulary WHERE vocabulary_id = 'None'")
+    vocabulary_version = version.column(0)[0].as_py() if version.num_rows else None
+    today = dt.date.today().isoformat()
+    names = ", ".join(s.site for s in sites)
+    return TableChange(
+        "cdm_source",
+        f"SELECT 'Massalia oncology warehouse', 'massalia', 'Massalia', "
+        f"{sql_text(f'Synthetic or hospital extracts from: {names}')}, NULL, NULL, DATE '{today}', "
+        f"DATE '{today}', {sql_text(CDM_VERSION)}, {CDM_54_CONCEPT}, "
+        f"{sql_text(vocabulary_version or 'unknown')}",
+        delete_where="TRUE",
+    )

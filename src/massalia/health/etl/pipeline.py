@@ -1,0 +1,329 @@
+"""The OMOP pipeline: site extracts → OMOP CDM v5.4, driven by the per-site mapping files.
+
+For each site with new files, in dependency order of its mappings (a mapping that defines persons
+runs before those that refer to persons...), the compiled SQL maps, checks and splits the staged
+rows; keyed records (persons, visits, tumours, locations) get stable ids kept in ``etl_id_map``;
+derived tables (observation_period, care_site, location of the site, cdm_source,
+source_to_concept_map) follow. Everything becomes :class:`TableChange` objects published at once
+by the generic runner.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from massalia.engine import Column, Engine
+from massalia.health.etl.compiler import (
+    CompiledMapping,
+    Lookup,
+    MappingCompiler,
+    column_ref,
+    parse_datetime,
+    parse_number,
+    sql_text,
+)
+from massalia.health.etl.derived import (
+    care_site_changes,
+    cdm_source_change,
+    local_code_changes,
+    observation_period_change,
+    stage_local_codes,
+)
+from massalia.health.etl.mapping import CODE_PATTERNS, SiteMapping, TableMapping
+from massalia.health.omop.schema import cdm_table, create_cdm_schema
+from massalia.pipelines.publish import TableChange
+from massalia.pipelines.rules import Rule
+from massalia.pipelines.runner import FILE_NO, InputFile, Pipeline, RunContext
+from massalia.sources import SOURCE_FILE, SOURCE_LINE, SourceOptions
+
+ID_MAP = "etl_id_map"
+ID_MAP_COLUMNS = (
+    Column("site", "VARCHAR", False), Column("kind", "VARCHAR", False), Column("source_value", "VARCHAR", False),
+    Column("id", "BIGINT", False), Column("run_id", "VARCHAR", False),
+)
+SEQUENTIAL_KINDS = ("person",)
+"""Kinds numbered 1, 2, 3... (readable ids); other kinds reuse their stable row id."""
+
+
+@dataclass
+class SiteRun:
+    """What one site contributed to a run."""
+
+    site: str
+    valid: dict[str, list[str]] = field(default_factory=dict)
+    """Target table → staged tables of valid rows (with ``person_id``)."""
+
+
+def _order(mappings: Sequence[TableMapping]) -> list[TableMapping]:
+    """Mappings sorted so that each runs after those defining the kinds it refers to or requires."""
+    defines = {m.defines: m.name for m in mappings if m.defines}
+    needs: dict[str, set[str]] = {}
+    for m in mappings:
+        deps = {defines[c.id] for c in m.columns.values() if c.transform == "id" and c.id in defines}
+        deps |= set(m.requires)
+        deps.discard(m.name)
+        needs[m.name] = deps
+    ordered: list[TableMapping] = []
+    done: set[str] = set()
+    pending = list(mappings)
+    while pending:
+        ready = [m for m in pending if needs[m.name] <= done]
+        if not ready:
+            raise ValueError(f"mappings refer to each other in a cycle: {', '.join(m.name for m in pending)}")
+        for m in ready:
+            ordered.append(m)
+            done.add(m.name)
+            pending.remove(m)
+    return ordered
+
+
+class OmopPipeline(Pipeline):
+    """Load the site folders of ``sources_dir`` into OMOP with the given site mappings."""
+
+    name = "omop"
+
+    def __init__(self, sources_dir: Path, mappings: Sequence[SiteMapping]) -> None:
+        self.sources_dir = sources_dir
+        self.mappings = list(mappings)
+        self.warnings: list[str] = []
+
+    # -- inputs ----------------------------------------------------------------------------
+    def inputs(self) -> list[InputFile]:
+        """Every file of every site matching its mapping's patterns, in a stable order."""
+        files = []
+        for site in self.mappings:
+            folder = self.sources_dir / site.site
+            for kind, spec in site.files.items():
+                fmt = site.file_format(kind)
+                options = SourceOptions(format=fmt.format, separator=fmt.separator, quote=fmt.quote,
+                                        encoding=fmt.encoding, columns=tuple(spec.columns))
+                for path in sorted(folder.glob(spec.pattern)):
+                    files.append(InputFile(f"{site.site}.{kind}", path, options))
+        return files
+
+    def prepare(self, engine: Engine) -> None:
+        """Create the CDM tables, the vocabulary (demo one when empty) and the id map if absent."""
+        create_cdm_schema(engine)
+        if engine.row_count("concept") == 0:
+            from massalia.health.omop.vocabulary import load_demo_vocabulary
+
+            load_demo_vocabulary(engine)
+        if ID_MAP not in engine.list_tables():
+            engine.create_empty_table(ID_MAP, ID_MAP_COLUMNS)
+
+    # -- transform -------------------------------------------------------------------------
+    def transform(self, context: RunContext) -> list[TableChange]:
+        """Map every site with new files; then derived tables."""
+        engine = context.engine
+        known = set(engine.query("SELECT concept_id FROM concept").column(0).to_pylist())
+        new_ids = context.table("new_ids")
+        engine.create_empty_table(new_ids, ID_MAP_COLUMNS)
+        changes: list[TableChange] = []
+        runs: list[SiteRun] = []
+        for site in self.mappings:
+            datasets = {d for d in context.new_datasets() if d.startswith(f"{site.site}.")}
+            if not datasets:
+                continue
+            runs.append(self._site(context, site, known, new_ids, changes))
+        changes.append(TableChange(ID_MAP, f"SELECT * FROM {new_ids}"))
+        changes += care_site_changes(context, [s for s in self.mappings if any(r.site == s.site for r in runs)])
+        change = observation_period_change(context, [r.valid for r in runs])
+        if change is not None:
+            changes.append(change)
+        changes.append(cdm_source_change(context, self.mappings))
+        return changes
+
+    def _site(
+        self, context: RunContext, site: SiteMapping, known: set[int], new_ids: str, changes: list[TableChange]
+    ) -> SiteRun:
+        run = SiteRun(site.site)
+        lookups: dict[Lookup, str] = {}
+        local_table = None
+        if site.local_codes is not None:
+            local_table = stage_local_codes(context, site)
+            changes.extend(local_code_changes(context, site, local_table))
+
+        def lookup_table(lookup: Lookup) -> str:
+            if lookup not in lookups:
+                lookups[lookup] = self._build_lookup(context, site, lookup, local_table)
+            return lookups[lookup]
+
+        def staged_table(kind: str) -> str:
+            dataset = f"{site.site}.{kind}"
+            if dataset not in context.staged:
+                raise LookupError(dataset)
+            return context.staged[dataset]
+
+        compiler = MappingCompiler(site, lookup_table, staged_table, known_concepts=known)
+        bad_lines = {kind: self._check_file(context, site, kind) for kind in site.files
+                     if f"{site.site}.{kind}" in context.staged}
+        valid_by_mapping: dict[str, str] = {}
+        for mapping in _order(site.tables):
+            if f"{site.site}.{mapping.source}" not in context.staged:
+                continue  # no new file of this kind in this run
+            if any(r not in valid_by_mapping for r in mapping.requires):
+                continue
+            own_id = None
+            compiled = compiler.compile(mapping, own_id=own_id)
+            bad = bad_lines[mapping.source]
+            if bad:
+                # Rows the file-level checks refused feed no table (their reject rows already say why).
+                compiled.source_sql += (
+                    (" AND " if " WHERE " in compiled.source_sql else " WHERE ")
+                    + f"NOT EXISTS (SELECT 1 FROM {bad} AS b WHERE b.{FILE_NO} = s.{FILE_NO} "
+                    f"AND b.{SOURCE_LINE} = s.{SOURCE_LINE})"
+                )
+            for required in mapping.requires:
+                # The row another mapping made from the same source row must exist (e.g. an episode's event).
+                other = valid_by_mapping[required]
+                clause = (f"EXISTS (SELECT 1 FROM {other} AS r WHERE r.{FILE_NO} = s.{FILE_NO} "
+                          f"AND r.{SOURCE_LINE} = s.{SOURCE_LINE})")
+                glue = " AND " if " WHERE " in compiled.source_sql else " WHERE "
+                compiled.source_sql += glue + clause
+            valid = context.table(f"v_{site.site}_{mapping.name}")
+            context.validate(source_sql=compiled.source_sql, columns=compiled.columns, rules=compiled.rules,
+                             target=mapping.target, site=site.site, into=valid)
+            published = self._define(context, site, mapping, valid, new_ids) if mapping.defines else valid
+            valid_by_mapping[mapping.name] = published
+            changes.append(TableChange(mapping.target, self._final_select(compiled, published)))
+            if "person_id" in {f.name for f in cdm_table(mapping.target).fields}:
+                run.valid.setdefault(mapping.target, []).append(published)
+        for warning in compiler.warnings:
+            if warning not in self.warnings:
+                self.warnings.append(warning)
+        return run
+
+    def _check_file(self, context: RunContext, site: SiteMapping, kind: str) -> str | None:
+        """Apply the file's own contract (required columns, dates, numbers, code shapes) once per row."""
+        spec = site.files[kind]
+        fmt = site.file_format(kind)
+        rules: list[Rule] = []
+        for column in spec.required:
+            rules.append(Rule("required", column, value=column_ref(column), source_field=column))
+        for columns, pattern in ((spec.dates, fmt.date), (spec.datetimes, fmt.datetime)):
+            for column in columns:
+                rules.append(Rule("invalid_date", column, value=column_ref(column), source_field=column,
+                                  result=parse_datetime(column_ref(column), pattern), detail=f"(expected {pattern})"))
+        for column in spec.numbers:
+            rules.append(Rule("invalid_number", column, value=column_ref(column), source_field=column,
+                              result=parse_number(column_ref(column), fmt.decimal)))
+        for column, pattern in spec.codes.items():
+            regex = CODE_PATTERNS.get(pattern, pattern)
+            rules.append(Rule("invalid_code", column, value=column_ref(column), source_field=column, limit=regex))
+        if not rules:
+            return None
+        bad = context.table(f"bad_{site.site}_{kind}")
+        context.check(source_sql=f"{context.staged[f'{site.site}.{kind}']} AS s", rules=rules,
+                      target=f"file:{kind}", site=site.site, into=bad)
+        return bad
+
+    def _define(self, context: RunContext, site: SiteMapping, mapping: TableMapping, valid: str, new_ids: str) -> str:
+        """Give ids to the new records a defining mapping created; return the rows to publish."""
+        engine = context.engine
+        kind = mapping.defines or ""
+        ids = self._id_lookup_name(context, site, kind)
+        self._ensure_id_lookup(context, site, kind, ids)
+        first = context.table(f"first_{site.site}_{mapping.name}")
+        # First occurrence of each key not already known: later copies are duplicates.
+        engine.execute(
+            f"CREATE TABLE {first} AS SELECT _key, min(_row_id) AS _first FROM {valid} AS v "
+            f"WHERE NOT EXISTS (SELECT 1 FROM {ids} AS i WHERE i.code = v._key) GROUP BY _key"
+        )
+        own = next((name for name, spec in mapping.columns.items() if spec.transform == "id" and spec.id == kind),
+                   None)
+        if mapping.duplicates == "reject":
+            engine.execute(
+                f"INSERT INTO {context.reject_table} SELECT {sql_text(context.run_id)}, {sql_text(site.site)}, "
+                f"CAST(v.{SOURCE_FILE} AS VARCHAR), v.{SOURCE_LINE}, {sql_text(mapping.target)}, "
+                f"{sql_text(mapping.key)}, {sql_text(own or mapping.key)}, v._key, 'duplicate_key', 'reject', "
+                f"'the same key appears earlier in this delivery' "
+                f"FROM {valid} AS v JOIN {first} AS f ON f._key = v._key WHERE v._row_id <> f._first"
+            )
+        if kind in SEQUENTIAL_KINDS:
+            start = (f"(SELECT coalesce(max(id), 0) FROM (SELECT id FROM {ID_MAP} WHERE kind = {sql_text(kind)} "
+                     f"UNION ALL SELECT id FROM {new_ids} WHERE kind = {sql_text(kind)}) AS known_ids)")
+            id_sql = f"{start} + row_number() OVER (ORDER BY _key)"
+        else:
+            id_sql = "_first"
+        numbered = context.table(f"ids_{site.site}_{mapping.name}")
+        engine.execute(f"CREATE TABLE {numbered} AS SELECT _key, _first, {id_sql} AS id FROM {first}")
+        engine.execute(f"INSERT INTO {new_ids} SELECT {sql_text(site.site)}, {sql_text(kind)}, _key, id, "
+                       f"{sql_text(context.run_id)} FROM {numbered}")
+        engine.execute(f"INSERT INTO {ids} SELECT _key, id FROM {numbered}")
+        published = context.table(f"p_{site.site}_{mapping.name}")
+        replace = f" REPLACE (n.id AS {own})" if own else ""
+        engine.execute(
+            f"CREATE TABLE {published} AS SELECT v.*{replace} FROM {valid} AS v "
+            f"JOIN {numbered} AS n ON n._key = v._key AND n._first = v._row_id"
+        )
+        return published
+
+    @staticmethod
+    def _id_lookup_name(context: RunContext, site: SiteMapping, kind: str) -> str:
+        return context.table(f"lkp_id_{site.site}_{kind}")
+
+    def _ensure_id_lookup(self, context: RunContext, site: SiteMapping, kind: str, table: str) -> None:
+        if table not in context.engine.list_tables():
+            context.engine.execute(
+                f"CREATE TABLE {table} AS SELECT source_value AS code, id FROM {ID_MAP} "
+                f"WHERE site = {sql_text(site.site)} AND kind = {sql_text(kind)}"
+            )
+
+    def _build_lookup(self, context: RunContext, site: SiteMapping, lookup: Lookup, local_table: str | None) -> str:
+        engine = context.engine
+        if lookup.kind == "id":
+            table = self._id_lookup_name(context, site, lookup.id_kind)
+            self._ensure_id_lookup(context, site, lookup.id_kind, table)
+            return table
+        if lookup.kind == "local_attribute":
+            if local_table is None:
+                raise ValueError(f"site {site.site}: local attributes need local_codes:")
+            return local_table
+        table = context.table(f"lkp_{site.site}_{len(context.temporary)}")
+        if lookup.kind == "local":
+            stcm = context.table(f"stcm_{site.site}")
+            engine.execute(
+                f"CREATE TABLE {table} AS SELECT source_code AS code, min(source_concept_id) AS source_concept_id, "
+                f"min(nullif(target_concept_id, 0)) AS concept_id FROM {stcm} GROUP BY source_code"
+            )
+            return table
+        vocabularies = ", ".join(sql_text(v) for v in lookup.vocabularies)
+        ranks = " ".join(f"WHEN {sql_text(v)} THEN {i}" for i, v in enumerate(lookup.vocabularies))
+        if lookup.relationship.startswith("ancestor:"):
+            concept_class = lookup.relationship.split(":", 1)[1]
+            target = (f"(SELECT min(a.descendant_concept_id) FROM concept_ancestor AS a JOIN concept AS d "
+                      f"ON d.concept_id = a.descendant_concept_id WHERE a.ancestor_concept_id = c.concept_id "
+                      f"AND d.concept_class_id = {sql_text(concept_class)} AND d.standard_concept = 'S')")
+        else:
+            target = (f"(SELECT min(r.concept_id_2) FROM concept_relationship AS r WHERE r.concept_id_1 = "
+                      f"c.concept_id AND r.relationship_id = {sql_text(lookup.relationship)} "
+                      f"AND r.invalid_reason IS NULL)")
+        engine.execute(
+            f"CREATE TABLE {table} AS SELECT code, source_concept_id, concept_id FROM ("
+            f"SELECT c.concept_code AS code, c.concept_id AS source_concept_id, "
+            f"coalesce({target}, CASE WHEN c.standard_concept = 'S' THEN c.concept_id END) AS concept_id, "
+            f"row_number() OVER (PARTITION BY c.concept_code ORDER BY CASE c.vocabulary_id {ranks} END, "
+            f"c.invalid_reason NULLS FIRST, c.concept_id) AS rank "
+            f"FROM concept AS c WHERE c.vocabulary_id IN ({vocabularies})) AS ranked WHERE rank = 1"
+        )
+        return table
+
+    @staticmethod
+    def _final_select(compiled: CompiledMapping, published: str) -> str:
+        """Rows of the target table, columns in CDM order, types of the CDM."""
+        declared = {name for name, _ in compiled.columns}
+        items = []
+        for target_field in compiled.target.fields:
+            name = target_field.name
+            kind = target_field.sql_type
+            if name in declared and name in compiled.mapping.columns:
+                items.append(f"CAST({name} AS {kind})")
+            elif name in compiled.target.primary_key:
+                items.append("_row_id")
+            elif name.endswith("concept_id") and target_field.required:
+                items.append("0")
+            else:
+                items.append(f"CAST(NULL AS {kind})")
+        return f"SELECT {', '.join(items)} FROM {published}"
