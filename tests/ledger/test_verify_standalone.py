@@ -136,7 +136,7 @@ def test_signed_proofs_verify_and_any_alteration_fails(n: int, data: st.DataObje
     at = data.draw(st.integers(0, 10_000))
     inclusion_changes: list[tuple[dict[str, Any], Any, dict[str, Any]]] = [
         ({**entry(index), "i": index + 1}, proof, head.to_json()),
-        (entry(index), {**proof, "leaf_index": (index + 1 + at) % n if n > 1 else 1}, head.to_json()),
+        (entry(index), {**proof, "leaf_index": (index + 1 + at % (n - 1)) % n if n > 1 else 1}, head.to_json()),
         (entry(index), {**proof, "tree_size": n + 1}, head.to_json()),
         (entry(index), proof, {**head.to_json(), "tree_size": n + 1}),
         (entry(index), proof, {**head.to_json(), "root_hash": flip_b64(head.to_json()["root_hash"], at)}),
