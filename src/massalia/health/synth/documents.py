@@ -161,8 +161,8 @@ def _consultation(n: _Note, p: _Patient, day: int) -> None:
     n.text(ph.pick(("J'ai vu en consultation le ", "Je reçois ce jour, le ", "Consultation du "), n.rng))
     n.date(day)
     who = "M." if p.male else "Mme"
-    n.text(f", {who} X, {p.age} ans, adressé{'' if p.male else 'e'} pour ")
-    n.text(ph.pick(("bilan d'une ", "prise en charge d'une ", "avis concernant une "), n.rng))
+    n.text(f", {who} X, {p.age} ans, adressé{'' if p.male else 'e'} ")
+    n.text(ph.pick(("pour bilan. Motif : ", "pour avis. Motif : ", "par son médecin traitant. Motif : "), n.rng))
     fmt = ph.pick(ph.HYPOTHESIS_FORMULAS, n.rng)
     before, after = fmt.split("{x}")
     n.text(before)
@@ -170,7 +170,7 @@ def _consultation(n: _Note, p: _Patient, day: int) -> None:
     n.text(after + ".")
     _antecedents(n, p)
     n.text("\nExamen : ")
-    n.ent(ph.pick(ph.ECOG_FORMULAS, n.rng).format(e=p.ecog), "ecog", p.ecog)
+    n.ent(ph.ecog_text(p.ecog, n.rng), "ecog", p.ecog)
     n.text(". " + ph.pick(("Je programme une biopsie et un bilan d'extension.",
                            "Un scanner TAP et une biopsie sont demandés.", "Bilan en cours."), n.rng))
     n.text("\n" + ph.pick(ph.CLOSINGS, n.rng))
@@ -256,7 +256,7 @@ def _tumour_board(n: _Note, p: _Patient, day: int, relapse: bool) -> None:
     n.text(" (")
     n.ent(f"stade {STAGES[p.stage]}", "stage", STAGES[p.stage])
     n.text("). ")
-    n.ent(ph.pick(ph.ECOG_FORMULAS, n.rng).format(e=p.ecog), "ecog", p.ecog)
+    n.ent(ph.ecog_text(p.ecog, n.rng), "ecog", p.ecog)
     n.text(".")
     if p.markers and n.rng.random() < 0.7:
         n.text("\nBiomarqueurs : ")

@@ -69,7 +69,8 @@ DRUG_BRANDS: dict[str, str] = {
     "enzalutamide": "Xtandi", "olaparib": "Lynparza", "rituximab": "Mabthera", "sunitinib": "Sutent",
 }
 
-ECOG_FORMULAS = ("ECOG {e}", "PS {e}", "OMS {e}", "état général conservé (PS {e})")
+ECOG_FORMULAS = ("ECOG {e}", "PS {e}", "OMS {e}", "performance status {e}")
+ECOG_FIT_FORMULAS = ("état général conservé (PS {e})", "bon état général, ECOG {e}")
 GREETINGS = ("Cher confrère,", "Chère consœur, cher confrère,", "Mon cher confrère,", "Cher ami,")
 CLOSINGS = ("Bien confraternellement.", "Je vous tiens informé de la suite de la prise en charge.",
             "Confraternellement.", "Restant à votre disposition.")
@@ -109,6 +110,12 @@ def typo(word: str, rng: np.random.Generator, rate: float = 0.04) -> str:
         i = int(rng.integers(1, len(word) - 2))
         return word[:i] + word[i + 1] + word[i] + word[i + 2:]
     return word.translate(str.maketrans("éèêàç", "eeeac"))
+
+
+def ecog_text(ecog: int, rng: np.random.Generator) -> str:
+    """How a note states the performance status (``état général conservé`` only when ECOG ≤ 1)."""
+    options = ECOG_FORMULAS + (ECOG_FIT_FORMULAS if ecog <= 1 else ())
+    return pick(options, rng).format(e=ecog)
 
 
 def pick(options: tuple[str, ...] | list[str], rng: np.random.Generator) -> str:

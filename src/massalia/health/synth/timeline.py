@@ -207,13 +207,14 @@ def build_timeline(rng: np.random.Generator, c: Cohort) -> Timeline:
     drugs.append({"pid": pid_h, "visit": vh, "t": secs(day_h), "drug": first_drug[reg].astype(np.int16),
                   "regimen": reg.astype(np.int16), "line": np.zeros(pid_h.shape[0], np.int8),
                   "cycle": (k + 1).astype(np.int16)})
+    add_draw(pid_h, (day_h - 2) * DAY + 8 * 3600, np.full(pid_h.shape[0], -1), 1)
 
-    # 6. Follow-up consultations with labs and imaging: every 3 months for 2 years, then every 6 months.
+    # 6. Follow-up consultations with labs and imaging: every 3 months for 3 years, then every 6 months.
     fu_start = dx + 90
-    n_fu = np.ceil(np.clip((end_day - fu_start) / 90.0, 0, 8)).astype(np.int64)
-    n_fu += np.ceil(np.clip((end_day - fu_start - 720) / 180.0, 0, None)).astype(np.int64)
+    n_fu = np.ceil(np.clip((end_day - fu_start) / 90.0, 0, 12)).astype(np.int64)
+    n_fu += np.ceil(np.clip((end_day - fu_start - 1080) / 180.0, 0, None)).astype(np.int64)
     rows, k = _series(fu_start, n_fu, 1)
-    day_f = fu_start[rows] + np.where(k < 8, 90 * k, 720 + 180 * (k - 8)) + rng.integers(-10, 11, rows.shape[0])
+    day_f = fu_start[rows] + np.where(k < 12, 90 * k, 1080 + 180 * (k - 12)) + rng.integers(-10, 11, rows.shape[0])
     keep = day_f < end_day[rows]
     pid_f, day_f, kf = rows[keep], day_f[keep], k[keep]
     vf = v.add(pid_f, 0, secs(day_f), np.full(pid_f.shape[0], 0.5), 0)

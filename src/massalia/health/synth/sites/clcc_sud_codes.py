@@ -9,6 +9,7 @@ from __future__ import annotations
 import csv
 import io
 from dataclasses import dataclass
+from functools import cache
 from importlib import resources
 
 from massalia.health.synth.catalogue import (
@@ -52,6 +53,7 @@ def _english(key: str) -> str:
     return key.replace("_", " ")
 
 
+@cache
 def local_codes() -> dict[tuple[str, str], LocalCode]:
     """Every local code, keyed by (domain, catalogue key or standard code).
 
