@@ -179,7 +179,7 @@ def make_row(
     invalid = invalid if invalid in ("D", "U") else ""
     return {
         "concept_id": str(int(concept_id)),  # type: ignore[call-overload]
-        "concept_name": " ".join(name.split()),
+        "concept_name": name.replace("\t", " ").replace("\n", " "),
         "domain_id": domain,
         "vocabulary_id": vocabulary,
         "concept_class_id": concept_class,

@@ -127,9 +127,10 @@ def table_schema(spec: TableSpec) -> pa.Schema:
     return pa.schema([f.with_name(_plain(f.name)) for f in schema])
 
 
-def _null_if_empty(column: pa.Array) -> pa.Array:
-    trimmed = pc.utf8_trim_whitespace(column)
-    return pc.if_else(pc.equal(trimmed, ""), pa.scalar(None, pa.string()), trimmed)
+def _null_if_empty(column: pa.Array, *, trim: bool) -> pa.Array:
+    """Empty cells are NULL; numbers and dates are trimmed, text is kept as written."""
+    values = pc.utf8_trim_whitespace(column) if trim else column
+    return pc.if_else(pc.equal(values, ""), pa.scalar(None, pa.string()), values)
 
 
 def _first(mask: pa.Array) -> int:
@@ -161,10 +162,10 @@ def convert_column(
     csv_file: CsvFile, first_line: int, field: FieldSpec, raw: pa.Array, dialect: CsvDialect
 ) -> pa.Array:
     """Cast one column of text to the CDM type of ``field``; raise on the first bad value."""
-    values = _null_if_empty(raw)
+    target = field.arrow_type
+    values = _null_if_empty(raw, trim=not pa.types.is_string(target))
     if field.required and values.null_count:
         _fail(csv_file, first_line, _first(pc.is_null(values)), field, raw, "required value missing")
-    target = field.arrow_type
     if pa.types.is_integer(target):
         bad = pc.invert(pc.match_substring_regex(values, _INTEGER.pattern))
         if pc.any(pc.fill_null(bad, False)).as_py():
@@ -254,7 +255,7 @@ def typed_batches(
                 handle, read_options=read_options, parse_options=parse_options, convert_options=convert_options
             )
         except pa.ArrowInvalid as error:
-            raise OmopCsvError(csv_file.name, line, None, f"unreadable CSV: {error}") from error
+            raise OmopCsvError(csv_file.name, line, None, f"malformed CSV at or after this line: {error}") from error
         while True:
             try:
                 batch = reader.read_next_batch()
