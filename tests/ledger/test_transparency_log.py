@@ -145,9 +145,17 @@ def test_readonly_reader_and_writer_lock(audit_event: Event, tmp_path: Path, ope
         reader.tree_head()
 
 
-def test_concurrent_appenders_and_readers(open_log: OpenLog) -> None:
+def test_concurrent_appenders_and_readers(open_log: OpenLog, monkeypatch: pytest.MonkeyPatch) -> None:
     log = open_log()
     log.append({"seed": 0})
+    syncs = {"n": 0}
+    real_sync = storage.sync
+
+    def counting_sync(fd: int) -> None:
+        syncs["n"] += 1
+        real_sync(fd)
+
+    monkeypatch.setattr("massalia.ledger.log.sync", counting_sync)
     errors: list[BaseException] = []
     results: list[int] = []
 
@@ -176,6 +184,7 @@ def test_concurrent_appenders_and_readers(open_log: OpenLog) -> None:
     for thread in threads:
         thread.join()
     assert not errors
+    assert syncs["n"] < 3 * 100  # group commit: concurrent appends shared fsync rounds
     assert sorted(results) == list(range(1, 101))
     assert log.size == 101
     entries = [log.get(i).entry for i in range(1, 101)]

@@ -8,7 +8,7 @@ import struct
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -100,6 +100,15 @@ class _State:
         return HEADER_SIZE + STH_RECORD_SIZE * self.sth_count
 
 
+@dataclass
+class _Pending:
+    # One caller's batch waiting in the group-commit queue.
+    payloads: list[bytes]
+    result: list[LogEntry] = field(default_factory=list)
+    error: BaseException | None = None
+    finished: bool = False
+
+
 def _now_ms() -> int:
     return time.time_ns() // 1_000_000
 
@@ -144,7 +153,10 @@ class TransparencyLog:
         self.directory = Path(directory)
         self.readonly = readonly
         self._clock = clock or _now_ms
-        self._write_lock = threading.Lock()
+        self._write_lock = threading.Lock()  # serializes writes to the files
+        self._queue_lock = threading.Condition()  # guards the group-commit queue below
+        self._queue: list[_Pending] = []
+        self._leader_busy = False
         self._failed: str | None = None
         self._files = LedgerFiles.open(self.directory, readonly=readonly)
         notes: list[str] = []
@@ -331,6 +343,8 @@ class TransparencyLog:
     def append_many(self, entries: Iterable[Mapping[str, Any]]) -> list[LogEntry]:
         """Append several entries with one write and one fsync per file; all or none are committed.
 
+        Safe to call from many threads: concurrent calls are committed together (group commit).
+
         Examples
         --------
         >>> [e.index for e in log.append_many([{"n": 1}, {"n": 2}])]  # doctest: +SKIP
@@ -339,11 +353,47 @@ class TransparencyLog:
         payloads = [canonical_entry(entry) for entry in entries]
         if not payloads:
             return []
-        with self._write_lock:
-            self._check_writable()
-            state = self._state
-            self._state = self._commit(state, payloads)
-        return [LogEntry(state.size + i, merkle.leaf_hash(payload), payload) for i, payload in enumerate(payloads)]
+        # Group commit: concurrent callers queue their batches; one of them (the leader) writes every
+        # queued batch with a single fsync per file while the others wait, so N threads pay for one
+        # fsync round instead of N. Each batch is still all-or-nothing.
+        pending = _Pending(payloads)
+        with self._queue_lock:
+            self._queue.append(pending)
+            while not pending.finished:
+                if self._leader_busy:
+                    self._queue_lock.wait()
+                    continue
+                self._leader_busy = True
+                batch, self._queue = self._queue, []
+                self._queue_lock.release()
+                try:
+                    self._commit_group(batch)
+                finally:
+                    self._queue_lock.acquire()
+                    self._leader_busy = False
+                    self._queue_lock.notify_all()
+        if pending.error is not None:
+            raise pending.error
+        return pending.result
+
+    def _commit_group(self, batch: list[_Pending]) -> None:
+        try:
+            with self._write_lock:
+                self._check_writable()
+                state = self._state
+                self._state = self._commit(state, [p for pending in batch for p in pending.payloads])
+        except BaseException as exc:  # handed to every waiting caller, re-raised in its own thread
+            for pending in batch:
+                pending.error = exc
+                pending.finished = True
+            return
+        index = state.size
+        for pending in batch:
+            pending.result = [
+                LogEntry(index + i, merkle.leaf_hash(payload), payload) for i, payload in enumerate(pending.payloads)
+            ]
+            index += len(pending.payloads)
+            pending.finished = True
 
     def tree_head(self) -> SignedTreeHead:
         """Sign, store durably and return a tree head for the current size.
