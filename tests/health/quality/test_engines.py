@@ -49,16 +49,30 @@ def _flawed(rows: Rows) -> None:
     rows["observation_period"].pop()
 
 
-def _outcomes(engine: Engine) -> dict[str, tuple]:
+# Spark runs ~50x slower on one machine: a representative subset (scan, query, concept, oncology).
+SPARK_CHECKS = [
+    "isRequired",
+    "isForeignKey",
+    "fkDomain",
+    "plausibleAfterBirth",
+    "isPrimaryKey",
+    "measurePersonCompleteness",
+    "plausibleUnitConceptIds",
+    "tnmM1StageIV",
+]
+
+
+def _outcomes(engine: Engine, checks: list[str]) -> dict[str, tuple]:
     build(engine, _flawed)
-    report = run_quality(engine, checks=CHECKS)
+    report = run_quality(engine, checks=checks)
     return {r.check_id: (r.status, r.num_violated_rows, r.num_denominator_rows) for r in report.results}
 
 
 def test_same_results_as_duckdb(engine: Engine) -> None:
+    checks = SPARK_CHECKS if engine.name == "spark" else CHECKS
     with connect("duckdb") as reference:
-        expected = _outcomes(reference)
-    got = _outcomes(engine)
+        expected = _outcomes(reference, checks)
+    got = _outcomes(engine, checks)
     assert {k: v for k, v in got.items() if v[0] == "error"} == {}
     assert got == expected
-    assert sum(1 for v in expected.values() if v[0] == "failed") >= 8
+    assert sum(1 for v in expected.values() if v[0] == "failed") >= 4
