@@ -321,3 +321,18 @@ def test_process_killed_mid_append_recovers(tmp_path: Path) -> None:
         heads = log.tree_heads()
         assert heads[-1].tree_size <= log.size
         assert [json.loads(log.get(i).data)["batch"] for i in (0, log.size - 1)] == [0, log.size // 200 - 1]
+
+
+def test_oversized_entry_is_refused_before_writing(open_log: OpenLog, monkeypatch: pytest.MonkeyPatch) -> None:
+    log = open_log()
+    monkeypatch.setattr("massalia.ledger.log.MAX_ENTRY_SIZE", 100)
+    with pytest.raises(ValueError, match="exceeds 100 bytes"):
+        log.append_many([{"ok": 1}, {"big": "x" * 200}])
+    assert log.size == 0
+    assert log.append({"ok": 1}).index == 0  # the log is still usable
+
+
+def test_readonly_open_of_a_missing_ledger(tmp_path: Path) -> None:
+    with pytest.raises(LedgerError, match="no ledger in"):
+        TransparencyLog(tmp_path / "nowhere", readonly=True)
+    assert not (tmp_path / "nowhere").exists()

@@ -353,6 +353,9 @@ class TransparencyLog:
         payloads = [canonical_entry(entry) for entry in entries]
         if not payloads:
             return []
+        too_large = [i for i, payload in enumerate(payloads) if len(payload) > MAX_ENTRY_SIZE]
+        if too_large:  # refused here, so it cannot fail the other callers of a group commit
+            raise ValueError(f"entry {too_large[0]} of the batch exceeds {MAX_ENTRY_SIZE} bytes of canonical JSON")
         # Group commit: concurrent callers queue their batches; one of them (the leader) writes every
         # queued batch with a single fsync per file while the others wait, so N threads pay for one
         # fsync round instead of N. Each batch is still all-or-nothing.

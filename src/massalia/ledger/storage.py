@@ -225,6 +225,8 @@ class LedgerFiles:
             except BlockingIOError as exc:
                 os.close(lock_fd)
                 raise LedgerLockedError(f"another process has the ledger {directory} open for writing") from exc
+        if readonly and not (directory / ENTRIES).exists():
+            raise LedgerError(f"no ledger in {directory}")
         files = cls(directory, readonly, {}, lock_fd)
         try:
             if not readonly and not (directory / ENTRIES).exists():

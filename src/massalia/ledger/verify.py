@@ -192,7 +192,7 @@ class SignedTreeHead:
         }
 
     @classmethod
-    def from_json(cls, data: JsonInput) -> SignedTreeHead:
+    def from_json(cls, data: SignedTreeHead | JsonInput) -> SignedTreeHead:
         """Parse the JSON form strictly; raise :class:`VerificationError` on any deviation."""
         if isinstance(data, SignedTreeHead):
             return data
@@ -239,7 +239,7 @@ class InclusionProof:
         }
 
     @classmethod
-    def from_json(cls, data: JsonInput) -> InclusionProof:
+    def from_json(cls, data: InclusionProof | JsonInput) -> InclusionProof:
         """Parse the JSON form strictly; raise :class:`VerificationError` on any deviation."""
         if isinstance(data, InclusionProof):
             return data
@@ -269,7 +269,7 @@ class ConsistencyProof:
         }
 
     @classmethod
-    def from_json(cls, data: JsonInput) -> ConsistencyProof:
+    def from_json(cls, data: ConsistencyProof | JsonInput) -> ConsistencyProof:
         """Parse the JSON form strictly; raise :class:`VerificationError` on any deviation."""
         if isinstance(data, ConsistencyProof):
             return data
