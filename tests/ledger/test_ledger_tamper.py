@@ -46,7 +46,7 @@ def outcome(directory: Path) -> tuple[str, int | None]:
     return "\n".join(report.problems), report.first_bad_index
 
 
-def sample_positions(size: int, rng: random.Random, limit: int = 110) -> list[int]:
+def sample_positions(size: int, rng: random.Random, limit: int = 80) -> list[int]:
     if size <= limit:
         return list(range(size))
     chosen = set(range(storage.HEADER_SIZE + 2)) | {size - 1, size - 2, size - 5}

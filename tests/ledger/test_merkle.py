@@ -145,7 +145,7 @@ def tree_and_index(draw: st.DrawFn) -> tuple[list[bytes], int, int]:
     return entries_for(n, salt), draw(st.integers(0, n - 1)), draw(st.integers(0, 2**16))
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=100, deadline=None)
 @given(tree_and_index())
 def test_inclusion_proofs_verify_and_any_change_fails(case: tuple[list[bytes], int, int]) -> None:
     d, index, choice = case
@@ -179,7 +179,7 @@ def two_sizes(draw: st.DrawFn) -> tuple[list[bytes], int, int]:
     return entries_for(n, draw(st.binary(max_size=8))), m, draw(st.integers(0, 2**16))
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=100, deadline=None)
 @given(two_sizes())
 def test_consistency_proofs_verify_and_any_change_fails(case: tuple[list[bytes], int, int]) -> None:
     d, m, choice = case
