@@ -14,6 +14,17 @@ from massalia.health.omop import omop_csv
 from massalia.health.omop.athena import ATHENA_TABLES, athena_files, load_athena, read_athena_tables
 from massalia.health.omop.omop_csv import OmopCsvError
 
+# Spark needs tens of seconds per multi-table load on this 2-core machine: slow there only.
+EVERY_ENGINE_SPARK_SLOW = pytest.mark.parametrize(
+    "engine",
+    [
+        pytest.param("duckdb", marks=pytest.mark.duckdb, id="duckdb"),
+        pytest.param("postgres", marks=pytest.mark.postgres, id="postgres"),
+        pytest.param("spark", marks=[pytest.mark.spark, pytest.mark.slow], id="spark"),
+    ],
+    indirect=True,
+)
+
 
 def tsv(*fields: object) -> str:
     """One Athena line."""
@@ -204,6 +215,7 @@ def test_read_without_engine(tmp_path: Path) -> None:
     assert tables["drug_strength"].num_rows == 0
 
 
+@EVERY_ENGINE_SPARK_SLOW
 def test_failed_load_keeps_previous_vocabulary_on_every_engine(engine: Engine, tmp_path: Path) -> None:
     load_athena(engine, _write(tmp_path / "good", GOOD))
     bad = {**GOOD, "CONCEPT_ANCESTOR.csv": GOOD["CONCEPT_ANCESTOR.csv"] + "200962\tx\t1\t1\n"}

@@ -17,6 +17,18 @@ from massalia.engine import Engine
 from massalia.engine.duckdb import DuckDBEngine
 from massalia.health.omop.omop_csv import OmopCsvError, export_files, load_omop_csv, table_name_of
 
+# Spark needs tens of seconds per multi-table load on this 2-core machine: slow there only.
+EVERY_ENGINE_SPARK_SLOW = pytest.mark.parametrize(
+    "engine",
+    [
+        pytest.param("duckdb", marks=pytest.mark.duckdb, id="duckdb"),
+        pytest.param("postgres", marks=pytest.mark.postgres, id="postgres"),
+        pytest.param("spark", marks=[pytest.mark.spark, pytest.mark.slow], id="spark"),
+    ],
+    indirect=True,
+)
+
+
 PERSON_HEADER = "person_id,gender_concept_id,year_of_birth,race_concept_id,ethnicity_concept_id,birth_datetime"
 VISIT_HEADER = "visit_occurrence_id,person_id,visit_concept_id,visit_start_date,visit_end_date,visit_type_concept_id"
 
@@ -166,6 +178,7 @@ def test_bad_value_names_file_line_field_and_changes_nothing(
     assert sorted(duckdb_engine.list_tables()) == ["person", "visit_occurrence"]
 
 
+@EVERY_ENGINE_SPARK_SLOW
 def test_failed_load_is_atomic_on_every_engine(engine: Engine, tmp_path: Path) -> None:
     load_omop_csv(engine, _good_export(tmp_path / "before"))
     bad = _write(

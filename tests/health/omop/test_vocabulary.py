@@ -7,6 +7,7 @@ from importlib import resources
 from pathlib import Path
 
 import pyarrow as pa
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -19,6 +20,18 @@ from massalia.health.omop.vocabulary import (
     descendants,
     load_demo_vocabulary,
 )
+
+# Spark needs tens of seconds per multi-table load on this 2-core machine: slow there only.
+EVERY_ENGINE_SPARK_SLOW = pytest.mark.parametrize(
+    "engine",
+    [
+        pytest.param("duckdb", marks=pytest.mark.duckdb, id="duckdb"),
+        pytest.param("postgres", marks=pytest.mark.postgres, id="postgres"),
+        pytest.param("spark", marks=[pytest.mark.spark, pytest.mark.slow], id="spark"),
+    ],
+    indirect=True,
+)
+
 
 TABLES = demo_vocabulary_tables()
 CONCEPTS = {row["concept_id"]: row for row in TABLES["concept"].to_pylist()}
@@ -165,6 +178,7 @@ def test_lookup_returns_the_concept_of_each_code(picked: list[tuple[str, str]], 
 
 
 # -- loading and look-ups on every engine ---------------------------------------------------------
+@EVERY_ENGINE_SPARK_SLOW
 def test_load_and_lookups_agree_on_every_engine(engine: Engine) -> None:
     counts = load_demo_vocabulary(engine)
     assert counts == {name: TABLES[name].num_rows for name in ATHENA_TABLES}
