@@ -137,6 +137,7 @@ def test_readonly_reader_and_writer_lock(audit_event: Event, tmp_path: Path, ope
     assert reader.get(3).entry == audit_event(3)
     assert reader.verify().ok
     writer.append({"later": True})
+    writer.tree_head()  # a head beyond the reader's snapshot is not its business
     assert reader.size == 10  # a reader sees the entries committed when it opened
     assert reader.verify().ok
     with pytest.raises(LedgerError, match="read-only"):
@@ -336,3 +337,23 @@ def test_readonly_open_of_a_missing_ledger(tmp_path: Path) -> None:
     with pytest.raises(LedgerError, match="no ledger in"):
         TransparencyLog(tmp_path / "nowhere", readonly=True)
     assert not (tmp_path / "nowhere").exists()
+
+
+def test_writer_verify_flags_bytes_past_the_committed_data(open_log: OpenLog) -> None:
+    log = open_log()
+    log.append_many({"i": i} for i in range(5))
+    log.tree_head()
+    assert log.verify().ok
+    _append_bytes(log.directory / "nodes.bin", b"\x00" * 32)
+    report = log.verify()
+    assert not report.ok
+    assert report.problems == (f"nodes.bin: {16 + 32 * 9} bytes where the committed data takes {16 + 32 * 8}",)
+
+
+def test_reader_refuses_persistent_damage(open_log: OpenLog) -> None:
+    directory = _stored_log(open_log)
+    data = bytearray((directory / "sths.bin").read_bytes())
+    data[-1] ^= 0x20
+    (directory / "sths.bin").write_bytes(bytes(data))
+    with pytest.raises(LedgerCorruptError, match=r"sths\.bin tree head #0"):
+        open_log(readonly=True)

@@ -98,8 +98,9 @@ def _check_keys(directory: Path, public_key: Ed25519PublicKey, findings: _Findin
         findings.add(f"{SIGNING_KEY}: {exc}")
 
 
-def _read_tree_heads(files: LedgerFiles, findings: _Findings) -> list[tuple[int, int, int, bytes, bytes] | None]:
-    count = (files.size(STHS) - HEADER_SIZE) // STH_RECORD_SIZE
+def _read_tree_heads(
+    files: LedgerFiles, count: int, findings: _Findings
+) -> list[tuple[int, int, int, bytes, bytes] | None]:
     heads: list[tuple[int, int, int, bytes, bytes] | None] = []
     with (files.directory / STHS).open("rb") as stream:
         stream.seek(HEADER_SIZE)
@@ -127,8 +128,8 @@ class _NodeStream:
 
 def _check_entries(
     files: LedgerFiles, size: int, wanted_roots: set[int], findings: _Findings
-) -> tuple[int, int, dict[int, bytes]]:
-    """Scan entries, offsets and nodes; return the readable entries, where they end, the wanted roots."""
+) -> tuple[int, dict[int, bytes]]:
+    """Scan entries, offsets and nodes; return how many entries were readable and the wanted roots."""
     raw_offsets = files.directory / OFFSETS
     with raw_offsets.open("rb") as stream:
         stream.seek(HEADER_SIZE)
@@ -189,12 +190,10 @@ def _check_entries(
             readable = index + 1
             if readable in wanted_roots:
                 roots[readable] = merkle.fold_frontier(frontier)
-    return readable, position, roots
+    return readable, roots
 
 
-def verify_ledger(
-    files: LedgerFiles, size: int, public_key: Ed25519PublicKey, *, strict_tail: bool
-) -> VerificationReport:
+def verify_ledger(files: LedgerFiles, size: int, tree_heads: int, public_key: Ed25519PublicKey) -> VerificationReport:
     """Check a ledger's files in full against the ``size`` committed entries.
 
     Parameters
@@ -205,20 +204,20 @@ def verify_ledger(
         Number of committed entries.
     public_key
         The key every tree head must be signed with.
-    strict_tail
-        Whether bytes past the committed data are a problem (true for the writer, which owns the
-        files; a read-only checker may see a concurrent writer's appends in progress).
+    tree_heads
+        Number of stored tree heads to check (those issued when ``size`` was read: a concurrent
+        writer may append more while the check runs).
 
     Examples
     --------
-    >>> verify_ledger(files, 10, key, strict_tail=True).ok  # doctest: +SKIP
+    >>> verify_ledger(files, 10, 2, key).ok  # doctest: +SKIP
     True
     """
     findings = _Findings()
     _check_keys(files.directory, public_key, findings)
-    heads = _read_tree_heads(files, findings)
+    heads = _read_tree_heads(files, tree_heads, findings)
     wanted = {head[1] for head in heads if head is not None and head[1] <= size}
-    readable, end, roots = _check_entries(files, size, wanted, findings)
+    readable, roots = _check_entries(files, size, wanted, findings)
     identity = log_id(public_key)
     previous: tuple[int, int] = (0, 0)
     for head in heads:
@@ -239,8 +238,6 @@ def verify_ledger(
         if tree_size < previous[0] or timestamp < previous[1]:
             findings.add(f"{where}: smaller size or older timestamp than the tree head before it")
         previous = (tree_size, timestamp)
-    if strict_tail:
-        _check_tails(files, size, end if readable == size else None, len(heads), findings)
     return VerificationReport(
         ok=not findings.problems,
         tree_size=size,
@@ -250,14 +247,22 @@ def verify_ledger(
     )
 
 
-def _check_tails(files: LedgerFiles, size: int, entries_end: int | None, heads: int, findings: _Findings) -> None:
+def check_tails(files: LedgerFiles, size: int, entries_end: int, tree_heads: int) -> list[str]:
+    """Bytes past the committed data of each file, which a writer's own files must not have.
+
+    Examples
+    --------
+    >>> check_tails(files, 10, 2_376, 2)  # doctest: +SKIP
+    []
+    """
     expected = {
+        ENTRIES: entries_end,
         NODES: HEADER_SIZE + merkle.HASH_SIZE * merkle.nodes_for_size(size),
         OFFSETS: HEADER_SIZE + OFFSET_SIZE * size,
-        STHS: HEADER_SIZE + STH_RECORD_SIZE * heads,
+        STHS: HEADER_SIZE + STH_RECORD_SIZE * tree_heads,
     }
-    if entries_end is not None:
-        expected[ENTRIES] = entries_end
-    for name, length in expected.items():
-        if files.size(name) != length:
-            findings.add(f"{name}: {files.size(name)} bytes where the committed data takes {length}")
+    return [
+        f"{name}: {files.size(name)} bytes where the committed data takes {length}"
+        for name, length in expected.items()
+        if files.size(name) != length
+    ]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import struct
@@ -16,7 +17,7 @@ from typing import Any
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from massalia.ledger import merkle
-from massalia.ledger.integrity import VerificationReport, verify_ledger
+from massalia.ledger.integrity import VerificationReport, check_tails, verify_ledger
 from massalia.ledger.keys import load_public_key_file, public_key_pem, signing_key_for
 from massalia.ledger.storage import (
     ENTRIES,
@@ -158,11 +159,27 @@ class TransparencyLog:
         self._queue: list[_Pending] = []
         self._leader_busy = False
         self._failed: str | None = None
-        self._files = LedgerFiles.open(self.directory, readonly=readonly)
         notes: list[str] = []
+        for attempt in range(3 if readonly else 1):
+            try:
+                self._open(signing_key, notes)
+                break
+            except LedgerCorruptError:
+                # A reader can catch a concurrent writer mid-write (a half-written offset or tree
+                # head): look again shortly; damage that persists is reported.
+                if attempt == 2 or not readonly:
+                    raise
+                time.sleep(0.05)
+        self.recovery: tuple[str, ...] = tuple(notes)
+        """What opening repaired after a crash (uncommitted tails dropped or rolled forward)."""
+        for note in notes:
+            logger.warning("ledger %s: %s", self.directory, note)
+
+    def _open(self, signing_key: Ed25519PrivateKey | None, notes: list[str]) -> None:
+        self._files = LedgerFiles.open(self.directory, readonly=self.readonly)
         try:
             self._signing_key: Ed25519PrivateKey | None = None
-            if readonly:
+            if self.readonly:
                 if not (self.directory / PUBLIC_KEY).exists():
                     raise LedgerCorruptError("file is missing", PUBLIC_KEY)
                 self._public_key: Ed25519PublicKey = load_public_key_file(self.directory / PUBLIC_KEY)
@@ -175,10 +192,6 @@ class TransparencyLog:
         except BaseException:
             self._files.close()
             raise
-        self.recovery: tuple[str, ...] = tuple(notes)
-        """What opening repaired after a crash (uncommitted tails dropped or rolled forward)."""
-        for note in notes:
-            logger.warning("ledger %s: %s", self.directory, note)
 
     # -- opening and crash recovery -------------------------------------------------------------
 
@@ -220,7 +233,7 @@ class TransparencyLog:
             except (TornRecordError, ValueError) as exc:
                 files.truncate(ENTRIES, entries_end + position)
                 notes.append(
-                    f"discarded {tail_size - position} bytes after entry {indexed + len(payloads) - 1}: "
+                    f"discarded {tail_size - position} bytes at byte {entries_end + position} of {ENTRIES}: "
                     f"a write that never completed ({exc}); that append never returned"
                 )
                 break
@@ -551,7 +564,16 @@ class TransparencyLog:
         >>> report.ok, report.first_bad_index  # doctest: +SKIP
         (True, None)
         """
-        return verify_ledger(self._files, self._state.size, self._public_key, strict_tail=not self.readonly)
+        state = self._state
+        report = verify_ledger(self._files, state.size, state.sth_count, self._public_key)
+        if self.readonly:
+            return report  # a writer elsewhere may be appending: bytes past the snapshot are expected
+        with self._write_lock:  # the files' sizes must be exactly the committed data
+            current = self._state
+            tails = check_tails(self._files, current.size, current.entries_end, current.sth_count)
+        if not tails:
+            return report
+        return dataclasses.replace(report, ok=False, problems=report.problems + tuple(tails))
 
     # -- lifecycle -------------------------------------------------------------------------------
 
