@@ -17,6 +17,7 @@ Any failure before the publish leaves the published tables exactly as they were.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import re
 import time
@@ -92,6 +93,25 @@ class RunResult:
     files: list[StagedFile] = field(default_factory=list)
 
 
+def _share_expressions(
+    columns: Sequence[tuple[str, str]], rules: Sequence[Rule]
+) -> tuple[list[tuple[str, str]], list[Rule]]:
+    """Name every distinct expression once; return the named expressions and rules that use names."""
+    named = list(columns)
+    by_text = {expression: name for name, expression in columns}
+
+    def name_of(expression: str | None) -> str | None:
+        if expression is None:
+            return None
+        if expression not in by_text:
+            by_text[expression] = f"_e{len(by_text)}"
+            named.append((by_text[expression], expression))
+        return by_text[expression]
+
+    rewritten = [dataclasses.replace(rule, value=name_of(rule.value), result=name_of(rule.result)) for rule in rules]
+    return named, rewritten
+
+
 def file_sha256(path: Path, block: int = 8 * 1024 * 1024) -> tuple[str, int]:
     """SHA-256 hex digest and size of a file, read in blocks."""
     digest = hashlib.sha256()
@@ -160,8 +180,8 @@ class RunContext:
         Parameters
         ----------
         source_sql
-            ``FROM`` clause body (house dialect) exposing the staged rows (with ``_source_file`` and
-            ``_source_line``) and every lookup the column expressions need.
+            ``FROM`` clause body (house dialect) exposing the staged rows as ``s`` (with
+            ``_source_file`` and ``_source_line``) and every lookup the column expressions need.
         columns
             ``(name, expression)`` pairs: the output columns.
         rules
@@ -171,27 +191,35 @@ class RunContext:
         into
             Staging table created with the valid rows (``columns`` plus provenance).
         """
-        checked = self.table(f"chk_{into[len(self.prefix):]}")
-        items = [f"{SOURCE_FILE}", f"{SOURCE_LINE}"]
-        items += [f"{expression} AS {name}" for name, expression in columns]
-        items += violation_columns(rules)
-        self.engine.execute(f"CREATE TABLE {checked} AS SELECT {', '.join(items)} FROM {source_sql}")
+        named, rewritten = _share_expressions(columns, rules)
+        inner = [f"s.{SOURCE_FILE} AS {SOURCE_FILE}", f"s.{SOURCE_LINE} AS {SOURCE_LINE}",
+                 *(f"{expression} AS {name}" for name, expression in named)]
+        # Rules read the columns computed by the inner query, so a date is parsed once per row,
+        # not once per rule that looks at it.
+        self.engine.execute(
+            f"CREATE TABLE {into} AS SELECT m.*, {', '.join(violation_columns(rewritten)) or 'false AS _none'} "
+            f"FROM (SELECT {', '.join(inner)} FROM {source_sql}) AS m"
+        )
         rejected = 0
         if rules:
-            parts = [
-                f"SELECT {_sql_text(self.run_id)}, {_sql_text(site)}, CAST({SOURCE_FILE} AS VARCHAR), {SOURCE_LINE}, "
-                f"{_sql_text(target)}, {_sql_text(rule.source_field or rule.field)}, {_sql_text(rule.field)}, "
-                f"_x{i}, {_sql_text(rule.reason)}, "
-                f"{_sql_text(rule.action)}, {_sql_text(rule.message())} FROM {checked} WHERE _v{i}"
-                for i, rule in enumerate(rules)
-            ]
-            self.engine.execute(f"INSERT INTO {self.reject_table} " + " UNION ALL ".join(parts))
-            rejected = int(self.engine.scalar(f"SELECT count(*) FROM {checked} WHERE {rejecting(rules)}"))  # type: ignore[arg-type]
-        names = ", ".join([SOURCE_FILE, SOURCE_LINE, *(name for name, _ in columns)])
-        self.engine.execute(f"CREATE TABLE {into} AS SELECT {names} FROM {checked} WHERE NOT ({rejecting(rules)})")
-        self.engine.drop_table(checked)
+            self._insert_rejects(into, rewritten, rules, target, site)
+            rejected = int(self.engine.scalar(f"SELECT count(*) FROM {into} WHERE {rejecting(rules)}"))  # type: ignore[arg-type]
+            if rejected:
+                self.engine.execute(f"DELETE FROM {into} WHERE {rejecting(rules)}")
         valid = self.engine.row_count(into)
         return valid, rejected
+
+    def _insert_rejects(self, table: str, rewritten: Sequence[Rule], rules: Sequence[Rule], target: str,
+                        site: str) -> None:
+        parts = [
+            f"SELECT {_sql_text(self.run_id)}, {_sql_text(site)}, CAST({SOURCE_FILE} AS VARCHAR), {SOURCE_LINE}, "
+            f"{_sql_text(target)}, {_sql_text(rule.source_field or rule.field)}, {_sql_text(rule.field)}, "
+            f"_x{i}, {_sql_text(rule.reason)}, {_sql_text(rule.action)}, {_sql_text(rule.message())} "
+            f"FROM {table} WHERE _v{i}"
+            for i, rule in enumerate(rules)
+        ]
+        del rewritten
+        self.engine.execute(f"INSERT INTO {self.reject_table} " + " UNION ALL ".join(parts))
 
     def check(self, *, source_sql: str, rules: Sequence[Rule], target: str, site: str, into: str) -> int:
         """Record every violation of ``rules`` and create ``into`` with the refused rows' provenance.
@@ -201,20 +229,16 @@ class RunContext:
         many rows were refused.
         """
         checked = self.table(f"fchk_{into[len(self.prefix):]}")
-        items = [f"s.{FILE_NO} AS {FILE_NO}", f"s.{SOURCE_FILE} AS {SOURCE_FILE}", f"s.{SOURCE_LINE} AS {SOURCE_LINE}",
-                 *violation_columns(rules)]
+        named, rewritten = _share_expressions([], rules)
+        inner = [f"s.{FILE_NO} AS {FILE_NO}", f"s.{SOURCE_FILE} AS {SOURCE_FILE}",
+                 f"s.{SOURCE_LINE} AS {SOURCE_LINE}", *(f"{expression} AS {name}" for name, expression in named)]
         any_violation = " OR ".join(f"_v{i}" for i in range(len(rules))) or "false"
-        self.engine.execute(f"CREATE TABLE {checked} AS SELECT * FROM (SELECT {', '.join(items)} FROM {source_sql}) "
-                            f"AS c WHERE {any_violation}")
+        self.engine.execute(
+            f"CREATE TABLE {checked} AS SELECT * FROM (SELECT m.*, {', '.join(violation_columns(rewritten))} "
+            f"FROM (SELECT {', '.join(inner)} FROM {source_sql}) AS m) AS c WHERE {any_violation}"
+        )
         if rules:
-            parts = [
-                f"SELECT {_sql_text(self.run_id)}, {_sql_text(site)}, CAST({SOURCE_FILE} AS VARCHAR), {SOURCE_LINE}, "
-                f"{_sql_text(target)}, {_sql_text(rule.source_field or rule.field)}, {_sql_text(rule.field)}, "
-                f"_x{i}, {_sql_text(rule.reason)}, {_sql_text(rule.action)}, {_sql_text(rule.message())} "
-                f"FROM {checked} WHERE _v{i}"
-                for i, rule in enumerate(rules)
-            ]
-            self.engine.execute(f"INSERT INTO {self.reject_table} " + " UNION ALL ".join(parts))
+            self._insert_rejects(checked, rewritten, rules, target, site)
         self.engine.execute(f"CREATE TABLE {into} AS SELECT {FILE_NO}, {SOURCE_LINE} FROM {checked} "
                             f"WHERE {rejecting(rules)}")
         self.engine.drop_table(checked)

@@ -9,7 +9,7 @@ so the rules are data derived from the mapping and the CDM specification, never 
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from massalia.health.etl.mapping import ColumnSpec, FileFormat, SiteMapping, TableMapping
@@ -24,9 +24,6 @@ SLOT_BITS = 10
 
 OPERATORS = {"<": 4171756, "<=": 4171754, "=": 4172703, ">=": 4171755, ">": 4172704}
 """Meas Value Operator concepts for a comparator written before a number (``<0.5``)."""
-
-_COMPARATOR = r"^\s*(<=|>=|<|>|=)\s*"
-
 
 def sql_text(value: object) -> str:
     """A SQL literal for ``value`` (strings quoted, numbers as they are, ``None`` as NULL)."""
@@ -116,8 +113,14 @@ class MappingCompiler:
             return 0
         return value
 
-    def compile(self, mapping: TableMapping, *, own_id: str | None = None) -> CompiledMapping:
-        """Compile one mapping; ``own_id`` is the id expression of a mapping that defines records."""
+    def compile(
+        self, mapping: TableMapping, *, own_id: str | None = None, where: Sequence[str] = ()
+    ) -> CompiledMapping:
+        """Compile one mapping.
+
+        ``own_id`` is the id expression of a mapping that defines records; ``where`` adds predicates
+        on the source rows ``s`` (e.g. leave out rows the file checks refused).
+        """
         target = cdm_table(mapping.target)
         fmt = self.site.file_format(mapping.source)
         compiled = CompiledMapping(mapping, target, "", [], [])
@@ -143,7 +146,7 @@ class MappingCompiler:
             if target_field.required and target_field.name not in declared and not self._auto(target, target_field):
                 raise ValueError(f"{self.site.origin}: mapping {mapping.name}: required field "
                                  f"{mapping.target}.{target_field.name} has no column")
-        compiled.source_sql = self._from(compiled)
+        compiled.source_sql = self._from(compiled, where)
         compiled.rules = [r for r in compiled.rules if not self._covered(mapping, r)]
         return compiled
 
@@ -166,15 +169,17 @@ class MappingCompiler:
         """Fields the pipeline fills itself: the row id and concept ids defaulting to 0."""
         return target_field.name in target.primary_key or target_field.name.endswith("concept_id")
 
-    def _from(self, compiled: CompiledMapping) -> str:
+    def _from(self, compiled: CompiledMapping, where: Sequence[str]) -> str:
         mapping = compiled.mapping
         base = self.staged_table(mapping.source)
         if mapping.unpivot:
             unpivot = mapping.unpivot
+            pairs = [(label, f"CAST({column_ref(column)} AS VARCHAR)") for column, label in unpivot.columns.items()]
+            pairs += [(label, f"CAST(({sql}) AS VARCHAR)") for label, sql in unpivot.expressions.items()]
             parts = [
-                f"SELECT s.*, {sql_text(label)} AS {unpivot.name}, CAST({column_ref(column)} AS VARCHAR) AS "
-                f"{unpivot.value}, {index} AS _unpivot_index FROM {base} AS s WHERE {column_ref(column)} IS NOT NULL"
-                for index, (column, label) in enumerate(unpivot.columns.items())
+                f"SELECT s.*, {sql_text(label)} AS {unpivot.name}, {value} AS {unpivot.value}, "
+                f"{index} AS _unpivot_index FROM {base} AS s WHERE nullif({value}, '') IS NOT NULL"
+                for index, (label, value) in enumerate(pairs)
             ]
             if len(parts) > 16:
                 raise ValueError(f"mapping {mapping.name}: at most 16 unpivoted columns")
@@ -183,8 +188,9 @@ class MappingCompiler:
             sql = f"{base} AS s"
         for lookup, alias, key in compiled.joins:
             sql += f" LEFT JOIN {self.lookup_table(lookup)} AS {alias} ON {alias}.code = {key}"
-        if mapping.where:
-            sql += f" WHERE {mapping.where}"
+        predicates = ([f"({mapping.where})"] if mapping.where else []) + [f"({w})" for w in where]
+        if predicates:
+            sql += " WHERE " + " AND ".join(predicates)
         return sql
 
     def _join(self, compiled: CompiledMapping, lookup: Lookup, key: str) -> tuple[str, bool]:
@@ -226,35 +232,44 @@ class MappingCompiler:
         if transform in ("date", "datetime"):
             pattern = spec.format or (fmt.date if transform == "date" else fmt.datetime)
             parsed = parse_datetime(raw or "NULL", pattern)
-            detail = f"(expected {pattern})"
-            rules.append(Rule("invalid_date", name, value=raw or "NULL", result=parsed, detail=detail,
-                              source_field=source))
-            rules.append(Rule("date_before", name, value=raw or "NULL", result=parsed, limit="1900-01-01",
-                              source_field=source))
-            rules.append(Rule("date_in_future", name, value=raw or "NULL", result=parsed, source_field=source))
             if spec.part:
-                return f"CAST(extract({spec.part} FROM {parsed}) AS INTEGER)"
-            if target_field.sql_type == "DATE":
-                return f"CAST({parsed} AS DATE)"
-            return parsed
+                expression = f"CAST(extract({spec.part} FROM {parsed}) AS INTEGER)"
+            elif target_field.sql_type == "DATE":
+                expression = f"CAST({parsed} AS DATE)"
+            else:
+                expression = parsed
+            # Rules test the column itself, so the value is parsed once per row whatever the rules.
+            detail = f"(expected {pattern})"
+            rules.append(Rule("invalid_date", name, value=raw or "NULL", result=expression, detail=detail,
+                              source_field=source))
+            if not spec.part:
+                rules.append(Rule("date_before", name, value=raw or "NULL", result=expression, limit="1900-01-01",
+                                  source_field=source))
+                rules.append(Rule("date_in_future", name, value=raw or "NULL", result=expression,
+                                  source_field=source))
+            return expression
         if transform in ("number", "integer"):
             parsed = parse_number(raw or "NULL", fmt.decimal, "DOUBLE" if transform == "number" else "BIGINT")
-            rules.append(Rule("invalid_number", name, value=raw or "NULL", result=parsed, source_field=source))
             if spec.scale_by_local:
                 lookup = Lookup("local_attribute", (self._local_vocabulary(),))
                 alias, _ = self._join(compiled, lookup, f"CAST({column_ref(spec.scale_by_local)} AS VARCHAR)")
                 parsed = f"({parsed} * coalesce(TRY_CAST({alias}.factor AS DOUBLE), 1.0))"
+            rules.append(Rule("invalid_number", name, value=raw or "NULL", result=parsed, source_field=source))
             return parsed
         if transform == "operator":
-            cases = " ".join(f"WHEN {sql_text(op)} THEN {self._concept_constant(cid, where)}"
-                             for op, cid in OPERATORS.items())
-            return f"CASE regexp_extract(CAST({raw} AS VARCHAR), '{_COMPARATOR}', 1) {cases} ELSE NULL END"
+            text = f"CAST({raw} AS VARCHAR)"
+            two = " ".join(f"WHEN {sql_text(op)} THEN {self._concept_constant(cid, where)}"
+                           for op, cid in OPERATORS.items() if len(op) == 2)
+            one = " ".join(f"WHEN {sql_text(op)} THEN {self._concept_constant(cid, where)}"
+                           for op, cid in OPERATORS.items() if len(op) == 1)
+            # Prefix tests instead of a regular expression: this runs on every lab value.
+            return f"coalesce(CASE left({text}, 2) {two} END, CASE left({text}, 1) {one} END)"
         if transform == "map":
             values = spec.values or {}
             if is_concept:
                 values = {k: self._concept_constant(v, where) for k, v in values.items()}
             cases = " ".join(f"WHEN {sql_text(str(k))} THEN {sql_text(v)}" for k, v in values.items())
-            result = f"CASE trim(CAST({raw} AS VARCHAR)) {cases} ELSE {sql_text(spec.default)} END"
+            result = f"CASE CAST({raw} AS VARCHAR) {cases} ELSE {sql_text(spec.default)} END"
             if required:
                 rules.append(Rule("required", name, value=raw or "NULL", source_field=source))
             if "default" not in spec.model_fields_set:
@@ -265,9 +280,13 @@ class MappingCompiler:
             return result
         if transform in ("concept", "local"):
             code = spec.code_sql or f"CAST({raw} AS VARCHAR)"
+            morphology = f"CAST({column_ref(spec.morphology)} AS VARCHAR)" if spec.morphology else None
+            if spec.via_local:
+                code = self._local_target(compiled, code, spec.local_field)
+                morphology = self._local_target(compiled, morphology, spec.local_field) if morphology else None
             code = normalize_code(code, spec.normalize)
-            if spec.morphology:
-                code = f"(trim(CAST({column_ref(spec.morphology)} AS VARCHAR)) || '-' || {code})"
+            if morphology:
+                code = f"({morphology} || '-' || {code})"
             if transform == "concept":
                 vocabularies = (spec.vocabulary or "",)
                 vocabularies = tuple(v.strip() for v in vocabularies[0].split(","))
@@ -299,6 +318,11 @@ class MappingCompiler:
             return row_id_sql(self.site.slot(spec.row_id or ""), unpivot_sub)
         raise ValueError(f"unhandled transform {transform}")  # pragma: no cover - guarded by the model
 
+    def _local_target(self, compiled: CompiledMapping, code: str, attribute: str) -> str:
+        """What a local code stands for (``attribute`` of the site's local-code list)."""
+        alias, _ = self._join(compiled, Lookup("local_attribute", (self._local_vocabulary(),)), code)
+        return f"{alias}.{attribute}"
+
     def _local_vocabulary(self) -> str:
         if self.site.local_codes is None:
             raise ValueError(f"{self.site.origin}: a local transform needs local_codes: in the site mapping")
@@ -321,7 +345,7 @@ def normalize_code(code: str, normalize: str) -> str:
                 f"ELSE substr({bare}, 1, 3) || '.' || substr({bare}, 4) END")
     if normalize == "upper":
         return f"upper(trim({code}))"
-    return f"trim({code})"
+    return code
 
 
 def parse_number(raw: str, decimal: str, kind: str = "DOUBLE") -> str:
@@ -329,10 +353,13 @@ def parse_number(raw: str, decimal: str, kind: str = "DOUBLE") -> str:
 
     A leading comparator (``<0.5``) is dropped; :data:`OPERATORS` gives its concept separately.
     """
-    text = f"regexp_replace(trim(CAST({raw} AS VARCHAR)), '{_COMPARATOR}', '')"
+    text = f"CAST({raw} AS VARCHAR)"
+    stripped = f"ltrim({text}, '<>= ')"
     if decimal != ".":
         text = f"replace({text}, {sql_text(decimal)}, '.')"
-    return f"TRY_CAST({text} AS {kind})"
+        stripped = f"replace({stripped}, {sql_text(decimal)}, '.')"
+    # The comparator is stripped only when the plain cast fails (rare), a regex per value costs too much.
+    return f"coalesce(TRY_CAST({text} AS {kind}), TRY_CAST({stripped} AS {kind}))"
 
 
 def parse_datetime(raw: str, pattern: str) -> str:
@@ -345,4 +372,4 @@ def parse_datetime(raw: str, pattern: str) -> str:
         return f"(TIMESTAMP '1970-01-01 00:00:00' + to_seconds(TRY_CAST({raw} AS BIGINT)))"
     if pattern == "yyyymmdd-int":
         pattern = "%Y%m%d"
-    return f"try_strptime(trim(CAST({raw} AS VARCHAR)), {sql_text(pattern)})"
+    return f"try_strptime(CAST({raw} AS VARCHAR), {sql_text(pattern)})"

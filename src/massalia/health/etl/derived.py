@@ -64,6 +64,7 @@ def stage_local_codes(context: RunContext, site: SiteMapping) -> str:
                                                             "target_concept_code"))))
     table = context.table(f"local_{site.site}")
     data = pa.Table.from_batches(batches)
+    data = data.drop_columns([c for c in data.column_names if c.startswith("_")])
     engine.write_new_table(table, data.append_column("code", data.column("local_code")))
     vocabulary = sql_text(site.local_codes.vocabulary_id if site.local_codes else "")
     stcm = context.table(f"stcm_{site.site}")
@@ -74,8 +75,8 @@ def stage_local_codes(context: RunContext, site: SiteMapping) -> str:
                   "AND d.concept_class_id = 'Ingredient' AND d.standard_concept = 'S')")
     engine.execute(
         f"CREATE TABLE {stcm} AS SELECT source_code, source_concept_id, source_vocabulary_id, "
-        "source_code_description, target_concept_id, coalesce(t.vocabulary_id, 'None') AS target_vocabulary_id, "
-        "valid_start_date, valid_end_date, invalid_reason FROM ("
+        "m.source_code_description, m.target_concept_id, coalesce(t.vocabulary_id, 'None') AS target_vocabulary_id, "
+        "m.valid_start_date, m.valid_end_date, m.invalid_reason FROM ("
         f"SELECT l.local_code AS source_code, 0 AS source_concept_id, {vocabulary} AS source_vocabulary_id, "
         "substr(l.local_label, 1, 255) AS source_code_description, "
         f"coalesce({standard}, CASE WHEN c.standard_concept = 'S' THEN c.concept_id END, {ingredient}, 0) "

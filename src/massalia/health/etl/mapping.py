@@ -126,6 +126,11 @@ class ColumnSpec(Strict):
     """Dates and numbers: the source column used when this one is empty (e.g. end date ← start date)."""
     morphology: str | None = None
     """Concepts: an ICD-O-3 morphology column; the code becomes ``<morphology>-<site>`` (ICDO3 combos)."""
+    via_local: bool = False
+    """Concepts: translate the code (and ``morphology``) through the site's local-code list first
+    (its ``target_concept_code``), e.g. a local diagnosis + local histology → an ICDO3 combo."""
+    local_field: str = "target_concept_code"
+    """With ``via_local``: the column of the local-code list the code is translated to (``ucum_unit``...)."""
     part: Literal["year", "month", "day"] | None = None
     values: dict[str, Any] | None = None
     default: Any = None
@@ -184,8 +189,10 @@ class Unpivot(Strict):
     ``value`` (its value) as source columns.
     """
 
-    columns: dict[str, str]
+    columns: dict[str, str] = {}
     """Source column → label exposed in ``name`` (e.g. ``ct: clinical_t``)."""
+    expressions: dict[str, str] = {}
+    """Label → SQL expression over ``s.<column>`` (e.g. the T part of a compact ``cT2N1M0``)."""
     name: str = "unpivot_name"
     value: str = "unpivot_value"
 

@@ -165,23 +165,17 @@ class OmopPipeline(Pipeline):
                 continue  # no new file of this kind in this run
             if any(r not in valid_by_mapping for r in mapping.requires):
                 continue
-            own_id = None
-            compiled = compiler.compile(mapping, own_id=own_id)
+            where = []
             bad = bad_lines[mapping.source]
             if bad:
                 # Rows the file-level checks refused feed no table (their reject rows already say why).
-                compiled.source_sql += (
-                    (" AND " if " WHERE " in compiled.source_sql else " WHERE ")
-                    + f"NOT EXISTS (SELECT 1 FROM {bad} AS b WHERE b.{FILE_NO} = s.{FILE_NO} "
-                    f"AND b.{SOURCE_LINE} = s.{SOURCE_LINE})"
-                )
+                where.append(f"NOT EXISTS (SELECT 1 FROM {bad} AS b WHERE b.{FILE_NO} = s.{FILE_NO} "
+                             f"AND b.{SOURCE_LINE} = s.{SOURCE_LINE})")
             for required in mapping.requires:
                 # The row another mapping made from the same source row must exist (e.g. an episode's event).
-                other = valid_by_mapping[required]
-                clause = (f"EXISTS (SELECT 1 FROM {other} AS r WHERE r.{FILE_NO} = s.{FILE_NO} "
-                          f"AND r.{SOURCE_LINE} = s.{SOURCE_LINE})")
-                glue = " AND " if " WHERE " in compiled.source_sql else " WHERE "
-                compiled.source_sql += glue + clause
+                where.append(f"EXISTS (SELECT 1 FROM {valid_by_mapping[required]} AS r "
+                             f"WHERE r.{FILE_NO} = s.{FILE_NO} AND r.{SOURCE_LINE} = s.{SOURCE_LINE})")
+            compiled = compiler.compile(mapping, where=where)
             valid = context.table(f"v_{site.site}_{mapping.name}")
             context.validate(source_sql=compiled.source_sql, columns=compiled.columns, rules=compiled.rules,
                              target=mapping.target, site=site.site, into=valid)
