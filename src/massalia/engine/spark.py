@@ -74,7 +74,11 @@ def _fix_for_spark(tree: exp.Expression) -> exp.Expression:
 
 
 def build_session(
-    folder: str | Path | None = None, *, master: str = "local[2]", shuffle_partitions: int = 4
+    folder: str | Path | None = None,
+    *,
+    master: str = "local[2]",
+    shuffle_partitions: int = 4,
+    java_options: str = "",
 ) -> SparkSession:
     """Start (or reuse) a local SparkSession bound to 127.0.0.1 with its files under ``folder``.
 
@@ -87,6 +91,8 @@ def build_session(
         Spark master URL; ``local[2]`` uses two cores of this machine.
     shuffle_partitions
         Partitions after a shuffle: the default 200 only adds overhead on small local data.
+    java_options
+        Extra options for the driver JVM (tests use a quick-start JIT and GC, for instance).
 
     Examples
     --------
@@ -105,7 +111,9 @@ def build_session(
         .config("spark.ui.showConsoleProgress", "false")
         .config("spark.sql.shuffle.partitions", str(shuffle_partitions))
         .config("spark.sql.warehouse.dir", str((root / "warehouse").resolve()))
-        .config("spark.driver.extraJavaOptions", f"-Dderby.system.home={(root / 'derby').resolve()}")
+        .config(
+            "spark.driver.extraJavaOptions", f"-Dderby.system.home={(root / 'derby').resolve()} {java_options}".strip()
+        )
         .config("spark.sql.execution.arrow.pyspark.enabled", "true")
     )
     for key, value in SESSION_CONF.items():
@@ -195,26 +203,26 @@ class SparkEngine(Engine):
         with self._lock:
             self._sql(sql)
 
-    def _frame(self, schema: pa.Schema, batches: Iterator[pa.RecordBatch]) -> DataFrame:
+    def _frame(self, schema: pa.Schema, batches: Iterator[pa.RecordBatch]) -> tuple[DataFrame, int]:
         # Spark 4 builds a DataFrame straight from Arrow; the batches are gathered in the
         # driver first (the local mode this engine targets); a cluster would read Parquet instead.
         table = pa.Table.from_batches(list(batches), schema=schema)
         try:
-            return self.spark.createDataFrame(table)
+            return self.spark.createDataFrame(table), table.num_rows
         except (PySparkException, TypeError, ValueError) as error:
             raise EngineError(f"Spark cannot take this Arrow data: {error}") from error
 
     def _write_table(self, name: str, schema: pa.Schema, batches: Iterator[pa.RecordBatch]) -> int:
-        frame = self._frame(schema, batches)
+        frame, rows = self._frame(schema, batches)
         with self._lock:
             try:
                 frame.write.format("parquet").mode("errorifexists").saveAsTable(f"{self.database}.{name}")
             except PySparkException as error:
                 raise EngineError(f"Spark could not write table {name}: {error}") from error
-        return self.row_count(name)
+        return rows
 
     def _append(self, name: str, schema: pa.Schema, batches: Iterator[pa.RecordBatch]) -> int:
-        frame = self._frame(schema, batches)
+        frame, rows = self._frame(schema, batches)
         target = f"{self.database}.{check_identifier(name)}"
         with self._lock:
             try:
@@ -233,7 +241,7 @@ class SparkEngine(Engine):
                 frame.select(*projection).write.insertInto(target)
             except PySparkException as error:
                 raise EngineError(f"Spark could not append to table {name}: {error}") from error
-        return frame.count()
+        return rows
 
     def list_tables(self) -> list[str]:
         """Names of the tables (not views) of the working database, sorted."""
