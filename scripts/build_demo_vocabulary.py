@@ -96,6 +96,20 @@ CURATED_LOINC = re.compile(
     re.IGNORECASE,
 )
 
+# Further concepts of the PhenotypeLibrary, by id: comorbidities and treatment side effects that
+# the name patterns above miss.
+EXTRA_IDS = {
+    37396808, 37205051, 37205052, 45772721,  # cancer-related fatigue, due to chemo/radiotherapy/treatment
+    319835, 4154290, 45768812,  # congestive heart failure, paroxysmal AF, anemia in CKD
+    200219, 77670, 194133,  # abdominal, chest, low back pain
+    4134607, 4340521, 4307981,  # diarrheal disorder, chronic diarrhea, C. difficile colitis
+    37394658, 138384, 4099205,  # severe sepsis, acquired and irradiation hypothyroidism
+    37110753, 3655952, 4263848, 4103418,  # generalized rash, chronic dyspnea, dyspnea on exertion, tobacco
+    21602728,  # ATC H02AB glucocorticoids
+    1518254, 1551099, 1110410,  # dexamethasone, prednisone, morphine
+    1301125, 1304643, 1305058, 1314273,  # epoetin alfa, darbepoetin alfa, methotrexate, rituximab
+}  # fmt: skip
+
 # Vocabulary-v5.0 manual changes: OMOP-generated concepts the oncology extension needs.
 MANUAL_DOMAINS = {"Episode", "Metadata", "Type Concept"}
 # The 2020-08-20 revision of type concepts set standard_concept = NULL on every earlier
@@ -264,6 +278,7 @@ def from_phenotype_library(repo: Path) -> list[Concept]:
             concept_name = str(node["CONCEPT_NAME"])
             wanted = (
                 oncology
+                or int(str(node["CONCEPT_ID"])) in EXTRA_IDS
                 or (vocabulary, domain) in CURATED_VOCABULARY_DOMAINS
                 or bool(CURATED_NAMES.match(concept_name))
                 or (vocabulary == "LOINC" and bool(CURATED_LOINC.search(concept_name)))
