@@ -94,30 +94,42 @@ STAGE_TN: dict[int, tuple[tuple[str, ...], tuple[str, ...]]] = {
 
 @dataclass(frozen=True)
 class Biomarker:
-    """A tumour biomarker reported by pathology or molecular biology (LOINC-coded).
+    """A tumour biomarker reported by pathology or molecular biology.
 
+    ``code`` is a LOINC code for immunohistochemistry results coded in LOINC by the labs, else the
+    molecular pathology platform's LOCAL code (``MOL-*``, mapped in ``source_code_map.csv``).
     ``numeric`` markers carry a value (``unit``); others are positive/negative.
     """
 
     key: str
-    loinc: str
+    code: str
     label_fr: str
     numeric: bool = False
     unit: str = ""
 
+    @property
+    def system(self) -> str:
+        """``LOINC`` or ``LOCAL``."""
+        return "LOCAL" if self.code.startswith("MOL-") else "LOINC"
+
+    @property
+    def loinc(self) -> str:
+        """The code written in the sites' LOINC columns (a LOCAL ``MOL-*`` code when not LOINC-coded)."""
+        return self.code
+
 
 BIOMARKERS: dict[str, Biomarker] = {b.key: b for b in (
-    Biomarker("er", "16112-5", "récepteurs aux oestrogènes"),
-    Biomarker("pr", "16113-3", "récepteurs à la progestérone"),
-    Biomarker("her2", "48676-1", "HER2"),
-    Biomarker("ki67", "29593-1", "Ki-67", numeric=True, unit="%"),
-    Biomarker("egfr", "21659-8", "mutation EGFR"),
-    Biomarker("alk", "46264-8", "réarrangement ALK"),
-    Biomarker("kras", "21702-6", "mutation KRAS"),
-    Biomarker("braf", "58415-1", "mutation BRAF V600"),
-    Biomarker("pdl1", "85147-7", "PD-L1 (TPS)", numeric=True, unit="%"),
-    Biomarker("msi", "43368-0", "instabilité microsatellitaire"),
-    Biomarker("brca", "21636-6", "mutation BRCA1/2"),
+    Biomarker("er", "85337-4", "récepteurs aux oestrogènes"),
+    Biomarker("pr", "85339-0", "récepteurs à la progestérone"),
+    Biomarker("her2", "85319-2", "HER2"),
+    Biomarker("ki67", "MOL-KI67", "Ki-67", numeric=True, unit="%"),
+    Biomarker("egfr", "MOL-EGFR", "mutation EGFR"),
+    Biomarker("alk", "MOL-ALK", "réarrangement ALK"),
+    Biomarker("kras", "MOL-KRAS", "mutation KRAS"),
+    Biomarker("braf", "MOL-BRAF", "mutation BRAF V600"),
+    Biomarker("pdl1", "MOL-PDL1", "PD-L1 (TPS)", numeric=True, unit="%"),
+    Biomarker("msi", "81695-9", "instabilité microsatellitaire"),
+    Biomarker("brca", "MOL-BRCA", "mutation BRCA1/2"),
 )}
 
 # Which biomarkers each cancer's pathology reports, with the probability of a positive result.
@@ -133,7 +145,11 @@ CANCER_BIOMARKERS: dict[str, dict[str, float]] = {
 
 @dataclass(frozen=True)
 class Drug:
-    """A drug with its ATC code, French and English INN, usual dose per administration and route."""
+    """A drug with its ATC code, French and English INN, usual dose per administration and route.
+
+    ``rxnorm`` is the RxNorm code of its ingredient (the standard concept the ATC code maps to), empty
+    when the demo vocabulary lacks it.
+    """
 
     key: str
     atc: str
@@ -141,46 +157,44 @@ class Drug:
     inn_en: str
     dose_mg: float
     route: str
+    rxnorm: str = ""
 
 
 DRUGS: dict[str, Drug] = {d.key: d for d in (
-    Drug("fluorouracil", "L01BC02", "fluorouracile", "fluorouracil", 720.0, "IV"),
-    Drug("capecitabine", "L01BC06", "capécitabine", "capecitabine", 1800.0, "PO"),
-    Drug("oxaliplatin", "L01XA03", "oxaliplatine", "oxaliplatin", 153.0, "IV"),
-    Drug("irinotecan", "L01CE02", "irinotécan", "irinotecan", 324.0, "IV"),
-    Drug("cisplatin", "L01XA01", "cisplatine", "cisplatin", 135.0, "IV"),
-    Drug("carboplatin", "L01XA02", "carboplatine", "carboplatin", 450.0, "IV"),
-    Drug("paclitaxel", "L01CD01", "paclitaxel", "paclitaxel", 144.0, "IV"),
-    Drug("docetaxel", "L01CD02", "docétaxel", "docetaxel", 135.0, "IV"),
-    Drug("epirubicin", "L01DB03", "épirubicine", "epirubicin", 180.0, "IV"),
-    Drug("doxorubicin", "L01DB01", "doxorubicine", "doxorubicin", 90.0, "IV"),
-    Drug("cyclophosphamide", "L01AA01", "cyclophosphamide", "cyclophosphamide", 900.0, "IV"),
-    Drug("pemetrexed", "L01BA04", "pémétrexed", "pemetrexed", 900.0, "IV"),
-    Drug("gemcitabine", "L01BC05", "gemcitabine", "gemcitabine", 1800.0, "IV"),
-    Drug("etoposide", "L01CB01", "étoposide", "etoposide", 180.0, "IV"),
-    Drug("vincristine", "L01CA02", "vincristine", "vincristine", 2.0, "IV"),
-    Drug("trastuzumab", "L01FD01", "trastuzumab", "trastuzumab", 420.0, "IV"),
-    Drug("pertuzumab", "L01FD02", "pertuzumab", "pertuzumab", 420.0, "IV"),
-    Drug("bevacizumab", "L01FG01", "bévacizumab", "bevacizumab", 500.0, "IV"),
-    Drug("cetuximab", "L01FE01", "cétuximab", "cetuximab", 450.0, "IV"),
-    Drug("rituximab", "L01FA01", "rituximab", "rituximab", 675.0, "IV"),
-    Drug("pembrolizumab", "L01FF02", "pembrolizumab", "pembrolizumab", 200.0, "IV"),
-    Drug("nivolumab", "L01FF01", "nivolumab", "nivolumab", 240.0, "IV"),
-    Drug("osimertinib", "L01EB04", "osimertinib", "osimertinib", 80.0, "PO"),
-    Drug("alectinib", "L01ED03", "alectinib", "alectinib", 1200.0, "PO"),
-    Drug("dabrafenib", "L01EC02", "dabrafénib", "dabrafenib", 300.0, "PO"),
-    Drug("trametinib", "L01EE01", "tramétinib", "trametinib", 2.0, "PO"),
+    Drug("fluorouracil", "L01BC02", "fluorouracile", "fluorouracil", 720.0, "IV", "4492"),
+    Drug("capecitabine", "L01BC06", "capécitabine", "capecitabine", 1800.0, "PO", "194000"),
+    Drug("oxaliplatin", "L01XA03", "oxaliplatine", "oxaliplatin", 153.0, "IV", "32592"),
+    Drug("irinotecan", "L01CE02", "irinotécan", "irinotecan", 324.0, "IV", "51499"),
+    Drug("cisplatin", "L01XA01", "cisplatine", "cisplatin", 135.0, "IV", "2555"),
+    Drug("carboplatin", "L01XA02", "carboplatine", "carboplatin", 450.0, "IV", "40048"),
+    Drug("paclitaxel", "L01CD01", "paclitaxel", "paclitaxel", 144.0, "IV", "56946"),
+    Drug("docetaxel", "L01CD02", "docétaxel", "docetaxel", 135.0, "IV", "72962"),
+    Drug("epirubicin", "L01DB03", "épirubicine", "epirubicin", 180.0, "IV", "3995"),
+    Drug("doxorubicin", "L01DB01", "doxorubicine", "doxorubicin", 90.0, "IV", "3639"),
+    Drug("cyclophosphamide", "L01AA01", "cyclophosphamide", "cyclophosphamide", 900.0, "IV", "3002"),
+    Drug("pemetrexed", "L01BA04", "pémétrexed", "pemetrexed", 900.0, "IV", "68446"),
+    Drug("gemcitabine", "L01BC05", "gemcitabine", "gemcitabine", 1800.0, "IV", "12574"),
+    Drug("etoposide", "L01CB01", "étoposide", "etoposide", 180.0, "IV", "4179"),
+    Drug("vincristine", "L01CA02", "vincristine", "vincristine", 2.0, "IV", "11202"),
+    Drug("trastuzumab", "L01FD01", "trastuzumab", "trastuzumab", 420.0, "IV", "224905"),
+    Drug("pertuzumab", "L01FD02", "pertuzumab", "pertuzumab", 420.0, "IV", "1298944"),
+    Drug("bevacizumab", "L01FG01", "bévacizumab", "bevacizumab", 500.0, "IV", "253337"),
+    Drug("cetuximab", "L01FE01", "cétuximab", "cetuximab", 450.0, "IV", "318341"),
+    Drug("rituximab", "L01FA01", "rituximab", "rituximab", 675.0, "IV", "121191"),
+    Drug("pembrolizumab", "L01FF02", "pembrolizumab", "pembrolizumab", 200.0, "IV", "1547545"),
+    Drug("nivolumab", "L01FF01", "nivolumab", "nivolumab", 240.0, "IV", "1597876"),
+    Drug("osimertinib", "L01EB04", "osimertinib", "osimertinib", 80.0, "PO", "1721560"),
+    Drug("alectinib", "L01ED03", "alectinib", "alectinib", 1200.0, "PO", "1727455"),
+    Drug("dabrafenib", "L01EC02", "dabrafénib", "dabrafenib", 300.0, "PO", "1424911"),
+    Drug("trametinib", "L01EE01", "tramétinib", "trametinib", 2.0, "PO", "1425099"),
     Drug("olaparib", "L01XK01", "olaparib", "olaparib", 600.0, "PO"),
-    Drug("sunitinib", "L01EX01", "sunitinib", "sunitinib", 50.0, "PO"),
-    Drug("tamoxifen", "L02BA01", "tamoxifène", "tamoxifen", 20.0, "PO"),
-    Drug("letrozole", "L02BG04", "létrozole", "letrozole", 2.5, "PO"),
-    Drug("leuprorelin", "L02AE02", "leuproréline", "leuprorelin", 22.5, "SC"),
-    Drug("enzalutamide", "L02BB04", "enzalutamide", "enzalutamide", 160.0, "PO"),
+    Drug("sunitinib", "L01EX01", "sunitinib", "sunitinib", 50.0, "PO", "357977"),
+    Drug("tamoxifen", "L02BA01", "tamoxifène", "tamoxifen", 20.0, "PO", "10324"),
+    Drug("anastrozole", "L02BG03", "anastrozole", "anastrozole", 1.0, "PO", "84857"),
+    Drug("leuprorelin", "L02AE02", "leuproréline", "leuprorelin", 22.5, "SC", "42375"),
+    Drug("bicalutamide", "L02BB03", "bicalutamide", "bicalutamide", 50.0, "PO", "83008"),
     Drug("prednisone", "H02AB07", "prednisone", "prednisone", 100.0, "PO"),
-    Drug("ondansetron", "A04AA01", "ondansétron", "ondansetron", 8.0, "IV"),
-    Drug("dexamethasone", "H02AB02", "dexaméthasone", "dexamethasone", 8.0, "IV"),
     Drug("folinic_acid", "V03AF03", "acide folinique", "calcium folinate", 360.0, "IV"),
-    Drug("pegfilgrastim", "L03AA13", "pegfilgrastim", "pegfilgrastim", 6.0, "SC"),
 )}
 
 
@@ -209,9 +223,9 @@ REGIMENS: dict[str, Regimen] = {r.key: r for r in (
     Regimen("tch_pertuzumab", "docétaxel-trastuzumab-pertuzumab",
             ("docetaxel", "trastuzumab", "pertuzumab"), 21, 6, "targeted"),
     Regimen("tamoxifen", "tamoxifène", ("tamoxifen",), 90, 20, "hormone", myelotoxic=False),
-    Regimen("letrozole", "létrozole", ("letrozole",), 90, 20, "hormone", myelotoxic=False),
+    Regimen("anastrozole", "anastrozole", ("anastrozole",), 90, 20, "hormone", myelotoxic=False),
     Regimen("adt", "hormonothérapie par agoniste LH-RH", ("leuprorelin",), 90, 12, "hormone", myelotoxic=False),
-    Regimen("enzalutamide", "enzalutamide", ("enzalutamide",), 90, 8, "hormone", myelotoxic=False),
+    Regimen("bicalutamide", "bicalutamide", ("bicalutamide",), 90, 8, "hormone", myelotoxic=False),
     Regimen("docetaxel", "docétaxel", ("docetaxel", "prednisone"), 21, 6, "chemo"),
     Regimen("carbo_pemetrexed", "carboplatine-pémétrexed", ("carboplatin", "pemetrexed"), 21, 4, "chemo"),
     Regimen("carbo_paclitaxel", "carboplatine-paclitaxel", ("carboplatin", "paclitaxel"), 21, 4, "chemo"),
@@ -240,8 +254,9 @@ REGIMENS: dict[str, Regimen] = {r.key: r for r in (
     Regimen("olaparib", "olaparib", ("olaparib",), 90, 8, "targeted", myelotoxic=False),
 )}
 
-SUPPORTIVE_DRUGS: tuple[str, ...] = ("ondansetron", "dexamethasone")
-"""Given with every IV myelotoxic cycle (anti-emetics)."""
+SUPPORTIVE_DRUGS: tuple[str, ...] = ()
+"""Drugs added to every IV myelotoxic cycle. Empty: anti-emetics (ondansetron, dexamethasone) have no
+concept in the demo vocabulary yet; add their keys here once it has them."""
 
 
 @dataclass(frozen=True)
@@ -299,31 +314,31 @@ class Procedure:
 
 PROCEDURES: dict[str, Procedure] = {p.key: p for p in (
     Procedure("biopsy", "86273004", "Biopsie"),
-    Procedure("ct_scan", "77477000", "Scanner (tomodensitométrie)"),
+    Procedure("ct_scan", "418891003", "Scanner thoraco-abdominal"),
     Procedure("mri", "113091000", "IRM"),
-    Procedure("pet_scan", "82918005", "TEP-scanner"),
     Procedure("mammography", "71651007", "Mammographie"),
     Procedure("colonoscopy", "73761001", "Coloscopie"),
-    Procedure("bronchoscopy", "10847001", "Bronchoscopie"),
-    Procedure("mastectomy", "172043006", "Mastectomie"),
+    Procedure("bronchoscopy", "173160006", "Bronchoscopie souple diagnostique"),
+    Procedure("mastectomy", "69031006", "Mastectomie"),
     Procedure("lumpectomy", "392021009", "Tumorectomie mammaire"),
     Procedure("prostatectomy", "26294005", "Prostatectomie radicale"),
-    Procedure("lobectomy", "173171007", "Lobectomie pulmonaire"),
-    Procedure("colectomy", "23968004", "Colectomie"),
-    Procedure("cystectomy", "26156001", "Cystectomie"),
-    Procedure("nephrectomy", "175905003", "Néphrectomie"),
-    Procedure("skin_excision", "177302007", "Exérèse cutanée élargie"),
-    Procedure("pancreatectomy", "116028008", "Duodénopancréatectomie céphalique"),
-    Procedure("neck_dissection", "39990008", "Curage ganglionnaire cervical"),
-    Procedure("hysterectomy", "236886002", "Hystérectomie"),
+    Procedure("lobectomy", "287430001", "Exérèse pulmonaire (lobectomie)"),
+    Procedure("colectomy", "84604002", "Colectomie segmentaire"),
+    # No specific concept in the demo vocabulary: written as the generic "Surgical procedure" with a
+    # specific French label (see docs/synthetic-data.md, vocabulary gaps).
+    Procedure("cystectomy", "387713003", "Cystectomie"),
+    Procedure("nephrectomy", "387713003", "Néphrectomie"),
+    Procedure("skin_excision", "387713003", "Exérèse cutanée élargie"),
+    Procedure("pancreatectomy", "387713003", "Duodénopancréatectomie céphalique"),
+    Procedure("neck_dissection", "387713003", "Curage ganglionnaire cervical"),
+    Procedure("hysterectomy", "387713003", "Hystérectomie"),
     Procedure("radiotherapy", "33195004", "Séance de radiothérapie externe"),
     Procedure("chemotherapy", "367336001", "Séance de chimiothérapie"),
-    Procedure("port_insertion", "233527006", "Pose de chambre implantable"),
-    Procedure("transfusion", "116859006", "Transfusion sanguine"),
+    Procedure("transfusion", "5447007", "Transfusion sanguine"),
 )}
 
 IMAGING_BY_CANCER: dict[str, str] = {
-    "breast": "mammography", "colorectal": "colonoscopy", "lung": "bronchoscopy", "lymphoma": "pet_scan",
+    "breast": "mammography", "colorectal": "colonoscopy", "lung": "bronchoscopy", "lymphoma": "mri",
 }
 
 
@@ -355,7 +370,6 @@ ADVERSE_EVENTS: dict[str, Condition] = {c.key: c for c in (
     Condition("colitis", "K52.1", "colite toxique"),
     Condition("pneumonitis", "J70.4", "pneumopathie médicamenteuse"),
     Condition("fever", "R50.9", "fièvre"),
-    Condition("dehydration", "E86", "déshydratation"),
 )}
 
 METASTASES: dict[str, Condition] = {c.key: c for c in (
@@ -393,3 +407,21 @@ def source_codes() -> dict[str, set[str]]:
         "LOINC": {lab.loinc for lab in LABS.values()} | {b.loinc for b in BIOMARKERS.values()},
         "SNOMED": {p.snomed for p in PROCEDURES.values()},
     }
+
+
+def icdo3_topography(icd10: str) -> str:
+    """ICD-O-3 topography of a primary cancer's ICD-10 code.
+
+    Four characters always (``C61`` → ``C61.9``); lymphomas are nodal (``C77.9``); melanomas sit in
+    the skin chapter (``C43.5`` → ``C44.5``).
+
+    Examples
+    --------
+    >>> [icdo3_topography(c) for c in ("C50.9", "C61", "C83.3", "C43.7")]
+    ['C50.9', 'C61.9', 'C77.9', 'C44.7']
+    """
+    if icd10.startswith(("C81", "C82", "C83", "C84", "C85")):
+        return "C77.9"
+    if icd10.startswith("C43"):
+        return "C44" + icd10[3:]
+    return icd10 if "." in icd10 else icd10 + ".9"

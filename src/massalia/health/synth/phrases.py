@@ -65,8 +65,8 @@ NEGATIVE = ("négatif", "négatifs", "-", "absente", "non surexprimé")
 
 DRUG_BRANDS: dict[str, str] = {
     "trastuzumab": "Herceptin", "pembrolizumab": "Keytruda", "nivolumab": "Opdivo", "osimertinib": "Tagrisso",
-    "bevacizumab": "Avastin", "tamoxifen": "Nolvadex", "letrozole": "Femara", "capecitabine": "Xeloda",
-    "enzalutamide": "Xtandi", "olaparib": "Lynparza", "rituximab": "Mabthera", "sunitinib": "Sutent",
+    "bevacizumab": "Avastin", "tamoxifen": "Nolvadex", "anastrozole": "Arimidex", "capecitabine": "Xeloda",
+    "bicalutamide": "Casodex", "olaparib": "Lynparza", "rituximab": "Mabthera", "sunitinib": "Sutent",
 }
 
 ECOG_FORMULAS = ("ECOG {e}", "PS {e}", "OMS {e}", "performance status {e}")

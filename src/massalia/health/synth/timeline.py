@@ -225,7 +225,7 @@ def build_timeline(rng: np.random.Generator, c: Cohort) -> Timeline:
     # 7. Relapse/progression: consultation, imaging, metastasis diagnosis.
     vr = v.add(rel, 0, secs(relapse_day[rel]), np.full(rel.shape[0], 0.5), 0)
     add_proc(rel, vr, relapse_day[rel], PROCEDURE_KEYS.index("ct_scan"))
-    add_proc(rel, vr, relapse_day[rel], PROCEDURE_KEYS.index("pet_scan"))
+    add_proc(rel, vr, relapse_day[rel], PROCEDURE_KEYS.index("mri"))
     site_pick = rng.integers(0, 4, size=rel.shape[0])
     met_codes = np.array([[METASTASES[s[i % len(s)]].icd10 for i in range(4)]
                           for s in (METASTASIS_SITES_BY_CANCER[k.key] for k in CANCERS)], dtype=object)
@@ -351,9 +351,9 @@ def _cause_of_stay(
     recent = (prev // 10_000_000 == pid) & (probe - prev <= 21)
     u = rng.random(pid.shape[0])
     on_chemo = np.where(u < 0.45, AE_KEYS.index("neutropenia"), np.where(u < 0.6, AE_KEYS.index("anaemia"),
-                        np.where(u < 0.8, AE_KEYS.index("nausea"), AE_KEYS.index("dehydration"))))
+                        np.where(u < 0.8, AE_KEYS.index("nausea"), AE_KEYS.index("colitis"))))
     off = np.where(u < 0.3, AE_KEYS.index("fever"), np.where(u < 0.55, AE_KEYS.index("anaemia"),
-                   np.where(u < 0.8, AE_KEYS.index("dehydration"), AE_KEYS.index("pneumonitis"))))
+                   np.where(u < 0.8, AE_KEYS.index("colitis"), AE_KEYS.index("pneumonitis"))))
     return np.where(recent, on_chemo, off)
 
 

@@ -113,7 +113,7 @@ def assign_plan(
     alt = np.where(b & her2, _r("ec_paclitaxel"), alt)
     line1 = np.where(b & ~her2 & (tn & (stage >= 1) | er & ((stage >= 2) | (mk["ki67"] == 1) & (stage == 1))),
                      _r("ec_paclitaxel"), line1)
-    hormone = np.where(b & er, np.where(age < 50, _r("tamoxifen"), _r("letrozole")), hormone)
+    hormone = np.where(b & er, np.where(age < 50, _r("tamoxifen"), _r("anastrozole")), hormone)
     rt = np.where(b & ((surgery == _p("lumpectomy")) | (stage == 2)), 25, rt)
     line2 = np.where(b, _r("capecitabine"), line2)
 
@@ -123,7 +123,7 @@ def assign_plan(
     rt = np.where(p & (stage <= 2) & (surgery < 0), 39, rt)
     hormone = np.where(p & (stage >= 2), _r("adt"), hormone)
     line1 = np.where(p & (stage == 3) & (u[:, 1] < 0.5), _r("docetaxel"), line1)
-    line2 = np.where(p, _r("enzalutamide"), line2)
+    line2 = np.where(p, _r("bicalutamide"), line2)
 
     # Lung
     lu = is_c["lung"]

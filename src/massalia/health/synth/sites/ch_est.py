@@ -6,7 +6,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from massalia.health.synth.catalogue import BIOMARKERS, DRUGS, LABS, PROCEDURES
+from massalia.health.synth.catalogue import BIOMARKERS, DRUGS, LABS, PROCEDURES, icdo3_topography
 from massalia.health.synth.cohort import MARKERS, N_CATS, T_CATS, Cohort
 from massalia.health.synth.sites import neutral
 from massalia.health.synth.sites.common import SiteData, lookup, number_strings, string_array, yyyymmdd
@@ -80,8 +80,7 @@ def build_tables(data: SiteData) -> dict[str, pa.Table]:
     out["tumours"] = pa.table({
         "tumeur_id": pa.array(c.index[tu["pid"]] * 10 + tu["rank"], type=pa.int64()),
         "nip": _nip(c, tu["pid"], cache), "date_diag": pa.array(yyyymmdd(tu["day"])),
-        "topographie": string_array(np.where(np.char.startswith(tu["icd10"].astype(str), "C8"), "C77.9",
-                                             tu["icd10"]).astype(object)),
+        "topographie": string_array(np.array([icdo3_topography(str(x)) for x in tu["icd10"]], dtype=object)),
         "morphologie": string_array(tu["morphology"]),
         "tnm_clinique": pc.if_else(pa.array(has), _compact_tnm("c", tu["ct"], tu["cn"], tu["cm"]), None),
         "tnm_pathologique": _compact_tnm("p", tu["pt"], tu["pn"], None),

@@ -56,7 +56,7 @@ LAYOUT = SiteLayout(
             C("tumeur_id", "int", "int64", True),
             C("nip", "string", "8 hex chars", True),
             C("date_prelev", "date", D, True),
-            C("loinc", "string", "LOINC", True),
+            C("loinc", "string", "LOINC, or the lab's local MOL-* code for molecular/IHC markers", True),
             C("resultat", "string", "POS, NEG, or number as text"),
             C("unite", "string", "UCUM or null"),
         )),

@@ -65,7 +65,7 @@ LAYOUT = SiteLayout(
             C("id_tumeur", "string", "T + 9 digits", True),
             C("ipp", "string", "9 digits", True),
             C("date_prelevement", "date", D, True),
-            C("code_loinc", "string", "LOINC", True),
+            C("code_loinc", "string", "LOINC, or the lab's local MOL-* code for molecular/IHC markers", True),
             C("libelle", "string", "French label"),
             C("resultat", "string", "positif, negatif, or a number as text"),
             C("valeur", "decimal", NUM),

@@ -1,7 +1,8 @@
 """clcc_sud's local code list (what the site's data team hands over), built from the catalogue.
 
 Each local code names the real concept it means as (vocabulary_id, concept_code); lab codes also carry
-the local unit and the factor to the UCUM unit of the standard LOINC test.
+the local unit and the factor to the UCUM unit of the standard LOINC test. Targets are concepts of
+the demo vocabulary (through ``vocab_map``); a gap keeps the standard source code it means.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from massalia.health.synth.catalogue import (
     METASTASES,
     PROCEDURES,
 )
+from massalia.health.synth.vocab_map import target_of
 
 CODE_LIST_FILE = "clcc_sud_codes.csv"
 HEADER = ("local_code", "local_label", "domain", "target_vocabulary_id", "target_concept_code",
@@ -73,23 +75,25 @@ def local_codes() -> dict[tuple[str, str], LocalCode]:
     dx += [(cond.icd10, _english(cond.key)) for cond in ADVERSE_EVENTS.values()]
     dx += [(cond.icd10, f"metastasis {cond.key}") for cond in METASTASES.values()]
     for i, (code, label) in enumerate(dx, start=1):
-        out[("diagnosis", code)] = LocalCode(f"DX-{i:04d}", label, "diagnosis", "ICD10", code)
+        out[("diagnosis", code)] = LocalCode(f"DX-{i:04d}", label, "diagnosis", *target_of("ICD10", code))
     morph_labels: dict[str, str] = {}
     for c in CANCERS:
         for h in c.histologies:
             morph_labels.setdefault(h[0], h[1])
     for i, (m, label) in enumerate(sorted(morph_labels.items()), start=1):
+        # A histology alone is no concept: the ETL combines it with the tumour's site (local DX code).
         out[("histology", m)] = LocalCode(f"HI-{i:03d}", label, "histology", "ICDO3", m)
     for key, b in BIOMARKERS.items():
-        out[("biomarker", key)] = LocalCode(f"BM-{key.upper()}", b.label_fr, "biomarker", "LOINC", b.loinc)
+        out[("biomarker", key)] = LocalCode(f"BM-{key.upper()}", b.label_fr, "biomarker",
+                                            *target_of(b.system, b.code))
     for i, (key, d) in enumerate(DRUGS.items(), start=101):
-        out[("drug", key)] = LocalCode(f"MED-{i:04d}", d.inn_en, "drug", "ATC", d.atc)
+        out[("drug", key)] = LocalCode(f"MED-{i:04d}", d.inn_en, "drug", *target_of("ATC", d.atc))
     for i, (key, p) in enumerate(PROCEDURES.items(), start=1):
-        out[("procedure", key)] = LocalCode(f"PR-{i:03d}", _english(key), "procedure", "SNOMED", p.snomed)
+        out[("procedure", key)] = LocalCode(f"PR-{i:03d}", _english(key), "procedure", *target_of("SNOMED", p.snomed))
     for key, lab in LABS.items():
         unit, factor = LOCAL_LAB_UNITS.get(key, (lab.unit, 1.0))
-        out[("lab", key)] = LocalCode(f"LAB-{key.upper().replace('_', '')}", _english(key), "lab", "LOINC",
-                                      lab.loinc, unit, lab.unit, factor)
+        out[("lab", key)] = LocalCode(f"LAB-{key.upper().replace('_', '')}", _english(key), "lab",
+                                      *target_of("LOINC", lab.loinc), unit, lab.unit, factor)
     return out
 
 
