@@ -10,9 +10,9 @@ import massalia.health.omop as omop
 from massalia.health.synth.catalogue import source_codes
 from massalia.health.synth.sites.clcc_sud_codes import code_list_csv, local_codes, shipped_code_list
 from massalia.health.synth.vocab_map import (
+    shipped_source_code_map,
     source_code_map,
     source_code_map_csv,
-    shipped_source_code_map,
     vocabulary_gaps,
 )
 
