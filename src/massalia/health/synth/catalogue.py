@@ -193,7 +193,8 @@ DRUGS: dict[str, Drug] = {d.key: d for d in (
     Drug("anastrozole", "L02BG03", "anastrozole", "anastrozole", 1.0, "PO", "84857"),
     Drug("leuprorelin", "L02AE02", "leuproréline", "leuprorelin", 22.5, "SC", "42375"),
     Drug("bicalutamide", "L02BB03", "bicalutamide", "bicalutamide", 50.0, "PO", "83008"),
-    Drug("prednisone", "H02AB07", "prednisone", "prednisone", 100.0, "PO"),
+    Drug("prednisone", "H02AB07", "prednisone", "prednisone", 100.0, "PO", "8640"),
+    Drug("dexamethasone", "H02AB02", "dexaméthasone", "dexamethasone", 8.0, "IV", "3264"),
     Drug("folinic_acid", "V03AF03", "acide folinique", "calcium folinate", 360.0, "IV"),
 )}
 
@@ -254,9 +255,9 @@ REGIMENS: dict[str, Regimen] = {r.key: r for r in (
     Regimen("olaparib", "olaparib", ("olaparib",), 90, 8, "targeted", myelotoxic=False),
 )}
 
-SUPPORTIVE_DRUGS: tuple[str, ...] = ()
-"""Drugs added to every IV myelotoxic cycle. Empty: anti-emetics (ondansetron, dexamethasone) have no
-concept in the demo vocabulary yet; add their keys here once it has them."""
+SUPPORTIVE_DRUGS: tuple[str, ...] = ("dexamethasone",)
+"""Drugs added to every IV myelotoxic cycle (anti-emetic premedication). Ondansetron is left out: the
+demo vocabulary has no concept for it yet."""
 
 
 @dataclass(frozen=True)
@@ -283,6 +284,7 @@ LABS: dict[str, Lab] = {lab.key: lab for lab in (
     Lab("neutrophils", "751-8", "Polynucléaires neutrophiles", "10*9/L", 1.8, 7.5, 4.2, 0.3, 2),
     Lab("lymphocytes", "731-0", "Lymphocytes", "10*9/L", 1.0, 4.0, 1.9, 0.3, 2),
     Lab("platelets", "777-3", "Plaquettes", "10*9/L", 150.0, 400.0, 250.0, 0.22, 0),
+    Lab("mcv", "787-2", "VGM", "fL", 80.0, 100.0, 90.0, 0.05, 0),
     Lab("creatinine", "2160-0", "Créatinine", "umol/L", 45.0, 104.0, 78.0, 0.2, 0),
     Lab("alt", "1742-6", "ALAT", "U/L", 7.0, 40.0, 24.0, 0.35, 0),
     Lab("ast", "1920-8", "ASAT", "U/L", 10.0, 40.0, 25.0, 0.3, 0),
@@ -291,6 +293,9 @@ LABS: dict[str, Lab] = {lab.key: lab for lab in (
     Lab("sodium", "2951-2", "Sodium", "mmol/L", 136.0, 145.0, 140.0, 0.02, 0),
     Lab("potassium", "2823-3", "Potassium", "mmol/L", 3.5, 5.1, 4.2, 0.07, 1),
     Lab("crp", "1988-5", "CRP", "mg/L", 0.0, 5.0, 4.0, 0.9, 1),
+    Lab("alp", "6768-6", "Phosphatases alcalines", "U/L", 40.0, 130.0, 80.0, 0.3, 0),
+    Lab("glucose", "2345-7", "Glycémie", "g/L", 0.7, 1.1, 0.95, 0.12, 2),
+    Lab("chloride", "2075-0", "Chlore", "mmol/L", 98.0, 107.0, 102.0, 0.02, 0),
     Lab("psa", "2857-1", "PSA total", "ng/mL", 0.0, 4.0, 1.2, 0.6, 2),
     Lab("cea", "2039-6", "ACE", "ng/mL", 0.0, 5.0, 2.0, 0.5, 1),
     Lab("ca15_3", "6875-9", "CA 15-3", "U/mL", 0.0, 30.0, 15.0, 0.4, 1),
@@ -299,8 +304,10 @@ LABS: dict[str, Lab] = {lab.key: lab for lab in (
     Lab("ldh", "2532-0", "LDH", "U/L", 120.0, 246.0, 180.0, 0.2, 0),
 )}
 
-CBC: tuple[str, ...] = ("hemoglobin", "leukocytes", "neutrophils", "lymphocytes", "platelets")
-CHEMISTRY: tuple[str, ...] = ("creatinine", "alt", "ast", "bilirubin", "albumin", "sodium", "potassium", "crp")
+CBC: tuple[str, ...] = ("hemoglobin", "leukocytes", "neutrophils", "lymphocytes", "platelets", "mcv")
+"""Blood count, in this order (leukocytes are computed from the two analytes after them)."""
+CHEMISTRY: tuple[str, ...] = ("creatinine", "alt", "ast", "bilirubin", "albumin", "sodium", "potassium", "crp", "alp",
+                              "glucose", "chloride")
 
 
 @dataclass(frozen=True)

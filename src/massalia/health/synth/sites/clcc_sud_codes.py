@@ -33,7 +33,7 @@ HEADER = ("local_code", "local_label", "domain", "target_vocabulary_id", "target
 LOCAL_LAB_UNITS: dict[str, tuple[str, float]] = {
     "hemoglobin": ("g/L", 0.1), "leukocytes": ("G/L", 1.0), "neutrophils": ("G/L", 1.0),
     "lymphocytes": ("G/L", 1.0), "platelets": ("G/L", 1.0), "creatinine": ("mg/dL", 88.42),
-    "bilirubin": ("mg/dL", 17.1),
+    "bilirubin": ("mg/dL", 17.1), "glucose": ("mmol/L", 0.1802),
 }
 
 
