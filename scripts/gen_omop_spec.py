@@ -44,7 +44,8 @@ def build_spec(reference: Path) -> dict:
         with open(reference / field_file, encoding="utf-8-sig", newline="") as handle:
             for row in csv.DictReader(handle):
                 table = tables[row["cdmTableName"].strip().lower()]
-                name = row["cdmFieldName"].strip().lower()
+                # The spec quotes the reserved word "offset"; the quotes are SQL, not part of the name.
+                name = row["cdmFieldName"].strip().strip("\"").lower()
                 field = {
                     "name": name,
                     "type": row["cdmDatatype"].strip().lower(),

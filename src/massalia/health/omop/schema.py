@@ -39,6 +39,14 @@ VOCABULARY_TABLES = (
 
 _VARCHAR = re.compile(r"varchar\((\d+|max)\)")
 
+RESERVED_FIELD_NAMES = frozenset({"offset"})
+"""CDM field names that are reserved words in SQL (NOTE_NLP.offset): always quoted in DDL and queries."""
+
+
+def field_identifier(name: str) -> exp.Identifier:
+    """A SQLGlot identifier for a CDM field, quoted when the name is a reserved word."""
+    return exp.to_identifier(name, quoted=name in RESERVED_FIELD_NAMES)
+
 
 @dataclass(frozen=True)
 class FieldSpec:
@@ -146,7 +154,7 @@ class TableSpec:
         definitions: list[exp.Expression] = []
         for field in self.fields:
             column = exp.ColumnDef(
-                this=exp.to_identifier(field.name), kind=exp.DataType.build(field.sql_type, dialect=HOUSE_DIALECT)
+                this=field_identifier(field.name), kind=exp.DataType.build(field.sql_type, dialect=HOUSE_DIALECT)
             )
             if field.required:
                 column.append("constraints", exp.ColumnConstraint(kind=exp.NotNullColumnConstraint()))
