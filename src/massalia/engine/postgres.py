@@ -9,6 +9,7 @@ from collections.abc import Callable, Iterator
 from decimal import Decimal
 from typing import Any
 
+import numpy as np
 import psycopg
 import pyarrow as pa
 import pyarrow.csv as pacsv
@@ -311,27 +312,32 @@ class PostgresEngine(Engine):
         return self._copy(name, schema, batches)
 
     def _copy(self, name: str, schema: pa.Schema, batches: Iterator[pa.RecordBatch]) -> int:
-        """Stream batches into ``name`` with ``COPY ... FROM STDIN (FORMAT csv)``.
+        """Stream batches into ``name`` with ``COPY ... FROM STDIN``, binary when the types allow.
 
-        pyarrow's CSV writer quotes every string, so an empty string arrives as ``""`` while a
-        NULL arrives as an unquoted empty field, which is exactly how COPY tells them apart.
+        Binary COPY is encoded column-wise with numpy (about 2-3x faster than CSV, which the
+        server parses row by row); tables with types the encoder does not write (decimals, times,
+        unsigned 64-bit) go through pyarrow's CSV writer instead, which quotes every string so an
+        empty string arrives as ``""`` while a NULL arrives as an unquoted empty field.
         """
+        binary = all(_binary_encodable(f.type) for f in schema)
         columns = pgsql.SQL(", ").join(pgsql.Identifier(check_identifier(f.name)) for f in schema)
-        statement = pgsql.SQL("COPY {} ({}) FROM STDIN (FORMAT csv)").format(pgsql.Identifier(name), columns)
-        binary_columns = [i for i, f in enumerate(schema) if pa.types.is_binary(f.type)]
+        statement = pgsql.SQL("COPY {} ({}) FROM STDIN (FORMAT {})").format(
+            pgsql.Identifier(name), columns, pgsql.SQL("binary" if binary else "csv")
+        )
         with self._lock:
             try:
                 with self.connection.cursor() as cursor:
                     with cursor.copy(statement) as copy:
+                        if binary:
+                            copy.write(_BINARY_HEADER)
                         for batch in batches:
                             if batch.schema != schema:
                                 batch = batch.cast(schema)
-                            for index in binary_columns:
-                                hexed = _bytea_hex(batch.column(index))
-                                batch = batch.set_column(index, schema[index].name, hexed)
-                            buffer = io.BytesIO()
-                            pacsv.write_csv(batch, buffer, _CSV_OPTIONS)
-                            copy.write(buffer.getbuffer())
+                            for start in range(0, batch.num_rows, COPY_CHUNK_ROWS):
+                                chunk = batch.slice(start, COPY_CHUNK_ROWS)
+                                copy.write(_binary_rows(chunk) if binary else _csv_rows(chunk))
+                        if binary:
+                            copy.write(_BINARY_TRAILER)
                     return cursor.rowcount
             except psycopg.Error as error:
                 raise EngineError(f"PostgreSQL COPY into {name} failed: {error}") from error
@@ -370,10 +376,114 @@ class PostgresEngine(Engine):
             self.connection.close()
 
 
-def _bytea_hex(column: pa.ChunkedArray | pa.Array) -> pa.Array:
-    r"""Binary values in PostgreSQL's ``\x…`` hex text form, for CSV COPY."""
-    values = column.to_pylist()
-    return pa.array([None if v is None else "\\x" + v.hex() for v in values], type=pa.string())
+# -- binary COPY -------------------------------------------------------------------------------
+_BINARY_HEADER = b"PGCOPY\n\xff\r\n\x00" + bytes(8)  # signature, flags, header extension length
+_BINARY_TRAILER = b"\xff\xff"  # field count -1
+_PG_EPOCH_DAYS = 10_957  # 2000-01-01, PostgreSQL's epoch, in days since 1970-01-01
+_PG_EPOCH_MICROS = _PG_EPOCH_DAYS * 86_400_000_000
+
+# Arrow type → big-endian numpy type of PostgreSQL's binary form for the column pg_type_for() picks.
+_BINARY_FIXED: dict[pa.DataType, str] = {
+    pa.bool_(): ">u1",
+    pa.int8(): ">i2",
+    pa.int16(): ">i2",
+    pa.int32(): ">i4",
+    pa.int64(): ">i8",
+    pa.uint8(): ">i2",
+    pa.uint16(): ">i4",
+    pa.uint32(): ">i8",
+    pa.float16(): ">f4",
+    pa.float32(): ">f4",
+    pa.float64(): ">f8",
+}
+
+
+def _binary_encodable(arrow_type: pa.DataType) -> bool:
+    if pa.types.is_dictionary(arrow_type):
+        return _binary_encodable(arrow_type.value_type)
+    return (
+        arrow_type in _BINARY_FIXED
+        or pa.types.is_string(arrow_type)
+        or pa.types.is_large_string(arrow_type)
+        or pa.types.is_binary(arrow_type)
+        or pa.types.is_large_binary(arrow_type)
+        or pa.types.is_date(arrow_type)
+        or pa.types.is_timestamp(arrow_type)
+        or pa.types.is_null(arrow_type)
+    )
+
+
+def _binary_field(array: pa.Array) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """One column in binary COPY form: validity, byte size per row (0 if NULL), payload bytes."""
+    if pa.types.is_dictionary(array.type):
+        array = array.dictionary_decode()
+    rows = len(array)
+    if pa.types.is_null(array.type):
+        return np.zeros(rows, dtype=bool), np.zeros(rows, dtype=np.int64), np.empty(0, dtype=np.uint8)
+    valid = np.ones(rows, dtype=bool) if array.null_count == 0 else array.is_valid().to_numpy(zero_copy_only=False)
+    arrow_type = array.type
+    if arrow_type == pa.string_view():
+        array, arrow_type = array.cast(pa.string()), pa.string()
+    if pa.types.is_string(arrow_type) or pa.types.is_binary(arrow_type):
+        array = array.fill_null(b"" if pa.types.is_binary(arrow_type) else "")
+        offsets = np.frombuffer(array.buffers()[1], dtype=np.int32)[array.offset : array.offset + rows + 1]
+    elif pa.types.is_large_string(arrow_type) or pa.types.is_large_binary(arrow_type):
+        array = array.fill_null(b"" if pa.types.is_large_binary(arrow_type) else "")
+        offsets = np.frombuffer(array.buffers()[1], dtype=np.int64)[array.offset : array.offset + rows + 1]
+    else:
+        if pa.types.is_date(arrow_type):
+            values = array.cast(pa.date32()).cast(pa.int32()).fill_null(0).to_numpy(zero_copy_only=False)
+            big_endian = (values.astype(np.int64) - _PG_EPOCH_DAYS).astype(">i4")
+        elif pa.types.is_timestamp(arrow_type):
+            micros = array.cast(pa.timestamp("us", tz=arrow_type.tz), safe=False).cast(pa.int64()).fill_null(0)
+            big_endian = (micros.to_numpy(zero_copy_only=False) - _PG_EPOCH_MICROS).astype(">i8")
+        else:
+            filled = array.fill_null(False if pa.types.is_boolean(arrow_type) else 0)
+            big_endian = filled.to_numpy(zero_copy_only=False).astype(_BINARY_FIXED[arrow_type])
+        width = big_endian.dtype.itemsize
+        payload = big_endian[valid].view(np.uint8)
+        return valid, valid.astype(np.int64) * width, payload
+    sizes = np.diff(offsets).astype(np.int64)
+    data = np.frombuffer(array.buffers()[2], dtype=np.uint8) if array.buffers()[2] else np.empty(0, np.uint8)
+    return valid, sizes, data[offsets[0] : offsets[-1]]
+
+
+def _scatter(out: np.ndarray, starts: np.ndarray, sizes: np.ndarray, payload: np.ndarray) -> None:
+    """Copy ``payload`` (row after row, ``sizes`` bytes each) to ``out`` at each row's start."""
+    if payload.size == 0:
+        return
+    source_starts = np.concatenate(([0], np.cumsum(sizes)[:-1]))
+    out[np.repeat(starts - source_starts, sizes) + np.arange(payload.size)] = payload
+
+
+def _binary_rows(batch: pa.RecordBatch) -> bytes:
+    """Rows of ``batch`` in PostgreSQL's binary COPY tuple format, built column by column."""
+    rows, width = batch.num_rows, batch.num_columns
+    fields = [_binary_field(column) for column in batch.columns]
+    row_sizes = 2 + sum(4 + sizes for _, sizes, _ in fields) if fields else np.full(rows, 2, dtype=np.int64)
+    row_starts = np.concatenate(([0], np.cumsum(row_sizes)[:-1])).astype(np.int64)
+    out = np.empty(int(np.sum(row_sizes)), dtype=np.uint8)
+    two, four = np.full(rows, 2, dtype=np.int64), np.full(rows, 4, dtype=np.int64)
+    _scatter(out, row_starts, two, np.full(rows, width, dtype=">i2").view(np.uint8))
+    position = row_starts + 2
+    for valid, sizes, payload in fields:
+        lengths = np.where(valid, sizes, -1).astype(">i4")
+        _scatter(out, position, four, lengths.view(np.uint8))
+        _scatter(out, position + 4, sizes, payload)
+        position = position + 4 + sizes
+    return out.tobytes()
+
+
+def _csv_rows(batch: pa.RecordBatch) -> bytes:
+    r"""One chunk of rows as COPY CSV (bytea as PostgreSQL's ``\x`` hex text)."""
+    for index, field in enumerate(batch.schema):
+        if pa.types.is_binary(field.type) or pa.types.is_large_binary(field.type):
+            values = batch.column(index).to_pylist()
+            hexed = pa.array([None if v is None else "\\x" + v.hex() for v in values], type=pa.string())
+            batch = batch.set_column(index, field.name, hexed)
+    buffer = io.BytesIO()
+    pacsv.write_csv(batch, buffer, _CSV_OPTIONS)
+    return buffer.getvalue()
 
 
 def _cursor_to_arrow(cursor: psycopg.Cursor[Any]) -> pa.Table:
