@@ -143,6 +143,41 @@ def _fail(csv_file: CsvFile, first_line: int, index: int, field: FieldSpec, valu
     raise OmopCsvError(csv_file.name, first_line + index, field.name, f"{why} (value {value!r})")
 
 
+def _fast_dates(values: pa.Array) -> pa.Array | None:
+    """Dates all written ``YYYY-MM-DD`` or all ``YYYYMMDD``, parsed by Arrow's strict cast; else None."""
+    try:
+        return pc.cast(values, pa.date32())
+    except pa.ArrowInvalid:
+        pass
+    lengths = pc.utf8_length(values)
+    if pc.any(pc.not_equal(lengths, 8)).as_py():
+        return None
+    iso = pc.binary_join_element_wise(
+        pc.utf8_slice_codeunits(values, 0, 4),
+        pc.utf8_slice_codeunits(values, 4, 6),
+        pc.utf8_slice_codeunits(values, 6, 8),
+        "-",
+    )
+    try:
+        return pc.cast(iso, pa.date32())
+    except pa.ArrowInvalid:
+        return None
+
+
+def _temporal(values: pa.Array, target: pa.DataType, dialect: CsvDialect) -> pa.Array:
+    """Parse dates or date-times; unparsable values become null (the caller reports them)."""
+    if pa.types.is_date(target):
+        parsed = _fast_dates(values)
+        if parsed is None:
+            layouts = [*dialect.date_formats, *(f + t for f in dialect.date_formats for t in DATE_TIME_SUFFIXES)]
+            parsed = pc.cast(_parse_temporal(values, layouts, pa.timestamp("s")), pa.date32())
+        return parsed
+    try:
+        return pc.cast(values, target)
+    except pa.ArrowInvalid:
+        return _parse_temporal(values, TIMESTAMP_FORMATS, target)
+
+
 def _readable(layout: str) -> str:
     return layout.replace("%Y", "YYYY").replace("%m", "MM").replace("%d", "DD")
 
@@ -167,10 +202,13 @@ def convert_column(
     if field.required and values.null_count:
         _fail(csv_file, first_line, _first(pc.is_null(values)), field, raw, "required value missing")
     if pa.types.is_integer(target):
-        bad = pc.invert(pc.match_substring_regex(values, _INTEGER.pattern))
-        if pc.any(pc.fill_null(bad, False)).as_py():
-            _fail(csv_file, first_line, _first(bad), field, raw, "not a whole number")
-        numbers = pc.cast(values, pa.int64())
+        try:
+            numbers = pc.cast(values, pa.int64())
+        except pa.ArrowInvalid:  # slow path only to name the culprit
+            bad = pc.invert(pc.match_substring_regex(values, _INTEGER.pattern))
+            if pc.any(pc.fill_null(bad, False)).as_py():
+                _fail(csv_file, first_line, _first(bad), field, raw, "not a whole number")
+            raise
         if target == pa.int32():
             out_of_range = pc.or_(pc.less(numbers, _INT32[0]), pc.greater(numbers, _INT32[1]))
             if pc.any(pc.fill_null(out_of_range, False)).as_py():
@@ -181,22 +219,12 @@ def convert_column(
             return pc.cast(values, target)
         except pa.ArrowInvalid:
             # locate the culprit: cast each value alone is too slow, a regex is not
-            bad = pc.invert(
-                pc.match_substring_regex(
-                    values, r"^\s*[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?\s*$|^\s*[+-]?(nan|inf)\s*$"
-                )
-            )
+            bad = pc.invert(pc.match_substring_regex(values, _NUMBER.pattern))
             _fail(csv_file, first_line, _first(bad), field, raw, "not a number")
     if pa.types.is_date(target) or pa.types.is_timestamp(target):
-        if pa.types.is_date(target):
-            layouts = [*dialect.date_formats, *(f + t for f in dialect.date_formats for t in DATE_TIME_SUFFIXES)]
-            parsed = _parse_temporal(values, layouts, pa.timestamp("s"))
-            parsed = pc.cast(parsed, pa.date32())
-        else:
-            try:
-                parsed = pc.cast(values, target)
-            except pa.ArrowInvalid:
-                parsed = _parse_temporal(values, TIMESTAMP_FORMATS, target)
+        # dates repeat a lot (19700101, 20991231...): parse each distinct text once
+        encoded = values.dictionary_encode()
+        parsed = _temporal(encoded.dictionary, target, dialect).take(encoded.indices)
         bad = pc.and_(pc.is_valid(values), pc.is_null(parsed))
         if pc.any(bad).as_py():
             expected = (
