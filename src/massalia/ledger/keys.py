@@ -6,6 +6,7 @@ import os
 import stat
 from pathlib import Path
 
+from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
@@ -66,7 +67,7 @@ def load_signing_key(path: Path) -> Ed25519PrivateKey:
     data = path.read_bytes()
     try:
         key = serialization.load_pem_private_key(data, password=None)
-    except (ValueError, TypeError) as exc:
+    except (ValueError, TypeError, UnsupportedAlgorithm) as exc:
         raise LedgerCorruptError(f"not a readable PEM private key ({exc})", path.name) from exc
     if not isinstance(key, Ed25519PrivateKey):
         raise LedgerCorruptError("the signing key is not an Ed25519 key", path.name)
@@ -116,7 +117,7 @@ def load_public_key_file(path: Path) -> Ed25519PublicKey:
     data = path.read_bytes()
     try:
         key = serialization.load_pem_public_key(data)
-    except (ValueError, TypeError) as exc:
+    except (ValueError, TypeError, UnsupportedAlgorithm) as exc:
         raise LedgerCorruptError(f"not a readable PEM public key ({exc})", path.name) from exc
     if not isinstance(key, Ed25519PublicKey) or public_key_pem(key) != data:
         raise LedgerCorruptError("not the canonical PEM of an Ed25519 public key", path.name)
