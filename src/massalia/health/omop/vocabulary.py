@@ -66,7 +66,7 @@ def load_demo_vocabulary(engine: Engine) -> dict[str, int]:
         return load_athena(engine, folder)
 
 
-def _literal_list(values: Iterable[object]) -> list[exp.Expression]:
+def _literal_list(values: Iterable[object]) -> list[exp.Expr]:
     return [exp.convert(value) for value in values]
 
 
