@@ -1,7 +1,7 @@
 """Measure the ledger: appends/s (single, batched), proofs at 100,000 entries, verify() and open times.
 
-Run: ``python tests/ledger/bench_ledger.py [--entries 100000] [--dir /tmp/ledger-bench]``. Not a test
-(pytest does not collect it); the lead may move it under ``benchmarks/``.
+Run: ``python benchmarks/ledger_append.py [--entries 100000] [--dir /tmp/ledger-bench]``. Not a test
+(benchmarks never run inside the test suite).
 """
 
 from __future__ import annotations
