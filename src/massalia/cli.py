@@ -37,8 +37,10 @@ app = typer.Typer(
 )
 omop_app = typer.Typer(help="OMOP CDM schema and vocabularies: DDL, Athena vocabulary, OMOP CSV exports.")
 etl_app = typer.Typer(help="ETL runs: history, lineage and rejected rows.")
+audit_app = typer.Typer(help="The tamper-evident audit log (an RFC 9162-style Merkle transparency log).")
 app.add_typer(omop_app, name="omop")
 app.add_typer(etl_app, name="etl")
+app.add_typer(audit_app, name="audit")
 
 console = Console()
 
@@ -273,6 +275,21 @@ def omop_load_csv(
     with warehouse:
         counts = load_omop_csv(warehouse, source)
     console.print(json.dumps(counts, indent=1))
+
+
+@audit_app.command("verify")
+def audit_verify(home_dir: HomeOption = None) -> None:
+    """Recompute the whole audit log and check every stored hash and signed tree head (exit 1 if not intact)."""
+    from massalia.ledger import TransparencyLog
+
+    folder = home(home_dir).ledger
+    if not folder.is_dir():
+        raise _fail(f"no audit log at {folder}")
+    with TransparencyLog(folder, readonly=True) as log:
+        report = log.verify()
+    console.print(report.summary())
+    if not report.ok:
+        raise typer.Exit(code=1)
 
 
 if __name__ == "__main__":

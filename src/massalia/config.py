@@ -47,6 +47,11 @@ class Home:
         """Search indexes."""
         return self.root / "indexes"
 
+    @property
+    def ledger(self) -> Path:
+        """The transparency log (audit trail, dataset certification) and its signing key."""
+        return self.root / "ledger"
+
     def ensure(self) -> Home:
         """Create the folders; return ``self``."""
         for path in (self.root, self.sources, self.reports, self.indexes):
