@@ -172,3 +172,17 @@ def test_both_copy_formats_round_trip(pg: PostgresEngine, with_decimal: bool, mo
     assert back.column("ts_ms").to_pylist() == MIXED.column("ts_ms").to_pylist()
     assert back.column("nothing").to_pylist() == [None] * 7
     assert [c.type for c in pg.describe("mixed")][1:5] == ["SMALLINT", "BIGINT", "FLOAT", "VARCHAR"]
+
+
+@pytest.mark.postgres
+def test_results_come_through_copy_when_types_allow(pg: PostgresEngine) -> None:
+    pg.create_table("mixed", MIXED.drop_columns(["nothing"]))
+    assert pg._result_types("SELECT rid, text, day FROM mixed") is not None
+    assert pg._result_types("SELECT 1::numeric AS n") is None  # numerics keep exact cursor decoding
+    assert pg._result_types("SHOW search_path") is None
+    fast = pg.query("SELECT * FROM mixed ORDER BY rid")
+    slow = pg.query_native("SELECT *, NULL::numeric AS n FROM mixed ORDER BY rid").drop_columns(["n"])
+    assert fast.equals(slow)
+    assert fast.column("text").to_pylist() == MIXED.column("text").to_pylist()
+    with pytest.raises(EngineError, match="before year 1"):  # neither Arrow's CSV parser nor Python read BC
+        pg.query_native("SELECT DATE '0044-03-15 BC' AS ides")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import os
+import re
 import threading
 from collections.abc import Callable, Iterator
 from decimal import Decimal
@@ -87,6 +88,10 @@ _ARROW_TYPES: dict[int, pa.DataType] = {
     3802: pa.string(),
 }
 _NUMERIC_OID = 1700
+
+# Result types read through COPY … TO STDOUT and pyarrow's CSV parser (others take the cursor path).
+_COPY_TYPES = {oid: _ARROW_TYPES[oid] for oid in (16, 18, 19, 20, 21, 23, 25, 26, 700, 701, 1042, 1043, 1082, 1114)}
+_COPYABLE_QUERY = re.compile(r"^\s*\(*\s*(SELECT|WITH|VALUES|TABLE)\b", re.IGNORECASE)
 
 # PostgreSQL type names (format_type) → house-dialect (DuckDB) names, as DuckDB's describe reports them.
 _HOUSE_TYPES = {
@@ -253,6 +258,7 @@ class PostgresEngine(Engine):
             self.connection.adapters.register_loader(type_name, TextLoader)
         self._lock = threading.RLock()
         self._execute_sql("SET TIME ZONE 'UTC'")
+        self._execute_sql("SET DateStyle = 'ISO, YMD'")  # what the COPY result reader parses
         if schema is not None:
             check_identifier(schema)
             self._execute_sql(f"CREATE SCHEMA IF NOT EXISTS {schema}")
@@ -283,7 +289,63 @@ class PostgresEngine(Engine):
                 raise EngineError(f"PostgreSQL failed: {error}\n{sql}") from error
 
     def _fetch_arrow(self, sql: str) -> pa.Table:
-        return self._run(sql, _cursor_to_arrow)
+        with self._lock:
+            types = self._result_types(sql)
+            if types is not None:
+                try:
+                    return self._fetch_by_copy(sql, types)
+                except pa.ArrowInvalid:
+                    pass  # values pyarrow's CSV parser does not read (BC dates, year 10000+)
+            return self._run(sql, _cursor_to_arrow)
+
+    def _result_types(self, sql: str) -> list[tuple[str, pa.DataType]] | None:
+        """Result columns of a query with only COPY-friendly types (prepared, not run), else ``None``."""
+        if not _COPYABLE_QUERY.match(sql):
+            return None
+        pgconn = self.connection.pgconn
+        prepared = pgconn.prepare(b"", sql.encode("utf-8"))
+        if prepared.status != psycopg.pq.ExecStatus.COMMAND_OK:
+            return None  # let the normal path report the error
+        described = pgconn.describe_prepared(b"")
+        if described.status != psycopg.pq.ExecStatus.COMMAND_OK or described.nfields == 0:
+            return None
+        columns = []
+        for index in range(described.nfields):
+            arrow_type = _COPY_TYPES.get(described.ftype(index))
+            if arrow_type is None:
+                return None
+            columns.append(((described.fname(index) or b"?").decode("utf-8"), arrow_type))
+        return columns
+
+    def _fetch_by_copy(self, sql: str, types: list[tuple[str, pa.DataType]]) -> pa.Table:
+        """Run ``sql`` through ``COPY (…) TO STDOUT (FORMAT csv)`` and parse it with pyarrow (fast)."""
+        buffer = io.BytesIO()
+        try:
+            with self.connection.cursor() as cursor, cursor.copy(f"COPY ({sql}) TO STDOUT (FORMAT csv)") as copy:
+                for data in copy:
+                    buffer.write(data)
+        except psycopg.Error as error:
+            raise EngineError(f"PostgreSQL failed: {error}\n{sql}") from error
+        keys = [f"c{index}" for index in range(len(types))]
+        if buffer.tell() == 0:
+            return pa.Table.from_arrays(
+                [pa.array([], type=arrow_type) for _, arrow_type in types], names=[name for name, _ in types]
+            )
+        buffer.seek(0)
+        table = pacsv.read_csv(
+            buffer,
+            read_options=pacsv.ReadOptions(column_names=keys),
+            parse_options=pacsv.ParseOptions(newlines_in_values=True),
+            convert_options=pacsv.ConvertOptions(
+                column_types=dict(zip(keys, (arrow_type for _, arrow_type in types), strict=True)),
+                true_values=["t"],
+                false_values=["f"],
+                null_values=[""],
+                strings_can_be_null=True,
+                quoted_strings_can_be_null=False,  # "" is an empty string, a bare empty field is NULL
+            ),
+        )
+        return table.rename_columns([name for name, _ in types])
 
     def _execute_sql(self, sql: str) -> None:
         self._run(sql, lambda cursor: None)
