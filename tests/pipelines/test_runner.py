@@ -49,7 +49,7 @@ class PeoplePipeline(Pipeline):
             columns=[("id", "CAST(s.id AS BIGINT)"), ("name", "s.name"), ("born", f"CAST({born} AS DATE)")],
             rules=[
                 Rule("required", "born", value="s.born"),
-                Rule("invalid_date", "born", value="s.born", result=born, detail="(expected %d/%m/%Y)"),
+                Rule("invalid_date", "born", value="s.born", result=born, detail="(expected %d/%m/%Y)", source_field="born"),
                 Rule("too_long", "name", value="s.name", limit="5", action="flag"),
             ],
             target="people", site="toy", into=into,

@@ -45,18 +45,70 @@ def _select(table: str) -> str:
     return ", ".join(f.name for f in cdm_table(table).fields)
 
 
+def standard_target_sql(alias: str) -> str:
+    """SQL giving the standard concept a concept row ``alias`` stands for.
+
+    "Maps to" first, then the concept itself when standard, then (for drug classes such as ATC)
+    its RxNorm ingredient descendant.
+    """
+    return (f"coalesce((SELECT min(r.concept_id_2) FROM concept_relationship AS r WHERE r.concept_id_1 = "
+            f"{alias}.concept_id AND r.relationship_id = 'Maps to' AND r.invalid_reason IS NULL), "
+            f"CASE WHEN {alias}.standard_concept = 'S' THEN {alias}.concept_id END, "
+            f"(SELECT min(a.descendant_concept_id) FROM concept_ancestor AS a JOIN concept AS d ON "
+            f"d.concept_id = a.descendant_concept_id WHERE a.ancestor_concept_id = {alias}.concept_id "
+            f"AND d.concept_class_id = 'Ingredient' AND d.standard_concept = 'S'))")
+
+
+def resource_path(resource: str, origin: str) -> Path:
+    """A ``package:file`` resource, or a path relative to the mapping file ``origin``."""
+    if ":" in resource and not Path(resource).is_absolute():
+        package, _, name = resource.partition(":")
+        return Path(str(resources.files(package).joinpath(name)))
+    return (Path(origin).parent / resource).resolve()
+
+
+def stage_crosswalks(context: RunContext, sites: Sequence[SiteMapping]) -> str | None:
+    """Stage every crosswalk the sites name, as SOURCE_TO_CONCEPT_MAP rows (target resolved)."""
+    paths = sorted({resource_path(r, s.origin) for s in sites for r in s.crosswalks})
+    if not paths:
+        return None
+    engine = context.engine
+    columns = ("source_vocabulary_id", "source_code", "source_label", "target_vocabulary_id", "target_concept_code")
+    tables = [pa.Table.from_batches(list(read_source(p, SourceOptions(columns=columns)))).select(list(columns))
+              for p in paths]
+    raw = context.table("xwalk_raw")
+    engine.write_new_table(raw, pa.concat_tables(tables))
+    staged = context.table("xwalk")
+    engine.execute(
+        f"CREATE TABLE {staged} AS SELECT m.source_code, 0 AS source_concept_id, m.source_vocabulary_id, "
+        "m.source_code_description, coalesce(m.target_concept_id, 0) AS target_concept_id, "
+        "coalesce(t.vocabulary_id, 'None') AS target_vocabulary_id, DATE '1970-01-01' AS valid_start_date, "
+        "DATE '2099-12-31' AS valid_end_date, CAST(NULL AS VARCHAR) AS invalid_reason FROM ("
+        "SELECT DISTINCT ON (x.source_vocabulary_id, x.source_code) x.source_code, x.source_vocabulary_id, "
+        f"substr(x.source_label, 1, 255) AS source_code_description, {standard_target_sql('c')} AS target_concept_id "
+        f"FROM {raw} AS x LEFT JOIN concept AS c ON c.vocabulary_id = x.target_vocabulary_id "
+        "AND c.concept_code = x.target_concept_code ORDER BY x.source_vocabulary_id, x.source_code"
+        ") AS m LEFT JOIN concept AS t ON t.concept_id = m.target_concept_id"
+    )
+    return staged
+
+
+def crosswalk_change(context: RunContext, staged: str) -> TableChange:
+    """Publish the crosswalks into SOURCE_TO_CONCEPT_MAP (replacing earlier rows of the same vocabularies)."""
+    vocabularies = context.engine.query(f"SELECT DISTINCT source_vocabulary_id FROM {staged}").column(0).to_pylist()
+    listed = ", ".join(sql_text(v) for v in vocabularies)
+    return TableChange("source_to_concept_map", f"SELECT {_select('source_to_concept_map')} FROM {staged}",
+                       delete_where=f"source_vocabulary_id IN ({listed})")
+
+
 def local_codes_path(site: SiteMapping) -> Path:
     """Where the site's local-code list lives (package resource or a path next to the mapping)."""
     if site.local_codes is None:
         raise ValueError(f"site {site.site} has no local_codes")
-    resource = site.local_codes.resource
-    if ":" in resource:
-        package, _, name = resource.partition(":")
-        return Path(str(resources.files(package).joinpath(name)))
-    return (Path(site.origin).parent / resource).resolve()
+    return resource_path(site.local_codes.resource, site.origin)
 
 
-def stage_local_codes(context: RunContext, site: SiteMapping) -> str:
+def stage_local_codes(context: RunContext, site: SiteMapping, crosswalk: str | None = None) -> str:
     """Stage the local-code list (``code`` = local code, plus its attributes) and the site's STCM rows."""
     engine = context.engine
     path = local_codes_path(site)
@@ -68,18 +120,15 @@ def stage_local_codes(context: RunContext, site: SiteMapping) -> str:
     engine.write_new_table(table, data.append_column("code", data.column("local_code")))
     vocabulary = sql_text(site.local_codes.vocabulary_id if site.local_codes else "")
     stcm = context.table(f"stcm_{site.site}")
-    standard = ("(SELECT min(r.concept_id_2) FROM concept_relationship AS r WHERE r.concept_id_1 = c.concept_id "
-                "AND r.relationship_id = 'Maps to' AND r.invalid_reason IS NULL)")
-    ingredient = ("(SELECT min(a.descendant_concept_id) FROM concept_ancestor AS a JOIN concept AS d ON "
-                  "d.concept_id = a.descendant_concept_id WHERE a.ancestor_concept_id = c.concept_id "
-                  "AND d.concept_class_id = 'Ingredient' AND d.standard_concept = 'S')")
+    via_crosswalk = (f"(SELECT min(nullif(x.target_concept_id, 0)) FROM {crosswalk} AS x WHERE x.source_vocabulary_id "
+                     "= l.target_vocabulary_id AND x.source_code = l.target_concept_code)") if crosswalk else "NULL"
     engine.execute(
         f"CREATE TABLE {stcm} AS SELECT source_code, source_concept_id, source_vocabulary_id, "
         "m.source_code_description, m.target_concept_id, coalesce(t.vocabulary_id, 'None') AS target_vocabulary_id, "
         "m.valid_start_date, m.valid_end_date, m.invalid_reason FROM ("
         f"SELECT l.local_code AS source_code, 0 AS source_concept_id, {vocabulary} AS source_vocabulary_id, "
         "substr(l.local_label, 1, 255) AS source_code_description, "
-        f"coalesce({standard}, CASE WHEN c.standard_concept = 'S' THEN c.concept_id END, {ingredient}, 0) "
+        f"coalesce({standard_target_sql('c')}, {via_crosswalk}, 0) "
         "AS target_concept_id, DATE '1970-01-01' AS valid_start_date, DATE '2099-12-31' AS valid_end_date, "
         f"CAST(NULL AS VARCHAR) AS invalid_reason FROM {table} AS l LEFT JOIN concept AS c "
         "ON c.vocabulary_id = l.target_vocabulary_id AND c.concept_code = l.target_concept_code"

@@ -254,6 +254,12 @@ class SiteMapping(Strict):
     defaults: FileFormat = FileFormat()
     files: dict[str, FileSpec]
     local_codes: LocalCodes | None = None
+    crosswalks: tuple[str, ...] = ()
+    """Code crosswalks (``package:file.csv`` or paths next to the mapping) with the columns
+    ``source_vocabulary_id, source_code, source_label, target_vocabulary_id, target_concept_code``:
+    the data team's mapping of source codes the vocabulary lacks (e.g. WHO ICD-10 or ATC 5th levels
+    missing from a demo vocabulary). Loaded into SOURCE_TO_CONCEPT_MAP and used by ``concept``
+    transforms after the vocabulary itself."""
     tables: list[TableMapping]
     origin: str = ""
 

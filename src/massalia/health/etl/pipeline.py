@@ -27,8 +27,10 @@ from massalia.health.etl.compiler import (
 from massalia.health.etl.derived import (
     care_site_changes,
     cdm_source_change,
+    crosswalk_change,
     local_code_changes,
     observation_period_change,
+    stage_crosswalks,
     stage_local_codes,
 )
 from massalia.health.etl.mapping import CODE_PATTERNS, SiteMapping, TableMapping
@@ -88,6 +90,7 @@ class OmopPipeline(Pipeline):
         self.sources_dir = sources_dir
         self.mappings = list(mappings)
         self.warnings: list[str] = []
+        self.crosswalk: str | None = None
 
     # -- inputs ----------------------------------------------------------------------------
     def inputs(self) -> list[InputFile]:
@@ -122,10 +125,11 @@ class OmopPipeline(Pipeline):
         engine.create_empty_table(new_ids, ID_MAP_COLUMNS)
         changes: list[TableChange] = []
         runs: list[SiteRun] = []
-        for site in self.mappings:
-            datasets = {d for d in context.new_datasets() if d.startswith(f"{site.site}.")}
-            if not datasets:
-                continue
+        active = [s for s in self.mappings if any(d.startswith(f"{s.site}.") for d in context.new_datasets())]
+        self.crosswalk = stage_crosswalks(context, active)
+        if self.crosswalk:
+            changes.append(crosswalk_change(context, self.crosswalk))
+        for site in active:
             runs.append(self._site(context, site, known, new_ids, changes))
         changes.append(TableChange(ID_MAP, f"SELECT * FROM {new_ids}"))
         changes += care_site_changes(context, [s for s in self.mappings if any(r.site == s.site for r in runs)])
@@ -142,7 +146,7 @@ class OmopPipeline(Pipeline):
         lookups: dict[Lookup, str] = {}
         local_table = None
         if site.local_codes is not None:
-            local_table = stage_local_codes(context, site)
+            local_table = stage_local_codes(context, site, self.crosswalk)
             changes.extend(local_code_changes(context, site, local_table))
 
         def lookup_table(lookup: Lookup) -> str:
@@ -294,13 +298,19 @@ class OmopPipeline(Pipeline):
             target = (f"(SELECT min(r.concept_id_2) FROM concept_relationship AS r WHERE r.concept_id_1 = "
                       f"c.concept_id AND r.relationship_id = {sql_text(lookup.relationship)} "
                       f"AND r.invalid_reason IS NULL)")
+        crosswalk = ""
+        if self.crosswalk:
+            # Codes the vocabulary lacks (or cannot map) fall back on the data team's crosswalk.
+            crosswalk = (f" UNION ALL SELECT x.source_code, 0, nullif(x.target_concept_id, 0), 1000, 1 "
+                         f"FROM {self.crosswalk} AS x WHERE x.source_vocabulary_id IN ({vocabularies})")
         engine.execute(
-            f"CREATE TABLE {table} AS SELECT code, source_concept_id, concept_id FROM ("
+            f"CREATE TABLE {table} AS SELECT code, max(source_concept_id) AS source_concept_id, "
+            f"arg_min(concept_id, priority) FILTER (WHERE concept_id IS NOT NULL) AS concept_id FROM ("
             f"SELECT c.concept_code AS code, c.concept_id AS source_concept_id, "
             f"coalesce({target}, CASE WHEN c.standard_concept = 'S' THEN c.concept_id END) AS concept_id, "
-            f"row_number() OVER (PARTITION BY c.concept_code ORDER BY CASE c.vocabulary_id {ranks} END, "
-            f"c.invalid_reason NULLS FIRST, c.concept_id) AS rank "
-            f"FROM concept AS c WHERE c.vocabulary_id IN ({vocabularies})) AS ranked WHERE rank = 1"
+            f"CASE c.vocabulary_id {ranks} END AS priority, 0 AS origin "
+            f"FROM concept AS c WHERE c.vocabulary_id IN ({vocabularies}) AND c.invalid_reason IS NULL{crosswalk}"
+            f") AS candidates GROUP BY code"
         )
         return table
 
