@@ -87,6 +87,7 @@ def explain_person(engine: Engine, definition: CohortDefinition, person_id: int)
     qualified = sorted(rows("qualified_mask"), key=lambda r: (str(r["start_date"]), r["event_id"]))
     periods = rows("cohort", f"subject_id = {pid}")
     full = (1 << len(definition.inclusion_rules)) - 1
+    names = [step.name for step in compiled.steps]
     events: list[EventExplanation] = []
     for event in qualified:
         mask = int(event["inclusion_rule_mask"])  # type: ignore[call-overload]
@@ -99,14 +100,16 @@ def explain_person(engine: Engine, definition: CohortDefinition, person_id: int)
                 path = f"$.inclusion_rules[{index}].expression.criteria_list[{item_index}]"
                 criteria = compiler.criteria_events(item.criteria, f"{path}.criteria")
                 window = " AND ".join(compiler.window_clauses(item) or ["1=1"])
-                base = compiled.single_statement(until="qualified_events").sql(dialect=HOUSE_DIALECT)
                 sql = (
                     "SELECT A.event_id AS record_id, A.start_date, A.end_date, A.domain_concept_id"
-                    f" FROM ({base}) P JOIN ({criteria}) A ON A.person_id = P.person_id AND {window}"
+                    f" FROM qualified_events P JOIN ({criteria}) A ON A.person_id = P.person_id AND {window}"
                     f" WHERE P.person_id = {pid} AND P.event_id = {int(event['event_id'])}"  # type: ignore[call-overload]
                     " ORDER BY A.start_date, A.event_id"
                 )
-                found = engine.query(sqlglot.parse_one(sql, read=HOUSE_DIALECT)).to_pylist()
+                query = sqlglot.parse_one(sql, read=HOUSE_DIALECT)
+                for step in compiled.steps[: names.index("qualified_events") + 1]:
+                    query = query.with_(step.name, as_=step.select.copy(), copy=False)
+                found = engine.query(query).to_pylist()
                 occurrence = item.occurrence
                 wanted = {0: "exactly", 1: "at most", 2: "at least"}[occurrence.type]
                 description = f"{item.criteria.kind}: {wanted} {occurrence.count} record(s) in the window"

@@ -130,7 +130,8 @@ def generate_cohort(
 
 
 def _record_generation(engine: Engine, generation: CohortGeneration) -> None:
-    record = pa.Table.from_pylist([generation.__dict__])
+    record = pa.Table.from_pylist([{**generation.__dict__, "table": None} | {"cohort_table": generation.table}])
+    record = record.drop_columns(["table"])  # "table" is a reserved word in SQL
     if engine.table_exists("cohort_generation"):
         earlier = engine.query(
             f"SELECT * FROM cohort_generation WHERE cohort_definition_id <> {int(generation.cohort_definition_id)}"
