@@ -14,7 +14,16 @@ from pyspark.sql import DataFrame, SparkSession, functions
 from pyspark.sql import types as st
 from sqlglot import exp
 
-from massalia.engine.base import HOUSE_DIALECT, Capabilities, Column, Engine, EngineError, Query, check_identifier
+from massalia.engine.base import (
+    HOUSE_DIALECT,
+    Capabilities,
+    Column,
+    Engine,
+    EngineError,
+    Query,
+    TableData,
+    check_identifier,
+)
 
 # Spark type names (``DataType.simpleString()``) → house-dialect (DuckDB) names.
 _HOUSE_TYPES = {
@@ -211,6 +220,22 @@ class SparkEngine(Engine):
             return self.spark.createDataFrame(table), table.num_rows
         except (PySparkException, TypeError, ValueError) as error:
             raise EngineError(f"Spark cannot take this Arrow data: {error}") from error
+
+    def write_new_table(self, table: str, data: TableData, *, schema: pa.Schema | None = None) -> int:
+        """Write ``data`` into a new table; Parquet files are read by Spark itself, not via the driver."""
+        if not isinstance(data, Path) or schema is not None:
+            return super().write_new_table(table, data, schema=schema)
+        if self.table_exists(table):
+            raise EngineError(f"table {table} already exists")
+        with self._lock:
+            try:
+                frame = self.spark.read.parquet(str(data))
+                frame.write.format("parquet").mode("errorifexists").saveAsTable(
+                    f"{self.database}.{check_identifier(table)}"
+                )
+            except PySparkException as error:
+                raise EngineError(f"Spark could not load {data} into table {table}: {error}") from error
+        return self.row_count(table)
 
     def _write_table(self, name: str, schema: pa.Schema, batches: Iterator[pa.RecordBatch]) -> int:
         frame, rows = self._frame(schema, batches)
