@@ -40,6 +40,8 @@ class GenerationSummary:
     ----------
     rows
         Rows written per file kind, keyed ``"<site>/<kind>"`` (summed over parts).
+    files
+        Rows written per file, keyed by its path relative to the output folder.
     patients_per_site
         Patients generated per site.
     seconds
@@ -53,6 +55,7 @@ class GenerationSummary:
     """
 
     rows: dict[str, int] = field(default_factory=dict)
+    files: dict[str, int] = field(default_factory=dict)
     patients_per_site: dict[str, int] = field(default_factory=dict)
     seconds: float = 0.0
     parts: list[int] = field(default_factory=list)
@@ -237,6 +240,7 @@ def _write_chunk(
             else:
                 write_table(table, out_dir / name, layout)
             summary.rows[f"{site}/{f.kind}"] = summary.rows.get(f"{site}/{f.kind}", 0) + table.num_rows
+            summary.files[name] = table.num_rows
             if f.kind == "documents":
                 summary.documents += table.num_rows
     truth_dir = out_dir / "truth"
