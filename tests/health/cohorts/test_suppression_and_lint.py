@@ -1,0 +1,85 @@
+"""Small-cell suppression (no masked cell recoverable from the total) and definition linting."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from massalia.health.cohorts.lint import lint
+from massalia.health.cohorts.suppression import suppress_count, suppress_small_cells
+
+CHECKERS = Path(__file__).resolve().parents[4] / "shared" / "reference" / "circe" / "checkers"
+
+
+def test_small_cells_are_masked_with_a_complement() -> None:
+    assert suppress_small_cells({"F": 50, "M": 30, "U": 3}) == {"F": 50, "M": None, "U": None}
+    assert suppress_small_cells({"a": 12, "b": 0}) == {"a": 12, "b": 0}
+    assert suppress_small_cells({"a": 5}, allowed_raw=True) == {"a": 5}
+    assert suppress_small_cells({"a": 2, "b": 3, "c": 100}) == {"a": None, "b": None, "c": None}
+    assert suppress_count(9) is None and suppress_count(10) == 10 and suppress_count(0) == 0
+    with pytest.raises(ValueError, match="threshold"):
+        suppress_small_cells({"a": 1}, threshold=0)
+
+
+@given(st.dictionaries(st.text(max_size=3), st.integers(0, 60), min_size=1, max_size=6), st.integers(1, 20))
+def test_no_masked_cell_can_be_recovered(counts: dict[str, int], threshold: int) -> None:
+    result = suppress_small_cells(counts, threshold)
+    masked = [key for key, value in result.items() if value is None]
+    # visible cells are the true values and never small
+    assert all(result[k] == counts[k] and not 0 < counts[k] < threshold for k in counts if k not in masked)
+    if masked:
+        # total minus visible cells = sum of masked cells: never a single cell, never a small group
+        visible_nonzero = [k for k in counts if k not in masked and counts[k] > 0]
+        assert len(masked) >= 2 or not visible_nonzero
+        assert sum(counts[k] for k in masked) >= threshold or not visible_nonzero
+
+
+def codes(name: str) -> set[str]:
+    return {finding.code for finding in lint((CHECKERS / name).read_text())}
+
+
+@pytest.mark.skipif(not CHECKERS.is_dir(), reason="reference checkers not found")
+@pytest.mark.parametrize(
+    ("stem", "code"),
+    [
+        ("contradictionsCriteriaCheck", "contradiction"),
+        ("deathTimeWindowCheck", "death-before-index"),
+        ("duplicatesConceptSetCheck", "duplicate-concept-set"),
+        ("duplicatesCriteriaCheck", "drug-era-claims"),
+        ("emptyDemographicCheck", "empty-demographic"),
+        ("conceptSetCriteriaCheck", "missing-concept-set"),
+        ("timePatternCheck", "drug-era-claims"),
+    ],
+)
+def test_incorrect_definition_is_flagged_and_correct_is_not(stem: str, code: str) -> None:
+    assert code in codes(f"{stem}Incorrect.json")
+    assert code not in codes(f"{stem}Correct.json")
+
+
+@pytest.mark.skipif(not CHECKERS.is_dir(), reason="reference checkers not found")
+def test_single_file_checks() -> None:
+    assert "empty-inclusion-rule" in codes("emptyInclusionRules.json")
+    assert "missing-criteria" in codes("emptyCorrelatedCriteria.json")
+    assert "no-entry-event" in codes("emptyPrimaryCriteriaList.json")
+    assert "unused-concept-set" in codes("unusedConceptSet.json")
+    assert "invalid-definition" in codes("additionalCriteriaCheckValueIncorrect.json")
+    findings = lint((CHECKERS / "additionalCriteriaCheckValueIncorrect.json").read_text())
+    assert any("OccurrenceStartDate" in f.path for f in findings)  # the JSON path of the bad date
+
+
+def test_impossible_window_and_empty_range() -> None:
+    definition = {
+        "ConceptSets": [{"id": 0, "name": "x", "expression": {"items": [{"concept": {"CONCEPT_ID": 1}}]}}],
+        "PrimaryCriteria": {"CriteriaList": [
+            {"ConditionOccurrence": {"CodesetId": 0, "Age": {"Op": "bt", "Value": 9, "Extent": 2}}}]},
+        "InclusionRules": [{"name": "r", "expression": {"Type": "ALL", "CriteriaList": [{
+            "Criteria": {"ConditionOccurrence": {"CodesetId": 0}},
+            "StartWindow": {"Start": {"Days": 10, "Coeff": 1}, "End": {"Days": 30, "Coeff": -1}},
+            "Occurrence": {"Type": 2, "Count": 1}}]}}],
+    }  # fmt: skip
+    found = {f.code: f for f in lint(definition)}
+    assert found["impossible-window"].path.endswith("start_window")
+    assert found["empty-range"].severity == "error"
