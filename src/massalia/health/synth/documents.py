@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import random
 from pathlib import Path
 from typing import Any
 
@@ -42,7 +43,7 @@ _MET_BY_ICD = {m.icd10: k for k, m in METASTASES.items()}
 class _Note:
     """A document under construction: text segments and the spans annotated on them."""
 
-    def __init__(self, rng: np.random.Generator) -> None:
+    def __init__(self, rng: random.Random) -> None:
         self.rng = rng
         self.parts: list[str] = []
         self.length = 0
@@ -51,7 +52,7 @@ class _Note:
     def text(self, s: str) -> None:
         if self.rng.random() < 0.2:
             words = s.split(" ")
-            i = int(self.rng.integers(0, len(words)))
+            i = int(self.rng.randrange(0, len(words)))
             words[i] = ph.typo(words[i], self.rng, rate=1.0)
             s = " ".join(words)
         self.parts.append(s)
@@ -106,7 +107,7 @@ def _cancer(n: _Note, p: _Patient, **q: bool) -> None:
 
 def _tnm(n: _Note, p: _Patient) -> None:
     t, nn, m = p.tnm
-    style = int(n.rng.integers(0, 3))
+    style = int(n.rng.randrange(0, 3))
     s = (f"c{T_CATS[t]}N{N_CATS[nn][1:]}M{m}" if style == 0 else
          f"c{T_CATS[t]} c{N_CATS[nn]} cM{m}" if style == 1 else f"{T_CATS[t]}{N_CATS[nn]}M{m}")
     n.ent(s, "tnm", f"c{T_CATS[t]} c{N_CATS[nn]} cM{m}")
@@ -145,7 +146,7 @@ def _antecedents(n: _Note, p: _Patient) -> None:
         n.text(ph.pick(("\nAntécédents familiaux : ", "\nATCD familiaux : ", "\nDans la famille : "), n.rng))
         rel = ph.RELATIVES[p.relative]
         female = p.relative in (0, 2)
-        formula = int(n.rng.integers(0, 3))
+        formula = int(n.rng.randrange(0, 3))
         if formula == 0:
             n.text(f"{rel} {'traitée' if female else 'traité'} pour un ")
         elif formula == 2:
@@ -353,6 +354,8 @@ def build_documents(rng: np.random.Generator, c: Cohort, t: Timeline, site: str)
     """
     from massalia.health.synth.generate import source_ids
 
+    # Python's generator (seeded from the block's) is much cheaper per draw than numpy's scalar calls.
+    text_rng = random.Random(int(rng.integers(0, 2**63)))
     pids, visits, days, kinds, texts, ids = [], [], [], [], [], []
     annotations: list[str] = []
     anchors = {k: v.tolist() for k, v in t.anchors.items()}
@@ -383,7 +386,7 @@ def build_documents(rng: np.random.Generator, c: Cohort, t: Timeline, site: str)
         for k, (kind, day, visit, arg) in enumerate(plan):
             if day >= anchors["end_day"][i] + 1 and kind != 3:
                 continue
-            n = _Note(rng)
+            n = _Note(text_rng)
             if kind == 0:
                 _pathology(n, p, day, bool(arg))
             elif kind == 1:

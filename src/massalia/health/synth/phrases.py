@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
-
-import numpy as np
+import random
 
 MONTHS = ("janvier", "février", "mars", "avril", "mai", "juin", "juillet", "août", "septembre", "octobre",
           "novembre", "décembre")
@@ -78,17 +77,17 @@ ABBREVIATIONS = {"patient": "pt", "patiente": "pte", "traitement": "ttt", "diagn
                  "chimiothérapie": "chimio", "radiothérapie": "radiothérapie", "examen": "exam"}
 
 
-def french_date(day: int, rng: np.random.Generator) -> str:
+def french_date(day: int, rng: random.Random) -> str:
     """A date written one of the ways French clinicians write it.
 
     Examples
     --------
-    >>> french_date(18689, np.random.default_rng(0)) in {"3 mars 2021", "03/03/21", "03/03/2021", "3/3/2021",
+    >>> french_date(18689, random.Random(0)) in {"3 mars 2021", "03/03/21", "03/03/2021", "3/3/2021",
     ...     "03.03.2021", "3 mars 21"}
     True
     """
     d = dt.date(1970, 1, 1) + dt.timedelta(days=int(day))
-    style = int(rng.integers(0, 6))
+    style = int(rng.randrange(0, 6))
     if style == 0:
         return f"{d.day} {MONTHS[d.month - 1]} {d.year}"
     if style == 1:
@@ -102,22 +101,22 @@ def french_date(day: int, rng: np.random.Generator) -> str:
     return f"{d.day} {MONTHS[d.month - 1]} {d.year % 100:02d}"
 
 
-def typo(word: str, rng: np.random.Generator, rate: float = 0.04) -> str:
+def typo(word: str, rng: random.Random, rate: float = 0.04) -> str:
     """Sometimes swap two adjacent letters or drop an accent (as hurried typing does)."""
     if len(word) < 5 or rng.random() >= rate:
         return word
     if rng.random() < 0.5:
-        i = int(rng.integers(1, len(word) - 2))
+        i = int(rng.randrange(1, len(word) - 2))
         return word[:i] + word[i + 1] + word[i] + word[i + 2:]
     return word.translate(str.maketrans("éèêàç", "eeeac"))
 
 
-def ecog_text(ecog: int, rng: np.random.Generator) -> str:
+def ecog_text(ecog: int, rng: random.Random) -> str:
     """How a note states the performance status (``état général conservé`` only when ECOG ≤ 1)."""
     options = ECOG_FORMULAS + (ECOG_FIT_FORMULAS if ecog <= 1 else ())
     return pick(options, rng).format(e=ecog)
 
 
-def pick(options: tuple[str, ...] | list[str], rng: np.random.Generator) -> str:
+def pick(options: tuple[str, ...] | list[str], rng: random.Random) -> str:
     """One of ``options`` at random."""
-    return options[int(rng.integers(0, len(options)))]
+    return options[int(rng.randrange(0, len(options)))]
