@@ -78,3 +78,15 @@ def test_site_subset_only_writes_those_sites(tmp_path):
     s = generate(tmp_path, 80, seed=2, sites=["ch_est"], with_documents=False)
     assert s.patients_per_site == {"ch_est": 80}
     assert not (tmp_path / "chu_nord").exists()
+
+
+def test_progress_is_reported(tmp_path):
+    from rich.progress import Progress
+
+    with Progress(disable=True) as progress:
+        summary = generate(tmp_path, 120, seed=1, chunk_size=60, with_documents=False, progress=progress)
+        task = progress.tasks[0]
+        assert task.completed == task.total == 120
+    assert summary.parts == [0, 1]
+    assert summary.files["clcc_sud/patients_part0001.csv"] == summary.patients_per_site["clcc_sud"] - summary.files[
+        "clcc_sud/patients_part0000.csv"]
