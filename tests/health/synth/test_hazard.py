@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pyarrow.parquet as pq
 import pytest
@@ -90,6 +92,11 @@ def test_deviation_rates_match_the_documented_ones(cohort):
 def test_truth_file_matches_the_model_and_recovers_rates(tmp_path):
     summary = generate(tmp_path, 3000, seed=21, with_documents=False)
     assert sum(summary.patients_per_site.values()) == 3000
+    gt = json.loads((tmp_path / "ground_truth.json").read_text(encoding="utf-8"))
+    assert gt["seed"] == 21 and gt["data_cutoff"] == "2025-12-31" and gt["version"]
+    assert gt["hazard_model"]["death_hr"] == DEFAULT_MODEL.death_hr
+    assert gt["hazard_model"]["death_hr_after_relapse"] == DEFAULT_MODEL.death_hr_after_relapse
+    assert set(gt["deviations"]) == {"targeted_omitted", "surgery_omitted", "adjuvant_omitted", "hormone_omitted"}
     t = pq.read_table(tmp_path / "truth" / "patients_part0000.parquet").to_pydict()
     stage = np.array(t["stage"])
     died = np.array(t["death_observed"])

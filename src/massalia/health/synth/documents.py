@@ -325,7 +325,7 @@ def _discharge(n: _Note, p: _Patient, start: int, end: int, ae: int | None) -> N
         _cancer(n, p)
         n.text(".")
         if p.line1 >= 0:
-            n.text(" Dernière cure de ")
+            n.text(" Dernière cure : ")
             _regimen(n, p.line1)
             n.text(".")
     n.text("\n" + ph.pick(("Retour à domicile.", "Sortie à domicile.", "Sortie le jour prévu."), n.rng))
