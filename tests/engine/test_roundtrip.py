@@ -124,3 +124,18 @@ def test_random_tables_round_trip(engine: Engine, table: pa.Table) -> None:
     back = engine.query("SELECT * FROM random ORDER BY rid")
     assert back.schema == table.schema
     assert back.to_pylist() == table.to_pylist()
+
+
+def test_reserved_words_and_mixed_case_as_column_names(engine: Engine) -> None:
+    table = pa.table({"offset": pa.array([1, 2], pa.int64()), "Order": ["a", "b"], "user": [True, False]})
+    assert engine.create_table("words", table) == 2
+    engine.insert("words", table)
+    assert [c.name.lower() for c in engine.describe("words")] == ["offset", "order", "user"]
+    rows = engine.query('SELECT "offset", "order" FROM words ORDER BY "offset", "order"').to_pylist()
+    # Result names keep the stored case on DuckDB ("Order"), are folded on PostgreSQL: compare folded.
+    assert [{key.lower(): value for key, value in row.items()} for row in rows] == [
+        {"offset": 1, "order": "a"},
+        {"offset": 1, "order": "a"},
+        {"offset": 2, "order": "b"},
+        {"offset": 2, "order": "b"},
+    ]

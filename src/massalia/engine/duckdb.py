@@ -86,7 +86,8 @@ class DuckDBEngine(Engine):
 
     def _append(self, name: str, schema: pa.Schema, batches: Iterator[pa.RecordBatch]) -> int:
         reader = pa.RecordBatchReader.from_batches(schema, batches)
-        columns = ", ".join(check_identifier(field.name) for field in schema)
+        # Quoted: column names may be reserved words (NOTE_NLP's "offset").
+        columns = ", ".join(f'"{check_identifier(field.name)}"' for field in schema)
         with self._lock:
             view = f"__massalia_src_{name}"[:63]
             self.connection.register(view, reader)

@@ -352,7 +352,7 @@ class PostgresEngine(Engine):
 
     # -- bulk load ------------------------------------------------------------------------
     def _write_table(self, name: str, schema: pa.Schema, batches: Iterator[pa.RecordBatch]) -> int:
-        columns = ", ".join(f"{check_identifier(f.name)} {pg_type_for(f.type)}" for f in schema)
+        columns = ", ".join(f"{_column_name(f.name)} {pg_type_for(f.type)}" for f in schema)
         with self._lock:
             # CREATE and COPY in one transaction: a load failing midway leaves no table behind.
             # Inside a caller's transaction, that transaction already gives the guarantee.
@@ -382,7 +382,7 @@ class PostgresEngine(Engine):
         empty string arrives as ``""`` while a NULL arrives as an unquoted empty field.
         """
         binary = all(_binary_encodable(f.type) for f in schema)
-        columns = pgsql.SQL(", ").join(pgsql.Identifier(check_identifier(f.name)) for f in schema)
+        columns = pgsql.SQL(", ").join(pgsql.SQL(_column_name(f.name)) for f in schema)
         statement = pgsql.SQL("COPY {} ({}) FROM STDIN (FORMAT {})").format(
             pgsql.Identifier(name), columns, pgsql.SQL("binary" if binary else "csv")
         )
@@ -534,6 +534,15 @@ def _binary_rows(batch: pa.RecordBatch) -> bytes:
         _scatter(out, position + 4, sizes, payload)
         position = position + 4 + sizes
     return out.tobytes()
+
+
+def _column_name(name: str) -> str:
+    """Quote a column name for PostgreSQL, reserved words included (NOTE_NLP's ``offset``).
+
+    The name is folded to lower case first, as an unquoted name would be, so that house-dialect
+    SQL (unquoted) still finds it.
+    """
+    return f'"{check_identifier(name).lower()}"'
 
 
 def _csv_rows(batch: pa.RecordBatch) -> bytes:
