@@ -161,3 +161,4 @@ def fast_lines(block: TextBlock, rows: int) -> np.ndarray | None:
     if records != rows:
         return None
     return np.arange(block.first_line, block.first_line + rows, dtype=np.int64)
+

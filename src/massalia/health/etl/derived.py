@@ -79,8 +79,7 @@ def stage_crosswalks(context: RunContext, sites: Sequence[SiteMapping]) -> str |
     raw = context.table("xwalk_raw")
     engine.write_new_table(raw, pa.concat_tables(tables))
     staged = context.table("xwalk")
-    engine.execute(
-        f"CREATE TABLE {staged} AS SELECT m.source_code, 0 AS source_concept_id, m.source_vocabulary_id, "
+    context.create_as(staged, f"SELECT m.source_code, 0 AS source_concept_id, m.source_vocabulary_id, "
         "m.source_code_description, coalesce(m.target_concept_id, 0) AS target_concept_id, "
         "coalesce(t.vocabulary_id, 'None') AS target_vocabulary_id, DATE '1970-01-01' AS valid_start_date, "
         "DATE '2099-12-31' AS valid_end_date, CAST(NULL AS VARCHAR) AS invalid_reason FROM ("
@@ -122,8 +121,7 @@ def stage_local_codes(context: RunContext, site: SiteMapping, crosswalk: str | N
     stcm = context.table(f"stcm_{site.site}")
     via_crosswalk = (f"(SELECT min(nullif(x.target_concept_id, 0)) FROM {crosswalk} AS x WHERE x.source_vocabulary_id "
                      "= l.target_vocabulary_id AND x.source_code = l.target_concept_code)") if crosswalk else "NULL"
-    engine.execute(
-        f"CREATE TABLE {stcm} AS SELECT source_code, source_concept_id, source_vocabulary_id, "
+    context.create_as(stcm, f"SELECT source_code, source_concept_id, source_vocabulary_id, "
         "m.source_code_description, m.target_concept_id, coalesce(t.vocabulary_id, 'None') AS target_vocabulary_id, "
         "m.valid_start_date, m.valid_end_date, m.invalid_reason FROM ("
         f"SELECT l.local_code AS source_code, 0 AS source_concept_id, {vocabulary} AS source_vocabulary_id, "
@@ -172,15 +170,15 @@ def care_site_changes(context: RunContext, sites: Sequence[SiteMapping]) -> list
     return changes
 
 
-def observation_period_change(context: RunContext, valid: Sequence[dict[str, list[str]]]) -> TableChange | None:
+def observation_period_change(
+    context: RunContext, valid: Sequence[dict[str, list[tuple[str, set[str]]]]]
+) -> TableChange | None:
     """Recompute the observation period of every person this run touched (old and new events)."""
-    engine = context.engine
     persons: list[str] = []
     new_dates: list[str] = []
     for tables in valid:
         for target, names in tables.items():
-            for name in names:
-                columns = {c.name for c in engine.describe(name)}
+            for name, columns in names:
                 persons.append(f"SELECT person_id FROM {name}")
                 if target in OBSERVATION_DATES:
                     start, end = OBSERVATION_DATES[target]
@@ -190,15 +188,14 @@ def observation_period_change(context: RunContext, valid: Sequence[dict[str, lis
     if not persons:
         return None
     touched = context.table("touched_persons")
-    engine.execute(f"CREATE TABLE {touched} AS SELECT DISTINCT person_id FROM ({' UNION ALL '.join(persons)}) AS p")
+    context.create_as(touched, f"SELECT DISTINCT person_id FROM ({' UNION ALL '.join(persons)}) AS p")
     old_dates = []
     for target, (start, end) in OBSERVATION_DATES.items():
         last = f"coalesce({end}, {start})" if end else start
         old_dates.append(f"SELECT person_id, {start} AS d0, {last} AS d1 FROM {target} "
                          f"WHERE person_id IN (SELECT person_id FROM {touched})")
     periods = context.table("observation_periods")
-    engine.execute(
-        f"CREATE TABLE {periods} AS SELECT person_id AS observation_period_id, person_id, "
+    context.create_as(periods, f"SELECT person_id AS observation_period_id, person_id, "
         "CAST(min(d0) AS DATE) AS observation_period_start_date, CAST(max(d1) AS DATE) AS "
         f"observation_period_end_date, {EHR} AS period_type_concept_id FROM ("
         + " UNION ALL ".join(new_dates + old_dates) + ") AS dates WHERE d0 IS NOT NULL GROUP BY person_id"

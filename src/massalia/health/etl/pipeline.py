@@ -54,8 +54,8 @@ class SiteRun:
     """What one site contributed to a run."""
 
     site: str
-    valid: dict[str, list[str]] = field(default_factory=dict)
-    """Target table → staged tables of valid rows (with ``person_id``)."""
+    valid: dict[str, list[tuple[str, set[str]]]] = field(default_factory=dict)
+    """Target table → staged tables of valid rows (with ``person_id``) and their columns."""
 
 
 def _order(mappings: Sequence[TableMapping]) -> list[TableMapping]:
@@ -91,6 +91,7 @@ class OmopPipeline(Pipeline):
         self.mappings = list(mappings)
         self.warnings: list[str] = []
         self.crosswalk: str | None = None
+        self._id_lookups: set[str] = set()
 
     # -- inputs ----------------------------------------------------------------------------
     def inputs(self) -> list[InputFile]:
@@ -120,6 +121,7 @@ class OmopPipeline(Pipeline):
     def transform(self, context: RunContext) -> list[TableChange]:
         """Map every site with new files; then derived tables."""
         engine = context.engine
+        self._id_lookups = set()
         known = set(engine.query("SELECT concept_id FROM concept").column(0).to_pylist())
         new_ids = context.table("new_ids")
         engine.create_empty_table(new_ids, ID_MAP_COLUMNS)
@@ -187,7 +189,7 @@ class OmopPipeline(Pipeline):
             valid_by_mapping[mapping.name] = published
             changes.append(TableChange(mapping.target, self._final_select(compiled, published)))
             if "person_id" in {f.name for f in cdm_table(mapping.target).fields}:
-                run.valid.setdefault(mapping.target, []).append(published)
+                run.valid.setdefault(mapping.target, []).append((published, set(mapping.columns)))
         for warning in compiler.warnings:
             if warning not in self.warnings:
                 self.warnings.append(warning)
@@ -225,8 +227,7 @@ class OmopPipeline(Pipeline):
         self._ensure_id_lookup(context, site, kind, ids)
         first = context.table(f"first_{site.site}_{mapping.name}")
         # First occurrence of each key not already known: later copies are duplicates.
-        engine.execute(
-            f"CREATE TABLE {first} AS SELECT _key, min(_row_id) AS _first FROM {valid} AS v "
+        context.create_as(first, f"SELECT _key, min(_row_id) AS _first FROM {valid} AS v "
             f"WHERE NOT EXISTS (SELECT 1 FROM {ids} AS i WHERE i.code = v._key) GROUP BY _key"
         )
         own = next((name for name, spec in mapping.columns.items() if spec.transform == "id" and spec.id == kind),
@@ -246,14 +247,13 @@ class OmopPipeline(Pipeline):
         else:
             id_sql = "_first"
         numbered = context.table(f"ids_{site.site}_{mapping.name}")
-        engine.execute(f"CREATE TABLE {numbered} AS SELECT _key, _first, {id_sql} AS id FROM {first}")
+        context.create_as(numbered, f"SELECT _key, _first, {id_sql} AS id FROM {first}")
         engine.execute(f"INSERT INTO {new_ids} SELECT {sql_text(site.site)}, {sql_text(kind)}, _key, id, "
                        f"{sql_text(context.run_id)} FROM {numbered}")
         engine.execute(f"INSERT INTO {ids} SELECT _key, id FROM {numbered}")
         published = context.table(f"p_{site.site}_{mapping.name}")
         replace = f" REPLACE (n.id AS {own})" if own else ""
-        engine.execute(
-            f"CREATE TABLE {published} AS SELECT v.*{replace} FROM {valid} AS v "
+        context.create_as(published, f"SELECT v.*{replace} FROM {valid} AS v "
             f"JOIN {numbered} AS n ON n._key = v._key AND n._first = v._row_id"
         )
         return published
@@ -263,14 +263,13 @@ class OmopPipeline(Pipeline):
         return context.table(f"lkp_id_{site.site}_{kind}")
 
     def _ensure_id_lookup(self, context: RunContext, site: SiteMapping, kind: str, table: str) -> None:
-        if table not in context.engine.list_tables():
-            context.engine.execute(
-                f"CREATE TABLE {table} AS SELECT source_value AS code, id FROM {ID_MAP} "
+        if table not in self._id_lookups:
+            self._id_lookups.add(table)
+            context.create_as(table, f"SELECT source_value AS code, id FROM {ID_MAP} "
                 f"WHERE site = {sql_text(site.site)} AND kind = {sql_text(kind)}"
             )
 
     def _build_lookup(self, context: RunContext, site: SiteMapping, lookup: Lookup, local_table: str | None) -> str:
-        engine = context.engine
         if lookup.kind == "id":
             table = self._id_lookup_name(context, site, lookup.id_kind)
             self._ensure_id_lookup(context, site, lookup.id_kind, table)
@@ -282,8 +281,7 @@ class OmopPipeline(Pipeline):
         table = context.table(f"lkp_{site.site}_{len(context.temporary)}")
         if lookup.kind == "local":
             stcm = context.table(f"stcm_{site.site}")
-            engine.execute(
-                f"CREATE TABLE {table} AS SELECT source_code AS code, min(source_concept_id) AS source_concept_id, "
+            context.create_as(table, f"SELECT source_code AS code, min(source_concept_id) AS source_concept_id, "
                 f"min(nullif(target_concept_id, 0)) AS concept_id FROM {stcm} GROUP BY source_code"
             )
             return table
@@ -303,8 +301,7 @@ class OmopPipeline(Pipeline):
             # Codes the vocabulary lacks (or cannot map) fall back on the data team's crosswalk.
             crosswalk = (f" UNION ALL SELECT x.source_code, 0, nullif(x.target_concept_id, 0), 1000, 1 "
                          f"FROM {self.crosswalk} AS x WHERE x.source_vocabulary_id IN ({vocabularies})")
-        engine.execute(
-            f"CREATE TABLE {table} AS SELECT code, max(source_concept_id) AS source_concept_id, "
+        context.create_as(table, f"SELECT code, max(source_concept_id) AS source_concept_id, "
             f"arg_min(concept_id, priority) FILTER (WHERE concept_id IS NOT NULL) AS concept_id FROM ("
             f"SELECT c.concept_code AS code, c.concept_id AS source_concept_id, "
             f"coalesce({target}, CASE WHEN c.standard_concept = 'S' THEN c.concept_id END) AS concept_id, "
