@@ -186,3 +186,14 @@ def test_results_come_through_copy_when_types_allow(pg: PostgresEngine) -> None:
     assert fast.column("text").to_pylist() == MIXED.column("text").to_pylist()
     with pytest.raises(EngineError, match="before year 1"):  # neither Arrow's CSV parser nor Python read BC
         pg.query_native("SELECT DATE '0044-03-15 BC' AS ides")
+
+
+@pytest.mark.postgres
+def test_registry_opens_postgres(pg_dsn: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    from massalia.engine import connect
+
+    monkeypatch.setenv("MASSALIA_PG_DSN", pg_dsn)
+    with connect("postgres", schema="t_pg_registry") as engine:
+        assert isinstance(engine, PostgresEngine)
+        assert engine.scalar("SELECT current_schema()") == "t_pg_registry"
+        engine.drop_schema()

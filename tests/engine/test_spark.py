@@ -75,3 +75,17 @@ def test_default_database_is_never_dropped(spark_session: Any) -> None:
     assert engine.database == "default"
     with pytest.raises(EngineError, match="default"):
         engine.drop_database()
+
+
+@pytest.mark.spark
+def test_registry_opens_spark(spark_session: Any) -> None:
+    from massalia.engine import connect
+
+    engine = connect("spark", session=spark_session, database="t_spark_registry")
+    try:
+        assert isinstance(engine, SparkEngine)
+        assert engine.scalar("SELECT current_database()") == "t_spark_registry"
+    finally:
+        engine.drop_database()
+        engine.close()
+    assert not spark_session.sparkContext._jsc.sc().isStopped(), "a borrowed session is never stopped"
