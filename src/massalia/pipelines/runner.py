@@ -23,12 +23,13 @@ import re
 import time
 import uuid
 from abc import ABC, abstractmethod
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import numpy as np
 import pyarrow as pa
 
 from massalia.engine import Column, Engine
@@ -308,13 +309,55 @@ def _stream(files: list[StagedFile]) -> Iterator[pa.RecordBatch]:
                     raise SourceError(source.path, None, f"columns differ from the other files of "
                                       f"{source.dataset}: {error}") from None
             staged.rows_read += batch.num_rows
-            file_no = pa.array([staged.file_no] * batch.num_rows, type=pa.int64())
+            file_no = pa.array(np.full(batch.num_rows, staged.file_no, dtype=np.int64))
             yield batch.append_column(FILE_NO, file_no)
 
 
-def stage_dataset(engine: Engine, table: str, files: list[StagedFile]) -> int:
-    """Stream the files of one dataset into a new engine table; return the rows staged."""
-    return engine.write_new_table(table, _stream(files))
+_SQL_TYPES: tuple[tuple[Callable[[pa.DataType], bool], str], ...] = (
+    (pa.types.is_boolean, "BOOLEAN"),
+    (pa.types.is_int8, "SMALLINT"),
+    (pa.types.is_int16, "SMALLINT"),
+    (pa.types.is_int32, "INTEGER"),
+    (pa.types.is_integer, "BIGINT"),
+    (pa.types.is_floating, "DOUBLE"),
+    (pa.types.is_decimal, "DOUBLE"),
+    (pa.types.is_date, "DATE"),
+    (pa.types.is_timestamp, "TIMESTAMP"),
+)
+
+
+def _sql_type(arrow_type: pa.DataType) -> str:
+    for test, sql in _SQL_TYPES:
+        if test(arrow_type):
+            return sql
+    return "VARCHAR"  # strings, dictionaries of strings, nulls: text, as every source value may be
+
+
+def stage_dataset(context: RunContext, table: str, files: list[StagedFile]) -> int:
+    """Stream the files of one dataset into a new staging table; return the rows staged.
+
+    The table is created empty (temporary where the engine allows) with the columns of the first
+    batch, then filled by the engine's bulk append: batches go straight from the connector to the
+    engine, never through Python rows.
+    """
+    batches = _stream(files)
+    first = next(batches, None)
+    if first is None:
+        names = list(dict.fromkeys([*files[0].input.options.columns, SOURCE_FILE, SOURCE_LINE, FILE_NO]))
+        columns = [Column(n, "BIGINT" if n in (SOURCE_LINE, FILE_NO) else "VARCHAR") for n in names]
+    else:
+        columns = [Column(f.name, _sql_type(f.type)) for f in first.schema]
+    definition = ", ".join(f'"{c.name}" {c.type}' for c in columns)
+    kind = "TEMPORARY TABLE" if context.temporary_tables else "TABLE"
+    context.engine.execute(f"CREATE {kind} {table} ({definition})")
+    if first is None:
+        return 0
+
+    def chained() -> Iterator[pa.RecordBatch]:
+        yield first
+        yield from batches
+
+    return context.engine.insert(table, chained(), schema=first.schema)
 
 
 def loaded_hashes(engine: Engine, pipeline: str) -> set[tuple[str, str]]:
@@ -364,7 +407,7 @@ def run_pipeline(
         task = progress.add_task("staging source files", total=len(datasets)) if progress else None
         for dataset in datasets:
             table = context.table(f"src_{dataset}")
-            stage_dataset(engine, table, [f for f in new if f.input.dataset == dataset])
+            stage_dataset(context, table, [f for f in new if f.input.dataset == dataset])
             context.staged[dataset] = table
             if progress and task is not None:
                 progress.advance(task)

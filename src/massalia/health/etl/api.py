@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -21,6 +22,28 @@ if TYPE_CHECKING:
     from rich.progress import Progress
 
 BOOKKEEPING = ("etl_id_map", "etl_loaded_file", "etl_reject")
+DEFAULT_MEMORY_LIMIT = "3GB"
+"""Keeps a large load (1M patients) under 4 GB of resident memory: DuckDB spills beyond it."""
+
+
+@contextmanager
+def _bounded_memory(engine: Engine, memory_limit: str | None) -> Iterator[None]:
+    """On DuckDB, cap memory and drop insertion-order guarantees for the run, then restore both.
+
+    Staged rows carry their own file and line, so nothing here depends on insertion order.
+    """
+    if engine.name != "duckdb" or memory_limit is None:
+        yield
+        return
+    settings = {name: engine.scalar(f"SELECT current_setting('{name}')")
+                for name in ("memory_limit", "preserve_insertion_order")}
+    engine.execute_native(f"SET memory_limit = '{memory_limit}'")
+    engine.execute_native("SET preserve_insertion_order = false")
+    try:
+        yield
+    finally:
+        engine.execute_native(f"SET memory_limit = '{settings['memory_limit']}'")
+        engine.execute_native(f"SET preserve_insertion_order = {str(settings['preserve_insertion_order']).lower()}")
 
 
 @dataclass
@@ -108,6 +131,7 @@ def run_etl(
     sites: Sequence[str] | None = None,
     metadata_url: str | None = None,
     progress: Progress | None = None,
+    memory_limit: str | None = DEFAULT_MEMORY_LIMIT,
 ) -> EtlReport:
     """Load the site extracts under ``sources_dir`` into the OMOP warehouse on ``engine``.
 
@@ -129,6 +153,9 @@ def run_etl(
         SQLAlchemy URL of the metadata database.
     progress
         Optional Rich progress display.
+    memory_limit
+        DuckDB only: memory the engine may use during the run (it spills to disk beyond), restored
+        afterwards; ``None`` leaves the engine's setting.
 
     Returns
     -------
@@ -151,7 +178,8 @@ def run_etl(
     pipeline = OmopPipeline(Path(sources_dir), mappings)
     store = LineageStore(metadata_url or home().metadata_url)
     try:
-        result: RunResult = run_pipeline(engine, pipeline, store=store, progress=progress)
+        with _bounded_memory(engine, memory_limit):
+            result: RunResult = run_pipeline(engine, pipeline, store=store, progress=progress)
     finally:
         store.close()
     loaded = [f for f in result.files if not f.skipped]
