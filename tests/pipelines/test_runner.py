@@ -45,11 +45,12 @@ class PeoplePipeline(Pipeline):
         into = context.table("people_valid")
         born = "try_strptime(s.born, '%d/%m/%Y')"
         context.validate(
-            source_sql=f"{context.staged['people']} AS s",
+            source_sql=f"{context.stage('people')} AS s",
             columns=[("id", "CAST(s.id AS BIGINT)"), ("name", "s.name"), ("born", f"CAST({born} AS DATE)")],
             rules=[
                 Rule("required", "born", value="s.born"),
-                Rule("invalid_date", "born", value="s.born", result=born, detail="(expected %d/%m/%Y)", source_field="born"),
+                Rule("invalid_date", "born", value="s.born", result=born, detail="(expected %d/%m/%Y)",
+                     source_field="born"),
                 Rule("too_long", "name", value="s.name", limit="5", action="flag"),
             ],
             target="people", site="toy", into=into,

@@ -153,6 +153,7 @@ class RunContext:
         self.files = files
         self.prefix = f"etl_{run_id.replace('-', '')[:8]}_"
         self.staged: dict[str, str] = {}
+        self.progress: Progress | None = None
         self.temporary: list[str] = []
         # Session-temporary tables skip the write-ahead log and the file: staging costs a third.
         self.temporary_tables = engine.name in TEMPORARY_TABLE_ENGINES
@@ -165,6 +166,24 @@ class RunContext:
         if staging not in self.temporary:
             self.temporary.append(staging)
         return staging
+
+    def stage(self, dataset: str) -> str:
+        """The staging table of ``dataset``'s new files, read through the connectors on first use.
+
+        Staging on demand lets a pipeline map one group of datasets, free them, and go on, so
+        memory follows the largest group rather than the whole delivery.
+        """
+        if dataset not in self.staged:
+            files = [f for f in self.files if not f.skipped and f.input.dataset == dataset]
+            if not files:
+                raise LookupError(f"no new file for dataset {dataset}")
+            table = self.table(f"src_{dataset}")
+            task = self.progress.add_task(f"reading {dataset}", total=None) if self.progress else None
+            stage_dataset(self, table, files)
+            if self.progress and task is not None:
+                self.progress.update(task, total=1, completed=1)
+            self.staged[dataset] = table
+        return self.staged[dataset]
 
     def create_as(self, name: str, select_sql: str) -> None:
         """Create staging table ``name`` from a query (temporary where the engine has them)."""
@@ -403,14 +422,7 @@ def run_pipeline(
             result = RunResult(run_id, "unchanged", time.perf_counter() - start, files=files)
             _record(store, result)
             return result
-        datasets = sorted({f.input.dataset for f in new})
-        task = progress.add_task("staging source files", total=len(datasets)) if progress else None
-        for dataset in datasets:
-            table = context.table(f"src_{dataset}")
-            stage_dataset(context, table, [f for f in new if f.input.dataset == dataset])
-            context.staged[dataset] = table
-            if progress and task is not None:
-                progress.advance(task)
+        context.progress = progress
         changes = pipeline.transform(context)
         changes.append(TableChange(REJECTS, f"SELECT * FROM {context.reject_table}"))
         loaded = context.table("loaded")

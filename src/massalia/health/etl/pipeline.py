@@ -157,17 +157,14 @@ class OmopPipeline(Pipeline):
             return lookups[lookup]
 
         def staged_table(kind: str) -> str:
-            dataset = f"{site.site}.{kind}"
-            if dataset not in context.staged:
-                raise LookupError(dataset)
-            return context.staged[dataset]
+            return context.stage(f"{site.site}.{kind}")
 
         compiler = MappingCompiler(site, lookup_table, staged_table, known_concepts=known)
-        bad_lines = {kind: self._check_file(context, site, kind) for kind in site.files
-                     if f"{site.site}.{kind}" in context.staged}
+        new = context.new_datasets()
+        bad_lines = {kind: self._check_file(context, site, kind) for kind in site.files if f"{site.site}.{kind}" in new}
         valid_by_mapping: dict[str, str] = {}
         for mapping in _order(site.tables):
-            if f"{site.site}.{mapping.source}" not in context.staged:
+            if f"{site.site}.{mapping.source}" not in new:
                 continue  # no new file of this kind in this run
             if any(r not in valid_by_mapping for r in mapping.requires):
                 continue
@@ -193,6 +190,11 @@ class OmopPipeline(Pipeline):
         for warning in compiler.warnings:
             if warning not in self.warnings:
                 self.warnings.append(warning)
+        # The raw rows are mapped now: free their memory before the next site is staged.
+        for kind in site.files:
+            staged = context.staged.pop(f"{site.site}.{kind}", None)
+            if staged:
+                context.engine.drop_table(staged)
         return run
 
     def _check_file(self, context: RunContext, site: SiteMapping, kind: str) -> str | None:
@@ -215,7 +217,7 @@ class OmopPipeline(Pipeline):
         if not rules:
             return None
         bad = context.table(f"bad_{site.site}_{kind}")
-        context.check(source_sql=f"{context.staged[f'{site.site}.{kind}']} AS s", rules=rules,
+        context.check(source_sql=f"{context.stage(f'{site.site}.{kind}')} AS s", rules=rules,
                       target=f"file:{kind}", site=site.site, into=bad)
         return bad
 
