@@ -197,3 +197,10 @@ def test_registry_opens_postgres(pg_dsn: str, monkeypatch: pytest.MonkeyPatch) -
         assert isinstance(engine, PostgresEngine)
         assert engine.scalar("SELECT current_schema()") == "t_pg_registry"
         engine.drop_schema()
+
+
+@pytest.mark.postgres
+def test_error_inside_a_transaction_names_the_real_cause(pg: PostgresEngine) -> None:
+    with pytest.raises(EngineError, match='relation "missing" does not exist'), pg.transaction():
+        pg.query("SELECT * FROM missing")
+    assert pg.query_native("SELECT 1 AS one;").to_pylist() == [{"one": 1}]

@@ -305,7 +305,10 @@ class PostgresEngine(Engine):
         pgconn = self.connection.pgconn
         prepared = pgconn.prepare(b"", sql.encode("utf-8"))
         if prepared.status != psycopg.pq.ExecStatus.COMMAND_OK:
-            return None  # let the normal path report the error
+            # Report it now: inside a transaction, running the statement again would only say
+            # "current transaction is aborted".
+            message = (prepared.error_message or b"").decode("utf-8", "replace").strip()
+            raise EngineError(f"PostgreSQL failed: {message}\n{sql}")
         described = pgconn.describe_prepared(b"")
         if described.status != psycopg.pq.ExecStatus.COMMAND_OK or described.nfields == 0:
             return None
@@ -320,8 +323,9 @@ class PostgresEngine(Engine):
     def _fetch_by_copy(self, sql: str, types: list[tuple[str, pa.DataType]]) -> pa.Table:
         """Run ``sql`` through ``COPY (…) TO STDOUT (FORMAT csv)`` and parse it with pyarrow (fast)."""
         buffer = io.BytesIO()
+        inner = sql.rstrip().rstrip(";")
         try:
-            with self.connection.cursor() as cursor, cursor.copy(f"COPY ({sql}) TO STDOUT (FORMAT csv)") as copy:
+            with self.connection.cursor() as cursor, cursor.copy(f"COPY ({inner}) TO STDOUT (FORMAT csv)") as copy:
                 for data in copy:
                     buffer.write(data)
         except psycopg.Error as error:
