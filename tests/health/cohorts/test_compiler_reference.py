@@ -60,54 +60,33 @@ class Event:
 # -- data ----------------------------------------------------------------------------------------
 @st.composite
 def omop_data(draw: st.DrawFn) -> dict[str, list[dict[str, Any]]]:
-    persons = draw(st.integers(1, 5))
-    rows: dict[str, list[dict[str, Any]]] = {
-        "person": [],
-        "observation_period": [],
-        "condition_occurrence": [],
-        "drug_exposure": [],
-    }
+    # A seeded generator gives rich data in every example (Hypothesis alone favours tiny ones); dates are
+    # multiples of 5 days so that window bounds are hit exactly and inclusive/exclusive mistakes show.
+    rng = draw(st.randoms(use_true_random=False))
+    persons = rng.randint(1, 5)
+    rows: dict[str, list[dict[str, Any]]] = {"person": [], "observation_period": [], "condition_occurrence": [],
+                                             "drug_exposure": []}  # fmt: skip
     for pid in range(1, persons + 1):
-        rows["person"].append(
-            {
-                "person_id": pid,
-                "gender_concept_id": 8532,
-                "year_of_birth": 1970,
-                "race_concept_id": 0,
-                "ethnicity_concept_id": 0,
-            }
-        )
-        start = draw(st.integers(0, 10))
-        rows["observation_period"].append(
-            {
-                "observation_period_id": pid,
-                "person_id": pid,
-                "observation_period_start_date": day(start),
-                "observation_period_end_date": day(start + draw(st.integers(0, 40))),
-                "period_type_concept_id": 0,
-            }
-        )
+        rows["person"].append({"person_id": pid, "gender_concept_id": 8532, "year_of_birth": 1970,
+                               "race_concept_id": 0, "ethnicity_concept_id": 0})  # fmt: skip
+        start = 5 * rng.randint(0, 2)
+        rows["observation_period"].append({"observation_period_id": pid, "person_id": pid,
+                                           "observation_period_start_date": day(start),
+                                           "observation_period_end_date": day(start + 5 * rng.randint(4, 10)),
+                                           "period_type_concept_id": 0})  # fmt: skip
     for table, prefix in (("condition_occurrence", "condition"), ("drug_exposure", "drug")):
-        for event_id in range(1, draw(st.integers(2, 12)) + 1):
-            start = draw(st.integers(0, 40))
-            length = draw(st.none() | st.integers(0, 5))
-            row = {
-                f"{table}_id": event_id,
-                "person_id": draw(st.integers(1, persons)),
-                f"{prefix}_concept_id": draw(st.sampled_from([1, 2, 3])),
-                f"{prefix}_type_concept_id": 0,
-            }
+        for event_id in range(1, rng.randint(2, 14) + 1):
+            start = 5 * rng.randint(0, 10)
+            length = rng.choice([None, 0, 5])
+            row = {f"{table}_id": event_id, "person_id": rng.randint(1, persons),
+                   f"{prefix}_concept_id": rng.choice([1, 2, 3]), f"{prefix}_type_concept_id": 0}  # fmt: skip
             if table == "condition_occurrence":
-                row |= {
-                    "condition_start_date": day(start),
-                    "condition_end_date": None if length is None else day(start + length),
-                }
+                row |= {"condition_start_date": day(start),
+                        "condition_end_date": None if length is None else day(start + length)}  # fmt: skip
             else:
-                row |= {
-                    "drug_exposure_start_date": day(start),
-                    "drug_exposure_end_date": None if length is None else day(start + length),
-                    "days_supply": draw(st.none() | st.integers(1, 5)),
-                }
+                row |= {"drug_exposure_start_date": day(start),
+                        "drug_exposure_end_date": None if length is None else day(start + length),
+                        "days_supply": rng.choice([None, 1, 5])}  # fmt: skip
             rows[table].append(row)
     return rows
 
@@ -118,7 +97,7 @@ def criterion(kind: str, codeset: int, first: bool) -> ConditionOccurrence | Dru
     return cls(codeset_id=codeset, first=first or None)
 
 
-bound = st.builds(WindowBound, days=st.none() | st.sampled_from([0, 1, 3, 10]), coeff=st.sampled_from([-1, 1]))
+bound = st.builds(WindowBound, days=st.none() | st.sampled_from([0, 5, 10]), coeff=st.sampled_from([-1, 1]))
 correlated = st.builds(
     CorrelatedCriteria,
     criteria=st.builds(criterion, st.sampled_from(["condition", "drug"]), st.sampled_from([0, 1]), st.booleans()),
@@ -218,7 +197,11 @@ def in_window(item: CorrelatedCriteria, index: Event, op: tuple[dt.date, dt.date
     return True
 
 
-def reference_cohort(definition: CohortDefinition, rows: dict[str, list[dict[str, Any]]]) -> set[tuple]:
+def reference_cohort(
+    definition: CohortDefinition, rows: dict[str, list[dict[str, Any]]], masks: list[tuple] | None = None
+) -> set[tuple]:
+    """The cohort rows; ``masks`` receives (person, start, end, rule bitmask) of every qualified event."""
+    masks = [] if masks is None else masks
     primary = definition.primary_criteria
     periods = {
         r["person_id"]: (r["observation_period_start_date"], r["observation_period_end_date"])
@@ -238,15 +221,16 @@ def reference_cohort(definition: CohortDefinition, rows: dict[str, list[dict[str
     qualified = limit(entries, primary.primary_criteria_limit.kind)
     included = []
     for event, op in qualified:
-        passes = True
-        for rule in definition.inclusion_rules:
+        mask = 0
+        for bit, rule in enumerate(definition.inclusion_rules):
             item = rule.expression.criteria_list[0]
             count = sum(
                 in_window(item, event, op, r) for r in events_of(item.criteria, rows) if r.person_id == event.person_id
             )
             wanted = item.occurrence.count
-            passes &= {0: count == wanted, 1: count <= wanted, 2: count >= wanted}[item.occurrence.type]
-        if passes:
+            mask |= {0: count == wanted, 1: count <= wanted, 2: count >= wanted}[item.occurrence.type] << bit
+        masks.append((event.person_id, event.start, event.end, mask))
+        if mask == (1 << len(definition.inclusion_rules)) - 1:
             included.append((event, op))
     included = limit(included, definition.expression_limit.kind)
     rows_out = []
@@ -285,7 +269,12 @@ def test_compiled_cohort_equals_reference_evaluation(definition: CohortDefinitio
     rows = data | concept_rows(ANCESTRY)
     for name, table in omop_tables(rows).items():
         ENGINE.connection.register(name, table)  # a view per example: fast, and the SQL cannot tell
-    result = ENGINE.query(compile_cohort(definition).single_statement()).to_pylist()
+    compiled = compile_cohort(definition)
+    result = ENGINE.query(compiled.single_statement()).to_pylist()
     got = {(r["subject_id"], r["cohort_start_date"], r["cohort_end_date"]) for r in result}
     assert len(got) == len(result)
-    assert got == reference_cohort(definition, data)
+    masks: list[tuple] = []
+    assert got == reference_cohort(definition, data, masks)
+    qualified = ENGINE.query(compiled.single_statement(until="qualified_mask")).to_pylist()
+    got_masks = sorted((r["person_id"], r["start_date"], r["end_date"], r["inclusion_rule_mask"]) for r in qualified)
+    assert got_masks == sorted(masks)
