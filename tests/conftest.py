@@ -13,10 +13,7 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
-import socket
 import subprocess
-import tempfile
-import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -78,90 +75,9 @@ def reference() -> Path:
 
 
 # -- PostgreSQL ---------------------------------------------------------------------------------
-def _pg_bindir() -> Path | None:
-    candidates = [Path(f"/usr/lib/postgresql/{PG_VERSION}/bin")]
-    pg_config = shutil.which("pg_config")
-    if pg_config:
-        with contextlib.suppress(OSError, subprocess.CalledProcessError):
-            output = subprocess.run([pg_config, "--bindir"], capture_output=True, text=True, check=True)
-            candidates.append(Path(output.stdout.strip()))
-    for candidate in candidates:
-        if (candidate / "initdb").is_file() and (candidate / "pg_ctl").is_file():
-            return candidate
-    return None
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-def _as_server_user(folder: Path) -> list[str]:
-    """Command prefix that runs PostgreSQL as a non-root user (it refuses root) owning ``folder``."""
-    if os.geteuid() != 0:
-        return []
-    for user, group, prefix in (
-        ("postgres", None, ["runuser", "-u", "postgres", "--"]),
-        ("nobody", "nogroup", ["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups"]),
-    ):
-        with contextlib.suppress(KeyError, LookupError, PermissionError):
-            shutil.chown(folder, user=user, group=group)
-            if shutil.which(prefix[0]):
-                return prefix
-    raise RuntimeError("running as root but neither user 'postgres' nor 'nobody' can own the data folder")
-
-
-class PostgresServer:
-    """A throwaway PostgreSQL cluster on 127.0.0.1, stopped and deleted by ``stop()``."""
-
-    def __init__(self, bindir: Path) -> None:
-        self.bindir = bindir
-        self.folder = Path(tempfile.mkdtemp(prefix="massalia-pg-"))
-        self.folder.chmod(0o755)
-        self.data = self.folder / "data"
-        self.prefix = _as_server_user(self.folder)
-        self.port = 0
-
-    def _run(self, *args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [*self.prefix, *args], capture_output=True, text=True, check=False, stdin=subprocess.DEVNULL
-        )
-
-    def start(self) -> str:
-        """Initialise and start the cluster; return its DSN."""
-        done = self._run(
-            str(self.bindir / "initdb"), "-D", str(self.data), "-U", "postgres", "--auth=trust",
-            "-E", "UTF8", "--locale=C.UTF-8", "--no-sync",
-        )  # fmt: skip
-        if done.returncode != 0:
-            raise RuntimeError(f"initdb failed:\n{done.stdout}\n{done.stderr}")
-        for _attempt in range(5):
-            self.port = _free_port()
-            options = (
-                f"-c listen_addresses=127.0.0.1 -p {self.port} -k {self.folder} "
-                "-c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=50"
-            )
-            done = self._run(
-                str(self.bindir / "pg_ctl"), "-D", str(self.data), "-l", str(self.folder / "server.log"),
-                "-o", options, "-w", "-t", "60", "start",
-            )  # fmt: skip
-            if done.returncode == 0:
-                return f"host=127.0.0.1 port={self.port} user=postgres dbname=postgres"
-            time.sleep(0.2)  # most likely the port was taken between probe and bind: pick another
-        log = (self.folder / "server.log").read_text(errors="replace")[-2000:]
-        raise RuntimeError(f"PostgreSQL did not start:\n{done.stderr}\n{log}")
-
-    def stop(self) -> None:
-        """Stop the server (fast shutdown) and delete its files."""
-        if (self.data / "postmaster.pid").exists():
-            self._run(str(self.bindir / "pg_ctl"), "-D", str(self.data), "-m", "fast", "-w", "stop")
-        shutil.rmtree(self.folder, ignore_errors=True)
-
-
 @pytest.fixture(scope="session")
 def pg_dsn() -> Iterator[str]:
-    """DSN of a PostgreSQL server: ``$MASSALIA_PG_DSN``, else a throwaway local cluster."""
+    """DSN of a PostgreSQL server: ``$MASSALIA_PG_DSN``, else a throwaway local cluster for the run."""
     configured = os.environ.get("MASSALIA_PG_DSN")
     if configured:
         yield configured
@@ -170,16 +86,17 @@ def pg_dsn() -> Iterator[str]:
         import psycopg  # noqa: F401
     except ImportError:
         unavailable("psycopg is not installed (pip install 'massalia[postgres]')")
-    bindir = _pg_bindir()
-    if bindir is None:
+    from massalia.engine.pg_local import LocalPostgres, find_pg_bindir
+
+    if find_pg_bindir() is None:
         unavailable(
             f"no PostgreSQL server: set MASSALIA_PG_DSN or install postgresql-{PG_VERSION} "
             "(bash scripts/install-system)"
         )
-    server = PostgresServer(bindir)
+    server = LocalPostgres(settings={"max_connections": "50"})
     try:
-        dsn = server.start()
-        yield dsn
+        # Binaries present but a server that will not start is a real failure, locally too.
+        yield server.start()
     finally:
         server.stop()
 
