@@ -493,6 +493,12 @@ def write_tsv(path: Path, header: list[str], rows: list[list[str]]) -> None:
             handle.write("\t".join(row) + "\n")
 
 
+NO_MATCHING_CONCEPT = Concept(
+    make_row(0, "No matching concept", "Metadata", "None", "Undefined", None, "No matching concept"),
+    "OMOP CDM convention: concept_id 0 is in every Athena download; unmapped codes point to it",
+)
+
+
 def build(args: argparse.Namespace) -> None:
     reference = Path(args.reference)
     synthea = synthea_tables(reference)
@@ -506,6 +512,7 @@ def build(args: argparse.Namespace) -> None:
             type_concepts,
             from_phenotype_library(Path(args.phenotype_library)),
             from_vocabulary_v5(Path(args.vocabulary_v5)),
+            [NO_MATCHING_CONCEPT],
         ]
     )
     ids = set(concepts)
