@@ -176,20 +176,31 @@ def quality(
     target = out or data.reports
     with warehouse, _progress() as progress:
         report = run_quality(warehouse, out_dir=target, checks=checks, progress=progress)
-    _print_quality(report.summary())
+    _print_quality(report)
     console.print(f"reports: {target / 'quality.json'}  {target / 'quality.html'}")
 
 
-def _print_quality(summary: dict) -> None:
-    table = Table(title="Data quality")
-    table.add_column("status")
-    table.add_column("checks", justify="right")
-    for status, count in summary.get("by_status", {}).items():
-        table.add_row(status, f"{count:,}")
+def _print_quality(report: object) -> None:
+    """Print a quality report's summary: statuses per Kahn category, then the failed fatal checks."""
+    summary = report.summary()  # type: ignore[attr-defined]
+    statuses = ("passed", "failed", "not_applicable", "error")
+    table = Table(title=f"Data quality: {summary['total']:,} checks, pass rate {summary['pass_rate']}%")
+    table.add_column("category")
+    for status in statuses:
+        table.add_column(status.replace("_", " "), justify="right")
+    for category, counts in summary["category"].items():
+        table.add_row(category, *(f"{counts.get(s, 0):,}" for s in statuses))
+    table.add_row("[bold]all[/]", *(f"[bold]{summary['status'].get(s, 0):,}[/]" for s in statuses))
     console.print(table)
-    for key in ("pass_rate", "failed_required", "failed_foreign_keys"):
-        if key in summary:
-            console.print(f"{key}: {summary[key]}")
+    failed = [r for r in report.results if r.status in ("failed", "error") and r.severity == "fatal"]  # type: ignore[attr-defined]
+    for result in failed[:15]:
+        where = ".".join(part for part in (result.table, result.field) if part)
+        console.print(
+            f"  [red]{result.status}[/] {result.check_name} {where}: "
+            f"{result.num_violated_rows:,} of {result.num_denominator_rows:,} rows ({result.percent_violated}%)"
+        )
+    if len(failed) > 15:
+        console.print(f"  … and {len(failed) - 15} more fatal checks failed (see the report)")
 
 
 @app.command()
@@ -218,7 +229,7 @@ def demo(
         timings["quality"] = time.perf_counter() - start
         counts = {name: warehouse.row_count(name) for name in warehouse.list_tables()}
     console.print(etl)
-    _print_quality(report.summary())
+    _print_quality(report)
     table = Table(title=f"Warehouse {data.root} ({warehouse.name})")
     table.add_column("table")
     table.add_column("rows", justify="right")
