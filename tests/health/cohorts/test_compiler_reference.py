@@ -8,17 +8,26 @@ are drawn by Hypothesis; the reference below re-states Circe's semantics record 
 from __future__ import annotations
 
 import datetime as dt
+import json
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
+import pytest
 from cohort_omop import concept_rows, day, omop_tables
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from massalia.engine.duckdb import DuckDBEngine
-from massalia.health.cohorts import CohortDefinition, compile_cohort
-from massalia.health.cohorts.criteria import ConditionOccurrence, CorrelatedCriteria, CriteriaGroup, DrugExposure
+from massalia.health.cohorts import CohortDefinition, UnsupportedConstruct, compile_cohort, import_circe, to_circe
+from massalia.health.cohorts.criteria import (
+    ConditionOccurrence,
+    CorrelatedCriteria,
+    CriteriaGroup,
+    Criterion,
+    DrugExposure,
+)
 from massalia.health.cohorts.definition import DateOffset, InclusionRule, PrimaryCriteria
+from massalia.health.cohorts.domains import DomainCompiler
 from massalia.health.cohorts.nodes import (
     CollapseSettings,
     Concept,
@@ -278,3 +287,17 @@ def test_compiled_cohort_equals_reference_evaluation(definition: CohortDefinitio
     qualified = ENGINE.query(compiled.single_statement(until="qualified_mask")).to_pylist()
     got_masks = sorted((r["person_id"], r["start_date"], r["end_date"], r["inclusion_rule_mask"]) for r in qualified)
     assert got_masks == sorted(masks)
+
+
+@given(definition=definitions)
+def test_random_definitions_round_trip_through_both_json_forms(definition: CohortDefinition) -> None:
+    assert CohortDefinition.from_json(definition.to_json()) == definition
+    assert import_circe(json.dumps(to_circe(definition)), lenient=False) == definition
+
+
+def test_compiler_refuses_an_unknown_node_by_name() -> None:
+    class TumourStage(Criterion):
+        kind: Literal["TumourStage"] = "TumourStage"
+
+    with pytest.raises(UnsupportedConstruct, match=r"\$\.x: criteria type TumourStage is not supported"):
+        DomainCompiler("codesets").events(TumourStage(), "$.x")

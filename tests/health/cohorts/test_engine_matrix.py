@@ -120,6 +120,16 @@ def test_first_definition_against_plain_sql() -> None:
         assert analysis.count([False, False]).persons == qualified_persons
 
 
+def test_materialized_steps_give_the_same_rows(duckdb_reference: dict[str, list[tuple]]) -> None:
+    with DuckDBEngine() as engine:
+        load_omop_csv(engine, SYNTHEA)
+        for name, definition in DEFINITIONS.items():
+            generate_cohort(engine, import_circe(definition), materialize=True)
+            rows = engine.query("SELECT subject_id, cohort_start_date, cohort_end_date FROM cohort").to_pylist()
+            got = sorted((r["subject_id"], r["cohort_start_date"], r["cohort_end_date"]) for r in rows)
+            assert got == duckdb_reference[name]
+
+
 @pytest.mark.parametrize("name", list(DEFINITIONS))
 def test_same_rows_on_every_engine(engine: Engine, name: str, duckdb_reference: dict[str, list[tuple]]) -> None:
     load_omop_csv(engine, SYNTHEA)
