@@ -45,6 +45,8 @@ ID_MAP_COLUMNS = (
     Column("site", "VARCHAR", False), Column("kind", "VARCHAR", False), Column("source_value", "VARCHAR", False),
     Column("id", "BIGINT", False), Column("run_id", "VARCHAR", False),
 )
+MEMORY_RESIDENT_KEY_ENGINES = frozenset({"duckdb"})
+"""Engines whose primary-key indexes must fit in memory (the ETL creates their tables without)."""
 SEQUENTIAL_KINDS = ("person",)
 """Kinds numbered 1, 2, 3... (readable ids); other kinds reuse their stable row id."""
 
@@ -108,8 +110,14 @@ class OmopPipeline(Pipeline):
         return files
 
     def prepare(self, engine: Engine) -> None:
-        """Create the CDM tables, the vocabulary (demo one when empty) and the id map if absent."""
-        create_cdm_schema(engine)
+        """Create the CDM tables, the vocabulary (demo one when empty) and the id map if absent.
+
+        On DuckDB the tables the ETL creates have no PRIMARY KEY constraint: DuckDB keeps such
+        indexes in memory (tens of GB at a million patients) and maintaining them doubles the load
+        time, while the ETL's ids are unique by construction (and the quality checks verify it).
+        Tables that already exist are used as they are.
+        """
+        create_cdm_schema(engine, primary_keys=engine.name not in MEMORY_RESIDENT_KEY_ENGINES)
         if engine.row_count("concept") == 0:
             from massalia.health.omop.vocabulary import load_demo_vocabulary
 
