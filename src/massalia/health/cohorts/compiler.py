@@ -117,6 +117,21 @@ class CohortCompiler:
     def __init__(self, definition: CohortDefinition) -> None:
         self.definition = definition
         self.domains = DomainCompiler("codesets")
+        self._shared: dict[str, str] = {}
+        self._pending: list[tuple[str, str]] = []
+
+    def share(self, sql: str, hint: str) -> str:
+        """Name a subquery as its own step (a CTE, or a temporary table), once per distinct SQL text.
+
+        Criteria repeated across rules, and criteria with nested correlated criteria (whose events
+        are read several times), are written once: the SQL stays small and each is computed once.
+        """
+        name = self._shared.get(sql)
+        if name is None:
+            name = f"{hint}_{len(self._shared) + 1}"
+            self._shared[sql] = name
+            self._pending.append((name, sql))
+        return name
 
     # -- codesets -----------------------------------------------------------------------------
     def codeset_query(self, concept_set: ConceptSet) -> str:
@@ -173,16 +188,18 @@ class CohortCompiler:
         group = node.correlated_criteria
         if group is None or group.is_empty():
             return query
-        event_table = (
-            "(SELECT Q.person_id, Q.event_id, Q.start_date, Q.end_date, Q.visit_occurrence_id,"
+        events = self.share(query, "events")
+        event_table = self.share(
+            "SELECT Q.person_id, Q.event_id, Q.start_date, Q.end_date, Q.visit_occurrence_id,"
             " OP.observation_period_start_date AS op_start_date, OP.observation_period_end_date AS op_end_date"
-            f" FROM ({query}) Q JOIN observation_period OP ON Q.person_id = OP.person_id"
-            " AND OP.observation_period_start_date <= Q.start_date AND OP.observation_period_end_date >= Q.start_date)"
+            f" FROM {events} Q JOIN observation_period OP ON Q.person_id = OP.person_id"
+            " AND OP.observation_period_start_date <= Q.start_date AND OP.observation_period_end_date >= Q.start_date",
+            "indexed",
         )
         group_query = self.group_query(group, event_table, 0, f"{where}.correlated_criteria")
         return (
             "SELECT PE.person_id, PE.event_id, PE.start_date, PE.end_date, PE.visit_occurrence_id, PE.sort_date,"
-            f" PE.domain_concept_id FROM ({query}) PE JOIN ({group_query}) AC"
+            f" PE.domain_concept_id FROM {events} PE JOIN ({group_query}) AC"
             " ON AC.person_id = PE.person_id AND AC.event_id = PE.event_id"
         )
 
@@ -224,10 +241,10 @@ class CohortCompiler:
             count_expression = "DISTINCT cc.count_value"
         else:
             column = "A.event_id"
-        criteria = self.criteria_events(item.criteria, f"{where}.criteria")
+        criteria = self.share(self.criteria_events(item.criteria, f"{where}.criteria"), "criteria")
         windowed = (
             f"SELECT P.person_id, P.event_id, {column} AS count_value FROM {event_table} P"
-            f" JOIN ({criteria}) A ON A.person_id = P.person_id AND "
+            f" JOIN {criteria} A ON A.person_id = P.person_id AND "
             + " AND ".join(self.window_clauses(item) or ["1=1"])
         )
         operator = {0: "=", 1: "<=", 2: ">="}[occurrence.type]
@@ -490,20 +507,25 @@ class CohortCompiler:
 
     def compile(self, cohort_definition_id: int = 1) -> CompiledCohort:
         """All steps of the cohort build."""
-        sources = {
-            "codesets": self.codesets(),
-            "primary_events": self.primary_events(),
-            "qualified_events": self.qualified_events(),
-            "inclusion_events": self.inclusion_events(),
-            "qualified_mask": self.qualified_mask(),
-            "included_events": self.included_events(),
-            "cohort_ends": self.cohort_ends(),
-            "cohort_rows": self.cohort_rows(),
-            "final_cohort": self.final_cohort(),
-            "cohort": self.cohort(cohort_definition_id),
+        builders = {
+            "codesets": self.codesets,
+            "primary_events": self.primary_events,
+            "qualified_events": self.qualified_events,
+            "inclusion_events": self.inclusion_events,
+            "qualified_mask": self.qualified_mask,
+            "included_events": self.included_events,
+            "cohort_ends": self.cohort_ends,
+            "cohort_rows": self.cohort_rows,
+            "final_cohort": self.final_cohort,
+            "cohort": lambda: self.cohort(cohort_definition_id),
         }
-        steps = tuple(Step(name, _parse(sql, name)) for name, sql in sources.items())
-        return CompiledCohort(steps, cohort_definition_id, len(self.definition.inclusion_rules))
+        steps: list[Step] = []
+        for name, build in builders.items():
+            sql = build()
+            steps.extend(Step(shared, _parse(text, shared)) for shared, text in self._pending)  # before their user
+            self._pending.clear()
+            steps.append(Step(name, _parse(sql, name)))
+        return CompiledCohort(tuple(steps), cohort_definition_id, len(self.definition.inclusion_rules))
 
 
 def _collapse(periods: str, pad: int) -> str:

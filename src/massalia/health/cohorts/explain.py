@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 import sqlglot
 
 from massalia.engine import Engine
-from massalia.health.cohorts.compiler import HOUSE_DIALECT, CohortCompiler
+from massalia.health.cohorts.compiler import HOUSE_DIALECT, STEP_NAMES, CohortCompiler
 from massalia.health.cohorts.definition import CohortDefinition
 
 
@@ -107,8 +107,9 @@ def explain_person(engine: Engine, definition: CohortDefinition, person_id: int)
                     " ORDER BY A.start_date, A.event_id"
                 )
                 query = sqlglot.parse_one(sql, read=HOUSE_DIALECT)
-                for step in compiled.steps[: names.index("qualified_events") + 1]:
-                    query = query.with_(step.name, as_=step.select.copy(), copy=False)
+                for position, step in enumerate(compiled.steps):
+                    if position <= names.index("qualified_events") or step.name not in STEP_NAMES:
+                        query = query.with_(step.name, as_=step.select.copy(), copy=False)
                 found = engine.query(query).to_pylist()
                 occurrence = item.occurrence
                 wanted = {0: "exactly", 1: "at most", 2: "at least"}[occurrence.type]
