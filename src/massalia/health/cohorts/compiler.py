@@ -32,7 +32,6 @@ from massalia.health.cohorts.sqltext import (
     UnsupportedConstruct,
     date_clause,
     date_literal,
-    id_list,
     in_concepts,
     numeric_clause,
     selection_clause,
@@ -577,4 +576,3 @@ def generated_sql(
 
 
 __all__ = ["CohortCompiler", "CompiledCohort", "Step", "UnsupportedConstruct", "compile_cohort", "generated_sql"]
-_ = id_list  # re-exported helper used by the service module
