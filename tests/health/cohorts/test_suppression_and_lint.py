@@ -70,6 +70,13 @@ def test_single_file_checks() -> None:
     assert any("OccurrenceStartDate" in f.path for f in findings)  # the JSON path of the bad date
 
 
+def test_constructs_the_compiler_refuses_are_reported() -> None:
+    visit = CHECKERS.parent / "printfriendly" / "visit.json"
+    (finding,) = [f for f in lint(visit.read_text()) if f.code == "unsupported-construct"]
+    assert finding.path == "$.primary_criteria.criteria_list[0].place_of_service_location"
+    assert "OMOP CDM v5.4" in finding.message
+
+
 def test_impossible_window_and_empty_range() -> None:
     definition = {
         "ConceptSets": [{"id": 0, "name": "x", "expression": {"items": [{"concept": {"CONCEPT_ID": 1}}]}}],

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from massalia.health.cohorts.circe import CirceImportError, import_circe_report
+from massalia.health.cohorts.compiler import compile_cohort
 from massalia.health.cohorts.criteria import (
     CorrelatedCriteria,
     CriteriaGroup,
@@ -25,6 +26,7 @@ from massalia.health.cohorts.criteria import (
 )
 from massalia.health.cohorts.definition import CohortDefinition, CustomEra
 from massalia.health.cohorts.nodes import ConceptSetSelection, DateRange, Node, NumericRange, TextFilter, Window
+from massalia.health.cohorts.sqltext import UnsupportedConstruct
 
 Severity = Literal["error", "warning", "info"]
 
@@ -112,6 +114,13 @@ def lint(definition: CohortDefinition | str | bytes | dict[str, Any]) -> list[Fi
     findings += _value_findings(definition)
     findings += _group_findings(definition)
     findings += _exit_findings(definition)
+    try:
+        compile_cohort(definition)
+    except UnsupportedConstruct as error:
+        path, _, message = str(error).partition(": ")
+        # a draft's missing value is already reported under its own code
+        if not any(f.severity == "error" and (f.path.startswith(path) or path.startswith(f.path)) for f in findings):
+            findings.append(Finding("unsupported-construct", "error", path, message))
     order = {"error": 0, "warning": 1, "info": 2}
     return sorted(findings, key=lambda f: (order[f.severity], f.path, f.code))
 
