@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -26,6 +27,18 @@ DEFAULT_MEMORY_LIMIT = "3GB"
 """Keeps a large load (1M patients) under 4 GB of resident memory: DuckDB spills beyond it."""
 
 
+_UNITS = {"b": 1, "bytes": 1, "kb": 10**3, "mb": 10**6, "gb": 10**9, "tb": 10**12,
+          "kib": 2**10, "mib": 2**20, "gib": 2**30, "tib": 2**40}
+
+
+def _bytes(size: str) -> float:
+    """``'3GB'``, ``'18.8 GiB'`` → bytes (DuckDB's memory settings; unknown forms count as unlimited)."""
+    match = re.fullmatch(r"\s*([0-9.]+)\s*([A-Za-z]*)\s*", size)
+    if not match or match.group(2).lower() not in _UNITS:
+        return float("inf")
+    return float(match.group(1)) * _UNITS[match.group(2).lower()]
+
+
 @contextmanager
 def _bounded_memory(engine: Engine, memory_limit: str | None) -> Iterator[None]:
     """On DuckDB, cap memory and drop insertion-order guarantees for the run, then restore both.
@@ -37,7 +50,8 @@ def _bounded_memory(engine: Engine, memory_limit: str | None) -> Iterator[None]:
         return
     settings = {name: engine.scalar(f"SELECT current_setting('{name}')")
                 for name in ("memory_limit", "preserve_insertion_order")}
-    engine.execute_native(f"SET memory_limit = '{memory_limit}'")
+    if _bytes(str(memory_limit)) < _bytes(str(settings["memory_limit"])):
+        engine.execute_native(f"SET memory_limit = '{memory_limit}'")  # lower only, never raise
     engine.execute_native("SET preserve_insertion_order = false")
     try:
         yield
