@@ -654,6 +654,69 @@ def build(args: argparse.Namespace) -> None:
     for line in dropped:
         print("  ", line)
     print("missing reference rows:", missing_reference, "missing ATC:", atc_missing)
+    print("metadata concepts added:", add_metadata_concepts(OUT))
+
+
+CDM_VERSION_CONCEPT = ("756265", "OMOP CDM Version 5.4.0", "CDM v5.4.0")
+"""cdm_source.cdm_version_concept_id of CDM v5.4: the id Eunomia's Synthea27Nj CDM_SOURCE.csv uses for 5.4."""
+
+
+def add_metadata_concepts(out: Path) -> int:
+    """Add the Metadata concepts that the VOCABULARY, DOMAIN and CONCEPT_CLASS rows point to.
+
+    Athena ships one concept per vocabulary, domain and concept class (domain ``Metadata``, code
+    ``OMOP generated``, named like the row that points to it), so DQD's foreign-key checks on
+    ``*_concept_id`` columns of those tables hold. The ids come from the rows themselves; the names
+    are the rows' own names. Returns how many concepts were added.
+    """
+    concept_path = out / "CONCEPT.csv"
+    lines = concept_path.read_text(encoding="utf-8").splitlines()
+    header, rows = lines[0], [line.split("\t") for line in lines[1:] if line]
+    present = {int(row[0]) for row in rows}
+    wanted: dict[int, tuple[str, str, str, str]] = {}
+    for file, vocabulary, name_column in (
+        ("VOCABULARY.csv", "Vocabulary", 1),
+        ("DOMAIN.csv", "Domain", 1),
+        ("CONCEPT_CLASS.csv", "Concept Class", 1),
+    ):
+        table = [line.split("\t") for line in (out / file).read_text(encoding="utf-8").splitlines()[1:] if line]
+        for row in table:
+            concept_id = int(row[-1])
+            if concept_id and concept_id not in present:
+                wanted[concept_id] = (row[name_column], vocabulary, vocabulary, "OMOP generated")
+    concept_id, name, code = CDM_VERSION_CONCEPT
+    if int(concept_id) not in present:
+        wanted[int(concept_id)] = (name, "CDM", "CDM", code)
+    for concept_id_, (name, vocabulary, concept_class, code) in wanted.items():
+        rows.append(
+            [str(concept_id_), name, "Metadata", vocabulary, concept_class, "", code, "19700101", "20991231", ""]
+        )
+    rows.sort(key=lambda row: int(row[0]))
+    write_tsv(concept_path, header.split("\t"), rows)
+    # The metadata concepts' own vocabularies and classes; no source at hand gives their concepts,
+    # so they point at concept 0, like the other rows built without a source.
+    names = {"Vocabulary": "OMOP Vocabulary", "Domain": "OMOP Domain", "Concept Class": "OMOP Concept Class",
+             "CDM": "OMOP Common Data Model"}
+    for file, make in (
+        ("VOCABULARY.csv", lambda key: [key, names[key], "OMOP generated", "", "0"]),
+        ("CONCEPT_CLASS.csv", lambda key: [key, names[key], "0"]),
+    ):
+        path = out / file
+        table_lines = path.read_text(encoding="utf-8").splitlines()
+        table = [line.split("\t") for line in table_lines[1:] if line]
+        known = {row[0] for row in table}
+        table += [make(key) for key in names if key not in known]
+        write_tsv(path, table_lines[0].split("\t"), sorted(table))
+    sources_path = out / "concept_sources.csv"
+    with sources_path.open("a", encoding="utf-8", newline="") as handle:
+        writer = csv.writer(handle)
+        for concept_id_ in sorted(wanted):
+            if concept_id_ == int(CDM_VERSION_CONCEPT[0]):
+                source = "Eunomia Synthea27Nj CDM_SOURCE.csv: cdm_version_concept_id of CDM 5.4"
+            else:
+                source = "derived: the Metadata concept a VOCABULARY/DOMAIN/CONCEPT_CLASS row points to, named by it"
+            writer.writerow([concept_id_, source, "name, code and class by Athena's Metadata convention"])
+    return len(wanted)
 
 
 def main() -> None:
@@ -662,7 +725,12 @@ def main() -> None:
     parser.add_argument("--phenotype-library", default="/work/.mirror/OHDSI+PhenotypeLibrary/repo")
     parser.add_argument("--athena", default="/work/.mirror/OHDSI+Athena/repo")
     parser.add_argument("--vocabulary-v5", default="/work/.mirror/OHDSI+Vocabulary-v5.0/repo")
-    build(parser.parse_args())
+    parser.add_argument("--metadata-only", action="store_true", help="only add the Metadata concepts to OUT")
+    args = parser.parse_args()
+    if args.metadata_only:
+        print("metadata concepts added:", add_metadata_concepts(OUT))
+        return
+    build(args)
 
 
 if __name__ == "__main__":
