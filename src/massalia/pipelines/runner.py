@@ -159,6 +159,12 @@ class RunContext:
         self.temporary_tables = engine.name in TEMPORARY_TABLE_ENGINES
         self.reject_table = self.table("rejects")
         engine.create_empty_table(self.reject_table, REJECT_COLUMNS)
+        # Staged rows carry the file's number only (a path per row would be copied at every step).
+        self.files_table = self.table("files")
+        new = [f for f in files if not f.skipped]
+        engine.write_new_table(self.files_table, pa.table({
+            "file_no": pa.array([f.file_no for f in new], pa.int64()), "path": [str(f.input.path) for f in new],
+        }, schema=pa.schema([("file_no", pa.int64()), ("path", pa.string())])))
 
     def table(self, name: str) -> str:
         """A staging table name for this run (dropped at the end of the run)."""
@@ -184,6 +190,10 @@ class RunContext:
                 self.progress.update(task, total=1, completed=1)
             self.staged[dataset] = table
         return self.staged[dataset]
+
+    def path_of(self, file_no_sql: str) -> str:
+        """SQL giving the path of the file numbered ``file_no_sql`` (rows carry numbers, not paths)."""
+        return f"(SELECT f.path FROM {self.files_table} AS f WHERE f.file_no = {file_no_sql})"
 
     def create_as(self, name: str, select_sql: str) -> None:
         """Create staging table ``name`` from a query (temporary where the engine has them)."""
@@ -221,12 +231,13 @@ class RunContext:
             Staging table created with the valid rows (``columns`` plus provenance).
         """
         named, rewritten = _share_expressions(columns, rules)
-        inner = [f"s.{SOURCE_FILE} AS {SOURCE_FILE}", f"s.{SOURCE_LINE} AS {SOURCE_LINE}",
+        named = [(name, expression) for name, expression in named if name != FILE_NO]
+        inner = [f"s.{FILE_NO} AS {FILE_NO}", f"s.{SOURCE_LINE} AS {SOURCE_LINE}",
                  *(f"{expression} AS {name}" for name, expression in named)]
         # Rules read the columns computed by the inner query, so a date is parsed once per row, not
         # once per rule. Only the output columns and the verdicts are kept; a rejected value is kept
         # only on the rows that break a rule (NULL elsewhere costs nothing to store).
-        keep = [SOURCE_FILE, SOURCE_LINE, *(name for name, _ in columns)]
+        keep = [FILE_NO, SOURCE_LINE, *(name for name, _ in columns if name != FILE_NO)]
         verdicts = []
         for i, rule in enumerate(rewritten):
             verdicts.append(f"coalesce({rule.predicate()}, false) AS _v{i}")
@@ -250,7 +261,7 @@ class RunContext:
     def _insert_rejects(self, table: str, rewritten: Sequence[Rule], rules: Sequence[Rule], target: str,
                         site: str) -> None:
         parts = [
-            f"SELECT {_sql_text(self.run_id)}, {_sql_text(site)}, CAST({SOURCE_FILE} AS VARCHAR), {SOURCE_LINE}, "
+            f"SELECT {_sql_text(self.run_id)}, {_sql_text(site)}, {self.path_of(f'{table}.{FILE_NO}')}, {SOURCE_LINE}, "
             f"{_sql_text(target)}, {_sql_text(rule.source_field or rule.field)}, {_sql_text(rule.field)}, "
             f"_x{i}, {_sql_text(rule.reason)}, {_sql_text(rule.action)}, {_sql_text(rule.message())} "
             f"FROM {table} WHERE _v{i}"
@@ -268,8 +279,8 @@ class RunContext:
         """
         checked = self.table(f"fchk_{into[len(self.prefix):]}")
         named, rewritten = _share_expressions([], rules)
-        inner = [f"s.{FILE_NO} AS {FILE_NO}", f"s.{SOURCE_FILE} AS {SOURCE_FILE}",
-                 f"s.{SOURCE_LINE} AS {SOURCE_LINE}", *(f"{expression} AS {name}" for name, expression in named)]
+        inner = [f"s.{FILE_NO} AS {FILE_NO}", f"s.{SOURCE_LINE} AS {SOURCE_LINE}",
+                 *(f"{expression} AS {name}" for name, expression in named)]
         any_violation = " OR ".join(f"_v{i}" for i in range(len(rules))) or "false"
         self.create_as(
             checked,
@@ -329,7 +340,7 @@ def _stream(files: list[StagedFile]) -> Iterator[pa.RecordBatch]:
                                       f"{source.dataset}: {error}") from None
             staged.rows_read += batch.num_rows
             file_no = pa.array(np.full(batch.num_rows, staged.file_no, dtype=np.int64))
-            yield batch.append_column(FILE_NO, file_no)
+            yield batch.drop_columns([SOURCE_FILE]).append_column(FILE_NO, file_no)
 
 
 _SQL_TYPES: tuple[tuple[Callable[[pa.DataType], bool], str], ...] = (
@@ -362,7 +373,7 @@ def stage_dataset(context: RunContext, table: str, files: list[StagedFile]) -> i
     batches = _stream(files)
     first = next(batches, None)
     if first is None:
-        names = list(dict.fromkeys([*files[0].input.options.columns, SOURCE_FILE, SOURCE_LINE, FILE_NO]))
+        names = list(dict.fromkeys([*files[0].input.options.columns, SOURCE_LINE, FILE_NO]))
         columns = [Column(n, "BIGINT" if n in (SOURCE_LINE, FILE_NO) else "VARCHAR") for n in names]
     else:
         columns = [Column(f.name, _sql_type(f.type)) for f in first.schema]

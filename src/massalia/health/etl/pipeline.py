@@ -38,7 +38,7 @@ from massalia.health.omop.schema import cdm_table, create_cdm_schema
 from massalia.pipelines.publish import TableChange
 from massalia.pipelines.rules import Rule
 from massalia.pipelines.runner import FILE_NO, InputFile, Pipeline, RunContext
-from massalia.sources import SOURCE_FILE, SOURCE_LINE, SourceOptions
+from massalia.sources import SOURCE_LINE, SourceOptions
 
 ID_MAP = "etl_id_map"
 ID_MAP_COLUMNS = (
@@ -245,7 +245,7 @@ class OmopPipeline(Pipeline):
         if mapping.duplicates == "reject":
             engine.execute(
                 f"INSERT INTO {context.reject_table} SELECT {sql_text(context.run_id)}, {sql_text(site.site)}, "
-                f"CAST(v.{SOURCE_FILE} AS VARCHAR), v.{SOURCE_LINE}, {sql_text(mapping.target)}, "
+                f"{context.path_of(f'v.{FILE_NO}')}, v.{SOURCE_LINE}, {sql_text(mapping.target)}, "
                 f"{sql_text(mapping.key)}, {sql_text(own or mapping.key)}, v._key, 'duplicate_key', 'reject', "
                 f"'the same key appears earlier in this delivery' "
                 f"FROM {valid} AS v JOIN {first} AS f ON f._key = v._key WHERE v._row_id <> f._first"
