@@ -88,20 +88,26 @@ class CsvConnector(Connector):
         *, newlines_in_values: bool,
     ) -> pa.Table | None:
         """Parse one block with pyarrow; ``None`` when pyarrow refuses it (the caller diagnoses)."""
-        del path
-        try:
-            return pacsv.read_csv(
-                pa.BufferReader(pa.py_buffer(block.data)),
-                # pyarrow transcodes through Python for any name but its own spelling of UTF-8.
-                read_options=pacsv.ReadOptions(column_names=names, block_size=1 << 21,
-                                               encoding="utf8" if encoding == "utf-8" else encoding),
-                parse_options=pacsv.ParseOptions(delimiter=options.separator, quote_char=options.quote,
-                                                 newlines_in_values=newlines_in_values, double_quote=True),
-                convert_options=pacsv.ConvertOptions(column_types=schema, strings_can_be_null=True,
-                                                     null_values=[""], quoted_strings_can_be_null=True),
-            )
-        except (pa.ArrowInvalid, UnicodeDecodeError):
-            return None
+        last_error: pa.ArrowException | None = None
+        for use_threads in (True, False):
+            try:
+                return pacsv.read_csv(
+                    pa.BufferReader(pa.py_buffer(block.data)),
+                    # pyarrow transcodes through Python for any name but its own spelling of UTF-8.
+                    read_options=pacsv.ReadOptions(column_names=names, block_size=1 << 21, use_threads=use_threads,
+                                                   encoding="utf8" if encoding == "utf-8" else encoding),
+                    parse_options=pacsv.ParseOptions(delimiter=options.separator, quote_char=options.quote,
+                                                     newlines_in_values=newlines_in_values, double_quote=True),
+                    convert_options=pacsv.ConvertOptions(column_types=schema, strings_can_be_null=True,
+                                                         null_values=[""], quoted_strings_can_be_null=True),
+                )
+            except (pa.ArrowInvalid, UnicodeDecodeError):
+                return None
+            except pa.ArrowException as error:
+                # Seen once at 100k patients under memory pressure: pyarrow's threaded conversion
+                # failed "for an unknown reason". Parse the block again on one thread.
+                last_error = error
+        raise SourceError(path, block.first_line, f"the CSV parser failed on the block starting here: {last_error}")
 
     def read(
         self, path: Path, options: SourceOptions, *, digest: hashlib._Hash | None = None
