@@ -111,10 +111,19 @@ correlated = st.builds(
     CorrelatedCriteria,
     criteria=st.builds(criterion, st.sampled_from(["condition", "drug"]), st.sampled_from([0, 1]), st.booleans()),
     start_window=st.builds(Window, start=bound, end=bound, use_event_end=st.booleans(), use_index_end=st.booleans()),
+    end_window=st.none()
+    | st.builds(Window, start=bound, end=bound, use_event_end=st.none() | st.booleans(), use_index_end=st.booleans()),
     ignore_observation_period=st.booleans(),
     occurrence=st.builds(Occurrence, type=st.sampled_from([0, 1, 2]), count=st.integers(0, 2)),
 )
 limits = st.sampled_from(["First", "Last", "All"])
+groups = st.builds(
+    CriteriaGroup,
+    type=st.sampled_from(["ALL", "ANY", "AT_LEAST", "AT_MOST"]),
+    count=st.integers(0, 2),
+    criteria_list=st.lists(correlated, min_size=1, max_size=2),
+)
+any_criterion = st.builds(criterion, st.sampled_from(["condition", "drug"]), st.sampled_from([0, 1]), st.booleans())
 definitions = st.builds(
     CohortDefinition,
     concept_sets=st.just(CONCEPT_SETS),
@@ -134,12 +143,13 @@ definitions = st.builds(
         st.builds(
             InclusionRule,
             name=st.just("r"),
-            expression=st.builds(
-                CriteriaGroup, type=st.just("ALL"), criteria_list=st.lists(correlated, min_size=1, max_size=1)
-            ),
+            expression=groups,
         ),
         max_size=2,
     ),
+    additional_criteria=st.sampled_from([False, False, True]).flatmap(lambda on: groups if on else st.none()),
+    qualified_limit=st.builds(ResultLimit, type=limits),
+    censoring_criteria=st.lists(any_criterion, max_size=1),
     expression_limit=st.builds(ResultLimit, type=limits),
     end_strategy=st.none()
     | st.builds(DateOffset, date_field=st.sampled_from(["StartDate", "EndDate"]), offset=st.integers(0, 30)),
@@ -173,14 +183,22 @@ def events_of(node: ConditionOccurrence | DrugExposure, rows: dict[str, list[dic
     return found
 
 
-def limit(events: list[tuple[Event, Any]], kind: str) -> list[tuple[Event, Any]]:
+def limit(
+    events: list[tuple[Event, Any]], kind: str, ordinal: dict[tuple[int, int], int] | None = None
+) -> list[tuple[Event, Any]]:
+    """Keep the first/last event per person; ties on the date go to the lower id (or primary ordinal)."""
     if kind == "all":
         return events
+
+    def tie(item: tuple[Event, Any]) -> int:
+        event = item[0]
+        return ordinal[(event.person_id, event.event_id)] if ordinal is not None else event.event_id
+
     chosen: dict[int, tuple[Event, Any]] = {}
     ordered = (
-        sorted(events, key=lambda x: (x[0].start, -x[0].event_id), reverse=True)
+        sorted(events, key=lambda x: (-x[0].start.toordinal(), tie(x)))
         if kind == "last"
-        else sorted(events, key=lambda x: (x[0].start, x[0].event_id))
+        else sorted(events, key=lambda x: (x[0].start, tie(x)))
     )
     for item in ordered:
         chosen.setdefault(item[0].person_id, item)
@@ -191,19 +209,37 @@ def in_window(item: CorrelatedCriteria, index: Event, op: tuple[dt.date, dt.date
     check_op = not item.ignore_observation_period
     if check_op and not (op[0] <= record.start <= op[1]):
         return False
-    window = item.start_window
-    anchor = index.end if window.use_index_end else index.start
-    value = record.end if window.use_event_end else record.start
-    for side, is_low in ((window.start, True), (window.end, False)):
-        if side.days is not None:
-            limit_date = anchor + dt.timedelta(days=side.coeff * side.days)
-        elif check_op:
-            limit_date = op[0] if side.coeff == -1 else op[1]
-        else:
-            continue
-        if (is_low and value < limit_date) or (not is_low and value > limit_date):
-            return False
+    windows = [(item.start_window, record.end if item.start_window.use_event_end else record.start)]
+    if item.end_window is not None:  # an end window looks at the record's end unless told otherwise
+        windows.append((item.end_window, record.start if item.end_window.use_event_end is False else record.end))
+    for window, value in windows:
+        anchor = index.end if window.use_index_end else index.start
+        for side, is_low in ((window.start, True), (window.end, False)):
+            if side.days is not None:
+                limit_date = anchor + dt.timedelta(days=side.coeff * side.days)
+            elif check_op:
+                limit_date = op[0] if side.coeff == -1 else op[1]
+            else:
+                continue
+            if (is_low and value < limit_date) or (not is_low and value > limit_date):
+                return False
     return True
+
+
+def group_passes(group: CriteriaGroup, event: Event, op: tuple, rows: dict[str, list[dict[str, Any]]]) -> bool:
+    satisfied = 0
+    for item in group.criteria_list:
+        count = sum(
+            in_window(item, event, op, r) for r in events_of(item.criteria, rows) if r.person_id == event.person_id
+        )
+        wanted = item.occurrence.count
+        satisfied += {0: count == wanted, 1: count <= wanted, 2: count >= wanted}[item.occurrence.type]
+    return {
+        "ALL": satisfied == len(group.criteria_list),
+        "ANY": satisfied > 0,
+        "AT_LEAST": satisfied >= (group.count or 0),
+        "AT_MOST": satisfied <= (group.count or 0),
+    }[group.type]
 
 
 def reference_cohort(
@@ -227,21 +263,29 @@ def reference_cohort(
             and event.start + dt.timedelta(days=window.post_days) <= op[1]
         ):
             entries.append((event, op))
-    qualified = limit(entries, primary.primary_criteria_limit.kind)
+    primary_events = limit(entries, primary.primary_criteria_limit.kind)
+    # event ids of later steps are the primary ordinals: order by start (newest first for "last"), then id
+    ordinal = {
+        (e.person_id, e.event_id): rank
+        for rank, (e, _) in enumerate(
+            sorted(primary_events, key=lambda x: (x[0].start, x[0].event_id))
+            if primary.primary_criteria_limit.kind != "last"
+            else sorted(primary_events, key=lambda x: (-x[0].start.toordinal(), x[0].event_id))
+        )
+    }
+    additional = definition.additional_criteria
+    qualified = [(e, op) for e, op in primary_events if additional is None or group_passes(additional, e, op, rows)]
+    if additional is not None:
+        qualified = limit(qualified, definition.qualified_limit.kind, ordinal)
     included = []
     for event, op in qualified:
         mask = 0
         for bit, rule in enumerate(definition.inclusion_rules):
-            item = rule.expression.criteria_list[0]
-            count = sum(
-                in_window(item, event, op, r) for r in events_of(item.criteria, rows) if r.person_id == event.person_id
-            )
-            wanted = item.occurrence.count
-            mask |= {0: count == wanted, 1: count <= wanted, 2: count >= wanted}[item.occurrence.type] << bit
+            mask |= group_passes(rule.expression, event, op, rows) << bit
         masks.append((event.person_id, event.start, event.end, mask))
         if mask == (1 << len(definition.inclusion_rules)) - 1:
             included.append((event, op))
-    included = limit(included, definition.expression_limit.kind)
+    included = limit(included, definition.expression_limit.kind, ordinal)
     rows_out = []
     for event, op in included:
         candidates = []
@@ -251,6 +295,11 @@ def reference_cohort(
         else:
             base = event.start if strategy.date_field == "StartDate" else event.end
             candidates.append(min(base + dt.timedelta(days=strategy.offset), op[1]))
+        for censor in definition.censoring_criteria:
+            starts = [r.start for r in events_of(censor, rows) if r.person_id == event.person_id]
+            starts = [start for start in starts if event.start <= start <= op[1]]
+            if starts:
+                candidates.append(min(starts))
         candidates = [c for c in candidates if c >= event.start]
         if candidates:
             rows_out.append((event.person_id, event.start, min(candidates)))
@@ -272,7 +321,7 @@ def reference_cohort(
 ENGINE = DuckDBEngine()
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(definition=definitions, data=omop_data())
 def test_compiled_cohort_equals_reference_evaluation(definition: CohortDefinition, data: dict[str, list]) -> None:
     rows = data | concept_rows(ANCESTRY)
