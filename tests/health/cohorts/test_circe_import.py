@@ -32,7 +32,8 @@ CONCEPT_SET_FILES = {"conceptSetList.json"}
 REFUSED = {
     "allAttributes.json": "dose_unit_concept_id of drug_exposure are not in OMOP CDM v5.4",
     "drugExposure.json": "effective_drug_dose of drug_exposure are not in OMOP CDM v5.4",
-    "visit.json": "place_of_service_location: location regions need location.region_concept_id",
+    "visit.json": r"region_concept_id .* \(Circe JSON path \$\.PrimaryCriteria\.CriteriaList\[0\]"
+    r"\.VisitOccurrence\.PlaceOfServiceLocation\)",
     "visitDetail.json": "place_of_service_location: location regions need location.region_concept_id",
 }
 

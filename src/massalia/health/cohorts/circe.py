@@ -9,6 +9,7 @@ ATLAS exports still carry) are accepted only when ``lenient=True``: they are rep
 from __future__ import annotations
 
 import json
+import re
 import warnings
 from dataclasses import dataclass, field
 from typing import Any
@@ -177,6 +178,38 @@ def import_circe_concept_sets(data: str | bytes | list[Any] | dict[str, Any]) ->
         return [ConceptSet.model_validate(entry, by_alias=True, by_name=False) for entry in entries]
     except ValidationError as error:
         raise CirceImportError([(_json_path(err["loc"]), _describe(err)) for err in error.errors()]) from None
+
+
+_SEGMENT = re.compile(r"\.(\w+)|\[(\d+)\]")
+
+
+def circe_path(definition: CohortDefinition, path: str) -> str:
+    """Translate a path in Massalia's JSON (``$.primary_criteria.criteria_list[0].age``) to Circe's.
+
+    Examples
+    --------
+    >>> definition = import_circe('{"PrimaryCriteria": {"CriteriaList": [{"Death": {}}]}}')
+    >>> circe_path(definition, "$.primary_criteria.criteria_list[0].age")
+    '$.PrimaryCriteria.CriteriaList[0].Death.Age'
+    """
+    node: Any = definition
+    out = "$"
+    for name, index in _SEGMENT.findall(path.removeprefix("$")):
+        if index:
+            if not isinstance(node, list) or int(index) >= len(node):
+                return path
+            node = node[int(index)]
+            out += f"[{index}]"
+        else:
+            fields = getattr(type(node), "model_fields", {})
+            if name not in fields:
+                return path
+            out += f".{fields[name].alias or name}"
+            node = getattr(node, name)
+        kind = getattr(node, "kind", None)
+        if isinstance(kind, str) and kind in _WRAPPED_KINDS:
+            out += f".{kind}"
+    return out
 
 
 def to_circe(definition: CohortDefinition) -> dict[str, Any]:

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 import sqlglot
 from sqlglot import exp
 
+from massalia.health.cohorts.circe import circe_path
 from massalia.health.cohorts.criteria import CorrelatedCriteria, CriteriaGroup, Criterion, DemographicCriteria
 from massalia.health.cohorts.definition import CohortDefinition, CustomEra, DateOffset
 from massalia.health.cohorts.domains import COUNT_COLUMNS, DomainCompiler
@@ -554,7 +555,14 @@ def compile_cohort(definition: CohortDefinition, cohort_definition_id: int = 1) 
     >>> [step.name for step in compiled.steps][:3]
     ['codesets', 'primary_events', 'qualified_events']
     """
-    return CohortCompiler(definition).compile(cohort_definition_id)
+    try:
+        return CohortCompiler(definition).compile(cohort_definition_id)
+    except UnsupportedConstruct as error:
+        path, _, message = str(error).partition(": ")
+        translated = circe_path(definition, path)
+        if translated == path:
+            raise
+        raise UnsupportedConstruct(f"{path}: {message} (Circe JSON path {translated})") from None
 
 
 def generated_sql(
