@@ -661,6 +661,32 @@ CDM_VERSION_CONCEPT = ("756265", "OMOP CDM Version 5.4.0", "CDM v5.4.0")
 """cdm_source.cdm_version_concept_id of CDM v5.4: the id Eunomia's Synthea27Nj CDM_SOURCE.csv uses for 5.4."""
 
 
+PUBLISHED_CONCEPTS: list[tuple[list[str], str]] = [
+    # (CONCEPT row, where the id, name and code were read)
+    *(
+        ([cid, name, "Meas Value Operator", "SNOMED", "Qualifier Value", "S", code, "19700101", "20991231", ""],
+         "shared/reference/circe (checkers and printfriendly measurement operators); class/standard by convention")
+        for cid, name, code in (
+            ("4171754", "<=", "276137008"), ("4171755", ">=", "276138003"), ("4171756", "<", "276139006"),
+            ("4172703", "=", "276136004"), ("4172704", ">", "276140008"),
+        )
+    ),
+    *(
+        ([cid, name, "Route", "SNOMED", "Qualifier Value", "S", code, "19700101", "20991231", ""],
+         "public FHIR-to-OMOP route table (SNOMED route code -> OMOP concept id), found with the search tool")
+        for cid, name, code in (
+            ("4132161", "Oral", "26643006"), ("4171047", "Intravenous", "47625008"),
+            ("4142048", "Subcutaneous", "34206005"), ("4302612", "Intramuscular", "78421000"),
+        )
+    ),
+    (["1147127", "condition_occurrence.condition_occurrence_id", "Metadata", "CDM", "Field", "", "CDM1147127",
+      "19700101", "20991231", ""],
+     "OHDSI CDM documentation of measurement modifiers (modifier_of_field_concept_id 1147127 = "
+     "condition_occurrence.condition_occurrence_id); code by convention"),
+]
+"""Real concepts used by the ETL whose rows no bulk source above provides, each with its source."""
+
+
 def add_metadata_concepts(out: Path) -> int:
     """Add the Metadata concepts that the VOCABULARY, DOMAIN and CONCEPT_CLASS rows point to.
 
@@ -687,25 +713,35 @@ def add_metadata_concepts(out: Path) -> int:
     concept_id, name, code = CDM_VERSION_CONCEPT
     if int(concept_id) not in present:
         wanted[int(concept_id)] = (name, "CDM", "CDM", code)
+    published = [(row, source) for row, source in PUBLISHED_CONCEPTS if int(row[0]) not in present]
+    rows += [row for row, _ in published]
+    ancestor_path = out / "CONCEPT_ANCESTOR.csv"
+    ancestor_lines = ancestor_path.read_text(encoding="utf-8").splitlines()
+    ancestors = [line.split("\t") for line in ancestor_lines[1:] if line]
+    has_self = {row[0] for row in ancestors if row[0] == row[1]}
+    ancestors += [[row[0], row[0], "0", "0"] for row in rows if row[5] in ("S", "C") and row[0] not in has_self]
+    write_tsv(ancestor_path, ancestor_lines[0].split("\t"), sorted(ancestors, key=lambda r: (int(r[0]), int(r[1]))))
     for concept_id_, (name, vocabulary, concept_class, code) in wanted.items():
         rows.append(
             [str(concept_id_), name, "Metadata", vocabulary, concept_class, "", code, "19700101", "20991231", ""]
         )
     rows.sort(key=lambda row: int(row[0]))
     write_tsv(concept_path, header.split("\t"), rows)
-    # The metadata concepts' own vocabularies and classes; no source at hand gives their concepts,
-    # so they point at concept 0, like the other rows built without a source.
+    # Every vocabulary, domain and class a concept uses needs its row; those no source at hand
+    # describes point at concept 0, like the other rows built without a source.
     names = {"Vocabulary": "OMOP Vocabulary", "Domain": "OMOP Domain", "Concept Class": "OMOP Concept Class",
-             "CDM": "OMOP Common Data Model"}
-    for file, make in (
-        ("VOCABULARY.csv", lambda key: [key, names[key], "OMOP generated", "", "0"]),
-        ("CONCEPT_CLASS.csv", lambda key: [key, names[key], "0"]),
+             "CDM": "OMOP Common Data Model", "Field": "OMOP CDM Field"}
+    for file, column, make in (
+        ("VOCABULARY.csv", 3, lambda key: [key, names.get(key, key), "OMOP generated", "", "0"]),
+        ("DOMAIN.csv", 2, lambda key: [key, names.get(key, key), "0"]),
+        ("CONCEPT_CLASS.csv", 4, lambda key: [key, names.get(key, key), "0"]),
     ):
         path = out / file
         table_lines = path.read_text(encoding="utf-8").splitlines()
         table = [line.split("\t") for line in table_lines[1:] if line]
         known = {row[0] for row in table}
-        table += [make(key) for key in names if key not in known]
+        used = {row[column] for row in rows}
+        table += [make(key) for key in sorted(used - known)]
         write_tsv(path, table_lines[0].split("\t"), sorted(table))
     sources_path = out / "concept_sources.csv"
     with sources_path.open("a", encoding="utf-8", newline="") as handle:
@@ -716,7 +752,9 @@ def add_metadata_concepts(out: Path) -> int:
             else:
                 source = "derived: the Metadata concept a VOCABULARY/DOMAIN/CONCEPT_CLASS row points to, named by it"
             writer.writerow([concept_id_, source, "name, code and class by Athena's Metadata convention"])
-    return len(wanted)
+        for row, source in published:
+            writer.writerow([row[0], source, ""])
+    return len(wanted) + len(published)
 
 
 def main() -> None:
