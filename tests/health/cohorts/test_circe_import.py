@@ -7,6 +7,7 @@ import warnings
 from pathlib import Path
 
 import pytest
+from cohort_omop import REFERENCE
 
 from massalia.engine.duckdb import DuckDBEngine
 from massalia.health.cohorts import (
@@ -23,7 +24,6 @@ from massalia.health.cohorts import (
 )
 from massalia.health.omop.schema import create_cdm_schema
 
-REFERENCE = Path(__file__).resolve().parents[4] / "shared" / "reference"
 PRINTFRIENDLY = sorted((REFERENCE / "circe" / "printfriendly").glob("*.json"))
 PHENOTYPES = sorted((REFERENCE / "phenotypes" / "cohorts").glob("*.json"))
 CONCEPT_SET_FILES = {"conceptSetList.json"}

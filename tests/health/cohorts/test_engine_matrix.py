@@ -6,10 +6,10 @@ DuckDB's, and DuckDB's with facts checked independently in plain SQL.
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import pytest
+from cohort_omop import REFERENCE
 
 from massalia.engine import Engine
 from massalia.engine.duckdb import DuckDBEngine
@@ -17,7 +17,7 @@ from massalia.health.cohorts import import_circe
 from massalia.health.cohorts.service import analyze_cohort, generate_cohort
 from massalia.health.omop.omop_csv import load_omop_csv
 
-SYNTHEA = Path(__file__).resolve().parents[4] / "shared" / "reference" / "eunomia" / "Synthea27Nj_5.4.zip"
+SYNTHEA = REFERENCE / "eunomia" / "Synthea27Nj_5.4.zip"
 pytestmark = pytest.mark.skipif(not SYNTHEA.is_file(), reason=f"{SYNTHEA} not found")
 
 COMMON_CONDITION, OTHER_CONDITION = 40481087, 4251306

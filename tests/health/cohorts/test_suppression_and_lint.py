@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
+from cohort_omop import REFERENCE
 from hypothesis import given
 from hypothesis import strategies as st
 
 from massalia.health.cohorts.lint import lint
 from massalia.health.cohorts.suppression import suppress_count, suppress_small_cells
 
-CHECKERS = Path(__file__).resolve().parents[4] / "shared" / "reference" / "circe" / "checkers"
+CHECKERS = REFERENCE / "circe" / "checkers"
 
 
 def test_small_cells_are_masked_with_a_complement() -> None:
