@@ -207,6 +207,9 @@ def _print_quality(report: object) -> None:
 def demo(
     patients: Annotated[int, typer.Option("--patients", "-n", min=10, help="Number of patients.")] = 10_000,
     seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
+    dirty_rate: Annotated[
+        float, typer.Option(min=0.0, max=0.5, help="Share of source rows with injected defects, to show the rejects.")
+    ] = 0.001,
     home_dir: HomeOption = None,
     engine: EngineOption = None,
 ) -> None:
@@ -219,7 +222,7 @@ def demo(
     timings: dict[str, float] = {}
     with warehouse, _progress() as progress:
         start = time.perf_counter()
-        generate_sites(data.sources, patients, seed=seed, progress=progress)
+        generate_sites(data.sources, patients, seed=seed, dirty_rate=dirty_rate, progress=progress)
         timings["generate"] = time.perf_counter() - start
         start = time.perf_counter()
         etl = run_etl(warehouse, data.sources, metadata_url=data.metadata_url, progress=progress)
@@ -286,6 +289,84 @@ def omop_load_csv(
     with warehouse:
         counts = load_omop_csv(warehouse, source)
     console.print(json.dumps(counts, indent=1))
+
+
+@etl_app.command("runs")
+def etl_runs(
+    limit: Annotated[int, typer.Option(min=1, help="How many runs, newest first.")] = 20,
+    home_dir: HomeOption = None,
+) -> None:
+    """List recent ETL runs with their status, inputs, rows added and rejects."""
+    from massalia.health.etl import list_runs
+
+    data = home(home_dir).ensure()
+    table = Table(title=f"ETL runs — {data.root}")
+    for column in ("run", "started", "status", "engine", "files", "rows added", "rejected"):
+        table.add_column(column, justify="right" if column in ("files", "rows added", "rejected") else "left",
+                         no_wrap=column in ("run", "started"))
+    for run in list_runs(data.metadata_url, limit=limit):
+        rejected = sum(int(r.get("rows", 0)) for r in run.rejects)
+        table.add_row(
+            run.run_id, f"{run.started_at:%Y-%m-%d %H:%M:%S}", run.status, run.engine, str(len(run.inputs)),
+            f"{sum(run.outputs.values()):,}", f"{rejected:,}",
+        )
+    console.print(table)
+
+
+@etl_app.command("show")
+def etl_show(
+    run_id: Annotated[str, typer.Argument(help="Run identifier (see `massalia etl runs`).")],
+    home_dir: HomeOption = None,
+) -> None:
+    """Show one run's lineage: inputs with their SHA-256, rows read, outputs and rejects per reason."""
+    from massalia.health.etl import get_run
+
+    data = home(home_dir).ensure()
+    try:
+        run = get_run(run_id, data.metadata_url)
+    except KeyError:
+        raise _fail(f"no ETL run {run_id!r}") from None
+    console.print(f"[bold]{run.run_id}[/] {run.status} on {run.engine}, code {run.code_version}, "
+                  f"{run.started_at:%Y-%m-%d %H:%M:%S} → {run.ended_at or '…'}")
+    if run.message:
+        console.print(run.message)
+    inputs = Table(title="inputs")
+    for column in ("file", "sha256", "rows"):
+        inputs.add_column(column)
+    for item in run.inputs:
+        inputs.add_row(str(item.get("path")), str(item.get("sha256", ""))[:16], f"{item.get('rows_read', '')}")
+    console.print(inputs)
+    outputs = Table(title="outputs")
+    outputs.add_column("table")
+    outputs.add_column("rows added", justify="right")
+    for name, rows in sorted(run.outputs.items()):
+        outputs.add_row(name, f"{rows:,}")
+    console.print(outputs)
+    for reject in run.rejects:
+        console.print(f"rejected: {reject}")
+
+
+@etl_app.command("rejects")
+def etl_rejects(
+    run_id: Annotated[str | None, typer.Option("--run", help="Only this run.")] = None,
+    site: Annotated[str | None, typer.Option(help="Only this site.")] = None,
+    reason: Annotated[str | None, typer.Option(help="Only this reason (e.g. invalid_date).")] = None,
+    limit: Annotated[int, typer.Option(min=1, help="At most this many rows.")] = 50,
+    home_dir: HomeOption = None,
+    engine: EngineOption = None,
+) -> None:
+    """Show rejected rows, each naming its file, line, field, value and reason."""
+    from massalia.health.etl import format_reject, show_rejects
+
+    _, warehouse = _open(home_dir, engine)
+    with warehouse:
+        if not warehouse.table_exists("etl_reject"):
+            console.print("no rejected rows (no ETL run yet)")
+            return
+        rows = show_rejects(warehouse, run_id=run_id, site=site, reason=reason, limit=limit)
+    for row in rows:
+        console.print(f"{row['site']}: {format_reject(row)}", highlight=False, markup=False)
+    console.print(f"{len(rows)} row(s) shown")
 
 
 @audit_app.command("verify")
