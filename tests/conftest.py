@@ -10,10 +10,8 @@ Fixture names other tests rely on: ``pg_dsn``, ``spark_session``, ``engine`` (pa
 
 from __future__ import annotations
 
-import contextlib
 import os
 import shutil
-import subprocess
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -27,26 +25,8 @@ from massalia.engine.duckdb import DuckDBEngine
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def _find_reference() -> Path:
-    """``$MASSALIA_REFERENCE``, else ``shared/reference`` beside this checkout or beside the local
-    repository it was cloned from (CI runs in a fresh clone made in a temporary folder)."""
-    configured = os.environ.get("MASSALIA_REFERENCE")
-    if configured:
-        return Path(configured)
-    beside = ROOT.parent / "shared" / "reference"
-    if beside.is_dir():
-        return beside
-    with contextlib.suppress(OSError, subprocess.SubprocessError):
-        origin = subprocess.run(
-            ["git", "-C", str(ROOT), "config", "--get", "remote.origin.url"],
-            capture_output=True, text=True, check=False, timeout=10,
-        ).stdout.strip()  # fmt: skip
-        if origin and Path(origin).is_dir():
-            return Path(origin).resolve().parent / "shared" / "reference"
-    return beside
+from reference_data import REFERENCE  # noqa: E402 (one resolution for conftest and test modules)
 
-
-REFERENCE = _find_reference()
 """Reference specs and samples (``../shared/reference``, or ``$MASSALIA_REFERENCE``)."""
 
 ENGINE_NAMES = ("duckdb", "postgres", "spark")

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
-import os
 from collections.abc import Iterable, Mapping
-from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
@@ -13,8 +11,6 @@ import pyarrow as pa
 from massalia.health.omop.schema import cdm_table
 
 DAY0 = dt.date(2020, 1, 1)
-REFERENCE = Path(os.environ.get("MASSALIA_REFERENCE") or Path(__file__).resolve().parents[4] / "shared" / "reference")
-"""The shared reference data (``$MASSALIA_REFERENCE`` overrides, as in the root conftest)."""
 
 TABLES = (
     "person", "observation_period", "visit_occurrence", "condition_occurrence", "drug_exposure",

@@ -6,19 +6,25 @@ DuckDB's, and DuckDB's with facts checked independently in plain SQL.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
-from cohort_omop import REFERENCE
 
 from massalia.engine import Engine
 from massalia.engine.duckdb import DuckDBEngine
 from massalia.health.cohorts import import_circe
 from massalia.health.cohorts.service import analyze_cohort, generate_cohort
 from massalia.health.omop.omop_csv import load_omop_csv
+from reference_data import REFERENCE
 
 SYNTHEA = REFERENCE / "eunomia" / "Synthea27Nj_5.4.zip"
-pytestmark = pytest.mark.skipif(not SYNTHEA.is_file(), reason=f"{SYNTHEA} not found")
+
+
+@pytest.fixture(autouse=True)
+def _synthea_present(reference: Path) -> None:
+    """The ``reference`` fixture skips locally and fails in CI when the shared data is absent."""
+    assert SYNTHEA.is_file(), f"{SYNTHEA} not found in {reference}"
 
 COMMON_CONDITION, OTHER_CONDITION = 40481087, 4251306
 DRUG, LAB = 1127433, 3012888
