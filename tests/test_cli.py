@@ -113,3 +113,33 @@ def test_demo_end_to_end(tmp_path: Path) -> None:
     assert again.exit_code == 0, again.output
     info_again = runner.invoke(app, ["info", "--home", str(home)])
     assert info_again.output == info.output, "re-running the same files must change nothing"
+
+
+def test_cohort_sql_and_validate(reference: Path) -> None:
+    circe = reference / "circe" / "printfriendly" / "conditionOccurrence.json"
+    sql = runner.invoke(app, ["cohort", "sql", str(circe), "--dialect", "postgres", "--materialize"])
+    assert sql.exit_code == 0, sql.output
+    assert "ANALYZE" in sql.output and "condition_occurrence" in sql.output
+    imported = runner.invoke(app, ["cohort", "import", str(circe)])
+    assert imported.exit_code == 0 and json.loads(imported.output)
+    assert runner.invoke(app, ["cohort", "validate", str(circe)]).exit_code in (0, 1)
+
+
+def test_cohort_explain_is_audited_before_it_shows_anything(tmp_path: Path, reference: Path) -> None:
+    home = tmp_path / "home"
+    assert runner.invoke(app, ["init", "--home", str(home)]).exit_code == 0
+    circe = reference / "circe" / "printfriendly" / "conditionOccurrence.json"
+    args = ["cohort", "explain", str(circe), "--person", "42", "--home", str(home)]
+    refused = runner.invoke(app, args)
+    assert refused.exit_code != 0, "a purpose is required to look at one person's records"
+    assert not (home / "ledger").exists()
+    shown = runner.invoke(app, [*args, "--purpose", "check inclusion of a screened patient"])
+    assert shown.exit_code == 0, shown.output
+    from massalia.ledger import TransparencyLog
+
+    with TransparencyLog(home / "ledger", readonly=True) as log:
+        entry = log.get(0).entry
+        assert log.size == 1 and log.verify().ok
+    assert entry["action"] == "cohort.explain" and entry["resource"]["person_id"] == 42
+    assert entry["purpose"] == "check inclusion of a screened patient"
+    assert runner.invoke(app, ["audit", "verify", "--home", str(home)]).exit_code == 0

@@ -20,6 +20,7 @@ from rich.progress import (
 from rich.table import Table
 
 from massalia import __version__
+from massalia.cli_cohorts import cohort_app
 from massalia.config import Home, home
 from massalia.engine import Engine
 from massalia.warehouse import open_warehouse
@@ -41,6 +42,7 @@ audit_app = typer.Typer(help="The tamper-evident audit log (an RFC 9162-style Me
 app.add_typer(omop_app, name="omop")
 app.add_typer(etl_app, name="etl")
 app.add_typer(audit_app, name="audit")
+app.add_typer(cohort_app, name="cohort")
 
 console = Console()
 
