@@ -175,14 +175,23 @@ class Engine(ABC):
     # -- SQL ------------------------------------------------------------------------------
     def render(self, query: Query) -> str:
         """Render a house-dialect query or a SQLGlot expression in this engine's dialect."""
-        if isinstance(query, exp.Expression):
-            return query.sql(dialect=self.dialect)
         if self.dialect == HOUSE_DIALECT:
-            return query
-        statements = sqlglot.transpile(query, read=HOUSE_DIALECT, write=self.dialect)
-        if len(statements) != 1:
-            raise EngineError(f"expected one SQL statement, got {len(statements)}")
-        return statements[0]
+            return query.sql(dialect=self.dialect) if isinstance(query, exp.Expression) else query
+        if isinstance(query, exp.Expression):
+            tree = query.copy()
+        else:
+            try:
+                trees = [tree for tree in sqlglot.parse(query, read=HOUSE_DIALECT) if tree is not None]
+            except sqlglot.errors.ParseError as error:
+                raise EngineError(f"cannot parse SQL: {error}\n{query}") from error
+            if len(trees) != 1:
+                raise EngineError(f"expected one SQL statement, got {len(trees)}")
+            tree = trees[0]
+        return self._rewrite(tree).sql(dialect=self.dialect)
+
+    def _rewrite(self, tree: exp.Expression) -> exp.Expression:
+        """Engine-specific fixes of a house-dialect tree before rendering (none by default)."""
+        return tree
 
     def query(self, query: Query) -> pa.Table:
         """Run a query and return its result as an Arrow table."""

@@ -14,7 +14,6 @@ import numpy as np
 import psycopg
 import pyarrow as pa
 import pyarrow.csv as pacsv
-import sqlglot
 from psycopg import sql as pgsql
 from psycopg.pq import TransactionStatus
 from psycopg.types.string import TextLoader
@@ -27,7 +26,6 @@ from massalia.engine.base import (
     Column,
     Engine,
     EngineError,
-    Query,
     check_identifier,
 )
 
@@ -266,18 +264,9 @@ class PostgresEngine(Engine):
         self.schema = str(self.scalar("SELECT current_schema()"))
 
     # -- SQL ------------------------------------------------------------------------------
-    def render(self, query: Query) -> str:
-        """Render house-dialect SQL (or an expression) for PostgreSQL, fixing known gaps."""
-        if isinstance(query, exp.Expression):
-            trees = [query.copy()]
-        else:
-            try:
-                trees = [tree for tree in sqlglot.parse(query, read=HOUSE_DIALECT) if tree is not None]
-            except sqlglot.errors.ParseError as error:
-                raise EngineError(f"cannot parse SQL: {error}\n{query}") from error
-        if len(trees) != 1:
-            raise EngineError(f"expected one SQL statement, got {len(trees)}")
-        return _fix_for_postgres(trees[0]).sql(dialect=self.dialect)
+    def _rewrite(self, tree: exp.Expression) -> exp.Expression:
+        """Fix the known gaps between DuckDB's SQL and PostgreSQL's in SQLGlot's rendering."""
+        return _fix_for_postgres(tree)
 
     def _run(self, sql: str, action: Callable[[psycopg.Cursor[Any]], Any]) -> Any:
         with self._lock:

@@ -8,19 +8,16 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pyarrow as pa
-import sqlglot
 from pyspark.errors import PySparkException
 from pyspark.sql import DataFrame, SparkSession, functions
 from pyspark.sql import types as st
 from sqlglot import exp
 
 from massalia.engine.base import (
-    HOUSE_DIALECT,
     Capabilities,
     Column,
     Engine,
     EngineError,
-    Query,
     TableData,
     check_identifier,
 )
@@ -180,18 +177,9 @@ class SparkEngine(Engine):
         self._execute_sql(f"CREATE DATABASE IF NOT EXISTS {self.database}")
         self._execute_sql(f"USE {self.database}")
 
-    def render(self, query: Query) -> str:
-        """Render house-dialect SQL (or an expression) for Spark SQL, fixing known differences."""
-        if isinstance(query, exp.Expression):
-            trees = [query.copy()]
-        else:
-            try:
-                trees = [tree for tree in sqlglot.parse(query, read=HOUSE_DIALECT) if tree is not None]
-            except sqlglot.errors.ParseError as error:
-                raise EngineError(f"cannot parse SQL: {error}\n{query}") from error
-        if len(trees) != 1:
-            raise EngineError(f"expected one SQL statement, got {len(trees)}")
-        return _fix_for_spark(trees[0]).sql(dialect=self.dialect)
+    def _rewrite(self, tree: exp.Expression) -> exp.Expression:
+        """Fix the known gaps between DuckDB's SQL and Spark's in SQLGlot's rendering."""
+        return _fix_for_spark(tree)
 
     def _sql(self, sql: str) -> DataFrame:
         try:
