@@ -655,6 +655,7 @@ def build(args: argparse.Namespace) -> None:
         print("  ", line)
     print("missing reference rows:", missing_reference, "missing ATC:", atc_missing)
     print("metadata concepts added:", add_metadata_concepts(OUT))
+    print("malignancy ancestor rows added:", add_malignancy_hierarchy(OUT))
 
 
 CDM_VERSION_CONCEPT = ("756265", "OMOP CDM Version 5.4.0", "CDM v5.4.0")
@@ -757,6 +758,51 @@ def add_metadata_concepts(out: Path) -> int:
     return len(wanted) + len(published)
 
 
+MALIGNANT_NEOPLASTIC_DISEASE = "443392"
+MALIGNANT_NAME = re.compile(
+    r"^(primary |secondary |overlapping )?malignant (neoplasm|tumor|melanoma|lymphoma)"
+    r"|leuka?emia|carcinoma|lymphoma|sarcoma|myeloma",
+    re.IGNORECASE,
+)
+NOT_MALIGNANT = re.compile(
+    r"in situ|benign|uncertain|history of|suspected|premalignant|due to|associated", re.IGNORECASE
+)
+ICDO3_MALIGNANT_BEHAVIOUR = re.compile(r"^\d{4}/[36]")  # ICD-O-3 behaviour 3 (primary) or 6 (metastatic)
+
+
+def add_malignancy_hierarchy(out: Path) -> int:
+    """Put every malignant standard condition under 443392 "Malignant neoplastic disease".
+
+    The sources give the hierarchy only around prostate cancer, so cohorts written on
+    "descendants of 443392" (as OHDSI's phenotypes are) would find no other cancer. A condition is
+    placed there when the coding system itself says it is malignant: an ICD-O-3 condition whose
+    morphology behaviour code is /3 or /6, or a SNOMED condition named as a malignant neoplasm,
+    carcinoma, leukaemia, lymphoma, sarcoma or myeloma (never in situ, benign, uncertain, nor a
+    complication "due to" or "associated" with one). The
+    depth is unknown: such rows record one level (min = max = 1). Returns how many rows were added.
+    """
+    concepts = [line.split("\t") for line in (out / "CONCEPT.csv").read_text(encoding="utf-8").splitlines()[1:]]
+    path = out / "CONCEPT_ANCESTOR.csv"
+    lines = path.read_text(encoding="utf-8").splitlines()
+    rows = [line.split("\t") for line in lines[1:] if line]
+    present = {(row[0], row[1]) for row in rows}
+    added = []
+    for concept in concepts:
+        concept_id, name, domain, vocabulary, standard, code = (
+            concept[0], concept[1], concept[2], concept[3], concept[5], concept[6]
+        )
+        if domain != "Condition" or standard != "S" or concept_id == MALIGNANT_NEOPLASTIC_DISEASE:
+            continue
+        malignant = (
+            ICDO3_MALIGNANT_BEHAVIOUR.match(code) if vocabulary == "ICDO3"
+            else MALIGNANT_NAME.search(name) and not NOT_MALIGNANT.search(name)
+        )
+        if malignant and (MALIGNANT_NEOPLASTIC_DISEASE, concept_id) not in present:
+            added.append([MALIGNANT_NEOPLASTIC_DISEASE, concept_id, "1", "1"])
+    write_tsv(path, lines[0].split("\t"), sorted(rows + added, key=lambda r: (int(r[0]), int(r[1]))))
+    return len(added)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--reference", default="/work/shared/reference")
@@ -767,6 +813,7 @@ def main() -> None:
     args = parser.parse_args()
     if args.metadata_only:
         print("metadata concepts added:", add_metadata_concepts(OUT))
+        print("malignancy ancestor rows added:", add_malignancy_hierarchy(OUT))
         return
     build(args)
 
