@@ -48,6 +48,8 @@ LOADED_FILES = "etl_loaded_file"
 REJECTS = "etl_reject"
 TEMPORARY_TABLE_ENGINES = frozenset({"duckdb", "postgres"})
 """Engines whose session-temporary tables hold a run's intermediate results (others use plain tables)."""
+COLUMN_DROPPING_ENGINES = frozenset({"duckdb"})
+"""Engines where dropping a column of a staging table is a cheap metadata change that frees its memory."""
 
 LOADED_FILE_COLUMNS = (
     Column("pipeline", "VARCHAR", False), Column("dataset", "VARCHAR", False), Column("path", "VARCHAR", False),
@@ -255,8 +257,21 @@ class RunContext:
             rejected = int(self.engine.scalar(f"SELECT count(*) FROM {into} WHERE {rejecting(rules)}"))  # type: ignore[arg-type]
             if rejected:
                 self.engine.execute(f"DELETE FROM {into} WHERE {rejecting(rules)}")
+            self.drop_columns(into, [*(f"_v{i}" for i in range(len(rules))), *(f"_x{i}" for i in range(len(rules)))])
         valid = self.engine.row_count(into)
         return valid, rejected
+
+    def drop_columns(self, table: str, columns: Sequence[str]) -> None:
+        """Drop working columns of a staging table where that frees their memory at once (DuckDB).
+
+        The verdict and rejected-value columns are needed only until the rejects are recorded; a
+        run keeps its valid rows until the publish, so at 100,000 patients these columns alone
+        would hold gigabytes and push DuckDB to spill. Elsewhere the columns stay (harmless).
+        """
+        if self.engine.name not in COLUMN_DROPPING_ENGINES:
+            return
+        for column in columns:
+            self.engine.execute_native(f"ALTER TABLE {table} DROP COLUMN {column}")
 
     def _insert_rejects(self, table: str, rewritten: Sequence[Rule], rules: Sequence[Rule], target: str,
                         site: str) -> None:

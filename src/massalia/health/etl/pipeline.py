@@ -169,41 +169,66 @@ class OmopPipeline(Pipeline):
 
         compiler = MappingCompiler(site, lookup_table, staged_table, known_concepts=known)
         new = context.new_datasets()
-        bad_lines = {kind: self._check_file(context, site, kind) for kind in site.files if f"{site.site}.{kind}" in new}
+        ordered = [m for m in _order(site.tables) if f"{site.site}.{m.source}" in new]
+        # Each file kind is staged when its first mapping runs and freed after its last one, so
+        # memory holds one kind's raw rows at a time rather than the whole site's delivery.
+        last_use = {m.source: i for i, m in enumerate(ordered)}
+        bad_lines: dict[str, str | None] = {}
+
+        def checked(kind: str) -> str | None:
+            if kind not in bad_lines:
+                bad_lines[kind] = self._check_file(context, site, kind)
+            return bad_lines[kind]
+
         valid_by_mapping: dict[str, str] = {}
-        for mapping in _order(site.tables):
-            if f"{site.site}.{mapping.source}" not in new:
-                continue  # no new file of this kind in this run
-            if any(r not in valid_by_mapping for r in mapping.requires):
-                continue
-            where = []
-            bad = bad_lines[mapping.source]
-            if bad:
-                # Rows the file-level checks refused feed no table (their reject rows already say why).
-                where.append(f"NOT EXISTS (SELECT 1 FROM {bad} AS b WHERE b.{FILE_NO} = s.{FILE_NO} "
-                             f"AND b.{SOURCE_LINE} = s.{SOURCE_LINE})")
-            for required in mapping.requires:
-                # The row another mapping made from the same source row must exist (e.g. an episode's event).
-                where.append(f"EXISTS (SELECT 1 FROM {valid_by_mapping[required]} AS r "
-                             f"WHERE r.{FILE_NO} = s.{FILE_NO} AND r.{SOURCE_LINE} = s.{SOURCE_LINE})")
-            compiled = compiler.compile(mapping, where=where)
-            valid = context.table(f"v_{site.site}_{mapping.name}")
-            context.validate(source_sql=compiled.source_sql, columns=compiled.columns, rules=compiled.rules,
-                             target=mapping.target, site=site.site, into=valid)
-            published = self._define(context, site, mapping, valid, new_ids) if mapping.defines else valid
-            valid_by_mapping[mapping.name] = published
-            changes.append(TableChange(mapping.target, self._final_select(compiled, published)))
-            if "person_id" in {f.name for f in cdm_table(mapping.target).fields}:
-                run.valid.setdefault(mapping.target, []).append((published, set(mapping.columns)))
+        for index, mapping in enumerate(ordered):
+            if all(r in valid_by_mapping for r in mapping.requires):
+                self._map(context, site, mapping, compiler, checked(mapping.source), valid_by_mapping, new_ids,
+                          changes, run)
+            if last_use[mapping.source] == index:
+                self._release(context, site, mapping.source)
+        for kind in site.files:
+            if f"{site.site}.{kind}" in new and kind not in bad_lines:
+                checked(kind)  # a kind no mapping reads still has its contract checked
+                self._release(context, site, kind)
         for warning in compiler.warnings:
             if warning not in self.warnings:
                 self.warnings.append(warning)
-        # The raw rows are mapped now: free their memory before the next site is staged.
-        for kind in site.files:
-            staged = context.staged.pop(f"{site.site}.{kind}", None)
-            if staged:
-                context.engine.drop_table(staged)
         return run
+
+    def _map(
+        self, context: RunContext, site: SiteMapping, mapping: TableMapping, compiler: MappingCompiler,
+        bad: str | None, valid_by_mapping: dict[str, str], new_ids: str, changes: list[TableChange], run: SiteRun,
+    ) -> None:
+        """Map, check and split one table mapping; queue its rows for the publish."""
+        where = []
+        if bad:
+            # Rows the file-level checks refused feed no table (their reject rows already say why).
+            where.append(f"NOT EXISTS (SELECT 1 FROM {bad} AS b WHERE b.{FILE_NO} = s.{FILE_NO} "
+                         f"AND b.{SOURCE_LINE} = s.{SOURCE_LINE})")
+        for required in mapping.requires:
+            # The row another mapping made from the same source row must exist (e.g. an episode's event).
+            where.append(f"EXISTS (SELECT 1 FROM {valid_by_mapping[required]} AS r "
+                         f"WHERE r.{FILE_NO} = s.{FILE_NO} AND r.{SOURCE_LINE} = s.{SOURCE_LINE})")
+        compiled = compiler.compile(mapping, where=where)
+        valid = context.table(f"v_{site.site}_{mapping.name}")
+        context.validate(source_sql=compiled.source_sql, columns=compiled.columns, rules=compiled.rules,
+                         target=mapping.target, site=site.site, into=valid)
+        published = valid
+        if mapping.defines:
+            published = self._define(context, site, mapping, valid, new_ids)
+            context.engine.drop_table(valid)  # the published copy (with ids) replaces it
+        valid_by_mapping[mapping.name] = published
+        changes.append(TableChange(mapping.target, self._final_select(compiled, published)))
+        if "person_id" in {f.name for f in cdm_table(mapping.target).fields}:
+            run.valid.setdefault(mapping.target, []).append((published, set(mapping.columns)))
+
+    @staticmethod
+    def _release(context: RunContext, site: SiteMapping, kind: str) -> None:
+        """Free the staged raw rows of one file kind (all its mappings have run)."""
+        staged = context.staged.pop(f"{site.site}.{kind}", None)
+        if staged:
+            context.engine.drop_table(staged)
 
     def _check_file(self, context: RunContext, site: SiteMapping, kind: str) -> str | None:
         """Apply the file's own contract (required columns, dates, numbers, code shapes) once per row."""
