@@ -19,11 +19,13 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import os
 import re
 import time
 import uuid
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -215,6 +217,8 @@ class RunContext:
         target: str,
         site: str,
         into: str,
+        contract: Sequence[Rule] = (),
+        contract_target: str | None = None,
     ) -> tuple[int, int]:
         """Map, check and split rows in one pass; return ``(valid rows, rejected rows)``.
 
@@ -231,8 +235,14 @@ class RunContext:
             Reported in reject rows.
         into
             Staging table created with the valid rows (``columns`` plus provenance).
+        contract, contract_target
+            Rules of the source file's own contract, checked in the same pass (what :meth:`check`
+            does in a pass of its own), reported under ``contract_target``. A row they refuse is
+            reported by them alone: ``rules`` are not evaluated on it, as if it had been left out
+            before the mapping.
         """
-        named, rewritten = _share_expressions(columns, rules)
+        everything = [*contract, *rules]
+        named, rewritten = _share_expressions(columns, everything)
         named = [(name, expression) for name, expression in named if name != FILE_NO]
         inner = [f"s.{FILE_NO} AS {FILE_NO}", f"s.{SOURCE_LINE} AS {SOURCE_LINE}",
                  *(f"{expression} AS {name}" for name, expression in named)]
@@ -240,24 +250,30 @@ class RunContext:
         # once per rule. Only the output columns and the verdicts are kept; a rejected value is kept
         # only on the rows that break a rule (NULL elsewhere costs nothing to store).
         keep = [FILE_NO, SOURCE_LINE, *(name for name, _ in columns if name != FILE_NO)]
-        verdicts = []
-        for i, rule in enumerate(rewritten):
-            verdicts.append(f"coalesce({rule.predicate()}, false) AS _v{i}")
+        count = len(everything)
+        first = len(contract)
+        checked = f"(SELECT {', '.join(inner)} FROM {source_sql}) AS m"
+        if contract:
+            verdicts = [f"coalesce({rule.predicate()}, false) AS _v{i}" for i, rule in enumerate(rewritten[:first])]
+            checked = f"(SELECT m.*, {', '.join(verdicts)} FROM {checked}) AS m"
+        refused = rejecting(contract)
+        verdicts = [f"coalesce({rule.predicate()}, false){'' if not contract else f' AND NOT ({refused})'} AS _v{i}"
+                    for i, rule in enumerate(rewritten) if i >= first]
         flagged = [f"CASE WHEN _v{i} THEN CAST({rule.value} AS VARCHAR) END AS _x{i}"
                    for i, rule in enumerate(rewritten)]
         self.create_as(
             into,
-            f"SELECT {', '.join([*keep, *(f'_v{i}' for i in range(len(rules))), *flagged]) or '*'} FROM ("
-            f"SELECT m.*, {', '.join(verdicts) or 'false AS _none'} "
-            f"FROM (SELECT {', '.join(inner)} FROM {source_sql}) AS m) AS checked",
+            f"SELECT {', '.join([*keep, *(f'_v{i}' for i in range(count)), *flagged]) or '*'} FROM ("
+            f"SELECT m.*{''.join(', ' + v for v in verdicts)} FROM {checked}) AS checked",
         )
         rejected = 0
-        if rules:
-            self._insert_rejects(into, rewritten, rules, target, site)
-            rejected = int(self.engine.scalar(f"SELECT count(*) FROM {into} WHERE {rejecting(rules)}"))  # type: ignore[arg-type]
+        if everything:
+            targets = [contract_target or target] * first + [target] * len(rules)
+            self._insert_rejects(into, everything, targets, site)
+            rejected = int(self.engine.scalar(f"SELECT count(*) FROM {into} WHERE {rejecting(everything)}"))  # type: ignore[arg-type]
             if rejected:
-                self.engine.execute(f"DELETE FROM {into} WHERE {rejecting(rules)}")
-            self.drop_columns(into, [*(f"_v{i}" for i in range(len(rules))), *(f"_x{i}" for i in range(len(rules)))])
+                self.engine.execute(f"DELETE FROM {into} WHERE {rejecting(everything)}")
+            self.drop_columns(into, [*(f"_v{i}" for i in range(count)), *(f"_x{i}" for i in range(count))])
         valid = self.engine.row_count(into)
         return valid, rejected
 
@@ -273,16 +289,15 @@ class RunContext:
         for column in columns:
             self.engine.execute_native(f"ALTER TABLE {table} DROP COLUMN {column}")
 
-    def _insert_rejects(self, table: str, rewritten: Sequence[Rule], rules: Sequence[Rule], target: str,
-                        site: str) -> None:
+    def _insert_rejects(self, table: str, rules: Sequence[Rule], targets: Sequence[str], site: str) -> None:
+        """Record one reject (or flag) row per rule a row of ``table`` breaks (``_v<i>``, value ``_x<i>``)."""
         parts = [
             f"SELECT {_sql_text(self.run_id)}, {_sql_text(site)}, {self.path_of(f'{table}.{FILE_NO}')}, {SOURCE_LINE}, "
             f"{_sql_text(target)}, {_sql_text(rule.source_field or rule.field)}, {_sql_text(rule.field)}, "
             f"_x{i}, {_sql_text(rule.reason)}, {_sql_text(rule.action)}, {_sql_text(rule.message())} "
             f"FROM {table} WHERE _v{i}"
-            for i, rule in enumerate(rules)
+            for i, (rule, target) in enumerate(zip(rules, targets, strict=True))
         ]
-        del rewritten
         self.engine.execute(f"INSERT INTO {self.reject_table} " + " UNION ALL ".join(parts))
 
     def check(self, *, source_sql: str, rules: Sequence[Rule], target: str, site: str, into: str) -> int:
@@ -303,7 +318,7 @@ class RunContext:
             f"FROM (SELECT {', '.join(inner)} FROM {source_sql}) AS m) AS c WHERE {any_violation}",
         )
         if rules:
-            self._insert_rejects(checked, rewritten, rules, target, site)
+            self._insert_rejects(checked, rules, [target] * len(rules), site)
         self.create_as(into, f"SELECT {FILE_NO}, {SOURCE_LINE} FROM {checked} WHERE {rejecting(rules)}")
         self.engine.drop_table(checked)
         return self.engine.row_count(into)
@@ -433,15 +448,17 @@ def run_pipeline(
         next_no = int(engine.scalar(f"SELECT coalesce(max(file_no), 0) FROM {LOADED_FILES}") or 0) + 1  # type: ignore[arg-type]
         files: list[StagedFile] = []
         task = progress.add_task("hashing source files", total=len(inputs)) if progress else None
-        for source in inputs:
-            digest, size = file_sha256(source.path)
-            staged = StagedFile(source, digest, size, skipped=(source.dataset, digest) in known)
-            if not staged.skipped:
-                known.add((source.dataset, digest))  # the same content twice in one run loads once
-                staged.file_no, next_no = next_no, next_no + 1
-            files.append(staged)
-            if progress and task is not None:
-                progress.advance(task)
+        # hashlib releases the GIL on large blocks: the files are hashed on every core at once.
+        with ThreadPoolExecutor(max_workers=max(1, min(8, os.cpu_count() or 1))) as pool:
+            hashes = pool.map(file_sha256, [source.path for source in inputs])
+            for source, (digest, size) in zip(inputs, hashes, strict=True):
+                staged = StagedFile(source, digest, size, skipped=(source.dataset, digest) in known)
+                if not staged.skipped:
+                    known.add((source.dataset, digest))  # the same content twice in one run loads once
+                    staged.file_no, next_no = next_no, next_no + 1
+                files.append(staged)
+                if progress and task is not None:
+                    progress.advance(task)
         context = RunContext(engine, run_id, pipeline.name, files)
         new = [f for f in files if not f.skipped]
         if not new:

@@ -83,6 +83,15 @@ def _order(mappings: Sequence[TableMapping]) -> list[TableMapping]:
     return ordered
 
 
+def _checks_file_inline(mapping: TableMapping, readers: Sequence[TableMapping]) -> bool:
+    """Whether ``mapping`` may check its file's contract itself: it alone reads the file, every row of it.
+
+    A filter (``where``), an unpivot or a dependency (``requires``) would check some rows never or
+    several times, so those mappings leave the contract to its own pass.
+    """
+    return len(readers) == 1 and not mapping.where and not mapping.unpivot and not mapping.requires
+
+
 class OmopPipeline(Pipeline):
     """Load the site folders of ``sources_dir`` into OMOP with the given site mappings."""
 
@@ -180,9 +189,18 @@ class OmopPipeline(Pipeline):
                 bad_lines[kind] = self._check_file(context, site, kind)
             return bad_lines[kind]
 
+        readers: dict[str, list[TableMapping]] = {}
+        for mapping in ordered:
+            readers.setdefault(mapping.source, []).append(mapping)
         valid_by_mapping: dict[str, str] = {}
         for index, mapping in enumerate(ordered):
-            if all(r in valid_by_mapping for r in mapping.requires):
+            if _checks_file_inline(mapping, readers[mapping.source]):
+                # The only mapping of its file, on every row: the file's contract is checked in the
+                # mapping's own pass (one scan of the rows instead of two, no anti-join).
+                bad_lines[mapping.source] = None
+                self._map(context, site, mapping, compiler, None, valid_by_mapping, new_ids, changes, run,
+                          contract=self._file_rules(site, mapping.source))
+            elif all(r in valid_by_mapping for r in mapping.requires):
                 self._map(context, site, mapping, compiler, checked(mapping.source), valid_by_mapping, new_ids,
                           changes, run)
             if last_use[mapping.source] == index:
@@ -199,8 +217,13 @@ class OmopPipeline(Pipeline):
     def _map(
         self, context: RunContext, site: SiteMapping, mapping: TableMapping, compiler: MappingCompiler,
         bad: str | None, valid_by_mapping: dict[str, str], new_ids: str, changes: list[TableChange], run: SiteRun,
+        *, contract: Sequence[Rule] = (),
     ) -> None:
-        """Map, check and split one table mapping; queue its rows for the publish."""
+        """Map, check and split one table mapping; queue its rows for the publish.
+
+        ``bad`` lists the source rows the file's contract refused (left out); ``contract`` instead
+        checks that contract in the same pass (see :meth:`RunContext.validate`).
+        """
         where = []
         if bad:
             # Rows the file-level checks refused feed no table (their reject rows already say why).
@@ -213,11 +236,15 @@ class OmopPipeline(Pipeline):
         compiled = compiler.compile(mapping, where=where)
         valid = context.table(f"v_{site.site}_{mapping.name}")
         context.validate(source_sql=compiled.source_sql, columns=compiled.columns, rules=compiled.rules,
-                         target=mapping.target, site=site.site, into=valid)
+                         target=mapping.target, site=site.site, into=valid, contract=contract,
+                         contract_target=f"file:{mapping.source}")
         published = valid
         if mapping.defines:
             published = self._define(context, site, mapping, valid, new_ids)
             context.engine.drop_table(valid)  # the published copy (with ids) replaces it
+        elif not any(mapping.name in m.requires for m in site.tables):
+            # No later step looks these rows up by source line: the row id alone carries provenance.
+            context.drop_columns(valid, [FILE_NO, SOURCE_LINE])
         valid_by_mapping[mapping.name] = published
         changes.append(TableChange(mapping.target, self._final_select(compiled, published)))
         if "person_id" in {f.name for f in cdm_table(mapping.target).fields}:
@@ -232,6 +259,17 @@ class OmopPipeline(Pipeline):
 
     def _check_file(self, context: RunContext, site: SiteMapping, kind: str) -> str | None:
         """Apply the file's own contract (required columns, dates, numbers, code shapes) once per row."""
+        rules = self._file_rules(site, kind)
+        if not rules:
+            return None
+        bad = context.table(f"bad_{site.site}_{kind}")
+        context.check(source_sql=f"{context.stage(f'{site.site}.{kind}')} AS s", rules=rules,
+                      target=f"file:{kind}", site=site.site, into=bad)
+        return bad
+
+    @staticmethod
+    def _file_rules(site: SiteMapping, kind: str) -> list[Rule]:
+        """The rules of a file kind's contract (required columns, dates, numbers, code shapes)."""
         spec = site.files[kind]
         fmt = site.file_format(kind)
         rules: list[Rule] = []
@@ -247,12 +285,7 @@ class OmopPipeline(Pipeline):
         for column, pattern in spec.codes.items():
             regex = CODE_PATTERNS.get(pattern, pattern)
             rules.append(Rule("invalid_code", column, value=column_ref(column), source_field=column, limit=regex))
-        if not rules:
-            return None
-        bad = context.table(f"bad_{site.site}_{kind}")
-        context.check(source_sql=f"{context.stage(f'{site.site}.{kind}')} AS s", rules=rules,
-                      target=f"file:{kind}", site=site.site, into=bad)
-        return bad
+        return rules
 
     def _define(self, context: RunContext, site: SiteMapping, mapping: TableMapping, valid: str, new_ids: str) -> str:
         """Give ids to the new records a defining mapping created; return the rows to publish."""
