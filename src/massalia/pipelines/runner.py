@@ -268,17 +268,9 @@ class RunContext:
         )
         rejected = 0
         if everything:
-            # The few rows breaking a rule are set apart in one scan; the reject rows (one per rule
-            # broken) and the count are then read from them, not from every row once per rule.
-            broken = self.table(f"broken_{into[len(self.prefix):]}")
-            any_violation = " OR ".join(f"_v{i}" for i in range(count))
-            self.create_as(broken, f"SELECT {FILE_NO}, {SOURCE_LINE}, "
-                           f"{', '.join([*(f'_v{i}' for i in range(count)), *(f'_x{i}' for i in range(count))])} "
-                           f"FROM {into} WHERE {any_violation}")
             targets = [contract_target or target] * first + [target] * len(rules)
-            self._insert_rejects(broken, everything, targets, site)
-            rejected = int(self.engine.scalar(f"SELECT count(*) FROM {broken} WHERE {rejecting(everything)}"))  # type: ignore[arg-type]
-            self.engine.drop_table(broken)
+            self._insert_rejects(into, everything, targets, site)
+            rejected = int(self.engine.scalar(f"SELECT count(*) FROM {into} WHERE {rejecting(everything)}"))  # type: ignore[arg-type]
             if rejected:
                 self.engine.execute(f"DELETE FROM {into} WHERE {rejecting(everything)}")
             self.drop_columns(into, [*(f"_v{i}" for i in range(count)), *(f"_x{i}" for i in range(count))])
