@@ -103,24 +103,25 @@ def iter_blocks(
                 first = False
                 if chunk.startswith(_BOM):
                     chunk = chunk[len(_BOM):]
-            eof = not chunk
-            buffer = carry + chunk if carry else chunk
-            total_quotes = carry_quotes + (chunk.count(quote_bytes) if quote_bytes else 0)
-            if eof:
-                if buffer:
-                    if total_quotes % 2:
-                        opening = buffer.rfind(quote_bytes)  # type: ignore[arg-type]
+            if not chunk:
+                if carry:
+                    if carry_quotes % 2:
+                        opening = carry.rfind(quote_bytes)  # type: ignore[arg-type]
                         raise SourceError(
-                            path, line + buffer.count(b"\n", 0, opening), "quoted value never closed (truncated file?)"
+                            path, line + carry.count(b"\n", 0, opening), "quoted value never closed (truncated file?)"
                         )
-                    yield TextBlock(buffer, line, True)
+                    yield TextBlock(carry, line, True)
                 return
-            cut = _cut_point(buffer, quote_bytes, total_quotes)
+            total_quotes = carry_quotes + (chunk.count(quote_bytes) if quote_bytes else 0)
+            # The cut is sought in the new chunk only: the carried bytes hold no cut point (they are
+            # what followed the previous one), and the quotes after a newline of the chunk are in
+            # the chunk. Cutting before joining copies each byte once (joined) instead of twice.
+            cut = _cut_point(chunk, quote_bytes, total_quotes)
             if cut <= 0:
-                carry, carry_quotes = buffer, total_quotes
+                carry, carry_quotes = carry + chunk, total_quotes
                 continue
-            block = buffer[:cut]
-            carry = buffer[cut:]
+            block = b"".join((carry, memoryview(chunk)[:cut])) if carry else chunk[:cut]
+            carry = chunk[cut:]
             carry_quotes = carry.count(quote_bytes) if quote_bytes else 0
             yield TextBlock(block, line, False)
             line += block.count(b"\n")
