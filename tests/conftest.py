@@ -163,3 +163,29 @@ def massalia_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     folder.mkdir()
     monkeypatch.setenv("MASSALIA_HOME", str(folder))
     return folder
+
+
+# -- a small generated oncology warehouse, built once per run -----------------------------------
+DEMO_PATIENTS = 600
+"""Patients of the shared demo warehouse: enough for every cancer, stage and treatment line to occur."""
+
+
+@pytest.fixture(scope="session")
+def demo_warehouse(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A DuckDB OMOP warehouse file built by the real generator + ETL (seed 11, 600 patients, with documents).
+
+    Read-only by convention: open it with ``DuckDBEngine(path, read_only=True)`` or copy it first
+    (``shutil.copy``) before writing. The extracts (with ``ground_truth.json`` and ``truth/``) are in
+    the sibling folder ``sources/``.
+    """
+    from massalia.engine.duckdb import DuckDBEngine
+    from massalia.health.etl import run_etl
+    from massalia.health.synth import generate
+
+    root = tmp_path_factory.mktemp("demo-warehouse")
+    sources = root / "sources"
+    generate(sources, DEMO_PATIENTS, seed=11, chunk_size=DEMO_PATIENTS, with_documents=True)
+    path = root / "warehouse.duckdb"
+    with DuckDBEngine(path) as engine:
+        run_etl(engine, sources, metadata_url=f"sqlite:///{(root / 'metadata.sqlite').as_posix()}")
+    return path
