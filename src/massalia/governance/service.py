@@ -1,0 +1,695 @@
+"""``Governance``: the one enforcement point for identities, projects, requests, rights and the audit trail.
+
+Every interface (CLI, API, portal) and every guarded domain service calls :meth:`Governance.authorize`
+before acting; decisions on actions marked ``audit: true`` in ``rights.yaml`` (allowed and denied) are
+appended to the transparency log before anything is returned. Metadata lives in the SQLAlchemy
+database at ``metadata_url``; the ledger in ``ledger_path``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import getpass
+import json
+import time
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import create_engine, event, select
+from sqlalchemy.engine import Engine as SAEngine
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session, sessionmaker
+
+from massalia.governance import credentials, keys
+from massalia.governance.model import (
+    ACCESS_LEVELS,
+    AccessDenied,
+    AccessRequest,
+    AuthenticationError,
+    Grant,
+    InvalidRequest,
+    NotFound,
+    Principal,
+    Project,
+    ProjectScope,
+    Role,
+    TokenInfo,
+    UserInfo,
+)
+from massalia.governance.rights import Facts, Rights, decide, load_rights, validate_scopes
+from massalia.governance.tables import MemberRow, ProjectRow, ProjectSecretRow, RequestRow, TokenRow, UserRow
+
+DEFAULT_TOKEN_LIFETIME = dt.timedelta(days=90)
+MAX_TOKEN_LIFETIME = dt.timedelta(days=366)
+LEDGER_LOCK_WAIT_S = 10.0
+
+
+def _now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+def _utc(value: dt.datetime | None) -> dt.datetime | None:
+    """Datetimes read back from SQLite are naive; they were written in UTC."""
+    if value is None:
+        return None
+    return value if value.tzinfo else value.replace(tzinfo=dt.UTC)
+
+
+def _roles(text: str) -> frozenset[Role]:
+    return frozenset(Role(part) for part in text.split(",") if part)
+
+
+def _roles_text(roles: Iterable[Role | str]) -> str:
+    try:
+        parsed = sorted({Role(role) for role in roles})
+    except ValueError as error:
+        raise InvalidRequest(f"{error}; roles are {', '.join(r.value for r in Role)}") from None
+    if not parsed:
+        raise InvalidRequest("a user needs at least one role")
+    return ",".join(role.value for role in parsed)
+
+
+def operator_principal() -> Principal:
+    """The local operator of a home (whoever can read its files): roles ``admin`` + ``data_engineer``.
+
+    The operator administers the platform but gets no raw counts and no patient-level data without a
+    project (``rights.yaml`` grants those only through approved projects).
+    """
+    return Principal(
+        subject=f"operator:{getpass.getuser()}",
+        roles=frozenset({Role.ADMIN, Role.DATA_ENGINEER}),
+        auth="operator",
+    )
+
+
+class Governance:
+    """The governance service over one metadata database and one ledger.
+
+    Parameters
+    ----------
+    metadata_url
+        SQLAlchemy URL of the metadata database (SQLite by default, PostgreSQL in production).
+    ledger_path
+        The transparency log directory (audit trail).
+    key_path
+        The master key file sealing project secrets (default: ``<ledger_path>/../keys/master.key``).
+    rights
+        The rights table (default: the packaged ``rights.yaml``, validated).
+    clock
+        Today's date and time in UTC (tests move it to check expiry).
+
+    Examples
+    --------
+    >>> from massalia.config import home  # doctest: +SKIP
+    >>> gov = Governance.from_home(home())  # doctest: +SKIP
+    >>> gov.authorize(Principal.anonymous(), "audit.verify").action  # doctest: +SKIP
+    'audit.verify'
+    """
+
+    def __init__(
+        self,
+        metadata_url: str,
+        ledger_path: Path,
+        *,
+        key_path: Path | None = None,
+        rights: Rights | None = None,
+        clock: Any = None,
+    ) -> None:
+        from massalia.governance.schema import upgrade
+
+        self.metadata_url = metadata_url
+        self.ledger_path = Path(ledger_path)
+        self.key_path = Path(key_path) if key_path else self.ledger_path.parent / "keys" / "master.key"
+        self.rights = rights or load_rights()
+        self._clock = clock or _now
+        self._engine = _make_engine(metadata_url)
+        upgrade(self._engine)
+        self._sessions = sessionmaker(self._engine, expire_on_commit=False)
+
+    @classmethod
+    def from_home(cls, home: Any) -> Governance:
+        """The governance service of a ``massalia.config.Home`` (its metadata database, ledger and key file)."""
+        return cls(home.metadata_url, home.ledger, key_path=Path(home.root) / "keys" / "master.key")
+
+    def close(self) -> None:
+        """Release the database connections."""
+        self._engine.dispose()
+
+    def __enter__(self) -> Governance:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- plumbing -----------------------------------------------------------------------------------
+    @contextmanager
+    def _session(self) -> Iterator[Session]:
+        with self._sessions() as session, session.begin():
+            yield session
+
+    def _today(self) -> dt.date:
+        today: dt.date = self._clock().date()
+        return today
+
+    def _user_row(self, session: Session, username: str) -> UserRow:
+        row = session.scalar(select(UserRow).where(UserRow.username == username))
+        if row is None:
+            raise NotFound(f"no user {username!r}")
+        return row
+
+    def _project_row(self, session: Session, project_id: int) -> ProjectRow:
+        row = session.get(ProjectRow, project_id)
+        if row is None:
+            raise NotFound(f"no project {project_id}")
+        return row
+
+    @staticmethod
+    def _principal(row: UserRow, auth: str, scopes: frozenset[str] | None = None) -> Principal:
+        return Principal(row.username, _roles(row.roles), row.id, row.site, auth, scopes)
+
+    def _members(self, session: Session, project_id: int) -> tuple[str, ...]:
+        names = session.scalars(
+            select(UserRow.username)
+            .join(MemberRow, MemberRow.user_id == UserRow.id)
+            .where(MemberRow.project_id == project_id)
+        )
+        return tuple(sorted(names))
+
+    def _project(self, session: Session, row: ProjectRow) -> Project:
+        return Project(
+            id=row.id,
+            title=row.title,
+            purpose=row.purpose,
+            owner=row.owner,
+            members=self._members(session, row.id),
+            scope=ProjectScope.from_json(json.loads(row.scope)),
+            access_level=row.access_level,
+            expires=row.expires,
+            status=row.status,
+            created_at=_utc(row.created_at),  # type: ignore[arg-type]
+            approved_at=_utc(row.approved_at),
+        )
+
+    @staticmethod
+    def _request(row: RequestRow) -> AccessRequest:
+        return AccessRequest(
+            id=row.id,
+            project_id=row.project_id,
+            requested_by=row.requested_by,
+            justification=row.justification,
+            filed_at=_utc(row.filed_at),  # type: ignore[arg-type]
+            status=row.status,
+            decided_by=row.decided_by,
+            decided_at=_utc(row.decided_at),
+            reason=row.reason,
+        )
+
+    # -- users ----------------------------------------------------------------------------------------
+    def create_user(
+        self,
+        username: str,
+        password: str | None = None,
+        roles: Iterable[Role | str] = (Role.RESEARCHER,),
+        site: str | None = None,
+        *,
+        actor: Principal,
+        email: str | None = None,
+        display_name: str | None = None,
+    ) -> Principal:
+        """Create a local account (``user.create``). Without a password, the account can only use tokens.
+
+        Raises
+        ------
+        InvalidRequest
+            Bad username, password, role or site, or the username is taken.
+        """
+        self.authorize(actor, "user.create")
+        check = credentials.check_username(username)
+        role_text = _roles_text(roles)
+        if Role.CLINICIAN.value in role_text.split(",") and not site:
+            raise InvalidRequest("a clinician needs a care site (site=...)")
+        if site is not None and not credentials.USERNAME_PATTERN.match(site.replace("-", "_")):
+            raise InvalidRequest(f"site {site!r} is not a care site code (lowercase letters, digits, '_')")
+        hashed = credentials.hash_password(credentials.check_password(password, check)) if password else None
+        row = UserRow(
+            username=check, password_hash=hashed, roles=role_text, site=site, disabled=False, email=email,
+            display_name=display_name, created_at=self._clock(), created_by=actor.subject,
+        )  # fmt: skip
+        try:
+            with self._session() as session:
+                session.add(row)
+                session.flush()
+                return self._principal(row, "password")
+        except IntegrityError:
+            raise InvalidRequest(f"username {check!r} is already taken") from None
+
+    def list_users(self, *, actor: Principal) -> list[UserInfo]:
+        """Every account (``user.list``), without password hashes."""
+        self.authorize(actor, "user.list")
+        with self._session() as session:
+            rows = session.scalars(select(UserRow).order_by(UserRow.username)).all()
+            return [
+                UserInfo(r.id, r.username, _roles(r.roles), r.site, r.disabled, _utc(r.created_at),  # type: ignore[arg-type]
+                         r.email, r.display_name, r.oidc_issuer)
+                for r in rows
+            ]  # fmt: skip
+
+    def set_disabled(self, username: str, disabled: bool, *, actor: Principal) -> None:
+        """Disable (or re-enable) an account (``user.create`` rights): its passwords and tokens stop working."""
+        self.authorize(actor, "user.create")
+        with self._session() as session:
+            self._user_row(session, username).disabled = disabled
+
+    def authenticate_password(self, username: str, password: str) -> Principal:
+        """The principal of ``username`` if ``password`` matches and the account is enabled.
+
+        A hash made with older argon2 parameters is replaced by a fresh one on success.
+
+        Raises
+        ------
+        AuthenticationError
+            Unknown user, wrong password or disabled account (the message does not say which).
+        """
+        with self._session() as session:
+            row = session.scalar(select(UserRow).where(UserRow.username == str(username)))
+            stored = row.password_hash if row is not None else None
+            if not credentials.verify_password(stored, password) or row is None or row.disabled:
+                raise AuthenticationError("wrong username or password, or account disabled")
+            if credentials.needs_rehash(stored):  # type: ignore[arg-type]
+                row.password_hash = credentials.hash_password(password)
+            return self._principal(row, "password")
+
+    def upsert_oidc_user(
+        self, issuer: str, subject: str, *, email: str | None, name: str | None, roles: Iterable[Role | str]
+    ) -> Principal:
+        """The local account of an OIDC identity (issuer + subject), created or updated from the provider's claims.
+
+        The username is derived from the email's local part (or the subject), made valid and unique.
+        Roles are replaced by those given (the caller maps the provider's groups to roles).
+        """
+        if not issuer or not subject:
+            raise InvalidRequest("an OIDC identity needs an issuer and a subject")
+        role_text = _roles_text(roles)
+        with self._session() as session:
+            row = session.scalar(select(UserRow).where(UserRow.oidc_issuer == issuer, UserRow.oidc_subject == subject))
+            if row is None:
+                row = UserRow(
+                    username=self._free_username(session, (email or subject).split("@")[0]),
+                    password_hash=None, roles=role_text, site=None, disabled=False, email=email, display_name=name,
+                    oidc_issuer=issuer, oidc_subject=subject, created_at=self._clock(), created_by=f"oidc:{issuer}",
+                )  # fmt: skip
+                session.add(row)
+                session.flush()
+            else:
+                if row.disabled:
+                    raise AuthenticationError("account disabled")
+                row.email, row.display_name, row.roles = email, name, role_text
+            return self._principal(row, "oidc")
+
+    @staticmethod
+    def _free_username(session: Session, wanted: str) -> str:
+        base = "".join(c if c.isascii() and (c.isalnum() or c in "._-") else "-" for c in wanted.lower())
+        base = base.strip("._-")[:56] or "user"
+        if not base[0].isalpha():
+            base = f"u{base}"[:56]
+        candidate, n = base, 1
+        while (
+            len(candidate) < 2
+            or candidate in credentials.RESERVED_USERNAMES
+            or not credentials.USERNAME_PATTERN.match(candidate)
+            or session.scalar(select(UserRow.id).where(UserRow.username == candidate)) is not None
+        ):
+            n += 1
+            candidate = f"{base}{n}"
+        return candidate
+
+    # -- tokens ---------------------------------------------------------------------------------------
+    def create_token(
+        self,
+        principal_or_username: Principal | str,
+        scopes: Iterable[str] | None = None,
+        expires_in: dt.timedelta = DEFAULT_TOKEN_LIFETIME,
+        *,
+        actor: Principal,
+    ) -> str:
+        """Create an API token for a user and return it (shown once: only its SHA-256 is stored).
+
+        Users create tokens for themselves; admins for anyone. ``scopes`` limit it to some actions
+        (``cohort.count``, ``cohort.*``...); ``None`` means everything the user's roles allow.
+        """
+        self.authorize(actor, "token.create")
+        username = (
+            principal_or_username.subject if isinstance(principal_or_username, Principal) else principal_or_username
+        )
+        if username != actor.subject and not actor.has_role(Role.ADMIN):
+            raise AccessDenied("token.create", "only admins create tokens for other users")
+        if not isinstance(expires_in, dt.timedelta) or not dt.timedelta(0) < expires_in <= MAX_TOKEN_LIFETIME:
+            raise InvalidRequest(f"token lifetime must be positive and at most {MAX_TOKEN_LIFETIME.days} days")
+        scope_set = None
+        if scopes is not None:
+            try:
+                scope_set = validate_scopes(self.rights, frozenset(scopes))
+            except ValueError as error:
+                raise InvalidRequest(str(error)) from None
+            if not scope_set:
+                raise InvalidRequest("a token needs at least one scope (or none given: all the roles allow)")
+        token = credentials.new_token()
+        now = self._clock()
+        with self._session() as session:
+            user = self._user_row(session, username)
+            if user.disabled:
+                raise InvalidRequest(f"user {username!r} is disabled")
+            session.add(
+                TokenRow(
+                    user_id=user.id, prefix=token[: credentials.TOKEN_SHOWN_PREFIX],
+                    secret_sha256=credentials.token_digest(token),
+                    scopes=json.dumps(sorted(scope_set)) if scope_set is not None else None,
+                    created_at=now, created_by=actor.subject, expires_at=now + expires_in,
+                )
+            )  # fmt: skip
+        return token
+
+    def authenticate_token(self, token: str) -> Principal:
+        """The principal a token stands for (its scopes attached); records its last use.
+
+        Raises
+        ------
+        AuthenticationError
+            Malformed, unknown, expired or revoked token, or disabled account.
+        """
+        if not credentials.looks_like_token(token):
+            raise AuthenticationError("not a Massalia API token")
+        now = self._clock()
+        with self._session() as session:
+            row = session.scalar(select(TokenRow).where(TokenRow.secret_sha256 == credentials.token_digest(token)))
+            if row is None:
+                raise AuthenticationError("unknown token")
+            if row.revoked_at is not None:
+                raise AuthenticationError("token revoked")
+            if _utc(row.expires_at) <= now:  # type: ignore[operator]
+                raise AuthenticationError("token expired")
+            user = session.get(UserRow, row.user_id)
+            if user is None or user.disabled:
+                raise AuthenticationError("account disabled")
+            row.last_used_at = now
+            scopes = frozenset(json.loads(row.scopes)) if row.scopes is not None else None
+            return self._principal(user, "token", scopes)
+
+    def list_tokens(self, *, actor: Principal) -> list[TokenInfo]:
+        """Tokens of the actor (all tokens for admins), without secrets."""
+        self.authorize(actor, "token.create")
+        with self._session() as session:
+            query = select(TokenRow, UserRow.username).join(UserRow, UserRow.id == TokenRow.user_id)
+            if not actor.has_role(Role.ADMIN):
+                query = query.where(UserRow.username == actor.subject)
+            return [
+                TokenInfo(
+                    t.id, name, t.prefix, frozenset(json.loads(t.scopes)) if t.scopes is not None else None,
+                    _utc(t.created_at), _utc(t.expires_at), _utc(t.revoked_at), _utc(t.last_used_at),  # type: ignore[arg-type]
+                )
+                for t, name in session.execute(query.order_by(TokenRow.id)).all()
+            ]  # fmt: skip
+
+    def revoke_token(self, token_id: int, *, actor: Principal) -> None:
+        """Revoke a token (one's own; admins any). Revoking twice is harmless."""
+        self.authorize(actor, "token.revoke")
+        with self._session() as session:
+            row = session.get(TokenRow, int(token_id))
+            owner = session.get(UserRow, row.user_id) if row is not None else None
+            if row is None or owner is None or (owner.username != actor.subject and not actor.has_role(Role.ADMIN)):
+                raise NotFound(f"no token {token_id}")
+            if row.revoked_at is None:
+                row.revoked_at, row.revoked_by = self._clock(), actor.subject
+
+    # -- projects -------------------------------------------------------------------------------------
+    def create_project(
+        self,
+        title: str,
+        purpose: str,
+        *,
+        scope: ProjectScope,
+        access_level: str,
+        expires: dt.date,
+        actor: Principal,
+    ) -> Project:
+        """Create a project (``project.create``); it starts ``draft`` (no data access until a DPO approves).
+
+        The creator becomes its owner, and its first member when they have an account.
+        """
+        self.authorize(actor, "project.create")
+        if not title or not title.strip() or len(title) > 200:
+            raise InvalidRequest("project title must be 1 to 200 characters")
+        if not purpose or len(purpose.strip()) < 10:
+            raise InvalidRequest("project purpose must say why (at least 10 characters)")
+        if access_level not in ACCESS_LEVELS:
+            raise InvalidRequest(f"access level must be one of {', '.join(ACCESS_LEVELS)}, got {access_level!r}")
+        if not isinstance(scope, ProjectScope):
+            raise InvalidRequest("scope must be a ProjectScope")
+        if not isinstance(expires, dt.date) or expires <= self._today():
+            raise InvalidRequest(f"project expiry must be a date after today, got {expires!r}")
+        now = self._clock()
+        with self._session() as session:
+            row = ProjectRow(
+                title=title.strip(), purpose=purpose.strip(), owner=actor.subject, scope=json.dumps(scope.to_json()),
+                cohort_hash=scope.cohort_hash, access_level=access_level, expires=expires, status="draft",
+                created_at=now,
+            )  # fmt: skip
+            session.add(row)
+            session.flush()
+            if actor.user_id is not None:
+                session.add(MemberRow(project_id=row.id, user_id=actor.user_id, added_at=now, added_by=actor.subject))
+                session.flush()
+            return self._project(session, row)
+
+    def add_member(self, project_id: int, username: str, *, actor: Principal) -> Project:
+        """Add a user to a project (``project.add_member``: admins, DPOs, or a member)."""
+        self.authorize(actor, "project.add_member", project_id=project_id)
+        with self._session() as session:
+            project = self._project_row(session, project_id)
+            user = self._user_row(session, username)
+            if session.get(MemberRow, (project_id, user.id)) is None:
+                session.add(MemberRow(project_id=project_id, user_id=user.id, added_at=self._clock(),
+                                      added_by=actor.subject))  # fmt: skip
+                session.flush()
+            return self._project(session, project)
+
+    def get_project(self, project_id: int, *, actor: Principal) -> Project:
+        """A project (``project.read``: admins, DPOs, members)."""
+        with self._session() as session:
+            self._project_row(session, project_id)
+        self.authorize(actor, "project.read", project_id=project_id)
+        with self._session() as session:
+            return self._project(session, self._project_row(session, project_id))
+
+    def list_projects(self, *, actor: Principal) -> list[Project]:
+        """Projects the actor may read: all for admins and DPOs, the actor's own for others."""
+        self.authorize(actor, "project.list")
+        with self._session() as session:
+            query = select(ProjectRow).order_by(ProjectRow.id)
+            if not actor.has_role(Role.ADMIN, Role.DPO):
+                if actor.user_id is None:
+                    return []
+                query = query.join(MemberRow, MemberRow.project_id == ProjectRow.id).where(
+                    MemberRow.user_id == actor.user_id
+                )
+            return [self._project(session, row) for row in session.scalars(query).all()]
+
+    # -- access requests ------------------------------------------------------------------------------
+    def file_request(self, project_id: int, *, actor: Principal, justification: str) -> AccessRequest:
+        """File an access request for a project the actor is a member of (``request.file``)."""
+        with self._session() as session:
+            self._project_row(session, project_id)
+        self.authorize(actor, "request.file", project_id=project_id)
+        if not justification or len(justification.strip()) < 10:
+            raise InvalidRequest("a request needs a justification (at least 10 characters)")
+        with self._session() as session:
+            project = self._project_row(session, project_id)
+            pending = session.scalar(
+                select(RequestRow.id).where(RequestRow.project_id == project_id, RequestRow.status == "pending")
+            )
+            if pending is not None:
+                raise InvalidRequest(f"project {project_id} already has a pending request ({pending})")
+            row = RequestRow(
+                project_id=project_id, requested_by=actor.subject, justification=justification.strip(),
+                filed_at=self._clock(), status="pending",
+            )  # fmt: skip
+            session.add(row)
+            if project.status in ("draft", "rejected"):
+                project.status = "pending"
+            session.flush()
+            return self._request(row)
+
+    def decide_request(self, request_id: int, approve: bool, reason: str, *, actor: Principal) -> AccessRequest:
+        """Approve or reject a pending request (``request.decide``: DPOs only); the decision is final.
+
+        The decision is written to the transparency log (who, when, why) before it takes effect.
+        """
+        with self._session() as session:
+            row = session.get(RequestRow, int(request_id))
+            if row is None:
+                raise NotFound(f"no access request {request_id}")
+            project_id = row.project_id
+        if not reason or not reason.strip():
+            raise InvalidRequest("a decision needs a reason")
+        verdict = "approved" if approve else "rejected"
+        grant = self.authorize(
+            actor, "request.decide", project_id=project_id,
+            detail={"resource": {"request_id": int(request_id), "project_id": project_id}, "verdict": verdict,
+                    "reason": reason.strip()},
+        )  # fmt: skip
+        with self._session() as session:
+            row = session.get(RequestRow, int(request_id))
+            if row is None:
+                raise NotFound(f"no access request {request_id}")
+            if row.status != "pending":
+                raise InvalidRequest(f"request {request_id} was already {row.status} by {row.decided_by}")
+            now = self._clock()
+            row.status, row.decided_by, row.decided_at, row.reason = verdict, actor.subject, now, reason.strip()
+            row.ledger_index = grant.audit_index
+            project = self._project_row(session, project_id)
+            if approve:
+                project.status, project.approved_at = "approved", now
+            elif project.status != "approved":
+                project.status = "rejected"
+            session.flush()
+            return self._request(row)
+
+    def list_requests(self, *, actor: Principal) -> list[AccessRequest]:
+        """Requests the actor may see: all for DPOs and admins, those of the actor's projects for others."""
+        self.authorize(actor, "request.list")
+        with self._session() as session:
+            query = select(RequestRow).order_by(RequestRow.id)
+            if not actor.has_role(Role.ADMIN, Role.DPO):
+                if actor.user_id is None:
+                    return []
+                query = query.join(MemberRow, MemberRow.project_id == RequestRow.project_id).where(
+                    MemberRow.user_id == actor.user_id
+                )
+            return [self._request(row) for row in session.scalars(query).all()]
+
+    # -- project secrets ------------------------------------------------------------------------------
+    def project_key(self, project_id: int) -> bytes:
+        """The project's 32-byte secret (keyed-hash pseudonyms, date shifts), created on first use.
+
+        Server-side only: no API returns it. Stored encrypted under the master key file (see
+        :mod:`massalia.governance.keys`).
+        """
+        master = keys.load_or_create_master_key(self.key_path)
+        with self._session() as session:
+            self._project_row(session, project_id)
+            row = session.get(ProjectSecretRow, project_id)
+            if row is None:
+                secret = keys.new_project_secret()
+                nonce, ciphertext = keys.seal(master, project_id, secret)
+                session.add(ProjectSecretRow(project_id=project_id, nonce=nonce, ciphertext=ciphertext,
+                                             created_at=self._clock()))  # fmt: skip
+                try:
+                    session.flush()
+                except IntegrityError:  # created concurrently: use theirs
+                    session.rollback()
+                    return self.project_key(project_id)
+                return secret
+            return keys.unseal(master, project_id, row.nonce, row.ciphertext)
+
+    # -- rights and audit -----------------------------------------------------------------------------
+    def facts(self, principal: Principal, project_id: int | None = None, site: str | None = None) -> Facts:
+        """What the rights conditions are evaluated against for ``principal`` and ``project_id``."""
+        if project_id is None:
+            return Facts(data_site=site)
+        with self._session() as session:
+            project = session.get(ProjectRow, int(project_id))
+            if project is None:
+                return Facts(project_id=int(project_id), data_site=site)
+            member = principal.user_id is not None and session.get(MemberRow, (project.id, principal.user_id))
+            if member and principal.auth != "operator":
+                user = session.get(UserRow, principal.user_id)
+                member = user is not None and not user.disabled and user.username == principal.subject
+            approved = project.status == "approved" and self._today() <= project.expires
+            return Facts(project.id, bool(member), approved, project.access_level, site)
+
+    def authorize(
+        self,
+        principal: Principal,
+        action: str,
+        *,
+        project_id: int | None = None,
+        site: str | None = None,
+        detail: Mapping[str, Any] | None = None,
+    ) -> Grant:
+        """Decide whether ``principal`` may do ``action``; the single rights check of the platform.
+
+        For actions marked ``audit: true`` the decision (allowed or denied, with ``detail``) is appended
+        to the transparency log before this returns; the grant then carries its index.
+
+        Raises
+        ------
+        AccessDenied
+            With the reason (no rule for the role, not a member, project not approved or expired...).
+        """
+        if not isinstance(principal, Principal):
+            raise AccessDenied(str(action), "no principal")
+        facts = self.facts(principal, project_id, site)
+        audited = self.rights.audited(action)
+        try:
+            grant = decide(self.rights, principal, action, facts)
+        except AccessDenied as denied:
+            if audited:
+                self.audit(principal, action, decision="denied", reason=denied.reason,
+                           project_id=project_id, **dict(detail or {}))  # fmt: skip
+            raise
+        if audited:
+            index = self.audit(
+                principal, action, decision="allowed", project_id=project_id,
+                grant={"raw_counts": grant.raw_counts, "row_level": grant.row_level,
+                       "pseudonymized": grant.pseudonymized, "site": grant.site},
+                **dict(detail or {}),
+            )  # fmt: skip
+            grant = Grant(**{**grant.__dict__, "audit_index": index})
+        return grant
+
+    def audit(self, principal: Principal, action: str, **detail: Any) -> int:
+        """Append a canonical JSON entry (who, how, when, what, ``detail``) to the ledger; return its index.
+
+        The entry is durable and covered by a fresh signed tree head when this returns.
+        """
+        from massalia.ledger import LedgerLockedError, TransparencyLog
+
+        entry = {
+            "time": self._clock().isoformat(timespec="seconds"),
+            "actor": principal.subject,
+            "auth": principal.auth,
+            "roles": sorted(role.value for role in principal.roles),
+            "action": action,
+            **{key: value for key, value in detail.items() if value is not None},
+        }
+        deadline = time.monotonic() + LEDGER_LOCK_WAIT_S
+        while True:
+            try:
+                with TransparencyLog(self.ledger_path) as log:
+                    written = log.append(entry)
+                    log.tree_head()
+                    return written.index
+            except LedgerLockedError:
+                # Another process (the API server, a CLI run) is writing: its append is short.
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.05)
+
+
+def _make_engine(metadata_url: str) -> SAEngine:
+    engine = create_engine(metadata_url)
+    if engine.dialect.name == "sqlite":
+        url_path = engine.url.database
+        if url_path and url_path != ":memory:":
+            Path(url_path).parent.mkdir(parents=True, exist_ok=True)
+
+        @event.listens_for(engine, "connect")
+        def _sqlite_pragmas(connection: Any, _record: Any) -> None:
+            cursor = connection.cursor()
+            cursor.execute("PRAGMA foreign_keys = ON")
+            cursor.execute("PRAGMA busy_timeout = 5000")
+            cursor.close()
+
+    return engine
