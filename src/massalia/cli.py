@@ -21,6 +21,7 @@ from rich.table import Table
 
 from massalia import __version__
 from massalia.cli_cohorts import cohort_app
+from massalia.cli_serve import serve_app
 from massalia.config import Home, home
 from massalia.engine import Engine
 from massalia.warehouse import open_warehouse
@@ -43,6 +44,7 @@ app.add_typer(omop_app, name="omop")
 app.add_typer(etl_app, name="etl")
 app.add_typer(audit_app, name="audit")
 app.add_typer(cohort_app, name="cohort")
+app.add_typer(serve_app, name="serve")
 
 console = Console()
 

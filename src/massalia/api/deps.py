@@ -1,0 +1,117 @@
+"""What every route needs: the API context, the calling principal and the warehouse engine.
+
+The principal is resolved here and nowhere else: ``Authorization: Bearer <token>`` →
+``Governance.authenticate_token``; else the session cookie → the session store (with the CSRF checks
+on unsafe methods); else :meth:`Principal.anonymous`. The API grants nothing itself: what the
+principal may do is decided by ``Governance.authorize``, called by the service functions.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Annotated, Any
+
+from fastapi import Depends, Request
+
+from massalia.api.errors import PRINCIPAL_KEY, ApiError
+from massalia.api.ratelimit import FailureLimiter
+from massalia.api.security import check_csrf_token, check_origin
+from massalia.api.sessions import SESSION_COOKIE, SessionStore
+from massalia.api.settings import ApiSettings
+from massalia.config import Home
+from massalia.engine import Engine
+from massalia.governance import AuthenticationError, Governance, Principal
+from massalia.warehouse import open_warehouse
+
+ACTION_KEY = "x-massalia-action"
+"""OpenAPI extension naming the governance action a route is checked against (read by the rights matrix)."""
+
+
+@dataclass
+class ApiContext:
+    """Everything the app holds for its lifetime (one per :func:`massalia.api.create_app`)."""
+
+    home: Home
+    settings: ApiSettings
+    governance: Governance
+    sessions: SessionStore
+    login_limiter: FailureLimiter
+    oidc: Any = None  # massalia.governance.oidc.OidcClient when MASSALIA_OIDC_ISSUER is set
+    oidc_pending: dict[str, Any] = field(default_factory=dict)  # state -> LoginState, until the callback
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+
+def action(name: str) -> dict[str, Any]:
+    """Route keyword arguments declaring the governance action the route is checked against.
+
+    Examples
+    --------
+    >>> action("cohort.count")
+    {'openapi_extra': {'x-massalia-action': 'cohort.count'}}
+    """
+    return {"openapi_extra": {ACTION_KEY: name}}
+
+
+def get_context(request: Request) -> ApiContext:
+    """The app's :class:`ApiContext`."""
+    context: ApiContext = request.app.state.massalia
+    return context
+
+
+Context = Annotated[ApiContext, Depends(get_context)]
+
+
+def _bearer(request: Request) -> str | None:
+    header = request.headers.get("authorization")
+    if header is None:
+        return None
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise ApiError(
+            401,
+            "unauthenticated",
+            "Authorization must be 'Bearer <token>'.",
+            headers={"WWW-Authenticate": "Bearer"},
+        )
+    return token.strip()
+
+
+def get_principal(request: Request, context: Context) -> Principal:
+    """Who is calling (bearer token, cookie session or anonymous), with CSRF checks for cookie sessions."""
+    token = _bearer(request)
+    if token is not None:
+        try:
+            principal = context.governance.authenticate_token(token)
+        except AuthenticationError as error:
+            raise ApiError(
+                401, "unauthenticated", str(error) or "Invalid token.", headers={"WWW-Authenticate": "Bearer"}
+            ) from None
+        request.scope[PRINCIPAL_KEY] = principal
+        return principal
+    check_origin(request, context.settings.cors_origins)
+    cookie = request.cookies.get(SESSION_COOKIE)
+    session = context.sessions.get(cookie) if cookie else None
+    if session is None:
+        principal = Principal.anonymous()
+    else:
+        check_csrf_token(request, session.csrf_token)
+        principal = session.principal
+    request.scope[PRINCIPAL_KEY] = principal
+    return principal
+
+
+Caller = Annotated[Principal, Depends(get_principal)]
+
+
+def get_warehouse(context: Context) -> Iterator[Engine]:
+    """The warehouse engine, opened for the request and closed after it."""
+    engine = open_warehouse(context.home, context.settings.engine)
+    try:
+        yield engine
+    finally:
+        engine.close()
+
+
+Warehouse = Annotated[Engine, Depends(get_warehouse)]

@@ -1,0 +1,82 @@
+"""Pseudonymized extracts of a project's cohort: create one, list them, download their files.
+
+Creation goes through ``research.create_extract`` (authorize ``extract.create`` → audit → build the
+keyed-pseudonym, date-shifted, k-anonymous extract). Listing and downloading are checked against the
+same action for the same project, and every download is audited.
+"""
+
+from __future__ import annotations
+
+import re
+import secrets
+import time
+from pathlib import Path
+from typing import Any, Literal
+
+from fastapi import APIRouter
+from fastapi.encoders import jsonable_encoder
+from fastapi.responses import FileResponse
+from pydantic import BaseModel
+
+from massalia.api.deps import Caller, Context, Warehouse, action
+from massalia.api.errors import ApiError
+
+router = APIRouter(prefix="/projects/{project_id}/extracts", tags=["extracts"])
+
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+
+
+class ExtractBody(BaseModel):
+    """The file format of the extract."""
+
+    format: Literal["parquet", "csv"] = "parquet"
+
+
+def _extracts_dir(context: Context, project_id: int) -> Path:
+    return context.home.root / "extracts" / f"project-{int(project_id)}"
+
+
+def _checked(name: str, what: str) -> str:
+    if not _NAME.match(name) or ".." in name:
+        raise ApiError(404, "not_found", f"No such {what}.")
+    return name
+
+
+@router.post("", status_code=201, **action("extract.create"))
+def create_extract(
+    project_id: int, body: ExtractBody, context: Context, caller: Caller, warehouse: Warehouse
+) -> dict[str, Any]:
+    """Build a pseudonymized extract of the project's cohort (members of an approved pseudonymized project)."""
+    from massalia.health import research
+
+    extract_id = f"{time.strftime('%Y%m%dT%H%M%S')}-{secrets.token_hex(4)}"
+    out_dir = _extracts_dir(context, project_id) / extract_id
+    result = research.create_extract(
+        context.governance, warehouse, caller, project_id, out_dir=out_dir, fmt=body.format
+    )
+    files = sorted(p.name for p in out_dir.iterdir() if p.is_file()) if out_dir.is_dir() else []
+    return {"extract_id": extract_id, "files": files, "result": jsonable_encoder(result, custom_encoder={Path: str})}
+
+
+@router.get("", **action("extract.create"))
+def list_extracts(project_id: int, context: Context, caller: Caller) -> dict[str, Any]:
+    """The project's extracts and their files."""
+    context.governance.authorize(caller, "extract.create", project_id=project_id, detail={"operation": "list"})
+    folder = _extracts_dir(context, project_id)
+    found = sorted(p for p in folder.iterdir() if p.is_dir()) if folder.is_dir() else []
+    return {"items": [{"extract_id": p.name, "files": sorted(f.name for f in p.iterdir() if f.is_file())}
+                      for p in found]}  # fmt: skip
+
+
+@router.get("/{extract_id}/files/{name}", response_class=FileResponse, **action("extract.create"))
+def download(project_id: int, extract_id: str, name: str, context: Context, caller: Caller) -> FileResponse:
+    """Download one file of an extract (audited)."""
+    context.governance.authorize(
+        caller, "extract.create", project_id=project_id,
+        detail={"operation": "download", "extract_id": extract_id[:140], "file": name[:140]},
+    )  # fmt: skip
+    folder = _extracts_dir(context, project_id) / _checked(extract_id, "extract")
+    path = folder / _checked(name, "file")
+    if not path.is_file():
+        raise ApiError(404, "not_found", "No such file.")
+    return FileResponse(path, filename=name, media_type="application/octet-stream")

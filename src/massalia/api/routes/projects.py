@@ -1,0 +1,124 @@
+"""Research projects and their access requests (filed by members, decided by a DPO)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any, Literal
+
+from fastapi import APIRouter
+from pydantic import BaseModel, Field
+
+from massalia.api.deps import Caller, Context, action
+from massalia.api.pagination import DEFAULT_LIMIT, Cursor, Limit, Page, paginate
+from massalia.governance import AccessRequest, Project, ProjectScope
+
+router = APIRouter(tags=["projects"])
+
+
+class ScopeBody(BaseModel):
+    """What the project may look at."""
+
+    cohort: dict[str, Any] | None = None
+    variables: list[str] = Field(default_factory=list, max_length=500)
+    sites: list[str] = Field(default_factory=list, max_length=100)
+    period_start: dt.date | None = None
+    period_end: dt.date | None = None
+
+
+class ProjectBody(BaseModel):
+    """A new project: title, purpose, scope, access level and expiry."""
+
+    title: str = Field(min_length=1, max_length=200)
+    purpose: str = Field(min_length=10, max_length=5000)
+    scope: ScopeBody = Field(default_factory=ScopeBody)
+    access_level: Literal["aggregate", "pseudonymized"] = "aggregate"
+    expires: dt.date
+
+
+class MemberBody(BaseModel):
+    """A user to add to a project."""
+
+    username: str = Field(min_length=1, max_length=200)
+
+
+class RequestBody(BaseModel):
+    """Why access is requested."""
+
+    justification: str = Field(min_length=1, max_length=5000)
+
+
+class DecisionBody(BaseModel):
+    """A DPO's decision on a request."""
+
+    approve: bool
+    reason: str = Field(min_length=1, max_length=5000)
+
+
+def project_json(project: Project) -> dict[str, Any]:
+    """A project as JSON."""
+    return {
+        "id": project.id, "title": project.title, "purpose": project.purpose, "owner": project.owner,
+        "members": list(project.members), "scope": project.scope.to_json(), "access_level": project.access_level,
+        "expires": project.expires.isoformat(), "status": project.status,
+        "created_at": project.created_at.isoformat(),
+        "approved_at": project.approved_at.isoformat() if project.approved_at else None,
+    }  # fmt: skip
+
+
+def request_json(request: AccessRequest) -> dict[str, Any]:
+    """An access request as JSON."""
+    return {
+        "id": request.id, "project_id": request.project_id, "requested_by": request.requested_by,
+        "justification": request.justification, "filed_at": request.filed_at.isoformat(), "status": request.status,
+        "decided_by": request.decided_by,
+        "decided_at": request.decided_at.isoformat() if request.decided_at else None, "reason": request.reason,
+    }  # fmt: skip
+
+
+@router.get("/projects", response_model=Page, **action("project.list"))
+def list_projects(context: Context, caller: Caller, limit: Limit = DEFAULT_LIMIT, cursor: Cursor = None) -> Page:
+    """Projects the caller may see (admins and DPOs: all; others: their own), a page at a time."""
+    return paginate(context.governance.list_projects(actor=caller), limit, cursor, render=project_json)
+
+
+@router.post("/projects", status_code=201, **action("project.create"))
+def create_project(body: ProjectBody, context: Context, caller: Caller) -> dict[str, Any]:
+    """Create a project (status ``draft``); the creator becomes its first member."""
+    scope = ProjectScope(
+        cohort=body.scope.cohort, variables=tuple(body.scope.variables), sites=tuple(body.scope.sites),
+        period_start=body.scope.period_start, period_end=body.scope.period_end,
+    )  # fmt: skip
+    project = context.governance.create_project(
+        body.title, body.purpose, scope=scope, access_level=body.access_level, expires=body.expires, actor=caller
+    )
+    return project_json(project)
+
+
+@router.get("/projects/{project_id}", **action("project.read"))
+def get_project(project_id: int, context: Context, caller: Caller) -> dict[str, Any]:
+    """One project (members, admins and DPOs)."""
+    return project_json(context.governance.get_project(project_id, actor=caller))
+
+
+@router.post("/projects/{project_id}/members", **action("project.add_member"))
+def add_member(project_id: int, body: MemberBody, context: Context, caller: Caller) -> dict[str, Any]:
+    """Add a user to a project (admins, DPOs, or a member)."""
+    return project_json(context.governance.add_member(project_id, body.username, actor=caller))
+
+
+@router.post("/projects/{project_id}/requests", status_code=201, **action("request.file"))
+def file_request(project_id: int, body: RequestBody, context: Context, caller: Caller) -> dict[str, Any]:
+    """File an access request for a project (members)."""
+    return request_json(context.governance.file_request(project_id, actor=caller, justification=body.justification))
+
+
+@router.get("/requests", response_model=Page, **action("request.list"))
+def list_requests(context: Context, caller: Caller, limit: Limit = DEFAULT_LIMIT, cursor: Cursor = None) -> Page:
+    """Access requests the caller may see (DPOs and admins: all; others: their projects')."""
+    return paginate(context.governance.list_requests(actor=caller), limit, cursor, render=request_json)
+
+
+@router.post("/requests/{request_id}/decision", **action("request.decide"))
+def decide_request(request_id: int, body: DecisionBody, context: Context, caller: Caller) -> dict[str, Any]:
+    """Approve or reject an access request (DPOs only); approval opens the project's data access."""
+    return request_json(context.governance.decide_request(request_id, body.approve, body.reason, actor=caller))
