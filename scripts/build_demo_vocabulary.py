@@ -684,6 +684,10 @@ PUBLISHED_CONCEPTS: list[tuple[list[str], str]] = [
       "19700101", "20991231", ""],
      "OHDSI CDM documentation of measurement modifiers (modifier_of_field_concept_id 1147127 = "
      "condition_occurrence.condition_occurrence_id); code by convention"),
+    (["1147094", "drug_exposure.drug_exposure_id", "Metadata", "CDM", "Field", "", "CDM1147094",
+      "19700101", "20991231", ""],
+     "public OMOP oncology queries joining EPISODE_EVENT to DRUG_EXPOSURE with episode_event_field_concept_id "
+     "1147094 (found with the search tool); name, class and code by the convention of 1147127"),
 ]
 """Real concepts used by the ETL whose rows no bulk source above provides, each with its source."""
 
@@ -803,6 +807,32 @@ def add_malignancy_hierarchy(out: Path) -> int:
     return len(added)
 
 
+SECONDARY_MALIGNANT_DISEASE = "432851"
+SECONDARY_NAME = re.compile(r"^secondary malignant neoplasm", re.IGNORECASE)
+
+
+def add_secondary_malignancy_hierarchy(out: Path) -> int:
+    """Put every "Secondary malignant neoplasm of ..." condition under 432851 "Secondary malignant neoplastic disease".
+
+    The sources give no hierarchy below 432851, so a progression rule written on its descendants
+    (the ETL's progression episodes) would miss the site-specific concepts (liver 198700, lung
+    254591...). Only standard SNOMED conditions whose name says so are placed there, one level down
+    (the true depth is unknown). Returns how many rows were added.
+    """
+    concepts = [line.split("\t") for line in (out / "CONCEPT.csv").read_text(encoding="utf-8").splitlines()[1:]]
+    path = out / "CONCEPT_ANCESTOR.csv"
+    lines = path.read_text(encoding="utf-8").splitlines()
+    rows = [line.split("\t") for line in lines[1:] if line]
+    present = {(row[0], row[1]) for row in rows}
+    added = [
+        [SECONDARY_MALIGNANT_DISEASE, c[0], "1", "1"] for c in concepts
+        if c[2] == "Condition" and c[3] == "SNOMED" and c[5] == "S" and c[0] != SECONDARY_MALIGNANT_DISEASE
+        and SECONDARY_NAME.match(c[1]) and (SECONDARY_MALIGNANT_DISEASE, c[0]) not in present
+    ]
+    write_tsv(path, lines[0].split("\t"), sorted(rows + added, key=lambda r: (int(r[0]), int(r[1]))))
+    return len(added)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--reference", default="/work/shared/reference")
@@ -814,6 +844,7 @@ def main() -> None:
     if args.metadata_only:
         print("metadata concepts added:", add_metadata_concepts(OUT))
         print("malignancy ancestor rows added:", add_malignancy_hierarchy(OUT))
+        print("secondary malignancy ancestor rows added:", add_secondary_malignancy_hierarchy(OUT))
         return
     build(args)
 

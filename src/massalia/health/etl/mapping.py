@@ -245,6 +245,19 @@ class LocalCodes(Strict):
     """``source_vocabulary_id`` given to the site's codes in SOURCE_TO_CONCEPT_MAP."""
 
 
+class TreatmentLines(Strict):
+    """Where a site records treatment lines (see ``MAPPINGS.md``, "Treatment and progression episodes").
+
+    ``mapping`` names the table mapping that writes the site's DRUG_EXPOSURE rows; ``line`` (and
+    ``cycle``) the source columns holding the line of therapy (and cycle) of each administration.
+    Without ``line`` the ETL derives lines from the administrations by the documented rule.
+    """
+
+    mapping: str
+    line: str | None = None
+    cycle: str | None = None
+
+
 class SiteMapping(Strict):
     """Everything the ETL needs to know about one site."""
 
@@ -261,6 +274,8 @@ class SiteMapping(Strict):
     missing from a demo vocabulary). Loaded into SOURCE_TO_CONCEPT_MAP and used by ``concept``
     transforms after the vocabulary itself."""
     tables: list[TableMapping]
+    treatment_lines: TreatmentLines | None = None
+    """The drug mapping (and line/cycle columns) that treatment-line episodes are built from."""
     origin: str = ""
 
     @field_validator("tables")
@@ -280,6 +295,16 @@ class SiteMapping(Strict):
             if table.source not in self.files:
                 raise ValueError(f"mapping {table.name}: from: {table.source!r} is not among files: "
                                  f"{', '.join(self.files)}")
+        lines = self.treatment_lines
+        if lines is not None:
+            drug = next((t for t in self.tables if t.name == lines.mapping), None)
+            if drug is None or drug.target != "drug_exposure":
+                raise ValueError(f"treatment_lines: mapping {lines.mapping!r} is not a drug_exposure mapping")
+            columns = self.files[drug.source].columns
+            for column in (lines.line, lines.cycle):
+                if column is not None and column not in columns:
+                    raise ValueError(f"treatment_lines: column {column!r} is not among the columns of file "
+                                     f"{drug.source!r}")
         return self
 
     def file_format(self, kind: str) -> FileFormat:

@@ -33,6 +33,7 @@ from massalia.health.etl.derived import (
     stage_crosswalks,
     stage_local_codes,
 )
+from massalia.health.etl.episodes import LINE_TAG_COLUMNS, LINE_TAGS, EpisodeInputs, episode_changes, stage_line_tags
 from massalia.health.etl.mapping import CODE_PATTERNS, SiteMapping, TableMapping
 from massalia.health.omop.schema import cdm_table, create_cdm_schema
 from massalia.pipelines.publish import TableChange
@@ -58,6 +59,8 @@ class SiteRun:
     site: str
     valid: dict[str, list[tuple[str, set[str]]]] = field(default_factory=dict)
     """Target table → staged tables of valid rows (with ``person_id``) and their columns."""
+    line_tags: list[str] = field(default_factory=list)
+    """Staged tables of the source's line/cycle of each new drug administration."""
 
 
 def _order(mappings: Sequence[TableMapping]) -> list[TableMapping]:
@@ -131,8 +134,11 @@ class OmopPipeline(Pipeline):
             from massalia.health.omop.vocabulary import load_demo_vocabulary
 
             load_demo_vocabulary(engine)
-        if ID_MAP not in engine.list_tables():
+        tables = engine.list_tables()
+        if ID_MAP not in tables:
             engine.create_empty_table(ID_MAP, ID_MAP_COLUMNS)
+        if LINE_TAGS not in tables:
+            engine.create_empty_table(LINE_TAGS, LINE_TAG_COLUMNS)
 
     # -- transform -------------------------------------------------------------------------
     def transform(self, context: RunContext) -> list[TableChange]:
@@ -150,6 +156,7 @@ class OmopPipeline(Pipeline):
             changes.append(crosswalk_change(context, self.crosswalk))
         for site in active:
             runs.append(self._site(context, site, known, new_ids, changes))
+        changes += self._episodes(context, runs)
         changes.append(TableChange(ID_MAP, f"SELECT * FROM {new_ids}"))
         changes += care_site_changes(context, [s for s in self.mappings if any(r.site == s.site for r in runs)])
         change = observation_period_change(context, [r.valid for r in runs])
@@ -238,6 +245,13 @@ class OmopPipeline(Pipeline):
         context.validate(source_sql=compiled.source_sql, columns=compiled.columns, rules=compiled.rules,
                          target=mapping.target, site=site.site, into=valid, contract=contract,
                          contract_target=f"file:{mapping.source}")
+        lines = site.treatment_lines
+        if lines is not None and lines.mapping == mapping.name:
+            # The line of each administration is read now, while its source row is at hand.
+            tags = stage_line_tags(context, site, valid, context.stage(f"{site.site}.{mapping.source}"))
+            if tags is not None:
+                run.line_tags.append(tags)
+                changes.append(TableChange(LINE_TAGS, f"SELECT drug_exposure_id, line, cycle FROM {tags}"))
         published = valid
         if mapping.defines:
             published = self._define(context, site, mapping, valid, new_ids)
@@ -249,6 +263,17 @@ class OmopPipeline(Pipeline):
         changes.append(TableChange(mapping.target, self._final_select(compiled, published)))
         if "person_id" in {f.name for f in cdm_table(mapping.target).fields}:
             run.valid.setdefault(mapping.target, []).append((published, set(mapping.columns)))
+
+    def _episodes(self, context: RunContext, runs: Sequence[SiteRun]) -> list[TableChange]:
+        """Treatment-line and progression episodes of the persons this run touched (see ``episodes.py``)."""
+        inputs = EpisodeInputs(
+            drugs=[v for r in runs for v in r.valid.get("drug_exposure", [])],
+            conditions=[v for r in runs for v in r.valid.get("condition_occurrence", [])],
+            episodes=[v for r in runs for v in r.valid.get("episode", [])],
+            tags=[t for r in runs for t in r.line_tags],
+        )
+        derived = [s.site for s in self.mappings if s.treatment_lines is None or s.treatment_lines.line is None]
+        return episode_changes(context, inputs, derived, self.crosswalk)
 
     @staticmethod
     def _release(context: RunContext, site: SiteMapping, kind: str) -> None:
