@@ -456,7 +456,10 @@ class _Ladders:
         return self._cache[(name, level)]
 
     def view(self, levels: Mapping[str, int]) -> pa.Table:
-        return pa.table({name: self.column(name, level) for name, level in levels.items()})
+        view = self.table.select([])  # keeps the row count when there is no quasi-identifier
+        for name, level in levels.items():
+            view = view.append_column(name, self.column(name, level))
+        return view
 
     def cost(self, name: str) -> float:
         """Loss of one more level of ``name``."""
