@@ -64,7 +64,6 @@ DEFAULT_ALGORITHMS: tuple[str, ...] = (
     "RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA", "Ed25519",
 )  # fmt: skip
 FORBIDDEN_ALGORITHMS = frozenset({"none", "HS256", "HS384", "HS512"})
-ENV_PREFIX = "MASSALIA_OIDC_"
 
 
 class OidcError(AuthenticationError):
@@ -157,8 +156,8 @@ def parse_role_map(text: str) -> dict[str, frozenset[Role]]:
             continue
         group, sep, roles = item.rpartition("=")
         if not sep or not group.strip():
-            raise OidcConfigError(f"{ENV_PREFIX}ROLE_MAP: entry {item!r} is not 'group=role[,role]'")
-        mapping.setdefault(group.strip(), set()).update(_roles(roles, f"{ENV_PREFIX}ROLE_MAP entry {item!r}"))
+            raise OidcConfigError(f"MASSALIA_OIDC_ROLE_MAP: entry {item!r} is not 'group=role[,role]'")
+        mapping.setdefault(group.strip(), set()).update(_roles(roles, f"MASSALIA_OIDC_ROLE_MAP entry {item!r}"))
     return {group: frozenset(roles) for group, roles in mapping.items()}
 
 
@@ -227,21 +226,22 @@ class OidcSettings:
     ca_bundle: str | None = None
 
     def __post_init__(self) -> None:
-        _require_https(self.issuer, f"{ENV_PREFIX}ISSUER")
-        _require_https(self.redirect_uri, f"{ENV_PREFIX}REDIRECT_URI")
+        _require_https(self.issuer, "MASSALIA_OIDC_ISSUER")
+        _require_https(self.redirect_uri, "MASSALIA_OIDC_REDIRECT_URI")
         object.__setattr__(self, "issuer", self.issuer.rstrip("/"))
-        for name in ("client_id", "client_secret"):
-            if not getattr(self, name):
-                raise OidcConfigError(f"{ENV_PREFIX}{name.upper()} is empty")
+        if not self.client_id:
+            raise OidcConfigError("MASSALIA_OIDC_CLIENT_ID is empty")
+        if not self.client_secret:
+            raise OidcConfigError("MASSALIA_OIDC_CLIENT_SECRET is empty")
         if "openid" not in self.scopes:
-            raise OidcConfigError(f"{ENV_PREFIX}SCOPES must include 'openid', got {' '.join(self.scopes)!r}")
+            raise OidcConfigError(f"MASSALIA_OIDC_SCOPES must include 'openid', got {' '.join(self.scopes)!r}")
         if self.token_auth_method not in TOKEN_AUTH_METHODS:
             raise OidcConfigError(
-                f"{ENV_PREFIX}TOKEN_AUTH_METHOD must be one of {', '.join(TOKEN_AUTH_METHODS)}, "
+                f"MASSALIA_OIDC_TOKEN_AUTH_METHOD must be one of {', '.join(TOKEN_AUTH_METHODS)}, "
                 f"got {self.token_auth_method!r}"
             )
         if not 0 <= self.leeway_s <= 300:
-            raise OidcConfigError(f"{ENV_PREFIX}LEEWAY_S must be between 0 and 300 seconds, got {self.leeway_s}")
+            raise OidcConfigError(f"MASSALIA_OIDC_LEEWAY_S must be between 0 and 300 seconds, got {self.leeway_s}")
         if self.login_timeout_s <= 0:
             raise OidcConfigError(f"OIDC login timeout must be positive, got {self.login_timeout_s}")
         refused = FORBIDDEN_ALGORITHMS.intersection(self.algorithms)
@@ -252,7 +252,7 @@ class OidcSettings:
 
 
 def settings_from_env(environ: Mapping[str, str] | None = None) -> OidcSettings | None:
-    """Read :class:`OidcSettings` from ``MASSALIA_OIDC_*``; ``None`` when ``MASSALIA_OIDC_ISSUER`` is unset.
+    """Read :class:`OidcSettings` from the environment; ``None`` when ``MASSALIA_OIDC_ISSUER`` is unset.
 
     Examples
     --------
@@ -265,35 +265,35 @@ def settings_from_env(environ: Mapping[str, str] | None = None) -> OidcSettings 
     frozenset()
     """
     env = os.environ if environ is None else environ
-    issuer = env.get(f"{ENV_PREFIX}ISSUER", "").strip()
+    issuer = env.get("MASSALIA_OIDC_ISSUER", "").strip()
     if not issuer:
         return None
 
     def required(name: str) -> str:
-        value = env.get(f"{ENV_PREFIX}{name}", "").strip()
+        value = env.get(name, "").strip()
         if not value:
-            raise OidcConfigError(f"{ENV_PREFIX}ISSUER is set but {ENV_PREFIX}{name} is missing")
+            raise OidcConfigError(f"MASSALIA_OIDC_ISSUER is set but {name} is missing")
         return value
 
     def integer(name: str, default: int) -> int:
-        raw = env.get(f"{ENV_PREFIX}{name}", "").strip()
+        raw = env.get(name, "").strip()
         try:
             return int(raw) if raw else default
         except ValueError:
-            raise OidcConfigError(f"{ENV_PREFIX}{name} must be an integer, got {raw!r}") from None
+            raise OidcConfigError(f"{name} must be an integer, got {raw!r}") from None
 
     return OidcSettings(
         issuer=issuer,
-        client_id=required("CLIENT_ID"),
-        client_secret=required("CLIENT_SECRET"),
-        redirect_uri=required("REDIRECT_URI"),
-        scopes=tuple(env.get(f"{ENV_PREFIX}SCOPES", "openid email profile").split()),
-        groups_claim=env.get(f"{ENV_PREFIX}GROUPS_CLAIM", "").strip() or "groups",
-        role_map=parse_role_map(env.get(f"{ENV_PREFIX}ROLE_MAP", "")),
-        default_roles=frozenset(_roles(env.get(f"{ENV_PREFIX}DEFAULT_ROLE", "public"), f"{ENV_PREFIX}DEFAULT_ROLE")),
-        token_auth_method=env.get(f"{ENV_PREFIX}TOKEN_AUTH_METHOD", "").strip() or "client_secret_basic",  # type: ignore[arg-type]
-        leeway_s=integer("LEEWAY_S", 60),
-        ca_bundle=env.get(f"{ENV_PREFIX}CA_BUNDLE", "").strip() or None,
+        client_id=required("MASSALIA_OIDC_CLIENT_ID"),
+        client_secret=required("MASSALIA_OIDC_CLIENT_SECRET"),
+        redirect_uri=required("MASSALIA_OIDC_REDIRECT_URI"),
+        scopes=tuple(env.get("MASSALIA_OIDC_SCOPES", "openid email profile").split()),
+        groups_claim=env.get("MASSALIA_OIDC_GROUPS_CLAIM", "").strip() or "groups",
+        role_map=parse_role_map(env.get("MASSALIA_OIDC_ROLE_MAP", "")),
+        default_roles=frozenset(_roles(env.get("MASSALIA_OIDC_DEFAULT_ROLE", "public"), "MASSALIA_OIDC_DEFAULT_ROLE")),
+        token_auth_method=env.get("MASSALIA_OIDC_TOKEN_AUTH_METHOD", "").strip() or "client_secret_basic",  # type: ignore[arg-type]
+        leeway_s=integer("MASSALIA_OIDC_LEEWAY_S", 60),
+        ca_bundle=env.get("MASSALIA_OIDC_CA_BUNDLE", "").strip() or None,
     )
 
 
@@ -618,7 +618,7 @@ class OidcClient:
         if not roles:
             raise OidcError(
                 f"no Massalia role for {identity.subject!r}: groups {list(identity.groups)} match no entry of "
-                f"{ENV_PREFIX}ROLE_MAP and {ENV_PREFIX}DEFAULT_ROLE is empty"
+                f"MASSALIA_OIDC_ROLE_MAP and MASSALIA_OIDC_DEFAULT_ROLE is empty"
             )
         return frozenset(roles)
 
