@@ -21,6 +21,7 @@ from rich.table import Table
 
 from massalia import __version__
 from massalia.cli_cohorts import cohort_app
+from massalia.cli_governance import register as register_governance
 from massalia.cli_serve import serve_app
 from massalia.config import Home, home
 from massalia.engine import Engine
@@ -45,6 +46,7 @@ app.add_typer(etl_app, name="etl")
 app.add_typer(audit_app, name="audit")
 app.add_typer(cohort_app, name="cohort")
 app.add_typer(serve_app, name="serve")
+register_governance(app)  # user, token, project, request
 
 console = Console()
 
@@ -89,10 +91,12 @@ def version() -> None:
 @app.command()
 def init(home_dir: HomeOption = None, engine: EngineOption = None) -> None:
     """Create MASSALIA_HOME, the empty OMOP CDM v5.4 tables and the demo vocabulary."""
+    from massalia.governance import Governance
     from massalia.health.omop.schema import create_cdm_indexes, create_cdm_schema
     from massalia.health.omop.vocabulary import load_demo_vocabulary
 
     data, warehouse = _open(home_dir, engine)
+    Governance.from_home(data).close()  # the governance tables (users, tokens, projects, requests)
     with warehouse:
         created = create_cdm_schema(warehouse)
         vocabulary = load_demo_vocabulary(warehouse)

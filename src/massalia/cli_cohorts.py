@@ -1,16 +1,16 @@
-"""``massalia cohort …``: cohort definitions from the command line (a thin layer over the cohort services).
+"""``massalia cohort …``: cohort definitions from the command line (a thin layer over ``massalia.health.research``).
 
-Every aggregate this command prints goes through small-cell suppression (counts below 10 masked, with
-complementary suppression in attrition tables). Raw counts need the governance layer's rights, which
-the command line does not grant. ``cohort explain`` shows one person's records: each use is written
-to the audit log (``MASSALIA_HOME/ledger``) before anything is shown.
+Every command resolves the caller first (the holder of ``MASSALIA_TOKEN``, else the home's local
+operator with the roles ``admin`` + ``data_engineer``) and goes through the guarded services, which
+check ``rights.yaml``, write decisions on personal data to the audit log (``MASSALIA_HOME/ledger``)
+before any record is read, and suppress small counts unless the caller's project allows raw counts.
+The local operator never gets raw counts nor patient records without an approved project.
 """
 
 from __future__ import annotations
 
-import datetime as dt
-import getpass
 import json
+import os
 from pathlib import Path
 from typing import Annotated
 
@@ -18,7 +18,11 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from massalia.cli_governance import TOKEN_ENV, governed
 from massalia.config import home
+from massalia.governance import AccessDenied, operator_principal
+from massalia.governance.rights import Facts, decide, load_rights
+from massalia.health import research
 from massalia.health.cohorts import CohortDefinition, generated_sql, import_circe
 from massalia.warehouse import open_warehouse
 
@@ -39,6 +43,27 @@ EngineOption = Annotated[
     str | None,
     typer.Option("--engine", envvar="MASSALIA_ENGINE", help="Warehouse engine: duckdb (default), postgres, spark."),
 ]
+ProjectOption = Annotated[
+    int | None,
+    typer.Option("--project", help="Act under this approved project (raw counts, records as its access level allows)."),
+]
+
+
+def check_offline(action: str, home_dir: Path | None) -> None:
+    """Check an action that reads no data (``cohort.sql``, ``cohort.validate``).
+
+    The local operator is checked against ``rights.yaml`` alone, without opening the metadata database;
+    a ``MASSALIA_TOKEN`` holder is authenticated and checked by the governance service.
+    """
+    if os.environ.get(TOKEN_ENV, "").strip():
+        with governed(home(home_dir).ensure()) as (gov, principal):
+            gov.authorize(principal, action)
+        return
+    try:
+        decide(load_rights(), operator_principal(), action, Facts())
+    except AccessDenied as denied:
+        console.print(f"[red]denied[/]: {denied.action}: {denied.reason}")
+        raise typer.Exit(code=3) from None
 
 
 def load_definition(path: Path) -> CohortDefinition:
@@ -63,8 +88,10 @@ def _show(value: int | None) -> str:
 def cohort_import(
     definition: DefinitionArgument,
     out: Annotated[Path | None, typer.Option(help="Write the Massalia JSON here (default: print it).")] = None,
+    home_dir: HomeOption = None,
 ) -> None:
     """Import an ATLAS/Circe cohort definition and print (or write) it as Massalia JSON."""
+    check_offline("cohort.validate", home_dir)
     text = load_definition(definition).to_json(indent=1)
     if out:
         out.write_text(text + "\n", encoding="utf-8")
@@ -74,10 +101,11 @@ def cohort_import(
 
 
 @cohort_app.command("validate")
-def cohort_validate(definition: DefinitionArgument) -> None:
+def cohort_validate(definition: DefinitionArgument, home_dir: HomeOption = None) -> None:
     """Lint a definition: actionable findings with their JSON path; exit 1 when any is an error."""
     from massalia.health.cohorts.lint import lint
 
+    check_offline("cohort.validate", home_dir)
     findings = lint(load_definition(definition))
     for finding in findings:
         colour = "red" if finding.severity == "error" else "yellow"
@@ -94,8 +122,10 @@ def cohort_sql(
     materialize: Annotated[
         bool | None, typer.Option(help="Steps as temporary tables + ANALYZE (default: as the engine needs).")
     ] = None,
+    home_dir: HomeOption = None,
 ) -> None:
     """Print the SQL the compiler generates for a definition."""
+    check_offline("cohort.sql", home_dir)
     typer.echo(generated_sql(load_definition(definition), dialect, materialize=materialize))
 
 
@@ -105,28 +135,31 @@ def cohort_count(
     without: Annotated[
         list[int] | None, typer.Option("--without", help="Leave out inclusion rule N (1-based, repeatable): what-if.")
     ] = None,
+    project: ProjectOption = None,
     home_dir: HomeOption = None,
     engine: EngineOption = None,
 ) -> None:
     """Count persons and events of a cohort, optionally with some inclusion rules switched off."""
-    from massalia.health.cohorts.service import analyze_cohort
-
     parsed = load_definition(definition)
     enabled = [i + 1 not in (without or []) for i in range(len(parsed.inclusion_rules))]
-    with open_warehouse(home(home_dir).ensure(), engine) as warehouse:
-        analysis = analyze_cohort(warehouse, parsed)
-    counts = analysis.count(enabled)
+    data = home(home_dir).ensure()
+    with governed(data) as (gov, principal), open_warehouse(data, engine) as warehouse:
+        counts = research.count(gov, warehouse, principal, parsed, project_id=project, enabled=enabled, channel="cli")
     console.print(f"persons {_show(counts.persons)}, events {_show(counts.events)}")
 
 
 @cohort_app.command("attrition")
-def cohort_attrition(definition: DefinitionArgument, home_dir: HomeOption = None, engine: EngineOption = None) -> None:
+def cohort_attrition(
+    definition: DefinitionArgument,
+    project: ProjectOption = None,
+    home_dir: HomeOption = None,
+    engine: EngineOption = None,
+) -> None:
     """Attrition: persons and events after each inclusion rule in order, and with each rule alone."""
-    from massalia.health.cohorts.service import analyze_cohort
-
     parsed = load_definition(definition)
-    with open_warehouse(home(home_dir).ensure(), engine) as warehouse:
-        base, rows = analyze_cohort(warehouse, parsed).attrition()
+    data = home(home_dir).ensure()
+    with governed(data) as (gov, principal), open_warehouse(data, engine) as warehouse:
+        base, rows = research.attrition(gov, warehouse, principal, parsed, project_id=project, channel="cli")
     table = Table(title=f"Attrition — qualified: {_show(base.persons)} persons, {_show(base.events)} events")
     for column in ("#", "rule", "persons (cumulative)", "events (cumulative)", "persons (alone)", "events (alone)"):
         table.add_column(column, justify="left" if column == "rule" else "right")
@@ -134,7 +167,7 @@ def cohort_attrition(definition: DefinitionArgument, home_dir: HomeOption = None
         table.add_row(
             str(row.rule_index + 1), row.name, _show(row.persons_cumulative), _show(row.events_cumulative),
             _show(row.persons_alone), _show(row.events_alone),
-        )
+        )  # fmt: skip
     console.print(table)
 
 
@@ -142,58 +175,86 @@ def cohort_attrition(definition: DefinitionArgument, home_dir: HomeOption = None
 def cohort_generate(
     definition: DefinitionArgument,
     cohort_id: Annotated[int, typer.Option("--id", min=1, help="cohort_definition_id of the rows written.")] = 1,
+    project: ProjectOption = None,
     home_dir: HomeOption = None,
     engine: EngineOption = None,
 ) -> None:
     """Generate the cohort into the warehouse's COHORT table (recording definition hash and data version)."""
-    from massalia.health.cohorts.service import generate_cohort
-    from massalia.health.cohorts.suppression import suppress_count
-
     parsed = load_definition(definition)
-    with open_warehouse(home(home_dir).ensure(), engine) as warehouse:
-        generation = generate_cohort(warehouse, parsed, cohort_id)
+    data = home(home_dir).ensure()
+    with governed(data) as (gov, principal), open_warehouse(data, engine) as warehouse:
+        generation = research.generate(
+            gov, warehouse, principal, parsed, cohort_definition_id=cohort_id, project_id=project, channel="cli"
+        )
     console.print(
-        f"cohort {cohort_id}: {_show(suppress_count(generation.persons))} persons, "
-        f"{_show(suppress_count(generation.rows))} periods; definition {generation.definition_hash[:12]}, "
+        f"cohort {cohort_id}: {_show(generation.persons)} persons, "
+        f"{_show(generation.rows)} periods; definition {generation.definition_hash[:12]}, "
         f"data {generation.data_version[:12]}, vocabulary {generation.vocabulary_version}"
     )
+
+
+@cohort_app.command("breakdowns")
+def cohort_breakdowns(
+    definition: DefinitionArgument,
+    cohort_id: Annotated[int, typer.Option("--id", min=1, help="cohort_definition_id of the generated cohort.")] = 1,
+    project: ProjectOption = None,
+    home_dir: HomeOption = None,
+    engine: EngineOption = None,
+) -> None:
+    """Persons of a generated cohort by sex, age band and site (small cells masked)."""
+    parsed = load_definition(definition)
+    data = home(home_dir).ensure()
+    with governed(data) as (gov, principal), open_warehouse(data, engine) as warehouse:
+        cells = research.breakdowns(
+            gov, warehouse, principal, parsed, cohort_definition_id=cohort_id, project_id=project, channel="cli"
+        )
+    for name, counts in cells.items():
+        table = Table(title=f"persons by {name}")
+        table.add_column(name)
+        table.add_column("persons", justify="right")
+        for key, value in counts.items():
+            table.add_row(str(key), _show(value))
+        console.print(table)
 
 
 @cohort_app.command("explain")
 def cohort_explain(
     definition: DefinitionArgument,
-    person: Annotated[int, typer.Option("--person", help="person_id to explain.")],
+    person: Annotated[
+        str,
+        typer.Option("--person", help="person_id to explain (under a pseudonymized project: its pseudonym)."),
+    ],
     purpose: Annotated[str, typer.Option(help="Why this person's records are looked at (written to the audit log).")],
+    project: ProjectOption = None,
     home_dir: HomeOption = None,
     engine: EngineOption = None,
 ) -> None:
     """Why one person is in or out: which records satisfied or failed each inclusion rule (audited)."""
-    from massalia.health.cohorts.explain import explain_person
-    from massalia.ledger import TransparencyLog
-
     parsed = load_definition(definition)
+    reference: int | str = int(person) if person.strip().lstrip("-").isdigit() else person.strip()
     data = home(home_dir).ensure()
-    # The access is logged before any record is read, so a failure later still leaves a trace.
-    with TransparencyLog(data.ledger) as log:
-        log.append({
-            "actor": getpass.getuser(), "channel": "cli", "action": "cohort.explain",
-            "resource": {"person_id": person, "definition_hash": parsed.definition_hash()},
-            "purpose": purpose, "time": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-        })  # fmt: skip
-        log.tree_head()
-    with open_warehouse(data, engine) as warehouse:
-        explanation = explain_person(warehouse, parsed, person)
+    # The access is logged (by the governance layer) before any record is read.
+    with governed(data) as (gov, principal), open_warehouse(data, engine) as warehouse:
+        result = research.explain(
+            gov, warehouse, principal, parsed, reference, purpose=purpose, project_id=project, channel="cli"
+        )
+    explanation = result.explanation
     verdict = "[green]in the cohort[/]" if explanation.in_cohort else "[red]not in the cohort[/]"
     console.print(f"person {person}: {verdict}; {len(explanation.primary_events)} entry event(s)")
+    if not result.grant.row_level:
+        console.print("records hidden: patient-level data needs an approved project (see docs/governance.md)")
     for event in explanation.events:
         state = "included" if event.included else "excluded"
-        console.print(f"  event {event.event_id} from {event.start_date}: {state}")
+        console.print(f"  event {event.event_id} from {event.start_date or '(hidden)'}: {state}")
         for rule in event.rules:
             mark = "[green]✓[/]" if rule.satisfied else "[red]✗[/]"
             console.print(f"    {mark} rule {rule.rule_index + 1} {rule.name}")
             for evidence in rule.evidence:
+                if not result.grant.row_level:
+                    console.print(f"        {evidence.description} ({evidence.path})", markup=False)
+                    continue
                 console.print(f"        {evidence.description} ({evidence.path}): {len(evidence.records)} record(s)")
                 for record in evidence.records[:10]:
                     console.print(f"          {record}", highlight=False, markup=False)
     for period in explanation.cohort_periods:
-        console.print(f"  cohort period {period}")
+        console.print(f"  cohort period {period}", highlight=False, markup=False)

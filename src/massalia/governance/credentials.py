@@ -8,6 +8,7 @@ enough for a secret of that entropy (no salt or slow hash needed: it cannot be g
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import re
 import secrets
@@ -28,8 +29,12 @@ TOKEN_PATTERN = re.compile(r"^msl_[A-Za-z0-9_-]{43}$")
 TOKEN_SHOWN_PREFIX = 12  # characters of the token kept in clear to recognise it in listings
 
 _hasher = PasswordHasher.from_parameters(RFC_9106_LOW_MEMORY)
-# Verified against when the user does not exist, so a wrong username costs as long as a wrong password.
-_DUMMY_HASH = _hasher.hash(secrets.token_urlsafe(16))
+
+
+@functools.cache
+def _dummy_hash() -> str:
+    """Verified against when the user does not exist, so a wrong username costs as long as a wrong password."""
+    return _hasher.hash(secrets.token_urlsafe(16))
 
 
 def check_username(username: object) -> str:
@@ -82,7 +87,7 @@ def verify_password(stored_hash: str | None, password: str) -> bool:
     """Whether ``password`` matches ``stored_hash`` (constant work when there is no hash)."""
     candidate = unicodedata.normalize("NFC", password) if isinstance(password, str) else ""
     try:
-        return _hasher.verify(stored_hash or _DUMMY_HASH, candidate) and stored_hash is not None
+        return _hasher.verify(stored_hash or _dummy_hash(), candidate) and stored_hash is not None
     except (VerifyMismatchError, VerificationError, InvalidHashError):
         return False
 

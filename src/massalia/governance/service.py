@@ -569,6 +569,11 @@ class Governance:
                 )
             return [self._request(row) for row in session.scalars(query).all()]
 
+    def project_scope(self, project_id: int) -> ProjectScope:
+        """A project's scope, for the domain services that enforce it (no rights check: server-side only)."""
+        with self._session() as session:
+            return ProjectScope.from_json(json.loads(self._project_row(session, int(project_id)).scope))
+
     # -- project secrets ------------------------------------------------------------------------------
     def project_key(self, project_id: int) -> bytes:
         """The project's 32-byte secret (keyed-hash pseudonyms, date shifts), created on first use.
