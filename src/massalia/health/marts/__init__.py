@@ -1,0 +1,1 @@
+"""The ~80-variable research mart."""
