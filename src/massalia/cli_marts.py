@@ -1,0 +1,129 @@
+"""``massalia mart …``: the patient-level research mart (a thin layer over ``massalia.health.marts``).
+
+Counts are always suppressed (below 10 masked, complementary suppression in breakdowns): raw counts
+need the governance layer's rights, which this command does not grant.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from massalia.config import home
+from massalia.health.marts.builder import build_mart, last_build
+from massalia.health.marts.catalogue import CatalogueError, load_catalogue
+from massalia.health.marts.filters import FilterError, FilterSpec, breakdown, count_persons, parse_clause
+from massalia.warehouse import open_warehouse
+
+mart_app = typer.Typer(help="The patient-level research mart (mart_patient): build, variables, suppressed counts.")
+console = Console()
+
+HomeOption = Annotated[
+    Path | None,
+    typer.Option("--home", envvar="MASSALIA_HOME", help="Data folder (warehouse, metadata, indexes, reports)."),
+]
+EngineOption = Annotated[
+    str | None,
+    typer.Option("--engine", envvar="MASSALIA_ENGINE", help="Warehouse engine: duckdb (default), postgres, spark."),
+]
+
+
+def _fail(message: str) -> typer.Exit:
+    console.print(f"[bold red]error:[/] {message}")
+    return typer.Exit(code=1)
+
+
+def _show(value: int | None) -> str:
+    return "<10 (masked)" if value is None else f"{value:,}"
+
+
+@mart_app.command("build")
+def mart_build(home_dir: HomeOption = None, engine: EngineOption = None) -> None:
+    """Build (or rebuild) mart_patient from the warehouse; the old mart stays readable until the new one is done."""
+    data = home(home_dir).ensure()
+    try:
+        with open_warehouse(data, engine) as warehouse:
+            result = build_mart(warehouse)
+    except (CatalogueError, RuntimeError) as error:
+        raise _fail(str(error)) from None
+    console.print(
+        f"[green]built[/] {result.table}: {result.rows:,} persons × {result.variables} variables "
+        f"in {result.duration_s:.1f} s (build {result.build_id})"
+    )
+    console.print(f"vocabulary: {result.vocabulary_version or 'unknown'}; data: {result.data_version or 'unknown'}")
+
+
+@mart_app.command("variables")
+def mart_variables(
+    lang: Annotated[str, typer.Option("--lang", help="Language of the labels: fr or en.")] = "en",
+    group: Annotated[str | None, typer.Option("--group", help="Show only this group (e.g. stage).")] = None,
+) -> None:
+    """List the mart's variables: name, label, type (allowed values), unit, disclosure class."""
+    if lang not in ("fr", "en"):
+        raise typer.BadParameter(f"--lang must be fr or en, not {lang!r}")
+    catalogue = load_catalogue()
+    table = Table("group", "name", "label", "type", "unit", "disclosure")
+    shown = 0
+    for name, variables in catalogue.by_group().items():
+        if group is not None and name.value != group:
+            continue
+        for variable in variables:
+            kind = variable.type.value
+            if variable.values:
+                kind += f" ({', '.join(variable.values)})"
+            table.add_row(
+                name.value, variable.name, variable.label_in(lang), kind, variable.unit or "", variable.disclosure.value
+            )
+            shown += 1
+    if group is not None and not shown:
+        raise _fail(f"no group {group!r}: one of {', '.join(g.value for g in catalogue.by_group())}")
+    console.print(table)
+
+
+@mart_app.command("count")
+def mart_count(
+    where: Annotated[
+        list[str] | None,
+        typer.Option("--where", help="A condition 'variable op value' (repeatable, all must hold): 'sex = female'."),
+    ] = None,
+    any_of: Annotated[
+        list[str] | None,
+        typer.Option("--any", help="A condition of one OR group (repeatable; at least one must hold)."),
+    ] = None,
+    by: Annotated[
+        str | None, typer.Option("--by", help="Break the count down by a category or boolean variable.")
+    ] = None,
+    cohort: Annotated[
+        int | None, typer.Option("--cohort", help="Only persons of this generated cohort (cohort_definition_id).")
+    ] = None,
+    home_dir: HomeOption = None,
+    engine: EngineOption = None,
+) -> None:
+    """Count persons of the mart matching the conditions (counts under 10 masked)."""
+    try:
+        spec = FilterSpec(
+            all=[parse_clause(text) for text in where or []],
+            any_of=[[parse_clause(text) for text in any_of]] if any_of else [],
+            cohort_definition_id=cohort,
+        )
+        data = home(home_dir).ensure()
+        with open_warehouse(data, engine) as warehouse:
+            if by is None:
+                result = count_persons(warehouse, spec)
+                console.print(f"persons {_show(result.count)}")
+                return
+            split = breakdown(warehouse, spec, by)
+            built = last_build(warehouse)
+    except FilterError as error:
+        raise _fail(str(error)) from None
+    table = Table(by, "persons")
+    for value, count in split.cells.items():
+        table.add_row("(missing)" if value is None else str(value), _show(count))
+    table.add_row("[bold]total[/]", _show(split.total))
+    console.print(table)
+    if built is not None:
+        console.print(f"mart built {built['built_at']:%Y-%m-%d %H:%M} UTC")
