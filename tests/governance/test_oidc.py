@@ -19,13 +19,12 @@ from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from html.parser import HTMLParser
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 from urllib.parse import parse_qs, urljoin, urlsplit
 
 import httpx
 import pytest
 
-from conftest import unavailable
 from massalia.governance import Governance, Role
 from massalia.governance.oidc import (
     LoginState,
@@ -71,14 +70,47 @@ class RunningProvider:
     issuer: str
 
 
+def unavailable(config: pytest.Config, reason: str) -> NoReturn:
+    """The suite's ``unavailable`` (skip locally, fail in CI), from the root conftest.
+
+    It is looked up among pytest's plugins: ``tests/governance/conftest.py`` shadows the module name
+    ``conftest``, so ``from conftest import unavailable`` would find the wrong file.
+    """
+    root = config.pluginmanager.get_plugin(str(Path(__file__).resolve().parents[1] / "conftest.py"))
+    if root is None:
+        raise RuntimeError("tests/conftest.py is not loaded: run pytest from the repository")
+    root.unavailable(reason)
+    raise AssertionError("unreachable")  # unavailable() always raises
+
+
+MIN_NODE = (20, 12)  # oidc-provider 9 calls crypto.hash()
+
+
+def _node(config: pytest.Config) -> str:
+    """Node.js for the provider: the one scripts/test installs when the system's is too old, else the system's."""
+    runtime = PROVIDER_DIR / "runtime" / "node_modules" / ".bin" / "node"
+    found = [str(path) for path in (runtime if runtime.exists() else None, shutil.which("node")) if path]
+    if not found:
+        unavailable(config, "Node.js is not installed (bash scripts/install-system installs it)")
+    version = subprocess.run(
+        [found[0], "-p", "process.versions.node"], capture_output=True, text=True, check=True, timeout=30
+    ).stdout.strip()
+    if tuple(int(part) for part in version.split(".")[:2]) < MIN_NODE:
+        unavailable(config, f"Node.js {version} at {found[0]} is older than 20.12 (bash scripts/test installs Node 22)")
+    return found[0]
+
+
 @pytest.fixture(scope="session")
-def oidc_provider(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningProvider]:
+def oidc_provider(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[RunningProvider]:
     """Start the OpenID Connect provider on a free 127.0.0.1 port for the session; stop it after."""
-    node = shutil.which("node")
-    if node is None:
-        unavailable("Node.js is not installed (bash scripts/install-system installs it)")
+    node = _node(request.config)
     if not (PROVIDER_DIR / "node_modules" / "oidc-provider").is_dir():
-        unavailable(f"the oidc-provider package is not installed: npm ci --prefix {PROVIDER_DIR} (scripts/test does)")
+        unavailable(
+            request.config,
+            f"the oidc-provider package is not installed: npm ci --prefix {PROVIDER_DIR} (scripts/test does)",
+        )
     folder = tmp_path_factory.mktemp("oidc-provider")
     config = folder / "config.json"
     config.write_text(json.dumps({"port": 0, "clients": CLIENTS, "users": USERS}))
