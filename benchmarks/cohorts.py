@@ -73,6 +73,10 @@ BREAST_TABLES = {
 Q2_TABLES = BREAST_TABLES | {"drug_exposure": "drug_concept_id", "measurement": "value_as_number"}
 
 
+DEFAULT_PRIOR_DAYS = 365
+"""Prior observation required at the breast-cancer entry event (Q1, Q2, Q4), as written in the definitions."""
+
+
 @dataclass(frozen=True)
 class Cohort:
     """One benchmarked cohort: its Massalia definition, peer script, hand SQL and the tables it reads."""
@@ -85,7 +89,7 @@ class Cohort:
 
 
 COHORTS = (
-    Cohort("q1", "women 40-75 at first breast cancer, 365 d prior observation", "q1.json", BREAST_TABLES),
+    Cohort("q1", "women 40-75 at first breast cancer, {prior} d prior observation", "q1.json", BREAST_TABLES),
     Cohort("q2", "Q1 + chemotherapy 0-90 d after + hemoglobin > 10 in 30 d before", "q2.json", Q2_TABLES),
     Cohort("q3", "first lung cancer, alive at 1 year, >= 2 visits in the year", "q3.json", {
         "concept": "concept_id", "concept_ancestor": "descendant_concept_id", "observation_period": "person_id",
@@ -103,7 +107,7 @@ def prepare_data(n: int, data: Path, *, seed: int) -> tuple[Path, dict[str, Any]
     Each step leaves a ``<step>.json`` marker (its result) when it completes; a step is rerun only when
     its marker is missing (and then every later step too).
     """
-    base = data / f"n{n}"
+    base = data.resolve() / f"n{n}"
     base.mkdir(parents=True, exist_ok=True)
     sources, warehouse, export = base / "sources", base / "warehouse.duckdb", base / "export"
     steps: dict[str, Any] = {}
@@ -205,8 +209,11 @@ def concept_ids() -> dict[str, list[int]]:
     return {"BREAST": ids(q2, 0), "CHEMO": ids(q2, 1), "HGB": ids(q2, 2), "LUNG": ids(q3, 3)}
 
 
-def render_peer(folder: Path) -> dict[str, list[str]]:
-    """Render the peer's ``qN_tt.sql`` with our concept ids into ``folder``; return each one's statements."""
+def render_peer(folder: Path, prior_days: int = DEFAULT_PRIOR_DAYS) -> dict[str, list[str]]:
+    """Render the peer's ``qN_tt.sql`` with our concept ids into ``folder``; return each one's statements.
+
+    ``prior_days`` replaces the peer's 365 days of prior observation at the breast-cancer entry.
+    """
     ids = concept_ids()
     for name in ("BREAST", "HGB", "LUNG"):
         if len(ids[name]) != 1:
@@ -216,7 +223,9 @@ def render_peer(folder: Path) -> dict[str, list[str]]:
     text, replaced = re.subn(r"^BREAST, LUNG, HGB = .*$", constants, text, count=1, flags=re.M)
     chemo = ",".join(str(i) for i in ids["CHEMO"])
     text, replaced_chemo = re.subn(r'^CHEMO = ".*"$', f'CHEMO = "{chemo}"', text, count=1, flags=re.M)
-    if not (replaced and replaced_chemo):
+    entry = f"primary_condition(0, Q1_WHERE, {int(prior_days)})"
+    text, replaced_prior = re.subn(r"primary_condition\(0, Q1_WHERE, 365\)", entry, text, count=1)
+    if not (replaced and replaced_chemo and replaced_prior):
         raise SystemExit(f"{PEER_SQL / 'build_queries.py'} changed: its concept-id constants were not found")
     (folder / "build_queries.py").write_text(text)
     subprocess.run([sys.executable, str(folder / "build_queries.py")], check=True, capture_output=True)
@@ -256,12 +265,16 @@ def timed(action: Callable[[], Any], runs: int) -> dict[str, Any]:
 def fingerprint_rows(rows: list[tuple]) -> dict[str, int]:
     """Persons, events and sums of the ids and dates of cohort rows (subject_id, start, end)."""
     epoch = dt.date(1970, 1, 1)
+
+    def day(value: dt.date) -> dt.date:  # the peer's date arithmetic can give timestamps
+        return value.date() if isinstance(value, dt.datetime) else value
+
     return {
         "persons": len({r[0] for r in rows}),
         "events": len(rows),
         "id_sum": sum(int(r[0]) for r in rows),
-        "start_sum": sum((r[1] - epoch).days for r in rows),
-        "end_sum": sum((r[2] - epoch).days for r in rows),
+        "start_sum": sum((day(r[1]) - epoch).days for r in rows),
+        "end_sum": sum((day(r[2]) - epoch).days for r in rows),
     }
 
 
@@ -334,10 +347,25 @@ def toggle_times(analysis: Any, repeat: int = 20) -> list[float]:
     return times
 
 
+def load_definition(cohort: Cohort, prior_days: int) -> Any:
+    """The cohort's Massalia definition, its entry's prior observation set to ``prior_days`` if it has one."""
+    from massalia.health.cohorts import CohortDefinition
+
+    definition = CohortDefinition.from_json((DEFINITIONS / cohort.definition).read_text())
+    primary = definition.primary_criteria
+    if primary.observation_window.prior_days != DEFAULT_PRIOR_DAYS:
+        return definition
+    window = primary.observation_window.model_copy(update={"prior_days": prior_days})
+    return definition.model_copy(update={"primary_criteria": primary.model_copy(update={"observation_window": window})})
+
+
 # --- hand-written SQL and raw scan ---------------------------------------------------------------
-def hand_statements(key: str) -> list[str]:
-    """The statements of ``hand/{key}.sql`` (one per ``;`` at a line end)."""
+def hand_statements(key: str, prior_days: int = DEFAULT_PRIOR_DAYS) -> list[str]:
+    """The statements of ``hand/{key}.sql`` (one per ``;`` at a line end), with ``prior_days`` at the entry."""
     text = (HAND / f"{key}.sql").read_text()
+    window = f"op.observation_period_start_date + {DEFAULT_PRIOR_DAYS} AND"
+    if window in text:
+        text = text.replace(window, f"op.observation_period_start_date + {int(prior_days)} AND")
     return [s for s in (part.strip() for part in re.split(r";\s*\n", text)) if _has_sql(s)]
 
 
@@ -357,18 +385,18 @@ def raw_scan(engine: Any, tables: dict[str, str]) -> list[tuple]:
 
 
 # --- the run -------------------------------------------------------------------------------------
-def bench(n: int, *, data: Path, seed: int, runs: int, skip_peer: bool) -> dict[str, Any]:
+def bench(n: int, *, data: Path, seed: int, runs: int, skip_peer: bool, prior_days: int) -> dict[str, Any]:
     """Prepare the data, then time the four cohorts on the four systems; return the results."""
     from massalia.engine.duckdb import DuckDBEngine
-    from massalia.health.cohorts import CohortDefinition
 
     base, steps = prepare_data(n, data, seed=seed)
     warehouse = base / "warehouse.duckdb"
     result: dict[str, Any] = {
         "patients": n, "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-        "loadavg_start": os.getloadavg(), "cpus": os.cpu_count(), "runs": runs, "data": steps, "cohorts": {},
+        "loadavg_start": os.getloadavg(), "cpus": os.cpu_count(), "runs": runs, "prior_days": prior_days,
+        "data": steps, "cohorts": {},
     }  # fmt: skip
-    cohorts: dict[str, dict[str, Any]] = {c.key: {"title": c.title} for c in COHORTS}
+    cohorts: dict[str, dict[str, Any]] = {c.key: {"title": c.title.format(prior=prior_days)} for c in COHORTS}
 
     if not skip_peer:
         import psycopg
@@ -376,7 +404,7 @@ def bench(n: int, *, data: Path, seed: int, runs: int, skip_peer: bool) -> dict[
         from massalia.engine.pg_local import LocalPostgres
 
         with tempfile.TemporaryDirectory(prefix="massalia-peer-sql-") as folder:
-            scripts = render_peer(Path(folder))
+            scripts = render_peer(Path(folder), prior_days)
         with LocalPostgres(settings=PEER_SETTINGS) as server:
             print(f"[{n:,}] loading the PostgreSQL peer…", flush=True)
             result["peer_load"] = load_peer(server.dsn, base / "export")
@@ -392,7 +420,7 @@ def bench(n: int, *, data: Path, seed: int, runs: int, skip_peer: bool) -> dict[
                     cohorts[cohort.key]["peer"] = timing
 
     for index, cohort in enumerate(COHORTS, start=1):
-        definition = CohortDefinition.from_json((DEFINITIONS / cohort.definition).read_text())
+        definition = load_definition(cohort, prior_days)
         entry = cohorts[cohort.key]
         print(f"[{n:,}] {cohort.key} Massalia, hand SQL, raw scan…", flush=True)
         # a fresh engine for each system, so each first run starts with an empty DuckDB buffer pool
@@ -411,7 +439,7 @@ def bench(n: int, *, data: Path, seed: int, runs: int, skip_peer: bool) -> dict[
             engine.close()
         engine = DuckDBEngine(warehouse)
         try:
-            statements = hand_statements(cohort.key)
+            statements = hand_statements(cohort.key, prior_days)
             timing = timed(lambda e=engine, s=statements: run_hand(e, s), runs)
             rows = timing.pop("result")
             if cohort.strata:
@@ -476,7 +504,7 @@ def print_result(result: dict[str, Any]) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    console = Console()
+    console = Console(width=180)
     table = Table(title=f"Cohorts at {result['patients']:,} patients — median of {result['runs']} warm runs "
                         "(first run in brackets), milliseconds")  # fmt: skip
     for column in ("cohort", "persons", "Massalia (DuckDB)", "PostgreSQL 15 peer", "hand DuckDB SQL", "raw scan",
@@ -491,7 +519,7 @@ def print_result(result: dict[str, Any]) -> None:
         massalia, peer, hand, scan = entry["massalia"], entry.get("peer"), entry["hand"], entry["raw_scan"]
         m = massalia["median"]
         table.add_row(
-            f"{cohort.key} {cohort.title}",
+            cohort.key,
             f"{massalia['persons']:,}",
             ms(massalia),
             ms(peer),
@@ -503,6 +531,8 @@ def print_result(result: dict[str, Any]) -> None:
             f"{massalia['toggle_median'] * 1000:.3f}",
         )
     console.print(table)
+    for cohort in COHORTS:
+        console.print(f"{cohort.key}: {result['cohorts'][cohort.key]['title']}")
     if "peer_load" in result:
         load = result["peer_load"]
         console.print(f"PostgreSQL peer load (untimed in the table): COPY {load['copy_seconds']:.0f} s, OHDSI indexes "
@@ -518,8 +548,8 @@ def print_result(result: dict[str, Any]) -> None:
         for problem in result["mismatches"]:
             console.print(f"  - {problem}")
     else:
-        console.print("[green]Counts agree[/]: Massalia = hand SQL (rows, rule bitmasks) = PostgreSQL peer "
-                      "(rows; Q4 the age band x sex attrition).")  # fmt: skip
+        peer = " = PostgreSQL peer (rows; Q4 the age band x sex attrition)" if "peer_load" in result else ""
+        console.print(f"[green]Counts agree[/]: Massalia = hand SQL (rows, rule bitmasks){peer}.")
 
 
 def _jsonable(value: Any) -> Any:
@@ -538,6 +568,12 @@ def main() -> None:
                         help="folder caching the extracts, warehouse and peer export between runs")  # fmt: skip
     parser.add_argument("--runs", type=int, default=5, help="warm runs per measurement (median reported)")
     parser.add_argument("--seed", type=int, default=0, help="generator seed")
+    parser.add_argument(
+        "--prior-days",
+        type=int,
+        default=DEFAULT_PRIOR_DAYS,
+        help="prior observation required at the breast-cancer entry (Q1, Q2, Q4); the issue says 365",
+    )
     parser.add_argument("--skip-peer", action="store_true", help="do not run the PostgreSQL peer")
     parser.add_argument("--json", type=Path, help="also write the results as JSON")
     args = parser.parse_args()
@@ -545,7 +581,9 @@ def main() -> None:
         parser.error("--runs must be at least 1")
     results = []
     for n in args.patients or [100_000]:
-        result = bench(n, data=args.data, seed=args.seed, runs=args.runs, skip_peer=args.skip_peer)
+        result = bench(
+            n, data=args.data, seed=args.seed, runs=args.runs, skip_peer=args.skip_peer, prior_days=args.prior_days
+        )
         print_result(result)
         results.append(result)
     if args.json:
