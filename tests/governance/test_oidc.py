@@ -24,6 +24,8 @@ from urllib.parse import parse_qs, urljoin, urlsplit
 
 import httpx
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from massalia.governance import Governance, Role
 from massalia.governance.oidc import (
@@ -468,3 +470,14 @@ def test_login_state_round_trips_and_rejects_garbage() -> None:
     assert LoginState.from_dict(json.loads(json.dumps(state.to_dict()))) == state
     with pytest.raises(OidcError, match="malformed OIDC login state"):
         LoginState.from_dict({"state": "s"})
+
+
+_group_names = st.text(
+    alphabet=st.characters(blacklist_characters=";\n\r", blacklist_categories=("Cs",)), min_size=1, max_size=30
+).filter(lambda name: name == name.strip() and name != "")
+
+
+@given(st.dictionaries(_group_names, st.sets(st.sampled_from(list(Role)), min_size=1), max_size=6))
+def test_role_map_round_trips(mapping: dict[str, set[Role]]) -> None:
+    text = ";".join(f"{group}={','.join(sorted(roles))}" for group, roles in mapping.items())
+    assert parse_role_map(text) == {group: frozenset(roles) for group, roles in mapping.items()}
