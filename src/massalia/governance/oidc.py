@@ -515,9 +515,9 @@ class OidcClient:
         except ValueError:
             body = {}
         if response.status_code != 200 or not isinstance(body, dict):
-            error = body.get("error", "") if isinstance(body, dict) else ""
+            code = body.get("error", "") if isinstance(body, dict) else ""
             detail = body.get("error_description", "") if isinstance(body, dict) else ""
-            raise OidcError(f"OIDC token exchange refused (HTTP {response.status_code}): {error} {detail}".strip())
+            raise OidcError(f"OIDC token exchange refused (HTTP {response.status_code}): {code} {detail}".strip())
         if str(body.get("token_type", "")).lower() != "bearer":
             raise OidcError(f"OIDC token endpoint returned token_type {body.get('token_type')!r}, not Bearer")
         for key in ("id_token", "access_token"):
