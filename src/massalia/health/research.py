@@ -358,6 +358,49 @@ def explain(
     return Explanation(person_id, grant, explanation if grant.row_level else _redacted(explanation))
 
 
+def _mart_spec(filters: Any) -> Any:
+    from massalia.health.marts.filters import FilterError, FilterSpec, parse_clause
+
+    try:
+        if isinstance(filters, FilterSpec):
+            return filters
+        if isinstance(filters, Mapping):
+            return FilterSpec.model_validate(filters)
+        if isinstance(filters, Sequence) and not isinstance(filters, str | bytes):
+            return FilterSpec(all=[parse_clause(item) if isinstance(item, str) else item for item in filters])
+    except (FilterError, ValueError) as error:
+        raise InvalidRequest(f"mart filter: {error}") from None
+    raise InvalidRequest("mart filters: a FilterSpec, its JSON object, or a list of 'variable op value' clauses")
+
+
+def _check_mart_scope(
+    gov: Governance,
+    engine: Engine,
+    principal: Principal,
+    action: str,
+    spec: Any,
+    project_id: int | None,
+    extra_variables: Sequence[str] = (),
+) -> None:
+    """Under a project, the filter may use only the project's variables and cohort."""
+    if project_id is None:
+        return
+    scope = gov.project_scope(project_id)
+    used = {clause.variable for clause in spec.all} | {c.variable for group in spec.any_of for c in group}
+    used |= set(extra_variables)
+    reason = None
+    if scope.variables and not used <= set(scope.variables):
+        reason = f"variable(s) outside the project's scope: {', '.join(sorted(used - set(scope.variables)))}"
+    elif scope.cohort_hash and spec.cohort_definition_id is None:
+        reason = "the project is scoped to a cohort: restrict the filter to its generated cohort"
+    elif scope.cohort_hash and _generated_hash(engine, spec.cohort_definition_id) != scope.cohort_hash:
+        reason = f"cohort {spec.cohort_definition_id} was not generated from the project's definition"
+    if reason:
+        gov.audit(principal, action, decision="denied", reason=reason, project_id=project_id,
+                  resource={"filters": spec.model_dump(mode="json")})  # fmt: skip
+        raise AccessDenied(action, reason)
+
+
 def mart_count(
     gov: Governance,
     engine: Engine,
@@ -367,13 +410,60 @@ def mart_count(
     project_id: int | None = None,
     channel: str | None = None,
 ) -> Any:
-    """Patients of the research mart matching ``filters``, suppressed unless the grant allows raw counts."""
-    from massalia.health.marts import filters as mart_filters  # helper B's mart (a sibling domain module)
+    """Persons of the research mart matching ``filters``, suppressed unless the grant allows raw counts.
 
-    spec = mart_filters.parse_filters(filters) if not isinstance(filters, mart_filters.FilterSpec) else filters
-    grant = gov.authorize(principal, "mart.count", project_id=project_id,
-                          detail={"resource": {"filters": spec.to_json()}, "channel": channel})  # fmt: skip
-    return mart_filters.count_patients(engine, spec, allowed_raw=grant.raw_counts)
+    ``filters`` is a :class:`massalia.health.marts.filters.FilterSpec`, its JSON object, or a list of
+    ``"variable op value"`` clauses (AND-ed). Returns the mart's ``CountResult``.
+    """
+    from massalia.health.marts.filters import FilterError, count_persons
+
+    spec = _mart_spec(filters)
+    _check_mart_scope(gov, engine, principal, "mart.count", spec, project_id)
+    resource = {"filters": spec.model_dump(mode="json")}
+    grant = gov.authorize(
+        principal, "mart.count", project_id=project_id, detail={"resource": resource, "channel": channel}
+    )
+    try:
+        return count_persons(engine, spec, allowed_raw=grant.raw_counts)
+    except FilterError as error:
+        raise InvalidRequest(f"mart filter: {error}") from None
+
+
+def mart_breakdown(
+    gov: Governance,
+    engine: Engine,
+    principal: Principal,
+    filters: Any,
+    by: str,
+    *,
+    project_id: int | None = None,
+    channel: str | None = None,
+) -> Any:
+    """Persons matching ``filters`` by value of the category ``by`` (action ``mart.count``).
+
+    Cells are suppressed, with complementary cells, unless the grant allows raw counts. Returns the
+    mart's ``Breakdown``.
+    """
+    from massalia.health.marts.filters import FilterError, breakdown
+
+    spec = _mart_spec(filters)
+    _check_mart_scope(gov, engine, principal, "mart.count", spec, project_id, extra_variables=[by])
+    resource = {"filters": spec.model_dump(mode="json"), "by": by}
+    grant = gov.authorize(
+        principal, "mart.count", project_id=project_id, detail={"resource": resource, "channel": channel}
+    )
+    try:
+        return breakdown(engine, spec, by, allowed_raw=grant.raw_counts)
+    except FilterError as error:
+        raise InvalidRequest(f"mart filter: {error}") from None
+
+
+def mart_build(gov: Governance, engine: Engine, principal: Principal, *, channel: str | None = None) -> Any:
+    """Build (or rebuild) the research mart from the warehouse (admins and data engineers); audited."""
+    from massalia.health.marts.builder import build_mart
+
+    gov.authorize(principal, "mart.build", detail={"channel": channel})
+    return build_mart(engine)
 
 
 def create_extract(
