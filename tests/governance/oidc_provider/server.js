@@ -136,7 +136,6 @@ server.listen(config.port || 0, '127.0.0.1', () => {
     },
     scopes: ['openid', 'offline_access', 'email', 'profile', 'groups'],
     pkce: { required: () => true },
-    ttl: config.ttl || {},
     async findAccount(ctx, sub) {
       const user = users.get(sub);
       if (!user) return undefined;
