@@ -1,0 +1,532 @@
+"""Pseudonymized, date-shifted, k-anonymous person-level extracts of the research mart.
+
+``build_extract`` reads one row per person from a warehouse table (``mart_patient`` by default), keeps
+the requested variables, and releases them under an ``ExtractPolicy``:
+
+1. **direct identifiers removed** — every column whose disclosure role is ``identifier``, every column
+   the policy lists in ``drop``, and whatever is named like a direct identifier (``person_source_value``,
+   names, IPP/NIP/NIR, addresses, e-mail, phone, free text), whatever its role says;
+2. **person id replaced** by the project's keyed pseudonym (``person_pseudonym``);
+3. **dates shifted** — every date and timestamp column moves by the person's keyed shift, so intervals
+   between a person's dates are exact while calendar dates are hidden;
+4. **k-anonymity enforced** over the quasi-identifiers: below ``k_min`` the extract is refused, or
+   generalized (bands, months, years, rare → ``other``) and, within a small budget, the residual
+   records suppressed;
+5. **written atomically** (temporary file + rename) as Parquet or CSV, rows in pseudonym order (the
+   source order could betray ids), with a JSON manifest: project, time, row count, each column and its
+   treatment, the k reached, the generalizations, and the SHA-256 of the data file.
+
+Column roles come from the mart catalogue (``massalia.health.marts``: each variable's ``disclosure``)
+or from an explicit ``column_roles`` mapping. A column with no role is refused: nothing leaves unclassified.
+Authorization and audit are the caller's (``massalia.health.research.create_extract``).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import operator
+import os
+import re
+import secrets
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pacsv
+import pyarrow.parquet as pq
+from sqlglot import exp
+
+from massalia.engine import Engine
+from massalia.engine.base import check_identifier
+from massalia.governance.kanon import (
+    GeneralizationPolicy,
+    Hierarchy,
+    KAnonymityError,
+    KReport,
+    generalize_to_k,
+    k_anonymity,
+)
+from massalia.governance.model import InvalidRequest
+from massalia.governance.pseudonym import (
+    MAX_SHIFT_DAYS,
+    SCHEME,
+    check_key,
+    check_project,
+    date_shifts,
+    is_temporal,
+    pseudonymize,
+    shift_dates,
+)
+
+Role = Literal["identifier", "quasi_identifier", "sensitive", "date", "none"]
+ROLES: tuple[str, ...] = ("identifier", "quasi_identifier", "sensitive", "date", "none")
+Format = Literal["parquet", "csv"]
+
+PERSON_COLUMN = "person_id"
+"""The person id column every source table must have (replaced by the pseudonym)."""
+
+PSEUDONYM_COLUMN = "person_pseudonym"
+"""The column that carries the project's pseudonym in an extract."""
+
+MANIFEST_FORMAT = "massalia-extract/1"
+
+DIRECT_IDENTIFIERS = frozenset(
+    {
+        "person_source_value",
+        "patient_source_value",
+        "ipp",
+        "nip",
+        "nir",
+        "nda",
+        "ins",
+        "ssn",
+        "name",
+        "full_name",
+        "first_name",
+        "last_name",
+        "given_name",
+        "family_name",
+        "birth_name",
+        "nom",
+        "prenom",
+        "nom_naissance",
+        "nom_usage",
+        "address",
+        "address_1",
+        "address_2",
+        "adresse",
+        "street",
+        "email",
+        "phone",
+        "telephone",
+        "mobile",
+        "note_text",
+        "free_text",
+        "texte",
+    }
+)
+"""Column names removed from every extract whatever their role: direct identifiers and free text."""
+
+_DIRECT_PATTERN = re.compile(
+    r"(^|_)(ipp|nip|nir|prenom|first_name|last_name|email|phone|telephone|address|adresse)($|_)"
+)
+
+
+class ExtractError(InvalidRequest):
+    """The extract cannot be built as asked (unknown table or variable, a column without a role...)."""
+
+
+class ExtractRefused(ExtractError):  # noqa: N818 (a refusal, as the policy says, not a crash)
+    """The selection is not k-anonymous enough and the policy refuses (or cannot reach ``k_min``)."""
+
+    def __init__(self, message: str, report: KReport) -> None:
+        super().__init__(message)
+        self.report = report
+
+
+@dataclass(frozen=True)
+class ExtractPolicy:
+    """How a project's extracts are protected.
+
+    Attributes
+    ----------
+    project_id
+        The project the extract is for (pseudonym prefix and key derivation).
+    key
+        The project's secret (``Governance.project_key(project_id)``); never written anywhere.
+    date_shift_days
+        Amplitude ``N`` of the per-person date shift (``[-N, -1] ∪ [1, N]`` days); ``None``: dates kept.
+    k_min
+        The smallest equivalence class allowed over the quasi-identifiers.
+    quasi_identifiers
+        The quasi-identifier columns (``None``: those whose role is ``quasi_identifier``).
+    on_low_k
+        ``"refuse"`` (raise ``ExtractRefused``) or ``"generalize"`` (coarsen, then suppress within budget).
+    drop
+        Extra columns to remove as direct identifiers.
+    hierarchies, max_levels, max_suppression
+        The generalization policy (see ``massalia.governance.kanon.GeneralizationPolicy``); used only
+        when ``on_low_k="generalize"``. ``max_suppression`` is the fraction of records that may be removed.
+    shift_datetimes
+        Shift timestamp columns as well as dates (default). When ``False`` timestamp columns are removed
+        rather than released unshifted.
+    """
+
+    project_id: int | str
+    key: bytes = field(repr=False)
+    date_shift_days: int | None = None
+    k_min: int = 5
+    quasi_identifiers: Sequence[str] | None = None
+    on_low_k: Literal["refuse", "generalize"] = "refuse"
+    drop: Sequence[str] = ()
+    hierarchies: Mapping[str, Hierarchy] = field(default_factory=dict)
+    max_levels: Mapping[str, int] = field(default_factory=dict)
+    max_suppression: float = 0.01
+    shift_datetimes: bool = True
+
+    def __post_init__(self) -> None:
+        try:
+            check_project(self.project_id)
+            check_key(self.key)
+        except (TypeError, ValueError) as error:
+            raise ExtractError(f"extract policy: {error}") from None
+        shift = self.date_shift_days
+        if shift is not None and (
+            isinstance(shift, bool) or not isinstance(shift, int) or not 1 <= shift <= MAX_SHIFT_DAYS
+        ):
+            raise ExtractError(f"extract policy: date_shift_days must be None or 1..{MAX_SHIFT_DAYS}, got {shift!r}")
+        if isinstance(self.k_min, bool) or not isinstance(self.k_min, int) or self.k_min < 1:
+            raise ExtractError(f"extract policy: k_min must be a positive integer, got {self.k_min!r}")
+        if self.on_low_k not in ("refuse", "generalize"):
+            raise ExtractError(f"extract policy: on_low_k must be 'refuse' or 'generalize', got {self.on_low_k!r}")
+        if not 0.0 <= self.max_suppression <= 1.0:
+            raise ExtractError(f"extract policy: max_suppression is a fraction 0..1, got {self.max_suppression!r}")
+        object.__setattr__(self, "drop", tuple(self.drop))
+        if self.quasi_identifiers is not None:
+            object.__setattr__(self, "quasi_identifiers", tuple(self.quasi_identifiers))
+
+
+@dataclass(frozen=True)
+class ExtractResult:
+    """What ``build_extract`` wrote.
+
+    Attributes
+    ----------
+    path
+        The data file (Parquet or CSV).
+    manifest_path
+        The JSON manifest beside it.
+    manifest
+        The manifest's content.
+    rows
+        Records written.
+    k
+        The k achieved over the quasi-identifiers (the row count when there are none).
+    """
+
+    path: Path
+    manifest_path: Path
+    manifest: dict[str, Any]
+    rows: int
+    k: int
+
+
+def catalogue_roles() -> dict[str, str]:
+    """The disclosure role of every variable of the research mart catalogue (``massalia.health.marts``)."""
+    from massalia.health.marts.catalogue import load_catalogue  # the mart is optional for explicit roles
+
+    return {variable.name: variable.disclosure.value for variable in load_catalogue().variables}
+
+
+def is_direct_identifier(name: str) -> bool:
+    """Whether a column name says it holds a direct identifier or free text (always removed).
+
+    Examples
+    --------
+    >>> is_direct_identifier("person_source_value"), is_direct_identifier("patient_ipp"), is_direct_identifier("age")
+    (True, True, False)
+    """
+    lowered = name.lower()
+    return lowered in DIRECT_IDENTIFIERS or bool(_DIRECT_PATTERN.search(lowered))
+
+
+def _check_roles(roles: Mapping[str, str]) -> dict[str, str]:
+    bad = {name: role for name, role in roles.items() if role not in ROLES}
+    if bad:
+        raise ExtractError(f"unknown disclosure role(s) {bad}: use one of {', '.join(ROLES)}")
+    return dict(roles)
+
+
+def _select(engine: Engine, source_table: str, columns: list[str], cohort: tuple[str, int] | None) -> pa.Table:
+    query = exp.select(*(exp.column(name) for name in columns)).from_(exp.to_table(source_table))
+    if cohort is not None:
+        cohort_table, cohort_id = cohort
+        members = (
+            exp.select(exp.column("subject_id"))
+            .from_(exp.to_table(cohort_table))
+            .where(exp.column("cohort_definition_id").eq(exp.Literal.number(cohort_id)))
+        )
+        query = query.where(exp.column(PERSON_COLUMN).isin(query=members))
+    return engine.query(query)
+
+
+def _check_selection(
+    engine: Engine,
+    source_table: str,
+    cohort: tuple[str, int] | None,
+    person_ids: Sequence[int] | None,
+) -> tuple[list[str], tuple[str, int] | None, pa.Array | None]:
+    try:
+        check_identifier(source_table)
+    except ValueError as error:
+        raise ExtractError(f"source_table: {error}") from None
+    if not engine.table_exists(source_table):
+        raise ExtractError(f"source table {source_table!r} does not exist (build the mart first: massalia mart build)")
+    available = [column.name for column in engine.describe(source_table)]
+    if PERSON_COLUMN not in available:
+        raise ExtractError(f"source table {source_table!r} has no {PERSON_COLUMN} column: extracts are person-level")
+    if cohort is not None:
+        if not (isinstance(cohort, tuple | list) and len(cohort) == 2):
+            raise ExtractError(f"cohort must be (cohort table, cohort_definition_id), got {cohort!r}")
+        cohort_table, cohort_id = cohort
+        try:
+            check_identifier(cohort_table)
+        except ValueError as error:
+            raise ExtractError(f"cohort table: {error}") from None
+        if isinstance(cohort_id, bool) or not isinstance(cohort_id, int):
+            raise ExtractError(f"cohort_definition_id must be an integer, got {cohort_id!r}")
+        if not engine.table_exists(cohort_table):
+            raise ExtractError(f"cohort table {cohort_table!r} does not exist (generate the cohort first)")
+        cohort = (cohort_table, cohort_id)
+    wanted = None
+    if person_ids is not None:
+        try:
+            if isinstance(person_ids, str | bytes) or any(isinstance(i, bool) for i in person_ids):
+                raise TypeError("not integers")
+            numbers = [operator.index(i) for i in person_ids]
+        except TypeError:
+            raise ExtractError("person_ids must be a sequence of integer person ids") from None
+        wanted = pa.array(numbers, pa.int64())
+    return available, cohort, wanted
+
+
+def _choose_columns(available: list[str], variables: Sequence[str] | None) -> list[str]:
+    if variables is None:
+        return list(available)
+    if isinstance(variables, str):
+        raise ExtractError("variables must be a sequence of column names, not one string")
+    unknown = [name for name in variables if name not in available]
+    if unknown:
+        raise ExtractError(f"unknown variable(s) {unknown} in the source table (columns: {', '.join(available)})")
+    return [PERSON_COLUMN, *(name for name in dict.fromkeys(variables) if name != PERSON_COLUMN)]
+
+
+def _atomic_write(path: Path, write: Any) -> None:
+    """Write ``path`` through ``write(temporary_path)``, then rename it into place (same folder, same disk)."""
+    temporary = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
+    try:
+        write(temporary)
+        with open(temporary, "rb+") as handle:
+            os.fsync(handle.fileno())
+        os.replace(temporary, path)
+    finally:
+        temporary.unlink(missing_ok=True)
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def build_extract(
+    engine: Engine,
+    *,
+    source_table: str = "mart_patient",
+    person_ids: Sequence[int] | None = None,
+    cohort: tuple[str, int] | None = None,
+    variables: Sequence[str] | None = None,
+    policy: ExtractPolicy,
+    out_dir: Path,
+    fmt: Format = "parquet",
+    column_roles: Mapping[str, str] | None = None,
+) -> ExtractResult:
+    """Build a pseudonymized, date-shifted, k-anonymous extract and write it with its manifest.
+
+    Parameters
+    ----------
+    engine
+        The warehouse engine.
+    source_table
+        A person-level table (one row per ``person_id``); the research mart by default.
+    person_ids, cohort
+        Which persons: explicit ids, members of ``(cohort table, cohort_definition_id)`` (OMOP
+        ``cohort.subject_id``), both (their intersection) or neither (everyone).
+    variables
+        The columns to release (``None``: all); ``person_id`` is always read, and replaced.
+    policy
+        Pseudonymization, date shift and disclosure rules, with the project's key.
+    out_dir
+        Folder for the data file and its manifest (created if needed).
+    fmt
+        ``"parquet"`` or ``"csv"`` (comma-separated, header, UTF-8, null as an empty field).
+    column_roles
+        Disclosure role of each column (``identifier``, ``quasi_identifier``, ``sensitive``, ``date``,
+        ``none``); default: the mart catalogue's.
+
+    Returns
+    -------
+    ExtractResult
+
+    Raises
+    ------
+    ExtractError
+        Bad input: unknown table, column or role, duplicate person ids, an empty selection.
+    ExtractRefused
+        k over the quasi-identifiers is below ``policy.k_min`` and the policy refuses, or generalization
+        and suppression cannot reach it.
+
+    Examples
+    --------
+    >>> policy = ExtractPolicy(project_id=3, key=gov.project_key(3), date_shift_days=365)  # doctest: +SKIP
+    >>> build_extract(engine, cohort=("cohort", 1), policy=policy, out_dir=Path("out"))  # doctest: +SKIP
+    """
+    if fmt not in ("parquet", "csv"):
+        raise ExtractError(f"extract format must be 'parquet' or 'csv', got {fmt!r}")
+    available, cohort, wanted = _check_selection(engine, source_table, cohort, person_ids)
+    columns = _choose_columns(available, variables)
+    roles = _check_roles(column_roles if column_roles is not None else catalogue_roles())
+    typos = [name for name in policy.quasi_identifiers or () if name not in available]
+    if typos:
+        raise ExtractError(f"quasi-identifier(s) {typos} of the policy are not columns of {source_table!r}")
+
+    treatments: dict[str, dict[str, Any]] = {}
+    kept: list[str] = []
+    for name in columns:
+        role = "identifier" if name == PERSON_COLUMN else roles.get(name)
+        if name == PERSON_COLUMN:
+            continue
+        if is_direct_identifier(name) or name in policy.drop:
+            treatments[name] = {"role": role or "identifier", "treatment": "dropped: direct identifier"}
+        elif role is None:
+            raise ExtractError(
+                f"column {name!r} of {source_table!r} has no disclosure role: classify it in the mart catalogue "
+                "or in column_roles (identifier, quasi_identifier, sensitive, date, none), or leave it out"
+            )
+        elif role == "identifier":
+            treatments[name] = {"role": role, "treatment": "dropped: identifier"}
+        else:
+            kept.append(name)
+            treatments[name] = {"role": role, "treatment": "kept"}
+
+    table = _select(engine, source_table, [PERSON_COLUMN, *kept], cohort)
+    if wanted is not None:
+        table = table.filter(pc.is_in(table.column(PERSON_COLUMN), value_set=wanted))
+    if table.num_rows == 0:
+        raise ExtractError("the selection is empty: no person of the source table matches the cohort / person ids")
+    ids = table.column(PERSON_COLUMN)
+    if ids.null_count:
+        raise ExtractError(f"{ids.null_count} row(s) of {source_table!r} have no {PERSON_COLUMN}")
+    if pc.count_distinct(ids).as_py() != table.num_rows:
+        raise ExtractError(f"{source_table!r} has several rows for some {PERSON_COLUMN}: extracts are one row a person")
+
+    # Dates first (they need the real id), then the id itself goes.
+    out = table.drop_columns([PERSON_COLUMN])
+    shifts = None
+    if policy.date_shift_days is not None:
+        shifts = date_shifts(ids, key=policy.key, project=policy.project_id, max_days=policy.date_shift_days)
+    for name in list(out.column_names):
+        kind = out.schema.field(name).type
+        if not is_temporal(kind):
+            if treatments[name]["role"] == "date":
+                treatments[name]["treatment"] = "kept: not a date type, cannot be shifted"
+            continue
+        if shifts is None:
+            treatments[name]["treatment"] = "kept: dates not shifted (no date shift in the policy)"
+        elif pa.types.is_timestamp(kind) and not policy.shift_datetimes:
+            out = out.drop_columns([name])
+            treatments[name]["treatment"] = "dropped: timestamp not shifted (shift_datetimes is off)"
+        else:
+            index = out.column_names.index(name)
+            out = out.set_column(index, name, shift_dates(out.column(name), shifts))
+            treatments[name]["treatment"] = f"date-shifted (per person, ±{policy.date_shift_days} days)"
+    pseudonyms = pseudonymize(ids, key=policy.key, project=policy.project_id)
+    out = out.add_column(0, PSEUDONYM_COLUMN, pseudonyms)
+
+    if policy.quasi_identifiers is not None:
+        quasi = [name for name in policy.quasi_identifiers if name in out.column_names]
+    else:
+        quasi = [name for name in out.column_names if treatments.get(name, {}).get("role") == "quasi_identifier"]
+    for name in quasi:
+        treatments[name]["quasi_identifier"] = True
+    report = k_anonymity(out, quasi, target=policy.k_min)
+    generalizations: list[dict[str, Any]] = []
+    suppressed = 0
+    if not report.satisfied:
+        summary = (
+            f"k over the quasi-identifiers {quasi} is {report.k}, below k_min={policy.k_min}: "
+            f"{report.records_below} of {report.rows} record(s) are in {report.classes_below} class(es) smaller than "
+            f"{policy.k_min}"
+        )
+        if policy.on_low_k == "refuse":
+            raise ExtractRefused(f"extract refused: {summary}", report)
+        rules = GeneralizationPolicy(
+            hierarchies=policy.hierarchies, max_levels=policy.max_levels, max_suppression=policy.max_suppression
+        )
+        try:
+            result = generalize_to_k(out, quasi, policy.k_min, rules)
+        except KAnonymityError as error:
+            raise ExtractRefused(f"extract refused: {summary}; generalization failed: {error}", report) from None
+        out, generalizations, suppressed = result.table, result.applied, result.suppressed
+        for entry in generalizations:
+            treatments[entry["column"]]["treatment"] = f"generalized: {entry['description']}"
+        report = k_anonymity(out, quasi, target=policy.k_min)
+    out = out.sort_by(PSEUDONYM_COLUMN)
+
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    created = dt.datetime.now(dt.UTC)
+    stem = f"extract-p{check_project(policy.project_id)}-{created:%Y%m%dT%H%M%SZ}-{secrets.token_hex(3)}"
+    path = out_dir / f"{stem}.{fmt}"
+    if fmt == "parquet":
+        _atomic_write(path, lambda target: pq.write_table(out, target))
+    else:
+        _atomic_write(path, lambda target: pacsv.write_csv(out, target))
+    columns_out = [
+        {
+            "name": PSEUDONYM_COLUMN,
+            "type": str(out.schema.field(PSEUDONYM_COLUMN).type),
+            "source": PERSON_COLUMN,
+            "role": "identifier",
+            "treatment": f"pseudonymized ({SCHEME}, project key)",
+        }
+    ]
+    columns_out += [
+        {"name": name, "type": str(out.schema.field(name).type), "source": name, **treatments[name]}
+        for name in out.column_names
+        if name != PSEUDONYM_COLUMN
+    ]
+    manifest = {
+        "format": MANIFEST_FORMAT,
+        "project_id": policy.project_id,
+        "created_at": created.isoformat(timespec="seconds").replace("+00:00", "Z"),
+        "data_file": path.name,
+        "file_format": fmt,
+        "sha256": _sha256(path),
+        "rows": out.num_rows,
+        "selection": {
+            "source_table": source_table,
+            "cohort": {"table": cohort[0], "cohort_definition_id": cohort[1]} if cohort else None,
+            "person_ids_given": None if wanted is None else len(wanted),
+        },
+        "columns": columns_out,
+        "dropped": [
+            {"name": name, **treatments[name]}
+            for name in treatments
+            if treatments[name]["treatment"].startswith("dropped")
+        ],
+        "pseudonym": {"column": PSEUDONYM_COLUMN, "scheme": SCHEME},
+        "date_shift": None
+        if policy.date_shift_days is None
+        else {"max_days": policy.date_shift_days, "per": "person", "zero_excluded": True},
+        "k_anonymity": {
+            "k_min": policy.k_min,
+            "k": report.k,
+            "classes": report.classes,
+            "quasi_identifiers": quasi,
+            "on_low_k": policy.on_low_k,
+            "generalizations": generalizations,
+            "suppressed_records": suppressed,
+        },
+    }
+    manifest_path = out_dir / f"{stem}.manifest.json"
+    text = json.dumps(manifest, indent=2, ensure_ascii=False, default=str) + "\n"
+    _atomic_write(manifest_path, lambda target: target.write_text(text, encoding="utf-8"))
+    return ExtractResult(path=path, manifest_path=manifest_path, manifest=manifest, rows=out.num_rows, k=report.k)
