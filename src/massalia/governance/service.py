@@ -44,6 +44,9 @@ from massalia.governance.tables import MemberRow, ProjectRow, ProjectSecretRow, 
 DEFAULT_TOKEN_LIFETIME = dt.timedelta(days=90)
 MAX_TOKEN_LIFETIME = dt.timedelta(days=366)
 LEDGER_LOCK_WAIT_S = 10.0
+RESERVED_AUDIT_KEYS = frozenset(
+    {"time", "actor", "auth", "roles", "action", "decision", "denied_because", "grant", "project_id"}
+)
 
 
 def _now() -> dt.datetime:
@@ -530,6 +533,8 @@ class Governance:
             row = session.get(RequestRow, int(request_id))
             if row is None:
                 raise NotFound(f"no access request {request_id}")
+            if row.status != "pending":
+                raise InvalidRequest(f"request {request_id} was already {row.status} by {row.decided_by}")
             project_id = row.project_id
         if not reason or not reason.strip():
             raise InvalidRequest("a decision needs a reason")
@@ -635,22 +640,23 @@ class Governance:
         """
         if not isinstance(principal, Principal):
             raise AccessDenied(str(action), "no principal")
+        extra = dict(detail or {})
+        clash = set(extra) & RESERVED_AUDIT_KEYS
+        if clash:
+            raise InvalidRequest(f"audit detail may not use the reserved key(s) {', '.join(sorted(clash))}")
         facts = self.facts(principal, project_id, site)
         audited = self.rights.audited(action)
         try:
             grant = decide(self.rights, principal, action, facts)
         except AccessDenied as denied:
             if audited:
-                self.audit(principal, action, decision="denied", reason=denied.reason,
-                           project_id=project_id, **dict(detail or {}))  # fmt: skip
+                self.audit(principal, action, decision="denied", denied_because=denied.reason, project_id=project_id,
+                           **extra)  # fmt: skip
             raise
         if audited:
-            index = self.audit(
-                principal, action, decision="allowed", project_id=project_id,
-                grant={"raw_counts": grant.raw_counts, "row_level": grant.row_level,
-                       "pseudonymized": grant.pseudonymized, "site": grant.site},
-                **dict(detail or {}),
-            )  # fmt: skip
+            flags = {"raw_counts": grant.raw_counts, "row_level": grant.row_level,
+                     "pseudonymized": grant.pseudonymized, "site": grant.site}  # fmt: skip
+            index = self.audit(principal, action, decision="allowed", project_id=project_id, grant=flags, **extra)
             grant = Grant(**{**grant.__dict__, "audit_index": index})
         return grant
 
@@ -661,6 +667,9 @@ class Governance:
         """
         from massalia.ledger import LedgerLockedError, TransparencyLog
 
+        clash = set(detail) & {"time", "actor", "auth", "roles", "action"}
+        if clash:
+            raise InvalidRequest(f"audit detail may not use the reserved key(s) {', '.join(sorted(clash))}")
         entry = {
             "time": self._clock().isoformat(timespec="seconds"),
             "actor": principal.subject,

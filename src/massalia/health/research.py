@@ -60,7 +60,7 @@ def _check_scope(
     if scope.cohort_hash and scope.cohort_hash != definition.definition_hash():
         reason = "the cohort definition is not the project's (definition hash differs)"
         if gov.rights.audited(action):
-            gov.audit(principal, action, decision="denied", reason=reason, project_id=project_id,
+            gov.audit(principal, action, decision="denied", denied_because=reason, project_id=project_id,
                       resource=_resource(definition))  # fmt: skip
         raise AccessDenied(action, reason)
 
@@ -396,7 +396,7 @@ def _check_mart_scope(
     elif scope.cohort_hash and _generated_hash(engine, spec.cohort_definition_id) != scope.cohort_hash:
         reason = f"cohort {spec.cohort_definition_id} was not generated from the project's definition"
     if reason:
-        gov.audit(principal, action, decision="denied", reason=reason, project_id=project_id,
+        gov.audit(principal, action, decision="denied", denied_because=reason, project_id=project_id,
                   resource={"filters": spec.model_dump(mode="json")})  # fmt: skip
         raise AccessDenied(action, reason)
 

@@ -1,0 +1,229 @@
+"""The guarded research services on the shared generated warehouse: the issue's done-when scenario.
+
+A researcher without an approved project sees suppressed counts only and no record; they file a
+request, a DPO approves it, and the same calls give raw counts and (pseudonymized) records; a
+clinician sees the records of their own site only; every access is a ledger entry written before the
+data is returned, and the log verifies.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import shutil
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pyarrow.parquet as pq
+import pytest
+
+from massalia.engine.duckdb import DuckDBEngine
+from massalia.governance import (
+    AccessDenied,
+    Governance,
+    InvalidRequest,
+    Principal,
+    ProjectScope,
+    Role,
+    operator_principal,
+)
+from massalia.governance.pseudonym import pseudonymize
+from massalia.health import research
+from massalia.health.cohorts import CohortDefinition
+from massalia.health.cohorts.explain import explain_person
+from massalia.health.cohorts.service import analyze_cohort
+from massalia.ledger import TransparencyLog
+
+BREAST_STAGE = CohortDefinition.model_validate({
+    "title": "breast cancer, stage IV",
+    "primary_criteria": {"criteria_list": [{"kind": "CancerDiagnosis", "topography": ["C50"]}]},
+    "inclusion_rules": [
+        {"name": "stage IV", "expression": {"type": "ALL", "criteria_list": [{
+            "criteria": {"kind": "TnmStage", "axis": "group", "value": {"op": "gte", "value": 4}},
+            "start_window": {"start": {"days": 0, "coeff": -1}, "end": {"days": 90, "coeff": 1}},
+            "occurrence": {"type": 2, "count": 1}}]}},
+    ],
+})  # fmt: skip
+ANY_CANCER = CohortDefinition.model_validate({"primary_criteria": {"criteria_list": [{"kind": "CancerDiagnosis"}]}})
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = dt.datetime(2026, 6, 1, 9, 0, tzinfo=dt.UTC)
+
+    def __call__(self) -> dt.datetime:
+        return self.now
+
+
+@dataclass
+class Setting:
+    gov: Governance
+    engine: DuckDBEngine
+    clock: Clock
+    researcher: Principal
+    dpo: Principal
+    clinician: Principal
+
+
+@pytest.fixture(scope="module")
+def setting(demo_warehouse: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Setting]:
+    root = tmp_path_factory.mktemp("research-access")
+    copy = root / "warehouse.duckdb"
+    shutil.copy(demo_warehouse, copy)  # generation writes the cohort table: never write the shared file
+    clock = Clock()
+    operator = operator_principal()
+    with (
+        Governance(f"sqlite:///{(root / 'metadata.sqlite').as_posix()}", root / "ledger",
+                   key_path=root / "keys" / "master.key", clock=clock) as gov,
+        DuckDBEngine(copy) as engine,
+    ):  # fmt: skip
+        gov.create_user("rita", None, [Role.RESEARCHER], actor=operator)
+        gov.create_user("dina", None, [Role.DPO], actor=operator)
+        gov.create_user("cleo", None, [Role.CLINICIAN], "chu_nord", actor=operator)
+        # Everyone authenticates with an API token, as the API and the command line do.
+        principals = {
+            name: gov.authenticate_token(gov.create_token(name, None, actor=operator))
+            for name in ("rita", "dina", "cleo")
+        }
+        yield Setting(gov, engine, clock, principals["rita"], principals["dina"], principals["cleo"])
+
+
+def ledger_actions(gov: Governance) -> list[dict[str, Any]]:
+    if not gov.ledger_path.exists():
+        return []
+    with TransparencyLog(gov.ledger_path, readonly=True) as log:
+        return [log.get(i).entry for i in range(log.size)]
+
+
+def test_done_when_scenario(setting: Setting, tmp_path: Path) -> None:
+    gov, engine, rita, dina = setting.gov, setting.engine, setting.researcher, setting.dpo
+    analysis = analyze_cohort(engine, BREAST_STAGE)
+    raw_base, raw_rows = analysis.attrition(allowed_raw=True)
+    small = [v for row in raw_rows for v in (row.persons_cumulative, row.persons_alone) if v and 0 < v < 10]
+    assert small, "the scenario needs a small cell to show suppression"
+    entries_before = len(ledger_actions(gov))
+
+    # 1. No project: suppressed aggregates only, and no record.
+    assert research.attrition(gov, engine, rita, BREAST_STAGE) == analysis.attrition(allowed_raw=False)
+    assert research.count(gov, engine, rita, BREAST_STAGE) == analysis.count(allowed_raw=False)
+    with pytest.raises(AccessDenied):
+        research.explain(gov, engine, rita, BREAST_STAGE, 1, purpose="check the inclusion of a patient")
+
+    # 2. A project scoped to the definition: still suppressed until a DPO approves it.
+    scope = ProjectScope(cohort=BREAST_STAGE.model_dump(mode="json"), cohort_hash=BREAST_STAGE.definition_hash())
+    project = gov.create_project("Breast IV", "survival of stage IV breast cancer by first-line regimen", scope=scope,
+                                 access_level="pseudonymized", expires=dt.date(2026, 12, 31), actor=rita)  # fmt: skip
+    assert project.members == ("rita",) and project.status == "draft"
+    pid = project.id
+    assert research.count(gov, engine, rita, BREAST_STAGE, project_id=pid) == analysis.count(allowed_raw=False)
+    request = gov.file_request(pid, actor=rita, justification="the protocol was approved by the ethics board")
+    with pytest.raises(AccessDenied):
+        gov.decide_request(request.id, True, "self-approval", actor=rita)
+    decided = gov.decide_request(request.id, True, "purpose and scope are proportionate", actor=dina)
+    assert decided.status == "approved" and decided.decided_by == "dina"
+    with pytest.raises(InvalidRequest, match="already approved"):
+        gov.decide_request(request.id, False, "changed my mind", actor=dina)
+
+    # 3. Approved: raw counts, under the project's definition only.
+    assert research.attrition(gov, engine, rita, BREAST_STAGE, project_id=pid) == (raw_base, raw_rows)
+    with pytest.raises(AccessDenied, match="definition"):
+        research.count(gov, engine, rita, ANY_CANCER, project_id=pid)
+    generated = research.generate(gov, engine, rita, BREAST_STAGE, cohort_definition_id=3, project_id=pid)
+    assert generated.persons == raw_base.persons or generated.persons is not None
+    cells = research.breakdowns(gov, engine, rita, BREAST_STAGE, cohort_definition_id=3, project_id=pid)
+    assert sum(v or 0 for v in cells["sex"].values()) == generated.persons
+
+    # 4. Row level, pseudonymized: the person is named by the project pseudonym, dates are shifted.
+    person = int(engine.query("SELECT subject_id FROM cohort WHERE cohort_definition_id = 3 LIMIT 1")[0][0].as_py())
+    pseudonym = pseudonymize([person], key=gov.project_key(pid), project=pid)[0].as_py()
+    with pytest.raises(InvalidRequest, match="pseudonym"):
+        research.explain(gov, engine, rita, BREAST_STAGE, person, purpose="check one patient", project_id=pid)
+    shown = research.explain(gov, engine, rita, BREAST_STAGE, pseudonym, purpose="check one patient",
+                             project_id=pid)  # fmt: skip
+    truth = explain_person(engine, BREAST_STAGE, person)
+    assert shown.grant.row_level and shown.grant.pseudonymized and shown.in_cohort
+    shift = shown.explanation.events[0].start_date - truth.events[0].start_date  # type: ignore[operator]
+    assert shift != dt.timedelta(0) and abs(shift.days) <= research.PROJECT_DATE_SHIFT_DAYS
+    assert all(str(person) != str(v) for row in shown.explanation.primary_events for v in row.values())
+
+    # 5. Expired: back to suppressed counts.
+    setting.clock.now = dt.datetime(2027, 1, 2, 9, 0, tzinfo=dt.UTC)
+    try:
+        assert research.count(gov, engine, rita, BREAST_STAGE, project_id=pid) == analysis.count(allowed_raw=False)
+    finally:
+        setting.clock.now = Clock().now
+
+    # 6. Every access is in the ledger, in order, and the log verifies.
+    entries = ledger_actions(gov)[entries_before:]
+    assert [(e["action"], e["decision"]) for e in entries] == [
+        ("cohort.attrition", "allowed"), ("cohort.count", "allowed"), ("cohort.explain", "denied"),
+        ("cohort.count", "allowed"), ("request.decide", "denied"), ("request.decide", "allowed"),
+        ("cohort.attrition", "allowed"), ("cohort.count", "denied"), ("cohort.generate", "allowed"),
+        ("cohort.breakdowns", "allowed"), ("cohort.explain", "allowed"), ("cohort.explain", "allowed"),
+        ("cohort.count", "allowed"),
+    ]  # fmt: skip
+    assert entries[-1]["grant"]["raw_counts"] is False and entries[6]["grant"]["raw_counts"] is True
+    assert entries[10]["purpose"] == "check one patient" and entries[10]["actor"] == "rita"
+    with TransparencyLog(gov.ledger_path, readonly=True) as log:
+        assert log.verify().ok
+
+
+def test_clinicians_see_their_own_site_only(setting: Setting) -> None:
+    gov, engine = setting.gov, setting.engine
+    sites = engine.query(
+        "SELECT cs.care_site_source_value AS site, MIN(p.person_id) AS person_id FROM person p "
+        "JOIN care_site cs ON cs.care_site_id = p.care_site_id GROUP BY 1 ORDER BY 1"
+    ).to_pylist()
+    by_site = {row["site"]: row["person_id"] for row in sites}
+    assert "chu_nord" in by_site and len(by_site) > 1
+    own = research.explain(gov, engine, setting.clinician, ANY_CANCER, by_site["chu_nord"], purpose="consultation")
+    assert own.grant.row_level and own.grant.site == "chu_nord" and not own.grant.pseudonymized
+    assert own.explanation.primary_events and "start_date" in own.explanation.primary_events[0]
+    other = next(site for site in by_site if site != "chu_nord")
+    with pytest.raises(AccessDenied, match="own site"):
+        research.explain(gov, engine, setting.clinician, ANY_CANCER, by_site[other], purpose="consultation")
+
+
+def test_the_operator_sees_verdicts_not_records(setting: Setting) -> None:
+    gov, engine = setting.gov, setting.engine
+    person = int(engine.query("SELECT MIN(person_id) FROM person")[0][0].as_py())
+    shown = research.explain(gov, engine, operator_principal(), ANY_CANCER, person, purpose="debug a definition")
+    assert not shown.grant.row_level
+    assert all(set(row) <= {"event"} for row in shown.explanation.primary_events)
+    assert all(ev.records == [] for event in shown.explanation.events for r in event.rules for ev in r.evidence)
+    counts = research.count(gov, engine, operator_principal(), ANY_CANCER)
+    assert counts == analyze_cohort(engine, ANY_CANCER).count(allowed_raw=False)
+    with pytest.raises(InvalidRequest, match="purpose"):
+        research.explain(gov, engine, operator_principal(), ANY_CANCER, person, purpose=" ")
+
+
+def test_extract_needs_an_approved_pseudonymized_project(setting: Setting, tmp_path: Path) -> None:
+    gov, engine, rita, dina = setting.gov, setting.engine, setting.researcher, setting.dpo
+    research.mart_build(gov, engine, operator_principal())
+    scope = ProjectScope(variables=("age_at_diagnosis", "sex", "primary_site"))
+    until = dt.date(2026, 12, 31)
+    aggregate = gov.create_project("Counts only", "incidence by site and year for the registry",
+                                   scope=scope, access_level="aggregate", expires=until, actor=rita)  # fmt: skip
+    pseudo = gov.create_project("Rows", "age at diagnosis distribution, pseudonymized rows",
+                                scope=scope, access_level="pseudonymized", expires=until, actor=rita)  # fmt: skip
+    with pytest.raises(AccessDenied):
+        research.create_extract(gov, engine, rita, pseudo.id, out_dir=tmp_path)
+    for project in (aggregate, pseudo):
+        request = gov.file_request(project.id, actor=rita, justification="registry work, approved protocol")
+        gov.decide_request(request.id, True, "proportionate", actor=dina)
+    with pytest.raises(AccessDenied, match="access level"):
+        research.create_extract(gov, engine, rita, aggregate.id, out_dir=tmp_path)
+    result = research.create_extract(gov, engine, rita, pseudo.id, out_dir=tmp_path, on_low_k="generalize")
+    table = pq.read_table(result.path)
+    assert "person_id" not in table.column_names and table.num_rows > 0
+    pseudonyms = table.column("person_pseudonym").to_pylist()
+    everyone = engine.query("SELECT person_id FROM person").column(0)
+    assert set(pseudonyms) <= set(pseudonymize(everyone, key=gov.project_key(pseudo.id), project=pseudo.id).to_pylist())
+    assert [e["action"] for e in ledger_actions(gov)[-1:]] == ["extract.create"]
+    # Mart counts: a variable outside the project's scope is refused; inside, raw counts.
+    with pytest.raises(AccessDenied, match="scope"):
+        research.mart_count(gov, engine, rita, ["stage_group = IV"], project_id=aggregate.id)
+    raw = research.mart_count(gov, engine, rita, ["primary_site = breast"], project_id=aggregate.id)
+    shown = research.mart_count(gov, engine, rita, ["primary_site = breast"])
+    assert raw.count is not None and (shown.count == raw.count or shown.count is None)
