@@ -5,9 +5,9 @@ from __future__ import annotations
 import re
 
 import pytest
+from api_world import PASSWORD, ApiWorld
 from fastapi.testclient import TestClient
 
-from conftest import PASSWORD, ApiWorld
 from massalia.api import ApiSettings, SettingsError
 from massalia.api.pagination import decode_cursor, encode_cursor
 from massalia.api.ratelimit import FailureLimiter

@@ -5,13 +5,15 @@ from __future__ import annotations
 import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from typing import Any
 
 from fastapi import APIRouter, FastAPI
+from fastapi.routing import iter_route_contexts
 from starlette.middleware.cors import CORSMiddleware
 
 from massalia import __version__
-from massalia.api.deps import ApiContext, action
+from massalia.api.deps import ACTION_KEY, ApiContext, action
 from massalia.api.errors import RequestIdMiddleware, install_error_handlers
 from massalia.api.ratelimit import FailureLimiter
 from massalia.api.routes import audit, auth, cohorts, extracts, mart, projects, quality
@@ -30,6 +32,32 @@ pseudonymized extracts, data quality and the audit trail. Authenticate with a co
 with an API token (`Authorization: Bearer <token>`). Every data access is decided by the governance
 layer and written to the transparency log. Errors share one shape:
 `{"error": {"code", "message", "details": [{"loc", "msg"}], "request_id"}}`."""
+
+
+@dataclass(frozen=True)
+class RouteInfo:
+    """One HTTP route: method, path template and the governance action it is checked against."""
+
+    method: str
+    path: str
+    action: str | None
+    summary: str
+
+
+def route_table(app: FastAPI) -> list[RouteInfo]:
+    """Every route of ``app`` (included routers flattened), with its declared action (``x-massalia-action``).
+
+    The rights-matrix test builds its cases from this table, so a new route without a rule fails it.
+    """
+    table: list[RouteInfo] = []
+    for context in iter_route_contexts(app.routes):
+        route = context.original_route
+        extra = getattr(route, "openapi_extra", None) or {}
+        summary = (getattr(route, "description", "") or "").strip().split("\n")[0]
+        for method in sorted(getattr(route, "methods", None) or ()):
+            if method != "HEAD":
+                table.append(RouteInfo(method, str(context.path), extra.get(ACTION_KEY), summary))
+    return table
 
 
 def _oidc_client() -> Any:

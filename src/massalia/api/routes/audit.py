@@ -47,7 +47,7 @@ def tree_head(context: Context, caller: Caller) -> dict[str, Any]:
         head = log.latest_tree_head()
         if head is None:
             raise ApiError(404, "not_found", "The audit log has no signed tree head yet.")
-        return {"tree_head": head.to_json(), "public_key_pem": log.public_key_pem().decode()}
+        return {"tree_head": head.to_json(), "public_key_pem": log.public_key_pem.decode()}
 
 
 @router.get("/entries", response_model=Page, **action("audit.read"))

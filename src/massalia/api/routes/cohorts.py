@@ -20,6 +20,9 @@ from massalia.health.cohorts import CirceImportError, CohortDefinition, Unsuppor
 
 router = APIRouter(prefix="/cohorts", tags=["cohorts"])
 
+CHANNEL = "api"
+"""Recorded in audit entries: which interface the access came through."""
+
 
 class DefinitionBody(BaseModel):
     """A cohort definition (Massalia JSON or ATLAS/Circe JSON)."""
@@ -35,9 +38,9 @@ class CountBody(DefinitionBody):
 
 
 class ExplainBody(DefinitionBody):
-    """Which person to explain, why, and under which project."""
+    """Which person to explain (a person id, or a project pseudonym), why, and under which project."""
 
-    person_id: int = Field(ge=0)
+    person: int | str = Field(description="person_id, or the project pseudonym under a pseudonymized project")
     purpose: str = Field(min_length=3, max_length=1000)
     project_id: int | None = Field(default=None, ge=1)
 
@@ -130,9 +133,12 @@ def count(body: CountBody, context: Context, caller: Caller, warehouse: Warehous
 
     definition = parse_definition(body.definition)
     enabled = _enabled(body, definition)
-    result = _compiled(lambda: research.count(
-        context.governance, warehouse, caller, definition, project_id=body.project_id, enabled=enabled
-    ))  # fmt: skip
+    result = _compiled(
+        lambda: research.count(
+            context.governance, warehouse, caller, definition, project_id=body.project_id, enabled=enabled,
+            channel=CHANNEL,
+        )
+    )  # fmt: skip
     return jsonable_encoder(result)
 
 
@@ -142,32 +148,64 @@ def attrition(body: CountBody, context: Context, caller: Caller, warehouse: Ware
     from massalia.health import research
 
     definition = parse_definition(body.definition)
-    result = _compiled(
-        lambda: research.attrition(context.governance, warehouse, caller, definition, project_id=body.project_id)
+    qualified, rows = _compiled(
+        lambda: research.attrition(
+            context.governance, warehouse, caller, definition, project_id=body.project_id, channel=CHANNEL
+        )
     )
+    return {"qualified": jsonable_encoder(qualified), "rules": jsonable_encoder(rows)}
+
+
+@router.post("/breakdowns", **action("cohort.breakdowns"))
+def breakdowns(body: GenerateBody, context: Context, caller: Caller, warehouse: Warehouse) -> Any:
+    """Persons of a generated cohort by sex, age band and site (suppressed); generate the cohort first."""
+    from massalia.health import research
+
+    definition = parse_definition(body.definition)
+    result = _compiled(
+        lambda: research.breakdowns(
+            context.governance, warehouse, caller, definition, cohort_definition_id=body.cohort_id,
+            project_id=body.project_id, channel=CHANNEL,
+        )
+    )  # fmt: skip
     return jsonable_encoder(result)
 
 
 @router.post("/explain", **action("cohort.explain"))
 def explain(body: ExplainBody, context: Context, caller: Caller, warehouse: Warehouse) -> Any:
-    """Why one person is in or out of a cohort (audited; records only where the grant allows row-level data)."""
+    """Why one person is in or out of a cohort (audited before anything is read).
+
+    Under a pseudonymized project the person is named by its project pseudonym (a string) and records
+    come with shifted dates; clinicians see their own site's persons; others see verdicts only.
+    """
     from massalia.health import research
 
     definition = parse_definition(body.definition)
-    result = _compiled(lambda: research.explain(
-        context.governance, warehouse, caller, definition, body.person_id, purpose=body.purpose,
-        project_id=body.project_id,
-    ))  # fmt: skip
-    return jsonable_encoder(result)
+    result = _compiled(
+        lambda: research.explain(
+            context.governance, warehouse, caller, definition, body.person, purpose=body.purpose,
+            project_id=body.project_id, channel=CHANNEL,
+        )
+    )  # fmt: skip
+    grant = result.grant
+    return {
+        "person": result.person,
+        "in_cohort": result.in_cohort,
+        "grant": {"row_level": grant.row_level, "pseudonymized": grant.pseudonymized, "raw_counts": grant.raw_counts},
+        "explanation": jsonable_encoder(result.explanation),
+    }
 
 
 @router.post("/generate", **action("cohort.generate"))
 def generate(body: GenerateBody, context: Context, caller: Caller, warehouse: Warehouse) -> Any:
-    """Write a cohort's rows into the warehouse's COHORT table (audited)."""
+    """Write a cohort's rows into the warehouse's COHORT table (audited); counts in the answer are suppressed."""
     from massalia.health import research
 
     definition = parse_definition(body.definition)
-    result = _compiled(lambda: research.generate(
-        context.governance, warehouse, caller, definition, body.cohort_id, project_id=body.project_id
-    ))  # fmt: skip
+    result = _compiled(
+        lambda: research.generate(
+            context.governance, warehouse, caller, definition, cohort_definition_id=body.cohort_id,
+            project_id=body.project_id, channel=CHANNEL,
+        )
+    )  # fmt: skip
     return jsonable_encoder(result)

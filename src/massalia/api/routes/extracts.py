@@ -16,7 +16,7 @@ from typing import Any, Literal
 from fastapi import APIRouter
 from fastapi.encoders import jsonable_encoder
 from fastapi.responses import FileResponse
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from massalia.api.deps import Caller, Context, Warehouse, action
 from massalia.api.errors import ApiError
@@ -27,9 +27,12 @@ _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 
 
 class ExtractBody(BaseModel):
-    """The file format of the extract."""
+    """The extract's cohort (a generated ``cohort_definition_id`` of the project's definition), format and k."""
 
+    cohort_id: int | None = Field(default=None, ge=1, le=2**31 - 1, description="Generated cohort to extract.")
     format: Literal["parquet", "csv"] = "parquet"
+    k_min: int = Field(default=5, ge=2, le=1000, description="Smallest group size on the quasi-identifiers.")
+    on_low_k: Literal["refuse", "generalize"] = Field(default="refuse", description="When k cannot be met.")
 
 
 def _extracts_dir(context: Context, project_id: int) -> Path:
@@ -52,8 +55,9 @@ def create_extract(
     extract_id = f"{time.strftime('%Y%m%dT%H%M%S')}-{secrets.token_hex(4)}"
     out_dir = _extracts_dir(context, project_id) / extract_id
     result = research.create_extract(
-        context.governance, warehouse, caller, project_id, out_dir=out_dir, fmt=body.format
-    )
+        context.governance, warehouse, caller, project_id, out_dir=out_dir, fmt=body.format,
+        cohort_definition_id=body.cohort_id, k_min=body.k_min, on_low_k=body.on_low_k, channel="api",
+    )  # fmt: skip
     files = sorted(p.name for p in out_dir.iterdir() if p.is_file()) if out_dir.is_dir() else []
     return {"extract_id": extract_id, "files": files, "result": jsonable_encoder(result, custom_encoder={Path: str})}
 

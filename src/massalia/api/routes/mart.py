@@ -9,30 +9,42 @@ from fastapi.encoders import jsonable_encoder
 from pydantic import BaseModel, Field
 
 from massalia.api.deps import Caller, Context, Warehouse, action
+from massalia.api.errors import ApiError
+from massalia.health.marts.filters import FilterError, FilterSpec
 
 router = APIRouter(prefix="/mart", tags=["mart"])
 
 
 class MartCountBody(BaseModel):
-    """Filters on mart variables (the mart's filter language) and the project the count is made under."""
+    """Filters on mart variables and the project the count is made under."""
 
-    filters: dict[str, Any] = Field(default_factory=dict)
+    filters: FilterSpec = Field(default_factory=FilterSpec)
     project_id: int | None = Field(default=None, ge=1)
 
 
 @router.get("/variables", **action("mart.variables"))
-def variables(context: Context, caller: Caller) -> Any:
-    """The mart's variables with their definitions."""
-    from massalia.health import marts
+def variables(context: Context, caller: Caller) -> list[dict[str, Any]]:
+    """The mart's variables: name, labels, type, allowed values, unit, group, definition, disclosure class."""
+    from massalia.health.marts.catalogue import load_catalogue
 
     context.governance.authorize(caller, "mart.variables")
-    return jsonable_encoder(marts.variables())
+    fields = ("name", "label_en", "label_fr", "type", "values", "unit", "group", "definition", "disclosure")
+    return [jsonable_encoder(variable.model_dump(include=set(fields))) for variable in load_catalogue().variables]
 
 
 @router.post("/count", **action("mart.count"))
 def count(body: MartCountBody, context: Context, caller: Caller, warehouse: Warehouse) -> Any:
     """Patients of the mart matching ``filters`` (counts under 10 masked unless an approved project allows)."""
     from massalia.health import research
+    from massalia.health.marts.builder import MartError
 
-    result = research.mart_count(context.governance, warehouse, caller, body.filters, project_id=body.project_id)
+    try:
+        result = research.mart_count(
+            context.governance, warehouse, caller, body.filters, project_id=body.project_id, channel="api"
+        )
+    except FilterError as error:
+        raise ApiError(422, "invalid_request", f"The filter does not fit the mart: {error}",
+                       details=[(["body", "filters"], str(error))]) from None  # fmt: skip
+    except MartError as error:
+        raise ApiError(409, "conflict", f"The research mart is not available: {error}") from None
     return jsonable_encoder(result)

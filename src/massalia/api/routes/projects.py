@@ -84,8 +84,12 @@ def list_projects(context: Context, caller: Caller, limit: Limit = DEFAULT_LIMIT
 @router.post("/projects", status_code=201, **action("project.create"))
 def create_project(body: ProjectBody, context: Context, caller: Caller) -> dict[str, Any]:
     """Create a project (status ``draft``); the creator becomes its first member."""
+    from massalia.api.routes.cohorts import parse_definition
+
+    cohort_hash = parse_definition(body.scope.cohort).definition_hash() if body.scope.cohort is not None else None
     scope = ProjectScope(
-        cohort=body.scope.cohort, variables=tuple(body.scope.variables), sites=tuple(body.scope.sites),
+        cohort=body.scope.cohort,
+        cohort_hash=cohort_hash, variables=tuple(body.scope.variables), sites=tuple(body.scope.sites),
         period_start=body.scope.period_start, period_end=body.scope.period_end,
     )  # fmt: skip
     project = context.governance.create_project(

@@ -1,0 +1,234 @@
+"""Rights matrix: every route of the app × every kind of caller × own/other project, against a table.
+
+The cases are generated from the app's own route table (``massalia.api.route_table``), so a route added
+without an entry in ``rights_matrix.yaml`` fails here; each entry's action must be the route's declared
+action and an action of ``rights.yaml``. Each call is made with inputs valid for the route, so the status
+says what the rights (not the validation) decided.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import itertools
+import tempfile
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from api_world import PASSWORD, ROLE_USERS, ApiWorld, build_world
+
+from massalia.api import create_app, route_table
+from massalia.config import Home
+from massalia.engine.duckdb import DuckDBEngine
+from massalia.governance import ProjectScope, load_rights, operator_principal
+
+MATRIX = yaml.safe_load((Path(__file__).parent / "rights_matrix.yaml").read_text(encoding="utf-8"))
+CALLERS = ("anonymous", *ROLE_USERS)
+
+
+def _app_routes() -> list[tuple[str, str, str | None]]:
+    with tempfile.TemporaryDirectory() as folder:
+        app = create_app(Home(Path(folder)))
+        try:
+            return [(r.method, r.path, r.action) for r in route_table(app)]
+        finally:
+            app.state.massalia.governance.close()
+
+
+ROUTES = _app_routes()
+
+
+def test_every_route_has_a_rule_and_its_declared_action() -> None:
+    rights = load_rights()
+    keys = {f"{method} {path}" for method, path, _ in ROUTES}
+    missing = sorted(keys - set(MATRIX["routes"]))
+    assert not missing, f"routes without an entry in rights_matrix.yaml: {missing}"
+    stale = sorted(set(MATRIX["routes"]) - keys)
+    assert not stale, f"rights_matrix.yaml entries for routes that do not exist: {stale}"
+    for method, path, declared in ROUTES:
+        entry = MATRIX["routes"][f"{method} {path}"]
+        if declared is None:  # only FastAPI's own OpenAPI document route carries no action
+            assert path.endswith("/openapi.json"), f"{method} {path} declares no x-massalia-action"
+            continue
+        assert entry["action"] == declared, f"{method} {path}: table says {entry['action']}, app says {declared}"
+        assert declared in rights or declared in MATRIX["open_actions"], f"{declared} is not in rights.yaml"
+
+
+def expected(method: str, path: str, caller: str, relation: str) -> int:
+    entry = MATRIX["routes"][f"{method} {path}"]
+    value = entry.get("status", {}).get(caller, entry["default"])
+    if isinstance(value, list):
+        return int(value[0] if relation == "own" else value[1])
+    return int(value)
+
+
+def has_relation(method: str, path: str) -> bool:
+    entry = MATRIX["routes"][f"{method} {path}"]
+    return "{project_id}" in path or any(isinstance(v, list) for v in entry.get("status", {}).values())
+
+
+CASES = [
+    pytest.param(method, path, caller, relation, id=f"{method} {path} {caller} {relation}")
+    for method, path, _ in ROUTES
+    if f"{method} {path}" in MATRIX["routes"]
+    for caller, relation in itertools.product(CALLERS, ("own", "other"))
+    if relation == "own" or has_relation(method, path)
+]
+
+
+# -- the world these calls run in -----------------------------------------------------------------
+class Matrix:
+    """The API world plus what some routes need to exist before they are called."""
+
+    def __init__(self, world: ApiWorld) -> None:
+        self.world = world
+        self.counter = itertools.count(1)
+        operator = operator_principal()
+        gov = world.gov
+        from massalia.health import research
+        from massalia.health.cohorts import CohortDefinition
+        from massalia.health.quality import run_quality
+
+        self.definition = CohortDefinition.model_validate(world.cohort)
+        from massalia.health.marts.builder import build_mart
+
+        with DuckDBEngine(world.home.warehouse) as engine:
+            build_mart(engine)
+            research.generate(gov, engine, operator, self.definition, cohort_definition_id=1)
+            run_quality(engine, out_dir=world.home.reports, checks=["isRequired"])
+            rows = engine.query(
+                "SELECT p.person_id FROM person p JOIN care_site cs ON cs.care_site_id = p.care_site_id "
+                "WHERE cs.care_site_source_value = 'chu_nord' ORDER BY p.person_id LIMIT 1"
+            ).to_pylist()
+            cohort_people = engine.query(
+                "SELECT DISTINCT subject_id FROM cohort WHERE cohort_definition_id = 1 ORDER BY 1"
+            ).column("subject_id")
+        self.chu_nord_person = int(rows[0]["person_id"])
+        from massalia.governance.pseudonym import pseudonymize
+
+        self.pseudonym = pseudonymize(
+            cohort_people.cast("int64"), key=gov.project_key(world.own_project), project=world.own_project
+        )[0].as_py()
+        self.extract = self._existing_extract()
+
+    def _existing_extract(self) -> tuple[str, str] | None:
+        """A real extract of the own project, for the download route (built by the service, as the researcher)."""
+        from massalia.health import research
+
+        out = self.world.home.root / "extracts" / f"project-{self.world.own_project}" / "matrix"
+        try:
+            with DuckDBEngine(self.world.home.warehouse) as engine:
+                research.create_extract(self.world.gov, engine, self.world.principal("researcher"),
+                                        self.world.own_project, out_dir=out, cohort_definition_id=1)  # fmt: skip
+        except ImportError:
+            return None
+        name = sorted(p.name for p in out.iterdir() if p.is_file())[0]
+        return "matrix", name
+
+    def project(self, caller: str, relation: str) -> int:
+        return self.world.own_project if relation == "own" else self.world.other_project
+
+    def fresh_project(self, caller: str, relation: str) -> int:
+        """A new draft project (same cohort scope) of which ``caller`` is a member only when ``own``."""
+        gov, operator = self.world.gov, operator_principal()
+        scope = ProjectScope(cohort=self.world.cohort, cohort_hash=self.definition.definition_hash())
+        project = gov.create_project(
+            f"Matrix {next(self.counter)}", "A project made for one rights-matrix call.", scope=scope,
+            access_level="pseudonymized", expires=dt.date.today() + dt.timedelta(days=30), actor=operator,
+        )  # fmt: skip
+        if relation == "own" and caller != "anonymous":
+            gov.add_member(project.id, self.world.usernames[caller], actor=operator)
+        return project.id
+
+    def fresh_user(self) -> str:
+        name = f"matrix.user{next(self.counter)}"
+        self.world.gov.create_user(name, None, roles=["researcher"], actor=operator_principal())
+        return name
+
+
+Request = dict[str, Any]
+
+
+def _cohort_body(m: Matrix, caller: str, relation: str, **extra: Any) -> Request:
+    return {"json": {"definition": m.world.cohort, "project_id": m.project(caller, relation), **extra}}
+
+
+def _explain(m: Matrix, caller: str, relation: str) -> Request:
+    pseudonymized = relation == "own" and caller in ("researcher", "admin", "data_engineer")
+    person = m.pseudonym if pseudonymized else m.chu_nord_person
+    return _cohort_body(m, caller, relation, person=person, purpose="Checking why this patient is included.")
+
+
+def _revoke(m: Matrix, caller: str, relation: str) -> Request:
+    owner = m.world.usernames.get(caller, m.world.usernames["researcher"])
+    m.world.gov.create_token(owner, None, dt.timedelta(days=1), actor=operator_principal())
+    newest = max(t.id for t in m.world.gov.list_tokens(actor=operator_principal()) if t.username == owner)
+    return {"path": {"token_id": newest}}
+
+
+def _decision(m: Matrix, caller: str, relation: str) -> Request:
+    project = m.fresh_project("researcher", "own")
+    request = m.world.gov.file_request(project, actor=m.world.principal("researcher"),
+                                       justification="Needed for the rights matrix.")  # fmt: skip
+    return {"path": {"request_id": request.id}, "json": {"approve": True, "reason": "Reviewed."}}
+
+
+def _download(m: Matrix, caller: str, relation: str) -> Request:
+    if m.extract is None:
+        pytest.fail("no extract builder (massalia.health.extracts) to make a file to download")
+    extract_id, name = m.extract
+    return {"path": {"project_id": m.project(caller, relation), "extract_id": extract_id, "name": name}}
+
+
+SPECS: dict[str, Callable[[Matrix, str, str], Request]] = {
+    "POST /api/v1/auth/login": lambda m, c, r: {
+        "json": {"username": m.world.usernames["researcher"], "password": PASSWORD}},
+    "POST /api/v1/auth/tokens": lambda m, c, r: {"json": {"expires_in_days": 1}},
+    "DELETE /api/v1/auth/tokens/{token_id}": _revoke,
+    "POST /api/v1/projects": lambda m, c, r: {"json": {
+        "title": "Matrix project", "purpose": "Created by the rights matrix.", "expires": "2099-12-31"}},
+    "GET /api/v1/projects/{project_id}": lambda m, c, r: {"path": {"project_id": m.project(c, r)}},
+    "POST /api/v1/projects/{project_id}/members": lambda m, c, r: {
+        "path": {"project_id": m.project(c, r)}, "json": {"username": m.fresh_user()}},
+    "POST /api/v1/projects/{project_id}/requests": lambda m, c, r: {
+        "path": {"project_id": m.fresh_project(c, r)}, "json": {"justification": "Needed for the study."}},
+    "POST /api/v1/requests/{request_id}/decision": _decision,
+    "POST /api/v1/cohorts/import": lambda m, c, r: {"json": {"definition": m.world.cohort}},
+    "POST /api/v1/cohorts/validate": lambda m, c, r: {"json": {"definition": m.world.cohort}},
+    "POST /api/v1/cohorts/sql": lambda m, c, r: {"json": {"definition": m.world.cohort, "dialect": "postgres"}},
+    "POST /api/v1/cohorts/count": _cohort_body,
+    "POST /api/v1/cohorts/attrition": _cohort_body,
+    "POST /api/v1/cohorts/breakdowns": lambda m, c, r: _cohort_body(m, c, r, cohort_id=1),
+    "POST /api/v1/cohorts/explain": _explain,
+    "POST /api/v1/cohorts/generate": lambda m, c, r: _cohort_body(m, c, r, cohort_id=2),
+    "POST /api/v1/mart/count": lambda m, c, r: {"json": {"filters": {}, "project_id": m.project(c, r)}},
+    "POST /api/v1/projects/{project_id}/extracts": lambda m, c, r: {
+        "path": {"project_id": m.project(c, r)}, "json": {"cohort_id": 1, "format": "csv"}},
+    "GET /api/v1/projects/{project_id}/extracts": lambda m, c, r: {"path": {"project_id": m.project(c, r)}},
+    "GET /api/v1/projects/{project_id}/extracts/{extract_id}/files/{name}": _download,
+    "GET /api/v1/audit/entries/{index}/proof": lambda m, c, r: {"path": {"index": 0}},
+    "GET /api/v1/audit/consistency": lambda m, c, r: {"params": {"old_size": 1}},
+}  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def matrix(tmp_path_factory: pytest.TempPathFactory, demo_warehouse: Path) -> Iterator[Matrix]:
+    world = build_world(tmp_path_factory.mktemp("matrix-home"), demo_warehouse)
+    try:
+        yield Matrix(world)
+    finally:
+        world.close()
+
+
+@pytest.mark.parametrize(("method", "path", "caller", "relation"), CASES)
+def test_rights_matrix(matrix: Matrix, method: str, path: str, caller: str, relation: str) -> None:
+    spec = SPECS.get(f"{method} {path}", lambda m, c, r: {})(matrix, caller, relation)
+    url = path.format(**spec.get("path", {}))
+    client = matrix.world.client(None if caller == "anonymous" else caller)
+    response = client.request(method, url, json=spec.get("json"), params=spec.get("params"))
+    want = expected(method, path, caller, relation)
+    assert response.status_code == want, f"{caller} ({relation}) {method} {url}: {response.text[:500]}"
+    if response.status_code >= 400:
+        assert set(response.json()["error"]) == {"code", "message", "details", "request_id"}
