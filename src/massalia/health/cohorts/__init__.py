@@ -2,6 +2,7 @@
 
 from massalia.health.cohorts.circe import (
     CirceCompatibilityWarning,
+    CirceExportError,
     CirceImportError,
     import_circe,
     import_circe_concept_sets,
@@ -14,6 +15,7 @@ from massalia.health.cohorts.sqltext import UnsupportedConstruct
 
 __all__ = [
     "CirceCompatibilityWarning",
+    "CirceExportError",
     "CirceImportError",
     "CohortDefinition",
     "CompiledCohort",

@@ -16,7 +16,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from massalia.health.cohorts.criteria import CRITERIA_BY_KIND
+from massalia.health.cohorts.criteria import CRITERIA_BY_KIND, OncologyCriterion
 from massalia.health.cohorts.definition import CohortDefinition
 from massalia.health.cohorts.nodes import ConceptSet
 
@@ -80,6 +80,35 @@ def _circe_ignored_keys(node: Any, path: str, found: list[tuple[str, dict[str, A
                 if attribute not in known:
                     found.append((f"{path}.{key}.{attribute}", value, attribute))
         _circe_ignored_keys(value, f"{path}.{key}", found)
+
+
+class CirceExportError(ValueError):
+    """A definition uses constructs Circe cannot express; ``problems`` lists (path, reason) pairs."""
+
+    def __init__(self, problems: list[tuple[str, str]]) -> None:
+        self.problems = problems
+        lines = "\n".join(f"  at {path}: {message}" for path, message in problems)
+        super().__init__(f"cannot export to Circe ({len(problems)} construct(s) Circe cannot express):\n{lines}")
+
+
+def circe_refusals(definition: CohortDefinition) -> list[tuple[str, str]]:
+    """The (path in Massalia's JSON, reason) of every construct of ``definition`` that Circe cannot express."""
+    found: list[tuple[str, str]] = []
+
+    def walk(node: Any, path: str) -> None:
+        if isinstance(node, OncologyCriterion):
+            found.append((path, f"{node.kind} is a Massalia oncology criterion: {node.circe_refusal}"))
+        if isinstance(node, list):
+            for index, item in enumerate(node):
+                walk(item, f"{path}[{index}]")
+        elif hasattr(type(node), "model_fields"):
+            for name in type(node).model_fields:
+                value = getattr(node, name)
+                if value is not None:
+                    walk(value, f"{path}.{name}")
+
+    walk(definition, "$")
+    return found
 
 
 class CirceCompatibilityWarning(UserWarning):
@@ -220,6 +249,16 @@ def to_circe(definition: CohortDefinition) -> dict[str, Any]:
     >>> exported = to_circe(import_circe('{"PrimaryCriteria": {"CriteriaList": [{"Death": {}}]}}'))
     >>> exported["PrimaryCriteria"]["CriteriaList"]
     [{'Death': {}}]
+
+    Raises
+    ------
+    CirceExportError
+        When the definition uses Massalia's oncology criteria (``CancerDiagnosis``, ``TnmStage``,
+        ``Biomarker``, ``TreatmentLine``, ``DiseaseProgression``): each is named with its path and
+        the reason Circe cannot express it. Save such definitions with ``definition.to_json()``.
     """
+    refused = circe_refusals(definition)
+    if refused:
+        raise CirceExportError(refused)
     dumped = definition.model_dump(mode="json", by_alias=True, exclude_none=True)
     return _wrap(dumped)

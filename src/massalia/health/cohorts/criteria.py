@@ -7,9 +7,10 @@ index event), and as censoring events. ``kind`` names the class (Circe's key for
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+import re
+from typing import Annotated, Any, ClassVar, Literal
 
-from pydantic import BeforeValidator, Field
+from pydantic import BeforeValidator, Field, field_validator
 
 from massalia.health.cohorts.nodes import (
     Concept,
@@ -303,6 +304,150 @@ class LocationRegion(Criterion):
     codeset_id: int | None = None
 
 
+# -- Oncology criteria (Massalia's own: Circe has no equivalent, ``to_circe`` refuses them) ----------------
+
+Modality = Literal["chemotherapy", "targeted", "immunotherapy", "hormone"]
+_TOPOGRAPHY = re.compile(r"C[0-9]{2}(\.[0-9])?")
+_HISTOLOGY = re.compile(r"[0-9]{3,4}(/[0-9])?")
+
+
+class OncologyCriterion(Criterion):
+    """Base of the oncology criteria: records of the OMOP oncology extension, seen as events.
+
+    Each has the person filters (age at the record, gender) and the record's date; ``first`` keeps
+    the person's earliest record of that kind (over all such records, before any other filter).
+    """
+
+    first: bool | None = None
+    age: NumericRange | None = None
+    gender: Concepts | None = None
+    occurrence_start_date: DateRange | None = None
+
+    circe_refusal: ClassVar[str] = ""
+    """Why Circe cannot express the criterion (named by ``to_circe`` when it refuses it)."""
+
+
+class CancerDiagnosis(OncologyCriterion):
+    """A cancer diagnosis: the condition record of a disease episode (EPISODE 32528, the tumour record).
+
+    ``codeset_id`` matches the diagnosis concept (ICD-O-3 or SNOMED concept sets); ``topography``,
+    ``histology`` and ``behaviour`` match the ICD-O-3 code of the diagnosis (``8500/3-C50.9``: from the
+    ICDO3 condition concept, else its ICDO3 source concept, else an ICD-O-3 shaped source value).
+    ``first``: the person's first cancer; ``age``: age at diagnosis; ``occurrence_start_date``: the
+    diagnosis date.
+    """
+
+    kind: Literal["CancerDiagnosis"] = "CancerDiagnosis"
+    codeset_id: int | None = None
+    topography: list[str] | None = None
+    """ICD-O-3 topography codes or prefixes: ``C50`` (any breast site), ``C34.1``."""
+    histology: list[str] | None = None
+    """ICD-O-3 morphology codes or prefixes: ``8500/3``, ``8140``, ``814`` (any of them)."""
+    behaviour: list[Literal["0", "1", "2", "3", "6", "9"]] | None = None
+    """ICD-O-3 behaviour digits (``3`` malignant primary, ``6`` metastatic, ``2`` in situ)."""
+
+    circe_refusal: ClassVar[str] = (
+        "Circe has no criterion for the tumour record of a disease episode, nor for ICD-O-3 topography/histology"
+    )
+
+    @field_validator("topography")
+    @classmethod
+    def _topography_codes(cls, codes: list[str] | None) -> list[str] | None:
+        for code in codes or []:
+            if not _TOPOGRAPHY.fullmatch(code):
+                raise ValueError(f"topography {code!r} is not an ICD-O-3 topography code such as C50 or C50.9")
+        return codes
+
+    @field_validator("histology")
+    @classmethod
+    def _histology_codes(cls, codes: list[str] | None) -> list[str] | None:
+        for code in codes or []:
+            if not _HISTOLOGY.fullmatch(code):
+                raise ValueError(f"histology {code!r} is not an ICD-O-3 morphology code such as 8500/3 or 8500")
+        return codes
+
+
+class TnmStage(OncologyCriterion):
+    """A TNM category or stage group, as cancer-modifier MEASUREMENT rows linked to the tumour record.
+
+    ``axis`` picks T, N, M or the stage ``group``; ``value`` compares its rank: T0/Tis = 0 … T4 = 4,
+    N0 … N3, M0 = 0 / M1 = 1, stage 0 … IV = 4 (so "stage ≥ III" is ``{"op": "gte", "value": 3}``,
+    "N+" is ``{"op": "gte", "value": 1}``). ``staging`` restricts to clinical (cTNM) or pathological
+    (pTNM) records. ``cancer_codeset_id`` restricts to stages of tumours whose diagnosis concept is in
+    that concept set.
+    """
+
+    kind: Literal["TnmStage"] = "TnmStage"
+    axis: Literal["T", "N", "M", "group"]
+    value: NumericRange | None = None
+    staging: Literal["clinical", "pathological"] | None = None
+    codeset_id: int | None = None
+    cancer_codeset_id: int | None = None
+
+    circe_refusal: ClassVar[str] = (
+        "Circe cannot rank TNM categories nor follow measurement_event_id from a cancer modifier to its tumour"
+    )
+
+
+class Biomarker(OncologyCriterion):
+    """A biomarker result (MEASUREMENT): marker concept set and/or source code, status, value.
+
+    ``status`` is shorthand for ``value_as_concept`` Positive (9191) / Negative (9189);
+    ``value_as_number`` compares a quantitative result (e.g. PD-L1 ≥ 50 %). ``marker_source_value``
+    matches the source code (for markers the vocabulary lacks). ``cancer_codeset_id`` restricts to
+    results linked to a tumour whose diagnosis concept is in that concept set.
+    """
+
+    kind: Literal["Biomarker"] = "Biomarker"
+    codeset_id: int | None = None
+    marker_source_value: TextFilter | None = None
+    status: Literal["positive", "negative"] | None = None
+    value_as_concept: Concepts | None = None
+    value_as_number: NumericRange | None = None
+    cancer_codeset_id: int | None = None
+
+    circe_refusal: ClassVar[str] = (
+        "Circe has no biomarker criterion (status shorthand, source-code match, link to the tumour record)"
+    )
+
+
+class TreatmentLine(OncologyCriterion):
+    """A treatment episode (EPISODE 32531, written by the ETL): a line of therapy or a regimen outside one.
+
+    ``line`` compares ``episode_number`` (the line; regimens outside a line have none and never match
+    a ``line`` filter); ``codeset_id``: at least one of its administrations is a drug of that concept
+    set (its regimen / ingredients); ``modality``: it holds at least one of these modalities;
+    ``occurrence_start_date`` / ``occurrence_end_date``: its first / last administration.
+    """
+
+    kind: Literal["TreatmentLine"] = "TreatmentLine"
+    line: NumericRange | None = None
+    codeset_id: int | None = None
+    modality: list[Modality] | None = None
+    occurrence_end_date: DateRange | None = None
+
+    circe_refusal: ClassVar[str] = "Circe has no criterion on EPISODE rows (lines of therapy)"
+
+
+class DiseaseProgression(OncologyCriterion):
+    """A progression or recurrence episode (EPISODE 32677 "Disease Progression" or 32529 "Disease Recurrence").
+
+    ``number`` compares ``episode_number`` (1 = the person's first progression); the date is the
+    episode's start (the first diagnosis showing it).
+    """
+
+    kind: Literal["DiseaseProgression"] = "DiseaseProgression"
+    number: NumericRange | None = None
+
+    circe_refusal: ClassVar[str] = "Circe has no criterion on EPISODE rows (disease progression / recurrence)"
+
+
+ONCOLOGY_CLASSES: tuple[type[OncologyCriterion], ...] = (
+    CancerDiagnosis, TnmStage, Biomarker, TreatmentLine, DiseaseProgression,
+)
+"""Massalia's oncology criteria (no Circe equivalent)."""
+
+
 CRITERIA_CLASSES: tuple[type[Criterion], ...] = (
     ConditionOccurrence,
     ConditionEra,
@@ -353,7 +498,12 @@ AnyCriterion = Annotated[
         | Specimen
         | ObservationPeriod
         | PayerPlanPeriod
-        | LocationRegion,
+        | LocationRegion
+        | CancerDiagnosis
+        | TnmStage
+        | Biomarker
+        | TreatmentLine
+        | DiseaseProgression,
         Field(discriminator="kind"),
     ],
     BeforeValidator(_unwrap_criterion),
@@ -399,5 +549,5 @@ class CriteriaGroup(Node):
         return not (self.criteria_list or self.demographic_criteria_list or self.groups)
 
 
-for _cls in (Criterion, *CRITERIA_CLASSES):
+for _cls in (Criterion, *CRITERIA_CLASSES, *ONCOLOGY_CLASSES):
     _cls.model_rebuild()

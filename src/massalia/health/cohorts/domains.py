@@ -27,6 +27,7 @@ from massalia.health.cohorts.criteria import (
     Measurement,
     Observation,
     ObservationPeriod,
+    OncologyCriterion,
     PayerPlanPeriod,
     ProcedureOccurrence,
     Specimen,
@@ -34,6 +35,7 @@ from massalia.health.cohorts.criteria import (
     VisitOccurrence,
 )
 from massalia.health.cohorts.nodes import ConceptSetSelection, DateRange, NumericRange, TextFilter
+from massalia.health.cohorts.oncology import oncology_events
 from massalia.health.cohorts.sqltext import (
     UnsupportedConstruct,
     date_clause,
@@ -377,6 +379,8 @@ class DomainCompiler:
         """
         if isinstance(node, LocationRegion):
             return self._location_region(node, where)
+        if isinstance(node, OncologyCriterion):
+            return oncology_events(node, where, self.codesets)
         spec = DOMAINS.get(type(node))
         if spec is None:
             raise UnsupportedConstruct(f"{where}: criteria type {type(node).__name__} is not supported by the compiler")

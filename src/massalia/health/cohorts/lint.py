@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from massalia.health.cohorts.circe import CirceImportError, import_circe_report
+from massalia.health.cohorts.circe import CirceImportError, circe_refusals, import_circe_report
 from massalia.health.cohorts.compiler import compile_cohort
 from massalia.health.cohorts.criteria import (
     CorrelatedCriteria,
@@ -23,6 +23,9 @@ from massalia.health.cohorts.criteria import (
     DemographicCriteria,
     DrugEra,
     DrugExposure,
+    OncologyCriterion,
+    TnmStage,
+    TreatmentLine,
 )
 from massalia.health.cohorts.definition import CohortDefinition, CustomEra
 from massalia.health.cohorts.nodes import ConceptSetSelection, DateRange, Node, NumericRange, TextFilter, Window
@@ -67,7 +70,9 @@ def _codeset_references(definition: CohortDefinition) -> Iterator[tuple[str, int
                 if (
                     isinstance(value, int)
                     and not isinstance(value, bool)
-                    and (name == "codeset_id" or name.endswith("_concept") or name == "place_of_service_location")
+                    and (
+                        name.endswith("codeset_id") or name.endswith("_concept") or name == "place_of_service_location"
+                    )
                 ):
                     yield f"{path}.{name}", value
         elif isinstance(node, ConceptSetSelection) and node.codeset_id is not None:
@@ -114,6 +119,7 @@ def lint(definition: CohortDefinition | str | bytes | dict[str, Any]) -> list[Fi
     findings += _value_findings(definition)
     findings += _group_findings(definition)
     findings += _exit_findings(definition)
+    findings += _oncology_findings(definition)
     try:
         compile_cohort(definition)
     except UnsupportedConstruct as error:
@@ -182,6 +188,7 @@ def _concept_set_findings(definition: CohortDefinition) -> list[Finding]:
             isinstance(node, Criterion)
             and getattr(node, "codeset_id", 0) is None
             and type(node).__name__ not in ("ObservationPeriod", "PayerPlanPeriod", "Death")
+            and not isinstance(node, OncologyCriterion)  # they select their own records (tumours, episodes)
         ):
             findings.append(
                 Finding(
@@ -211,6 +218,41 @@ def _concept_set_findings(definition: CohortDefinition) -> list[Finding]:
                 "no initial event criteria: the cohort is empty; add an entry event",
             )
         )
+    return findings
+
+
+TNM_TOP = {"T": 4, "N": 3, "M": 1, "group": 4}
+"""Highest rank of each TNM axis (T4, N3, M1, stage IV)."""
+
+
+def _rank_bounds(value: NumericRange) -> tuple[float, float] | None:
+    """The interval of ranks a range accepts (``None`` for negated or incomplete ranges)."""
+    if value.value is None or value.op.startswith("!"):
+        return None
+    low = {"lt": -float("inf"), "lte": -float("inf"), "eq": value.value, "gt": value.value + 1e-9,
+           "gte": value.value, "bt": value.value}[value.op]
+    high = {"lt": value.value - 1e-9, "lte": value.value, "eq": value.value, "gt": float("inf"),
+            "gte": float("inf"), "bt": value.extent if value.extent is not None else float("inf")}[value.op]
+    return low, high
+
+
+def _oncology_findings(definition: CohortDefinition) -> list[Finding]:
+    findings = [
+        Finding("not-circe-exportable", "info", path, f"{reason}; save it with to_json(), to_circe() refuses it")
+        for path, reason in circe_refusals(definition)
+    ]
+    for path, node in _walk(definition, "$"):
+        if isinstance(node, TnmStage) and node.value is not None:
+            bounds = _rank_bounds(node.value)
+            top = TNM_TOP[node.axis]
+            if bounds is not None and (bounds[0] > top or bounds[1] < 0 or bounds[0] > bounds[1]):
+                findings.append(Finding("impossible-stage", "error", f"{path}.value",
+                                        f"no {node.axis} rank lies in this range (ranks go from 0 to {top})"))
+        if isinstance(node, TreatmentLine) and node.line is not None:
+            bounds = _rank_bounds(node.line)
+            if bounds is not None and bounds[1] < 1:
+                findings.append(Finding("impossible-line", "error", f"{path}.line",
+                                        "lines of therapy are numbered from 1: no line lies in this range"))
     return findings
 
 
