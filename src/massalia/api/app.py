@@ -14,7 +14,7 @@ from starlette.middleware.cors import CORSMiddleware
 
 from massalia import __version__
 from massalia.api.deps import ACTION_KEY, ApiContext, action
-from massalia.api.errors import RequestIdMiddleware, install_error_handlers
+from massalia.api.errors import ERROR_RESPONSES, RequestIdMiddleware, install_error_handlers
 from massalia.api.ratelimit import FailureLimiter
 from massalia.api.routes import audit, auth, cohorts, extracts, mart, projects, quality
 from massalia.api.security import CSRF_HEADER, SecurityHeadersMiddleware
@@ -114,7 +114,7 @@ def create_app(home: Home | None = None, *, settings: ApiSettings | None = None)
     app.state.massalia = context
     install_error_handlers(app)
 
-    api = APIRouter(prefix=API_PREFIX)
+    api = APIRouter(prefix=API_PREFIX, responses=ERROR_RESPONSES)
 
     @api.get("/health", tags=["meta"], **action("meta.health"))
     def health() -> dict[str, str]:

@@ -17,7 +17,7 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -43,6 +43,44 @@ _HTTP_CODES = {
     429: "rate_limited",
     500: "internal_error",
 }
+
+
+class ErrorDetail(BaseModel):
+    """Where an input was wrong (``loc``: path of keys into the request) and what is wrong with it."""
+
+    loc: list[str | int]
+    msg: str
+
+
+class ErrorInfo(BaseModel):
+    """The error itself."""
+
+    code: str
+    message: str
+    details: list[ErrorDetail]
+    request_id: str
+
+
+class ErrorBody(BaseModel):
+    """Every error response of the API."""
+
+    error: ErrorInfo
+
+
+_DESCRIPTIONS = {
+    400: "Bad request.",
+    401: "Not signed in, or credentials not valid.",
+    403: "Signed in but not allowed (rights), or a failed CSRF check.",
+    404: "No such resource.",
+    409: "Conflict with the current state.",
+    422: "Invalid input (details name each wrong field).",
+    429: "Too many failed logins (see Retry-After).",
+    500: "Internal error (quote the request id).",
+}
+ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    status: {"model": ErrorBody, "description": text} for status, text in _DESCRIPTIONS.items()
+}
+"""OpenAPI ``responses`` documenting the error shape for every route."""
 
 
 class ApiError(Exception):
