@@ -13,10 +13,13 @@ is ``"*"`` for every row, nulls included):
 - ``Truncate``: text cut to fewer leading characters (postcode ``13005`` → ``130**`` → ``13***``);
 - ``Suppress``: the single step to ``"*"``.
 
-``generalize_to_k`` climbs these ladders greedily, one column one level at a time, taking the step that
-brings the most records into classes of size ≥ k per unit of information lost, then walks back any step
-that turned out unnecessary; the few records still in small classes may be suppressed (removed) within a
-budget. When the target cannot be met under the policy it refuses with ``KAnonymityError``.
+``generalize_to_k`` looks for the level of each column that reaches k with the least information lost
+(the share of each column's entropy that the generalization removes). Small lattices of level
+combinations are searched exhaustively, in order of loss; larger ones greedily, one column one level at a
+time, taking the step that brings the most records into classes of size ≥ k per unit of loss, then walking
+back any step that turned out unnecessary. The few records still in small classes may be suppressed
+(removed) within a budget. When the target cannot be met under the policy it refuses with
+``KAnonymityError``.
 Everything is vectorised: classes are found by dictionary-encoding each column and ``numpy.unique``.
 """
 
@@ -86,20 +89,20 @@ def class_ids(table: pa.Table, quasi_identifiers: Sequence[str]) -> tuple[np.nda
     [2, 1, 2]
     """
     names = _check_columns(table, quasi_identifiers)
-    rows = table.num_rows
+    return _classes([_codes(table.column(name)) for name in names], table.num_rows)
+
+
+def _classes(codes: Sequence[np.ndarray], rows: int) -> tuple[np.ndarray, np.ndarray]:
+    """Class ids and sizes from each column's integer codes."""
     if rows == 0:
         return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
-    if not names:
-        return np.zeros(rows, dtype=np.int64), np.array([rows], dtype=np.int64)
     key = np.zeros(rows, dtype=np.int64)
-    for name in names:
-        codes = _codes(table.column(name))
+    for column in codes:
         # Fold the columns into one key, re-numbering after each so the product never overflows.
-        combined = key * (int(codes.max()) + 1) + codes
+        combined = key * (int(column.max()) + 1) + column
         _, key = np.unique(combined, return_inverse=True)
-        key = key.astype(np.int64)
-    sizes = np.bincount(key)
-    return key, sizes
+        key = key.reshape(-1).astype(np.int64)
+    return key, np.bincount(key)
 
 
 @dataclass(frozen=True)
@@ -219,7 +222,8 @@ class NumberBands(Hierarchy):
     Parameters
     ----------
     widths
-        Band widths, one level each, strictly growing (e.g. ``(5, 10, 20, 50)`` years of age).
+        Band widths, one level each, each a whole multiple of the one before (e.g. ``(5, 10, 20, 40)`` years
+        of age), so that every band lies inside one band of the next level.
     origin
         Where bands start (``0``: bands ``0-4``, ``5-9``...).
 
@@ -229,10 +233,11 @@ class NumberBands(Hierarchy):
     ['40-49', '40-49', None]
     """
 
-    def __init__(self, widths: Sequence[float] = (5, 10, 20, 50), origin: float = 0) -> None:
+    def __init__(self, widths: Sequence[float] = (5, 10, 20, 40), origin: float = 0) -> None:
         widths = tuple(widths)
-        if not widths or any(w <= 0 for w in widths) or any(b <= a for a, b in itertools.pairwise(widths)):
-            raise ValueError(f"band widths must be positive and strictly growing, got {widths}")
+        nested = all(b > a and float(b / a).is_integer() for a, b in itertools.pairwise(widths))
+        if not widths or any(w <= 0 for w in widths) or not nested:
+            raise ValueError(f"band widths must be positive, each a multiple (> 1) of the one before; got {widths}")
         self.widths = widths
         self.origin = origin
 
@@ -386,7 +391,7 @@ class GeneralizationPolicy:
     max_suppression
         The fraction of records (0 to 1) that may be removed when they are left in classes below k.
     weights
-        How much a level of each column costs relative to the others (default 1 each).
+        How much each column's information loss counts relative to the others (default 1 each).
     """
 
     hierarchies: Mapping[str, Hierarchy] = field(default_factory=dict)
@@ -421,7 +426,9 @@ class Generalization:
     kept
         The positions, in the input table, of the rows of ``table`` (in order).
     information_loss
-        Mean normalized generalization height over the quasi-identifiers (0: none, 1: all ``"*"``), weighted.
+        Share of the quasi-identifiers' entropy lost (0: none, 1: all ``"*"``), weighted mean over the columns.
+    search
+        ``"exhaustive"`` (the least loss within the policy) or ``"greedy"`` (large lattices).
     """
 
     table: pa.Table
@@ -431,13 +438,15 @@ class Generalization:
     suppressed: int
     kept: pa.Array
     information_loss: float
+    search: str
 
 
 class _Ladders:
-    """Generalized columns per (column, level), computed once each."""
+    """Generalized columns per (column, level), computed once each, with their entropy."""
 
     def __init__(self, table: pa.Table, names: list[str], policy: GeneralizationPolicy) -> None:
         self.table = table
+        self.names = names
         self.hierarchies = {
             name: policy.hierarchies.get(name) or default_hierarchy(table.schema.field(name).type) for name in names
         }
@@ -448,12 +457,56 @@ class _Ladders:
                 raise ValueError(f"max level of {name!r} must be 0..{self.hierarchies[name].height}, got {cap!r}")
             self.caps[name] = cap
         self.weights = {name: float(policy.weights.get(name, 1.0)) for name in names}
-        self._cache: dict[tuple[str, int], Any] = {}
+        self._columns: dict[tuple[str, int], Any] = {}
+        self._entropy: dict[tuple[str, int], tuple[float, int]] = {}
+        self._codes: dict[tuple[str, int], np.ndarray] = {}
 
     def column(self, name: str, level: int) -> Any:
-        if (name, level) not in self._cache:
-            self._cache[(name, level)] = self.hierarchies[name].generalize(self.table.column(name), level)
-        return self._cache[(name, level)]
+        if (name, level) not in self._columns:
+            self._columns[(name, level)] = self.hierarchies[name].generalize(self.table.column(name), level)
+        return self._columns[(name, level)]
+
+    def codes(self, name: str, level: int) -> np.ndarray:
+        if (name, level) not in self._codes:
+            self._codes[(name, level)] = _codes(self.column(name, level))
+        return self._codes[(name, level)]
+
+    def entropy(self, name: str, level: int) -> tuple[float, int]:
+        """Shannon entropy (bits) of the column at ``level`` and its number of distinct values."""
+        if (name, level) not in self._entropy:
+            counts = np.bincount(self.codes(name, level))
+            shares = counts[counts > 0] / counts.sum()
+            self._entropy[(name, level)] = (float(-(shares * np.log2(shares)).sum()), int((counts > 0).sum()))
+        return self._entropy[(name, level)]
+
+    def column_loss(self, name: str, level: int) -> float:
+        """Share of the column's information (entropy) lost at ``level``: 0 unchanged, 1 all ``"*"``."""
+        original = self.entropy(name, 0)[0]
+        if level == 0 or original == 0:
+            return 0.0
+        return max(0.0, 1.0 - self.entropy(name, level)[0] / original)
+
+    def loss(self, levels: Mapping[str, int]) -> float:
+        total = sum(self.weights.values())
+        if not total:
+            return 0.0
+        return sum(self.weights[n] * self.column_loss(n, lv) for n, lv in levels.items()) / total
+
+    def next_level(self, name: str, level: int) -> int | None:
+        """The next allowed level that actually merges values (levels that change nothing are skipped)."""
+        distinct = self.entropy(name, level)[1]
+        for candidate in range(level + 1, self.caps[name] + 1):
+            if self.entropy(name, candidate)[1] < distinct:
+                return candidate
+        return None
+
+    def canonical(self, levels: Mapping[str, int]) -> dict[str, int]:
+        """The lowest level giving the same values for each column (levels that changed nothing undone)."""
+        out = dict(levels)
+        for name in levels:
+            while out[name] > 0 and self.entropy(name, out[name] - 1)[1] == self.entropy(name, out[name])[1]:
+                out[name] -= 1
+        return out
 
     def view(self, levels: Mapping[str, int]) -> pa.Table:
         view = self.table.select([])  # keeps the row count when there is no quasi-identifier
@@ -461,21 +514,73 @@ class _Ladders:
             view = view.append_column(name, self.column(name, level))
         return view
 
-    def cost(self, name: str) -> float:
-        """Loss of one more level of ``name``."""
-        return self.weights[name] / self.hierarchies[name].height
-
-    def loss(self, levels: Mapping[str, int]) -> float:
-        total = sum(self.weights.values())
-        if not total:
-            return 0.0
-        return sum(self.weights[n] * lv / self.hierarchies[n].height for n, lv in levels.items()) / total
+    def below(self, levels: Mapping[str, int], k: int) -> tuple[int, np.ndarray]:
+        """Records in classes smaller than ``k`` at ``levels``, and which."""
+        ids, sizes = _classes([self.codes(name, levels[name]) for name in self.names], self.table.num_rows)
+        small = sizes[ids] < k
+        return int(small.sum()), small
 
 
-def _below(view: pa.Table, names: list[str], k: int) -> tuple[int, np.ndarray]:
-    ids, sizes = class_ids(view, names)
-    small = sizes[ids] < k
-    return int(small.sum()), small
+EXHAUSTIVE_NODES = 1024
+"""Lattices of at most this many level combinations are searched exhaustively (optimal); larger ones greedily."""
+
+EXHAUSTIVE_CELLS = 20_000_000
+"""...and only while combinations × records stays below this (each combination is one grouping pass)."""
+
+
+def _exhaustive(ladders: _Ladders, k: int, budget: int) -> dict[str, int] | None:
+    """The least-loss level combination within the caps that leaves at most ``budget`` records below k.
+
+    Combinations are tried in order of loss; one below a known failure (coarser on no column) is skipped,
+    since with nested hierarchies it fails too.
+    """
+    names = ladders.names
+    nodes = list(itertools.product(*(range(ladders.caps[name] + 1) for name in names)))
+    nodes.sort(key=lambda node: (round(ladders.loss(dict(zip(names, node, strict=True))), 12), sum(node), node))
+    failures: list[tuple[int, ...]] = []
+    for node in nodes:
+        if any(all(a <= b for a, b in zip(node, failed, strict=True)) for failed in failures):
+            continue
+        levels = dict(zip(names, node, strict=True))
+        if ladders.below(levels, k)[0] <= budget:
+            return levels
+        failures.append(node)
+    return None
+
+
+def _greedy(ladders: _Ladders, k: int, budget: int) -> dict[str, int] | None:
+    """Climb one column one (effective) level at a time, best records-rescued-per-loss first; then walk back."""
+    names = ladders.names
+    levels = dict.fromkeys(names, 0)
+    below = ladders.below(levels, k)[0]
+    order: list[str] = []
+    while below > budget:
+        steps = {name: ladders.next_level(name, levels[name]) for name in names}
+        candidates = [name for name, step in steps.items() if step is not None]
+        if not candidates:
+            return None
+        current = ladders.loss(levels)
+        scores: dict[str, tuple[float, float, int]] = {}
+        outcome: dict[str, int] = {}
+        for position, name in enumerate(candidates):
+            trial = {**levels, name: steps[name]}
+            outcome[name] = ladders.below(trial, k)[0]
+            gain, cost = below - outcome[name], ladders.loss(trial) - current
+            ratio = gain / cost if cost > 0 else (math.inf if gain > 0 else 0.0)
+            # Most records rescued per unit of loss; then the cheaper step; then the column order.
+            scores[name] = (-ratio, cost, position)
+        chosen = min(candidates, key=scores.__getitem__)
+        levels[chosen] = steps[chosen]  # type: ignore[assignment] (candidates have a step)
+        order.append(chosen)
+        below = outcome[chosen]
+    # Walk back: undo steps (latest first) that are not needed to stay within the budget.
+    for name in reversed(order):
+        while levels[name] > 0:
+            trial = {**levels, name: levels[name] - 1}
+            if ladders.below(trial, k)[0] > budget:
+                break
+            levels = trial
+    return levels
 
 
 def generalize_to_k(
@@ -485,6 +590,12 @@ def generalize_to_k(
     policy: GeneralizationPolicy | None = None,
 ) -> Generalization:
     """Generalize (and if allowed suppress) until every equivalence class has at least ``k`` records.
+
+    Information loss is measured per column as the share of its entropy lost (a level that merges nothing
+    costs nothing; ``"*"`` costs everything), averaged over the quasi-identifiers with the policy's weights.
+    Small lattices (at most ``EXHAUSTIVE_NODES`` level combinations) are searched exhaustively for the
+    least loss; larger ones greedily. Residual records in classes below ``k`` are suppressed within the
+    policy's budget.
 
     Parameters
     ----------
@@ -507,8 +618,8 @@ def generalize_to_k(
     --------
     >>> t = pa.table({"age": [41, 42, 43, 57, 58, 59], "dx": ["a", "b", "c", "d", "e", "f"]})
     >>> result = generalize_to_k(t, ["age"], 3, GeneralizationPolicy({"age": NumberBands((10,))}))
-    >>> result.table.column("age").to_pylist(), result.k
-    (['40-49', '40-49', '40-49', '50-59', '50-59', '50-59'], 3)
+    >>> result.table.column("age").to_pylist(), result.k, result.search
+    (['40-49', '40-49', '40-49', '50-59', '50-59', '50-59'], 3, 'exhaustive')
     """
     _check_target(k)
     policy = policy or GeneralizationPolicy()
@@ -520,52 +631,34 @@ def generalize_to_k(
         )
     ladders = _Ladders(table, names, policy)
     budget = math.floor(policy.max_suppression * rows + 1e-9)
-    levels = dict.fromkeys(names, 0)
-    below, small = _below(ladders.view(levels), names, k)
-    order: list[str] = []
-    while below > budget:
-        candidates = [name for name in names if levels[name] < ladders.caps[name]]
-        if not candidates:
-            best_k = k_anonymity(ladders.view(levels), names).k
-            raise KAnonymityError(
-                f"cannot reach k={k}: with every quasi-identifier at its highest allowed level "
-                f"({levels}) k is {best_k} and {below} record(s) remain in classes below {k}, "
-                f"more than the {budget} the policy allows to suppress",
-                target=k,
-                best_k=best_k,
-                records_below=below,
-            )
-        outcome = {name: _below(ladders.view({**levels, name: levels[name] + 1}), names, k) for name in candidates}
-        # Most records rescued per unit of loss; then the cheaper step; then the column order.
-        chosen = min(
-            candidates,
-            key=lambda name: (
-                -(below - outcome[name][0]) / ladders.cost(name),
-                ladders.cost(name),
-                candidates.index(name),
-            ),
+    nodes = math.prod(ladders.caps[name] + 1 for name in names)
+    search = "exhaustive" if nodes <= EXHAUSTIVE_NODES and nodes * rows <= EXHAUSTIVE_CELLS else "greedy"
+    found = _exhaustive(ladders, k, budget) if search == "exhaustive" else _greedy(ladders, k, budget)
+    if found is None:
+        highest = {name: ladders.caps[name] for name in names}
+        below = ladders.below(highest, k)[0]
+        best_k = k_anonymity(ladders.view(highest), names).k
+        raise KAnonymityError(
+            f"cannot reach k={k}: with every quasi-identifier at its highest allowed level ({highest}) k is "
+            f"{best_k} and {below} record(s) remain in classes below {k}, more than the {budget} the policy "
+            "allows to suppress",
+            target=k,
+            best_k=best_k,
+            records_below=below,
         )
-        levels[chosen] += 1
-        order.append(chosen)
-        below, small = outcome[chosen]
-    # Walk back: undo steps (latest first) that are not needed to stay within the budget.
-    for name in reversed(order):
-        while levels[name] > 0:
-            trial = {**levels, name: levels[name] - 1}
-            trial_below, trial_small = _below(ladders.view(trial), names, k)
-            if trial_below > budget:
-                break
-            levels, below, small = trial, trial_below, trial_small
+    levels = ladders.canonical(found)
+    below, small = ladders.below(levels, k)
+    if below > budget:  # a custom hierarchy whose levels are not nested: keep what the search found
+        levels = found
+        below, small = ladders.below(levels, k)
     keep = np.flatnonzero(~small)
-    kept = pa.array(keep, pa.int64())
     released = table
     for name in names:
         if levels[name]:
             index = released.column_names.index(name)
             released = released.set_column(index, name, ladders.column(name, levels[name]))
     if below:
-        released = released.take(kept)
-    final = k_anonymity(released, names)
+        released = released.take(pa.array(keep, pa.int64()))
     applied = [
         {
             "column": name,
@@ -573,16 +666,18 @@ def generalize_to_k(
             "height": ladders.hierarchies[name].height,
             "hierarchy": type(ladders.hierarchies[name]).__name__,
             "description": ladders.hierarchies[name].describe(levels[name]),
+            "information_loss": round(ladders.column_loss(name, levels[name]), 4),
         }
         for name in names
         if levels[name]
     ]
     return Generalization(
         table=released,
-        k=final.k,
+        k=k_anonymity(released, names).k,
         levels=levels,
         applied=applied,
         suppressed=rows - len(keep),
-        kept=kept,
+        kept=pa.array(keep, pa.int64()),
         information_loss=ladders.loss(levels),
+        search=search,
     )
