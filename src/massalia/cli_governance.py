@@ -248,6 +248,8 @@ def project_create(
         definition = load_definition(cohort)
         cohort_json, cohort_hash = json.loads(definition.to_json()), definition.definition_hash()
     expiry = _date(expires, "--expires")
+    if expiry is None:
+        raise typer.BadParameter("--expires is required")
     try:
         scope = ProjectScope(
             cohort=cohort_json, cohort_hash=cohort_hash, variables=tuple(variable or ()), sites=tuple(site or ()),

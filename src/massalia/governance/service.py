@@ -612,8 +612,9 @@ class Governance:
             project = session.get(ProjectRow, int(project_id))
             if project is None:
                 return Facts(project_id=int(project_id), data_site=site)
-            member = principal.user_id is not None and session.get(MemberRow, (project.id, principal.user_id))
-            if member and principal.auth != "operator":
+            member = False
+            if principal.user_id is not None and session.get(MemberRow, (project.id, principal.user_id)) is not None:
+                # A disabled account, or a principal whose id and name disagree, is nobody's member.
                 user = session.get(UserRow, principal.user_id)
                 member = user is not None and not user.disabled and user.username == principal.subject
             approved = project.status == "approved" and self._today() <= project.expires

@@ -20,7 +20,7 @@ import datetime as dt
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import pyarrow as pa
 
@@ -473,10 +473,10 @@ def create_extract(
     project_id: int,
     *,
     out_dir: Path,
-    fmt: str = "parquet",
+    fmt: Literal["parquet", "csv"] = "parquet",
     cohort_definition_id: int | None = None,
     k_min: int = 5,
-    on_low_k: str = "refuse",
+    on_low_k: Literal["refuse", "generalize"] = "refuse",
     channel: str | None = None,
 ) -> Any:
     """A pseudonymized, k-anonymous extract of the project's cohort and variables, audited before it is built.
@@ -487,6 +487,8 @@ def create_extract(
 
     if fmt not in ("parquet", "csv"):
         raise InvalidRequest(f"extract format must be parquet or csv, got {fmt!r}")
+    if on_low_k not in ("refuse", "generalize"):
+        raise InvalidRequest(f"on_low_k must be refuse or generalize, got {on_low_k!r}")
     scope = gov.project_scope(project_id)
     cohort = None
     if cohort_definition_id is not None:
