@@ -29,6 +29,7 @@ from massalia.health.extracts import (
     catalogue_roles,
     is_direct_identifier,
 )
+from massalia.health.marts.builder import build_mart
 
 KEY_A = b"project-a-secret-key-32-bytes!!!"
 KEY_B = b"project-b-secret-key-32-bytes!!!"
@@ -95,6 +96,7 @@ def warehouse(demo_warehouse: Path, tmp_path_factory: pytest.TempPathFactory) ->
     with DuckDBEngine(path) as engine:
         engine.execute(SOURCE_SQL)
         generate_cohort(engine, import_circe(BREAST_CANCER), cohort_definition_id=BREAST_COHORT)
+        build_mart(engine)
     return path
 
 
@@ -341,3 +343,36 @@ def test_direct_identifier_names_and_catalogue_roles() -> None:
     assert roles["person_id"] == "identifier"
     assert set(roles.values()) <= {"identifier", "quasi_identifier", "sensitive", "date", "none"}
     assert "quasi_identifier" in roles.values() and "date" in roles.values()
+
+
+def test_research_mart_with_catalogue_roles(engine: DuckDBEngine, tmp_path: Path) -> None:
+    """The path the guarded service takes: mart_patient, the catalogue's roles, a project's cohort."""
+    roles = catalogue_roles()
+    chosen = ExtractPolicy(project_id=7, key=KEY_A, date_shift_days=365, k_min=5, on_low_k="refuse")
+    with pytest.raises(ExtractRefused, match="below k_min=5"):
+        build_extract(engine, cohort=("cohort", BREAST_COHORT), policy=chosen, out_dir=tmp_path)
+    chosen = ExtractPolicy(project_id=7, key=KEY_A, date_shift_days=365, k_min=5, on_low_k="generalize")
+    result = build_extract(engine, cohort=("cohort", BREAST_COHORT), policy=chosen, out_dir=tmp_path)
+    out = pq.read_table(result.path)
+    mart = engine.query(
+        f"SELECT * FROM mart_patient WHERE person_id IN (SELECT subject_id FROM cohort "
+        f"WHERE cohort_definition_id = {BREAST_COHORT})"
+    )
+    identifiers = {name for name, role in roles.items() if role == "identifier"}
+    assert identifiers & set(mart.column_names) and not identifiers & set(out.column_names)
+    quasi = result.manifest["k_anonymity"]["quasi_identifiers"]
+    assert set(quasi) == {name for name in out.column_names if roles.get(name) == "quasi_identifier"}
+    assert brute_force_k(out, quasi) == result.k >= 5
+    assert mart.num_rows - out.num_rows == result.manifest["k_anonymity"]["suppressed_records"]
+    # Every date of the mart moved by the person's one shift.
+    pseudonyms = pseudonymize(mart.column("person_id"), key=KEY_A, project=7).to_pylist()
+    by_pseudonym = dict(zip(pseudonyms, mart.to_pylist(), strict=True))
+    dates = [field.name for field in mart.schema if pa.types.is_date(field.type)]
+    assert len(dates) >= 10
+    for row in out.to_pylist():
+        original = by_pseudonym[row[PSEUDONYM_COLUMN]]
+        moved = {(row[name] - original[name]).days for name in dates if original[name] is not None}
+        assert len(moved) == 1 and 1 <= abs(moved.pop()) <= 365
+        for name in out.column_names:
+            if name != PSEUDONYM_COLUMN and name not in dates and name not in quasi:
+                assert row[name] == original[name], name
