@@ -203,7 +203,10 @@ SPECS: dict[str, Callable[[Matrix, str, str], Request]] = {
     "POST /api/v1/cohorts/breakdowns": lambda m, c, r: _cohort_body(m, c, r, cohort_id=1),
     "POST /api/v1/cohorts/explain": _explain,
     "POST /api/v1/cohorts/generate": lambda m, c, r: _cohort_body(m, c, r, cohort_id=2),
-    "POST /api/v1/mart/count": lambda m, c, r: {"json": {"filters": {}, "project_id": m.project(c, r)}},
+    "POST /api/v1/mart/count": lambda m, c, r: {"json": {
+        "filters": {"cohort_definition_id": 1}, "project_id": m.project(c, r)}},
+    "POST /api/v1/mart/breakdown": lambda m, c, r: {"json": {
+        "filters": {"cohort_definition_id": 1}, "by": "sex", "project_id": m.project(c, r)}},
     "POST /api/v1/projects/{project_id}/extracts": lambda m, c, r: {
         "path": {"project_id": m.project(c, r)}, "json": {"cohort_id": 1, "format": "csv"}},
     "GET /api/v1/projects/{project_id}/extracts": lambda m, c, r: {"path": {"project_id": m.project(c, r)}},

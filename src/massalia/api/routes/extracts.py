@@ -59,13 +59,19 @@ def create_extract(
         cohort_definition_id=body.cohort_id, k_min=body.k_min, on_low_k=body.on_low_k, channel="api",
     )  # fmt: skip
     files = sorted(p.name for p in out_dir.iterdir() if p.is_file()) if out_dir.is_dir() else []
-    return {"extract_id": extract_id, "files": files, "result": jsonable_encoder(result, custom_encoder={Path: str})}
+    # Server paths stay on the server: the answer names files relative to the extract.
+    return {
+        "extract_id": extract_id, "files": files,
+        "rows": getattr(result, "rows", None), "k": getattr(result, "k", None),
+        "manifest": jsonable_encoder(getattr(result, "manifest", None), custom_encoder={Path: lambda p: p.name}),
+    }  # fmt: skip
 
 
 @router.get("", **action("extract.create"))
 def list_extracts(project_id: int, context: Context, caller: Caller) -> dict[str, Any]:
     """The project's extracts and their files."""
-    context.governance.authorize(caller, "extract.create", project_id=project_id, detail={"operation": "list"})
+    detail = {"operation": "list", "channel": "api"}
+    context.governance.authorize(caller, "extract.create", project_id=project_id, detail=detail)
     folder = _extracts_dir(context, project_id)
     found = sorted(p for p in folder.iterdir() if p.is_dir()) if folder.is_dir() else []
     return {"items": [{"extract_id": p.name, "files": sorted(f.name for f in p.iterdir() if f.is_file())}
@@ -77,7 +83,7 @@ def download(project_id: int, extract_id: str, name: str, context: Context, call
     """Download one file of an extract (audited)."""
     context.governance.authorize(
         caller, "extract.create", project_id=project_id,
-        detail={"operation": "download", "extract_id": extract_id[:140], "file": name[:140]},
+        detail={"operation": "download", "extract_id": extract_id[:140], "file": name[:140], "channel": "api"},
     )  # fmt: skip
     folder = _extracts_dir(context, project_id) / _checked(extract_id, "extract")
     path = folder / _checked(name, "file")

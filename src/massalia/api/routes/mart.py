@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from fastapi import APIRouter
@@ -22,6 +24,12 @@ class MartCountBody(BaseModel):
     project_id: int | None = Field(default=None, ge=1)
 
 
+class MartBreakdownBody(MartCountBody):
+    """A count broken down by the values of one category variable."""
+
+    by: str = Field(min_length=1, max_length=128, description="A category variable of the mart.")
+
+
 @router.get("/variables", **action("mart.variables"))
 def variables(context: Context, caller: Caller) -> list[dict[str, Any]]:
     """The mart's variables: name, labels, type, allowed values, unit, group, definition, disclosure class."""
@@ -36,15 +44,46 @@ def variables(context: Context, caller: Caller) -> list[dict[str, Any]]:
 def count(body: MartCountBody, context: Context, caller: Caller, warehouse: Warehouse) -> Any:
     """Patients of the mart matching ``filters`` (counts under 10 masked unless an approved project allows)."""
     from massalia.health import research
-    from massalia.health.marts.builder import MartError
 
-    try:
+    with _mart_errors():
         result = research.mart_count(
             context.governance, warehouse, caller, body.filters, project_id=body.project_id, channel="api"
         )
+    return jsonable_encoder(result)
+
+
+@router.post("/breakdown", **action("mart.count"))
+def breakdown(body: MartBreakdownBody, context: Context, caller: Caller, warehouse: Warehouse) -> Any:
+    """Patients matching ``filters`` by value of the category ``by`` (small cells masked, with complements)."""
+    from massalia.health import research
+
+    with _mart_errors():
+        result = research.mart_breakdown(
+            context.governance, warehouse, caller, body.filters, body.by, project_id=body.project_id, channel="api"
+        )
+    return {"variable": result.variable, "total": result.total, "threshold": result.threshold,
+            "cells": [{"value": value, "count": count} for value, count in result.cells.items()]}  # fmt: skip
+
+
+@router.post("/build", **action("mart.build"))
+def build(context: Context, caller: Caller, warehouse: Warehouse) -> Any:
+    """Build or rebuild the research mart from the warehouse (admins and data engineers; audited)."""
+    from massalia.health import research
+
+    with _mart_errors():
+        result = research.mart_build(context.governance, warehouse, caller, channel="api")
+    return jsonable_encoder(result)
+
+
+@contextmanager
+def _mart_errors() -> Iterator[None]:
+    """A filter that does not fit the catalogue is the client's 422; a missing mart a 409."""
+    from massalia.health.marts.builder import MartError
+
+    try:
+        yield
     except FilterError as error:
         raise ApiError(422, "invalid_request", f"The filter does not fit the mart: {error}",
                        details=[(["body", "filters"], str(error))]) from None  # fmt: skip
     except MartError as error:
         raise ApiError(409, "conflict", f"The research mart is not available: {error}") from None
-    return jsonable_encoder(result)
