@@ -1,0 +1,56 @@
+"""``massalia mart build|variables|count`` on a copy of the shared demo warehouse."""
+
+from __future__ import annotations
+
+import re
+import shutil
+from pathlib import Path
+
+from typer.testing import CliRunner
+
+from massalia.cli import app
+from massalia.config import home
+
+runner = CliRunner()
+
+
+def test_build_then_count_with_suppression(demo_warehouse: Path, massalia_home: Path) -> None:
+    shutil.copy(demo_warehouse, home(massalia_home).ensure().warehouse)
+    built = runner.invoke(app, ["mart", "build", "--home", str(massalia_home), "--engine", "duckdb"])
+    assert built.exit_code == 0, built.output
+    assert re.search(r"600 persons × \d+ variables", built.output)
+    assert "Massalia demo vocabulary" in built.output
+
+    count = runner.invoke(app, ["mart", "count", "--where", "primary_site = breast", "--home", str(massalia_home)])
+    assert count.exit_code == 0, count.output
+    assert re.search(r"persons \d+", count.output)
+
+    small = runner.invoke(app, ["mart", "count", "--where", "person_id <= 4", "--home", str(massalia_home)])
+    assert small.exit_code == 0 and "<10 (masked)" in small.output
+
+    split = runner.invoke(
+        app, ["mart", "count", "--any", "stage_group = IV", "--any", "had_relapse = true", "--by", "sex",
+              "--home", str(massalia_home)],
+    )  # fmt: skip
+    assert split.exit_code == 0, split.output
+    assert "female" in split.output and "total" in split.output
+
+    refused = runner.invoke(app, ["mart", "count", "--where", "stage_group = V", "--home", str(massalia_home)])
+    assert refused.exit_code == 1
+    assert "clause 1 (stage_group = 'V')" in refused.output
+
+
+def test_count_before_build_says_what_to_do(massalia_home: Path) -> None:
+    result = runner.invoke(app, ["mart", "count", "--where", "sex = female", "--home", str(massalia_home)])
+    assert result.exit_code == 1
+    assert "massalia mart build" in result.output
+
+
+def test_variables_in_french_and_english() -> None:
+    french = runner.invoke(app, ["mart", "variables", "--lang", "fr", "--group", "survival"])
+    assert french.exit_code == 0, french.output
+    assert "Survie" in french.output and "os_days" in french.output
+    english = runner.invoke(app, ["mart", "variables", "--group", "vital_status"])
+    assert "Vital" in english.output and "deceased" in english.output
+    assert runner.invoke(app, ["mart", "variables", "--lang", "de"]).exit_code != 0
+    assert runner.invoke(app, ["mart", "variables", "--group", "nothing"]).exit_code == 1
