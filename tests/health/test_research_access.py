@@ -227,3 +227,35 @@ def test_extract_needs_an_approved_pseudonymized_project(setting: Setting, tmp_p
     raw = research.mart_count(gov, engine, rita, ["primary_site = breast"], project_id=aggregate.id)
     shown = research.mart_count(gov, engine, rita, ["primary_site = breast"])
     assert raw.count is not None and (shown.count == raw.count or shown.count is None)
+
+
+def test_patient_view(setting: Setting) -> None:
+    gov, engine, rita, dina, cleo = setting.gov, setting.engine, setting.researcher, setting.dpo, setting.clinician
+    own = int(engine.query("SELECT MIN(p.person_id) FROM person p JOIN care_site cs USING (care_site_id) "
+                           "WHERE cs.care_site_source_value = 'chu_nord'")[0][0].as_py())  # fmt: skip
+    view = research.patient_view(gov, engine, cleo, own, purpose="consultation follow-up")
+    assert view.grant.site == "chu_nord" and view.tables["person"].column("person_id").to_pylist() == [own]
+    assert view.tables["condition_occurrence"].num_rows > 0
+    with pytest.raises(AccessDenied):
+        research.patient_view(gov, engine, rita, own, purpose="curiosity is not a purpose")
+
+    scope = ProjectScope(cohort=ANY_CANCER.model_dump(mode="json"), cohort_hash=ANY_CANCER.definition_hash())
+    project = gov.create_project("Any cancer", "describe care pathways of all cancers", scope=scope,
+                                 access_level="pseudonymized", expires=dt.date(2026, 12, 31), actor=rita)  # fmt: skip
+    gov.decide_request(gov.file_request(project.id, actor=rita, justification="pathways study, approved").id, True,
+                       "proportionate", actor=dina)  # fmt: skip
+    pseudonym = pseudonymize([own], key=gov.project_key(project.id), project=project.id)[0].as_py()
+    with pytest.raises(InvalidRequest, match="pseudonym"):
+        research.patient_view(gov, engine, rita, own, purpose="pathway review", project_id=project.id)
+    shown = research.patient_view(gov, engine, rita, pseudonym, purpose="pathway review", project_id=project.id)
+    assert shown.grant.pseudonymized
+    conditions = shown.tables["condition_occurrence"]
+    assert set(conditions.column("person_id").to_pylist()) == {pseudonym}
+    assert not [c for c in conditions.column_names if c.endswith("_source_value")]
+    assert (
+        "condition_occurrence_id" not in conditions.column_names and "condition_concept_id" in conditions.column_names
+    )
+    original = view.tables["condition_occurrence"].sort_by("condition_start_date").column("condition_start_date")
+    shifted = conditions.sort_by("condition_start_date").column("condition_start_date")
+    deltas = {(a - b).days for a, b in zip(shifted.to_pylist(), original.to_pylist(), strict=True)}
+    assert len(deltas) == 1 and 0 < abs(deltas.pop()) <= research.PROJECT_DATE_SHIFT_DAYS

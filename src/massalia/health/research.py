@@ -358,6 +358,87 @@ def explain(
     return Explanation(person_id, grant, explanation if grant.row_level else _redacted(explanation))
 
 
+PATIENT_TABLES = (
+    "person", "observation_period", "visit_occurrence", "condition_occurrence", "drug_exposure",
+    "procedure_occurrence", "measurement", "observation", "death",
+)  # fmt: skip
+"""The OMOP tables a patient view shows, one section each."""
+
+
+@dataclass(frozen=True)
+class PatientView:
+    """One patient's records, table by table, and the grant they were shown under.
+
+    Under a pseudonymized grant ``person`` is the project pseudonym, every date is shifted by the
+    person's project shift, and record ids, source values and care-site/provider/location ids are
+    removed (concept ids, values and units are kept).
+    """
+
+    person: int | str
+    grant: Grant
+    tables: dict[str, pa.Table]
+
+
+def _pseudonymized_table(table: pa.Table, pseudonym: str, shift: int) -> pa.Table:
+    from massalia.governance.pseudonym import is_temporal, shift_dates
+
+    shifts = pa.array([shift] * table.num_rows, pa.int32())
+    columns, names = [], []
+    for name, column in zip(table.column_names, table.columns, strict=True):
+        if name == "person_id":
+            columns.append(pa.array([pseudonym] * table.num_rows, pa.string()))
+        elif name.endswith("_source_value") or (name.endswith("_id") and not name.endswith("_concept_id")):
+            continue
+        elif is_temporal(column.type):
+            columns.append(shift_dates(column.combine_chunks(), shifts))
+        else:
+            columns.append(column)
+        names.append(name)
+    return pa.table(columns, names=names)
+
+
+def patient_view(
+    gov: Governance,
+    engine: Engine,
+    principal: Principal,
+    person: int | str,
+    *,
+    purpose: str,
+    project_id: int | None = None,
+    channel: str | None = None,
+) -> PatientView:
+    """One patient's records (``patient.view``), audited with ``purpose`` before anything is read.
+
+    Clinicians see the identified records of persons of their own site; members of an approved
+    pseudonymized project name the person by its project pseudonym (searched among the project
+    cohort's persons) and see pseudonymized records. Nobody else may.
+    """
+    if not isinstance(purpose, str) or len(purpose.strip()) < MIN_PURPOSE_LENGTH:
+        raise InvalidRequest(f"a purpose (at least {MIN_PURPOSE_LENGTH} characters) is required to view a patient")
+    site = person_site(engine, person) if principal.has_role(Role.CLINICIAN) and isinstance(person, int) else None
+    detail = {"resource": {"person_id": person}, "purpose": purpose.strip(), "channel": channel}
+    grant = gov.authorize(principal, "patient.view", project_id=project_id, site=site, detail=detail)
+    if grant.pseudonymized and project_id is not None:
+        cohort = gov.project_scope(project_id).cohort
+        if not isinstance(person, str) or cohort is None:
+            raise InvalidRequest("under a pseudonymized project, name the person by its project pseudonym")
+        from massalia.governance.pseudonym import date_shifts
+
+        real = _resolve_pseudonym(gov, engine, CohortDefinition.model_validate(cohort), project_id, person)
+        key = gov.project_key(project_id)
+        shift = date_shifts([real], key=key, project=project_id, max_days=PROJECT_DATE_SHIFT_DAYS)[0].as_py()
+    elif isinstance(person, int) and not isinstance(person, bool) and not grant.pseudonymized:
+        real, shift = person, 0
+    else:
+        raise InvalidRequest(f"person must be a person_id (an integer), got {person!r}")
+    tables = {}
+    for name in PATIENT_TABLES:
+        if engine.table_exists(name):
+            rows = engine.query(f"SELECT * FROM {name} WHERE person_id = {int(real)}")
+            tables[name] = _pseudonymized_table(rows, str(person), shift) if grant.pseudonymized else rows
+    return PatientView(person, grant, tables)
+
+
 def _mart_spec(filters: Any) -> Any:
     from massalia.health.marts.filters import FilterError, FilterSpec, parse_clause
 
