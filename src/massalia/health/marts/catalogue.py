@@ -261,6 +261,16 @@ class Catalogue(BaseModel):
                 return source
         raise KeyError(f"unknown mart source {name!r}")
 
+    def disclosure_classes(self) -> dict[str, Disclosure]:
+        """Disclosure class of every mart column (what pseudonymized extracts and k-anonymity read).
+
+        Examples
+        --------
+        >>> load_catalogue().disclosure_classes()["birth_date"].value
+        'date'
+        """
+        return {variable.name: variable.disclosure for variable in self.variables}
+
     def by_group(self) -> dict[Group, list[Variable]]:
         """Variables by group, groups in their documented order."""
         grouped: dict[Group, list[Variable]] = {group: [] for group in Group}
