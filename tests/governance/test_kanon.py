@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import decimal
 import itertools
 import math
 from collections import Counter
@@ -85,6 +86,10 @@ def test_number_bands_grow_and_end_in_star() -> None:
     assert bands.generalize(ages, 4).to_pylist() == ["*"] * 5
     reals = NumberBands((0.5,)).generalize(pa.array([1.2, 1.7, float("nan")]), 1).to_pylist()
     assert reals == ["[1, 1.5)", "[1.5, 2)", "nan"]
+    decimals = pa.array([decimal.Decimal("41.5"), None], pa.decimal128(4, 1))  # PostgreSQL NUMERIC
+    assert NumberBands((5,)).generalize(decimals, 1).to_pylist() == ["[40, 45)", None]
+    with pytest.raises(TypeError, match="numeric column"):
+        NumberBands((5,)).generalize(pa.array(["41"]), 1)
     with pytest.raises(ValueError, match="multiple"):
         NumberBands((10, 5))
     with pytest.raises(ValueError, match="multiple"):

@@ -411,3 +411,12 @@ def test_postgres_extract_equals_duckdb(engine: DuckDBEngine, pg_dsn: str, tmp_p
     assert duck.num_rows > 20
     assert post.equals(duck)
     assert results[0].manifest["k_anonymity"] == results[1].manifest["k_anonymity"]
+
+
+def test_a_date_declared_quasi_identifier_is_shifted_then_generalized(engine: DuckDBEngine, tmp_path: Path) -> None:
+    chosen = policy(quasi_identifiers=["gender_concept_id", "birth_date"], max_suppression=0.0)
+    out, manifest = extract(engine, tmp_path, variables=["gender_concept_id", "birth_date"], policy=chosen)
+    (step,) = manifest["k_anonymity"]["generalizations"]
+    assert step["column"] == "birth_date" and step["hierarchy"] == "DateLevels"
+    assert out.schema.field("birth_date").type == pa.string()
+    assert brute_force_k(out, ["gender_concept_id", "birth_date"]) == manifest["k_anonymity"]["k"] >= 5

@@ -246,8 +246,9 @@ class NumberBands(Hierarchy):
         return len(self.widths) + 1
 
     def _generalize(self, column: pa.Array, level: int) -> pa.Array:
-        if not (pa.types.is_integer(column.type) or pa.types.is_floating(column.type)):
-            raise TypeError(f"NumberBands needs a numeric column, got {column.type}")
+        kind = column.type
+        if not (pa.types.is_integer(kind) or pa.types.is_floating(kind) or pa.types.is_decimal(kind)):
+            raise TypeError(f"NumberBands needs a numeric column, got {kind}")
         width = self.widths[level - 1]
         values = pc.cast(column, pa.float64())
         lows = pc.add(pc.multiply(pc.floor(pc.divide(pc.subtract(values, self.origin), width)), width), self.origin)

@@ -62,6 +62,7 @@ from massalia.governance.pseudonym import (
     pseudonymize,
     shift_dates,
 )
+from massalia.health.marts.catalogue import load_catalogue
 
 Role = Literal["identifier", "quasi_identifier", "sensitive", "date", "none"]
 ROLES: tuple[str, ...] = ("identifier", "quasi_identifier", "sensitive", "date", "none")
@@ -218,8 +219,6 @@ class ExtractResult:
 
 def catalogue_roles() -> dict[str, str]:
     """The disclosure role of every variable of the research mart catalogue (``massalia.health.marts``)."""
-    from massalia.health.marts.catalogue import load_catalogue  # the mart is optional for explicit roles
-
     return {variable.name: variable.disclosure.value for variable in load_catalogue().variables}
 
 
