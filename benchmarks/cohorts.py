@@ -240,14 +240,18 @@ def _has_sql(statement: str) -> bool:
     return any(line.strip() and not line.strip().startswith("--") for line in statement.splitlines())
 
 
-def run_peer_script(connection: Any, statements: list[str]) -> list[tuple]:
-    """Run every statement of a peer script; return the rows of its SELECT (the cohort or attrition)."""
+def run_peer_script(connection: Any, statements: list[str]) -> tuple[list[tuple], list[tuple[str, float]]]:
+    """Run every statement of a peer script; return the rows of its SELECT and each statement's seconds."""
     rows: list[tuple] = []
+    steps = []
     for statement in statements:
+        start = time.perf_counter()
         cursor = connection.execute(statement)
         if cursor.description is not None:
             rows = cursor.fetchall()
-    return rows
+        label = next(line for line in statement.splitlines() if line.strip() and not line.startswith("--"))
+        steps.append((label.strip()[:60], time.perf_counter() - start))
+    return rows, steps
 
 
 # --- timing helpers -------------------------------------------------------------------------------
@@ -412,7 +416,8 @@ def bench(n: int, *, data: Path, seed: int, runs: int, skip_peer: bool, prior_da
                 for cohort in COHORTS:
                     print(f"[{n:,}] {cohort.key} PostgreSQL peer…", flush=True)
                     timing = timed(lambda c=cohort: run_peer_script(connection, scripts[c.key]), runs)
-                    rows = timing.pop("result")
+                    rows, steps = timing.pop("result")
+                    timing["slowest_statements"] = sorted(steps, key=lambda step: -step[1])[:3]
                     if cohort.strata:  # age band, gender id, gender name, qualified, rule 1, rule 2, final
                         timing["strata"] = {(int(r[0]), int(r[1])): tuple(int(v) for v in r[3:7]) for r in rows}
                     else:
@@ -537,6 +542,10 @@ def print_result(result: dict[str, Any]) -> None:
         load = result["peer_load"]
         console.print(f"PostgreSQL peer load (untimed in the table): COPY {load['copy_seconds']:.0f} s, OHDSI indexes "
                       f"{load['index_seconds']:.0f} s, VACUUM ANALYZE {load['analyze_seconds']:.0f} s")  # fmt: skip
+    if "peer_load" in result:
+        slowest = {c.key: result["cohorts"][c.key]["peer"]["slowest_statements"][0] for c in COHORTS}
+        console.print("PostgreSQL slowest statement (last run): " + "; ".join(
+            f"{key} {label!r} {seconds * 1000:.0f} ms" for key, (label, seconds) in slowest.items()))  # fmt: skip
     console.print("Massalia split (median run's last): " + "; ".join(
         f"{c.key} generate {result['cohorts'][c.key]['massalia']['generate_seconds'] * 1000:.0f} ms + analyze "
         f"{result['cohorts'][c.key]['massalia']['analyze_seconds'] * 1000:.0f} ms" for c in COHORTS))  # fmt: skip
