@@ -62,6 +62,8 @@ class MartBuild:
     duration_s: float
     vocabulary_version: str | None
     data_version: str | None
+    source_seconds: dict[str, float]
+    """Seconds each source took to materialize (where a slow engine spends its time)."""
 
 
 def catalogue_fingerprint(catalogue: Catalogue) -> str:
@@ -190,6 +192,7 @@ def build_mart(engine: Engine, *, catalogue: Catalogue | None = None, table: str
     started = time.perf_counter()
     built_at = dt.datetime.now(dt.UTC).replace(tzinfo=None)
     staged: dict[str, str] = {}
+    timings: dict[str, float] = {}
     mart_staging = engine.staging_name(table)
     build_staging = engine.staging_name(BUILD_TABLE)
     swapped = False
@@ -198,10 +201,12 @@ def build_mart(engine: Engine, *, catalogue: Catalogue | None = None, table: str
             target = engine.staging_name(f"mart_{source.name}")
             statement = _source_statement(source.parsed(), staged, target)
             staged[source.name] = target
+            began = time.perf_counter()
             try:
                 engine.execute(statement)
             except EngineError as error:
                 raise MartError(f"mart source {source.name!r} failed on {engine.name}: {error}") from error
+            timings[source.name] = round(time.perf_counter() - began, 3)
         final = mart_select(catalogue, staged)
         engine.execute(exp.Create(this=exp.to_table(mart_staging), kind="TABLE", expression=final))
         rows = engine.row_count(mart_staging)
@@ -241,6 +246,7 @@ def build_mart(engine: Engine, *, catalogue: Catalogue | None = None, table: str
         duration_s=round(time.perf_counter() - started, 3),
         vocabulary_version=provenance["vocabulary_version"],  # type: ignore[arg-type]
         data_version=provenance["data_version"],  # type: ignore[arg-type]
+        source_seconds=timings,
     )
 
 
