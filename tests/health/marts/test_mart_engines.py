@@ -74,6 +74,16 @@ def same(left: object, right: object) -> bool:
     return left == right
 
 
+# Spark needs about a minute for the 17 loads and 16 statements on this 2-core machine: slow there only.
+@pytest.mark.parametrize(
+    "engine",
+    [
+        pytest.param("duckdb", marks=pytest.mark.duckdb, id="duckdb"),
+        pytest.param("postgres", marks=pytest.mark.postgres, id="postgres"),
+        pytest.param("spark", marks=[pytest.mark.spark, pytest.mark.slow], id="spark"),
+    ],
+    indirect=True,
+)
 def test_the_mart_is_the_same_on_every_engine(engine: Engine, demo_warehouse: Path) -> None:
     persons = 6 if engine.name == "spark" else 40
     tables = omop_subset(demo_warehouse, persons)
