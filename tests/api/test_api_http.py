@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 import pytest
 from api_world import PASSWORD, ApiWorld
@@ -281,3 +282,11 @@ def test_pagination(empty_world: ApiWorld) -> None:
     for bad in ({"limit": 0}, {"limit": 501}, {"limit": "x"}, {"cursor": "not-a-cursor"}, {"cursor": "b286LTE"}):
         assert_error_shape(admin.get(f"{API}/projects", params=bad), 422, "invalid_request")
     assert decode_cursor(encode_cursor(0)) == 0 and decode_cursor(None) == 0
+
+
+def test_docs_list_every_route(empty_world: ApiWorld) -> None:
+    from massalia.api import route_table
+
+    docs = (Path(__file__).resolve().parents[2] / "docs" / "api.md").read_text(encoding="utf-8")
+    missing = [f"{r.method} {r.path}" for r in route_table(empty_world.app) if f"`{r.method} {r.path}`" not in docs]
+    assert not missing, f"docs/api.md does not list: {missing}"
