@@ -64,8 +64,9 @@ def test_internal_errors_do_not_leak(empty_world: ApiWorld) -> None:
     def boom() -> None:
         raise RuntimeError(secret)
 
-    empty_world.app.add_api_route(f"{API}/test-boom", boom)  # a route of this test only, on this app instance
-    response = empty_world.client().get(f"{API}/test-boom")
+    app = empty_world.app_with(ApiSettings())  # an app of this test only: the route below is not the API's
+    app.add_api_route(f"{API}/test-boom", boom)
+    response = TestClient(app, raise_server_exceptions=False).get(f"{API}/test-boom")
     error = assert_error_shape(response, 500, "internal_error")
     assert secret not in response.text and "Traceback" not in response.text
     assert error["details"] == []
