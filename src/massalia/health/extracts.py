@@ -389,11 +389,13 @@ def build_extract(
     treatments: dict[str, dict[str, Any]] = {}
     kept: list[str] = []
     for name in columns:
-        role = "identifier" if name == PERSON_COLUMN else roles.get(name)
         if name == PERSON_COLUMN:
-            continue
-        if is_direct_identifier(name) or name in policy.drop:
+            continue  # replaced by the pseudonym below
+        role = roles.get(name)
+        if is_direct_identifier(name):
             treatments[name] = {"role": role or "identifier", "treatment": "dropped: direct identifier"}
+        elif name in policy.drop:
+            treatments[name] = {"role": role or "identifier", "treatment": "dropped: listed in the policy's drop"}
         elif role is None:
             raise ExtractError(
                 f"column {name!r} of {source_table!r} has no disclosure role: classify it in the mart catalogue "
