@@ -85,18 +85,12 @@ class Matrix:
     def __init__(self, world: ApiWorld) -> None:
         self.world = world
         self.counter = itertools.count(1)
-        operator = operator_principal()
         gov = world.gov
-        from massalia.health import research
         from massalia.health.cohorts import CohortDefinition
         from massalia.health.quality import run_quality
 
         self.definition = CohortDefinition.model_validate(world.cohort)
-        from massalia.health.marts.builder import build_mart
-
-        with DuckDBEngine(world.home.warehouse) as engine:
-            build_mart(engine)
-            research.generate(gov, engine, operator, self.definition, cohort_definition_id=1)
+        with DuckDBEngine(world.home.warehouse) as engine:  # the mart is built, cohort 1 generated (api_warehouse)
             run_quality(engine, out_dir=world.home.reports, checks=["isRequired"])
             rows = engine.query(
                 "SELECT p.person_id FROM person p JOIN care_site cs ON cs.care_site_id = p.care_site_id "
@@ -217,8 +211,8 @@ SPECS: dict[str, Callable[[Matrix, str, str], Request]] = {
 
 
 @pytest.fixture(scope="module")
-def matrix(tmp_path_factory: pytest.TempPathFactory, demo_warehouse: Path) -> Iterator[Matrix]:
-    world = build_world(tmp_path_factory.mktemp("matrix-home"), demo_warehouse)
+def matrix(tmp_path_factory: pytest.TempPathFactory, api_warehouse: Path) -> Iterator[Matrix]:
+    world = build_world(tmp_path_factory.mktemp("matrix-home"), api_warehouse)
     try:
         yield Matrix(world)
     finally:
