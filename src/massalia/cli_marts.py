@@ -1,7 +1,9 @@
 """``massalia mart …``: the patient-level research mart (a thin layer over ``massalia.health.marts``).
 
-Counts are always suppressed (below 10 masked, complementary suppression in breakdowns): raw counts
-need the governance layer's rights, which this command does not grant.
+Every command goes through the guarded services of ``massalia.health.research`` as the caller
+(``MASSALIA_TOKEN`` holder, else the home's local operator): the rights check and the audit entry come
+first; counts below 10 are masked (with complementary suppression in breakdowns) unless the caller's
+grant allows raw counts (a member of an approved project, ``--project``).
 """
 
 from __future__ import annotations
@@ -13,10 +15,12 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from massalia.cli_governance import governed
 from massalia.config import home
-from massalia.health.marts.builder import build_mart, last_build
+from massalia.health import research
+from massalia.health.marts.builder import last_build
 from massalia.health.marts.catalogue import CatalogueError, load_catalogue
-from massalia.health.marts.filters import FilterError, FilterSpec, breakdown, count_persons, parse_clause
+from massalia.health.marts.filters import FilterError, FilterSpec, parse_clause
 from massalia.warehouse import open_warehouse
 
 mart_app = typer.Typer(help="The patient-level research mart (mart_patient): build, variables, suppressed counts.")
@@ -46,8 +50,8 @@ def mart_build(home_dir: HomeOption = None, engine: EngineOption = None) -> None
     """Build (or rebuild) mart_patient from the warehouse; the old mart stays readable until the new one is done."""
     data = home(home_dir).ensure()
     try:
-        with open_warehouse(data, engine) as warehouse:
-            result = build_mart(warehouse)
+        with governed(data) as (gov, principal), open_warehouse(data, engine) as warehouse:
+            result = research.mart_build(gov, warehouse, principal, channel="cli")
     except (CatalogueError, RuntimeError) as error:
         raise _fail(str(error)) from None
     console.print(
@@ -100,10 +104,14 @@ def mart_count(
     cohort: Annotated[
         int | None, typer.Option("--cohort", help="Only persons of this generated cohort (cohort_definition_id).")
     ] = None,
+    project: Annotated[
+        int | None,
+        typer.Option("--project", help="Act under this approved project (raw counts if its access level allows)."),
+    ] = None,
     home_dir: HomeOption = None,
     engine: EngineOption = None,
 ) -> None:
-    """Count persons of the mart matching the conditions (counts under 10 masked)."""
+    """Count persons of the mart matching the conditions (counts under 10 masked unless the caller's rights allow)."""
     try:
         spec = FilterSpec(
             all=[parse_clause(text) for text in where or []],
@@ -111,12 +119,12 @@ def mart_count(
             cohort_definition_id=cohort,
         )
         data = home(home_dir).ensure()
-        with open_warehouse(data, engine) as warehouse:
+        with governed(data) as (gov, principal), open_warehouse(data, engine) as warehouse:
             if by is None:
-                result = count_persons(warehouse, spec)
+                result = research.mart_count(gov, warehouse, principal, spec, project_id=project, channel="cli")
                 console.print(f"persons {_show(result.count)}")
                 return
-            split = breakdown(warehouse, spec, by)
+            split = research.mart_breakdown(gov, warehouse, principal, spec, by, project_id=project, channel="cli")
             built = last_build(warehouse)
     except FilterError as error:
         raise _fail(str(error)) from None
