@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -291,3 +292,21 @@ def test_docs_list_every_route(empty_world: ApiWorld) -> None:
     docs = (Path(__file__).resolve().parents[2] / "docs" / "api.md").read_text(encoding="utf-8")
     missing = [f"{r.method} {r.path}" for r in route_table(empty_world.app) if f"`{r.method} {r.path}`" not in docs]
     assert not missing, f"docs/api.md does not list: {missing}"
+
+
+def test_request_body_size_is_limited(empty_world: ApiWorld) -> None:
+    client = TestClient(empty_world.app_with(ApiSettings(max_body_bytes=4096)))
+    client.headers["Authorization"] = f"Bearer {empty_world.tokens['researcher']}"
+    big = {"definition": {"title": "x" * 10_000}}
+    assert_error_shape(client.post(f"{API}/cohorts/validate", json=big), 413, "payload_too_large")
+
+    def stream() -> Iterator[bytes]:  # no Content-Length: the received bytes are counted
+        yield b'{"definition": {"title": "'
+        for _ in range(20):
+            yield b"y" * 1000
+        yield b'"}}'
+
+    streamed = client.post(f"{API}/cohorts/validate", content=stream(), headers={"content-type": "application/json"})
+    assert_error_shape(streamed, 413, "payload_too_large")
+    small = client.post(f"{API}/cohorts/validate", json={"definition": {"title": "small"}})
+    assert small.status_code != 413

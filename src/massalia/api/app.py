@@ -17,7 +17,7 @@ from massalia.api.deps import ACTION_KEY, ApiContext, action
 from massalia.api.errors import ERROR_RESPONSES, RequestIdMiddleware, install_error_handlers
 from massalia.api.ratelimit import FailureLimiter
 from massalia.api.routes import audit, auth, cohorts, extracts, mart, projects, quality
-from massalia.api.security import CSRF_HEADER, SecurityHeadersMiddleware
+from massalia.api.security import CSRF_HEADER, BodySizeLimitMiddleware, SecurityHeadersMiddleware
 from massalia.api.sessions import SessionStore
 from massalia.api.settings import ApiSettings
 from massalia.config import Home
@@ -125,7 +125,7 @@ def create_app(home: Home | None = None, *, settings: ApiSettings | None = None)
         api.include_router(module.router)
     app.include_router(api)
 
-    # Middleware runs outermost last-added: security headers → request id / 500 → CORS → routes.
+    # Middleware runs outermost last-added: security headers → request id / 500 → body limit → CORS → routes.
     if config.cors_origins:
         app.add_middleware(
             CORSMiddleware,
@@ -136,6 +136,7 @@ def create_app(home: Home | None = None, *, settings: ApiSettings | None = None)
             expose_headers=["X-Request-ID", "Retry-After"],
             max_age=600,
         )
+    app.add_middleware(BodySizeLimitMiddleware, max_bytes=config.max_body_bytes)
     app.add_middleware(RequestIdMiddleware)
     app.add_middleware(SecurityHeadersMiddleware, https=config.https)
 

@@ -73,6 +73,7 @@ _DESCRIPTIONS = {
     403: "Signed in but not allowed (rights), or a failed CSRF check.",
     404: "No such resource.",
     409: "Conflict with the current state.",
+    413: "Request body too large.",
     422: "Invalid input (details name each wrong field).",
     429: "Too many failed logins (see Retry-After).",
     500: "Internal error (quote the request id).",

@@ -63,6 +63,63 @@ class SecurityHeadersMiddleware:
         await self.app(scope, receive, send_with_headers)
 
 
+class BodySizeLimitMiddleware:
+    """Refuse request bodies over ``max_bytes`` with a 413 in the API's error shape (before routing).
+
+    A declared ``Content-Length`` is checked at once; a body sent without one (chunked) is read here, up
+    to ``max_bytes``, then handed on, so memory stays bounded either way.
+    """
+
+    def __init__(self, app: ASGIApp, *, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Handle one ASGI call."""
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = dict(scope.get("headers") or ()).get(b"content-length")
+        if declared is not None:
+            if not declared.isdigit() or int(declared) > self.max_bytes:
+                await self._refuse(scope, receive, send)
+                return
+            await self.app(scope, receive, send)
+            return
+        chunks: list[bytes] = []
+        size = 0
+        while True:
+            message = await receive()
+            if message["type"] != "http.request":
+                break  # the client went away: let the app see it
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > self.max_bytes:
+                await self._refuse(scope, receive, send)
+                return
+            chunks.append(chunk)
+            if not message.get("more_body", False):
+                break
+        replayed = False
+
+        async def replay() -> Message:
+            nonlocal replayed
+            if replayed:
+                return await receive()
+            replayed = True
+            return {"type": "http.request", "body": b"".join(chunks), "more_body": False}
+
+        await self.app(scope, replay, send)
+
+    async def _refuse(self, scope: Scope, receive: Receive, send: Send) -> None:
+        from starlette.responses import JSONResponse
+
+        from massalia.api.errors import error_body
+
+        body = error_body(scope, "payload_too_large", f"The request body is over {self.max_bytes} bytes.")
+        await JSONResponse(body, status_code=413)(scope, receive, send)
+
+
 def own_origin(request: Request) -> str:
     """The origin this request was addressed to (scheme and ``Host``)."""
     host = request.headers.get("host") or (request.url.netloc)

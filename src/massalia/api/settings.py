@@ -49,6 +49,8 @@ class ApiSettings:
         Failed logins allowed per username and per client address within ``login_window``.
     login_window
         Seconds of the login-failure window.
+    max_body_bytes
+        Largest request body accepted (larger: ``413``).
     engine
         Warehouse engine name (``None``: ``$MASSALIA_ENGINE`` or DuckDB).
 
@@ -63,6 +65,7 @@ class ApiSettings:
     session_ttl: int = 8 * 3600
     login_max_failures: int = 5
     login_window: float = 60.0
+    max_body_bytes: int = 5 * 1024 * 1024
     engine: str | None = None
 
     def __post_init__(self) -> None:
@@ -71,6 +74,8 @@ class ApiSettings:
             raise SettingsError(f"session_ttl must be positive, got {self.session_ttl}")
         if self.login_max_failures < 1:
             raise SettingsError(f"login_max_failures must be at least 1, got {self.login_max_failures}")
+        if self.max_body_bytes < 1024:
+            raise SettingsError(f"max_body_bytes must be at least 1024, got {self.max_body_bytes}")
         if self.login_window <= 0:
             raise SettingsError(f"login_window must be positive, got {self.login_window}")
 

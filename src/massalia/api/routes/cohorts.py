@@ -8,7 +8,7 @@ and are checked against their own action (``cohort.validate``, ``cohort.sql``).
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter
 from fastapi.encoders import jsonable_encoder
@@ -40,7 +40,9 @@ class CountBody(DefinitionBody):
 class ExplainBody(DefinitionBody):
     """Which person to explain (a person id, or a project pseudonym), why, and under which project."""
 
-    person: int | str = Field(description="person_id, or the project pseudonym under a pseudonymized project")
+    person: int | Annotated[str, Field(max_length=128)] = Field(
+        description="person_id, or the project pseudonym under a pseudonymized project"
+    )
     purpose: str = Field(min_length=3, max_length=1000)
     project_id: int | None = Field(default=None, ge=1)
 
