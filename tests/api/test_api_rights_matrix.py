@@ -181,6 +181,7 @@ SPECS: dict[str, Callable[[Matrix, str, str], Request]] = {
         "json": {"username": m.world.usernames["researcher"], "password": PASSWORD}},
     "POST /api/v1/auth/tokens": lambda m, c, r: {"json": {"expires_in_days": 1}},
     "DELETE /api/v1/auth/tokens/{token_id}": _revoke,
+    "POST /api/v1/users": lambda m, c, r: {"json": {"username": f"made.by{next(m.counter)}", "roles": ["researcher"]}},
     "POST /api/v1/projects": lambda m, c, r: {"json": {
         "title": "Matrix project", "purpose": "Created by the rights matrix.", "expires": "2099-12-31"}},
     "GET /api/v1/projects/{project_id}": lambda m, c, r: {"path": {"project_id": m.project(c, r)}},
