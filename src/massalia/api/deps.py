@@ -39,7 +39,7 @@ class ApiContext:
     sessions: SessionStore
     login_limiter: FailureLimiter
     oidc: Any = None  # massalia.governance.oidc.OidcClient when MASSALIA_OIDC_ISSUER is set
-    oidc_pending: dict[str, Any] = field(default_factory=dict)  # state -> LoginState, until the callback
+    oidc_pending: dict[str, Any] = field(default_factory=dict)  # state -> (LoginState, browser binding digest)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
 

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
+import hmac
+import secrets
 from typing import Any
 
 from fastapi import APIRouter, Request, Response
@@ -153,32 +156,56 @@ def revoke_token(token_id: int, context: Context, caller: Caller) -> Response:
     return Response(status_code=204)
 
 
+OIDC_BINDING_COOKIE = "massalia_oidc_binding"
+OIDC_PATH = "/api/v1/auth/oidc"
+
+
+def _binding_digest(value: str) -> str:
+    return hashlib.sha256(value.encode()).hexdigest()
+
+
 @router.get("/oidc/login", status_code=302, response_class=RedirectResponse, **action("auth.login"))
 def oidc_login(context: Context) -> RedirectResponse:
-    """Start an OpenID Connect login: redirect to the institution's identity provider (404 if not configured)."""
+    """Start an OpenID Connect login: redirect to the institution's identity provider (404 if not configured).
+
+    The login state stays server-side, bound to this browser by a random cookie: a callback brought by
+    another browser (login CSRF: an attacker's own code and state) is refused.
+    """
     if context.oidc is None:
         raise ApiError(404, "not_found", "OpenID Connect is not configured (set MASSALIA_OIDC_ISSUER).")
     url, state = context.oidc.begin_login()
+    binding = secrets.token_urlsafe(32)
     with context.lock:
-        context.oidc_pending[state.state] = state
+        context.oidc_pending[state.state] = (state, _binding_digest(binding))
         if len(context.oidc_pending) > 10_000:  # abandoned logins: keep the newest
             for key in list(context.oidc_pending)[:5_000]:
                 del context.oidc_pending[key]
-    return RedirectResponse(url, status_code=302)
+    response = RedirectResponse(url, status_code=302)
+    # Lax, not Strict: the provider's redirect back is a cross-site top-level navigation.
+    response.set_cookie(
+        OIDC_BINDING_COOKIE, binding, max_age=context.oidc.settings.login_timeout_s, httponly=True,
+        secure=context.settings.https, samesite="lax", path=OIDC_PATH,
+    )  # fmt: skip
+    return response
 
 
 @router.get("/oidc/callback", response_model=LoginResult, **action("auth.login"))
 def oidc_callback(request: Request, response: Response, context: Context) -> dict[str, Any]:
-    """The provider's redirect back: check state, nonce and PKCE, validate the ID token, open a session."""
+    """The provider's redirect back: check the browser binding, state, nonce and PKCE, validate the ID token."""
     from massalia.governance.oidc import sign_in
 
     if context.oidc is None:
         raise ApiError(404, "not_found", "OpenID Connect is not configured (set MASSALIA_OIDC_ISSUER).")
     params = dict(request.query_params)
+    binding = request.cookies.get(OIDC_BINDING_COOKIE, "")
     with context.lock:
-        state = context.oidc_pending.pop(params.get("state", ""), None)
-    if state is None:
-        raise ApiError(401, "unauthenticated", "Unknown or already used OIDC login state.")
-    identity_ = context.oidc.complete_login(params, state)
+        pending = context.oidc_pending.get(params.get("state", ""))
+        bound = pending is not None and hmac.compare_digest(pending[1], _binding_digest(binding))
+        if bound:
+            del context.oidc_pending[params["state"]]  # single use
+    if not bound:
+        raise ApiError(401, "unauthenticated", "Unknown or used OIDC login state, or a login started elsewhere.")
+    identity_ = context.oidc.complete_login(params, pending[0])
     principal = sign_in(context.governance, context.oidc, identity_)
+    response.delete_cookie(OIDC_BINDING_COOKIE, path=OIDC_PATH)
     return _open_session(context, response, principal)
