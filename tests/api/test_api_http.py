@@ -310,3 +310,22 @@ def test_request_body_size_is_limited(empty_world: ApiWorld) -> None:
     assert_error_shape(streamed, 413, "payload_too_large")
     small = client.post(f"{API}/cohorts/validate", json={"definition": {"title": "small"}})
     assert small.status_code != 413
+
+
+def test_a_warehouse_locked_by_another_process_is_a_503(empty_world: ApiWorld) -> None:
+    import subprocess
+    import sys
+
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import duckdb, sys; c = duckdb.connect(sys.argv[1]); print('locked', flush=True); "
+         "sys.stdin.read()", str(empty_world.home.warehouse)],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "locked"
+        body = {"definition": {"primary_criteria": {"criteria_list": [{"kind": "Death"}]}}}
+        response = empty_world.client("researcher").post(f"{API}/cohorts/count", json=body)
+        error = assert_error_shape(response, 503, "unavailable")
+        assert "busy" in error["message"] and response.headers["retry-after"] == "5"
+    finally:
+        holder.communicate("", timeout=30)

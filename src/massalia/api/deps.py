@@ -22,6 +22,7 @@ from massalia.api.sessions import SESSION_COOKIE, SessionStore
 from massalia.api.settings import ApiSettings
 from massalia.config import Home
 from massalia.engine import Engine
+from massalia.engine.base import EngineError
 from massalia.governance import AuthenticationError, Governance, Principal
 from massalia.warehouse import open_warehouse
 
@@ -105,9 +106,24 @@ def get_principal(request: Request, context: Context) -> Principal:
 Caller = Annotated[Principal, Depends(get_principal)]
 
 
+WAREHOUSE_BUSY_RETRY_S = 5
+
+
 def get_warehouse(context: Context) -> Iterator[Engine]:
-    """The warehouse engine, opened for the request and closed after it."""
-    engine = open_warehouse(context.home, context.settings.engine)
+    """The warehouse engine, opened for the request and closed after it.
+
+    An embedded warehouse locked by another process (an ETL run from the command line) answers 503
+    with ``Retry-After`` rather than an internal error.
+    """
+    try:
+        engine = open_warehouse(context.home, context.settings.engine)
+    except EngineError as error:
+        if "lock" not in str(error).lower():
+            raise
+        raise ApiError(
+            503, "unavailable", "The warehouse is busy (another process is writing to it); retry shortly.",
+            headers={"Retry-After": str(WAREHOUSE_BUSY_RETRY_S)},
+        ) from None  # fmt: skip
     try:
         yield engine
     finally:

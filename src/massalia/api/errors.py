@@ -42,6 +42,7 @@ _HTTP_CODES = {
     422: "invalid_request",
     429: "rate_limited",
     500: "internal_error",
+    503: "unavailable",
 }
 
 
@@ -77,6 +78,7 @@ _DESCRIPTIONS = {
     422: "Invalid input (details name each wrong field).",
     429: "Too many failed logins (see Retry-After).",
     500: "Internal error (quote the request id).",
+    503: "Temporarily unavailable, e.g. the warehouse is locked by another process (see Retry-After).",
 }
 ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     status: {"model": ErrorBody, "description": text} for status, text in _DESCRIPTIONS.items()
