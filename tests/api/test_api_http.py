@@ -173,7 +173,7 @@ def test_tokens_created_over_http_work_and_can_be_revoked(empty_world: ApiWorld)
     scoped = TestClient(empty_world.app, headers={"Authorization": f"Bearer {token}"})
     assert scoped.get(f"{API}/projects").status_code == 200
     assert scoped.get(f"{API}/requests").status_code == 403  # outside the token's scopes
-    listed = researcher.get(f"{API}/auth/tokens").json()
+    listed = researcher.get(f"{API}/auth/tokens").json()["items"]
     mine = [t for t in listed if t["scopes"] == ["project.list"]]
     assert len(mine) == 1 and token not in str(listed)
     assert researcher.delete(f"{API}/auth/tokens/{mine[0]['id']}").status_code == 204

@@ -14,8 +14,9 @@ from pydantic import BaseModel, Field
 
 from massalia.api.deps import Caller, Context, action
 from massalia.api.errors import ApiError
+from massalia.api.pagination import DEFAULT_LIMIT, Cursor, Limit, Page, paginate
 from massalia.api.sessions import CSRF_COOKIE, SESSION_COOKIE
-from massalia.governance import AuthenticationError, Principal
+from massalia.governance import AuthenticationError, Principal, TokenInfo
 
 router = APIRouter(prefix="/auth", tags=["auth"])
 
@@ -135,18 +136,20 @@ def create_token(body: TokenBody, context: Context, caller: Caller) -> dict[str,
     return {"token": token, "expires_in_days": body.expires_in_days}
 
 
-@router.get("/tokens", **action("token.create"))
-def list_tokens(context: Context, caller: Caller) -> list[dict[str, Any]]:
-    """One's own tokens (admins: all), without their secrets."""
-    return [
-        {
-            "id": t.id, "username": t.username, "prefix": t.prefix,
-            "scopes": sorted(t.scopes) if t.scopes is not None else None,
-            "created_at": t.created_at.isoformat(), "expires_at": t.expires_at.isoformat(),
-            "revoked_at": t.revoked_at.isoformat() if t.revoked_at else None,
-        }
-        for t in context.governance.list_tokens(actor=caller)
-    ]  # fmt: skip
+def token_json(t: TokenInfo) -> dict[str, Any]:
+    """A token as listed (its prefix, never its secret)."""
+    return {
+        "id": t.id, "username": t.username, "prefix": t.prefix,
+        "scopes": sorted(t.scopes) if t.scopes is not None else None,
+        "created_at": t.created_at.isoformat(), "expires_at": t.expires_at.isoformat(),
+        "revoked_at": t.revoked_at.isoformat() if t.revoked_at else None,
+    }  # fmt: skip
+
+
+@router.get("/tokens", response_model=Page, **action("token.create"))
+def list_tokens(context: Context, caller: Caller, limit: Limit = DEFAULT_LIMIT, cursor: Cursor = None) -> Page:
+    """One's own tokens (admins: all), without their secrets, a page at a time."""
+    return paginate(context.governance.list_tokens(actor=caller), limit, cursor, render=token_json)
 
 
 @router.delete("/tokens/{token_id}", status_code=204, **action("token.revoke"))

@@ -20,6 +20,7 @@ from pydantic import BaseModel, Field
 
 from massalia.api.deps import Caller, Context, Warehouse, action
 from massalia.api.errors import ApiError
+from massalia.api.pagination import DEFAULT_LIMIT, Cursor, Limit, Page, paginate
 
 router = APIRouter(prefix="/projects/{project_id}/extracts", tags=["extracts"])
 
@@ -67,15 +68,17 @@ def create_extract(
     }  # fmt: skip
 
 
-@router.get("", **action("extract.create"))
-def list_extracts(project_id: int, context: Context, caller: Caller) -> dict[str, Any]:
-    """The project's extracts and their files."""
+@router.get("", response_model=Page, **action("extract.create"))
+def list_extracts(
+    project_id: int, context: Context, caller: Caller, limit: Limit = DEFAULT_LIMIT, cursor: Cursor = None
+) -> Page:
+    """The project's extracts and their files, oldest first, a page at a time."""
     detail = {"operation": "list", "channel": "api"}
     context.governance.authorize(caller, "extract.create", project_id=project_id, detail=detail)
     folder = _extracts_dir(context, project_id)
     found = sorted(p for p in folder.iterdir() if p.is_dir()) if folder.is_dir() else []
-    return {"items": [{"extract_id": p.name, "files": sorted(f.name for f in p.iterdir() if f.is_file())}
-                      for p in found]}  # fmt: skip
+    return paginate(found, limit, cursor, render=lambda p: {
+        "extract_id": p.name, "files": sorted(f.name for f in p.iterdir() if f.is_file())})  # fmt: skip
 
 
 @router.get("/{extract_id}/files/{name}", response_class=FileResponse, **action("extract.create"))
