@@ -7,6 +7,7 @@ from collections.abc import Callable
 from typing import Any
 
 import numpy as np
+import pytest
 from cohort_omop import concept_rows, day
 
 from massalia.engine import Engine
@@ -16,6 +17,7 @@ from massalia.health.cohorts.service import (
     CohortAnalysis,
     analyze_cohort,
     cohort_breakdowns,
+    generate_and_analyze,
     generate_cohort,
 )
 
@@ -145,6 +147,49 @@ def test_generate_matches_hand_worked_cohort(engine: Engine, load_omop: Loader) 
     )
     assert again.to_pylist() == rows.to_pylist()
     assert engine.row_count("cohort") == 4
+
+
+def test_one_pass_generation_equals_generate_then_analyze(engine: Engine, load_omop: Loader) -> None:
+    """``generate_and_analyze`` (steps run once, kept in a temporary table) = the two separate calls."""
+    load_omop(engine, dataset())
+    definition = import_circe(DEFINITION)
+    separate = generate_cohort(engine, definition, cohort_definition_id=3)
+    select = "SELECT subject_id, cohort_start_date, cohort_end_date FROM cohort ORDER BY subject_id"
+    expected_rows = engine.query(select)
+    expected = analyze_cohort(engine, definition, threshold=1)
+    for materialize in (None, False) if engine.name == "spark" else (None, True, False):  # Spark: no temp tables
+        generation, analysis = generate_and_analyze(engine, definition, 3, threshold=1, materialize=materialize)
+        rows = engine.query(select)
+        assert rows.to_pylist() == expected_rows.to_pylist()
+        assert (generation.persons, generation.rows) == (separate.persons, separate.rows) == (2, 2)
+        assert generation.data_version == separate.data_version
+        assert np.array_equal(analysis.person_id, expected.person_id)
+        assert np.array_equal(analysis.mask, expected.mask)
+        assert analysis.attrition() == expected.attrition()
+    # one provenance row per cohort id, however often it is generated
+    recorded = engine.query("SELECT cohort_definition_id, persons, cohort_table FROM cohort_generation").to_pylist()
+    assert recorded == [{"cohort_definition_id": 3, "persons": 2, "cohort_table": "cohort"}]
+    assert not [t for t in engine.list_tables() if t.startswith(("massalia_qualified", "c_", "stg_"))]
+
+
+@pytest.mark.parametrize("engine", ["duckdb", "postgres"], indirect=True)
+def test_failed_generation_keeps_the_previous_rows(engine: Engine, load_omop: Loader) -> None:
+    """The rows of a cohort id and its provenance change together or not at all."""
+    load_omop(engine, dataset())
+    definition = import_circe(DEFINITION)
+    generate_cohort(engine, definition, cohort_definition_id=5)
+    before = engine.query("SELECT * FROM cohort ORDER BY subject_id").to_pylist()
+    provenance = engine.query("SELECT * FROM cohort_generation").to_pylist()
+
+    def failing(*args: object, **kwargs: object) -> int:  # the provenance row is the last write
+        raise RuntimeError("disk full")
+
+    engine.insert = failing  # type: ignore[method-assign]
+    with pytest.raises(RuntimeError, match="disk full"):
+        generate_and_analyze(engine, import_circe({**DEFINITION, "InclusionRules": []}), 5)
+    del engine.insert
+    assert engine.query("SELECT * FROM cohort ORDER BY subject_id").to_pylist() == before
+    assert engine.query("SELECT * FROM cohort_generation").to_pylist() == provenance
 
 
 def test_attrition_what_if_and_explain(duckdb_engine: Engine, load_omop: Loader) -> None:

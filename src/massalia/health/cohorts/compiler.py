@@ -19,7 +19,10 @@ an event is included when all bits are set; periods are merged per person with t
 
 from __future__ import annotations
 
+import re
+from collections.abc import Mapping
 from dataclasses import dataclass
+from functools import cached_property
 
 import sqlglot
 from sqlglot import exp
@@ -50,10 +53,19 @@ MAX_INCLUSION_RULES = 62
 
 @dataclass(frozen=True)
 class Step:
-    """One named step of the cohort build: a SELECT over the OMOP tables and earlier steps."""
+    """One named step of the cohort build: a SELECT over the OMOP tables and earlier steps.
+
+    ``text`` is the SELECT in the house dialect, as the compiler wrote it; ``select`` is its SQLGlot
+    tree, parsed on first use (the house engine runs the text as it is, other engines need the tree).
+    """
 
     name: str
-    select: exp.Expression
+    text: str
+
+    @cached_property
+    def select(self) -> exp.Expression:
+        """The step's SELECT as a SQLGlot expression (house dialect)."""
+        return _parse(self.text, self.name)
 
 
 @dataclass(frozen=True)
@@ -77,6 +89,42 @@ class CompiledCohort:
         for step in with_steps:
             query = query.with_(f"{prefix}{step.name}", as_=_rename(step.select, prefix, names), copy=False)
         return query
+
+    def statement_text(self, *, until: str = "cohort", replaced: Mapping[str, str] | None = None) -> str:
+        """All steps up to ``until`` as one ``WITH`` query in the house dialect, built from the steps' text.
+
+        No SQLGlot round trip: this is what the house engine (DuckDB) runs. ``replaced`` maps a step
+        name to a table already holding its rows (a temporary table): that step reads the table, and
+        the steps only it needed are left out.
+        """
+        replaced = dict(replaced or {})
+        names = [step.name for step in self.steps]
+        last = names.index(until)
+        needed = self._needed(until, replaced)
+        ctes = []
+        for step in self.steps[:last]:
+            if step.name in replaced:
+                ctes.append(f"{step.name} AS (SELECT * FROM {replaced[step.name]})")
+            elif step.name in needed:
+                ctes.append(f"{step.name} AS ({step.text})")
+        body = self.steps[last].text
+        return f"WITH {', '.join(ctes)} {body}" if ctes else body
+
+    def _needed(self, until: str, replaced: Mapping[str, str]) -> set[str]:
+        """Names of the steps that step ``until`` reads, directly or through others, stopping at ``replaced``."""
+        names = {step.name for step in self.steps}
+        by_name = {step.name: step for step in self.steps}
+        needed: set[str] = set()
+        pending = [until]
+        while pending:
+            step = by_name[pending.pop()]
+            if step.name in replaced:
+                continue
+            for name in _step_references(step.text, names):
+                if name not in needed:
+                    needed.add(name)
+                    pending.append(name)
+        return needed
 
     def materialized(self, dialect: str, *, prefix: str = "c_", analyze: bool = True) -> list[str]:
         """One ``CREATE TEMPORARY TABLE <prefix><step>`` statement per step (and ``ANALYZE``), in ``dialect``."""
@@ -102,6 +150,14 @@ def _rename(select: exp.Expression, prefix: str, names: list[str]) -> exp.Expres
         return node
 
     return select.copy().transform(rename)
+
+
+def _step_references(text: str, names: set[str]) -> set[str]:
+    """The step names that appear as words in a step's text (a superset of the tables it reads)."""
+    return {word for word in _WORD.findall(text) if word in names}
+
+
+_WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 
 def _parse(sql: str, name: str) -> exp.Expression:
@@ -522,9 +578,9 @@ class CohortCompiler:
         steps: list[Step] = []
         for name, build in builders.items():
             sql = build()
-            steps.extend(Step(shared, _parse(text, shared)) for shared, text in self._pending)  # before their user
+            steps.extend(Step(shared, text) for shared, text in self._pending)  # before their user
             self._pending.clear()
-            steps.append(Step(name, _parse(sql, name)))
+            steps.append(Step(name, sql))
         return CompiledCohort(tuple(steps), cohort_definition_id, len(self.definition.inclusion_rules))
 
 

@@ -12,13 +12,16 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
-from collections.abc import Sequence
+import uuid
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from massalia.engine import Engine
+from massalia.engine.base import HOUSE_DIALECT, check_identifier
 from massalia.health.cohorts.compiler import CompiledCohort, compile_cohort
 from massalia.health.cohorts.definition import CohortDefinition
 from massalia.health.cohorts.suppression import DEFAULT_THRESHOLD, suppress_count, suppress_small_cells
@@ -36,17 +39,25 @@ _COHORT_SCHEMA = pa.schema(
 def run_step(engine: Engine, compiled: CompiledCohort, until: str, *, materialize: bool | None = None) -> pa.Table:
     """Rows of step ``until`` (and the steps before it) on ``engine``.
 
-    PostgreSQL runs the steps as temporary tables analyzed one by one; other engines run one statement.
+    PostgreSQL runs the steps as temporary tables analyzed one by one; other engines run one statement
+    (the house engine runs the compiler's text as it is, without a SQLGlot round trip).
     """
     if materialize is None:
         materialize = engine.name in MATERIALIZING_ENGINES
     if not materialize:
+        if engine.dialect == HOUSE_DIALECT:
+            return engine.query_native(compiled.statement_text(until=until))
         return engine.query(compiled.single_statement(until=until))
+    _materialize(engine, compiled, until)
+    return engine.query_native(f"SELECT * FROM c_{until}")
+
+
+def _materialize(engine: Engine, compiled: CompiledCohort, until: str) -> None:
+    """Create the temporary tables ``c_<step>`` of every step up to ``until``."""
     names = [step.name for step in compiled.steps]
     subset = CompiledCohort(compiled.steps[: names.index(until) + 1], compiled.cohort_definition_id, 0)
     for statement in subset.materialized(engine.dialect, analyze=engine.name in MATERIALIZING_ENGINES):
         engine.execute_native(statement)
-    return engine.query_native(f"SELECT * FROM c_{until}")
 
 
 @dataclass(frozen=True)
@@ -63,24 +74,38 @@ class CohortGeneration:
     table: str
 
 
-def vocabulary_version(engine: Engine) -> str:
-    """The vocabulary release (``vocabulary_version`` of the 'None' vocabulary row), or ``'unknown'``."""
-    if not engine.table_exists("vocabulary"):
+EVENT_TABLES = ("person", "observation_period", "visit_occurrence", "condition_occurrence", "drug_exposure",
+                "procedure_occurrence", "measurement", "observation", "death")  # fmt: skip
+"""The tables whose row counts fingerprint the clinical data (``data_version``)."""
+
+
+def vocabulary_version(engine: Engine, *, tables: Collection[str] | None = None) -> str:
+    """The vocabulary release (``vocabulary_version`` of the 'None' vocabulary row), or ``'unknown'``.
+
+    ``tables``: the engine's table names when the caller already listed them.
+    """
+    if "vocabulary" not in (engine.list_tables() if tables is None else tables):
         return "unknown"
     rows = engine.query("SELECT vocabulary_version FROM vocabulary WHERE vocabulary_id = 'None'").to_pylist()
     return str(rows[0]["vocabulary_version"]) if rows and rows[0]["vocabulary_version"] else "unknown"
 
 
-def data_version(engine: Engine) -> str:
-    """A fingerprint of the clinical data: CDM source release and the row counts of the event tables."""
+def data_version(engine: Engine, *, tables: Collection[str] | None = None) -> str:
+    """A fingerprint of the clinical data: CDM source release and the row counts of the event tables.
+
+    The row counts come from one query; ``tables``: the engine's table names when already listed.
+    """
+    present = set(engine.list_tables() if tables is None else tables)
     parts: dict[str, object] = {}
-    if engine.table_exists("cdm_source"):
+    if "cdm_source" in present:
         rows = engine.query("SELECT cdm_source_abbreviation, source_release_date, cdm_release_date FROM cdm_source")
         parts["cdm_source"] = [{k: str(v) for k, v in row.items()} for row in rows.to_pylist()]
-    for table in ("person", "observation_period", "visit_occurrence", "condition_occurrence", "drug_exposure",
-                  "procedure_occurrence", "measurement", "observation", "death"):  # fmt: skip
-        if engine.table_exists(table):
-            parts[table] = engine.row_count(table)
+    counted = [table for table in EVENT_TABLES if table in present]
+    if counted:
+        counts = engine.query(
+            "SELECT " + ", ".join(f"(SELECT count(*) FROM {table}) AS {table}" for table in counted)
+        ).to_pylist()[0]
+        parts.update({table: int(counts[table]) for table in counted})
     digest = hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()
     return digest[:16]
 
@@ -104,8 +129,103 @@ def generate_cohort(
     >>> generate_cohort(engine, import_circe('{"PrimaryCriteria": {"CriteriaList": [{"Death": {}}]}}')).persons
     0
     """
+    generation, _ = _generate(engine, definition, cohort_definition_id, table=table, materialize=materialize)
+    return generation
+
+
+def generate_and_analyze(
+    engine: Engine,
+    definition: CohortDefinition,
+    cohort_definition_id: int = 1,
+    *,
+    table: str = "cohort",
+    threshold: int = DEFAULT_THRESHOLD,
+    materialize: bool | None = None,
+) -> tuple[CohortGeneration, CohortAnalysis]:
+    """Full generation: write the cohort (as ``generate_cohort``) and compute its rule bitmasks (``analyze_cohort``).
+
+    The steps up to the qualified events run once: on DuckDB and PostgreSQL they are kept in a
+    temporary table that both the cohort rows and the bitmasks read. Engines without temporary
+    tables (Spark) run the two queries.
+    """
+    generation, analysis = _generate(
+        engine, definition, cohort_definition_id, table=table, materialize=materialize, analyze=True,
+        threshold=threshold,
+    )  # fmt: skip
+    assert analysis is not None  # noqa: S101 (analyze=True always returns one)
+    return generation, analysis
+
+
+def _generate(
+    engine: Engine,
+    definition: CohortDefinition,
+    cohort_definition_id: int,
+    *,
+    table: str,
+    materialize: bool | None,
+    analyze: bool = False,
+    threshold: int = DEFAULT_THRESHOLD,
+) -> tuple[CohortGeneration, CohortAnalysis | None]:
+    check_identifier(table)
     compiled = compile_cohort(definition, cohort_definition_id)
-    rows = run_step(engine, compiled, "cohort", materialize=materialize).cast(_COHORT_SCHEMA)
+    if materialize is None:
+        materialize = engine.name in MATERIALIZING_ENGINES
+    if not engine.capabilities.transactions:  # Spark: the rows come back, the tables are rewritten
+        rows = run_step(engine, compiled, "cohort", materialize=materialize).cast(_COHORT_SCHEMA)
+        mask = run_step(engine, compiled, "qualified_mask", materialize=materialize) if analyze else None
+        persons, count = _replace_rows(engine, table, cohort_definition_id, rows)
+        generation = _generation(engine, definition, cohort_definition_id, table, persons, count)
+        _record_generation(engine, generation)
+        return generation, (_analysis(definition, mask, threshold) if mask is not None else None)
+
+    temporary: str | None = None
+    mask = None
+    if materialize:
+        _materialize(engine, compiled, "cohort")
+        if analyze:
+            mask = engine.query_native("SELECT person_id, start_date, inclusion_rule_mask FROM c_qualified_mask")
+        source = "SELECT * FROM c_cohort"
+    elif engine.dialect == HOUSE_DIALECT:
+        replaced: dict[str, str] = {}
+        if analyze:
+            temporary = f"massalia_qualified_{uuid.uuid4().hex[:12]}"
+            engine.execute_native(
+                f"CREATE TEMPORARY TABLE {temporary} AS {compiled.statement_text(until='qualified_mask')}"
+            )
+            mask = engine.query_native(f"SELECT person_id, start_date, inclusion_rule_mask FROM {temporary}")
+            replaced["qualified_mask"] = temporary
+        source = compiled.statement_text(until="cohort", replaced=replaced)
+    else:
+        if analyze:
+            mask = run_step(engine, compiled, "qualified_mask", materialize=False)
+        source = engine.render(compiled.single_statement(until="cohort"))
+    try:
+        tables = engine.list_tables()
+        with engine.transaction():
+            if table not in tables:
+                engine.write_new_table(table, [], schema=_COHORT_SCHEMA)
+            columns = ", ".join(COHORT_COLUMNS)
+            engine.execute_native(f"DELETE FROM {table} WHERE cohort_definition_id = {int(cohort_definition_id)}")
+            engine.execute_native(
+                f"INSERT INTO {table} ({columns}) SELECT {columns} FROM ({source}) generated"
+                " ORDER BY subject_id, cohort_start_date"
+            )
+            counts = engine.query_native(
+                f"SELECT count(DISTINCT subject_id) AS persons, count(*) AS n FROM {table}"
+                f" WHERE cohort_definition_id = {int(cohort_definition_id)}"
+            ).to_pylist()[0]
+            generation = _generation(
+                engine, definition, cohort_definition_id, table, int(counts["persons"]), int(counts["n"]), tables
+            )
+            _record_generation(engine, generation, tables)
+    finally:
+        if temporary is not None:
+            engine.execute_native(f"DROP TABLE IF EXISTS {temporary}")
+    return generation, (_analysis(definition, mask, threshold) if mask is not None else None)
+
+
+def _replace_rows(engine: Engine, table: str, cohort_definition_id: int, rows: pa.Table) -> tuple[int, int]:
+    """Rewrite ``table`` with ``rows`` in place of this id's rows (engines without transactions)."""
     rows = rows.sort_by([("subject_id", "ascending"), ("cohort_start_date", "ascending")])
     kept = (
         engine.query(
@@ -115,29 +235,58 @@ def generate_cohort(
         else _COHORT_SCHEMA.empty_table()
     )
     engine.create_table(table, pa.concat_tables([kept, rows]), schema=_COHORT_SCHEMA)
-    generation = CohortGeneration(
+    return len(pc.unique(rows.column("subject_id"))), rows.num_rows
+
+
+def _generation(
+    engine: Engine,
+    definition: CohortDefinition,
+    cohort_definition_id: int,
+    table: str,
+    persons: int,
+    rows: int,
+    tables: Collection[str] | None = None,
+) -> CohortGeneration:
+    tables = engine.list_tables() if tables is None else tables
+    return CohortGeneration(
         cohort_definition_id=cohort_definition_id,
         definition_hash=definition.definition_hash(),
-        data_version=data_version(engine),
-        vocabulary_version=vocabulary_version(engine),
+        data_version=data_version(engine, tables=tables),
+        vocabulary_version=vocabulary_version(engine, tables=tables),
         generated_at=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-        persons=len(set(rows.column("subject_id").to_pylist())),
-        rows=rows.num_rows,
+        persons=persons,
+        rows=rows,
         table=table,
     )
-    _record_generation(engine, generation)
-    return generation
 
 
-def _record_generation(engine: Engine, generation: CohortGeneration) -> None:
-    record = pa.Table.from_pylist([{**generation.__dict__, "table": None} | {"cohort_table": generation.table}])
-    record = record.drop_columns(["table"])  # "table" is a reserved word in SQL
-    if engine.table_exists("cohort_generation"):
-        earlier = engine.query(
-            f"SELECT * FROM cohort_generation WHERE cohort_definition_id <> {int(generation.cohort_definition_id)}"
+_GENERATION_SCHEMA = pa.schema(
+    [("cohort_definition_id", pa.int64()), ("definition_hash", pa.string()), ("data_version", pa.string()),
+     ("vocabulary_version", pa.string()), ("generated_at", pa.string()), ("persons", pa.int64()),
+     ("rows", pa.int64()), ("cohort_table", pa.string())]
+)  # fmt: skip
+"""``cohort_generation``: one row per cohort id, its latest generation ("table" is reserved in SQL)."""
+
+
+def _record_generation(engine: Engine, generation: CohortGeneration, tables: Collection[str] | None = None) -> None:
+    values = {**generation.__dict__, "cohort_table": generation.table}
+    record = pa.Table.from_pylist([{name: values[name] for name in _GENERATION_SCHEMA.names}], _GENERATION_SCHEMA)
+    tables = engine.list_tables() if tables is None else tables
+    if not engine.capabilities.transactions:
+        if "cohort_generation" in tables:
+            earlier = engine.query(
+                f"SELECT * FROM cohort_generation WHERE cohort_definition_id <> {int(generation.cohort_definition_id)}"
+            )
+            record = pa.concat_tables([earlier.select(_GENERATION_SCHEMA.names).cast(_GENERATION_SCHEMA), record])
+        engine.create_table("cohort_generation", record)
+        return
+    with engine.transaction():
+        if "cohort_generation" not in tables:
+            engine.write_new_table("cohort_generation", [], schema=_GENERATION_SCHEMA)
+        engine.execute_native(
+            f"DELETE FROM cohort_generation WHERE cohort_definition_id = {int(generation.cohort_definition_id)}"
         )
-        record = pa.concat_tables([earlier.cast(record.schema), record])
-    engine.create_table("cohort_generation", record)
+        engine.insert("cohort_generation", record)
 
 
 @dataclass(frozen=True)
@@ -227,7 +376,11 @@ def analyze_cohort(
 ) -> CohortAnalysis:
     """Compute the inclusion-rule bitmask of every qualified event (the cache behind what-if and attrition)."""
     compiled = compile_cohort(definition)
-    table = run_step(engine, compiled, "qualified_mask", materialize=materialize)
+    return _analysis(definition, run_step(engine, compiled, "qualified_mask", materialize=materialize), threshold)
+
+
+def _analysis(definition: CohortDefinition, table: pa.Table, threshold: int) -> CohortAnalysis:
+    """The analysis of the rows of the ``qualified_mask`` step (person_id, start_date, inclusion_rule_mask)."""
     return CohortAnalysis(
         rule_names=[rule.name or f"rule {i + 1}" for i, rule in enumerate(definition.inclusion_rules)],
         person_id=table.column("person_id").to_numpy(zero_copy_only=False).astype(np.int64),
