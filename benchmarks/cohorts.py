@@ -2,9 +2,9 @@
 
 One command, side by side in one run, for each patient count:
 
-* **Massalia** (DuckDB): full generation of each cohort = ``generate_cohort`` (cohort rows written to
-  the ``cohort`` table, provenance recorded) + ``analyze_cohort`` (inclusion-rule bitmask of every
-  qualified event) + its attrition table; Q4 adds the attrition by 5-year age band x sex from the same
+* **Massalia** (DuckDB): full generation of each cohort = ``generate_and_analyze`` (cohort rows written
+  to the ``cohort`` table, provenance recorded, and the inclusion-rule bitmask of every qualified event,
+  from one run of the steps) + its attrition table; Q4 adds the attrition by 5-year age band x sex from the same
   bitmasks. The definitions are Massalia JSON files under ``benchmarks/cohorts/``.
 * **PostgreSQL peer**: the same cohorts as OHDSI WebAPI runs them on PostgreSQL 15 (Circe-shaped SQL,
   temporary tables with ``ANALYZE`` between steps, OHDSI's indexes), rendered at run time from
@@ -101,11 +101,12 @@ COHORTS = (
 
 
 # --- data ----------------------------------------------------------------------------------------
-def prepare_data(n: int, data: Path, *, seed: int) -> tuple[Path, dict[str, Any]]:
+def prepare_data(n: int, data: Path, *, seed: int, export_peer: bool = True) -> tuple[Path, dict[str, Any]]:
     """Generate, ETL and export ``n`` patients under ``data/n{n}`` unless already there; return the folder.
 
     Each step leaves a ``<step>.json`` marker (its result) when it completes; a step is rerun only when
-    its marker is missing (and then every later step too).
+    its marker is missing (and then every later step too). ``export_peer=False`` (``--skip-peer``) skips
+    the CSV export, which only the PostgreSQL peer reads (≈ 55 GB at 1,000,000 patients).
     """
     base = data.resolve() / f"n{n}"
     base.mkdir(parents=True, exist_ok=True)
@@ -137,7 +138,7 @@ def prepare_data(n: int, data: Path, *, seed: int) -> tuple[Path, dict[str, Any]
         print(f"[{n:,}] ETL into the DuckDB warehouse…", flush=True)
         metadata = base / "metadata.sqlite"
         record("etl", etl_load.run_phase("etl", sources=sources, warehouse=warehouse, metadata=metadata))
-    if not done("export"):
+    if export_peer and not done("export"):
         shutil.rmtree(export, ignore_errors=True)
         print(f"[{n:,}] exporting the OMOP tables as CSV for the PostgreSQL peer…", flush=True)
         start = time.perf_counter()
@@ -319,12 +320,11 @@ def massalia_run(engine: Any, definition: Any, cohort_definition_id: int, strata
     """Full generation: cohort rows written + inclusion-rule statistics (+ strata for Q4)."""
     import numpy as np
 
-    from massalia.health.cohorts.service import analyze_cohort, generate_cohort
+    from massalia.health.cohorts.service import generate_and_analyze
 
     t0 = time.perf_counter()
-    generation = generate_cohort(engine, definition, cohort_definition_id)
+    generation, analysis = generate_and_analyze(engine, definition, cohort_definition_id)
     t1 = time.perf_counter()
-    analysis = analyze_cohort(engine, definition)
     base, rules = analysis.attrition(allowed_raw=True)
     t2 = time.perf_counter()
     masks, mask_counts = np.unique(analysis.mask, return_counts=True)
@@ -393,7 +393,7 @@ def bench(n: int, *, data: Path, seed: int, runs: int, skip_peer: bool, prior_da
     """Prepare the data, then time the four cohorts on the four systems; return the results."""
     from massalia.engine.duckdb import DuckDBEngine
 
-    base, steps = prepare_data(n, data, seed=seed)
+    base, steps = prepare_data(n, data, seed=seed, export_peer=not skip_peer)
     warehouse = base / "warehouse.duckdb"
     result: dict[str, Any] = {
         "patients": n, "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
@@ -547,7 +547,7 @@ def print_result(result: dict[str, Any]) -> None:
         console.print("PostgreSQL slowest statement (last run): " + "; ".join(
             f"{key} {label!r} {seconds * 1000:.0f} ms" for key, (label, seconds) in slowest.items()))  # fmt: skip
     console.print("Massalia split (median run's last): " + "; ".join(
-        f"{c.key} generate {result['cohorts'][c.key]['massalia']['generate_seconds'] * 1000:.0f} ms + analyze "
+        f"{c.key} generate {result['cohorts'][c.key]['massalia']['generate_seconds'] * 1000:.0f} ms + attrition "
         f"{result['cohorts'][c.key]['massalia']['analyze_seconds'] * 1000:.0f} ms" for c in COHORTS))  # fmt: skip
     console.print(f"Targets at 1M: PG / Massalia ≥ 3, Massalia / hand ≤ 1.2, Massalia / raw ≤ 3, toggle < 200 ms "
                   f"(100k) / 1 s (1M). Load average {result['loadavg_start'][0]:.2f} at start, "

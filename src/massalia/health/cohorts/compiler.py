@@ -200,8 +200,9 @@ class CohortCompiler:
                 f" LEFT JOIN ({self._concepts_query(exclude)}) E ON I.concept_id = E.concept_id"
                 " WHERE E.concept_id IS NULL"
             )
+        # INTEGER, as OMOP's concept ids: a BIGINT here made every event table cast its concept column per row
         return (
-            f"SELECT {int(concept_set.id)} AS codeset_id, CAST(c.concept_id AS BIGINT) AS concept_id FROM ({query}) c"
+            f"SELECT {int(concept_set.id)} AS codeset_id, CAST(c.concept_id AS INTEGER) AS concept_id FROM ({query}) c"
         )
 
     @staticmethod
@@ -234,7 +235,7 @@ class CohortCompiler:
     def codesets(self) -> str:
         """The ``codesets`` step: (codeset_id, concept_id) for every concept set."""
         if not self.definition.concept_sets:
-            return "SELECT CAST(NULL AS INTEGER) AS codeset_id, CAST(NULL AS BIGINT) AS concept_id WHERE 1 = 0"
+            return "SELECT CAST(NULL AS INTEGER) AS codeset_id, CAST(NULL AS INTEGER) AS concept_id WHERE 1 = 0"
         return " UNION ALL ".join(self.codeset_query(cs) for cs in self.definition.concept_sets)
 
     # -- criteria -----------------------------------------------------------------------------
@@ -453,12 +454,33 @@ class CohortCompiler:
             " Q.op_start_date, Q.op_end_date"
         )
 
+    def one_event_per_person(self, step: str) -> bool:
+        """Whether step ``step`` (``qualified_events`` or ``included_events``) holds at most one event per person.
+
+        True when a first/last limit was applied at or before that step: the primary limit (its
+        ``ROW_NUMBER() ... = 1`` keeps one event per person), the qualified limit (applied when there are
+        additional criteria) or, for the included events, the expression limit. Later steps then skip
+        the per-person windows that could not change anything (limits, era collapse).
+        """
+        definition = self.definition
+        one = definition.primary_criteria.primary_criteria_limit.kind != "all" or (
+            definition.additional_criteria is not None and definition.qualified_limit.kind != "all"
+        )
+        if step == "included_events":
+            one = one or definition.expression_limit.kind != "all"
+        return one
+
     def included_events(self, required_mask: int | None = None) -> str:
         """Qualified events with all (or ``required_mask``) rule bits set, limited per person (expression limit)."""
         definition = self.definition
         mask = (1 << len(definition.inclusion_rules)) - 1 if required_mask is None else required_mask
+        if definition.expression_limit.kind == "all" or self.one_event_per_person("qualified_events"):
+            return (  # no limit to apply, or already one event per person
+                "SELECT M.event_id, M.person_id, M.start_date, M.end_date, M.op_start_date, M.op_end_date"
+                f" FROM qualified_mask M WHERE (M.inclusion_rule_mask & {mask}) = {mask}"
+            )
         order = "DESC" if definition.expression_limit.kind == "last" else "ASC"
-        limit = "" if definition.expression_limit.kind == "all" else " WHERE R.ordinal = 1"
+        limit = " WHERE R.ordinal = 1"
         return (
             "SELECT event_id, person_id, start_date, end_date, op_start_date, op_end_date FROM"
             " (SELECT M.event_id, M.person_id, M.start_date, M.end_date, M.op_start_date, M.op_end_date,"
@@ -530,16 +552,20 @@ class CohortCompiler:
 
     @staticmethod
     def cohort_rows() -> str:
-        """Each included event with its earliest exit date on or after its start."""
+        """Each included event with its earliest exit date on or after its start (an aggregate, not a window)."""
         return (
-            "SELECT person_id, start_date, end_date FROM (SELECT I.event_id, I.person_id, I.start_date, CE.end_date,"
-            " ROW_NUMBER() OVER (PARTITION BY I.person_id, I.event_id ORDER BY CE.end_date) AS ordinal"
-            " FROM included_events I JOIN cohort_ends CE ON I.event_id = CE.event_id AND I.person_id = CE.person_id"
-            " AND CE.end_date >= I.start_date) F WHERE F.ordinal = 1"
+            "SELECT I.person_id, I.start_date, MIN(CE.end_date) AS end_date FROM included_events I"
+            " JOIN cohort_ends CE ON I.event_id = CE.event_id AND I.person_id = CE.person_id"
+            " AND CE.end_date >= I.start_date GROUP BY I.event_id, I.person_id, I.start_date"
         )
 
     def final_cohort(self) -> str:
-        """Cohort periods merged per person, gaps up to the era pad bridged."""
+        """Cohort periods merged per person, gaps up to the era pad bridged.
+
+        With one included event per person there is one period per person: nothing to merge.
+        """
+        if self.one_event_per_person("included_events"):
+            return "SELECT person_id, start_date, end_date FROM cohort_rows"
         pad = int(self.definition.collapse_settings.era_pad)
         return _collapse(f"SELECT person_id, start_date, {shift('end_date', pad)} AS end_date FROM cohort_rows", pad)
 

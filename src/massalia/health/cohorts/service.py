@@ -101,11 +101,11 @@ def data_version(engine: Engine, *, tables: Collection[str] | None = None) -> st
         rows = engine.query("SELECT cdm_source_abbreviation, source_release_date, cdm_release_date FROM cdm_source")
         parts["cdm_source"] = [{k: str(v) for k, v in row.items()} for row in rows.to_pylist()]
     counted = [table for table in EVENT_TABLES if table in present]
-    if counted:
+    if counted:  # one UNION ALL (DuckDB plans nine scalar subqueries ten times slower)
         counts = engine.query(
-            "SELECT " + ", ".join(f"(SELECT count(*) FROM {table}) AS {table}" for table in counted)
-        ).to_pylist()[0]
-        parts.update({table: int(counts[table]) for table in counted})
+            " UNION ALL ".join(f"SELECT '{table}' AS name, count(*) AS n FROM {table}" for table in counted)
+        ).to_pylist()
+        parts.update({row["name"]: int(row["n"]) for row in counts})
     digest = hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()
     return digest[:16]
 
