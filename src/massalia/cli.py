@@ -23,6 +23,7 @@ from massalia import __version__
 from massalia.cli_cohorts import cohort_app
 from massalia.cli_governance import register as register_governance
 from massalia.cli_marts import mart_app
+from massalia.cli_patients import patient_app
 from massalia.cli_serve import serve_app
 from massalia.config import Home, home
 from massalia.engine import Engine
@@ -48,6 +49,7 @@ app.add_typer(audit_app, name="audit")
 app.add_typer(cohort_app, name="cohort")
 app.add_typer(serve_app, name="serve")
 app.add_typer(mart_app, name="mart")
+app.add_typer(patient_app, name="patient")
 register_governance(app)  # user, token, project, request
 
 console = Console()

@@ -155,6 +155,13 @@ def _explain(m: Matrix, caller: str, relation: str) -> Request:
     return _cohort_body(m, caller, relation, person=person, purpose="Checking why this patient is included.")
 
 
+def _patient_view(m: Matrix, caller: str, relation: str) -> Request:
+    pseudonymized = relation == "own" and caller in ("researcher", "admin", "data_engineer")
+    person = m.pseudonym if pseudonymized else m.chu_nord_person
+    return {"json": {"person": person, "purpose": "Follow-up of a patient of the site.",
+                     "project_id": m.project(caller, relation)}}  # fmt: skip
+
+
 def _revoke(m: Matrix, caller: str, relation: str) -> Request:
     owner = m.world.usernames.get(caller, m.world.usernames["researcher"])
     m.world.gov.create_token(owner, None, dt.timedelta(days=1), actor=operator_principal())
@@ -198,6 +205,7 @@ SPECS: dict[str, Callable[[Matrix, str, str], Request]] = {
     "POST /api/v1/cohorts/breakdowns": lambda m, c, r: _cohort_body(m, c, r, cohort_id=1),
     "POST /api/v1/cohorts/explain": _explain,
     "POST /api/v1/cohorts/generate": lambda m, c, r: _cohort_body(m, c, r, cohort_id=2),
+    "POST /api/v1/patients/view": _patient_view,
     "POST /api/v1/mart/count": lambda m, c, r: {"json": {
         "filters": {"cohort_definition_id": 1}, "project_id": m.project(c, r)}},
     "POST /api/v1/mart/breakdown": lambda m, c, r: {"json": {

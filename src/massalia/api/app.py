@@ -16,7 +16,7 @@ from massalia import __version__
 from massalia.api.deps import ACTION_KEY, ApiContext, action
 from massalia.api.errors import ERROR_RESPONSES, RequestIdMiddleware, install_error_handlers
 from massalia.api.ratelimit import FailureLimiter
-from massalia.api.routes import audit, auth, cohorts, extracts, mart, projects, quality, users
+from massalia.api.routes import audit, auth, cohorts, extracts, mart, patients, projects, quality, users
 from massalia.api.security import CSRF_HEADER, BodySizeLimitMiddleware, SecurityHeadersMiddleware
 from massalia.api.sessions import SessionStore
 from massalia.api.settings import ApiSettings
@@ -27,7 +27,7 @@ from massalia.governance import Governance
 API_PREFIX = "/api/v1"
 
 DESCRIPTION = """Massalia's HTTP API: research projects and access requests, cohorts, the research mart,
-pseudonymized extracts, data quality and the audit trail. Authenticate with a cookie session
+pseudonymized extracts, patient views, data quality and the audit trail. Authenticate with a cookie session
 (`POST /api/v1/auth/login`, then send the returned `csrf_token` in `X-CSRF-Token` on unsafe methods) or
 with an API token (`Authorization: Bearer <token>`). Every data access is decided by the governance
 layer and written to the transparency log. Errors share one shape:
@@ -121,7 +121,7 @@ def create_app(home: Home | None = None, *, settings: ApiSettings | None = None)
         """Liveness: the API answers (no data, no authentication)."""
         return {"status": "ok", "version": __version__}
 
-    for module in (auth, users, projects, cohorts, mart, extracts, quality, audit):
+    for module in (auth, users, projects, cohorts, patients, mart, extracts, quality, audit):
         api.include_router(module.router)
     app.include_router(api)
 

@@ -1,0 +1,78 @@
+"""One patient's records over HTTP (``patient.view``).
+
+Identified for a clinician's own site, pseudonymized under an approved pseudonymized project, refused to
+everybody else.
+
+The route calls ``research.patient_view``, which writes the decision (allowed or denied, with the purpose)
+to the transparency log before any record is read. It is a ``POST`` so that the purpose and the
+pseudonym travel in the body, never in a URL that proxies and access logs would keep.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter
+from pydantic import BaseModel, Field
+
+from massalia.api.deps import Caller, Context, Warehouse, action
+from massalia.health.records import json_table
+from massalia.health.research import MIN_PURPOSE_LENGTH
+
+router = APIRouter(prefix="/patients", tags=["patients"])
+
+CHANNEL = "api"
+"""Recorded in audit entries: which interface the access came through."""
+
+PersonId = Annotated[int, Field(strict=True, ge=-(2**63), le=2**63 - 1)]  # a BIGINT; strict: true is no person
+Pseudonym = Annotated[str, Field(min_length=1, max_length=128)]
+
+
+class PatientViewBody(BaseModel):
+    """Whom to show (a person id, or a project pseudonym), why, and under which project."""
+
+    person: PersonId | Pseudonym = Field(
+        description="person_id (clinicians), or the project pseudonym under a pseudonymized project"
+    )
+    purpose: str = Field(
+        min_length=MIN_PURPOSE_LENGTH, max_length=1000, description="Why the records are looked at (audited)."
+    )
+    project_id: int | None = Field(default=None, ge=1, le=2**31 - 1)
+
+
+class PatientTable(BaseModel):
+    """One OMOP table of the patient: its columns and its rows (dates as ISO 8601 strings)."""
+
+    columns: list[str]
+    rows: list[dict[str, Any]]
+
+
+class PatientViewOut(BaseModel):
+    """The person as the caller named them, whether the records are pseudonymized, the audit entry, the tables."""
+
+    person: int | str
+    pseudonymized: bool
+    audit_index: int | None
+    tables: dict[str, PatientTable]
+
+
+@router.post("/view", response_model=PatientViewOut, **action("patient.view"))
+def view(body: PatientViewBody, context: Context, caller: Caller, warehouse: Warehouse) -> PatientViewOut:
+    """One patient's OMOP records, table by table (audited, with the purpose, before anything is read).
+
+    Clinicians name a person of their own site by ``person_id`` and see identified records; members of an
+    approved pseudonymized project name the person by its project pseudonym and see records with shifted
+    dates and no record ids or source values. Everybody else is refused.
+    """
+    from massalia.health import research
+
+    result = research.patient_view(
+        context.governance, warehouse, caller, body.person, purpose=body.purpose, project_id=body.project_id,
+        channel=CHANNEL,
+    )  # fmt: skip
+    return PatientViewOut(
+        person=result.person,
+        pseudonymized=result.grant.pseudonymized,
+        audit_index=result.grant.audit_index,
+        tables={name: PatientTable(**json_table(table)) for name, table in result.tables.items()},
+    )

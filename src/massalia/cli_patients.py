@@ -1,0 +1,96 @@
+"""``massalia patient view``: one patient's records from the command line (``research.patient_view``).
+
+The caller is the holder of ``MASSALIA_TOKEN``, else the home's local operator (who is no clinician and
+no project member, so is refused). The decision, with the purpose, is written to the audit log before
+any record is read; a refusal exits with status 3, a bad reference with status 1.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+
+from massalia.cli_governance import governed
+from massalia.config import home
+from massalia.health import research
+from massalia.health.records import json_table
+from massalia.warehouse import open_warehouse
+
+patient_app = typer.Typer(
+    help="One patient's records (audited): identified for a clinician's own site, pseudonymized under a project."
+)
+console = Console()
+
+HomeOption = Annotated[
+    Path | None,
+    typer.Option("--home", envvar="MASSALIA_HOME", help="Data folder (warehouse, metadata, indexes, reports)."),
+]
+EngineOption = Annotated[
+    str | None,
+    typer.Option("--engine", envvar="MASSALIA_ENGINE", help="Warehouse engine: duckdb (default), postgres, spark."),
+]
+
+SHOWN_ROWS = 50
+"""Rows printed per table in the Rich view (``--json`` prints them all)."""
+
+
+def person_reference(value: str) -> int | str:
+    """A person id when ``value`` is an integer, else a project pseudonym.
+
+    Examples
+    --------
+    >>> person_reference("42"), person_reference(" p3-0123456789ABCDEF ")
+    (42, 'p3-0123456789ABCDEF')
+    """
+    text = value.strip()
+    return int(text) if text.lstrip("-").isdigit() else text
+
+
+def _cell(value: Any) -> Text:
+    # Text, not str: a value from the warehouse is never read as Rich markup.
+    return Text("" if value is None else str(value))
+
+
+@patient_app.command("view")
+def patient_view(
+    person: Annotated[str, typer.Argument(help="person_id (clinicians), or the project pseudonym under --project.")],
+    purpose: Annotated[str, typer.Option(help="Why the records are looked at (written to the audit log).")],
+    project: Annotated[
+        int | None, typer.Option("--project", min=1, help="Act under this approved pseudonymized project.")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print every row as JSON instead of tables.")] = False,
+    home_dir: HomeOption = None,
+    engine: EngineOption = None,
+) -> None:
+    """Show one patient's OMOP records, table by table (audited with the purpose before anything is read)."""
+    reference = person_reference(person)
+    data = home(home_dir).ensure()
+    with governed(data) as (gov, principal), open_warehouse(data, engine) as warehouse:
+        view = research.patient_view(
+            gov, warehouse, principal, reference, purpose=purpose, project_id=project, channel="cli"
+        )
+    tables = {name: json_table(table) for name, table in view.tables.items()}
+    if as_json:
+        out = {"person": view.person, "pseudonymized": view.grant.pseudonymized,
+               "audit_index": view.grant.audit_index, "tables": tables}  # fmt: skip
+        typer.echo(json.dumps(out, indent=1))
+        return
+    how = "pseudonymized (dates shifted, no record ids)" if view.grant.pseudonymized else "identified"
+    console.print(f"person {view.person}: {how}; audit entry {view.grant.audit_index}", highlight=False, markup=False)
+    for name, table in tables.items():
+        rows = table["rows"]
+        # Columns empty for every row are left out of the terminal view (not of --json).
+        columns = [c for c in table["columns"] if any(row[c] is not None for row in rows)] or table["columns"]
+        title = f"{name}: {len(rows)} row(s)" + (f", first {SHOWN_ROWS} shown" if len(rows) > SHOWN_ROWS else "")
+        shown = Table(title=title, title_justify="left")
+        for column in columns:
+            shown.add_column(column, overflow="fold")
+        for row in rows[:SHOWN_ROWS]:
+            shown.add_row(*(_cell(row[column]) for column in columns))
+        console.print(shown)
