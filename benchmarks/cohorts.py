@@ -148,6 +148,67 @@ def prepare_data(n: int, data: Path, *, seed: int, export_peer: bool = True) -> 
     return base, steps
 
 
+SHARED_ID_COLUMNS = frozenset({"provider_id", "care_site_id", "location_id"})
+"""Id columns that point at tables every copy shares (not offset when replicating)."""
+SKIPPED_TABLES = ("cohort", "cohort_generation")
+REPLICA_ID_STRIDE = 1 << 50
+"""Added k times to every record id of copy k (the generated ids stay below 2**50)."""
+
+
+def replicate_warehouse(source: Path, target: Path, copies: int) -> dict[str, Any]:
+    """Build ``target`` from ``copies`` copies of the patients of ``source`` (disjoint person and record ids).
+
+    For a larger warehouse than this machine's disk lets the ETL build: every table with a person_id
+    (and EPISODE_EVENT) is copied ``copies`` times, copy k adding k * 2**50 to each BIGINT id column
+    except those pointing at shared tables (provider, care site, location); vocabulary and reference
+    tables are copied once; ETL bookkeeping and cohort tables are left out. Every cohort of the copy
+    holds exactly ``copies`` times the persons of the source (compare with the source's own run).
+    """
+    import duckdb
+    from rich.progress import track
+
+    start = time.perf_counter()
+    target.unlink(missing_ok=True)
+    con = duckdb.connect(str(target))
+    con.execute(f"ATTACH '{source.as_posix()}' AS src (READ_ONLY)")
+    tables = [r[0] for r in con.execute(
+        "SELECT table_name FROM duckdb_tables() WHERE database_name = 'src' ORDER BY table_name").fetchall()]
+    rows = 0
+    tables = [t for t in tables if t not in SKIPPED_TABLES and not t.startswith("etl_")]
+    for table in track(tables, description=f"copying {copies}×"):
+        columns = con.execute(
+            "SELECT column_name, data_type FROM duckdb_columns() WHERE database_name = 'src' AND table_name = ?"
+            " ORDER BY column_index", [table]).fetchall()  # fmt: skip
+        names = [name for name, _ in columns]
+        offset = {name for name, kind in columns if kind == "BIGINT" and name.endswith("_id")
+                  and name not in SHARED_ID_COLUMNS}  # fmt: skip
+        clinical = "person_id" in names or table == "episode_event"
+        con.execute(f"CREATE TABLE {table} AS SELECT * FROM src.{table} LIMIT 0")
+        for k in range(copies if clinical else 1):
+            select = ", ".join(f'"{n}" + {k * REPLICA_ID_STRIDE}' if n in offset and k else f'"{n}"' for n in names)
+            con.execute(f"INSERT INTO {table} SELECT {select} FROM src.{table}")
+        rows += con.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
+    con.execute("DETACH src")
+    con.execute("CHECKPOINT")
+    con.close()
+    return {"seconds": time.perf_counter() - start, "rows": rows, "copies": copies, "source": str(source)}
+
+
+def prepare_replica(n: int, data: Path, source_n: int, *, seed: int) -> tuple[Path, dict[str, Any]]:
+    """The warehouse of ``n`` patients as ``n // source_n`` copies of the generated ``source_n`` one."""
+    if n % source_n:
+        raise SystemExit(f"--replicate-from {source_n} must divide --patients {n}")
+    source, steps = prepare_data(source_n, data, seed=seed, export_peer=False)
+    base = data.resolve() / f"n{n}-replica-of-{source_n}"
+    base.mkdir(parents=True, exist_ok=True)
+    marker = base / "replicate.json"
+    if not marker.exists():
+        print(f"[{n:,}] replicating the {source_n:,}-patient warehouse {n // source_n}×…", flush=True)
+        marker.write_text(json.dumps(replicate_warehouse(source / "warehouse.duckdb", base / "warehouse.duckdb",
+                                                         n // source_n)))  # fmt: skip
+    return base, {**steps, "replicate": json.loads(marker.read_text())}
+
+
 def export_vocabulary(warehouse: Path, export: Path) -> None:
     """The vocabulary tables the peer's concept sets read (``etl_load``'s export has the clinical ones)."""
     from massalia.engine.duckdb import DuckDBEngine
@@ -389,11 +450,18 @@ def raw_scan(engine: Any, tables: dict[str, str]) -> list[tuple]:
 
 
 # --- the run -------------------------------------------------------------------------------------
-def bench(n: int, *, data: Path, seed: int, runs: int, skip_peer: bool, prior_days: int) -> dict[str, Any]:
+def bench(
+    n: int, *, data: Path, seed: int, runs: int, skip_peer: bool, prior_days: int, replicate_from: int | None = None
+) -> dict[str, Any]:
     """Prepare the data, then time the four cohorts on the four systems; return the results."""
     from massalia.engine.duckdb import DuckDBEngine
 
-    base, steps = prepare_data(n, data, seed=seed, export_peer=not skip_peer)
+    if replicate_from is not None:
+        if not skip_peer:
+            raise SystemExit("--replicate-from needs --skip-peer (the peer loads the CSV export of generated data)")
+        base, steps = prepare_replica(n, data, replicate_from, seed=seed)
+    else:
+        base, steps = prepare_data(n, data, seed=seed, export_peer=not skip_peer)
     warehouse = base / "warehouse.duckdb"
     result: dict[str, Any] = {
         "patients": n, "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
@@ -585,13 +653,21 @@ def main() -> None:
     )
     parser.add_argument("--skip-peer", action="store_true", help="do not run the PostgreSQL peer")
     parser.add_argument("--json", type=Path, help="also write the results as JSON")
+    parser.add_argument(
+        "--replicate-from",
+        type=int,
+        metavar="N",
+        help="build the warehouse as copies of the generated N-patient one (when the ETL of --patients does not"
+        " fit this machine's disk); needs --skip-peer",
+    )
     args = parser.parse_args()
     if args.runs < 1:
         parser.error("--runs must be at least 1")
     results = []
     for n in args.patients or [100_000]:
         result = bench(
-            n, data=args.data, seed=args.seed, runs=args.runs, skip_peer=args.skip_peer, prior_days=args.prior_days
+            n, data=args.data, seed=args.seed, runs=args.runs, skip_peer=args.skip_peer, prior_days=args.prior_days,
+            replicate_from=args.replicate_from,
         )
         print_result(result)
         results.append(result)
