@@ -413,13 +413,17 @@ class CohortCompiler:
         if additional is not None and not additional.is_empty():
             group = self.group_query(additional, "primary_events", 0, "$.additional_criteria")
             join = f" JOIN ({group}) AC ON AC.person_id = pe.person_id AND AC.event_id = pe.event_id"
-        order = "DESC" if definition.qualified_limit.kind == "last" else "ASC"
+        columns = "pe.event_id, pe.person_id, pe.start_date, pe.end_date, pe.op_start_date, pe.op_end_date"
         limited = additional is not None and definition.qualified_limit.kind != "all"
+        if not limited or definition.primary_criteria.primary_criteria_limit.kind != "all":
+            # no qualified limit, or the primary limit already left one event per person: no window
+            return f"SELECT {columns}, pe.visit_occurrence_id FROM primary_events pe{join}"
+        order = "DESC" if definition.qualified_limit.kind == "last" else "ASC"
         return (
             "SELECT event_id, person_id, start_date, end_date, op_start_date, op_end_date, visit_occurrence_id FROM"
-            " (SELECT pe.event_id, pe.person_id, pe.start_date, pe.end_date, pe.op_start_date, pe.op_end_date,"
-            f" pe.visit_occurrence_id, ROW_NUMBER() OVER (PARTITION BY pe.person_id ORDER BY pe.start_date {order},"
-            f" pe.event_id) AS ordinal FROM primary_events pe{join}) QE" + (" WHERE QE.ordinal = 1" if limited else "")
+            f" (SELECT {columns}, pe.visit_occurrence_id, ROW_NUMBER() OVER (PARTITION BY pe.person_id"
+            f" ORDER BY pe.start_date {order}, pe.event_id) AS ordinal FROM primary_events pe{join}) QE"
+            " WHERE QE.ordinal = 1"
         )
 
     def inclusion_rule_query(self, rule_index: int) -> str:
