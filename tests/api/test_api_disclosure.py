@@ -1,0 +1,93 @@
+"""No aggregate route bypasses small-cell suppression.
+
+The routes under test are found, not listed: every route of the app whose action has a rule granting
+``raw_counts`` in ``rights.yaml`` and none granting ``row_level`` returns counts that depend on who asks
+(actions granting ``row_level`` return records: their own tests check who sees which). Each is called twice with the
+same body: by a member of an approved project (raw counts) and by a caller whose rights fall through to
+the rule without ``raw_counts`` (another project). Every count the raw answer shows below the threshold
+must be masked in the other; each route must show at least one such small count, so the test cannot pass
+by looking at empty answers. A new aggregate route without a case here fails.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from test_api_rights_matrix import ROUTES, SPECS, Matrix, expected, matrix  # noqa: F401 (the fixture)
+
+from massalia.governance import load_rights
+
+THRESHOLD = 10  # the default small-cell threshold the API applies
+ROLES = ("researcher", "admin", "data_engineer", "dpo", "clinician")
+
+def _aggregate_routes() -> list[tuple[str, str]]:
+    rights = load_rights()
+    routes = []
+    for method, path, action in ROUTES:
+        if action is None or action not in rights:
+            continue
+        grants = set().union(*(rule.grant for rule in rights.get(action).rules))
+        if "raw_counts" in grants and "row_level" not in grants:
+            routes.append((method, path))
+    return routes
+
+
+AGGREGATE_ROUTES = _aggregate_routes()
+
+
+def _leaves(value: Any, path: str = "$") -> Iterator[tuple[str, Any]]:
+    if isinstance(value, dict):
+        for key, item in value.items():
+            yield from _leaves(item, f"{path}.{key}")
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            yield from _leaves(item, f"{path}[{index}]")
+    else:
+        yield path, value
+
+
+def _is_count(path: str) -> bool:
+    """Whether a leaf is a count (not an id, a threshold, a rule index or an age band's bounds)."""
+    name = path.rsplit(".", 1)[-1].split("[", 1)[0]
+    return name not in {"threshold", "cohort_id", "cohort_definition_id", "project_id", "index", "rule_index",
+                        "age_band_start", "age_band_end", "gender_concept_id", "id"}  # fmt: skip
+
+
+def _small(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and 0 < value < THRESHOLD
+
+
+def _call(m: Matrix, method: str, path: str, caller: str, relation: str) -> Any:
+    spec = SPECS.get(f"{method} {path}", lambda m, c, r: {})(m, caller, relation)
+    response = m.world.client(caller).request(
+        method, path.format(**spec.get("path", {})), json=spec.get("json"), params=spec.get("params")
+    )
+    assert response.status_code < 300, f"{caller} ({relation}) {method} {path}: {response.text[:500]}"
+    return response.json()
+
+
+def test_the_aggregate_routes_are_the_expected_ones() -> None:
+    found = {f"{method} {path}" for method, path in AGGREGATE_ROUTES}
+    assert found >= {
+        "POST /api/v1/cohorts/count", "POST /api/v1/cohorts/attrition", "POST /api/v1/cohorts/breakdowns",
+        "POST /api/v1/cohorts/generate", "POST /api/v1/mart/count", "POST /api/v1/mart/breakdown",
+    }, sorted(found)  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [pytest.param(m, p, id=f"{m} {p}") for m, p in AGGREGATE_ROUTES],
+)
+def test_small_counts_are_masked_unless_raw_counts_are_granted(matrix: Matrix, method: str, path: str) -> None:  # noqa: F811
+    raw = dict(_leaves(_call(matrix, method, path, "researcher", "own")))
+    small = {leaf: value for leaf, value in raw.items() if _is_count(leaf) and _small(value)}
+    assert small, f"{method} {path}: the approved member's answer shows no count below {THRESHOLD}: {raw}"
+    # Every role whose call on another project is allowed falls through to the rule without raw_counts.
+    callers = [role for role in ROLES if expected(method, path, role, "other") < 300]
+    assert callers, f"{method} {path}: no role may call it outside an approved project"
+    for caller in callers:
+        masked = dict(_leaves(_call(matrix, method, path, caller, "other")))
+        shown = {leaf: masked.get(leaf) for leaf in small if masked.get(leaf) is not None}
+        assert not shown, f"{caller} outside the project sees small counts on {method} {path}: {shown}"
