@@ -171,10 +171,10 @@ def replicate_warehouse(source: Path, target: Path, copies: int) -> dict[str, An
     target.unlink(missing_ok=True)
     con = duckdb.connect(str(target))
     con.execute(f"ATTACH '{source.as_posix()}' AS src (READ_ONLY)")
-    tables = [r[0] for r in con.execute(
-        "SELECT table_name FROM duckdb_tables() WHERE database_name = 'src' ORDER BY table_name").fetchall()]
+    tables = [name for (name,) in con.execute(
+        "SELECT table_name FROM duckdb_tables() WHERE database_name = 'src' ORDER BY table_name").fetchall()
+        if name not in SKIPPED_TABLES and not name.startswith("etl_")]  # fmt: skip
     rows = 0
-    tables = [t for t in tables if t not in SKIPPED_TABLES and not t.startswith("etl_")]
     for table in track(tables, description=f"copying {copies}×"):
         columns = con.execute(
             "SELECT column_name, data_type FROM duckdb_columns() WHERE database_name = 'src' AND table_name = ?"

@@ -2,8 +2,8 @@
 
 The routes under test are found, not listed: every route of the app whose action has a rule granting
 ``raw_counts`` in ``rights.yaml`` and none granting ``row_level`` returns counts that depend on who asks
-(actions granting ``row_level`` return records: their own tests check who sees which). Each is called twice with the
-same body: by a member of an approved project (raw counts) and by a caller whose rights fall through to
+(actions granting ``row_level`` return records: their own tests check who sees which). Each is called
+twice with the same body: by a member of an approved project (raw counts) and by a caller whose rights fall through to
 the rule without ``raw_counts`` (another project). Every count the raw answer shows below the threshold
 must be masked in the other; each route must show at least one such small count, so the test cannot pass
 by looking at empty answers. A new aggregate route without a case here fails.
@@ -15,12 +15,13 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from api_world import ROLE_USERS
 from test_api_rights_matrix import ROUTES, SPECS, Matrix, expected, matrix  # noqa: F401 (the fixture)
 
 from massalia.governance import load_rights
+from massalia.health.cohorts.suppression import DEFAULT_THRESHOLD as THRESHOLD  # the API's default
 
-THRESHOLD = 10  # the default small-cell threshold the API applies
-ROLES = ("researcher", "admin", "data_engineer", "dpo", "clinician")
+ROLES = tuple(role for role in ROLE_USERS if role != "public")  # public sees no aggregate at all
 
 def _aggregate_routes() -> list[tuple[str, str]]:
     rights = load_rights()

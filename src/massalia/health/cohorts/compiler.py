@@ -415,7 +415,7 @@ class CohortCompiler:
             join = f" JOIN ({group}) AC ON AC.person_id = pe.person_id AND AC.event_id = pe.event_id"
         columns = "pe.event_id, pe.person_id, pe.start_date, pe.end_date, pe.op_start_date, pe.op_end_date"
         limited = additional is not None and definition.qualified_limit.kind != "all"
-        if not limited or definition.primary_criteria.primary_criteria_limit.kind != "all":
+        if not limited or self.one_event_per_person("primary_events"):
             # no qualified limit, or the primary limit already left one event per person: no window
             return f"SELECT {columns}, pe.visit_occurrence_id FROM primary_events pe{join}"
         order = "DESC" if definition.qualified_limit.kind == "last" else "ASC"
@@ -459,7 +459,7 @@ class CohortCompiler:
         )
 
     def one_event_per_person(self, step: str) -> bool:
-        """Whether step ``step`` (``qualified_events`` or ``included_events``) holds at most one event per person.
+        """Whether ``step`` (primary_events, qualified_events or included_events) has one event per person at most.
 
         True when a first/last limit was applied at or before that step: the primary limit (its
         ``ROW_NUMBER() ... = 1`` keeps one event per person), the qualified limit (applied when there are
@@ -467,9 +467,10 @@ class CohortCompiler:
         the per-person windows that could not change anything (limits, era collapse).
         """
         definition = self.definition
-        one = definition.primary_criteria.primary_criteria_limit.kind != "all" or (
-            definition.additional_criteria is not None and definition.qualified_limit.kind != "all"
-        )
+        one = definition.primary_criteria.primary_criteria_limit.kind != "all"
+        if step == "primary_events":
+            return one
+        one = one or (definition.additional_criteria is not None and definition.qualified_limit.kind != "all")
         if step == "included_events":
             one = one or definition.expression_limit.kind != "all"
         return one
