@@ -158,13 +158,14 @@ def test_done_when_scenario(setting: Setting, tmp_path: Path) -> None:
     entries = ledger_actions(gov)[entries_before:]
     assert [(e["action"], e["decision"]) for e in entries] == [
         ("cohort.attrition", "allowed"), ("cohort.count", "allowed"), ("cohort.explain", "denied"),
-        ("cohort.count", "allowed"), ("request.decide", "denied"), ("request.decide", "allowed"),
+        ("project.create", "allowed"), ("cohort.count", "allowed"), ("request.file", "allowed"),
+        ("request.decide", "denied"), ("request.decide", "allowed"),
         ("cohort.attrition", "allowed"), ("cohort.count", "denied"), ("cohort.generate", "allowed"),
         ("cohort.breakdowns", "allowed"), ("cohort.explain", "allowed"), ("cohort.explain", "allowed"),
         ("cohort.count", "allowed"),
     ]  # fmt: skip
-    assert entries[-1]["grant"]["raw_counts"] is False and entries[6]["grant"]["raw_counts"] is True
-    assert entries[10]["purpose"] == "check one patient" and entries[10]["actor"] == "rita"
+    assert entries[-1]["grant"]["raw_counts"] is False and entries[8]["grant"]["raw_counts"] is True
+    assert entries[12]["purpose"] == "check one patient" and entries[12]["actor"] == "rita"
     with TransparencyLog(gov.ledger_path, readonly=True) as log:
         assert log.verify().ok
 

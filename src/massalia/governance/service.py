@@ -185,6 +185,18 @@ class Governance:
         self.audit(actor, action, decision="denied", denied_because=reason, **detail)
         return AccessDenied(action, reason)
 
+    def _precheck(self, actor: Principal, action: str, project_id: int | None = None, **detail: Any) -> None:
+        """Refuse (audited, by :meth:`authorize`) before any lookup when the rights table denies ``action`` anyway.
+
+        Lookups come after, so nobody without the right learns from a 404 which users or projects exist;
+        the audited decision itself is made by :meth:`authorize` once the separation-of-duties checks pass.
+        """
+        try:
+            decide(self.rights, actor, action, self.facts(actor, project_id))
+        except AccessDenied:
+            self.authorize(actor, action, project_id=project_id, detail=detail)
+            raise
+
     @staticmethod
     def _is_member_row(session: Session, project_id: int, actor: Principal) -> bool:
         """Whether ``actor`` has a membership row (active or pending) in the project."""
@@ -281,6 +293,7 @@ class Governance:
         Disabling bumps the account's session epoch, so an open cookie session is refused on its next
         request (see :meth:`check_session`).
         """
+        self._precheck(actor, "user.disable", resource={"username": username})
         with self._session() as session:
             self._user_row(session, username)
         if username == actor.subject:
@@ -303,14 +316,15 @@ class Governance:
             An unknown role, no role, or a clinician without a site.
         """
         role_text = _roles_text(roles)
+        self._precheck(actor, "user.set_roles", resource={"username": username})
         with self._session() as session:
             site = self._user_row(session, username).site
         if Role.CLINICIAN.value in role_text.split(",") and not site:
             raise InvalidRequest("a clinician needs a care site (site=...)")
         if username == actor.subject:
             raise self._refuse(actor, "user.set_roles", "nobody changes their own roles",
-                               resource={"username": username}, roles=role_text)  # fmt: skip
-        self.authorize(actor, "user.set_roles", detail={"resource": {"username": username}, "roles": role_text})
+                               resource={"username": username}, new_roles=role_text)  # fmt: skip
+        self.authorize(actor, "user.set_roles", detail={"resource": {"username": username}, "new_roles": role_text})
         with self._session() as session:
             row = self._user_row(session, username)
             if row.roles != role_text:
@@ -568,6 +582,7 @@ class Governance:
             Self-addition, or an actor who is neither the owner, a DPO nor an admin (both audited).
         """
         resource = {"project_id": int(project_id), "username": username}
+        self._precheck(actor, "project.add_member", project_id, resource=resource)
         with self._session() as session:
             project = self._project_row(session, project_id)
             user = self._user_row(session, username)
@@ -575,10 +590,10 @@ class Governance:
         if user.username == actor.subject or (actor.user_id is not None and user.id == actor.user_id):
             raise self._refuse(actor, "project.add_member", "nobody adds themself to a project",
                                project_id=project_id, resource=resource)  # fmt: skip
-        self.authorize(actor, "project.add_member", project_id=project_id, detail={"resource": resource})
         if actor.subject != owner and not actor.has_role(Role.ADMIN, Role.DPO):
             raise self._refuse(actor, "project.add_member", "only the project's owner, a DPO or an admin adds members",
                                project_id=project_id, resource=resource)  # fmt: skip
+        self.authorize(actor, "project.add_member", project_id=project_id, detail={"resource": resource})
         with self._session() as session:
             project = self._project_row(session, project_id)
             if session.get(MemberRow, (project_id, user.id)) is None:
@@ -601,6 +616,7 @@ class Governance:
             Not a DPO, or a conflict of duties (audited).
         """
         resource = {"project_id": int(project_id), "username": username}
+        self._precheck(actor, "project.approve_member", project_id, resource=resource)
         with self._session() as session:
             self._project_row(session, project_id)
             user = self._user_row(session, username)
@@ -632,6 +648,7 @@ class Governance:
         ends at once: rights are evaluated against the membership table on every call.
         """
         resource = {"project_id": int(project_id), "username": username}
+        self._precheck(actor, "project.remove_member", project_id, resource=resource)
         with self._session() as session:
             project = self._project_row(session, project_id)
             user = self._user_row(session, username)
@@ -640,11 +657,11 @@ class Governance:
                 raise NotFound(f"{username!r} is not a member of project {project_id}")
         if username == owner:
             raise InvalidRequest(f"{username!r} owns project {project_id} and cannot be removed from it")
-        self.authorize(actor, "project.remove_member", project_id=project_id, detail={"resource": resource})
         if actor.subject not in (owner, username) and not actor.has_role(Role.ADMIN, Role.DPO):
             raise self._refuse(actor, "project.remove_member",
                                "only the owner, a DPO, an admin or the member themself removes a member",
                                project_id=project_id, resource=resource)  # fmt: skip
+        self.authorize(actor, "project.remove_member", project_id=project_id, detail={"resource": resource})
         with self._session() as session:
             row = session.get(MemberRow, (project_id, user.id))
             if row is not None:
@@ -728,8 +745,9 @@ class Governance:
             raise InvalidRequest("a decision needs a reason")
         verdict = "approved" if approve else "rejected"
         if conflict:
-            raise self._refuse(actor, "request.decide", conflict, project_id=project_id,
-                               resource={"request_id": int(request_id), "project_id": project_id}, verdict=verdict)  # fmt: skip
+            resource = {"request_id": int(request_id), "project_id": project_id}
+            raise self._refuse(actor, "request.decide", conflict, project_id=project_id, resource=resource,
+                               verdict=verdict)  # fmt: skip
         grant = self.authorize(
             actor, "request.decide", project_id=project_id,
             detail={"resource": {"request_id": int(request_id), "project_id": project_id}, "verdict": verdict,
@@ -769,6 +787,7 @@ class Governance:
         if not reason or not reason.strip():
             raise InvalidRequest("a revocation needs a reason")
         resource = {"request_id": int(request_id), "project_id": project_id}
+        self._precheck(actor, "request.revoke", project_id, resource=resource)
         if conflict:
             raise self._refuse(actor, "request.revoke", conflict, project_id=project_id, resource=resource)
         self.authorize(actor, "request.revoke", project_id=project_id,
