@@ -28,6 +28,7 @@ from massalia.governance import (
     Role,
     operator_principal,
 )
+from massalia.governance.policy import project_cohort_id
 from massalia.governance.pseudonym import pseudonymize
 from massalia.health import research
 from massalia.health.cohorts import CohortDefinition
@@ -135,7 +136,8 @@ def test_done_when_scenario(setting: Setting, tmp_path: Path) -> None:
     assert sum(v or 0 for v in cells["sex"].values()) == generated.persons
 
     # 4. Row level, pseudonymized: the person is named by the project pseudonym, dates are shifted.
-    person = int(engine.query("SELECT subject_id FROM cohort WHERE cohort_definition_id = 3 LIMIT 1")[0][0].as_py())
+    stored = project_cohort_id(pid, 3)  # the project's cohort 3 lives in the project's own block of ids
+    person = int(engine.query(f"SELECT subject_id FROM cohort WHERE cohort_definition_id = {stored} LIMIT 1")[0][0].as_py())
     pseudonym = pseudonymize([person], key=gov.project_key(pid), project=pid)[0].as_py()
     with pytest.raises(InvalidRequest, match="pseudonym"):
         research.explain(gov, engine, rita, BREAST_STAGE, person, purpose="check one patient", project_id=pid)
