@@ -137,7 +137,8 @@ def test_done_when_scenario(setting: Setting, tmp_path: Path) -> None:
 
     # 4. Row level, pseudonymized: the person is named by the project pseudonym, dates are shifted.
     stored = project_cohort_id(pid, 3)  # the project's cohort 3 lives in the project's own block of ids
-    person = int(engine.query(f"SELECT subject_id FROM cohort WHERE cohort_definition_id = {stored} LIMIT 1")[0][0].as_py())
+    rows = engine.query(f"SELECT subject_id FROM cohort WHERE cohort_definition_id = {stored} LIMIT 1")
+    person = int(rows[0][0].as_py())
     pseudonym = pseudonymize([person], key=gov.project_key(pid), project=pid)[0].as_py()
     with pytest.raises(InvalidRequest, match="pseudonym"):
         research.explain(gov, engine, rita, BREAST_STAGE, person, purpose="check one patient", project_id=pid)
