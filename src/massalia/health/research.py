@@ -407,9 +407,25 @@ def _pseudonymized(explanation: PersonExplanation, pseudonym: str, shift: int) -
     )
 
 
+def _record_date(record: Mapping[str, object]) -> object:
+    """A record's date in the sense of the period: its start (``start_date``, ``cohort_start_date``,
+    ``<domain>_start_date``), else its first ``<domain>_date``; ``None`` when it has no date.
+
+    Other dates of a record (its end, its observation period's bounds) describe it, they do not date it.
+    """
+    names = ["start_date", "cohort_start_date"]
+    names += [k for k in record if k.endswith("_start_date") and not k.startswith("op_")]
+    names += [k for k in record if k.endswith("_date") and not k.startswith("op_") and "end" not in k]
+    for name in names:
+        if isinstance(record.get(name), dt.date):
+            return record[name]
+    return None
+
+
 def _record_in_period(record: Mapping[str, object], policy: RowPolicy) -> bool:
-    """Whether every date of a record already read falls in the project's period."""
-    return all(policy.contains_date(v) for v in record.values() if isinstance(v, dt.date))
+    """Whether a record already read is dated in the project's period (undated records describe, and stay)."""
+    day = _record_date(record)
+    return day is None or policy.contains_date(day)  # type: ignore[arg-type]
 
 
 def _scope_explanation(explanation: PersonExplanation, policy: RowPolicy | None) -> PersonExplanation:
