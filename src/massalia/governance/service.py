@@ -655,12 +655,12 @@ class Governance:
             owner = project.owner
             if session.get(MemberRow, (project_id, user.id)) is None:
                 raise NotFound(f"{username!r} is not a member of project {project_id}")
-        if username == owner:
-            raise InvalidRequest(f"{username!r} owns project {project_id} and cannot be removed from it")
         if actor.subject not in (owner, username) and not actor.has_role(Role.ADMIN, Role.DPO):
             raise self._refuse(actor, "project.remove_member",
                                "only the owner, a DPO, an admin or the member themself removes a member",
                                project_id=project_id, resource=resource)  # fmt: skip
+        if username == owner:
+            raise InvalidRequest(f"{username!r} owns project {project_id} and cannot be removed from it")
         self.authorize(actor, "project.remove_member", project_id=project_id, detail={"resource": resource})
         with self._session() as session:
             row = session.get(MemberRow, (project_id, user.id))

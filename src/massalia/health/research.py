@@ -408,9 +408,9 @@ def _pseudonymized(explanation: PersonExplanation, pseudonym: str, shift: int) -
 
 
 def _record_date(record: Mapping[str, object]) -> object:
-    """A record's date in the sense of the period: its start (``start_date``, ``cohort_start_date``,
-    ``<domain>_start_date``), else its first ``<domain>_date``; ``None`` when it has no date.
+    """A record's date in the sense of the period (its start date, else its first event date), or ``None``.
 
+    The start is ``start_date``, ``cohort_start_date`` or ``<domain>_start_date``; else ``<domain>_date``.
     Other dates of a record (its end, its observation period's bounds) describe it, they do not date it.
     """
     names = ["start_date", "cohort_start_date"]
