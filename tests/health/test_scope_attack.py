@@ -22,7 +22,16 @@ import pyarrow.parquet as pq
 import pytest
 
 from massalia.engine import Engine
-from massalia.governance import AccessDenied, Governance, NotFound, Principal, ProjectScope, Role, operator_principal
+from massalia.governance import (
+    AccessDenied,
+    Governance,
+    InvalidRequest,
+    NotFound,
+    Principal,
+    ProjectScope,
+    Role,
+    operator_principal,
+)
 from massalia.governance.policy import project_cohort_id
 from massalia.governance.pseudonym import pseudonymize
 from massalia.health import research
@@ -203,3 +212,11 @@ def test_two_projects_cohort_1_do_not_overwrite_each_other(world: World) -> None
     assert set(north_sites) == {"CHU Nord"}, "project north's cohort 1 still holds its own rows"
     ids = w.engine.query("SELECT DISTINCT cohort_definition_id FROM cohort ORDER BY 1").column(0).to_pylist()
     assert ids == [project_cohort_id(north, 1), project_cohort_id(south, 1)]
+    # Nobody reaches a project's block of ids without the project: neither to overwrite nor to count it.
+    operator, stored = operator_principal(), project_cohort_id(north, 1)
+    with pytest.raises(InvalidRequest, match="cohort id"):
+        research.generate(w.gov, w.engine, operator, ANY_CONDITION, cohort_definition_id=stored)
+    with pytest.raises(InvalidRequest, match="cohort id"):
+        research.mart_count(w.gov, w.engine, w.olga, {"cohort_definition_id": stored})
+    assert set(research.breakdowns(w.gov, w.engine, w.rita, ANY_CONDITION, cohort_definition_id=1,
+                                   project_id=north)["site"]) == {"CHU Nord"}  # fmt: skip

@@ -654,6 +654,8 @@ def _check_mart_scope(
     of the project's sites and period over the mart (``None`` without a project).
     """
     if project_id is None:
+        if spec.cohort_definition_id is not None:  # a project's block of ids is read under that project only
+            check_local_cohort_id(spec.cohort_definition_id)
         return spec, None
     scope = gov.project_scope(project_id)
     policy = RowPolicy.of(scope)
