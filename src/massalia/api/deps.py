@@ -102,7 +102,8 @@ def get_principal(request: Request, context: Context) -> Principal:
             # The account as it stands now: a disabled account or a changed epoch ends the session here.
             principal = context.governance.check_session(session.principal, session.epoch)
         except AuthenticationError as error:
-            context.sessions.end(cookie)  # type: ignore[arg-type] (a session was found, so the cookie is set)
+            if cookie:
+                context.sessions.end(cookie)
             raise ApiError(401, "unauthenticated", str(error)) from None
     request.scope[PRINCIPAL_KEY] = principal
     return principal

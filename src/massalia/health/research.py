@@ -91,7 +91,7 @@ def _scope_persons_query(policy: RowPolicy) -> exp.Select | None:
 
 def _scope_cohort_rows(policy: RowPolicy) -> exp.Expression | None:
     """The policy over generated cohort rows: the person's site and the index date (``cohort_start_date``)."""
-    parts = []
+    parts: list[exp.Expression] = []
     persons = _scope_persons_query(policy)
     if persons is not None:
         parts.append(exp.In(this=exp.column("subject_id", table="generated"), query=exp.Subquery(this=persons)))
@@ -804,5 +804,5 @@ def _scope_mart_persons(engine: Engine, policy: RowPolicy) -> list[int] | None:
     restrict = RowPolicy(policy.sites, policy.period_start, policy.period_end).predicate(MART_SCOPE)
     if restrict is None:
         return None
-    query = exp.select(MART_SCOPE.person).from_(exp.to_table(MART_TABLE).as_(MART_ALIAS)).where(restrict)
+    query = exp.select(exp.column("person_id", table=MART_ALIAS)).from_(exp.to_table(MART_TABLE).as_(MART_ALIAS)).where(restrict)
     return [int(v) for v in engine.query(query).column(0).to_pylist()]
