@@ -804,5 +804,6 @@ def _scope_mart_persons(engine: Engine, policy: RowPolicy) -> list[int] | None:
     restrict = RowPolicy(policy.sites, policy.period_start, policy.period_end).predicate(MART_SCOPE)
     if restrict is None:
         return None
-    query = exp.select(exp.column("person_id", table=MART_ALIAS)).from_(exp.to_table(MART_TABLE).as_(MART_ALIAS)).where(restrict)
+    mart = exp.to_table(MART_TABLE).as_(MART_ALIAS)
+    query = exp.select(exp.column("person_id", table=MART_ALIAS)).from_(mart).where(restrict)
     return [int(v) for v in engine.query(query).column(0).to_pylist()]
