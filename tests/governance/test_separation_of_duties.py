@@ -230,3 +230,16 @@ def test_disabling_and_role_changes_end_sessions(gov: Governance, people: dict[s
     gov.set_disabled("rita", False, actor=ada)
     with pytest.raises(AuthenticationError):
         gov.check_session(rita, epoch)  # re-enabling does not revive the old session
+
+
+def test_roles_changed_by_the_identity_provider_end_sessions(gov: Governance) -> None:
+    first = gov.upsert_oidc_user("https://idp.example", "sub-1", email="iris@example.org", name="Iris",
+                                 roles=[Role.DPO])  # fmt: skip
+    epoch = gov.session_epoch(first)
+    same = gov.upsert_oidc_user("https://idp.example", "sub-1", email="iris@example.org", name="Iris",
+                                roles=[Role.DPO])  # fmt: skip
+    assert gov.check_session(same, epoch).roles == frozenset({Role.DPO}), "an unchanged login keeps sessions"
+    gov.upsert_oidc_user("https://idp.example", "sub-1", email="iris@example.org", name="Iris",
+                         roles=[Role.RESEARCHER])  # fmt: skip
+    with pytest.raises(AuthenticationError, match="roles"):
+        gov.check_session(first, epoch)
