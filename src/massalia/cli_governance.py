@@ -135,6 +135,40 @@ def user_list(home_dir: HomeOption = None) -> None:
     console.print(table)
 
 
+@user_app.command("disable")
+def user_disable(
+    username: Annotated[str, typer.Argument(help="The account to disable.")],
+    home_dir: HomeOption = None,
+) -> None:
+    """Disable an account (needs the admin role; never one's own): its password, tokens and sessions stop at once."""
+    run_governed(home_dir, lambda gov, actor: gov.set_disabled(username, True, actor=actor))
+    console.print(f"user {username} disabled", highlight=False, markup=False)
+
+
+@user_app.command("enable")
+def user_enable(
+    username: Annotated[str, typer.Argument(help="The account to re-enable.")],
+    home_dir: HomeOption = None,
+) -> None:
+    """Re-enable a disabled account (needs the admin role); its old sessions stay ended."""
+    run_governed(home_dir, lambda gov, actor: gov.set_disabled(username, False, actor=actor))
+    console.print(f"user {username} enabled", highlight=False, markup=False)
+
+
+@user_app.command("set-roles")
+def user_set_roles(
+    username: Annotated[str, typer.Argument(help="The account whose roles are replaced.")],
+    role: Annotated[
+        list[str], typer.Option("--role", help="Role (repeatable): admin, data_engineer, dpo, researcher, clinician.")
+    ],
+    home_dir: HomeOption = None,
+) -> None:
+    """Replace an account's roles (needs the admin role; never one's own); its open sessions end."""
+    changed = run_governed(home_dir, lambda gov, actor: gov.set_roles(username, role, actor=actor))
+    roles = ", ".join(sorted(r.value for r in changed.roles))
+    console.print(f"user {changed.subject} now has roles {roles}", highlight=False, markup=False)
+
+
 # -- tokens -----------------------------------------------------------------------------------------
 token_app = typer.Typer(help="API tokens (stored as SHA-256 hashes; shown once): create, list, revoke.")
 
@@ -209,6 +243,7 @@ def _show_project(project: Project) -> None:
         ("purpose", project.purpose),
         ("owner", project.owner),
         ("members", ", ".join(project.members) or "(none)"),
+        ("pending", ", ".join(project.pending_members) or "(none)"),
         ("access level", project.access_level),
         ("expires", project.expires.isoformat()),
         ("cohort", project.scope.cohort_hash or "(any)"),
@@ -296,9 +331,32 @@ def project_add_member(
     username: Annotated[str, typer.Argument(help="User to add.")],
     home_dir: HomeOption = None,
 ) -> None:
-    """Add a user to a project (admins, DPOs, or a member of the project)."""
+    """Add a user to a project (its owner, a DPO or an admin; never oneself); pending once a request is filed."""
     project = run_governed(home_dir, lambda gov, actor: gov.add_member(project_id, username, actor=actor))
-    console.print(f"project {project.id} members: {', '.join(project.members)}")
+    state = "pending a DPO's approval" if username in project.pending_members else "active"
+    console.print(f"project {project.id}: {username} added ({state})", highlight=False, markup=False)
+
+
+@project_app.command("approve-member")
+def project_approve_member(
+    project_id: Annotated[int, typer.Argument(help="Project id.")],
+    username: Annotated[str, typer.Argument(help="Pending member to approve.")],
+    home_dir: HomeOption = None,
+) -> None:
+    """Approve a pending member (a DPO who is neither a member nor the one who added them)."""
+    project = run_governed(home_dir, lambda gov, actor: gov.approve_member(project_id, username, actor=actor))
+    console.print(f"project {project.id}: {username} approved", highlight=False, markup=False)
+
+
+@project_app.command("remove-member")
+def project_remove_member(
+    project_id: Annotated[int, typer.Argument(help="Project id.")],
+    username: Annotated[str, typer.Argument(help="Member to remove.")],
+    home_dir: HomeOption = None,
+) -> None:
+    """Remove a member (the owner, a DPO, an admin, or the member leaving); their access ends at once."""
+    project = run_governed(home_dir, lambda gov, actor: gov.remove_member(project_id, username, actor=actor))
+    console.print(f"project {project.id}: {username} removed", highlight=False, markup=False)
 
 
 # -- access requests --------------------------------------------------------------------------------
@@ -357,6 +415,17 @@ def request_reject(
 ) -> None:
     """Reject a pending request (DPO only); the decision is final (file a new request to try again)."""
     _decide(request_id, False, reason, home_dir)
+
+
+@request_app.command("revoke")
+def request_revoke(
+    request_id: Annotated[int, typer.Argument(help="Id of an approved request.")],
+    reason: Annotated[str, typer.Option(help="Why it is revoked (kept with the request and in the audit log).")],
+    home_dir: HomeOption = None,
+) -> None:
+    """Revoke an approved request (DPO only, never for one's own project): the project loses access at once."""
+    request = run_governed(home_dir, lambda gov, actor: gov.revoke_request(request_id, reason, actor=actor))
+    console.print(f"request {request.id} revoked by {request.revoked_by}", highlight=False, markup=False)
 
 
 def register(app: typer.Typer) -> None:

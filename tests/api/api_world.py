@@ -29,6 +29,7 @@ ROLE_USERS: dict[str, tuple[str, str | None]] = {
     "public": ("paul.public", None),
 }
 OTHER_OWNER = "oscar.researcher"
+DECIDER = "denise.dpo"
 
 SCOPE_VARIABLES = ("sex", "primary_site", "stage_group", "diagnosis_date")
 OVARY = 4181351  # "Malignant tumor of ovary": fewer than 10 persons in the 600-patient demo warehouse
@@ -122,11 +123,15 @@ def build_world(root: Path, warehouse: Path | None, settings: ApiSettings | None
         world.tokens[role] = gov.create_token(username, None, dt.timedelta(days=1), actor=operator)
     gov.create_user(OTHER_OWNER, None, roles=[Role.RESEARCHER], actor=operator)
     world.tokens["other_owner"] = gov.create_token(OTHER_OWNER, None, dt.timedelta(days=1), actor=operator)
+    # Separation of duties: the role-matrix DPO is a member of the own project, so another DPO, a member
+    # of no project, decides the requests.
+    gov.create_user(DECIDER, None, roles=[Role.DPO], actor=operator)
+    world.tokens["decider"] = gov.create_token(DECIDER, None, dt.timedelta(days=1), actor=operator)
     cohort = massalia_json(circe_cohort())
     world.cohort = cohort
     definition_hash = import_circe(circe_cohort()).definition_hash()
     expires = dt.date.today() + dt.timedelta(days=365)
-    dpo = world.principal("dpo")
+    dpo = world.principal("decider")
 
     def project(owner: str, members: list[str]) -> int:
         actor = world.principal(owner)

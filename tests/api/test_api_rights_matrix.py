@@ -176,6 +176,21 @@ def _decision(m: Matrix, caller: str, relation: str) -> Request:
     return {"path": {"request_id": request.id}, "json": {"approve": True, "reason": "Reviewed."}}
 
 
+def _revocation(m: Matrix, caller: str, relation: str) -> Request:
+    project = m.fresh_project("researcher", "own")
+    request = m.world.gov.file_request(project, actor=m.world.principal("researcher"),
+                                       justification="Needed for the rights matrix.")  # fmt: skip
+    m.world.gov.decide_request(request.id, True, "Reviewed.", actor=m.world.principal("decider"))
+    return {"path": {"request_id": request.id}, "json": {"reason": "The protocol was withdrawn."}}
+
+
+def _pending_member(m: Matrix, caller: str, relation: str) -> Request:
+    """A fresh user added by the operator to the (approved) project: pending until a DPO approves."""
+    project, name = m.project(caller, relation), m.fresh_user()
+    m.world.gov.add_member(project, name, actor=operator_principal())
+    return {"path": {"project_id": project, "username": name}}
+
+
 def _download(m: Matrix, caller: str, relation: str) -> Request:
     if m.extract is None:
         pytest.fail("no extract builder (massalia.health.extracts) to make a file to download")
@@ -197,6 +212,13 @@ SPECS: dict[str, Callable[[Matrix, str, str], Request]] = {
     "POST /api/v1/projects/{project_id}/requests": lambda m, c, r: {
         "path": {"project_id": m.fresh_project(c, r)}, "json": {"justification": "Needed for the study."}},
     "POST /api/v1/requests/{request_id}/decision": _decision,
+    "POST /api/v1/requests/{request_id}/revocation": _revocation,
+    "POST /api/v1/projects/{project_id}/members/{username}/approval": _pending_member,
+    "DELETE /api/v1/projects/{project_id}/members/{username}": _pending_member,
+    "POST /api/v1/users/{username}/disable": lambda m, c, r: {"path": {"username": m.fresh_user()}},
+    "POST /api/v1/users/{username}/enable": lambda m, c, r: {"path": {"username": m.fresh_user()}},
+    "PUT /api/v1/users/{username}/roles": lambda m, c, r: {
+        "path": {"username": m.fresh_user()}, "json": {"roles": ["researcher", "dpo"]}},
     "POST /api/v1/cohorts/import": lambda m, c, r: {"json": {"definition": m.world.cohort}},
     "POST /api/v1/cohorts/validate": lambda m, c, r: {"json": {"definition": m.world.cohort}},
     "POST /api/v1/cohorts/sql": lambda m, c, r: {"json": {"definition": m.world.cohort, "dialect": "postgres"}},

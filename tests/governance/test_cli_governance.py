@@ -144,3 +144,39 @@ def test_patient_view_shows_a_clinician_their_own_site_only(home: Path) -> None:
     ]  # fmt: skip
     assert all(e["purpose"] == "follow-up consultation" for e in views)
     assert views[0]["actor"] == "cleo" and views[-1]["actor"] != "cleo"
+
+
+def test_members_roles_disabling_and_revocation_from_the_command_line(tmp_path: Path) -> None:
+    home = tmp_path / "duties-home"
+    home.mkdir()
+    for name, role in (("dina", "dpo"), ("rita", "researcher"), ("ed", "data_engineer")):
+        assert run(home, "user", "add", name, "--role", role, "--no-password")[0] == 0
+    rita = run(home, "token", "create", "--user", "rita")[1].strip().splitlines()[0]
+    dina = run(home, "token", "create", "--user", "dina")[1].strip().splitlines()[0]
+    code, out = run(home, "project", "create", "--title", "Duties", "--purpose", "a study of duties here",
+                    "--expires", "2099-01-01", "--access-level", "pseudonymized", token=rita)  # fmt: skip
+    assert code == 0, out
+    code, out = run(home, "request", "file", "1", "--justification", "protocol approved by board", token=rita)
+    assert code == 0, out
+    assert run(home, "request", "approve", "1", "--reason", "fine", token=dina)[0] == 0
+    # Added to an approved project, ed waits for a DPO; rita cannot add herself twice nor approve.
+    code, out = run(home, "project", "add-member", "1", "ed", token=rita)
+    assert code == 0 and "pending" in out, out
+    code, out = run(home, "project", "approve-member", "1", "ed", token=rita)
+    assert code == 3 and "denied" in out
+    code, out = run(home, "project", "approve-member", "1", "ed", token=dina)
+    assert code == 0 and "approved" in out, out
+    code, out = run(home, "project", "show", "1", token=rita)
+    assert "ed, rita" in out, out
+    assert run(home, "project", "remove-member", "1", "ed", token=rita)[0] == 0
+    code, out = run(home, "request", "revoke", "1", "--reason", "protocol withdrawn", token=dina)
+    assert code == 0 and "revoked by dina" in out, out
+    # Roles and disabling: the operator (an admin) re-roles and disables; the account's token stops.
+    code, out = run(home, "user", "set-roles", "rita", "--role", "researcher", "--role", "clinician")
+    assert code == 1 and "site" in out, "a clinician needs a site"
+    assert run(home, "user", "set-roles", "ed", "--role", "researcher")[0] == 0
+    assert run(home, "user", "disable", "rita")[0] == 0
+    code, out = run(home, "project", "list", token=rita)
+    assert code == 4 and "disabled" in out
+    assert run(home, "user", "enable", "rita")[0] == 0
+    assert run(home, "project", "list", token=rita)[0] == 0

@@ -146,10 +146,17 @@ EXPECTED: dict[str, Callable[[Case], Outcome]] = {
     "project.read": member_or(Role.ADMIN, Role.DPO),
     "project.list": roles(*STAFF),
     "project.add_member": member_or(Role.ADMIN, Role.DPO, members=frozenset({Role.RESEARCHER})),
+    "project.approve_member": roles(Role.DPO),
+    "project.remove_member": member_or(
+        Role.ADMIN, Role.DPO, members=frozenset({Role.RESEARCHER, Role.DATA_ENGINEER, Role.CLINICIAN})
+    ),
     "request.file": member_or(members=frozenset(PROJECT_USERS)),
     "request.decide": roles(Role.DPO),
+    "request.revoke": roles(Role.DPO),
     "request.list": roles(*STAFF),
     "user.create": roles(Role.ADMIN),
+    "user.disable": roles(Role.ADMIN),
+    "user.set_roles": roles(Role.ADMIN),
     "user.list": roles(Role.ADMIN, Role.DPO),
     "token.create": roles(*STAFF),
     "token.revoke": roles(*STAFF),
@@ -185,7 +192,9 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
         }
         principals[Role.PUBLIC] = Principal.anonymous()
         outsider = gov.create_user("olga", None, [Role.RESEARCHER], actor=operator)
-        dpo = principals[Role.DPO]
+        # Separation of duties: the DPO of the matrix is a member of the "own" projects, so another
+        # DPO, a member of none, decides their requests.
+        dpo = gov.create_user("dora", None, [Role.DPO], actor=operator)
         projects = {}
         today = clock().date()
         for project in ("own", "other"):

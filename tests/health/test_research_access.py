@@ -28,6 +28,7 @@ from massalia.governance import (
     Role,
     operator_principal,
 )
+from massalia.governance.policy import project_cohort_id
 from massalia.governance.pseudonym import pseudonymize
 from massalia.health import research
 from massalia.health.cohorts import CohortDefinition
@@ -135,7 +136,9 @@ def test_done_when_scenario(setting: Setting, tmp_path: Path) -> None:
     assert sum(v or 0 for v in cells["sex"].values()) == generated.persons
 
     # 4. Row level, pseudonymized: the person is named by the project pseudonym, dates are shifted.
-    person = int(engine.query("SELECT subject_id FROM cohort WHERE cohort_definition_id = 3 LIMIT 1")[0][0].as_py())
+    stored = project_cohort_id(pid, 3)  # the project's cohort 3 lives in the project's own block of ids
+    rows = engine.query(f"SELECT subject_id FROM cohort WHERE cohort_definition_id = {stored} LIMIT 1")
+    person = int(rows[0][0].as_py())
     pseudonym = pseudonymize([person], key=gov.project_key(pid), project=pid)[0].as_py()
     with pytest.raises(InvalidRequest, match="pseudonym"):
         research.explain(gov, engine, rita, BREAST_STAGE, person, purpose="check one patient", project_id=pid)
@@ -158,13 +161,14 @@ def test_done_when_scenario(setting: Setting, tmp_path: Path) -> None:
     entries = ledger_actions(gov)[entries_before:]
     assert [(e["action"], e["decision"]) for e in entries] == [
         ("cohort.attrition", "allowed"), ("cohort.count", "allowed"), ("cohort.explain", "denied"),
-        ("cohort.count", "allowed"), ("request.decide", "denied"), ("request.decide", "allowed"),
+        ("project.create", "allowed"), ("cohort.count", "allowed"), ("request.file", "allowed"),
+        ("request.decide", "denied"), ("request.decide", "allowed"),
         ("cohort.attrition", "allowed"), ("cohort.count", "denied"), ("cohort.generate", "allowed"),
         ("cohort.breakdowns", "allowed"), ("cohort.explain", "allowed"), ("cohort.explain", "allowed"),
         ("cohort.count", "allowed"),
     ]  # fmt: skip
-    assert entries[-1]["grant"]["raw_counts"] is False and entries[6]["grant"]["raw_counts"] is True
-    assert entries[10]["purpose"] == "check one patient" and entries[10]["actor"] == "rita"
+    assert entries[-1]["grant"]["raw_counts"] is False and entries[8]["grant"]["raw_counts"] is True
+    assert entries[12]["purpose"] == "check one patient" and entries[12]["actor"] == "rita"
     with TransparencyLog(gov.ledger_path, readonly=True) as log:
         assert log.verify().ok
 

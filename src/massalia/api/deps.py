@@ -98,7 +98,13 @@ def get_principal(request: Request, context: Context) -> Principal:
         principal = Principal.anonymous()
     else:
         check_csrf_token(request, session.csrf_token)
-        principal = session.principal
+        try:
+            # The account as it stands now: a disabled account or a changed epoch ends the session here.
+            principal = context.governance.check_session(session.principal, session.epoch)
+        except AuthenticationError as error:
+            if cookie:
+                context.sessions.end(cookie)
+            raise ApiError(401, "unauthenticated", str(error)) from None
     request.scope[PRINCIPAL_KEY] = principal
     return principal
 

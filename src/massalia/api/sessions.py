@@ -3,6 +3,10 @@
 The cookie holds nothing but an unguessable id (256 bits); the store keeps only its SHA-256, so a dump
 of the store does not yield usable cookies. Sessions expire after the configured lifetime and end at
 logout. In memory, per process (a restart signs everyone out).
+
+Each session remembers the account's *session epoch* when it opened; every request re-checks the
+account (``Governance.check_session``), so disabling it, changing its roles or revoking one of its
+tokens ends its sessions on their very next request.
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ class Session:
     principal: Principal
     csrf_token: str
     expires_at: float
+    epoch: int | None = None
 
 
 def _digest(session_id: str) -> str:
@@ -53,10 +58,10 @@ class SessionStore:
         self._sessions: dict[str, Session] = {}
         self._lock = threading.Lock()
 
-    def create(self, principal: Principal) -> tuple[str, Session]:
-        """Open a session for ``principal``: the cookie value and the session."""
+    def create(self, principal: Principal, *, epoch: int | None = None) -> tuple[str, Session]:
+        """Open a session for ``principal``, its account at session ``epoch``: the cookie value and the session."""
         session_id = secrets.token_urlsafe(32)
-        session = Session(principal, secrets.token_urlsafe(32), self._clock() + self.ttl)
+        session = Session(principal, secrets.token_urlsafe(32), self._clock() + self.ttl, epoch)
         with self._lock:
             now = self._clock()
             for key in [k for k, s in self._sessions.items() if s.expires_at <= now]:

@@ -203,7 +203,7 @@ class ProjectScope:
         )
 
 
-ProjectStatus = Literal["draft", "pending", "approved", "rejected"]
+ProjectStatus = Literal["draft", "pending", "approved", "rejected", "revoked"]
 
 
 @dataclass(frozen=True)
@@ -221,13 +221,15 @@ class Project:
     status: str
     created_at: dt.datetime
     approved_at: dt.datetime | None = None
+    pending_members: tuple[str, ...] = ()
+    """Members waiting for a DPO's approval (no data access yet); ``members`` are the active ones."""
 
     def is_active(self, today: dt.date | None = None) -> bool:
         """Approved and not expired (the project expires at the end of its ``expires`` day)."""
         return self.status == "approved" and (today or dt.date.today()) <= self.expires
 
 
-RequestStatus = Literal["pending", "approved", "rejected"]
+RequestStatus = Literal["pending", "approved", "rejected", "revoked"]
 
 
 @dataclass(frozen=True)
@@ -243,6 +245,9 @@ class AccessRequest:
     decided_by: str | None = None
     decided_at: dt.datetime | None = None
     reason: str | None = None
+    revoked_by: str | None = None
+    revoked_at: dt.datetime | None = None
+    revoke_reason: str | None = None
 
 
 @dataclass(frozen=True)

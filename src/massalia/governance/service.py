@@ -172,13 +172,37 @@ class Governance:
     def _principal(row: UserRow, auth: str, scopes: frozenset[str] | None = None) -> Principal:
         return Principal(row.username, _roles(row.roles), row.id, row.site, auth, scopes)
 
-    def _members(self, session: Session, project_id: int) -> tuple[str, ...]:
+    def _members(self, session: Session, project_id: int, status: str = "active") -> tuple[str, ...]:
         names = session.scalars(
             select(UserRow.username)
             .join(MemberRow, MemberRow.user_id == UserRow.id)
-            .where(MemberRow.project_id == project_id)
+            .where(MemberRow.project_id == project_id, MemberRow.status == status)
         )
         return tuple(sorted(names))
+
+    def _refuse(self, actor: Principal, action: str, reason: str, **detail: Any) -> AccessDenied:
+        """Audit a refusal decided here (separation of duties) rather than by the rights table; return the error."""
+        self.audit(actor, action, decision="denied", denied_because=reason, **detail)
+        return AccessDenied(action, reason)
+
+    def _precheck(self, actor: Principal, action: str, project_id: int | None = None, **detail: Any) -> None:
+        """Refuse (audited, by :meth:`authorize`) before any lookup when the rights table denies ``action`` anyway.
+
+        Lookups come after, so nobody without the right learns from a 404 which users or projects exist;
+        the audited decision itself is made by :meth:`authorize` once the separation-of-duties checks pass.
+        """
+        try:
+            decide(self.rights, actor, action, self.facts(actor, project_id))
+        except AccessDenied:
+            self.authorize(actor, action, project_id=project_id, detail=detail)
+            raise
+
+    @staticmethod
+    def _is_member_row(session: Session, project_id: int, actor: Principal) -> bool:
+        """Whether ``actor`` has a membership row (active or pending) in the project."""
+        if actor.user_id is None:
+            return False
+        return session.get(MemberRow, (project_id, actor.user_id)) is not None
 
     def _project(self, session: Session, row: ProjectRow) -> Project:
         return Project(
@@ -193,6 +217,7 @@ class Governance:
             status=row.status,
             created_at=_utc(row.created_at),  # type: ignore[arg-type]
             approved_at=_utc(row.approved_at),
+            pending_members=self._members(session, row.id, "pending"),
         )
 
     @staticmethod
@@ -207,6 +232,9 @@ class Governance:
             decided_by=row.decided_by,
             decided_at=_utc(row.decided_at),
             reason=row.reason,
+            revoked_by=row.revoked_by,
+            revoked_at=_utc(row.revoked_at),
+            revoke_reason=row.revoke_reason,
         )
 
     # -- users ----------------------------------------------------------------------------------------
@@ -228,9 +256,9 @@ class Governance:
         InvalidRequest
             Bad username, password, role or site, or the username is taken.
         """
-        self.authorize(actor, "user.create")
         check = credentials.check_username(username)
         role_text = _roles_text(roles)
+        self.authorize(actor, "user.create", detail={"resource": {"username": check, "roles": role_text, "site": site}})
         if Role.CLINICIAN.value in role_text.split(",") and not site:
             raise InvalidRequest("a clinician needs a care site (site=...)")
         if site is not None and not credentials.USERNAME_PATTERN.match(site.replace("-", "_")):
@@ -260,10 +288,78 @@ class Governance:
             ]  # fmt: skip
 
     def set_disabled(self, username: str, disabled: bool, *, actor: Principal) -> None:
-        """Disable (or re-enable) an account (``user.create`` rights): its passwords and tokens stop working."""
-        self.authorize(actor, "user.create")
+        """Disable (or re-enable) an account (``user.disable``, audited): its password, tokens and sessions stop.
+
+        Disabling bumps the account's session epoch, so an open cookie session is refused on its next
+        request (see :meth:`check_session`).
+        """
+        self._precheck(actor, "user.disable", resource={"username": username})
         with self._session() as session:
-            self._user_row(session, username).disabled = disabled
+            self._user_row(session, username)
+        if username == actor.subject:
+            raise self._refuse(actor, "user.disable", "nobody disables or re-enables their own account",
+                               resource={"username": username})  # fmt: skip
+        self.authorize(actor, "user.disable", detail={"resource": {"username": username}, "disabled": bool(disabled)})
+        with self._session() as session:
+            row = self._user_row(session, username)
+            row.disabled = bool(disabled)
+            row.session_epoch += 1
+
+    def set_roles(self, username: str, roles: Iterable[Role | str], *, actor: Principal) -> Principal:
+        """Replace an account's roles (``user.set_roles``, audited); its open sessions end.
+
+        Nobody changes their own roles (an admin could otherwise make themself a DPO and decide).
+
+        Raises
+        ------
+        InvalidRequest
+            An unknown role, no role, or a clinician without a site.
+        """
+        role_text = _roles_text(roles)
+        self._precheck(actor, "user.set_roles", resource={"username": username})
+        with self._session() as session:
+            site = self._user_row(session, username).site
+        if Role.CLINICIAN.value in role_text.split(",") and not site:
+            raise InvalidRequest("a clinician needs a care site (site=...)")
+        if username == actor.subject:
+            raise self._refuse(actor, "user.set_roles", "nobody changes their own roles",
+                               resource={"username": username}, new_roles=role_text)  # fmt: skip
+        self.authorize(actor, "user.set_roles", detail={"resource": {"username": username}, "new_roles": role_text})
+        with self._session() as session:
+            row = self._user_row(session, username)
+            if row.roles != role_text:
+                row.roles = role_text
+                row.session_epoch += 1
+            return self._principal(row, "password")
+
+    def session_epoch(self, principal: Principal) -> int | None:
+        """The account's current session epoch (``None`` for principals without an account)."""
+        if principal.user_id is None:
+            return None
+        with self._session() as session:
+            row = session.get(UserRow, principal.user_id)
+            return None if row is None else int(row.session_epoch)
+
+    def check_session(self, principal: Principal, epoch: int | None) -> Principal:
+        """The principal of a cookie session as the account stands now; refused if the session must end.
+
+        Called on every request of a session: a disabled or deleted account, or an epoch older than the
+        account's (disabled, roles changed, a token revoked since the session opened), ends it.
+
+        Raises
+        ------
+        AuthenticationError
+            The session is no longer valid.
+        """
+        if principal.user_id is None:
+            return principal
+        with self._session() as session:
+            row = session.get(UserRow, principal.user_id)
+            if row is None or row.username != principal.subject or row.disabled:
+                raise AuthenticationError("session ended: the account is disabled or gone")
+            if epoch is None or int(row.session_epoch) != int(epoch):
+                raise AuthenticationError("session ended: the account's roles or credentials changed; sign in again")
+            return self._principal(row, principal.auth, principal.scopes)
 
     def authenticate_password(self, username: str, password: str) -> Principal:
         """The principal of ``username`` if ``password`` matches and the account is enabled.
@@ -308,6 +404,8 @@ class Governance:
             else:
                 if row.disabled:
                     raise AuthenticationError("account disabled")
+                if row.roles != role_text:
+                    row.session_epoch += 1  # the provider changed the roles: sessions opened before end
                 row.email, row.display_name, row.roles = email, name, role_text
             return self._principal(row, "oidc")
 
@@ -417,7 +515,7 @@ class Governance:
 
     def revoke_token(self, token_id: int, *, actor: Principal) -> None:
         """Revoke a token (one's own; admins any). Revoking twice is harmless."""
-        self.authorize(actor, "token.revoke")
+        self.authorize(actor, "token.revoke", detail={"resource": {"token_id": int(token_id)}})
         with self._session() as session:
             row = session.get(TokenRow, int(token_id))
             owner = session.get(UserRow, row.user_id) if row is not None else None
@@ -425,6 +523,7 @@ class Governance:
                 raise NotFound(f"no token {token_id}")
             if row.revoked_at is None:
                 row.revoked_at, row.revoked_by = self._clock(), actor.subject
+                owner.session_epoch += 1  # a revocation (leak suspected) ends the owner's cookie sessions too
 
     # -- projects -------------------------------------------------------------------------------------
     def create_project(
@@ -441,7 +540,6 @@ class Governance:
 
         The creator becomes its owner, and its first member when they have an account.
         """
-        self.authorize(actor, "project.create")
         if not title or not title.strip() or len(title) > 200:
             raise InvalidRequest("project title must be 1 to 200 characters")
         if not purpose or len(purpose.strip()) < 10:
@@ -452,6 +550,10 @@ class Governance:
             raise InvalidRequest("scope must be a ProjectScope")
         if not isinstance(expires, dt.date) or expires <= self._today():
             raise InvalidRequest(f"project expiry must be a date after today, got {expires!r}")
+        self.authorize(actor, "project.create", detail={
+            "resource": {"title": title.strip(), "scope": scope.to_json(), "access_level": access_level,
+                         "expires": expires.isoformat()},
+        })  # fmt: skip
         now = self._clock()
         with self._session() as session:
             row = ProjectRow(
@@ -467,16 +569,105 @@ class Governance:
             return self._project(session, row)
 
     def add_member(self, project_id: int, username: str, *, actor: Principal) -> Project:
-        """Add a user to a project (``project.add_member``: admins, DPOs, or a member)."""
-        self.authorize(actor, "project.add_member", project_id=project_id)
+        """Add a user to a project (``project.add_member``, audited): its owner, a DPO or an admin.
+
+        Nobody adds themself. A member added to a draft (or rejected, or revoked) project is active: a
+        DPO decides the project's request with its members in view. A member added once a request is
+        filed or approved starts ``pending``: no data access until a DPO approves them
+        (:meth:`approve_member`).
+
+        Raises
+        ------
+        AccessDenied
+            Self-addition, or an actor who is neither the owner, a DPO nor an admin (both audited).
+        """
+        resource = {"project_id": int(project_id), "username": username}
+        self._precheck(actor, "project.add_member", project_id, resource=resource)
         with self._session() as session:
             project = self._project_row(session, project_id)
             user = self._user_row(session, username)
+            owner = project.owner
+        if user.username == actor.subject or (actor.user_id is not None and user.id == actor.user_id):
+            raise self._refuse(actor, "project.add_member", "nobody adds themself to a project",
+                               project_id=project_id, resource=resource)  # fmt: skip
+        if actor.subject != owner and not actor.has_role(Role.ADMIN, Role.DPO):
+            raise self._refuse(actor, "project.add_member", "only the project's owner, a DPO or an admin adds members",
+                               project_id=project_id, resource=resource)  # fmt: skip
+        self.authorize(actor, "project.add_member", project_id=project_id, detail={"resource": resource})
+        with self._session() as session:
+            project = self._project_row(session, project_id)
             if session.get(MemberRow, (project_id, user.id)) is None:
+                status = "active" if project.status in ("draft", "rejected", "revoked") else "pending"
                 session.add(MemberRow(project_id=project_id, user_id=user.id, added_at=self._clock(),
-                                      added_by=actor.subject))  # fmt: skip
+                                      added_by=actor.subject, status=status))  # fmt: skip
                 session.flush()
             return self._project(session, project)
+
+    def approve_member(self, project_id: int, username: str, *, actor: Principal) -> Project:
+        """Approve a pending member (``project.approve_member``: a DPO, audited); they then have data access.
+
+        The deciding DPO may not be the member, the one who added them, nor a member of the project.
+
+        Raises
+        ------
+        InvalidRequest
+            The user is not a pending member of the project.
+        AccessDenied
+            Not a DPO, or a conflict of duties (audited).
+        """
+        resource = {"project_id": int(project_id), "username": username}
+        self._precheck(actor, "project.approve_member", project_id, resource=resource)
+        with self._session() as session:
+            self._project_row(session, project_id)
+            user = self._user_row(session, username)
+            member = session.get(MemberRow, (project_id, user.id))
+            if member is None or member.status != "pending":
+                raise InvalidRequest(f"{username!r} is not a pending member of project {project_id}")
+            conflict = None
+            if username == actor.subject:
+                conflict = "nobody approves their own membership"
+            elif member.added_by == actor.subject:
+                conflict = "nobody approves a member they added"
+            elif self._is_member_row(session, project_id, actor):
+                conflict = "a member of the project cannot approve its members"
+        if conflict:
+            raise self._refuse(actor, "project.approve_member", conflict, project_id=project_id, resource=resource)
+        self.authorize(actor, "project.approve_member", project_id=project_id, detail={"resource": resource})
+        with self._session() as session:
+            member = session.get(MemberRow, (project_id, user.id))
+            if member is None or member.status != "pending":
+                raise InvalidRequest(f"{username!r} is not a pending member of project {project_id}")
+            member.status, member.approved_by, member.approved_at = "active", actor.subject, self._clock()
+            session.flush()
+            return self._project(session, self._project_row(session, project_id))
+
+    def remove_member(self, project_id: int, username: str, *, actor: Principal) -> Project:
+        """Remove a member (``project.remove_member``, audited): the owner, a DPO, an admin, or the member leaving.
+
+        The owner cannot be removed (the project would have nobody answerable for it). Data access
+        ends at once: rights are evaluated against the membership table on every call.
+        """
+        resource = {"project_id": int(project_id), "username": username}
+        self._precheck(actor, "project.remove_member", project_id, resource=resource)
+        with self._session() as session:
+            project = self._project_row(session, project_id)
+            user = self._user_row(session, username)
+            owner = project.owner
+            if session.get(MemberRow, (project_id, user.id)) is None:
+                raise NotFound(f"{username!r} is not a member of project {project_id}")
+        if actor.subject not in (owner, username) and not actor.has_role(Role.ADMIN, Role.DPO):
+            raise self._refuse(actor, "project.remove_member",
+                               "only the owner, a DPO, an admin or the member themself removes a member",
+                               project_id=project_id, resource=resource)  # fmt: skip
+        if username == owner:
+            raise InvalidRequest(f"{username!r} owns project {project_id} and cannot be removed from it")
+        self.authorize(actor, "project.remove_member", project_id=project_id, detail={"resource": resource})
+        with self._session() as session:
+            row = session.get(MemberRow, (project_id, user.id))
+            if row is not None:
+                session.delete(row)
+                session.flush()
+            return self._project(session, self._project_row(session, project_id))
 
     def get_project(self, project_id: int, *, actor: Principal) -> Project:
         """A project (``project.read``: admins, DPOs, members)."""
@@ -504,7 +695,7 @@ class Governance:
         """File an access request for a project the actor is a member of (``request.file``)."""
         with self._session() as session:
             self._project_row(session, project_id)
-        self.authorize(actor, "request.file", project_id=project_id)
+        self.authorize(actor, "request.file", project_id=project_id, detail={"resource": {"project_id": project_id}})
         if not justification or len(justification.strip()) < 10:
             raise InvalidRequest("a request needs a justification (at least 10 characters)")
         with self._session() as session:
@@ -519,15 +710,28 @@ class Governance:
                 filed_at=self._clock(), status="pending",
             )  # fmt: skip
             session.add(row)
-            if project.status in ("draft", "rejected"):
+            if project.status in ("draft", "rejected", "revoked"):
                 project.status = "pending"
             session.flush()
             return self._request(row)
 
+    def _decision_conflict(self, session: Session, actor: Principal, project_id: int, filed_by: str) -> str | None:
+        """Why ``actor`` may not decide for the project (separation of duties), or ``None``."""
+        project = self._project_row(session, project_id)
+        if actor.subject == filed_by:
+            return "nobody decides a request they filed"
+        if actor.subject == project.owner:
+            return "nobody decides for a project they own"
+        if self._is_member_row(session, project_id, actor):
+            return "nobody decides for a project they are a member of"
+        return None
+
     def decide_request(self, request_id: int, approve: bool, reason: str, *, actor: Principal) -> AccessRequest:
         """Approve or reject a pending request (``request.decide``: DPOs only); the decision is final.
 
-        The decision is written to the transparency log (who, when, why) before it takes effect.
+        Separation of duties: nobody decides a request they filed, or for a project they own or belong
+        to (the refusal is audited). The decision is written to the transparency log (who, when, why)
+        before it takes effect.
         """
         with self._session() as session:
             row = session.get(RequestRow, int(request_id))
@@ -536,9 +740,14 @@ class Governance:
             if row.status != "pending":
                 raise InvalidRequest(f"request {request_id} was already {row.status} by {row.decided_by}")
             project_id = row.project_id
+            conflict = self._decision_conflict(session, actor, project_id, row.requested_by)
         if not reason or not reason.strip():
             raise InvalidRequest("a decision needs a reason")
         verdict = "approved" if approve else "rejected"
+        if conflict:
+            resource = {"request_id": int(request_id), "project_id": project_id}
+            raise self._refuse(actor, "request.decide", conflict, project_id=project_id, resource=resource,
+                               verdict=verdict)  # fmt: skip
         grant = self.authorize(
             actor, "request.decide", project_id=project_id,
             detail={"resource": {"request_id": int(request_id), "project_id": project_id}, "verdict": verdict,
@@ -558,6 +767,39 @@ class Governance:
                 project.status, project.approved_at = "approved", now
             elif project.status != "approved":
                 project.status = "rejected"
+            session.flush()
+            return self._request(row)
+
+    def revoke_request(self, request_id: int, reason: str, *, actor: Principal) -> AccessRequest:
+        """Revoke an approved request (``request.revoke``: a DPO, audited): the project loses data access at once.
+
+        The same separation of duties as a decision applies. The project goes to ``revoked``; its
+        members may file a new request.
+        """
+        with self._session() as session:
+            row = session.get(RequestRow, int(request_id))
+            if row is None:
+                raise NotFound(f"no access request {request_id}")
+            if row.status != "approved":
+                raise InvalidRequest(f"request {request_id} is {row.status}: only an approved request is revoked")
+            project_id = row.project_id
+            conflict = self._decision_conflict(session, actor, project_id, row.requested_by)
+        if not reason or not reason.strip():
+            raise InvalidRequest("a revocation needs a reason")
+        resource = {"request_id": int(request_id), "project_id": project_id}
+        self._precheck(actor, "request.revoke", project_id, resource=resource)
+        if conflict:
+            raise self._refuse(actor, "request.revoke", conflict, project_id=project_id, resource=resource)
+        self.authorize(actor, "request.revoke", project_id=project_id,
+                       detail={"resource": resource, "reason": reason.strip()})  # fmt: skip
+        with self._session() as session:
+            row = session.get(RequestRow, int(request_id))
+            if row is None or row.status != "approved":
+                raise InvalidRequest(f"request {request_id} is no longer approved")
+            row.status, row.revoked_by, row.revoked_at = "revoked", actor.subject, self._clock()
+            row.revoke_reason = reason.strip()
+            project = self._project_row(session, project_id)
+            project.status = "revoked"
             session.flush()
             return self._request(row)
 
@@ -613,7 +855,9 @@ class Governance:
             if project is None:
                 return Facts(project_id=int(project_id), data_site=site)
             member = False
-            if principal.user_id is not None and session.get(MemberRow, (project.id, principal.user_id)) is not None:
+            row = session.get(MemberRow, (project.id, principal.user_id)) if principal.user_id is not None else None
+            # A pending member (added after the request was filed) is nobody's member until a DPO approves.
+            if row is not None and row.status == "active":
                 # A disabled account, or a principal whose id and name disagree, is nobody's member.
                 user = session.get(UserRow, principal.user_id)
                 member = user is not None and not user.disabled and user.username == principal.subject

@@ -46,6 +46,9 @@ class UserRow(Base):
     oidc_subject: Mapped[str | None] = mapped_column(String(255))
     created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), nullable=False)
     created_by: Mapped[str] = mapped_column(String(128), nullable=False)
+    # Bumped when the account is disabled, its roles change or one of its tokens is revoked: a cookie
+    # session opened under an older epoch is refused on its next request.
+    session_epoch: Mapped[int] = mapped_column(Integer, nullable=False, default=0, server_default="0")
 
 
 class TokenRow(Base):
@@ -85,7 +88,11 @@ class ProjectRow(Base):
 
 
 class MemberRow(Base):
-    """A member of a project."""
+    """A member of a project: ``active`` (counts as a member) or ``pending`` (waits for a DPO's approval).
+
+    A member added to a project under review or already approved starts ``pending``: no data access
+    until a DPO who is neither the adder nor a member approves them (``approved_by``).
+    """
 
     __tablename__ = "gov_project_member"
 
@@ -93,6 +100,9 @@ class MemberRow(Base):
     user_id: Mapped[int] = mapped_column(ForeignKey("gov_user.id"), primary_key=True)
     added_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), nullable=False)
     added_by: Mapped[str] = mapped_column(String(128), nullable=False)
+    status: Mapped[str] = mapped_column(String(16), nullable=False, default="active", server_default="active")
+    approved_by: Mapped[str | None] = mapped_column(String(128))
+    approved_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
 
 
 class RequestRow(Base):
@@ -110,6 +120,10 @@ class RequestRow(Base):
     decided_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
     reason: Mapped[str | None] = mapped_column(Text)
     ledger_index: Mapped[int | None] = mapped_column(Integer)  # the decision's entry in the transparency log
+    # An approval can be revoked later (status "revoked"): who, when and why are kept beside the decision.
+    revoked_by: Mapped[str | None] = mapped_column(String(64))
+    revoked_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    revoke_reason: Mapped[str | None] = mapped_column(Text)
 
 
 class ProjectSecretRow(Base):

@@ -2,7 +2,10 @@
 
 Each function follows the same four steps:
 
-1. **scope** — when a project is named, the cohort definition must be the project's (same definition hash);
+1. **scope** — when a project is named, the cohort definition must be the project's (same definition hash),
+   and every row read is restricted to the project's sites, period and cohort by the row-level policy of
+   :mod:`massalia.governance.policy` (the OMOP and mart column names are adapted here, in ``_scope_*``);
+   a project's generated cohorts live under their own warehouse ids (``project_cohort_id``);
 2. **authorize** — :meth:`massalia.governance.Governance.authorize` decides from ``rights.yaml`` and, for
    actions touching personal data, appends the decision to the transparency log *before* any data is read;
 3. **compute** — the domain function (:mod:`massalia.health.cohorts.service`, ``explain``, marts, extracts);
@@ -22,15 +25,19 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
+import numpy as np
 import pyarrow as pa
+from sqlglot import exp
 
 from massalia.engine import Engine
 from massalia.governance import AccessDenied, Governance, Grant, InvalidRequest, NotFound, Principal, Role
+from massalia.governance.policy import RowPolicy, ScopeColumns, check_local_cohort_id, project_cohort_id
 from massalia.health.cohorts.compiler import compile_cohort
 from massalia.health.cohorts.definition import CohortDefinition
 from massalia.health.cohorts.explain import PersonExplanation, explain_person
 from massalia.health.cohorts.service import (
     AttritionRow,
+    CohortAnalysis,
     CohortGeneration,
     Counts,
     analyze_cohort,
@@ -44,6 +51,98 @@ PROJECT_DATE_SHIFT_DAYS = 365
 """Amplitude of the per-person date shift of a project's pseudonymized data (explain and extracts alike)."""
 
 MIN_PURPOSE_LENGTH = 5
+
+
+# -- the project scope, adapted to OMOP and mart column names -------------------------------------------
+OMOP_EVENT_DATES: dict[str, str | None] = {
+    "person": None, "observation_period": "observation_period_start_date", "visit_occurrence": "visit_start_date",
+    "condition_occurrence": "condition_start_date", "drug_exposure": "drug_exposure_start_date",
+    "procedure_occurrence": "procedure_date", "measurement": "measurement_date", "observation": "observation_date",
+    "death": "death_date",
+}  # fmt: skip
+"""The date of an OMOP row in the sense of a project's period (``None``: the row is the person itself)."""
+
+MART_ALIAS = "m"
+MART_SCOPE = ScopeColumns(
+    site=exp.column("care_site_code", table=MART_ALIAS),
+    date=exp.column("diagnosis_date", table=MART_ALIAS),  # the mart's index date
+    person=exp.column("person_id", table=MART_ALIAS),
+)
+"""Where the mart keeps a person's site and index date."""
+
+
+def _scope_policy(gov: Governance, project_id: int | None) -> RowPolicy | None:
+    """The row-level policy of the project named in the call, or ``None`` without a project."""
+    return None if project_id is None else RowPolicy.of(gov.project_scope(project_id))
+
+
+def _scope_persons_query(policy: RowPolicy) -> exp.Select | None:
+    """The persons of the project's sites (``person.care_site_id``), or ``None`` when every site is in scope."""
+    site = policy.site_predicate(exp.column("care_site_source_value", table="cs"))
+    if site is None:
+        return None
+    return (
+        exp.select(exp.column("person_id", table="p"))
+        .from_(exp.to_table("person").as_("p"))
+        .join(exp.to_table("care_site").as_("cs"), on="cs.care_site_id = p.care_site_id", join_type="left")
+        .where(site)
+    )
+
+
+def _scope_cohort_rows(policy: RowPolicy) -> exp.Expression | None:
+    """The policy over generated cohort rows: the person's site and the index date (``cohort_start_date``)."""
+    parts: list[exp.Expression] = []
+    persons = _scope_persons_query(policy)
+    if persons is not None:
+        parts.append(exp.In(this=exp.column("subject_id", table="generated"), query=exp.Subquery(this=persons)))
+    period = policy.period_predicate(exp.column("cohort_start_date", table="generated"))
+    if period is not None:
+        parts.append(period)
+    return exp.and_(*parts) if parts else None
+
+
+def _scope_person_ok(engine: Engine, policy: RowPolicy | None, person_id: int) -> bool:
+    """Whether a person is of the project's sites (always, when the project names no site)."""
+    persons = None if policy is None else _scope_persons_query(policy)
+    if persons is None:
+        return True
+    query = persons.where(exp.column("person_id", table="p").eq(exp.Literal.number(int(person_id))))
+    return engine.query(query).num_rows > 0
+
+
+def _scope_analysis(engine: Engine, analysis: CohortAnalysis, policy: RowPolicy | None) -> CohortAnalysis:
+    """The analysis restricted to the events of the project's sites whose index date is in its period."""
+    if policy is None or not (policy.sites or policy.has_period):
+        return analysis
+    keep = np.ones(analysis.person_id.shape, dtype=bool)
+    persons = _scope_persons_query(policy)
+    if persons is not None:
+        allowed = engine.query(persons).column("person_id").to_numpy(zero_copy_only=False).astype(np.int64)
+        keep &= np.isin(analysis.person_id, allowed)
+    epoch = dt.date(1970, 1, 1)  # start_date holds days since the epoch (date32)
+    if policy.period_start is not None:
+        keep &= analysis.start_date >= (policy.period_start - epoch).days
+    if policy.period_end is not None:
+        keep &= analysis.start_date <= (policy.period_end - epoch).days
+    return CohortAnalysis(
+        rule_names=analysis.rule_names, person_id=analysis.person_id[keep], start_date=analysis.start_date[keep],
+        mask=analysis.mask[keep], limit=analysis.limit, threshold=analysis.threshold,
+    )  # fmt: skip
+
+
+def _cohort_id(engine: Engine, project_id: int | None, cohort_id: int, policy: RowPolicy | None) -> int:
+    """The warehouse id of the cohort a caller calls ``cohort_id`` (under ``project_id``: the project's own).
+
+    Under a project that restricts no row (no site, no period), a cohort generated without a project
+    (the operator's shared cohort) is used when the project has not generated its own: the same
+    definition (checked by hash) gives the same rows.
+    """
+    own = project_cohort_id(project_id, cohort_id)
+    if project_id is None or _generated_hash(engine, own) is not None:
+        return own
+    if policy is not None and not (policy.sites or policy.has_period):
+        return check_local_cohort_id(cohort_id)
+    return own
 
 
 def _resource(definition: CohortDefinition, **extra: Any) -> dict[str, Any]:
@@ -104,6 +203,7 @@ def count(
     grant = _authorize(gov, principal, "cohort.count", definition, project_id, channel=channel,
                        enabled=list(enabled) if enabled is not None else None)  # fmt: skip
     analysis = analyze_cohort(engine, definition, threshold=DEFAULT_THRESHOLD)
+    analysis = _scope_analysis(engine, analysis, _scope_policy(gov, project_id))
     return analysis.count(enabled, allowed_raw=grant.raw_counts)
 
 
@@ -122,6 +222,7 @@ def attrition(
     """
     grant = _authorize(gov, principal, "cohort.attrition", definition, project_id, channel=channel)
     analysis = analyze_cohort(engine, definition, threshold=DEFAULT_THRESHOLD)
+    analysis = _scope_analysis(engine, analysis, _scope_policy(gov, project_id))
     return analysis.attrition(allowed_raw=grant.raw_counts)
 
 
@@ -151,12 +252,13 @@ def breakdowns(
     InvalidRequest
         If that cohort was not generated from ``definition`` (generate it first).
     """
-    generated = _generated_hash(engine, cohort_definition_id)
+    stored = _cohort_id(engine, project_id, cohort_definition_id, _scope_policy(gov, project_id))
+    generated = _generated_hash(engine, stored)
     if generated != definition.definition_hash():
         raise InvalidRequest(f"cohort {cohort_definition_id} was not generated from this definition; generate it first")
     grant = _authorize(gov, principal, "cohort.breakdowns", definition, project_id, channel=channel,
-                       resource={"cohort_definition_id": int(cohort_definition_id)})  # fmt: skip
-    return cohort_breakdowns(engine, cohort_definition_id, allowed_raw=grant.raw_counts)
+                       resource={"cohort_definition_id": int(cohort_definition_id), "stored_id": stored})  # fmt: skip
+    return cohort_breakdowns(engine, stored, allowed_raw=grant.raw_counts)
 
 
 @dataclass(frozen=True)
@@ -191,10 +293,22 @@ def generate(
     project_id: int | None = None,
     channel: str | None = None,
 ) -> GenerationSummary:
-    """Generate the cohort into the warehouse's COHORT table; report its provenance with suppressed counts."""
+    """Generate the cohort into the warehouse's COHORT table; report its provenance with suppressed counts.
+
+    Under a project the rows go to the project's own warehouse id (``project_cohort_id``: no other project
+    can overwrite them) and only the rows of its sites and period are written; the summary reports the
+    caller's ``cohort_definition_id``.
+    """
+    stored = project_cohort_id(project_id, cohort_definition_id)
+    policy = _scope_policy(gov, project_id)
     grant = _authorize(gov, principal, "cohort.generate", definition, project_id, channel=channel,
-                       resource={"cohort_definition_id": int(cohort_definition_id)})  # fmt: skip
-    generation = generate_cohort(engine, definition, cohort_definition_id)
+                       resource={"cohort_definition_id": int(cohort_definition_id), "stored_id": stored})  # fmt: skip
+    restrict = _scope_cohort_rows(policy) if policy is not None else None
+    try:
+        generation = generate_cohort(engine, definition, stored, restrict=restrict)
+    except ValueError as error:
+        raise InvalidRequest(str(error)) from None
+    generation = dataclasses.replace(generation, cohort_definition_id=int(cohort_definition_id))
     return GenerationSummary.of(generation, allowed_raw=grant.raw_counts)
 
 
@@ -232,12 +346,16 @@ class Explanation:
 def _resolve_pseudonym(
     gov: Governance, engine: Engine, definition: CohortDefinition, project_id: int, pseudonym: str
 ) -> int:
-    """The person id behind a project pseudonym, searched among the persons of the project's cohort."""
+    """The person id behind a project pseudonym, searched among the persons of the project's cohort and sites."""
     from massalia.governance.pseudonym import pseudonymize
 
     compiled = compile_cohort(definition)
     people = run_step(engine, compiled, "qualified_mask").column("person_id")
-    people = pa.array(sorted(set(people.to_pylist())), pa.int64())
+    candidates = set(people.to_pylist())
+    persons = _scope_persons_query(RowPolicy.of(gov.project_scope(project_id)))
+    if persons is not None:  # a person of another site is no person of the project: not found
+        candidates &= set(engine.query(persons).column("person_id").to_pylist())
+    people = pa.array(sorted(candidates), pa.int64())
     if len(people):
         found = pseudonymize(people, key=gov.project_key(project_id), project=project_id).index(pseudonym).as_py()
         if found >= 0:
@@ -287,6 +405,58 @@ def _pseudonymized(explanation: PersonExplanation, pseudonym: str, shift: int) -
         events=events,
         cohort_periods=[record(r, i) for i, r in enumerate(explanation.cohort_periods)],
     )
+
+
+def _record_date(record: Mapping[str, object]) -> object:
+    """A record's date in the sense of the period (its start date, else its first event date), or ``None``.
+
+    The start is ``start_date``, ``cohort_start_date`` or ``<domain>_start_date``; else ``<domain>_date``.
+    Other dates of a record (its end, its observation period's bounds) describe it, they do not date it.
+    """
+    names = ["start_date", "cohort_start_date"]
+    names += [k for k in record if k.endswith("_start_date") and not k.startswith("op_")]
+    names += [k for k in record if k.endswith("_date") and not k.startswith("op_") and "end" not in k]
+    for name in names:
+        if isinstance(record.get(name), dt.date):
+            return record[name]
+    return None
+
+
+def _record_in_period(record: Mapping[str, object], policy: RowPolicy) -> bool:
+    """Whether a record already read is dated in the project's period (undated records describe, and stay)."""
+    day = _record_date(record)
+    return day is None or policy.contains_date(day)  # type: ignore[arg-type]
+
+
+def _scope_explanation(explanation: PersonExplanation, policy: RowPolicy | None) -> PersonExplanation:
+    """The explanation without the entry events, records and periods dated outside the project's period."""
+    if policy is None or not policy.has_period:
+        return explanation
+
+    def records(rows: list[dict[str, object]]) -> list[dict[str, object]]:
+        return [row for row in rows if _record_in_period(row, policy)]
+
+    events = [
+        dataclasses.replace(event, rules=[
+            dataclasses.replace(rule, evidence=[dataclasses.replace(ev, records=records(ev.records))
+                                                for ev in rule.evidence])
+            for rule in event.rules
+        ])
+        for event in explanation.events
+        if isinstance(event.start_date, dt.date) and policy.contains_date(event.start_date)
+    ]  # fmt: skip
+    return PersonExplanation(
+        person_id=explanation.person_id, primary_events=records(explanation.primary_events), events=events,
+        cohort_periods=records(explanation.cohort_periods),
+    )  # fmt: skip
+
+
+def _refuse_out_of_scope(gov: Governance, principal: Principal, action: str, project_id: int, person: object) -> None:
+    """Audit and refuse a person outside the project's sites (as if they did not exist for the project)."""
+    reason = "the person is not of the project's sites"
+    gov.audit(principal, action, decision="denied", denied_because=reason, project_id=project_id,
+              resource={"person_id": person})  # fmt: skip
+    raise AccessDenied(action, reason)
 
 
 def _redacted(explanation: PersonExplanation) -> PersonExplanation:
@@ -351,10 +521,14 @@ def explain(
         real = _resolve_pseudonym(gov, engine, definition, project_id, person_id)
         days = date_shifts([real], key=gov.project_key(project_id), project=project_id,
                            max_days=PROJECT_DATE_SHIFT_DAYS)[0].as_py()  # fmt: skip
-        return Explanation(person_id, grant, _pseudonymized(explain_person(engine, definition, real), person_id, days))
+        scoped = _scope_explanation(explain_person(engine, definition, real), _scope_policy(gov, project_id))
+        return Explanation(person_id, grant, _pseudonymized(scoped, person_id, days))
     if not isinstance(person_id, int) or isinstance(person_id, bool):
         raise InvalidRequest(f"person_id must be an integer, got {person_id!r}")
-    explanation = explain_person(engine, definition, person_id)
+    policy = _scope_policy(gov, project_id)
+    if project_id is not None and not _scope_person_ok(engine, policy, person_id):
+        _refuse_out_of_scope(gov, principal, "cohort.explain", project_id, person_id)
+    explanation = _scope_explanation(explain_person(engine, definition, person_id), policy)
     return Explanation(person_id, grant, explanation if grant.row_level else _redacted(explanation))
 
 
@@ -431,12 +605,23 @@ def patient_view(
         real, shift = person, 0
     else:
         raise InvalidRequest(f"person must be a person_id (an integer), got {person!r}")
+    policy = _scope_policy(gov, project_id)
+    if project_id is not None and not _scope_person_ok(engine, policy, real):
+        _refuse_out_of_scope(gov, principal, "patient.view", project_id, person)
     tables = {}
     for name in PATIENT_TABLES:
         if engine.table_exists(name):
-            rows = engine.query(f"SELECT * FROM {name} WHERE person_id = {int(real)}")
+            rows = engine.query(_patient_rows(name, int(real), policy))
             tables[name] = _pseudonymized_table(rows, str(person), shift) if grant.pseudonymized else rows
     return PatientView(person, grant, tables)
+
+
+def _patient_rows(table: str, person_id: int, policy: RowPolicy | None) -> exp.Select:
+    """``SELECT * FROM table WHERE person_id = …``, and its event date in the project's period."""
+    query = exp.select("*").from_(exp.to_table(table)).where(exp.column("person_id").eq(exp.Literal.number(person_id)))
+    date = OMOP_EVENT_DATES.get(table)
+    period = policy.period_predicate(exp.column(date)) if policy is not None and date is not None else None
+    return query.where(period) if period is not None else query
 
 
 def _mart_spec(filters: Any) -> Any:
@@ -462,24 +647,38 @@ def _check_mart_scope(
     spec: Any,
     project_id: int | None,
     extra_variables: Sequence[str] = (),
-) -> None:
-    """Under a project, the filter may use only the project's variables and cohort."""
+) -> tuple[Any, exp.Expression | None]:
+    """Under a project, the filter may use only the project's variables and cohort.
+
+    Returns the filter with its cohort id resolved to the project's own, and the row-level restriction
+    of the project's sites and period over the mart (``None`` without a project).
+    """
     if project_id is None:
-        return
+        if spec.cohort_definition_id is not None:  # a project's block of ids is read under that project only
+            check_local_cohort_id(spec.cohort_definition_id)
+        return spec, None
     scope = gov.project_scope(project_id)
+    policy = RowPolicy.of(scope)
     used = {clause.variable for clause in spec.all} | {c.variable for group in spec.any_of for c in group}
     used |= set(extra_variables)
+    outside = policy.variables_outside(used)
+    stored = None
+    if spec.cohort_definition_id is not None:
+        stored = _cohort_id(engine, project_id, spec.cohort_definition_id, policy)
     reason = None
-    if scope.variables and not used <= set(scope.variables):
-        reason = f"variable(s) outside the project's scope: {', '.join(sorted(used - set(scope.variables)))}"
+    if outside:
+        reason = f"variable(s) outside the project's scope: {', '.join(outside)}"
     elif scope.cohort_hash and spec.cohort_definition_id is None:
         reason = "the project is scoped to a cohort: restrict the filter to its generated cohort"
-    elif scope.cohort_hash and _generated_hash(engine, spec.cohort_definition_id) != scope.cohort_hash:
+    elif scope.cohort_hash and _generated_hash(engine, stored) != scope.cohort_hash:  # type: ignore[arg-type]
         reason = f"cohort {spec.cohort_definition_id} was not generated from the project's definition"
     if reason:
         gov.audit(principal, action, decision="denied", denied_because=reason, project_id=project_id,
                   resource={"filters": spec.model_dump(mode="json")})  # fmt: skip
         raise AccessDenied(action, reason)
+    if stored is not None:
+        spec = spec.model_copy(update={"cohort_definition_id": stored})
+    return spec, policy.predicate(MART_SCOPE)
 
 
 def mart_count(
@@ -499,13 +698,13 @@ def mart_count(
     from massalia.health.marts.filters import FilterError, count_persons
 
     spec = _mart_spec(filters)
-    _check_mart_scope(gov, engine, principal, "mart.count", spec, project_id)
     resource = {"filters": spec.model_dump(mode="json")}
+    spec, restrict = _check_mart_scope(gov, engine, principal, "mart.count", spec, project_id)
     grant = gov.authorize(
         principal, "mart.count", project_id=project_id, detail={"resource": resource, "channel": channel}
     )
     try:
-        return count_persons(engine, spec, allowed_raw=grant.raw_counts)
+        return count_persons(engine, spec, allowed_raw=grant.raw_counts, restrict=restrict)
     except FilterError as error:
         raise InvalidRequest(f"mart filter: {error}") from None
 
@@ -528,13 +727,13 @@ def mart_breakdown(
     from massalia.health.marts.filters import FilterError, breakdown
 
     spec = _mart_spec(filters)
-    _check_mart_scope(gov, engine, principal, "mart.count", spec, project_id, extra_variables=[by])
     resource = {"filters": spec.model_dump(mode="json"), "by": by}
+    spec, restrict = _check_mart_scope(gov, engine, principal, "mart.count", spec, project_id, extra_variables=[by])
     grant = gov.authorize(
         principal, "mart.count", project_id=project_id, detail={"resource": resource, "channel": channel}
     )
     try:
-        return breakdown(engine, spec, by, allowed_raw=grant.raw_counts)
+        return breakdown(engine, spec, by, allowed_raw=grant.raw_counts, restrict=restrict)
     except FilterError as error:
         raise InvalidRequest(f"mart filter: {error}") from None
 
@@ -571,14 +770,16 @@ def create_extract(
     if on_low_k not in ("refuse", "generalize"):
         raise InvalidRequest(f"on_low_k must be refuse or generalize, got {on_low_k!r}")
     scope = gov.project_scope(project_id)
+    policy = RowPolicy.of(scope)
     cohort = None
     if cohort_definition_id is not None:
-        generated = _generated_hash(engine, cohort_definition_id)
+        stored = _cohort_id(engine, project_id, cohort_definition_id, policy)
+        generated = _generated_hash(engine, stored)
         if generated is None or (scope.cohort_hash and generated != scope.cohort_hash):
             raise InvalidRequest(
                 f"cohort {cohort_definition_id} was not generated from project {project_id}'s definition"
             )
-        cohort = ("cohort", int(cohort_definition_id))
+        cohort = ("cohort", stored)
     elif scope.cohort_hash:
         raise InvalidRequest(f"project {project_id} is scoped to a cohort: generate it and give its cohort id")
     grant = gov.authorize(
@@ -588,9 +789,21 @@ def create_extract(
     )  # fmt: skip
     if not grant.row_level or not grant.pseudonymized:
         raise AccessDenied("extract.create", "extracts are pseudonymized row-level data: the grant does not allow it")
-    policy = ExtractPolicy(
+    extract_policy = ExtractPolicy(
         project_id=project_id, key=gov.project_key(project_id), date_shift_days=PROJECT_DATE_SHIFT_DAYS,
         k_min=k_min, on_low_k=on_low_k,
     )  # fmt: skip
-    return build_extract(engine, cohort=cohort, variables=list(scope.variables) or None, policy=policy,
-                         out_dir=Path(out_dir), fmt=fmt)  # fmt: skip
+    return build_extract(engine, cohort=cohort, variables=list(scope.variables) or None, policy=extract_policy,
+                         out_dir=Path(out_dir), fmt=fmt, person_ids=_scope_mart_persons(engine, policy))  # fmt: skip
+
+
+def _scope_mart_persons(engine: Engine, policy: RowPolicy) -> list[int] | None:
+    """The mart's persons of the project's sites and period (``None``: the scope restricts neither)."""
+    from massalia.health.marts.builder import MART_TABLE
+
+    restrict = RowPolicy(policy.sites, policy.period_start, policy.period_end).predicate(MART_SCOPE)
+    if restrict is None:
+        return None
+    mart = exp.to_table(MART_TABLE).as_(MART_ALIAS)
+    query = exp.select(exp.column("person_id", table=MART_ALIAS)).from_(mart).where(restrict)
+    return [int(v) for v in engine.query(query).column(0).to_pylist()]

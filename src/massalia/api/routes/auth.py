@@ -75,7 +75,7 @@ def client_address(request: Request) -> str:
 
 
 def _open_session(context: Context, response: Response, principal: Principal) -> dict[str, Any]:
-    session_id, session = context.sessions.create(principal)
+    session_id, session = context.sessions.create(principal, epoch=context.governance.session_epoch(principal))
     secure = context.settings.https
     max_age = int(context.settings.session_ttl)
     response.set_cookie(

@@ -1,11 +1,17 @@
-"""Research projects and their access requests (filed by members, decided by a DPO)."""
+"""Research projects, their members and access requests (filed by members, decided and revoked by a DPO).
+
+Separation of duties is enforced by the governance service: nobody decides a request they filed or a
+project they belong to, nobody adds themself, and a member added once a request is filed waits for a
+DPO's approval.
+"""
 
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter
+from fastapi import Path as PathParam
 from pydantic import BaseModel, Field
 
 from massalia.api.deps import Caller, Context, action
@@ -54,11 +60,21 @@ class DecisionBody(BaseModel):
     reason: str = Field(min_length=1, max_length=5000)
 
 
+class RevocationBody(BaseModel):
+    """Why a DPO revokes an approval."""
+
+    reason: str = Field(min_length=1, max_length=5000)
+
+
+Username = Annotated[str, PathParam(min_length=2, max_length=64)]
+
+
 def project_json(project: Project) -> dict[str, Any]:
     """A project as JSON."""
     return {
         "id": project.id, "title": project.title, "purpose": project.purpose, "owner": project.owner,
-        "members": list(project.members), "scope": project.scope.to_json(), "access_level": project.access_level,
+        "members": list(project.members), "pending_members": list(project.pending_members),
+        "scope": project.scope.to_json(), "access_level": project.access_level,
         "expires": project.expires.isoformat(), "status": project.status,
         "created_at": project.created_at.isoformat(),
         "approved_at": project.approved_at.isoformat() if project.approved_at else None,
@@ -72,6 +88,9 @@ def request_json(request: AccessRequest) -> dict[str, Any]:
         "justification": request.justification, "filed_at": request.filed_at.isoformat(), "status": request.status,
         "decided_by": request.decided_by,
         "decided_at": request.decided_at.isoformat() if request.decided_at else None, "reason": request.reason,
+        "revoked_by": request.revoked_by,
+        "revoked_at": request.revoked_at.isoformat() if request.revoked_at else None,
+        "revoke_reason": request.revoke_reason,
     }  # fmt: skip
 
 
@@ -106,8 +125,23 @@ def get_project(project_id: int, context: Context, caller: Caller) -> dict[str, 
 
 @router.post("/projects/{project_id}/members", **action("project.add_member"))
 def add_member(project_id: int, body: MemberBody, context: Context, caller: Caller) -> dict[str, Any]:
-    """Add a user to a project (admins, DPOs, or a member)."""
+    """Add a user to a project (its owner, a DPO or an admin; never oneself).
+
+    Once a request is filed or approved the new member is ``pending``: no data access until a DPO approves.
+    """
     return project_json(context.governance.add_member(project_id, body.username, actor=caller))
+
+
+@router.post("/projects/{project_id}/members/{username}/approval", **action("project.approve_member"))
+def approve_member(project_id: int, username: Username, context: Context, caller: Caller) -> dict[str, Any]:
+    """Approve a pending member (a DPO who is neither a member nor the one who added them)."""
+    return project_json(context.governance.approve_member(project_id, username, actor=caller))
+
+
+@router.delete("/projects/{project_id}/members/{username}", **action("project.remove_member"))
+def remove_member(project_id: int, username: Username, context: Context, caller: Caller) -> dict[str, Any]:
+    """Remove a member (the owner, a DPO, an admin, or the member leaving); their access ends at once."""
+    return project_json(context.governance.remove_member(project_id, username, actor=caller))
 
 
 @router.post("/projects/{project_id}/requests", status_code=201, **action("request.file"))
@@ -126,3 +160,9 @@ def list_requests(context: Context, caller: Caller, limit: Limit = DEFAULT_LIMIT
 def decide_request(request_id: int, body: DecisionBody, context: Context, caller: Caller) -> dict[str, Any]:
     """Approve or reject an access request (DPOs only); approval opens the project's data access."""
     return request_json(context.governance.decide_request(request_id, body.approve, body.reason, actor=caller))
+
+
+@router.post("/requests/{request_id}/revocation", **action("request.revoke"))
+def revoke_request(request_id: int, body: RevocationBody, context: Context, caller: Caller) -> dict[str, Any]:
+    """Revoke an approved request (DPOs, never for their own project); the project loses data access at once."""
+    return request_json(context.governance.revoke_request(request_id, body.reason, actor=caller))

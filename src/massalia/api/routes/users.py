@@ -1,10 +1,14 @@
-"""Local user accounts (admins create them; admins and DPOs list them). Passwords are never returned."""
+"""Local user accounts (admins create, disable and re-role them; admins and DPOs list them).
+
+Passwords are never returned. Disabling an account or changing its roles ends its sessions at once.
+"""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
 from fastapi import APIRouter
+from fastapi import Path as PathParam
 from pydantic import BaseModel, Field
 
 from massalia.api.deps import Caller, Context, action
@@ -47,4 +51,34 @@ def create_user(body: UserBody, context: Context, caller: Caller) -> dict[str, A
         body.username, body.password, roles=body.roles, site=body.site, actor=caller, email=body.email,
         display_name=body.display_name,
     )  # fmt: skip
+    return {"username": principal.subject, "roles": sorted(r.value for r in principal.roles), "site": principal.site}
+
+
+Username = Annotated[str, PathParam(min_length=2, max_length=64)]
+
+
+class RolesBody(BaseModel):
+    """The roles an account will hold (replacing its current ones)."""
+
+    roles: list[Role] = Field(min_length=1, max_length=6)
+
+
+@router.post("/{username}/disable", **action("user.disable"))
+def disable_user(username: Username, context: Context, caller: Caller) -> dict[str, Any]:
+    """Disable an account (admins, never their own): its password, tokens and open sessions stop working."""
+    context.governance.set_disabled(username, True, actor=caller)
+    return {"username": username, "disabled": True}
+
+
+@router.post("/{username}/enable", **action("user.disable"))
+def enable_user(username: Username, context: Context, caller: Caller) -> dict[str, Any]:
+    """Re-enable a disabled account (admins, never their own); its old sessions stay ended."""
+    context.governance.set_disabled(username, False, actor=caller)
+    return {"username": username, "disabled": False}
+
+
+@router.put("/{username}/roles", **action("user.set_roles"))
+def set_roles(username: Username, body: RolesBody, context: Context, caller: Caller) -> dict[str, Any]:
+    """Replace an account's roles (admins, never their own); its open sessions end."""
+    principal = context.governance.set_roles(username, body.roles, actor=caller)
     return {"username": principal.subject, "roles": sorted(r.value for r in principal.roles), "site": principal.site}

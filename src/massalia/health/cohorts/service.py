@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
+from sqlglot import exp
 
 from massalia.engine import Engine
 from massalia.engine.base import HOUSE_DIALECT, check_identifier
@@ -117,8 +118,13 @@ def generate_cohort(
     *,
     table: str = "cohort",
     materialize: bool | None = None,
+    restrict: exp.Expression | None = None,
 ) -> CohortGeneration:
     """Build the cohort and write its rows to ``table`` (replacing this id's rows), recording its provenance.
+
+    ``restrict`` is a row-level condition over the generated rows (columns ``generated.subject_id``,
+    ``generated.cohort_start_date``...), e.g. a project's scope from :mod:`massalia.governance.policy`:
+    only the rows it keeps are written, and the counts are those of the rows written.
 
     Examples
     --------
@@ -129,7 +135,9 @@ def generate_cohort(
     >>> generate_cohort(engine, import_circe('{"PrimaryCriteria": {"CriteriaList": [{"Death": {}}]}}')).persons
     0
     """
-    generation, _ = _generate(engine, definition, cohort_definition_id, table=table, materialize=materialize)
+    generation, _ = _generate(
+        engine, definition, cohort_definition_id, table=table, materialize=materialize, restrict=restrict
+    )
     return generation
 
 
@@ -165,11 +173,16 @@ def _generate(
     materialize: bool | None,
     analyze: bool = False,
     threshold: int = DEFAULT_THRESHOLD,
+    restrict: exp.Expression | None = None,
 ) -> tuple[CohortGeneration, CohortAnalysis | None]:
     check_identifier(table)
     compiled = compile_cohort(definition, cohort_definition_id)
     if materialize is None:
         materialize = engine.name in MATERIALIZING_ENGINES
+    if restrict is not None and not engine.capabilities.transactions:
+        # The rows of the Spark path come back as Arrow, where a SQL restriction cannot run: refuse.
+        raise ValueError(f"a restricted (project-scoped) cohort generation needs transactions; {engine.name} has none")
+    where = f" WHERE {engine.render(restrict)}" if restrict is not None else ""
     if not engine.capabilities.transactions:  # Spark: the rows come back, the tables are rewritten
         rows = run_step(engine, compiled, "cohort", materialize=materialize).cast(_COHORT_SCHEMA)
         mask = run_step(engine, compiled, "qualified_mask", materialize=materialize) if analyze else None
@@ -207,7 +220,7 @@ def _generate(
             columns = ", ".join(COHORT_COLUMNS)
             engine.execute_native(f"DELETE FROM {table} WHERE cohort_definition_id = {int(cohort_definition_id)}")
             engine.execute_native(
-                f"INSERT INTO {table} ({columns}) SELECT {columns} FROM ({source}) generated"
+                f"INSERT INTO {table} ({columns}) SELECT {columns} FROM ({source}) generated{where}"
                 " ORDER BY subject_id, cohort_start_date"
             )
             counts = engine.query_native(

@@ -272,8 +272,12 @@ def compile_filter(spec: FilterSpec, catalogue: Catalogue | None = None, *, tabl
     return exp.and_(*conditions) if len(conditions) > 1 else conditions[0]
 
 
-def _base_query(engine: Engine, spec: FilterSpec, catalogue: Catalogue) -> exp.Select:
+def _base_query(
+    engine: Engine, spec: FilterSpec, catalogue: Catalogue, restrict: exp.Expression | None = None
+) -> exp.Select:
     condition = compile_filter(spec, catalogue)
+    if restrict is not None:  # a project's row-level scope (massalia.governance.policy), over alias "m"
+        condition = exp.and_(condition, restrict) if condition is not None else restrict
     if not engine.table_exists(MART_TABLE):
         raise FilterError(f"the mart is not built on this warehouse: run 'massalia mart build' first ({MART_TABLE})")
     if spec.cohort_definition_id is not None and not engine.table_exists("cohort"):
@@ -289,8 +293,9 @@ def count_persons(
     catalogue: Catalogue | None = None,
     threshold: int = DEFAULT_THRESHOLD,
     allowed_raw: bool = False,
+    restrict: exp.Expression | None = None,
 ) -> CountResult:
-    """Number of persons of the mart matching ``spec``, small counts masked.
+    """Number of persons of the mart matching ``spec`` (and ``restrict``, a row-level scope), small counts masked.
 
     Examples
     --------
@@ -299,7 +304,7 @@ def count_persons(
     31
     """
     catalogue = catalogue or load_catalogue()
-    query = _base_query(engine, spec, catalogue).select(exp.Count(this=exp.Star()).as_("n"))
+    query = _base_query(engine, spec, catalogue, restrict).select(exp.Count(this=exp.Star()).as_("n"))
     raw = int(engine.scalar(query) or 0)  # type: ignore[arg-type]
     shown = suppress_count(raw, threshold, allowed_raw=allowed_raw)
     return CountResult(count=shown, threshold=threshold, suppressed=shown is None)
@@ -313,8 +318,9 @@ def breakdown(
     catalogue: Catalogue | None = None,
     threshold: int = DEFAULT_THRESHOLD,
     allowed_raw: bool = False,
+    restrict: exp.Expression | None = None,
 ) -> Breakdown:
-    """Counts of the matching persons by value of the category or boolean variable ``by``.
+    """Counts of the matching persons (and ``restrict``, a row-level scope) by value of the variable ``by``.
 
     Every value of a category appears (0 when absent); cells are masked with complementary
     suppression so that no small cell can be derived from the total.
@@ -328,7 +334,7 @@ def breakdown(
         raise FilterError(f"breakdown: {by} is {variable.type.value}; break down by a category or boolean variable")
     column = exp.column(variable.name, table="m")
     query = (
-        _base_query(engine, spec, catalogue)
+        _base_query(engine, spec, catalogue, restrict)
         .select(column.as_("value"), exp.Count(this=exp.Star()).as_("n"))
         .group_by(column)
     )
