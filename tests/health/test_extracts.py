@@ -209,7 +209,7 @@ def test_k_below_minimum_is_refused_and_nothing_is_written(engine: DuckDBEngine,
     assert refused.value.report.k < 5 and refused.value.report.records_below > 0
     assert not tmp_path.exists() or not any(tmp_path.iterdir())
     # Capped so tightly that generalization cannot help: refused too.
-    capped = policy(max_levels={name: 0 for name in ROLES}, max_suppression=0.0)
+    capped = policy(max_levels=dict.fromkeys(ROLES, 0), max_suppression=0.0)
     with pytest.raises(ExtractRefused, match="generalization failed"):
         extract(engine, tmp_path, policy=capped)
     assert not tmp_path.exists() or not any(tmp_path.iterdir())
