@@ -194,14 +194,15 @@ def pseudonymized_table(
         release = release_of(column_name, column.type, table=name)
         if release is Release.PSEUDONYM:
             columns.append(pa.array([pseudonym] * rows, pa.string()))
+        elif release is Release.ORDINAL and column_name == f"{name}_id":
+            # The record's own id (a visit's too: its ``record`` is the ``visit`` number others refer to).
+            columns.append(pa.array(range(1, rows + 1), pa.int64()))
+            column_name = RECORD
         elif release is Release.ORDINAL and column_name in VISIT_REFERENCES:
             mapping = visits or {}
             values = [mapping.get(int(v)) if v is not None else None for v in column.to_pylist()]
             columns.append(pa.array(values, pa.int64()))
             column_name = VISIT_REFERENCES[column_name]
-        elif release is Release.ORDINAL:
-            columns.append(pa.array(range(1, rows + 1), pa.int64()))
-            column_name = RECORD
         elif release is Release.SHIFTED_DATE:
             columns.append(shift_dates(column.combine_chunks(), shifts))
         elif release is Release.DATE_PART and birth is not None:
