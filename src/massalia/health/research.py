@@ -39,6 +39,7 @@ from massalia.health.cohorts.service import (
     run_step,
 )
 from massalia.health.cohorts.suppression import DEFAULT_THRESHOLD, suppress_count
+from massalia.health.extracts import ExtractPolicy, ExtractResult, build_extract
 from massalia.health.pseudonymized import pseudonymized_record, pseudonymized_table, shift_value, visit_ordinals
 
 PROJECT_DATE_SHIFT_DAYS = 365
@@ -510,13 +511,13 @@ def create_extract(
     k_min: int = 5,
     on_low_k: Literal["refuse", "generalize"] = "refuse",
     channel: str | None = None,
-) -> Any:
+) -> ExtractResult:
     """A pseudonymized, k-anonymous extract of the project's cohort and variables, audited before it is built.
 
     Only members of an approved pseudonymized project may; pseudonyms and date shifts use the project's secret.
+    k counts every released column (``docs/extracts.md``): keep the project's variables few, or pass
+    ``on_low_k="generalize"`` to let dates, durations and rare values coarsen until ``k_min`` holds.
     """
-    from massalia.health.extracts import ExtractPolicy, build_extract  # helper E's extract builder
-
     if fmt not in ("parquet", "csv"):
         raise InvalidRequest(f"extract format must be parquet or csv, got {fmt!r}")
     if on_low_k not in ("refuse", "generalize"):
