@@ -457,7 +457,9 @@ def _shift_dates(table: pa.Table, ids: pa.ChunkedArray, policy: ExtractPolicy, p
                 treatments[name]["treatment"] = f"dropped: its timestamp {source} is not shifted"
                 continue
             released[name] = pc.cast(_PARTS[unit](moved[source]), pa.int32())
-        elif treatments[name]["role"] == "date" and not is_temporal(table.schema.field(name).type) and shifts:
+        elif (
+            treatments[name]["role"] == "date" and not is_temporal(table.schema.field(name).type) and shifts is not None
+        ):
             # A date held as text or a number cannot be moved: released as is it would give the shift away.
             treatments[name]["treatment"] = "dropped: a date that is not of a date type cannot be shifted"
         else:
