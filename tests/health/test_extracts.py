@@ -199,7 +199,9 @@ def test_no_direct_identifier_in_any_cell(engine: DuckDBEngine, tmp_path: Path) 
     assert not [secret for secret in secrets if secret in raw]
     cells = [cell for line in raw.splitlines()[1:] for cell in line.split(",")]
     assert not person_ids & {cell.strip('"') for cell in cells[:: len(parquet_table.column_names)]}
-    assert {entry["name"] for entry in manifest["dropped"]} == {"person_source_value", "location_source_value"}
+    dropped = {entry["name"]: entry["treatment"] for entry in manifest["dropped"]}
+    assert set(dropped) == {"person_source_value", "location_source_value", "care_site_id"}
+    assert dropped["care_site_id"] == "dropped: warehouse key"
     assert KEY_A.decode() not in json.dumps(manifest) and KEY_A.hex() not in json.dumps(manifest)
 
 
@@ -221,7 +223,7 @@ def test_generalized_extract_is_k_anonymous_and_says_how(engine: DuckDBEngine, t
         hierarchies={"year_of_birth": NumberBands((5, 10, 20, 40)), "county": Truncate((1,))},
         max_suppression=0.02,
     )
-    variables = ["gender_concept_id", "year_of_birth", "county", "care_site_id"]
+    variables = ["gender_concept_id", "year_of_birth", "county"]
     out, manifest = extract(engine, tmp_path, variables=variables, policy=chosen)
     k_info = manifest["k_anonymity"]
     assert k_info["quasi_identifiers"] == variables, "every released column counts in k"
@@ -231,13 +233,13 @@ def test_generalized_extract_is_k_anonymous_and_says_how(engine: DuckDBEngine, t
     treatments = {column["name"]: column["treatment"] for column in manifest["columns"]}
     for step in k_info["generalizations"]:
         assert "generalized" in treatments[step["column"]]
-    # Columns left at level 0 are the source's: care_site_id (four sites) per person is unchanged.
-    assert "care_site_id" not in {step["column"] for step in k_info["generalizations"]}
+    # Columns left at level 0 are the source's: the sex concept of each person is unchanged.
+    assert "gender_concept_id" not in {step["column"] for step in k_info["generalizations"]}
     source = originals(engine)
     pseudonyms = pseudonymize(source.column("person_id"), key=KEY_A, project=1).to_pylist()
-    site_of = dict(zip(pseudonyms, source.column("care_site_id").to_pylist(), strict=True))
-    assert all(site_of[p] == s for p, s in zip(out.column(PSEUDONYM_COLUMN).to_pylist(),
-                                                   out.column("care_site_id").to_pylist(), strict=True))  # fmt: skip
+    sex_of = dict(zip(pseudonyms, source.column("gender_concept_id").to_pylist(), strict=True))
+    shown = zip(out.column(PSEUDONYM_COLUMN).to_pylist(), out.column("gender_concept_id").to_pylist(), strict=True)
+    assert all(sex_of[p] == s for p, s in shown)
 
 
 def test_csv_and_parquet_round_trip(engine: DuckDBEngine, tmp_path: Path) -> None:

@@ -5,7 +5,8 @@ the requested variables, and releases them under an ``ExtractPolicy``:
 
 1. **direct identifiers removed** — every column whose disclosure role is ``identifier``, every column
    the policy lists in ``drop``, and whatever is named like a direct identifier (``person_source_value``,
-   names, IPP/NIP/NIR, addresses, e-mail, phone, free text), whatever its role says;
+   names, IPP/NIP/NIR, addresses, e-mail, phone, free text), whatever its role says, and every
+   warehouse key (``*_id`` other than a vocabulary ``*_concept_id``);
 2. **person id replaced** by the project's keyed pseudonym (``person_pseudonym``);
 3. **dates shifted** — every date and timestamp column moves by the person's keyed shift; date parts
    (``year_of_birth``, ``year_of_diagnosis``...) are derived from the shifted date, or dropped when
@@ -239,6 +240,18 @@ def is_direct_identifier(name: str) -> bool:
     return lowered in DIRECT_IDENTIFIERS or bool(_DIRECT_PATTERN.search(lowered))
 
 
+def is_warehouse_key(name: str) -> bool:
+    """Whether a column is a warehouse key (``*_id`` but not a vocabulary ``*_concept_id``): never released.
+
+    Examples
+    --------
+    >>> is_warehouse_key("care_site_id"), is_warehouse_key("primary_concept_id"), is_warehouse_key("stage_group")
+    (True, False, False)
+    """
+    lowered = name.lower()
+    return lowered.endswith("_id") and not lowered.endswith("_concept_id")
+
+
 def _check_roles(roles: Mapping[str, str]) -> dict[str, str]:
     bad = {name: role for name, role in roles.items() if role not in ROLES}
     if bad:
@@ -373,6 +386,10 @@ def _plan(
             continue
         if name in policy.drop:
             treatments[name] = {"role": role or "identifier", "treatment": "dropped: listed in the policy's drop"}
+            continue
+        if is_warehouse_key(name):
+            # A warehouse key (visit, provider, site, record...) joins the file back to the warehouse.
+            treatments[name] = {"role": role or "identifier", "treatment": "dropped: warehouse key"}
             continue
         if role is None:
             raise ExtractError(
