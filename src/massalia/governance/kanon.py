@@ -588,29 +588,25 @@ def _greedy(ladders: _Ladders, k: int, budget: int) -> dict[str, int] | None:
     total = sum(ladders.weights.values()) or 1.0
     order: list[str] = []
     while below > budget:
-        steps = {name: ladders.next_level(name, levels[name]) for name in names}
-        candidates = [name for name, step in steps.items() if step is not None]
+        nexts = {name: ladders.next_level(name, levels[name]) for name in names}
+        steps = {name: step for name, step in nexts.items() if step is not None}
+        candidates = list(steps)
         if not candidates:
             return None
         scores: dict[str, tuple[float, float, int]] = {}
         outcome: dict[str, int] = {}
         others = ladders.keys_without_each(levels)
         for position, name in enumerate(candidates):
-            outcome[name] = ladders.below_with(others[name], name, steps[name], k)  # type: ignore[arg-type]
+            outcome[name] = ladders.below_with(others[name], name, steps[name], k)
             # The loss is a weighted mean over columns: a one-column move changes one term only.
-            cost = (
-                ladders.weights[name]
-                * (
-                    ladders.column_loss(name, steps[name]) - ladders.column_loss(name, levels[name])  # type: ignore[arg-type]
-                )
-                / total
-            )
+            change = ladders.column_loss(name, steps[name]) - ladders.column_loss(name, levels[name])
+            cost = ladders.weights[name] * change / total
             gain = below - outcome[name]
             ratio = gain / cost if cost > 0 else (math.inf if gain > 0 else 0.0)
             # Most records rescued per unit of loss; then the cheaper step; then the column order.
             scores[name] = (-ratio, cost, position)
         chosen = min(candidates, key=scores.__getitem__)
-        levels[chosen] = steps[chosen]  # type: ignore[assignment] (candidates have a step)
+        levels[chosen] = steps[chosen]
         order.append(chosen)
         below = outcome[chosen]
     # Walk back: undo steps (latest first) that are not needed to stay within the budget.
