@@ -205,3 +205,36 @@ def test_two_projects_extracts_do_not_link_beyond_one_in_k(
         assert expected_links <= len(pseudo_a) / k + 1e-9, f"joining on {names} links {expected_links:.1f} records"
         tried += 1
     assert tried > min(100, 2 ** len(shared) - 2)
+
+
+# A date moves by at most 365 days in each project: two releases of one date differ by at most 730 days.
+SLACK = {"day": 730, "month": 25, "year": 2}
+
+
+def compatible(left: object, right: object) -> bool:
+    """Whether two projects' releases of one value can be the same person's: equal, or dates within the shifts."""
+    a, b = _as_day_number(left), _as_day_number(right)
+    if a is not None and b is not None and a[0] == b[0]:
+        return abs(a[1] - b[1]) <= SLACK[a[0]]
+    return repr(left) == repr(right)
+
+
+def test_a_join_that_allows_for_the_shifts_links_no_more(source: Engine, tmp_path: Path) -> None:
+    """The attacker knows both shifts are within ±365 days and joins dates on 'close enough', not equality."""
+    variables = VARIABLE_SETS["narrow"]
+    first, k_first = released(source, tmp_path / "a", 1, KEY_A, variables)
+    second, k_second = released(source, tmp_path / "b", 2, KEY_B, variables)
+    k = min(k_first, k_second)
+    ids = source.query(f"SELECT subject_id FROM cohort WHERE cohort_definition_id = {COHORT}").column(0)
+    to_b = dict(zip(pseudonymize(ids, key=KEY_A, project=1).to_pylist(),
+                    pseudonymize(ids, key=KEY_B, project=2).to_pylist(), strict=True))  # fmt: skip
+    rows_a, rows_b = first.to_pylist(), second.to_pylist()
+    columns = [name for name in first.column_names if name != PSEUDONYM_COLUMN]
+    for names in combinations(columns, len(columns)):
+        expected_links = 0.0
+        for row in rows_a:
+            found = [b[PSEUDONYM_COLUMN] for b in rows_b if all(compatible(row[n], b[n]) for n in names)]
+            assert len(found) != 1, f"a shift-tolerant join on {names} singles out {row[PSEUDONYM_COLUMN]}"
+            if to_b[row[PSEUDONYM_COLUMN]] in found:
+                expected_links += 1 / len(found)
+        assert expected_links <= len(rows_a) / k + 1e-9, f"joining on {names} links {expected_links:.1f} records"
