@@ -133,13 +133,15 @@ def test_cohort_explain_is_audited_before_it_shows_anything(tmp_path: Path, refe
     refused = runner.invoke(app, args)
     assert refused.exit_code != 0, "a purpose is required to look at one person's records"
     assert not (home / "ledger").exists()
-    shown = runner.invoke(app, [*args, "--purpose", "check inclusion of a screened patient"])
-    assert shown.exit_code == 0, shown.output
+    # The local operator gets no per-person verdict without a project (issue 10 §2); the refusal is audited.
+    denied = runner.invoke(app, [*args, "--purpose", "check inclusion of a screened patient"])
+    assert denied.exit_code != 0 and "in the cohort" not in denied.output, denied.output
     from massalia.ledger import TransparencyLog
 
     with TransparencyLog(home / "ledger", readonly=True) as log:
         entry = log.get(0).entry
         assert log.size == 1 and log.verify().ok
-    assert entry["action"] == "cohort.explain" and entry["resource"]["person_id"] == 42
+    assert entry["action"] == "cohort.explain" and entry["decision"] == "denied"
+    assert entry["resource"]["person_id"] == 42
     assert entry["purpose"] == "check inclusion of a screened patient"
     assert runner.invoke(app, ["audit", "verify", "--home", str(home)]).exit_code == 0

@@ -120,6 +120,26 @@ def test_a_project_member_sees_pseudonymized_records_by_pseudonym(api_world: Api
     assert ledger_size(api_world) == before + 2
 
 
+def test_the_date_parts_of_a_pseudonymized_view_do_not_give_the_shift_away(api_world: ApiWorld, nord: int) -> None:
+    """Issue 10 §2: real year/month/day of birth beside the shifted birth_datetime gave the shift away."""
+    project = api_world.own_project
+    pseudonym = pseudonymize([nord], key=api_world.gov.project_key(project), project=project)[0].as_py()
+    body = {"person": pseudonym, "purpose": PURPOSE, "project_id": project}
+    (row,) = api_world.client("researcher").post(URL, json=body).json()["tables"]["person"]["rows"]
+    (real,) = (
+        api_world.client("clinician")
+        .post(URL, json={"person": nord, "purpose": PURPOSE})
+        .json()["tables"]["person"]["rows"]
+    )
+    shown_birth = dt.datetime.fromisoformat(row["birth_datetime"]).date()
+    parts = dt.date(row["year_of_birth"], row["month_of_birth"], row["day_of_birth"])
+    assert (shown_birth - parts).days == 0, "the date parts reveal the person's shift"
+    assert parts != dt.date(real["year_of_birth"], real["month_of_birth"], real["day_of_birth"])
+    assert set(row) <= {"person_id", "record", "year_of_birth", "month_of_birth", "day_of_birth", "birth_datetime"} | {
+        name for name in row if name.endswith("_concept_id")
+    }
+
+
 def test_everybody_else_is_refused_and_audited(api_world: ApiWorld, nord: int) -> None:
     for role, project in (("researcher", None), ("researcher", api_world.other_project), ("dpo", None),
                           ("admin", None), ("public", None)):  # fmt: skip

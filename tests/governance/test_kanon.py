@@ -301,3 +301,22 @@ def test_levels_that_merge_nothing_are_skipped_and_not_reported() -> None:
         assert result.levels == {"sex": 0, "age": 1}, result.search
         assert [entry["column"] for entry in result.applied] == ["age"]
         assert result.table.column("sex").equals(table.column("sex"))
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    columns=st.lists(st.lists(st.integers(0, 30), min_size=25, max_size=25), min_size=1, max_size=6),
+    k=st.integers(1, 6),
+)
+def test_the_greedy_search_s_one_fold_per_column_counts_what_a_full_grouping_counts(
+    columns: list[list[int]], k: int
+) -> None:
+    """The greedy step's shortcut (prefix/suffix folds) must count exactly the records below k."""
+    table = pa.table({f"c{i}": values for i, values in enumerate(columns)})
+    ladders = kanon._Ladders(table, table.column_names, GeneralizationPolicy())
+    levels = {name: i % 3 for i, name in enumerate(table.column_names)}
+    others = ladders.keys_without_each(levels)
+    for name in table.column_names:
+        for level in range(ladders.caps[name] + 1):
+            expected = ladders.below({**levels, name: level}, k)[0]
+            assert ladders.below_with(others[name], name, level, k) == expected

@@ -147,7 +147,8 @@ def test_two_projects_extracts_of_the_same_cohort_share_no_id(engine: DuckDBEngi
 
 
 def test_dates_shift_per_person_and_intervals_are_kept(engine: DuckDBEngine, tmp_path: Path) -> None:
-    out, manifest = extract(engine, tmp_path, policy=policy(on_low_k="generalize", max_suppression=0.0))
+    # k_min=1 releases the shifted values as they are, to check the shift itself.
+    out, manifest = extract(engine, tmp_path, policy=policy(k_min=1, max_suppression=0.0))
     source = originals(engine)
     pseudonyms = pseudonymize(source.column("person_id"), key=KEY_A, project=1).to_pylist()
     by_pseudonym = dict(zip(pseudonyms, source.to_pylist(), strict=True))
@@ -160,12 +161,15 @@ def test_dates_shift_per_person_and_intervals_are_kept(engine: DuckDBEngine, tmp
         (shift,) = set(moved.values())  # one shift for every date of a person
         assert 1 <= abs(shift) <= 365
         assert row["birth_datetime"] - original["birth_datetime"] == dt.timedelta(days=shift)
+        # The year of birth is the shifted birth date's, never the real one beside a shifted date.
+        assert row["year_of_birth"] == row["birth_datetime"].year
         if original["death_date"] is not None:
             assert row["death_date"] - row["birth_date"] == original["death_date"] - original["birth_date"]
         shifts[shift > 0] += 1
     assert shifts[True] > 200 and shifts[False] > 200
     treatments = {column["name"]: column["treatment"] for column in manifest["columns"]}
     assert all(treatments[name].startswith("date-shifted") for name in [*DATES, "birth_datetime"])
+    assert treatments["year_of_birth"] == "derived: year of the shifted birth_date"
 
 
 def test_no_direct_identifier_in_any_cell(engine: DuckDBEngine, tmp_path: Path) -> None:
@@ -195,7 +199,9 @@ def test_no_direct_identifier_in_any_cell(engine: DuckDBEngine, tmp_path: Path) 
     assert not [secret for secret in secrets if secret in raw]
     cells = [cell for line in raw.splitlines()[1:] for cell in line.split(",")]
     assert not person_ids & {cell.strip('"') for cell in cells[:: len(parquet_table.column_names)]}
-    assert {entry["name"] for entry in manifest["dropped"]} == {"person_source_value", "location_source_value"}
+    dropped = {entry["name"]: entry["treatment"] for entry in manifest["dropped"]}
+    assert set(dropped) == {"person_source_value", "location_source_value", "care_site_id"}
+    assert dropped["care_site_id"] == "dropped: warehouse key"
     assert KEY_A.decode() not in json.dumps(manifest) and KEY_A.hex() not in json.dumps(manifest)
 
 
@@ -205,7 +211,7 @@ def test_k_below_minimum_is_refused_and_nothing_is_written(engine: DuckDBEngine,
     assert refused.value.report.k < 5 and refused.value.report.records_below > 0
     assert not tmp_path.exists() or not any(tmp_path.iterdir())
     # Capped so tightly that generalization cannot help: refused too.
-    capped = policy(max_levels={"gender_concept_id": 0, "year_of_birth": 1, "county": 0}, max_suppression=0.0)
+    capped = policy(max_levels=dict.fromkeys(ROLES, 0), max_suppression=0.0)
     with pytest.raises(ExtractRefused, match="generalization failed"):
         extract(engine, tmp_path, policy=capped)
     assert not tmp_path.exists() or not any(tmp_path.iterdir())
@@ -217,22 +223,23 @@ def test_generalized_extract_is_k_anonymous_and_says_how(engine: DuckDBEngine, t
         hierarchies={"year_of_birth": NumberBands((5, 10, 20, 40)), "county": Truncate((1,))},
         max_suppression=0.02,
     )
-    out, manifest = extract(engine, tmp_path, policy=chosen)
-    quasi = ["gender_concept_id", "year_of_birth", "county"]
+    variables = ["gender_concept_id", "year_of_birth", "county"]
+    out, manifest = extract(engine, tmp_path, variables=variables, policy=chosen)
     k_info = manifest["k_anonymity"]
-    assert k_info["quasi_identifiers"] == quasi
-    assert brute_force_k(out, quasi) == k_info["k"] >= 10
+    assert k_info["quasi_identifiers"] == variables, "every released column counts in k"
+    assert brute_force_k(out, variables) == k_info["k"] >= 10
     assert k_info["generalizations"], "600 patients are not 10-anonymous on raw year of birth and county"
     assert k_info["suppressed_records"] == 600 - out.num_rows <= 12
     treatments = {column["name"]: column["treatment"] for column in manifest["columns"]}
     for step in k_info["generalizations"]:
-        assert treatments[step["column"]].startswith("generalized")
-    # Non-quasi columns are the source's (dates aside, shifted): care_site_id per person is unchanged.
+        assert "generalized" in treatments[step["column"]]
+    # Columns left at level 0 are the source's: the sex concept of each person is unchanged.
+    assert "gender_concept_id" not in {step["column"] for step in k_info["generalizations"]}
     source = originals(engine)
     pseudonyms = pseudonymize(source.column("person_id"), key=KEY_A, project=1).to_pylist()
-    site_of = dict(zip(pseudonyms, source.column("care_site_id").to_pylist(), strict=True))
-    assert all(site_of[p] == s for p, s in zip(out.column(PSEUDONYM_COLUMN).to_pylist(),
-                                                   out.column("care_site_id").to_pylist(), strict=True))  # fmt: skip
+    sex_of = dict(zip(pseudonyms, source.column("gender_concept_id").to_pylist(), strict=True))
+    shown = zip(out.column(PSEUDONYM_COLUMN).to_pylist(), out.column("gender_concept_id").to_pylist(), strict=True)
+    assert all(sex_of[p] == s for p, s in shown)
 
 
 def test_csv_and_parquet_round_trip(engine: DuckDBEngine, tmp_path: Path) -> None:
@@ -261,10 +268,10 @@ def test_variables_and_policy_drop(engine: DuckDBEngine, tmp_path: Path) -> None
         engine,
         tmp_path,
         variables=["year_of_birth", "death_date", "care_site_id"],
-        policy=policy(drop=["care_site_id"], quasi_identifiers=["year_of_birth"]),
+        policy=policy(drop=["care_site_id"]),
     )
     assert out.column_names == [PSEUDONYM_COLUMN, "year_of_birth", "death_date"]
-    assert manifest["k_anonymity"]["quasi_identifiers"] == ["year_of_birth"]
+    assert manifest["k_anonymity"]["quasi_identifiers"] == ["year_of_birth", "death_date"]
     assert [d["name"] for d in manifest["dropped"]] == ["care_site_id"]
 
 
@@ -275,7 +282,7 @@ def test_timestamps_dropped_when_not_shifted(engine: DuckDBEngine, tmp_path: Pat
 
 
 def test_without_date_shift_dates_are_kept(engine: DuckDBEngine, tmp_path: Path) -> None:
-    out, manifest = extract(engine, tmp_path, variables=["birth_date"], policy=policy(date_shift_days=None))
+    out, manifest = extract(engine, tmp_path, variables=["birth_date"], policy=policy(date_shift_days=None, k_min=1))
     assert sorted(out.column("birth_date").to_pylist()) == sorted(originals(engine).column("birth_date").to_pylist())
     assert manifest["date_shift"] is None
 
@@ -295,7 +302,6 @@ def test_without_date_shift_dates_are_kept(engine: DuckDBEngine, tmp_path: Path)
         ({"column_roles": {k: v for k, v in ROLES.items() if k != "county"}}, "'county' .* has no disclosure role"),
         ({"source_table": "concept"}, "no person_id column"),
         ({"source_table": "death"}, "has no disclosure role"),
-        ({"policy": policy(quasi_identifiers=["age"])}, r"quasi-identifier\(s\) \['age'\]"),
     ],
 )
 def test_bad_requests_are_refused_clearly(
@@ -361,10 +367,13 @@ def test_research_mart_with_catalogue_roles(engine: DuckDBEngine, tmp_path: Path
     identifiers = {name for name, role in roles.items() if role == "identifier"}
     assert identifiers & set(mart.column_names) and not identifiers & set(out.column_names)
     quasi = result.manifest["k_anonymity"]["quasi_identifiers"]
-    assert set(quasi) == {name for name in out.column_names if roles.get(name) == "quasi_identifier"}
+    assert quasi == [name for name in out.column_names if name != PSEUDONYM_COLUMN]
     assert brute_force_k(out, quasi) == result.k >= 5
     assert mart.num_rows - out.num_rows == result.manifest["k_anonymity"]["suppressed_records"]
-    # Every date of the mart moved by the person's one shift.
+    # Every date of the mart moved by the person's one shift (k_min=1: the shifted values as they are).
+    chosen = ExtractPolicy(project_id=7, key=KEY_A, date_shift_days=365, k_min=1)
+    out = pq.read_table(build_extract(engine, cohort=("cohort", BREAST_COHORT), policy=chosen, out_dir=tmp_path).path)
+    derived = {"year_of_birth": "birth_date", "year_of_diagnosis": "diagnosis_date"}
     pseudonyms = pseudonymize(mart.column("person_id"), key=KEY_A, project=7).to_pylist()
     by_pseudonym = dict(zip(pseudonyms, mart.to_pylist(), strict=True))
     dates = [field.name for field in mart.schema if pa.types.is_date(field.type)]
@@ -374,7 +383,9 @@ def test_research_mart_with_catalogue_roles(engine: DuckDBEngine, tmp_path: Path
         moved = {(row[name] - original[name]).days for name in dates if original[name] is not None}
         assert len(moved) == 1 and 1 <= abs(moved.pop()) <= 365
         for name in out.column_names:
-            if name != PSEUDONYM_COLUMN and name not in dates and name not in quasi:
+            if name in derived:
+                assert row[name] == row[derived[name]].year, name
+            elif name != PSEUDONYM_COLUMN and name not in dates:
                 assert row[name] == original[name], name
 
 
@@ -413,8 +424,8 @@ def test_postgres_extract_equals_duckdb(engine: DuckDBEngine, pg_dsn: str, tmp_p
     assert results[0].manifest["k_anonymity"] == results[1].manifest["k_anonymity"]
 
 
-def test_a_date_declared_quasi_identifier_is_shifted_then_generalized(engine: DuckDBEngine, tmp_path: Path) -> None:
-    chosen = policy(quasi_identifiers=["gender_concept_id", "birth_date"], max_suppression=0.0)
+def test_a_released_date_is_shifted_then_generalized(engine: DuckDBEngine, tmp_path: Path) -> None:
+    chosen = policy(max_suppression=0.0)
     out, manifest = extract(engine, tmp_path, variables=["gender_concept_id", "birth_date"], policy=chosen)
     (step,) = manifest["k_anonymity"]["generalizations"]
     assert step["column"] == "birth_date" and step["hierarchy"] == "DateLevels"

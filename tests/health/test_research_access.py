@@ -189,13 +189,14 @@ def test_clinicians_see_their_own_site_only(setting: Setting) -> None:
         research.explain(gov, engine, setting.clinician, ANY_CANCER, by_site[other], purpose="consultation")
 
 
-def test_the_operator_sees_verdicts_not_records(setting: Setting) -> None:
+def test_the_operator_gets_no_per_patient_verdict(setting: Setting) -> None:
+    """Issue 10 §2: an in/out verdict on a named person is a per-patient oracle; without a project, nothing."""
     gov, engine = setting.gov, setting.engine
     person = int(engine.query("SELECT MIN(person_id) FROM person")[0][0].as_py())
-    shown = research.explain(gov, engine, operator_principal(), ANY_CANCER, person, purpose="debug a definition")
-    assert not shown.grant.row_level
-    assert all(set(row) <= {"event"} for row in shown.explanation.primary_events)
-    assert all(ev.records == [] for event in shown.explanation.events for r in event.rules for ev in r.evidence)
+    with pytest.raises(AccessDenied):
+        research.explain(gov, engine, operator_principal(), ANY_CANCER, person, purpose="debug a definition")
+    last = ledger_actions(gov)[-1]
+    assert last["action"] == "cohort.explain" and last["decision"] == "denied"
     counts = research.count(gov, engine, operator_principal(), ANY_CANCER)
     assert counts == analyze_cohort(engine, ANY_CANCER).count(allowed_raw=False)
     with pytest.raises(InvalidRequest, match="purpose"):

@@ -5,13 +5,17 @@ the requested variables, and releases them under an ``ExtractPolicy``:
 
 1. **direct identifiers removed** — every column whose disclosure role is ``identifier``, every column
    the policy lists in ``drop``, and whatever is named like a direct identifier (``person_source_value``,
-   names, IPP/NIP/NIR, addresses, e-mail, phone, free text), whatever its role says;
+   names, IPP/NIP/NIR, addresses, e-mail, phone, free text), whatever its role says, and every
+   warehouse key (``*_id`` other than a vocabulary ``*_concept_id``);
 2. **person id replaced** by the project's keyed pseudonym (``person_pseudonym``);
-3. **dates shifted** — every date and timestamp column moves by the person's keyed shift, so intervals
-   between a person's dates are exact while calendar dates are hidden;
-4. **k-anonymity enforced** over the quasi-identifiers: below ``k_min`` the extract is refused, or
-   generalized (bands, months, years, rare → ``other``) and, within a small budget, the residual
-   records suppressed;
+3. **dates shifted** — every date and timestamp column moves by the person's keyed shift; date parts
+   (``year_of_birth``, ``year_of_diagnosis``...) are derived from the shifted date, or dropped when
+   that date is not in the source (a real year beside shifted dates would give the shift away);
+4. **k-anonymity enforced over every released column**: an attacker can derive quasi-identifiers
+   from any of them (date differences, exact age in days, survival, a rare value), and anything derived
+   from a row's released values is constant within its equivalence class, so k over all of them is the
+   true k. Below ``k_min`` the extract is refused, or generalized (30-day bands of durations, months,
+   years, rare → ``other``) and, within a small budget, the residual records suppressed;
 5. **written atomically** (temporary file + rename) as Parquet or CSV, rows in pseudonym order (the
    source order could betray ids), with a JSON manifest: project, time, row count, each column and its
    treatment, the k reached, the generalizations, and the SHA-256 of the data file.
@@ -48,6 +52,8 @@ from massalia.governance.kanon import (
     Hierarchy,
     KAnonymityError,
     KReport,
+    NumberBands,
+    default_hierarchy,
     generalize_to_k,
     k_anonymity,
 )
@@ -118,6 +124,10 @@ _DIRECT_PATTERN = re.compile(
 )
 
 
+_DATE_PART = re.compile(r"^(year|month|day)_of_([a-z0-9_]+)$")
+"""A date part named the OMOP way (``year_of_birth``, ``month_of_birth``, ``day_of_birth``, ``year_of_diagnosis``)."""
+
+
 class ExtractError(InvalidRequest):
     """The extract cannot be built as asked (unknown table or variable, a column without a role...)."""
 
@@ -143,9 +153,8 @@ class ExtractPolicy:
     date_shift_days
         Amplitude ``N`` of the per-person date shift (``[-N, -1] ∪ [1, N]`` days); ``None``: dates kept.
     k_min
-        The smallest equivalence class allowed over the quasi-identifiers.
-    quasi_identifiers
-        The quasi-identifier columns (``None``: those whose role is ``quasi_identifier``).
+        The smallest equivalence class allowed over the released columns (every one of them counts as a
+        quasi-identifier: see ``build_extract``).
     on_low_k
         ``"refuse"`` (raise ``ExtractRefused``) or ``"generalize"`` (coarsen, then suppress within budget).
     drop
@@ -162,7 +171,6 @@ class ExtractPolicy:
     key: bytes = field(repr=False)
     date_shift_days: int | None = None
     k_min: int = 5
-    quasi_identifiers: Sequence[str] | None = None
     on_low_k: Literal["refuse", "generalize"] = "refuse"
     drop: Sequence[str] = ()
     hierarchies: Mapping[str, Hierarchy] = field(default_factory=dict)
@@ -188,8 +196,6 @@ class ExtractPolicy:
         if not 0.0 <= self.max_suppression <= 1.0:
             raise ExtractError(f"extract policy: max_suppression is a fraction 0..1, got {self.max_suppression!r}")
         object.__setattr__(self, "drop", tuple(self.drop))
-        if self.quasi_identifiers is not None:
-            object.__setattr__(self, "quasi_identifiers", tuple(self.quasi_identifiers))
 
 
 @dataclass(frozen=True)
@@ -207,7 +213,7 @@ class ExtractResult:
     rows
         Records written.
     k
-        The k achieved over the quasi-identifiers (the row count when there are none).
+        The k achieved over every released column (the row count when only the pseudonym is released).
     """
 
     path: Path
@@ -232,6 +238,18 @@ def is_direct_identifier(name: str) -> bool:
     """
     lowered = name.lower()
     return lowered in DIRECT_IDENTIFIERS or bool(_DIRECT_PATTERN.search(lowered))
+
+
+def is_warehouse_key(name: str) -> bool:
+    """Whether a column is a warehouse key (``*_id`` but not a vocabulary ``*_concept_id``): never released.
+
+    Examples
+    --------
+    >>> is_warehouse_key("care_site_id"), is_warehouse_key("primary_concept_id"), is_warehouse_key("stage_group")
+    (True, False, False)
+    """
+    lowered = name.lower()
+    return lowered.endswith("_id") and not lowered.endswith("_concept_id")
 
 
 def _check_roles(roles: Mapping[str, str]) -> dict[str, str]:
@@ -325,6 +343,266 @@ def _sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
+def _date_part_source(name: str, available: Sequence[str]) -> tuple[str, str] | None:
+    """For a date part such as ``year_of_birth``: ``(the date column it is a part of, the part)``, if any."""
+    match = _DATE_PART.match(name.lower())
+    if match is None:
+        return None
+    part, stem = match.groups()
+    for candidate in (f"{stem}_date", f"{stem}_datetime", stem):
+        if candidate in available:
+            return candidate, part
+    return "", part
+
+
+@dataclass
+class _Plan:
+    """What happens to each requested column: released ones (``kept``), treatments, date parts to derive."""
+
+    treatments: dict[str, dict[str, Any]]
+    kept: list[str]
+    parts: dict[str, tuple[str, str]]
+    """``date part column → (source date column, "year" | "month" | "day")``, derived after the shift."""
+
+    def read(self) -> list[str]:
+        """The source columns to read: the released ones and the dates their parts are derived from."""
+        sources = [source for source, _ in self.parts.values()]
+        return list(dict.fromkeys([PERSON_COLUMN, *(n for n in self.kept if n not in self.parts), *sources]))
+
+
+def _plan(
+    columns: list[str], available: list[str], roles: Mapping[str, str], policy: ExtractPolicy, source_table: str
+) -> _Plan:
+    """Classify every requested column: dropped (and why), released, or a date part derived from a shifted date."""
+    treatments: dict[str, dict[str, Any]] = {}
+    kept: list[str] = []
+    parts: dict[str, tuple[str, str]] = {}
+    for name in columns:
+        if name == PERSON_COLUMN:
+            continue  # replaced by the pseudonym
+        role = roles.get(name)
+        if is_direct_identifier(name):
+            treatments[name] = {"role": role or "identifier", "treatment": "dropped: direct identifier"}
+            continue
+        if name in policy.drop:
+            treatments[name] = {"role": role or "identifier", "treatment": "dropped: listed in the policy's drop"}
+            continue
+        if is_warehouse_key(name):
+            # A warehouse key (visit, provider, site, record...) joins the file back to the warehouse.
+            treatments[name] = {"role": role or "identifier", "treatment": "dropped: warehouse key"}
+            continue
+        if role is None:
+            raise ExtractError(
+                f"column {name!r} of {source_table!r} has no disclosure role: classify it in the mart catalogue "
+                "or in column_roles (identifier, quasi_identifier, sensitive, date, none), or leave it out"
+            )
+        if role == "identifier":
+            treatments[name] = {"role": role, "treatment": "dropped: identifier"}
+            continue
+        part = _date_part_source(name, available) if policy.date_shift_days is not None else None
+        if part is not None:
+            source, unit = part
+            if not source:
+                # A real year beside shifted dates gives the shift away (and so every real date): never.
+                treatments[name] = {"role": role, "treatment": "dropped: a date part whose date is not in the source "
+                                    "cannot be shifted"}  # fmt: skip
+                continue
+            parts[name] = (source, unit)
+            treatments[name] = {"role": role, "treatment": f"derived: {unit} of the shifted {source}"}
+        else:
+            treatments[name] = {"role": role, "treatment": "kept"}
+        kept.append(name)
+    return _Plan(treatments, kept, parts)
+
+
+def _read(
+    engine: Engine, source_table: str, plan: _Plan, cohort: tuple[str, int] | None, wanted: pa.Array | None
+) -> tuple[pa.Table, pa.ChunkedArray]:
+    """The selected rows, checked to be one per person, and their person ids."""
+    table = _select(engine, source_table, plan.read(), cohort)
+    if wanted is not None:
+        table = table.filter(pc.is_in(table.column(PERSON_COLUMN), value_set=wanted))
+    if table.num_rows == 0:
+        raise ExtractError("the selection is empty: no person of the source table matches the cohort / person ids")
+    ids = table.column(PERSON_COLUMN)
+    if ids.null_count:
+        raise ExtractError(f"{ids.null_count} row(s) of {source_table!r} have no {PERSON_COLUMN}")
+    if pc.count_distinct(ids).as_py() != table.num_rows:
+        raise ExtractError(f"{source_table!r} has several rows for some {PERSON_COLUMN}: extracts are one row a person")
+    return table, ids
+
+
+_PARTS = {"year": pc.year, "month": pc.month, "day": pc.day}
+
+
+def _shift_dates(table: pa.Table, ids: pa.ChunkedArray, policy: ExtractPolicy, plan: _Plan) -> pa.Table:
+    """Shift every date of the released columns by the person's shift and derive date parts from them.
+
+    Returns the released columns only (in the plan's order), without the person id.
+    """
+    treatments = plan.treatments
+    shifts = None
+    if policy.date_shift_days is not None:
+        shifts = date_shifts(ids, key=policy.key, project=policy.project_id, max_days=policy.date_shift_days)
+    moved: dict[str, pa.Array | pa.ChunkedArray] = {}
+    for name in table.column_names:
+        column, kind = table.column(name), table.schema.field(name).type
+        if name == PERSON_COLUMN or not is_temporal(kind):
+            moved[name] = column
+        elif shifts is None:
+            moved[name] = column
+            if name in treatments:
+                treatments[name]["treatment"] = "kept: dates not shifted (no date shift in the policy)"
+        elif pa.types.is_timestamp(kind) and not policy.shift_datetimes:
+            moved[name] = pa.nulls(len(column), kind)  # never released; a date part of it is dropped below
+            if name in treatments:
+                treatments[name]["treatment"] = "dropped: timestamp not shifted (shift_datetimes is off)"
+        else:
+            moved[name] = shift_dates(column, shifts)
+            if name in treatments:
+                treatments[name]["treatment"] = f"date-shifted (per person, ±{policy.date_shift_days} days)"
+    released: dict[str, Any] = {}
+    for name in plan.kept:
+        if treatments[name]["treatment"].startswith("dropped"):
+            continue
+        if name in plan.parts:
+            source, unit = plan.parts[name]
+            if treatments.get(source, {}).get("treatment", "").startswith("dropped"):
+                treatments[name]["treatment"] = f"dropped: its date {source} is not released"
+                continue
+            if pa.types.is_timestamp(table.schema.field(source).type) and not policy.shift_datetimes:
+                treatments[name]["treatment"] = f"dropped: its timestamp {source} is not shifted"
+                continue
+            released[name] = pc.cast(_PARTS[unit](moved[source]), pa.int32())
+        elif (
+            treatments[name]["role"] == "date" and not is_temporal(table.schema.field(name).type) and shifts is not None
+        ):
+            # A date held as text or a number cannot be moved: released as is it would give the shift away.
+            treatments[name]["treatment"] = "dropped: a date that is not of a date type cannot be shifted"
+        else:
+            released[name] = moved[name]
+    out = table.select([])  # keeps the row count even when nothing but the pseudonym is released
+    for name, column in released.items():
+        out = out.append_column(name, column)
+    return out
+
+
+DURATION_HIERARCHIES: tuple[tuple[re.Pattern[str], Hierarchy], ...] = (
+    (re.compile(r"(^|_)days?($|_)"), NumberBands((30, 90, 180, 360, 720))),
+    (re.compile(r"(^|_)months?($|_)"), NumberBands((1, 3, 6, 12, 24))),
+    (re.compile(r"(^|_)(weeks?|fractions|sessions)($|_)"), NumberBands((4, 12, 24, 48))),
+)
+"""Generalization ladders of durations by name (``os_days`` → 30-day bands first, not 5-day ones)."""
+
+
+def extract_hierarchies(table: pa.Table, chosen: Mapping[str, Hierarchy]) -> dict[str, Hierarchy]:
+    """The ladder of each released column: the policy's, else a duration's by name, else the type's default."""
+    ladders: dict[str, Hierarchy] = {}
+    for field_ in table.schema:
+        if field_.name in chosen:
+            ladders[field_.name] = chosen[field_.name]
+            continue
+        numeric = pa.types.is_integer(field_.type) or pa.types.is_floating(field_.type)
+        match = next((h for p, h in DURATION_HIERARCHIES if numeric and p.search(field_.name.lower())), None)
+        ladders[field_.name] = match or default_hierarchy(field_.type)
+    return ladders
+
+
+def _enforce_k(
+    out: pa.Table, policy: ExtractPolicy, treatments: dict[str, dict[str, Any]]
+) -> tuple[pa.Table, KReport, list[dict[str, Any]], int]:
+    """Bring the released table to ``k_min`` over every released column, or refuse.
+
+    Every released column counts as a quasi-identifier: whatever an attacker derives from a row (date
+    differences, age in days, survival, a rare value) is a function of that row's released values, so
+    it is constant inside each equivalence class and can never split one. The k reported is then the
+    true k for any quasi-identifier derivable from the file, and a join of two projects' extracts on any
+    columns, or on anything computed from them, finds at least k candidates for every record.
+    """
+    quasi = [name for name in out.column_names if name != PSEUDONYM_COLUMN]
+    report = k_anonymity(out, quasi, target=policy.k_min)
+    if report.satisfied:
+        return out, report, [], 0
+    summary = (
+        f"k over the {len(quasi)} released column(s) is {report.k}, below k_min={policy.k_min}: "
+        f"{report.records_below} of {report.rows} record(s) are in {report.classes_below} class(es) smaller than "
+        f"{policy.k_min}"
+    )
+    if policy.on_low_k == "refuse":
+        raise ExtractRefused(f"extract refused: {summary}", report)
+    rules = GeneralizationPolicy(
+        hierarchies=extract_hierarchies(out.select(quasi), policy.hierarchies),
+        max_levels=policy.max_levels,
+        max_suppression=policy.max_suppression,
+    )
+    try:
+        result = generalize_to_k(out, quasi, policy.k_min, rules)
+    except KAnonymityError as error:
+        raise ExtractRefused(f"extract refused: {summary}; generalization failed: {error}", report) from None
+    for entry in result.applied:
+        treatments[entry["column"]]["treatment"] += f"; generalized: {entry['description']}"
+    return result.table, k_anonymity(result.table, quasi, target=policy.k_min), result.applied, result.suppressed
+
+
+def _manifest(
+    out: pa.Table,
+    *,
+    path: Path,
+    fmt: str,
+    created: dt.datetime,
+    policy: ExtractPolicy,
+    selection: dict[str, Any],
+    treatments: dict[str, dict[str, Any]],
+    report: KReport,
+    generalizations: list[dict[str, Any]],
+    suppressed: int,
+) -> dict[str, Any]:
+    columns_out = [
+        {
+            "name": PSEUDONYM_COLUMN,
+            "type": str(out.schema.field(PSEUDONYM_COLUMN).type),
+            "source": PERSON_COLUMN,
+            "role": "identifier",
+            "treatment": f"pseudonymized ({SCHEME}, project key)",
+        }
+    ]
+    columns_out += [
+        {"name": name, "type": str(out.schema.field(name).type), "source": name, **treatments[name]}
+        for name in out.column_names
+        if name != PSEUDONYM_COLUMN
+    ]
+    return {
+        "format": MANIFEST_FORMAT,
+        "project_id": policy.project_id,
+        "created_at": created.isoformat(timespec="seconds").replace("+00:00", "Z"),
+        "data_file": path.name,
+        "file_format": fmt,
+        "sha256": _sha256(path),
+        "rows": out.num_rows,
+        "selection": selection,
+        "columns": columns_out,
+        "dropped": [
+            {"name": name, **treatments[name]}
+            for name in treatments
+            if treatments[name]["treatment"].startswith("dropped")
+        ],
+        "pseudonym": {"column": PSEUDONYM_COLUMN, "scheme": SCHEME},
+        "date_shift": None
+        if policy.date_shift_days is None
+        else {"max_days": policy.date_shift_days, "per": "person", "zero_excluded": True},
+        "k_anonymity": {
+            "k_min": policy.k_min,
+            "k": report.k,
+            "classes": report.classes,
+            "over": "every released column (and so anything derived from them)",
+            "quasi_identifiers": [name for name in out.column_names if name != PSEUDONYM_COLUMN],
+            "on_low_k": policy.on_low_k,
+            "generalizations": generalizations,
+            "suppressed_records": suppressed,
+        },
+    }
+
+
 def build_extract(
     engine: Engine,
     *,
@@ -369,7 +647,7 @@ def build_extract(
     ExtractError
         Bad input: unknown table, column or role, duplicate person ids, an empty selection.
     ExtractRefused
-        k over the quasi-identifiers is below ``policy.k_min`` and the policy refuses, or generalization
+        k over the released columns is below ``policy.k_min`` and the policy refuses, or generalization
         and suppression cannot reach it.
 
     Examples
@@ -382,94 +660,12 @@ def build_extract(
     available, cohort, wanted = _check_selection(engine, source_table, cohort, person_ids)
     columns = _choose_columns(available, variables)
     roles = _check_roles(column_roles if column_roles is not None else catalogue_roles())
-    typos = [name for name in policy.quasi_identifiers or () if name not in available]
-    if typos:
-        raise ExtractError(f"quasi-identifier(s) {typos} of the policy are not columns of {source_table!r}")
-
-    treatments: dict[str, dict[str, Any]] = {}
-    kept: list[str] = []
-    for name in columns:
-        if name == PERSON_COLUMN:
-            continue  # replaced by the pseudonym below
-        role = roles.get(name)
-        if is_direct_identifier(name):
-            treatments[name] = {"role": role or "identifier", "treatment": "dropped: direct identifier"}
-        elif name in policy.drop:
-            treatments[name] = {"role": role or "identifier", "treatment": "dropped: listed in the policy's drop"}
-        elif role is None:
-            raise ExtractError(
-                f"column {name!r} of {source_table!r} has no disclosure role: classify it in the mart catalogue "
-                "or in column_roles (identifier, quasi_identifier, sensitive, date, none), or leave it out"
-            )
-        elif role == "identifier":
-            treatments[name] = {"role": role, "treatment": "dropped: identifier"}
-        else:
-            kept.append(name)
-            treatments[name] = {"role": role, "treatment": "kept"}
-
-    table = _select(engine, source_table, [PERSON_COLUMN, *kept], cohort)
-    if wanted is not None:
-        table = table.filter(pc.is_in(table.column(PERSON_COLUMN), value_set=wanted))
-    if table.num_rows == 0:
-        raise ExtractError("the selection is empty: no person of the source table matches the cohort / person ids")
-    ids = table.column(PERSON_COLUMN)
-    if ids.null_count:
-        raise ExtractError(f"{ids.null_count} row(s) of {source_table!r} have no {PERSON_COLUMN}")
-    if pc.count_distinct(ids).as_py() != table.num_rows:
-        raise ExtractError(f"{source_table!r} has several rows for some {PERSON_COLUMN}: extracts are one row a person")
-
-    # Dates first (they need the real id), then the id itself goes.
-    out = table.drop_columns([PERSON_COLUMN])
-    shifts = None
-    if policy.date_shift_days is not None:
-        shifts = date_shifts(ids, key=policy.key, project=policy.project_id, max_days=policy.date_shift_days)
-    for name in list(out.column_names):
-        kind = out.schema.field(name).type
-        if not is_temporal(kind):
-            if treatments[name]["role"] == "date":
-                treatments[name]["treatment"] = "kept: not a date type, cannot be shifted"
-            continue
-        if shifts is None:
-            treatments[name]["treatment"] = "kept: dates not shifted (no date shift in the policy)"
-        elif pa.types.is_timestamp(kind) and not policy.shift_datetimes:
-            out = out.drop_columns([name])
-            treatments[name]["treatment"] = "dropped: timestamp not shifted (shift_datetimes is off)"
-        else:
-            index = out.column_names.index(name)
-            out = out.set_column(index, name, shift_dates(out.column(name), shifts))
-            treatments[name]["treatment"] = f"date-shifted (per person, ±{policy.date_shift_days} days)"
-    pseudonyms = pseudonymize(ids, key=policy.key, project=policy.project_id)
-    out = out.add_column(0, PSEUDONYM_COLUMN, pseudonyms)
-
-    if policy.quasi_identifiers is not None:
-        quasi = [name for name in policy.quasi_identifiers if name in out.column_names]
-    else:
-        quasi = [name for name in out.column_names if treatments.get(name, {}).get("role") == "quasi_identifier"]
-    for name in quasi:
-        treatments[name]["quasi_identifier"] = True
-    report = k_anonymity(out, quasi, target=policy.k_min)
-    generalizations: list[dict[str, Any]] = []
-    suppressed = 0
-    if not report.satisfied:
-        summary = (
-            f"k over the quasi-identifiers {quasi} is {report.k}, below k_min={policy.k_min}: "
-            f"{report.records_below} of {report.rows} record(s) are in {report.classes_below} class(es) smaller than "
-            f"{policy.k_min}"
-        )
-        if policy.on_low_k == "refuse":
-            raise ExtractRefused(f"extract refused: {summary}", report)
-        rules = GeneralizationPolicy(
-            hierarchies=policy.hierarchies, max_levels=policy.max_levels, max_suppression=policy.max_suppression
-        )
-        try:
-            result = generalize_to_k(out, quasi, policy.k_min, rules)
-        except KAnonymityError as error:
-            raise ExtractRefused(f"extract refused: {summary}; generalization failed: {error}", report) from None
-        out, generalizations, suppressed = result.table, result.applied, result.suppressed
-        for entry in generalizations:
-            treatments[entry["column"]]["treatment"] = f"generalized: {entry['description']}"
-        report = k_anonymity(out, quasi, target=policy.k_min)
-    out = out.sort_by(PSEUDONYM_COLUMN)
+    plan = _plan(columns, available, roles, policy, source_table)
+    table, ids = _read(engine, source_table, plan, cohort, wanted)
+    out = _shift_dates(table, ids, policy, plan)
+    out = out.add_column(0, PSEUDONYM_COLUMN, pseudonymize(ids, key=policy.key, project=policy.project_id))
+    out, report, generalizations, suppressed = _enforce_k(out, policy, plan.treatments)
+    out = out.sort_by(PSEUDONYM_COLUMN)  # the source order could betray the ids
 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -480,53 +676,14 @@ def build_extract(
         _atomic_write(path, lambda target: pq.write_table(out, target))
     else:
         _atomic_write(path, lambda target: pacsv.write_csv(out, target))
-    columns_out = [
-        {
-            "name": PSEUDONYM_COLUMN,
-            "type": str(out.schema.field(PSEUDONYM_COLUMN).type),
-            "source": PERSON_COLUMN,
-            "role": "identifier",
-            "treatment": f"pseudonymized ({SCHEME}, project key)",
-        }
-    ]
-    columns_out += [
-        {"name": name, "type": str(out.schema.field(name).type), "source": name, **treatments[name]}
-        for name in out.column_names
-        if name != PSEUDONYM_COLUMN
-    ]
-    manifest = {
-        "format": MANIFEST_FORMAT,
-        "project_id": policy.project_id,
-        "created_at": created.isoformat(timespec="seconds").replace("+00:00", "Z"),
-        "data_file": path.name,
-        "file_format": fmt,
-        "sha256": _sha256(path),
-        "rows": out.num_rows,
-        "selection": {
-            "source_table": source_table,
-            "cohort": {"table": cohort[0], "cohort_definition_id": cohort[1]} if cohort else None,
-            "person_ids_given": None if wanted is None else len(wanted),
-        },
-        "columns": columns_out,
-        "dropped": [
-            {"name": name, **treatments[name]}
-            for name in treatments
-            if treatments[name]["treatment"].startswith("dropped")
-        ],
-        "pseudonym": {"column": PSEUDONYM_COLUMN, "scheme": SCHEME},
-        "date_shift": None
-        if policy.date_shift_days is None
-        else {"max_days": policy.date_shift_days, "per": "person", "zero_excluded": True},
-        "k_anonymity": {
-            "k_min": policy.k_min,
-            "k": report.k,
-            "classes": report.classes,
-            "quasi_identifiers": quasi,
-            "on_low_k": policy.on_low_k,
-            "generalizations": generalizations,
-            "suppressed_records": suppressed,
-        },
+    selection = {
+        "source_table": source_table,
+        "cohort": {"table": cohort[0], "cohort_definition_id": cohort[1]} if cohort else None,
+        "person_ids_given": None if wanted is None else len(wanted),
     }
+    manifest = _manifest(out, path=path, fmt=fmt, created=created, policy=policy, selection=selection,
+                         treatments=plan.treatments, report=report, generalizations=generalizations,
+                         suppressed=suppressed)  # fmt: skip
     manifest_path = out_dir / f"{stem}.manifest.json"
     text = json.dumps(manifest, indent=2, ensure_ascii=False, default=str) + "\n"
     _atomic_write(manifest_path, lambda target: target.write_text(text, encoding="utf-8"))

@@ -32,6 +32,7 @@ from sqlglot import exp
 from massalia.engine import Engine
 from massalia.governance import AccessDenied, Governance, Grant, InvalidRequest, NotFound, Principal, Role
 from massalia.governance.policy import RowPolicy, ScopeColumns, check_local_cohort_id, project_cohort_id
+from massalia.governance.pseudonym import date_shifts, pseudonymize
 from massalia.health.cohorts.compiler import compile_cohort
 from massalia.health.cohorts.definition import CohortDefinition
 from massalia.health.cohorts.explain import PersonExplanation, explain_person
@@ -46,6 +47,8 @@ from massalia.health.cohorts.service import (
     run_step,
 )
 from massalia.health.cohorts.suppression import DEFAULT_THRESHOLD, suppress_count
+from massalia.health.extracts import ExtractPolicy, ExtractResult, build_extract
+from massalia.health.pseudonymized import pseudonymized_record, pseudonymized_table, shift_value, visit_ordinals
 
 PROJECT_DATE_SHIFT_DAYS = 365
 """Amplitude of the per-person date shift of a project's pseudonymized data (explain and extracts alike)."""
@@ -328,9 +331,7 @@ class Explanation:
     """A guarded explanation and what it discloses.
 
     ``person`` is the reference the caller used (a person id, or the project pseudonym when
-    ``grant.pseudonymized``). When ``grant.row_level`` is false, ``explanation`` keeps the verdict and
-    which rules each entry event satisfied, but no record, date or record id; ``record_counts`` then
-    says how many records each criterion found (suppressed below the small-cell threshold).
+    ``grant.pseudonymized``, in which case ``explanation`` is allow-listed: see ``explain``).
     """
 
     person: int | str
@@ -347,8 +348,6 @@ def _resolve_pseudonym(
     gov: Governance, engine: Engine, definition: CohortDefinition, project_id: int, pseudonym: str
 ) -> int:
     """The person id behind a project pseudonym, searched among the persons of the project's cohort and sites."""
-    from massalia.governance.pseudonym import pseudonymize
-
     compiled = compile_cohort(definition)
     people = run_step(engine, compiled, "qualified_mask").column("person_id")
     candidates = set(people.to_pylist())
@@ -363,47 +362,32 @@ def _resolve_pseudonym(
     raise NotFound(f"no person with pseudonym {pseudonym!r} among the qualified events of project {project_id}")
 
 
-def _shift(value: object, days: int) -> object:
-    if isinstance(value, dt.datetime | dt.date):
-        return value + dt.timedelta(days=days)
-    return value
-
-
 def _pseudonymized(explanation: PersonExplanation, pseudonym: str, shift: int) -> PersonExplanation:
-    """The explanation with dates shifted and record ids replaced by ordinals (the person is the pseudonym)."""
+    """The explanation allow-listed (``massalia.health.pseudonymized``): pseudonym, shifted dates, concept ids.
 
-    def record(row: Mapping[str, object], position: int) -> dict[str, object]:
-        out: dict[str, object] = {}
-        for key, value in row.items():
-            if key in ("person_id", "subject_id"):
-                out[key] = pseudonym
-            elif key in ("event_id", "record_id"):
-                out[key] = position + 1
-            else:
-                out[key] = _shift(value, shift)
-        return out
+    Record ids become ordinals; every other warehouse key (visit, provider, care site...) is dropped.
+    """
+
+    def records(rows: Sequence[Mapping[str, object]]) -> list[dict[str, object]]:
+        return [pseudonymized_record(row, pseudonym, shift, position + 1) for position, row in enumerate(rows)]
 
     events = []
     for position, event in enumerate(explanation.events):
         rules = [
             dataclasses.replace(
-                rule,
-                evidence=[
-                    dataclasses.replace(ev, records=[record(r, i) for i, r in enumerate(ev.records)])
-                    for ev in rule.evidence
-                ],
+                rule, evidence=[dataclasses.replace(ev, records=records(ev.records)) for ev in rule.evidence]
             )
             for rule in event.rules
         ]
         events.append(
-            dataclasses.replace(event, event_id=position + 1, start_date=_shift(event.start_date, shift),
-                                end_date=_shift(event.end_date, shift), rules=rules)
+            dataclasses.replace(event, event_id=position + 1, start_date=shift_value(event.start_date, shift),
+                                end_date=shift_value(event.end_date, shift), rules=rules)
         )  # fmt: skip
     return PersonExplanation(
         person_id=0,
-        primary_events=[record(r, i) for i, r in enumerate(explanation.primary_events)],
+        primary_events=records(explanation.primary_events),
         events=events,
-        cohort_periods=[record(r, i) for i, r in enumerate(explanation.cohort_periods)],
+        cohort_periods=records(explanation.cohort_periods),
     )
 
 
@@ -459,27 +443,6 @@ def _refuse_out_of_scope(gov: Governance, principal: Principal, action: str, pro
     raise AccessDenied(action, reason)
 
 
-def _redacted(explanation: PersonExplanation) -> PersonExplanation:
-    """Verdicts only: rule satisfaction per entry event, record counts (suppressed), no record, date or id."""
-    events = []
-    for position, event in enumerate(explanation.events):
-        rules = []
-        for rule in event.rules:
-            evidence = []
-            for ev in rule.evidence:
-                found = suppress_count(len(ev.records))
-                shown = "fewer than 10" if found is None else str(found)
-                evidence.append(dataclasses.replace(ev, description=f"{ev.description}; {shown} found", records=[]))
-            rules.append(dataclasses.replace(rule, evidence=evidence))
-        events.append(dataclasses.replace(event, event_id=position + 1, start_date=None, end_date=None, rules=rules))
-    return PersonExplanation(
-        person_id=explanation.person_id,
-        primary_events=[{"event": i + 1} for i in range(len(explanation.primary_events))],
-        events=events,
-        cohort_periods=[{"period": i + 1} for i in range(len(explanation.cohort_periods))],
-    )
-
-
 def explain(
     gov: Governance,
     engine: Engine,
@@ -494,9 +457,12 @@ def explain(
     """Why one person is in or out of a cohort; audited (with ``purpose``) before anything is read.
 
     - members of an approved pseudonymized project name the person by its project pseudonym and see
-      records with shifted dates and no record ids;
+      the allow-listed records (``massalia.health.pseudonymized``): shifted dates, concept ids, ordinals
+      in place of record ids, no other warehouse key;
     - clinicians see the identified records of persons of their own site;
-    - the local operator (admin, data engineer) sees verdicts and rule satisfaction only.
+    - nobody else, the local operator included: an in/out verdict on a named person is already personal
+      data (an oracle on who has what), so without an approved project there is nothing per person.
+      A grant that is not row-level (a deployment's own ``rights.yaml`` rule) is refused and audited.
 
     Raises
     ------
@@ -516,20 +482,22 @@ def explain(
     if grant.pseudonymized:
         if not isinstance(person_id, str) or project_id is None:
             raise InvalidRequest("under a pseudonymized project, name the person by the project's pseudonym")
-        from massalia.governance.pseudonym import date_shifts
-
         real = _resolve_pseudonym(gov, engine, definition, project_id, person_id)
         days = date_shifts([real], key=gov.project_key(project_id), project=project_id,
                            max_days=PROJECT_DATE_SHIFT_DAYS)[0].as_py()  # fmt: skip
         scoped = _scope_explanation(explain_person(engine, definition, real), _scope_policy(gov, project_id))
         return Explanation(person_id, grant, _pseudonymized(scoped, person_id, days))
+    if not grant.row_level:
+        reason = "no per-person verdict without row-level access (a clinician's own site or an approved project)"
+        gov.audit(principal, "cohort.explain", decision="denied", denied_because=reason, project_id=project_id,
+                  resource=_resource(definition, person_id=reference))  # fmt: skip
+        raise AccessDenied("cohort.explain", reason)
     if not isinstance(person_id, int) or isinstance(person_id, bool):
         raise InvalidRequest(f"person_id must be an integer, got {person_id!r}")
     policy = _scope_policy(gov, project_id)
     if project_id is not None and not _scope_person_ok(engine, policy, person_id):
         _refuse_out_of_scope(gov, principal, "cohort.explain", project_id, person_id)
-    explanation = _scope_explanation(explain_person(engine, definition, person_id), policy)
-    return Explanation(person_id, grant, explanation if grant.row_level else _redacted(explanation))
+    return Explanation(person_id, grant, _scope_explanation(explain_person(engine, definition, person_id), policy))
 
 
 PATIENT_TABLES = (
@@ -543,32 +511,16 @@ PATIENT_TABLES = (
 class PatientView:
     """One patient's records, table by table, and the grant they were shown under.
 
-    Under a pseudonymized grant ``person`` is the project pseudonym, every date is shifted by the
-    person's project shift, and record ids, source values and care-site/provider/location ids are
-    removed (concept ids, values and units are kept).
+    Under a pseudonymized grant ``person`` is the project pseudonym and each table carries only the
+    allow-listed columns of ``massalia.health.pseudonymized``: every date shifted by the person's
+    project shift, the birth date parts derived from the shifted birth date, concept ids and values,
+    and ordinals (``record``, ``visit``) in place of record ids; every other id and every source value
+    or free text is dropped.
     """
 
     person: int | str
     grant: Grant
     tables: dict[str, pa.Table]
-
-
-def _pseudonymized_table(table: pa.Table, pseudonym: str, shift: int) -> pa.Table:
-    from massalia.governance.pseudonym import is_temporal, shift_dates
-
-    shifts = pa.array([shift] * table.num_rows, pa.int32())
-    columns, names = [], []
-    for name, column in zip(table.column_names, table.columns, strict=True):
-        if name == "person_id":
-            columns.append(pa.array([pseudonym] * table.num_rows, pa.string()))
-        elif name.endswith("_source_value") or (name.endswith("_id") and not name.endswith("_concept_id")):
-            continue
-        elif is_temporal(column.type):
-            columns.append(shift_dates(column.combine_chunks(), shifts))
-        else:
-            columns.append(column)
-        names.append(name)
-    return pa.table(columns, names=names)
 
 
 def patient_view(
@@ -596,8 +548,6 @@ def patient_view(
         cohort = gov.project_scope(project_id).cohort
         if not isinstance(person, str) or cohort is None:
             raise InvalidRequest("under a pseudonymized project, name the person by its project pseudonym")
-        from massalia.governance.pseudonym import date_shifts
-
         real = _resolve_pseudonym(gov, engine, CohortDefinition.model_validate(cohort), project_id, person)
         key = gov.project_key(project_id)
         shift = date_shifts([real], key=key, project=project_id, max_days=PROJECT_DATE_SHIFT_DAYS)[0].as_py()
@@ -608,11 +558,14 @@ def patient_view(
     policy = _scope_policy(gov, project_id)
     if project_id is not None and not _scope_person_ok(engine, policy, real):
         _refuse_out_of_scope(gov, principal, "patient.view", project_id, person)
-    tables = {}
-    for name in PATIENT_TABLES:
-        if engine.table_exists(name):
-            rows = engine.query(_patient_rows(name, int(real), policy))
-            tables[name] = _pseudonymized_table(rows, str(person), shift) if grant.pseudonymized else rows
+    tables = {
+        name: engine.query(_patient_rows(name, int(real), policy))
+        for name in PATIENT_TABLES
+        if engine.table_exists(name)
+    }
+    if grant.pseudonymized:
+        visits = visit_ordinals(tables.get("visit_occurrence"))
+        tables = {name: pseudonymized_table(rows, name, str(person), shift, visits) for name, rows in tables.items()}
     return PatientView(person, grant, tables)
 
 
@@ -758,13 +711,13 @@ def create_extract(
     k_min: int = 5,
     on_low_k: Literal["refuse", "generalize"] = "refuse",
     channel: str | None = None,
-) -> Any:
+) -> ExtractResult:
     """A pseudonymized, k-anonymous extract of the project's cohort and variables, audited before it is built.
 
     Only members of an approved pseudonymized project may; pseudonyms and date shifts use the project's secret.
+    k counts every released column (``docs/extracts.md``): keep the project's variables few, or pass
+    ``on_low_k="generalize"`` to let dates, durations and rare values coarsen until ``k_min`` holds.
     """
-    from massalia.health.extracts import ExtractPolicy, build_extract  # helper E's extract builder
-
     if fmt not in ("parquet", "csv"):
         raise InvalidRequest(f"extract format must be parquet or csv, got {fmt!r}")
     if on_low_k not in ("refuse", "generalize"):

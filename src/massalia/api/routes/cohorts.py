@@ -178,7 +178,8 @@ def explain(body: ExplainBody, context: Context, caller: Caller, warehouse: Ware
     """Why one person is in or out of a cohort (audited before anything is read).
 
     Under a pseudonymized project the person is named by its project pseudonym (a string) and records
-    come with shifted dates; clinicians see their own site's persons; others see verdicts only.
+    are allow-listed (shifted dates, no warehouse key); clinicians see their own site's persons; others
+    are refused (a verdict on a named person is personal data).
     """
     from massalia.health import research
 
