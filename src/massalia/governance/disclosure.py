@@ -53,7 +53,6 @@ MAX_QUERY_BYTES = 64_000
 RELEASE_ACTION = "disclosure.release"
 BUDGET_ACTION = "privacy.budget"
 
-ENV_PREFIX = "MASSALIA_DISCLOSURE_"
 
 
 class BudgetExhausted(AccessDenied):
@@ -104,17 +103,17 @@ class DisclosureSettings:
 
 
 _FIELDS = {
-    "EPSILON": ("epsilon_per_count", float),
-    "BUDGET": ("budget", float),
-    "PERIOD_DAYS": ("period_days", int),
-    "THRESHOLD": ("threshold", int),
-    "ROUNDING": ("rounding_base", int),
-    "LOCKOUT_REPEATS": ("lockout_repeats", int),
+    "MASSALIA_DISCLOSURE_EPSILON": ("epsilon_per_count", float),
+    "MASSALIA_DISCLOSURE_BUDGET": ("budget", float),
+    "MASSALIA_DISCLOSURE_PERIOD_DAYS": ("period_days", int),
+    "MASSALIA_DISCLOSURE_THRESHOLD": ("threshold", int),
+    "MASSALIA_DISCLOSURE_ROUNDING": ("rounding_base", int),
+    "MASSALIA_DISCLOSURE_LOCKOUT_REPEATS": ("lockout_repeats", int),
 }
 
 
 def settings_from_env(env: Mapping[str, str] | None = None) -> DisclosureSettings:
-    """The settings, each overridable by ``MASSALIA_DISCLOSURE_<NAME>`` (EPSILON, BUDGET, PERIOD_DAYS, ...).
+    """The settings, each overridable by an environment variable (``MASSALIA_DISCLOSURE_EPSILON``...).
 
     Examples
     --------
@@ -123,14 +122,14 @@ def settings_from_env(env: Mapping[str, str] | None = None) -> DisclosureSetting
     """
     env = os.environ if env is None else env
     values: dict[str, Any] = {}
-    for suffix, (name, kind) in _FIELDS.items():
-        text = env.get(ENV_PREFIX + suffix)
+    for variable, (name, kind) in _FIELDS.items():
+        text = env.get(variable)
         if text is None or not text.strip():
             continue
         try:
             values[name] = kind(text.strip())
         except ValueError:
-            raise ValueError(f"{ENV_PREFIX}{suffix}={text!r} is not a valid {kind.__name__}") from None
+            raise ValueError(f"{variable}={text!r} is not a valid {kind.__name__}") from None
     return DisclosureSettings(**values)
 
 
@@ -495,3 +494,30 @@ def privacy_budget(gov: Any, principal: Principal, *, channel: str | None = None
     """
     gov.authorize(principal, BUDGET_ACTION, detail={"channel": channel})
     return budget_of(gov, principal)
+
+
+def show_count(value: int | None, release: Mapping[str, Any] | None, *, withheld: bool = False) -> str:
+    """How a released count reads on a console: ``"1,234"``, ``"~1,235"``, ``"<10"`` or ``"withheld"``.
+
+    Examples
+    --------
+    >>> show_count(None, {"mode": "noisy", "threshold": 10}), show_count(120, {"mode": "noisy"})
+    ('<10', '~120')
+    """
+    if withheld:
+        return "withheld"
+    if release is None or release.get("mode") == "exact":
+        return "-" if value is None else f"{value:,}"
+    return f"<{release.get('threshold')}" if value is None else f"~{value:,}"
+
+
+def release_note(release: Mapping[str, Any] | None) -> str:
+    """One line saying how counts were released (and the privacy budget left), for consoles."""
+    if release is None or release.get("mode") == "exact":
+        return "exact counts (approved project)"
+    cost = "already released: no cost" if release.get("repeated") else f"cost ε={release.get('charged'):g}"
+    withheld = release.get("withheld")
+    extra = f"; {', '.join(withheld)} withheld without an approved project" if withheld else ""
+    threshold, left = release.get("threshold"), release.get("budget_remaining")
+    return (f"noisy counts rounded to {release.get('rounding_base')}, <{threshold} means under {threshold} "
+            f"(0 included); {cost}, privacy budget left ε={left:g}{extra}")  # fmt: skip
