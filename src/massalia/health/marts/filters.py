@@ -449,7 +449,7 @@ def normalized_spec(spec: FilterSpec, catalogue: Catalogue | None = None) -> dic
         data = {"variable": variable.name, "op": clause.op, "value": _normal_value(variable, clause, label)}
         return json.dumps(data, sort_keys=True, default=str)
 
-    clauses = sorted({clause_data(c, f"clause {i + 1}") for i, c in enumerate(spec.all)})
+    clauses = sorted({clause_data(c, f"clause {i + 1} ({c})") for i, c in enumerate(spec.all)})
     groups = sorted(
         {
             json.dumps(sorted({clause_data(c, f"OR group {g + 1}") for c in group}))
