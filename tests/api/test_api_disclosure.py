@@ -101,3 +101,20 @@ def test_counts_are_released_noisy_unless_raw_counts_are_granted(matrix: Matrix,
         shown = {leaf: noisy[leaf] for leaf in counts if noisy[leaf] is not None}
         bad = {leaf: v for leaf, v in shown.items() if not isinstance(v, int) or v < THRESHOLD or v % 5}
         assert not bad, f"{caller} outside the project sees unrounded or small counts on {method} {path}: {bad}"
+
+
+def test_quality_results_publish_coarsened_row_counts(matrix: Matrix) -> None:  # noqa: F811
+    import json
+
+    report = json.loads((matrix.world.home.reports / "quality.json").read_text(encoding="utf-8"))
+    exact = {r["check_id"]: r for r in report["results"]}
+    assert exact, "the matrix world has a quality report"
+    published = matrix.world.client("researcher").get("/api/v1/quality/report/results", params={"limit": 500})
+    assert published.status_code == 200, published.text
+    for result in published.json()["items"]:
+        true = exact[result["check_id"]]
+        for field in ("num_violated_rows", "num_denominator_rows"):
+            value = result[field]
+            assert value is None or (value >= THRESHOLD and value % 5 == 0), (field, result)
+            if true[field] is not None and 0 <= true[field] < THRESHOLD:
+                assert value is None  # a small count (0 included) is never shown

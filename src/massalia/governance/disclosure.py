@@ -54,7 +54,6 @@ RELEASE_ACTION = "disclosure.release"
 BUDGET_ACTION = "privacy.budget"
 
 
-
 class BudgetExhausted(AccessDenied):
     """The caller's privacy budget for the period cannot pay for this release (or they are locked out)."""
 
@@ -234,6 +233,22 @@ def _post_process(noisy: int, settings: DisclosureSettings) -> int | None:
     base = settings.rounding_base
     rounded = math.floor(max(0, noisy) / base + 0.5) * base
     return None if rounded < settings.threshold else rounded
+
+
+def coarsen_count(value: int | None, settings: DisclosureSettings | None = None) -> int | None:
+    """A published count that is not user-queryable (a stored report): rounded, ``None`` under the threshold.
+
+    The same post-processing as a noisy release, without noise or budget: the report is fixed, so a
+    reader cannot difference queries against it (see ``docs/disclosure.md``).
+
+    Examples
+    --------
+    >>> coarsen_count(3), coarsen_count(0), coarsen_count(1234)
+    (None, None, 1235)
+    """
+    if value is None:
+        return None
+    return _post_process(int(value), settings or settings_from_env())
 
 
 def _fingerprint(gov: Any, action: str, counts: list[int]) -> str:
