@@ -118,3 +118,22 @@ def test_quality_results_publish_coarsened_row_counts(matrix: Matrix) -> None:  
             assert value is None or (value >= THRESHOLD and value % 5 == 0), (field, result)
             if true[field] is not None and 0 <= true[field] < THRESHOLD:
                 assert value is None  # a small count (0 included) is never shown
+
+
+def test_each_noisy_release_is_charged_to_the_budget_the_caller_can_read(matrix: Matrix) -> None:  # noqa: F811
+    client = matrix.world.client("dpo")  # no project: noisy counts
+    before = client.get("/api/v1/me/privacy-budget").json()
+    body = {"filters": {"all": [{"variable": "age_at_diagnosis", "op": ">=", "value": 47.5 + next(matrix.counter)}]}}
+    first = client.post("/api/v1/mart/count", json=body).json()
+    again = client.post("/api/v1/mart/count", json=body).json()
+    after = client.get("/api/v1/me/privacy-budget").json()
+    assert (
+        first["release"]["charged"] == pytest.approx(before["epsilon_per_count"]) and not first["release"]["repeated"]
+    )
+    assert again["count"] == first["count"] and again["release"]["repeated"] and again["release"]["charged"] == 0
+    assert after["spent"] == pytest.approx(before["spent"] + first["release"]["charged"])
+    assert after["remaining"] == pytest.approx(first["release"]["budget_remaining"])
+    assert after["releases"] == before["releases"] + 1 and after["subject"] == matrix.world.usernames["dpo"]
+    refused = client.post("/api/v1/mart/count", json={"filters": {"all": [{"variable": "person_id", "op": "=",
+                                                                            "value": 1}]}})  # fmt: skip
+    assert refused.status_code == 422 and "identifier" in refused.text

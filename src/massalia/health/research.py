@@ -575,7 +575,7 @@ def _mart_counts(
     by: str | None = None,
 ) -> tuple[Grant, Release, dict[str | bool | None, str] | None]:
     """Authorize, check the feasibility limits, count exactly, and release (one count, or a breakdown)."""
-    from massalia.health.marts.builder import MART_TABLE
+    from massalia.health.marts.builder import MART_TABLE, last_build
     from massalia.health.marts.filters import (
         FilterError,
         breakdown_counts,
@@ -604,8 +604,13 @@ def _mart_counts(
     except FilterError as error:
         raise InvalidRequest(f"mart filter: {error}") from None
     if not grant.raw_counts:
-        query["data"] = data_version(engine)
-        query["mart_rows"] = int(engine.scalar(f"SELECT count(*) FROM {MART_TABLE}") or 0)  # type: ignore[arg-type]
+        # A rebuilt mart gives new answers; its build record is one cheap row (the mart's row count otherwise).
+        built = last_build(engine)
+        query["mart"] = (
+            str(built["build_id"])
+            if built and built.get("build_id")
+            else f"rows:{int(engine.scalar(f'SELECT count(*) FROM {MART_TABLE}') or 0)}"  # type: ignore[call-overload]
+        )
     sensitivity = 1 if by is None else 2  # a person is in one cell and in the total
     release = _release(gov, principal, grant, "mart.count", query, cells, sensitivity=sensitivity)
     return grant, release, names

@@ -310,7 +310,7 @@ def count_persons(engine: Engine, spec: FilterSpec, *, catalogue: Catalogue | No
     """
     catalogue = catalogue or load_catalogue()
     query = _base_query(engine, spec, catalogue).select(exp.Count(this=exp.Star()).as_("n"))
-    return int(engine.scalar(query) or 0)  # type: ignore[arg-type]
+    return int(engine.scalar(query) or 0)  # type: ignore[call-overload]
 
 
 def breakdown_counts(
