@@ -313,3 +313,15 @@ def test_month_aligned_windows_are_counted(gov: Governance, researcher: Principa
     window = {"op": "bt", "value": "2015-01-01", "extent": "2024-12-31"}
     counted = research.count(gov, warehouse, researcher, _definition(extra={"occurrence_start_date": window}))
     assert counted.release is not None and counted.release["mode"] == "noisy"
+
+
+def test_the_operator_may_generate_any_cohort_but_its_count_is_then_withheld(
+    gov: Governance, warehouse: DuckDBEngine
+) -> None:
+    exact_window = _definition(extra={"occurrence_start_date": {"op": "eq", "value": "2019-03-12"}})
+    summary = research.generate(gov, warehouse, operator_principal(), exact_window, cohort_definition_id=9)
+    assert (summary.persons, summary.rows) == (None, None)
+    assert summary.release is not None and summary.release["mode"] == "withheld"
+    assert budget_of(gov, operator_principal()).spent == 0
+    feasible = research.generate(gov, warehouse, operator_principal(), _definition(), cohort_definition_id=9)
+    assert feasible.release is not None and feasible.release["mode"] == "noisy" and feasible.rows is None

@@ -530,6 +530,8 @@ def release_note(release: Mapping[str, Any] | None) -> str:
     """One line saying how counts were released (and the privacy budget left), for consoles."""
     if release is None or release.get("mode") == "exact":
         return "exact counts (approved project)"
+    if release.get("mode") == "withheld":
+        return f"counts withheld: {release.get('reason')}"
     cost = "already released: no cost" if release.get("repeated") else f"cost ε={release.get('charged'):g}"
     withheld = release.get("withheld")
     extra = f"; {', '.join(withheld)} withheld without an approved project" if withheld else ""

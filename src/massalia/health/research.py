@@ -266,15 +266,23 @@ def generate(
 ) -> GenerationSummary:
     """Generate the cohort into the warehouse's COHORT table; report its provenance and released counts.
 
-    Without raw counts, persons are released noisy and the row count is withheld.
+    Without raw counts, persons are released noisy and the row count is withheld; both are withheld when
+    the definition fails the feasibility limits (record identifiers, dates finer than a month).
     """
     grant = _authorize(gov, principal, "cohort.generate", definition, project_id, channel=channel,
                        resource={"cohort_definition_id": int(cohort_definition_id)})  # fmt: skip
-    _feasible(grant, definition)
     generation = generate_cohort(engine, definition, cohort_definition_id)
     fields = {f.name: getattr(generation, f.name) for f in dataclasses.fields(generation)}
     if grant.raw_counts:
         return GenerationSummary(**fields, release={"mode": "exact"})
+    problems = check_feasible_definition(definition)
+    if problems:
+        # The operator may generate any cohort (rows go to the warehouse), but a count of a definition
+        # that singles persons out is no feasibility count: it is withheld, not released.
+        fields.update(persons=None, rows=None)
+        reason = "; ".join(problems)
+        return GenerationSummary(**fields, release={"mode": "withheld", "withheld": ["persons", "rows"],
+                                                    "reason": reason})  # fmt: skip
     query = {"definition": generation.definition_hash, "data": generation.data_version}
     release = _release(gov, principal, grant, "cohort.generate", query, {"persons": generation.persons})
     fields.update(persons=release.values["persons"], rows=None)
