@@ -121,3 +121,17 @@ def test_privacy_budget_is_guarded(gov: Governance) -> None:
     assert privacy_budget(gov, RITA).total == settings_from_env().budget
     with pytest.raises(AccessDenied):
         privacy_budget(gov, Principal.anonymous())
+
+
+def test_every_setting_is_documented() -> None:
+    import dataclasses
+    from pathlib import Path
+
+    from massalia.governance import disclosure
+
+    docs = (Path(__file__).resolve().parents[2] / "docs" / "disclosure.md").read_text(encoding="utf-8")
+    for field in dataclasses.fields(DisclosureSettings):
+        assert f"`{field.name}`" in docs, field.name
+        assert f"`{field.default}`" in docs or f"`{field.default:g}`" in docs, (field.name, field.default)
+    for variable in disclosure._FIELDS:
+        assert f"`{variable}`" in docs, variable
