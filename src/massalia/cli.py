@@ -24,6 +24,7 @@ from massalia.cli_cohorts import cohort_app
 from massalia.cli_governance import register as register_governance
 from massalia.cli_marts import mart_app
 from massalia.cli_patients import patient_app
+from massalia.cli_privacy import privacy_app
 from massalia.cli_serve import serve_app
 from massalia.config import Home, home
 from massalia.engine import Engine
@@ -50,6 +51,7 @@ app.add_typer(cohort_app, name="cohort")
 app.add_typer(serve_app, name="serve")
 app.add_typer(mart_app, name="mart")
 app.add_typer(patient_app, name="patient")
+app.add_typer(privacy_app, name="privacy")
 register_governance(app)  # user, token, project, request
 
 console = Console()

@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
@@ -21,6 +21,7 @@ from rich.table import Table
 from massalia.cli_governance import TOKEN_ENV, governed
 from massalia.config import home
 from massalia.governance import AccessDenied, operator_principal
+from massalia.governance.disclosure import release_note, show_count
 from massalia.governance.rights import Facts, decide, load_rights
 from massalia.health import research
 from massalia.health.cohorts import CohortDefinition, generated_sql, import_circe
@@ -80,8 +81,8 @@ def load_definition(path: Path) -> CohortDefinition:
     return CohortDefinition.from_json(text)
 
 
-def _show(value: int | None) -> str:
-    return "<10 (masked)" if value is None else f"{value:,}"
+def _show(value: int | None, release: dict[str, Any] | None, name: str = "") -> str:
+    return show_count(value, release, withheld=name in ((release or {}).get("withheld") or ()))
 
 
 @cohort_app.command("import")
@@ -145,7 +146,9 @@ def cohort_count(
     data = home(home_dir).ensure()
     with governed(data) as (gov, principal), open_warehouse(data, engine) as warehouse:
         counts = research.count(gov, warehouse, principal, parsed, project_id=project, enabled=enabled, channel="cli")
-    console.print(f"persons {_show(counts.persons)}, events {_show(counts.events)}")
+    release = counts.release
+    console.print(f"persons {_show(counts.persons, release)}, events {_show(counts.events, release, 'events')}")
+    console.print(release_note(release), markup=False)
 
 
 @cohort_app.command("attrition")
@@ -160,15 +163,19 @@ def cohort_attrition(
     data = home(home_dir).ensure()
     with governed(data) as (gov, principal), open_warehouse(data, engine) as warehouse:
         base, rows = research.attrition(gov, warehouse, principal, parsed, project_id=project, channel="cli")
-    table = Table(title=f"Attrition — qualified: {_show(base.persons)} persons, {_show(base.events)} events")
+    release = base.release
+    persons, events = _show(base.persons, release), _show(base.events, release, "events")
+    table = Table(title=f"Attrition — qualified: {persons} persons, {events} events")
     for column in ("#", "rule", "persons (cumulative)", "events (cumulative)", "persons (alone)", "events (alone)"):
         table.add_column(column, justify="left" if column == "rule" else "right")
     for row in rows:
         table.add_row(
-            str(row.rule_index + 1), row.name, _show(row.persons_cumulative), _show(row.events_cumulative),
-            _show(row.persons_alone), _show(row.events_alone),
+            str(row.rule_index + 1), row.name, _show(row.persons_cumulative, release),
+            _show(row.events_cumulative, release, "events"), _show(row.persons_alone, release),
+            _show(row.events_alone, release, "events"),
         )  # fmt: skip
     console.print(table)
+    console.print(release_note(release), markup=False)
 
 
 @cohort_app.command("generate")
@@ -187,10 +194,11 @@ def cohort_generate(
             gov, warehouse, principal, parsed, cohort_definition_id=cohort_id, project_id=project, channel="cli"
         )
     console.print(
-        f"cohort {cohort_id}: {_show(generation.persons)} persons, "
-        f"{_show(generation.rows)} periods; definition {generation.definition_hash[:12]}, "
+        f"cohort {cohort_id}: {_show(generation.persons, generation.release)} persons, "
+        f"{_show(generation.rows, generation.release, 'rows')} periods; definition {generation.definition_hash[:12]}, "
         f"data {generation.data_version[:12]}, vocabulary {generation.vocabulary_version}"
     )
+    console.print(release_note(generation.release), markup=False)
 
 
 @cohort_app.command("breakdowns")
@@ -201,20 +209,22 @@ def cohort_breakdowns(
     home_dir: HomeOption = None,
     engine: EngineOption = None,
 ) -> None:
-    """Persons of a generated cohort by sex, age band and site (small cells masked)."""
+    """Persons of a generated cohort by sex, age band and site (exact for an approved project, else noisy)."""
     parsed = load_definition(definition)
     data = home(home_dir).ensure()
     with governed(data) as (gov, principal), open_warehouse(data, engine) as warehouse:
         cells = research.breakdowns(
             gov, warehouse, principal, parsed, cohort_definition_id=cohort_id, project_id=project, channel="cli"
         )
+    release = cells.pop("release", None)
     for name, counts in cells.items():
         table = Table(title=f"persons by {name}")
         table.add_column(name)
         table.add_column("persons", justify="right")
         for key, value in counts.items():
-            table.add_row(str(key), _show(value))
+            table.add_row(str(key), _show(value, release))
         console.print(table)
+    console.print(release_note(release), markup=False)
 
 
 @cohort_app.command("explain")

@@ -17,13 +17,14 @@ from rich.table import Table
 
 from massalia.cli_governance import governed
 from massalia.config import home
+from massalia.governance.disclosure import release_note, show_count
 from massalia.health import research
 from massalia.health.marts.builder import last_build
 from massalia.health.marts.catalogue import CatalogueError, load_catalogue
 from massalia.health.marts.filters import FilterError, FilterSpec, parse_clause
 from massalia.warehouse import open_warehouse
 
-mart_app = typer.Typer(help="The patient-level research mart (mart_patient): build, variables, suppressed counts.")
+mart_app = typer.Typer(help="The patient-level research mart (mart_patient): build, variables, governed counts.")
 console = Console()
 
 HomeOption = Annotated[
@@ -39,10 +40,6 @@ EngineOption = Annotated[
 def _fail(message: str) -> typer.Exit:
     console.print(f"[bold red]error:[/] {message}")
     return typer.Exit(code=1)
-
-
-def _show(value: int | None) -> str:
-    return "<10 (masked)" if value is None else f"{value:,}"
 
 
 @mart_app.command("build")
@@ -111,7 +108,7 @@ def mart_count(
     home_dir: HomeOption = None,
     engine: EngineOption = None,
 ) -> None:
-    """Count persons of the mart matching the conditions (counts under 10 masked unless the caller's rights allow)."""
+    """Count persons of the mart matching the conditions (exact for an approved project, otherwise noisy)."""
     try:
         spec = FilterSpec(
             all=[parse_clause(text) for text in where or []],
@@ -122,7 +119,8 @@ def mart_count(
         with governed(data) as (gov, principal), open_warehouse(data, engine) as warehouse:
             if by is None:
                 result = research.mart_count(gov, warehouse, principal, spec, project_id=project, channel="cli")
-                console.print(f"persons {_show(result.count)}")
+                console.print(f"persons {show_count(result.count, result.release)}")
+                console.print(release_note(result.release), markup=False)
                 return
             split = research.mart_breakdown(gov, warehouse, principal, spec, by, project_id=project, channel="cli")
             built = last_build(warehouse)
@@ -130,8 +128,9 @@ def mart_count(
         raise _fail(str(error)) from None
     table = Table(by, "persons")
     for value, count in split.cells.items():
-        table.add_row("(missing)" if value is None else str(value), _show(count))
-    table.add_row("[bold]total[/]", _show(split.total))
+        table.add_row("(missing)" if value is None else str(value), show_count(count, split.release))
+    table.add_row("[bold]total[/]", show_count(split.total, split.release))
     console.print(table)
+    console.print(release_note(split.release), markup=False)
     if built is not None:
         console.print(f"mart built {built['built_at']:%Y-%m-%d %H:%M} UTC")

@@ -1,6 +1,6 @@
 """The done-when scenario, end to end over HTTP on a copy of the shared demo warehouse.
 
-A researcher without approval sees suppressed counts only; they file a request, a DPO approves it, and
+A researcher without approval sees noisy counts only; they file a request, a DPO approves it, and
 the researcher then gets raw counts and a pseudonymized extract whose ids differ from another project's
 extract of the same persons. Every access is in the ledger; ``massalia audit verify`` passes, and fails
 once a single byte of the log is altered.
@@ -43,9 +43,9 @@ class Browser:
 
 
 def true_counts(world: ApiWorld) -> tuple[int, int]:
-    """Persons and events of the scenario cohort, counted directly on the warehouse (no API, no suppression)."""
+    """Persons and events of the scenario cohort, counted directly on the warehouse (no API, no noise)."""
     with DuckDBEngine(world.home.warehouse) as engine:
-        counts = analyze_cohort(engine, import_circe(circe_cohort())).count(allowed_raw=True)
+        counts = analyze_cohort(engine, import_circe(circe_cohort())).count()
     return int(counts.persons), int(counts.events)
 
 
@@ -78,13 +78,17 @@ def test_done_when_scenario(api_world: ApiWorld) -> None:
     project = created.json()["id"]
     assert created.json()["status"] == "draft"
 
-    # Without approval: suppressed counts only, and no extract.
+    # Without approval: noisy counts only (never the small true count), events withheld, and no extract.
     body = {"definition": cohort, "project_id": project}
     counted = researcher.post(f"{API}/cohorts/count", body)
     assert counted.status_code == 200, counted.text
-    assert counted.json()["persons"] is None  # masked: below 10
+    noisy = counted.json()
+    assert noisy["release"]["mode"] == "noisy" and noisy["events"] is None
+    assert noisy["persons"] is None or (noisy["persons"] >= 10 and noisy["persons"] % 5 == 0)
+    assert researcher.post(f"{API}/cohorts/count", body).json()["persons"] == noisy["persons"]  # consistent
     attrition = researcher.post(f"{API}/cohorts/attrition", body).json()
-    assert attrition["qualified"]["persons"] is None
+    qualified = attrition["qualified"]["persons"]
+    assert attrition["release"]["mode"] == "noisy" and (qualified is None or qualified >= 10)
     generated = researcher.post(f"{API}/cohorts/generate", {**body, "cohort_id": 7})
     assert generated.status_code == 403, generated.text
     # Even with the cohort generated (by an engineer, outside the project), no extract before approval.
@@ -105,7 +109,7 @@ def test_done_when_scenario(api_world: ApiWorld) -> None:
 
     # Approved: raw counts, then the cohort and a pseudonymized extract (of the mart, built in api_warehouse).
     raw = researcher.post(f"{API}/cohorts/count", body).json()
-    assert (raw["persons"], raw["events"]) == (persons, events)
+    assert (raw["persons"], raw["events"], raw["release"]) == (persons, events, {"mode": "exact"})
     generated = researcher.post(f"{API}/cohorts/generate", {**body, "cohort_id": 7})
     assert generated.status_code == 200 and generated.json()["persons"] == persons, generated.text
     # k counts every released column (diagnosis_date, stage_group...): 7 persons need generalizing.
@@ -157,7 +161,9 @@ def test_done_when_scenario(api_world: ApiWorld) -> None:
     assert any(e["action"] == "request.decide" and e.get("actor") == world.usernames["dpo"] for e in entries)
     assert any(e.get("actor") == world.usernames["clinician"] and e.get("decision") == "denied" for e in entries)
     counts_seen = [e for e in mine if e["action"] == "cohort.count"]
-    assert [e["grant"]["raw_counts"] for e in counts_seen] == [False, True]
+    assert [e["grant"]["raw_counts"] for e in counts_seen] == [False, False, True]
+    releases = [e for e in entries if e.get("action") == "disclosure.release" and e.get("actor") == rita]
+    assert [e["repeated"] for e in releases] == [False, True, False]  # count, the same count again, attrition
 
     # The log verifies (over HTTP and with the CLI), and fails once one byte is altered.
     verified = TestClient(world.app).get(f"{API}/audit/verify").json()

@@ -56,10 +56,10 @@ def test_accounts_tokens_projects_and_requests_from_the_command_line(home: Path,
     dina = run(home, "token", "create", "--user", "dina")[1].strip().splitlines()[0]
     assert rita.startswith("msl_") and dina.startswith("msl_")
 
-    # Without a project, rita (like the operator) sees masked small cells.
+    # Without a project, rita (like the operator) sees noisy counts against her privacy budget.
     masked = run(home, "cohort", "attrition", str(definition), token=rita)
-    assert masked[0] == 0 and "<10 (masked)" in masked[1], masked[1]
-    assert "<10 (masked)" in run(home, "cohort", "attrition", str(definition))[1]
+    assert masked[0] == 0 and "noisy counts" in masked[1] and "withheld" in masked[1], masked[1]
+    assert "noisy counts" in run(home, "cohort", "attrition", str(definition))[1]
 
     code, out = run(home, "project", "create", "--title", "Breast IV", "--purpose", "survival by first-line regimen",
                     "--expires", "2099-12-31", "--access-level", "pseudonymized", "--cohort", str(definition),
@@ -77,10 +77,10 @@ def test_accounts_tokens_projects_and_requests_from_the_command_line(home: Path,
     assert code == 0 and "approved by dina" in out, out
     assert "proportionate" in run(home, "request", "list", token=dina)[1]
 
-    # Approved: rita's counts under the project are raw; without --project they stay masked.
+    # Approved: rita's counts under the project are exact; without --project they stay noisy.
     raw = run(home, "cohort", "attrition", str(definition), "--project", "1", token=rita)
-    assert raw[0] == 0 and "masked" not in raw[1], raw[1]
-    assert "<10 (masked)" in run(home, "cohort", "attrition", str(definition), token=rita)[1]
+    assert raw[0] == 0 and "exact counts" in raw[1] and "withheld" not in raw[1], raw[1]
+    assert "noisy counts" in run(home, "cohort", "attrition", str(definition), token=rita)[1]
     generated = run(home, "cohort", "generate", str(definition), "--id", "2", "--project", "1", token=rita)
     assert generated[0] == 0 and re.search(r"cohort 2: [\d,]+ persons", generated[1]), generated[1]
     code, out = run(home, "cohort", "breakdowns", str(definition), "--id", "2", "--project", "1", token=rita)

@@ -138,6 +138,7 @@ EXPECTED: dict[str, Callable[[Case], Outcome]] = {
     "mart.variables": roles(*STAFF),
     "mart.count": aggregate,
     "mart.build": roles(Role.ADMIN, Role.DATA_ENGINEER),
+    "privacy.budget": roles(*STAFF),
     "extract.create": extract,
     "patient.view": patient_view,
     "project.create": roles(Role.ADMIN, Role.DPO, Role.RESEARCHER),

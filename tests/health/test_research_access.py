@@ -1,6 +1,6 @@
 """The guarded research services on the shared generated warehouse: the issue's done-when scenario.
 
-A researcher without an approved project sees suppressed counts only and no record; they file a
+A researcher without an approved project sees noisy, budgeted counts only and no record; they file a
 request, a DPO approves it, and the same calls give raw counts and (pseudonymized) records; a
 clinician sees the records of their own site only; every access is a ledger entry written before the
 data is returned, and the log verifies.
@@ -100,14 +100,19 @@ def ledger_actions(gov: Governance) -> list[dict[str, Any]]:
 def test_done_when_scenario(setting: Setting, tmp_path: Path) -> None:
     gov, engine, rita, dina = setting.gov, setting.engine, setting.researcher, setting.dpo
     analysis = analyze_cohort(engine, BREAST_STAGE)
-    raw_base, raw_rows = analysis.attrition(allowed_raw=True)
+    raw_base, raw_rows = analysis.attrition()
     small = [v for row in raw_rows for v in (row.persons_cumulative, row.persons_alone) if v and 0 < v < 10]
-    assert small, "the scenario needs a small cell to show suppression"
+    assert small, "the scenario needs a small cell to show it is never released exactly"
     entries_before = len(ledger_actions(gov))
 
-    # 1. No project: suppressed aggregates only, and no record.
-    assert research.attrition(gov, engine, rita, BREAST_STAGE) == analysis.attrition(allowed_raw=False)
-    assert research.count(gov, engine, rita, BREAST_STAGE) == analysis.count(allowed_raw=False)
+    # 1. No project: noisy persons counts (rounded, masked under 10, events withheld), and no record.
+    noisy_base, noisy_rows = research.attrition(gov, engine, rita, BREAST_STAGE)
+    assert noisy_base.release["mode"] == "noisy" and noisy_base.events is None  # type: ignore[index]
+    released = [noisy_base.persons] + [v for r in noisy_rows for v in (r.persons_cumulative, r.persons_alone)]
+    assert all(v is None or (v >= 10 and v % 5 == 0) for v in released)
+    assert all(r.events_cumulative is None and r.events_alone is None for r in noisy_rows)
+    first = research.count(gov, engine, rita, BREAST_STAGE)
+    assert first.release["mode"] == "noisy" and first.events is None  # type: ignore[index]
     with pytest.raises(AccessDenied):
         research.explain(gov, engine, rita, BREAST_STAGE, 1, purpose="check the inclusion of a patient")
 
@@ -117,7 +122,9 @@ def test_done_when_scenario(setting: Setting, tmp_path: Path) -> None:
                                  access_level="pseudonymized", expires=dt.date(2026, 12, 31), actor=rita)  # fmt: skip
     assert project.members == ("rita",) and project.status == "draft"
     pid = project.id
-    assert research.count(gov, engine, rita, BREAST_STAGE, project_id=pid) == analysis.count(allowed_raw=False)
+    # Same query, same stored answer: asking again (under a draft project) gains nothing and costs nothing.
+    again = research.count(gov, engine, rita, BREAST_STAGE, project_id=pid)
+    assert again.persons == first.persons and again.release["repeated"]  # type: ignore[index]
     request = gov.file_request(pid, actor=rita, justification="the protocol was approved by the ethics board")
     with pytest.raises(AccessDenied):
         gov.decide_request(request.id, True, "self-approval", actor=rita)
@@ -127,7 +134,9 @@ def test_done_when_scenario(setting: Setting, tmp_path: Path) -> None:
         gov.decide_request(request.id, False, "changed my mind", actor=dina)
 
     # 3. Approved: raw counts, under the project's definition only.
-    assert research.attrition(gov, engine, rita, BREAST_STAGE, project_id=pid) == (raw_base, raw_rows)
+    exact_base, exact_rows = research.attrition(gov, engine, rita, BREAST_STAGE, project_id=pid)
+    assert (exact_base.persons, exact_base.events, exact_rows) == (raw_base.persons, raw_base.events, raw_rows)
+    assert exact_base.release == {"mode": "exact"}
     with pytest.raises(AccessDenied, match="definition"):
         research.count(gov, engine, rita, ANY_CANCER, project_id=pid)
     generated = research.generate(gov, engine, rita, BREAST_STAGE, cohort_definition_id=3, project_id=pid)
@@ -150,25 +159,27 @@ def test_done_when_scenario(setting: Setting, tmp_path: Path) -> None:
     assert shift != dt.timedelta(0) and abs(shift.days) <= research.PROJECT_DATE_SHIFT_DAYS
     assert all(str(person) != str(v) for row in shown.explanation.primary_events for v in row.values())
 
-    # 5. Expired: back to suppressed counts.
+    # 5. Expired: back to noisy counts (the same stored answer).
     setting.clock.now = dt.datetime(2027, 1, 2, 9, 0, tzinfo=dt.UTC)
     try:
-        assert research.count(gov, engine, rita, BREAST_STAGE, project_id=pid) == analysis.count(allowed_raw=False)
+        assert research.count(gov, engine, rita, BREAST_STAGE, project_id=pid).persons == first.persons
     finally:
         setting.clock.now = Clock().now
 
     # 6. Every access is in the ledger, in order, and the log verifies.
     entries = ledger_actions(gov)[entries_before:]
     assert [(e["action"], e["decision"]) for e in entries] == [
-        ("cohort.attrition", "allowed"), ("cohort.count", "allowed"), ("cohort.explain", "denied"),
-        ("project.create", "allowed"), ("cohort.count", "allowed"), ("request.file", "allowed"),
+        ("cohort.attrition", "allowed"), ("disclosure.release", "allowed"), ("cohort.count", "allowed"),
+        ("disclosure.release", "allowed"), ("cohort.explain", "denied"), ("project.create", "allowed"),
+        ("cohort.count", "allowed"), ("disclosure.release", "allowed"), ("request.file", "allowed"),
         ("request.decide", "denied"), ("request.decide", "allowed"),
         ("cohort.attrition", "allowed"), ("cohort.count", "denied"), ("cohort.generate", "allowed"),
         ("cohort.breakdowns", "allowed"), ("cohort.explain", "allowed"), ("cohort.explain", "allowed"),
-        ("cohort.count", "allowed"),
+        ("cohort.count", "allowed"), ("disclosure.release", "allowed"),
     ]  # fmt: skip
-    assert entries[-1]["grant"]["raw_counts"] is False and entries[8]["grant"]["raw_counts"] is True
-    assert entries[12]["purpose"] == "check one patient" and entries[12]["actor"] == "rita"
+    assert entries[-2]["grant"]["raw_counts"] is False and entries[11]["grant"]["raw_counts"] is True
+    assert entries[15]["purpose"] == "check one patient" and entries[15]["actor"] == "rita"
+    assert entries[-1]["repeated"] is True and entries[1]["charged"] > 0
     with TransparencyLog(gov.ledger_path, readonly=True) as log:
         assert log.verify().ok
 
@@ -198,7 +209,10 @@ def test_the_operator_gets_no_per_patient_verdict(setting: Setting) -> None:
     last = ledger_actions(gov)[-1]
     assert last["action"] == "cohort.explain" and last["decision"] == "denied"
     counts = research.count(gov, engine, operator_principal(), ANY_CANCER)
-    assert counts == analyze_cohort(engine, ANY_CANCER).count(allowed_raw=False)
+    exact = analyze_cohort(engine, ANY_CANCER).count()
+    # The operator gets noisy counts like any caller without a project: close, rounded, never the events.
+    assert counts.release["mode"] == "noisy" and counts.events is None  # type: ignore[index]
+    assert counts.persons is not None and counts.persons % 5 == 0 and abs(counts.persons - exact.persons) < 200
     with pytest.raises(InvalidRequest, match="purpose"):
         research.explain(gov, engine, operator_principal(), ANY_CANCER, person, purpose=" ")
 
@@ -231,7 +245,14 @@ def test_extract_needs_an_approved_pseudonymized_project(setting: Setting, tmp_p
         research.mart_count(gov, engine, rita, ["stage_group = IV"], project_id=aggregate.id)
     raw = research.mart_count(gov, engine, rita, ["primary_site = breast"], project_id=aggregate.id)
     shown = research.mart_count(gov, engine, rita, ["primary_site = breast"])
-    assert raw.count is not None and (shown.count == raw.count or shown.count is None)
+    assert raw.release == {"mode": "exact"} and raw.count == research_count_of_breast(engine)
+    assert shown.release["mode"] == "noisy" and shown.count is not None and abs(shown.count - raw.count) < 200
+
+
+def research_count_of_breast(engine: Any) -> int:
+    from massalia.health.marts.filters import FilterSpec, count_persons, parse_clause
+
+    return count_persons(engine, FilterSpec(all=[parse_clause("primary_site = breast")]))
 
 
 def test_patient_view(setting: Setting) -> None:

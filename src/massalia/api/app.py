@@ -16,7 +16,7 @@ from massalia import __version__
 from massalia.api.deps import ACTION_KEY, ApiContext, action
 from massalia.api.errors import ERROR_RESPONSES, RequestIdMiddleware, install_error_handlers
 from massalia.api.ratelimit import FailureLimiter
-from massalia.api.routes import audit, auth, cohorts, extracts, mart, patients, projects, quality, users
+from massalia.api.routes import audit, auth, cohorts, extracts, mart, patients, privacy, projects, quality, users
 from massalia.api.security import CSRF_HEADER, BodySizeLimitMiddleware, SecurityHeadersMiddleware
 from massalia.api.sessions import SessionStore
 from massalia.api.settings import ApiSettings
@@ -121,7 +121,7 @@ def create_app(home: Home | None = None, *, settings: ApiSettings | None = None)
         """Liveness: the API answers (no data, no authentication)."""
         return {"status": "ok", "version": __version__}
 
-    for module in (auth, users, projects, cohorts, patients, mart, extracts, quality, audit):
+    for module in (auth, users, projects, cohorts, patients, mart, extracts, quality, audit, privacy):
         api.include_router(module.router)
     app.include_router(api)
 

@@ -135,3 +135,36 @@ class ProjectSecretRow(Base):
     nonce: Mapped[bytes] = mapped_column(LargeBinary(12), nullable=False)
     ciphertext: Mapped[bytes] = mapped_column(LargeBinary(64), nullable=False)
     created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), nullable=False)
+
+
+class DisclosureReleaseRow(Base):
+    """One noisy release of counts, stored once per normalized query so the same query gets the same answer.
+
+    ``query_key`` is the SHA-256 of the normalized query (action, query, cells): the store is global,
+    not per user, so colluding users asking the same query learn nothing more than one of them.
+    Privacy loss is kept in micro-epsilon integers so budget sums are exact.
+    """
+
+    __tablename__ = "gov_disclosure_release"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    query_key: Mapped[str] = mapped_column(String(64), unique=True, nullable=False)
+    action: Mapped[str] = mapped_column(String(64), nullable=False)
+    released: Mapped[str] = mapped_column(Text, nullable=False)  # JSON {cell: rounded noisy count or null}
+    micro_epsilon: Mapped[int] = mapped_column(Integer, nullable=False)  # what the first release cost
+    created_by: Mapped[str] = mapped_column(String(128), nullable=False)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), nullable=False)
+
+
+class DisclosureChargeRow(Base):
+    """One user's access to a release, with what it cost them (0 when the release already existed)."""
+
+    __tablename__ = "gov_disclosure_charge"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    subject: Mapped[str] = mapped_column(String(128), nullable=False, index=True)
+    release_id: Mapped[int | None] = mapped_column(ForeignKey("gov_disclosure_release.id"))
+    kind: Mapped[str] = mapped_column(String(16), nullable=False)  # release | repeat | lockout
+    micro_epsilon: Mapped[int] = mapped_column(Integer, nullable=False)
+    result_fingerprint: Mapped[str | None] = mapped_column(String(64))  # keyed hash of the true counts
+    charged_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), nullable=False, index=True)

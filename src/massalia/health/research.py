@@ -9,17 +9,21 @@ Each function follows the same four steps:
 2. **authorize** — :meth:`massalia.governance.Governance.authorize` decides from ``rights.yaml`` and, for
    actions touching personal data, appends the decision to the transparency log *before* any data is read;
 3. **compute** — the domain function (:mod:`massalia.health.cohorts.service`, ``explain``, marts, extracts);
-4. **disclose** — small-cell suppression unless the grant allows raw counts; person-level records only
-   when the grant is row-level, pseudonymized (keyed per project, dates shifted) when it says so.
+4. **disclose** — counts are exact when the grant allows raw counts (members of an approved project,
+   inside its scope), otherwise released through the one mechanism of
+   :mod:`massalia.governance.disclosure` (noise, rounding, threshold, per-user budget, audit), after the
+   feasibility limits (no identifiers, dates at a coarse grain); person-level records only when the
+   grant is row-level, pseudonymized (keyed per project, dates shifted) when it says so.
 
 A researcher without an approved, unexpired project of which they are a member therefore gets only
-suppressed aggregates; a clinician gets identified records of their own site only.
+noisy aggregates; a clinician gets identified records of their own site only.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,22 +35,24 @@ from sqlglot import exp
 
 from massalia.engine import Engine
 from massalia.governance import AccessDenied, Governance, Grant, InvalidRequest, NotFound, Principal, Role
+from massalia.governance.disclosure import Release, exact_release, release_counts
 from massalia.governance.policy import RowPolicy, ScopeColumns, check_local_cohort_id, project_cohort_id
 from massalia.governance.pseudonym import date_shifts, pseudonymize
 from massalia.health.cohorts.compiler import compile_cohort
 from massalia.health.cohorts.definition import CohortDefinition
 from massalia.health.cohorts.explain import PersonExplanation, explain_person
+from massalia.health.cohorts.feasibility import check_feasible_definition
 from massalia.health.cohorts.service import (
     AttritionRow,
     CohortAnalysis,
-    CohortGeneration,
     Counts,
     analyze_cohort,
     cohort_breakdowns,
+    data_version,
     generate_cohort,
     run_step,
 )
-from massalia.health.cohorts.suppression import DEFAULT_THRESHOLD, suppress_count
+from massalia.health.cohorts.suppression import DEFAULT_THRESHOLD
 from massalia.health.extracts import ExtractPolicy, ExtractResult, build_extract
 from massalia.health.pseudonymized import pseudonymized_record, pseudonymized_table, shift_value, visit_ordinals
 
@@ -77,6 +83,19 @@ MART_SCOPE = ScopeColumns(
 def _scope_policy(gov: Governance, project_id: int | None) -> RowPolicy | None:
     """The row-level policy of the project named in the call, or ``None`` without a project."""
     return None if project_id is None else RowPolicy.of(gov.project_scope(project_id))
+
+
+def _scope_key(gov: Governance, project_id: int | None) -> dict[str, Any] | None:
+    """What a project's scope changes in a count, for the release key: its sites and period, not its id.
+
+    Two calls that count the same rows share one stored answer whatever project they name, so creating
+    many draft projects of the same scope buys no fresh noise to average.
+    """
+    policy = _scope_policy(gov, project_id)
+    if policy is None or not (policy.sites or policy.has_period):
+        return None
+    period = [None if day is None else day.isoformat() for day in (policy.period_start, policy.period_end)]
+    return {"sites": sorted(policy.sites), "period": period}
 
 
 def _scope_persons_query(policy: RowPolicy) -> exp.Select | None:
@@ -186,6 +205,30 @@ def _authorize(
     )  # fmt: skip
 
 
+def _release(
+    gov: Governance,
+    principal: Principal,
+    grant: Grant,
+    action: str,
+    query: Mapping[str, Any],
+    true_counts: Mapping[str, int],
+    *,
+    sensitivity: int = 1,
+) -> Release:
+    """Exact counts under a raw-counts grant, else the one release mechanism (noise, budget, audit)."""
+    if grant.raw_counts:
+        return exact_release(true_counts)
+    return release_counts(gov, principal, action, query, true_counts, sensitivity=sensitivity)
+
+
+def _feasible(grant: Grant, definition: CohortDefinition) -> None:
+    """Without raw counts, a definition may not single out persons (ids, exact-date windows)."""
+    if not grant.raw_counts:
+        problems = check_feasible_definition(definition)
+        if problems:
+            raise InvalidRequest("cohort definition not allowed for feasibility counts: " + "; ".join(problems))
+
+
 def count(
     gov: Governance,
     engine: Engine,
@@ -196,7 +239,10 @@ def count(
     enabled: Sequence[bool] | None = None,
     channel: str | None = None,
 ) -> Counts:
-    """Persons and events of a cohort, with the inclusion rules ``enabled`` (what-if), suppressed unless allowed.
+    """Persons and events of a cohort, with the inclusion rules ``enabled`` (what-if).
+
+    Exact under an approved project; otherwise persons are released noisy (events withheld: one person
+    can add many events, so no bounded-sensitivity release exists for them).
 
     Examples
     --------
@@ -205,9 +251,19 @@ def count(
     """
     grant = _authorize(gov, principal, "cohort.count", definition, project_id, channel=channel,
                        enabled=list(enabled) if enabled is not None else None)  # fmt: skip
+    _feasible(grant, definition)
     analysis = analyze_cohort(engine, definition, threshold=DEFAULT_THRESHOLD)
     analysis = _scope_analysis(engine, analysis, _scope_policy(gov, project_id))
-    return analysis.count(enabled, allowed_raw=grant.raw_counts)
+    exact = analysis.count(enabled)
+    if grant.raw_counts:
+        return Counts(exact.persons, exact.events, {"mode": "exact"})
+    flags = [True] * len(analysis.rule_names) if enabled is None else [bool(flag) for flag in enabled]
+    required = analysis.required_mask(flags)
+    # The same rules required give the same persons: key on the rules, not on how the toggles were spelled.
+    query = {"definition": definition.definition_hash(), "required_rules": required, "data": data_version(engine),
+             "scope": _scope_key(gov, project_id)}  # fmt: skip
+    release = _release(gov, principal, grant, "cohort.count", query, {"persons": int(exact.persons or 0)})
+    return Counts(release.values["persons"], None, {**release.describe(), "withheld": ["events"]})
 
 
 def attrition(
@@ -221,12 +277,30 @@ def attrition(
 ) -> tuple[Counts, list[AttritionRow]]:
     """The attrition table of a cohort: qualified counts, then each rule cumulative and alone.
 
-    Counts are suppressed unless the grant allows raw counts.
+    Exact under an approved project; otherwise the persons counts are one noisy release (sensitivity
+    ``1 + 2 × rules``: one person can change every row) and event counts are withheld.
     """
     grant = _authorize(gov, principal, "cohort.attrition", definition, project_id, channel=channel)
+    _feasible(grant, definition)
     analysis = analyze_cohort(engine, definition, threshold=DEFAULT_THRESHOLD)
     analysis = _scope_analysis(engine, analysis, _scope_policy(gov, project_id))
-    return analysis.attrition(allowed_raw=grant.raw_counts)
+    base, rows = analysis.attrition()
+    if grant.raw_counts:
+        return Counts(base.persons, base.events, {"mode": "exact"}), rows
+    cells = {"qualified": int(base.persons or 0)}
+    for row in rows:
+        cells[f"rule {row.rule_index} cumulative"] = int(row.persons_cumulative or 0)
+        cells[f"rule {row.rule_index} alone"] = int(row.persons_alone or 0)
+    query = {"definition": definition.definition_hash(), "data": data_version(engine),
+             "scope": _scope_key(gov, project_id)}  # fmt: skip
+    release = _release(gov, principal, grant, "cohort.attrition", query, cells, sensitivity=len(cells))
+    values = release.values
+    released = [
+        AttritionRow(row.rule_index, row.name, values[f"rule {row.rule_index} cumulative"], None,
+                     values[f"rule {row.rule_index} alone"], None)
+        for row in rows
+    ]  # fmt: skip
+    return Counts(values["qualified"], None, {**release.describe(), "withheld": ["events"]}), released
 
 
 def _generated_hash(engine: Engine, cohort_definition_id: int) -> str | None:
@@ -238,6 +312,14 @@ def _generated_hash(engine: Engine, cohort_definition_id: int) -> str | None:
     return str(rows[0]["definition_hash"]) if rows else None
 
 
+def _generated_version(engine: Engine, cohort_definition_id: int) -> str:
+    rows = engine.query(
+        "SELECT data_version, generated_at FROM cohort_generation"
+        f" WHERE cohort_definition_id = {int(cohort_definition_id)}"
+    ).to_pylist()
+    return f"{rows[0]['data_version']}@{rows[0]['generated_at']}" if rows else "none"
+
+
 def breakdowns(
     gov: Governance,
     engine: Engine,
@@ -247,8 +329,11 @@ def breakdowns(
     cohort_definition_id: int = 1,
     project_id: int | None = None,
     channel: str | None = None,
-) -> dict[str, dict[str, int | None]]:
-    """Persons of the generated cohort ``cohort_definition_id`` by sex, age band and site, suppressed unless allowed.
+) -> dict[str, Any]:
+    """Persons of the generated cohort ``cohort_definition_id`` by sex, age band and site.
+
+    Exact under an approved project, otherwise one noisy release of every cell (sensitivity 3: a person
+    is in one cell of each breakdown). The answer holds ``sex``, ``age_band``, ``site`` and ``release``.
 
     Raises
     ------
@@ -261,12 +346,22 @@ def breakdowns(
         raise InvalidRequest(f"cohort {cohort_definition_id} was not generated from this definition; generate it first")
     grant = _authorize(gov, principal, "cohort.breakdowns", definition, project_id, channel=channel,
                        resource={"cohort_definition_id": int(cohort_definition_id), "stored_id": stored})  # fmt: skip
-    return cohort_breakdowns(engine, stored, allowed_raw=grant.raw_counts)
+    _feasible(grant, definition)
+    exact = cohort_breakdowns(engine, stored)
+    cells = {f"{name}={key}": value for name, counts in exact.items() for key, value in counts.items()}
+    query = {"definition": definition.definition_hash(), "cohort_definition_id": stored,
+             "generation": _generated_version(engine, stored)}  # fmt: skip
+    release = _release(gov, principal, grant, "cohort.breakdowns", query, cells, sensitivity=len(exact))
+    result: dict[str, Any] = {
+        name: {key: release.values[f"{name}={key}"] for key in counts} for name, counts in exact.items()
+    }
+    result["release"] = release.describe()
+    return result
 
 
 @dataclass(frozen=True)
 class GenerationSummary:
-    """What a guarded generation reports: the provenance, with counts suppressed unless allowed."""
+    """What a guarded generation reports: the provenance, with counts released as the grant allows."""
 
     cohort_definition_id: int
     definition_hash: str
@@ -276,14 +371,7 @@ class GenerationSummary:
     persons: int | None
     rows: int | None
     table: str
-
-    @classmethod
-    def of(cls, generation: CohortGeneration, *, allowed_raw: bool) -> GenerationSummary:
-        """The summary of ``generation``, its counts suppressed unless ``allowed_raw``."""
-        fields = {f.name: getattr(generation, f.name) for f in dataclasses.fields(generation)}
-        fields["persons"] = suppress_count(generation.persons, allowed_raw=allowed_raw)
-        fields["rows"] = suppress_count(generation.rows, allowed_raw=allowed_raw)
-        return cls(**fields)
+    release: dict[str, Any] | None = None
 
 
 def generate(
@@ -296,11 +384,13 @@ def generate(
     project_id: int | None = None,
     channel: str | None = None,
 ) -> GenerationSummary:
-    """Generate the cohort into the warehouse's COHORT table; report its provenance with suppressed counts.
+    """Generate the cohort into the warehouse's COHORT table; report its provenance and released counts.
 
     Under a project the rows go to the project's own warehouse id (``project_cohort_id``: no other project
     can overwrite them) and only the rows of its sites and period are written; the summary reports the
-    caller's ``cohort_definition_id``.
+    caller's ``cohort_definition_id``. Without raw counts, persons are released noisy and the row count is
+    withheld; both are withheld when the definition fails the feasibility limits (record identifiers, dates
+    finer than a month).
     """
     stored = project_cohort_id(project_id, cohort_definition_id)
     policy = _scope_policy(gov, project_id)
@@ -312,7 +402,21 @@ def generate(
     except ValueError as error:
         raise InvalidRequest(str(error)) from None
     generation = dataclasses.replace(generation, cohort_definition_id=int(cohort_definition_id))
-    return GenerationSummary.of(generation, allowed_raw=grant.raw_counts)
+    fields = {f.name: getattr(generation, f.name) for f in dataclasses.fields(generation)}
+    if grant.raw_counts:
+        return GenerationSummary(**fields, release={"mode": "exact"})
+    problems = check_feasible_definition(definition)
+    if problems:
+        # The operator may generate any cohort (rows go to the warehouse), but a count of a definition
+        # that singles persons out is no feasibility count: it is withheld, not released.
+        fields.update(persons=None, rows=None)
+        reason = "; ".join(problems)
+        return GenerationSummary(**fields, release={"mode": "withheld", "withheld": ["persons", "rows"],
+                                                    "reason": reason})  # fmt: skip
+    query = {"definition": generation.definition_hash, "data": generation.data_version, "stored_id": stored}
+    release = _release(gov, principal, grant, "cohort.generate", query, {"persons": generation.persons})
+    fields.update(persons=release.values["persons"], rows=None)
+    return GenerationSummary(**fields, release={**release.describe(), "withheld": ["rows"]})
 
 
 def person_site(engine: Engine, person_id: int) -> str | None:
@@ -634,6 +738,58 @@ def _check_mart_scope(
     return spec, policy.predicate(MART_SCOPE)
 
 
+def _mart_counts(
+    gov: Governance,
+    engine: Engine,
+    principal: Principal,
+    spec: Any,
+    project_id: int | None,
+    channel: str | None,
+    by: str | None = None,
+) -> tuple[Grant, Release, dict[str | bool | None, str] | None]:
+    """Authorize, check the feasibility limits, count exactly, and release (one count, or a breakdown)."""
+    from massalia.health.marts.builder import MART_TABLE, last_build
+    from massalia.health.marts.filters import (
+        FilterError,
+        breakdown_counts,
+        check_feasibility,
+        count_persons,
+        normalized_spec,
+    )
+
+    resource = {"filters": spec.model_dump(mode="json"), **({"by": by} if by else {})}
+    spec, restrict = _check_mart_scope(gov, engine, principal, "mart.count", spec, project_id,
+                                       extra_variables=[by] if by else [])  # fmt: skip
+    grant = gov.authorize(
+        principal, "mart.count", project_id=project_id, detail={"resource": resource, "channel": channel}
+    )
+    try:
+        if not grant.raw_counts:
+            check_feasibility(spec, by)
+        query: dict[str, Any] = {"filters": normalized_spec(spec), "by": by, "scope": _scope_key(gov, project_id)}
+        if by is None:
+            cells: dict[str, int] = {"persons": count_persons(engine, spec, restrict=restrict)}
+            names = None
+        else:
+            exact = breakdown_counts(engine, spec, by, restrict=restrict)
+            names = {key: json.dumps(key) for key in exact}
+            cells = {names[key]: value for key, value in exact.items()}
+            cells["total"] = sum(exact.values())
+    except FilterError as error:
+        raise InvalidRequest(f"mart filter: {error}") from None
+    if not grant.raw_counts:
+        # A rebuilt mart gives new answers; its build record is one cheap row (the mart's row count otherwise).
+        built = last_build(engine)
+        query["mart"] = (
+            str(built["build_id"])
+            if built and built.get("build_id")
+            else f"rows:{int(engine.scalar(f'SELECT count(*) FROM {MART_TABLE}') or 0)}"  # type: ignore[call-overload]
+        )
+    sensitivity = 1 if by is None else 2  # a person is in one cell and in the total
+    release = _release(gov, principal, grant, "mart.count", query, cells, sensitivity=sensitivity)
+    return grant, release, names
+
+
 def mart_count(
     gov: Governance,
     engine: Engine,
@@ -643,23 +799,17 @@ def mart_count(
     project_id: int | None = None,
     channel: str | None = None,
 ) -> Any:
-    """Persons of the research mart matching ``filters``, suppressed unless the grant allows raw counts.
+    """Persons of the research mart matching ``filters``: exact under an approved project, otherwise noisy.
 
     ``filters`` is a :class:`massalia.health.marts.filters.FilterSpec`, its JSON object, or a list of
-    ``"variable op value"`` clauses (AND-ed). Returns the mart's ``CountResult``.
+    ``"variable op value"`` clauses (AND-ed). Without raw counts the feasibility limits apply (no
+    identifiers, dates at their catalogue grain). Returns the mart's ``CountResult``.
     """
-    from massalia.health.marts.filters import FilterError, count_persons
+    from massalia.health.marts.filters import CountResult
 
     spec = _mart_spec(filters)
-    resource = {"filters": spec.model_dump(mode="json")}
-    spec, restrict = _check_mart_scope(gov, engine, principal, "mart.count", spec, project_id)
-    grant = gov.authorize(
-        principal, "mart.count", project_id=project_id, detail={"resource": resource, "channel": channel}
-    )
-    try:
-        return count_persons(engine, spec, allowed_raw=grant.raw_counts, restrict=restrict)
-    except FilterError as error:
-        raise InvalidRequest(f"mart filter: {error}") from None
+    _, release, _ = _mart_counts(gov, engine, principal, spec, project_id, channel)
+    return CountResult(count=release.values["persons"], shown=release.shown("persons"), release=release.describe())
 
 
 def mart_breakdown(
@@ -674,21 +824,23 @@ def mart_breakdown(
 ) -> Any:
     """Persons matching ``filters`` by value of the category ``by`` (action ``mart.count``).
 
-    Cells are suppressed, with complementary cells, unless the grant allows raw counts. Returns the
-    mart's ``Breakdown``.
+    Every value of the category is a cell (and ``None``: no value), plus the total: exact under an
+    approved project, otherwise one noisy release. Returns the mart's ``Breakdown``.
     """
-    from massalia.health.marts.filters import FilterError, breakdown
+    from massalia.health.marts.filters import Breakdown
 
     spec = _mart_spec(filters)
-    resource = {"filters": spec.model_dump(mode="json"), "by": by}
-    spec, restrict = _check_mart_scope(gov, engine, principal, "mart.count", spec, project_id, extra_variables=[by])
-    grant = gov.authorize(
-        principal, "mart.count", project_id=project_id, detail={"resource": resource, "channel": channel}
+    _, release, names = _mart_counts(gov, engine, principal, spec, project_id, channel, by=by)
+    if names is None:  # a breakdown always names its cells
+        raise RuntimeError("mart breakdown: no cell names")
+    return Breakdown(
+        variable=by,
+        cells={key: release.values[name] for key, name in names.items()},
+        shown={key: release.shown(name) for key, name in names.items()},
+        total=release.values["total"],
+        total_shown=release.shown("total"),
+        release=release.describe(),
     )
-    try:
-        return breakdown(engine, spec, by, allowed_raw=grant.raw_counts, restrict=restrict)
-    except FilterError as error:
-        raise InvalidRequest(f"mart filter: {error}") from None
 
 
 def mart_build(gov: Governance, engine: Engine, principal: Principal, *, channel: str | None = None) -> Any:

@@ -202,9 +202,8 @@ def test_attrition_what_if_and_explain(duckdb_engine: Engine, load_omop: Loader)
     assert analysis.count().persons == 2
     assert analysis.count([False, True]).persons == 3  # drop "women": the man with chemo comes in
     assert analysis.count([False, False]).persons == 4
-    # small counts are masked unless the caller may see them
-    masked = analyze_cohort(duckdb_engine, definition)
-    assert masked.count().persons is None and masked.count(allowed_raw=True).persons == 2
+    # the domain counts are exact; what a caller sees is released by the guarded services
+    assert analyze_cohort(duckdb_engine, definition).count().persons == 2
 
     why = explain_person(duckdb_engine, definition, 2)
     assert not why.in_cohort
@@ -215,13 +214,15 @@ def test_attrition_what_if_and_explain(duckdb_engine: Engine, load_omop: Loader)
     assert why.in_cohort and why.events[0].rules[1].evidence[0].records[0]["start_date"] == day(97)
 
 
-def test_breakdowns_are_suppressed(duckdb_engine: Engine, load_omop: Loader) -> None:
+def test_breakdowns_have_fixed_cells(duckdb_engine: Engine, load_omop: Loader) -> None:
     load_omop(duckdb_engine, dataset())
     generate_cohort(duckdb_engine, import_circe(DEFINITION))
-    raw = cohort_breakdowns(duckdb_engine, allowed_raw=True)
-    assert raw["sex"] == {"FEMALE": 2} or raw["sex"] == {"c8532": 2} or sum(v or 0 for v in raw["sex"].values()) == 2
-    assert raw["age_band"] == {"60-69": 2} and raw["site"] == {"CLCC Sud": 2}
-    assert cohort_breakdowns(duckdb_engine)["site"] == {"CLCC Sud": None}
+    raw = cohort_breakdowns(duckdb_engine)
+    assert raw["sex"] == {"FEMALE": 2, "MALE": 0, "unknown": 0}
+    # Every age band and every care site is a cell, empty or not: which cells exist says nothing.
+    assert raw["age_band"]["60-69"] == 2 and sum(raw["age_band"].values()) == 2
+    assert set(raw["age_band"]) == {"0-17", "18-39", "40-49", "50-59", "60-69", "70-79", "80+", "unknown"}
+    assert raw["site"]["CLCC Sud"] == 2 and "unknown" in raw["site"] and sum(raw["site"].values()) == 2
 
 
 def test_what_if_toggle_is_fast_at_scale() -> None:
@@ -235,7 +236,7 @@ def test_what_if_toggle_is_fast_at_scale() -> None:
         limit="first",
     )
     started = time.perf_counter()
-    counts = [analysis.count([i != j for i in range(8)], allowed_raw=True) for j in range(8)]
+    counts = [analysis.count([i != j for i in range(8)]) for j in range(8)]
     per_toggle = (time.perf_counter() - started) / 8
     assert all(c.persons is not None and 0 < c.persons <= 100_000 for c in counts)
     assert per_toggle < 0.2, f"a what-if toggle took {per_toggle * 1000:.0f} ms"

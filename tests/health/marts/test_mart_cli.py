@@ -14,7 +14,7 @@ from massalia.config import home
 runner = CliRunner()
 
 
-def test_build_then_count_with_suppression(demo_warehouse: Path, massalia_home: Path) -> None:
+def test_build_then_count_noisy_without_a_project(demo_warehouse: Path, massalia_home: Path) -> None:
     shutil.copy(demo_warehouse, home(massalia_home).ensure().warehouse)
     built = runner.invoke(app, ["mart", "build", "--home", str(massalia_home), "--engine", "duckdb"])
     assert built.exit_code == 0, built.output
@@ -23,10 +23,18 @@ def test_build_then_count_with_suppression(demo_warehouse: Path, massalia_home: 
 
     count = runner.invoke(app, ["mart", "count", "--where", "primary_site = breast", "--home", str(massalia_home)])
     assert count.exit_code == 0, count.output
-    assert re.search(r"persons \d+", count.output)
+    assert re.search(r"persons (~\d+|<10)", count.output) and "privacy budget left" in " ".join(count.output.split())
 
-    small = runner.invoke(app, ["mart", "count", "--where", "person_id <= 4", "--home", str(massalia_home)])
-    assert small.exit_code == 0 and "<10 (masked)" in small.output
+    small = runner.invoke(app, ["mart", "count", "--where", "age_at_diagnosis > 200", "--home", str(massalia_home)])
+    # A true 0 is noisy like any count: never shown as 0, and mostly '<10' like any small count.
+    assert small.exit_code == 0 and re.search(r"persons (<10|~[1-9]\d+)\n", small.output), small.output
+
+    by_id = runner.invoke(app, ["mart", "count", "--where", "person_id <= 4", "--home", str(massalia_home)])
+    assert by_id.exit_code == 1 and "person_id is an identifier" in by_id.output
+
+    budget = runner.invoke(app, ["privacy", "budget", "--home", str(massalia_home)])
+    assert budget.exit_code == 0 and re.search(r"ε 0\.2 spent of 5, 4\.8 left", budget.output), budget.output
+    assert "2 release(s)" in budget.output
 
     split = runner.invoke(
         app, ["mart", "count", "--any", "stage_group = IV", "--any", "had_relapse = true", "--by", "sex",
@@ -65,7 +73,7 @@ def test_mart_commands_are_checked_and_audited(demo_warehouse: Path, massalia_ho
     assert runner.invoke(app, ["mart", "count", "--where", "sex = female", "--home", str(massalia_home)]).exit_code == 0
     with TransparencyLog(data.ledger, readonly=True) as log:
         actions = [log.get(i).entry["action"] for i in range(log.size)]
-    assert actions[-2:] == ["mart.build", "mart.count"]
+    assert actions[-3:] == ["mart.build", "mart.count", "disclosure.release"]
 
     bogus = runner.invoke(
         app, ["mart", "count", "--where", "sex = female", "--home", str(massalia_home)],

@@ -1,4 +1,5 @@
-"""Filters over the mart: validation naming the clause, suppressed counts, breakdowns, cohorts, no injection."""
+"""Filters over the mart: validation naming the clause, exact counts, breakdowns, cohorts, feasibility limits,
+normalization, no injection (what callers see is released by the guarded services, tested elsewhere)."""
 
 from __future__ import annotations
 
@@ -20,9 +21,11 @@ from massalia.health.marts.filters import (
     Clause,
     FilterError,
     FilterSpec,
-    breakdown,
+    breakdown_counts,
+    check_feasibility,
     compile_filter,
     count_persons,
+    normalized_spec,
     parse_clause,
 )
 
@@ -63,9 +66,7 @@ def spec(*clauses: str, any_of: list[str] | None = None, cohort: int | None = No
 
 
 def raw_count(engine: DuckDBEngine, filter_spec: FilterSpec) -> int:
-    result = count_persons(engine, filter_spec, allowed_raw=True)
-    assert result.count is not None
-    return result.count
+    return count_persons(engine, filter_spec)
 
 
 def test_counts_match_the_rows(mart_engine: DuckDBEngine, mart_rows: Rows) -> None:
@@ -82,35 +83,69 @@ def test_counts_match_the_rows(mart_engine: DuckDBEngine, mart_rows: Rows) -> No
     assert raw_count(mart_engine, FilterSpec()) == len(rows)
 
 
-def test_small_counts_are_masked_unless_raw_is_allowed(mart_engine: DuckDBEngine, mart_rows: Rows) -> None:
-    small = spec("person_id <= 3")
-    masked = count_persons(mart_engine, small)
-    assert masked.count is None and masked.suppressed
-    assert count_persons(mart_engine, small, allowed_raw=True).count == 3
-    assert count_persons(mart_engine, spec("person_id = -1")).count == 0  # zero singles nobody out
+def test_breakdown_has_every_cell_whatever_the_data(mart_engine: DuckDBEngine, mart_rows: Rows) -> None:
+    raw = breakdown_counts(mart_engine, FilterSpec(), "primary_site")
+    # Which cells exist never depends on the data (a cell appearing would say "at least one").
+    assert set(raw) == {*(load_catalogue().variable("primary_site").values or ()), None}
+    assert sum(raw.values()) == len(mart_rows)
+    none = breakdown_counts(mart_engine, spec("age_at_diagnosis > 1000"), "primary_site")
+    assert set(none) == set(raw) and not any(none.values())
+    by_flag = breakdown_counts(mart_engine, spec("primary_site = breast"), "had_surgery")
+    assert set(by_flag) == {True, False, None}
+    assert sum(by_flag.values()) == raw["breast"]
 
 
-def test_breakdown_masks_small_cells_and_their_complement(mart_engine: DuckDBEngine, mart_rows: Rows) -> None:
-    split = breakdown(mart_engine, FilterSpec(), "primary_site")
-    raw = breakdown(mart_engine, FilterSpec(), "primary_site", allowed_raw=True)
-    assert set(split.cells) >= set(load_catalogue().variable("primary_site").values or ())
-    assert raw.total == len(mart_rows)
-    small = [key for key, value in raw.cells.items() if value and value < 10]
-    for key in small:
-        assert split.cells[key] is None
-    masked = [key for key, value in split.cells.items() if value is None]
-    if masked:
-        assert len(masked) >= 2 and sum(raw.cells[key] or 0 for key in masked) >= 10
-    by_flag = breakdown(mart_engine, spec("primary_site = breast"), "had_surgery", allowed_raw=True)
-    assert set(by_flag.cells) == {True, False}
-    assert sum(v or 0 for v in by_flag.cells.values()) == raw.cells["breast"]
+@pytest.mark.parametrize(
+    ("clause", "message"),
+    [
+        ("person_id = 12", "person_id is an identifier"),
+        ("person_id <= 3", "person_id is an identifier"),
+        ("birth_date = 1950-03-12", "exact dates are not allowed"),
+        ("birth_date >= 1950-03-01", "at the year grain"),
+        ("birth_date < 1950-02-01", "at the year grain"),
+        ("birth_date between 1950-01-01,1950-06-30", "at the year grain"),
+        ("diagnosis_date >= 2019-03-12", "at the month grain"),
+        ("diagnosis_date <= 2019-03-30", "at the month grain"),
+        ("care_site = " + "x" * 65, "limited to 64 characters"),
+    ],
+)
+def test_feasibility_refuses_identifiers_fine_dates_and_long_text(clause: str, message: str) -> None:
+    with pytest.raises(FilterError, match=message) as error:
+        check_feasibility(spec("sex = female", clause))
+    assert "clause 2" in str(error.value)
+
+
+@pytest.mark.parametrize(
+    "clause",
+    [
+        "birth_date >= 1950-01-01", "birth_date < 1951-01-01", "birth_date <= 1950-12-31", "birth_date > 1950-12-31",
+        "birth_date between 1950-01-01,1959-12-31", "diagnosis_date >= 2019-03-01", "diagnosis_date <= 2019-02-28",
+        "diagnosis_date between 2019-03-01,2019-04-30", "death_date is_null", "year_of_birth = 1950",
+        "care_site = CHU Nord",
+    ],
+)  # fmt: skip
+def test_feasibility_accepts_coarse_dates(clause: str) -> None:
+    check_feasibility(spec(clause))
+
+
+def test_feasibility_checks_or_groups_and_the_breakdown_variable() -> None:
+    with pytest.raises(FilterError, match=r"OR group 1, clause 2 .*person_id is an identifier"):
+        check_feasibility(spec(any_of=["sex = male", "person_id = 4"]))
+
+
+def test_normalized_specs_ignore_spelling_but_not_meaning() -> None:
+    a = spec("age_at_diagnosis >= 60", "primary_site in lung,breast,lung")
+    b = spec("primary_site in breast,lung", "age_at_diagnosis >= 60.0")
+    assert normalized_spec(a) == normalized_spec(b)
+    assert normalized_spec(a) != normalized_spec(spec("age_at_diagnosis > 60", "primary_site in breast,lung"))
+    assert normalized_spec(spec(cohort=7)) != normalized_spec(spec(cohort=8))
 
 
 def test_cohort_restriction(mart_engine: DuckDBEngine, mart_rows: Rows) -> None:
     assert raw_count(mart_engine, spec(cohort=7)) == 30
     females = sum(1 for pid in range(1, 31) if mart_rows[pid]["sex"] == "female")
     assert raw_count(mart_engine, spec("sex = female", cohort=7)) == females
-    assert count_persons(mart_engine, spec(cohort=8)).count is None  # 5 persons: masked
+    assert raw_count(mart_engine, spec(cohort=8)) == 5
     assert raw_count(mart_engine, spec(cohort=99)) == 0
 
 
@@ -140,7 +175,7 @@ def test_or_group_errors_name_the_group_and_the_breakdown_variable_is_checked(ma
     with pytest.raises(FilterError, match=r"OR group 1, clause 2 \(stage_group = 'V'\)"):
         count_persons(mart_engine, spec(any_of=["stage_group = IV", "stage_group = V"]))
     with pytest.raises(FilterError, match="age_at_diagnosis is number; break down by a category"):
-        breakdown(mart_engine, FilterSpec(), "age_at_diagnosis")
+        breakdown_counts(mart_engine, FilterSpec(), "age_at_diagnosis")
     with pytest.raises(FilterError, match="cannot read filter"):
         parse_clause("sex")
 
@@ -177,10 +212,10 @@ def test_arbitrary_filters_never_break_the_sql(mart_engine: DuckDBEngine, clause
     except ValidationError:
         return  # refused by the typed model before any SQL exists
     try:
-        result = count_persons(mart_engine, filter_spec, allowed_raw=True)
+        result = count_persons(mart_engine, filter_spec)
     except FilterError:
         return  # refused by the catalogue, with a message
-    assert result.count is not None and 0 <= result.count <= 600
+    assert 0 <= result <= 600
     assert mart_engine.row_count(MART_TABLE) == 600
 
 
@@ -194,7 +229,7 @@ def test_text_values_are_literals(mart_engine: DuckDBEngine, mart_rows: Rows, va
     clause = Clause(variable="care_site", op="=", value=value)
     condition = compile_filter(FilterSpec(all=[clause]))
     assert condition is not None and condition.sql("duckdb").startswith("m.care_site = ")
-    assert count_persons(mart_engine, FilterSpec(all=[clause]), allowed_raw=True).count == expected
+    assert count_persons(mart_engine, FilterSpec(all=[clause])) == expected
 
 
 def test_parse_clause_reads_every_operator() -> None:

@@ -2,7 +2,8 @@
 
 Definitions are sent as JSON, in Massalia's model or as an OHDSI ATLAS/Circe export (recognised by its
 ``PrimaryCriteria``). Routes that read data call the guarded services of ``massalia.health.research``
-(authorize → audit → compute → suppress unless the grant allows raw counts); the others read no data
+(authorize → audit → compute → exact counts for an approved project's members, otherwise the one
+noisy, budgeted release mechanism, ``release`` in each answer saying which); the others read no data
 and are checked against their own action (``cohort.validate``, ``cohort.sql``).
 """
 
@@ -130,7 +131,11 @@ def _enabled(body: CountBody, definition: CohortDefinition) -> list[bool] | None
 
 @router.post("/count", **action("cohort.count"))
 def count(body: CountBody, context: Context, caller: Caller, warehouse: Warehouse) -> Any:
-    """Persons and events of a cohort (counts under 10 masked unless an approved project allows raw counts)."""
+    """Persons and events of a cohort: exact for an approved project's members, otherwise noisy persons only.
+
+    Without an approved project the definition may not name records or compare exact dates, ``persons``
+    is noisy and rounded (``null``: under the threshold, a true 0 included) and ``events`` is withheld.
+    """
     from massalia.health import research
 
     definition = parse_definition(body.definition)
@@ -146,7 +151,10 @@ def count(body: CountBody, context: Context, caller: Caller, warehouse: Warehous
 
 @router.post("/attrition", **action("cohort.attrition"))
 def attrition(body: CountBody, context: Context, caller: Caller, warehouse: Warehouse) -> Any:
-    """Attrition table: persons and events after each inclusion rule, cumulative and alone (suppressed)."""
+    """Attrition table: persons (and events) after each inclusion rule, cumulative and alone.
+
+    Exact for an approved project's members; otherwise one noisy release of the persons counts.
+    """
     from massalia.health import research
 
     definition = parse_definition(body.definition)
@@ -155,12 +163,12 @@ def attrition(body: CountBody, context: Context, caller: Caller, warehouse: Ware
             context.governance, warehouse, caller, definition, project_id=body.project_id, channel=CHANNEL
         )
     )
-    return {"qualified": jsonable_encoder(qualified), "rules": jsonable_encoder(rows)}
+    return {"qualified": jsonable_encoder(qualified), "rules": jsonable_encoder(rows), "release": qualified.release}
 
 
 @router.post("/breakdowns", **action("cohort.breakdowns"))
 def breakdowns(body: GenerateBody, context: Context, caller: Caller, warehouse: Warehouse) -> Any:
-    """Persons of a generated cohort by sex, age band and site (suppressed); generate the cohort first."""
+    """Persons of a generated cohort by sex, age band and site (exact or noisy); generate the cohort first."""
     from massalia.health import research
 
     definition = parse_definition(body.definition)
@@ -201,7 +209,7 @@ def explain(body: ExplainBody, context: Context, caller: Caller, warehouse: Ware
 
 @router.post("/generate", **action("cohort.generate"))
 def generate(body: GenerateBody, context: Context, caller: Caller, warehouse: Warehouse) -> Any:
-    """Write a cohort's rows into the warehouse's COHORT table (audited); counts in the answer are suppressed."""
+    """Write a cohort's rows into the warehouse's COHORT table (audited); counts are released as for a count."""
     from massalia.health import research
 
     definition = parse_definition(body.definition)

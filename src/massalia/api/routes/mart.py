@@ -42,7 +42,12 @@ def variables(context: Context, caller: Caller) -> list[dict[str, Any]]:
 
 @router.post("/count", **action("mart.count"))
 def count(body: MartCountBody, context: Context, caller: Caller, warehouse: Warehouse) -> Any:
-    """Patients of the mart matching ``filters`` (counts under 10 masked unless an approved project allows)."""
+    """Patients of the mart matching ``filters``: exact for an approved project's members, otherwise noisy.
+
+    A noisy count is rounded; ``null`` means under the threshold (a true 0 included); ``release`` says
+    how it was released and how much privacy budget is left. Without an approved project, filters may
+    not use identifiers, and dates only at their catalogue grain.
+    """
     from massalia.health import research
 
     with _mart_errors():
@@ -54,15 +59,20 @@ def count(body: MartCountBody, context: Context, caller: Caller, warehouse: Ware
 
 @router.post("/breakdown", **action("mart.count"))
 def breakdown(body: MartBreakdownBody, context: Context, caller: Caller, warehouse: Warehouse) -> Any:
-    """Patients matching ``filters`` by value of the category ``by`` (small cells masked, with complements)."""
+    """Patients matching ``filters`` by value of the category ``by`` (every value a cell, plus the total).
+
+    Exact for an approved project's members; otherwise one noisy release of every cell and the total.
+    """
     from massalia.health import research
 
     with _mart_errors():
         result = research.mart_breakdown(
             context.governance, warehouse, caller, body.filters, body.by, project_id=body.project_id, channel="api"
         )
-    return {"variable": result.variable, "total": result.total, "threshold": result.threshold,
-            "cells": [{"value": value, "count": count} for value, count in result.cells.items()]}  # fmt: skip
+    return {"variable": result.variable, "total": result.total, "total_shown": result.total_shown,
+            "release": result.release,
+            "cells": [{"value": value, "count": count, "shown": result.shown[value]}
+                      for value, count in result.cells.items()]}  # fmt: skip
 
 
 @router.post("/build", **action("mart.build"))

@@ -1,4 +1,9 @@
-"""Data-quality reports over HTTP (aggregates only: checks, statuses, counts of violating rows)."""
+"""Data-quality reports over HTTP (aggregates only: checks, statuses, counts of violating rows).
+
+The row counts of the results are published coarsened by the release mechanism's post-processing
+(:func:`massalia.governance.disclosure.coarsen_count`: rounded, ``null`` under the threshold, the
+percentage recomputed from the published counts): the exact report stays in the operator's data folder.
+"""
 
 from __future__ import annotations
 
@@ -10,6 +15,7 @@ from fastapi import APIRouter, Query
 from massalia.api.deps import Caller, Context, action
 from massalia.api.errors import ApiError
 from massalia.api.pagination import DEFAULT_LIMIT, Cursor, Limit, Page, paginate
+from massalia.governance.disclosure import coarsen_count
 
 router = APIRouter(prefix="/quality", tags=["quality"])
 
@@ -46,4 +52,16 @@ def report_results(
     """The latest report's check results, a page at a time, optionally of one status."""
     context.governance.authorize(caller, "quality.read")
     results = [r for r in _load_report(context).get("results", []) if status is None or r.get("status") == status]
-    return paginate(results, limit, cursor)
+    return paginate([_published(result) for result in results], limit, cursor)
+
+
+def _count(value: Any) -> int | None:
+    return coarsen_count(value) if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else None
+
+
+def _published(result: dict[str, Any]) -> dict[str, Any]:
+    """One check result with its row counts coarsened (a small count of violating rows names few persons)."""
+    violated, denominator = _count(result.get("num_violated_rows")), _count(result.get("num_denominator_rows"))
+    percent = round(100.0 * violated / denominator, 1) if violated is not None and denominator else None
+    return {**result, "num_violated_rows": violated, "num_denominator_rows": denominator, "percent_violated": percent,
+            "counts": "rounded; null under the disclosure threshold"}  # fmt: skip

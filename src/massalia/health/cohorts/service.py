@@ -3,8 +3,9 @@
 ``generate_cohort`` writes the cohort rows (OMOP ``cohort`` table) and records the definition hash,
 data version and vocabulary version. ``analyze_cohort`` computes, once, the inclusion-rule bitmask of
 every qualified event; toggling rules then re-counts in memory (``CohortAnalysis.count``) without
-touching the database. Every aggregate goes through ``suppress_small_cells`` unless the caller is
-allowed raw counts.
+touching the database. The counts here are exact: the guarded services
+(:mod:`massalia.health.research`) release them, exact to members of an approved project and through
+the one release mechanism (:mod:`massalia.governance.disclosure`) to everyone else.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import json
 import uuid
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -25,7 +27,7 @@ from massalia.engine import Engine
 from massalia.engine.base import HOUSE_DIALECT, check_identifier
 from massalia.health.cohorts.compiler import CompiledCohort, compile_cohort
 from massalia.health.cohorts.definition import CohortDefinition
-from massalia.health.cohorts.suppression import DEFAULT_THRESHOLD, suppress_count, suppress_small_cells
+from massalia.health.cohorts.suppression import DEFAULT_THRESHOLD
 
 MATERIALIZING_ENGINES = frozenset({"postgres"})
 """Engines whose planner needs each step materialized and analyzed (see the compiler's docstring)."""
@@ -304,10 +306,16 @@ def _record_generation(engine: Engine, generation: CohortGeneration, tables: Col
 
 @dataclass(frozen=True)
 class Counts:
-    """Persons and events (after the expression limit) of a cohort; ``None`` where masked."""
+    """Persons and events (after the expression limit) of a cohort.
+
+    Exact from the domain functions. As released by the guarded services: ``release`` says how
+    (``{"mode": "exact"}``, or noisy with its threshold, rounding and cost), ``None`` persons means under
+    the threshold (0 included) and ``None`` events means withheld (one person can add many events).
+    """
 
     persons: int | None
     events: int | None
+    release: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True)
@@ -360,27 +368,19 @@ class CohortAnalysis:
         events = int(np.count_nonzero(ok)) if self.limit == "all" else persons
         return persons, events
 
-    def count(self, enabled: Sequence[bool] | None = None, *, allowed_raw: bool = False) -> Counts:
-        """Counts with only the ``enabled`` rules applied (the live what-if)."""
+    def count(self, enabled: Sequence[bool] | None = None) -> Counts:
+        """Exact counts with only the ``enabled`` rules applied (the live what-if)."""
         persons, events = self.raw_count(self.required_mask(enabled))
-        return Counts(
-            suppress_count(persons, self.threshold, allowed_raw=allowed_raw),
-            suppress_count(events, self.threshold, allowed_raw=allowed_raw),
-        )
+        return Counts(persons, events)
 
-    def attrition(self, *, allowed_raw: bool = False) -> tuple[Counts, list[AttritionRow]]:
-        """Qualified counts, then each rule in order (cumulative) and alone."""
-        persons, events = self.raw_count(0)
-        base = Counts(
-            suppress_count(persons, self.threshold, allowed_raw=allowed_raw),
-            suppress_count(events, self.threshold, allowed_raw=allowed_raw),
-        )
+    def attrition(self) -> tuple[Counts, list[AttritionRow]]:
+        """Exact qualified counts, then each rule in order (cumulative) and alone."""
+        base = Counts(*self.raw_count(0))
         rows = []
         for index, name in enumerate(self.rule_names):
             cumulative = self.raw_count((1 << (index + 1)) - 1)
             alone = self.raw_count(1 << index)
-            masked = [suppress_count(v, self.threshold, allowed_raw=allowed_raw) for v in (*cumulative, *alone)]
-            rows.append(AttritionRow(index, name, *masked))
+            rows.append(AttritionRow(index, name, *cumulative, *alone))
         return base, rows
 
 
@@ -415,39 +415,47 @@ def age_band(age: int) -> str:
     return "unknown"
 
 
-def cohort_breakdowns(
-    engine: Engine,
-    cohort_definition_id: int = 1,
-    *,
-    table: str = "cohort",
-    threshold: int = DEFAULT_THRESHOLD,
-    allowed_raw: bool = False,
-) -> dict[str, dict[str, int | None]]:
-    """Persons of a generated cohort by sex, age band (at cohort start) and site (care site), suppressed.
+SEXES = ("FEMALE", "MALE", "unknown")
 
-    Each person is counted once per breakdown, at their first cohort period.
+
+def breakdown_cells(engine: Engine) -> dict[str, list[str]]:
+    """The cells of every breakdown, fixed before any count: sexes, age bands, every care site, ``unknown``.
+
+    Which cells exist never depends on who is in the cohort (a cell appearing would say "at least one").
     """
+    sites: list[str] = []
+    if engine.table_exists("care_site"):
+        rows = engine.query("SELECT care_site_id, care_site_name FROM care_site").to_pylist()
+        sites = sorted({row["care_site_name"] or str(row["care_site_id"]) for row in rows})
+    bands = [age_band(low) for low, _ in AGE_BANDS]
+    return {"sex": list(SEXES), "age_band": [*bands, "unknown"], "site": [*sites, "unknown"]}
+
+
+def cohort_breakdowns(
+    engine: Engine, cohort_definition_id: int = 1, *, table: str = "cohort"
+) -> dict[str, dict[str, int]]:
+    """Exact persons of a generated cohort by sex, age band (at cohort start) and site (care site).
+
+    Each person is counted once per breakdown, at their first cohort period; every cell of
+    :func:`breakdown_cells` is present (0 when empty).
+    """
+    check_identifier(table)
     rows = engine.query(
         "SELECT c.subject_id, MIN(c.cohort_start_date) AS start_date, MIN(p.year_of_birth) AS year_of_birth,"
         " MIN(p.gender_concept_id) AS gender_concept_id, MIN(p.care_site_id) AS care_site_id,"
-        " MIN(cs.care_site_name) AS care_site_name, MIN(g.concept_name) AS gender_name"
+        " MIN(cs.care_site_name) AS care_site_name"
         f" FROM {table} c JOIN person p ON p.person_id = c.subject_id"
         " LEFT JOIN care_site cs ON cs.care_site_id = p.care_site_id"
-        " LEFT JOIN concept g ON g.concept_id = p.gender_concept_id"
         f" WHERE c.cohort_definition_id = {int(cohort_definition_id)} GROUP BY c.subject_id"
     ).to_pylist()
-    by_sex: dict[str, int] = {}
-    by_age: dict[str, int] = {}
-    by_site: dict[str, int] = {}
+    cells = breakdown_cells(engine)
+    result = {name: dict.fromkeys(keys, 0) for name, keys in cells.items()}
     for row in rows:
-        sex = row["gender_name"] or {8507: "MALE", 8532: "FEMALE"}.get(row["gender_concept_id"], "unknown")
+        sex = {8507: "MALE", 8532: "FEMALE"}.get(row["gender_concept_id"], "unknown")
         age = row["start_date"].year - row["year_of_birth"] if row["year_of_birth"] is not None else None
         site = row["care_site_name"] or (str(row["care_site_id"]) if row["care_site_id"] is not None else "unknown")
-        by_sex[sex] = by_sex.get(sex, 0) + 1
         band = age_band(age) if age is not None else "unknown"
-        by_age[band] = by_age.get(band, 0) + 1
-        by_site[site] = by_site.get(site, 0) + 1
-    return {
-        name: suppress_small_cells(dict(sorted(cells.items())), threshold, allowed_raw=allowed_raw)
-        for name, cells in (("sex", by_sex), ("age_band", by_age), ("site", by_site))
-    }
+        for name, key in (("sex", sex), ("age_band", band), ("site", site)):
+            cell = key if key in result[name] else "unknown"
+            result[name][cell] += 1
+    return result

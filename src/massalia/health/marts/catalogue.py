@@ -4,7 +4,8 @@ Each variable says what it means (labels in French and English, a definition in 
 concept ids it reads), how it is typed (``integer``, ``number``, ``text``, ``date``, ``boolean`` or
 ``category`` with its allowed values, a UCUM unit for numbers), what a null means, and how disclosive
 it is (``identifier``, ``quasi_identifier``, ``sensitive``, ``date``, ``none``): pseudonymized
-extracts and k-anonymity checks read that field.
+extracts, k-anonymity checks and the feasibility limits of mart filters read that field (with
+``date_grain``, the finest grain a feasibility filter may use on a date: ``year`` unless ``month``).
 
 The SQL lives beside the words: *sources* are person-level queries in the house dialect (DuckDB's),
 and a variable is an expression over the columns of one source.
@@ -71,6 +72,13 @@ class Disclosure(StrEnum):
     SENSITIVE = "sensitive"
     DATE = "date"
     NONE = "none"
+
+
+class DateGrain(StrEnum):
+    """The finest grain at which callers without an approved project may filter on a date."""
+
+    YEAR = "year"
+    MONTH = "month"
 
 
 class Group(StrEnum):
@@ -152,6 +160,8 @@ class Variable(BaseModel):
     definition: str = Field(min_length=10)
     missing: MissingRule
     disclosure: Disclosure
+    date_grain: DateGrain | None = None
+    """Finest grain a feasibility filter may use on a date (default ``year``); see ``docs/disclosure.md``."""
 
     @field_validator("name")
     @classmethod
@@ -169,6 +179,8 @@ class Variable(BaseModel):
                 raise ValueError("category 'values' repeat")
         elif self.values is not None:
             raise ValueError(f"'values' is only for category variables, not {self.type.value}")
+        if self.date_grain is not None and self.type is not VariableType.DATE:
+            raise ValueError("'date_grain' is only for date variables")
         if self.unit is not None and self.type not in (VariableType.INTEGER, VariableType.NUMBER):
             raise ValueError("'unit' is only for integer and number variables")
         default = self.missing.default

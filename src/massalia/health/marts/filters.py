@@ -7,31 +7,40 @@ operator the variable's type does not take, a value of the wrong type or outside
 with a :class:`FilterError` naming the clause. Identifiers come only from the catalogue and values
 become SQLGlot literals, so no text of the request is ever pasted into SQL.
 
-Counts always go through small-cell suppression (``suppress_count`` / ``suppress_small_cells``):
-raw counts need ``allowed_raw=True``, which the governance layer decides.
+This module computes exact counts only. What a caller sees is decided by the guarded services
+(:mod:`massalia.health.research`): exact counts for members of an approved project, otherwise the one
+release mechanism (:mod:`massalia.governance.disclosure`: noise, rounding, threshold, budget), after
+:func:`check_feasibility` has refused identifiers, exact dates and unbounded text; the released
+shapes are :class:`CountResult` and :class:`Breakdown`.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import json
 import math
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 from sqlglot import exp
 
 from massalia.engine import Engine
-from massalia.health.cohorts.suppression import DEFAULT_THRESHOLD, suppress_count, suppress_small_cells
 from massalia.health.marts.builder import MART_TABLE
-from massalia.health.marts.catalogue import Catalogue, Variable, VariableType, load_catalogue
+from massalia.health.marts.catalogue import Catalogue, DateGrain, Disclosure, Variable, VariableType, load_catalogue
 
 Operator = Literal["=", "!=", "<", "<=", ">", ">=", "in", "not_in", "between", "is_null", "is_not_null"]
 Scalar = bool | int | float | str | dt.date
 MAX_TEXT = 200
 MAX_VALUES = 500
+MAX_CLAUSES = 50
+MAX_GROUPS = 20
+FEASIBILITY_MAX_TEXT = 64
+"""Longest text value a feasibility filter may compare (free text is bounded)."""
+FEASIBILITY_MAX_VALUES = 50
+"""Most values of an ``in`` / ``not_in`` list in a feasibility filter."""
 
 _ORDERED = {"<", "<=", ">", ">=", "between"}
 _OPERATORS: dict[VariableType, frozenset[str]] = {
@@ -86,28 +95,36 @@ class FilterSpec(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    all: list[Clause] = Field(default_factory=list)
-    any_of: list[list[Clause]] = Field(default_factory=list)
-    cohort_definition_id: int | None = None
+    all: list[Clause] = Field(default_factory=list, max_length=MAX_CLAUSES)
+    any_of: list[Annotated[list[Clause], Field(max_length=MAX_CLAUSES)]] = Field(
+        default_factory=list, max_length=MAX_GROUPS
+    )
+    cohort_definition_id: int | None = Field(default=None, ge=1, le=2**31 - 1)
 
 
 @dataclass(frozen=True)
 class CountResult:
-    """A suppressed count: ``count`` is ``None`` when masked (below the threshold)."""
+    """A released count: exact, or noisy and rounded (``None``: under the threshold, 0 included).
+
+    ``shown`` is how it reads (``"120"``, ``"~120"``, ``"<10"``); ``release`` says how it was released
+    (mode, threshold, rounding, privacy cost and budget left).
+    """
 
     count: int | None
-    threshold: int
-    suppressed: bool
+    shown: str
+    release: dict[str, Any]
 
 
 @dataclass(frozen=True)
 class Breakdown:
-    """Suppressed counts by value of a categorical variable (``None`` key: no value recorded)."""
+    """Released counts by value of a categorical variable (``None`` key: no value recorded)."""
 
     variable: str
     cells: dict[str | bool | None, int | None]
+    shown: dict[str | bool | None, str]
     total: int | None
-    threshold: int
+    total_shown: str
+    release: dict[str, Any]
 
 
 def parse_clause(text: str) -> Clause:
@@ -287,43 +304,35 @@ def _base_query(
 
 
 def count_persons(
-    engine: Engine,
-    spec: FilterSpec,
-    *,
-    catalogue: Catalogue | None = None,
-    threshold: int = DEFAULT_THRESHOLD,
-    allowed_raw: bool = False,
-    restrict: exp.Expression | None = None,
-) -> CountResult:
-    """Number of persons of the mart matching ``spec`` (and ``restrict``, a row-level scope), small counts masked.
+    engine: Engine, spec: FilterSpec, *, catalogue: Catalogue | None = None, restrict: exp.Expression | None = None
+) -> int:
+    """Exact number of persons of the mart matching ``spec`` and ``restrict`` (a row-level scope).
+
+    Release it through the guarded services, never as is.
 
     Examples
     --------
     >>> spec = FilterSpec(all=[parse_clause("primary_site = breast"), parse_clause("age_at_diagnosis < 50")])
-    >>> count_persons(engine, spec).count  # doctest: +SKIP
+    >>> count_persons(engine, spec)  # doctest: +SKIP
     31
     """
     catalogue = catalogue or load_catalogue()
     query = _base_query(engine, spec, catalogue, restrict).select(exp.Count(this=exp.Star()).as_("n"))
-    raw = int(engine.scalar(query) or 0)  # type: ignore[arg-type]
-    shown = suppress_count(raw, threshold, allowed_raw=allowed_raw)
-    return CountResult(count=shown, threshold=threshold, suppressed=shown is None)
+    return int(engine.scalar(query) or 0)  # type: ignore[call-overload]
 
 
-def breakdown(
+def breakdown_counts(
     engine: Engine,
     spec: FilterSpec,
     by: str,
     *,
     catalogue: Catalogue | None = None,
-    threshold: int = DEFAULT_THRESHOLD,
-    allowed_raw: bool = False,
     restrict: exp.Expression | None = None,
-) -> Breakdown:
-    """Counts of the matching persons (and ``restrict``, a row-level scope) by value of the variable ``by``.
+) -> dict[str | bool | None, int]:
+    """Exact counts of the matching persons (and ``restrict``, a row-level scope) by value of the variable ``by``.
 
-    Every value of a category appears (0 when absent); cells are masked with complementary
-    suppression so that no small cell can be derived from the total.
+    Every value appears, 0 when absent, and so does ``None`` (no value recorded): which cells exist
+    never depends on the data.
     """
     catalogue = catalogue or load_catalogue()
     try:
@@ -340,13 +349,128 @@ def breakdown(
     )
     rows = engine.query(query).to_pylist()
     keys: Sequence[str | bool] = variable.values or () if variable.type is VariableType.CATEGORY else (True, False)
-    raw: dict[str | bool | None, int | None] = dict.fromkeys(keys, 0)
+    counts: dict[str | bool | None, int] = {**dict.fromkeys(keys, 0), None: 0}
     for row in rows:
-        raw[row["value"]] = int(row["n"])
-    total = sum(value or 0 for value in raw.values())
-    return Breakdown(
-        variable=by,
-        cells=suppress_small_cells(raw, threshold, allowed_raw=allowed_raw),
-        total=suppress_count(total, threshold, allowed_raw=allowed_raw),
-        threshold=threshold,
+        counts[row["value"]] = int(row["n"])
+    return counts
+
+
+def _grain_bounds(value: dt.date, grain: DateGrain) -> tuple[bool, bool]:
+    """Whether ``value`` starts / ends a period of ``grain`` (a year, or a month)."""
+    if grain is DateGrain.YEAR:
+        return (value.month, value.day) == (1, 1), (value.month, value.day) == (12, 31)
+    last = (dt.date(value.year + value.month // 12, value.month % 12 + 1, 1) - dt.timedelta(days=1)).day
+    return value.day == 1, value.day == last
+
+
+def _check_feasible_clause(clause: Clause, variable: Variable, label: str) -> None:
+    if variable.disclosure is Disclosure.IDENTIFIER:
+        raise FilterError(f"{label}: {variable.name} is an identifier; counts without an approved project never "
+                          "filter on identifiers")  # fmt: skip
+    values = clause.value if isinstance(clause.value, list) else [clause.value]
+    if clause.op in ("in", "not_in") and len(values) > FEASIBILITY_MAX_VALUES:
+        raise FilterError(f"{label}: at most {FEASIBILITY_MAX_VALUES} values without an approved project")
+    too_long = [v for v in values if isinstance(v, str) and len(v) > FEASIBILITY_MAX_TEXT]
+    if variable.type is VariableType.TEXT and too_long:
+        raise FilterError(f"{label}: text values are limited to {FEASIBILITY_MAX_TEXT} characters "
+                              "without an approved project")  # fmt: skip
+    if variable.type is not VariableType.DATE or clause.op in _NULL_OPS:
+        return
+    grain = variable.date_grain or DateGrain.YEAR
+    hint = (
+        f"without an approved project, {variable.name} is compared at the {grain.value} grain: use >= or < "
+        f"with the first day of a {grain.value}, <= or > with its last day, or between first and last day"
     )
+    if clause.op in ("=", "!="):
+        raise FilterError(f"{label}: exact dates are not allowed; {hint}")
+    dates = [_coerce(variable, value, label) for value in values]
+    bounds = [_grain_bounds(d, grain) for d in dates]  # type: ignore[arg-type]
+    if clause.op in (">=", "<"):
+        ok = bounds[0][0]
+    elif clause.op in ("<=", ">"):
+        ok = bounds[0][1]
+    else:  # between
+        ok = len(bounds) == 2 and bounds[0][0] and bounds[1][1]
+    if not ok:
+        raise FilterError(f"{label}: {hint}")
+
+
+def check_feasibility(spec: FilterSpec, by: str | None = None, catalogue: Catalogue | None = None) -> None:
+    """Refuse what a caller without an approved project may not filter on; ``FilterError`` names the clause.
+
+    Identifiers are never filtered on (nor broken down by), dates only at their catalogue grain
+    (``year`` unless ``month``; never an exact day), text values and value lists are bounded.
+
+    Examples
+    --------
+    >>> check_feasibility(FilterSpec(all=[parse_clause("birth_date >= 1950-01-01")]))
+    >>> check_feasibility(FilterSpec(all=[parse_clause("person_id = 12")]))
+    Traceback (most recent call last):
+    ...
+    massalia.health.marts.filters.FilterError: clause 1 (person_id = '12'): person_id is an identifier; ...
+    """
+    catalogue = catalogue or load_catalogue()
+    labelled = [(clause, f"clause {i + 1} ({clause})") for i, clause in enumerate(spec.all)]
+    labelled += [
+        (clause, f"OR group {g + 1}, clause {i + 1} ({clause})")
+        for g, group in enumerate(spec.any_of)
+        for i, clause in enumerate(group)
+    ]
+    for clause, label in labelled:
+        try:
+            variable = catalogue.variable(clause.variable)
+        except KeyError as error:
+            raise FilterError(f"{label}: {error.args[0]}") from None
+        _check_feasible_clause(clause, variable, label)
+    names = {v.name for v in catalogue.variables}
+    if by is not None and by in names and catalogue.variable(by).disclosure is Disclosure.IDENTIFIER:
+        raise FilterError(f"breakdown: {by} is an identifier")
+
+
+def _normal_value(variable: Variable, clause: Clause, label: str) -> Any:
+    if clause.value is None:
+        return None
+    if isinstance(clause.value, list):
+        values = [_coerce(variable, value, label) for value in clause.value]
+        if clause.op in ("in", "not_in"):
+            values = sorted(set(values), key=repr)
+        return [v.isoformat() if isinstance(v, dt.date) else v for v in values]
+    value = _coerce(variable, clause.value, label)
+    return value.isoformat() if isinstance(value, dt.date) else value
+
+
+def normalized_spec(spec: FilterSpec, catalogue: Catalogue | None = None) -> dict[str, Any]:
+    """The spec as canonical data: values typed, lists sorted, clauses and groups sorted and deduplicated.
+
+    Two specs that differ only in spelling (``"60"`` vs ``60``, clause order, repeated ``in`` values)
+    normalize alike, so the release mechanism answers them with the same stored release.
+
+    Examples
+    --------
+    >>> a = FilterSpec(all=[parse_clause("age_at_diagnosis >= 60"), parse_clause("sex = female")])
+    >>> b = FilterSpec(all=[parse_clause("sex = female"), parse_clause("age_at_diagnosis >= 60.0")])
+    >>> normalized_spec(a) == normalized_spec(b)
+    True
+    """
+    catalogue = catalogue or load_catalogue()
+
+    def clause_data(clause: Clause, label: str) -> str:
+        try:
+            variable = catalogue.variable(clause.variable)
+        except KeyError as error:
+            raise FilterError(f"{label}: {error.args[0]}") from None
+        data = {"variable": variable.name, "op": clause.op, "value": _normal_value(variable, clause, label)}
+        return json.dumps(data, sort_keys=True, default=str)
+
+    clauses = sorted({clause_data(c, f"clause {i + 1} ({c})") for i, c in enumerate(spec.all)})
+    groups = sorted(
+        {
+            json.dumps(sorted({clause_data(c, f"OR group {g + 1}") for c in group}))
+            for g, group in enumerate(spec.any_of)
+        }
+    )
+    return {
+        "all": [json.loads(c) for c in clauses],
+        "any_of": [[json.loads(c) for c in json.loads(group)] for group in groups],
+        "cohort_definition_id": spec.cohort_definition_id,
+    }

@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0003_scope_and_duties"
-down_revision = "0001_governance_initial"
+down_revision = "0002_disclosure_releases"
 branch_labels = None
 depends_on = None
 

@@ -1,0 +1,540 @@
+"""The one release mechanism for counts shown below an approved project's scope (feasibility counts).
+
+Every count a caller without ``raw_counts`` sees (cohort counts and what-if toggles, attrition rows,
+breakdowns, generation summaries, mart counts and breakdowns, quality-report counts) goes through
+:func:`release_counts`:
+
+1. **normalize** — the caller gives the normalized query (canonical JSON: filter with sorted clauses,
+   definition hash + toggles, data version) and the cells it releases; their SHA-256 is the query key;
+2. **consistency** — a release already stored under that key is returned as it is, to anyone, at no
+   cost: repeating a query (or asking it from a colleague's account) gains nothing;
+3. **budget** — otherwise the release costs ``epsilon_per_count × sensitivity`` (sensitivity: how many
+   of the released counts one person can change), charged to the caller's budget for the current
+   period and refused once the budget is spent; a caller who keeps getting the same true answer under
+   different queries (the averaging attack of i2b2's literature) is locked out for the period;
+4. **noise** — Laplace noise of scale ``1 / epsilon_per_count`` on every cell, drawn by OpenDP's
+   vetted sampler (whose privacy map also computes the charge);
+5. **post-processing** — clamp at 0, round to ``rounding_base``, and show any result under
+   ``threshold`` as ``"<threshold"`` (``None``), whatever the true count (0 included);
+6. **store and audit** — the release is stored under its key, the charge in the caller's budget, and a
+   ``disclosure.release`` entry (key, cost, budget left, released values, never the true ones) is
+   appended to the transparency log.
+
+Members of an approved project get :func:`exact_release` instead (their grant says ``raw_counts``).
+The guarantee and its limits are in ``docs/disclosure.md``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import hashlib
+import hmac
+import json
+import math
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
+
+from massalia.governance import keys
+from massalia.governance.model import AccessDenied, InvalidRequest, Principal
+from massalia.governance.tables import DisclosureChargeRow, DisclosureReleaseRow
+
+MICRO = 1_000_000
+"""Privacy loss is stored as integer micro-epsilon: budget sums stay exact."""
+
+MAX_CELLS = 512
+MAX_CELL_NAME = 128
+MAX_QUERY_BYTES = 64_000
+RELEASE_ACTION = "disclosure.release"
+BUDGET_ACTION = "privacy.budget"
+
+
+class BudgetExhausted(AccessDenied):
+    """The caller's privacy budget for the period cannot pay for this release (or they are locked out)."""
+
+
+@dataclass(frozen=True)
+class DisclosureSettings:
+    """The parameters of the release mechanism (documented in ``docs/disclosure.md``).
+
+    Parameters
+    ----------
+    epsilon_per_count
+        Privacy loss of one released count for one person (Laplace scale ``1 / epsilon_per_count``).
+    budget
+        Total privacy loss one user may spend per period.
+    period_days
+        Length of the rolling budget window, in days.
+    threshold
+        Released values under it are shown as ``"<threshold"`` (masked, never distinguishable from 0).
+    rounding_base
+        Released values are rounded to a multiple of it.
+    lockout_repeats
+        How many different queries may return the same true (non-zero) answer to one user in a period
+        before the user is locked out for the rest of the period.
+    """
+
+    epsilon_per_count: float = 0.1
+    budget: float = 5.0
+    period_days: int = 30
+    threshold: int = 10
+    rounding_base: int = 5
+    lockout_repeats: int = 5
+
+    def __post_init__(self) -> None:
+        if not (0 < self.epsilon_per_count <= 10) or not math.isfinite(self.epsilon_per_count):
+            raise ValueError(f"epsilon_per_count must be in (0, 10], got {self.epsilon_per_count}")
+        if not (0 < self.budget <= 1000) or not math.isfinite(self.budget):
+            raise ValueError(f"budget must be in (0, 1000], got {self.budget}")
+        if not 1 <= self.period_days <= 3660:
+            raise ValueError(f"period_days must be 1 to 3660, got {self.period_days}")
+        if not 1 <= self.threshold <= 10_000:
+            raise ValueError(f"threshold must be 1 to 10000, got {self.threshold}")
+        if not 1 <= self.rounding_base <= 1000:
+            raise ValueError(f"rounding_base must be 1 to 1000, got {self.rounding_base}")
+        if not 1 <= self.lockout_repeats <= 1000:
+            raise ValueError(f"lockout_repeats must be 1 to 1000, got {self.lockout_repeats}")
+
+
+_FIELDS = {
+    "MASSALIA_DISCLOSURE_EPSILON": ("epsilon_per_count", float),
+    "MASSALIA_DISCLOSURE_BUDGET": ("budget", float),
+    "MASSALIA_DISCLOSURE_PERIOD_DAYS": ("period_days", int),
+    "MASSALIA_DISCLOSURE_THRESHOLD": ("threshold", int),
+    "MASSALIA_DISCLOSURE_ROUNDING": ("rounding_base", int),
+    "MASSALIA_DISCLOSURE_LOCKOUT_REPEATS": ("lockout_repeats", int),
+}
+
+
+def settings_from_env(env: Mapping[str, str] | None = None) -> DisclosureSettings:
+    """The settings, each overridable by an environment variable (``MASSALIA_DISCLOSURE_EPSILON``...).
+
+    Examples
+    --------
+    >>> settings_from_env({"MASSALIA_DISCLOSURE_BUDGET": "2"}).budget
+    2.0
+    """
+    env = os.environ if env is None else env
+    values: dict[str, Any] = {}
+    for variable, (name, kind) in _FIELDS.items():
+        text = env.get(variable)
+        if text is None or not text.strip():
+            continue
+        try:
+            values[name] = kind(text.strip())
+        except ValueError:
+            raise ValueError(f"{variable}={text!r} is not a valid {kind.__name__}") from None
+    return DisclosureSettings(**values)
+
+
+@dataclass(frozen=True)
+class Release:
+    """Released counts and how they were released.
+
+    ``values``: one entry per cell; under ``mode="noisy"`` a rounded noisy count, or ``None`` when it
+    is under the threshold (shown ``"<threshold"``, whether the true count was 0 or not).
+    """
+
+    values: dict[str, int | None]
+    mode: Literal["exact", "noisy"]
+    threshold: int | None = None
+    rounding_base: int | None = None
+    epsilon_per_count: float | None = None
+    charged: float = 0.0
+    repeated: bool = False
+    budget_remaining: float | None = None
+
+    def shown(self, cell: str) -> str:
+        """How a cell reads to a person: ``"120"`` exact, ``"~120"`` noisy, ``"<10"`` masked."""
+        value = self.values[cell]
+        if self.mode == "exact":
+            return str(value)
+        return f"<{self.threshold}" if value is None else f"~{value}"
+
+    def describe(self) -> dict[str, Any]:
+        """How the counts were released, for an API answer (no value)."""
+        if self.mode == "exact":
+            return {"mode": "exact"}
+        return {
+            "mode": "noisy",
+            "threshold": self.threshold,
+            "rounding_base": self.rounding_base,
+            "epsilon_per_count": self.epsilon_per_count,
+            "charged": self.charged,
+            "repeated": self.repeated,
+            "budget_remaining": self.budget_remaining,
+            "note": f"noisy and rounded to {self.rounding_base}; null means under {self.threshold} (0 included)",
+        }
+
+
+@dataclass(frozen=True)
+class Budget:
+    """A user's privacy budget for the current period."""
+
+    subject: str
+    total: float
+    spent: float
+    remaining: float
+    period_days: int
+    period_start: dt.datetime
+    releases: int
+    locked_out: bool
+    epsilon_per_count: float
+
+
+def exact_release(true_counts: Mapping[str, int]) -> Release:
+    """The counts as they are (callers whose grant allows raw counts: members of an approved project)."""
+    return Release(values={str(k): int(v) for k, v in true_counts.items()}, mode="exact")
+
+
+def canonical_json(value: Any) -> str:
+    """Sorted-keys compact JSON (dates as ISO text): equal queries give equal text."""
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), default=str)
+
+
+def query_key(action: str, query: Mapping[str, Any], cells: list[str]) -> str:
+    """The SHA-256 of the normalized query: action, the caller's normalized query, the cells released."""
+    text = canonical_json({"action": action, "query": query, "cells": sorted(cells)})
+    if len(text) > MAX_QUERY_BYTES:
+        raise InvalidRequest(f"the normalized query is too long ({len(text)} > {MAX_QUERY_BYTES} characters)")
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _check_counts(true_counts: Mapping[str, int], sensitivity: int) -> list[str]:
+    if not true_counts or len(true_counts) > MAX_CELLS:
+        raise InvalidRequest(f"a release holds 1 to {MAX_CELLS} counts, got {len(true_counts)}")
+    for name, value in true_counts.items():
+        if not isinstance(name, str) or not name or len(name) > MAX_CELL_NAME:
+            raise InvalidRequest(f"release cell name {name!r}: 1 to {MAX_CELL_NAME} characters")
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            raise InvalidRequest(f"release cell {name!r}: a count is a non-negative integer, got {value!r}")
+    if not 1 <= sensitivity <= len(true_counts):
+        raise InvalidRequest(f"sensitivity must be 1 to the number of cells ({len(true_counts)}), got {sensitivity}")
+    return sorted(true_counts)
+
+
+def _laplace(scale: float, sensitivity: int, size: int) -> tuple[Any, float]:
+    """OpenDP's vector Laplace mechanism on integer counts and the epsilon it costs for ``sensitivity``."""
+    import opendp.prelude as dp  # imported here: loading OpenDP's native library costs ~0.3 s at start-up
+
+    dp.enable_features("contrib")
+    measurement = dp.m.make_laplace(
+        dp.vector_domain(dp.atom_domain(T=int), size=size), dp.l1_distance(T=int), scale=scale
+    )
+    return measurement, float(measurement.map(sensitivity))
+
+
+def _post_process(noisy: int, settings: DisclosureSettings) -> int | None:
+    base = settings.rounding_base
+    rounded = math.floor(max(0, noisy) / base + 0.5) * base
+    return None if rounded < settings.threshold else rounded
+
+
+def coarsen_count(value: int | None, settings: DisclosureSettings | None = None) -> int | None:
+    """A published count that is not user-queryable (a stored report): rounded, ``None`` under the threshold.
+
+    The same post-processing as a noisy release, without noise or budget: the report is fixed, so a
+    reader cannot difference queries against it (see ``docs/disclosure.md``).
+
+    Examples
+    --------
+    >>> coarsen_count(3), coarsen_count(0), coarsen_count(1234)
+    (None, None, 1235)
+    """
+    if value is None:
+        return None
+    return _post_process(int(value), settings or settings_from_env())
+
+
+def _fingerprint(gov: Any, action: str, counts: list[int]) -> str:
+    """A keyed hash of the true answer (the key file's secret): the metadata database alone cannot reveal it."""
+    master = keys.load_or_create_master_key(gov.key_path)
+    key = hmac.new(master, b"massalia disclosure fingerprint", hashlib.sha256).digest()
+    return hmac.new(key, canonical_json({"action": action, "counts": counts}).encode(), hashlib.sha256).hexdigest()
+
+
+def _period_start(gov: Any, settings: DisclosureSettings) -> dt.datetime:
+    now: dt.datetime = gov._clock()  # the governance clock, which tests move
+    return now - dt.timedelta(days=settings.period_days)
+
+
+def _spent(session: Any, subject: str, since: dt.datetime) -> int:
+    total = session.scalar(
+        select(func.coalesce(func.sum(DisclosureChargeRow.micro_epsilon), 0)).where(
+            DisclosureChargeRow.subject == subject, DisclosureChargeRow.charged_at >= since
+        )
+    )
+    return int(total or 0)
+
+
+def _locked(session: Any, subject: str, since: dt.datetime) -> bool:
+    found = session.scalar(
+        select(DisclosureChargeRow.id)
+        .where(
+            DisclosureChargeRow.subject == subject,
+            DisclosureChargeRow.charged_at >= since,
+            DisclosureChargeRow.kind == "lockout",
+        )
+        .limit(1)
+    )
+    return found is not None
+
+
+def _repeats(session: Any, subject: str, since: dt.datetime, fingerprint: str) -> int:
+    return int(
+        session.scalar(
+            select(func.count(DisclosureChargeRow.id)).where(
+                DisclosureChargeRow.subject == subject,
+                DisclosureChargeRow.charged_at >= since,
+                DisclosureChargeRow.result_fingerprint == fingerprint,
+                DisclosureChargeRow.kind == "release",
+            )
+        )
+        or 0
+    )
+
+
+def _refuse(gov: Any, principal: Principal, action: str, key: str, reason: str) -> BudgetExhausted:
+    gov.audit(
+        principal,
+        RELEASE_ACTION,
+        decision="denied",
+        denied_because=reason,
+        resource={"query_key": key, "for_action": action},
+    )
+    return BudgetExhausted(action, reason)
+
+
+def release_counts(
+    gov: Any,
+    principal: Principal,
+    action: str,
+    query: Mapping[str, Any],
+    true_counts: Mapping[str, int],
+    *,
+    sensitivity: int = 1,
+    settings: DisclosureSettings | None = None,
+    _retry: bool = False,
+) -> Release:
+    """Release ``true_counts`` to ``principal`` through the noisy, consistent, budgeted mechanism.
+
+    Parameters
+    ----------
+    gov
+        The :class:`~massalia.governance.Governance` service (metadata database, clock, audit).
+    principal
+        Who asks; their budget pays for a new release.
+    action
+        The action the counts answer (``cohort.count``, ``mart.count``...): part of the query key.
+    query
+        The normalized query: equal queries must give equal JSON (the caller normalizes).
+    true_counts
+        The exact counts, by cell name (never stored, never audited).
+    sensitivity
+        How many of these counts one person can change by one (1 for a count, 2 for cells + total...).
+    settings
+        The mechanism's parameters (default: :func:`settings_from_env`).
+
+    Raises
+    ------
+    BudgetExhausted
+        The release would overspend the caller's budget, or the caller is locked out (audited).
+
+    Examples
+    --------
+    >>> release_counts(gov, researcher, "mart.count", {"filters": {}}, {"persons": 1234})  # doctest: +SKIP
+    Release(values={'persons': 1230}, mode='noisy', ...)
+    """
+    settings = settings or settings_from_env()
+    cells = _check_counts(true_counts, sensitivity)
+    key = query_key(action, query, cells)
+    counts = [int(true_counts[cell]) for cell in cells]
+    fingerprint = _fingerprint(gov, action, counts)
+    since = _period_start(gov, settings)
+    budget = round(settings.budget * MICRO)
+    measurement, epsilon = _laplace(1.0 / settings.epsilon_per_count, sensitivity, len(cells))
+    cost = math.ceil(epsilon * MICRO - 1e-6)
+    now = gov._clock()
+    subject = principal.subject
+    refusal: str | None = None
+    release: Release | None = None
+    try:
+        with gov._session() as session:  # the governance service's metadata database
+            stored = session.scalar(select(DisclosureReleaseRow).where(DisclosureReleaseRow.query_key == key))
+            spent = _spent(session, subject, since)
+            if stored is not None:
+                session.add(
+                    DisclosureChargeRow(
+                        subject=subject,
+                        release_id=stored.id,
+                        kind="repeat",
+                        micro_epsilon=0,
+                        result_fingerprint=None,
+                        charged_at=now,
+                    )
+                )
+                release = Release(
+                    values=json.loads(stored.released),
+                    mode="noisy",
+                    threshold=settings.threshold,
+                    rounding_base=settings.rounding_base,
+                    epsilon_per_count=settings.epsilon_per_count,
+                    charged=0.0,
+                    repeated=True,
+                    budget_remaining=max(0, budget - spent) / MICRO,
+                )
+            elif _locked(session, subject, since):
+                refusal = "locked out of feasibility counts for this period (repeated near-identical queries)"
+            elif any(counts) and _repeats(session, subject, since, fingerprint) >= settings.lockout_repeats:
+                # The averaging attack: many different queries with one true answer. Lock the rest of the
+                # period (the lock says 'same answer' once; then nothing more can be asked).
+                session.add(
+                    DisclosureChargeRow(
+                        subject=subject,
+                        release_id=None,
+                        kind="lockout",
+                        micro_epsilon=max(0, budget - spent),
+                        result_fingerprint=None,
+                        charged_at=now,
+                    )
+                )
+                refusal = (
+                    f"locked out of feasibility counts for {settings.period_days} days: more than "
+                    f"{settings.lockout_repeats} different queries gave the same answer"
+                )
+            elif spent + cost > budget:
+                refusal = (
+                    f"privacy budget spent: this release costs {cost / MICRO:g}, "
+                    f"{max(0, budget - spent) / MICRO:g} of {settings.budget:g} left for the "
+                    f"{settings.period_days}-day period"
+                )
+            else:
+                noisy = measurement(counts)
+                values = {cell: _post_process(int(v), settings) for cell, v in zip(cells, noisy, strict=True)}
+                row = DisclosureReleaseRow(
+                    query_key=key,
+                    action=action,
+                    released=canonical_json(values),
+                    micro_epsilon=cost,
+                    created_by=subject,
+                    created_at=now,
+                )
+                session.add(row)
+                session.flush()
+                session.add(
+                    DisclosureChargeRow(
+                        subject=subject,
+                        release_id=row.id,
+                        kind="release",
+                        micro_epsilon=cost,
+                        result_fingerprint=fingerprint,
+                        charged_at=now,
+                    )
+                )
+                release = Release(
+                    values=values,
+                    mode="noisy",
+                    threshold=settings.threshold,
+                    rounding_base=settings.rounding_base,
+                    epsilon_per_count=settings.epsilon_per_count,
+                    charged=cost / MICRO,
+                    repeated=False,
+                    budget_remaining=max(0, budget - spent - cost) / MICRO,
+                )
+    except IntegrityError:
+        if _retry:
+            raise
+        # Released concurrently under the same key: answer with that release.
+        return release_counts(
+            gov, principal, action, query, true_counts, sensitivity=sensitivity, settings=settings, _retry=True
+        )
+    if refusal is not None or release is None:
+        raise _refuse(gov, principal, action, key, refusal or "no release")
+    gov.audit(
+        principal,
+        RELEASE_ACTION,
+        decision="allowed",
+        resource={"query_key": key, "for_action": action},
+        released=release.values,
+        charged=release.charged,
+        repeated=release.repeated,
+        budget_remaining=release.budget_remaining,
+    )
+    return dataclasses.replace(release, values=dict(release.values))
+
+
+def budget_of(gov: Any, principal: Principal, settings: DisclosureSettings | None = None) -> Budget:
+    """The caller's budget for the current period (no rights check: see :func:`privacy_budget`)."""
+    settings = settings or settings_from_env()
+    since = _period_start(gov, settings)
+    budget = round(settings.budget * MICRO)
+    with gov._session() as session:
+        spent = _spent(session, principal.subject, since)
+        releases = int(
+            session.scalar(
+                select(func.count(DisclosureChargeRow.id)).where(
+                    DisclosureChargeRow.subject == principal.subject,
+                    DisclosureChargeRow.charged_at >= since,
+                    DisclosureChargeRow.kind == "release",
+                )
+            )
+            or 0
+        )
+        locked = _locked(session, principal.subject, since)
+    return Budget(
+        subject=principal.subject,
+        total=settings.budget,
+        spent=min(spent, budget) / MICRO,
+        remaining=max(0, budget - spent) / MICRO,
+        period_days=settings.period_days,
+        period_start=since,
+        releases=releases,
+        locked_out=locked,
+        epsilon_per_count=settings.epsilon_per_count,
+    )
+
+
+def privacy_budget(gov: Any, principal: Principal, *, channel: str | None = None) -> Budget:
+    """The guarded read of one's own privacy budget (action ``privacy.budget``).
+
+    Examples
+    --------
+    >>> privacy_budget(gov, researcher).remaining  # doctest: +SKIP
+    4.9
+    """
+    gov.authorize(principal, BUDGET_ACTION, detail={"channel": channel})
+    return budget_of(gov, principal)
+
+
+def show_count(value: int | None, release: Mapping[str, Any] | None, *, withheld: bool = False) -> str:
+    """How a released count reads on a console: ``"1,234"``, ``"~1,235"``, ``"<10"`` or ``"withheld"``.
+
+    Examples
+    --------
+    >>> show_count(None, {"mode": "noisy", "threshold": 10}), show_count(120, {"mode": "noisy"})
+    ('<10', '~120')
+    """
+    if withheld:
+        return "withheld"
+    if release is None or release.get("mode") == "exact":
+        return "-" if value is None else f"{value:,}"
+    return f"<{release.get('threshold')}" if value is None else f"~{value:,}"
+
+
+def release_note(release: Mapping[str, Any] | None) -> str:
+    """One line saying how counts were released (and the privacy budget left), for consoles."""
+    if release is None or release.get("mode") == "exact":
+        return "exact counts (approved project)"
+    if release.get("mode") == "withheld":
+        return f"counts withheld: {release.get('reason')}"
+    cost = "already released: no cost" if release.get("repeated") else f"cost ε={release.get('charged'):g}"
+    withheld = release.get("withheld")
+    extra = f"; {', '.join(withheld)} withheld without an approved project" if withheld else ""
+    threshold, left = release.get("threshold"), release.get("budget_remaining")
+    return (f"noisy counts rounded to {release.get('rounding_base')}, <{threshold} means under {threshold} "
+            f"(0 included); {cost}, privacy budget left ε={left:g}{extra}")  # fmt: skip
