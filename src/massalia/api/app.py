@@ -89,7 +89,8 @@ def create_app(home: Home | None = None, *, settings: ApiSettings | None = None)
     context = ApiContext(
         home=data,
         settings=config,
-        governance=Governance.from_home(data),
+        # Anonymous calls are free to make: their audit entries are rate-bounded (issue 10, section 5).
+        governance=Governance.from_home(data, bound_anonymous_audit=True),
         sessions=SessionStore(config.session_ttl),
         login_limiter=FailureLimiter(config.login_max_failures, config.login_window),
         oidc=_oidc_client(),
