@@ -10,7 +10,6 @@ The local operator never gets raw counts nor patient records without an approved
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Annotated
 
@@ -18,10 +17,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from massalia.cli_governance import TOKEN_ENV, governed
+from massalia.cli_governance import governed
 from massalia.config import home
-from massalia.governance import AccessDenied, operator_principal
-from massalia.governance.rights import Facts, decide, load_rights
 from massalia.health import research
 from massalia.health.cohorts import CohortDefinition, generated_sql, import_circe
 from massalia.warehouse import open_warehouse
@@ -52,18 +49,11 @@ ProjectOption = Annotated[
 def check_offline(action: str, home_dir: Path | None) -> None:
     """Check an action that reads no data (``cohort.sql``, ``cohort.validate``).
 
-    The local operator is checked against ``rights.yaml`` alone, without opening the metadata database;
-    a ``MASSALIA_TOKEN`` holder is authenticated and checked by the governance service.
+    The caller is resolved like every other command's (an invalid ``MASSALIA_TOKEN`` stops the command,
+    never falls back to the operator) and checked by the governance service, which audits the operator.
     """
-    if os.environ.get(TOKEN_ENV, "").strip():
-        with governed(home(home_dir).ensure()) as (gov, principal):
-            gov.authorize(principal, action)
-        return
-    try:
-        decide(load_rights(), operator_principal(), action, Facts())
-    except AccessDenied as denied:
-        console.print(f"[red]denied[/]: {denied.action}: {denied.reason}")
-        raise typer.Exit(code=3) from None
+    with governed(home(home_dir).ensure()) as (gov, principal):
+        gov.authorize(principal, action)
 
 
 def load_definition(path: Path) -> CohortDefinition:

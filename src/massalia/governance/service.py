@@ -752,6 +752,26 @@ class Governance:
             grant = Grant(**{**grant.__dict__, "audit_index": index})
         return grant
 
+    def verify_audit_log(self, *, actor: Principal) -> Any:
+        """Recompute the whole audit log and check every hash and signed tree head (``audit.verify``).
+
+        Returns the ledger's verification report (``.ok``, ``.summary()``).
+
+        Raises
+        ------
+        NotFound
+            There is no audit log yet.
+        """
+        from massalia.ledger import TransparencyLog
+
+        # Whether a log exists is no secret (tree heads are public); checking first keeps the operator's
+        # audited decision from creating the very log it was asked to verify.
+        if not self.ledger_path.is_dir():
+            raise NotFound(f"no audit log at {self.ledger_path}")
+        self.authorize(actor, "audit.verify")
+        with TransparencyLog(self.ledger_path, readonly=True) as log:
+            return log.verify()
+
     def _anonymous_quota(self) -> int | None:
         """Take one anonymous audit entry from the bucket: ``None`` if empty, else how many were skipped.
 
