@@ -84,11 +84,6 @@ def _progress() -> Progress:
     )
 
 
-def _fail(message: str) -> typer.Exit:
-    console.print(f"[bold red]error:[/] {message}")
-    return typer.Exit(code=1)
-
-
 @app.command()
 def version() -> None:
     """Print Massalia's version."""
@@ -155,13 +150,10 @@ def load(
     """Run the ETL: site extracts → OMOP (atomic, incremental, with lineage and rejects)."""
     data = home(home_dir).ensure()
     folder = sources or data.sources
-    with governed(data) as (gov, principal), open_warehouse(data, engine) as warehouse:
-        if not folder.is_dir():
-            raise _fail(f"no source folder at {folder}: run `massalia generate` or pass a folder")
-        with _progress() as progress:
-            report = etl_service.load_sources(
-                gov, principal, warehouse, folder, sites=sites, metadata_url=data.metadata_url, progress=progress
-            )
+    with governed(data) as (gov, principal), open_warehouse(data, engine) as warehouse, _progress() as progress:
+        report = etl_service.load_sources(
+            gov, principal, warehouse, folder, sites=sites, metadata_url=data.metadata_url, progress=progress
+        )
     console.print(report)
 
 
@@ -246,7 +238,8 @@ def demo(
             table.add_row(name, f"{rows:,}")
     console.print(table)
     console.print(
-        "timings: " + ", ".join(f"{step} {seconds:.1f} s" for step, seconds in timings.items())
+        "timings: "
+        + ", ".join(f"{step} {seconds:.1f} s" for step, seconds in timings.items())
         + f"\nquality report: {data.reports / 'quality.html'}"
     )
 
@@ -270,11 +263,8 @@ def omop_load_athena(
 ) -> None:
     """Load a full Athena vocabulary download (replaces the vocabulary tables atomically)."""
     data = home(home_dir).ensure()
-    with governed(data) as (gov, principal), open_warehouse(data, engine) as warehouse:
-        if not folder.is_dir():
-            raise _fail(f"{folder} is not a folder")
-        with _progress() as progress:
-            counts = etl_service.load_athena_vocabulary(gov, principal, warehouse, folder, progress=progress)
+    with governed(data) as (gov, principal), open_warehouse(data, engine) as warehouse, _progress() as progress:
+        counts = etl_service.load_athena_vocabulary(gov, principal, warehouse, folder, progress=progress)
     console.print(json.dumps(counts, indent=1))
 
 
@@ -287,8 +277,6 @@ def omop_load_csv(
     """Load a foreign OMOP CDM v5.4 CSV export into the warehouse (atomic)."""
     data = home(home_dir).ensure()
     with governed(data) as (gov, principal), open_warehouse(data, engine) as warehouse:
-        if not source.exists():
-            raise _fail(f"{source} does not exist")
         counts = etl_service.load_cdm_csv(gov, principal, warehouse, source)
     console.print(json.dumps(counts, indent=1))
 
@@ -304,13 +292,21 @@ def etl_runs(
         runs = etl_service.etl_runs(gov, principal, data.metadata_url, limit=limit)
     table = Table(title=f"ETL runs — {data.root}")
     for column in ("run", "started", "status", "engine", "files", "rows added", "rejected"):
-        table.add_column(column, justify="right" if column in ("files", "rows added", "rejected") else "left",
-                         no_wrap=column in ("run", "started"))
+        table.add_column(
+            column,
+            justify="right" if column in ("files", "rows added", "rejected") else "left",
+            no_wrap=column in ("run", "started"),
+        )
     for run in runs:
         rejected = sum(int(r.get("rows", 0)) for r in run.rejects)
         table.add_row(
-            run.run_id, f"{run.started_at:%Y-%m-%d %H:%M:%S}", run.status, run.engine, str(len(run.inputs)),
-            f"{sum(run.outputs.values()):,}", f"{rejected:,}",
+            run.run_id,
+            f"{run.started_at:%Y-%m-%d %H:%M:%S}",
+            run.status,
+            run.engine,
+            str(len(run.inputs)),
+            f"{sum(run.outputs.values()):,}",
+            f"{rejected:,}",
         )
     console.print(table)
 
@@ -324,16 +320,21 @@ def etl_show(
     data = home(home_dir).ensure()
     with governed(data) as (gov, principal):
         run = etl_service.etl_run(gov, principal, data.metadata_url, run_id)
-    console.print(literal(f"{run.run_id} {run.status} on {run.engine}, code {run.code_version}, "
-                          f"{run.started_at:%Y-%m-%d %H:%M:%S} → {run.ended_at or '…'}"))
+    console.print(
+        literal(
+            f"{run.run_id} {run.status} on {run.engine}, code {run.code_version}, "
+            f"{run.started_at:%Y-%m-%d %H:%M:%S} → {run.ended_at or '…'}"
+        )
+    )
     if run.message:
         console.print(literal(run.message))
     inputs = Table(title="inputs")
     for column in ("file", "sha256", "rows"):
         inputs.add_column(column)
     for item in run.inputs:
-        inputs.add_row(literal(str(item.get("path"))), literal(str(item.get("sha256", ""))[:16]),
-                       f"{item.get('rows_read', '')}")
+        inputs.add_row(
+            literal(str(item.get("path"))), literal(str(item.get("sha256", ""))[:16]), f"{item.get('rows_read', '')}"
+        )
     console.print(inputs)
     outputs = Table(title="outputs")
     outputs.add_column("table")

@@ -155,7 +155,7 @@ def test_token_scopes_limit_the_actions(gov: Governance) -> None:
 def test_token_rules_for_others_and_lifetimes(gov: Governance) -> None:
     erin = gov.create_user("erin", None, actor=OPERATOR)
     gov.create_user("fred", None, actor=OPERATOR)
-    with pytest.raises(AccessDenied, match="token.create_for_user"):
+    with pytest.raises(AccessDenied, match=r"token\.create_for_user"):
         gov.create_token("fred", None, actor=erin)
     assert gov.authenticate_token(gov.create_token("fred", None, actor=OPERATOR)).subject == "fred"
     for lifetime in (dt.timedelta(0), dt.timedelta(days=-1), dt.timedelta(days=400)):

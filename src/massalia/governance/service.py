@@ -417,6 +417,17 @@ class Governance:
         username = (
             principal_or_username.subject if isinstance(principal_or_username, Principal) else principal_or_username
         )
+        token = credentials.new_token()
+        now = self._clock()
+        if username != actor.subject:
+            # Authorized (and audited) before any input is validated or any account looked up.
+            lifetime = expires_in.total_seconds() if isinstance(expires_in, dt.timedelta) else None
+            self.authorize(
+                actor, "token.create_for_user",
+                detail={"administrative": True, "for_user": str(username)[:200],
+                        "scopes": sorted(str(s)[:200] for s in scopes) if scopes is not None else None,
+                        "lifetime_s": lifetime, "token_prefix": token[: credentials.TOKEN_SHOWN_PREFIX]},
+            )  # fmt: skip
         if not isinstance(expires_in, dt.timedelta) or not dt.timedelta(0) < expires_in <= MAX_TOKEN_LIFETIME:
             raise InvalidRequest(f"token lifetime must be positive and at most {MAX_TOKEN_LIFETIME.days} days")
         scope_set = None
@@ -428,21 +439,11 @@ class Governance:
             if not scope_set:
                 raise InvalidRequest("a token needs at least one scope (or none given: all the roles allow)")
         scope_set = _narrower_scopes(actor, scope_set)
-        now = self._clock()
         expires_at = now + expires_in
         if actor.expires_at is not None and expires_at > actor.expires_at:
             raise InvalidRequest(
                 f"a token cannot outlive the token that creates it (expires {actor.expires_at:%Y-%m-%d %H:%M} UTC)"
             )
-        token = credentials.new_token()
-        if username != actor.subject:
-            self.authorize(
-                actor, "token.create_for_user",
-                detail={"administrative": True, "for_user": str(username)[:200],
-                        "scopes": sorted(scope_set) if scope_set is not None else None,
-                        "expires_at": expires_at.isoformat(timespec="seconds"),
-                        "token_prefix": token[: credentials.TOKEN_SHOWN_PREFIX]},
-            )  # fmt: skip
         with self._session() as session:
             user = self._user_row(session, username)
             if user.disabled:
@@ -563,9 +564,11 @@ class Governance:
             return self._project(session, project)
 
     def get_project(self, project_id: int, *, actor: Principal) -> Project:
-        """A project (``project.read``: admins, DPOs, members)."""
-        with self._session() as session:
-            self._project_row(session, project_id)
+        """A project (``project.read``: admins, DPOs, members).
+
+        Authorized before the lookup: to a caller who may not read it, a missing project and another's
+        project give the same refusal.
+        """
         self.authorize(actor, "project.read", project_id=project_id)
         with self._session() as session:
             return self._project(session, self._project_row(session, project_id))
@@ -585,9 +588,7 @@ class Governance:
 
     # -- access requests ------------------------------------------------------------------------------
     def file_request(self, project_id: int, *, actor: Principal, justification: str) -> AccessRequest:
-        """File an access request for a project the actor is a member of (``request.file``)."""
-        with self._session() as session:
-            self._project_row(session, project_id)
+        """File an access request for a project the actor is a member of (``request.file``, checked first)."""
         self.authorize(actor, "request.file", project_id=project_id)
         if not justification or len(justification.strip()) < 10:
             raise InvalidRequest("a request needs a justification (at least 10 characters)")
@@ -615,19 +616,22 @@ class Governance:
         """
         with self._session() as session:
             row = session.get(RequestRow, int(request_id))
-            if row is None:
-                raise NotFound(f"no access request {request_id}")
-            if row.status != "pending":
-                raise InvalidRequest(f"request {request_id} was already {row.status} by {row.decided_by}")
-            project_id = row.project_id
-        if not reason or not reason.strip():
-            raise InvalidRequest("a decision needs a reason")
+            project_id = row.project_id if row is not None else None
+            found = None if row is None else (row.status, row.decided_by)
         verdict = "approved" if approve else "rejected"
+        # The decision is authorized (and audited) before anything about the request is revealed: to a
+        # non-DPO, a missing, a decided and a pending request give the same refusal.
         grant = self.authorize(
             actor, "request.decide", project_id=project_id,
             detail={"resource": {"request_id": int(request_id), "project_id": project_id}, "verdict": verdict,
-                    "reason": reason.strip()},
+                    "reason": str(reason or "").strip()},
         )  # fmt: skip
+        if found is None:
+            raise NotFound(f"no access request {request_id}")
+        if found[0] != "pending":
+            raise InvalidRequest(f"request {request_id} was already {found[0]} by {found[1]}")
+        if not reason or not reason.strip():
+            raise InvalidRequest("a decision needs a reason")
         with self._session() as session:
             row = session.get(RequestRow, int(request_id))
             if row is None:

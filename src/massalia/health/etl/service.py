@@ -54,9 +54,17 @@ def load_sources(
     progress: Progress | None = None,
     channel: str | None = None,
 ) -> EtlReport:
-    """Run the ETL from ``folder`` into ``warehouse`` (``etl.run``)."""
+    """Run the ETL from ``folder`` into ``warehouse`` (``etl.run``, checked before the folder is looked at).
+
+    Raises
+    ------
+    InvalidRequest
+        ``folder`` is not a folder.
+    """
     gov.authorize(principal, "etl.run", detail={"resource": {"folder": str(folder), "sites": list(sites or [])},
                                                 **_channel(channel)})  # fmt: skip
+    if not folder.is_dir():
+        raise InvalidRequest(f"no source folder at {folder}: run `massalia generate` or pass a folder")
     return run_etl(warehouse, folder, sites=sites, metadata_url=metadata_url, progress=progress)
 
 
@@ -91,6 +99,8 @@ def load_athena_vocabulary(
     from massalia.health.omop.athena import load_athena
 
     gov.authorize(principal, "etl.run", detail={"resource": {"athena": str(folder)}})
+    if not folder.is_dir():
+        raise InvalidRequest(f"{folder} is not a folder")
     return load_athena(warehouse, folder, progress=progress)
 
 
@@ -99,6 +109,8 @@ def load_cdm_csv(gov: Governance, principal: Principal, warehouse: Engine, sourc
     from massalia.health.omop.omop_csv import load_omop_csv
 
     gov.authorize(principal, "etl.run", detail={"resource": {"omop_csv": str(source)}})
+    if not source.exists():
+        raise InvalidRequest(f"{source} does not exist")
     return load_omop_csv(warehouse, source)
 
 
