@@ -60,6 +60,26 @@ ANONYMOUS_AUDIT_BURST = 20
 ANONYMOUS_AUDIT_REFILL_S = 10.0
 
 
+MAX_ROW_ID = 2**63 - 1
+
+
+def row_id(value: object, what: str) -> int:
+    """``value`` as a metadata row id, refused (``InvalidRequest``) unless an integer from 1 to 2**63-1.
+
+    Examples
+    --------
+    >>> row_id(7, "project")
+    7
+    """
+    try:
+        number = int(value) if not isinstance(value, bool | float) else None  # type: ignore[call-overload]
+    except (TypeError, ValueError):
+        number = None
+    if number is None or not 1 <= number <= MAX_ROW_ID:
+        raise InvalidRequest(f"{what} id must be an integer from 1 to {MAX_ROW_ID}, got {str(value)[:30]}")
+    return number
+
+
 def operator_account() -> tuple[int, str]:
     """The OS account running this process, from its real uid (not ``LOGNAME``/``USER``, which anyone sets).
 
@@ -222,7 +242,7 @@ class Governance:
         return row
 
     def _project_row(self, session: Session, project_id: int) -> ProjectRow:
-        row = session.get(ProjectRow, project_id)
+        row = session.get(ProjectRow, row_id(project_id, "project"))
         if row is None:
             raise NotFound(f"no project {project_id}")
         return row
@@ -504,7 +524,7 @@ class Governance:
         """Revoke a token (one's own; admins any). Revoking twice is harmless."""
         self.authorize(actor, "token.revoke")
         with self._session() as session:
-            row = session.get(TokenRow, int(token_id))
+            row = session.get(TokenRow, row_id(token_id, "token"))
             owner = session.get(UserRow, row.user_id) if row is not None else None
             if row is None or owner is None or (owner.username != actor.subject and not actor.has_role(Role.ADMIN)):
                 raise NotFound(f"no token {token_id}")
@@ -615,7 +635,7 @@ class Governance:
         The decision is written to the transparency log (who, when, why) before it takes effect.
         """
         with self._session() as session:
-            row = session.get(RequestRow, int(request_id))
+            row = session.get(RequestRow, row_id(request_id, "request"))
             project_id = row.project_id if row is not None else None
             found = None if row is None else (row.status, row.decided_by)
         verdict = "approved" if approve else "rejected"
@@ -633,7 +653,7 @@ class Governance:
         if not reason or not reason.strip():
             raise InvalidRequest("a decision needs a reason")
         with self._session() as session:
-            row = session.get(RequestRow, int(request_id))
+            row = session.get(RequestRow, row_id(request_id, "request"))
             if row is None:
                 raise NotFound(f"no access request {request_id}")
             if row.status != "pending":
@@ -697,7 +717,7 @@ class Governance:
         if project_id is None:
             return Facts(data_site=site)
         with self._session() as session:
-            project = session.get(ProjectRow, int(project_id))
+            project = session.get(ProjectRow, row_id(project_id, "project"))
             if project is None:
                 return Facts(project_id=int(project_id), data_site=site)
             member = False
