@@ -423,15 +423,15 @@ class Governance:
         with the account it was made for, since whoever holds it then acts under that account's name.
         ``scopes`` limit it to some actions (``cohort.count``, ``cohort.*``...); ``None`` means everything
         the user's roles allow. A token only mints narrower, shorter tokens: an actor authenticated by a
-        scoped token gets scopes within its own (its own when none are asked), and no token outlives the
-        one that made it.
+        scoped token gets scopes within its own (its own when none are asked), and a token made with a
+        token expires no later than it (its lifetime is capped).
 
         Raises
         ------
         AccessDenied
             Not allowed to create tokens, or for that user.
         InvalidRequest
-            Bad lifetime or scopes, a wider or longer token than the actor's own, an unknown or disabled user.
+            Bad lifetime or scopes, wider scopes than the actor's token, an unknown or disabled user.
         """
         self.authorize(actor, "token.create")
         username = (
@@ -460,10 +460,8 @@ class Governance:
                 raise InvalidRequest("a token needs at least one scope (or none given: all the roles allow)")
         scope_set = _narrower_scopes(actor, scope_set)
         expires_at = now + expires_in
-        if actor.expires_at is not None and expires_at > actor.expires_at:
-            raise InvalidRequest(
-                f"a token cannot outlive the token that creates it (expires {actor.expires_at:%Y-%m-%d %H:%M} UTC)"
-            )
+        if actor.expires_at is not None:
+            expires_at = min(expires_at, actor.expires_at)  # never outlives the token that made it
         with self._session() as session:
             user = self._user_row(session, username)
             if user.disabled:
