@@ -188,6 +188,8 @@ def token_create(
     """Create an API token and print it once (only its hash is kept): use it as MASSALIA_TOKEN or a Bearer token."""
 
     def create(gov: Governance, actor: Principal) -> str:
+        if user is None and actor.auth == "operator":
+            raise InvalidRequest("the local operator has no account to own a token: name one with --user")
         owner = user or actor.subject
         return gov.create_token(owner, scope, dt.timedelta(days=days), actor=actor)
 
