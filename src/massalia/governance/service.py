@@ -637,19 +637,22 @@ class Governance:
             project_id = row.project_id if row is not None else None
             found = None if row is None else (row.status, row.decided_by)
         verdict = "approved" if approve else "rejected"
-        # The decision is authorized (and audited) before anything about the request is revealed: to a
-        # non-DPO, a missing, a decided and a pending request give the same refusal.
-        grant = self.authorize(
-            actor, "request.decide", project_id=project_id,
-            detail={"resource": {"request_id": int(request_id), "project_id": project_id}, "verdict": verdict,
-                    "reason": str(reason or "").strip()},
-        )  # fmt: skip
-        if found is None:
-            raise NotFound(f"no access request {request_id}")
-        if found[0] != "pending":
+        detail = {"resource": {"request_id": int(request_id), "project_id": project_id}, "verdict": verdict,
+                  "reason": str(reason or "").strip()}  # fmt: skip
+        if found is None or found[0] != "pending":
+            # Nothing about the request is revealed to a caller who may not decide: they get the same
+            # (audited) refusal as for a pending one. A DPO learns it is missing or already decided.
+            try:
+                decide(self.rights, actor, "request.decide", self.facts(actor, project_id))
+            except AccessDenied:
+                self.authorize(actor, "request.decide", project_id=project_id, detail=detail)
+                raise
+            if found is None:
+                raise NotFound(f"no access request {request_id}")
             raise InvalidRequest(f"request {request_id} was already {found[0]} by {found[1]}")
         if not reason or not reason.strip():
             raise InvalidRequest("a decision needs a reason")
+        grant = self.authorize(actor, "request.decide", project_id=project_id, detail=detail)
         with self._session() as session:
             row = session.get(RequestRow, row_id(request_id, "request"))
             if row is None:
