@@ -15,9 +15,10 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
-from massalia.cli_governance import governed
+from massalia.cli_governance import governed, literal
 from massalia.config import home
 from massalia.health import research
 from massalia.health.cohorts import CohortDefinition, generated_sql, import_circe
@@ -99,7 +100,8 @@ def cohort_validate(definition: DefinitionArgument, home_dir: HomeOption = None)
     findings = lint(load_definition(definition))
     for finding in findings:
         colour = "red" if finding.severity == "error" else "yellow"
-        console.print(f"[{colour}]{finding.severity}[/] {finding.code} at {finding.path}: {finding.message}")
+        where = literal(f"{finding.code} at {finding.path}: {finding.message}")
+        console.print(f"[{colour}]{finding.severity}[/] ", where, sep="")
     console.print(f"{len(findings)} finding(s)")
     if any(f.severity == "error" for f in findings):
         raise typer.Exit(code=1)
@@ -230,7 +232,7 @@ def cohort_explain(
         )
     explanation = result.explanation
     verdict = "[green]in the cohort[/]" if explanation.in_cohort else "[red]not in the cohort[/]"
-    console.print(f"person {person}: {verdict}; {len(explanation.primary_events)} entry event(s)")
+    console.print(f"person {escape(person)}: {verdict}; {len(explanation.primary_events)} entry event(s)")
     if not result.grant.row_level:
         console.print("records hidden: patient-level data needs an approved project (see docs/governance.md)")
     for event in explanation.events:
@@ -238,13 +240,16 @@ def cohort_explain(
         console.print(f"  event {event.event_id} from {event.start_date or '(hidden)'}: {state}")
         for rule in event.rules:
             mark = "[green]✓[/]" if rule.satisfied else "[red]✗[/]"
-            console.print(f"    {mark} rule {rule.rule_index + 1} {rule.name}")
+            # Rule names, descriptions and records come from the definition and the warehouse: literal text.
+            console.print(f"    {mark} ", literal(f"rule {rule.rule_index + 1} {rule.name}"), sep="")
             for evidence in rule.evidence:
                 if not result.grant.row_level:
-                    console.print(f"        {evidence.description} ({evidence.path})", markup=False)
+                    console.print(literal(f"        {evidence.description} ({evidence.path})"))
                     continue
-                console.print(f"        {evidence.description} ({evidence.path}): {len(evidence.records)} record(s)")
+                console.print(
+                    literal(f"        {evidence.description} ({evidence.path}): {len(evidence.records)} record(s)")
+                )
                 for record in evidence.records[:10]:
-                    console.print(f"          {record}", highlight=False, markup=False)
+                    console.print(literal(f"          {record}"), highlight=False)
     for period in explanation.cohort_periods:
-        console.print(f"  cohort period {period}", highlight=False, markup=False)
+        console.print(literal(f"  cohort period {period}"), highlight=False)
