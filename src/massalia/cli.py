@@ -1,4 +1,10 @@
-"""The ``massalia`` command: a thin layer over the service functions (same as the Python API)."""
+"""The ``massalia`` command: a thin layer over the guarded service functions (same as the Python API).
+
+Every command that reads or writes the home resolves its caller first (:func:`massalia.cli_governance.caller`:
+the ``MASSALIA_TOKEN`` holder, else the local operator named by the process's OS account) and calls a
+guarded service, which checks ``rights.yaml`` and audits; an invalid token stops the command (exit 4).
+``version`` and ``omop ddl`` read nothing and need no identity; ``serve`` authenticates each request.
+"""
 
 from __future__ import annotations
 
@@ -21,13 +27,15 @@ from rich.table import Table
 
 from massalia import __version__
 from massalia.cli_cohorts import cohort_app
+from massalia.cli_governance import governed, literal
 from massalia.cli_governance import register as register_governance
 from massalia.cli_marts import mart_app
 from massalia.cli_patients import patient_app
 from massalia.cli_privacy import privacy_app
 from massalia.cli_serve import serve_app
-from massalia.config import Home, home
-from massalia.engine import Engine
+from massalia.config import home
+from massalia.health.etl import service as etl_service
+from massalia.health.quality.service import run_quality_checks
 from massalia.warehouse import open_warehouse
 
 app = typer.Typer(
@@ -78,16 +86,6 @@ def _progress() -> Progress:
     )
 
 
-def _open(home_dir: Path | None, engine: str | None) -> tuple[Home, Engine]:
-    data = home(home_dir).ensure()
-    return data, open_warehouse(data, engine)
-
-
-def _fail(message: str) -> typer.Exit:
-    console.print(f"[bold red]error:[/] {message}")
-    return typer.Exit(code=1)
-
-
 @app.command()
 def version() -> None:
     """Print Massalia's version."""
@@ -97,32 +95,26 @@ def version() -> None:
 @app.command()
 def init(home_dir: HomeOption = None, engine: EngineOption = None) -> None:
     """Create MASSALIA_HOME, the empty OMOP CDM v5.4 tables and the demo vocabulary."""
-    from massalia.governance import Governance
-    from massalia.health.omop.schema import create_cdm_indexes, create_cdm_schema
-    from massalia.health.omop.vocabulary import load_demo_vocabulary
-
-    data, warehouse = _open(home_dir, engine)
-    Governance.from_home(data).close()  # the governance tables (users, tokens, projects, requests)
-    with warehouse:
-        created = create_cdm_schema(warehouse)
-        vocabulary = load_demo_vocabulary(warehouse)
-        indexes = create_cdm_indexes(warehouse)
+    data = home(home_dir).ensure()
+    with governed(data) as (gov, principal), open_warehouse(data, engine) as warehouse:
+        created, vocabulary, indexes = etl_service.create_warehouse(gov, principal, warehouse)
     console.print(
-        f"[green]initialised[/] {data.root}: {len(created)} CDM tables created, "
-        f"{sum(vocabulary.values()):,} vocabulary rows, {indexes} indexes"
+        f"[green]initialised[/] {data.root}: {created} CDM tables created, "
+        f"{vocabulary:,} vocabulary rows, {indexes} indexes"
     )
 
 
 @app.command()
 def info(home_dir: HomeOption = None, engine: EngineOption = None) -> None:
     """Show the data folder, the engine, and the rows of every warehouse table."""
-    data, warehouse = _open(home_dir, engine)
-    table = Table(title=f"Massalia {__version__} — {data.root} ({warehouse.name})")
+    data = home(home_dir).ensure()
+    with governed(data) as (gov, principal), open_warehouse(data, engine) as warehouse:
+        tables = etl_service.warehouse_tables(gov, principal, warehouse)
+        table = Table(title=f"Massalia {__version__} — {data.root} ({warehouse.name})")
     table.add_column("table")
     table.add_column("rows", justify="right")
-    with warehouse:
-        for name in warehouse.list_tables():
-            table.add_row(name, f"{warehouse.row_count(name):,}")
+    for name, rows in tables:
+        table.add_row(name, f"{rows:,}")
     console.print(table)
 
 
@@ -138,20 +130,13 @@ def generate(
     home_dir: HomeOption = None,
 ) -> None:
     """Generate synthetic multi-site oncology extracts with their ground truth."""
-    from massalia.health.synth import generate as generate_sites
-
-    target = out or home(home_dir).ensure().sources
-    with _progress() as progress:
-        summary = generate_sites(
-            target,
-            patients,
-            seed=seed,
-            sites=sites,
-            start_index=start_index,
-            dirty_rate=dirty_rate,
-            with_documents=documents,
-            progress=progress,
-        )
+    data = home(home_dir).ensure()
+    target = out or data.sources
+    with governed(data) as (gov, principal), _progress() as progress:
+        summary = etl_service.generate_sources(
+            gov, principal, target, patients, seed=seed, sites=sites, start_index=start_index,
+            dirty_rate=dirty_rate, with_documents=documents, progress=progress,
+        )  # fmt: skip
     console.print(summary)
 
 
@@ -165,14 +150,12 @@ def load(
     engine: EngineOption = None,
 ) -> None:
     """Run the ETL: site extracts → OMOP (atomic, incremental, with lineage and rejects)."""
-    from massalia.health.etl import run_etl
-
-    data, warehouse = _open(home_dir, engine)
+    data = home(home_dir).ensure()
     folder = sources or data.sources
-    if not folder.is_dir():
-        raise _fail(f"no source folder at {folder}: run `massalia generate` or pass a folder")
-    with warehouse, _progress() as progress:
-        report = run_etl(warehouse, folder, sites=sites, metadata_url=data.metadata_url, progress=progress)
+    with governed(data) as (gov, principal), open_warehouse(data, engine) as warehouse, _progress() as progress:
+        report = etl_service.load_sources(
+            gov, principal, warehouse, folder, sites=sites, metadata_url=data.metadata_url, progress=progress
+        )
     console.print(report)
 
 
@@ -184,12 +167,10 @@ def quality(
     engine: EngineOption = None,
 ) -> None:
     """Run the data-quality checks (OHDSI DQD + oncology); write quality.json and quality.html."""
-    from massalia.health.quality import run_quality
-
-    data, warehouse = _open(home_dir, engine)
+    data = home(home_dir).ensure()
     target = out or data.reports
-    with warehouse, _progress() as progress:
-        report = run_quality(warehouse, out_dir=target, checks=checks, progress=progress)
+    with governed(data) as (gov, principal), open_warehouse(data, engine) as warehouse, _progress() as progress:
+        report = run_quality_checks(gov, principal, warehouse, out_dir=target, checks=checks, progress=progress)
     _print_quality(report)
     console.print(f"reports: {target / 'quality.json'}  {target / 'quality.html'}")
 
@@ -228,23 +209,27 @@ def demo(
     engine: EngineOption = None,
 ) -> None:
     """The main job: generate a multi-site dataset, run the ETL into OMOP, check quality, summarise."""
-    from massalia.health.etl import run_etl
-    from massalia.health.quality import run_quality
-    from massalia.health.synth import generate as generate_sites
-
-    data, warehouse = _open(home_dir, engine)
+    data = home(home_dir).ensure()
     timings: dict[str, float] = {}
-    with warehouse, _progress() as progress:
+    with (
+        governed(data) as (gov, principal),
+        open_warehouse(data, engine) as warehouse,
+        _progress() as progress,
+    ):
         start = time.perf_counter()
-        generate_sites(data.sources, patients, seed=seed, dirty_rate=dirty_rate, progress=progress)
+        etl_service.generate_sources(
+            gov, principal, data.sources, patients, seed=seed, dirty_rate=dirty_rate, progress=progress
+        )
         timings["generate"] = time.perf_counter() - start
         start = time.perf_counter()
-        etl = run_etl(warehouse, data.sources, metadata_url=data.metadata_url, progress=progress)
+        etl = etl_service.load_sources(
+            gov, principal, warehouse, data.sources, metadata_url=data.metadata_url, progress=progress
+        )
         timings["etl"] = time.perf_counter() - start
         start = time.perf_counter()
-        report = run_quality(warehouse, out_dir=data.reports, progress=progress)
+        report = run_quality_checks(gov, principal, warehouse, out_dir=data.reports, progress=progress)
         timings["quality"] = time.perf_counter() - start
-        counts = {name: warehouse.row_count(name) for name in warehouse.list_tables()}
+        counts = dict(etl_service.warehouse_tables(gov, principal, warehouse))
     console.print(etl)
     _print_quality(report)
     table = Table(title=f"Warehouse {data.root} ({warehouse.name})")
@@ -255,7 +240,8 @@ def demo(
             table.add_row(name, f"{rows:,}")
     console.print(table)
     console.print(
-        "timings: " + ", ".join(f"{step} {seconds:.1f} s" for step, seconds in timings.items())
+        "timings: "
+        + ", ".join(f"{step} {seconds:.1f} s" for step, seconds in timings.items())
         + f"\nquality report: {data.reports / 'quality.html'}"
     )
 
@@ -278,13 +264,9 @@ def omop_load_athena(
     engine: EngineOption = None,
 ) -> None:
     """Load a full Athena vocabulary download (replaces the vocabulary tables atomically)."""
-    from massalia.health.omop.athena import load_athena
-
-    if not folder.is_dir():
-        raise _fail(f"{folder} is not a folder")
-    _, warehouse = _open(home_dir, engine)
-    with warehouse, _progress() as progress:
-        counts = load_athena(warehouse, folder, progress=progress)
+    data = home(home_dir).ensure()
+    with governed(data) as (gov, principal), open_warehouse(data, engine) as warehouse, _progress() as progress:
+        counts = etl_service.load_athena_vocabulary(gov, principal, warehouse, folder, progress=progress)
     console.print(json.dumps(counts, indent=1))
 
 
@@ -295,13 +277,9 @@ def omop_load_csv(
     engine: EngineOption = None,
 ) -> None:
     """Load a foreign OMOP CDM v5.4 CSV export into the warehouse (atomic)."""
-    from massalia.health.omop.omop_csv import load_omop_csv
-
-    if not source.exists():
-        raise _fail(f"{source} does not exist")
-    _, warehouse = _open(home_dir, engine)
-    with warehouse:
-        counts = load_omop_csv(warehouse, source)
+    data = home(home_dir).ensure()
+    with governed(data) as (gov, principal), open_warehouse(data, engine) as warehouse:
+        counts = etl_service.load_cdm_csv(gov, principal, warehouse, source)
     console.print(json.dumps(counts, indent=1))
 
 
@@ -311,18 +289,26 @@ def etl_runs(
     home_dir: HomeOption = None,
 ) -> None:
     """List recent ETL runs with their status, inputs, rows added and rejects."""
-    from massalia.health.etl import list_runs
-
     data = home(home_dir).ensure()
+    with governed(data) as (gov, principal):
+        runs = etl_service.etl_runs(gov, principal, data.metadata_url, limit=limit)
     table = Table(title=f"ETL runs — {data.root}")
     for column in ("run", "started", "status", "engine", "files", "rows added", "rejected"):
-        table.add_column(column, justify="right" if column in ("files", "rows added", "rejected") else "left",
-                         no_wrap=column in ("run", "started"))
-    for run in list_runs(data.metadata_url, limit=limit):
+        table.add_column(
+            column,
+            justify="right" if column in ("files", "rows added", "rejected") else "left",
+            no_wrap=column in ("run", "started"),
+        )
+    for run in runs:
         rejected = sum(int(r.get("rows", 0)) for r in run.rejects)
         table.add_row(
-            run.run_id, f"{run.started_at:%Y-%m-%d %H:%M:%S}", run.status, run.engine, str(len(run.inputs)),
-            f"{sum(run.outputs.values()):,}", f"{rejected:,}",
+            run.run_id,
+            f"{run.started_at:%Y-%m-%d %H:%M:%S}",
+            run.status,
+            run.engine,
+            str(len(run.inputs)),
+            f"{sum(run.outputs.values()):,}",
+            f"{rejected:,}",
         )
     console.print(table)
 
@@ -333,22 +319,24 @@ def etl_show(
     home_dir: HomeOption = None,
 ) -> None:
     """Show one run's lineage: inputs with their SHA-256, rows read, outputs and rejects per reason."""
-    from massalia.health.etl import get_run
-
     data = home(home_dir).ensure()
-    try:
-        run = get_run(run_id, data.metadata_url)
-    except KeyError:
-        raise _fail(f"no ETL run {run_id!r}") from None
-    console.print(f"[bold]{run.run_id}[/] {run.status} on {run.engine}, code {run.code_version}, "
-                  f"{run.started_at:%Y-%m-%d %H:%M:%S} → {run.ended_at or '…'}")
+    with governed(data) as (gov, principal):
+        run = etl_service.etl_run(gov, principal, data.metadata_url, run_id)
+    console.print(
+        literal(
+            f"{run.run_id} {run.status} on {run.engine}, code {run.code_version}, "
+            f"{run.started_at:%Y-%m-%d %H:%M:%S} → {run.ended_at or '…'}"
+        )
+    )
     if run.message:
-        console.print(run.message)
+        console.print(literal(run.message))
     inputs = Table(title="inputs")
     for column in ("file", "sha256", "rows"):
         inputs.add_column(column)
     for item in run.inputs:
-        inputs.add_row(str(item.get("path")), str(item.get("sha256", ""))[:16], f"{item.get('rows_read', '')}")
+        inputs.add_row(
+            literal(str(item.get("path"))), literal(str(item.get("sha256", ""))[:16]), f"{item.get('rows_read', '')}"
+        )
     console.print(inputs)
     outputs = Table(title="outputs")
     outputs.add_column("table")
@@ -357,7 +345,7 @@ def etl_show(
         outputs.add_row(name, f"{rows:,}")
     console.print(outputs)
     for reject in run.rejects:
-        console.print(f"rejected: {reject}")
+        console.print(literal(f"rejected: {reject}"))
 
 
 @etl_app.command("rejects")
@@ -365,35 +353,34 @@ def etl_rejects(
     run_id: Annotated[str | None, typer.Option("--run", help="Only this run.")] = None,
     site: Annotated[str | None, typer.Option(help="Only this site.")] = None,
     reason: Annotated[str | None, typer.Option(help="Only this reason (e.g. invalid_date).")] = None,
-    limit: Annotated[int, typer.Option(min=1, help="At most this many rows.")] = 50,
+    limit: Annotated[
+        int, typer.Option(min=1, max=etl_service.MAX_REJECTS, help="At most this many rows (1 to 1000).")
+    ] = 50,
     home_dir: HomeOption = None,
     engine: EngineOption = None,
 ) -> None:
-    """Show rejected rows, each naming its file, line, field, value and reason."""
-    from massalia.health.etl import format_reject, show_rejects
+    """Show rejected rows (raw source values: personal data), each naming its file, line, field and reason.
 
-    _, warehouse = _open(home_dir, engine)
-    with warehouse:
-        if not warehouse.table_exists("etl_reject"):
-            console.print("no rejected rows (no ETL run yet)")
-            return
-        rows = show_rejects(warehouse, run_id=run_id, site=site, reason=reason, limit=limit)
+    Needs the etl.rejects right (admin, data_engineer); every call is written to the audit trail.
+    """
+    from massalia.health.etl import format_reject
+
+    data = home(home_dir).ensure()
+    with governed(data) as (gov, principal), open_warehouse(data, engine) as warehouse:
+        rows = etl_service.rejected_rows(
+            gov, principal, warehouse, run_id=run_id, site=site, reason=reason, limit=limit, channel="cli"
+        )
     for row in rows:
-        console.print(f"{row['site']}: {format_reject(row)}", highlight=False, markup=False)
+        console.print(literal(f"{row['site']}: {format_reject(row)}"), highlight=False)
     console.print(f"{len(rows)} row(s) shown")
 
 
 @audit_app.command("verify")
 def audit_verify(home_dir: HomeOption = None) -> None:
     """Recompute the whole audit log and check every stored hash and signed tree head (exit 1 if not intact)."""
-    from massalia.ledger import TransparencyLog
-
-    folder = home(home_dir).ledger
-    if not folder.is_dir():
-        raise _fail(f"no audit log at {folder}")
-    with TransparencyLog(folder, readonly=True) as log:
-        report = log.verify()
-    console.print(report.summary())
+    with governed(home(home_dir).ensure()) as (gov, principal):
+        report = gov.verify_audit_log(actor=principal)
+    console.print(literal(report.summary()))
     if not report.ok:
         raise typer.Exit(code=1)
 

@@ -10,19 +10,17 @@ The local operator never gets raw counts nor patient records without an approved
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
-from massalia.cli_governance import TOKEN_ENV, governed
+from massalia.cli_governance import governed, literal
 from massalia.config import home
-from massalia.governance import AccessDenied, operator_principal
 from massalia.governance.disclosure import release_note, show_count
-from massalia.governance.rights import Facts, decide, load_rights
 from massalia.health import research
 from massalia.health.cohorts import CohortDefinition, generated_sql, import_circe
 from massalia.warehouse import open_warehouse
@@ -53,18 +51,11 @@ ProjectOption = Annotated[
 def check_offline(action: str, home_dir: Path | None) -> None:
     """Check an action that reads no data (``cohort.sql``, ``cohort.validate``).
 
-    The local operator is checked against ``rights.yaml`` alone, without opening the metadata database;
-    a ``MASSALIA_TOKEN`` holder is authenticated and checked by the governance service.
+    The caller is resolved like every other command's (an invalid ``MASSALIA_TOKEN`` stops the command,
+    never falls back to the operator) and checked by the governance service, which audits the operator.
     """
-    if os.environ.get(TOKEN_ENV, "").strip():
-        with governed(home(home_dir).ensure()) as (gov, principal):
-            gov.authorize(principal, action)
-        return
-    try:
-        decide(load_rights(), operator_principal(), action, Facts())
-    except AccessDenied as denied:
-        console.print(f"[red]denied[/]: {denied.action}: {denied.reason}")
-        raise typer.Exit(code=3) from None
+    with governed(home(home_dir).ensure()) as (gov, principal):
+        gov.authorize(principal, action)
 
 
 def load_definition(path: Path) -> CohortDefinition:
@@ -110,7 +101,8 @@ def cohort_validate(definition: DefinitionArgument, home_dir: HomeOption = None)
     findings = lint(load_definition(definition))
     for finding in findings:
         colour = "red" if finding.severity == "error" else "yellow"
-        console.print(f"[{colour}]{finding.severity}[/] {finding.code} at {finding.path}: {finding.message}")
+        where = literal(f"{finding.code} at {finding.path}: {finding.message}")
+        console.print(f"[{colour}]{finding.severity}[/] ", where, sep="")
     console.print(f"{len(findings)} finding(s)")
     if any(f.severity == "error" for f in findings):
         raise typer.Exit(code=1)
@@ -250,7 +242,7 @@ def cohort_explain(
         )
     explanation = result.explanation
     verdict = "[green]in the cohort[/]" if explanation.in_cohort else "[red]not in the cohort[/]"
-    console.print(f"person {person}: {verdict}; {len(explanation.primary_events)} entry event(s)")
+    console.print(f"person {escape(person)}: {verdict}; {len(explanation.primary_events)} entry event(s)")
     if not result.grant.row_level:
         console.print("records hidden: patient-level data needs an approved project (see docs/governance.md)")
     for event in explanation.events:
@@ -258,13 +250,16 @@ def cohort_explain(
         console.print(f"  event {event.event_id} from {event.start_date or '(hidden)'}: {state}")
         for rule in event.rules:
             mark = "[green]✓[/]" if rule.satisfied else "[red]✗[/]"
-            console.print(f"    {mark} rule {rule.rule_index + 1} {rule.name}")
+            # Rule names, descriptions and records come from the definition and the warehouse: literal text.
+            console.print(f"    {mark} ", literal(f"rule {rule.rule_index + 1} {rule.name}"), sep="")
             for evidence in rule.evidence:
                 if not result.grant.row_level:
-                    console.print(f"        {evidence.description} ({evidence.path})", markup=False)
+                    console.print(literal(f"        {evidence.description} ({evidence.path})"))
                     continue
-                console.print(f"        {evidence.description} ({evidence.path}): {len(evidence.records)} record(s)")
+                console.print(
+                    literal(f"        {evidence.description} ({evidence.path}): {len(evidence.records)} record(s)")
+                )
                 for record in evidence.records[:10]:
-                    console.print(f"          {record}", highlight=False, markup=False)
+                    console.print(literal(f"          {record}"), highlight=False)
     for period in explanation.cohort_periods:
-        console.print(f"  cohort period {period}", highlight=False, markup=False)
+        console.print(literal(f"  cohort period {period}"), highlight=False)

@@ -1,9 +1,14 @@
 """``massalia user|token|project|request …``: accounts, API tokens, projects and access requests.
 
 A thin layer over :class:`massalia.governance.Governance`. Who is acting (:func:`caller`): the holder
-of the API token in ``MASSALIA_TOKEN`` if it is set, otherwise the local operator of the home (whoever
-can read the ``MASSALIA_HOME`` files), acting with the roles ``admin`` + ``data_engineer``. Approving a
-request needs a DPO, so a DPO's token.
+of the API token in ``MASSALIA_TOKEN`` if it is set (an invalid one stops the command: never a fallback),
+otherwise the local operator of the home (whoever can read the ``MASSALIA_HOME`` files), named by the
+process's OS account and acting with the roles ``admin`` + ``data_engineer``; every decision on an
+operator's action is audited. Approving a request needs a DPO, so a DPO's token.
+
+Text that users or source files wrote (titles, purposes, reasons, names) is printed through
+:func:`literal`: never read as Rich markup, control characters shown as escapes, so a title cannot
+restyle the terminal or forge lines of output.
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ from typing import Annotated, Any, TypeVar
 import typer
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from massalia.config import Home, home
 from massalia.governance import (
@@ -46,16 +52,43 @@ HomeOption = Annotated[
 ]
 
 
+def literal(value: object) -> Text:
+    r"""``value`` as plain terminal text: no Rich markup, every control character shown as an escape.
+
+    Examples
+    --------
+    >>> literal("[bold]x[/] \x1b[31m").plain
+    '[bold]x[/] \\x1b[31m'
+    """
+    text = str(value)
+    shown = "".join(
+        char if char.isprintable() or char == " " else char.encode("unicode_escape").decode("ascii") for char in text
+    )
+    return Text(shown)
+
+
+def token_from_env() -> str | None:
+    """The token in ``MASSALIA_TOKEN``: ``None`` when the variable is unset or empty, else its stripped value.
+
+    A value of only spaces is returned as ``""`` (then refused as malformed), never taken for "no token".
+    """
+    raw = os.environ.get(TOKEN_ENV)
+    if raw is None or raw == "":
+        return None
+    return raw.strip()
+
+
 def caller(gov: Governance) -> Principal:
     """Who runs this command: the ``MASSALIA_TOKEN`` holder, else the home's local operator.
 
     Raises
     ------
     AuthenticationError
-        If ``MASSALIA_TOKEN`` is set but not a valid, unexpired, unrevoked token.
+        If ``MASSALIA_TOKEN`` is set but not a valid, unexpired, unrevoked token: an invalid token is an
+        error, never a fall back to the operator.
     """
-    token = os.environ.get(TOKEN_ENV, "").strip()
-    if token:
+    token = token_from_env()
+    if token is not None:
         return gov.authenticate_token(token)
     return operator_principal()
 
@@ -70,13 +103,13 @@ def governed(data: Home) -> Iterator[tuple[Governance, Principal]]:
         with Governance.from_home(data) as gov:
             yield gov, caller(gov)
     except AccessDenied as denied:
-        error_console.print(f"[red]denied[/]: {denied.action}: {denied.reason}")
+        error_console.print("[red]denied[/]: ", literal(f"{denied.action}: {denied.reason}"), sep="")
         raise typer.Exit(code=3) from None
     except AuthenticationError as error:
-        error_console.print(f"[red]authentication failed[/] ({TOKEN_ENV}): {error}")
+        error_console.print(f"[red]authentication failed[/] ({TOKEN_ENV}): ", literal(error), sep="")
         raise typer.Exit(code=4) from None
     except (InvalidRequest, NotFound) as error:
-        error_console.print(f"[red]error[/]: {error}")
+        error_console.print("[red]error[/]: ", literal(error), sep="")
         raise typer.Exit(code=1) from None
 
 
@@ -117,7 +150,7 @@ def user_add(
     password = None if no_password else _read_password(password_stdin)
     roles = role or [Role.RESEARCHER.value]
     created = run_governed(home_dir, lambda gov, actor: gov.create_user(username, password, roles, site, actor=actor))
-    console.print(f"user {created.subject} created (id {created.user_id}), roles {', '.join(sorted(roles))}")
+    console.print(literal(f"user {created.subject} created (id {created.user_id}), roles {', '.join(sorted(roles))}"))
 
 
 @user_app.command("list")
@@ -129,8 +162,9 @@ def user_list(home_dir: HomeOption = None) -> None:
         table.add_column(column)
     for user in users:
         table.add_row(
-            str(user.id), user.username, ", ".join(sorted(r.value for r in user.roles)), user.site or "",
-            "disabled" if user.disabled else "active", user.created_at.isoformat(timespec="seconds"),
+            str(user.id), literal(user.username), ", ".join(sorted(r.value for r in user.roles)),
+            literal(user.site or ""), "disabled" if user.disabled else "active",
+            user.created_at.isoformat(timespec="seconds"),
         )  # fmt: skip
     console.print(table)
 
@@ -142,7 +176,7 @@ def user_disable(
 ) -> None:
     """Disable an account (needs the admin role; never one's own): its password, tokens and sessions stop at once."""
     run_governed(home_dir, lambda gov, actor: gov.set_disabled(username, True, actor=actor))
-    console.print(f"user {username} disabled", highlight=False, markup=False)
+    console.print(literal(f"user {username} disabled"))
 
 
 @user_app.command("enable")
@@ -152,7 +186,7 @@ def user_enable(
 ) -> None:
     """Re-enable a disabled account (needs the admin role); its old sessions stay ended."""
     run_governed(home_dir, lambda gov, actor: gov.set_disabled(username, False, actor=actor))
-    console.print(f"user {username} enabled", highlight=False, markup=False)
+    console.print(literal(f"user {username} enabled"))
 
 
 @user_app.command("set-roles")
@@ -166,7 +200,7 @@ def user_set_roles(
     """Replace an account's roles (needs the admin role; never one's own); its open sessions end."""
     changed = run_governed(home_dir, lambda gov, actor: gov.set_roles(username, role, actor=actor))
     roles = ", ".join(sorted(r.value for r in changed.roles))
-    console.print(f"user {changed.subject} now has roles {roles}", highlight=False, markup=False)
+    console.print(literal(f"user {changed.subject} now has roles {roles}"))
 
 
 # -- tokens -----------------------------------------------------------------------------------------
@@ -188,6 +222,8 @@ def token_create(
     """Create an API token and print it once (only its hash is kept): use it as MASSALIA_TOKEN or a Bearer token."""
 
     def create(gov: Governance, actor: Principal) -> str:
+        if user is None and actor.auth == "operator":
+            raise InvalidRequest("the local operator has no account to own a token: name one with --user")
         owner = user or actor.subject
         return gov.create_token(owner, scope, dt.timedelta(days=days), actor=actor)
 
@@ -206,7 +242,8 @@ def token_list(home_dir: HomeOption = None) -> None:
     for token in tokens:
         state = "revoked" if token.revoked_at else "active"
         table.add_row(
-            str(token.id), token.username, token.prefix + "…", ", ".join(sorted(token.scopes or ["(all)"])),
+            str(token.id), literal(token.username), literal(token.prefix + "…"),
+            literal(", ".join(sorted(token.scopes or ["(all)"]))),
             token.expires_at.date().isoformat(), state,
             token.last_used_at.isoformat(timespec="seconds") if token.last_used_at else "",
         )  # fmt: skip
@@ -237,7 +274,7 @@ def _date(value: str | None, option: str) -> dt.date | None:
 
 
 def _show_project(project: Project) -> None:
-    console.print(f"[bold]project {project.id}[/]: {project.title}")
+    console.print(f"[bold]project {project.id}[/]: ", literal(project.title), sep="")
     rows = [
         ("status", project.status + ("" if project.is_active() or project.status != "approved" else " (expired)")),
         ("purpose", project.purpose),
@@ -252,7 +289,7 @@ def _show_project(project: Project) -> None:
         ("period", f"{project.scope.period_start or '…'} to {project.scope.period_end or '…'}"),
     ]
     for name, value in rows:
-        console.print(f"  {name:13} {value}", highlight=False, markup=False)
+        console.print(literal(f"  {name:13} {value}"), highlight=False)
 
 
 @project_app.command("create")
@@ -310,8 +347,8 @@ def project_list(home_dir: HomeOption = None) -> None:
         table.add_column(column)
     for project in projects:
         table.add_row(
-            str(project.id), project.title, project.status, project.access_level, project.expires.isoformat(),
-            ", ".join(project.members),
+            str(project.id), literal(project.title), project.status, project.access_level,
+            project.expires.isoformat(), literal(", ".join(project.members)),
         )  # fmt: skip
     console.print(table)
 
@@ -334,7 +371,7 @@ def project_add_member(
     """Add a user to a project (its owner, a DPO or an admin; never oneself); pending once a request is filed."""
     project = run_governed(home_dir, lambda gov, actor: gov.add_member(project_id, username, actor=actor))
     state = "pending a DPO's approval" if username in project.pending_members else "active"
-    console.print(f"project {project.id}: {username} added ({state})", highlight=False, markup=False)
+    console.print(literal(f"project {project.id}: {username} added ({state})"))
 
 
 @project_app.command("approve-member")
@@ -345,7 +382,7 @@ def project_approve_member(
 ) -> None:
     """Approve a pending member (a DPO who is neither a member nor the one who added them)."""
     project = run_governed(home_dir, lambda gov, actor: gov.approve_member(project_id, username, actor=actor))
-    console.print(f"project {project.id}: {username} approved", highlight=False, markup=False)
+    console.print(literal(f"project {project.id}: {username} approved"))
 
 
 @project_app.command("remove-member")
@@ -356,7 +393,7 @@ def project_remove_member(
 ) -> None:
     """Remove a member (the owner, a DPO, an admin, or the member leaving); their access ends at once."""
     project = run_governed(home_dir, lambda gov, actor: gov.remove_member(project_id, username, actor=actor))
-    console.print(f"project {project.id}: {username} removed", highlight=False, markup=False)
+    console.print(literal(f"project {project.id}: {username} removed"))
 
 
 # -- access requests --------------------------------------------------------------------------------
@@ -385,16 +422,16 @@ def request_list(home_dir: HomeOption = None) -> None:
         table.add_column(column)
     for request in requests:
         table.add_row(
-            str(request.id), str(request.project_id), request.requested_by,
-            request.filed_at.isoformat(timespec="seconds"), request.status, request.decided_by or "",
-            request.reason or "",
+            str(request.id), str(request.project_id), literal(request.requested_by),
+            request.filed_at.isoformat(timespec="seconds"), request.status, literal(request.decided_by or ""),
+            literal(request.reason or ""),
         )  # fmt: skip
     console.print(table)
 
 
 def _decide(request_id: int, approve: bool, reason: str, home_dir: Path | None) -> None:
     request = run_governed(home_dir, lambda gov, actor: gov.decide_request(request_id, approve, reason, actor=actor))
-    console.print(f"request {request.id} {request.status} by {request.decided_by}")
+    console.print(literal(f"request {request.id} {request.status} by {request.decided_by}"))
 
 
 @request_app.command("approve")
@@ -425,7 +462,7 @@ def request_revoke(
 ) -> None:
     """Revoke an approved request (DPO only, never for one's own project): the project loses access at once."""
     request = run_governed(home_dir, lambda gov, actor: gov.revoke_request(request_id, reason, actor=actor))
-    console.print(f"request {request.id} revoked by {request.revoked_by}", highlight=False, markup=False)
+    console.print(literal(f"request {request.id} revoked by {request.revoked_by}"))
 
 
 def register(app: typer.Typer) -> None:

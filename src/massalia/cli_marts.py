@@ -49,6 +49,8 @@ def mart_build(home_dir: HomeOption = None, engine: EngineOption = None) -> None
     try:
         with governed(data) as (gov, principal), open_warehouse(data, engine) as warehouse:
             result = research.mart_build(gov, warehouse, principal, channel="cli")
+    except typer.Exit:  # a refusal or a bad token, already reported (click's Exit is a RuntimeError)
+        raise
     except (CatalogueError, RuntimeError) as error:
         raise _fail(str(error)) from None
     console.print(

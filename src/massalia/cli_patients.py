@@ -16,7 +16,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from massalia.cli_governance import governed
+from massalia.cli_governance import governed, literal
 from massalia.config import home
 from massalia.health import research
 from massalia.health.records import json_table
@@ -53,8 +53,8 @@ def person_reference(value: str) -> int | str:
 
 
 def _cell(value: Any) -> Text:
-    # Text, not str: a value from the warehouse is never read as Rich markup.
-    return Text("" if value is None else str(value))
+    # A value from the warehouse is never read as Rich markup, nor its control characters sent raw.
+    return literal("" if value is None else value)
 
 
 @patient_app.command("view")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -53,10 +54,37 @@ class Home:
         return self.root / "ledger"
 
     def ensure(self) -> Home:
-        """Create the folders; return ``self``."""
+        """Create the folders, private to the OS account running Massalia; return ``self``.
+
+        The home holds personal data (source extracts, the warehouse with notes) and secrets (token
+        hashes, the master key), so it is ``0700`` and what is in it ``0700``/``0600`` whatever the
+        caller's umask: the process umask is narrowed to ``077`` (DuckDB, SQLite, the ledger and the
+        generators create their files through their own ``open`` calls, which take no mode), and an
+        existing home, folder or known file that others could read is made private again.
+        """
+        os.umask(os.umask(PRIVATE_UMASK) | PRIVATE_UMASK)
         for path in (self.root, self.sources, self.reports, self.indexes):
-            path.mkdir(parents=True, exist_ok=True)
+            path.mkdir(mode=0o700, parents=True, exist_ok=True)
+        _make_private(self.root)
+        for child in self.root.iterdir():
+            _make_private(child)
         return self
+
+
+PRIVATE_UMASK = 0o077
+
+
+def _make_private(path: Path) -> None:
+    """Remove the group and other permission bits of ``path`` (not following a symbolic link)."""
+    try:
+        info = path.lstat()
+    except FileNotFoundError:  # removed meanwhile (a temporary file of a concurrent run)
+        return
+    if stat.S_ISLNK(info.st_mode) or info.st_uid != os.getuid():
+        return  # a link's target, or a file someone else owns, is not ours to change
+    mode = stat.S_IMODE(info.st_mode)
+    if mode & 0o077:
+        path.chmod(mode & 0o700)
 
 
 def home(path: str | Path | None = None) -> Home:

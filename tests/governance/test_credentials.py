@@ -12,6 +12,8 @@ import pytest
 from argon2 import PasswordHasher
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from zxcvbn import zxcvbn
+from zxcvbn.frequency_lists import FREQUENCY_LISTS
 
 from massalia.governance import (
     AccessDenied,
@@ -155,7 +157,7 @@ def test_token_scopes_limit_the_actions(gov: Governance) -> None:
 def test_token_rules_for_others_and_lifetimes(gov: Governance) -> None:
     erin = gov.create_user("erin", None, actor=OPERATOR)
     gov.create_user("fred", None, actor=OPERATOR)
-    with pytest.raises(AccessDenied, match="admins"):
+    with pytest.raises(AccessDenied, match=r"token\.create_for_user"):
         gov.create_token("fred", None, actor=erin)
     assert gov.authenticate_token(gov.create_token("fred", None, actor=OPERATOR)).subject == "fred"
     for lifetime in (dt.timedelta(0), dt.timedelta(days=-1), dt.timedelta(days=400)):
@@ -185,20 +187,59 @@ def test_any_username_is_accepted_only_when_it_follows_the_rules(username: str) 
         assert follows_rules and accepted == username
 
 
+def _guessable(normalized: str, username: str | None = None) -> bool:
+    """The policy's second half, restated: a common password, or a zxcvbn score under 3."""
+    folded = normalized.casefold()
+    stripped = folded.rstrip("0123456789!?.,;:-_#*@$%&+= ")
+    common = FREQUENCY_LISTS["passwords"]
+    if folded in common or (len(stripped) >= 4 and stripped in common):
+        return True
+    context = [w for w in (username, "massalia", "omop", "oncology") if w]
+    return bool(zxcvbn(normalized[:128], user_inputs=context)["score"] < 3)
+
+
 @given(password=st.text(max_size=80))
 def test_any_password_is_accepted_only_when_it_follows_the_rules(password: str) -> None:
+    normalized = unicodedata.normalize("NFC", password)
     try:
         checked = credentials.check_password(password, "somebody")
-    except InvalidRequest:
-        normalized = unicodedata.normalize("NFC", password)
-        assert not 12 <= len(normalized) <= 1024 or not normalized.strip() or "\x00" in normalized
+    except InvalidRequest as error:
+        basic = not 12 <= len(normalized) <= 1024 or not normalized.strip() or "\x00" in normalized
+        assert basic or ("refused" in str(error) and _guessable(normalized, "somebody"))
     else:
-        assert checked == unicodedata.normalize("NFC", password) and len(checked) >= 12
+        assert checked == normalized and len(checked) >= 12 and not _guessable(normalized, "somebody")
+
+
+@pytest.mark.parametrize(
+    "password",
+    ["password1234", "Password1234!", "qwertyuiopasdf", "aaaaaaaaaaaa", "123456789012", "iloveyou1234",
+     "1qaz2wsx3edc", "leavemealone", "massalia2024", "dr.martin-1234"],
+)  # fmt: skip
+def test_common_and_guessable_passwords_are_refused(password: str) -> None:
+    """Issue 10, section 5: passwords were checked for length only; "password1234" was a valid password."""
+    with pytest.raises(InvalidRequest, match="refused"):
+        credentials.check_password(password, "dr.martin")
+
+
+@pytest.mark.parametrize(
+    "password", ["correct horse battery staple", "a long enough password", "s3cret-enough-pass", "Tr0ub4dor&3xyz"]
+)
+def test_passphrases_are_accepted(password: str) -> None:
+    assert credentials.check_password(password, "dr.martin") == password
+
+
+def test_a_common_password_is_refused_when_an_account_is_created(gov: Governance) -> None:
+    with pytest.raises(InvalidRequest, match="common password"):
+        gov.create_user("pat", "password123456", actor=OPERATOR)
 
 
 # Each argon2id hash costs tens of milliseconds by design: a few examples only.
 @settings(max_examples=3, deadline=None)
-@given(password=st.text(min_size=12, max_size=40).filter(lambda p: p.strip() and "\x00" not in p))
+@given(
+    password=st.text(min_size=12, max_size=40).filter(
+        lambda p: p.strip() and "\x00" not in p and not _guessable(unicodedata.normalize("NFC", p))
+    )
+)
 def test_acceptable_passwords_round_trip_through_argon2(password: str) -> None:
     stored = credentials.hash_password(credentials.check_password(password))
     assert credentials.verify_password(stored, unicodedata.normalize("NFD", password))

@@ -162,6 +162,9 @@ EXPECTED: dict[str, Callable[[Case], Outcome]] = {
     "quality.read": roles(Role.ADMIN, Role.DATA_ENGINEER, Role.DPO, Role.RESEARCHER),
     "quality.run": roles(Role.ADMIN, Role.DATA_ENGINEER),
     "etl.run": roles(Role.ADMIN, Role.DATA_ENGINEER),
+    "etl.read": roles(Role.ADMIN, Role.DATA_ENGINEER, Role.DPO),
+    "etl.rejects": roles(Role.ADMIN, Role.DATA_ENGINEER),
+    "token.create_for_user": roles(Role.ADMIN),
     "audit.read": roles(Role.ADMIN, Role.DPO),
     "audit.verify": roles(*Role),
 }

@@ -67,6 +67,24 @@ def _oidc_client() -> Any:
     return OidcClient(settings) if settings is not None else None
 
 
+ACCOUNT_FAILURE_FACTOR = 4
+"""An account, whatever the address, may fail this many times the (account, address) bound."""
+ADDRESS_FAILURE_FACTOR = 10
+"""An address, whatever the account, may fail this many times the (account, address) bound."""
+
+
+def login_limiter(max_failures: int, window: float, **options: Any) -> FailureLimiter:
+    """The login limiter: ``max_failures`` per account and address, looser bounds per account and per address.
+
+    Examples
+    --------
+    >>> login_limiter(5, 60.0).limit("ip:10.0.0.1")
+    50
+    """
+    limits = {"user:": ACCOUNT_FAILURE_FACTOR * max_failures, "ip:": ADDRESS_FAILURE_FACTOR * max_failures}
+    return FailureLimiter(max_failures, window, limits=limits, **options)
+
+
 def create_app(home: Home | None = None, *, settings: ApiSettings | None = None) -> FastAPI:
     """Build the API app for ``home`` (default: the active ``MASSALIA_HOME``).
 
@@ -89,9 +107,10 @@ def create_app(home: Home | None = None, *, settings: ApiSettings | None = None)
     context = ApiContext(
         home=data,
         settings=config,
-        governance=Governance.from_home(data),
+        # Anonymous calls are free to make: their audit entries are rate-bounded (issue 10, section 5).
+        governance=Governance.from_home(data, bound_anonymous_audit=True),
         sessions=SessionStore(config.session_ttl),
-        login_limiter=FailureLimiter(config.login_max_failures, config.login_window),
+        login_limiter=login_limiter(config.login_max_failures, config.login_window),
         oidc=_oidc_client(),
     )
 

@@ -222,6 +222,12 @@ async def _invalid_request(request: Request, exc: Exception) -> JSONResponse:
     return error_response(request, 422, "invalid_request", str(exc) or "Invalid request.", pairs)
 
 
+async def _out_of_range(request: Request, exc: Exception) -> JSONResponse:
+    # A number the database cannot hold (an id of 2**63 or more reaching the driver): the client's error.
+    # The services bound their ids first; this keeps any path they missed a 422, never a 500.
+    return error_response(request, 422, "invalid_request", "A number in the request is out of range.")
+
+
 def install_error_handlers(app: FastAPI) -> None:
     """Register the handlers mapping framework, governance and API errors to the one shape."""
     app.add_exception_handler(ApiError, _api_error)
@@ -232,6 +238,7 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(AuthenticationError, _authentication_error)
     app.add_exception_handler(NotFound, _not_found)
     app.add_exception_handler(InvalidRequest, _invalid_request)
+    app.add_exception_handler(OverflowError, _out_of_range)
 
 
 class RequestIdMiddleware:

@@ -1,9 +1,13 @@
-"""A small sliding-window limiter for failed logins (per username and per client address).
+"""A small sliding-window limiter for failed logins (per account, per account and address, per address).
 
 Only failures count: a user who signs in at the first try is never slowed down, while a password
-guesser is stopped after ``max_failures`` wrong answers within ``window`` seconds, for a name or from
-an address, until the oldest failure leaves the window. In memory, per process: behind several
-workers each keeps its own window (the bound per worker still holds).
+guesser is stopped after ``max_failures`` wrong answers within ``window`` seconds until the oldest
+failure leaves the window. Each kind of key may have its own bound (``limits``, by key prefix): the
+login route counts a failure against the (account, address) pair with the tight bound, and against
+the account alone and the address alone with looser ones, so that one guesser neither locks the
+account's owner out from elsewhere nor everyone else behind the same address (a hospital's NAT),
+while guessing one account from many addresses, or many accounts from one address, is still stopped.
+In memory, per process: behind several workers each keeps its own window (the bound per worker holds).
 """
 
 from __future__ import annotations
@@ -12,7 +16,7 @@ import math
 import threading
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 
 class FailureLimiter:
@@ -26,6 +30,8 @@ class FailureLimiter:
         Length of the window in seconds.
     clock
         Monotonic seconds (tests pass a fake clock).
+    limits
+        Other bounds for keys starting with a prefix (``{"ip:": 50}``); others get ``max_failures``.
 
     Examples
     --------
@@ -39,10 +45,20 @@ class FailureLimiter:
     0
     """
 
-    def __init__(self, max_failures: int, window: float, *, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        max_failures: int,
+        window: float,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        limits: Mapping[str, int] | None = None,
+    ) -> None:
         if max_failures < 1 or window <= 0:
             raise ValueError(f"FailureLimiter needs max_failures >= 1 and window > 0, got {max_failures}, {window}")
+        if any(bound < 1 for bound in (limits or {}).values()):
+            raise ValueError(f"FailureLimiter limits must be at least 1, got {dict(limits or {})}")
         self.max_failures = max_failures
+        self.limits = dict(limits or {})
         self.window = window
         self._clock = clock
         self._failures: dict[str, deque[float]] = {}
@@ -59,6 +75,10 @@ class FailureLimiter:
             return None
         return times
 
+    def limit(self, key: str) -> int:
+        """The failures allowed for ``key`` within the window."""
+        return next((bound for prefix, bound in self.limits.items() if key.startswith(prefix)), self.max_failures)
+
     def retry_after(self, *keys: str) -> int:
         """Seconds (rounded up) before any of ``keys`` may try again; 0 when none is blocked."""
         now = self._clock()
@@ -66,8 +86,9 @@ class FailureLimiter:
         with self._lock:
             for key in keys:
                 times = self._prune(key, now)
-                if times is not None and len(times) >= self.max_failures:
-                    wait = max(wait, times[len(times) - self.max_failures] + self.window - now)
+                bound = self.limit(key)
+                if times is not None and len(times) >= bound:
+                    wait = max(wait, times[len(times) - bound] + self.window - now)
         return math.ceil(wait) if wait > 0 else 0
 
     def fail(self, *keys: str) -> None:

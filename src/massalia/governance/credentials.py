@@ -1,5 +1,11 @@
 """Credentials: username and password rules, argon2id password hashes, API token secrets.
 
+Passwords follow NIST SP 800-63B (5.1.1.2): 12 to 1024 characters, any characters, no composition
+rules, but never a common or easily guessed one: not in the list of 30,000 most common passwords that
+the ``zxcvbn`` package ships (also once trailing digits and symbols are removed: ``password1234``), and
+with a ``zxcvbn`` guess estimate of at least 10^8 (score 3: repeats, sequences, keyboard walks, words
+with digits, the username and the platform's name all count against it). Nothing is downloaded.
+
 Passwords are hashed with argon2id (``argon2-cffi``'s RFC 9106 low-memory profile); a hash made with
 older parameters is replaced at the next successful login. API tokens are ``msl_`` followed by 43
 URL-safe characters (256 random bits from :mod:`secrets`); only their SHA-256 is stored, which is
@@ -17,6 +23,8 @@ import unicodedata
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 from argon2.profiles import RFC_9106_LOW_MEMORY
+from zxcvbn import zxcvbn
+from zxcvbn.frequency_lists import FREQUENCY_LISTS
 
 from massalia.governance.model import InvalidRequest
 
@@ -24,6 +32,9 @@ USERNAME_PATTERN = re.compile(r"^[a-z][a-z0-9._-]{1,62}[a-z0-9]$|^[a-z][a-z0-9]$
 RESERVED_USERNAMES = frozenset({"anonymous", "operator", "admin", "root", "system"})
 PASSWORD_MIN_LENGTH = 12
 PASSWORD_MAX_LENGTH = 1024
+PASSWORD_MIN_SCORE = 3  # zxcvbn's "safely unguessable: moderate protection from offline slow-hash attacks"
+PASSWORD_ESTIMATED_PREFIX = 128  # zxcvbn's work grows with length; past this a password is long enough
+CONTEXT_WORDS = ("massalia", "omop", "oncology")  # words of this platform an attacker tries first
 TOKEN_PREFIX = "msl_"  # noqa: S105 (a public marker, not a secret)
 TOKEN_PATTERN = re.compile(r"^msl_[A-Za-z0-9_-]{43}$")
 TOKEN_SHOWN_PREFIX = 12  # characters of the token kept in clear to recognise it in listings
@@ -60,8 +71,33 @@ def check_username(username: object) -> str:
     return username
 
 
+@functools.cache
+def common_passwords() -> frozenset[str]:
+    """The 30,000 most common passwords (lowercase), as shipped by the ``zxcvbn`` package."""
+    return frozenset(word.casefold() for word in FREQUENCY_LISTS["passwords"])
+
+
+def _common(normalized: str) -> bool:
+    folded = normalized.casefold()
+    stripped = folded.rstrip("0123456789!?.,;:-_#*@$%&+= ")
+    return folded in common_passwords() or (len(stripped) >= 4 and stripped in common_passwords())
+
+
 def check_password(password: object, username: str | None = None) -> str:
-    """Return ``password`` if acceptable: 12 to 1024 characters, not only spaces, not the username."""
+    """Return ``password`` if acceptable, else raise ``InvalidRequest`` saying why.
+
+    12 to 1024 characters, not only spaces, not the username, not a common password, and not easily
+    guessed (see the module's docstring).
+
+    Examples
+    --------
+    >>> check_password("correct horse battery staple")
+    'correct horse battery staple'
+    >>> check_password("password1234")
+    Traceback (most recent call last):
+    ...
+    massalia.governance.model.InvalidRequest: password refused: it is a common password
+    """
     if not isinstance(password, str):
         raise InvalidRequest("password must be a string")
     normalized = unicodedata.normalize("NFC", password)
@@ -75,6 +111,13 @@ def check_password(password: object, username: str | None = None) -> str:
         raise InvalidRequest("password must differ from the username")
     if "\x00" in normalized:
         raise InvalidRequest("password must not contain NUL characters")
+    if _common(normalized):
+        raise InvalidRequest("password refused: it is a common password")
+    context = [word for word in (username, *CONTEXT_WORDS) if word]
+    estimate = zxcvbn(normalized[:PASSWORD_ESTIMATED_PREFIX], user_inputs=context)
+    if estimate["score"] < PASSWORD_MIN_SCORE:
+        hint = estimate["feedback"].get("warning") or "add more words or characters"
+        raise InvalidRequest(f"password refused: too easy to guess ({hint.rstrip('.')})")
     return normalized
 
 

@@ -75,6 +75,9 @@ class Principal:
         How the identity was established: ``password``, ``token``, ``oidc``, ``operator`` or ``anonymous``.
     scopes
         The actions a token may be used for (``None``: everything the roles allow).
+    expires_at
+        When the token a principal authenticated with expires (``None`` for other methods): a token
+        only mints tokens that expire no later than itself.
 
     Examples
     --------
@@ -88,6 +91,7 @@ class Principal:
     site: str | None = None
     auth: str = "password"
     scopes: frozenset[str] | None = None
+    expires_at: dt.datetime | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "roles", frozenset(Role(role) for role in self.roles))

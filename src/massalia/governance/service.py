@@ -9,8 +9,11 @@ database at ``metadata_url``; the ledger in ``ledger_path``.
 from __future__ import annotations
 
 import datetime as dt
-import getpass
+import hashlib
 import json
+import os
+import pwd
+import threading
 import time
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
@@ -38,15 +41,76 @@ from massalia.governance.model import (
     TokenInfo,
     UserInfo,
 )
-from massalia.governance.rights import Facts, Rights, decide, load_rights, validate_scopes
+from massalia.governance.rights import Facts, Rights, decide, load_rights, scope_allows, validate_scopes
 from massalia.governance.tables import MemberRow, ProjectRow, ProjectSecretRow, RequestRow, TokenRow, UserRow
 
 DEFAULT_TOKEN_LIFETIME = dt.timedelta(days=90)
 MAX_TOKEN_LIFETIME = dt.timedelta(days=366)
 LEDGER_LOCK_WAIT_S = 10.0
 RESERVED_AUDIT_KEYS = frozenset(
-    {"time", "actor", "auth", "roles", "action", "decision", "denied_because", "grant", "project_id"}
-)
+    {"time", "actor", "auth", "roles", "action", "decision", "denied_because", "grant", "project_id", "os_uid",
+     "os_account"}
+)  # fmt: skip
+# An audit value whose canonical JSON is longer than this is recorded as its SHA-256 and length: the trail
+# proves what was asked without storing (or letting an anonymous caller store) megabytes per entry.
+AUDIT_VALUE_MAX_BYTES = 2048
+# A network service audits decisions on unauthenticated calls at a bounded rate (a token bucket): a burst,
+# then one entry per refill period; the entries skipped in between are counted in the next one written.
+ANONYMOUS_AUDIT_BURST = 20
+ANONYMOUS_AUDIT_REFILL_S = 10.0
+
+
+MAX_ROW_ID = 2**63 - 1
+
+
+def row_id(value: object, what: str) -> int:
+    """``value`` as a metadata row id, refused (``InvalidRequest``) unless an integer from 1 to 2**63-1.
+
+    Examples
+    --------
+    >>> row_id(7, "project")
+    7
+    """
+    try:
+        number = int(value) if not isinstance(value, bool | float) else None  # type: ignore[call-overload]
+    except (TypeError, ValueError):
+        number = None
+    if number is None or not 1 <= number <= MAX_ROW_ID:
+        raise InvalidRequest(f"{what} id must be an integer from 1 to {MAX_ROW_ID}, got {str(value)[:30]}")
+    return number
+
+
+def operator_account() -> tuple[int, str]:
+    """The OS account running this process, from its real uid (not ``LOGNAME``/``USER``, which anyone sets).
+
+    Examples
+    --------
+    >>> uid, name = operator_account()
+    >>> uid == __import__("os").getuid()
+    True
+    """
+    uid = os.getuid()
+    try:
+        return uid, pwd.getpwuid(uid).pw_name
+    except KeyError:  # a uid without a passwd entry (some containers): the number is the identity
+        return uid, f"uid{uid}"
+
+
+def bounded_audit_value(value: Any) -> Any:
+    """``value`` itself if its canonical JSON is short, else ``{"sha256": …, "bytes": …}`` of that JSON.
+
+    Examples
+    --------
+    >>> bounded_audit_value("short")
+    'short'
+    >>> sorted(bounded_audit_value("x" * 5000))
+    ['bytes', 'sha256']
+    """
+    text = json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
+    encoded = text.encode("utf-8")
+    if len(encoded) <= AUDIT_VALUE_MAX_BYTES:
+        return value
+    return {"sha256": hashlib.sha256(encoded).hexdigest(), "bytes": len(encoded)}
 
 
 def _now() -> dt.datetime:
@@ -78,10 +142,12 @@ def operator_principal() -> Principal:
     """The local operator of a home (whoever can read its files): roles ``admin`` + ``data_engineer``.
 
     The operator administers the platform but gets no raw counts and no patient-level data without a
-    project (``rights.yaml`` grants those only through approved projects).
+    project (``rights.yaml`` grants those only through approved projects). Its name is the OS account of
+    the process's real uid, and every decision on its actions is audited with that account (see
+    :meth:`Governance.authorize`): holding the home's files is power, so the trail must say who used it.
     """
     return Principal(
-        subject=f"operator:{getpass.getuser()}",
+        subject=f"operator:{operator_account()[1]}",
         roles=frozenset({Role.ADMIN, Role.DATA_ENGINEER}),
         auth="operator",
     )
@@ -102,6 +168,10 @@ class Governance:
         The rights table (default: the packaged ``rights.yaml``, validated).
     clock
         Today's date and time in UTC (tests move it to check expiry).
+    bound_anonymous_audit
+        Audit decisions on anonymous calls at a bounded rate (:data:`ANONYMOUS_AUDIT_BURST` at once, then
+        one per :data:`ANONYMOUS_AUDIT_REFILL_S` seconds). The API turns it on: there anyone can make
+        such calls for free. Off, every decision on an audited action is written.
 
     Examples
     --------
@@ -119,6 +189,7 @@ class Governance:
         key_path: Path | None = None,
         rights: Rights | None = None,
         clock: Any = None,
+        bound_anonymous_audit: bool = False,
     ) -> None:
         from massalia.governance.schema import upgrade
 
@@ -130,11 +201,19 @@ class Governance:
         self._engine = _make_engine(metadata_url)
         upgrade(self._engine)
         self._sessions = sessionmaker(self._engine, expire_on_commit=False)
+        self._bound_anonymous_audit = bound_anonymous_audit
+        self._anonymous_lock = threading.Lock()
+        self._anonymous_budget = float(ANONYMOUS_AUDIT_BURST)
+        self._anonymous_refilled = time.monotonic()
+        self._anonymous_skipped = 0
 
     @classmethod
-    def from_home(cls, home: Any) -> Governance:
+    def from_home(cls, home: Any, *, bound_anonymous_audit: bool = False) -> Governance:
         """The governance service of a ``massalia.config.Home`` (its metadata database, ledger and key file)."""
-        return cls(home.metadata_url, home.ledger, key_path=Path(home.root) / "keys" / "master.key")
+        return cls(
+            home.metadata_url, home.ledger, key_path=Path(home.root) / "keys" / "master.key",
+            bound_anonymous_audit=bound_anonymous_audit,
+        )  # fmt: skip
 
     def close(self) -> None:
         """Release the database connections."""
@@ -163,7 +242,7 @@ class Governance:
         return row
 
     def _project_row(self, session: Session, project_id: int) -> ProjectRow:
-        row = session.get(ProjectRow, project_id)
+        row = session.get(ProjectRow, row_id(project_id, "project"))
         if row is None:
             raise NotFound(f"no project {project_id}")
         return row
@@ -437,15 +516,36 @@ class Governance:
     ) -> str:
         """Create an API token for a user and return it (shown once: only its SHA-256 is stored).
 
-        Users create tokens for themselves; admins for anyone. ``scopes`` limit it to some actions
-        (``cohort.count``, ``cohort.*``...); ``None`` means everything the user's roles allow.
+        Users create tokens for themselves (``token.create``). A token for another user is an
+        administrative act (``token.create_for_user``, admins only), always written to the audit trail
+        with the account it was made for, since whoever holds it then acts under that account's name.
+        ``scopes`` limit it to some actions (``cohort.count``, ``cohort.*``...); ``None`` means everything
+        the user's roles allow. A token only mints narrower, shorter tokens: an actor authenticated by a
+        scoped token gets scopes within its own (its own when none are asked), and a token made with a
+        token expires no later than it (its lifetime is capped).
+
+        Raises
+        ------
+        AccessDenied
+            Not allowed to create tokens, or for that user.
+        InvalidRequest
+            Bad lifetime or scopes, wider scopes than the actor's token, an unknown or disabled user.
         """
         self.authorize(actor, "token.create")
         username = (
             principal_or_username.subject if isinstance(principal_or_username, Principal) else principal_or_username
         )
-        if username != actor.subject and not actor.has_role(Role.ADMIN):
-            raise AccessDenied("token.create", "only admins create tokens for other users")
+        token = credentials.new_token()
+        now = self._clock()
+        if username != actor.subject:
+            # Authorized (and audited) before any input is validated or any account looked up.
+            lifetime = expires_in.total_seconds() if isinstance(expires_in, dt.timedelta) else None
+            self.authorize(
+                actor, "token.create_for_user",
+                detail={"administrative": True, "for_user": str(username)[:200],
+                        "scopes": sorted(str(s)[:200] for s in scopes) if scopes is not None else None,
+                        "lifetime_s": lifetime, "token_prefix": token[: credentials.TOKEN_SHOWN_PREFIX]},
+            )  # fmt: skip
         if not isinstance(expires_in, dt.timedelta) or not dt.timedelta(0) < expires_in <= MAX_TOKEN_LIFETIME:
             raise InvalidRequest(f"token lifetime must be positive and at most {MAX_TOKEN_LIFETIME.days} days")
         scope_set = None
@@ -456,8 +556,10 @@ class Governance:
                 raise InvalidRequest(str(error)) from None
             if not scope_set:
                 raise InvalidRequest("a token needs at least one scope (or none given: all the roles allow)")
-        token = credentials.new_token()
-        now = self._clock()
+        scope_set = _narrower_scopes(actor, scope_set)
+        expires_at = now + expires_in
+        if actor.expires_at is not None:
+            expires_at = min(expires_at, actor.expires_at)  # never outlives the token that made it
         with self._session() as session:
             user = self._user_row(session, username)
             if user.disabled:
@@ -467,7 +569,7 @@ class Governance:
                     user_id=user.id, prefix=token[: credentials.TOKEN_SHOWN_PREFIX],
                     secret_sha256=credentials.token_digest(token),
                     scopes=json.dumps(sorted(scope_set)) if scope_set is not None else None,
-                    created_at=now, created_by=actor.subject, expires_at=now + expires_in,
+                    created_at=now, created_by=actor.subject, expires_at=expires_at,
                 )
             )  # fmt: skip
         return token
@@ -496,7 +598,8 @@ class Governance:
                 raise AuthenticationError("account disabled")
             row.last_used_at = now
             scopes = frozenset(json.loads(row.scopes)) if row.scopes is not None else None
-            return self._principal(user, "token", scopes)
+            principal = self._principal(user, "token", scopes)
+            return Principal(**{**principal.__dict__, "expires_at": _utc(row.expires_at)})
 
     def list_tokens(self, *, actor: Principal) -> list[TokenInfo]:
         """Tokens of the actor (all tokens for admins), without secrets."""
@@ -517,7 +620,7 @@ class Governance:
         """Revoke a token (one's own; admins any). Revoking twice is harmless."""
         self.authorize(actor, "token.revoke", detail={"resource": {"token_id": int(token_id)}})
         with self._session() as session:
-            row = session.get(TokenRow, int(token_id))
+            row = session.get(TokenRow, row_id(token_id, "token"))
             owner = session.get(UserRow, row.user_id) if row is not None else None
             if row is None or owner is None or (owner.username != actor.subject and not actor.has_role(Role.ADMIN)):
                 raise NotFound(f"no token {token_id}")
@@ -670,9 +773,11 @@ class Governance:
             return self._project(session, self._project_row(session, project_id))
 
     def get_project(self, project_id: int, *, actor: Principal) -> Project:
-        """A project (``project.read``: admins, DPOs, members)."""
-        with self._session() as session:
-            self._project_row(session, project_id)
+        """A project (``project.read``: admins, DPOs, members).
+
+        Authorized before the lookup: to a caller who may not read it, a missing project and another's
+        project give the same refusal.
+        """
         self.authorize(actor, "project.read", project_id=project_id)
         with self._session() as session:
             return self._project(session, self._project_row(session, project_id))
@@ -692,9 +797,7 @@ class Governance:
 
     # -- access requests ------------------------------------------------------------------------------
     def file_request(self, project_id: int, *, actor: Principal, justification: str) -> AccessRequest:
-        """File an access request for a project the actor is a member of (``request.file``)."""
-        with self._session() as session:
-            self._project_row(session, project_id)
+        """File an access request for a project the actor is a member of (``request.file``, checked first)."""
         self.authorize(actor, "request.file", project_id=project_id, detail={"resource": {"project_id": project_id}})
         if not justification or len(justification.strip()) < 10:
             raise InvalidRequest("a request needs a justification (at least 10 characters)")
@@ -734,27 +837,36 @@ class Governance:
         before it takes effect.
         """
         with self._session() as session:
-            row = session.get(RequestRow, int(request_id))
-            if row is None:
+            row = session.get(RequestRow, row_id(request_id, "request"))
+            project_id = row.project_id if row is not None else None
+            found = None if row is None else (row.status, row.decided_by)
+            requested_by = row.requested_by if row is not None else None
+        verdict = "approved" if approve else "rejected"
+        detail = {"resource": {"request_id": int(request_id), "project_id": project_id}, "verdict": verdict,
+                  "reason": str(reason or "").strip()}  # fmt: skip
+        if found is None or found[0] != "pending":
+            # Nothing about the request is revealed to a caller who may not decide: they get the same
+            # (audited) refusal as for a pending one. A DPO learns it is missing or already decided.
+            try:
+                decide(self.rights, actor, "request.decide", self.facts(actor, project_id))
+            except AccessDenied:
+                self.authorize(actor, "request.decide", project_id=project_id, detail=detail)
+                raise
+            if found is None:
                 raise NotFound(f"no access request {request_id}")
-            if row.status != "pending":
-                raise InvalidRequest(f"request {request_id} was already {row.status} by {row.decided_by}")
-            project_id = row.project_id
-            conflict = self._decision_conflict(session, actor, project_id, row.requested_by)
+            raise InvalidRequest(f"request {request_id} was already {found[0]} by {found[1]}")
         if not reason or not reason.strip():
             raise InvalidRequest("a decision needs a reason")
-        verdict = "approved" if approve else "rejected"
-        if conflict:
-            resource = {"request_id": int(request_id), "project_id": project_id}
-            raise self._refuse(actor, "request.decide", conflict, project_id=project_id, resource=resource,
-                               verdict=verdict)  # fmt: skip
-        grant = self.authorize(
-            actor, "request.decide", project_id=project_id,
-            detail={"resource": {"request_id": int(request_id), "project_id": project_id}, "verdict": verdict,
-                    "reason": reason.strip()},
-        )  # fmt: skip
+        if project_id is None or requested_by is None:  # found is a pending request: both are known
+            raise NotFound(f"no access request {request_id}")
         with self._session() as session:
-            row = session.get(RequestRow, int(request_id))
+            conflict = self._decision_conflict(session, actor, project_id, requested_by)
+        if conflict:
+            raise self._refuse(actor, "request.decide", conflict, project_id=project_id, resource=detail["resource"],
+                               verdict=verdict)  # fmt: skip
+        grant = self.authorize(actor, "request.decide", project_id=project_id, detail=detail)
+        with self._session() as session:
+            row = session.get(RequestRow, row_id(request_id, "request"))
             if row is None:
                 raise NotFound(f"no access request {request_id}")
             if row.status != "pending":
@@ -851,7 +963,7 @@ class Governance:
         if project_id is None:
             return Facts(data_site=site)
         with self._session() as session:
-            project = session.get(ProjectRow, int(project_id))
+            project = session.get(ProjectRow, row_id(project_id, "project"))
             if project is None:
                 return Facts(project_id=int(project_id), data_site=site)
             member = False
@@ -875,8 +987,10 @@ class Governance:
     ) -> Grant:
         """Decide whether ``principal`` may do ``action``; the single rights check of the platform.
 
-        For actions marked ``audit: true`` the decision (allowed or denied, with ``detail``) is appended
-        to the transparency log before this returns; the grant then carries its index.
+        For actions marked ``audit: true``, and for every action of the local operator (whose power comes
+        from holding the files, so the trail must show each use), the decision (allowed or denied, with
+        ``detail``) is appended to the transparency log before this returns; the grant then carries its
+        index. Decisions on anonymous calls are audited at a bounded rate (see :meth:`_anonymous_quota`).
 
         Raises
         ------
@@ -890,7 +1004,12 @@ class Governance:
         if clash:
             raise InvalidRequest(f"audit detail may not use the reserved key(s) {', '.join(sorted(clash))}")
         facts = self.facts(principal, project_id, site)
-        audited = self.rights.audited(action)
+        audited = self.rights.audited(action) or principal.auth == "operator"
+        if audited and principal.auth == "anonymous" and self._bound_anonymous_audit:
+            skipped = self._anonymous_quota()
+            audited = skipped is not None
+            if skipped:
+                extra["anonymous_entries_skipped"] = skipped
         try:
             grant = decide(self.rights, principal, action, facts)
         except AccessDenied as denied:
@@ -905,14 +1024,54 @@ class Governance:
             grant = Grant(**{**grant.__dict__, "audit_index": index})
         return grant
 
+    def verify_audit_log(self, *, actor: Principal) -> Any:
+        """Recompute the whole audit log and check every hash and signed tree head (``audit.verify``).
+
+        Returns the ledger's verification report (``.ok``, ``.summary()``).
+
+        Raises
+        ------
+        NotFound
+            There is no audit log yet.
+        """
+        from massalia.ledger import TransparencyLog
+
+        # Whether a log exists is no secret (tree heads are public); checking first keeps the operator's
+        # audited decision from creating the very log it was asked to verify.
+        if not self.ledger_path.is_dir():
+            raise NotFound(f"no audit log at {self.ledger_path}")
+        self.authorize(actor, "audit.verify")
+        with TransparencyLog(self.ledger_path, readonly=True) as log:
+            return log.verify()
+
+    def _anonymous_quota(self) -> int | None:
+        """Take one anonymous audit entry from the bucket: ``None`` if empty, else how many were skipped.
+
+        Unauthenticated calls cost nothing to make; without a bound they would grow the (append-only,
+        never pruned) trail as fast as anyone can send requests.
+        """
+        with self._anonymous_lock:
+            now = time.monotonic()
+            refill = (now - self._anonymous_refilled) / ANONYMOUS_AUDIT_REFILL_S
+            self._anonymous_budget = min(float(ANONYMOUS_AUDIT_BURST), self._anonymous_budget + refill)
+            self._anonymous_refilled = now
+            if self._anonymous_budget < 1.0:
+                self._anonymous_skipped += 1
+                return None
+            self._anonymous_budget -= 1.0
+            skipped, self._anonymous_skipped = self._anonymous_skipped, 0
+            return skipped
+
     def audit(self, principal: Principal, action: str, **detail: Any) -> int:
         """Append a canonical JSON entry (who, how, when, what, ``detail``) to the ledger; return its index.
 
-        The entry is durable and covered by a fresh signed tree head when this returns.
+        The entry is durable and covered by a fresh signed tree head when this returns. Each ``detail``
+        value is bounded (:func:`bounded_audit_value`); an operator's entry names the OS account and uid
+        of the process (never an environment variable).
         """
         from massalia.ledger import LedgerLockedError, TransparencyLog
 
-        clash = set(detail) & {"time", "actor", "auth", "roles", "action"}
+        clash = set(detail) & {"time", "actor", "auth", "roles", "action", "os_uid", "os_account"}
         if clash:
             raise InvalidRequest(f"audit detail may not use the reserved key(s) {', '.join(sorted(clash))}")
         entry = {
@@ -921,8 +1080,10 @@ class Governance:
             "auth": principal.auth,
             "roles": sorted(role.value for role in principal.roles),
             "action": action,
-            **{key: value for key, value in detail.items() if value is not None},
+            **{key: bounded_audit_value(value) for key, value in detail.items() if value is not None},
         }
+        if principal.auth == "operator":
+            entry["os_uid"], entry["os_account"] = operator_account()
         deadline = time.monotonic() + LEDGER_LOCK_WAIT_S
         while True:
             try:
@@ -935,6 +1096,36 @@ class Governance:
                 if time.monotonic() > deadline:
                     raise
                 time.sleep(0.05)
+
+
+def _scope_covers(held: frozenset[str], wanted: str) -> bool:
+    """Whether a token holding ``held`` may hand out ``wanted`` (an action, ``area.*`` or ``*``)."""
+    if wanted == "*":
+        return "*" in held
+    if wanted.endswith(".*"):
+        return "*" in held or wanted in held
+    return scope_allows(held, wanted)
+
+
+def _narrower_scopes(actor: Principal, wanted: frozenset[str] | None) -> frozenset[str] | None:
+    """The scopes of a token ``actor`` creates: within the actor's own scopes when it holds a scoped token.
+
+    Raises
+    ------
+    InvalidRequest
+        A scope the actor's own token does not cover.
+    """
+    if actor.scopes is None:
+        return wanted
+    if wanted is None:
+        return actor.scopes  # "everything" from a scoped token means everything that token may do
+    wider = sorted(scope for scope in wanted if not _scope_covers(actor.scopes, scope))
+    if wider:
+        raise InvalidRequest(
+            f"a token only creates narrower tokens: {', '.join(wider)} is outside its scopes "
+            f"({', '.join(sorted(actor.scopes))})"
+        )
+    return wanted
 
 
 def _make_engine(metadata_url: str) -> SAEngine:

@@ -92,10 +92,14 @@ def _open_session(context: Context, response: Response, principal: Principal) ->
 def login(body: LoginBody, request: Request, response: Response, context: Context, caller: Caller) -> dict[str, Any]:
     """Sign in with a username and password; opens a cookie session.
 
-    Failed attempts are limited per username and per client address (``429`` with ``Retry-After``).
+    Failed attempts are limited per account and client address, per account, and per address, each
+    with its own bound (``429`` with ``Retry-After``): guessing one account from one address stops it
+    for that address only, so neither its owner elsewhere nor other accounts behind that address are
+    locked out.
     """
     del caller  # resolved for its Origin check: a login from another site is refused
-    keys = (f"user:{body.username.lower()}", f"ip:{client_address(request)}")
+    name, address = body.username.lower(), client_address(request)
+    keys = (f"pair:{name}|{address}", f"user:{name}", f"ip:{address}")
     wait = context.login_limiter.retry_after(*keys)
     if wait:
         raise ApiError(
@@ -106,7 +110,8 @@ def login(body: LoginBody, request: Request, response: Response, context: Contex
     except AuthenticationError:
         context.login_limiter.fail(*keys)
         raise ApiError(401, "unauthenticated", "Wrong username or password, or account disabled.") from None
-    context.login_limiter.clear(keys[0])
+    for key in keys[:2]:  # the address keeps its count: one good login must not hide a spray
+        context.login_limiter.clear(key)
     return _open_session(context, response, principal)
 
 

@@ -41,7 +41,8 @@ class CountBody(DefinitionBody):
 class ExplainBody(DefinitionBody):
     """Which person to explain (a person id, or a project pseudonym), why, and under which project."""
 
-    person: int | Annotated[str, Field(max_length=128)] = Field(
+    # person_id is a BIGINT: a number beyond it is the client's error (422), not an empty answer.
+    person: Annotated[int, Field(ge=-(2**63), le=2**63 - 1)] | Annotated[str, Field(max_length=128)] = Field(
         description="person_id, or the project pseudonym under a pseudonymized project"
     )
     purpose: str = Field(min_length=3, max_length=1000)

@@ -17,7 +17,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from massalia.health.cohorts.criteria import CRITERIA_BY_KIND, OncologyCriterion
-from massalia.health.cohorts.definition import CohortDefinition
+from massalia.health.cohorts.definition import CohortDefinition, check_input_bounds
 from massalia.health.cohorts.nodes import ConceptSet
 
 _WRAPPED_KINDS = {*CRITERIA_BY_KIND, "DateOffset", "CustomEra"}
@@ -156,7 +156,9 @@ def import_circe(data: str | bytes | dict[str, Any], *, lenient: bool = True) ->
 
 def import_circe_report(data: str | bytes | dict[str, Any], *, lenient: bool = True) -> CirceImport:
     """Like ``import_circe`` but also returns the JSON paths of the attributes that were skipped."""
-    document = json.loads(json.dumps(_load(data)))  # deep copy: leniency must not touch the caller's dict
+    loaded = _load(data)
+    check_input_bounds(loaded)  # before the deep copy and the recursive walks below
+    document = json.loads(json.dumps(loaded))  # deep copy: leniency must not touch the caller's dict
     ignored: list[tuple[str, dict[str, Any], str]] = []
     _circe_ignored_keys(document, "$", ignored)
     if ignored and not lenient:

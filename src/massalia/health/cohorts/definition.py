@@ -10,7 +10,7 @@ import hashlib
 import json
 from typing import Annotated, Any, Literal
 
-from pydantic import BeforeValidator, ConfigDict, Field
+from pydantic import BeforeValidator, ConfigDict, Field, model_validator
 
 from massalia.health.cohorts.criteria import AnyCriterion, CriteriaGroup
 from massalia.health.cohorts.nodes import (
@@ -22,6 +22,70 @@ from massalia.health.cohorts.nodes import (
     ResultLimit,
     camel_alias,
 )
+
+# Bounds on a definition's JSON, checked before anything else reads it: a definition comes from anyone
+# with an account (API, CLI, portal), and each of these was a 500 or seconds of CPU per request.
+MAX_JSON_DEPTH = 100
+"""Nested objects and lists: about 20 levels of correlated criteria or groups, far beyond any real cohort."""
+MAX_JSON_NODES = 50_000
+"""Objects, lists and values in all: thousands of concept set items, not 100,000."""
+MAX_CONCEPT_ITEMS = 10_000
+"""Items of all concept sets together (descendants are expanded in SQL, not listed)."""
+MAX_STRING_LENGTH = 10_000
+"""Characters of one string (titles, names, text filters)."""
+MIN_INTEGER, MAX_INTEGER = -(2**63), 2**63 - 1
+"""Integers must fit the warehouse's BIGINT (ids, days, counts)."""
+
+
+class DefinitionTooLarge(ValueError):  # noqa: N818 (a refusal of input, named by what is wrong)
+    """A definition beyond the input bounds; the message names the bound and where it was passed."""
+
+
+def check_input_bounds(data: Any) -> None:
+    """Refuse a definition's parsed JSON that is too deep, too large, or holds out-of-range numbers.
+
+    Iterative (no recursion), so a hostile nesting cannot exhaust the stack while it is checked.
+
+    Raises
+    ------
+    DefinitionTooLarge
+        Naming the bound and the JSON path where it was passed.
+
+    Examples
+    --------
+    >>> check_input_bounds({"concept_sets": [{"id": 0}]})
+    >>> deep: dict = {}
+    >>> cursor = deep
+    >>> for _ in range(200):
+    ...     cursor["groups"] = [{}]
+    ...     cursor = cursor["groups"][0]
+    >>> check_input_bounds(deep)
+    Traceback (most recent call last):
+    ...
+    massalia.health.cohorts.definition.DefinitionTooLarge: nested deeper than 100 levels at $.groups[0].groups...
+    """
+    stack: list[tuple[Any, int, str]] = [(data, 1, "$")]
+    nodes = concept_items = 0
+    while stack:
+        value, depth, path = stack.pop()
+        nodes += 1
+        if nodes > MAX_JSON_NODES:
+            raise DefinitionTooLarge(f"more than {MAX_JSON_NODES:,} JSON values")
+        if isinstance(value, dict | list) and depth > MAX_JSON_DEPTH:
+            raise DefinitionTooLarge(f"nested deeper than {MAX_JSON_DEPTH} levels at {path[:40]}...")
+        if isinstance(value, dict):
+            items = value.get("items") if isinstance(value.get("items"), list) else value.get("Items")
+            if isinstance(items, list):
+                concept_items += len(items)
+                if concept_items > MAX_CONCEPT_ITEMS:
+                    raise DefinitionTooLarge(f"more than {MAX_CONCEPT_ITEMS:,} concept set items (at {path})")
+            stack.extend((child, depth + 1, f"{path}.{key}") for key, child in value.items())
+        elif isinstance(value, list):
+            stack.extend((child, depth + 1, f"{path}[{index}]") for index, child in enumerate(value))
+        elif isinstance(value, str) and len(value) > MAX_STRING_LENGTH:
+            raise DefinitionTooLarge(f"a string longer than {MAX_STRING_LENGTH:,} characters at {path}")
+        elif isinstance(value, int) and not isinstance(value, bool) and not MIN_INTEGER <= value <= MAX_INTEGER:
+            raise DefinitionTooLarge(f"an integer out of the 64-bit range at {path}")
 
 
 class PrimaryCriteria(Node):
@@ -101,6 +165,12 @@ class CohortDefinition(Node):
     censoring_criteria: list[AnyCriterion] = Field(default_factory=list)
     collapse_settings: CollapseSettings = Field(default_factory=CollapseSettings)
     censor_window: Period | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _bounded(cls, data: Any) -> Any:
+        check_input_bounds(data)
+        return data
 
     def to_json(self, *, indent: int | None = None) -> str:
         """The definition as Massalia JSON (snake-case names, criteria tagged by ``kind``)."""

@@ -61,15 +61,34 @@ def date_clause(expression: str, bounds: DateRange, where: str) -> str:
     return f"{expression} {_OPERATORS[bounds.op]} {date_literal(value)}"
 
 
+LIKE_ESCAPE = "!"
+"""The LIKE escape character: not a backslash, which string literals of some dialects read themselves."""
+
+
+def like_literal(text: str) -> str:
+    """``text`` as the body of a LIKE pattern that matches it literally (``%``, ``_`` and ``!`` escaped).
+
+    Examples
+    --------
+    >>> like_literal("50%_of it's")
+    "50!%!_of it''s"
+    """
+    escaped = text.replace(LIKE_ESCAPE, LIKE_ESCAPE * 2).replace("%", f"{LIKE_ESCAPE}%").replace("_", f"{LIKE_ESCAPE}_")
+    return escaped.replace("'", "''")
+
+
 def text_clause(expression: str, text: TextFilter, where: str) -> str:
-    """``expression`` LIKE a pattern (starts with / contains / ends with), possibly negated."""
+    """``expression`` LIKE a pattern (starts with / contains / ends with), possibly negated.
+
+    The text is matched literally: its ``%`` and ``_`` are not wildcards (a filter "contains 5%" must not
+    match every value holding a 5).
+    """
     if text.text is None:
         raise UnsupportedConstruct(f"{where}: text filter with op {text.op!r} has no Text")
-    escaped = text.text.replace("'", "''")
     prefix = "%" if text.op.endswith(("endsWith", "contains")) else ""
     suffix = "%" if text.op.endswith(("startsWith", "contains")) else ""
     negation = "NOT " if text.op.startswith("!") else ""
-    return f"{expression} {negation}LIKE '{prefix}{escaped}{suffix}'"
+    return f"{expression} {negation}LIKE '{prefix}{like_literal(text.text)}{suffix}' ESCAPE '{LIKE_ESCAPE}'"
 
 
 def id_list(ids: Iterable[int]) -> str:

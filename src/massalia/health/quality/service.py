@@ -1,0 +1,41 @@
+"""The guarded data-quality service: run the checks only after ``quality.run`` is allowed.
+
+What ``massalia quality`` and ``massalia demo`` call; the rights check is the governance service's
+(``rights.yaml``), the same for every interface.
+
+Examples
+--------
+>>> report = run_quality_checks(gov, principal, warehouse, out_dir=home.reports)  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from massalia.engine import Engine
+from massalia.governance import Governance, InvalidRequest, Principal
+from massalia.health.quality.report import QualityReport
+from massalia.health.quality.runner import run_quality
+
+if TYPE_CHECKING:
+    from rich.progress import Progress
+
+MAX_CHECK_NAMES = 1000
+
+
+def run_quality_checks(
+    gov: Governance,
+    principal: Principal,
+    warehouse: Engine,
+    *,
+    out_dir: Path | None = None,
+    checks: Sequence[str] | None = None,
+    progress: Progress | None = None,
+) -> QualityReport:
+    """Run the data-quality checks on ``warehouse`` (``quality.run``), writing the reports to ``out_dir``."""
+    if checks is not None and len(checks) > MAX_CHECK_NAMES:
+        raise InvalidRequest(f"at most {MAX_CHECK_NAMES} check names, got {len(checks)}")
+    gov.authorize(principal, "quality.run", detail={"resource": {"checks": sorted(checks) if checks else None}})
+    return run_quality(warehouse, out_dir=out_dir, checks=checks, progress=progress)
