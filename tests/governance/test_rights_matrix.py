@@ -158,6 +158,7 @@ EXPECTED: dict[str, Callable[[Case], Outcome]] = {
     "user.set_roles": roles(Role.ADMIN),
     "user.list": roles(Role.ADMIN, Role.DPO),
     "token.create": roles(*STAFF),
+    "token.list": roles(*STAFF),
     "token.revoke": roles(*STAFF),
     "quality.read": roles(Role.ADMIN, Role.DATA_ENGINEER, Role.DPO, Role.RESEARCHER),
     "quality.run": roles(Role.ADMIN, Role.DATA_ENGINEER),

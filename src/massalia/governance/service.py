@@ -603,7 +603,7 @@ class Governance:
 
     def list_tokens(self, *, actor: Principal) -> list[TokenInfo]:
         """Tokens of the actor (all tokens for admins), without secrets."""
-        self.authorize(actor, "token.create")
+        self.authorize(actor, "token.list")
         with self._session() as session:
             query = select(TokenRow, UserRow.username).join(UserRow, UserRow.id == TokenRow.user_id)
             if not actor.has_role(Role.ADMIN):

@@ -151,7 +151,7 @@ def token_json(t: TokenInfo) -> dict[str, Any]:
     }  # fmt: skip
 
 
-@router.get("/tokens", response_model=Page, **action("token.create"))
+@router.get("/tokens", response_model=Page, **action("token.list"))
 def list_tokens(context: Context, caller: Caller, limit: Limit = DEFAULT_LIMIT, cursor: Cursor = None) -> Page:
     """One's own tokens (admins: all), without their secrets, a page at a time."""
     return paginate(context.governance.list_tokens(actor=caller), limit, cursor, render=token_json)
