@@ -112,6 +112,7 @@ def world(demo_warehouse: Path, tmp_path_factory: pytest.TempPathFactory) -> Ite
             for role in ROLES
         }  # fmt: skip
         gov.create_user("cli-guest", None, [Role.RESEARCHER], actor=operator)  # added to projects by the table
+        gov.create_user("cli-target", None, [Role.RESEARCHER], actor=operator)  # disabled, re-enabled by the table
         tokens = {
             role: gov.create_token(user, None, dt.timedelta(days=30), actor=operator) for role, user in users.items()
         }
@@ -165,7 +166,7 @@ def expectations(world: World, caller: str) -> dict[tuple[str, ...], Row]:
         ("cohort", "count"): Row((d,), ALL),
         ("cohort", "explain"): Row(
             (d, "--person", str(world.person), "--purpose", "checking the identity table"),
-            STAFF_ADMINS | {"clinician"},
+            frozenset({"clinician"}),  # no per-person verdict for anyone else (issue 10 §2)
         ),
         ("cohort", "generate"): Row((d, "--id", "2"), STAFF_ADMINS),
         ("cohort", "import"): Row((d,), ALL),
@@ -206,6 +207,16 @@ def expectations(world: World, caller: str) -> dict[tuple[str, ...], Row]:
         ("token", "revoke"): Row(("999999",), ALL, exit_allowed=1),
         ("user", "add"): Row((f"new-{caller.replace('_', '-')}", "--no-password"), frozenset({"operator", "admin"})),
         ("user", "list"): Row((), frozenset({"operator", "admin", "dpo"})),
+        ("user", "disable"): Row(("cli-target",), frozenset({"operator", "admin"})),
+        ("user", "enable"): Row(("cli-target",), frozenset({"operator", "admin"})),
+        ("user", "set-roles"): Row(("cli-target", "--role", "researcher"), frozenset({"operator", "admin"})),
+        ("privacy", "budget"): Row((), ALL),
+        # cli-guest is no pending member, cli-target no member: allowed callers are told so (exit 1).
+        ("project", "approve-member"): Row((str(world.project), "cli-guest"), frozenset({"dpo"}), exit_allowed=1),
+        ("project", "remove-member"): Row(
+            (str(world.project), "cli-target"), frozenset({"operator", "admin", "dpo"}), exit_allowed=1
+        ),
+        ("request", "revoke"): Row(("999999", "--reason", "no longer needed"), frozenset({"dpo"}), exit_allowed=1),
     }
 
 

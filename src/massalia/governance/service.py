@@ -886,10 +886,11 @@ class Governance:
         """Revoke an approved request (``request.revoke``: a DPO, audited): the project loses data access at once.
 
         The same separation of duties as a decision applies. The project goes to ``revoked``; its
-        members may file a new request.
+        members may file a new request. Only a DPO learns whether the request exists (checked first).
         """
+        self._precheck(actor, "request.revoke", None, resource={"request_id": row_id(request_id, "request")})
         with self._session() as session:
-            row = session.get(RequestRow, int(request_id))
+            row = session.get(RequestRow, row_id(request_id, "request"))
             if row is None:
                 raise NotFound(f"no access request {request_id}")
             if row.status != "approved":
