@@ -26,7 +26,7 @@ HOUSE_DIALECT = "duckdb"
 TableData: TypeAlias = pa.Table | pa.RecordBatchReader | Iterable[pa.RecordBatch] | Path
 """What a table can be created from: an Arrow table, a stream of record batches, or Parquet."""
 
-Query: TypeAlias = str | exp.Expression
+Query: TypeAlias = str | exp.Expr
 
 _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
 
@@ -176,8 +176,8 @@ class Engine(ABC):
     def render(self, query: Query) -> str:
         """Render a house-dialect query or a SQLGlot expression in this engine's dialect."""
         if self.dialect == HOUSE_DIALECT:
-            return query.sql(dialect=self.dialect) if isinstance(query, exp.Expression) else query
-        if isinstance(query, exp.Expression):
+            return query.sql(dialect=self.dialect) if isinstance(query, exp.Expr) else query
+        if isinstance(query, exp.Expr):
             tree = query.copy()
         else:
             try:
@@ -189,7 +189,7 @@ class Engine(ABC):
             tree = trees[0]
         return self._rewrite(tree).sql(dialect=self.dialect)
 
-    def _rewrite(self, tree: exp.Expression) -> exp.Expression:
+    def _rewrite(self, tree: exp.Expr) -> exp.Expr:
         """Engine-specific fixes of a house-dialect tree before rendering (none by default)."""
         return tree
 
@@ -223,7 +223,10 @@ class Engine(ABC):
 
     def row_count(self, table: str) -> int:
         """Number of rows of ``table``."""
-        return int(self.scalar(f"SELECT count(*) FROM {check_identifier(table)}"))  # type: ignore[arg-type]
+        count = self.scalar(f"SELECT count(*) FROM {check_identifier(table)}")
+        if not isinstance(count, int):
+            raise EngineError(f"count(*) of table {table} returned {type(count).__name__}, not an integer")
+        return count
 
     def drop_table(self, table: str, *, if_exists: bool = True) -> None:
         """Drop ``table``."""
@@ -261,6 +264,7 @@ class Engine(ABC):
         """Write ``data`` into a new table ``table`` (error if it exists); return the row count."""
         if self.table_exists(table):
             raise EngineError(f"table {table} already exists")
+        batches: Iterator[pa.RecordBatch]
         if isinstance(data, list) and not data:
             inferred, batches = schema, iter(())
         else:
@@ -285,7 +289,7 @@ class Engine(ABC):
     ) -> None:
         """Create an empty table from column definitions (types in the house dialect)."""
         check_identifier(table)
-        definitions = []
+        definitions: list[exp.Expr] = []
         for column in columns:
             definition = exp.ColumnDef(
                 this=exp.to_identifier(check_identifier(column.name)),

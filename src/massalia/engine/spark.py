@@ -51,10 +51,10 @@ SESSION_CONF = {
 _BOUNDARY_UNITS = frozenset(("year", "quarter", "month", "day", "hour", "minute", "second"))
 
 
-def _fix_for_spark(tree: exp.Expression) -> exp.Expression:
+def _fix_for_spark(tree: exp.Expr) -> exp.Expr:
     """Rewrite house-dialect constructs whose plain SQLGlot rendering means something else on Spark."""
 
-    def fix(node: exp.Expression) -> exp.Expression:
+    def fix(node: exp.Expr) -> exp.Expr:
         # DuckDB's date_diff counts unit boundaries crossed; Spark's DATEDIFF(unit, …) counts whole
         # elapsed units. Truncating both ends to the unit first gives DuckDB's answer.
         if isinstance(node, exp.DateDiff) and node.args.get("unit") is not None:
@@ -177,7 +177,7 @@ class SparkEngine(Engine):
         self._execute_sql(f"CREATE DATABASE IF NOT EXISTS {self.database}")
         self._execute_sql(f"USE {self.database}")
 
-    def _rewrite(self, tree: exp.Expression) -> exp.Expression:
+    def _rewrite(self, tree: exp.Expr) -> exp.Expr:
         """Fix the known gaps between DuckDB's SQL and Spark's in SQLGlot's rendering."""
         return _fix_for_spark(tree)
 

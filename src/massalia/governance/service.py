@@ -18,7 +18,7 @@ import time
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, SupportsIndex, SupportsInt
 
 from sqlalchemy import create_engine, event, select
 from sqlalchemy.engine import Engine as SAEngine
@@ -72,7 +72,12 @@ def row_id(value: object, what: str) -> int:
     7
     """
     try:
-        number = int(value) if not isinstance(value, bool | float) else None  # type: ignore[call-overload]
+        # Booleans and floats are refused (True is not project 1, 2.9 is not 2); the rest is what int() takes.
+        number = (
+            int(value)
+            if isinstance(value, str | bytes | SupportsInt | SupportsIndex) and not isinstance(value, bool | float)
+            else None
+        )
     except (TypeError, ValueError):
         number = None
     if number is None or not 1 <= number <= MAX_ROW_ID:
