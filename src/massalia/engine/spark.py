@@ -160,15 +160,20 @@ class SparkEngine(Engine):
         current database and settings never leak into the caller's. ``None`` builds a local one.
     database
         Working database, created if absent; default ``default``.
+    folder
+        Where a session built here keeps its warehouse and metastore (see :func:`build_session`); a new
+        temporary folder when ``None``. Ignored when ``session`` is given.
     """
 
     name = "spark"
     dialect = "spark"
     capabilities = Capabilities(transactions=False, atomic_swap=False, primary_keys=False, indexes=False)
 
-    def __init__(self, session: SparkSession | None = None, *, database: str | None = None) -> None:
+    def __init__(
+        self, session: SparkSession | None = None, *, database: str | None = None, folder: str | Path | None = None
+    ) -> None:
         self._owns_session = session is None
-        parent = session if session is not None else build_session()
+        parent = session if session is not None else build_session(folder)
         self.spark = parent.newSession()
         for key, value in SESSION_CONF.items():
             self.spark.conf.set(key, value)
