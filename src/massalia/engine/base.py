@@ -13,6 +13,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
+from decimal import Decimal
 from pathlib import Path
 from typing import ClassVar, TypeAlias
 
@@ -216,6 +217,28 @@ class Engine(ABC):
             raise EngineError(f"expected one value, got {table.num_rows} rows × {table.num_columns} columns")
         return table.column(0)[0].as_py()
 
+    def scalar_int(self, query: Query) -> int:
+        """The single value of a one-row, one-column query as an integer (counts, ids); SQL NULL is 0.
+
+        Raises
+        ------
+        EngineError
+            The value is not a whole number (a query that should have been a count is not).
+
+        Examples
+        --------
+        >>> from massalia.engine import connect
+        >>> connect("duckdb").scalar_int("SELECT max(x) FROM (SELECT 1 AS x WHERE false)")
+        0
+        """
+        value = self.scalar(query)
+        if value is None:
+            return 0
+        # Engines differ: PostgreSQL may hand a whole-number NUMERIC as a Decimal, where DuckDB gives an int.
+        if isinstance(value, int | Decimal | float) and not isinstance(value, bool) and value == int(value):
+            return int(value)
+        raise EngineError(f"expected a whole number, got {type(value).__name__} {str(value)[:40]}")
+
     # -- tables ---------------------------------------------------------------------------
     def table_exists(self, table: str) -> bool:
         """Whether ``table`` exists in the working schema."""
@@ -223,10 +246,7 @@ class Engine(ABC):
 
     def row_count(self, table: str) -> int:
         """Number of rows of ``table``."""
-        count = self.scalar(f"SELECT count(*) FROM {check_identifier(table)}")
-        if not isinstance(count, int):
-            raise EngineError(f"count(*) of table {table} returned {type(count).__name__}, not an integer")
-        return count
+        return self.scalar_int(f"SELECT count(*) FROM {check_identifier(table)}")
 
     def drop_table(self, table: str, *, if_exists: bool = True) -> None:
         """Drop ``table``."""

@@ -111,9 +111,9 @@ def _scope_persons_query(policy: RowPolicy) -> exp.Select | None:
     )
 
 
-def _scope_cohort_rows(policy: RowPolicy) -> exp.Expression | None:
+def _scope_cohort_rows(policy: RowPolicy) -> exp.Expr | None:
     """The policy over generated cohort rows: the person's site and the index date (``cohort_start_date``)."""
-    parts: list[exp.Expression] = []
+    parts: list[exp.Expr] = []
     persons = _scope_persons_query(policy)
     if persons is not None:
         parts.append(exp.In(this=exp.column("subject_id", table="generated"), query=exp.Subquery(this=persons)))
@@ -704,7 +704,7 @@ def _check_mart_scope(
     spec: Any,
     project_id: int | None,
     extra_variables: Sequence[str] = (),
-) -> tuple[Any, exp.Expression | None]:
+) -> tuple[Any, exp.Expr | None]:
     """Under a project, the filter may use only the project's variables and cohort.
 
     Returns the filter with its cohort id resolved to the project's own, and the row-level restriction
@@ -783,7 +783,7 @@ def _mart_counts(
         query["mart"] = (
             str(built["build_id"])
             if built and built.get("build_id")
-            else f"rows:{int(engine.scalar(f'SELECT count(*) FROM {MART_TABLE}') or 0)}"  # type: ignore[call-overload]
+            else f"rows:{engine.scalar_int(f'SELECT count(*) FROM {MART_TABLE}')}"
         )
     sensitivity = 1 if by is None else 2  # a person is in one cell and in the total
     release = _release(gov, principal, grant, "mart.count", query, cells, sensitivity=sensitivity)

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 import sqlglot
 
 from massalia.engine import Engine
-from massalia.health.cohorts.compiler import HOUSE_DIALECT, STEP_NAMES, CohortCompiler
+from massalia.health.cohorts.compiler import HOUSE_DIALECT, STEP_NAMES, CohortCompiler, parse_query
 from massalia.health.cohorts.definition import CohortDefinition
 
 
@@ -106,7 +106,7 @@ def explain_person(engine: Engine, definition: CohortDefinition, person_id: int)
                     f" WHERE P.person_id = {pid} AND P.event_id = {int(event['event_id'])}"  # type: ignore[call-overload]
                     " ORDER BY A.start_date, A.event_id"
                 )
-                query = sqlglot.parse_one(sql, read=HOUSE_DIALECT)
+                query = parse_query(sql, "explain")
                 for position, step in enumerate(compiled.steps):
                     if position <= names.index("qualified_events") or step.name not in STEP_NAMES:
                         query = query.with_(step.name, as_=step.select.copy(), copy=False)

@@ -101,7 +101,7 @@ def mart_select(catalogue: Catalogue, tables: dict[str, str]) -> exp.Select:
     return query
 
 
-def variable_column(variable: Variable) -> exp.Expression:
+def variable_column(variable: Variable) -> exp.Expr:
     """``CAST(COALESCE(<expression>, <default>) AS <type>) AS <name>``, columns qualified by the source alias."""
     expression = sqlglot.parse_one(variable.sql_expression(), read=HOUSE_DIALECT)
     alias = f"s_{variable.source}"
@@ -114,7 +114,7 @@ def variable_column(variable: Variable) -> exp.Expression:
     return cast.as_(variable.name)
 
 
-def _literal(value: bool | int | float | str) -> exp.Expression:
+def _literal(value: bool | int | float | str) -> exp.Expr:
     if isinstance(value, bool):
         return exp.Boolean(this=value)
     if isinstance(value, int | float):

@@ -206,7 +206,7 @@ def _coerce(variable: Variable, value: object, where: str) -> object:
     return value
 
 
-def _literal(value: object, kind: VariableType) -> exp.Expression:
+def _literal(value: object, kind: VariableType) -> exp.Expr:
     if kind is VariableType.BOOLEAN:
         return exp.Boolean(this=bool(value))
     if kind in (VariableType.INTEGER, VariableType.NUMBER):
@@ -216,7 +216,7 @@ def _literal(value: object, kind: VariableType) -> exp.Expression:
     return exp.Literal.string(str(value))
 
 
-def compile_clause(clause: Clause, catalogue: Catalogue, *, where: str = "clause", table: str = "m") -> exp.Expression:
+def compile_clause(clause: Clause, catalogue: Catalogue, *, where: str = "clause", table: str = "m") -> exp.Expr:
     """Check ``clause`` against the catalogue and return its SQLGlot condition.
 
     Examples
@@ -257,10 +257,10 @@ def compile_clause(clause: Clause, catalogue: Catalogue, *, where: str = "clause
     return _COMPARISONS[clause.op](this=column, expression=literal)
 
 
-def compile_filter(spec: FilterSpec, catalogue: Catalogue | None = None, *, table: str = "m") -> exp.Expression | None:
+def compile_filter(spec: FilterSpec, catalogue: Catalogue | None = None, *, table: str = "m") -> exp.Expr | None:
     """The spec's WHERE condition (``None`` when it has no clause); ``FilterError`` naming the clause."""
     catalogue = catalogue or load_catalogue()
-    conditions: list[exp.Expression] = [
+    conditions: list[exp.Expr] = [
         compile_clause(clause, catalogue, where=f"clause {index + 1}", table=table)
         for index, clause in enumerate(spec.all)
     ]
@@ -290,7 +290,7 @@ def compile_filter(spec: FilterSpec, catalogue: Catalogue | None = None, *, tabl
 
 
 def _base_query(
-    engine: Engine, spec: FilterSpec, catalogue: Catalogue, restrict: exp.Expression | None = None
+    engine: Engine, spec: FilterSpec, catalogue: Catalogue, restrict: exp.Expr | None = None
 ) -> exp.Select:
     condition = compile_filter(spec, catalogue)
     if restrict is not None:  # a project's row-level scope (massalia.governance.policy), over alias "m"
@@ -304,7 +304,7 @@ def _base_query(
 
 
 def count_persons(
-    engine: Engine, spec: FilterSpec, *, catalogue: Catalogue | None = None, restrict: exp.Expression | None = None
+    engine: Engine, spec: FilterSpec, *, catalogue: Catalogue | None = None, restrict: exp.Expr | None = None
 ) -> int:
     """Exact number of persons of the mart matching ``spec`` and ``restrict`` (a row-level scope).
 
@@ -318,7 +318,7 @@ def count_persons(
     """
     catalogue = catalogue or load_catalogue()
     query = _base_query(engine, spec, catalogue, restrict).select(exp.Count(this=exp.Star()).as_("n"))
-    return int(engine.scalar(query) or 0)  # type: ignore[call-overload]
+    return engine.scalar_int(query)
 
 
 def breakdown_counts(
@@ -327,7 +327,7 @@ def breakdown_counts(
     by: str,
     *,
     catalogue: Catalogue | None = None,
-    restrict: exp.Expression | None = None,
+    restrict: exp.Expr | None = None,
 ) -> dict[str | bool | None, int]:
     """Exact counts of the matching persons (and ``restrict``, a row-level scope) by value of the variable ``by``.
 

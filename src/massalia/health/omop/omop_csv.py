@@ -459,4 +459,4 @@ def read_csv_table(csv_file: CsvFile, table: str, dialect: CsvDialect = OMOP_EXP
 def text_file(name: str, text: str) -> CsvFile:
     """A :class:`CsvFile` over text in memory (tests, generated extracts)."""
     payload = text.encode("utf-8")
-    return CsvFile(name, lambda: io.BytesIO(payload))  # type: ignore[arg-type,return-value]
+    return CsvFile(name, lambda: io.BytesIO(payload))
