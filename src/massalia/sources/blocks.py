@@ -151,7 +151,8 @@ def record_start_lines(block: TextBlock, quote: str | None) -> np.ndarray:
     carriage[inside] = array[np.minimum(starts[inside], len(array) - 1)] == 13
     blank = (lengths == 0) | ((lengths == 1) & carriage)
     lines = block.first_line + np.searchsorted(newlines, starts)
-    return lines[~blank].astype(np.int64)
+    record_lines: np.ndarray = lines[~blank].astype(np.int64)
+    return record_lines
 
 
 def fast_lines(block: TextBlock, rows: int) -> np.ndarray | None:
