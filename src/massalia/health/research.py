@@ -495,7 +495,7 @@ def _pseudonymized(explanation: PersonExplanation, pseudonym: str, shift: int) -
     )
 
 
-def _record_date(record: Mapping[str, object]) -> object:
+def _record_date(record: Mapping[str, object]) -> dt.date | None:
     """A record's date in the sense of the period (its start date, else its first event date), or ``None``.
 
     The start is ``start_date``, ``cohort_start_date`` or ``<domain>_start_date``; else ``<domain>_date``.
@@ -505,15 +505,16 @@ def _record_date(record: Mapping[str, object]) -> object:
     names += [k for k in record if k.endswith("_start_date") and not k.startswith("op_")]
     names += [k for k in record if k.endswith("_date") and not k.startswith("op_") and "end" not in k]
     for name in names:
-        if isinstance(record.get(name), dt.date):
-            return record[name]
+        value = record.get(name)
+        if isinstance(value, dt.date):
+            return value
     return None
 
 
 def _record_in_period(record: Mapping[str, object], policy: RowPolicy) -> bool:
     """Whether a record already read is dated in the project's period (undated records describe, and stay)."""
     day = _record_date(record)
-    return day is None or policy.contains_date(day)  # type: ignore[arg-type]
+    return day is None or policy.contains_date(day)
 
 
 def _scope_explanation(explanation: PersonExplanation, policy: RowPolicy | None) -> PersonExplanation:
@@ -727,7 +728,7 @@ def _check_mart_scope(
         reason = f"variable(s) outside the project's scope: {', '.join(outside)}"
     elif scope.cohort_hash and spec.cohort_definition_id is None:
         reason = "the project is scoped to a cohort: restrict the filter to its generated cohort"
-    elif scope.cohort_hash and _generated_hash(engine, stored) != scope.cohort_hash:  # type: ignore[arg-type]
+    elif scope.cohort_hash and stored is not None and _generated_hash(engine, stored) != scope.cohort_hash:
         reason = f"cohort {spec.cohort_definition_id} was not generated from the project's definition"
     if reason:
         gov.audit(principal, action, decision="denied", denied_because=reason, project_id=project_id,

@@ -105,8 +105,8 @@ def iter_blocks(
                     chunk = chunk[len(_BOM):]
             if not chunk:
                 if carry:
-                    if carry_quotes % 2:
-                        opening = carry.rfind(quote_bytes)  # type: ignore[arg-type]
+                    if carry_quotes % 2 and quote_bytes is not None:  # quotes are only counted when there is one
+                        opening = carry.rfind(quote_bytes)
                         raise SourceError(
                             path, line + carry.count(b"\n", 0, opening), "quoted value never closed (truncated file?)"
                         )

@@ -160,6 +160,11 @@ def _provenance(engine: Engine) -> dict[str, object]:
     return found
 
 
+def _text(value: object) -> str | None:
+    """A provenance value as text (``None`` stays ``None``)."""
+    return None if value is None else str(value)
+
+
 def build_mart(engine: Engine, *, catalogue: Catalogue | None = None, table: str = MART_TABLE) -> MartBuild:
     """Build the mart table on ``engine`` from its OMOP tables, atomically, and record the build.
 
@@ -244,8 +249,8 @@ def build_mart(engine: Engine, *, catalogue: Catalogue | None = None, table: str
         rows=rows,
         variables=len(catalogue.variables),
         duration_s=round(time.perf_counter() - started, 3),
-        vocabulary_version=provenance["vocabulary_version"],  # type: ignore[arg-type]
-        data_version=provenance["data_version"],  # type: ignore[arg-type]
+        vocabulary_version=_text(provenance["vocabulary_version"]),
+        data_version=_text(provenance["data_version"]),
         source_seconds=timings,
     )
 

@@ -147,12 +147,14 @@ def parse_clause(text: str) -> Clause:
     if op in _NULL_OPS:
         if rest:
             raise FilterError(f"filter {text!r}: {op} takes no value")
-        return Clause(variable=variable, op=op)  # type: ignore[arg-type]
+        # model_validate: the operator is text read from the command line, checked by the model
+        return Clause.model_validate({"variable": variable, "op": op})
     if not rest:
         raise FilterError(f"filter {text!r}: a value is missing after {op!r}")
     if op in ("in", "not_in", "between"):
-        return Clause(variable=variable, op=op, value=[part.strip() for part in rest.split(",")])  # type: ignore[arg-type]
-    return Clause(variable=variable, op=op, value=rest)  # type: ignore[arg-type]
+        values = [part.strip() for part in rest.split(",")]
+        return Clause.model_validate({"variable": variable, "op": op, "value": values})
+    return Clause.model_validate({"variable": variable, "op": op, "value": rest})
 
 
 def _coerce(variable: Variable, value: object, where: str) -> object:
@@ -212,7 +214,9 @@ def _literal(value: object, kind: VariableType) -> exp.Expr:
     if kind in (VariableType.INTEGER, VariableType.NUMBER):
         return exp.Literal.number(repr(value) if isinstance(value, float) else str(value))
     if kind is VariableType.DATE:
-        return exp.cast(exp.Literal.string(value.isoformat()), exp.DataType.build("DATE"))  # type: ignore[attr-defined]
+        if not isinstance(value, dt.date):
+            raise FilterError(f"{value!r} is not a date")
+        return exp.cast(exp.Literal.string(value.isoformat()), exp.DataType.build("DATE"))
     return exp.Literal.string(str(value))
 
 
@@ -355,6 +359,14 @@ def breakdown_counts(
     return counts
 
 
+def _coerce_date(variable: Variable, value: object, where: str) -> dt.date:
+    """``_coerce`` for a DATE variable, typed as the date it returns."""
+    day = _coerce(variable, value, where)
+    if not isinstance(day, dt.date):  # only a variable that is not a DATE gets here
+        raise FilterError(f"{where}: {variable.name} is {variable.type.value}, not a date")
+    return day
+
+
 def _grain_bounds(value: dt.date, grain: DateGrain) -> tuple[bool, bool]:
     """Whether ``value`` starts / ends a period of ``grain`` (a year, or a month)."""
     if grain is DateGrain.YEAR:
@@ -383,8 +395,7 @@ def _check_feasible_clause(clause: Clause, variable: Variable, label: str) -> No
     )
     if clause.op in ("=", "!="):
         raise FilterError(f"{label}: exact dates are not allowed; {hint}")
-    dates = [_coerce(variable, value, label) for value in values]
-    bounds = [_grain_bounds(d, grain) for d in dates]  # type: ignore[arg-type]
+    bounds = [_grain_bounds(_coerce_date(variable, value, label), grain) for value in values]
     if clause.op in (">=", "<"):
         ok = bounds[0][0]
     elif clause.op in ("<=", ">"):

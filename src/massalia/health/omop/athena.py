@@ -73,7 +73,7 @@ def athena_files(folder: str | Path) -> dict[str, Path]:
 
 def _csv_file(path: Path) -> CsvFile:
     if path.name.lower().endswith(".gz"):
-        return CsvFile(path.name, lambda: gzip.open(path, "rb"))  # type: ignore[arg-type,return-value]
+        return CsvFile(path.name, lambda: gzip.open(path, "rb"))
     return CsvFile(path.name, lambda: path.open("rb"))
 
 
