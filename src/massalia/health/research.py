@@ -129,7 +129,8 @@ def _scope_person_ok(engine: Engine, policy: RowPolicy | None, person_id: int) -
     if persons is None:
         return True
     query = persons.where(exp.column("person_id", table="p").eq(exp.Literal.number(int(person_id))))
-    return engine.query(query).num_rows > 0
+    rows: int = engine.query(query).num_rows
+    return rows > 0
 
 
 def _scope_analysis(engine: Engine, analysis: CohortAnalysis, policy: RowPolicy | None) -> CohortAnalysis:

@@ -20,7 +20,7 @@ an event is included when all bits are set; periods are merged per person with t
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from functools import cached_property
 
@@ -607,7 +607,7 @@ class CohortCompiler:
 
     def compile(self, cohort_definition_id: int = 1) -> CompiledCohort:
         """All steps of the cohort build."""
-        builders = {
+        builders: dict[str, Callable[[], str]] = {
             "codesets": self.codesets,
             "primary_events": self.primary_events,
             "qualified_events": self.qualified_events,

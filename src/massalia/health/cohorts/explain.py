@@ -88,7 +88,8 @@ def explain_person(engine: Engine, definition: CohortDefinition, person_id: int)
     def rows(step: str, extra: str = "") -> list[dict[str, object]]:
         query = compiled.single_statement(until=step)
         sql = f"SELECT * FROM ({query.sql(dialect=HOUSE_DIALECT)}) X WHERE {extra or f'person_id = {pid}'}"
-        return engine.query(sqlglot.parse_one(sql, read=HOUSE_DIALECT)).to_pylist()
+        found: list[dict[str, object]] = engine.query(sqlglot.parse_one(sql, read=HOUSE_DIALECT)).to_pylist()
+        return found
 
     primary = sorted(rows("primary_events"), key=lambda r: (str(r["start_date"]), r["event_id"]))
     qualified = sorted(rows("qualified_mask"), key=lambda r: (str(r["start_date"]), r["event_id"]))
