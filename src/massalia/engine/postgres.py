@@ -328,7 +328,8 @@ class PostgresEngine(Engine):
         table = pacsv.read_csv(
             buffer,
             read_options=pacsv.ReadOptions(column_names=keys),
-            parse_options=pacsv.ParseOptions(newlines_in_values=True),
+            # A row of one NULL column is an empty line in COPY's CSV: a row, not a blank line to skip.
+            parse_options=pacsv.ParseOptions(newlines_in_values=True, ignore_empty_lines=False),
             convert_options=pacsv.ConvertOptions(
                 column_types=dict(zip(keys, (arrow_type for _, arrow_type in types), strict=True)),
                 true_values=["t"],
