@@ -49,3 +49,24 @@ def test_test_command_and_ci_install_with_the_constraints() -> None:
     assert "-c constraints.txt" in test_script
     ci = (ROOT / ".ci" / "run").read_text(encoding="utf-8")
     assert "--system-site-packages" not in ci.replace("no --system-site-packages", "")
+
+
+def test_the_test_command_type_checks_before_pytest() -> None:
+    lines = [line.strip() for line in (ROOT / "scripts" / "test").read_text(encoding="utf-8").splitlines()]
+    mypy = next(index for index, line in enumerate(lines) if line == '"$python" -m mypy src')
+    pytest_ = next(index for index, line in enumerate(lines) if "-m pytest" in line)
+    assert mypy < pytest_
+
+
+def test_the_core_layers_are_strictly_typed() -> None:
+    """The brief of issue 11: mypy strict on engine/, governance/ and ledger/ at least."""
+    config = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["tool"]["mypy"]
+    strict_flags = ("disallow_untyped_defs", "disallow_any_generics", "warn_return_any", "disallow_untyped_calls")
+    strict_modules = {
+        module
+        for override in config["overrides"]
+        if all(override.get(flag) for flag in strict_flags)
+        for module in override["module"]
+    }
+    assert {"massalia.engine.*", "massalia.governance.*", "massalia.ledger.*", "massalia.plugins"} <= strict_modules
+    assert config["check_untyped_defs"] and config["warn_unused_ignores"]

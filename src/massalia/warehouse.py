@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 import os
-from typing import Any
+from typing import Unpack
 
 from massalia.config import Home
-from massalia.engine import Engine, connect
+from massalia.engine import Engine, EngineOptions, connect
 
 ENGINE_ENV = "MASSALIA_ENGINE"
 
 
-def open_warehouse(home: Home, engine: str | None = None, **options: Any) -> Engine:
+def open_warehouse(home: Home, engine: str | None = None, **options: Unpack[EngineOptions]) -> Engine:
     """Open the warehouse of ``home`` on ``engine`` (default ``$MASSALIA_ENGINE`` or ``duckdb``).
 
     DuckDB keeps the warehouse in ``home.warehouse``; PostgreSQL reads its DSN from
@@ -26,8 +26,21 @@ def open_warehouse(home: Home, engine: str | None = None, **options: Any) -> Eng
     'duckdb'
     """
     name = engine or os.environ.get(ENGINE_ENV) or "duckdb"
+    return connect(name, **warehouse_options(home, name, **options))
+
+
+def warehouse_options(home: Home, name: str, **options: Unpack[EngineOptions]) -> EngineOptions:
+    """The options ``open_warehouse`` passes to engine ``name``: ``options`` plus where ``home`` keeps its data.
+
+    Examples
+    --------
+    >>> from pathlib import Path
+    >>> warehouse_options(Home(Path("/srv/massalia")), "spark")
+    {'folder': PosixPath('/srv/massalia/spark')}
+    """
+    # Typed keys (EngineOptions): a name the engine does not take is a type error, not a crash at start-up.
     if name == "duckdb":
         options.setdefault("path", home.warehouse)
     elif name == "spark":
-        options.setdefault("warehouse_dir", home.root / "spark")
-    return connect(name, **options)
+        options.setdefault("folder", home.root / "spark")
+    return options

@@ -48,6 +48,13 @@ class Case:
 
 
 CASES = [
+    # A one-column row of NULL is an empty CSV line in PostgreSQL's COPY output: it once vanished.
+    Case(
+        "one_column_nulls_are_rows",
+        "SELECT start_date FROM events ORDER BY event_id",
+        [(D(2020, 1, 15),), (D(2020, 3, 1),), (D(2019, 12, 31),), (D(2021, 6, 30),), (D(2020, 2, 29),), (None,)],
+    ),
+    Case("aggregate_of_no_rows_is_one_null", "SELECT max(value) AS top FROM events WHERE event_id < 0", [(None,)]),
     Case(
         "group_by_order_by",
         "SELECT site, count(*) AS events, sum(n) AS total, count(DISTINCT person_id) AS persons "

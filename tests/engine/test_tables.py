@@ -182,3 +182,15 @@ def test_create_table_inside_a_transaction_joins_it(engine: Engine) -> None:
         raise RuntimeError("boom")
     assert engine.list_tables() == ["kept"]
     assert _contents(engine, "kept") == OLD.to_pylist()
+
+
+def test_scalar_int_reads_counts_and_refuses_what_is_not_a_whole_number(engine: Engine) -> None:
+    """Counts and ids come back as int on every engine (a whole NUMERIC too); NULL is 0; anything else is refused."""
+    engine.create_table("patients", NEW)
+    assert engine.scalar_int("SELECT count(*) FROM patients") == 3
+    assert engine.scalar_int("SELECT max(id) FROM patients WHERE id < 0") == 0
+    assert engine.scalar_int("SELECT CAST(42 AS DECIMAL(18, 0))") == 42
+    with pytest.raises(EngineError, match="whole number"):
+        engine.scalar_int("SELECT 'forty-two'")
+    with pytest.raises(EngineError, match="whole number"):
+        engine.scalar_int("SELECT 2.5")

@@ -11,7 +11,7 @@ from massalia.engine.base import (
     UnsupportedOperation,
     check_identifier,
 )
-from massalia.engine.registry import ENGINES, connect, register_engine
+from massalia.engine.registry import ENGINES, EngineOptions, connect, engine_factory, register_engine
 
 __all__ = [
     "ENGINES",
@@ -20,8 +20,10 @@ __all__ = [
     "Column",
     "Engine",
     "EngineError",
+    "EngineOptions",
     "UnsupportedOperation",
     "check_identifier",
     "connect",
+    "engine_factory",
     "register_engine",
 ]

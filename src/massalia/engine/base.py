@@ -13,6 +13,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
+from decimal import Decimal
 from pathlib import Path
 from typing import ClassVar, TypeAlias
 
@@ -26,7 +27,7 @@ HOUSE_DIALECT = "duckdb"
 TableData: TypeAlias = pa.Table | pa.RecordBatchReader | Iterable[pa.RecordBatch] | Path
 """What a table can be created from: an Arrow table, a stream of record batches, or Parquet."""
 
-Query: TypeAlias = str | exp.Expression
+Query: TypeAlias = str | exp.Expr
 
 _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
 
@@ -176,8 +177,8 @@ class Engine(ABC):
     def render(self, query: Query) -> str:
         """Render a house-dialect query or a SQLGlot expression in this engine's dialect."""
         if self.dialect == HOUSE_DIALECT:
-            return query.sql(dialect=self.dialect) if isinstance(query, exp.Expression) else query
-        if isinstance(query, exp.Expression):
+            return query.sql(dialect=self.dialect) if isinstance(query, exp.Expr) else query
+        if isinstance(query, exp.Expr):
             tree = query.copy()
         else:
             try:
@@ -189,7 +190,7 @@ class Engine(ABC):
             tree = trees[0]
         return self._rewrite(tree).sql(dialect=self.dialect)
 
-    def _rewrite(self, tree: exp.Expression) -> exp.Expression:
+    def _rewrite(self, tree: exp.Expr) -> exp.Expr:
         """Engine-specific fixes of a house-dialect tree before rendering (none by default)."""
         return tree
 
@@ -216,6 +217,28 @@ class Engine(ABC):
             raise EngineError(f"expected one value, got {table.num_rows} rows × {table.num_columns} columns")
         return table.column(0)[0].as_py()
 
+    def scalar_int(self, query: Query) -> int:
+        """The single value of a one-row, one-column query as an integer (counts, ids); SQL NULL is 0.
+
+        Raises
+        ------
+        EngineError
+            The value is not a whole number (a query that should have been a count is not).
+
+        Examples
+        --------
+        >>> from massalia.engine import connect
+        >>> connect("duckdb").scalar_int("SELECT max(x) FROM (SELECT 1 AS x WHERE false)")
+        0
+        """
+        value = self.scalar(query)
+        if value is None:
+            return 0
+        # Engines differ: PostgreSQL may hand a whole-number NUMERIC as a Decimal, where DuckDB gives an int.
+        if isinstance(value, int | Decimal | float) and not isinstance(value, bool) and value == int(value):
+            return int(value)
+        raise EngineError(f"expected a whole number, got {type(value).__name__} {str(value)[:40]}")
+
     # -- tables ---------------------------------------------------------------------------
     def table_exists(self, table: str) -> bool:
         """Whether ``table`` exists in the working schema."""
@@ -223,7 +246,7 @@ class Engine(ABC):
 
     def row_count(self, table: str) -> int:
         """Number of rows of ``table``."""
-        return int(self.scalar(f"SELECT count(*) FROM {check_identifier(table)}"))  # type: ignore[arg-type]
+        return self.scalar_int(f"SELECT count(*) FROM {check_identifier(table)}")
 
     def drop_table(self, table: str, *, if_exists: bool = True) -> None:
         """Drop ``table``."""
@@ -261,6 +284,7 @@ class Engine(ABC):
         """Write ``data`` into a new table ``table`` (error if it exists); return the row count."""
         if self.table_exists(table):
             raise EngineError(f"table {table} already exists")
+        batches: Iterator[pa.RecordBatch]
         if isinstance(data, list) and not data:
             inferred, batches = schema, iter(())
         else:
@@ -285,7 +309,7 @@ class Engine(ABC):
     ) -> None:
         """Create an empty table from column definitions (types in the house dialect)."""
         check_identifier(table)
-        definitions = []
+        definitions: list[exp.Expr] = []
         for column in columns:
             definition = exp.ColumnDef(
                 this=exp.to_identifier(check_identifier(column.name)),

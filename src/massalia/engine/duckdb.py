@@ -41,7 +41,7 @@ class DuckDBEngine(Engine):
         if database != ":memory:":
             Path(database).parent.mkdir(parents=True, exist_ok=True)
         # Extensions are never downloaded: hospitals (and CI) have no internet.
-        config: dict[str, str | bool | int] = {
+        config: dict[str, str | bool | int | float | list[str]] = {
             "autoinstall_known_extensions": False,
             "autoload_known_extensions": False,
         }

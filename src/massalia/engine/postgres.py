@@ -158,11 +158,11 @@ _WHOLE_DATE_PARTS = frozenset(
 )  # fmt: skip
 
 
-def _fix_for_postgres(tree: exp.Expression) -> exp.Expression:
+def _fix_for_postgres(tree: exp.Expr) -> exp.Expr:
     """Rewrite house-dialect constructs whose plain SQLGlot rendering fails on PostgreSQL 15."""
     annotated = annotate_types(tree, dialect=HOUSE_DIALECT)
 
-    def fix(node: exp.Expression) -> exp.Expression:
+    def fix(node: exp.Expr) -> exp.Expr:
         # PostgreSQL only has round(numeric, int); DuckDB rounds doubles and returns a double.
         if isinstance(node, exp.Round) and node.args.get("decimals") is not None:
             argument = node.this
@@ -264,7 +264,7 @@ class PostgresEngine(Engine):
         self.schema = str(self.scalar("SELECT current_schema()"))
 
     # -- SQL ------------------------------------------------------------------------------
-    def _rewrite(self, tree: exp.Expression) -> exp.Expression:
+    def _rewrite(self, tree: exp.Expr) -> exp.Expr:
         """Fix the known gaps between DuckDB's SQL and PostgreSQL's in SQLGlot's rendering."""
         return _fix_for_postgres(tree)
 
@@ -328,7 +328,8 @@ class PostgresEngine(Engine):
         table = pacsv.read_csv(
             buffer,
             read_options=pacsv.ReadOptions(column_names=keys),
-            parse_options=pacsv.ParseOptions(newlines_in_values=True),
+            # A row of one NULL column is an empty line in COPY's CSV: a row, not a blank line to skip.
+            parse_options=pacsv.ParseOptions(newlines_in_values=True, ignore_empty_lines=False),
             convert_options=pacsv.ConvertOptions(
                 column_types=dict(zip(keys, (arrow_type for _, arrow_type in types), strict=True)),
                 true_values=["t"],
@@ -479,6 +480,8 @@ def _binary_field(array: pa.Array) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     arrow_type = array.type
     if arrow_type == pa.string_view():
         array, arrow_type = array.cast(pa.string()), pa.string()
+    # 32-bit offsets for string/binary, 64-bit for their large variants.
+    offsets: np.ndarray[tuple[int, ...], np.dtype[np.int32 | np.int64]]
     if pa.types.is_string(arrow_type) or pa.types.is_binary(arrow_type):
         array = array.fill_null(b"" if pa.types.is_binary(arrow_type) else "")
         offsets = np.frombuffer(array.buffers()[1], dtype=np.int32)[array.offset : array.offset + rows + 1]
@@ -559,8 +562,8 @@ def _cursor_to_arrow(cursor: psycopg.Cursor[Any]) -> pa.Table:
     names = [column.name for column in description]
     columns = list(zip(*rows, strict=True)) if rows else [() for _ in names]
     arrays = []
-    for column, values in zip(description, columns, strict=True):
-        values = list(values)
+    for column, column_values in zip(description, columns, strict=True):
+        values = list(column_values)
         if column.type_code == _NUMERIC_OID:
             arrays.append(_numeric_array(values, column.precision, column.scale))
             continue

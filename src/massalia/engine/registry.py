@@ -4,11 +4,40 @@ from __future__ import annotations
 
 import importlib
 from collections.abc import Callable
-from typing import Any
+from pathlib import Path
+from typing import Any, TypedDict, Unpack
 
 from massalia.engine.base import Engine
 
 EngineFactory = Callable[..., Engine]
+
+
+class EngineOptions(TypedDict, total=False):
+    """The keyword options of the built-in engines, so that a type checker refuses a name no engine takes.
+
+    Each engine takes its own (the constructor's signature says which); a name outside this list (once,
+    ``warehouse_dir`` for Spark) is a type error rather than a ``TypeError`` when the engine opens.
+    """
+
+    path: str | Path | None
+    """DuckDB: the database file (in memory when ``None``)."""
+    threads: int | None
+    """DuckDB: worker threads."""
+    memory_limit: str | None
+    """DuckDB: memory cap, e.g. ``"2GB"``."""
+    read_only: bool
+    """DuckDB: open the file read-only."""
+    dsn: str | None
+    """PostgreSQL: the connection string (default ``$MASSALIA_PG_DSN``)."""
+    schema: str | None
+    """PostgreSQL: the working schema."""
+    session: Any
+    """Spark: an existing SparkSession (``Any``: pyspark is an optional extra)."""
+    database: str | None
+    """Spark: the working database."""
+    folder: str | Path | None
+    """Spark: where a session built by the engine keeps its warehouse and metastore."""
+
 
 ENGINES: dict[str, str | EngineFactory] = {
     "duckdb": "massalia.engine.duckdb:DuckDBEngine",
@@ -23,7 +52,7 @@ def register_engine(name: str, factory: str | EngineFactory) -> None:
     ENGINES[name] = factory
 
 
-def connect(name: str = "duckdb", **options: Any) -> Engine:
+def connect(name: str = "duckdb", **options: Unpack[EngineOptions]) -> Engine:
     """Open an engine by name.
 
     Examples
@@ -31,6 +60,17 @@ def connect(name: str = "duckdb", **options: Any) -> Engine:
     >>> engine = connect("duckdb")
     >>> engine.scalar("SELECT 40 + 2")
     42
+    """
+    return engine_factory(name)(**options)
+
+
+def engine_factory(name: str) -> EngineFactory:
+    """The factory registered under ``name``, its module imported on first use.
+
+    Raises
+    ------
+    ValueError
+        No engine has that name, or its optional dependency is not installed.
     """
     try:
         factory = ENGINES[name]
@@ -47,4 +87,4 @@ def connect(name: str = "duckdb", **options: Any) -> Engine:
             ) from error
         factory = getattr(module, attribute)
         ENGINES[name] = factory
-    return factory(**options)
+    return factory

@@ -51,10 +51,10 @@ SESSION_CONF = {
 _BOUNDARY_UNITS = frozenset(("year", "quarter", "month", "day", "hour", "minute", "second"))
 
 
-def _fix_for_spark(tree: exp.Expression) -> exp.Expression:
+def _fix_for_spark(tree: exp.Expr) -> exp.Expr:
     """Rewrite house-dialect constructs whose plain SQLGlot rendering means something else on Spark."""
 
-    def fix(node: exp.Expression) -> exp.Expression:
+    def fix(node: exp.Expr) -> exp.Expr:
         # DuckDB's date_diff counts unit boundaries crossed; Spark's DATEDIFF(unit, …) counts whole
         # elapsed units. Truncating both ends to the unit first gives DuckDB's answer.
         if isinstance(node, exp.DateDiff) and node.args.get("unit") is not None:
@@ -160,15 +160,20 @@ class SparkEngine(Engine):
         current database and settings never leak into the caller's. ``None`` builds a local one.
     database
         Working database, created if absent; default ``default``.
+    folder
+        Where a session built here keeps its warehouse and metastore (see :func:`build_session`); a new
+        temporary folder when ``None``. Ignored when ``session`` is given.
     """
 
     name = "spark"
     dialect = "spark"
     capabilities = Capabilities(transactions=False, atomic_swap=False, primary_keys=False, indexes=False)
 
-    def __init__(self, session: SparkSession | None = None, *, database: str | None = None) -> None:
+    def __init__(
+        self, session: SparkSession | None = None, *, database: str | None = None, folder: str | Path | None = None
+    ) -> None:
         self._owns_session = session is None
-        parent = session if session is not None else build_session()
+        parent = session if session is not None else build_session(folder)
         self.spark = parent.newSession()
         for key, value in SESSION_CONF.items():
             self.spark.conf.set(key, value)
@@ -177,7 +182,7 @@ class SparkEngine(Engine):
         self._execute_sql(f"CREATE DATABASE IF NOT EXISTS {self.database}")
         self._execute_sql(f"USE {self.database}")
 
-    def _rewrite(self, tree: exp.Expression) -> exp.Expression:
+    def _rewrite(self, tree: exp.Expr) -> exp.Expr:
         """Fix the known gaps between DuckDB's SQL and Spark's in SQLGlot's rendering."""
         return _fix_for_spark(tree)
 

@@ -58,6 +58,20 @@ class SignsInOidcUsers(Protocol):
 
 TokenAuthMethod = Literal["client_secret_basic", "client_secret_post"]
 TOKEN_AUTH_METHODS: tuple[str, ...] = ("client_secret_basic", "client_secret_post")
+
+
+def _token_auth_method(value: str) -> TokenAuthMethod:
+    """``value`` as a token endpoint authentication method; ``OidcConfigError`` unless it is one."""
+    # One comparison per literal: a type checker then knows the result is a TokenAuthMethod.
+    if value == "client_secret_basic":
+        return "client_secret_basic"
+    if value == "client_secret_post":
+        return "client_secret_post"
+    raise OidcConfigError(
+        f"MASSALIA_OIDC_TOKEN_AUTH_METHOD must be one of {', '.join(TOKEN_AUTH_METHODS)}, got {value!r}"
+    )
+
+
 # Asymmetric signatures only: "none" is never accepted, and HS* would let anyone holding the client
 # secret (or, in the classic confusion attack, the provider's *public* key) forge an ID token.
 DEFAULT_ALGORITHMS: tuple[str, ...] = (
@@ -235,11 +249,7 @@ class OidcSettings:
             raise OidcConfigError("MASSALIA_OIDC_CLIENT_SECRET is empty")
         if "openid" not in self.scopes:
             raise OidcConfigError(f"MASSALIA_OIDC_SCOPES must include 'openid', got {' '.join(self.scopes)!r}")
-        if self.token_auth_method not in TOKEN_AUTH_METHODS:
-            raise OidcConfigError(
-                f"MASSALIA_OIDC_TOKEN_AUTH_METHOD must be one of {', '.join(TOKEN_AUTH_METHODS)}, "
-                f"got {self.token_auth_method!r}"
-            )
+        _token_auth_method(self.token_auth_method)
         if not 0 <= self.leeway_s <= 300:
             raise OidcConfigError(f"MASSALIA_OIDC_LEEWAY_S must be between 0 and 300 seconds, got {self.leeway_s}")
         if self.login_timeout_s <= 0:
@@ -291,7 +301,9 @@ def settings_from_env(environ: Mapping[str, str] | None = None) -> OidcSettings 
         groups_claim=env.get("MASSALIA_OIDC_GROUPS_CLAIM", "").strip() or "groups",
         role_map=parse_role_map(env.get("MASSALIA_OIDC_ROLE_MAP", "")),
         default_roles=frozenset(_roles(env.get("MASSALIA_OIDC_DEFAULT_ROLE", "public"), "MASSALIA_OIDC_DEFAULT_ROLE")),
-        token_auth_method=env.get("MASSALIA_OIDC_TOKEN_AUTH_METHOD", "").strip() or "client_secret_basic",  # type: ignore[arg-type]
+        token_auth_method=_token_auth_method(
+            env.get("MASSALIA_OIDC_TOKEN_AUTH_METHOD", "").strip() or "client_secret_basic"
+        ),
         leeway_s=integer("MASSALIA_OIDC_LEEWAY_S", 60),
         ca_bundle=env.get("MASSALIA_OIDC_CA_BUNDLE", "").strip() or None,
     )

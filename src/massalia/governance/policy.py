@@ -73,9 +73,9 @@ class ScopeColumns:
         The person id, for the cohort restriction.
     """
 
-    site: exp.Expression | None = None
-    date: exp.Expression | None = None
-    person: exp.Expression | None = None
+    site: exp.Expr | None = None
+    date: exp.Expr | None = None
+    person: exp.Expr | None = None
 
 
 @dataclass(frozen=True)
@@ -115,22 +115,22 @@ class RowPolicy:
         """Whether the period is bounded on either side."""
         return self.period_start is not None or self.period_end is not None
 
-    def site_predicate(self, site: exp.Expression) -> exp.Expression | None:
+    def site_predicate(self, site: exp.Expr) -> exp.Expr | None:
         """``site IN (<the project's sites>)``, or ``None`` when every site is in scope."""
         if not self.sites:
             return None
         return exp.In(this=site.copy(), expressions=[exp.Literal.string(code) for code in self.sites])
 
-    def period_predicate(self, date: exp.Expression) -> exp.Expression | None:
+    def period_predicate(self, date: exp.Expr) -> exp.Expr | None:
         """``date >= start AND date <= end`` (the bounds that exist), or ``None`` when unbounded."""
-        parts: list[exp.Expression] = []
+        parts: list[exp.Expr] = []
         if self.period_start is not None:
             parts.append(exp.GTE(this=date.copy(), expression=_date_literal(self.period_start)))
         if self.period_end is not None:
             parts.append(exp.LTE(this=date.copy(), expression=_date_literal(self.period_end)))
         return exp.and_(*parts) if parts else None
 
-    def cohort_predicate(self, person: exp.Expression) -> exp.Expression | None:
+    def cohort_predicate(self, person: exp.Expr) -> exp.Expr | None:
         """``person IN (SELECT subject_id FROM <cohort table> WHERE cohort_definition_id = <id>)``, or ``None``."""
         if self.cohort is None:
             return None
@@ -142,7 +142,7 @@ class RowPolicy:
         )
         return exp.In(this=person.copy(), query=exp.Subquery(this=members))
 
-    def predicate(self, columns: ScopeColumns) -> exp.Expression | None:
+    def predicate(self, columns: ScopeColumns) -> exp.Expr | None:
         """The whole restriction over ``columns`` (``None``: nothing to restrict).
 
         Raises
@@ -150,7 +150,7 @@ class RowPolicy:
         InvalidRequest
             The scope restricts something the table has no column for: refusing beats ignoring it.
         """
-        parts: list[exp.Expression] = []
+        parts: list[exp.Expr] = []
         for restricted, column, build, what in (
             (bool(self.sites), columns.site, self.site_predicate, "sites"),
             (self.has_period, columns.date, self.period_predicate, "period"),
@@ -188,5 +188,5 @@ class RowPolicy:
         return sorted(set(used) - set(self.variables))
 
 
-def _date_literal(day: dt.date) -> exp.Expression:
+def _date_literal(day: dt.date) -> exp.Expr:
     return exp.cast(exp.Literal.string(day.isoformat()), exp.DataType.build("date"))

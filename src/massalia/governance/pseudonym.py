@@ -23,6 +23,7 @@ import hashlib
 import hmac
 import re
 from collections.abc import Sequence
+from typing import TypeAlias
 
 import numpy as np
 import pyarrow as pa
@@ -48,7 +49,7 @@ _PROJECT = re.compile(r"^[A-Za-z0-9_]{1,32}$")
 _DIGEST_BYTES = 32
 _DAY_UNITS = {"s": 86_400, "ms": 86_400_000, "us": 86_400_000_000, "ns": 86_400_000_000_000}
 
-IdColumn = pa.Array | pa.ChunkedArray | Sequence[int] | Sequence[str]
+IdColumn: TypeAlias = pa.Array | pa.ChunkedArray | Sequence[int] | Sequence[str]
 
 
 class KeyedHash:
@@ -141,7 +142,8 @@ def _messages(ids: pa.Array) -> list[bytes]:
     elif pa.types.is_string(kind) or pa.types.is_large_string(kind):
         text = ids.drop_null()
     elif pa.types.is_binary(kind) or pa.types.is_large_binary(kind) or pa.types.is_fixed_size_binary(kind):
-        return ids.drop_null().to_pylist()
+        binaries: list[bytes] = ids.drop_null().to_pylist()
+        return binaries
     else:
         raise TypeError(f"person ids must be integers, text or binary, got Arrow type {kind}")
     return [value.encode("utf-8") for value in text.to_pylist()]
@@ -264,4 +266,4 @@ def shift_dates(column: pa.Array | pa.ChunkedArray, shifts: pa.Array) -> pa.Arra
 
 def is_temporal(kind: pa.DataType) -> bool:
     """Whether ``shift_dates`` can move a column of this Arrow type."""
-    return pa.types.is_date(kind) or pa.types.is_timestamp(kind)
+    return bool(pa.types.is_date(kind) or pa.types.is_timestamp(kind))

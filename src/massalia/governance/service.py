@@ -18,7 +18,7 @@ import time
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, SupportsIndex, SupportsInt, overload
 
 from sqlalchemy import create_engine, event, select
 from sqlalchemy.engine import Engine as SAEngine
@@ -72,7 +72,12 @@ def row_id(value: object, what: str) -> int:
     7
     """
     try:
-        number = int(value) if not isinstance(value, bool | float) else None  # type: ignore[call-overload]
+        # Booleans and floats are refused (True is not project 1, 2.9 is not 2); the rest is what int() takes.
+        number = (
+            int(value)
+            if isinstance(value, str | bytes | SupportsInt | SupportsIndex) and not isinstance(value, bool | float)
+            else None
+        )
     except (TypeError, ValueError):
         number = None
     if number is None or not 1 <= number <= MAX_ROW_ID:
@@ -117,6 +122,10 @@ def _now() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
 
 
+@overload
+def _utc(value: dt.datetime) -> dt.datetime: ...
+@overload
+def _utc(value: dt.datetime | None) -> dt.datetime | None: ...
 def _utc(value: dt.datetime | None) -> dt.datetime | None:
     """Datetimes read back from SQLite are naive; they were written in UTC."""
     if value is None:
@@ -294,7 +303,7 @@ class Governance:
             access_level=row.access_level,
             expires=row.expires,
             status=row.status,
-            created_at=_utc(row.created_at),  # type: ignore[arg-type]
+            created_at=_utc(row.created_at),
             approved_at=_utc(row.approved_at),
             pending_members=self._members(session, row.id, "pending"),
         )
@@ -306,7 +315,7 @@ class Governance:
             project_id=row.project_id,
             requested_by=row.requested_by,
             justification=row.justification,
-            filed_at=_utc(row.filed_at),  # type: ignore[arg-type]
+            filed_at=_utc(row.filed_at),
             status=row.status,
             decided_by=row.decided_by,
             decided_at=_utc(row.decided_at),
@@ -361,7 +370,7 @@ class Governance:
         with self._session() as session:
             rows = session.scalars(select(UserRow).order_by(UserRow.username)).all()
             return [
-                UserInfo(r.id, r.username, _roles(r.roles), r.site, r.disabled, _utc(r.created_at),  # type: ignore[arg-type]
+                UserInfo(r.id, r.username, _roles(r.roles), r.site, r.disabled, _utc(r.created_at),
                          r.email, r.display_name, r.oidc_issuer)
                 for r in rows
             ]  # fmt: skip
@@ -455,7 +464,7 @@ class Governance:
             stored = row.password_hash if row is not None else None
             if not credentials.verify_password(stored, password) or row is None or row.disabled:
                 raise AuthenticationError("wrong username or password, or account disabled")
-            if credentials.needs_rehash(stored):  # type: ignore[arg-type]
+            if stored is not None and credentials.needs_rehash(stored):  # verified above, so never None here
                 row.password_hash = credentials.hash_password(password)
             return self._principal(row, "password")
 
@@ -591,7 +600,7 @@ class Governance:
                 raise AuthenticationError("unknown token")
             if row.revoked_at is not None:
                 raise AuthenticationError("token revoked")
-            if _utc(row.expires_at) <= now:  # type: ignore[operator]
+            if _utc(row.expires_at) <= now:
                 raise AuthenticationError("token expired")
             user = session.get(UserRow, row.user_id)
             if user is None or user.disabled:
@@ -611,7 +620,7 @@ class Governance:
             return [
                 TokenInfo(
                     t.id, name, t.prefix, frozenset(json.loads(t.scopes)) if t.scopes is not None else None,
-                    _utc(t.created_at), _utc(t.expires_at), _utc(t.revoked_at), _utc(t.last_used_at),  # type: ignore[arg-type]
+                    _utc(t.created_at), _utc(t.expires_at), _utc(t.revoked_at), _utc(t.last_used_at),
                 )
                 for t, name in session.execute(query.order_by(TokenRow.id)).all()
             ]  # fmt: skip

@@ -151,7 +151,7 @@ def _birth_date(table: pa.Table) -> pa.Array:
         elif row.get("year_of_birth") is not None:
             month = row.get("month_of_birth") or 7
             day = (row.get("day_of_birth") or 1) if row.get("month_of_birth") else 1
-            dates.append(dt.date(int(row["year_of_birth"]), int(month), int(day)))  # type: ignore[arg-type]
+            dates.append(dt.date(int(row["year_of_birth"]), int(month), int(day)))
         else:
             dates.append(None)
     return pa.array(dates, pa.date32())

@@ -111,9 +111,9 @@ def _scope_persons_query(policy: RowPolicy) -> exp.Select | None:
     )
 
 
-def _scope_cohort_rows(policy: RowPolicy) -> exp.Expression | None:
+def _scope_cohort_rows(policy: RowPolicy) -> exp.Expr | None:
     """The policy over generated cohort rows: the person's site and the index date (``cohort_start_date``)."""
-    parts: list[exp.Expression] = []
+    parts: list[exp.Expr] = []
     persons = _scope_persons_query(policy)
     if persons is not None:
         parts.append(exp.In(this=exp.column("subject_id", table="generated"), query=exp.Subquery(this=persons)))
@@ -129,7 +129,8 @@ def _scope_person_ok(engine: Engine, policy: RowPolicy | None, person_id: int) -
     if persons is None:
         return True
     query = persons.where(exp.column("person_id", table="p").eq(exp.Literal.number(int(person_id))))
-    return engine.query(query).num_rows > 0
+    rows: int = engine.query(query).num_rows
+    return rows > 0
 
 
 def _scope_analysis(engine: Engine, analysis: CohortAnalysis, policy: RowPolicy | None) -> CohortAnalysis:
@@ -495,7 +496,7 @@ def _pseudonymized(explanation: PersonExplanation, pseudonym: str, shift: int) -
     )
 
 
-def _record_date(record: Mapping[str, object]) -> object:
+def _record_date(record: Mapping[str, object]) -> dt.date | None:
     """A record's date in the sense of the period (its start date, else its first event date), or ``None``.
 
     The start is ``start_date``, ``cohort_start_date`` or ``<domain>_start_date``; else ``<domain>_date``.
@@ -505,15 +506,16 @@ def _record_date(record: Mapping[str, object]) -> object:
     names += [k for k in record if k.endswith("_start_date") and not k.startswith("op_")]
     names += [k for k in record if k.endswith("_date") and not k.startswith("op_") and "end" not in k]
     for name in names:
-        if isinstance(record.get(name), dt.date):
-            return record[name]
+        value = record.get(name)
+        if isinstance(value, dt.date):
+            return value
     return None
 
 
 def _record_in_period(record: Mapping[str, object], policy: RowPolicy) -> bool:
     """Whether a record already read is dated in the project's period (undated records describe, and stay)."""
     day = _record_date(record)
-    return day is None or policy.contains_date(day)  # type: ignore[arg-type]
+    return day is None or policy.contains_date(day)
 
 
 def _scope_explanation(explanation: PersonExplanation, policy: RowPolicy | None) -> PersonExplanation:
@@ -704,7 +706,7 @@ def _check_mart_scope(
     spec: Any,
     project_id: int | None,
     extra_variables: Sequence[str] = (),
-) -> tuple[Any, exp.Expression | None]:
+) -> tuple[Any, exp.Expr | None]:
     """Under a project, the filter may use only the project's variables and cohort.
 
     Returns the filter with its cohort id resolved to the project's own, and the row-level restriction
@@ -727,7 +729,7 @@ def _check_mart_scope(
         reason = f"variable(s) outside the project's scope: {', '.join(outside)}"
     elif scope.cohort_hash and spec.cohort_definition_id is None:
         reason = "the project is scoped to a cohort: restrict the filter to its generated cohort"
-    elif scope.cohort_hash and _generated_hash(engine, stored) != scope.cohort_hash:  # type: ignore[arg-type]
+    elif scope.cohort_hash and stored is not None and _generated_hash(engine, stored) != scope.cohort_hash:
         reason = f"cohort {spec.cohort_definition_id} was not generated from the project's definition"
     if reason:
         gov.audit(principal, action, decision="denied", denied_because=reason, project_id=project_id,
@@ -783,7 +785,7 @@ def _mart_counts(
         query["mart"] = (
             str(built["build_id"])
             if built and built.get("build_id")
-            else f"rows:{int(engine.scalar(f'SELECT count(*) FROM {MART_TABLE}') or 0)}"  # type: ignore[call-overload]
+            else f"rows:{engine.scalar_int(f'SELECT count(*) FROM {MART_TABLE}')}"
         )
     sensitivity = 1 if by is None else 2  # a person is in one cell and in the total
     release = _release(gov, principal, grant, "mart.count", query, cells, sensitivity=sensitivity)

@@ -107,15 +107,18 @@ def _share_expressions(
     named = list(columns)
     by_text = {expression: name for name, expression in columns}
 
-    def name_of(expression: str | None) -> str | None:
-        if expression is None:
-            return None
+    def name_of(expression: str) -> str:
         if expression not in by_text:
             by_text[expression] = f"_e{len(by_text)}"
             named.append((by_text[expression], expression))
         return by_text[expression]
 
-    rewritten = [dataclasses.replace(rule, value=name_of(rule.value), result=name_of(rule.result)) for rule in rules]
+    rewritten = [
+        dataclasses.replace(
+            rule, value=name_of(rule.value), result=name_of(rule.result) if rule.result is not None else None
+        )
+        for rule in rules
+    ]
     return named, rewritten
 
 
@@ -270,7 +273,7 @@ class RunContext:
         if everything:
             targets = [contract_target or target] * first + [target] * len(rules)
             self._insert_rejects(into, everything, targets, site)
-            rejected = int(self.engine.scalar(f"SELECT count(*) FROM {into} WHERE {rejecting(everything)}"))  # type: ignore[arg-type]
+            rejected = self.engine.scalar_int(f"SELECT count(*) FROM {into} WHERE {rejecting(everything)}")
             if rejected:
                 self.engine.execute(f"DELETE FROM {into} WHERE {rejecting(everything)}")
             self.drop_columns(into, [*(f"_v{i}" for i in range(count)), *(f"_x{i}" for i in range(count))])
@@ -445,7 +448,7 @@ def run_pipeline(
         ensure_bookkeeping_tables(engine)
         inputs = pipeline.inputs()
         known = loaded_hashes(engine, pipeline.name)
-        next_no = int(engine.scalar(f"SELECT coalesce(max(file_no), 0) FROM {LOADED_FILES}") or 0) + 1  # type: ignore[arg-type]
+        next_no = engine.scalar_int(f"SELECT coalesce(max(file_no), 0) FROM {LOADED_FILES}") + 1
         files: list[StagedFile] = []
         task = progress.add_task("hashing source files", total=len(inputs)) if progress else None
         # hashlib releases the GIL on large blocks: the files are hashed on every core at once.

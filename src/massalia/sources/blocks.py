@@ -105,8 +105,8 @@ def iter_blocks(
                     chunk = chunk[len(_BOM):]
             if not chunk:
                 if carry:
-                    if carry_quotes % 2:
-                        opening = carry.rfind(quote_bytes)  # type: ignore[arg-type]
+                    if carry_quotes % 2 and quote_bytes is not None:  # quotes are only counted when there is one
+                        opening = carry.rfind(quote_bytes)
                         raise SourceError(
                             path, line + carry.count(b"\n", 0, opening), "quoted value never closed (truncated file?)"
                         )
@@ -151,7 +151,8 @@ def record_start_lines(block: TextBlock, quote: str | None) -> np.ndarray:
     carriage[inside] = array[np.minimum(starts[inside], len(array) - 1)] == 13
     blank = (lengths == 0) | ((lengths == 1) & carriage)
     lines = block.first_line + np.searchsorted(newlines, starts)
-    return lines[~blank].astype(np.int64)
+    record_lines: np.ndarray = lines[~blank].astype(np.int64)
+    return record_lines
 
 
 def fast_lines(block: TextBlock, rows: int) -> np.ndarray | None:

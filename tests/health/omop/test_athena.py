@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import datetime as dt
 import gzip
+import json
 from pathlib import Path
 
 import pytest
+from typer.testing import CliRunner
 
+from massalia.cli import app
 from massalia.engine import Engine
 from massalia.engine.duckdb import DuckDBEngine
 from massalia.health.omop import omop_csv
@@ -226,3 +229,16 @@ def test_failed_load_keeps_previous_vocabulary_on_every_engine(engine: Engine, t
     assert sorted(engine.list_tables()) == sorted(ATHENA_TABLES)
     got = engine.query("SELECT concept_id_1, concept_id_2 FROM concept_relationship").to_pylist()
     assert got == [{"concept_id_1": 45547509, "concept_id_2": 200962}]
+
+
+def test_cli_load_athena_loads_with_its_progress_display(tmp_path: Path) -> None:
+    """`massalia omop load-athena` once handed the Rich display to a loader expecting a callback and crashed
+    with "'Progress' object is not callable" (mypy now sees the mismatch: scripts/test runs it)."""
+    runner = CliRunner()
+    home = tmp_path / "home"
+    assert runner.invoke(app, ["init", "--home", str(home)]).exit_code == 0
+    result = runner.invoke(app, ["omop", "load-athena", str(_write(tmp_path / "athena", GOOD)), "--home", str(home)])
+    assert result.exception is None, repr(result.exception)
+    assert result.exit_code == 0, result.output
+    counts = json.loads(result.output[result.output.index("{") :])
+    assert counts["concept"] == 3 and counts["concept_ancestor"] == 2

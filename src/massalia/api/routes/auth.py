@@ -211,7 +211,7 @@ def oidc_callback(request: Request, response: Response, context: Context) -> dic
         bound = pending is not None and hmac.compare_digest(pending[1], _binding_digest(binding))
         if bound:
             del context.oidc_pending[params["state"]]  # single use
-    if not bound:
+    if not bound or pending is None:
         raise ApiError(401, "unauthenticated", "Unknown or used OIDC login state, or a login started elsewhere.")
     identity_ = context.oidc.complete_login(params, pending[0])
     principal = sign_in(context.governance, context.oidc, identity_)

@@ -262,5 +262,5 @@ def to_circe(definition: CohortDefinition) -> dict[str, Any]:
     refused = circe_refusals(definition)
     if refused:
         raise CirceExportError(refused)
-    dumped = definition.model_dump(mode="json", by_alias=True, exclude_none=True)
-    return _wrap(dumped)
+    wrapped: dict[str, Any] = _wrap(definition.model_dump(mode="json", by_alias=True, exclude_none=True))
+    return wrapped

@@ -20,7 +20,7 @@ an event is included when all bits are set; periods are merged per person with t
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from functools import cached_property
 
@@ -31,7 +31,7 @@ from massalia.health.cohorts.circe import circe_path
 from massalia.health.cohorts.criteria import CorrelatedCriteria, CriteriaGroup, Criterion, DemographicCriteria
 from massalia.health.cohorts.definition import CohortDefinition, CustomEra, DateOffset
 from massalia.health.cohorts.domains import COUNT_COLUMNS, DomainCompiler
-from massalia.health.cohorts.nodes import ConceptSet, Window
+from massalia.health.cohorts.nodes import ConceptSet, ConceptSetItem, Window
 from massalia.health.cohorts.sqltext import (
     UnsupportedConstruct,
     date_clause,
@@ -63,9 +63,9 @@ class Step:
     text: str
 
     @cached_property
-    def select(self) -> exp.Expression:
+    def select(self) -> exp.Query:
         """The step's SELECT as a SQLGlot expression (house dialect)."""
-        return _parse(self.text, self.name)
+        return parse_query(self.text, self.name)
 
 
 @dataclass(frozen=True)
@@ -80,7 +80,7 @@ class CompiledCohort:
         """The step called ``name``."""
         return next(step for step in self.steps if step.name == name)
 
-    def single_statement(self, *, until: str = "cohort", prefix: str = "") -> exp.Expression:
+    def single_statement(self, *, until: str = "cohort", prefix: str = "") -> exp.Query:
         """All steps up to ``until`` as one ``WITH`` query selecting that step's rows."""
         names = [step.name for step in self.steps]
         last = names.index(until)
@@ -140,16 +140,19 @@ class CompiledCohort:
         return statements
 
 
-def _rename(select: exp.Expression, prefix: str, names: list[str]) -> exp.Expression:
+def _rename(select: exp.Query, prefix: str, names: list[str]) -> exp.Query:
     if not prefix:
         return select.copy()
 
-    def rename(node: exp.Expression) -> exp.Expression:
+    def rename(node: exp.Expr) -> exp.Expr:
         if isinstance(node, exp.Table) and not node.args.get("db") and node.name in names:
             return exp.table_(f"{prefix}{node.name}", alias=node.alias or None)
         return node
 
-    return select.copy().transform(rename)
+    renamed = select.copy().transform(rename)
+    if not isinstance(renamed, exp.Query):  # only tables are replaced: the root stays the query
+        raise RuntimeError(f"renaming the steps of {select.sql()[:80]} did not leave a query")
+    return renamed
 
 
 def _step_references(text: str, names: set[str]) -> set[str]:
@@ -160,11 +163,21 @@ def _step_references(text: str, names: set[str]) -> set[str]:
 _WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 
-def _parse(sql: str, name: str) -> exp.Expression:
+def parse_query(sql: str, name: str) -> exp.Query:
+    """Parse the compiler's SQL for step ``name`` (house dialect); it must be one query.
+
+    Raises
+    ------
+    RuntimeError
+        The text does not parse or is not a query: a compiler bug, never a user error.
+    """
     try:
-        return sqlglot.parse_one(sql, read=HOUSE_DIALECT)
-    except sqlglot.errors.ParseError as error:  # a compiler bug, never a user error
+        tree = sqlglot.parse_one(sql, read=HOUSE_DIALECT)
+    except sqlglot.errors.ParseError as error:
         raise RuntimeError(f"cohort step {name} produced invalid SQL: {error}\n{sql}") from error
+    if not isinstance(tree, exp.Query):
+        raise RuntimeError(f"cohort step {name} is not a query ({type(tree).__name__}):\n{sql}")
+    return tree
 
 
 class CohortCompiler:
@@ -206,7 +219,7 @@ class CohortCompiler:
         )
 
     @staticmethod
-    def _concepts_query(items: list) -> str:  # type: ignore[type-arg]
+    def _concepts_query(items: list[ConceptSetItem]) -> str:
         ids = [i.concept.concept_id for i in items]
         descendants = [i.concept.concept_id for i in items if i.include_descendants]
         mapped = [i.concept.concept_id for i in items if i.include_mapped]
@@ -594,7 +607,7 @@ class CohortCompiler:
 
     def compile(self, cohort_definition_id: int = 1) -> CompiledCohort:
         """All steps of the cohort build."""
-        builders = {
+        builders: dict[str, Callable[[], str]] = {
             "codesets": self.codesets,
             "primary_events": self.primary_events,
             "qualified_events": self.qualified_events,

@@ -549,5 +549,6 @@ class CriteriaGroup(Node):
         return not (self.criteria_list or self.demographic_criteria_list or self.groups)
 
 
-for _cls in (Criterion, *CRITERIA_CLASSES, *ONCOLOGY_CLASSES):
+_MODELS: tuple[type[Node], ...] = (Criterion, *CRITERIA_CLASSES, *ONCOLOGY_CLASSES)
+for _cls in _MODELS:
     _cls.model_rebuild()

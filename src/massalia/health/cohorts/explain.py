@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 import sqlglot
 
 from massalia.engine import Engine
-from massalia.health.cohorts.compiler import HOUSE_DIALECT, STEP_NAMES, CohortCompiler
+from massalia.health.cohorts.compiler import HOUSE_DIALECT, STEP_NAMES, CohortCompiler, parse_query
 from massalia.health.cohorts.definition import CohortDefinition
 
 
@@ -61,6 +61,13 @@ class PersonExplanation:
         return bool(self.cohort_periods)
 
 
+def _integer(value: object) -> int:
+    """An id or mask read back from the cohort steps (integers on every engine)."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    raise TypeError(f"expected an integer from the cohort steps, got {value!r}")
+
+
 def explain_person(engine: Engine, definition: CohortDefinition, person_id: int) -> PersonExplanation:
     """Explain, for ``person_id``, which records satisfied or failed each inclusion rule.
 
@@ -81,7 +88,8 @@ def explain_person(engine: Engine, definition: CohortDefinition, person_id: int)
     def rows(step: str, extra: str = "") -> list[dict[str, object]]:
         query = compiled.single_statement(until=step)
         sql = f"SELECT * FROM ({query.sql(dialect=HOUSE_DIALECT)}) X WHERE {extra or f'person_id = {pid}'}"
-        return engine.query(sqlglot.parse_one(sql, read=HOUSE_DIALECT)).to_pylist()
+        found: list[dict[str, object]] = engine.query(sqlglot.parse_one(sql, read=HOUSE_DIALECT)).to_pylist()
+        return found
 
     primary = sorted(rows("primary_events"), key=lambda r: (str(r["start_date"]), r["event_id"]))
     qualified = sorted(rows("qualified_mask"), key=lambda r: (str(r["start_date"]), r["event_id"]))
@@ -90,7 +98,7 @@ def explain_person(engine: Engine, definition: CohortDefinition, person_id: int)
     names = [step.name for step in compiled.steps]
     events: list[EventExplanation] = []
     for event in qualified:
-        mask = int(event["inclusion_rule_mask"])  # type: ignore[call-overload]
+        mask = _integer(event["inclusion_rule_mask"])
         explanations = []
         for index, rule in enumerate(definition.inclusion_rules):
             evidence = []
@@ -103,10 +111,10 @@ def explain_person(engine: Engine, definition: CohortDefinition, person_id: int)
                 sql = (
                     "SELECT A.event_id AS record_id, A.start_date, A.end_date, A.domain_concept_id"
                     f" FROM qualified_events P JOIN ({criteria}) A ON A.person_id = P.person_id AND {window}"
-                    f" WHERE P.person_id = {pid} AND P.event_id = {int(event['event_id'])}"  # type: ignore[call-overload]
+                    f" WHERE P.person_id = {pid} AND P.event_id = {_integer(event['event_id'])}"
                     " ORDER BY A.start_date, A.event_id"
                 )
-                query = sqlglot.parse_one(sql, read=HOUSE_DIALECT)
+                query = parse_query(sql, "explain")
                 for position, step in enumerate(compiled.steps):
                     if position <= names.index("qualified_events") or step.name not in STEP_NAMES:
                         query = query.with_(step.name, as_=step.select.copy(), copy=False)
@@ -118,7 +126,7 @@ def explain_person(engine: Engine, definition: CohortDefinition, person_id: int)
             explanations.append(RuleExplanation(index, rule.name, bool(mask >> index & 1), evidence))
         events.append(
             EventExplanation(
-                int(event["event_id"]),  # type: ignore[call-overload]
+                _integer(event["event_id"]),
                 event["start_date"],
                 event["end_date"],
                 (mask & full) == full,

@@ -263,7 +263,7 @@ def _value_findings(definition: CohortDefinition) -> list[Finding]:
             missing = node.missing_bound()
             if missing:
                 findings.append(Finding("missing-value", "error", path, f"{missing}: enter it or remove the filter"))
-            elif node.op.endswith("bt") and node.extent is not None and node.value > node.extent:  # type: ignore[operator]
+            elif node.is_empty_between():
                 findings.append(
                     Finding(
                         "empty-range",
@@ -410,13 +410,13 @@ def _exit_findings(definition: CohortDefinition) -> list[Finding]:
         else:
             concept_set = definition.concept_set(strategy.drug_codeset_id)
             domains = {i.concept.domain_id for i in concept_set.expression.items} if concept_set else set()
-            if domains - {"Drug", None}:
+            if concept_set is not None and domains - {"Drug", None}:
                 findings.append(
                     Finding(
                         "custom-era-not-drug",
                         "error",
                         "$.end_strategy.drug_codeset_id",
-                        f"the continuous-exposure exit uses concept set {concept_set.name!r}"  # type: ignore[union-attr]
+                        f"the continuous-exposure exit uses concept set {concept_set.name!r}"
                         f" whose concepts are not drugs ({', '.join(sorted(d for d in domains if d))})",
                     )
                 )

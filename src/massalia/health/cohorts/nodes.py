@@ -59,6 +59,12 @@ class NumericRange(Node):
             return f"range with op {self.op!r} has no Extent"
         return None
 
+    def is_empty_between(self) -> bool:
+        """Whether a between range has its bounds reversed (``value > extent``: nothing can match)."""
+        return (
+            self.op.endswith("bt") and self.value is not None and self.extent is not None and self.value > self.extent
+        )
+
 
 class DateRange(Node):
     """A date compared with ``value`` (or between ``value`` and ``extent``, both inclusive)."""
@@ -74,6 +80,12 @@ class DateRange(Node):
         if self.op.endswith("bt") and self.extent is None:
             return f"date range with op {self.op!r} has no Extent"
         return None
+
+    def is_empty_between(self) -> bool:
+        """Whether a between range has its bounds reversed (``value > extent``: nothing can match)."""
+        return (
+            self.op.endswith("bt") and self.value is not None and self.extent is not None and self.value > self.extent
+        )
 
 
 class TextFilter(Node):

@@ -57,7 +57,7 @@ def _ranks(text: str, axis: str, top: int) -> str:
 def _axis_sql(text: str, source: str) -> str:
     group = f"({text} LIKE '%Stage%' OR LOWER({source}) LIKE 'stade %' OR LOWER({source}) LIKE 'stage %')"
 
-    def has(axis: str, ranks: str) -> str:
+    def has(axis: str, ranks: list[str]) -> str:
         return "(" + " OR ".join(f"{text} LIKE '%{axis}{r}%'" for r in ranks) + ")"
 
     return (

@@ -120,7 +120,7 @@ def generate_cohort(
     *,
     table: str = "cohort",
     materialize: bool | None = None,
-    restrict: exp.Expression | None = None,
+    restrict: exp.Expr | None = None,
 ) -> CohortGeneration:
     """Build the cohort and write its rows to ``table`` (replacing this id's rows), recording its provenance.
 
@@ -175,7 +175,7 @@ def _generate(
     materialize: bool | None,
     analyze: bool = False,
     threshold: int = DEFAULT_THRESHOLD,
-    restrict: exp.Expression | None = None,
+    restrict: exp.Expr | None = None,
 ) -> tuple[CohortGeneration, CohortAnalysis | None]:
     check_identifier(table)
     compiled = compile_cohort(definition, cohort_definition_id)

@@ -288,8 +288,7 @@ class MappingCompiler:
             if morphology:
                 code = f"({morphology} || '-' || {code})"
             if transform == "concept":
-                vocabularies = (spec.vocabulary or "",)
-                vocabularies = tuple(v.strip() for v in vocabularies[0].split(","))
+                vocabularies: tuple[str, ...] = tuple(v.strip() for v in (spec.vocabulary or "").split(","))
             else:
                 vocabularies = (self._local_vocabulary(),)
             # One lookup table serves both the standard and the source concept of a code.

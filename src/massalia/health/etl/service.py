@@ -15,7 +15,7 @@ Examples
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -25,7 +25,7 @@ from massalia.health.etl.api import EtlReport, get_run, list_runs, run_etl, show
 from massalia.pipelines.lineage import RunSummary
 
 if TYPE_CHECKING:
-    from rich.progress import Progress
+    from rich.progress import Progress, TaskID
 
 MAX_RUNS = 1000
 MAX_REJECTS = 1000
@@ -101,7 +101,27 @@ def load_athena_vocabulary(
     gov.authorize(principal, "etl.run", detail={"resource": {"athena": str(folder)}})
     if not folder.is_dir():
         raise InvalidRequest(f"{folder} is not a folder")
-    return load_athena(warehouse, folder, progress=progress)
+    tasks: dict[str, TaskID] = {}
+    counts = load_athena(warehouse, folder, progress=_rows_per_table(progress, tasks) if progress is not None else None)
+    if progress is not None:
+        for table, task in tasks.items():
+            progress.update(task, total=counts.get(table, 0), completed=counts.get(table, 0))
+    return counts
+
+
+def _rows_per_table(progress: Progress, tasks: dict[str, TaskID]) -> Callable[[str, int], None]:
+    """The loader's ``progress(table, rows_so_far)`` callback, shown as one Rich task per table (kept in ``tasks``).
+
+    The loaders take a plain callback; handing them the Rich display itself once crashed
+    ``omop load-athena`` with "'Progress' object is not callable".
+    """
+
+    def update(table: str, rows: int) -> None:
+        if table not in tasks:
+            tasks[table] = progress.add_task(table, total=None)
+        progress.update(tasks[table], completed=rows)
+
+    return update
 
 
 def load_cdm_csv(gov: Governance, principal: Principal, warehouse: Engine, source: Path) -> dict[str, int]:

@@ -101,7 +101,7 @@ def mart_select(catalogue: Catalogue, tables: dict[str, str]) -> exp.Select:
     return query
 
 
-def variable_column(variable: Variable) -> exp.Expression:
+def variable_column(variable: Variable) -> exp.Expr:
     """``CAST(COALESCE(<expression>, <default>) AS <type>) AS <name>``, columns qualified by the source alias."""
     expression = sqlglot.parse_one(variable.sql_expression(), read=HOUSE_DIALECT)
     alias = f"s_{variable.source}"
@@ -114,7 +114,7 @@ def variable_column(variable: Variable) -> exp.Expression:
     return cast.as_(variable.name)
 
 
-def _literal(value: bool | int | float | str) -> exp.Expression:
+def _literal(value: bool | int | float | str) -> exp.Expr:
     if isinstance(value, bool):
         return exp.Boolean(this=value)
     if isinstance(value, int | float):
@@ -158,6 +158,11 @@ def _provenance(engine: Engine) -> dict[str, object]:
             found["data_version"] = f"{len(files)} files sha256:{digest[:16]}"
             found["etl_run_id"] = max(files, key=lambda row: row["loaded_at"])["run_id"]
     return found
+
+
+def _text(value: object) -> str | None:
+    """A provenance value as text (``None`` stays ``None``)."""
+    return None if value is None else str(value)
 
 
 def build_mart(engine: Engine, *, catalogue: Catalogue | None = None, table: str = MART_TABLE) -> MartBuild:
@@ -244,8 +249,8 @@ def build_mart(engine: Engine, *, catalogue: Catalogue | None = None, table: str
         rows=rows,
         variables=len(catalogue.variables),
         duration_s=round(time.perf_counter() - started, 3),
-        vocabulary_version=provenance["vocabulary_version"],  # type: ignore[arg-type]
-        data_version=provenance["data_version"],  # type: ignore[arg-type]
+        vocabulary_version=_text(provenance["vocabulary_version"]),
+        data_version=_text(provenance["data_version"]),
         source_seconds=timings,
     )
 

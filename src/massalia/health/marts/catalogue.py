@@ -185,11 +185,12 @@ class Variable(BaseModel):
             raise ValueError("'unit' is only for integer and number variables")
         default = self.missing.default
         if default is not None:
-            expected = {
+            kinds: dict[VariableType, type | tuple[type, ...]] = {
                 VariableType.BOOLEAN: bool,
                 VariableType.INTEGER: int,
                 VariableType.NUMBER: (int, float),
-            }.get(self.type, str)
+            }
+            expected = kinds.get(self.type, str)
             wrong_bool = self.type is not VariableType.BOOLEAN and isinstance(default, bool)
             if not isinstance(default, expected) or wrong_bool:
                 raise ValueError(f"missing.default {default!r} does not fit type {self.type.value}")

@@ -147,12 +147,14 @@ def parse_clause(text: str) -> Clause:
     if op in _NULL_OPS:
         if rest:
             raise FilterError(f"filter {text!r}: {op} takes no value")
-        return Clause(variable=variable, op=op)  # type: ignore[arg-type]
+        # model_validate: the operator is text read from the command line, checked by the model
+        return Clause.model_validate({"variable": variable, "op": op})
     if not rest:
         raise FilterError(f"filter {text!r}: a value is missing after {op!r}")
     if op in ("in", "not_in", "between"):
-        return Clause(variable=variable, op=op, value=[part.strip() for part in rest.split(",")])  # type: ignore[arg-type]
-    return Clause(variable=variable, op=op, value=rest)  # type: ignore[arg-type]
+        values = [part.strip() for part in rest.split(",")]
+        return Clause.model_validate({"variable": variable, "op": op, "value": values})
+    return Clause.model_validate({"variable": variable, "op": op, "value": rest})
 
 
 def _coerce(variable: Variable, value: object, where: str) -> object:
@@ -206,17 +208,19 @@ def _coerce(variable: Variable, value: object, where: str) -> object:
     return value
 
 
-def _literal(value: object, kind: VariableType) -> exp.Expression:
+def _literal(value: object, kind: VariableType) -> exp.Expr:
     if kind is VariableType.BOOLEAN:
         return exp.Boolean(this=bool(value))
     if kind in (VariableType.INTEGER, VariableType.NUMBER):
         return exp.Literal.number(repr(value) if isinstance(value, float) else str(value))
     if kind is VariableType.DATE:
-        return exp.cast(exp.Literal.string(value.isoformat()), exp.DataType.build("DATE"))  # type: ignore[attr-defined]
+        if not isinstance(value, dt.date):
+            raise FilterError(f"{value!r} is not a date")
+        return exp.cast(exp.Literal.string(value.isoformat()), exp.DataType.build("DATE"))
     return exp.Literal.string(str(value))
 
 
-def compile_clause(clause: Clause, catalogue: Catalogue, *, where: str = "clause", table: str = "m") -> exp.Expression:
+def compile_clause(clause: Clause, catalogue: Catalogue, *, where: str = "clause", table: str = "m") -> exp.Expr:
     """Check ``clause`` against the catalogue and return its SQLGlot condition.
 
     Examples
@@ -257,10 +261,10 @@ def compile_clause(clause: Clause, catalogue: Catalogue, *, where: str = "clause
     return _COMPARISONS[clause.op](this=column, expression=literal)
 
 
-def compile_filter(spec: FilterSpec, catalogue: Catalogue | None = None, *, table: str = "m") -> exp.Expression | None:
+def compile_filter(spec: FilterSpec, catalogue: Catalogue | None = None, *, table: str = "m") -> exp.Expr | None:
     """The spec's WHERE condition (``None`` when it has no clause); ``FilterError`` naming the clause."""
     catalogue = catalogue or load_catalogue()
-    conditions: list[exp.Expression] = [
+    conditions: list[exp.Expr] = [
         compile_clause(clause, catalogue, where=f"clause {index + 1}", table=table)
         for index, clause in enumerate(spec.all)
     ]
@@ -290,7 +294,7 @@ def compile_filter(spec: FilterSpec, catalogue: Catalogue | None = None, *, tabl
 
 
 def _base_query(
-    engine: Engine, spec: FilterSpec, catalogue: Catalogue, restrict: exp.Expression | None = None
+    engine: Engine, spec: FilterSpec, catalogue: Catalogue, restrict: exp.Expr | None = None
 ) -> exp.Select:
     condition = compile_filter(spec, catalogue)
     if restrict is not None:  # a project's row-level scope (massalia.governance.policy), over alias "m"
@@ -304,7 +308,7 @@ def _base_query(
 
 
 def count_persons(
-    engine: Engine, spec: FilterSpec, *, catalogue: Catalogue | None = None, restrict: exp.Expression | None = None
+    engine: Engine, spec: FilterSpec, *, catalogue: Catalogue | None = None, restrict: exp.Expr | None = None
 ) -> int:
     """Exact number of persons of the mart matching ``spec`` and ``restrict`` (a row-level scope).
 
@@ -318,7 +322,7 @@ def count_persons(
     """
     catalogue = catalogue or load_catalogue()
     query = _base_query(engine, spec, catalogue, restrict).select(exp.Count(this=exp.Star()).as_("n"))
-    return int(engine.scalar(query) or 0)  # type: ignore[call-overload]
+    return engine.scalar_int(query)
 
 
 def breakdown_counts(
@@ -327,7 +331,7 @@ def breakdown_counts(
     by: str,
     *,
     catalogue: Catalogue | None = None,
-    restrict: exp.Expression | None = None,
+    restrict: exp.Expr | None = None,
 ) -> dict[str | bool | None, int]:
     """Exact counts of the matching persons (and ``restrict``, a row-level scope) by value of the variable ``by``.
 
@@ -353,6 +357,14 @@ def breakdown_counts(
     for row in rows:
         counts[row["value"]] = int(row["n"])
     return counts
+
+
+def _coerce_date(variable: Variable, value: object, where: str) -> dt.date:
+    """``_coerce`` for a DATE variable, typed as the date it returns."""
+    day = _coerce(variable, value, where)
+    if not isinstance(day, dt.date):  # only a variable that is not a DATE gets here
+        raise FilterError(f"{where}: {variable.name} is {variable.type.value}, not a date")
+    return day
 
 
 def _grain_bounds(value: dt.date, grain: DateGrain) -> tuple[bool, bool]:
@@ -383,8 +395,7 @@ def _check_feasible_clause(clause: Clause, variable: Variable, label: str) -> No
     )
     if clause.op in ("=", "!="):
         raise FilterError(f"{label}: exact dates are not allowed; {hint}")
-    dates = [_coerce(variable, value, label) for value in values]
-    bounds = [_grain_bounds(d, grain) for d in dates]  # type: ignore[arg-type]
+    bounds = [_grain_bounds(_coerce_date(variable, value, label), grain) for value in values]
     if clause.op in (">=", "<"):
         ok = bounds[0][0]
     elif clause.op in ("<=", ">"):

@@ -73,14 +73,14 @@ def athena_files(folder: str | Path) -> dict[str, Path]:
 
 def _csv_file(path: Path) -> CsvFile:
     if path.name.lower().endswith(".gz"):
-        return CsvFile(path.name, lambda: gzip.open(path, "rb"))  # type: ignore[arg-type,return-value]
+        return CsvFile(path.name, lambda: gzip.open(path, "rb"))
     return CsvFile(path.name, lambda: path.open("rb"))
 
 
 def _empty_file(table: str) -> CsvFile:
     header = "\t".join(f.name for f in cdm_table(table).fields) + "\n"
     payload = header.encode()
-    return CsvFile(f"({table.upper()}.csv absent: empty)", lambda: io.BytesIO(payload))  # type: ignore[arg-type,return-value]
+    return CsvFile(f"({table.upper()}.csv absent: empty)", lambda: io.BytesIO(payload))
 
 
 def load_athena(engine: Engine, folder: str | Path, *, progress: Progress | None = None) -> dict[str, int]:

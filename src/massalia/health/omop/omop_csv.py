@@ -22,7 +22,7 @@ from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path, PurePosixPath
-from typing import BinaryIO
+from typing import IO, TypeAlias
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -80,12 +80,16 @@ OMOP_EXPORT = CsvDialect()
 """Comma-separated, quoted where needed, dates ``YYYY-MM-DD`` or ``YYYYMMDD``."""
 
 
+ByteStream: TypeAlias = IO[bytes] | io.BufferedIOBase
+"""A file read as bytes: a zip member (``IO[bytes]`` in the stubs) or a plain or gzip file (buffered readers)."""
+
+
 @dataclass(frozen=True)
 class CsvFile:
     """One CSV file of an export: its display name and how to open it (plain or gzip)."""
 
     name: str
-    opener: Callable[[], AbstractContextManager[BinaryIO]]
+    opener: Callable[[], AbstractContextManager[ByteStream]]
 
 
 class ErrorTrap:
@@ -312,13 +316,13 @@ def typed_batches(
 
 # -- the export as a whole ------------------------------------------------------------------------
 @contextmanager
-def _zip_member(archive: Path, member: str) -> Iterator[BinaryIO]:
+def _zip_member(archive: Path, member: str) -> Iterator[ByteStream]:
     with zipfile.ZipFile(archive) as zipped, zipped.open(member) as handle:
         if member.lower().endswith(".gz"):
             with gzip.open(handle) as unzipped:
-                yield unzipped  # type: ignore[misc]
+                yield unzipped
         else:
-            yield handle  # type: ignore[misc]
+            yield handle
 
 
 def _zip_files(archive: Path) -> list[CsvFile]:
@@ -332,9 +336,9 @@ def _folder_files(folder: Path) -> list[CsvFile]:
     for path in sorted(p for p in folder.rglob("*") if p.is_file()):
         relative = path.relative_to(folder).as_posix()
 
-        def opener(target: Path = path) -> AbstractContextManager[BinaryIO]:
+        def opener(target: Path = path) -> AbstractContextManager[ByteStream]:
             if target.name.lower().endswith(".gz"):
-                return gzip.open(target, "rb")  # type: ignore[return-value]
+                return gzip.open(target, "rb")
             return target.open("rb")
 
         files.append(CsvFile(relative, opener))
@@ -459,4 +463,4 @@ def read_csv_table(csv_file: CsvFile, table: str, dialect: CsvDialect = OMOP_EXP
 def text_file(name: str, text: str) -> CsvFile:
     """A :class:`CsvFile` over text in memory (tests, generated extracts)."""
     payload = text.encode("utf-8")
-    return CsvFile(name, lambda: io.BytesIO(payload))  # type: ignore[arg-type,return-value]
+    return CsvFile(name, lambda: io.BytesIO(payload))

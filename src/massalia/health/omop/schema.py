@@ -151,7 +151,7 @@ class TableSpec:
 
     def create_statement(self, dialect: str = HOUSE_DIALECT, *, primary_key: bool = True) -> str:
         """``CREATE TABLE`` statement for ``dialect``."""
-        definitions: list[exp.Expression] = []
+        definitions: list[exp.Expr] = []
         for field in self.fields:
             column = exp.ColumnDef(
                 this=field_identifier(field.name), kind=exp.DataType.build(field.sql_type, dialect=HOUSE_DIALECT)

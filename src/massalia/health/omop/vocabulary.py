@@ -149,7 +149,7 @@ def _lookup_rows_arrow(tables: Mapping[str, pa.Table], vocabulary_id: str, codes
             pc.is_in(relationship["concept_id_1"], hits["concept_id"].combine_chunks()),
         )
     )
-    targets: dict[int, list[int]] = {}
+    targets: dict[int, list[int | None]] = {}
     for one, two in zip(maps_to["concept_id_1"].to_pylist(), maps_to["concept_id_2"].to_pylist(), strict=True):
         targets.setdefault(one, []).append(two)
     rows: list[LookupRow] = []
@@ -159,7 +159,7 @@ def _lookup_rows_arrow(tables: Mapping[str, pa.Table], vocabulary_id: str, codes
         hits["standard_concept"].to_pylist(),
         strict=True,
     ):
-        for target in targets.get(concept_id, [None]):  # type: ignore[list-item]
+        for target in targets.get(concept_id, [None]):  # a code without a "Maps to" keeps a None target
             rows.append((code, concept_id, flag, target))
     return rows
 

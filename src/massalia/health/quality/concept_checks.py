@@ -48,7 +48,7 @@ class PlausibleGender(_ConceptLevelCheck):
 
     def requires(self, instance: CheckInstance) -> dict[str, tuple[str, ...]]:
         """The table, its person and PERSON's gender (and CONCEPT_ANCESTOR for descendants)."""
-        needs = {
+        needs: dict[str, tuple[str, ...]] = {
             instance.table: (ident(instance.field or ""), "person_id"),
             "person": ("person_id", "gender_concept_id"),
         }

@@ -40,7 +40,7 @@ class OncologyRule(QueryCheck):
     level = ONCOLOGY_LEVEL
 
     @property
-    def name(self) -> str:  # type: ignore[override]
+    def name(self) -> str:  # type: ignore[override]  # QueryCheck's name is a ClassVar; a YAML rule's is its own
         """The rule's name (what ``run_quality(checks=...)`` selects)."""
         return self.rule_name
 

@@ -6,6 +6,7 @@ Everything is drawn with numpy over a whole block at once (no per-patient Python
 from __future__ import annotations
 
 from dataclasses import dataclass, fields
+from typing import Any
 
 import numpy as np
 
@@ -96,7 +97,7 @@ class Cohort:
 
     def take(self, mask: np.ndarray) -> Cohort:
         """The sub-cohort of rows where ``mask`` is true (or at the given indexes)."""
-        values = {}
+        values: dict[str, Any] = {}  # one value per field, of the field's own type
         for f in fields(self):
             v = getattr(self, f.name)
             values[f.name] = v.take(mask) if isinstance(v, treatment.Plan) else v[mask]
@@ -169,7 +170,7 @@ def draw_cohort(
     >>> len(c), bool((c.end_years > 0).all())
     (100, True)
     """
-    n = index.shape[0]
+    n = int(index.shape[0])
     site = _choice_rows(rng, np.broadcast_to(site_weights, (n, site_weights.shape[0])))
     inc_m = np.array([c.incidence_m for c in CANCERS])
     inc_f = np.array([c.incidence_f for c in CANCERS])

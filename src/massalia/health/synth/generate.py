@@ -23,7 +23,7 @@ from massalia.health.synth.timeline import Timeline, build_timeline
 from massalia.health.synth.truth import ground_truth, patient_truth
 
 if TYPE_CHECKING:
-    from rich.progress import Progress
+    from rich.progress import Progress, TaskID
 
 BLOCK = 1000
 """Patients per RNG block: patient ``i`` is drawn from ``default_rng([seed, i // BLOCK])``."""
@@ -192,7 +192,7 @@ def _write_ground_truth(out_dir: Path, seed: int, model: HazardModel, weights: d
 def _write_chunk(
     out_dir: Path, part: int, lo: int, hi: int, seed: int, names: list[str], weights: np.ndarray,
     model: HazardModel, dirty_rate: float, with_documents: bool, summary: GenerationSummary,
-    progress: Progress | None, task: object,
+    progress: Progress | None, task: TaskID | None,
 ) -> None:
     tables: dict[str, dict[str, list[pa.Table]]] = {s: {} for s in names}
     truths: list[pa.Table] = []
@@ -219,8 +219,8 @@ def _write_chunk(
             truth = patient_truth(c, [site] * len(c), source_ids(site, c.index))
             truths.append(truth.append_column("n_unplanned_stays", pa.array(emergency, pa.int32())))
             summary.patients_per_site[site] += len(c)
-        if progress is not None:
-            progress.advance(task, int(in_chunk.sum()))  # type: ignore[arg-type]
+        if progress is not None and task is not None:
+            progress.advance(task, int(in_chunk.sum()))
     defects: list[dict[str, object]] = []
     for s, site in enumerate(names):
         layout = SITES[site]

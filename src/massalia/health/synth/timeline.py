@@ -238,7 +238,7 @@ def build_timeline(rng: np.random.Generator, c: Cohort) -> Timeline:
     day_u = dx[rows] + np.floor(rng.random(rows.shape[0]) * (end_day[rows] - dx[rows])).astype(np.int64)
     t_er = secs(day_u, 0, 16)
     v.add(rows, 3, t_er, np.full(rows.shape[0], 6.0), 3)
-    los_u = rng.integers(2, 13, size=rows.shape[0])
+    los_u = rng.integers(2, 13, size=len(rows))
     uh = v.add(rows, 2, t_er + 6 * 3600, los_u * 24.0, 4)
     ae = _cause_of_stay(rng, c, rows, day_u, drugs)
     ae_codes = np.array([ADVERSE_EVENTS[k].icd10 for k in AE_KEYS], dtype=object)

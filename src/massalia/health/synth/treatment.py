@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, fields
+from typing import TypedDict
 
 import numpy as np
 
@@ -14,7 +15,18 @@ DEVIATION_KINDS: tuple[str, ...] = (
     "none", "targeted_omitted", "surgery_omitted", "adjuvant_omitted", "hormone_omitted",
 )
 
-DEVIATIONS: dict[str, dict[str, float]] = {
+class Deviation(TypedDict, total=False):
+    """One documented deviation: what it is, its base rate and the factors that raise it."""
+
+    description: str
+    base_probability: float
+    odds_ratio_age_75plus: float
+    odds_ratio_ecog_2plus: float
+    added_probability_age_75plus: float
+    added_probability_age_80plus: float
+
+
+DEVIATIONS: dict[str, Deviation] = {
     "targeted_omitted": {
         "description": "eligible for a biomarker-matched targeted therapy (HER2+ breast, EGFR+/ALK+ stage IV "
         "NSCLC, RAS/BRAF wild-type stage IV colorectal, BRAF+ stage III-IV melanoma, BRCA+ stage III-IV "
@@ -87,7 +99,7 @@ def assign_plan(
     """
     from massalia.health.synth.cohort import MARKERS  # local import: cohort imports this module
 
-    n = cancer.shape[0]
+    n = int(cancer.shape[0])
     keys = [c.key for c in CANCERS]
     is_c = {k: cancer == i for i, k in enumerate(keys)}
     mk = {m: marker[:, i] for i, m in enumerate(MARKERS)}

@@ -14,6 +14,9 @@ from massalia.health.synth.hazard import DATA_CUTOFF, DIAGNOSIS_START, HazardMod
 from massalia.health.synth.labs import NADIR_KINDS
 from massalia.health.synth.treatment import DEVIATION_KINDS, DEVIATIONS, PROCEDURE_KEYS, REGIMEN_KEYS
 
+FAMILY_RELATIVES = ("mother", "father", "sister", "brother")
+"""Names of ``Cohort.family_relative``'s codes 0-3 in the ground truth."""
+
 GENERATOR_VERSION = "1.0.0"
 STAGES = ("I", "II", "III", "IV")
 
@@ -117,7 +120,9 @@ def patient_truth(c: Cohort, site_names: list[str], source_ids: list[str]) -> pa
         "second_cancer_time_days": pa.array(np.where(np.isfinite(c.second_cancer_years),
                                                      c.second_cancer_years * day, np.nan), from_pandas=True),
         "family_history_cancer": _names(keys, c.family_history),
-        "family_history_relative": pa.array(np.where(c.family_history >= 0, np.array(
-            ["mother", "father", "sister", "brother"])[c.family_relative], None).tolist(), type=pa.string()),
+        "family_history_relative": pa.array(
+            [FAMILY_RELATIVES[relative] if history >= 0 else None
+             for history, relative in zip(c.family_history.tolist(), c.family_relative.tolist(), strict=True)],
+            type=pa.string()),
     }
     return pa.table(cols)
