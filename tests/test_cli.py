@@ -80,7 +80,7 @@ def test_ddl_for_postgres() -> None:
 def test_audit_verify_without_a_log_fails_clearly(tmp_path: Path) -> None:
     result = runner.invoke(app, ["audit", "verify", "--home", str(tmp_path)])
     assert result.exit_code == 1
-    assert "no audit log" in result.output
+    assert "not an initialized Massalia home" in " ".join(result.output.split())
 
 
 def test_load_without_sources_fails_clearly(tmp_path: Path) -> None:

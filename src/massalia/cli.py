@@ -9,15 +9,18 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
     Progress,
     SpinnerColumn,
+    TaskID,
     TextColumn,
     TimeElapsedColumn,
 )
 from rich.table import Table
+from typer.core import TyperGroup
 
 from massalia import __version__
 from massalia.cli_cohorts import cohort_app
@@ -25,11 +28,30 @@ from massalia.cli_governance import register as register_governance
 from massalia.cli_marts import mart_app
 from massalia.cli_patients import patient_app
 from massalia.cli_serve import serve_app
-from massalia.config import Home, home
+from massalia.config import Home, HomeNotInitializedError, home
 from massalia.engine import Engine
 from massalia.warehouse import open_warehouse
 
+console = Console()
+
+
+class _Commands(TyperGroup):
+    """The command group: a home that was never initialized ends any command with one clear line.
+
+    Caught here, once, so that every sub-command (marts, cohorts, patients…) refuses such a home
+    the same way, with exit status 1 and no traceback or SQL text.
+    """
+
+    def invoke(self, ctx: typer.Context) -> object:
+        try:
+            return super().invoke(ctx)
+        except HomeNotInitializedError as error:
+            console.print(f"[bold red]error:[/] {escape(str(error))}")
+            raise typer.Exit(code=1) from None
+
+
 app = typer.Typer(
+    cls=_Commands,
     name="massalia",
     help=(
         "Massalia: a self-hostable, secure data platform. The oncology warehouse runs on OMOP CDM v5.4, "
@@ -51,8 +73,6 @@ app.add_typer(serve_app, name="serve")
 app.add_typer(mart_app, name="mart")
 app.add_typer(patient_app, name="patient")
 register_governance(app)  # user, token, project, request
-
-console = Console()
 
 HomeOption = Annotated[
     Path | None,
@@ -76,9 +96,21 @@ def _progress() -> Progress:
     )
 
 
-def _open(home_dir: Path | None, engine: str | None) -> tuple[Home, Engine]:
-    data = home(home_dir).ensure()
-    return data, open_warehouse(data, engine)
+def _open(home_dir: Path | None, engine: str | None, *, create: bool = False) -> tuple[Home, Engine]:
+    """The home and its warehouse; only commands that make a home (``create``) accept a new folder."""
+    data = home(home_dir)
+    if not create:
+        data.require_initialized()  # before anything is created under a mistyped --home
+    data.ensure()
+    warehouse = open_warehouse(data, engine, create=create)
+    if create:
+        data.mark_initialized(warehouse.name)
+    return data, warehouse
+
+
+def _initialized_home(home_dir: Path | None) -> Home:
+    """The home at ``home_dir`` for a command that only reads it (refused if never initialized)."""
+    return home(home_dir).require_initialized()
 
 
 def _fail(message: str) -> typer.Exit:
@@ -99,7 +131,7 @@ def init(home_dir: HomeOption = None, engine: EngineOption = None) -> None:
     from massalia.health.omop.schema import create_cdm_indexes, create_cdm_schema
     from massalia.health.omop.vocabulary import load_demo_vocabulary
 
-    data, warehouse = _open(home_dir, engine)
+    data, warehouse = _open(home_dir, engine, create=True)
     Governance.from_home(data).close()  # the governance tables (users, tokens, projects, requests)
     with warehouse:
         created = create_cdm_schema(warehouse)
@@ -165,10 +197,10 @@ def load(
     """Run the ETL: site extracts → OMOP (atomic, incremental, with lineage and rejects)."""
     from massalia.health.etl import run_etl
 
-    data, warehouse = _open(home_dir, engine)
-    folder = sources or data.sources
+    folder = sources or home(home_dir).sources
     if not folder.is_dir():
         raise _fail(f"no source folder at {folder}: run `massalia generate` or pass a folder")
+    data, warehouse = _open(home_dir, engine, create=True)
     with warehouse, _progress() as progress:
         report = run_etl(warehouse, folder, sites=sites, metadata_url=data.metadata_url, progress=progress)
     console.print(report)
@@ -230,7 +262,7 @@ def demo(
     from massalia.health.quality import run_quality
     from massalia.health.synth import generate as generate_sites
 
-    data, warehouse = _open(home_dir, engine)
+    data, warehouse = _open(home_dir, engine, create=True)
     timings: dict[str, float] = {}
     with warehouse, _progress() as progress:
         start = time.perf_counter()
@@ -277,12 +309,24 @@ def omop_load_athena(
 ) -> None:
     """Load a full Athena vocabulary download (replaces the vocabulary tables atomically)."""
     from massalia.health.omop.athena import load_athena
+    from massalia.health.omop.omop_csv import OmopCsvError
 
     if not folder.is_dir():
         raise _fail(f"{folder} is not a folder")
     _, warehouse = _open(home_dir, engine)
     with warehouse, _progress() as progress:
-        counts = load_athena(warehouse, folder, progress=progress)
+        tasks: dict[str, TaskID] = {}
+
+        def advance(table: str, rows: int) -> None:
+            # load_athena reports (table, rows so far) per batch; the bar shows one task per table.
+            if table not in tasks:
+                tasks[table] = progress.add_task(f"loading {table}", total=None)
+            progress.update(tasks[table], completed=rows)
+
+        try:
+            counts = load_athena(warehouse, folder, progress=advance)
+        except OmopCsvError as error:
+            raise _fail(escape(str(error))) from None
     console.print(json.dumps(counts, indent=1))
 
 
@@ -311,7 +355,7 @@ def etl_runs(
     """List recent ETL runs with their status, inputs, rows added and rejects."""
     from massalia.health.etl import list_runs
 
-    data = home(home_dir).ensure()
+    data = _initialized_home(home_dir)
     table = Table(title=f"ETL runs — {data.root}")
     for column in ("run", "started", "status", "engine", "files", "rows added", "rejected"):
         table.add_column(column, justify="right" if column in ("files", "rows added", "rejected") else "left",
@@ -333,7 +377,7 @@ def etl_show(
     """Show one run's lineage: inputs with their SHA-256, rows read, outputs and rejects per reason."""
     from massalia.health.etl import get_run
 
-    data = home(home_dir).ensure()
+    data = _initialized_home(home_dir)
     try:
         run = get_run(run_id, data.metadata_url)
     except KeyError:
@@ -386,9 +430,11 @@ def audit_verify(home_dir: HomeOption = None) -> None:
     """Recompute the whole audit log and check every stored hash and signed tree head (exit 1 if not intact)."""
     from massalia.ledger import TransparencyLog
 
-    folder = home(home_dir).ledger
+    folder = _initialized_home(home_dir).ledger
     if not folder.is_dir():
-        raise _fail(f"no audit log at {folder}")
+        # An initialized home writes its log on the first audited action: nothing to verify yet is a success.
+        console.print(f"the audit log is empty (no audited action yet): nothing to verify at {folder}")
+        return
     with TransparencyLog(folder, readonly=True) as log:
         report = log.verify()
     console.print(report.summary())

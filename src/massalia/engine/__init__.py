@@ -9,9 +9,10 @@ from massalia.engine.base import (
     Engine,
     EngineError,
     UnsupportedOperation,
+    WarehouseBusyError,
     check_identifier,
 )
-from massalia.engine.registry import ENGINES, connect, register_engine
+from massalia.engine.registry import ENGINES, connect, connect_for_home, register_engine
 
 __all__ = [
     "ENGINES",
@@ -21,7 +22,9 @@ __all__ = [
     "Engine",
     "EngineError",
     "UnsupportedOperation",
+    "WarehouseBusyError",
     "check_identifier",
     "connect",
+    "connect_for_home",
     "register_engine",
 ]

@@ -240,7 +240,14 @@ class PostgresEngine(Engine):
 
     name = "postgres"
     dialect = "postgres"
-    capabilities = Capabilities(transactions=True, atomic_swap=True, primary_keys=True, indexes=True)
+    capabilities = Capabilities(
+        transactions=True,
+        atomic_swap=True,
+        primary_keys=True,
+        indexes=True,
+        temporary_tables=True,
+        materialized_steps=True,
+    )
 
     def __init__(self, dsn: str | None = None, *, schema: str | None = None) -> None:
         dsn = dsn or os.environ.get(DSN_ENV)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from massalia.engine.base import Engine
@@ -32,6 +33,30 @@ def connect(name: str = "duckdb", **options: Any) -> Engine:
     >>> engine.scalar("SELECT 40 + 2")
     42
     """
+    return _factory(name)(**options)
+
+
+def connect_for_home(name: str, root: str | Path, **options: Any) -> Engine:
+    """Open engine ``name`` for the home folder ``root`` (each engine knows what it keeps there).
+
+    Engine classes open themselves with ``for_home``; a plain factory registered by an extension
+    is called with ``options`` alone.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> with connect_for_home("duckdb", tempfile.mkdtemp()) as engine:
+    ...     engine.path.endswith("warehouse.duckdb")
+    True
+    """
+    factory = _factory(name)
+    if isinstance(factory, type) and issubclass(factory, Engine):
+        return factory.for_home(Path(root), **options)
+    return factory(**options)
+
+
+def _factory(name: str) -> EngineFactory:
+    """The factory registered as ``name``, imported on first use."""
     try:
         factory = ENGINES[name]
     except KeyError:
@@ -47,4 +72,4 @@ def connect(name: str = "duckdb", **options: Any) -> Engine:
             ) from error
         factory = getattr(module, attribute)
         ENGINES[name] = factory
-    return factory(**options)
+    return factory

@@ -177,6 +177,16 @@ class SparkEngine(Engine):
         self._execute_sql(f"CREATE DATABASE IF NOT EXISTS {self.database}")
         self._execute_sql(f"USE {self.database}")
 
+    @classmethod
+    def for_home(cls, root: Path, **options: object) -> SparkEngine:
+        """Spark for the home folder ``root``: a local session keeping its tables under ``root/spark``.
+
+        ``session=`` reuses a running SparkSession (a cluster's, or the tests' shared one) instead.
+        """
+        if options.get("session") is None:
+            options["session"] = build_session(Path(root) / "spark")
+        return cls(**options)  # type: ignore[arg-type]
+
     def _rewrite(self, tree: exp.Expression) -> exp.Expression:
         """Fix the known gaps between DuckDB's SQL and Spark's in SQLGlot's rendering."""
         return _fix_for_spark(tree)

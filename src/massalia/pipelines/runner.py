@@ -48,10 +48,6 @@ FILE_NO = "_file_no"
 
 LOADED_FILES = "etl_loaded_file"
 REJECTS = "etl_reject"
-TEMPORARY_TABLE_ENGINES = frozenset({"duckdb", "postgres"})
-"""Engines whose session-temporary tables hold a run's intermediate results (others use plain tables)."""
-COLUMN_DROPPING_ENGINES = frozenset({"duckdb"})
-"""Engines where dropping a column of a staging table is a cheap metadata change that frees its memory."""
 
 LOADED_FILE_COLUMNS = (
     Column("pipeline", "VARCHAR", False), Column("dataset", "VARCHAR", False), Column("path", "VARCHAR", False),
@@ -160,7 +156,7 @@ class RunContext:
         self.progress: Progress | None = None
         self.temporary: list[str] = []
         # Session-temporary tables skip the write-ahead log and the file: staging costs a third.
-        self.temporary_tables = engine.name in TEMPORARY_TABLE_ENGINES
+        self.temporary_tables = engine.capabilities.temporary_tables
         self.reject_table = self.table("rejects")
         engine.create_empty_table(self.reject_table, REJECT_COLUMNS)
         # Staged rows carry the file's number only (a path per row would be copied at every step).
@@ -284,7 +280,7 @@ class RunContext:
         run keeps its valid rows until the publish, so at 100,000 patients these columns alone
         would hold gigabytes and push DuckDB to spill. Elsewhere the columns stay (harmless).
         """
-        if self.engine.name not in COLUMN_DROPPING_ENGINES:
+        if not self.engine.capabilities.column_drops_free_memory:
             return
         for column in columns:
             self.engine.execute_native(f"ALTER TABLE {table} DROP COLUMN {column}")
