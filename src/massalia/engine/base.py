@@ -309,9 +309,7 @@ class Engine(ABC):
             batches = (batch.cast(schema) if batch.schema != schema else batch for batch in batches)
         return self._append(check_identifier(table), target, batches)
 
-    def create_empty_table(
-        self, table: str, columns: Sequence[Column], *, primary_key: Sequence[str] = ()
-    ) -> None:
+    def create_empty_table(self, table: str, columns: Sequence[Column], *, primary_key: Sequence[str] = ()) -> None:
         """Create an empty table from column definitions (types in the house dialect)."""
         check_identifier(table)
         definitions = []
@@ -327,9 +325,7 @@ class Engine(ABC):
             definitions.append(
                 exp.PrimaryKey(expressions=[exp.to_identifier(check_identifier(c)) for c in primary_key])
             )
-        statement = exp.Create(
-            this=exp.Schema(this=exp.to_table(table), expressions=definitions), kind="TABLE"
-        )
+        statement = exp.Create(this=exp.Schema(this=exp.to_table(table), expressions=definitions), kind="TABLE")
         self._execute_sql(statement.sql(dialect=self.dialect))
 
     def create_index(self, table: str, columns: Sequence[str], *, name: str | None = None) -> None:

@@ -213,7 +213,8 @@ def _try_function_sql(name: str) -> str:
             f"$$ SELECT CASE WHEN value ~ '{pattern}' THEN CAST(value AS {target}) END $$"
         )
     # PostgreSQL also reads '20230115' as a date; DuckDB only reads ISO dates with dashes.
-    guard = r"IF value !~ '^\s*[0-9]{1,6}-[0-9]{1,2}-[0-9]{1,2}\s*$' THEN RETURN NULL; END IF; " if target == "date" else ""
+    iso_date = r"'^\s*[0-9]{1,6}-[0-9]{1,2}-[0-9]{1,2}\s*$'"
+    guard = f"IF value !~ {iso_date} THEN RETURN NULL; END IF; " if target == "date" else ""
     return (
         f"CREATE FUNCTION {name}(value text) RETURNS {target} LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE AS "
         f"$$ BEGIN {guard}RETURN CAST(value AS {target}); EXCEPTION WHEN others THEN RETURN NULL; END $$"
@@ -299,7 +300,7 @@ def _fix_for_postgres(tree: exp.Expression) -> exp.Expression:
 
 
 def _fix_try_functions(node: exp.Expression) -> exp.Expression:
-    """DuckDB's TRY_CAST and TRY_STRPTIME → the helpers of :data:`_TRY_FUNCTIONS` (NULL where a value does not parse)."""
+    """DuckDB-only functions → PostgreSQL: TRY_CAST, TRY_STRPTIME (NULL where a value does not parse) and others."""
     # TRY_CAST → a helper giving NULL for values that do not parse (see _TRY_FUNCTIONS).
     if isinstance(node, exp.TryCast) and node.to.this in _TRY_CAST_TYPES:
         text = exp.cast(node.this.copy(), exp.DataType.build("text"))
@@ -332,7 +333,8 @@ def _fix_try_functions(node: exp.Expression) -> exp.Expression:
     # DuckDB's to_seconds(n) is an interval of n seconds.
     if isinstance(node, exp.Anonymous) and node.name.upper() == "TO_SECONDS" and len(node.expressions) == 1:
         seconds = exp.cast(node.expressions[0].copy(), exp.DataType.build("double"))
-        return exp.paren(exp.Mul(this=seconds, expression=exp.Interval(this=exp.Literal.string("1"), unit=exp.var("SECOND"))))
+        one_second = exp.Interval(this=exp.Literal.string("1"), unit=exp.var("SECOND"))
+        return exp.paren(exp.Mul(this=seconds, expression=one_second))
     return node
 
 
