@@ -88,13 +88,23 @@ def test_a_home_opens_loads_the_generated_sites_and_runs_the_main_commands(
         assert counts == _duckdb_counts(home.sources, home.root.parent / "reference")
         quality = run_quality(engine, out_dir=home.reports)
         assert quality.summary()["status"].get("error", 0) == 0, [
-            (r.check_name, r.table, r.field, r.error) for r in quality.results if r.status == "error"
+            (r.check_name, r.table, r.field, r.message) for r in quality.results if r.status == "error"
         ]
+        # The checks the demo used to fail on its own data (units, standard concepts, keys) now pass.
+        failed = [
+            (r.check_name, r.table, r.field, r.concept_id)
+            for r in quality.results
+            if r.status == "failed" and r.check_name in DEMO_MUST_PASS
+        ]
+        assert not failed, failed
         assert build_mart(engine).rows == PATIENTS
         cohort = import_circe('{"PrimaryCriteria": {"CriteriaList": [{"ConditionOccurrence": {}}]}}')
         persons = generate_cohort(engine, cohort).persons
         assert 0 < persons <= _persons_with_a_condition(engine)
 
+
+DEMO_MUST_PASS = ("plausibleUnitConceptIds", "isStandardValidConcept", "isForeignKey", "isRequired")
+"""Check types the generated demo data must pass on every engine."""
 
 CLINICAL_TABLES = (
     "person", "observation_period", "visit_occurrence", "condition_occurrence", "drug_exposure",
