@@ -51,8 +51,69 @@ SESSION_CONF = {
 _BOUNDARY_UNITS = frozenset(("year", "quarter", "month", "day", "hour", "minute", "second"))
 
 
+_JAVA_TIME_CODES = {"Y": "yyyy", "y": "yy", "m": "MM", "d": "dd", "H": "HH", "I": "hh", "M": "mm", "S": "ss",
+                    "f": "SSSSSS", "j": "DDD", "p": "a", "b": "MMM", "B": "MMMM"}  # fmt: skip
+
+
+def java_time_format(duckdb_format: str) -> str:
+    """Spark's (Java) datetime pattern for a DuckDB ``strptime`` format; letters outside codes are quoted.
+
+    Examples
+    --------
+    >>> java_time_format("%Y-%m-%dT%H:%M:%S")
+    "yyyy-MM-dd'T'HH:mm:ss"
+    """
+    parts: list[str] = []
+    characters = iter(duckdb_format)
+    for character in characters:
+        if character == "%":
+            code = next(characters, "")
+            if code == "%":
+                parts.append("%")
+            elif code in _JAVA_TIME_CODES:
+                parts.append(_JAVA_TIME_CODES[code])
+            else:
+                raise EngineError(f"strptime format {duckdb_format!r}: %{code} has no Spark equivalent here")
+        elif character.isalpha():
+            parts.append(f"'{character}'")
+        elif character == "'":
+            parts.append("''")
+        else:
+            parts.append(character)
+    return "".join(parts)
+
+
+def _fix_duckdb_functions(node: exp.Expression) -> exp.Expression:
+    """DuckDB-only functions → Spark: TRY_STRPTIME, regexp_full_match, regexp_extract's default group, to_seconds."""
+    # DuckDB's TRY_STRPTIME gives NULL where the text does not parse: Spark's try_to_timestamp does too.
+    if (
+        isinstance(node, exp.Anonymous)
+        and node.name.upper() == "TRY_STRPTIME"
+        and len(node.expressions) == 2
+        and isinstance(node.expressions[1], exp.Literal)
+    ):
+        pattern = exp.Literal.string(java_time_format(node.expressions[1].this))
+        return exp.Anonymous(this="TRY_TO_TIMESTAMP", expressions=[node.expressions[0].copy(), pattern])
+    # regexp_full_match must match the whole text; RLIKE matches anywhere.
+    if isinstance(node, exp.RegexpFullMatch) and isinstance(node.expression, exp.Literal):
+        anchored = exp.Literal.string(f"^(?:{node.expression.this})$")
+        return exp.RegexpLike(this=node.this.copy(), expression=anchored)
+    # DuckDB's regexp_extract defaults to group 0 (the whole match), Spark's to group 1.
+    if isinstance(node, exp.RegexpExtract) and node.args.get("group") is None:
+        node = node.copy()
+        node.set("group", exp.Literal.number(0))
+        return node
+    # DuckDB's to_seconds(n) is an interval of n seconds.
+    if isinstance(node, exp.Anonymous) and node.name.upper() == "TO_SECONDS" and len(node.expressions) == 1:
+        seconds = exp.cast(node.expressions[0].copy(), exp.DataType.build("double"))
+        one_second = exp.Interval(this=exp.Literal.string("1"), unit=exp.var("SECOND"))
+        return exp.paren(exp.Mul(this=seconds, expression=one_second))
+    return node
+
+
 def _fix_for_spark(tree: exp.Expression) -> exp.Expression:
     """Rewrite house-dialect constructs whose plain SQLGlot rendering means something else on Spark."""
+    tree = tree.transform(_fix_duckdb_functions)
 
     def fix(node: exp.Expression) -> exp.Expression:
         # DuckDB's date_diff counts unit boundaries crossed; Spark's DATEDIFF(unit, …) counts whole
