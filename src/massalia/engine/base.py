@@ -60,6 +60,8 @@ class Capabilities:
     the session)."""
     column_drops_free_memory: bool = False
     """``ALTER TABLE … DROP COLUMN`` releases the column's storage at once (worth doing mid-run)."""
+    memory_resident_keys: bool = False
+    """PRIMARY KEY indexes must fit in memory: large bulk loads go faster, and fit, without them."""
     materialized_steps: bool = False
     """The planner needs multi-step queries materialized as analyzed temporary tables (it keeps no
     statistics on CTEs): cohort steps run one table at a time."""

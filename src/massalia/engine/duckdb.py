@@ -56,6 +56,7 @@ class DuckDBEngine(Engine):
         indexes=True,
         temporary_tables=True,
         column_drops_free_memory=True,
+        memory_resident_keys=True,
     )
 
     def __init__(

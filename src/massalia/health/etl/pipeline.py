@@ -46,8 +46,6 @@ ID_MAP_COLUMNS = (
     Column("site", "VARCHAR", False), Column("kind", "VARCHAR", False), Column("source_value", "VARCHAR", False),
     Column("id", "BIGINT", False), Column("run_id", "VARCHAR", False),
 )
-MEMORY_RESIDENT_KEY_ENGINES = frozenset({"duckdb"})
-"""Engines whose primary-key indexes must fit in memory (the ETL creates their tables without)."""
 SEQUENTIAL_KINDS = ("person",)
 """Kinds numbered 1, 2, 3... (readable ids); other kinds reuse their stable row id."""
 
@@ -133,7 +131,7 @@ class OmopPipeline(Pipeline):
         time, while the ETL's ids are unique by construction (and the quality checks verify it).
         Tables that already exist are used as they are.
         """
-        create_cdm_schema(engine, primary_keys=engine.name not in MEMORY_RESIDENT_KEY_ENGINES)
+        create_cdm_schema(engine, primary_keys=not engine.capabilities.memory_resident_keys)
         if engine.row_count("concept") == 0:
             from massalia.health.omop.vocabulary import load_demo_vocabulary
 
