@@ -7,6 +7,7 @@ that live at the level of a home: ``omop load-athena``, a mistyped ``--home``, a
 
 from __future__ import annotations
 
+import os
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -134,6 +135,44 @@ def test_open_warehouse_opens_spark_from_a_home(tmp_path: Path, spark_session: A
             assert engine.name == "spark" and engine.scalar("SELECT 40 + 2") == 42
         finally:
             engine.drop_database()  # type: ignore[attr-defined]
+
+
+SPARK_STEP = """
+import sys
+from pathlib import Path
+import pyarrow as pa
+from massalia.config import Home
+from massalia.warehouse import open_warehouse
+home = Home(Path(sys.argv[1]))
+with open_warehouse(home, "spark", create=sys.argv[2] == "write") as engine:
+    if sys.argv[2] == "write":
+        home.mark_initialized(engine.name)
+        engine.create_table("kept", pa.table({"n": [1, 2, 3]}))
+    print("tables:", engine.list_tables(), "rows:", engine.row_count("kept"), flush=True)
+"""
+
+
+@pytest.mark.spark
+@pytest.mark.slow
+def test_a_spark_home_keeps_its_tables_from_one_command_to_the_next(tmp_path: Path, spark_session: Any) -> None:
+    """`massalia init --engine spark` then `massalia info`: each command is a new process with a new session."""
+    import subprocess
+    import sys
+
+    home = tmp_path / "home"
+    script = tmp_path / "step.py"
+    script.write_text(SPARK_STEP, encoding="utf-8")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path), "PYSPARK_PYTHON": sys.executable}
+    outputs = []
+    for step in ("write", "read"):
+        done = subprocess.run(
+            [sys.executable, str(script), str(home), step], capture_output=True, text=True, env=env, timeout=600,
+            cwd=tmp_path, check=False,
+        )  # fmt: skip
+        assert done.returncode == 0, done.stderr[-3000:]
+        outputs.append(done.stdout)
+    assert "tables: ['kept'] rows: 3" in outputs[1], outputs
+    assert (home / "spark" / "metastore_db").is_dir()
 
 
 def test_open_warehouse_takes_the_engine_recorded_by_init(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -146,6 +146,7 @@ def build_session(
     master: str = "local[2]",
     shuffle_partitions: int = 4,
     java_options: str = "",
+    persistent_catalog: bool = False,
 ) -> SparkSession:
     """Start (or reuse) a local SparkSession bound to 127.0.0.1 with its files under ``folder``.
 
@@ -160,6 +161,11 @@ def build_session(
         Partitions after a shuffle: the default 200 only adds overhead on small local data.
     java_options
         Extra options for the driver JVM (tests use a quick-start JIT and GC, for instance).
+    persistent_catalog
+        Keep the table catalog in a metastore under ``folder`` (Hive's, on embedded Derby), so the
+        tables one process writes are there for the next (``massalia init`` then ``massalia load``).
+        Without it the catalog lives as long as the session. Embedded Derby admits one process at a
+        time: a shared deployment points Spark at its own metastore instead.
 
     Examples
     --------
@@ -185,6 +191,11 @@ def build_session(
     )
     for key, value in SESSION_CONF.items():
         builder = builder.config(key, value)
+    if persistent_catalog:
+        metastore = (root / "metastore_db").resolve()
+        builder = builder.config(
+            "spark.hadoop.javax.jdo.option.ConnectionURL", f"jdbc:derby:;databaseName={metastore};create=true"
+        ).enableHiveSupport()
     session = builder.getOrCreate()
     session.sparkContext.setLogLevel("ERROR")
     return session
@@ -245,7 +256,7 @@ class SparkEngine(Engine):
         ``session=`` reuses a running SparkSession (a cluster's, or the tests' shared one) instead.
         """
         if options.get("session") is None:
-            options["session"] = build_session(Path(root) / "spark")
+            options["session"] = build_session(Path(root) / "spark", persistent_catalog=True)
         return cls(**options)  # type: ignore[arg-type]
 
     def _rewrite(self, tree: exp.Expression) -> exp.Expression:
