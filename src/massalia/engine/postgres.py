@@ -26,6 +26,7 @@ from massalia.engine.base import (
     Column,
     Engine,
     EngineError,
+    Query,
     check_identifier,
 )
 
@@ -411,16 +412,39 @@ class PostgresEngine(Engine):
 
     # -- SQL ------------------------------------------------------------------------------
     def _rewrite(self, tree: exp.Expression) -> exp.Expression:
-        """Fix the known gaps between DuckDB's SQL and PostgreSQL's in SQLGlot's rendering."""
-        fixed = _fix_for_postgres(tree)
-        needed = {
-            node.name.lower()
-            for node in fixed.find_all(exp.Anonymous)
-            if node.name.lower() in _TRY_FUNCTIONS or node.name.lower() == _TRY_STRPTIME
-        }
-        for name in sorted(needed - self._helpers):
-            self._install_helper(name)
-        return fixed
+        """Fix the known gaps between DuckDB's SQL and PostgreSQL's in SQLGlot's rendering (no connection needed)."""
+        return _fix_for_postgres(tree)
+
+    def query(self, query: Query) -> pa.Table:
+        """Run a house-dialect query, creating first the helper functions its rendering calls."""
+        sql = self.render(query)
+        self._ensure_helpers(sql)
+        return self._fetch_arrow(sql)
+
+    def execute(self, statement: Query) -> None:
+        """Run a house-dialect statement, creating first the helper functions its rendering calls."""
+        sql = self.render(statement)
+        self._ensure_helpers(sql)
+        self._execute_sql(sql)
+
+    def execute_native(self, sql: str) -> None:
+        """Run PostgreSQL SQL (it may be a house query rendered earlier, calling the helpers)."""
+        self._ensure_helpers(sql)
+        self._execute_sql(sql)
+
+    def query_native(self, sql: str) -> pa.Table:
+        """Run a PostgreSQL query (it may be a house query rendered earlier, calling the helpers)."""
+        self._ensure_helpers(sql)
+        return self._fetch_arrow(sql)
+
+    def _ensure_helpers(self, sql: str) -> None:
+        """Create the ``massalia_try_*`` functions ``sql`` calls that this connection has not checked yet."""
+        if "massalia_try_" not in sql.lower():
+            return
+        lowered = sql.lower()
+        for name in sorted({*_TRY_FUNCTIONS, _TRY_STRPTIME} - self._helpers):
+            if f"{name}(" in lowered:
+                self._install_helper(name)
 
     def _install_helper(self, name: str) -> None:
         """Create helper function ``name`` in the working schema unless it is there already."""
