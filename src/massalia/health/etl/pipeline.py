@@ -219,9 +219,19 @@ class OmopPipeline(Pipeline):
                 checked(kind)  # a kind no mapping reads still has its contract checked
                 self._release(context, site, kind)
         for warning in compiler.warnings:
-            if warning not in self.warnings:
-                self.warnings.append(warning)
+            self._warn(warning)
         return run
+
+    def _warn(self, warning: str) -> None:
+        """Record a compiler warning once per run: the same gap at several sites is one line naming them."""
+        site, _, text = warning.partition(": ")
+        for index, known in enumerate(self.warnings):
+            sites, _, known_text = known.partition(": ")
+            if known_text == text and text:
+                if site not in sites.split(", "):
+                    self.warnings[index] = f"{', '.join(sorted([*sites.split(', '), site]))}: {text}"
+                return
+        self.warnings.append(warning)
 
     def _map(
         self, context: RunContext, site: SiteMapping, mapping: TableMapping, compiler: MappingCompiler,
