@@ -103,8 +103,8 @@ def _open(home_dir: Path | None, engine: str | None, *, create: bool = False) ->
         data.require_initialized()  # before anything is created under a mistyped --home
     data.ensure()
     warehouse = open_warehouse(data, engine, create=create)
-    if create:
-        data.mark_initialized(warehouse.name)
+    if create and not data.marker.is_file():
+        data.mark_initialized(warehouse.name)  # `init` records its engine again; `load`/`demo` only the first time
     return data, warehouse
 
 
@@ -132,6 +132,7 @@ def init(home_dir: HomeOption = None, engine: EngineOption = None) -> None:
     from massalia.health.omop.vocabulary import load_demo_vocabulary
 
     data, warehouse = _open(home_dir, engine, create=True)
+    data.mark_initialized(warehouse.name)
     Governance.from_home(data).close()  # the governance tables (users, tokens, projects, requests)
     with warehouse:
         created = create_cdm_schema(warehouse)
