@@ -680,16 +680,27 @@ PUBLISHED_CONCEPTS: list[tuple[list[str], str]] = [
             ("4142048", "Subcutaneous", "34206005"), ("4302612", "Intramuscular", "78421000"),
         )
     ),
-    (["1147127", "condition_occurrence.condition_occurrence_id", "Metadata", "CDM", "Field", "", "CDM1147127",
+    (["1147127", "condition_occurrence.condition_occurrence_id", "Metadata", "CDM", "Field", "S", "CDM1147127",
       "19700101", "20991231", ""],
      "OHDSI CDM documentation of measurement modifiers (modifier_of_field_concept_id 1147127 = "
      "condition_occurrence.condition_occurrence_id); code by convention"),
-    (["1147094", "drug_exposure.drug_exposure_id", "Metadata", "CDM", "Field", "", "CDM1147094",
+    (["36305384", "ECOG Performance Status score", "Measurement", "LOINC", "Clinical Observation", "S", "89247-1",
+      "19700101", "20991231", ""],
+     "public OMOP mapping table of an oncology registry (ECOG Performance Status -> measurement, 36305384; LOINC "
+     "89247-1 - ECOG Performance Status score), found with the search tool; class by LOINC's convention"),
+    (["1147094", "drug_exposure.drug_exposure_id", "Metadata", "CDM", "Field", "S", "CDM1147094",
       "19700101", "20991231", ""],
      "public OMOP oncology queries joining EPISODE_EVENT to DRUG_EXPOSURE with episode_event_field_concept_id "
      "1147094 (found with the search tool); name, class and code by the convention of 1147127"),
 ]
-"""Real concepts used by the ETL whose rows no bulk source above provides, each with its source."""
+"""Real concepts used by the ETL whose rows no bulk source above provides, each with its source.
+
+The CDM field concepts are standard: DQD checks every ``*_event_field_concept_id`` column with
+``isStandardValidConcept`` (OMOP_CDMv5.4_Field_Level.csv), so OHDSI expects standard concepts there.
+"""
+
+STANDARD_METADATA = {CDM_VERSION_CONCEPT[0]}
+"""Metadata concepts that are standard: DQD checks cdm_source.cdm_version_concept_id with isStandardValidConcept."""
 
 
 def add_metadata_concepts(out: Path) -> int:
@@ -719,6 +730,12 @@ def add_metadata_concepts(out: Path) -> int:
     if int(concept_id) not in present:
         wanted[int(concept_id)] = (name, "CDM", "CDM", code)
     published = [(row, source) for row, source in PUBLISHED_CONCEPTS if int(row[0]) not in present]
+    # Rows of an earlier build are corrected in place (their standard flag, for one); their source is recorded.
+    corrected = {row[0]: row for row, _ in PUBLISHED_CONCEPTS if int(row[0]) in present}
+    rows = [corrected.get(row[0], row) for row in rows]
+    for row in rows:
+        if row[0] in STANDARD_METADATA:
+            row[5] = "S"
     rows += [row for row, _ in published]
     ancestor_path = out / "CONCEPT_ANCESTOR.csv"
     ancestor_lines = ancestor_path.read_text(encoding="utf-8").splitlines()
@@ -727,8 +744,9 @@ def add_metadata_concepts(out: Path) -> int:
     ancestors += [[row[0], row[0], "0", "0"] for row in rows if row[5] in ("S", "C") and row[0] not in has_self]
     write_tsv(ancestor_path, ancestor_lines[0].split("\t"), sorted(ancestors, key=lambda r: (int(r[0]), int(r[1]))))
     for concept_id_, (name, vocabulary, concept_class, code) in wanted.items():
+        standard = "S" if str(concept_id_) in STANDARD_METADATA else ""
         rows.append(
-            [str(concept_id_), name, "Metadata", vocabulary, concept_class, "", code, "19700101", "20991231", ""]
+            [str(concept_id_), name, "Metadata", vocabulary, concept_class, standard, code, "19700101", "20991231", ""]
         )
     rows.sort(key=lambda row: int(row[0]))
     write_tsv(concept_path, header.split("\t"), rows)

@@ -29,8 +29,6 @@ _DROPPED = {
     "tableDescription",
     "validation",
     "sqlFile",
-    "conceptName",
-    "unitConceptName",
 }
 
 

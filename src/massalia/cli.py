@@ -11,10 +11,11 @@ from __future__ import annotations
 import json
 import time
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
@@ -24,6 +25,7 @@ from rich.progress import (
     TimeElapsedColumn,
 )
 from rich.table import Table
+from typer.core import TyperGroup
 
 from massalia import __version__
 from massalia.cli_cohorts import cohort_app
@@ -33,13 +35,33 @@ from massalia.cli_marts import mart_app
 from massalia.cli_patients import patient_app
 from massalia.cli_privacy import privacy_app
 from massalia.cli_serve import serve_app
-from massalia.config import home
+from massalia.config import Home, HomeNotInitializedError, home
+from massalia.engine import Engine
 from massalia.health.etl import service as etl_service
 from massalia.health.quality.report import QualityReport
 from massalia.health.quality.service import run_quality_checks
 from massalia.warehouse import open_warehouse
 
+console = Console()
+
+
+class _Commands(TyperGroup):
+    """The command group: a home that was never initialized ends any command with one clear line.
+
+    Caught here, once, so that every sub-command (marts, cohorts, patients…) refuses such a home
+    the same way, with exit status 1 and no traceback or SQL text.
+    """
+
+    def invoke(self, ctx: Any) -> Any:  # typer's own Context base is private (typer._click)
+        try:
+            return super().invoke(ctx)
+        except HomeNotInitializedError as error:
+            console.print(f"[bold red]error:[/] {escape(str(error))}")
+            raise typer.Exit(code=1) from None
+
+
 app = typer.Typer(
+    cls=_Commands,
     name="massalia",
     help=(
         "Massalia: a self-hostable, secure data platform. The oncology warehouse runs on OMOP CDM v5.4, "
@@ -63,8 +85,6 @@ app.add_typer(patient_app, name="patient")
 app.add_typer(privacy_app, name="privacy")
 register_governance(app)  # user, token, project, request
 
-console = Console()
-
 HomeOption = Annotated[
     Path | None,
     typer.Option("--home", envvar="MASSALIA_HOME", help="Data folder (warehouse, metadata, indexes, reports)."),
@@ -87,6 +107,31 @@ def _progress() -> Progress:
     )
 
 
+def _open(home_dir: Path | None, engine: str | None, *, create: bool = False) -> tuple[Home, Engine]:
+    """The home and its warehouse; only commands that make a home (``create``) accept a new folder."""
+    data = home(home_dir)
+    if not create:
+        data.require_initialized()  # before anything is created under a mistyped --home
+    data.ensure()
+    return data, open_warehouse(data, engine, create=create)
+
+
+def _mark_initialized(data: Home, warehouse: Engine, *, again: bool = False) -> None:
+    """Record the home as initialized on ``warehouse``'s engine, once its creating command succeeded."""
+    if again or not data.marker.is_file():  # `init` records its engine again; `load`/`demo` only the first time
+        data.mark_initialized(warehouse.name)
+
+
+def _initialized_home(home_dir: Path | None) -> Home:
+    """The home at ``home_dir`` for a command that only reads it (refused if never initialized)."""
+    return home(home_dir).require_initialized()
+
+
+def _fail(message: str) -> typer.Exit:
+    console.print(f"[bold red]error:[/] {message}")
+    return typer.Exit(code=1)
+
+
 @app.command()
 def version() -> None:
     """Print Massalia's version."""
@@ -97,8 +142,11 @@ def version() -> None:
 def init(home_dir: HomeOption = None, engine: EngineOption = None) -> None:
     """Create MASSALIA_HOME, the empty OMOP CDM v5.4 tables and the demo vocabulary."""
     data = home(home_dir).ensure()
-    with governed(data) as (gov, principal), open_warehouse(data, engine) as warehouse:
-        created, vocabulary, indexes = etl_service.create_warehouse(gov, principal, warehouse)
+    with governed(data) as (gov, principal):  # the caller first: a refused init creates no warehouse
+        _, warehouse = _open(home_dir, engine, create=True)
+        with warehouse:
+            created, vocabulary, indexes = etl_service.create_warehouse(gov, principal, warehouse)
+            _mark_initialized(data, warehouse, again=True)
     console.print(
         f"[green]initialised[/] {data.root}: {created} CDM tables created, "
         f"{vocabulary:,} vocabulary rows, {indexes} indexes"
@@ -108,7 +156,7 @@ def init(home_dir: HomeOption = None, engine: EngineOption = None) -> None:
 @app.command()
 def info(home_dir: HomeOption = None, engine: EngineOption = None) -> None:
     """Show the data folder, the engine, and the rows of every warehouse table."""
-    data = home(home_dir).ensure()
+    data = _initialized_home(home_dir).ensure()
     with governed(data) as (gov, principal), open_warehouse(data, engine) as warehouse:
         tables = etl_service.warehouse_tables(gov, principal, warehouse)
         table = Table(title=f"Massalia {__version__} — {data.root} ({warehouse.name})")
@@ -151,12 +199,15 @@ def load(
     engine: EngineOption = None,
 ) -> None:
     """Run the ETL: site extracts → OMOP (atomic, incremental, with lineage and rejects)."""
-    data = home(home_dir).ensure()
+    data = home(home_dir)
     folder = sources or data.sources
-    with governed(data) as (gov, principal), open_warehouse(data, engine) as warehouse, _progress() as progress:
-        report = etl_service.load_sources(
-            gov, principal, warehouse, folder, sites=sites, metadata_url=data.metadata_url, progress=progress
-        )
+    with governed(data.ensure()) as (gov, principal):  # the caller first; the service checks the folder next
+        _, warehouse = _open(home_dir, engine, create=True)
+        with warehouse, _progress() as progress:
+            report = etl_service.load_sources(
+                gov, principal, warehouse, folder, sites=sites, metadata_url=data.metadata_url, progress=progress
+            )
+            _mark_initialized(data, warehouse)
     console.print(report)
 
 
@@ -168,7 +219,7 @@ def quality(
     engine: EngineOption = None,
 ) -> None:
     """Run the data-quality checks (OHDSI DQD + oncology); write quality.json and quality.html."""
-    data = home(home_dir).ensure()
+    data = _initialized_home(home_dir).ensure()
     target = out or data.reports
     with governed(data) as (gov, principal), open_warehouse(data, engine) as warehouse, _progress() as progress:
         report = run_quality_checks(gov, principal, warehouse, out_dir=target, checks=checks, progress=progress)
@@ -212,25 +263,24 @@ def demo(
     """The main job: generate a multi-site dataset, run the ETL into OMOP, check quality, summarise."""
     data = home(home_dir).ensure()
     timings: dict[str, float] = {}
-    with (
-        governed(data) as (gov, principal),
-        open_warehouse(data, engine) as warehouse,
-        _progress() as progress,
-    ):
-        start = time.perf_counter()
-        etl_service.generate_sources(
-            gov, principal, data.sources, patients, seed=seed, dirty_rate=dirty_rate, progress=progress
-        )
-        timings["generate"] = time.perf_counter() - start
-        start = time.perf_counter()
-        etl = etl_service.load_sources(
-            gov, principal, warehouse, data.sources, metadata_url=data.metadata_url, progress=progress
-        )
-        timings["etl"] = time.perf_counter() - start
-        start = time.perf_counter()
-        report = run_quality_checks(gov, principal, warehouse, out_dir=data.reports, progress=progress)
-        timings["quality"] = time.perf_counter() - start
-        counts = dict(etl_service.warehouse_tables(gov, principal, warehouse))
+    with governed(data) as (gov, principal):  # the caller first: a refused demo creates no warehouse
+        _, warehouse = _open(home_dir, engine, create=True)
+        with warehouse, _progress() as progress:
+            start = time.perf_counter()
+            etl_service.generate_sources(
+                gov, principal, data.sources, patients, seed=seed, dirty_rate=dirty_rate, progress=progress
+            )
+            timings["generate"] = time.perf_counter() - start
+            start = time.perf_counter()
+            etl = etl_service.load_sources(
+                gov, principal, warehouse, data.sources, metadata_url=data.metadata_url, progress=progress
+            )
+            timings["etl"] = time.perf_counter() - start
+            start = time.perf_counter()
+            report = run_quality_checks(gov, principal, warehouse, out_dir=data.reports, progress=progress)
+            timings["quality"] = time.perf_counter() - start
+            counts = dict(etl_service.warehouse_tables(gov, principal, warehouse))
+            _mark_initialized(data, warehouse)
     console.print(etl)
     _print_quality(report)
     table = Table(title=f"Warehouse {data.root} ({warehouse.name})")
@@ -265,7 +315,7 @@ def omop_load_athena(
     engine: EngineOption = None,
 ) -> None:
     """Load a full Athena vocabulary download (replaces the vocabulary tables atomically)."""
-    data = home(home_dir).ensure()
+    data = _initialized_home(home_dir)
     with governed(data) as (gov, principal), open_warehouse(data, engine) as warehouse, _progress() as progress:
         counts = etl_service.load_athena_vocabulary(gov, principal, warehouse, folder, progress=progress)
     console.print(json.dumps(counts, indent=1))
@@ -278,7 +328,7 @@ def omop_load_csv(
     engine: EngineOption = None,
 ) -> None:
     """Load a foreign OMOP CDM v5.4 CSV export into the warehouse (atomic)."""
-    data = home(home_dir).ensure()
+    data = _initialized_home(home_dir).ensure()
     with governed(data) as (gov, principal), open_warehouse(data, engine) as warehouse:
         counts = etl_service.load_cdm_csv(gov, principal, warehouse, source)
     console.print(json.dumps(counts, indent=1))
@@ -290,7 +340,7 @@ def etl_runs(
     home_dir: HomeOption = None,
 ) -> None:
     """List recent ETL runs with their status, inputs, rows added and rejects."""
-    data = home(home_dir).ensure()
+    data = _initialized_home(home_dir)
     with governed(data) as (gov, principal):
         runs = etl_service.etl_runs(gov, principal, data.metadata_url, limit=limit)
     table = Table(title=f"ETL runs — {data.root}")
@@ -320,7 +370,7 @@ def etl_show(
     home_dir: HomeOption = None,
 ) -> None:
     """Show one run's lineage: inputs with their SHA-256, rows read, outputs and rejects per reason."""
-    data = home(home_dir).ensure()
+    data = _initialized_home(home_dir)
     with governed(data) as (gov, principal):
         run = etl_service.etl_run(gov, principal, data.metadata_url, run_id)
     console.print(
@@ -366,7 +416,7 @@ def etl_rejects(
     """
     from massalia.health.etl import format_reject
 
-    data = home(home_dir).ensure()
+    data = _initialized_home(home_dir).ensure()
     with governed(data) as (gov, principal), open_warehouse(data, engine) as warehouse:
         rows = etl_service.rejected_rows(
             gov, principal, warehouse, run_id=run_id, site=site, reason=reason, limit=limit, channel="cli"
@@ -379,7 +429,12 @@ def etl_rejects(
 @audit_app.command("verify")
 def audit_verify(home_dir: HomeOption = None) -> None:
     """Recompute the whole audit log and check every stored hash and signed tree head (exit 1 if not intact)."""
-    with governed(home(home_dir).ensure()) as (gov, principal):
+    with governed(_initialized_home(home_dir)) as (gov, principal):
+        if not gov.ledger_path.is_dir():
+            # No audited action yet: nothing to verify is a success (tree heads are public, no check needed).
+            empty = f"the audit log is empty (no audited action yet): nothing to verify at {gov.ledger_path}"
+            console.print(literal(empty))
+            return
         report = gov.verify_audit_log(actor=principal)
     console.print(literal(report.summary()))
     if not report.ok:

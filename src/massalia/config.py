@@ -2,12 +2,26 @@
 
 from __future__ import annotations
 
+import json
 import os
 import stat
 from dataclasses import dataclass
 from pathlib import Path
 
 DEFAULT_HOME = "massalia-data"
+HOME_MARKER = "massalia-home.json"
+"""File written by ``massalia init`` (and the demo): its presence makes a folder a Massalia home."""
+
+
+class HomeNotInitializedError(RuntimeError):
+    """A command that reads data was pointed at a folder that was never initialized as a home."""
+
+    def __init__(self, root: Path) -> None:
+        super().__init__(
+            f"{root} is not an initialized Massalia home (no {HOME_MARKER}): check --home / MASSALIA_HOME, "
+            f"or create it with `massalia init --home {root}`"
+        )
+        self.root = root
 
 
 @dataclass(frozen=True)
@@ -52,6 +66,40 @@ class Home:
     def ledger(self) -> Path:
         """The transparency log (audit trail, dataset certification) and its signing key."""
         return self.root / "ledger"
+
+    @property
+    def marker(self) -> Path:
+        """The file that says this folder was initialized, and with which engine."""
+        return self.root / HOME_MARKER
+
+    @property
+    def initialized(self) -> bool:
+        """Whether ``massalia init`` (or the demo) made this folder a home.
+
+        A DuckDB warehouse file counts too: homes made before the marker existed keep working.
+        """
+        return self.marker.is_file() or self.warehouse.is_file()
+
+    @property
+    def engine(self) -> str | None:
+        """The warehouse engine recorded when the home was initialized (``None`` when not recorded)."""
+        try:
+            settings = json.loads(self.marker.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return None
+        engine = settings.get("engine") if isinstance(settings, dict) else None
+        return engine if isinstance(engine, str) and engine else None
+
+    def mark_initialized(self, engine: str) -> None:
+        """Record that this folder is a home whose warehouse lives on ``engine``."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        self.marker.write_text(json.dumps({"engine": engine}) + "\n", encoding="utf-8")
+
+    def require_initialized(self) -> Home:
+        """Return ``self`` if initialized, else raise :class:`HomeNotInitializedError` (nothing is created)."""
+        if not self.initialized:
+            raise HomeNotInitializedError(self.root)
+        return self
 
     def ensure(self) -> Home:
         """Create the folders, private to the OS account running Massalia; return ``self``.

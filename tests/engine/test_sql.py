@@ -197,7 +197,24 @@ CASES = [
         "try_cast",
         "SELECT TRY_CAST('x' AS INTEGER) AS bad, TRY_CAST('7' AS INTEGER) AS good",
         [(None, 7)],
-        xfail={"postgres": "PostgreSQL 15 has no TRY_CAST; SQLGlot renders a plain CAST, which raises"},
+    ),
+    Case(
+        "try_cast_dates_and_numbers",
+        "SELECT TRY_CAST('2023-02-30' AS DATE) AS bad_day, TRY_CAST('2023-02-28' AS DATE) AS day, "
+        "TRY_CAST('1.5e3' AS DOUBLE) AS x, TRY_CAST('abc' AS DOUBLE) AS nan",
+        [(None, dt.date(2023, 2, 28), 1500.0, None)],
+    ),
+    Case(
+        "try_strptime",
+        "SELECT TRY_STRPTIME('2023-01-15T10:30:00', '%Y-%m-%dT%H:%M:%S') AS iso, "
+        "TRY_STRPTIME('31/12/2023', '%d/%m/%Y') AS fr, TRY_STRPTIME('20230230', '%Y%m%d') AS bad",
+        [(dt.datetime(2023, 1, 15, 10, 30), dt.datetime(2023, 12, 31), None)],
+    ),
+    Case(
+        "regexp_full_match_and_extract",
+        "SELECT regexp_full_match('C50.9', 'C[0-9]{2}') AS partial, regexp_full_match('C50', 'C[0-9]{2}') AS whole, "
+        "regexp_extract('cT2N1M0', 'N[0-9X]') AS n, regexp_extract('xyz', 'N[0-9X]') AS none",
+        [(False, True, "N1", "")],
     ),
 ]
 

@@ -20,9 +20,8 @@ from massalia.api.ratelimit import FailureLimiter
 from massalia.api.security import check_csrf_token, check_origin
 from massalia.api.sessions import SESSION_COOKIE, SessionStore
 from massalia.api.settings import ApiSettings
-from massalia.config import Home
-from massalia.engine import Engine
-from massalia.engine.base import EngineError
+from massalia.config import Home, HomeNotInitializedError
+from massalia.engine import Engine, WarehouseBusyError
 from massalia.governance import AuthenticationError, Governance, Principal
 from massalia.warehouse import open_warehouse
 
@@ -123,13 +122,14 @@ def get_warehouse(context: Context) -> Iterator[Engine]:
     """
     try:
         engine = open_warehouse(context.home, context.settings.engine)
-    except EngineError as error:
-        if "lock" not in str(error).lower():
-            raise
+    except WarehouseBusyError:
         raise ApiError(
             503, "unavailable", "The warehouse is busy (another process is writing to it); retry shortly.",
             headers={"Retry-After": str(WAREHOUSE_BUSY_RETRY_S)},
         ) from None  # fmt: skip
+    except HomeNotInitializedError:
+        # The server's home has no warehouse yet: say so rather than create an empty one.
+        raise ApiError(503, "unavailable", "The warehouse is not initialized yet (massalia init).") from None
     try:
         yield engine
     finally:

@@ -9,9 +9,10 @@ from massalia.engine.base import (
     Engine,
     EngineError,
     UnsupportedOperation,
+    WarehouseBusyError,
     check_identifier,
 )
-from massalia.engine.registry import ENGINES, EngineOptions, connect, engine_factory, register_engine
+from massalia.engine.registry import ENGINES, connect, connect_for_home, register_engine
 
 __all__ = [
     "ENGINES",
@@ -20,10 +21,10 @@ __all__ = [
     "Column",
     "Engine",
     "EngineError",
-    "EngineOptions",
     "UnsupportedOperation",
+    "WarehouseBusyError",
     "check_identifier",
     "connect",
-    "engine_factory",
+    "connect_for_home",
     "register_engine",
 ]

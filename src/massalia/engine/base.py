@@ -40,6 +40,10 @@ class UnsupportedOperation(EngineError):  # noqa: N818 (reads as a sentence: "ra
     """The engine cannot do this operation (see its capability flags)."""
 
 
+class WarehouseBusyError(EngineError):
+    """The warehouse is held by another process (an embedded file locked by a writer); retry later."""
+
+
 @dataclass(frozen=True)
 class Capabilities:
     """What an engine can do, so callers choose a path instead of failing late."""
@@ -52,6 +56,16 @@ class Capabilities:
     """PRIMARY KEY constraints are enforced."""
     indexes: bool
     """Secondary indexes can be created."""
+    temporary_tables: bool = False
+    """Session-temporary tables exist (staging tables that skip the write-ahead log and vanish with
+    the session)."""
+    column_drops_free_memory: bool = False
+    """``ALTER TABLE … DROP COLUMN`` releases the column's storage at once (worth doing mid-run)."""
+    memory_resident_keys: bool = False
+    """PRIMARY KEY indexes must fit in memory: large bulk loads go faster, and fit, without them."""
+    materialized_steps: bool = False
+    """The planner needs multi-step queries materialized as analyzed temporary tables (it keeps no
+    statistics on CTEs): cohort steps run one table at a time."""
 
 
 @dataclass(frozen=True)
@@ -144,6 +158,23 @@ class Engine(ABC):
     @abstractmethod
     def close(self) -> None:
         """Release the connection."""
+
+    @classmethod
+    def for_home(cls, root: Path, **options: object) -> Engine:
+        """Open this engine for the home folder ``root``; where it keeps files, it keeps them there.
+
+        ``options`` are the engine's own settings (a DSN, a session, a database name…); engines
+        that keep nothing under the home ignore ``root``.
+        """
+        return cls(**options)
+
+    @contextmanager
+    def bounded_memory(self, limit: str | None) -> Iterator[None]:
+        """Cap the engine's memory for a block where the engine can; a no-op elsewhere or when ``limit`` is None.
+
+        Engines whose memory is set by their server or cluster (PostgreSQL, Spark) do nothing here.
+        """
+        yield
 
     @contextmanager
     def transaction(self) -> Iterator[None]:
@@ -304,9 +335,7 @@ class Engine(ABC):
             batches = (batch.cast(schema) if batch.schema != schema else batch for batch in batches)
         return self._append(check_identifier(table), target, batches)
 
-    def create_empty_table(
-        self, table: str, columns: Sequence[Column], *, primary_key: Sequence[str] = ()
-    ) -> None:
+    def create_empty_table(self, table: str, columns: Sequence[Column], *, primary_key: Sequence[str] = ()) -> None:
         """Create an empty table from column definitions (types in the house dialect)."""
         check_identifier(table)
         definitions: list[exp.Expr] = []
@@ -322,9 +351,7 @@ class Engine(ABC):
             definitions.append(
                 exp.PrimaryKey(expressions=[exp.to_identifier(check_identifier(c)) for c in primary_key])
             )
-        statement = exp.Create(
-            this=exp.Schema(this=exp.to_table(table), expressions=definitions), kind="TABLE"
-        )
+        statement = exp.Create(this=exp.Schema(this=exp.to_table(table), expressions=definitions), kind="TABLE")
         self._execute_sql(statement.sql(dialect=self.dialect))
 
     def create_index(self, table: str, columns: Sequence[str], *, name: str | None = None) -> None:

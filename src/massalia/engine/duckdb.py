@@ -2,14 +2,36 @@
 
 from __future__ import annotations
 
+import re
 import threading
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import duckdb
 import pyarrow as pa
 
-from massalia.engine.base import Capabilities, Column, Engine, EngineError, check_identifier
+from massalia.engine.base import Capabilities, Column, Engine, EngineError, WarehouseBusyError, check_identifier
+
+WAREHOUSE_FILE = "warehouse.duckdb"
+"""The warehouse file's name inside a home folder."""
+
+_UNITS = {"b": 1, "bytes": 1, "kb": 10**3, "mb": 10**6, "gb": 10**9, "tb": 10**12,
+          "kib": 2**10, "mib": 2**20, "gib": 2**30, "tib": 2**40}  # fmt: skip
+
+
+def memory_bytes(size: str) -> float:
+    """``'3GB'``, ``'18.8 GiB'`` → bytes (DuckDB's memory settings; unknown forms count as unlimited).
+
+    Examples
+    --------
+    >>> memory_bytes("2GB"), memory_bytes("1 KiB")
+    (2000000000.0, 1024.0)
+    """
+    match = re.fullmatch(r"\s*([0-9.]+)\s*([A-Za-z]*)\s*", size)
+    if not match or match.group(2).lower() not in _UNITS:
+        return float("inf")
+    return float(match.group(1)) * _UNITS[match.group(2).lower()]
 
 
 class DuckDBEngine(Engine):
@@ -27,7 +49,15 @@ class DuckDBEngine(Engine):
 
     name = "duckdb"
     dialect = "duckdb"
-    capabilities = Capabilities(transactions=True, atomic_swap=True, primary_keys=True, indexes=True)
+    capabilities = Capabilities(
+        transactions=True,
+        atomic_swap=True,
+        primary_keys=True,
+        indexes=True,
+        temporary_tables=True,
+        column_drops_free_memory=True,
+        memory_resident_keys=True,
+    )
 
     def __init__(
         self,
@@ -51,10 +81,44 @@ class DuckDBEngine(Engine):
             config["memory_limit"] = memory_limit
         try:
             self.connection = duckdb.connect(database, read_only=read_only, config=config)
+        except duckdb.IOException as error:
+            # Another process holds the file (DuckDB allows one writer): say so, callers may retry.
+            if "lock" in str(error).lower():
+                raise WarehouseBusyError(
+                    f"the DuckDB warehouse {database} is in use by another process; retry when it is done"
+                ) from error
+            raise EngineError(f"cannot open DuckDB database {database}: {error}") from error
         except duckdb.Error as error:
             raise EngineError(f"cannot open DuckDB database {database}: {error}") from error
         self.path = database
         self._lock = threading.RLock()
+
+    @classmethod
+    def for_home(cls, root: Path, **options: object) -> DuckDBEngine:
+        """The DuckDB warehouse of the home folder ``root`` (its ``warehouse.duckdb`` file)."""
+        options.setdefault("path", Path(root) / WAREHOUSE_FILE)
+        return cls(**options)  # type: ignore[arg-type]
+
+    @contextmanager
+    def bounded_memory(self, limit: str | None) -> Iterator[None]:
+        """Lower DuckDB's memory limit (never raise it) and drop insertion order for a block, then restore both.
+
+        Callers whose rows carry their own order (the ETL's file and line) lose nothing without
+        insertion order, and DuckDB then streams large joins in far less memory.
+        """
+        if limit is None:
+            yield
+            return
+        settings = {name: self.scalar(f"SELECT current_setting('{name}')")
+                    for name in ("memory_limit", "preserve_insertion_order")}  # fmt: skip
+        if memory_bytes(str(limit)) < memory_bytes(str(settings["memory_limit"])):
+            self._execute_sql(f"SET memory_limit = '{limit}'")  # the pattern above admits no quote
+        self._execute_sql("SET preserve_insertion_order = false")
+        try:
+            yield
+        finally:
+            self._execute_sql(f"SET memory_limit = '{settings['memory_limit']}'")
+            self._execute_sql(f"SET preserve_insertion_order = {str(settings['preserve_insertion_order']).lower()}")
 
     def _fetch_arrow(self, sql: str) -> pa.Table:
         with self._lock:

@@ -26,6 +26,7 @@ from massalia.engine.base import (
     Column,
     Engine,
     EngineError,
+    Query,
     check_identifier,
 )
 
@@ -158,6 +159,103 @@ _WHOLE_DATE_PARTS = frozenset(
 )  # fmt: skip
 
 
+_TRY_NUMBER = r"^\s*[-+]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][-+]?[0-9]+)?\s*$"
+_TRY_WHOLE = r"^\s*[-+]?[0-9]{1,%d}\s*$"
+
+# DuckDB's TRY_CAST and TRY_STRPTIME give NULL where a value does not parse; PostgreSQL 15 has
+# neither (SQLGlot renders TRY_CAST as a CAST that aborts the statement on the first bad value).
+# These functions give DuckDB's answer; they are created in the working schema on first use.
+# Whole numbers and floats are checked by pattern (inlined by the planner, no subtransaction);
+# dates, timestamps and decimals by the server's own parser under an exception handler.
+_TRY_FUNCTIONS: dict[str, str] = {
+    "massalia_try_smallint": "smallint",
+    "massalia_try_integer": "integer",
+    "massalia_try_bigint": "bigint",
+    "massalia_try_double": "double precision",
+    "massalia_try_real": "real",
+    "massalia_try_numeric": "numeric",
+    "massalia_try_date": "date",
+    "massalia_try_timestamp": "timestamp",
+    "massalia_try_boolean": "boolean",
+}
+_TRY_CAST_TYPES = {
+    exp.DataType.Type.SMALLINT: "massalia_try_smallint",
+    exp.DataType.Type.TINYINT: "massalia_try_smallint",
+    exp.DataType.Type.INT: "massalia_try_integer",
+    exp.DataType.Type.BIGINT: "massalia_try_bigint",
+    exp.DataType.Type.DOUBLE: "massalia_try_double",
+    exp.DataType.Type.FLOAT: "massalia_try_real",
+    exp.DataType.Type.DATE: "massalia_try_date",
+    exp.DataType.Type.TIMESTAMP: "massalia_try_timestamp",
+    exp.DataType.Type.BOOLEAN: "massalia_try_boolean",
+}
+_TRY_STRPTIME = "massalia_try_strptime"
+
+
+def _try_function_sql(name: str) -> str:
+    """``CREATE FUNCTION`` statement of one helper of :data:`_TRY_FUNCTIONS` (or the strptime one)."""
+    if name == _TRY_STRPTIME:
+        # to_timestamp is lenient (it skips what the format does not cover): the value must print
+        # back to itself, as DuckDB's strptime requires the whole text to match.
+        return (
+            f"CREATE FUNCTION {name}(value text, format text) RETURNS timestamp LANGUAGE plpgsql IMMUTABLE "
+            "PARALLEL SAFE AS $$ DECLARE parsed timestamp; BEGIN "
+            "IF value IS NULL OR format IS NULL THEN RETURN NULL; END IF; "
+            "parsed := to_timestamp(value, format) AT TIME ZONE 'UTC'; "
+            "IF to_char(parsed, format) <> value THEN RETURN NULL; END IF; RETURN parsed; "
+            "EXCEPTION WHEN others THEN RETURN NULL; END $$"
+        )
+    target = _TRY_FUNCTIONS[name]
+    digits = {"smallint": 4, "integer": 9, "bigint": 18}.get(target)
+    pattern = (_TRY_WHOLE % digits) if digits else _TRY_NUMBER if target in ("double precision", "real") else None
+    if pattern is not None:
+        return (
+            f"CREATE FUNCTION {name}(value text) RETURNS {target} LANGUAGE sql IMMUTABLE PARALLEL SAFE AS "
+            f"$$ SELECT CASE WHEN value ~ '{pattern}' THEN CAST(value AS {target}) END $$"
+        )
+    # PostgreSQL also reads '20230115' as a date; DuckDB only reads ISO dates with dashes.
+    iso_date = r"'^\s*[0-9]{1,6}-[0-9]{1,2}-[0-9]{1,2}\s*$'"
+    guard = f"IF value !~ {iso_date} THEN RETURN NULL; END IF; " if target == "date" else ""
+    return (
+        f"CREATE FUNCTION {name}(value text) RETURNS {target} LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE AS "
+        f"$$ BEGIN {guard}RETURN CAST(value AS {target}); EXCEPTION WHEN others THEN RETURN NULL; END $$"
+    )
+
+
+_PG_TIME_CODES = {
+    "Y": "YYYY", "y": "YY", "m": "MM", "d": "DD", "H": "HH24", "I": "HH12", "M": "MI", "S": "SS",
+    "f": "US", "j": "DDD", "p": "AM", "b": "Mon", "B": "Month", "%": "%",
+}  # fmt: skip
+
+
+def _postgres_time_format(duckdb_format: str) -> str:
+    """PostgreSQL's ``to_timestamp`` format for a DuckDB ``strptime`` format.
+
+    Letters outside a ``%`` code are quoted: unquoted, PostgreSQL reads some as patterns
+    (``T`` after ``DD`` makes the ``TH`` ordinal suffix).
+
+    Examples
+    --------
+    >>> _postgres_time_format("%d/%m/%Y %H:%M")
+    'DD/MM/YYYY HH24:MI'
+    >>> _postgres_time_format("%Y-%m-%dT%H:%M:%S")
+    'YYYY-MM-DD"T"HH24:MI:SS'
+    """
+    parts: list[str] = []
+    characters = iter(duckdb_format)
+    for character in characters:
+        if character == "%":
+            code = next(characters, "")
+            if code not in _PG_TIME_CODES:
+                raise EngineError(f"strptime format {duckdb_format!r}: %{code} has no PostgreSQL equivalent here")
+            parts.append(_PG_TIME_CODES[code])
+        elif character.isalpha() or character == '"':
+            parts.append('"' + character.replace('"', '\\"') + '"')
+        else:
+            parts.append(character)
+    return "".join(parts)
+
+
 def _fix_for_postgres(tree: exp.Expr) -> exp.Expr:
     """Rewrite house-dialect constructs whose plain SQLGlot rendering fails on PostgreSQL 15."""
     annotated = annotate_types(tree, dialect=HOUSE_DIALECT)
@@ -197,7 +295,48 @@ def _fix_for_postgres(tree: exp.Expr) -> exp.Expr:
             )
         return node
 
-    return annotated.transform(fix)
+    # The TRY_ rewrites go first, in a pass of their own: a node the pass below replaces (EXTRACT,
+    # for one) is not visited again, so a TRY_STRPTIME inside it would stay as it is.
+    return annotated.transform(_fix_try_functions).transform(fix)
+
+
+def _fix_try_functions(node: exp.Expression) -> exp.Expression:
+    """DuckDB-only functions → PostgreSQL: TRY_CAST, TRY_STRPTIME (NULL where a value does not parse) and others."""
+    # TRY_CAST → a helper giving NULL for values that do not parse (see _TRY_FUNCTIONS).
+    if isinstance(node, exp.TryCast) and node.to.this in _TRY_CAST_TYPES:
+        text = exp.cast(node.this.copy(), exp.DataType.build("text"))
+        return exp.Anonymous(this=_TRY_CAST_TYPES[node.to.this], expressions=[text])
+    if isinstance(node, exp.TryCast) and node.to.this == exp.DataType.Type.DECIMAL:
+        text = exp.cast(node.this.copy(), exp.DataType.build("text"))
+        return exp.cast(exp.Anonymous(this="massalia_try_numeric", expressions=[text]), node.to.copy())
+    if (
+        isinstance(node, exp.Anonymous)
+        and node.name.upper() == "TRY_STRPTIME"
+        and len(node.expressions) == 2
+        and isinstance(node.expressions[1], exp.Literal)
+    ):
+        pg_format = exp.Literal.string(_postgres_time_format(node.expressions[1].this))
+        return exp.Anonymous(this=_TRY_STRPTIME, expressions=[node.expressions[0].copy(), pg_format])
+    # DuckDB's regexp_full_match must match the whole text; PostgreSQL's ~ matches anywhere.
+    if isinstance(node, exp.RegexpFullMatch) and isinstance(node.expression, exp.Literal):
+        anchored = exp.Literal.string(f"^(?:{node.expression.this})$")
+        return exp.RegexpLike(this=node.this.copy(), expression=anchored)
+    # DuckDB's regexp_extract(text, pattern[, group]) gives '' when nothing matches; PostgreSQL's
+    # substring(text, pattern) gives the first parenthesized group (or NULL): group 0, the whole
+    # match, is the pattern in parentheses. Other groups stay as they are (and fail loudly).
+    if isinstance(node, exp.RegexpExtract) and isinstance(node.expression, exp.Literal):
+        group = node.args.get("group")
+        index = int(group.this) if isinstance(group, exp.Literal) else 0
+        if index in (0, 1):
+            pattern = node.expression.this if index else f"({node.expression.this})"
+            match = exp.Anonymous(this="SUBSTRING", expressions=[node.this.copy(), exp.Literal.string(pattern)])
+            return exp.Coalesce(this=match, expressions=[exp.Literal.string("")])
+    # DuckDB's to_seconds(n) is an interval of n seconds.
+    if isinstance(node, exp.Anonymous) and node.name.upper() == "TO_SECONDS" and len(node.expressions) == 1:
+        seconds = exp.cast(node.expressions[0].copy(), exp.DataType.build("double"))
+        one_second = exp.Interval(this=exp.Literal.string("1"), unit=exp.var("SECOND"))
+        return exp.paren(exp.Mul(this=seconds, expression=one_second))
+    return node
 
 
 def _numeric_array(values: list[Any], precision: int | None, scale: int | None) -> pa.Array:
@@ -240,7 +379,14 @@ class PostgresEngine(Engine):
 
     name = "postgres"
     dialect = "postgres"
-    capabilities = Capabilities(transactions=True, atomic_swap=True, primary_keys=True, indexes=True)
+    capabilities = Capabilities(
+        transactions=True,
+        atomic_swap=True,
+        primary_keys=True,
+        indexes=True,
+        temporary_tables=True,
+        materialized_steps=True,
+    )
 
     def __init__(self, dsn: str | None = None, *, schema: str | None = None) -> None:
         dsn = dsn or os.environ.get(DSN_ENV)
@@ -255,6 +401,7 @@ class PostgresEngine(Engine):
         for type_name in ("json", "jsonb"):
             self.connection.adapters.register_loader(type_name, TextLoader)
         self._lock = threading.RLock()
+        self._helpers: set[str] = set()
         self._execute_sql("SET TIME ZONE 'UTC'")
         self._execute_sql("SET DateStyle = 'ISO, YMD'")  # what the COPY result reader parses
         if schema is not None:
@@ -265,8 +412,55 @@ class PostgresEngine(Engine):
 
     # -- SQL ------------------------------------------------------------------------------
     def _rewrite(self, tree: exp.Expr) -> exp.Expr:
-        """Fix the known gaps between DuckDB's SQL and PostgreSQL's in SQLGlot's rendering."""
+        """Fix the known gaps between DuckDB's SQL and PostgreSQL's in SQLGlot's rendering (no connection needed)."""
         return _fix_for_postgres(tree)
+
+    def query(self, query: Query) -> pa.Table:
+        """Run a house-dialect query, creating first the helper functions its rendering calls."""
+        sql = self.render(query)
+        self._ensure_helpers(sql)
+        return self._fetch_arrow(sql)
+
+    def execute(self, statement: Query) -> None:
+        """Run a house-dialect statement, creating first the helper functions its rendering calls."""
+        sql = self.render(statement)
+        self._ensure_helpers(sql)
+        self._execute_sql(sql)
+
+    def execute_native(self, sql: str) -> None:
+        """Run PostgreSQL SQL (it may be a house query rendered earlier, calling the helpers)."""
+        self._ensure_helpers(sql)
+        self._execute_sql(sql)
+
+    def query_native(self, sql: str) -> pa.Table:
+        """Run a PostgreSQL query (it may be a house query rendered earlier, calling the helpers)."""
+        self._ensure_helpers(sql)
+        return self._fetch_arrow(sql)
+
+    def _ensure_helpers(self, sql: str) -> None:
+        """Create the ``massalia_try_*`` functions ``sql`` calls that this connection has not checked yet."""
+        if "massalia_try_" not in sql.lower():
+            return
+        lowered = sql.lower()
+        for name in sorted({*_TRY_FUNCTIONS, _TRY_STRPTIME} - self._helpers):
+            if f"{name}(" in lowered:
+                self._install_helper(name)
+
+    def _install_helper(self, name: str) -> None:
+        """Create helper function ``name`` in the working schema unless it is there already."""
+        exists = self._run(
+            "SELECT count(*) FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace "
+            f"WHERE n.nspname = current_schema() AND p.proname = '{check_identifier(name)}'",
+            lambda cursor: (cursor.fetchone() or (0,))[0],
+        )
+        if not exists:
+            try:
+                self._execute_sql(_try_function_sql(name))
+            except EngineError as error:
+                # Another connection created it meanwhile: that is the function wanted.
+                if not isinstance(error.__cause__, psycopg.errors.DuplicateFunction | psycopg.errors.UniqueViolation):
+                    raise
+        self._helpers.add(name)
 
     def _run(self, sql: str, action: Callable[[psycopg.Cursor[Any]], Any]) -> Any:
         with self._lock:

@@ -5,39 +5,11 @@ from __future__ import annotations
 import importlib
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypedDict, Unpack
+from typing import Any
 
 from massalia.engine.base import Engine
 
 EngineFactory = Callable[..., Engine]
-
-
-class EngineOptions(TypedDict, total=False):
-    """The keyword options of the built-in engines, so that a type checker refuses a name no engine takes.
-
-    Each engine takes its own (the constructor's signature says which); a name outside this list (once,
-    ``warehouse_dir`` for Spark) is a type error rather than a ``TypeError`` when the engine opens.
-    """
-
-    path: str | Path | None
-    """DuckDB: the database file (in memory when ``None``)."""
-    threads: int | None
-    """DuckDB: worker threads."""
-    memory_limit: str | None
-    """DuckDB: memory cap, e.g. ``"2GB"``."""
-    read_only: bool
-    """DuckDB: open the file read-only."""
-    dsn: str | None
-    """PostgreSQL: the connection string (default ``$MASSALIA_PG_DSN``)."""
-    schema: str | None
-    """PostgreSQL: the working schema."""
-    session: Any
-    """Spark: an existing SparkSession (``Any``: pyspark is an optional extra)."""
-    database: str | None
-    """Spark: the working database."""
-    folder: str | Path | None
-    """Spark: where a session built by the engine keeps its warehouse and metastore."""
-
 
 ENGINES: dict[str, str | EngineFactory] = {
     "duckdb": "massalia.engine.duckdb:DuckDBEngine",
@@ -52,7 +24,7 @@ def register_engine(name: str, factory: str | EngineFactory) -> None:
     ENGINES[name] = factory
 
 
-def connect(name: str = "duckdb", **options: Unpack[EngineOptions]) -> Engine:
+def connect(name: str = "duckdb", **options: Any) -> Engine:
     """Open an engine by name.
 
     Examples
@@ -61,17 +33,33 @@ def connect(name: str = "duckdb", **options: Unpack[EngineOptions]) -> Engine:
     >>> engine.scalar("SELECT 40 + 2")
     42
     """
-    return engine_factory(name)(**options)
+    return _factory(name)(**options)
 
 
-def engine_factory(name: str) -> EngineFactory:
-    """The factory registered under ``name``, its module imported on first use.
+def connect_for_home(name: str, root: str | Path, **options: Any) -> Engine:
+    """Open engine ``name`` for the home folder ``root`` (each engine knows what it keeps there).
 
-    Raises
-    ------
-    ValueError
-        No engine has that name, or its optional dependency is not installed.
+    Engine classes open themselves with ``for_home``; a plain factory registered by an extension
+    is called with ``options`` alone.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> with connect_for_home("duckdb", tempfile.mkdtemp()) as engine:
+    ...     engine.path.endswith("warehouse.duckdb")
+    True
     """
+    factory = _factory(name)
+    if isinstance(factory, type) and issubclass(factory, Engine):
+        return factory.for_home(Path(root), **options)
+    engine = factory(**options)
+    if not isinstance(engine, Engine):
+        raise TypeError(f"engine factory {name!r} returned {type(engine).__name__}, not an Engine")
+    return engine
+
+
+def _factory(name: str) -> EngineFactory:
+    """The factory registered as ``name``, imported on first use."""
     try:
         factory = ENGINES[name]
     except KeyError:

@@ -51,8 +51,69 @@ SESSION_CONF = {
 _BOUNDARY_UNITS = frozenset(("year", "quarter", "month", "day", "hour", "minute", "second"))
 
 
+_JAVA_TIME_CODES = {"Y": "yyyy", "y": "yy", "m": "MM", "d": "dd", "H": "HH", "I": "hh", "M": "mm", "S": "ss",
+                    "f": "SSSSSS", "j": "DDD", "p": "a", "b": "MMM", "B": "MMMM"}  # fmt: skip
+
+
+def java_time_format(duckdb_format: str) -> str:
+    """Spark's (Java) datetime pattern for a DuckDB ``strptime`` format; letters outside codes are quoted.
+
+    Examples
+    --------
+    >>> java_time_format("%Y-%m-%dT%H:%M:%S")
+    "yyyy-MM-dd'T'HH:mm:ss"
+    """
+    parts: list[str] = []
+    characters = iter(duckdb_format)
+    for character in characters:
+        if character == "%":
+            code = next(characters, "")
+            if code == "%":
+                parts.append("%")
+            elif code in _JAVA_TIME_CODES:
+                parts.append(_JAVA_TIME_CODES[code])
+            else:
+                raise EngineError(f"strptime format {duckdb_format!r}: %{code} has no Spark equivalent here")
+        elif character.isalpha():
+            parts.append(f"'{character}'")
+        elif character == "'":
+            parts.append("''")
+        else:
+            parts.append(character)
+    return "".join(parts)
+
+
+def _fix_duckdb_functions(node: exp.Expr) -> exp.Expr:
+    """DuckDB-only functions → Spark: TRY_STRPTIME, regexp_full_match, regexp_extract's default group, to_seconds."""
+    # DuckDB's TRY_STRPTIME gives NULL where the text does not parse: Spark's try_to_timestamp does too.
+    if (
+        isinstance(node, exp.Anonymous)
+        and node.name.upper() == "TRY_STRPTIME"
+        and len(node.expressions) == 2
+        and isinstance(node.expressions[1], exp.Literal)
+    ):
+        pattern = exp.Literal.string(java_time_format(node.expressions[1].this))
+        return exp.Anonymous(this="TRY_TO_TIMESTAMP", expressions=[node.expressions[0].copy(), pattern])
+    # regexp_full_match must match the whole text; RLIKE matches anywhere.
+    if isinstance(node, exp.RegexpFullMatch) and isinstance(node.expression, exp.Literal):
+        anchored = exp.Literal.string(f"^(?:{node.expression.this})$")
+        return exp.RegexpLike(this=node.this.copy(), expression=anchored)
+    # DuckDB's regexp_extract defaults to group 0 (the whole match), Spark's to group 1.
+    if isinstance(node, exp.RegexpExtract) and node.args.get("group") is None:
+        node = node.copy()
+        node.set("group", exp.Literal.number(0))
+        return node
+    # DuckDB's to_seconds(n) is an interval of n seconds.
+    if isinstance(node, exp.Anonymous) and node.name.upper() == "TO_SECONDS" and len(node.expressions) == 1:
+        seconds = exp.cast(node.expressions[0].copy(), exp.DataType.build("double"))
+        one_second = exp.Interval(this=exp.Literal.string("1"), unit=exp.var("SECOND"))
+        return exp.paren(exp.Mul(this=seconds, expression=one_second))
+    return node
+
+
 def _fix_for_spark(tree: exp.Expr) -> exp.Expr:
     """Rewrite house-dialect constructs whose plain SQLGlot rendering means something else on Spark."""
+    tree = tree.transform(_fix_duckdb_functions)
 
     def fix(node: exp.Expr) -> exp.Expr:
         # DuckDB's date_diff counts unit boundaries crossed; Spark's DATEDIFF(unit, …) counts whole
@@ -85,6 +146,7 @@ def build_session(
     master: str = "local[2]",
     shuffle_partitions: int = 4,
     java_options: str = "",
+    persistent_catalog: bool = False,
 ) -> SparkSession:
     """Start (or reuse) a local SparkSession bound to 127.0.0.1 with its files under ``folder``.
 
@@ -99,6 +161,11 @@ def build_session(
         Partitions after a shuffle: the default 200 only adds overhead on small local data.
     java_options
         Extra options for the driver JVM (tests use a quick-start JIT and GC, for instance).
+    persistent_catalog
+        Keep the table catalog in a metastore under ``folder`` (Hive's, on embedded Derby), so the
+        tables one process writes are there for the next (``massalia init`` then ``massalia load``).
+        Without it the catalog lives as long as the session. Embedded Derby admits one process at a
+        time: a shared deployment points Spark at its own metastore instead.
 
     Examples
     --------
@@ -124,6 +191,11 @@ def build_session(
     )
     for key, value in SESSION_CONF.items():
         builder = builder.config(key, value)
+    if persistent_catalog:
+        metastore = (root / "metastore_db").resolve()
+        builder = builder.config(
+            "spark.hadoop.javax.jdo.option.ConnectionURL", f"jdbc:derby:;databaseName={metastore};create=true"
+        ).enableHiveSupport()
     session = builder.getOrCreate()
     session.sparkContext.setLogLevel("ERROR")
     return session
@@ -181,6 +253,16 @@ class SparkEngine(Engine):
         self._lock = threading.RLock()
         self._execute_sql(f"CREATE DATABASE IF NOT EXISTS {self.database}")
         self._execute_sql(f"USE {self.database}")
+
+    @classmethod
+    def for_home(cls, root: Path, **options: object) -> SparkEngine:
+        """Spark for the home folder ``root``: a local session keeping its tables under ``root/spark``.
+
+        ``session=`` reuses a running SparkSession (a cluster's, or the tests' shared one) instead.
+        """
+        if options.get("session") is None:
+            options["session"] = build_session(Path(root) / "spark", persistent_catalog=True)
+        return cls(**options)  # type: ignore[arg-type]
 
     def _rewrite(self, tree: exp.Expr) -> exp.Expr:
         """Fix the known gaps between DuckDB's SQL and Spark's in SQLGlot's rendering."""

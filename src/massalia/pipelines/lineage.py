@@ -9,6 +9,9 @@ from __future__ import annotations
 
 import datetime as dt
 import importlib.metadata
+import os
+import re
+import socket
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -83,6 +86,55 @@ class RejectCount(LineageBase):
     run: Mapped[RunRecord] = relationship(back_populates="rejects")
 
 
+RUNNING = "running"
+INTERRUPTED = "interrupted"
+"""Status of a run whose process died (``kill -9``, a power cut) before it could record its end."""
+
+_OWNER = re.compile(r"^running in process (\d+) on (\S+)$")
+
+
+def run_owner() -> str:
+    """The message a running run carries: which process on which host runs it."""
+    return f"running in process {os.getpid()} on {socket.gethostname()}"
+
+
+def owner_is_gone(message: str | None) -> bool:
+    """Whether the process named by a running run's message has ended (only decidable on this host).
+
+    A run started elsewhere, or one whose message names no process, is never declared gone: a
+    live run must not be taken for a dead one.
+
+    Examples
+    --------
+    >>> owner_is_gone(run_owner())
+    False
+    >>> owner_is_gone(None)
+    False
+    """
+    match = _OWNER.match(message or "")
+    if match is None or match.group(2) != socket.gethostname():
+        return False
+    pid = int(match.group(1))
+    if pid == os.getpid():
+        return False
+    try:
+        os.kill(pid, 0)  # signal 0: no signal sent, only whether the process exists
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False  # it exists, under another user
+    return _is_zombie(pid)
+
+
+def _is_zombie(pid: int) -> bool:
+    """A killed child its parent has not reaped yet still answers signal 0: read its state."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rsplit(")", 1)[-1].split()[:1] == ["Z"]
+
+
 @dataclass
 class RunSummary:
     """A run as read back from the lineage store (plain data, detached from any session)."""
@@ -139,8 +191,25 @@ class LineageStore:
         run_id = run_id or str(uuid.uuid4())
         with Session(self._engine) as session, session.begin():
             session.add(RunRecord(run_id=run_id, pipeline=pipeline, started_at=_now(), code_version=code_version(),
-                                  engine=engine, status="running"))
+                                  engine=engine, status=RUNNING, message=run_owner()))
         return run_id
+
+    def interrupted_runs(self, pipeline: str) -> list[RunSummary]:
+        """Runs of ``pipeline`` still marked running whose process has ended (see :func:`owner_is_gone`)."""
+        with Session(self._engine) as session:
+            query = select(RunRecord).where(RunRecord.pipeline == pipeline, RunRecord.status == RUNNING)
+            return [_summary(run) for run in session.scalars(query) if owner_is_gone(run.message)]
+
+    def mark_interrupted(self, run_id: str, message: str) -> None:
+        """Close a run whose process died: status ``interrupted``, ended now, with ``message``."""
+        with Session(self._engine) as session, session.begin():
+            run = session.get(RunRecord, run_id)
+            if run is None:
+                raise KeyError(f"no run {run_id} in the lineage store")
+            if run.status == RUNNING:
+                run.status = INTERRUPTED
+                run.ended_at = _now()
+                run.message = message[:4000]
 
     def add_input(
         self, run_id: str, *, dataset: str, path: Path | str, sha256: str, size_bytes: int, rows_read: int,

@@ -48,10 +48,6 @@ FILE_NO = "_file_no"
 
 LOADED_FILES = "etl_loaded_file"
 REJECTS = "etl_reject"
-TEMPORARY_TABLE_ENGINES = frozenset({"duckdb", "postgres"})
-"""Engines whose session-temporary tables hold a run's intermediate results (others use plain tables)."""
-COLUMN_DROPPING_ENGINES = frozenset({"duckdb"})
-"""Engines where dropping a column of a staging table is a cheap metadata change that frees its memory."""
 
 LOADED_FILE_COLUMNS = (
     Column("pipeline", "VARCHAR", False), Column("dataset", "VARCHAR", False), Column("path", "VARCHAR", False),
@@ -158,12 +154,12 @@ class RunContext:
         self.run_id = run_id
         self.pipeline = pipeline
         self.files = files
-        self.prefix = f"etl_{run_id.replace('-', '')[:8]}_"
+        self.prefix = staging_prefix(run_id)
         self.staged: dict[str, str] = {}
         self.progress: Progress | None = None
         self.temporary: list[str] = []
         # Session-temporary tables skip the write-ahead log and the file: staging costs a third.
-        self.temporary_tables = engine.name in TEMPORARY_TABLE_ENGINES
+        self.temporary_tables = engine.capabilities.temporary_tables
         self.reject_table = self.table("rejects")
         engine.create_empty_table(self.reject_table, REJECT_COLUMNS)
         # Staged rows carry the file's number only (a path per row would be copied at every step).
@@ -287,7 +283,7 @@ class RunContext:
         run keeps its valid rows until the publish, so at 100,000 patients these columns alone
         would hold gigabytes and push DuckDB to spill. Elsewhere the columns stay (harmless).
         """
-        if self.engine.name not in COLUMN_DROPPING_ENGINES:
+        if not self.engine.capabilities.column_drops_free_memory:
             return
         for column in columns:
             self.engine.execute_native(f"ALTER TABLE {table} DROP COLUMN {column}")
@@ -431,6 +427,34 @@ def loaded_hashes(engine: Engine, pipeline: str) -> set[tuple[str, str]]:
     return {(row["dataset"], row["sha256"]) for row in rows}
 
 
+def staging_prefix(run_id: str) -> str:
+    """The prefix of every staging table of run ``run_id`` (``etl_<first 8 hex digits>_``)."""
+    return f"etl_{run_id.replace('-', '')[:8]}_"
+
+
+def close_interrupted_runs(engine: Engine, pipeline: str, store: LineageStore) -> list[str]:
+    """Mark the runs of ``pipeline`` whose process died as ``interrupted`` and drop their staging tables.
+
+    A run killed with ``kill -9`` published nothing (the publish is atomic) but stayed ``running``
+    in the lineage store forever, and its staging tables stayed in the warehouse. Returns the ids
+    of the runs closed.
+    """
+    closed = []
+    existing = engine.list_tables()
+    for run in store.interrupted_runs(pipeline):
+        prefix = staging_prefix(run.run_id)
+        leftovers = [table for table in existing if table.startswith(prefix)]
+        for table in leftovers:
+            engine.drop_table(table)
+        store.mark_interrupted(
+            run.run_id,
+            f"interrupted: its process ended without recording an end ({run.message}); nothing was published; "
+            f"{len(leftovers)} staging table(s) dropped by the next run",
+        )
+        closed.append(run.run_id)
+    return closed
+
+
 def run_pipeline(
     engine: Engine, pipeline: Pipeline, *, store: LineageStore, progress: Progress | None = None
 ) -> RunResult:
@@ -441,6 +465,7 @@ def run_pipeline(
     See :func:`massalia.health.etl.run_etl`, which runs the OMOP pipeline through this function.
     """
     start = time.perf_counter()
+    close_interrupted_runs(engine, pipeline.name, store)
     run_id = store.start_run(pipeline.name, engine=engine.name, run_id=str(uuid.uuid4()))
     context: RunContext | None = None
     try:

@@ -244,11 +244,9 @@ def test_latin1_byte_in_utf8_site_file_names_line_and_field(tmp_path: Path) -> N
 
 
 def test_duckdb_memory_cap_is_lowered_during_a_run_and_restored(tmp_path: Path) -> None:
-    from massalia.health.etl.api import _bounded_memory
-
     engine = connect("duckdb", path=tmp_path / "w.duckdb")
     before = engine.scalar("SELECT current_setting('memory_limit')")
-    with _bounded_memory(engine, "1GB"):
+    with engine.bounded_memory("1GB"):
         assert engine.scalar("SELECT current_setting('memory_limit')") == "953.6 MiB"
         assert engine.scalar("SELECT current_setting('preserve_insertion_order')") is False
     assert engine.scalar("SELECT current_setting('memory_limit')")[:2] == before[:2]

@@ -9,7 +9,7 @@ from pathlib import Path
 from typer.testing import CliRunner
 
 from massalia.cli import app
-from massalia.config import home
+from massalia.config import Home, home
 
 runner = CliRunner()
 
@@ -49,6 +49,7 @@ def test_build_then_count_noisy_without_a_project(demo_warehouse: Path, massalia
 
 
 def test_count_before_build_says_what_to_do(massalia_home: Path) -> None:
+    Home(massalia_home).mark_initialized("duckdb")  # an initialized home without a mart (a bare folder is refused)
     result = runner.invoke(app, ["mart", "count", "--where", "sex = female", "--home", str(massalia_home)])
     assert result.exit_code == 1
     assert "massalia mart build" in " ".join(result.output.split())  # the console may wrap the line

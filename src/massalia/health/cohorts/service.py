@@ -29,9 +29,6 @@ from massalia.health.cohorts.compiler import CompiledCohort, compile_cohort
 from massalia.health.cohorts.definition import CohortDefinition
 from massalia.health.cohorts.suppression import DEFAULT_THRESHOLD
 
-MATERIALIZING_ENGINES = frozenset({"postgres"})
-"""Engines whose planner needs each step materialized and analyzed (see the compiler's docstring)."""
-
 COHORT_COLUMNS = ("cohort_definition_id", "subject_id", "cohort_start_date", "cohort_end_date")
 _COHORT_SCHEMA = pa.schema(
     [("cohort_definition_id", pa.int64()), ("subject_id", pa.int64()),
@@ -46,7 +43,7 @@ def run_step(engine: Engine, compiled: CompiledCohort, until: str, *, materializ
     (the house engine runs the compiler's text as it is, without a SQLGlot round trip).
     """
     if materialize is None:
-        materialize = engine.name in MATERIALIZING_ENGINES
+        materialize = engine.capabilities.materialized_steps
     if not materialize:
         if engine.dialect == HOUSE_DIALECT:
             return engine.query_native(compiled.statement_text(until=until))
@@ -59,7 +56,7 @@ def _materialize(engine: Engine, compiled: CompiledCohort, until: str) -> None:
     """Create the temporary tables ``c_<step>`` of every step up to ``until``."""
     names = [step.name for step in compiled.steps]
     subset = CompiledCohort(compiled.steps[: names.index(until) + 1], compiled.cohort_definition_id, 0)
-    for statement in subset.materialized(engine.dialect, analyze=engine.name in MATERIALIZING_ENGINES):
+    for statement in subset.materialized(engine.dialect, analyze=engine.capabilities.materialized_steps):
         engine.execute_native(statement)
 
 
@@ -180,7 +177,7 @@ def _generate(
     check_identifier(table)
     compiled = compile_cohort(definition, cohort_definition_id)
     if materialize is None:
-        materialize = engine.name in MATERIALIZING_ENGINES
+        materialize = engine.capabilities.materialized_steps
     if restrict is not None and not engine.capabilities.transactions:
         # The rows of the Spark path come back as Arrow, where a SQL restriction cannot run: refuse.
         raise ValueError(f"a restricted (project-scoped) cohort generation needs transactions; {engine.name} has none")

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import re
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -25,39 +23,6 @@ if TYPE_CHECKING:
 BOOKKEEPING = ("etl_id_map", "etl_loaded_file", "etl_reject")
 DEFAULT_MEMORY_LIMIT = "3GB"
 """Keeps a large load (1M patients) under 4 GB of resident memory: DuckDB spills beyond it."""
-
-
-_UNITS = {"b": 1, "bytes": 1, "kb": 10**3, "mb": 10**6, "gb": 10**9, "tb": 10**12,
-          "kib": 2**10, "mib": 2**20, "gib": 2**30, "tib": 2**40}
-
-
-def _bytes(size: str) -> float:
-    """``'3GB'``, ``'18.8 GiB'`` → bytes (DuckDB's memory settings; unknown forms count as unlimited)."""
-    match = re.fullmatch(r"\s*([0-9.]+)\s*([A-Za-z]*)\s*", size)
-    if not match or match.group(2).lower() not in _UNITS:
-        return float("inf")
-    return float(match.group(1)) * _UNITS[match.group(2).lower()]
-
-
-@contextmanager
-def _bounded_memory(engine: Engine, memory_limit: str | None) -> Iterator[None]:
-    """On DuckDB, cap memory and drop insertion-order guarantees for the run, then restore both.
-
-    Staged rows carry their own file and line, so nothing here depends on insertion order.
-    """
-    if engine.name != "duckdb" or memory_limit is None:
-        yield
-        return
-    settings = {name: engine.scalar(f"SELECT current_setting('{name}')")
-                for name in ("memory_limit", "preserve_insertion_order")}
-    if _bytes(str(memory_limit)) < _bytes(str(settings["memory_limit"])):
-        engine.execute_native(f"SET memory_limit = '{memory_limit}'")  # lower only, never raise
-    engine.execute_native("SET preserve_insertion_order = false")
-    try:
-        yield
-    finally:
-        engine.execute_native(f"SET memory_limit = '{settings['memory_limit']}'")
-        engine.execute_native(f"SET preserve_insertion_order = {str(settings['preserve_insertion_order']).lower()}")
 
 
 @dataclass
@@ -168,8 +133,8 @@ def run_etl(
     progress
         Optional Rich progress display.
     memory_limit
-        DuckDB only: memory the engine may use during the run (it spills to disk beyond), restored
-        afterwards; ``None`` leaves the engine's setting.
+        Memory the engine may use during the run where it can be capped (DuckDB spills to disk
+        beyond it; see ``Engine.bounded_memory``), restored afterwards; ``None`` leaves the setting.
 
     Returns
     -------
@@ -192,7 +157,7 @@ def run_etl(
     pipeline = OmopPipeline(Path(sources_dir), mappings)
     store = LineageStore(metadata_url or home().metadata_url)
     try:
-        with _bounded_memory(engine, memory_limit):
+        with engine.bounded_memory(memory_limit):
             result: RunResult = run_pipeline(engine, pipeline, store=store, progress=progress)
     finally:
         store.close()

@@ -274,14 +274,17 @@ def _regimens(context: RunContext, cancer_drugs: str, progressions: str, sites: 
     days = context.table("ep_days")
     create(days, "SELECT person_id, d0 AS day, lag(d0) OVER (PARTITION BY person_id ORDER BY d0) AS prev_day "
            f"FROM (SELECT DISTINCT person_id, d0 FROM {cancer_drugs} WHERE line IS NULL) AS d")
+    # Days bringing an ingredient not given in the previous REGIMEN_GAP_DAYS days, in a table of their
+    # own: one level of correlation only (Spark resolves no column of a query two levels up).
+    new_ingredient = context.table("ep_new_ingredient_days")
+    create(new_ingredient, f"SELECT DISTINCT x.person_id, x.d0 AS day FROM {cancer_drugs} AS x WHERE x.line IS NULL "
+           f"AND NOT EXISTS (SELECT 1 FROM {cancer_drugs} AS y WHERE y.person_id = x.person_id AND y.line IS NULL "
+           f"AND y.d0 < x.d0 AND date_diff('day', y.d0, x.d0) <= {REGIMEN_GAP_DAYS} AND y.ingredient = x.ingredient)")
     starts = context.table("ep_day_groups")
     create(starts, "SELECT person_id, day, sum(fresh) OVER (PARTITION BY person_id ORDER BY day ROWS UNBOUNDED "
         "PRECEDING) AS grp FROM (SELECT p.person_id, p.day, CASE WHEN p.prev_day IS NULL "
         f"OR date_diff('day', p.prev_day, p.day) > {REGIMEN_GAP_DAYS} "
-        f"OR EXISTS (SELECT 1 FROM {cancer_drugs} AS x WHERE x.person_id = p.person_id AND x.d0 = p.day "
-        f"AND x.line IS NULL AND NOT EXISTS (SELECT 1 FROM {cancer_drugs} AS y WHERE y.person_id = x.person_id "
-        f"AND y.line IS NULL AND y.d0 < p.day AND date_diff('day', y.d0, p.day) <= {REGIMEN_GAP_DAYS} "
-        "AND y.ingredient = x.ingredient)) "
+        f"OR EXISTS (SELECT 1 FROM {new_ingredient} AS n WHERE n.person_id = p.person_id AND n.day = p.day) "
         f"OR EXISTS (SELECT 1 FROM {progressions} AS g WHERE g.person_id = p.person_id "
         "AND g.start_date > p.prev_day AND g.start_date <= p.day) THEN 1 ELSE 0 END AS fresh "
         f"FROM {days} AS p) AS f"
@@ -293,13 +296,15 @@ def _regimens(context: RunContext, cancer_drugs: str, progressions: str, sites: 
            f"FROM {cancer_drugs} AS c LEFT JOIN {starts} AS g ON c.line IS NULL AND g.person_id = c.person_id "
            "AND g.day = c.d0")
     grouped = context.table("ep_regimen_groups")
-    create(grouped, "SELECT min(drug_exposure_id) AS episode_id, person_id, regimen_key, min(d0) AS start_date, "
+    # Progressions are counted against the grouped row (an aggregate inside a correlated subquery is
+    # refused by Spark).
+    create(grouped, f"SELECT a.*, (SELECT count(*) FROM {progressions} AS g WHERE g.person_id = a.person_id "
+        "AND g.start_date <= a.start_date) AS after_progressions FROM ("
+        "SELECT min(drug_exposure_id) AS episode_id, person_id, regimen_key, min(d0) AS start_date, "
         "max(d1) AS end_date, max(line) AS source_line, "
         "string_agg(DISTINCT modality, '+' ORDER BY modality) AS modalities, "
-        "bool_and(coalesce(modality, '') = 'hormone') AS hormone_only, "
-        f"(SELECT count(*) FROM {progressions} AS g WHERE g.person_id = m.person_id "
-        "AND g.start_date <= min(m.d0)) AS after_progressions "
-        f"FROM {members} AS m GROUP BY person_id, regimen_key"
+        "bool_and(coalesce(modality, '') = 'hormone') AS hormone_only "
+        f"FROM {members} AS m GROUP BY person_id, regimen_key) AS a"
     )
     listed = ", ".join(sql_text(s) for s in derived_sites) or "NULL"
     # 2. Line numbers: the source's; for persons of sites without a line column, by rule: the first

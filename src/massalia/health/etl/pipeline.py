@@ -46,8 +46,6 @@ ID_MAP_COLUMNS = (
     Column("site", "VARCHAR", False), Column("kind", "VARCHAR", False), Column("source_value", "VARCHAR", False),
     Column("id", "BIGINT", False), Column("run_id", "VARCHAR", False),
 )
-MEMORY_RESIDENT_KEY_ENGINES = frozenset({"duckdb"})
-"""Engines whose primary-key indexes must fit in memory (the ETL creates their tables without)."""
 SEQUENTIAL_KINDS = ("person",)
 """Kinds numbered 1, 2, 3... (readable ids); other kinds reuse their stable row id."""
 
@@ -95,6 +93,10 @@ def _checks_file_inline(mapping: TableMapping, readers: Sequence[TableMapping]) 
     return len(readers) == 1 and not mapping.where and not mapping.unpivot and not mapping.requires
 
 
+RANK_BASE = 10_000_000_000
+"""Above any OMOP concept id (they stay under 2^31): ``rank * RANK_BASE + concept_id`` orders by rank, then id."""
+
+
 class OmopPipeline(Pipeline):
     """Load the site folders of ``sources_dir`` into OMOP with the given site mappings."""
 
@@ -129,7 +131,7 @@ class OmopPipeline(Pipeline):
         time, while the ETL's ids are unique by construction (and the quality checks verify it).
         Tables that already exist are used as they are.
         """
-        create_cdm_schema(engine, primary_keys=engine.name not in MEMORY_RESIDENT_KEY_ENGINES)
+        create_cdm_schema(engine, primary_keys=not engine.capabilities.memory_resident_keys)
         if engine.row_count("concept") == 0:
             from massalia.health.omop.vocabulary import load_demo_vocabulary
 
@@ -217,9 +219,19 @@ class OmopPipeline(Pipeline):
                 checked(kind)  # a kind no mapping reads still has its contract checked
                 self._release(context, site, kind)
         for warning in compiler.warnings:
-            if warning not in self.warnings:
-                self.warnings.append(warning)
+            self._warn(warning)
         return run
+
+    def _warn(self, warning: str) -> None:
+        """Record a compiler warning once per run: the same gap at several sites is one line naming them."""
+        site, _, text = warning.partition(": ")
+        for index, known in enumerate(self.warnings):
+            sites, _, known_text = known.partition(": ")
+            if known_text == text and text:
+                if site not in sites.split(", "):
+                    self.warnings[index] = f"{', '.join(sorted([*sites.split(', '), site]))}: {text}"
+                return
+        self.warnings.append(warning)
 
     def _map(
         self, context: RunContext, site: SiteMapping, mapping: TableMapping, compiler: MappingCompiler,
@@ -345,8 +357,10 @@ class OmopPipeline(Pipeline):
                        f"{sql_text(context.run_id)} FROM {numbered}")
         engine.execute(f"INSERT INTO {ids} SELECT _key, id FROM {numbered}")
         published = context.table(f"p_{site.site}_{mapping.name}")
-        replace = f" REPLACE (n.id AS {own})" if own else ""
-        context.create_as(published, f"SELECT v.*{replace} FROM {valid} AS v "
+        # The columns spelled out (not DuckDB's ``v.* REPLACE (…)``): the same SQL runs on every engine.
+        names = engine.query(f"SELECT * FROM {valid} LIMIT 0").schema.names
+        selected = ", ".join(f"n.id AS {name}" if name == own else f"v.{name}" for name in names)
+        context.create_as(published, f"SELECT {selected} FROM {valid} AS v "
             f"JOIN {numbered} AS n ON n._key = v._key AND n._first = v._row_id"
         )
         return published
@@ -395,7 +409,10 @@ class OmopPipeline(Pipeline):
             crosswalk = (f" UNION ALL SELECT x.source_code, 0, nullif(x.target_concept_id, 0), 1000, 1 "
                          f"FROM {self.crosswalk} AS x WHERE x.source_vocabulary_id IN ({vocabularies})")
         context.create_as(table, f"SELECT code, max(source_concept_id) AS source_concept_id, "
-            f"arg_min(concept_id, priority) FILTER (WHERE concept_id IS NOT NULL) AS concept_id FROM ("
+            # The concept of the best-ranked vocabulary, the smallest id among equals: min() over
+            # (rank, id) packed in one BIGINT, as DuckDB's arg_min is not on every engine.
+            f"CAST(min(CASE WHEN concept_id IS NOT NULL THEN CAST(priority AS BIGINT) * {RANK_BASE} + concept_id END) "
+            f"% {RANK_BASE} AS BIGINT) AS concept_id FROM ("
             f"SELECT c.concept_code AS code, c.concept_id AS source_concept_id, "
             f"coalesce({target}, CASE WHEN c.standard_concept = 'S' THEN c.concept_id END) AS concept_id, "
             f"CASE c.vocabulary_id {ranks} END AS priority, 0 AS origin "

@@ -101,8 +101,15 @@ def load_athena_vocabulary(
     gov.authorize(principal, "etl.run", detail={"resource": {"athena": str(folder)}})
     if not folder.is_dir():
         raise InvalidRequest(f"{folder} is not a folder")
+    from massalia.health.omop.omop_csv import OmopCsvError
+
     tasks: dict[str, TaskID] = {}
-    counts = load_athena(warehouse, folder, progress=_rows_per_table(progress, tasks) if progress is not None else None)
+    try:
+        counts = load_athena(
+            warehouse, folder, progress=_rows_per_table(progress, tasks) if progress is not None else None
+        )
+    except OmopCsvError as error:  # a folder that is no Athena download: say what is missing, no traceback
+        raise InvalidRequest(str(error)) from None
     if progress is not None:
         for table, task in tasks.items():
             progress.update(task, total=counts.get(table, 0), completed=counts.get(table, 0))

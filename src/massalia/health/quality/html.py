@@ -16,18 +16,20 @@ _COLOURS = {"passed": "#2e7d32", "failed": "#c62828", "not_applicable": "#9e9e9e
 _CSS = """
 body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:0;background:#f5f6f8;color:#1d2430}
 header{background:#1d3557;color:#fff;padding:18px 32px}header h1{margin:0;font-size:22px}
-header p{margin:4px 0 0;opacity:.8;font-size:13px}main{padding:24px 32px;max-width:1400px}
+header p{margin:4px 0 0;opacity:.8;font-size:13px}main{padding:24px 32px;max-width:1400px;box-sizing:border-box}
 .cards{display:flex;gap:16px;flex-wrap:wrap}.card{background:#fff;border-radius:8px;padding:14px 20px;
 min-width:150px;box-shadow:0 1px 3px rgba(0,0,0,.12)}.card .v{font-size:28px;font-weight:600}
 .card .l{font-size:12px;text-transform:uppercase;letter-spacing:.05em;color:#5b6472}
 section{background:#fff;border-radius:8px;padding:16px 20px;margin-top:20px;box-shadow:0 1px 3px rgba(0,0,0,.12)}
 h2{font-size:16px;margin:0 0 12px}table{border-collapse:collapse;width:100%;font-size:13px}
-th,td{text-align:left;padding:6px 8px;border-bottom:1px solid #e3e6ea;vertical-align:top}
+th,td{text-align:left;padding:6px 8px;border-bottom:1px solid #e3e6ea;vertical-align:top;overflow-wrap:anywhere}
+.scroll{overflow-x:auto;max-width:100%}
 th{cursor:pointer;background:#eef1f5;user-select:none;position:sticky;top:0}th:hover{background:#dde3ea}
 td:last-child{max-width:520px}
 td.num{text-align:right;font-variant-numeric:tabular-nums}input{padding:6px 10px;width:320px;font-size:13px;
-border:1px solid #c5ccd6;border-radius:4px;margin-bottom:10px}pre{white-space:pre-wrap;font-size:11px;
-background:#f3f4f6;padding:8px;border-radius:4px;max-width:700px}.s{display:inline-block;padding:1px 8px;
+border:1px solid #c5ccd6;border-radius:4px;margin-bottom:10px}
+pre{white-space:pre-wrap;overflow-wrap:anywhere;font-size:11px;background:#f3f4f6;padding:8px;border-radius:4px;
+max-width:100%;box-sizing:border-box}.s{display:inline-block;padding:1px 8px;
 border-radius:10px;color:#fff;font-size:11px}.legend span{margin-right:14px;font-size:12px}
 """
 
@@ -137,6 +139,7 @@ def render_html(report: QualityReport) -> str:
 {status_headers}</tr></thead><tbody>{severity}</tbody></table></section>
 <section><h2>Failed checks and errors ({len(problems)})</h2>
 <input id="filter" type="search" placeholder="Filter (table, check, category…)">
-<table id="failed"><thead><tr>{headers}</tr></thead><tbody>{"".join(_row(r) for r in problems)}</tbody></table>
+<div class="scroll"><table id="failed"><thead><tr>{headers}</tr></thead>
+<tbody>{"".join(_row(r) for r in problems)}</tbody></table></div>
 </section></main><script>{_JS}</script></body></html>
 """

@@ -278,6 +278,21 @@ class Lab:
     decimals: int
 
 
+
+UCUM_CODES: dict[str, str] = {"U/L": "[U]/L", "U/mL": "[U]/mL"}
+"""Units as laboratories print them → their UCUM code (the OMOP UCUM concept_code), where the two differ."""
+
+
+def ucum_code(unit: str) -> str:
+    """The UCUM code of a printed unit.
+
+    Examples
+    --------
+    >>> ucum_code("U/L"), ucum_code("mmol/L")
+    ('[U]/L', 'mmol/L')
+    """
+    return UCUM_CODES.get(unit, unit)
+
 LABS: dict[str, Lab] = {lab.key: lab for lab in (
     Lab("hemoglobin", "718-7", "Hémoglobine", "g/dL", 12.0, 16.0, 13.4, 0.09, 1),
     Lab("leukocytes", "6690-2", "Leucocytes", "10*9/L", 4.0, 10.0, 6.8, 0.25, 2),
@@ -294,7 +309,7 @@ LABS: dict[str, Lab] = {lab.key: lab for lab in (
     Lab("potassium", "2823-3", "Potassium", "mmol/L", 3.5, 5.1, 4.2, 0.07, 1),
     Lab("crp", "1988-5", "CRP", "mg/L", 0.0, 5.0, 4.0, 0.9, 1),
     Lab("alp", "6768-6", "Phosphatases alcalines", "U/L", 40.0, 130.0, 80.0, 0.3, 0),
-    Lab("glucose", "2345-7", "Glycémie", "g/L", 0.7, 1.1, 0.95, 0.12, 2),
+    Lab("glucose", "2345-7", "Glycémie", "mmol/L", 3.9, 6.1, 5.3, 0.12, 1),
     Lab("chloride", "2075-0", "Chlore", "mmol/L", 98.0, 107.0, 102.0, 0.02, 0),
     Lab("psa", "2857-1", "PSA total", "ng/mL", 0.0, 4.0, 1.2, 0.6, 2),
     Lab("cea", "2039-6", "ACE", "ng/mL", 0.0, 5.0, 2.0, 0.5, 1),

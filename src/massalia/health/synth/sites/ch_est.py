@@ -85,6 +85,7 @@ def build_tables(data: SiteData) -> dict[str, pa.Table]:
         "tnm_clinique": pc.if_else(pa.array(has), _compact_tnm("c", tu["ct"], tu["cn"], tu["cm"]), None),
         "tnm_pathologique": _compact_tnm("p", tu["pt"], tu["pn"], None),
         "stade": lookup(STAGES, tu["stage"]),
+        "ecog": pa.array(tu["ecog"], type=pa.int8(), mask=tu["ecog"] < 0),
     })
     bm = neutral.biomarker_rows(c)
     num = bm["numeric"]

@@ -51,6 +51,7 @@ LAYOUT = SiteLayout(
             C("tnm_clinique", "string", "compact 'cT2N1M0'"),
             C("tnm_pathologique", "string", "compact 'pT2N1' or null"),
             C("stade", "string", "I, II, III, IV"),
+            C("ecog", "int", "int8: ECOG performance status at diagnosis, 0-4; null if unknown"),
         )),
         FileLayout("biomarkers", "marqueur_part{part:04d}.parquet", (
             C("tumeur_id", "int", "int64", True),

@@ -91,6 +91,7 @@ def build_tables(data: SiteData) -> dict[str, pa.Table]:
         "cm": lookup(("M0", "M1"), tu["cm"], has), "pt": lookup(T_CATS, tu["pt"]), "pn": lookup(N_CATS, tu["pn"]),
         "stade": lookup(STAGES, tu["stage"]), "lateralite": lookup(("", "D", "G"), tu["laterality"],
                                                                    tu["laterality"] > 0),
+        "score_oms": lookup(neutral.ECOG_SCORES, np.maximum(tu["ecog"], 0), tu["ecog"] >= 0),
     })
     bm = neutral.biomarker_rows(c)
     markers = [BIOMARKERS[m] for m in MARKERS]

@@ -60,6 +60,7 @@ LAYOUT = SiteLayout(
             C("pn", "string", "pathological N after surgery, else empty"),
             C("stade", "string", "stage group I, II, III, IV"),
             C("lateralite", "string", "D, G or empty"),
+            C("score_oms", "string", "WHO (ECOG) performance status at diagnosis, 0-4; empty if unknown"),
         )),
         FileLayout("biomarkers", "biomarqueurs_part{part:04d}.csv", (
             C("id_tumeur", "string", "T + 9 digits", True),

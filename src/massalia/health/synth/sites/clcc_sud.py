@@ -88,6 +88,7 @@ def build_tables(data: SiteData) -> dict[str, pa.Table]:
         "histology_code": _local("histology", morphs, np.searchsorted(np.array(morphs, dtype=object),
                                                                       tu["morphology"])),
         "grade": lookup(("", "G1", "G2", "G3"), np.maximum(tu["grade"], 0), tu["grade"] > 0),
+        "ecog_ps": lookup(neutral.ECOG_SCORES, np.maximum(tu["ecog"], 0), tu["ecog"] >= 0),
     })
     # Staging: one clinical row per staged tumour, one pathological row after surgery.
     staged = np.flatnonzero(tu["ct"] >= 0)

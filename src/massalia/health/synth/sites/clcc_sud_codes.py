@@ -22,6 +22,7 @@ from massalia.health.synth.catalogue import (
     LABS,
     METASTASES,
     PROCEDURES,
+    ucum_code,
 )
 from massalia.health.synth.vocab_map import target_of
 
@@ -33,7 +34,7 @@ HEADER = ("local_code", "local_label", "domain", "target_vocabulary_id", "target
 LOCAL_LAB_UNITS: dict[str, tuple[str, float]] = {
     "hemoglobin": ("g/L", 0.1), "leukocytes": ("G/L", 1.0), "neutrophils": ("G/L", 1.0),
     "lymphocytes": ("G/L", 1.0), "platelets": ("G/L", 1.0), "creatinine": ("mg/dL", 88.42),
-    "bilirubin": ("mg/dL", 17.1), "glucose": ("mmol/L", 0.1802),
+    "bilirubin": ("mg/dL", 17.1), "glucose": ("g/L", 5.551),
 }
 
 
@@ -93,7 +94,7 @@ def local_codes() -> dict[tuple[str, str], LocalCode]:
     for key, lab in LABS.items():
         unit, factor = LOCAL_LAB_UNITS.get(key, (lab.unit, 1.0))
         out[("lab", key)] = LocalCode(f"LAB-{key.upper().replace('_', '')}", _english(key), "lab",
-                                      *target_of("LOINC", lab.loinc), unit, lab.unit, factor)
+                                      *target_of("LOINC", lab.loinc), unit, ucum_code(lab.unit), factor)
     return out
 
 

@@ -52,6 +52,7 @@ LAYOUT = SiteLayout(
             C("local_code", "string", "LOCAL DX-* code of the primary cancer", True),
             C("histology_code", "string", "LOCAL HI-* code (see clcc_sud_codes.csv)"),
             C("grade", "string", "G1, G2, G3 or empty"),
+            C("ecog_ps", "string", "ECOG performance status at diagnosis, 0-4; empty if unknown"),
         )),
         FileLayout("staging", "staging_part{part:04d}.csv", (
             C("tumor_id", "string", "TU + 8 digits", True),

@@ -12,6 +12,10 @@ CANCER_FIRST_ICD10 = np.array([c.icd10[0][0] for c in CANCERS], dtype=object)
 CANCER_FIRST_MORPH = np.array([c.histologies[0][0] for c in CANCERS], dtype=object)
 
 
+ECOG_SCORES = ("0", "1", "2", "3", "4")
+"""ECOG (WHO) performance status as sites write it."""
+
+
 def tumour_rows(c: Cohort) -> Table:
     """Primary tumours (rank 0) and second primaries (rank 1) with staging.
 
@@ -31,6 +35,8 @@ def tumour_rows(c: Cohort) -> Table:
         "grade": np.r_[c.grade, minus], "ct": np.r_[c.ct, minus], "cn": np.r_[c.cn, minus],
         "cm": np.r_[c.cm, minus], "pt": np.r_[c.pt, minus], "pn": np.r_[c.pn, minus],
         "stage": np.r_[c.stage, minus], "laterality": np.r_[c.laterality, np.zeros(sc.size, np.int64)],
+        # Performance status at diagnosis, as the oncologist records it; unknown for a second primary.
+        "ecog": np.r_[c.ecog, minus],
     }
 
 
