@@ -49,7 +49,7 @@ ProjectOption = Annotated[
 
 
 def check_offline(action: str, home_dir: Path | None) -> None:
-    """Check an action that reads no data (``cohort.sql``, ``cohort.validate``).
+    """Check an action that reads no data (``health.cohort.sql``, ``health.cohort.validate``).
 
     The caller is resolved like every other command's (an invalid ``MASSALIA_TOKEN`` stops the command,
     never falls back to the operator) and checked by the governance service, which audits the operator.
@@ -83,7 +83,7 @@ def cohort_import(
     home_dir: HomeOption = None,
 ) -> None:
     """Import an ATLAS/Circe cohort definition and print (or write) it as Massalia JSON."""
-    check_offline("cohort.validate", home_dir)
+    check_offline("health.cohort.validate", home_dir)
     text = load_definition(definition).to_json(indent=1)
     if out:
         out.write_text(text + "\n", encoding="utf-8")
@@ -97,7 +97,7 @@ def cohort_validate(definition: DefinitionArgument, home_dir: HomeOption = None)
     """Lint a definition: actionable findings with their JSON path; exit 1 when any is an error."""
     from massalia.health.cohorts.lint import lint
 
-    check_offline("cohort.validate", home_dir)
+    check_offline("health.cohort.validate", home_dir)
     findings = lint(load_definition(definition))
     for finding in findings:
         colour = "red" if finding.severity == "error" else "yellow"
@@ -118,7 +118,7 @@ def cohort_sql(
     home_dir: HomeOption = None,
 ) -> None:
     """Print the SQL the compiler generates for a definition."""
-    check_offline("cohort.sql", home_dir)
+    check_offline("health.cohort.sql", home_dir)
     typer.echo(generated_sql(load_definition(definition), dialect, materialize=materialize))
 
 

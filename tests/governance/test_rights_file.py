@@ -15,7 +15,7 @@ from massalia.governance.rights import Facts, RightsError, decide, load_rights, 
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def _rights(rule: dict[str, Any], action: str = "cohort.count") -> dict[str, Any]:
+def _rights(rule: dict[str, Any], action: str = "health.cohort.count") -> dict[str, Any]:
     return {"version": 1, "actions": {action: {"rules": [rule]}}}
 
 
@@ -35,7 +35,7 @@ def _rights(rule: dict[str, Any], action: str = "cohort.count") -> dict[str, Any
         (_rights({"roles": ["researcher"], "grant": ["everything"]}), "grant must be a list of"),
         (_rights({"roles": ["researcher"], "grant": ["pseudonymized"]}), "pseudonymized only qualifies row_level"),
         (_rights({"roles": ["researcher"], "allow": True}), "unknown key(s) allow"),
-        ({"version": 1, "actions": {"cohort.count": {"rules": []}}}, "non-empty 'rules' list"),
+        ({"version": 1, "actions": {"health.cohort.count": {"rules": []}}}, "non-empty 'rules' list"),
     ],
 )
 def test_malformed_rights_are_refused_with_where_and_why(document: dict[str, Any], message: str) -> None:
@@ -46,31 +46,31 @@ def test_malformed_rights_are_refused_with_where_and_why(document: dict[str, Any
 
 def test_the_packaged_rights_load_and_a_file_can_replace_them(tmp_path: Path) -> None:
     rights = load_rights()
-    assert {"cohort.count", "extract.create", "request.decide", "audit.verify"} <= set(rights.actions)
+    assert {"health.cohort.count", "health.extract.create", "request.decide", "audit.verify"} <= set(rights.actions)
     custom = tmp_path / "rights.yaml"
-    custom.write_text(yaml.safe_dump(_rights({"roles": ["public"]}, action="cohort.sql")), encoding="utf-8")
+    custom.write_text(yaml.safe_dump(_rights({"roles": ["public"]}, action="health.cohort.sql")), encoding="utf-8")
     only_sql = load_rights(custom)
-    assert decide(only_sql, Principal.anonymous(), "cohort.sql", Facts()).action == "cohort.sql"
+    assert decide(only_sql, Principal.anonymous(), "health.cohort.sql", Facts()).action == "health.cohort.sql"
     custom.write_text("version: 1\nactions: [unclosed", encoding="utf-8")
     with pytest.raises(RightsError, match="not valid YAML"):
         load_rights(custom)
 
 
 def test_first_matching_rule_wins() -> None:
-    rights = parse_rights({"version": 1, "actions": {"cohort.count": {"rules": [
+    rights = parse_rights({"version": 1, "actions": {"health.cohort.count": {"rules": [
         {"roles": ["researcher"], "when": {"member_of_project": True}, "grant": ["raw_counts"]},
         {"roles": ["researcher"]},
     ]}}})  # fmt: skip
     researcher = Principal("rita", frozenset({Role.RESEARCHER}), 1)
-    assert decide(rights, researcher, "cohort.count", Facts(project_id=4, member=True)).raw_counts
-    assert not decide(rights, researcher, "cohort.count", Facts(project_id=4, member=False)).raw_counts
+    assert decide(rights, researcher, "health.cohort.count", Facts(project_id=4, member=True)).raw_counts
+    assert not decide(rights, researcher, "health.cohort.count", Facts(project_id=4, member=False)).raw_counts
 
 
 def test_scopes() -> None:
     assert scope_allows(frozenset({"*"}), "user.create")
-    assert scope_allows(frozenset({"cohort.*"}), "cohort.explain")
-    assert not scope_allows(frozenset({"cohort.*"}), "cohorts.explain")
-    assert not scope_allows(frozenset({"cohort.count"}), "cohort.explain")
+    assert scope_allows(frozenset({"health.cohort.*"}), "health.cohort.explain")
+    assert not scope_allows(frozenset({"health.cohort.*"}), "cohorts.explain")
+    assert not scope_allows(frozenset({"health.cohort.count"}), "health.cohort.explain")
 
 
 def test_the_documented_rights_table_is_the_one_in_rights_yaml() -> None:

@@ -37,7 +37,7 @@ def rights_markdown(rights: Rights | None = None) -> str:
 
     Examples
     --------
-    >>> "| `cohort.count` |" in rights_markdown()
+    >>> "| `health.cohort.count` |" in rights_markdown()
     True
     """
     rights = rights or load_rights()

@@ -1,6 +1,6 @@
 """Pseudonymized extracts of a project's cohort: create one, list them, download their files.
 
-Creation goes through ``research.create_extract`` (authorize ``extract.create`` → audit → build the
+Creation goes through ``research.create_extract`` (authorize ``health.extract.create`` → audit → build the
 keyed-pseudonym, date-shifted, k-anonymous extract). Listing and downloading are checked against the
 same action for the same project, and every download is audited.
 """
@@ -46,7 +46,7 @@ def _checked(name: str, what: str) -> str:
     return name
 
 
-@router.post("", status_code=201, **action("extract.create"))
+@router.post("", status_code=201, **action("health.extract.create"))
 def create_extract(
     project_id: int, body: ExtractBody, context: Context, caller: Caller, warehouse: Warehouse
 ) -> dict[str, Any]:
@@ -68,24 +68,24 @@ def create_extract(
     }  # fmt: skip
 
 
-@router.get("", response_model=Page, **action("extract.create"))
+@router.get("", response_model=Page, **action("health.extract.create"))
 def list_extracts(
     project_id: int, context: Context, caller: Caller, limit: Limit = DEFAULT_LIMIT, cursor: Cursor = None
 ) -> Page:
     """The project's extracts and their files, oldest first, a page at a time."""
     detail = {"operation": "list", "channel": "api"}
-    context.governance.authorize(caller, "extract.create", project_id=project_id, detail=detail)
+    context.governance.authorize(caller, "health.extract.create", project_id=project_id, detail=detail)
     folder = _extracts_dir(context, project_id)
     found = sorted(p for p in folder.iterdir() if p.is_dir()) if folder.is_dir() else []
     return paginate(found, limit, cursor, render=lambda p: {
         "extract_id": p.name, "files": sorted(f.name for f in p.iterdir() if f.is_file())})  # fmt: skip
 
 
-@router.get("/{extract_id}/files/{name}", response_class=FileResponse, **action("extract.create"))
+@router.get("/{extract_id}/files/{name}", response_class=FileResponse, **action("health.extract.create"))
 def download(project_id: int, extract_id: str, name: str, context: Context, caller: Caller) -> FileResponse:
     """Download one file of an extract (audited)."""
     context.governance.authorize(
-        caller, "extract.create", project_id=project_id,
+        caller, "health.extract.create", project_id=project_id,
         detail={"operation": "download", "extract_id": extract_id[:140], "file": name[:140], "channel": "api"},
     )  # fmt: skip
     folder = _extracts_dir(context, project_id) / _checked(extract_id, "extract")

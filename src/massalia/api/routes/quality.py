@@ -33,15 +33,15 @@ def _load_report(context: Context) -> dict[str, Any]:
     return report
 
 
-@router.get("/report", **action("quality.read"))
+@router.get("/report", **action("health.quality.read"))
 def report_summary(context: Context, caller: Caller) -> dict[str, Any]:
     """The latest quality report's summary: counts per status, Kahn category, severity and level, pass rate."""
-    context.governance.authorize(caller, "quality.read")
+    context.governance.authorize(caller, "health.quality.read")
     report = _load_report(context)
     return {key: report.get(key) for key in ("schema_version", "engine", "started_at", "seconds", "summary")}
 
 
-@router.get("/report/results", response_model=Page, **action("quality.read"))
+@router.get("/report/results", response_model=Page, **action("health.quality.read"))
 def report_results(
     context: Context,
     caller: Caller,
@@ -50,7 +50,7 @@ def report_results(
     cursor: Cursor = None,
 ) -> Page:
     """The latest report's check results, a page at a time, optionally of one status."""
-    context.governance.authorize(caller, "quality.read")
+    context.governance.authorize(caller, "health.quality.read")
     results = [r for r in _load_report(context).get("results", []) if status is None or r.get("status") == status]
     return paginate([_published(result) for result in results], limit, cursor)
 
