@@ -8,7 +8,8 @@ without a row here fails :func:`test_every_command_is_in_the_table`.
 Attacks of issue 10, section 4, each a test below:
 - a garbage ``MASSALIA_TOKEN`` ran ``load``, ``quality``, ``omop load-*``, ``etl runs``, ``info`` as the
   operator (``test_every_command_refuses_a_bad_token``);
-- ``health.etl.run`` and ``health.quality.run`` were never checked (``test_every_command_applies_the_rights_of_its_caller``);
+- ``health.etl.run`` and ``health.quality.run`` were never checked
+  (``test_every_command_applies_the_rights_of_its_caller``);
 - the operator's identity came from ``LOGNAME`` (``test_the_operator_is_the_real_os_account_not_logname``);
 - minting a token for another user left no trace (``test_a_token_for_another_user_is_an_audited_administrative_act``);
 - ``etl rejects`` printed raw source values to anyone, unaudited (``test_etl_rejects_is_restricted_and_audited``);
@@ -136,7 +137,8 @@ def world(demo_warehouse: Path, tmp_path_factory: pytest.TempPathFactory) -> Ite
 
 
 ALL = frozenset(CALLERS)
-STAFF_ADMINS = frozenset({"operator", "admin", "data_engineer"})  # health.etl.run, health.quality.run, health.mart.build...
+# health.etl.run, health.quality.run, health.mart.build...
+STAFF_ADMINS = frozenset({"operator", "admin", "data_engineer"})
 
 
 @dataclass(frozen=True)

@@ -102,7 +102,8 @@ def test_accounts_tokens_projects_and_requests_from_the_command_line(home: Path,
     with TransparencyLog(home / "ledger", readonly=True) as log:
         actions = [log.get(i).entry["action"] for i in range(log.size)]
         assert log.verify().ok
-    assert actions.count("request.decide") == 3 and "health.cohort.generate" in actions and "health.cohort.explain" in actions
+    assert actions.count("request.decide") == 3
+    assert "health.cohort.generate" in actions and "health.cohort.explain" in actions
 
 
 def _site_person(home: Path, site: str) -> int:

@@ -173,8 +173,9 @@ def test_done_when_scenario(setting: Setting, tmp_path: Path) -> None:
         ("disclosure.release", "allowed"), ("health.cohort.explain", "denied"), ("project.create", "allowed"),
         ("health.cohort.count", "allowed"), ("disclosure.release", "allowed"), ("request.file", "allowed"),
         ("request.decide", "denied"), ("request.decide", "allowed"),
-        ("health.cohort.attrition", "allowed"), ("health.cohort.count", "denied"), ("health.cohort.generate", "allowed"),
-        ("health.cohort.breakdowns", "allowed"), ("health.cohort.explain", "allowed"), ("health.cohort.explain", "allowed"),
+        ("health.cohort.attrition", "allowed"), ("health.cohort.count", "denied"),
+        ("health.cohort.generate", "allowed"), ("health.cohort.breakdowns", "allowed"),
+        ("health.cohort.explain", "allowed"), ("health.cohort.explain", "allowed"),
         ("health.cohort.count", "allowed"), ("disclosure.release", "allowed"),
     ]  # fmt: skip
     assert entries[-2]["grant"]["raw_counts"] is False and entries[11]["grant"]["raw_counts"] is True

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import os
 from collections.abc import AsyncIterator, Iterable
-from pathlib import Path
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from fastapi import APIRouter, FastAPI
@@ -130,9 +130,12 @@ def create_app(
         settings=config,
         # Anonymous calls are free to make: their audit entries are rate-bounded (issue 10, section 5).
         governance=Governance(
-            data.metadata_url, data.ledger, key_path=Path(data.root) / "keys" / "master.key",
-            rights=load_rights(domains=contributions), bound_anonymous_audit=True,
-        ),  # fmt: skip
+            data.metadata_url,
+            data.ledger,
+            key_path=Path(data.root) / "keys" / "master.key",
+            rights=load_rights(domains=contributions),
+            bound_anonymous_audit=True,
+        ),
         sessions=SessionStore(config.session_ttl),
         login_limiter=login_limiter(config.login_max_failures, config.login_window),
         oidc=_oidc_client(),

@@ -210,7 +210,9 @@ def merge_rights(tables: Iterable[tuple[str, Rights]]) -> Rights:
 
 def domain_rights(files: Mapping[str, Path]) -> list[tuple[str, Rights]]:
     """The validated rights of each domain's file (``{domain: path}``), with their source for error messages."""
-    return [(str(path), _read(Path(path).read_text(encoding="utf-8"), str(path), domain)) for domain, path in files.items()]
+    return [
+        (str(path), _read(Path(path).read_text(encoding="utf-8"), str(path), domain)) for domain, path in files.items()
+    ]
 
 
 def load_rights(path: Path | None = None, *, domains: Contributions | None = None) -> Rights:
@@ -288,8 +290,10 @@ def decide(rights: Rights, principal: Principal, action: str, facts: Facts) -> G
 
 
 def scope_allows(scopes: frozenset[str], action: str) -> bool:
-    """Whether token ``scopes`` cover ``action``: the action itself, a prefix of it (``health.cohort.*``,
-    ``health.*``, ``project.*``) or ``*``.
+    """Whether token ``scopes`` cover ``action``: the action, an area of it (``health.cohort.*``...) or ``*``.
+
+    An area is any dotted prefix of the action: ``health.*`` covers every health action, ``project.*``
+    every project action.
 
     Examples
     --------

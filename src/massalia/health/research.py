@@ -893,7 +893,8 @@ def create_extract(
                              "format": fmt}, "channel": channel},
     )  # fmt: skip
     if not grant.row_level or not grant.pseudonymized:
-        raise AccessDenied("health.extract.create", "extracts are pseudonymized row-level data: the grant does not allow it")
+        reason = "extracts are pseudonymized row-level data: the grant does not allow it"
+        raise AccessDenied("health.extract.create", reason)
     extract_policy = ExtractPolicy(
         project_id=project_id, key=gov.project_key(project_id), date_shift_days=PROJECT_DATE_SHIFT_DAYS,
         k_min=k_min, on_low_k=on_low_k,

@@ -4,7 +4,7 @@ Definitions are sent as JSON, in Massalia's model or as an OHDSI ATLAS/Circe exp
 ``PrimaryCriteria``). Routes that read data call the guarded services of ``massalia.health.research``
 (authorize → audit → compute → exact counts for an approved project's members, otherwise the one
 noisy, budgeted release mechanism, ``release`` in each answer saying which); the others read no data
-and are checked against their own action (``health.cohort.validate``, ``health.cohort.sql``).
+and go through ``massalia.health.services`` (``health.cohort.validate``, ``health.cohort.sql``).
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from pydantic import BaseModel, Field, ValidationError
 
 from massalia.api.deps import Caller, Context, Warehouse, action
 from massalia.api.errors import ApiError, validation_details
+from massalia.health import services
 from massalia.health.cohorts import CirceImportError, CohortDefinition, UnsupportedConstruct, import_circe
 
 router = APIRouter(prefix="/cohorts", tags=["cohorts"])
@@ -90,8 +91,9 @@ def _compiled(call: Any) -> Any:
 @router.post("/import", **action("health.cohort.validate"))
 def import_definition(body: DefinitionBody, context: Context, caller: Caller) -> dict[str, Any]:
     """Convert an ATLAS/Circe definition (or a Massalia one) into Massalia JSON."""
-    context.governance.authorize(caller, "health.cohort.validate")
-    definition = parse_definition(body.definition)
+    definition = services.checked_definition(
+        context.governance, caller, parse_definition(body.definition), channel=CHANNEL
+    )
     return {"definition": definition.model_dump(mode="json", exclude_none=True),
             "definition_hash": definition.definition_hash()}  # fmt: skip
 
@@ -99,10 +101,7 @@ def import_definition(body: DefinitionBody, context: Context, caller: Caller) ->
 @router.post("/validate", **action("health.cohort.validate"))
 def validate(body: DefinitionBody, context: Context, caller: Caller) -> dict[str, Any]:
     """Lint a definition: findings with their JSON path; ``valid`` is false when any is an error."""
-    from massalia.health.cohorts.lint import lint
-
-    context.governance.authorize(caller, "health.cohort.validate")
-    findings = lint(parse_definition(body.definition))
+    findings = services.lint_definition(context.governance, caller, parse_definition(body.definition), channel=CHANNEL)
     return {
         "valid": not any(f.severity == "error" for f in findings),
         "findings": [{"severity": f.severity, "code": f.code, "path": f.path, "message": f.message} for f in findings],
@@ -112,11 +111,11 @@ def validate(body: DefinitionBody, context: Context, caller: Caller) -> dict[str
 @router.post("/sql", **action("health.cohort.sql"))
 def sql(body: SqlBody, context: Context, caller: Caller) -> dict[str, Any]:
     """The SQL the compiler generates for a definition, in a dialect."""
-    from massalia.health.cohorts import generated_sql
-
-    context.governance.authorize(caller, "health.cohort.sql")
     definition = parse_definition(body.definition)
-    return {"dialect": body.dialect, "sql": _compiled(lambda: generated_sql(definition, body.dialect))}
+    sql_text = _compiled(
+        lambda: services.definition_sql(context.governance, caller, definition, body.dialect, channel=CHANNEL)
+    )
+    return {"dialect": body.dialect, "sql": sql_text}
 
 
 def _enabled(body: CountBody, definition: CohortDefinition) -> list[bool] | None:

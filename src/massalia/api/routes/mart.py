@@ -33,11 +33,11 @@ class MartBreakdownBody(MartCountBody):
 @router.get("/variables", **action("health.mart.variables"))
 def variables(context: Context, caller: Caller) -> list[dict[str, Any]]:
     """The mart's variables: name, labels, type, allowed values, unit, group, definition, disclosure class."""
-    from massalia.health.marts.catalogue import load_catalogue
+    from massalia.health.services import mart_variables
 
-    context.governance.authorize(caller, "health.mart.variables")
     fields = ("name", "label_en", "label_fr", "type", "values", "unit", "group", "definition", "disclosure")
-    return [jsonable_encoder(variable.model_dump(include=set(fields))) for variable in load_catalogue().variables]
+    found = mart_variables(context.governance, caller, channel="api")
+    return [jsonable_encoder(variable.model_dump(include=set(fields))) for variable in found]
 
 
 @router.post("/count", **action("health.mart.count"))
