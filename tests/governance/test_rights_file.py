@@ -87,6 +87,8 @@ def test_scopes() -> None:
     assert not scope_allows(frozenset({"health.cohort.*"}), "health.mart.count")
     assert not scope_allows(frozenset({"health.cohort.count"}), "health.cohort.explain")
     assert not scope_allows(frozenset({"health.cohort"}), "health.cohort.count"), "an area scope ends in .*"
+    # A token minted before the rename (scope "cohort.*") grants nothing now: it fails closed, never wider.
+    assert not scope_allows(frozenset({"cohort.*", "cohort.count"}), "health.cohort.count")
     rights = load_rights()
     assert validate_scopes(rights, frozenset({"health.*", "health.cohort.*", "project.*"}))
     for unknown in ("cohort.*", "cohort.count", "health.cohorts.*", "health"):
