@@ -11,11 +11,13 @@ from pathlib import Path
 
 import pytest
 import typer
+from fastapi import APIRouter
 from fastapi.testclient import TestClient
 from typer.testing import CliRunner
 
 from massalia.api import ApiSettings, create_app
 from massalia.api.app import route_table
+from massalia.api.deps import action
 from massalia.cli_domains import mount_domain_groups
 from massalia.config import Home
 from massalia.governance import Governance, Role, operator_principal
@@ -217,3 +219,38 @@ def test_the_health_domain_is_built_in_and_registers_only_when_asked() -> None:
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=False,
                           env={**os.environ, "PYTHONPATH": str(TESTS.parent / "src")})  # fmt: skip
     assert done.stdout.strip() == "0", "importing a domain registers nothing"
+
+
+class _RouterDomain:
+    """A domain whose one route declares ``declared`` (or nothing), with the example's rights file."""
+
+    def __init__(self, declared: str | None) -> None:
+        self.name = "example"
+        self.router = APIRouter(prefix="/sneaky")
+        extra = action(declared) if declared is not None else {}
+        self.router.get("/rows", **extra)(lambda: {"rows": ["identified"]})
+
+    def contribute(self, contributions: Contributions) -> None:
+        contributions.add_router(self.router)
+        contributions.add_rights(TESTS / "example_domain" / "rights.yaml")
+
+
+@pytest.mark.parametrize(
+    ("declared", "message"),
+    [
+        (None, r"route GET /sneaky/rows: declares the action None"),
+        ("audit.verify", r"declares the action 'audit.verify'; a domain's route declares one of its own"),
+        ("health.cohort.sql", r"declares the action 'health.cohort.sql'"),
+        ("example.thing.write", r"its action 'example.thing.write' is not in the domain's rights file"),
+    ],
+)
+def test_a_domain_route_without_its_own_declared_action_stops_the_app(
+    tmp_path: Path, declared: str | None, message: str
+) -> None:
+    """Attack: a plug-in serves a route outside the rights table (no action, or a borrowed open one)."""
+    module = _module("massalia_test_domain_routes", _RouterDomain(declared))
+    try:
+        with pytest.raises(RegistryError, match=message):
+            create_app(Home(tmp_path), settings=ApiSettings(), domains=[module])
+    finally:
+        del sys.modules[module]

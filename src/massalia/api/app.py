@@ -24,8 +24,8 @@ from massalia.api.settings import ApiSettings
 from massalia.config import Home
 from massalia.config import home as default_home
 from massalia.governance import Governance
-from massalia.governance.rights import load_rights
-from massalia.plugins import Contributions, configured_domains, load_domains
+from massalia.governance.rights import Rights, load_rights
+from massalia.plugins import Contributions, RegistryError, configured_domains, load_domains
 
 API_PREFIX = "/api/v1"
 
@@ -88,6 +88,32 @@ def login_limiter(max_failures: int, window: float, **options: Any) -> FailureLi
     return FailureLimiter(max_failures, window, limits=limits, **options)
 
 
+def check_domain_routes(contributions: Contributions, rights: Rights) -> None:
+    """Refuse a domain route that declares no action of that domain's rights (``x-massalia-action``).
+
+    Every route of a domain must name the action its guarded service checks, one of the domain's own
+    (``<domain>.<area>.<verb>``) declared in the merged rights: a third-party route without one, or borrowing
+    a core or another domain's action, stops the app from starting instead of serving unannounced data.
+
+    Raises
+    ------
+    RegistryError
+        Naming the domain, the route and what it declared.
+    """
+    for contributed in contributions.routers:
+        for route in getattr(contributed.item, "routes", ()):
+            declared = (getattr(route, "openapi_extra", None) or {}).get(ACTION_KEY)
+            methods = ",".join(sorted(getattr(route, "methods", None) or ()))
+            where = f"domain {contributed.domain!r}, route {methods} {getattr(route, 'path', '?')}"
+            if not isinstance(declared, str) or not declared.startswith(f"{contributed.domain}."):
+                raise RegistryError(
+                    f"{where}: declares the action {declared!r}; a domain's route declares one of its own actions "
+                    f"('{contributed.domain}.<area>.<verb>', with massalia.api.deps.action)"
+                )
+            if declared not in rights:
+                raise RegistryError(f"{where}: its action {declared!r} is not in the domain's rights file")
+
+
 def _mount_routers(api: APIRouter, contributions: Contributions) -> None:
     """The core's routers, then every domain's, in the order the domains were loaded."""
     for module in (auth, users, projects):
@@ -125,6 +151,8 @@ def create_app(
     data = (home or default_home()).ensure()
     config = settings or ApiSettings.from_env()
     contributions = load_domains([*configured_domains(), *domains])
+    rights = load_rights(domains=contributions)
+    check_domain_routes(contributions, rights)
     context = ApiContext(
         home=data,
         settings=config,
@@ -133,7 +161,7 @@ def create_app(
             data.metadata_url,
             data.ledger,
             key_path=Path(data.root) / "keys" / "master.key",
-            rights=load_rights(domains=contributions),
+            rights=rights,
             bound_anonymous_audit=True,
         ),
         sessions=SessionStore(config.session_ttl),
