@@ -87,6 +87,8 @@ def test_a_contribution_outside_contribute_and_a_bad_domain_are_refused() -> Non
         Contributions().add_router("router")
     with pytest.raises(RegistryError, match="lowercase"):
         Contributions().accept(_Domain("Bad Name"))
+    with pytest.raises(RegistryError, match=r"'massalia_no_such_domain\.plugin' cannot be found"):
+        load_domains(["massalia_no_such_domain.plugin"], builtins=())
     empty = _module("massalia_test_domain_empty", None)
     try:
         with pytest.raises(RegistryError, match="has no DOMAIN"):

@@ -194,7 +194,15 @@ class Contributions:
 
 
 def _entry_module_domain(module_name: str) -> Domain:
-    module = import_module(module_name)
+    try:
+        module = import_module(module_name)
+    except ModuleNotFoundError as error:
+        if error.name is None or not module_name.startswith(error.name):
+            raise  # the entry module exists but one of its own imports is missing: show that
+        raise RegistryError(
+            f"domain entry module {module_name!r} cannot be found (from the built-ins, the {ENTRY_POINT_GROUP!r} "
+            f"entry points or {DOMAINS_SETTING})"
+        ) from None
     domain = getattr(module, "DOMAIN", None)
     if domain is None:
         raise RegistryError(f"domain entry module {module_name!r} has no DOMAIN")

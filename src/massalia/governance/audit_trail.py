@@ -13,8 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from massalia.governance.model import NotFound, Principal
-from massalia.governance.service import Governance
+from massalia.governance import Governance, NotFound, Principal
 from massalia.ledger import TransparencyLog
 
 
