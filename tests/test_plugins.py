@@ -22,6 +22,7 @@ from massalia.cli_domains import mount_domain_groups
 from massalia.config import Home
 from massalia.governance import Governance, Role, operator_principal
 from massalia.governance.rights import RightsError, load_rights
+from massalia.health.cohorts.definition import CohortDefinition
 from massalia.plugins import (
     BUILTIN_DOMAINS,
     DOMAINS_SETTING,
@@ -256,3 +257,24 @@ def test_a_domain_route_without_its_own_declared_action_stops_the_app(
             create_app(Home(tmp_path), settings=ApiSettings(), domains=[module])
     finally:
         del sys.modules[module]
+
+
+def test_a_projects_cohort_is_hashed_by_the_domain_that_contributed_the_scope_model(tmp_path: Path) -> None:
+    """The core's project route no longer imports health's cohort model: health's scope model hashes it."""
+    app = create_app(Home(tmp_path), settings=ApiSettings())
+    gov: Governance = app.state.massalia.governance
+    try:
+        token = _tokens(gov, {"rita": Role.RESEARCHER})["rita"]
+        client = TestClient(app, raise_server_exceptions=False, headers={"Authorization": f"Bearer {token}"})
+        cohort = {"title": "deaths", "concept_sets": [], "primary_criteria": {"criteria_list": [{"kind": "Death"}]}}
+        body = {"title": "Deaths", "purpose": "count the deaths of the demo", "access_level": "aggregate",
+                "expires": "2099-12-31", "scope": {"cohort": cohort}}  # fmt: skip
+        created = client.post("/api/v1/projects", json=body)
+        assert created.status_code == 201, created.text
+        expected = CohortDefinition.model_validate(cohort).definition_hash()
+        assert created.json()["scope"]["cohort_hash"] == expected
+        bad = client.post("/api/v1/projects", json={**body, "scope": {"cohort": {"title": "x", "primary": 1}}})
+        assert bad.status_code == 422, bad.text
+        assert any(detail["loc"][:1] == ["scope.cohort.primary"] for detail in bad.json()["error"]["details"]), bad.text
+    finally:
+        gov.close()

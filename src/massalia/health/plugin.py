@@ -26,10 +26,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from pydantic import ValidationError
+
 from massalia.api.routes import cohorts, extracts, mart, patients, quality
 from massalia.cli_cohorts import cohort_app
 from massalia.cli_marts import mart_app
 from massalia.cli_patients import patient_app
+from massalia.governance import InvalidRequest
+from massalia.health.cohorts import CirceImportError, UnsupportedConstruct, import_circe
 from massalia.health.cohorts.definition import CohortDefinition
 from massalia.health.quality.checks import CheckType
 from massalia.health.quality.oncology import register_oncology_rules
@@ -38,6 +42,14 @@ from massalia.plugins import Contributions
 
 RIGHTS_FILE = Path(__file__).with_name("rights.yaml")
 """Health's actions (``health.<area>.<verb>``), merged with the core's at start-up."""
+
+
+class CohortScopeError(InvalidRequest):
+    """A project's cohort is not a valid definition; ``problems`` lists (JSON path, message) pairs."""
+
+    def __init__(self, message: str, problems: list[tuple[str, str]]) -> None:
+        super().__init__(message)
+        self.problems = problems
 
 
 @dataclass(frozen=True)
@@ -65,6 +77,36 @@ class CohortScope:
         # Stored as the model dumps it, so that the stored JSON parses back to the same definition and hash.
         stored: dict[str, Any] = json.loads(definition.to_json())
         return stored, definition.definition_hash()
+
+    def digest(self, raw: Any, where: str = "scope.cohort") -> str:
+        """The hash a project's cohort is compared with: its definition's, from Massalia or ATLAS/Circe JSON.
+
+        Raises
+        ------
+        CohortScopeError
+            The definition is not valid (an :class:`InvalidRequest`: a 422 over HTTP, naming the paths).
+
+        Examples
+        --------
+        >>> raw = {"title": "any", "concept_sets": [], "primary_criteria": {"criteria_list": [{"kind": "Death"}]}}
+        >>> CohortScope().digest(raw) == CohortDefinition.model_validate(raw).definition_hash()
+        True
+        """
+        try:
+            if isinstance(raw, dict) and "PrimaryCriteria" in raw:
+                return import_circe(raw).definition_hash()
+            return CohortDefinition.model_validate(raw).definition_hash()
+        except ValidationError as error:
+            problems = [
+                (".".join([where, *(str(part) for part in item.get("loc", ()))]), str(item.get("msg", "invalid")))
+                for item in error.errors()
+            ]
+            raise CohortScopeError("The project's cohort definition is not valid.", problems) from None
+        except CirceImportError as error:
+            problems = [(f"{where}.{path}", str(message)) for path, message in getattr(error, "problems", [])]
+            raise CohortScopeError("The project's Circe definition cannot be imported.", problems) from None
+        except (UnsupportedConstruct, ValueError) as error:
+            raise CohortScopeError(f"The project's cohort definition is not valid: {error}", []) from None
 
 
 def _register_dqd(registry: CheckRegistry) -> None:
