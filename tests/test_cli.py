@@ -139,7 +139,7 @@ def test_cohort_explain_is_audited_before_it_shows_anything(tmp_path: Path, refe
         with TransparencyLog(home / "ledger", readonly=True) as log:
             assert log.verify().ok
             entries = [log.get(index).entry for index in range(log.size)]
-        return [entry for entry in entries if entry["action"] == "cohort.explain"]
+        return [entry for entry in entries if entry["action"] == "health.cohort.explain"]
 
     refused = runner.invoke(app, args)
     assert refused.exit_code != 0, "a purpose is required to look at one person's records"

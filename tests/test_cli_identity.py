@@ -8,7 +8,8 @@ without a row here fails :func:`test_every_command_is_in_the_table`.
 Attacks of issue 10, section 4, each a test below:
 - a garbage ``MASSALIA_TOKEN`` ran ``load``, ``quality``, ``omop load-*``, ``etl runs``, ``info`` as the
   operator (``test_every_command_refuses_a_bad_token``);
-- ``etl.run`` and ``quality.run`` were never checked (``test_every_command_applies_the_rights_of_its_caller``);
+- ``health.etl.run`` and ``health.quality.run`` were never checked
+  (``test_every_command_applies_the_rights_of_its_caller``);
 - the operator's identity came from ``LOGNAME`` (``test_the_operator_is_the_real_os_account_not_logname``);
 - minting a token for another user left no trace (``test_a_token_for_another_user_is_an_audited_administrative_act``);
 - ``etl rejects`` printed raw source values to anyone, unaudited (``test_etl_rejects_is_restricted_and_audited``);
@@ -137,7 +138,8 @@ def world(demo_warehouse: Path, tmp_path_factory: pytest.TempPathFactory) -> Ite
 
 
 ALL = frozenset(CALLERS)
-STAFF_ADMINS = frozenset({"operator", "admin", "data_engineer"})  # etl.run, quality.run, mart.build...
+# health.etl.run, health.quality.run, health.mart.build...
+STAFF_ADMINS = frozenset({"operator", "admin", "data_engineer"})
 
 
 @dataclass(frozen=True)
@@ -307,7 +309,7 @@ def test_etl_rejects_is_restricted_and_audited(world: World) -> None:
     code, out = _run(world, "data_engineer", "etl", "rejects", "--site", "chu_nord", "--limit", "3")
     assert code == 0, out
     (entry,) = _entries(world.home, before)
-    assert entry["action"] == "etl.rejects" and entry["decision"] == "allowed"
+    assert entry["action"] == "health.etl.rejects" and entry["decision"] == "allowed"
     assert entry["actor"] == "cli-data-engineer" and entry["resource"]["site"] == "chu_nord"
     assert entry["resource"]["limit"] == 3
     for caller in ("researcher", "dpo", "clinician"):
@@ -315,7 +317,7 @@ def test_etl_rejects_is_restricted_and_audited(world: World) -> None:
         code, out = _run(world, caller, "etl", "rejects")
         assert code == 3, out
         (denied,) = _entries(world.home, before)
-        assert denied["action"] == "etl.rejects" and denied["decision"] == "denied"
+        assert denied["action"] == "health.etl.rejects" and denied["decision"] == "denied"
     code, out = _run(world, "data_engineer", "etl", "rejects", "--limit", "100000")
     assert code != 0, "an unbounded read of personal data"
 

@@ -28,11 +28,9 @@ from rich.table import Table
 from typer.core import TyperGroup
 
 from massalia import __version__
-from massalia.cli_cohorts import cohort_app
+from massalia.cli_domains import mount_domain_groups
 from massalia.cli_governance import governed, literal
 from massalia.cli_governance import register as register_governance
-from massalia.cli_marts import mart_app
-from massalia.cli_patients import patient_app
 from massalia.cli_privacy import privacy_app
 from massalia.cli_serve import serve_app
 from massalia.config import Home, HomeNotInitializedError, home
@@ -40,6 +38,7 @@ from massalia.engine import Engine
 from massalia.health.etl import service as etl_service
 from massalia.health.quality.report import QualityReport
 from massalia.health.quality.service import run_quality_checks
+from massalia.plugins import configured_domains, load_domains
 from massalia.warehouse import open_warehouse
 
 console = Console()
@@ -78,10 +77,7 @@ audit_app = typer.Typer(help="The tamper-evident audit log (an RFC 9162-style Me
 app.add_typer(omop_app, name="omop")
 app.add_typer(etl_app, name="etl")
 app.add_typer(audit_app, name="audit")
-app.add_typer(cohort_app, name="cohort")
 app.add_typer(serve_app, name="serve")
-app.add_typer(mart_app, name="mart")
-app.add_typer(patient_app, name="patient")
 app.add_typer(privacy_app, name="privacy")
 register_governance(app)  # user, token, project, request
 
@@ -412,7 +408,7 @@ def etl_rejects(
 ) -> None:
     """Show rejected rows (raw source values: personal data), each naming its file, line, field and reason.
 
-    Needs the etl.rejects right (admin, data_engineer); every call is written to the audit trail.
+    Needs the health.etl.rejects right (admin, data_engineer); every call is written to the audit trail.
     """
     from massalia.health.etl import format_reject
 
@@ -440,6 +436,9 @@ def audit_verify(home_dir: HomeOption = None) -> None:
     if not report.ok:
         raise typer.Exit(code=1)
 
+
+# Last, so that a domain's group clashing with any core command is refused (health: cohort, mart, patient).
+mount_domain_groups(app, load_domains(configured_domains()))
 
 if __name__ == "__main__":
     app()

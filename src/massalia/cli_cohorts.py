@@ -21,8 +21,8 @@ from rich.table import Table
 from massalia.cli_governance import governed, literal
 from massalia.config import home
 from massalia.governance.disclosure import release_note, show_count
-from massalia.health import research
-from massalia.health.cohorts import CohortDefinition, generated_sql, import_circe
+from massalia.health import research, services
+from massalia.health.cohorts import CohortDefinition, import_circe
 from massalia.warehouse import open_warehouse
 
 cohort_app = typer.Typer(
@@ -46,16 +46,6 @@ ProjectOption = Annotated[
     int | None,
     typer.Option("--project", help="Act under this approved project (raw counts, records as its access level allows)."),
 ]
-
-
-def check_offline(action: str, home_dir: Path | None) -> None:
-    """Check an action that reads no data (``cohort.sql``, ``cohort.validate``).
-
-    The caller is resolved like every other command's (an invalid ``MASSALIA_TOKEN`` stops the command,
-    never falls back to the operator) and checked by the governance service, which audits the operator.
-    """
-    with governed(home(home_dir).ensure()) as (gov, principal):
-        gov.authorize(principal, action)
 
 
 def load_definition(path: Path) -> CohortDefinition:
@@ -83,8 +73,9 @@ def cohort_import(
     home_dir: HomeOption = None,
 ) -> None:
     """Import an ATLAS/Circe cohort definition and print (or write) it as Massalia JSON."""
-    check_offline("cohort.validate", home_dir)
-    text = load_definition(definition).to_json(indent=1)
+    with governed(home(home_dir).ensure()) as (gov, principal):
+        checked = services.checked_definition(gov, principal, load_definition(definition), channel="cli")
+    text = checked.to_json(indent=1)
     if out:
         out.write_text(text + "\n", encoding="utf-8")
         console.print(f"written {out}")
@@ -95,10 +86,8 @@ def cohort_import(
 @cohort_app.command("validate")
 def cohort_validate(definition: DefinitionArgument, home_dir: HomeOption = None) -> None:
     """Lint a definition: actionable findings with their JSON path; exit 1 when any is an error."""
-    from massalia.health.cohorts.lint import lint
-
-    check_offline("cohort.validate", home_dir)
-    findings = lint(load_definition(definition))
+    with governed(home(home_dir).ensure()) as (gov, principal):
+        findings = services.lint_definition(gov, principal, load_definition(definition), channel="cli")
     for finding in findings:
         colour = "red" if finding.severity == "error" else "yellow"
         where = literal(f"{finding.code} at {finding.path}: {finding.message}")
@@ -118,8 +107,11 @@ def cohort_sql(
     home_dir: HomeOption = None,
 ) -> None:
     """Print the SQL the compiler generates for a definition."""
-    check_offline("cohort.sql", home_dir)
-    typer.echo(generated_sql(load_definition(definition), dialect, materialize=materialize))
+    with governed(home(home_dir).ensure()) as (gov, principal):
+        text = services.definition_sql(
+            gov, principal, load_definition(definition), dialect, materialize=materialize, channel="cli"
+        )
+    typer.echo(text)
 
 
 @cohort_app.command("count")

@@ -214,7 +214,10 @@ def token_create(
     ] = None,
     scope: Annotated[
         list[str] | None,
-        typer.Option("--scope", help="Limit the token to an action or area (repeatable): cohort.count, cohort.*."),
+        typer.Option(
+            "--scope",
+            help="Limit the token to an action or area (repeatable): health.cohort.count, health.cohort.*, health.*.",
+        ),
     ] = None,
     days: Annotated[int, typer.Option(min=1, max=366, help="Days until the token expires.")] = 90,
     home_dir: HomeOption = None,

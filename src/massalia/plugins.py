@@ -26,8 +26,9 @@ massalia.plugins.RegistryError: unknown answer 'universe' (known: life)
 
 from __future__ import annotations
 
+import os
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from importlib import import_module
 from importlib.metadata import entry_points
@@ -39,8 +40,13 @@ T = TypeVar("T")
 ENTRY_POINT_GROUP = "massalia.domains"
 """Third-party domains declare their entry module here (``[project.entry-points."massalia.domains"]``)."""
 
-BUILTIN_DOMAINS: tuple[str, ...] = ()
+BUILTIN_DOMAINS: tuple[str, ...] = ("massalia.health.plugin",)
 """Entry modules of the domains shipped with Massalia, loaded like any extension."""
+
+DOMAINS_SETTING = "MASSALIA_DOMAINS"
+"""A deployment's own domains: comma-separated entry modules, loaded after the built-in and installed ones."""
+
+MODULE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$")
 
 DOMAIN_NAME = re.compile(r"^[a-z][a-z0-9_]{0,31}$")
 
@@ -188,11 +194,39 @@ class Contributions:
 
 
 def _entry_module_domain(module_name: str) -> Domain:
-    module = import_module(module_name)
+    try:
+        module = import_module(module_name)
+    except ModuleNotFoundError as error:
+        if error.name is None or not module_name.startswith(error.name):
+            raise  # the entry module exists but one of its own imports is missing: show that
+        raise RegistryError(
+            f"domain entry module {module_name!r} cannot be found (from the built-ins, the {ENTRY_POINT_GROUP!r} "
+            f"entry points or {DOMAINS_SETTING})"
+        ) from None
     domain: Domain | None = getattr(module, "DOMAIN", None)  # its name and contribute() are checked by accept()
     if domain is None:
         raise RegistryError(f"domain entry module {module_name!r} has no DOMAIN")
     return domain
+
+
+def configured_domains(environ: Mapping[str, str] | None = None) -> list[str]:
+    """The entry modules named by the ``MASSALIA_DOMAINS`` setting (comma-separated, blanks ignored).
+
+    Examples
+    --------
+    >>> configured_domains({"MASSALIA_DOMAINS": " acme.plugin, ,city.domain "})
+    ['acme.plugin', 'city.domain']
+    >>> configured_domains({"MASSALIA_DOMAINS": "acme/plugin"})
+    Traceback (most recent call last):
+    ...
+    massalia.plugins.RegistryError: MASSALIA_DOMAINS: 'acme/plugin' is not a module name (dotted Python identifiers)
+    """
+    raw = (os.environ if environ is None else environ).get(DOMAINS_SETTING, "")
+    modules = [part.strip() for part in raw.split(",") if part.strip()]
+    for module in modules:
+        if len(module) > 200 or not MODULE_NAME.match(module):  # a bound on a setting read from the environment
+            raise RegistryError(f"{DOMAINS_SETTING}: {module!r} is not a module name (dotted Python identifiers)")
+    return modules
 
 
 def discovered_entry_modules() -> list[str]:

@@ -106,7 +106,7 @@ def test_no_docs_page_from_a_cdn(empty_world: ApiWorld) -> None:
     document = client.get(f"{API}/openapi.json")
     assert document.status_code == 200
     assert "cdn" not in document.text.lower()
-    assert document.json()["paths"][f"{API}/cohorts/count"]["post"]["x-massalia-action"] == "cohort.count"
+    assert document.json()["paths"][f"{API}/cohorts/count"]["post"]["x-massalia-action"] == "health.cohort.count"
 
 
 def login(client: TestClient, username: str, password: str = PASSWORD, **headers: str):

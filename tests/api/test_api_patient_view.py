@@ -68,7 +68,7 @@ def test_a_clinician_sees_identified_records_of_their_own_site(api_world: ApiWor
     dt.date.fromisoformat(conditions["rows"][0]["condition_start_date"])  # dates come as ISO strings
     assert ledger_size(api_world) == before + 1
     entry = ledger_entries(api_world)[-1]
-    assert entry["action"] == "patient.view" and entry["decision"] == "allowed"
+    assert entry["action"] == "health.patient.view" and entry["decision"] == "allowed"
     assert entry["actor"] == api_world.usernames["clinician"] and entry["resource"]["person_id"] == nord
     assert entry["purpose"] == PURPOSE and entry["channel"] == "api" and body["audit_index"] == before
 
@@ -80,7 +80,7 @@ def test_a_clinician_is_refused_another_site_s_patient(api_world: ApiWorld) -> N
     assert_error(response, 403, "forbidden")
     assert ledger_size(api_world) == before + 1
     entry = ledger_entries(api_world)[-1]
-    assert entry["action"] == "patient.view" and entry["decision"] == "denied"
+    assert entry["action"] == "health.patient.view" and entry["decision"] == "denied"
     assert entry["resource"]["person_id"] == sud
 
 

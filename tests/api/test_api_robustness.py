@@ -82,7 +82,7 @@ def test_a_token_mints_only_narrower_and_shorter_tokens(api_world: ApiWorld) -> 
     assert sorted(child.get(f"{API}/auth/whoami").json()["scopes"]) == ["token.create", "token.list"]
     assert child.get(f"{API}/projects").status_code == 403
     # Wider scopes are refused.
-    for scopes in (["cohort.count"], ["*"], ["token.*"]):
+    for scopes in (["health.cohort.count"], ["*"], ["token.*"]):
         refused = scoped.post(f"{API}/auth/tokens", json={"scopes": scopes})
         assert refused.status_code == 422, (scopes, refused.text)
     # A longer life is capped at the parent's: the 366-day token of the observation lives 10 days at most.
@@ -92,8 +92,8 @@ def test_a_token_mints_only_narrower_and_shorter_tokens(api_world: ApiWorld) -> 
     expires = dt.datetime.fromisoformat(listed[longer.json()["token"][:12]]["expires_at"])
     assert expires <= dt.datetime.now(dt.UTC) + dt.timedelta(days=10)
     # A token for an area may hand out one action of it.
-    area = _token(api_world, "researcher", ["cohort.*", "token.create"], days=10)
-    narrower = area.post(f"{API}/auth/tokens", json={"scopes": ["cohort.count"], "expires_in_days": 1})
+    area = _token(api_world, "researcher", ["health.cohort.*", "token.create"], days=10)
+    narrower = area.post(f"{API}/auth/tokens", json={"scopes": ["health.cohort.count"], "expires_in_days": 1})
     assert narrower.status_code == 201, narrower.text
 
 

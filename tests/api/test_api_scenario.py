@@ -152,15 +152,15 @@ def test_done_when_scenario(api_world: ApiWorld) -> None:
     rita = world.usernames["researcher"]
     mine = [e for e in entries if e.get("actor") == rita and e.get("project_id") == project]
     seen = {(e["action"], e.get("decision")) for e in mine}
-    assert ("cohort.count", "allowed") in seen and ("cohort.attrition", "allowed") in seen
-    assert ("cohort.generate", "denied") in seen and ("extract.create", "denied") in seen
-    assert ("cohort.generate", "allowed") in seen and ("extract.create", "allowed") in seen
-    allowed_extracts = [e for e in mine if e["action"] == "extract.create" and e.get("decision") == "allowed"]
+    assert ("health.cohort.count", "allowed") in seen and ("health.cohort.attrition", "allowed") in seen
+    assert ("health.cohort.generate", "denied") in seen and ("health.extract.create", "denied") in seen
+    assert ("health.cohort.generate", "allowed") in seen and ("health.extract.create", "allowed") in seen
+    allowed_extracts = [e for e in mine if e["action"] == "health.extract.create" and e.get("decision") == "allowed"]
     assert len(allowed_extracts) >= 2  # the creation, then the download
     assert all(e.get("channel") == "api" for e in mine if e["action"].startswith(("cohort.", "extract.")))
     assert any(e["action"] == "request.decide" and e.get("actor") == world.usernames["dpo"] for e in entries)
     assert any(e.get("actor") == world.usernames["clinician"] and e.get("decision") == "denied" for e in entries)
-    counts_seen = [e for e in mine if e["action"] == "cohort.count"]
+    counts_seen = [e for e in mine if e["action"] == "health.cohort.count"]
     assert [e["grant"]["raw_counts"] for e in counts_seen] == [False, False, True]
     releases = [e for e in entries if e.get("action") == "disclosure.release" and e.get("actor") == rita]
     assert [e["repeated"] for e in releases] == [False, True, False]  # count, the same count again, attrition

@@ -102,7 +102,8 @@ def test_accounts_tokens_projects_and_requests_from_the_command_line(home: Path,
     with TransparencyLog(home / "ledger", readonly=True) as log:
         actions = [log.get(i).entry["action"] for i in range(log.size)]
         assert log.verify().ok
-    assert actions.count("request.decide") == 3 and "cohort.generate" in actions and "cohort.explain" in actions
+    assert actions.count("request.decide") == 3
+    assert "health.cohort.generate" in actions and "health.cohort.explain" in actions
 
 
 def _site_person(home: Path, site: str) -> int:
@@ -131,13 +132,13 @@ def test_patient_view_shows_a_clinician_their_own_site_only(home: Path) -> None:
     assert [row["person_id"] for row in shown["tables"]["person"]["rows"]] == [nord]
 
     code, out = run(home, "patient", "view", str(sud), "--purpose", "follow-up consultation", token=cleo)
-    assert code == 3 and "denied" in out and "patient.view" in out
+    assert code == 3 and "denied" in out and "health.patient.view" in out
     assert run(home, "patient", "view", str(nord), "--purpose", "follow-up consultation")[0] == 3, "the operator"
     code, out = run(home, "patient", "view", str(nord), "--purpose", "why", token=cleo)
     assert code == 1 and "purpose" in out
 
     with TransparencyLog(home / "ledger", readonly=True) as log:
-        views = [log.get(i).entry for i in range(log.size) if log.get(i).entry["action"] == "patient.view"]
+        views = [log.get(i).entry for i in range(log.size) if log.get(i).entry["action"] == "health.patient.view"]
         assert log.verify().ok
     assert [(e["decision"], e["resource"]["person_id"], e["channel"]) for e in views] == [
         ("allowed", nord, "cli"), ("allowed", nord, "cli"), ("denied", sud, "cli"), ("denied", nord, "cli")

@@ -107,7 +107,7 @@ def test_only_admins_create_users_and_names_are_unique(gov: Governance) -> None:
 
 def test_tokens_are_hashed_at_rest_and_shown_once(gov: Governance, tmp_path: Path) -> None:
     erin = gov.create_user("erin", None, [Role.RESEARCHER], actor=OPERATOR)
-    token = gov.create_token(erin, ["cohort.*"], dt.timedelta(days=7), actor=erin)
+    token = gov.create_token(erin, ["health.cohort.*"], dt.timedelta(days=7), actor=erin)
     assert token.startswith("msl_") and credentials.looks_like_token(token)
     rows = _table(tmp_path / "metadata.sqlite", "SELECT * FROM gov_token")
     assert len(rows) == 1
@@ -115,7 +115,7 @@ def test_tokens_are_hashed_at_rest_and_shown_once(gov: Governance, tmp_path: Pat
     assert token not in stored and token[len("msl_") + 8 :] not in stored
     assert credentials.token_digest(token) in stored
     principal = gov.authenticate_token(token)
-    assert principal.subject == "erin" and principal.auth == "token" and principal.scopes == {"cohort.*"}
+    assert principal.subject == "erin" and principal.auth == "token" and principal.scopes == {"health.cohort.*"}
     [(last_used,)] = _table(tmp_path / "metadata.sqlite", "SELECT last_used_at FROM gov_token")
     assert last_used is not None
 
@@ -138,12 +138,12 @@ def test_expired_revoked_and_unknown_tokens_are_refused(gov: Governance, clock: 
 
 def test_token_scopes_limit_the_actions(gov: Governance) -> None:
     erin = gov.create_user("erin", None, [Role.RESEARCHER], actor=OPERATOR)
-    scoped = gov.authenticate_token(gov.create_token(erin, ["cohort.sql"], actor=erin))
-    assert gov.authorize(scoped, "cohort.sql").action == "cohort.sql"
+    scoped = gov.authenticate_token(gov.create_token(erin, ["health.cohort.sql"], actor=erin))
+    assert gov.authorize(scoped, "health.cohort.sql").action == "health.cohort.sql"
     with pytest.raises(AccessDenied, match="scopes"):
-        gov.authorize(scoped, "cohort.validate")
-    area = gov.authenticate_token(gov.create_token(erin, ["cohort.*"], actor=erin))
-    gov.authorize(area, "cohort.validate")
+        gov.authorize(scoped, "health.cohort.validate")
+    area = gov.authenticate_token(gov.create_token(erin, ["health.cohort.*"], actor=erin))
+    gov.authorize(area, "health.cohort.validate")
     with pytest.raises(AccessDenied, match="scopes"):
         gov.authorize(area, "project.list")
     # A scope never widens the roles: a researcher's token scoped to user.create still cannot create users.

@@ -22,9 +22,9 @@ SETTINGS = DisclosureSettings(epsilon_per_count=0.5, budget=2.0, lockout_repeats
 
 
 def test_same_query_same_answer_for_everyone_and_free_the_second_time(gov: Governance) -> None:
-    first = release_counts(gov, RITA, "mart.count", {"filters": {"a": 1}}, {"persons": 137}, settings=SETTINGS)
-    again = release_counts(gov, RITA, "mart.count", {"filters": {"a": 1}}, {"persons": 137}, settings=SETTINGS)
-    other = release_counts(gov, ROBIN, "mart.count", {"filters": {"a": 1}}, {"persons": 137}, settings=SETTINGS)
+    first = release_counts(gov, RITA, "health.mart.count", {"filters": {"a": 1}}, {"persons": 137}, settings=SETTINGS)
+    again = release_counts(gov, RITA, "health.mart.count", {"filters": {"a": 1}}, {"persons": 137}, settings=SETTINGS)
+    other = release_counts(gov, ROBIN, "health.mart.count", {"filters": {"a": 1}}, {"persons": 137}, settings=SETTINGS)
     assert first.values == again.values == other.values
     assert first.charged == pytest.approx(0.5) and not first.repeated
     assert again.charged == 0 and again.repeated and other.charged == 0
@@ -53,11 +53,11 @@ def test_sensitivity_is_charged_through_opendp_privacy_map(gov: Governance) -> N
 
 def test_budget_is_refused_once_spent_and_refusal_is_audited(gov: Governance) -> None:
     for i in range(4):
-        release_counts(gov, RITA, "mart.count", {"i": i}, {"persons": 100 + i}, settings=SETTINGS)
+        release_counts(gov, RITA, "health.mart.count", {"i": i}, {"persons": 100 + i}, settings=SETTINGS)
     with pytest.raises(BudgetExhausted, match="privacy budget spent"):
-        release_counts(gov, RITA, "mart.count", {"i": 99}, {"persons": 50}, settings=SETTINGS)
+        release_counts(gov, RITA, "health.mart.count", {"i": 99}, {"persons": 50}, settings=SETTINGS)
     # A stored answer stays available (it costs nothing and reveals nothing new).
-    assert release_counts(gov, RITA, "mart.count", {"i": 0}, {"persons": 100}, settings=SETTINGS).repeated
+    assert release_counts(gov, RITA, "health.mart.count", {"i": 0}, {"persons": 100}, settings=SETTINGS).repeated
     budget = budget_of(gov, RITA, SETTINGS)
     assert budget.remaining == 0 and budget.releases == 4
     with TransparencyLog(gov.ledger_path, readonly=True) as log:
@@ -72,7 +72,7 @@ def test_budget_is_refused_once_spent_and_refusal_is_audited(gov: Governance) ->
 
 def test_budget_comes_back_after_the_period(gov: Governance, clock) -> None:
     for i in range(4):
-        release_counts(gov, RITA, "mart.count", {"i": i}, {"persons": 100 + i}, settings=SETTINGS)
+        release_counts(gov, RITA, "health.mart.count", {"i": i}, {"persons": 100 + i}, settings=SETTINGS)
     clock.advance(days=SETTINGS.period_days + 1)
     assert budget_of(gov, RITA, SETTINGS).remaining == pytest.approx(2.0)
 
@@ -80,18 +80,18 @@ def test_budget_comes_back_after_the_period(gov: Governance, clock) -> None:
 def test_many_queries_with_one_true_answer_lock_the_user_out(gov: Governance) -> None:
     settings = DisclosureSettings(epsilon_per_count=0.1, budget=5.0, lockout_repeats=3)
     for i in range(3):
-        release_counts(gov, RITA, "mart.count", {"variant": i}, {"persons": 42}, settings=settings)
+        release_counts(gov, RITA, "health.mart.count", {"variant": i}, {"persons": 42}, settings=settings)
     with pytest.raises(BudgetExhausted, match="locked out"):
-        release_counts(gov, RITA, "mart.count", {"variant": 3}, {"persons": 42}, settings=settings)
+        release_counts(gov, RITA, "health.mart.count", {"variant": 3}, {"persons": 42}, settings=settings)
     with pytest.raises(BudgetExhausted, match="locked out"):
-        release_counts(gov, RITA, "mart.count", {"variant": 4}, {"persons": 7}, settings=settings)
+        release_counts(gov, RITA, "health.mart.count", {"variant": 4}, {"persons": 7}, settings=settings)
     assert budget_of(gov, RITA, settings).locked_out
 
 
 def test_true_zero_answers_do_not_lock_out(gov: Governance) -> None:
     settings = DisclosureSettings(epsilon_per_count=0.1, budget=5.0, lockout_repeats=2)
     for i in range(5):
-        release_counts(gov, RITA, "mart.count", {"variant": i}, {"persons": 0}, settings=settings)
+        release_counts(gov, RITA, "health.mart.count", {"variant": i}, {"persons": 0}, settings=settings)
 
 
 def test_exact_release_and_inputs_are_bounded(gov: Governance) -> None:

@@ -74,8 +74,8 @@ def pg_metadata_url(pg_dsn: str) -> Iterator[str]:
 
 
 ACTIONS_ON_POSTGRES = [
-    "user.create", "user.create", "token.create", "token.create_for_user", "project.create", "cohort.count",
-    "request.file", "request.decide", "cohort.count", "token.list", "token.list",
+    "user.create", "user.create", "token.create", "token.create_for_user", "project.create", "health.cohort.count",
+    "request.file", "request.decide", "health.cohort.count", "token.list", "token.list",
 ]  # fmt: skip
 
 
@@ -93,14 +93,14 @@ def test_the_governance_runs_on_postgresql(pg_metadata_url: str, tmp_path: Path)
         gov.create_user("rita", "a long enough password", [Role.RESEARCHER], actor=operator)
         gov.create_user("dina", None, [Role.DPO], actor=operator)
         rita = gov.authenticate_password("rita", "a long enough password")
-        token_rita = gov.authenticate_token(gov.create_token(rita, ["cohort.*"], actor=rita))
+        token_rita = gov.authenticate_token(gov.create_token(rita, ["health.cohort.*"], actor=rita))
         dina = gov.authenticate_token(gov.create_token("dina", None, actor=operator))
         project = gov.create_project("PG", "check the governance on PostgreSQL", scope=ProjectScope(),
                                      access_level="pseudonymized", expires=dt.date(2027, 1, 1), actor=rita)  # fmt: skip
-        assert not gov.authorize(token_rita, "cohort.count", project_id=project.id).raw_counts
+        assert not gov.authorize(token_rita, "health.cohort.count", project_id=project.id).raw_counts
         request = gov.file_request(project.id, actor=rita, justification="run it on the production database")
         gov.decide_request(request.id, True, "fine", actor=dina)
-        assert gov.authorize(token_rita, "cohort.count", project_id=project.id).raw_counts
+        assert gov.authorize(token_rita, "health.cohort.count", project_id=project.id).raw_counts
         key = gov.project_key(project.id)
         assert gov.project_key(project.id) == key
         assert [t.last_used_at is not None for t in gov.list_tokens(actor=operator)] == [True, True]

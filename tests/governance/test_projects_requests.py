@@ -151,14 +151,14 @@ def test_membership_ends_with_expiry_and_with_the_account(
     pid = _project(gov, rita, expires=dt.date(2026, 7, 1))
     gov.decide_request(gov.file_request(pid, actor=rita, justification="for the summer analysis").id, True,
                        "ok for a month", actor=dina)  # fmt: skip
-    assert gov.authorize(rita, "cohort.count", project_id=pid).raw_counts
+    assert gov.authorize(rita, "health.cohort.count", project_id=pid).raw_counts
     clock.now = dt.datetime(2026, 7, 1, 23, 59, tzinfo=dt.UTC)
-    assert gov.authorize(rita, "cohort.count", project_id=pid).raw_counts, "valid through its last day"
+    assert gov.authorize(rita, "health.cohort.count", project_id=pid).raw_counts, "valid through its last day"
     clock.now = dt.datetime(2026, 7, 2, 0, 1, tzinfo=dt.UTC)
-    assert not gov.authorize(rita, "cohort.count", project_id=pid).raw_counts
+    assert not gov.authorize(rita, "health.cohort.count", project_id=pid).raw_counts
     clock.now = dt.datetime(2026, 6, 15, tzinfo=dt.UTC)
     gov.set_disabled("rita", True, actor=OPERATOR)
-    assert not gov.authorize(rita, "cohort.count", project_id=pid).raw_counts
+    assert not gov.authorize(rita, "health.cohort.count", project_id=pid).raw_counts
 
 
 def test_project_keys_are_stable_distinct_and_sealed(

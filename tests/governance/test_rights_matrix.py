@@ -128,19 +128,19 @@ def member_or(*always: Role, members: frozenset[Role] = STAFF) -> Callable[[Case
 
 
 EXPECTED: dict[str, Callable[[Case], Outcome]] = {
-    "cohort.validate": roles(*STAFF),
-    "cohort.sql": roles(*STAFF),
-    "cohort.count": aggregate,
-    "cohort.attrition": aggregate,
-    "cohort.breakdowns": aggregate,
-    "cohort.generate": generate,
-    "cohort.explain": explain,
-    "mart.variables": roles(*STAFF),
-    "mart.count": aggregate,
-    "mart.build": roles(Role.ADMIN, Role.DATA_ENGINEER),
+    "health.cohort.validate": roles(*STAFF),
+    "health.cohort.sql": roles(*STAFF),
+    "health.cohort.count": aggregate,
+    "health.cohort.attrition": aggregate,
+    "health.cohort.breakdowns": aggregate,
+    "health.cohort.generate": generate,
+    "health.cohort.explain": explain,
+    "health.mart.variables": roles(*STAFF),
+    "health.mart.count": aggregate,
+    "health.mart.build": roles(Role.ADMIN, Role.DATA_ENGINEER),
     "privacy.budget": roles(*STAFF),
-    "extract.create": extract,
-    "patient.view": patient_view,
+    "health.extract.create": extract,
+    "health.patient.view": patient_view,
     "project.create": roles(Role.ADMIN, Role.DPO, Role.RESEARCHER),
     "project.read": member_or(Role.ADMIN, Role.DPO),
     "project.list": roles(*STAFF),
@@ -160,11 +160,11 @@ EXPECTED: dict[str, Callable[[Case], Outcome]] = {
     "token.create": roles(*STAFF),
     "token.list": roles(*STAFF),
     "token.revoke": roles(*STAFF),
-    "quality.read": roles(Role.ADMIN, Role.DATA_ENGINEER, Role.DPO, Role.RESEARCHER),
-    "quality.run": roles(Role.ADMIN, Role.DATA_ENGINEER),
-    "etl.run": roles(Role.ADMIN, Role.DATA_ENGINEER),
-    "etl.read": roles(Role.ADMIN, Role.DATA_ENGINEER, Role.DPO),
-    "etl.rejects": roles(Role.ADMIN, Role.DATA_ENGINEER),
+    "health.quality.read": roles(Role.ADMIN, Role.DATA_ENGINEER, Role.DPO, Role.RESEARCHER),
+    "health.quality.run": roles(Role.ADMIN, Role.DATA_ENGINEER),
+    "health.etl.run": roles(Role.ADMIN, Role.DATA_ENGINEER),
+    "health.etl.read": roles(Role.ADMIN, Role.DATA_ENGINEER, Role.DPO),
+    "health.etl.rejects": roles(Role.ADMIN, Role.DATA_ENGINEER),
     "token.create_for_user": roles(Role.ADMIN),
     "audit.read": roles(Role.ADMIN, Role.DPO),
     "audit.verify": roles(*Role),
@@ -290,8 +290,8 @@ def test_an_undeclared_action_is_denied(world: World) -> None:
 def test_the_operator_gets_no_raw_counts_and_no_records_without_a_project(world: World) -> None:
     operator = operator_principal()
     assert operator.roles == {Role.ADMIN, Role.DATA_ENGINEER}
-    grant = world.gov.authorize(operator, "cohort.count")
+    grant = world.gov.authorize(operator, "health.cohort.count")
     assert not grant.raw_counts and not grant.row_level
-    for action in ("cohort.explain", "extract.create", "patient.view"):
+    for action in ("health.cohort.explain", "health.extract.create", "health.patient.view"):
         with pytest.raises(AccessDenied):
             world.gov.authorize(operator, action)

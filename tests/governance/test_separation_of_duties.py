@@ -63,7 +63,7 @@ def _entries(gov: Governance) -> list[dict[str, Any]]:
 
 def _extract_allowed(gov: Governance, who: Principal, pid: int) -> bool:
     try:
-        return gov.authorize(who, "extract.create", project_id=pid).row_level
+        return gov.authorize(who, "health.extract.create", project_id=pid).row_level
     except AccessDenied:
         return False
 

@@ -133,7 +133,7 @@ def test_differencing_recovers_no_small_count_more_often_than_chance(small: int)
                 attacker = Principal(f"attacker{trial}", frozenset({Role.RESEARCHER}), auth="token")
 
                 def release(key: str, true: int, gov: Governance = gov, who: Principal = attacker) -> int | None:
-                    return release_counts(gov, who, "mart.count", {"q": key}, {"persons": true},
+                    return release_counts(gov, who, "health.mart.count", {"q": key}, {"persons": true},
                                           settings=SETTINGS).values["persons"]  # fmt: skip
 
                 # The attacker asks as many pairs as it likes: the budget decides how many it gets.
@@ -165,7 +165,7 @@ def test_a_masked_answer_no_longer_says_whether_a_person_matches(gov: Governance
     trials = 300
     for trial in range(trials):
         matches = rng.random() < 0.5
-        value = release_counts(gov, attacker, "mart.count", {"person": trial}, {"persons": int(matches)},
+        value = release_counts(gov, attacker, "health.mart.count", {"person": trial}, {"persons": int(matches)},
                                settings=generous).values["persons"]  # fmt: skip
         right += (value is not None) == matches
         assert value is None or value >= SETTINGS.threshold

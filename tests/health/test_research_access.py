@@ -169,13 +169,14 @@ def test_done_when_scenario(setting: Setting, tmp_path: Path) -> None:
     # 6. Every access is in the ledger, in order, and the log verifies.
     entries = ledger_actions(gov)[entries_before:]
     assert [(e["action"], e["decision"]) for e in entries] == [
-        ("cohort.attrition", "allowed"), ("disclosure.release", "allowed"), ("cohort.count", "allowed"),
-        ("disclosure.release", "allowed"), ("cohort.explain", "denied"), ("project.create", "allowed"),
-        ("cohort.count", "allowed"), ("disclosure.release", "allowed"), ("request.file", "allowed"),
+        ("health.cohort.attrition", "allowed"), ("disclosure.release", "allowed"), ("health.cohort.count", "allowed"),
+        ("disclosure.release", "allowed"), ("health.cohort.explain", "denied"), ("project.create", "allowed"),
+        ("health.cohort.count", "allowed"), ("disclosure.release", "allowed"), ("request.file", "allowed"),
         ("request.decide", "denied"), ("request.decide", "allowed"),
-        ("cohort.attrition", "allowed"), ("cohort.count", "denied"), ("cohort.generate", "allowed"),
-        ("cohort.breakdowns", "allowed"), ("cohort.explain", "allowed"), ("cohort.explain", "allowed"),
-        ("cohort.count", "allowed"), ("disclosure.release", "allowed"),
+        ("health.cohort.attrition", "allowed"), ("health.cohort.count", "denied"),
+        ("health.cohort.generate", "allowed"), ("health.cohort.breakdowns", "allowed"),
+        ("health.cohort.explain", "allowed"), ("health.cohort.explain", "allowed"),
+        ("health.cohort.count", "allowed"), ("disclosure.release", "allowed"),
     ]  # fmt: skip
     assert entries[-2]["grant"]["raw_counts"] is False and entries[11]["grant"]["raw_counts"] is True
     assert entries[15]["purpose"] == "check one patient" and entries[15]["actor"] == "rita"
@@ -207,7 +208,7 @@ def test_the_operator_gets_no_per_patient_verdict(setting: Setting) -> None:
     with pytest.raises(AccessDenied):
         research.explain(gov, engine, operator_principal(), ANY_CANCER, person, purpose="debug a definition")
     last = ledger_actions(gov)[-1]
-    assert last["action"] == "cohort.explain" and last["decision"] == "denied"
+    assert last["action"] == "health.cohort.explain" and last["decision"] == "denied"
     counts = research.count(gov, engine, operator_principal(), ANY_CANCER)
     exact = analyze_cohort(engine, ANY_CANCER).count()
     # The operator gets noisy counts like any caller without a project: close, rounded, never the events.
@@ -239,7 +240,7 @@ def test_extract_needs_an_approved_pseudonymized_project(setting: Setting, tmp_p
     pseudonyms = table.column("person_pseudonym").to_pylist()
     everyone = engine.query("SELECT person_id FROM person").column(0)
     assert set(pseudonyms) <= set(pseudonymize(everyone, key=gov.project_key(pseudo.id), project=pseudo.id).to_pylist())
-    assert [e["action"] for e in ledger_actions(gov)[-1:]] == ["extract.create"]
+    assert [e["action"] for e in ledger_actions(gov)[-1:]] == ["health.extract.create"]
     # Mart counts: a variable outside the project's scope is refused; inside, raw counts.
     with pytest.raises(AccessDenied, match="scope"):
         research.mart_count(gov, engine, rita, ["stage_group = IV"], project_id=aggregate.id)

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import os
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from fastapi import APIRouter, FastAPI
@@ -16,13 +17,15 @@ from massalia import __version__
 from massalia.api.deps import ACTION_KEY, ApiContext, action
 from massalia.api.errors import ERROR_RESPONSES, RequestIdMiddleware, install_error_handlers
 from massalia.api.ratelimit import FailureLimiter
-from massalia.api.routes import audit, auth, cohorts, extracts, mart, patients, privacy, projects, quality, users
+from massalia.api.routes import audit, auth, privacy, projects, users
 from massalia.api.security import CSRF_HEADER, BodySizeLimitMiddleware, SecurityHeadersMiddleware
 from massalia.api.sessions import SessionStore
 from massalia.api.settings import ApiSettings
 from massalia.config import Home
 from massalia.config import home as default_home
 from massalia.governance import Governance
+from massalia.governance.rights import Rights, load_rights
+from massalia.plugins import Contributions, RegistryError, configured_domains, load_domains
 
 API_PREFIX = "/api/v1"
 
@@ -85,8 +88,49 @@ def login_limiter(max_failures: int, window: float, **options: Any) -> FailureLi
     return FailureLimiter(max_failures, window, limits=limits, **options)
 
 
-def create_app(home: Home | None = None, *, settings: ApiSettings | None = None) -> FastAPI:
+def check_domain_routes(contributions: Contributions, rights: Rights) -> None:
+    """Refuse a domain route that declares no action of that domain's rights (``x-massalia-action``).
+
+    Every route of a domain must name the action its guarded service checks, one of the domain's own
+    (``<domain>.<area>.<verb>``) declared in the merged rights: a third-party route without one, or borrowing
+    a core or another domain's action, stops the app from starting instead of serving unannounced data.
+
+    Raises
+    ------
+    RegistryError
+        Naming the domain, the route and what it declared.
+    """
+    for contributed in contributions.routers:
+        for route in getattr(contributed.item, "routes", ()):
+            declared = (getattr(route, "openapi_extra", None) or {}).get(ACTION_KEY)
+            methods = ",".join(sorted(getattr(route, "methods", None) or ()))
+            where = f"domain {contributed.domain!r}, route {methods} {getattr(route, 'path', '?')}"
+            if not isinstance(declared, str) or not declared.startswith(f"{contributed.domain}."):
+                raise RegistryError(
+                    f"{where}: declares the action {declared!r}; a domain's route declares one of its own actions "
+                    f"('{contributed.domain}.<area>.<verb>', with massalia.api.deps.action)"
+                )
+            if declared not in rights:
+                raise RegistryError(f"{where}: its action {declared!r} is not in the domain's rights file")
+
+
+def _mount_routers(api: APIRouter, contributions: Contributions) -> None:
+    """The core's routers, then every domain's, in the order the domains were loaded."""
+    for module in (auth, users, projects):
+        api.include_router(module.router)
+    for contributed in contributions.routers:
+        api.include_router(contributed.item)
+    for module in (audit, privacy):
+        api.include_router(module.router)
+
+
+def create_app(
+    home: Home | None = None, *, settings: ApiSettings | None = None, domains: Iterable[str] = ()
+) -> FastAPI:
     """Build the API app for ``home`` (default: the active ``MASSALIA_HOME``).
+
+    The domains are loaded here (built-ins, installed entry points, ``MASSALIA_DOMAINS``, then ``domains``):
+    their routers are mounted under the API prefix and their rights merged with the core's.
 
     Parameters
     ----------
@@ -94,6 +138,8 @@ def create_app(home: Home | None = None, *, settings: ApiSettings | None = None)
         The data folder: warehouse, metadata database, ledger, reports.
     settings
         Network behaviour (CORS, TLS, sessions, login throttling); default :meth:`ApiSettings.from_env`.
+    domains
+        More domain entry modules (a deployment's own, a test's).
 
     Examples
     --------
@@ -104,11 +150,20 @@ def create_app(home: Home | None = None, *, settings: ApiSettings | None = None)
     """
     data = (home or default_home()).ensure()
     config = settings or ApiSettings.from_env()
+    contributions = load_domains([*configured_domains(), *domains])
+    rights = load_rights(domains=contributions)
+    check_domain_routes(contributions, rights)
     context = ApiContext(
         home=data,
         settings=config,
         # Anonymous calls are free to make: their audit entries are rate-bounded (issue 10, section 5).
-        governance=Governance.from_home(data, bound_anonymous_audit=True),
+        governance=Governance(
+            data.metadata_url,
+            data.ledger,
+            key_path=Path(data.root) / "keys" / "master.key",
+            rights=rights,
+            bound_anonymous_audit=True,
+        ),
         sessions=SessionStore(config.session_ttl),
         login_limiter=login_limiter(config.login_max_failures, config.login_window),
         oidc=_oidc_client(),
@@ -131,6 +186,7 @@ def create_app(home: Home | None = None, *, settings: ApiSettings | None = None)
         redoc_url=None,
     )
     app.state.massalia = context
+    app.state.domains = contributions
     install_error_handlers(app)
 
     api = APIRouter(prefix=API_PREFIX, responses=ERROR_RESPONSES)
@@ -140,8 +196,7 @@ def create_app(home: Home | None = None, *, settings: ApiSettings | None = None)
         """Liveness: the API answers (no data, no authentication)."""
         return {"status": "ok", "version": __version__}
 
-    for module in (auth, users, projects, cohorts, patients, mart, extracts, quality, audit, privacy):
-        api.include_router(module.router)
+    _mount_routers(api, contributions)
     app.include_router(api)
 
     # Middleware runs outermost last-added: security headers → request id / 500 → body limit → CORS → routes.

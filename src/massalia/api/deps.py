@@ -48,8 +48,8 @@ def action(name: str) -> dict[str, Any]:
 
     Examples
     --------
-    >>> action("cohort.count")
-    {'openapi_extra': {'x-massalia-action': 'cohort.count'}}
+    >>> action("health.cohort.count")
+    {'openapi_extra': {'x-massalia-action': 'health.cohort.count'}}
     """
     return {"openapi_extra": {ACTION_KEY: name}}
 

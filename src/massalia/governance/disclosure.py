@@ -330,7 +330,7 @@ def release_counts(
     principal
         Who asks; their budget pays for a new release.
     action
-        The action the counts answer (``cohort.count``, ``mart.count``...): part of the query key.
+        The action the counts answer (``health.cohort.count``, ``health.mart.count``...): part of the query key.
     query
         The normalized query: equal queries must give equal JSON (the caller normalizes).
     true_counts
@@ -347,7 +347,7 @@ def release_counts(
 
     Examples
     --------
-    >>> release_counts(gov, researcher, "mart.count", {"filters": {}}, {"persons": 1234})  # doctest: +SKIP
+    >>> release_counts(gov, researcher, "health.mart.count", {"filters": {}}, {"persons": 1234})  # doctest: +SKIP
     Release(values={'persons': 1230}, mode='noisy', ...)
     """
     settings = settings or settings_from_env()

@@ -1,4 +1,7 @@
-"""The rights table of ``docs/governance.md``, generated from ``rights.yaml`` (a test keeps the two in sync).
+"""The rights table of ``docs/governance.md``, generated from the merged rights (a test keeps the two in sync).
+
+The table is the one the governance layer enforces: the core's ``rights.yaml`` merged with every domain's
+file (health's ``massalia/health/rights.yaml``); its first column says where each action is defined.
 
 Run ``python -m massalia.governance.docs`` to print the table, or ``--write docs/governance.md`` to
 replace the block between the ``rights-table`` markers.
@@ -33,19 +36,24 @@ def _rule_text(rule: Rule) -> str:
 
 
 def rights_markdown(rights: Rights | None = None) -> str:
-    """The rights table as Markdown: one row per action, its rules in order (first match wins).
+    """The merged rights table as Markdown: one row per action, its rules in order (first match wins).
 
     Examples
     --------
-    >>> "| `cohort.count` |" in rights_markdown()
+    >>> "| `health.cohort.count` |" in rights_markdown()
     True
     """
     rights = rights or load_rights()
-    lines = ["| action | audited | rules, tried in order (first match wins) | what it is |", "|---|---|---|---|"]
-    for name in sorted(rights.actions):
+    lines = [
+        "| defined by | action | audited | rules, tried in order (first match wins) | what it is |",
+        "|---|---|---|---|---|",
+    ]
+    # The core's actions first, then each domain's: a domain's action is <domain>.<area>.<verb>.
+    for name in sorted(rights.actions, key=lambda action: (action.count("."), action)):
         action = rights.actions[name]
+        owner = "core" if name.count(".") == 1 else name.split(".", 1)[0]
         rules = "<br>".join(f"{i + 1}. {_rule_text(rule)}" for i, rule in enumerate(action.rules))
-        lines.append(f"| `{name}` | {'yes' if action.audit else 'no'} | {rules} | {action.description} |")
+        lines.append(f"| {owner} | `{name}` | {'yes' if action.audit else 'no'} | {rules} | {action.description} |")
     return "\n".join(lines)
 
 

@@ -1,5 +1,8 @@
-"""Rights as data: ``rights.yaml`` loaded, validated, and evaluated by one pure function.
+"""Rights as data: ``rights.yaml`` files loaded, validated, merged, and evaluated by one pure function.
 
+The core's file (``massalia/governance/rights.yaml``) names its actions ``<area>.<verb>`` (``project.read``);
+each domain contributes its own file whose actions are ``<domain>.<area>.<verb>`` (``health.cohort.count``).
+:func:`load_rights` merges them at start-up and refuses an action defined twice, naming both files.
 The table maps each action to ordered rules (roles, conditions, grant). ``decide`` takes the facts the
 conditions need (membership, project approval and access level, the data's site) and returns the
 :class:`~massalia.governance.model.Grant` of the first matching rule or raises ``AccessDenied``.
@@ -9,6 +12,7 @@ Nothing here touches a database: the service (:mod:`massalia.governance.service`
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -17,8 +21,12 @@ from typing import Any
 import yaml
 
 from massalia.governance.model import ACCESS_LEVELS, AccessDenied, Grant, Principal, Role
+from massalia.plugins import Contributions, configured_domains, load_domains
 
-ACTION_PATTERN = re.compile(r"^[a-z][a-z_]*\.[a-z][a-z_]*$")
+ACTION_PATTERN = re.compile(r"^[a-z][a-z0-9_]*(\.[a-z][a-z_]*){1,2}$")
+"""``area.verb`` (a core action) or ``domain.area.verb`` (a domain's action), lowercase."""
+CORE_ACTION = re.compile(r"^[a-z][a-z_]*\.[a-z][a-z_]*$")
+CORE_SOURCE = "massalia/governance/rights.yaml"
 CONDITIONS = ("member_of_project", "approved_project", "project_access_level", "own_site")
 GRANT_FLAGS = ("raw_counts", "row_level", "pseudonymized")
 
@@ -86,8 +94,8 @@ class Rights:
         return action in self.actions and self.actions[action].audit
 
 
-def _rule(action: str, position: int, raw: Any) -> Rule:
-    where = f"rights.yaml, action {action!r}, rule {position + 1}"
+def _rule(action: str, position: int, raw: Any, source: str = "rights.yaml") -> Rule:
+    where = f"{source}, action {action!r}, rule {position + 1}"
     if not isinstance(raw, dict):
         raise RightsError(f"{where}: a rule is a mapping with roles, when, grant")
     unknown = set(raw) - {"roles", "when", "grant"}
@@ -121,44 +129,117 @@ def _rule(action: str, position: int, raw: Any) -> Rule:
     return Rule(roles, tuple(sorted(when_raw.items())), frozenset(grant_raw))
 
 
-def parse_rights(data: Any) -> Rights:
-    """Validate a parsed ``rights.yaml`` document.
+def parse_rights(data: Any, *, source: str = "rights.yaml", domain: str | None = None) -> Rights:
+    """Validate a parsed rights document: the core's (``domain=None``) or one domain's.
+
+    Parameters
+    ----------
+    data
+        The parsed YAML document (``version: 1`` and an ``actions`` mapping).
+    source
+        Where it comes from, named in every error.
+    domain
+        The domain whose file this is: its actions must be ``<domain>.<area>.<verb>``; the core's are
+        ``<area>.<verb>``.
 
     Examples
     --------
-    >>> rights = parse_rights({"version": 1, "actions": {"cohort.sql": {"rules": [{"roles": ["researcher"]}]}}})
+    >>> rights = parse_rights({"version": 1, "actions": {"project.read": {"rules": [{"roles": ["dpo"]}]}}})
     >>> sorted(rights.actions)
-    ['cohort.sql']
+    ['project.read']
+    >>> parse_rights({"version": 1, "actions": {"project.read": {"rules": [{"roles": ["dpo"]}]}}}, domain="health")
+    Traceback (most recent call last):
+    ...
+    massalia.governance.rights.RightsError: rights.yaml: action 'project.read' is not 'health.<area>.<verb>' (lowercase)
     """
     if not isinstance(data, dict) or data.get("version") != 1 or not isinstance(data.get("actions"), dict):
-        raise RightsError("rights.yaml: expected 'version: 1' and an 'actions' mapping")
+        raise RightsError(f"{source}: expected 'version: 1' and an 'actions' mapping")
     actions: dict[str, ActionRights] = {}
     for name, spec in data["actions"].items():
-        if not isinstance(name, str) or not ACTION_PATTERN.match(name):
-            raise RightsError(f"rights.yaml: action {name!r} is not '<area>.<verb>' (lowercase)")
+        if domain is None:
+            if not isinstance(name, str) or not CORE_ACTION.match(name):
+                raise RightsError(f"{source}: action {name!r} is not '<area>.<verb>' (lowercase)")
+        elif not (
+            isinstance(name, str)
+            and ACTION_PATTERN.match(name)
+            and name.startswith(f"{domain}.")
+            and name.count(".") == 2  # domain, area, verb
+        ):
+            raise RightsError(f"{source}: action {name!r} is not '{domain}.<area>.<verb>' (lowercase)")
         if not isinstance(spec, dict) or not isinstance(spec.get("rules"), list) or not spec["rules"]:
-            raise RightsError(f"rights.yaml, action {name!r}: needs a non-empty 'rules' list")
+            raise RightsError(f"{source}, action {name!r}: needs a non-empty 'rules' list")
         unknown = set(spec) - {"description", "audit", "rules"}
         if unknown:
-            raise RightsError(f"rights.yaml, action {name!r}: unknown key(s) {', '.join(sorted(unknown))}")
+            raise RightsError(f"{source}, action {name!r}: unknown key(s) {', '.join(sorted(unknown))}")
         if not isinstance(spec.get("audit", False), bool):
-            raise RightsError(f"rights.yaml, action {name!r}: audit must be true or false")
-        rules = tuple(_rule(name, i, raw) for i, raw in enumerate(spec["rules"]))
+            raise RightsError(f"{source}, action {name!r}: audit must be true or false")
+        rules = tuple(_rule(name, i, raw, source) for i, raw in enumerate(spec["rules"]))
         actions[name] = ActionRights(name, str(spec.get("description", "")), bool(spec.get("audit", False)), rules)
     return Rights(actions)
 
 
-def load_rights(path: Path | None = None) -> Rights:
-    """Read and validate ``rights.yaml`` (the packaged one unless ``path`` is given)."""
-    if path is None:
-        text = resources.files("massalia.governance").joinpath("rights.yaml").read_text(encoding="utf-8")
-    else:
-        text = Path(path).read_text(encoding="utf-8")
+def _read(text: str, source: str, domain: str | None) -> Rights:
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as error:
-        raise RightsError(f"rights.yaml is not valid YAML: {error}") from None
-    return parse_rights(data)
+        raise RightsError(f"{source} is not valid YAML: {error}") from None
+    return parse_rights(data, source=source, domain=domain)
+
+
+def merge_rights(tables: Iterable[tuple[str, Rights]]) -> Rights:
+    """One table from several ``(source, rights)``; an action defined twice is refused, naming both sources.
+
+    Examples
+    --------
+    >>> one = parse_rights({"version": 1, "actions": {"project.read": {"rules": [{"roles": ["dpo"]}]}}})
+    >>> merge_rights([("core.yaml", one), ("other.yaml", one)])
+    Traceback (most recent call last):
+    ...
+    massalia.governance.rights.RightsError: action 'project.read' is defined twice: in core.yaml and in other.yaml
+    """
+    actions: dict[str, ActionRights] = {}
+    origin: dict[str, str] = {}
+    for source, rights in tables:
+        for name, spec in rights.actions.items():
+            if name in actions:
+                raise RightsError(f"action {name!r} is defined twice: in {origin[name]} and in {source}")
+            actions[name] = spec
+            origin[name] = source
+    return Rights(actions)
+
+
+def domain_rights(files: Mapping[str, Path]) -> list[tuple[str, Rights]]:
+    """The validated rights of each domain's file (``{domain: path}``), with their source for error messages."""
+    return [
+        (str(path), _read(Path(path).read_text(encoding="utf-8"), str(path), domain)) for domain, path in files.items()
+    ]
+
+
+def load_rights(path: Path | None = None, *, domains: Contributions | None = None) -> Rights:
+    """The rights table: the core's file merged with every domain's.
+
+    Parameters
+    ----------
+    path
+        A replacement for the core's file; given alone (no ``domains``), only that file is read.
+    domains
+        What the domains contributed (:func:`massalia.plugins.load_domains`); by default, with no ``path``,
+        the built-in, installed and ``MASSALIA_DOMAINS`` domains are loaded.
+
+    Raises
+    ------
+    RightsError
+        A file is malformed, a domain's action is not named after it, or an action is defined twice.
+    """
+    if path is None:
+        core_text = resources.files("massalia.governance").joinpath("rights.yaml").read_text(encoding="utf-8")
+        core = _read(core_text, CORE_SOURCE, None)
+        if domains is None:
+            domains = load_domains(configured_domains())
+    else:
+        core = _read(Path(path).read_text(encoding="utf-8"), str(path), None)
+    files = dict(domains.rights.items()) if domains is not None else {}
+    return merge_rights([(CORE_SOURCE if path is None else str(path), core), *domain_rights(files)])
 
 
 def _holds(rule: Rule, principal: Principal, facts: Facts) -> str | None:
@@ -209,20 +290,30 @@ def decide(rights: Rights, principal: Principal, action: str, facts: Facts) -> G
 
 
 def scope_allows(scopes: frozenset[str], action: str) -> bool:
-    """Whether token ``scopes`` cover ``action``: the action itself, its area (``cohort.*``) or ``*``.
+    """Whether token ``scopes`` cover ``action``: the action, an area of it (``health.cohort.*``...) or ``*``.
+
+    An area is any dotted prefix of the action: ``health.*`` covers every health action, ``project.*``
+    every project action.
 
     Examples
     --------
-    >>> scope_allows(frozenset({"cohort.*"}), "cohort.count"), scope_allows(frozenset({"mart.count"}), "cohort.count")
-    (True, False)
+    >>> scope_allows(frozenset({"health.cohort.*"}), "health.cohort.count")
+    True
+    >>> scope_allows(frozenset({"health.mart.count"}), "health.cohort.count")
+    False
     """
-    area = action.split(".", 1)[0]
-    return "*" in scopes or action in scopes or f"{area}.*" in scopes
+    return "*" in scopes or action in scopes or any(f"{prefix}.*" in scopes for prefix in _prefixes(action))
+
+
+def _prefixes(action: str) -> list[str]:
+    """``health.cohort.count`` → ``health``, ``health.cohort`` (the areas a scope may name)."""
+    parts = action.split(".")
+    return [".".join(parts[:i]) for i in range(1, len(parts))]
 
 
 def validate_scopes(rights: Rights, scopes: frozenset[str]) -> frozenset[str]:
     """Check that every scope names a declared action, an area of one (``area.*``) or ``*``."""
-    areas = {name.split(".", 1)[0] for name in rights.actions}
+    areas = {prefix for name in rights.actions for prefix in _prefixes(name)}
     for scope in scopes:
         if scope == "*" or scope in rights.actions:
             continue

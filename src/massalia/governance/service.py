@@ -528,7 +528,7 @@ class Governance:
         Users create tokens for themselves (``token.create``). A token for another user is an
         administrative act (``token.create_for_user``, admins only), always written to the audit trail
         with the account it was made for, since whoever holds it then acts under that account's name.
-        ``scopes`` limit it to some actions (``cohort.count``, ``cohort.*``...); ``None`` means everything
+        ``scopes`` limit it to some actions (``health.cohort.count``, ``health.cohort.*``...); ``None`` means everything
         the user's roles allow. A token only mints narrower, shorter tokens: an actor authenticated by a
         scoped token gets scopes within its own (its own when none are asked), and a token made with a
         token expires no later than it (its lifetime is capped).

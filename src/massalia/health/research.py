@@ -250,7 +250,7 @@ def count(
     >>> count(gov, engine, researcher, definition).persons  # doctest: +SKIP
     120
     """
-    grant = _authorize(gov, principal, "cohort.count", definition, project_id, channel=channel,
+    grant = _authorize(gov, principal, "health.cohort.count", definition, project_id, channel=channel,
                        enabled=list(enabled) if enabled is not None else None)  # fmt: skip
     _feasible(grant, definition)
     analysis = analyze_cohort(engine, definition, threshold=DEFAULT_THRESHOLD)
@@ -263,7 +263,7 @@ def count(
     # The same rules required give the same persons: key on the rules, not on how the toggles were spelled.
     query = {"definition": definition.definition_hash(), "required_rules": required, "data": data_version(engine),
              "scope": _scope_key(gov, project_id)}  # fmt: skip
-    release = _release(gov, principal, grant, "cohort.count", query, {"persons": int(exact.persons or 0)})
+    release = _release(gov, principal, grant, "health.cohort.count", query, {"persons": int(exact.persons or 0)})
     return Counts(release.values["persons"], None, {**release.describe(), "withheld": ["events"]})
 
 
@@ -281,7 +281,7 @@ def attrition(
     Exact under an approved project; otherwise the persons counts are one noisy release (sensitivity
     ``1 + 2 × rules``: one person can change every row) and event counts are withheld.
     """
-    grant = _authorize(gov, principal, "cohort.attrition", definition, project_id, channel=channel)
+    grant = _authorize(gov, principal, "health.cohort.attrition", definition, project_id, channel=channel)
     _feasible(grant, definition)
     analysis = analyze_cohort(engine, definition, threshold=DEFAULT_THRESHOLD)
     analysis = _scope_analysis(engine, analysis, _scope_policy(gov, project_id))
@@ -294,7 +294,7 @@ def attrition(
         cells[f"rule {row.rule_index} alone"] = int(row.persons_alone or 0)
     query = {"definition": definition.definition_hash(), "data": data_version(engine),
              "scope": _scope_key(gov, project_id)}  # fmt: skip
-    release = _release(gov, principal, grant, "cohort.attrition", query, cells, sensitivity=len(cells))
+    release = _release(gov, principal, grant, "health.cohort.attrition", query, cells, sensitivity=len(cells))
     values = release.values
     released = [
         AttritionRow(row.rule_index, row.name, values[f"rule {row.rule_index} cumulative"], None,
@@ -345,14 +345,14 @@ def breakdowns(
     generated = _generated_hash(engine, stored)
     if generated != definition.definition_hash():
         raise InvalidRequest(f"cohort {cohort_definition_id} was not generated from this definition; generate it first")
-    grant = _authorize(gov, principal, "cohort.breakdowns", definition, project_id, channel=channel,
+    grant = _authorize(gov, principal, "health.cohort.breakdowns", definition, project_id, channel=channel,
                        resource={"cohort_definition_id": int(cohort_definition_id), "stored_id": stored})  # fmt: skip
     _feasible(grant, definition)
     exact = cohort_breakdowns(engine, stored)
     cells = {f"{name}={key}": value for name, counts in exact.items() for key, value in counts.items()}
     query = {"definition": definition.definition_hash(), "cohort_definition_id": stored,
              "generation": _generated_version(engine, stored)}  # fmt: skip
-    release = _release(gov, principal, grant, "cohort.breakdowns", query, cells, sensitivity=len(exact))
+    release = _release(gov, principal, grant, "health.cohort.breakdowns", query, cells, sensitivity=len(exact))
     result: dict[str, Any] = {
         name: {key: release.values[f"{name}={key}"] for key in counts} for name, counts in exact.items()
     }
@@ -395,7 +395,7 @@ def generate(
     """
     stored = project_cohort_id(project_id, cohort_definition_id)
     policy = _scope_policy(gov, project_id)
-    grant = _authorize(gov, principal, "cohort.generate", definition, project_id, channel=channel,
+    grant = _authorize(gov, principal, "health.cohort.generate", definition, project_id, channel=channel,
                        resource={"cohort_definition_id": int(cohort_definition_id), "stored_id": stored})  # fmt: skip
     restrict = _scope_cohort_rows(policy) if policy is not None else None
     try:
@@ -415,7 +415,7 @@ def generate(
         return GenerationSummary(**fields, release={"mode": "withheld", "withheld": ["persons", "rows"],
                                                     "reason": reason})  # fmt: skip
     query = {"definition": generation.definition_hash, "data": generation.data_version, "stored_id": stored}
-    release = _release(gov, principal, grant, "cohort.generate", query, {"persons": generation.persons})
+    release = _release(gov, principal, grant, "health.cohort.generate", query, {"persons": generation.persons})
     fields.update(persons=release.values["persons"], rows=None)
     return GenerationSummary(**fields, release={**release.describe(), "withheld": ["rows"]})
 
@@ -583,7 +583,7 @@ def explain(
     if principal.has_role(Role.CLINICIAN) and isinstance(person_id, int):
         site = person_site(engine, person_id)
     reference = person_id if isinstance(person_id, int) else str(person_id)
-    grant = _authorize(gov, principal, "cohort.explain", definition, project_id, site=site, channel=channel,
+    grant = _authorize(gov, principal, "health.cohort.explain", definition, project_id, site=site, channel=channel,
                        resource={"person_id": reference}, purpose=purpose.strip())  # fmt: skip
     if grant.pseudonymized:
         if not isinstance(person_id, str) or project_id is None:
@@ -595,14 +595,14 @@ def explain(
         return Explanation(person_id, grant, _pseudonymized(scoped, person_id, days))
     if not grant.row_level:
         reason = "no per-person verdict without row-level access (a clinician's own site or an approved project)"
-        gov.audit(principal, "cohort.explain", decision="denied", denied_because=reason, project_id=project_id,
+        gov.audit(principal, "health.cohort.explain", decision="denied", denied_because=reason, project_id=project_id,
                   resource=_resource(definition, person_id=reference))  # fmt: skip
-        raise AccessDenied("cohort.explain", reason)
+        raise AccessDenied("health.cohort.explain", reason)
     if not isinstance(person_id, int) or isinstance(person_id, bool):
         raise InvalidRequest(f"person_id must be an integer, got {person_id!r}")
     policy = _scope_policy(gov, project_id)
     if project_id is not None and not _scope_person_ok(engine, policy, person_id):
-        _refuse_out_of_scope(gov, principal, "cohort.explain", project_id, person_id)
+        _refuse_out_of_scope(gov, principal, "health.cohort.explain", project_id, person_id)
     return Explanation(person_id, grant, _scope_explanation(explain_person(engine, definition, person_id), policy))
 
 
@@ -639,7 +639,7 @@ def patient_view(
     project_id: int | None = None,
     channel: str | None = None,
 ) -> PatientView:
-    """One patient's records (``patient.view``), audited with ``purpose`` before anything is read.
+    """One patient's records (``health.patient.view``), audited with ``purpose`` before anything is read.
 
     Clinicians see the identified records of persons of their own site; members of an approved
     pseudonymized project name the person by its project pseudonym (searched among the project
@@ -649,7 +649,7 @@ def patient_view(
         raise InvalidRequest(f"a purpose (at least {MIN_PURPOSE_LENGTH} characters) is required to view a patient")
     site = person_site(engine, person) if principal.has_role(Role.CLINICIAN) and isinstance(person, int) else None
     detail = {"resource": {"person_id": person}, "purpose": purpose.strip(), "channel": channel}
-    grant = gov.authorize(principal, "patient.view", project_id=project_id, site=site, detail=detail)
+    grant = gov.authorize(principal, "health.patient.view", project_id=project_id, site=site, detail=detail)
     if grant.pseudonymized and project_id is not None:
         cohort = gov.project_scope(project_id).cohort
         if not isinstance(person, str) or cohort is None:
@@ -663,7 +663,7 @@ def patient_view(
         raise InvalidRequest(f"person must be a person_id (an integer), got {person!r}")
     policy = _scope_policy(gov, project_id)
     if project_id is not None and not _scope_person_ok(engine, policy, real):
-        _refuse_out_of_scope(gov, principal, "patient.view", project_id, person)
+        _refuse_out_of_scope(gov, principal, "health.patient.view", project_id, person)
     tables = {
         name: engine.query(_patient_rows(name, int(real), policy))
         for name in PATIENT_TABLES
@@ -760,10 +760,10 @@ def _mart_counts(
     )
 
     resource = {"filters": spec.model_dump(mode="json"), **({"by": by} if by else {})}
-    spec, restrict = _check_mart_scope(gov, engine, principal, "mart.count", spec, project_id,
+    spec, restrict = _check_mart_scope(gov, engine, principal, "health.mart.count", spec, project_id,
                                        extra_variables=[by] if by else [])  # fmt: skip
     grant = gov.authorize(
-        principal, "mart.count", project_id=project_id, detail={"resource": resource, "channel": channel}
+        principal, "health.mart.count", project_id=project_id, detail={"resource": resource, "channel": channel}
     )
     try:
         if not grant.raw_counts:
@@ -788,7 +788,7 @@ def _mart_counts(
             else f"rows:{engine.scalar_int(f'SELECT count(*) FROM {MART_TABLE}')}"
         )
     sensitivity = 1 if by is None else 2  # a person is in one cell and in the total
-    release = _release(gov, principal, grant, "mart.count", query, cells, sensitivity=sensitivity)
+    release = _release(gov, principal, grant, "health.mart.count", query, cells, sensitivity=sensitivity)
     return grant, release, names
 
 
@@ -824,7 +824,7 @@ def mart_breakdown(
     project_id: int | None = None,
     channel: str | None = None,
 ) -> Any:
-    """Persons matching ``filters`` by value of the category ``by`` (action ``mart.count``).
+    """Persons matching ``filters`` by value of the category ``by`` (action ``health.mart.count``).
 
     Every value of the category is a cell (and ``None``: no value), plus the total: exact under an
     approved project, otherwise one noisy release. Returns the mart's ``Breakdown``.
@@ -849,7 +849,7 @@ def mart_build(gov: Governance, engine: Engine, principal: Principal, *, channel
     """Build (or rebuild) the research mart from the warehouse (admins and data engineers); audited."""
     from massalia.health.marts.builder import build_mart
 
-    gov.authorize(principal, "mart.build", detail={"channel": channel})
+    gov.authorize(principal, "health.mart.build", detail={"channel": channel})
     return build_mart(engine)
 
 
@@ -890,12 +890,13 @@ def create_extract(
     elif scope.cohort_hash:
         raise InvalidRequest(f"project {project_id} is scoped to a cohort: generate it and give its cohort id")
     grant = gov.authorize(
-        principal, "extract.create", project_id=project_id,
+        principal, "health.extract.create", project_id=project_id,
         detail={"resource": {"cohort_definition_id": cohort_definition_id, "variables": list(scope.variables),
                              "format": fmt}, "channel": channel},
     )  # fmt: skip
     if not grant.row_level or not grant.pseudonymized:
-        raise AccessDenied("extract.create", "extracts are pseudonymized row-level data: the grant does not allow it")
+        reason = "extracts are pseudonymized row-level data: the grant does not allow it"
+        raise AccessDenied("health.extract.create", reason)
     extract_policy = ExtractPolicy(
         project_id=project_id, key=gov.project_key(project_id), date_shift_days=PROJECT_DATE_SHIFT_DAYS,
         k_min=k_min, on_low_k=on_low_k,

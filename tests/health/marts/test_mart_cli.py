@@ -74,7 +74,7 @@ def test_mart_commands_are_checked_and_audited(demo_warehouse: Path, massalia_ho
     assert runner.invoke(app, ["mart", "count", "--where", "sex = female", "--home", str(massalia_home)]).exit_code == 0
     with TransparencyLog(data.ledger, readonly=True) as log:
         actions = [log.get(i).entry["action"] for i in range(log.size)]
-    assert actions[-3:] == ["mart.build", "mart.count", "disclosure.release"]
+    assert actions[-3:] == ["health.mart.build", "health.mart.count", "disclosure.release"]
 
     bogus = runner.invoke(
         app, ["mart", "count", "--where", "sex = female", "--home", str(massalia_home)],

@@ -4,7 +4,7 @@ Definitions are sent as JSON, in Massalia's model or as an OHDSI ATLAS/Circe exp
 ``PrimaryCriteria``). Routes that read data call the guarded services of ``massalia.health.research``
 (authorize → audit → compute → exact counts for an approved project's members, otherwise the one
 noisy, budgeted release mechanism, ``release`` in each answer saying which); the others read no data
-and are checked against their own action (``cohort.validate``, ``cohort.sql``).
+and go through ``massalia.health.services`` (``health.cohort.validate``, ``health.cohort.sql``).
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from pydantic import BaseModel, Field, ValidationError
 
 from massalia.api.deps import Caller, Context, Warehouse, action
 from massalia.api.errors import ApiError, validation_details
+from massalia.health import services
 from massalia.health.cohorts import CirceImportError, CohortDefinition, UnsupportedConstruct, import_circe
 
 router = APIRouter(prefix="/cohorts", tags=["cohorts"])
@@ -87,36 +88,34 @@ def _compiled(call: Any) -> Any:
         raise ApiError(422, "invalid_request", f"The definition cannot be compiled: {error}") from None
 
 
-@router.post("/import", **action("cohort.validate"))
+@router.post("/import", **action("health.cohort.validate"))
 def import_definition(body: DefinitionBody, context: Context, caller: Caller) -> dict[str, Any]:
     """Convert an ATLAS/Circe definition (or a Massalia one) into Massalia JSON."""
-    context.governance.authorize(caller, "cohort.validate")
-    definition = parse_definition(body.definition)
+    definition = services.checked_definition(
+        context.governance, caller, parse_definition(body.definition), channel=CHANNEL
+    )
     return {"definition": definition.model_dump(mode="json", exclude_none=True),
             "definition_hash": definition.definition_hash()}  # fmt: skip
 
 
-@router.post("/validate", **action("cohort.validate"))
+@router.post("/validate", **action("health.cohort.validate"))
 def validate(body: DefinitionBody, context: Context, caller: Caller) -> dict[str, Any]:
     """Lint a definition: findings with their JSON path; ``valid`` is false when any is an error."""
-    from massalia.health.cohorts.lint import lint
-
-    context.governance.authorize(caller, "cohort.validate")
-    findings = lint(parse_definition(body.definition))
+    findings = services.lint_definition(context.governance, caller, parse_definition(body.definition), channel=CHANNEL)
     return {
         "valid": not any(f.severity == "error" for f in findings),
         "findings": [{"severity": f.severity, "code": f.code, "path": f.path, "message": f.message} for f in findings],
     }
 
 
-@router.post("/sql", **action("cohort.sql"))
+@router.post("/sql", **action("health.cohort.sql"))
 def sql(body: SqlBody, context: Context, caller: Caller) -> dict[str, Any]:
     """The SQL the compiler generates for a definition, in a dialect."""
-    from massalia.health.cohorts import generated_sql
-
-    context.governance.authorize(caller, "cohort.sql")
     definition = parse_definition(body.definition)
-    return {"dialect": body.dialect, "sql": _compiled(lambda: generated_sql(definition, body.dialect))}
+    sql_text = _compiled(
+        lambda: services.definition_sql(context.governance, caller, definition, body.dialect, channel=CHANNEL)
+    )
+    return {"dialect": body.dialect, "sql": sql_text}
 
 
 def _enabled(body: CountBody, definition: CohortDefinition) -> list[bool] | None:
@@ -130,7 +129,7 @@ def _enabled(body: CountBody, definition: CohortDefinition) -> list[bool] | None
     return body.enabled
 
 
-@router.post("/count", **action("cohort.count"))
+@router.post("/count", **action("health.cohort.count"))
 def count(body: CountBody, context: Context, caller: Caller, warehouse: Warehouse) -> Any:
     """Persons and events of a cohort: exact for an approved project's members, otherwise noisy persons only.
 
@@ -150,7 +149,7 @@ def count(body: CountBody, context: Context, caller: Caller, warehouse: Warehous
     return jsonable_encoder(result)
 
 
-@router.post("/attrition", **action("cohort.attrition"))
+@router.post("/attrition", **action("health.cohort.attrition"))
 def attrition(body: CountBody, context: Context, caller: Caller, warehouse: Warehouse) -> Any:
     """Attrition table: persons (and events) after each inclusion rule, cumulative and alone.
 
@@ -167,7 +166,7 @@ def attrition(body: CountBody, context: Context, caller: Caller, warehouse: Ware
     return {"qualified": jsonable_encoder(qualified), "rules": jsonable_encoder(rows), "release": qualified.release}
 
 
-@router.post("/breakdowns", **action("cohort.breakdowns"))
+@router.post("/breakdowns", **action("health.cohort.breakdowns"))
 def breakdowns(body: GenerateBody, context: Context, caller: Caller, warehouse: Warehouse) -> Any:
     """Persons of a generated cohort by sex, age band and site (exact or noisy); generate the cohort first."""
     from massalia.health import research
@@ -182,7 +181,7 @@ def breakdowns(body: GenerateBody, context: Context, caller: Caller, warehouse: 
     return jsonable_encoder(result)
 
 
-@router.post("/explain", **action("cohort.explain"))
+@router.post("/explain", **action("health.cohort.explain"))
 def explain(body: ExplainBody, context: Context, caller: Caller, warehouse: Warehouse) -> Any:
     """Why one person is in or out of a cohort (audited before anything is read).
 
@@ -208,7 +207,7 @@ def explain(body: ExplainBody, context: Context, caller: Caller, warehouse: Ware
     }
 
 
-@router.post("/generate", **action("cohort.generate"))
+@router.post("/generate", **action("health.cohort.generate"))
 def generate(body: GenerateBody, context: Context, caller: Caller, warehouse: Warehouse) -> Any:
     """Write a cohort's rows into the warehouse's COHORT table (audited); counts are released as for a count."""
     from massalia.health import research

@@ -1,13 +1,12 @@
 """Pseudonymized extracts of a project's cohort: create one, list them, download their files.
 
-Creation goes through ``research.create_extract`` (authorize ``extract.create`` → audit → build the
+Creation goes through ``research.create_extract`` (authorize ``health.extract.create`` → audit → build the
 keyed-pseudonym, date-shifted, k-anonymous extract). Listing and downloading are checked against the
 same action for the same project, and every download is audited.
 """
 
 from __future__ import annotations
 
-import re
 import secrets
 import time
 from pathlib import Path
@@ -19,12 +18,10 @@ from fastapi.responses import FileResponse
 from pydantic import BaseModel, Field
 
 from massalia.api.deps import Caller, Context, Warehouse, action
-from massalia.api.errors import ApiError
 from massalia.api.pagination import DEFAULT_LIMIT, Cursor, Limit, Page, paginate
+from massalia.health import services
 
 router = APIRouter(prefix="/projects/{project_id}/extracts", tags=["extracts"])
-
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 
 
 class ExtractBody(BaseModel):
@@ -40,13 +37,7 @@ def _extracts_dir(context: Context, project_id: int) -> Path:
     return context.home.root / "extracts" / f"project-{int(project_id)}"
 
 
-def _checked(name: str, what: str) -> str:
-    if not _NAME.match(name) or ".." in name:
-        raise ApiError(404, "not_found", f"No such {what}.")
-    return name
-
-
-@router.post("", status_code=201, **action("extract.create"))
+@router.post("", status_code=201, **action("health.extract.create"))
 def create_extract(
     project_id: int, body: ExtractBody, context: Context, caller: Caller, warehouse: Warehouse
 ) -> dict[str, Any]:
@@ -68,28 +59,22 @@ def create_extract(
     }  # fmt: skip
 
 
-@router.get("", response_model=Page, **action("extract.create"))
+@router.get("", response_model=Page, **action("health.extract.create"))
 def list_extracts(
     project_id: int, context: Context, caller: Caller, limit: Limit = DEFAULT_LIMIT, cursor: Cursor = None
 ) -> Page:
     """The project's extracts and their files, oldest first, a page at a time."""
-    detail = {"operation": "list", "channel": "api"}
-    context.governance.authorize(caller, "extract.create", project_id=project_id, detail=detail)
-    folder = _extracts_dir(context, project_id)
-    found = sorted(p for p in folder.iterdir() if p.is_dir()) if folder.is_dir() else []
+    found = services.list_extracts(
+        context.governance, caller, project_id, _extracts_dir(context, project_id), channel="api"
+    )
     return paginate(found, limit, cursor, render=lambda p: {
         "extract_id": p.name, "files": sorted(f.name for f in p.iterdir() if f.is_file())})  # fmt: skip
 
 
-@router.get("/{extract_id}/files/{name}", response_class=FileResponse, **action("extract.create"))
+@router.get("/{extract_id}/files/{name}", response_class=FileResponse, **action("health.extract.create"))
 def download(project_id: int, extract_id: str, name: str, context: Context, caller: Caller) -> FileResponse:
     """Download one file of an extract (audited)."""
-    context.governance.authorize(
-        caller, "extract.create", project_id=project_id,
-        detail={"operation": "download", "extract_id": extract_id[:140], "file": name[:140], "channel": "api"},
-    )  # fmt: skip
-    folder = _extracts_dir(context, project_id) / _checked(extract_id, "extract")
-    path = folder / _checked(name, "file")
-    if not path.is_file():
-        raise ApiError(404, "not_found", "No such file.")
+    path = services.extract_file(
+        context.governance, caller, project_id, _extracts_dir(context, project_id), extract_id, name, channel="api"
+    )
     return FileResponse(path, filename=name, media_type="application/octet-stream")

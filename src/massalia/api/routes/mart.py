@@ -30,17 +30,17 @@ class MartBreakdownBody(MartCountBody):
     by: str = Field(min_length=1, max_length=128, description="A category variable of the mart.")
 
 
-@router.get("/variables", **action("mart.variables"))
+@router.get("/variables", **action("health.mart.variables"))
 def variables(context: Context, caller: Caller) -> list[dict[str, Any]]:
     """The mart's variables: name, labels, type, allowed values, unit, group, definition, disclosure class."""
-    from massalia.health.marts.catalogue import load_catalogue
+    from massalia.health.services import mart_variables
 
-    context.governance.authorize(caller, "mart.variables")
     fields = ("name", "label_en", "label_fr", "type", "values", "unit", "group", "definition", "disclosure")
-    return [jsonable_encoder(variable.model_dump(include=set(fields))) for variable in load_catalogue().variables]
+    found = mart_variables(context.governance, caller, channel="api")
+    return [jsonable_encoder(variable.model_dump(include=set(fields))) for variable in found]
 
 
-@router.post("/count", **action("mart.count"))
+@router.post("/count", **action("health.mart.count"))
 def count(body: MartCountBody, context: Context, caller: Caller, warehouse: Warehouse) -> Any:
     """Patients of the mart matching ``filters``: exact for an approved project's members, otherwise noisy.
 
@@ -57,7 +57,7 @@ def count(body: MartCountBody, context: Context, caller: Caller, warehouse: Ware
     return jsonable_encoder(result)
 
 
-@router.post("/breakdown", **action("mart.count"))
+@router.post("/breakdown", **action("health.mart.count"))
 def breakdown(body: MartBreakdownBody, context: Context, caller: Caller, warehouse: Warehouse) -> Any:
     """Patients matching ``filters`` by value of the category ``by`` (every value a cell, plus the total).
 
@@ -75,7 +75,7 @@ def breakdown(body: MartBreakdownBody, context: Context, caller: Caller, warehou
                       for value, count in result.cells.items()]}  # fmt: skip
 
 
-@router.post("/build", **action("mart.build"))
+@router.post("/build", **action("health.mart.build"))
 def build(context: Context, caller: Caller, warehouse: Warehouse) -> Any:
     """Build or rebuild the research mart from the warehouse (admins and data engineers; audited)."""
     from massalia.health import research

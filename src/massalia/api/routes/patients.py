@@ -1,4 +1,4 @@
-"""One patient's records over HTTP (``patient.view``).
+"""One patient's records over HTTP (``health.patient.view``).
 
 Identified for a clinician's own site, pseudonymized under an approved pseudonymized project, refused to
 everybody else.
@@ -56,7 +56,7 @@ class PatientViewOut(BaseModel):
     tables: dict[str, PatientTable]
 
 
-@router.post("/view", response_model=PatientViewOut, **action("patient.view"))
+@router.post("/view", response_model=PatientViewOut, **action("health.patient.view"))
 def view(body: PatientViewBody, context: Context, caller: Caller, warehouse: Warehouse) -> PatientViewOut:
     """One patient's OMOP records, table by table (audited, with the purpose, before anything is read).
 

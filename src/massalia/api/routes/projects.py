@@ -10,11 +10,12 @@ from __future__ import annotations
 import datetime as dt
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 from fastapi import Path as PathParam
 from pydantic import BaseModel, Field
 
 from massalia.api.deps import Caller, Context, action
+from massalia.api.errors import ApiError
 from massalia.api.pagination import DEFAULT_LIMIT, Cursor, Limit, Page, paginate
 from massalia.governance import AccessRequest, Project, ProjectScope
 
@@ -100,12 +101,25 @@ def list_projects(context: Context, caller: Caller, limit: Limit = DEFAULT_LIMIT
     return paginate(context.governance.list_projects(actor=caller), limit, cursor, render=project_json)
 
 
-@router.post("/projects", status_code=201, **action("project.create"))
-def create_project(body: ProjectBody, context: Context, caller: Caller) -> dict[str, Any]:
-    """Create a project (status ``draft``); the creator becomes its first member."""
-    from massalia.api.routes.cohorts import parse_definition
+def _domain_part_hash(request: Request, part: str, raw: dict[str, Any] | None) -> str | None:
+    """The hash of a scope's domain part (``cohort``), computed by the domain that contributed its scope model.
 
-    cohort_hash = parse_definition(body.scope.cohort).definition_hash() if body.scope.cohort is not None else None
+    The core does not know what a cohort is: the loaded domains' scope models do (health's ``CohortScope``).
+    """
+    if raw is None:
+        return None
+    contributions = request.app.state.domains
+    models = [c.item for _, c in contributions.scope_models.items() if getattr(c.item, "field", None) == part]
+    if len(models) != 1:
+        raise ApiError(422, "invalid_request", f"No loaded domain defines the project scope's {part!r} part.")
+    digest: str = models[0].digest(raw)
+    return digest
+
+
+@router.post("/projects", status_code=201, **action("project.create"))
+def create_project(body: ProjectBody, context: Context, caller: Caller, request: Request) -> dict[str, Any]:
+    """Create a project (status ``draft``); the creator becomes its first member."""
+    cohort_hash = _domain_part_hash(request, "cohort", body.scope.cohort)
     scope = ProjectScope(
         cohort=body.scope.cohort,
         cohort_hash=cohort_hash, variables=tuple(body.scope.variables), sites=tuple(body.scope.sites),

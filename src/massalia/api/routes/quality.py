@@ -7,7 +7,6 @@ percentage recomputed from the published counts): the exact report stays in the 
 
 from __future__ import annotations
 
-import json
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query
@@ -15,33 +14,33 @@ from fastapi import APIRouter, Query
 from massalia.api.deps import Caller, Context, action
 from massalia.api.errors import ApiError
 from massalia.api.pagination import DEFAULT_LIMIT, Cursor, Limit, Page, paginate
+from massalia.governance import AccessDenied, Principal
 from massalia.governance.disclosure import coarsen_count
+from massalia.health.services import quality_report
 
 router = APIRouter(prefix="/quality", tags=["quality"])
 
 Status = Literal["passed", "failed", "not_applicable", "error"]
 
 
-def _load_report(context: Context) -> dict[str, Any]:
-    path = context.home.reports / "quality.json"
-    if not path.is_file():
-        raise ApiError(404, "not_found", "No quality report yet: run `massalia quality`.")
+def _load_report(context: Context, caller: Principal) -> dict[str, Any]:
+    """The latest report through the guarded service (``health.quality.read``); unreadable is a 409."""
     try:
-        report: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError) as error:
+        return quality_report(context.governance, caller, context.home.reports, channel="api")
+    except AccessDenied:  # a PermissionError, hence an OSError: a refusal stays a refusal
+        raise
+    except (OSError, ValueError) as error:  # json.JSONDecodeError is a ValueError
         raise ApiError(409, "conflict", f"The quality report cannot be read: {type(error).__name__}") from None
-    return report
 
 
-@router.get("/report", **action("quality.read"))
+@router.get("/report", **action("health.quality.read"))
 def report_summary(context: Context, caller: Caller) -> dict[str, Any]:
     """The latest quality report's summary: counts per status, Kahn category, severity and level, pass rate."""
-    context.governance.authorize(caller, "quality.read")
-    report = _load_report(context)
+    report = _load_report(context, caller)
     return {key: report.get(key) for key in ("schema_version", "engine", "started_at", "seconds", "summary")}
 
 
-@router.get("/report/results", response_model=Page, **action("quality.read"))
+@router.get("/report/results", response_model=Page, **action("health.quality.read"))
 def report_results(
     context: Context,
     caller: Caller,
@@ -50,8 +49,9 @@ def report_results(
     cursor: Cursor = None,
 ) -> Page:
     """The latest report's check results, a page at a time, optionally of one status."""
-    context.governance.authorize(caller, "quality.read")
-    results = [r for r in _load_report(context).get("results", []) if status is None or r.get("status") == status]
+    results = [
+        r for r in _load_report(context, caller).get("results", []) if status is None or r.get("status") == status
+    ]
     return paginate([_published(result) for result in results], limit, cursor)
 
 

@@ -2,8 +2,8 @@
 
 What ``massalia load``, ``massalia omop load-*``, ``massalia etl ...``, ``massalia init`` and
 ``massalia info`` call. Each function asks :meth:`massalia.governance.Governance.authorize` before it
-reads or writes anything (``etl.run`` to write, ``etl.read`` for lineage and table sizes,
-``etl.rejects`` for rejected source rows), so the command line and any other interface share the one
+reads or writes anything (``health.etl.run`` to write, ``health.etl.read`` for lineage and table sizes,
+``health.etl.rejects`` for rejected source rows), so the command line and any other interface share the one
 rights check of ``rights.yaml``. Rejected rows hold raw source values (patient keys, birth dates):
 reading them is an audited action, and the filters asked for go into the audit entry.
 
@@ -54,14 +54,14 @@ def load_sources(
     progress: Progress | None = None,
     channel: str | None = None,
 ) -> EtlReport:
-    """Run the ETL from ``folder`` into ``warehouse`` (``etl.run``, checked before the folder is looked at).
+    """Run the ETL from ``folder`` into ``warehouse`` (``health.etl.run``, checked before the folder is looked at).
 
     Raises
     ------
     InvalidRequest
         ``folder`` is not a folder.
     """
-    gov.authorize(principal, "etl.run", detail={"resource": {"folder": str(folder), "sites": list(sites or [])},
+    gov.authorize(principal, "health.etl.run", detail={"resource": {"folder": str(folder), "sites": list(sites or [])},
                                                 **_channel(channel)})  # fmt: skip
     if not folder.is_dir():
         raise InvalidRequest(f"no source folder at {folder}: run `massalia generate` or pass a folder")
@@ -69,14 +69,14 @@ def load_sources(
 
 
 def create_warehouse(gov: Governance, principal: Principal, warehouse: Engine) -> tuple[int, int, int]:
-    """Create the empty CDM tables, the demo vocabulary and the indexes (``etl.run``).
+    """Create the empty CDM tables, the demo vocabulary and the indexes (``health.etl.run``).
 
     Returns the number of tables created, vocabulary rows loaded and indexes created.
     """
     from massalia.health.omop.schema import create_cdm_indexes, create_cdm_schema
     from massalia.health.omop.vocabulary import load_demo_vocabulary
 
-    gov.authorize(principal, "etl.run", detail={"resource": {"step": "init"}})
+    gov.authorize(principal, "health.etl.run", detail={"resource": {"step": "init"}})
     created = create_cdm_schema(warehouse)
     vocabulary = load_demo_vocabulary(warehouse)
     indexes = create_cdm_indexes(warehouse)
@@ -84,10 +84,10 @@ def create_warehouse(gov: Governance, principal: Principal, warehouse: Engine) -
 
 
 def generate_sources(gov: Governance, principal: Principal, target: Path, patients: int, **options: Any) -> Any:
-    """Write synthetic site extracts under ``target`` (``etl.run``: they are the ETL's input)."""
+    """Write synthetic site extracts under ``target`` (``health.etl.run``: they are the ETL's input)."""
     from massalia.health.synth import generate
 
-    gov.authorize(principal, "etl.run", detail={"resource": {"step": "generate", "patients": int(patients),
+    gov.authorize(principal, "health.etl.run", detail={"resource": {"step": "generate", "patients": int(patients),
                                                              "folder": str(target)}})  # fmt: skip
     return generate(target, patients, **options)
 
@@ -95,10 +95,10 @@ def generate_sources(gov: Governance, principal: Principal, target: Path, patien
 def load_athena_vocabulary(
     gov: Governance, principal: Principal, warehouse: Engine, folder: Path, *, progress: Progress | None = None
 ) -> dict[str, int]:
-    """Load an Athena vocabulary download (``etl.run``)."""
+    """Load an Athena vocabulary download (``health.etl.run``)."""
     from massalia.health.omop.athena import load_athena
 
-    gov.authorize(principal, "etl.run", detail={"resource": {"athena": str(folder)}})
+    gov.authorize(principal, "health.etl.run", detail={"resource": {"athena": str(folder)}})
     if not folder.is_dir():
         raise InvalidRequest(f"{folder} is not a folder")
     from massalia.health.omop.omop_csv import OmopCsvError
@@ -132,25 +132,25 @@ def _rows_per_table(progress: Progress, tasks: dict[str, TaskID]) -> Callable[[s
 
 
 def load_cdm_csv(gov: Governance, principal: Principal, warehouse: Engine, source: Path) -> dict[str, int]:
-    """Load a foreign OMOP CDM CSV export (``etl.run``)."""
+    """Load a foreign OMOP CDM CSV export (``health.etl.run``)."""
     from massalia.health.omop.omop_csv import load_omop_csv
 
-    gov.authorize(principal, "etl.run", detail={"resource": {"omop_csv": str(source)}})
+    gov.authorize(principal, "health.etl.run", detail={"resource": {"omop_csv": str(source)}})
     if not source.exists():
         raise InvalidRequest(f"{source} does not exist")
     return load_omop_csv(warehouse, source)
 
 
 def etl_runs(gov: Governance, principal: Principal, metadata_url: str, *, limit: int = 20) -> list[RunSummary]:
-    """The most recent ETL runs, newest first (``etl.read``)."""
+    """The most recent ETL runs, newest first (``health.etl.read``)."""
     if not 1 <= limit <= MAX_RUNS:
         raise InvalidRequest(f"limit must be 1 to {MAX_RUNS}, got {limit}")
-    gov.authorize(principal, "etl.read")
+    gov.authorize(principal, "health.etl.read")
     return list_runs(metadata_url, limit=limit)
 
 
 def etl_run(gov: Governance, principal: Principal, metadata_url: str, run_id: str) -> RunSummary:
-    """One run's lineage (``etl.read``, checked before the run is looked up).
+    """One run's lineage (``health.etl.read``, checked before the run is looked up).
 
     Raises
     ------
@@ -158,7 +158,7 @@ def etl_run(gov: Governance, principal: Principal, metadata_url: str, run_id: st
         No run ``run_id``.
     """
     _bounded(run_id, "run id")
-    gov.authorize(principal, "etl.read")
+    gov.authorize(principal, "health.etl.read")
     try:
         return get_run(run_id, metadata_url)
     except KeyError:
@@ -166,8 +166,8 @@ def etl_run(gov: Governance, principal: Principal, metadata_url: str, run_id: st
 
 
 def warehouse_tables(gov: Governance, principal: Principal, warehouse: Engine) -> list[tuple[str, int]]:
-    """Every warehouse table with its row count (``etl.read``)."""
-    gov.authorize(principal, "etl.read")
+    """Every warehouse table with its row count (``health.etl.read``)."""
+    gov.authorize(principal, "health.etl.read")
     return [(name, warehouse.row_count(name)) for name in warehouse.list_tables()]
 
 
@@ -182,7 +182,7 @@ def rejected_rows(
     limit: int = 50,
     channel: str | None = None,
 ) -> list[dict[str, Any]]:
-    """Rejected source rows with their raw values (``etl.rejects``: restricted and audited).
+    """Rejected source rows with their raw values (``health.etl.rejects``: restricted and audited).
 
     The audit entry names the filters and the limit, written before any row is read.
     """
@@ -190,7 +190,7 @@ def rejected_rows(
         raise InvalidRequest(f"limit must be 1 to {MAX_REJECTS}, got {limit}")
     filters = {"run_id": _bounded(run_id, "run id"), "site": _bounded(site, "site"),
                "reason": _bounded(reason, "reason"), "limit": limit}  # fmt: skip
-    gov.authorize(principal, "etl.rejects", detail={"resource": filters, **_channel(channel)})
+    gov.authorize(principal, "health.etl.rejects", detail={"resource": filters, **_channel(channel)})
     if not warehouse.table_exists("etl_reject"):
         return []
     return show_rejects(warehouse, run_id=run_id, site=site, reason=reason, limit=limit)

@@ -1,4 +1,4 @@
-"""The guarded data-quality service: run the checks only after ``quality.run`` is allowed.
+"""The guarded data-quality service: run the checks only after ``health.quality.run`` is allowed.
 
 What ``massalia quality`` and ``massalia demo`` call; the rights check is the governance service's
 (``rights.yaml``), the same for every interface.
@@ -34,8 +34,8 @@ def run_quality_checks(
     checks: Sequence[str] | None = None,
     progress: Progress | None = None,
 ) -> QualityReport:
-    """Run the data-quality checks on ``warehouse`` (``quality.run``), writing the reports to ``out_dir``."""
+    """Run the data-quality checks on ``warehouse`` (``health.quality.run``), writing the reports to ``out_dir``."""
     if checks is not None and len(checks) > MAX_CHECK_NAMES:
         raise InvalidRequest(f"at most {MAX_CHECK_NAMES} check names, got {len(checks)}")
-    gov.authorize(principal, "quality.run", detail={"resource": {"checks": sorted(checks) if checks else None}})
+    gov.authorize(principal, "health.quality.run", detail={"resource": {"checks": sorted(checks) if checks else None}})
     return run_quality(warehouse, out_dir=out_dir, checks=checks, progress=progress)
