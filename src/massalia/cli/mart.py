@@ -8,14 +8,12 @@ grant allows raw counts (a member of an approved project, ``--project``).
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
-from massalia.cli_governance import governed
+from massalia.cli.common import EngineOption, HomeOption, console, fail, governed
 from massalia.config import home
 from massalia.governance.disclosure import release_note, show_count
 from massalia.health import research
@@ -25,21 +23,6 @@ from massalia.health.marts.filters import FilterError, FilterSpec, parse_clause
 from massalia.warehouse import open_warehouse
 
 mart_app = typer.Typer(help="The patient-level research mart (mart_patient): build, variables, governed counts.")
-console = Console()
-
-HomeOption = Annotated[
-    Path | None,
-    typer.Option("--home", envvar="MASSALIA_HOME", help="Data folder (warehouse, metadata, indexes, reports)."),
-]
-EngineOption = Annotated[
-    str | None,
-    typer.Option("--engine", envvar="MASSALIA_ENGINE", help="Warehouse engine: duckdb (default), postgres, spark."),
-]
-
-
-def _fail(message: str) -> typer.Exit:
-    console.print(f"[bold red]error:[/] {message}")
-    return typer.Exit(code=1)
 
 
 @mart_app.command("build")
@@ -52,7 +35,7 @@ def mart_build(home_dir: HomeOption = None, engine: EngineOption = None) -> None
     except typer.Exit:  # a refusal or a bad token, already reported (click's Exit is a RuntimeError)
         raise
     except (CatalogueError, RuntimeError) as error:
-        raise _fail(str(error)) from None
+        fail(str(error))
     console.print(
         f"[green]built[/] {result.table}: {result.rows:,} persons × {result.variables} variables "
         f"in {result.duration_s:.1f} s (build {result.build_id})"
@@ -83,7 +66,7 @@ def mart_variables(
             )
             shown += 1
     if group is not None and not shown:
-        raise _fail(f"no group {group!r}: one of {', '.join(g.value for g in catalogue.by_group())}")
+        fail(f"no group {group!r}: one of {', '.join(g.value for g in catalogue.by_group())}")
     console.print(table)
 
 
@@ -127,7 +110,7 @@ def mart_count(
             split = research.mart_breakdown(gov, warehouse, principal, spec, by, project_id=project, channel="cli")
             built = last_build(warehouse)
     except FilterError as error:
-        raise _fail(str(error)) from None
+        fail(str(error))
     table = Table(by, "persons")
     for value, count in split.cells.items():
         table.add_row("(missing)" if value is None else str(value), show_count(count, split.release))

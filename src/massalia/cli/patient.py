@@ -8,15 +8,13 @@ any record is read; a refusal exits with status 3, a bad reference with status 1
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from massalia.cli_governance import governed, literal
+from massalia.cli.common import EngineOption, HomeOption, console, governed, literal
 from massalia.config import home
 from massalia.health import research
 from massalia.health.records import json_table
@@ -25,16 +23,6 @@ from massalia.warehouse import open_warehouse
 patient_app = typer.Typer(
     help="One patient's records (audited): identified for a clinician's own site, pseudonymized under a project."
 )
-console = Console()
-
-HomeOption = Annotated[
-    Path | None,
-    typer.Option("--home", envvar="MASSALIA_HOME", help="Data folder (warehouse, metadata, indexes, reports)."),
-]
-EngineOption = Annotated[
-    str | None,
-    typer.Option("--engine", envvar="MASSALIA_ENGINE", help="Warehouse engine: duckdb (default), postgres, spark."),
-]
 
 SHOWN_ROWS = 50
 """Rows printed per table in the Rich view (``--json`` prints them all)."""

@@ -14,38 +14,59 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
+from pydantic import ValidationError
 from rich.markup import escape
 from rich.table import Table
 
-from massalia.cli_governance import governed, literal
+from massalia.cli.common import (
+    EXIT_INVALID,
+    EngineOption,
+    HomeOption,
+    ProjectOption,
+    console,
+    error_console,
+    fail,
+    governed,
+    literal,
+    record_text,
+)
 from massalia.config import home
 from massalia.governance.disclosure import release_note, show_count
 from massalia.health import research
 from massalia.health.cohorts import CohortDefinition, generated_sql, import_circe
+from massalia.health.cohorts.circe import CirceImportError
+from massalia.health.cohorts.lint import Finding, lint
 from massalia.warehouse import open_warehouse
 
 cohort_app = typer.Typer(
     help="Cohort definitions (Massalia JSON or OHDSI ATLAS/Circe JSON): import, lint, SQL, counts, attrition, "
     "what-if, explain, generate."
 )
-console = Console()
 
 DefinitionArgument = Annotated[
     Path, typer.Argument(help="Cohort definition: Massalia JSON or an ATLAS/Circe export (JSON).")
 ]
-HomeOption = Annotated[
-    Path | None,
-    typer.Option("--home", envvar="MASSALIA_HOME", help="Data folder (warehouse, metadata, indexes, reports)."),
-]
-EngineOption = Annotated[
-    str | None,
-    typer.Option("--engine", envvar="MASSALIA_ENGINE", help="Warehouse engine: duckdb (default), postgres, spark."),
-]
-ProjectOption = Annotated[
-    int | None,
-    typer.Option("--project", help="Act under this approved project (raw counts, records as its access level allows)."),
-]
+
+
+class DefinitionError(ValueError):
+    """A definition file that cannot be read as a cohort; ``findings`` say where (JSON path) and what is wrong."""
+
+    def __init__(self, path: Path, findings: list[Finding]) -> None:
+        self.path = path
+        self.findings = findings
+        super().__init__(f"{path}: " + "; ".join(f"{f.path}: {f.message}" for f in findings))
+
+
+def _json_path(location: tuple[int | str, ...]) -> str:
+    """A pydantic error location as a JSON path (``$.primary_criteria.criteria_list[0]``)."""
+    path = "$"
+    for part in location:
+        path += f"[{part}]" if isinstance(part, int) else f".{part}"
+    return path
+
+
+def _invalid(path: Path, problems: list[tuple[str, str]]) -> DefinitionError:
+    return DefinitionError(path, [Finding("invalid-definition", "error", where, what) for where, what in problems])
 
 
 def check_offline(action: str, home_dir: Path | None) -> None:
@@ -58,18 +79,80 @@ def check_offline(action: str, home_dir: Path | None) -> None:
         gov.authorize(principal, action)
 
 
-def load_definition(path: Path) -> CohortDefinition:
-    """Read a definition file, in Massalia's JSON or in Circe's (recognised by its ``PrimaryCriteria``)."""
+def read_definition(path: Path) -> CohortDefinition:
+    """Read a definition file, in Massalia's JSON or in Circe's (recognised by its ``PrimaryCriteria``).
+
+    Raises
+    ------
+    DefinitionError
+        The file is missing, not JSON, or not a cohort definition (an unknown or mistyped key, a wrong
+        type): its findings are the documented ``invalid-definition`` lint findings, each with its JSON path.
+    """
     if not path.is_file():
-        raise typer.BadParameter(f"{path} is not a file")
-    text = path.read_text(encoding="utf-8")
+        raise _invalid(path, [("$", "no such file")])
     try:
+        text = path.read_text(encoding="utf-8")
         data = json.loads(text)
+    except UnicodeDecodeError as error:
+        raise _invalid(path, [("$", f"not UTF-8 text ({error.reason} at byte {error.start})")]) from None
     except json.JSONDecodeError as error:
-        raise typer.BadParameter(f"{path}, line {error.lineno}: not valid JSON ({error.msg})") from None
-    if isinstance(data, dict) and "PrimaryCriteria" in data:
-        return import_circe(data)
-    return CohortDefinition.from_json(text)
+        raise _invalid(
+            path, [("$", f"not valid JSON, line {error.lineno} column {error.colno}: {error.msg}")]
+        ) from None
+    if not isinstance(data, dict):
+        raise _invalid(path, [("$", f"a cohort definition is a JSON object, not {type(data).__name__}")])
+    try:
+        if "PrimaryCriteria" in data:
+            return import_circe(data)
+        return CohortDefinition.from_json(text)
+    except CirceImportError as error:
+        raise _invalid(path, error.problems) from None
+    except ValidationError as error:
+        problems = [(_json_path(item["loc"]), _pydantic_message(item)) for item in error.errors()]
+        raise _invalid(path, problems[:20]) from None
+
+
+def _pydantic_message(item: Any) -> str:
+    # "Extra inputs are not permitted" does not tell a newcomer that a key is unknown (often mistyped).
+    if item.get("type") == "extra_forbidden":
+        return "unknown key (mistyped? see docs/cohorts.md for the definition's keys)"
+    return str(item.get("msg", "invalid value"))
+
+
+def print_findings(findings: list[Finding], source: Path | None = None) -> None:
+    """Print lint findings, one line each: severity, code, JSON path, message (all literal text)."""
+    prefix = f"{source}: " if source is not None else ""
+    for finding in findings:
+        colour = "red" if finding.severity == "error" else "yellow"
+        where = literal(f"{prefix}{finding.code} at {finding.path}: {finding.message}")
+        console.print(f"[{colour}]{finding.severity}[/] ", where, sep="")
+
+
+def load_definition(path: Path) -> CohortDefinition:
+    """:func:`read_definition` for a command: a file that is not a cohort prints its findings and exits 1."""
+    try:
+        return read_definition(path)
+    except DefinitionError as error:
+        for finding in error.findings:
+            error_console.print("[red]error[/]: ", literal(f"{path}: {finding.code} at {finding.path}: "
+                                                          f"{finding.message}"), sep="")  # fmt: skip
+        raise typer.Exit(code=EXIT_INVALID) from None
+
+
+def enabled_rules(definition: CohortDefinition, without: list[int] | None) -> list[bool]:
+    """Which inclusion rules stay on when rules ``without`` (1-based) are left out; a wrong number is refused.
+
+    Examples
+    --------
+    >>> enabled_rules(CohortDefinition(), None)
+    []
+    """
+    count = len(definition.inclusion_rules)
+    wrong = sorted({n for n in without or [] if not 1 <= n <= count})
+    if wrong:
+        valid = f"1 to {count}" if count > 1 else ("1" if count == 1 else "none: the definition has no inclusion rule")
+        fail(f"--without {', '.join(map(str, wrong))}: no such inclusion rule (valid rule numbers: {valid})")
+    return [i + 1 not in (without or []) for i in range(count)]
 
 
 def _show(value: int | None, release: dict[str, Any] | None, name: str = "") -> str:
@@ -95,17 +178,15 @@ def cohort_import(
 @cohort_app.command("validate")
 def cohort_validate(definition: DefinitionArgument, home_dir: HomeOption = None) -> None:
     """Lint a definition: actionable findings with their JSON path; exit 1 when any is an error."""
-    from massalia.health.cohorts.lint import lint
-
     check_offline("cohort.validate", home_dir)
-    findings = lint(load_definition(definition))
-    for finding in findings:
-        colour = "red" if finding.severity == "error" else "yellow"
-        where = literal(f"{finding.code} at {finding.path}: {finding.message}")
-        console.print(f"[{colour}]{finding.severity}[/] ", where, sep="")
+    try:
+        findings = lint(read_definition(definition))
+    except DefinitionError as error:
+        findings = error.findings
+    print_findings(findings)
     console.print(f"{len(findings)} finding(s)")
     if any(f.severity == "error" for f in findings):
-        raise typer.Exit(code=1)
+        raise typer.Exit(code=EXIT_INVALID)
 
 
 @cohort_app.command("sql")
@@ -134,7 +215,7 @@ def cohort_count(
 ) -> None:
     """Count persons and events of a cohort, optionally with some inclusion rules switched off."""
     parsed = load_definition(definition)
-    enabled = [i + 1 not in (without or []) for i in range(len(parsed.inclusion_rules))]
+    enabled = enabled_rules(parsed, without)
     data = home(home_dir).ensure()
     with governed(data) as (gov, principal), open_warehouse(data, engine) as warehouse:
         counts = research.count(gov, warehouse, principal, parsed, project_id=project, enabled=enabled, channel="cli")
@@ -260,6 +341,6 @@ def cohort_explain(
                     literal(f"        {evidence.description} ({evidence.path}): {len(evidence.records)} record(s)")
                 )
                 for record in evidence.records[:10]:
-                    console.print(literal(f"          {record}"), highlight=False)
+                    console.print(literal(f"          {record_text(record)}"), highlight=False)
     for period in explanation.cohort_periods:
-        console.print(literal(f"  cohort period {period}"), highlight=False)
+        console.print(literal(f"  cohort period {record_text(period)}"), highlight=False)

@@ -1,0 +1,20 @@
+"""``massalia audit …``: the tamper-evident audit log (an RFC 9162-style Merkle transparency log)."""
+
+from __future__ import annotations
+
+import typer
+
+from massalia.cli.common import HomeOption, console, governed, literal
+from massalia.config import home
+
+audit_app = typer.Typer(help="The tamper-evident audit log (an RFC 9162-style Merkle transparency log).")
+
+
+@audit_app.command("verify")
+def audit_verify(home_dir: HomeOption = None) -> None:
+    """Recompute the whole audit log and check every stored hash and signed tree head (exit 1 if not intact)."""
+    with governed(home(home_dir).ensure()) as (gov, principal):
+        report = gov.verify_audit_log(actor=principal)
+    console.print(literal(report.summary()))
+    if not report.ok:
+        raise typer.Exit(code=1)
