@@ -300,7 +300,9 @@ def _base_query(
     if restrict is not None:  # a project's row-level scope (massalia.governance.policy), over alias "m"
         condition = exp.and_(condition, restrict) if condition is not None else restrict
     if not engine.table_exists(MART_TABLE):
-        raise MartNotBuiltError(f"the mart is not built on this warehouse: run 'massalia mart build' first ({MART_TABLE})")
+        raise MartNotBuiltError(
+            f"the mart is not built on this warehouse: run 'massalia mart build' first ({MART_TABLE})"
+        )
     if spec.cohort_definition_id is not None and not engine.table_exists("cohort"):
         raise MartNotBuiltError("no cohort table: generate the cohort first ('massalia cohort generate')")
     query = exp.select().from_(exp.to_table(MART_TABLE).as_("m"))
