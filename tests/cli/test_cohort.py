@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+import pytest
 from typer.testing import CliRunner
 
 from massalia.cli import app
@@ -47,3 +48,59 @@ def test_cohort_explain_is_audited_before_it_shows_anything(tmp_path: Path, refe
     assert entry["decision"] == "denied" and entry["resource"]["person_id"] == 42
     assert entry["purpose"] == "check inclusion of a screened patient"
     assert runner.invoke(app, ["audit", "verify", "--home", str(home)]).exit_code == 0
+
+
+NOT_COHORTS = {
+    "not_json.json": ("{'title': 1", "not valid JSON"),
+    "a_list.json": ("[1, 2]", "a cohort definition is a JSON object"),
+    "mistyped_key.json": ('{"title": "x", "primary_criterion": {}}', "did you mean 'primary_criteria'?"),
+    "wrong_type.json": ('{"title": "x", "inclusion_rules": 3}', "$.inclusion_rules"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(NOT_COHORTS))
+@pytest.mark.parametrize("command", ["validate", "count", "sql", "attrition"])
+def test_a_file_that_is_not_a_cohort_gets_lint_findings_not_a_traceback(
+    tmp_path: Path, name: str, command: str
+) -> None:
+    text, expected = NOT_COHORTS[name]
+    path = tmp_path / name
+    path.write_text(text, encoding="utf-8")
+    result = runner.invoke(app, ["cohort", command, str(path), "--home", str(tmp_path / "home")])
+    output = " ".join(result.output.split())
+    # A clean exit with the documented finding (code, JSON path, what is wrong), never an exception.
+    assert result.exit_code == 1 and isinstance(result.exception, SystemExit), result.output
+    assert "invalid-definition at $" in output and expected in output, result.output
+    assert "Traceback" not in output and "pydantic" not in output and "For further information" not in output
+
+
+ONE_RULE = {
+    "title": "one rule",
+    "primary_criteria": {"criteria_list": [{"kind": "CancerDiagnosis", "topography": ["C50"]}]},
+    "inclusion_rules": [{"name": "any", "expression": {"type": "ALL", "criteria_list": []}}],
+}
+
+
+def test_without_a_rule_the_definition_does_not_have_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "one_rule.json"
+    path.write_text(json.dumps(ONE_RULE), encoding="utf-8")
+    home = ["--home", str(tmp_path / "home")]
+    result = runner.invoke(app, ["cohort", "count", str(path), "--without", "5", *home])
+    output = " ".join(result.output.split())
+    assert result.exit_code == 1, result.output
+    assert "--without 5: no such inclusion rule (valid rule numbers: 1)" in output
+    result = runner.invoke(app, ["cohort", "count", str(path), "--without", "0", "--without", "1", *home])
+    assert result.exit_code == 1 and "--without 0:" in " ".join(result.output.split())
+
+
+def test_explain_without_a_project_says_a_project_is_needed(tmp_path: Path) -> None:
+    path = tmp_path / "one_rule.json"
+    path.write_text(json.dumps(ONE_RULE), encoding="utf-8")
+    home = tmp_path / "home"
+    assert runner.invoke(app, ["init", "--home", str(home)]).exit_code == 0
+    args = ["cohort", "explain", str(path), "--person", "1", "--purpose", "check a patient", "--home", str(home)]
+    result = runner.invoke(app, args)
+    output = " ".join(result.output.split())
+    assert result.exit_code == 3, result.output
+    assert "no project given" in output and "--project" in output, output
+    assert "not approved" not in output, "no project was named: none can be 'not approved'"

@@ -363,3 +363,12 @@ def test_an_existing_public_home_is_made_private(tmp_path: Path) -> None:
         os.umask(previous)
     assert stat.S_IMODE(home.stat().st_mode) == 0o700
     assert stat.S_IMODE(metadata.stat().st_mode) == 0o600
+
+
+def test_records_print_as_readable_text_not_python_reprs() -> None:
+    from massalia.cli.common import literal, record_text
+
+    record = {"condition_start_date": dt.date(2019, 3, 2), "condition_concept_id": 4112853, "stop_reason": None}
+    shown = literal(record_text(record)).plain
+    assert shown == "condition_start_date 2019-03-02, condition_concept_id 4112853"
+    assert "\\x1b" in literal(record_text({"note": "\x1b[31mred"})).plain, "control characters stay escaped"

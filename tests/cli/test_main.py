@@ -94,6 +94,10 @@ def test_demo_end_to_end(tmp_path: Path) -> None:
     home = tmp_path / "home"
     result = runner.invoke(app, ["demo", "--patients", "120", "--home", str(home)])
     assert result.exit_code == 0, result.output
+    # The last lines say what to do next: the report, a cohort count, the API.
+    tail = " ".join(result.output.split()[-60:])
+    assert "next steps:" in tail and "quality.html" in tail, result.output[-2000:]
+    assert "massalia cohort count" in tail and "massalia serve" in tail, result.output[-2000:]
     report = json.loads((home / "reports" / "quality.json").read_text())
     assert (home / "reports" / "quality.html").stat().st_size > 10_000
     assert report["summary"]["status"]["error"] == 0

@@ -9,6 +9,8 @@ The local operator never gets raw counts nor patient records without an approved
 
 from __future__ import annotations
 
+import difflib
+import functools
 import json
 from pathlib import Path
 from typing import Annotated, Any
@@ -112,10 +114,23 @@ def read_definition(path: Path) -> CohortDefinition:
         raise _invalid(path, problems[:20]) from None
 
 
+@functools.cache
+def _definition_keys() -> frozenset[str]:
+    """Every key a Massalia cohort definition may use, at any depth (from its JSON schema)."""
+    schema = CohortDefinition.model_json_schema(by_alias=False)
+    keys = set(schema.get("properties", {}))
+    for definition in schema.get("$defs", {}).values():
+        keys |= set(definition.get("properties", {}))
+    return frozenset(keys)
+
+
 def _pydantic_message(item: Any) -> str:
     # "Extra inputs are not permitted" does not tell a newcomer that a key is unknown (often mistyped).
     if item.get("type") == "extra_forbidden":
-        return "unknown key (mistyped? see docs/cohorts.md for the definition's keys)"
+        key = str(item["loc"][-1]) if item.get("loc") else ""
+        near = difflib.get_close_matches(key, sorted(_definition_keys()), n=1)
+        hint = f"did you mean {near[0]!r}?" if near else "see docs/cohorts.md for the definition's keys"
+        return f"unknown key {key[:80]!r} ({hint})"
     return str(item.get("msg", "invalid value"))
 
 

@@ -11,6 +11,14 @@ from rich.table import Table
 from massalia.cli.common import HomeOption, console, error_console, literal, run_governed
 from massalia.governance import Governance, InvalidRequest, Principal
 
+OPERATOR_PREFIX = "operator:"
+"""How the local operator's subject starts (``operator:<OS account>``): never a user name."""
+OPERATOR_HAS_NO_ACCOUNT = (
+    "{subject} is the local operator (whoever holds the home's files), not a user account, so it cannot own a "
+    "token: create a token for a user with 'massalia token create --user NAME' (an account is made with "
+    "'massalia user add NAME --role researcher')"
+)
+
 token_app = typer.Typer(help="API tokens (stored as SHA-256 hashes; shown once): create, list, revoke.")
 
 
@@ -29,8 +37,11 @@ def token_create(
     """Create an API token and print it once (only its hash is kept): use it as MASSALIA_TOKEN or a Bearer token."""
 
     def create(gov: Governance, actor: Principal) -> str:
-        if user is None and actor.auth == "operator":
-            raise InvalidRequest("the local operator has no account to own a token: name one with --user")
+        operator = actor.auth == "operator"
+        if operator and (user is None or user == actor.subject):
+            raise InvalidRequest(OPERATOR_HAS_NO_ACCOUNT.format(subject=actor.subject))
+        if user is not None and user.startswith(OPERATOR_PREFIX):
+            raise InvalidRequest(f"{user!r} is the local operator of a home, not an account: tokens belong to users")
         owner = user or actor.subject
         return gov.create_token(owner, scope, dt.timedelta(days=days), actor=actor)
 
