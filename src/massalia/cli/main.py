@@ -191,23 +191,25 @@ def demo(
     console.print(table)
     console.print("timings: " + ", ".join(f"{step} {seconds:.1f} s" for step, seconds in timings.items()))
     for line in next_steps(data.root, data.reports / "quality.html"):
-        console.print(literal(line), highlight=False)
+        console.print(literal(line), highlight=False, soft_wrap=True)  # commands stay whole, to copy
 
 
 def next_steps(root: Path, report: Path) -> list[str]:
-    """What a new user can do once the demo has run: read the report, count a cohort, serve the API.
+    """What a new user can do once the demo has run: read the report, count a cohort, build the mart, serve.
 
     Examples
     --------
     >>> next_steps(Path("h"), Path("h/reports/quality.html"))[1]
-    '  quality report: open h/reports/quality.html in a browser'
+    '  the quality report:  open h/reports/quality.html in a browser'
     """
+    where = f" --home {root}"
     return [
         "next steps:",
-        f"  quality report: open {report} in a browser",
-        f"  a cohort count: massalia cohort count docs/examples/<cohort>.json --home {root}",
-        f"  the HTTP API:   massalia serve --home {root}  (then see docs/api.md)",
-        f"  accounts:       massalia user add <name> --role researcher --home {root}  (docs/governance.md)",
+        f"  the quality report:  open {report} in a browser",
+        f"  a cohort count:      massalia cohort count benchmarks/cohorts/q1.json{where}  (docs/cohorts.md)",
+        f"  the research mart:   massalia mart build{where}  then  massalia mart count --by stage_group{where}",
+        f"  the HTTP API:        massalia serve{where}  (docs/api.md; accounts: massalia user add, docs/governance.md)",
+        "  every command:       massalia --help and docs/cli.md",
     ]
 
 
