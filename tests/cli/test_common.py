@@ -175,6 +175,8 @@ def expectations(world: World, caller: str) -> dict[tuple[str, ...], Row]:
         ("etl", "rejects"): Row(("--limit", "5"), STAFF_ADMINS),
         ("etl", "runs"): Row((), STAFF_ADMINS | {"dpo"}),
         ("etl", "show"): Row(("no-such-run",), STAFF_ADMINS | {"dpo"}, exit_allowed=1),
+        # Extracts are for members of an approved pseudonymized project: nobody here (tests/cli/test_extract.py).
+        ("extract", "create"): Row(("--project", str(world.project)), frozenset()),
         ("generate",): Row(
             ("--patients", "1", "--no-documents", "--out", str(world.tmp / f"gen-{caller}")), STAFF_ADMINS
         ),
@@ -189,6 +191,11 @@ def expectations(world: World, caller: str) -> dict[tuple[str, ...], Row]:
             (str(world.person), "--purpose", "checking the identity table"), frozenset({"clinician"})
         ),
         ("project", "add-member"): Row((str(world.project), "cli-guest"), frozenset({"operator", "admin", "dpo"})),
+        # Who may approve or remove members, for a user who is no (pending) member: allowed, then "no such member".
+        ("project", "approve-member"): Row((str(world.project), "cli-nobody"), frozenset({"dpo"}), exit_allowed=1),
+        ("project", "remove-member"): Row(
+            (str(world.project), "cli-nobody"), frozenset({"operator", "admin", "dpo"}), exit_allowed=1
+        ),
         ("project", "create"): Row(
             ("--title", f"by {caller}", "--purpose", "a study from the identity table", "--expires", "2099-01-01"),
             frozenset({"operator", "admin", "dpo", "researcher"}),
@@ -196,15 +203,24 @@ def expectations(world: World, caller: str) -> dict[tuple[str, ...], Row]:
         ("project", "list"): Row((), ALL),
         ("project", "show"): Row((str(world.project),), frozenset({"operator", "admin", "dpo"})),
         ("quality",): Row(("--check", "cdmTable"), STAFF_ADMINS),
+        ("privacy", "budget"): Row((), ALL),
         ("request", "approve"): Row((str(world.requests[0]), "--reason", "fine"), frozenset({"dpo"})),
         ("request", "file"): Row((str(world.project), "--justification", "not a member, so refused"), frozenset()),
         ("request", "list"): Row((), ALL),
+        # The service looks the request up before the rights check (unlike request.decide): "not found" for all.
+        ("request", "revoke"): Row(("999999", "--reason", "no such request"), ALL, exit_allowed=1),
         ("request", "reject"): Row((str(world.requests[1]), "--reason", "not fine"), frozenset({"dpo"})),
         # The operator has no account to own a token; revoking an unknown id is "not found" for everyone.
         ("token", "create"): Row(("--days", "1"), ALL, exit_by_caller=(("operator", 1),)),
         ("token", "list"): Row((), ALL),
         ("token", "revoke"): Row(("999999",), ALL, exit_allowed=1),
         ("user", "add"): Row((f"new-{caller.replace('_', '-')}", "--no-password"), frozenset({"operator", "admin"})),
+        # Account changes on an account that does not exist: allowed to admins, then "no such user".
+        ("user", "disable"): Row(("cli-nobody",), frozenset({"operator", "admin"}), exit_allowed=1),
+        ("user", "enable"): Row(("cli-nobody",), frozenset({"operator", "admin"}), exit_allowed=1),
+        ("user", "set-roles"): Row(
+            ("cli-nobody", "--role", "researcher"), frozenset({"operator", "admin"}), exit_allowed=1
+        ),
         ("user", "list"): Row((), frozenset({"operator", "admin", "dpo"})),
     }
 
@@ -372,3 +388,45 @@ def test_records_print_as_readable_text_not_python_reprs() -> None:
     shown = literal(record_text(record)).plain
     assert shown == "condition_start_date 2019-03-02, condition_concept_id 4112853"
     assert "\\x1b" in literal(record_text({"note": "\x1b[31mred"})).plain, "control characters stay escaped"
+
+
+COHORT = {"primary_criteria": {"criteria_list": [{"kind": "CancerDiagnosis", "topography": ["C50"]}]}}
+DATA_COMMANDS = {
+    "info": ["info"],
+    "quality": ["quality"],
+    "cohort count": ["cohort", "count", "{cohort}"],
+    "cohort explain": ["cohort", "explain", "{cohort}", "--person", "1", "--purpose", "check a patient"],
+    "mart count": ["mart", "count"],
+    "mart build": ["mart", "build"],
+    "etl runs": ["etl", "runs"],
+    "etl rejects": ["etl", "rejects"],
+    "patient view": ["patient", "view", "1", "--purpose", "follow-up visit"],
+    "extract create": ["extract", "create", "--project", "1"],
+}
+
+
+@pytest.mark.parametrize("name", sorted(DATA_COMMANDS))
+def test_a_mistyped_home_is_refused_not_created(tmp_path: Path, name: str) -> None:
+    cohort = tmp_path / "cohort.json"
+    cohort.write_text(json.dumps(COHORT), encoding="utf-8")
+    args = [arg.format(cohort=cohort) for arg in DATA_COMMANDS[name]]
+    typo = tmp_path / "massalia-dta"
+    result = runner.invoke(app, [*args, "--home", str(typo)], env={"MASSALIA_TOKEN": ""})
+    output = " ".join(result.output.split())
+    assert result.exit_code == 1 and isinstance(result.exception, SystemExit), result.output
+    assert f"no Massalia home at {typo}" in output and "massalia init" in output, output
+    assert not typo.exists(), "a mistyped home must not be created"
+
+
+@pytest.mark.parametrize("name", [n for n in sorted(DATA_COMMANDS) if not n.startswith("etl runs")])
+def test_a_home_never_initialized_is_refused_before_any_query(tmp_path: Path, name: str) -> None:
+    cohort = tmp_path / "cohort.json"
+    cohort.write_text(json.dumps(COHORT), encoding="utf-8")
+    args = [arg.format(cohort=cohort) for arg in DATA_COMMANDS[name]]
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    result = runner.invoke(app, [*args, "--home", str(empty)], env={"MASSALIA_TOKEN": ""})
+    output = " ".join(result.output.split())
+    assert result.exit_code == 1 and isinstance(result.exception, SystemExit), result.output
+    assert "has no OMOP tables" in output and "never initialized" in output, output
+    assert "SELECT" not in output and "Traceback" not in output

@@ -27,8 +27,10 @@ from massalia.cli.common import (
     ProjectOption,
     console,
     error_console,
+    existing_home,
     fail,
     governed,
+    initialized_warehouse,
     literal,
     record_text,
 )
@@ -38,7 +40,6 @@ from massalia.health import research
 from massalia.health.cohorts import CohortDefinition, generated_sql, import_circe
 from massalia.health.cohorts.circe import CirceImportError
 from massalia.health.cohorts.lint import Finding, lint
-from massalia.warehouse import open_warehouse
 
 cohort_app = typer.Typer(
     help="Cohort definitions (Massalia JSON or OHDSI ATLAS/Circe JSON): import, lint, SQL, counts, attrition, "
@@ -231,8 +232,8 @@ def cohort_count(
     """Count persons and events of a cohort, optionally with some inclusion rules switched off."""
     parsed = load_definition(definition)
     enabled = enabled_rules(parsed, without)
-    data = home(home_dir).ensure()
-    with governed(data) as (gov, principal), open_warehouse(data, engine) as warehouse:
+    data = existing_home(home_dir)
+    with governed(data) as (gov, principal), initialized_warehouse(data, engine) as warehouse:
         counts = research.count(gov, warehouse, principal, parsed, project_id=project, enabled=enabled, channel="cli")
     release = counts.release
     console.print(f"persons {_show(counts.persons, release)}, events {_show(counts.events, release, 'events')}")
@@ -248,8 +249,8 @@ def cohort_attrition(
 ) -> None:
     """Attrition: persons and events after each inclusion rule in order, and with each rule alone."""
     parsed = load_definition(definition)
-    data = home(home_dir).ensure()
-    with governed(data) as (gov, principal), open_warehouse(data, engine) as warehouse:
+    data = existing_home(home_dir)
+    with governed(data) as (gov, principal), initialized_warehouse(data, engine) as warehouse:
         base, rows = research.attrition(gov, warehouse, principal, parsed, project_id=project, channel="cli")
     release = base.release
     persons, events = _show(base.persons, release), _show(base.events, release, "events")
@@ -276,8 +277,8 @@ def cohort_generate(
 ) -> None:
     """Generate the cohort into the warehouse's COHORT table (recording definition hash and data version)."""
     parsed = load_definition(definition)
-    data = home(home_dir).ensure()
-    with governed(data) as (gov, principal), open_warehouse(data, engine) as warehouse:
+    data = existing_home(home_dir)
+    with governed(data) as (gov, principal), initialized_warehouse(data, engine) as warehouse:
         generation = research.generate(
             gov, warehouse, principal, parsed, cohort_definition_id=cohort_id, project_id=project, channel="cli"
         )
@@ -299,8 +300,8 @@ def cohort_breakdowns(
 ) -> None:
     """Persons of a generated cohort by sex, age band and site (exact for an approved project, else noisy)."""
     parsed = load_definition(definition)
-    data = home(home_dir).ensure()
-    with governed(data) as (gov, principal), open_warehouse(data, engine) as warehouse:
+    data = existing_home(home_dir)
+    with governed(data) as (gov, principal), initialized_warehouse(data, engine) as warehouse:
         cells = research.breakdowns(
             gov, warehouse, principal, parsed, cohort_definition_id=cohort_id, project_id=project, channel="cli"
         )
@@ -330,9 +331,9 @@ def cohort_explain(
     """Why one person is in or out: which records satisfied or failed each inclusion rule (audited)."""
     parsed = load_definition(definition)
     reference: int | str = int(person) if person.strip().lstrip("-").isdigit() else person.strip()
-    data = home(home_dir).ensure()
+    data = existing_home(home_dir)
     # The access is logged (by the governance layer) before any record is read.
-    with governed(data) as (gov, principal), open_warehouse(data, engine) as warehouse:
+    with governed(data) as (gov, principal), initialized_warehouse(data, engine) as warehouse:
         result = research.explain(
             gov, warehouse, principal, parsed, reference, purpose=purpose, project_id=project, channel="cli"
         )

@@ -28,6 +28,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn
 from rich.text import Text
 
 from massalia.config import Home, home
+from massalia.engine import Engine
 from massalia.governance import (
     AccessDenied,
     AuthenticationError,
@@ -37,6 +38,7 @@ from massalia.governance import (
     Principal,
     operator_principal,
 )
+from massalia.warehouse import open_warehouse
 
 TOKEN_ENV = "MASSALIA_TOKEN"  # noqa: S105 (the name of the variable, not a token)
 EXIT_INVALID = 1
@@ -45,6 +47,13 @@ EXIT_DENIED = 3
 """The caller lacks the right (the ``denied:`` line names the action and the reason)."""
 EXIT_UNAUTHENTICATED = 4
 """``MASSALIA_TOKEN`` is set but is not a valid token."""
+
+UNINITIALIZED_HINT = (
+    "it was never initialized (check --home / MASSALIA_HOME; create one with 'massalia init' then "
+    "'massalia load', or 'massalia demo')"
+)
+CDM_MARKER_TABLE = "person"
+"""A table every initialized OMOP warehouse has (``massalia init`` creates the CDM tables)."""
 
 console = Console()
 error_console = Console(stderr=True)
@@ -167,6 +176,27 @@ def governed(data: Home) -> Iterator[tuple[Governance, Principal]]:
         raise typer.Exit(code=EXIT_UNAUTHENTICATED) from None
     except (InvalidRequest, NotFound) as error:
         fail(str(error))
+
+
+def existing_home(home_dir: Path | None) -> Home:
+    """The home at ``home_dir`` for a command that reads data: a folder that does not exist is refused.
+
+    A mistyped ``--home`` or ``MASSALIA_HOME`` would otherwise be created empty, then fail on the first query.
+    """
+    data = home(home_dir)
+    if not data.root.is_dir():
+        fail(f"no Massalia home at {data.root}: {UNINITIALIZED_HINT}")
+    return data.ensure()
+
+
+@contextmanager
+def initialized_warehouse(data: Home, engine: str | None) -> Iterator[Engine]:
+    """Open the home's warehouse for a command that reads it; a warehouse without the OMOP tables is refused."""
+    with open_warehouse(data, engine) as warehouse:
+        # Whether the CDM tables exist says nothing about anybody: a precondition, checked before any service.
+        if not warehouse.table_exists(CDM_MARKER_TABLE):
+            fail(f"the warehouse of {data.root} ({warehouse.name}) has no OMOP tables: {UNINITIALIZED_HINT}")
+        yield warehouse
 
 
 def run_governed(home_dir: Path | None, action: Callable[[Governance, Principal], T]) -> T:

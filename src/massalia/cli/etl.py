@@ -7,11 +7,17 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from massalia.cli.common import EngineOption, HomeOption, console, governed, literal
-from massalia.config import home
+from massalia.cli.common import (
+    EngineOption,
+    HomeOption,
+    console,
+    existing_home,
+    governed,
+    initialized_warehouse,
+    literal,
+)
 from massalia.health.etl import format_reject
 from massalia.health.etl import service as etl_service
-from massalia.warehouse import open_warehouse
 
 etl_app = typer.Typer(help="ETL runs: history, lineage and rejected rows.")
 
@@ -22,7 +28,7 @@ def etl_runs(
     home_dir: HomeOption = None,
 ) -> None:
     """List recent ETL runs with their status, inputs, rows added and rejects."""
-    data = home(home_dir).ensure()
+    data = existing_home(home_dir)
     with governed(data) as (gov, principal):
         runs = etl_service.etl_runs(gov, principal, data.metadata_url, limit=limit)
     table = Table(title=f"ETL runs — {data.root}")
@@ -52,7 +58,7 @@ def etl_show(
     home_dir: HomeOption = None,
 ) -> None:
     """Show one run's lineage: inputs with their SHA-256, rows read, outputs and rejects per reason."""
-    data = home(home_dir).ensure()
+    data = existing_home(home_dir)
     with governed(data) as (gov, principal):
         run = etl_service.etl_run(gov, principal, data.metadata_url, run_id)
     console.print(
@@ -96,8 +102,8 @@ def etl_rejects(
 
     Needs the etl.rejects right (admin, data_engineer); every call is written to the audit trail.
     """
-    data = home(home_dir).ensure()
-    with governed(data) as (gov, principal), open_warehouse(data, engine) as warehouse:
+    data = existing_home(home_dir)
+    with governed(data) as (gov, principal), initialized_warehouse(data, engine) as warehouse:
         rows = etl_service.rejected_rows(
             gov, principal, warehouse, run_id=run_id, site=site, reason=reason, limit=limit, channel="cli"
         )

@@ -14,11 +14,18 @@ from typing import Annotated, Literal
 
 import typer
 
-from massalia.cli.common import EngineOption, HomeOption, console, fail, governed, literal
-from massalia.config import home
+from massalia.cli.common import (
+    EngineOption,
+    HomeOption,
+    console,
+    existing_home,
+    fail,
+    governed,
+    initialized_warehouse,
+    literal,
+)
 from massalia.health import research
 from massalia.health.extracts import ExtractNotReadyError, ExtractRefused
-from massalia.warehouse import open_warehouse
 
 extract_app = typer.Typer(
     help="Pseudonymized, k-anonymous extracts of a project's cohort and variables (approved projects only)."
@@ -68,9 +75,9 @@ def extract_create(
         raise typer.BadParameter(f"--on-low-k must be refuse or generalize, not {on_low_k!r}")
     file_format: Literal["parquet", "csv"] = "csv" if fmt == "csv" else "parquet"
     policy: Literal["refuse", "generalize"] = "generalize" if on_low_k == "generalize" else "refuse"
-    data = home(home_dir).ensure()
+    data = existing_home(home_dir)
     out_dir = extract_folder(data.root, project)
-    with governed(data) as (gov, principal), open_warehouse(data, engine) as warehouse:
+    with governed(data) as (gov, principal), initialized_warehouse(data, engine) as warehouse:
         try:
             result = research.create_extract(
                 gov, warehouse, principal, project, out_dir=out_dir, fmt=file_format,

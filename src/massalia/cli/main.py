@@ -19,7 +19,16 @@ from rich.table import Table
 from massalia import __version__
 from massalia.cli.audit import audit_app
 from massalia.cli.cohort import cohort_app
-from massalia.cli.common import EngineOption, HomeOption, console, governed, literal, progress_bar
+from massalia.cli.common import (
+    EngineOption,
+    HomeOption,
+    console,
+    existing_home,
+    governed,
+    initialized_warehouse,
+    literal,
+    progress_bar,
+)
 from massalia.cli.etl import etl_app
 from massalia.cli.extract import extract_app
 from massalia.cli.mart import mart_app
@@ -61,8 +70,8 @@ def init(home_dir: HomeOption = None, engine: EngineOption = None) -> None:
 
 def info(home_dir: HomeOption = None, engine: EngineOption = None) -> None:
     """Show the data folder, the engine, and the rows of every warehouse table."""
-    data = home(home_dir).ensure()
-    with governed(data) as (gov, principal), open_warehouse(data, engine) as warehouse:
+    data = existing_home(home_dir)
+    with governed(data) as (gov, principal), initialized_warehouse(data, engine) as warehouse:
         tables = etl_service.warehouse_tables(gov, principal, warehouse)
         table = Table(title=f"Massalia {__version__} — {data.root} ({warehouse.name})")
     table.add_column("table")
@@ -118,9 +127,13 @@ def quality(
     engine: EngineOption = None,
 ) -> None:
     """Run the data-quality checks (OHDSI DQD + oncology); write quality.json and quality.html."""
-    data = home(home_dir).ensure()
+    data = existing_home(home_dir)
     target = out or data.reports
-    with governed(data) as (gov, principal), open_warehouse(data, engine) as warehouse, progress_bar() as progress:
+    with (
+        governed(data) as (gov, principal),
+        initialized_warehouse(data, engine) as warehouse,
+        progress_bar() as progress,
+    ):
         report = run_quality_checks(gov, principal, warehouse, out_dir=target, checks=checks, progress=progress)
     _print_quality(report)
     console.print(f"reports: {target / 'quality.json'}  {target / 'quality.html'}")

@@ -13,14 +13,12 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from massalia.cli.common import EngineOption, HomeOption, console, fail, governed
-from massalia.config import home
+from massalia.cli.common import EngineOption, HomeOption, console, existing_home, fail, governed, initialized_warehouse
 from massalia.governance.disclosure import release_note, show_count
 from massalia.health import research
 from massalia.health.marts.builder import last_build
 from massalia.health.marts.catalogue import CatalogueError, load_catalogue
 from massalia.health.marts.filters import FilterError, FilterSpec, parse_clause
-from massalia.warehouse import open_warehouse
 
 mart_app = typer.Typer(help="The patient-level research mart (mart_patient): build, variables, governed counts.")
 
@@ -28,9 +26,9 @@ mart_app = typer.Typer(help="The patient-level research mart (mart_patient): bui
 @mart_app.command("build")
 def mart_build(home_dir: HomeOption = None, engine: EngineOption = None) -> None:
     """Build (or rebuild) mart_patient from the warehouse; the old mart stays readable until the new one is done."""
-    data = home(home_dir).ensure()
+    data = existing_home(home_dir)
     try:
-        with governed(data) as (gov, principal), open_warehouse(data, engine) as warehouse:
+        with governed(data) as (gov, principal), initialized_warehouse(data, engine) as warehouse:
             result = research.mart_build(gov, warehouse, principal, channel="cli")
     except typer.Exit:  # a refusal or a bad token, already reported (click's Exit is a RuntimeError)
         raise
@@ -100,8 +98,8 @@ def mart_count(
             any_of=[[parse_clause(text) for text in any_of]] if any_of else [],
             cohort_definition_id=cohort,
         )
-        data = home(home_dir).ensure()
-        with governed(data) as (gov, principal), open_warehouse(data, engine) as warehouse:
+        data = existing_home(home_dir)
+        with governed(data) as (gov, principal), initialized_warehouse(data, engine) as warehouse:
             if by is None:
                 result = research.mart_count(gov, warehouse, principal, spec, project_id=project, channel="cli")
                 console.print(f"persons {show_count(result.count, result.release)}")

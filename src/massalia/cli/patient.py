@@ -14,11 +14,17 @@ import typer
 from rich.table import Table
 from rich.text import Text
 
-from massalia.cli.common import EngineOption, HomeOption, console, governed, literal
-from massalia.config import home
+from massalia.cli.common import (
+    EngineOption,
+    HomeOption,
+    console,
+    existing_home,
+    governed,
+    initialized_warehouse,
+    literal,
+)
 from massalia.health import research
 from massalia.health.records import json_table
-from massalia.warehouse import open_warehouse
 
 patient_app = typer.Typer(
     help="One patient's records (audited): identified for a clinician's own site, pseudonymized under a project."
@@ -58,8 +64,8 @@ def patient_view(
 ) -> None:
     """Show one patient's OMOP records, table by table (audited with the purpose before anything is read)."""
     reference = person_reference(person)
-    data = home(home_dir).ensure()
-    with governed(data) as (gov, principal), open_warehouse(data, engine) as warehouse:
+    data = existing_home(home_dir)
+    with governed(data) as (gov, principal), initialized_warehouse(data, engine) as warehouse:
         view = research.patient_view(
             gov, warehouse, principal, reference, purpose=purpose, project_id=project, channel="cli"
         )
