@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
 import re
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -117,3 +120,37 @@ def test_demo_end_to_end(tmp_path: Path) -> None:
     assert again.exit_code == 0, again.output
     info_again = runner.invoke(app, ["info", "--home", str(home)])
     assert info_again.output == info.output, "re-running the same files must change nothing"
+
+
+CLI_PACKAGE = ROOT / "src" / "massalia" / "cli"
+
+
+def test_the_cli_is_one_package_with_one_module_per_group() -> None:
+    leftovers = sorted(p.name for p in (ROOT / "src" / "massalia").glob("cli*.py"))
+    assert not leftovers, f"command-line modules outside the massalia.cli package: {leftovers}"
+    pyproject = (ROOT / "pyproject.toml").read_text(encoding="utf-8")
+    assert re.search(r'^massalia = "massalia\.cli:app"$', pyproject, re.MULTILINE), "the console-script entry point"
+    groups = {name for name, command in typer.main.get_command(app).commands.items() if hasattr(command, "commands")}
+    modules = {p.stem for p in CLI_PACKAGE.glob("*.py")}
+    # Each group lives in its own module (its name, or its plural: users, tokens, projects, requests).
+    missing = sorted(g for g in groups if g not in modules and f"{g}s" not in modules)
+    assert not missing, f"command groups without their own module in massalia/cli/: {missing}"
+
+
+def test_options_consoles_and_error_helpers_are_defined_once() -> None:
+    shared = re.compile(r"^(HomeOption|EngineOption|ProjectOption|JsonOption)\s*=|Console\(|def (fail|literal)\(", re.M)
+    redefined = {
+        path.name: shared.findall(path.read_text(encoding="utf-8"))
+        for path in CLI_PACKAGE.glob("*.py")
+        if path.name != "common.py"
+    }
+    assert not {name: found for name, found in redefined.items() if found}, "use massalia.cli.common instead"
+
+
+def test_python_dash_m_massalia_runs_the_same_app(tmp_path: Path) -> None:
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "src"), "COLUMNS": "200"}
+    done = subprocess.run(
+        [sys.executable, "-m", "massalia", "extract", "--help"], capture_output=True, text=True, env=env, timeout=120
+    )
+    assert done.returncode == 0, done.stderr
+    assert "create" in done.stdout and "k-anonymous" in done.stdout

@@ -17,6 +17,7 @@ from rich.text import Text
 from massalia.cli.common import (
     EngineOption,
     HomeOption,
+    JsonOption,
     console,
     existing_home,
     governed,
@@ -58,7 +59,7 @@ def patient_view(
     project: Annotated[
         int | None, typer.Option("--project", min=1, help="Act under this approved pseudonymized project.")
     ] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="Print every row as JSON instead of tables.")] = False,
+    as_json: JsonOption = False,
     home_dir: HomeOption = None,
     engine: EngineOption = None,
 ) -> None:
