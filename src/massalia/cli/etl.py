@@ -15,6 +15,7 @@ from massalia.cli.common import (
     governed,
     initialized_warehouse,
     literal,
+    record_text,
 )
 from massalia.health.etl import format_reject
 from massalia.health.etl import service as etl_service
@@ -84,7 +85,7 @@ def etl_show(
         outputs.add_row(name, f"{rows:,}")
     console.print(outputs)
     for reject in run.rejects:
-        console.print(literal(f"rejected: {reject}"))
+        console.print(literal(f"rejected: {record_text(reject)}"), highlight=False)
 
 
 @etl_app.command("rejects")
