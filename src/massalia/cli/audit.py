@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from massalia.cli.common import HomeOption, console, governed, literal
-from massalia.config import home
+from massalia.cli.common import HomeOption, console, existing_home, governed, literal
 
 audit_app = typer.Typer(help="The tamper-evident audit log (an RFC 9162-style Merkle transparency log).")
 
@@ -13,7 +12,7 @@ audit_app = typer.Typer(help="The tamper-evident audit log (an RFC 9162-style Me
 @audit_app.command("verify")
 def audit_verify(home_dir: HomeOption = None) -> None:
     """Recompute the whole audit log and check every stored hash and signed tree head (exit 1 if not intact)."""
-    with governed(home(home_dir).ensure()) as (gov, principal):
+    with governed(existing_home(home_dir)) as (gov, principal):
         report = gov.verify_audit_log(actor=principal)
     console.print(literal(report.summary()))
     if not report.ok:

@@ -114,7 +114,11 @@ def fail(message: str, *, code: int = EXIT_INVALID) -> NoReturn:
 
     Examples
     --------
-    >>> fail("no such file")  # doctest: +SKIP
+    >>> try:
+    ...     fail("no such file")
+    ... except typer.Exit as stop:
+    ...     stop.exit_code
+    1
     """
     error_console.print("[red]error[/]: ", literal(message), sep="")
     raise typer.Exit(code=code)
