@@ -112,6 +112,7 @@ def world(demo_warehouse: Path, tmp_path_factory: pytest.TempPathFactory) -> Ite
             for role in ROLES
         }  # fmt: skip
         gov.create_user("cli-guest", None, [Role.RESEARCHER], actor=operator)  # added to projects by the table
+        gov.create_user("cli-target", None, [Role.RESEARCHER], actor=operator)  # disabled, re-enabled by the table
         tokens = {
             role: gov.create_token(user, None, dt.timedelta(days=30), actor=operator) for role, user in users.items()
         }
@@ -163,9 +164,9 @@ def expectations(world: World, caller: str) -> dict[tuple[str, ...], Row]:
         ("cohort", "attrition"): Row((d,), ALL),
         ("cohort", "breakdowns"): Row((d, "--id", "1"), ALL),
         ("cohort", "count"): Row((d,), ALL),
-        # A per-person verdict is personal data: a clinician's own site, or a pseudonymized project (none here).
         ("cohort", "explain"): Row(
-            (d, "--person", str(world.person), "--purpose", "checking the identity table"), frozenset({"clinician"})
+            (d, "--person", str(world.person), "--purpose", "checking the identity table"),
+            frozenset({"clinician"}),  # no per-person verdict for anyone else (issue 10 §2)
         ),
         ("cohort", "generate"): Row((d, "--id", "2"), STAFF_ADMINS),
         ("cohort", "import"): Row((d,), ALL),
@@ -191,11 +192,6 @@ def expectations(world: World, caller: str) -> dict[tuple[str, ...], Row]:
             (str(world.person), "--purpose", "checking the identity table"), frozenset({"clinician"})
         ),
         ("project", "add-member"): Row((str(world.project), "cli-guest"), frozenset({"operator", "admin", "dpo"})),
-        # Who may approve or remove members, for a user who is no (pending) member: allowed, then "no such member".
-        ("project", "approve-member"): Row((str(world.project), "cli-nobody"), frozenset({"dpo"}), exit_allowed=1),
-        ("project", "remove-member"): Row(
-            (str(world.project), "cli-nobody"), frozenset({"operator", "admin", "dpo"}), exit_allowed=1
-        ),
         ("project", "create"): Row(
             ("--title", f"by {caller}", "--purpose", "a study from the identity table", "--expires", "2099-01-01"),
             frozenset({"operator", "admin", "dpo", "researcher"}),
@@ -203,25 +199,26 @@ def expectations(world: World, caller: str) -> dict[tuple[str, ...], Row]:
         ("project", "list"): Row((), ALL),
         ("project", "show"): Row((str(world.project),), frozenset({"operator", "admin", "dpo"})),
         ("quality",): Row(("--check", "cdmTable"), STAFF_ADMINS),
-        ("privacy", "budget"): Row((), ALL),
         ("request", "approve"): Row((str(world.requests[0]), "--reason", "fine"), frozenset({"dpo"})),
         ("request", "file"): Row((str(world.project), "--justification", "not a member, so refused"), frozenset()),
         ("request", "list"): Row((), ALL),
-        # The service looks the request up before the rights check (unlike request.decide): "not found" for all.
-        ("request", "revoke"): Row(("999999", "--reason", "no such request"), ALL, exit_allowed=1),
         ("request", "reject"): Row((str(world.requests[1]), "--reason", "not fine"), frozenset({"dpo"})),
         # The operator has no account to own a token; revoking an unknown id is "not found" for everyone.
         ("token", "create"): Row(("--days", "1"), ALL, exit_by_caller=(("operator", 1),)),
         ("token", "list"): Row((), ALL),
         ("token", "revoke"): Row(("999999",), ALL, exit_allowed=1),
         ("user", "add"): Row((f"new-{caller.replace('_', '-')}", "--no-password"), frozenset({"operator", "admin"})),
-        # Account changes on an account that does not exist: allowed to admins, then "no such user".
-        ("user", "disable"): Row(("cli-nobody",), frozenset({"operator", "admin"}), exit_allowed=1),
-        ("user", "enable"): Row(("cli-nobody",), frozenset({"operator", "admin"}), exit_allowed=1),
-        ("user", "set-roles"): Row(
-            ("cli-nobody", "--role", "researcher"), frozenset({"operator", "admin"}), exit_allowed=1
-        ),
         ("user", "list"): Row((), frozenset({"operator", "admin", "dpo"})),
+        ("user", "disable"): Row(("cli-target",), frozenset({"operator", "admin"})),
+        ("user", "enable"): Row(("cli-target",), frozenset({"operator", "admin"})),
+        ("user", "set-roles"): Row(("cli-target", "--role", "researcher"), frozenset({"operator", "admin"})),
+        ("privacy", "budget"): Row((), ALL),
+        # cli-guest is no pending member, cli-target no member: allowed callers are told so (exit 1).
+        ("project", "approve-member"): Row((str(world.project), "cli-guest"), frozenset({"dpo"}), exit_allowed=1),
+        ("project", "remove-member"): Row(
+            (str(world.project), "cli-target"), frozenset({"operator", "admin", "dpo"}), exit_allowed=1
+        ),
+        ("request", "revoke"): Row(("999999", "--reason", "no longer needed"), frozenset({"dpo"}), exit_allowed=1),
     }
 
 

@@ -42,6 +42,7 @@ from massalia.cli.tokens import token_app
 from massalia.cli.users import user_app
 from massalia.config import home
 from massalia.health.etl import service as etl_service
+from massalia.health.quality.report import QualityReport
 from massalia.health.quality.service import run_quality_checks
 from massalia.warehouse import open_warehouse
 
@@ -139,9 +140,9 @@ def quality(
     console.print(f"reports: {target / 'quality.json'}  {target / 'quality.html'}")
 
 
-def _print_quality(report: object) -> None:
+def _print_quality(report: QualityReport) -> None:
     """Print a quality report's summary: statuses per Kahn category, then the failed fatal checks."""
-    summary = report.summary()  # type: ignore[attr-defined]
+    summary = report.summary()
     statuses = ("passed", "failed", "not_applicable", "error")
     table = Table(title=f"Data quality: {summary['total']:,} checks, pass rate {summary['pass_rate']}%")
     table.add_column("category")
@@ -151,7 +152,7 @@ def _print_quality(report: object) -> None:
         table.add_row(category, *(f"{counts.get(s, 0):,}" for s in statuses))
     table.add_row("[bold]all[/]", *(f"[bold]{summary['status'].get(s, 0):,}[/]" for s in statuses))
     console.print(table)
-    failed = [r for r in report.results if r.status in ("failed", "error") and r.severity == "fatal"]  # type: ignore[attr-defined]
+    failed = [r for r in report.results if r.status in ("failed", "error") and r.severity == "fatal"]
     for result in failed[:15]:
         where = ".".join(part for part in (result.table, result.field) if part)
         console.print(
