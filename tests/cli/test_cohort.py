@@ -55,6 +55,7 @@ NOT_COHORTS = {
     "a_list.json": ("[1, 2]", "a cohort definition is a JSON object"),
     "mistyped_key.json": ('{"title": "x", "primary_criterion": {}}', "did you mean 'primary_criteria'?"),
     "wrong_type.json": ('{"title": "x", "inclusion_rules": 3}', "$.inclusion_rules"),
+    "too_large.json": ('{"title": "' + "x" * (5 * 1024 * 1024) + '"}', "larger than 5,242,880 bytes"),
 }
 
 

@@ -51,6 +51,10 @@ DefinitionArgument = Annotated[
 ]
 
 
+MAX_DEFINITION_BYTES = 5 * 1024 * 1024
+"""A definition file is read whole: larger ones are refused (the API's body bound)."""
+
+
 class DefinitionError(ValueError):
     """A definition file that cannot be read as a cohort; ``findings`` say where (JSON path) and what is wrong."""
 
@@ -93,6 +97,8 @@ def read_definition(path: Path) -> CohortDefinition:
     """
     if not path.is_file():
         raise _invalid(path, [("$", "no such file")])
+    if path.stat().st_size > MAX_DEFINITION_BYTES:
+        raise _invalid(path, [("$", f"larger than {MAX_DEFINITION_BYTES:,} bytes: not a cohort definition")])
     try:
         text = path.read_text(encoding="utf-8")
         data = json.loads(text)
