@@ -18,7 +18,7 @@ from typer.testing import CliRunner
 from massalia.api import ApiSettings, create_app
 from massalia.api.app import route_table
 from massalia.api.deps import action
-from massalia.cli_domains import mount_domain_groups
+from massalia.cli.domains import mount_domain_groups
 from massalia.config import Home
 from massalia.governance import Governance, Role, operator_principal
 from massalia.governance.rights import RightsError, load_rights
@@ -154,7 +154,15 @@ def test_the_example_domain_plugs_into_the_cli(tmp_path: Path, monkeypatch: pyte
         """A core command (so that the root is a group)."""
 
     monkeypatch.setenv(DOMAINS_SETTING, EXAMPLE)  # the governance of the command loads the same domains
-    assert mount_domain_groups(root, load_domains(configured_domains())) == ["cohort", "mart", "patient", "example"]
+    assert mount_domain_groups(root, load_domains(configured_domains())) == [
+        "omop",
+        "etl",
+        "cohort",
+        "mart",
+        "extract",
+        "patient",
+        "example",
+    ]
     result = CliRunner().invoke(root, ["example", "things", "--home", str(tmp_path)])
     assert result.exit_code == 0, result.output
     assert result.output.split() == ["anchor", "lighthouse", "quay"]

@@ -15,7 +15,7 @@ from fastapi import APIRouter
 
 from example_domain.services import read_things
 from massalia.api.deps import Caller, Context, action
-from massalia.cli_governance import governed
+from massalia.cli.common import governed
 from massalia.config import home
 from massalia.plugins import Contributions
 

@@ -244,6 +244,9 @@ def load_rights(path: Path | None = None, *, domains: Contributions | None = Non
 
 def _holds(rule: Rule, principal: Principal, facts: Facts) -> str | None:
     """``None`` when every condition of ``rule`` holds, else the first failing one, in words."""
+    if facts.project_id is None and any(c in ("member_of_project", "approved_project") for c, _ in rule.when):
+        # Without a project, "the project is not approved" would blame a project nobody named.
+        return "no project given: this needs an approved project the caller is a member of (--project / project_id)"
     for condition, value in rule.when:
         if condition == "member_of_project" and not facts.member:
             return "not a member of the project" if facts.project_id is not None else "no project given"

@@ -132,6 +132,10 @@ class ExtractError(InvalidRequest):
     """The extract cannot be built as asked (unknown table or variable, a column without a role...)."""
 
 
+class ExtractNotReadyError(ExtractError):
+    """What the extract reads does not exist yet: the mart is not built, or the cohort not generated."""
+
+
 class ExtractRefused(ExtractError):  # noqa: N818 (a refusal, as the policy says, not a crash)
     """The selection is not k-anonymous enough and the policy refuses (or cannot reach ``k_min``)."""
 
@@ -283,7 +287,9 @@ def _check_selection(
     except ValueError as error:
         raise ExtractError(f"source_table: {error}") from None
     if not engine.table_exists(source_table):
-        raise ExtractError(f"source table {source_table!r} does not exist (build the mart first: massalia mart build)")
+        raise ExtractNotReadyError(
+            f"source table {source_table!r} does not exist (build the mart first: massalia mart build)"
+        )
     available = [column.name for column in engine.describe(source_table)]
     if PERSON_COLUMN not in available:
         raise ExtractError(f"source table {source_table!r} has no {PERSON_COLUMN} column: extracts are person-level")
@@ -298,7 +304,7 @@ def _check_selection(
         if isinstance(cohort_id, bool) or not isinstance(cohort_id, int):
             raise ExtractError(f"cohort_definition_id must be an integer, got {cohort_id!r}")
         if not engine.table_exists(cohort_table):
-            raise ExtractError(f"cohort table {cohort_table!r} does not exist (generate the cohort first)")
+            raise ExtractNotReadyError(f"cohort table {cohort_table!r} does not exist (generate the cohort first)")
         cohort = (cohort_table, cohort_id)
     wanted = None
     if person_ids is not None:

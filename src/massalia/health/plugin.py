@@ -29,9 +29,12 @@ from typing import Any
 from pydantic import ValidationError
 
 from massalia.api.routes import cohorts, extracts, mart, patients, quality
-from massalia.cli_cohorts import cohort_app
-from massalia.cli_marts import mart_app
-from massalia.cli_patients import patient_app
+from massalia.cli.cohort import cohort_app
+from massalia.cli.etl import etl_app
+from massalia.cli.extract import extract_app
+from massalia.cli.mart import mart_app
+from massalia.cli.omop import omop_app
+from massalia.cli.patient import patient_app
 from massalia.governance import InvalidRequest
 from massalia.health.cohorts import CirceImportError, UnsupportedConstruct, import_circe
 from massalia.health.cohorts.definition import CohortDefinition
@@ -126,9 +129,11 @@ class HealthDomain:
         """Register health's routers, command groups, rights, scope model and quality checks."""
         for module in (cohorts, patients, mart, extracts, quality):
             contributions.add_router(module.router)
-        # omop and etl stay in massalia/cli.py until the CLI package gives them a module each.
+        contributions.add_cli_group("omop", omop_app)
+        contributions.add_cli_group("etl", etl_app)
         contributions.add_cli_group("cohort", cohort_app)
         contributions.add_cli_group("mart", mart_app)
+        contributions.add_cli_group("extract", extract_app)
         contributions.add_cli_group("patient", patient_app)
         contributions.add_rights(RIGHTS_FILE)
         contributions.add_scope_model("health.cohort", CohortScope())

@@ -753,6 +753,7 @@ def _mart_counts(
     from massalia.health.marts.builder import MART_TABLE, last_build
     from massalia.health.marts.filters import (
         FilterError,
+        MartNotBuiltError,
         breakdown_counts,
         check_feasibility,
         count_persons,
@@ -777,6 +778,8 @@ def _mart_counts(
             names = {key: json.dumps(key) for key in exact}
             cells = {names[key]: value for key, value in exact.items()}
             cells["total"] = sum(exact.values())
+    except MartNotBuiltError:
+        raise  # the warehouse's state, not the filter, is wrong: the interfaces say so (HTTP 409)
     except FilterError as error:
         raise InvalidRequest(f"mart filter: {error}") from None
     if not grant.raw_counts:

@@ -18,8 +18,10 @@ from fastapi.responses import FileResponse
 from pydantic import BaseModel, Field
 
 from massalia.api.deps import Caller, Context, Warehouse, action
+from massalia.api.errors import ApiError
 from massalia.api.pagination import DEFAULT_LIMIT, Cursor, Limit, Page, paginate
 from massalia.health import services
+from massalia.health.extracts import ExtractNotReadyError
 
 router = APIRouter(prefix="/projects/{project_id}/extracts", tags=["extracts"])
 
@@ -46,10 +48,13 @@ def create_extract(
 
     extract_id = f"{time.strftime('%Y%m%dT%H%M%S')}-{secrets.token_hex(4)}"
     out_dir = _extracts_dir(context, project_id) / extract_id
-    result = research.create_extract(
-        context.governance, warehouse, caller, project_id, out_dir=out_dir, fmt=body.format,
-        cohort_definition_id=body.cohort_id, k_min=body.k_min, on_low_k=body.on_low_k, channel="api",
-    )  # fmt: skip
+    try:
+        result = research.create_extract(
+            context.governance, warehouse, caller, project_id, out_dir=out_dir, fmt=body.format,
+            cohort_definition_id=body.cohort_id, k_min=body.k_min, on_low_k=body.on_low_k, channel="api",
+        )  # fmt: skip
+    except ExtractNotReadyError as error:  # an unbuilt mart or ungenerated cohort: the state conflicts (docs/api.md)
+        raise ApiError(409, "conflict", f"The extract cannot be built yet: {error}") from None
     files = sorted(p.name for p in out_dir.iterdir() if p.is_file()) if out_dir.is_dir() else []
     # Server paths stay on the server: the answer names files relative to the extract.
     return {

@@ -12,7 +12,7 @@ from pydantic import BaseModel, Field
 
 from massalia.api.deps import Caller, Context, Warehouse, action
 from massalia.api.errors import ApiError
-from massalia.health.marts.filters import FilterError, FilterSpec
+from massalia.health.marts.filters import FilterError, FilterSpec, MartNotBuiltError
 
 router = APIRouter(prefix="/mart", tags=["mart"])
 
@@ -92,6 +92,8 @@ def _mart_errors() -> Iterator[None]:
 
     try:
         yield
+    except MartNotBuiltError as error:  # the state, not the request, is wrong (docs/api.md: 409)
+        raise ApiError(409, "conflict", f"The research mart is not available: {error}") from None
     except FilterError as error:
         raise ApiError(422, "invalid_request", f"The filter does not fit the mart: {error}",
                        details=[(["body", "filters"], str(error))]) from None  # fmt: skip

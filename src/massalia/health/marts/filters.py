@@ -71,6 +71,10 @@ class FilterError(ValueError):
     """A filter does not fit the catalogue; the message names the clause and what is wrong."""
 
 
+class MartNotBuiltError(FilterError):
+    """The mart (or the cohort table a filter names) does not exist yet on this warehouse: build it first."""
+
+
 class Clause(BaseModel):
     """One condition on one mart variable.
 
@@ -300,9 +304,11 @@ def _base_query(
     if restrict is not None:  # a project's row-level scope (massalia.governance.policy), over alias "m"
         condition = exp.and_(condition, restrict) if condition is not None else restrict
     if not engine.table_exists(MART_TABLE):
-        raise FilterError(f"the mart is not built on this warehouse: run 'massalia mart build' first ({MART_TABLE})")
+        raise MartNotBuiltError(
+            f"the mart is not built on this warehouse: run 'massalia mart build' first ({MART_TABLE})"
+        )
     if spec.cohort_definition_id is not None and not engine.table_exists("cohort"):
-        raise FilterError("no cohort table: generate the cohort first ('massalia cohort generate')")
+        raise MartNotBuiltError("no cohort table: generate the cohort first ('massalia cohort generate')")
     query = exp.select().from_(exp.to_table(MART_TABLE).as_("m"))
     return query.where(condition) if condition is not None else query
 

@@ -9,7 +9,7 @@ from pathlib import Path
 from typer.testing import CliRunner
 
 from massalia.cli import app
-from massalia.config import Home, home
+from massalia.config import home
 
 runner = CliRunner()
 
@@ -49,7 +49,10 @@ def test_build_then_count_noisy_without_a_project(demo_warehouse: Path, massalia
 
 
 def test_count_before_build_says_what_to_do(massalia_home: Path) -> None:
-    Home(massalia_home).mark_initialized("duckdb")  # an initialized home without a mart (a bare folder is refused)
+    # A home never initialized says so first (tests/cli/test_common.py); a loaded one without a mart names the build.
+    result = runner.invoke(app, ["mart", "count", "--where", "sex = female", "--home", str(massalia_home)])
+    assert result.exit_code == 1 and "massalia init" in " ".join(result.output.split())
+    assert runner.invoke(app, ["init", "--home", str(massalia_home)]).exit_code == 0
     result = runner.invoke(app, ["mart", "count", "--where", "sex = female", "--home", str(massalia_home)])
     assert result.exit_code == 1
     assert "massalia mart build" in " ".join(result.output.split())  # the console may wrap the line

@@ -9,57 +9,162 @@ The local operator never gets raw counts nor patient records without an approved
 
 from __future__ import annotations
 
+import difflib
+import functools
 import json
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
+from pydantic import ValidationError
 from rich.markup import escape
 from rich.table import Table
 
-from massalia.cli_governance import governed, literal
+from massalia.cli.common import (
+    EXIT_INVALID,
+    EngineOption,
+    HomeOption,
+    ProjectOption,
+    console,
+    error_console,
+    existing_home,
+    fail,
+    governed,
+    initialized_warehouse,
+    literal,
+    record_text,
+)
 from massalia.config import home
 from massalia.governance.disclosure import release_note, show_count
 from massalia.health import research, services
 from massalia.health.cohorts import CohortDefinition, import_circe
-from massalia.warehouse import open_warehouse
+from massalia.health.cohorts.circe import CirceImportError
+from massalia.health.cohorts.lint import Finding
 
 cohort_app = typer.Typer(
     help="Cohort definitions (Massalia JSON or OHDSI ATLAS/Circe JSON): import, lint, SQL, counts, attrition, "
     "what-if, explain, generate."
 )
-console = Console()
 
 DefinitionArgument = Annotated[
     Path, typer.Argument(help="Cohort definition: Massalia JSON or an ATLAS/Circe export (JSON).")
 ]
-HomeOption = Annotated[
-    Path | None,
-    typer.Option("--home", envvar="MASSALIA_HOME", help="Data folder (warehouse, metadata, indexes, reports)."),
-]
-EngineOption = Annotated[
-    str | None,
-    typer.Option("--engine", envvar="MASSALIA_ENGINE", help="Warehouse engine: duckdb (default), postgres, spark."),
-]
-ProjectOption = Annotated[
-    int | None,
-    typer.Option("--project", help="Act under this approved project (raw counts, records as its access level allows)."),
-]
+
+
+MAX_DEFINITION_BYTES = 5 * 1024 * 1024
+"""A definition file is read whole: larger ones are refused (the API's body bound)."""
+
+
+class DefinitionError(ValueError):
+    """A definition file that cannot be read as a cohort; ``findings`` say where (JSON path) and what is wrong."""
+
+    def __init__(self, path: Path, findings: list[Finding]) -> None:
+        self.path = path
+        self.findings = findings
+        super().__init__(f"{path}: " + "; ".join(f"{f.path}: {f.message}" for f in findings))
+
+
+def _json_path(location: tuple[int | str, ...]) -> str:
+    """A pydantic error location as a JSON path (``$.primary_criteria.criteria_list[0]``)."""
+    path = "$"
+    for part in location:
+        path += f"[{part}]" if isinstance(part, int) else f".{part}"
+    return path
+
+
+def _invalid(path: Path, problems: list[tuple[str, str]]) -> DefinitionError:
+    return DefinitionError(path, [Finding("invalid-definition", "error", where, what) for where, what in problems])
+
+
+def read_definition(path: Path) -> CohortDefinition:
+    """Read a definition file, in Massalia's JSON or in Circe's (recognised by its ``PrimaryCriteria``).
+
+    Raises
+    ------
+    DefinitionError
+        The file is missing, not JSON, or not a cohort definition (an unknown or mistyped key, a wrong
+        type): its findings are the documented ``invalid-definition`` lint findings, each with its JSON path.
+    """
+    if not path.is_file():
+        raise _invalid(path, [("$", "no such file")])
+    if path.stat().st_size > MAX_DEFINITION_BYTES:
+        raise _invalid(path, [("$", f"larger than {MAX_DEFINITION_BYTES:,} bytes: not a cohort definition")])
+    try:
+        text = path.read_text(encoding="utf-8")
+        data = json.loads(text)
+    except UnicodeDecodeError as error:
+        raise _invalid(path, [("$", f"not UTF-8 text ({error.reason} at byte {error.start})")]) from None
+    except json.JSONDecodeError as error:
+        raise _invalid(
+            path, [("$", f"not valid JSON, line {error.lineno} column {error.colno}: {error.msg}")]
+        ) from None
+    if not isinstance(data, dict):
+        raise _invalid(path, [("$", f"a cohort definition is a JSON object, not {type(data).__name__}")])
+    try:
+        if "PrimaryCriteria" in data:
+            return import_circe(data)
+        return CohortDefinition.from_json(text)
+    except CirceImportError as error:
+        raise _invalid(path, error.problems) from None
+    except ValidationError as error:
+        problems = [(_json_path(item["loc"]), _pydantic_message(item)) for item in error.errors()]
+        raise _invalid(path, problems[:20]) from None
+
+
+@functools.cache
+def _definition_keys() -> frozenset[str]:
+    """Every key a Massalia cohort definition may use, at any depth (from its JSON schema)."""
+    schema = CohortDefinition.model_json_schema(by_alias=False)
+    keys = set(schema.get("properties", {}))
+    for definition in schema.get("$defs", {}).values():
+        keys |= set(definition.get("properties", {}))
+    return frozenset(keys)
+
+
+def _pydantic_message(item: Any) -> str:
+    # "Extra inputs are not permitted" does not tell a newcomer that a key is unknown (often mistyped).
+    if item.get("type") == "extra_forbidden":
+        key = str(item["loc"][-1]) if item.get("loc") else ""
+        near = difflib.get_close_matches(key, sorted(_definition_keys()), n=1)
+        hint = f"did you mean {near[0]!r}?" if near else "see docs/cohorts.md for the definition's keys"
+        return f"unknown key {key[:80]!r} ({hint})"
+    return str(item.get("msg", "invalid value"))
+
+
+def print_findings(findings: list[Finding], source: Path | None = None) -> None:
+    """Print lint findings, one line each: severity, code, JSON path, message (all literal text)."""
+    prefix = f"{source}: " if source is not None else ""
+    for finding in findings:
+        colour = "red" if finding.severity == "error" else "yellow"
+        where = literal(f"{prefix}{finding.code} at {finding.path}: {finding.message}")
+        console.print(f"[{colour}]{finding.severity}[/] ", where, sep="")
 
 
 def load_definition(path: Path) -> CohortDefinition:
-    """Read a definition file, in Massalia's JSON or in Circe's (recognised by its ``PrimaryCriteria``)."""
-    if not path.is_file():
-        raise typer.BadParameter(f"{path} is not a file")
-    text = path.read_text(encoding="utf-8")
+    """:func:`read_definition` for a command: a file that is not a cohort prints its findings and exits 1."""
     try:
-        data = json.loads(text)
-    except json.JSONDecodeError as error:
-        raise typer.BadParameter(f"{path}, line {error.lineno}: not valid JSON ({error.msg})") from None
-    if isinstance(data, dict) and "PrimaryCriteria" in data:
-        return import_circe(data)
-    return CohortDefinition.from_json(text)
+        return read_definition(path)
+    except DefinitionError as error:
+        for finding in error.findings:
+            error_console.print("[red]error[/]: ", literal(f"{path}: {finding.code} at {finding.path}: "
+                                                          f"{finding.message}"), sep="")  # fmt: skip
+        raise typer.Exit(code=EXIT_INVALID) from None
+
+
+def enabled_rules(definition: CohortDefinition, without: list[int] | None) -> list[bool]:
+    """Which inclusion rules stay on when rules ``without`` (1-based) are left out; a wrong number is refused.
+
+    Examples
+    --------
+    >>> enabled_rules(CohortDefinition(), None)
+    []
+    """
+    count = len(definition.inclusion_rules)
+    wrong = sorted({n for n in without or [] if not 1 <= n <= count})
+    if wrong:
+        valid = f"1 to {count}" if count > 1 else ("1" if count == 1 else "none: the definition has no inclusion rule")
+        fail(f"--without {', '.join(map(str, wrong))}: no such inclusion rule (valid rule numbers: {valid})")
+    return [i + 1 not in (without or []) for i in range(count)]
 
 
 def _show(value: int | None, release: dict[str, Any] | None, name: str = "") -> str:
@@ -86,15 +191,15 @@ def cohort_import(
 @cohort_app.command("validate")
 def cohort_validate(definition: DefinitionArgument, home_dir: HomeOption = None) -> None:
     """Lint a definition: actionable findings with their JSON path; exit 1 when any is an error."""
-    with governed(home(home_dir).ensure()) as (gov, principal):
-        findings = services.lint_definition(gov, principal, load_definition(definition), channel="cli")
-    for finding in findings:
-        colour = "red" if finding.severity == "error" else "yellow"
-        where = literal(f"{finding.code} at {finding.path}: {finding.message}")
-        console.print(f"[{colour}]{finding.severity}[/] ", where, sep="")
+    with governed(home(home_dir).ensure()) as (gov, principal):  # the caller first (a bad token: exit 4)
+        try:
+            findings = services.lint_definition(gov, principal, read_definition(definition), channel="cli")
+        except DefinitionError as error:  # not a cohort: the findings are about the file given, no data read
+            findings = error.findings
+    print_findings(findings)
     console.print(f"{len(findings)} finding(s)")
     if any(f.severity == "error" for f in findings):
-        raise typer.Exit(code=1)
+        raise typer.Exit(code=EXIT_INVALID)
 
 
 @cohort_app.command("sql")
@@ -126,9 +231,9 @@ def cohort_count(
 ) -> None:
     """Count persons and events of a cohort, optionally with some inclusion rules switched off."""
     parsed = load_definition(definition)
-    enabled = [i + 1 not in (without or []) for i in range(len(parsed.inclusion_rules))]
-    data = home(home_dir).ensure()
-    with governed(data) as (gov, principal), open_warehouse(data, engine) as warehouse:
+    enabled = enabled_rules(parsed, without)
+    data = existing_home(home_dir)
+    with governed(data) as (gov, principal), initialized_warehouse(data, engine) as warehouse:
         counts = research.count(gov, warehouse, principal, parsed, project_id=project, enabled=enabled, channel="cli")
     release = counts.release
     console.print(f"persons {_show(counts.persons, release)}, events {_show(counts.events, release, 'events')}")
@@ -144,8 +249,8 @@ def cohort_attrition(
 ) -> None:
     """Attrition: persons and events after each inclusion rule in order, and with each rule alone."""
     parsed = load_definition(definition)
-    data = home(home_dir).ensure()
-    with governed(data) as (gov, principal), open_warehouse(data, engine) as warehouse:
+    data = existing_home(home_dir)
+    with governed(data) as (gov, principal), initialized_warehouse(data, engine) as warehouse:
         base, rows = research.attrition(gov, warehouse, principal, parsed, project_id=project, channel="cli")
     release = base.release
     persons, events = _show(base.persons, release), _show(base.events, release, "events")
@@ -172,8 +277,8 @@ def cohort_generate(
 ) -> None:
     """Generate the cohort into the warehouse's COHORT table (recording definition hash and data version)."""
     parsed = load_definition(definition)
-    data = home(home_dir).ensure()
-    with governed(data) as (gov, principal), open_warehouse(data, engine) as warehouse:
+    data = existing_home(home_dir)
+    with governed(data) as (gov, principal), initialized_warehouse(data, engine) as warehouse:
         generation = research.generate(
             gov, warehouse, principal, parsed, cohort_definition_id=cohort_id, project_id=project, channel="cli"
         )
@@ -195,8 +300,8 @@ def cohort_breakdowns(
 ) -> None:
     """Persons of a generated cohort by sex, age band and site (exact for an approved project, else noisy)."""
     parsed = load_definition(definition)
-    data = home(home_dir).ensure()
-    with governed(data) as (gov, principal), open_warehouse(data, engine) as warehouse:
+    data = existing_home(home_dir)
+    with governed(data) as (gov, principal), initialized_warehouse(data, engine) as warehouse:
         cells = research.breakdowns(
             gov, warehouse, principal, parsed, cohort_definition_id=cohort_id, project_id=project, channel="cli"
         )
@@ -226,9 +331,9 @@ def cohort_explain(
     """Why one person is in or out: which records satisfied or failed each inclusion rule (audited)."""
     parsed = load_definition(definition)
     reference: int | str = int(person) if person.strip().lstrip("-").isdigit() else person.strip()
-    data = home(home_dir).ensure()
+    data = existing_home(home_dir)
     # The access is logged (by the governance layer) before any record is read.
-    with governed(data) as (gov, principal), open_warehouse(data, engine) as warehouse:
+    with governed(data) as (gov, principal), initialized_warehouse(data, engine) as warehouse:
         result = research.explain(
             gov, warehouse, principal, parsed, reference, purpose=purpose, project_id=project, channel="cli"
         )
@@ -252,6 +357,6 @@ def cohort_explain(
                     literal(f"        {evidence.description} ({evidence.path}): {len(evidence.records)} record(s)")
                 )
                 for record in evidence.records[:10]:
-                    console.print(literal(f"          {record}"), highlight=False)
+                    console.print(literal(f"          {record_text(record)}"), highlight=False)
     for period in explanation.cohort_periods:
-        console.print(literal(f"  cohort period {period}"), highlight=False)
+        console.print(literal(f"  cohort period {record_text(period)}"), highlight=False)

@@ -2,22 +2,12 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-from typing import Annotated
-
 import typer
-from rich.console import Console
 
-from massalia.cli_governance import run_governed
+from massalia.cli.common import HomeOption, console, run_governed
 from massalia.governance.disclosure import privacy_budget
 
 privacy_app = typer.Typer(help="Your privacy budget for noisy counts made without an approved project.")
-console = Console()
-
-HomeOption = Annotated[
-    Path | None,
-    typer.Option("--home", envvar="MASSALIA_HOME", help="Data folder (warehouse, metadata, indexes, reports)."),
-]
 
 
 @privacy_app.command("budget")

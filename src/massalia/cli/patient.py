@@ -8,33 +8,28 @@ any record is read; a refusal exits with status 3, a bad reference with status 1
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from massalia.cli_governance import governed, literal
-from massalia.config import home
+from massalia.cli.common import (
+    EngineOption,
+    HomeOption,
+    JsonOption,
+    console,
+    existing_home,
+    governed,
+    initialized_warehouse,
+    literal,
+)
 from massalia.health import research
 from massalia.health.records import json_table
-from massalia.warehouse import open_warehouse
 
 patient_app = typer.Typer(
     help="One patient's records (audited): identified for a clinician's own site, pseudonymized under a project."
 )
-console = Console()
-
-HomeOption = Annotated[
-    Path | None,
-    typer.Option("--home", envvar="MASSALIA_HOME", help="Data folder (warehouse, metadata, indexes, reports)."),
-]
-EngineOption = Annotated[
-    str | None,
-    typer.Option("--engine", envvar="MASSALIA_ENGINE", help="Warehouse engine: duckdb (default), postgres, spark."),
-]
 
 SHOWN_ROWS = 50
 """Rows printed per table in the Rich view (``--json`` prints them all)."""
@@ -64,14 +59,14 @@ def patient_view(
     project: Annotated[
         int | None, typer.Option("--project", min=1, help="Act under this approved pseudonymized project.")
     ] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="Print every row as JSON instead of tables.")] = False,
+    as_json: JsonOption = False,
     home_dir: HomeOption = None,
     engine: EngineOption = None,
 ) -> None:
     """Show one patient's OMOP records, table by table (audited with the purpose before anything is read)."""
     reference = person_reference(person)
-    data = home(home_dir).ensure()
-    with governed(data) as (gov, principal), open_warehouse(data, engine) as warehouse:
+    data = existing_home(home_dir)
+    with governed(data) as (gov, principal), initialized_warehouse(data, engine) as warehouse:
         view = research.patient_view(
             gov, warehouse, principal, reference, purpose=purpose, project_id=project, channel="cli"
         )

@@ -178,6 +178,8 @@ def expectations(world: World, caller: str) -> dict[tuple[str, ...], Row]:
         ("etl", "rejects"): Row(("--limit", "5"), STAFF_ADMINS),
         ("etl", "runs"): Row((), STAFF_ADMINS | {"dpo"}),
         ("etl", "show"): Row(("no-such-run",), STAFF_ADMINS | {"dpo"}, exit_allowed=1),
+        # Extracts are for members of an approved pseudonymized project: nobody here (tests/cli/test_extract.py).
+        ("extract", "create"): Row(("--project", str(world.project)), frozenset()),
         ("generate",): Row(
             ("--patients", "1", "--no-documents", "--out", str(world.tmp / f"gen-{caller}")), STAFF_ADMINS
         ),
@@ -376,3 +378,54 @@ def test_an_existing_public_home_is_made_private(tmp_path: Path) -> None:
         os.umask(previous)
     assert stat.S_IMODE(home.stat().st_mode) == 0o700
     assert stat.S_IMODE(metadata.stat().st_mode) == 0o600
+
+
+def test_records_print_as_readable_text_not_python_reprs() -> None:
+    from massalia.cli.common import literal, record_text
+
+    record = {"condition_start_date": dt.date(2019, 3, 2), "condition_concept_id": 4112853, "stop_reason": None}
+    shown = literal(record_text(record)).plain
+    assert shown == "condition_start_date 2019-03-02, condition_concept_id 4112853"
+    assert "\\x1b" in literal(record_text({"note": "\x1b[31mred"})).plain, "control characters stay escaped"
+
+
+COHORT = {"primary_criteria": {"criteria_list": [{"kind": "CancerDiagnosis", "topography": ["C50"]}]}}
+DATA_COMMANDS = {
+    "info": ["info"],
+    "quality": ["quality"],
+    "cohort count": ["cohort", "count", "{cohort}"],
+    "cohort explain": ["cohort", "explain", "{cohort}", "--person", "1", "--purpose", "check a patient"],
+    "mart count": ["mart", "count"],
+    "mart build": ["mart", "build"],
+    "etl runs": ["etl", "runs"],
+    "etl rejects": ["etl", "rejects"],
+    "patient view": ["patient", "view", "1", "--purpose", "follow-up visit"],
+    "extract create": ["extract", "create", "--project", "1"],
+}
+
+
+@pytest.mark.parametrize("name", sorted(DATA_COMMANDS))
+def test_a_mistyped_home_is_refused_not_created(tmp_path: Path, name: str) -> None:
+    cohort = tmp_path / "cohort.json"
+    cohort.write_text(json.dumps(COHORT), encoding="utf-8")
+    args = [arg.format(cohort=cohort) for arg in DATA_COMMANDS[name]]
+    typo = tmp_path / "massalia-dta"
+    result = runner.invoke(app, [*args, "--home", str(typo)], env={"MASSALIA_TOKEN": ""})
+    output = " ".join(result.output.split())
+    assert result.exit_code == 1 and isinstance(result.exception, SystemExit), result.output
+    assert f"no Massalia home at {typo}" in output and "massalia init" in output, output
+    assert not typo.exists(), "a mistyped home must not be created"
+
+
+@pytest.mark.parametrize("name", [n for n in sorted(DATA_COMMANDS) if not n.startswith("etl runs")])
+def test_a_home_never_initialized_is_refused_before_any_query(tmp_path: Path, name: str) -> None:
+    cohort = tmp_path / "cohort.json"
+    cohort.write_text(json.dumps(COHORT), encoding="utf-8")
+    args = [arg.format(cohort=cohort) for arg in DATA_COMMANDS[name]]
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    result = runner.invoke(app, [*args, "--home", str(empty)], env={"MASSALIA_TOKEN": ""})
+    output = " ".join(result.output.split())
+    assert result.exit_code == 1 and isinstance(result.exception, SystemExit), result.output
+    assert "not an initialized Massalia home" in output and "never initialized" in output, output
+    assert "SELECT" not in output and "Traceback" not in output

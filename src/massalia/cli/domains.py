@@ -1,6 +1,6 @@
 """The command line's share of the domain plug-ins: mount every contributed command group on the root app.
 
-Kept apart from :mod:`massalia.cli` so that the root module only creates the app and asks for the domains'
+Kept apart from :mod:`massalia.cli.main` so that the root app only creates itself and asks for the domains'
 groups (``mount_domain_groups(app, load_domains(...))``); registration happens when the CLI is created,
 never when a domain's module is imported.
 """
@@ -36,7 +36,7 @@ def mount_domain_groups(app: typer.Typer, contributions: Contributions) -> list[
     >>> from massalia.plugins import load_domains
     >>> root = typer.Typer()
     >>> mount_domain_groups(root, load_domains(builtins=("massalia.health.plugin",)))
-    ['cohort', 'mart', 'patient']
+    ['omop', 'etl', 'cohort', 'mart', 'extract', 'patient']
     """
     taken = _taken_names(app)
     mounted: list[str] = []

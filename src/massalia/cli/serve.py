@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Annotated
 
 import typer
+
+from massalia.cli.common import HomeOption
 
 serve_app = typer.Typer(help="Serve the HTTP API (OpenAPI at /api/v1/openapi.json).")
 
@@ -14,10 +15,7 @@ serve_app = typer.Typer(help="Serve the HTTP API (OpenAPI at /api/v1/openapi.jso
 def serve(
     host: Annotated[str, typer.Option(help="Address to listen on (127.0.0.1: this machine only).")] = "127.0.0.1",
     port: Annotated[int, typer.Option(min=1, max=65535, help="TCP port.")] = 8000,
-    home_dir: Annotated[
-        Path | None,
-        typer.Option("--home", envvar="MASSALIA_HOME", help="Data folder (warehouse, metadata, indexes, reports)."),
-    ] = None,
+    home_dir: HomeOption = None,
     proxy_headers: Annotated[
         bool, typer.Option(help="Trust X-Forwarded-* from --forwarded-allow-ips (behind a reverse proxy).")
     ] = False,

@@ -8,51 +8,32 @@ grant allows raw counts (a member of an approved project, ``--project``).
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
-from massalia.cli_governance import governed
-from massalia.config import home
+from massalia.cli.common import EngineOption, HomeOption, console, existing_home, fail, governed, initialized_warehouse
 from massalia.governance.disclosure import release_note, show_count
 from massalia.health import research
 from massalia.health.marts.builder import last_build
 from massalia.health.marts.catalogue import CatalogueError, load_catalogue
 from massalia.health.marts.filters import FilterError, FilterSpec, parse_clause
-from massalia.warehouse import open_warehouse
 
 mart_app = typer.Typer(help="The patient-level research mart (mart_patient): build, variables, governed counts.")
-console = Console()
-
-HomeOption = Annotated[
-    Path | None,
-    typer.Option("--home", envvar="MASSALIA_HOME", help="Data folder (warehouse, metadata, indexes, reports)."),
-]
-EngineOption = Annotated[
-    str | None,
-    typer.Option("--engine", envvar="MASSALIA_ENGINE", help="Warehouse engine: duckdb (default), postgres, spark."),
-]
-
-
-def _fail(message: str) -> typer.Exit:
-    console.print(f"[bold red]error:[/] {message}")
-    return typer.Exit(code=1)
 
 
 @mart_app.command("build")
 def mart_build(home_dir: HomeOption = None, engine: EngineOption = None) -> None:
     """Build (or rebuild) mart_patient from the warehouse; the old mart stays readable until the new one is done."""
-    data = home(home_dir).ensure()
+    data = existing_home(home_dir)
     try:
-        with governed(data) as (gov, principal), open_warehouse(data, engine) as warehouse:
+        with governed(data) as (gov, principal), initialized_warehouse(data, engine) as warehouse:
             result = research.mart_build(gov, warehouse, principal, channel="cli")
     except typer.Exit:  # a refusal or a bad token, already reported (click's Exit is a RuntimeError)
         raise
     except (CatalogueError, RuntimeError) as error:
-        raise _fail(str(error)) from None
+        fail(str(error))
     console.print(
         f"[green]built[/] {result.table}: {result.rows:,} persons × {result.variables} variables "
         f"in {result.duration_s:.1f} s (build {result.build_id})"
@@ -83,7 +64,7 @@ def mart_variables(
             )
             shown += 1
     if group is not None and not shown:
-        raise _fail(f"no group {group!r}: one of {', '.join(g.value for g in catalogue.by_group())}")
+        fail(f"no group {group!r}: one of {', '.join(g.value for g in catalogue.by_group())}")
     console.print(table)
 
 
@@ -117,8 +98,8 @@ def mart_count(
             any_of=[[parse_clause(text) for text in any_of]] if any_of else [],
             cohort_definition_id=cohort,
         )
-        data = home(home_dir).ensure()
-        with governed(data) as (gov, principal), open_warehouse(data, engine) as warehouse:
+        data = existing_home(home_dir)
+        with governed(data) as (gov, principal), initialized_warehouse(data, engine) as warehouse:
             if by is None:
                 result = research.mart_count(gov, warehouse, principal, spec, project_id=project, channel="cli")
                 console.print(f"persons {show_count(result.count, result.release)}")
@@ -127,7 +108,7 @@ def mart_count(
             split = research.mart_breakdown(gov, warehouse, principal, spec, by, project_id=project, channel="cli")
             built = last_build(warehouse)
     except FilterError as error:
-        raise _fail(str(error)) from None
+        fail(str(error))
     table = Table(by, "persons")
     for value, count in split.cells.items():
         table.add_row("(missing)" if value is None else str(value), show_count(count, split.release))

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
 import re
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +16,7 @@ from typer.testing import CliRunner
 
 from massalia.cli import app
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 runner = CliRunner()
 
 
@@ -94,6 +97,10 @@ def test_demo_end_to_end(tmp_path: Path) -> None:
     home = tmp_path / "home"
     result = runner.invoke(app, ["demo", "--patients", "120", "--home", str(home)])
     assert result.exit_code == 0, result.output
+    # The last lines say what to do next: the report, a cohort count, the API.
+    tail = " ".join(result.output.split()[-60:])
+    assert "next steps:" in tail and "quality.html" in tail, result.output[-2000:]
+    assert "massalia cohort count" in tail and "massalia serve" in tail, result.output[-2000:]
     report = json.loads((home / "reports" / "quality.json").read_text())
     # A whole report (summary, charts, the failed-checks table); a clean demo fails few checks, so it is short.
     page = (home / "reports" / "quality.html").read_text(encoding="utf-8")
@@ -117,37 +124,35 @@ def test_demo_end_to_end(tmp_path: Path) -> None:
     assert info_again.output == info.output, "re-running the same files must change nothing"
 
 
-def test_cohort_sql_and_validate(reference: Path) -> None:
-    circe = reference / "circe" / "printfriendly" / "conditionOccurrence.json"
-    sql = runner.invoke(app, ["cohort", "sql", str(circe), "--dialect", "postgres", "--materialize"])
-    assert sql.exit_code == 0, sql.output
-    assert "ANALYZE" in sql.output and "condition_occurrence" in sql.output
-    imported = runner.invoke(app, ["cohort", "import", str(circe)])
-    assert imported.exit_code == 0 and json.loads(imported.output)
-    assert runner.invoke(app, ["cohort", "validate", str(circe)]).exit_code in (0, 1)
+CLI_PACKAGE = ROOT / "src" / "massalia" / "cli"
 
 
-def test_cohort_explain_is_audited_before_it_shows_anything(tmp_path: Path, reference: Path) -> None:
-    home = tmp_path / "home"
-    assert runner.invoke(app, ["init", "--home", str(home)]).exit_code == 0
-    circe = reference / "circe" / "printfriendly" / "conditionOccurrence.json"
-    args = ["cohort", "explain", str(circe), "--person", "42", "--home", str(home)]
-    from massalia.ledger import TransparencyLog
+def test_the_cli_is_one_package_with_one_module_per_group() -> None:
+    leftovers = sorted(p.name for p in (ROOT / "src" / "massalia").glob("cli*.py"))
+    assert not leftovers, f"command-line modules outside the massalia.cli package: {leftovers}"
+    pyproject = (ROOT / "pyproject.toml").read_text(encoding="utf-8")
+    assert re.search(r'^massalia = "massalia\.cli:app"$', pyproject, re.MULTILINE), "the console-script entry point"
+    groups = {name for name, command in typer.main.get_command(app).commands.items() if hasattr(command, "commands")}
+    modules = {p.stem for p in CLI_PACKAGE.glob("*.py")}
+    # Each group lives in its own module (its name, or its plural: users, tokens, projects, requests).
+    missing = sorted(g for g in groups if g not in modules and f"{g}s" not in modules)
+    assert not missing, f"command groups without their own module in massalia/cli/: {missing}"
 
-    def explains() -> list[dict[str, Any]]:
-        # The operator's own actions (init) are audited too: look for the explain entries only.
-        with TransparencyLog(home / "ledger", readonly=True) as log:
-            assert log.verify().ok
-            entries = [log.get(index).entry for index in range(log.size)]
-        return [entry for entry in entries if entry["action"] == "health.cohort.explain"]
 
-    refused = runner.invoke(app, args)
-    assert refused.exit_code != 0, "a purpose is required to look at one person's records"
-    assert not explains()
-    # The local operator gets no per-person verdict without a project (issue 10 §2); the refusal is audited.
-    denied = runner.invoke(app, [*args, "--purpose", "check inclusion of a screened patient"])
-    assert denied.exit_code != 0 and "in the cohort" not in denied.output, denied.output
-    (entry,) = explains()
-    assert entry["decision"] == "denied" and entry["resource"]["person_id"] == 42
-    assert entry["purpose"] == "check inclusion of a screened patient"
-    assert runner.invoke(app, ["audit", "verify", "--home", str(home)]).exit_code == 0
+def test_options_consoles_and_error_helpers_are_defined_once() -> None:
+    shared = re.compile(r"^(HomeOption|EngineOption|ProjectOption|JsonOption)\s*=|Console\(|def (fail|literal)\(", re.M)
+    redefined = {
+        path.name: shared.findall(path.read_text(encoding="utf-8"))
+        for path in CLI_PACKAGE.glob("*.py")
+        if path.name != "common.py"
+    }
+    assert not {name: found for name, found in redefined.items() if found}, "use massalia.cli.common instead"
+
+
+def test_python_dash_m_massalia_runs_the_same_app(tmp_path: Path) -> None:
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "src"), "COLUMNS": "200"}
+    done = subprocess.run(
+        [sys.executable, "-m", "massalia", "extract", "--help"], capture_output=True, text=True, env=env, timeout=120
+    )
+    assert done.returncode == 0, done.stderr
+    assert "create" in done.stdout and "k-anonymous" in done.stdout

@@ -1,19 +1,15 @@
-"""The command line's identity and the governance commands, end to end on a copy of the shared warehouse."""
+"""The governance commands (user, token, project, request), end to end on a copy of the shared warehouse."""
 
 from __future__ import annotations
 
 import json
 import re
-import shutil
 from pathlib import Path
 
-import pytest
-from typer.testing import CliRunner
+from cli_testing import run
 
-from massalia.cli import app
 from massalia.ledger import TransparencyLog
 
-runner = CliRunner()
 DEFINITION = {
     "title": "breast cancer, stage IV",
     "primary_criteria": {"criteria_list": [{"kind": "CancerDiagnosis", "topography": ["C50"]}]},
@@ -24,20 +20,6 @@ DEFINITION = {
             "occurrence": {"type": 2, "count": 1}}]}},
     ],
 }  # fmt: skip
-
-
-def run(home: Path, *args: str, token: str | None = None, stdin: str | None = None) -> tuple[int, str]:
-    env = {"MASSALIA_TOKEN": token or "", "COLUMNS": "200", "MASSALIA_HOME": str(home)}
-    result = runner.invoke(app, list(args), env=env, input=stdin)
-    return result.exit_code, result.output
-
-
-@pytest.fixture
-def home(demo_warehouse: Path, tmp_path: Path) -> Path:
-    folder = tmp_path / "home"
-    folder.mkdir()
-    shutil.copy(demo_warehouse, folder / "warehouse.duckdb")  # the commands write the cohort table
-    return folder
 
 
 def test_accounts_tokens_projects_and_requests_from_the_command_line(home: Path, tmp_path: Path) -> None:
@@ -104,47 +86,6 @@ def test_accounts_tokens_projects_and_requests_from_the_command_line(home: Path,
         assert log.verify().ok
     assert actions.count("request.decide") == 3
     assert "health.cohort.generate" in actions and "health.cohort.explain" in actions
-
-
-def _site_person(home: Path, site: str) -> int:
-    from massalia.engine.duckdb import DuckDBEngine
-
-    with DuckDBEngine(home / "warehouse.duckdb", read_only=True) as engine:
-        rows = engine.query(
-            "SELECT MIN(p.person_id) AS person_id FROM person p JOIN care_site cs ON cs.care_site_id = p.care_site_id"
-            f" WHERE cs.care_site_source_value = '{site}'"
-        ).to_pylist()
-    return int(rows[0]["person_id"])
-
-
-def test_patient_view_shows_a_clinician_their_own_site_only(home: Path) -> None:
-    assert run(home, "user", "add", "cleo", "--role", "clinician", "--site", "chu_nord", "--no-password")[0] == 0
-    cleo = run(home, "token", "create", "--user", "cleo")[1].strip().splitlines()[0]
-    nord, sud = _site_person(home, "chu_nord"), _site_person(home, "clcc_sud")
-
-    code, out = run(home, "patient", "view", str(nord), "--purpose", "follow-up consultation", token=cleo)
-    assert code == 0, out
-    assert f"person {nord}: identified" in out and "condition_occurrence" in out
-    code, out = run(home, "patient", "view", str(nord), "--purpose", "follow-up consultation", "--json", token=cleo)
-    assert code == 0, out
-    shown = json.loads(out)
-    assert shown["person"] == nord and shown["pseudonymized"] is False
-    assert [row["person_id"] for row in shown["tables"]["person"]["rows"]] == [nord]
-
-    code, out = run(home, "patient", "view", str(sud), "--purpose", "follow-up consultation", token=cleo)
-    assert code == 3 and "denied" in out and "health.patient.view" in out
-    assert run(home, "patient", "view", str(nord), "--purpose", "follow-up consultation")[0] == 3, "the operator"
-    code, out = run(home, "patient", "view", str(nord), "--purpose", "why", token=cleo)
-    assert code == 1 and "purpose" in out
-
-    with TransparencyLog(home / "ledger", readonly=True) as log:
-        views = [log.get(i).entry for i in range(log.size) if log.get(i).entry["action"] == "health.patient.view"]
-        assert log.verify().ok
-    assert [(e["decision"], e["resource"]["person_id"], e["channel"]) for e in views] == [
-        ("allowed", nord, "cli"), ("allowed", nord, "cli"), ("denied", sud, "cli"), ("denied", nord, "cli")
-    ]  # fmt: skip
-    assert all(e["purpose"] == "follow-up consultation" for e in views)
-    assert views[0]["actor"] == "cleo" and views[-1]["actor"] != "cleo"
 
 
 def test_members_roles_disabling_and_revocation_from_the_command_line(tmp_path: Path) -> None:
