@@ -120,7 +120,8 @@ def fail(message: str, *, code: int = EXIT_INVALID) -> NoReturn:
     ...     stop.exit_code
     1
     """
-    error_console.print("[red]error[/]: ", literal(message), sep="")
+    # soft_wrap: a path or a command in the message stays on one line, copyable, at any terminal width
+    error_console.print("[red]error[/]: ", literal(message), sep="", soft_wrap=True)
     raise typer.Exit(code=code)
 
 
