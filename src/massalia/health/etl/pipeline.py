@@ -28,6 +28,7 @@ from massalia.health.etl.derived import (
 from massalia.health.etl.episodes import LINE_TAG_COLUMNS, LINE_TAGS, EpisodeInputs, episode_changes, stage_line_tags
 from massalia.health.etl.mapping import CODE_PATTERNS, SiteMapping, TableMapping
 from massalia.health.omop.schema import cdm_table, create_cdm_schema
+from massalia.health.omop.vocabulary import load_demo_vocabulary
 from massalia.pipelines.compiler import CompiledMapping, Lookup, column_ref, parse_datetime, parse_number, sql_text
 from massalia.pipelines.publish import TableChange
 from massalia.pipelines.rules import Rule
@@ -126,8 +127,6 @@ class OmopPipeline(Pipeline):
         """
         create_cdm_schema(engine, primary_keys=not engine.capabilities.memory_resident_keys)
         if engine.row_count("concept") == 0:
-            from massalia.health.omop.vocabulary import load_demo_vocabulary
-
             load_demo_vocabulary(engine)
         tables = engine.list_tables()
         if ID_MAP not in tables:
