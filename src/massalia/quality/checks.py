@@ -66,6 +66,9 @@ class CheckType(ABC):
 
     name: ClassVar[str]
     level: ClassVar[str] = "FIELD"
+    detects_empty_field: ClassVar[bool] = False
+    """Reported even on a field holding no value at all (it is what detects the emptiness, as DQD's
+    ``isRequired`` does); other checks on such a field are not applicable."""
 
     def requires(self, instance: CheckInstance) -> dict[str, tuple[str, ...]]:
         """Tables (and their fields) that must exist for the check to be applicable."""

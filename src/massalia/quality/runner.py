@@ -37,9 +37,6 @@ from massalia.quality.report import (
 SCAN_CHUNK = 120
 """Fragments per scan query: PostgreSQL allows 1,664 output columns; smaller chunks isolate errors."""
 
-# DQD reports these even on an empty field: they are what detects the emptiness.
-_EMPTY_FIELD_APPLICABLE = {"cdmField", "isRequired", "measureValueCompleteness"}
-
 
 @dataclass
 class _Planned:
@@ -307,7 +304,8 @@ def run_checks(
             advance(1)
     non_null = run.run_scans(scans)
     run.run_queries(batches)
-    results = [_field_emptiness(run.results[i], non_null) for i in range(len(planned))]
+    detect_empty = {item.description.name for item in planned if item.check_type.detects_empty_field}
+    results = [_field_emptiness(run.results[i], non_null, detect_empty) for i in range(len(planned))]
     report = QualityReport(
         results=results,
         engine=engine.name,
@@ -321,9 +319,9 @@ def run_checks(
     return report
 
 
-def _field_emptiness(result: CheckResult, non_null: dict[str, dict[str, int]]) -> CheckResult:
+def _field_emptiness(result: CheckResult, non_null: dict[str, dict[str, int]], detect_empty: set[str]) -> CheckResult:
     """DQD: a check on a field holding no value at all is not applicable (except those that detect it)."""
-    if result.field is None or result.check_name in _EMPTY_FIELD_APPLICABLE or result.status == ERROR:
+    if result.field is None or result.check_name in detect_empty or result.status == ERROR:
         return result
     if non_null.get(result.table, {}).get(result.field) == 0:
         return replace(result, status=NOT_APPLICABLE, percent_violated=None, message=f"{result.field} is empty")

@@ -207,6 +207,7 @@ class CdmField(MetadataCheck):
     """The field exists in its table."""
 
     name = "cdmField"
+    detects_empty_field = True  # DQD reports it even on an empty field
 
     def violated(self, instance: CheckInstance, catalogue: Mapping[str, frozenset[str]]) -> bool:
         """Violated when the table or the column is absent."""
@@ -217,6 +218,7 @@ class IsRequired(ScanCheck):
     """Records with NULL in a required field."""
 
     name = "isRequired"
+    detects_empty_field = True  # DQD reports it even on an empty field
 
     def fragment(self, instance: CheckInstance) -> Fragment:
         """NULLs over all records."""
@@ -330,6 +332,7 @@ class MeasureValueCompleteness(ScanCheck):
     """Records with NULL in the field."""
 
     name = "measureValueCompleteness"
+    detects_empty_field = True  # DQD reports it even on an empty field
 
     def fragment(self, instance: CheckInstance) -> Fragment:
         """NULLs over all records."""
