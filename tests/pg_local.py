@@ -95,19 +95,40 @@ class LocalPostgres:
             user = "postgres" if _run_as()[0] == "runuser" else "nobody"
             shutil.chown(self.root, user=user)
         result = self._tool(
-            "initdb", "-D", str(self.data_dir), "-U", "postgres", "--auth=trust", "-E", "UTF8",
-            "--locale=C.UTF-8", "--no-sync",
+            "initdb",
+            "-D",
+            str(self.data_dir),
+            "-U",
+            "postgres",
+            "--auth=trust",
+            "-E",
+            "UTF8",
+            "--locale=C.UTF-8",
+            "--no-sync",
         )
         if result.returncode != 0:
             raise PostgresUnavailable(f"initdb failed: {result.stderr.strip() or result.stdout.strip()}")
         options = f"-c listen_addresses=127.0.0.1 -p {self.port} -k {self.data_dir}"
         options += "".join(f" -c {key}={value}" for key, value in self.settings.items())
-        result = self._tool("pg_ctl", "-D", str(self.data_dir), "-l", str(self.data_dir / "server.log"),
-                            "-o", options, "-w", "-t", "60", "start")
+        result = self._tool(
+            "pg_ctl",
+            "-D",
+            str(self.data_dir),
+            "-l",
+            str(self.data_dir / "server.log"),
+            "-o",
+            options,
+            "-w",
+            "-t",
+            "60",
+            "start",
+        )
         if result.returncode != 0:
-            log = (self.data_dir / "server.log").read_text(errors="replace")[-2000:] if (
-                self.data_dir / "server.log"
-            ).exists() else ""
+            log = (
+                (self.data_dir / "server.log").read_text(errors="replace")[-2000:]
+                if (self.data_dir / "server.log").exists()
+                else ""
+            )
             raise PostgresUnavailable(f"pg_ctl start failed: {result.stderr.strip()}\n{log}")
         self._started = True
         return self.dsn

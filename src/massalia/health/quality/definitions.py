@@ -18,8 +18,15 @@ from typing import Any
 
 from massalia.quality.definitions import LEVELS, CheckDescription, CheckInstance
 
-__all__ = ["LEVELS", "CheckDescription", "CheckInstance", "check_descriptions", "dqd_definitions", "instantiate",
-           "matches_filter"]
+__all__ = [
+    "LEVELS",
+    "CheckDescription",
+    "CheckInstance",
+    "check_descriptions",
+    "dqd_definitions",
+    "instantiate",
+    "matches_filter",
+]
 
 _CLAUSE = re.compile(r"^\s*(\w+)\s*(==|!=)\s*'([^']*)'\s*$")
 
