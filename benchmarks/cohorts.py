@@ -472,8 +472,7 @@ def bench(
 
     if not skip_peer:
         import psycopg
-
-        from massalia.engine.pg_local import LocalPostgres
+        from local_postgres import LocalPostgres
 
         with tempfile.TemporaryDirectory(prefix="massalia-peer-sql-") as folder:
             scripts = render_peer(Path(folder), prior_days)

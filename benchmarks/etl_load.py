@@ -83,8 +83,8 @@ def phase_export(args: argparse.Namespace) -> dict:
 
 def phase_peer(args: argparse.Namespace) -> dict:
     import psycopg
+    from local_postgres import LocalPostgres
 
-    from massalia.engine.pg_local import LocalPostgres
     from massalia.health.omop.schema import cdm_table
 
     export = Path(args.export)

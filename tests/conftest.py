@@ -66,7 +66,7 @@ def pg_dsn() -> Iterator[str]:
         import psycopg  # noqa: F401
     except ImportError:
         unavailable("psycopg is not installed (pip install 'massalia[postgres]')")
-    from massalia.engine.pg_local import LocalPostgres, find_pg_bindir
+    from pg_local import LocalPostgres, find_pg_bindir  # tests/pg_local.py: a test-only helper, not the library's
 
     if find_pg_bindir() is None:
         unavailable(

@@ -14,9 +14,10 @@ from urllib.parse import urlsplit
 
 from starlette.datastructures import MutableHeaders
 from starlette.requests import Request
+from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from massalia.api.errors import ApiError
+from massalia.api.errors import ApiError, error_body
 
 UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 CSRF_HEADER = "x-csrf-token"
@@ -112,10 +113,6 @@ class BodySizeLimitMiddleware:
         await self.app(scope, replay, send)
 
     async def _refuse(self, scope: Scope, receive: Receive, send: Send) -> None:
-        from starlette.responses import JSONResponse
-
-        from massalia.api.errors import error_body
-
         body = error_body(scope, "payload_too_large", f"The request body is over {self.max_bytes} bytes.")
         await JSONResponse(body, status_code=413)(scope, receive, send)
 

@@ -41,9 +41,9 @@ from massalia.cli.users import user_app
 from massalia.config import Home, HomeNotInitializedError, home
 from massalia.engine import Engine
 from massalia.health.etl import service as etl_service
-from massalia.health.quality.report import QualityReport
 from massalia.health.quality.service import run_quality_checks
 from massalia.plugins import configured_domains, load_domains
+from massalia.quality.report import QualityReport
 from massalia.warehouse import open_warehouse
 
 HELP = (

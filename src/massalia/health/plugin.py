@@ -38,10 +38,11 @@ from massalia.cli.patient import patient_app
 from massalia.governance import InvalidRequest
 from massalia.health.cohorts import CirceImportError, UnsupportedConstruct, import_circe
 from massalia.health.cohorts.definition import CohortDefinition
-from massalia.health.quality.checks import CheckType
 from massalia.health.quality.oncology import register_oncology_rules
-from massalia.health.quality.registry import DQD_CHECK_TYPES, CheckRegistry
+from massalia.health.quality.registry import DQD_CHECK_TYPES, register_dqd_check
 from massalia.plugins import Contributions
+from massalia.quality.checks import CheckType
+from massalia.quality.registry import CheckRegistry
 
 RIGHTS_FILE = Path(__file__).with_name("rights.yaml")
 """Health's actions (``health.<area>.<verb>``), merged with the core's at start-up."""
@@ -116,7 +117,7 @@ def _register_dqd(registry: CheckRegistry) -> None:
     """Register every OHDSI Data Quality Dashboard check type (the OMOP CDM's own checks)."""
     check_type: type[CheckType]
     for check_type in DQD_CHECK_TYPES:
-        registry.register(check_type())
+        register_dqd_check(registry, check_type())
 
 
 @dataclass(frozen=True)

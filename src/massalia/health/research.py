@@ -54,6 +54,19 @@ from massalia.health.cohorts.service import (
 )
 from massalia.health.cohorts.suppression import DEFAULT_THRESHOLD
 from massalia.health.extracts import ExtractPolicy, ExtractResult, build_extract
+from massalia.health.marts.builder import MART_TABLE, build_mart, last_build
+from massalia.health.marts.filters import (
+    Breakdown,
+    CountResult,
+    FilterError,
+    FilterSpec,
+    MartNotBuiltError,
+    breakdown_counts,
+    check_feasibility,
+    count_persons,
+    normalized_spec,
+    parse_clause,
+)
 from massalia.health.pseudonymized import pseudonymized_record, pseudonymized_table, shift_value, visit_ordinals
 
 PROJECT_DATE_SHIFT_DAYS = 365
@@ -684,8 +697,6 @@ def _patient_rows(table: str, person_id: int, policy: RowPolicy | None) -> exp.S
 
 
 def _mart_spec(filters: Any) -> Any:
-    from massalia.health.marts.filters import FilterError, FilterSpec, parse_clause
-
     try:
         if isinstance(filters, FilterSpec):
             return filters
@@ -750,16 +761,6 @@ def _mart_counts(
     by: str | None = None,
 ) -> tuple[Grant, Release, dict[str | bool | None, str] | None]:
     """Authorize, check the feasibility limits, count exactly, and release (one count, or a breakdown)."""
-    from massalia.health.marts.builder import MART_TABLE, last_build
-    from massalia.health.marts.filters import (
-        FilterError,
-        MartNotBuiltError,
-        breakdown_counts,
-        check_feasibility,
-        count_persons,
-        normalized_spec,
-    )
-
     resource = {"filters": spec.model_dump(mode="json"), **({"by": by} if by else {})}
     spec, restrict = _check_mart_scope(gov, engine, principal, "health.mart.count", spec, project_id,
                                        extra_variables=[by] if by else [])  # fmt: skip
@@ -810,8 +811,6 @@ def mart_count(
     ``"variable op value"`` clauses (AND-ed). Without raw counts the feasibility limits apply (no
     identifiers, dates at their catalogue grain). Returns the mart's ``CountResult``.
     """
-    from massalia.health.marts.filters import CountResult
-
     spec = _mart_spec(filters)
     _, release, _ = _mart_counts(gov, engine, principal, spec, project_id, channel)
     return CountResult(count=release.values["persons"], shown=release.shown("persons"), release=release.describe())
@@ -832,8 +831,6 @@ def mart_breakdown(
     Every value of the category is a cell (and ``None``: no value), plus the total: exact under an
     approved project, otherwise one noisy release. Returns the mart's ``Breakdown``.
     """
-    from massalia.health.marts.filters import Breakdown
-
     spec = _mart_spec(filters)
     _, release, names = _mart_counts(gov, engine, principal, spec, project_id, channel, by=by)
     if names is None:  # a breakdown always names its cells
@@ -850,8 +847,6 @@ def mart_breakdown(
 
 def mart_build(gov: Governance, engine: Engine, principal: Principal, *, channel: str | None = None) -> Any:
     """Build (or rebuild) the research mart from the warehouse (admins and data engineers); audited."""
-    from massalia.health.marts.builder import build_mart
-
     gov.authorize(principal, "health.mart.build", detail={"channel": channel})
     return build_mart(engine)
 
@@ -910,8 +905,6 @@ def create_extract(
 
 def _scope_mart_persons(engine: Engine, policy: RowPolicy) -> list[int] | None:
     """The mart's persons of the project's sites and period (``None``: the scope restricts neither)."""
-    from massalia.health.marts.builder import MART_TABLE
-
     restrict = RowPolicy(policy.sites, policy.period_start, policy.period_end).predicate(MART_SCOPE)
     if restrict is None:
         return None

@@ -8,7 +8,6 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from massalia.health.etl.compiler import normalize_code, parse_datetime, parse_number
 from massalia.health.etl.mapping import (
     CODE_PATTERNS,
     MappingError,
@@ -17,6 +16,8 @@ from massalia.health.etl.mapping import (
     find_mappings,
     load_site_mapping,
 )
+from massalia.health.etl.transforms import normalize_code
+from massalia.pipelines.compiler import parse_datetime, parse_number
 
 MINIMAL = """
 site: demo

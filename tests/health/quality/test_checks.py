@@ -9,7 +9,7 @@ from quality_warehouse import Mutation, Rows, build
 
 from massalia.engine import Engine
 from massalia.health.quality import run_quality
-from massalia.health.quality.report import FAILED, NOT_APPLICABLE, PASSED
+from massalia.quality.report import FAILED, NOT_APPLICABLE, PASSED
 
 
 def _set(table: str, index: int, **values: object) -> Mutation:

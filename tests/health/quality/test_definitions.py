@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from massalia.health.quality.definitions import check_descriptions, dqd_definitions, instantiate, matches_filter
-from massalia.health.quality.registry import DQD_CHECK_TYPES, default_registry
+from massalia.health.quality.registry import DQD_CHECK_TYPES, default_registry, register_dqd_check
 
 ROOT = Path(__file__).resolve().parents[3]
 
@@ -79,4 +79,4 @@ def test_registry_rejects_unknown_names_and_duplicates() -> None:
     with pytest.raises(KeyError, match="notACheck"):
         registry.checks(["notACheck"])
     with pytest.raises(ValueError, match="already registered"):
-        registry.register(DQD_CHECK_TYPES[0]())
+        register_dqd_check(registry, DQD_CHECK_TYPES[0]())

@@ -10,7 +10,7 @@ from quality_warehouse import Rows, build
 from massalia.engine import Engine
 from massalia.health.quality import run_quality
 from massalia.health.quality.oncology import oncology_rules
-from massalia.health.quality.report import FAILED, NOT_APPLICABLE, PASSED
+from massalia.quality.report import FAILED, NOT_APPLICABLE, PASSED
 
 
 def _staging(stage: int):

@@ -8,9 +8,9 @@ from html.parser import HTMLParser
 import pytest
 
 from massalia.health.quality.definitions import check_descriptions, instantiate
-from massalia.health.quality.html import render_html
-from massalia.health.quality.report import CheckResult, QualityReport
-from massalia.health.quality.runner import _describe
+from massalia.quality.html import render_html
+from massalia.quality.report import CheckResult, QualityReport
+from massalia.quality.runner import _describe
 
 PAGE_WIDTH = 1400
 """The width the report was seen overflowing at."""

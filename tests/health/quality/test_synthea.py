@@ -10,7 +10,7 @@ import pytest
 
 from massalia.engine import Engine
 from massalia.health.quality import QualityReport, run_quality
-from massalia.health.quality.report import ERROR, FAILED, PASSED, REPORT_SCHEMA_VERSION
+from massalia.quality.report import ERROR, FAILED, PASSED, REPORT_SCHEMA_VERSION
 
 
 @pytest.fixture(scope="module")

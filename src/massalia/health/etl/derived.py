@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pyarrow as pa
 
-from massalia.health.etl.compiler import sql_text
 from massalia.health.etl.mapping import SiteMapping
 from massalia.health.omop.schema import CDM_VERSION, cdm_table
+from massalia.pipelines.compiler import sql_text
 from massalia.pipelines.publish import TableChange
 from massalia.pipelines.runner import RunContext
 from massalia.sources import SourceOptions, read_source

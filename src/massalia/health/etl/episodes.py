@@ -29,8 +29,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from massalia.engine import Column
-from massalia.health.etl.compiler import sql_text
 from massalia.health.etl.mapping import SiteMapping
+from massalia.pipelines.compiler import sql_text
 from massalia.pipelines.publish import TableChange
 from massalia.pipelines.runner import FILE_NO, RunContext
 from massalia.sources import SOURCE_LINE

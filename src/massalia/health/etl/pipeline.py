@@ -15,15 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from massalia.engine import Column, Engine
-from massalia.health.etl.compiler import (
-    CompiledMapping,
-    Lookup,
-    MappingCompiler,
-    column_ref,
-    parse_datetime,
-    parse_number,
-    sql_text,
-)
+from massalia.health.etl.compiler import OmopMappingCompiler
 from massalia.health.etl.derived import (
     care_site_changes,
     cdm_source_change,
@@ -36,6 +28,8 @@ from massalia.health.etl.derived import (
 from massalia.health.etl.episodes import LINE_TAG_COLUMNS, LINE_TAGS, EpisodeInputs, episode_changes, stage_line_tags
 from massalia.health.etl.mapping import CODE_PATTERNS, SiteMapping, TableMapping
 from massalia.health.omop.schema import cdm_table, create_cdm_schema
+from massalia.health.omop.vocabulary import load_demo_vocabulary
+from massalia.pipelines.compiler import CompiledMapping, Lookup, column_ref, parse_datetime, parse_number, sql_text
 from massalia.pipelines.publish import TableChange
 from massalia.pipelines.rules import Rule
 from massalia.pipelines.runner import FILE_NO, InputFile, Pipeline, RunContext
@@ -133,8 +127,6 @@ class OmopPipeline(Pipeline):
         """
         create_cdm_schema(engine, primary_keys=not engine.capabilities.memory_resident_keys)
         if engine.row_count("concept") == 0:
-            from massalia.health.omop.vocabulary import load_demo_vocabulary
-
             load_demo_vocabulary(engine)
         tables = engine.list_tables()
         if ID_MAP not in tables:
@@ -185,7 +177,7 @@ class OmopPipeline(Pipeline):
         def staged_table(kind: str) -> str:
             return context.stage(f"{site.site}.{kind}")
 
-        compiler = MappingCompiler(site, lookup_table, staged_table, known_concepts=known)
+        compiler = OmopMappingCompiler(site, lookup_table, staged_table, known_concepts=known)
         new = context.new_datasets()
         ordered = [m for m in _order(site.tables) if f"{site.site}.{m.source}" in new]
         # Each file kind is staged when its first mapping runs and freed after its last one, so
@@ -234,7 +226,7 @@ class OmopPipeline(Pipeline):
         self.warnings.append(warning)
 
     def _map(
-        self, context: RunContext, site: SiteMapping, mapping: TableMapping, compiler: MappingCompiler,
+        self, context: RunContext, site: SiteMapping, mapping: TableMapping, compiler: OmopMappingCompiler,
         bad: str | None, valid_by_mapping: dict[str, str], new_ids: str, changes: list[TableChange], run: SiteRun,
         *, contract: Sequence[Rule] = (),
     ) -> None:

@@ -22,6 +22,10 @@ from typing import TYPE_CHECKING, Any
 from massalia.engine import Engine
 from massalia.governance import Governance, InvalidRequest, NotFound, Principal
 from massalia.health.etl.api import EtlReport, get_run, list_runs, run_etl, show_rejects
+from massalia.health.omop.athena import load_athena
+from massalia.health.omop.omop_csv import OmopCsvError, load_omop_csv
+from massalia.health.omop.schema import create_cdm_indexes, create_cdm_schema
+from massalia.health.omop.vocabulary import load_demo_vocabulary
 from massalia.pipelines.lineage import RunSummary
 
 if TYPE_CHECKING:
@@ -73,9 +77,6 @@ def create_warehouse(gov: Governance, principal: Principal, warehouse: Engine) -
 
     Returns the number of tables created, vocabulary rows loaded and indexes created.
     """
-    from massalia.health.omop.schema import create_cdm_indexes, create_cdm_schema
-    from massalia.health.omop.vocabulary import load_demo_vocabulary
-
     gov.authorize(principal, "health.etl.run", detail={"resource": {"step": "init"}})
     created = create_cdm_schema(warehouse)
     vocabulary = load_demo_vocabulary(warehouse)
@@ -85,6 +86,7 @@ def create_warehouse(gov: Governance, principal: Principal, warehouse: Engine) -
 
 def generate_sources(gov: Governance, principal: Principal, target: Path, patients: int, **options: Any) -> Any:
     """Write synthetic site extracts under ``target`` (``health.etl.run``: they are the ETL's input)."""
+    # Imported here for CLI start-up only (the generator costs ~55 ms and most commands never generate).
     from massalia.health.synth import generate
 
     gov.authorize(principal, "health.etl.run", detail={"resource": {"step": "generate", "patients": int(patients),
@@ -96,13 +98,9 @@ def load_athena_vocabulary(
     gov: Governance, principal: Principal, warehouse: Engine, folder: Path, *, progress: Progress | None = None
 ) -> dict[str, int]:
     """Load an Athena vocabulary download (``health.etl.run``)."""
-    from massalia.health.omop.athena import load_athena
-
     gov.authorize(principal, "health.etl.run", detail={"resource": {"athena": str(folder)}})
     if not folder.is_dir():
         raise InvalidRequest(f"{folder} is not a folder")
-    from massalia.health.omop.omop_csv import OmopCsvError
-
     tasks: dict[str, TaskID] = {}
     try:
         counts = load_athena(
@@ -133,8 +131,6 @@ def _rows_per_table(progress: Progress, tasks: dict[str, TaskID]) -> Callable[[s
 
 def load_cdm_csv(gov: Governance, principal: Principal, warehouse: Engine, source: Path) -> dict[str, int]:
     """Load a foreign OMOP CDM CSV export (``health.etl.run``)."""
-    from massalia.health.omop.omop_csv import load_omop_csv
-
     gov.authorize(principal, "health.etl.run", detail={"resource": {"omop_csv": str(source)}})
     if not source.exists():
         raise InvalidRequest(f"{source} does not exist")

@@ -1,5 +1,8 @@
 """Data quality of the OMOP warehouse: DataQualityDashboard checks as data, plus oncology rules.
 
+The machinery (check shapes, registry, runner, JSON and HTML reports) is the core's :mod:`massalia.quality`;
+this package holds health's checks and registers them.
+
 Examples
 --------
 >>> from massalia.engine import connect
@@ -12,8 +15,8 @@ Examples
 
 from massalia.health.quality.definitions import CheckDescription, CheckInstance, check_descriptions
 from massalia.health.quality.registry import CheckRegistry, default_registry
-from massalia.health.quality.report import CheckResult, QualityReport
 from massalia.health.quality.runner import run_quality
+from massalia.quality.report import CheckResult, QualityReport
 
 __all__ = [
     "CheckDescription",

@@ -15,16 +15,39 @@ values are quoted by SQLGlot. Queries are rendered for each engine by SQLGlot.
 from __future__ import annotations
 
 import re
-from abc import ABC, abstractmethod
+from abc import abstractmethod
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
 from typing import ClassVar
 
-from sqlglot import exp
-
-from massalia.engine.base import check_identifier
 from massalia.health.omop.schema import cdm_tables
-from massalia.health.quality.definitions import CheckInstance
+from massalia.quality.checks import (
+    CheckDefinitionError,
+    CheckType,
+    Fragment,
+    Join,
+    MetadataCheck,
+    QueryCheck,
+    ScanCheck,
+    count_if,
+    ident,
+    literal,
+    scan_query,
+)
+from massalia.quality.definitions import CheckInstance
+
+__all__ = [  # the core's shapes are re-exported: the DQD and oncology modules import them from here
+    "CheckDefinitionError",
+    "CheckType",
+    "Fragment",
+    "Join",
+    "MetadataCheck",
+    "QueryCheck",
+    "ScanCheck",
+    "count_if",
+    "ident",
+    "literal",
+    "scan_query",
+]
 
 GENDER_CONCEPTS = {"Male": 8507, "Female": 8532}
 """OMOP gender concepts DQD's ``plausibleGender`` values name."""
@@ -45,20 +68,6 @@ _INTEGER_TYPES = {"TINYINT", "SMALLINT", "INTEGER", "INT", "BIGINT", "HUGEINT", 
 _NUMBER = re.compile(r"^-?\d+(\.\d+)?$")
 
 
-class CheckDefinitionError(ValueError):
-    """A definition row cannot be turned into SQL (unknown expression, unsupported join...)."""
-
-
-def ident(name: str) -> str:
-    """A validated, lower-case SQL identifier."""
-    return check_identifier(name.strip().lower())
-
-
-def literal(value: str) -> str:
-    """A quoted string literal in the house dialect."""
-    return exp.Literal.string(value).sql(dialect="duckdb")
-
-
 def dqd_value(value: str) -> str:
     """A DQD threshold value (``'19500101'``, ``0.0000001``, ``DATEADD(dd,1,GETDATE())``) as SQL."""
     value = value.strip()
@@ -73,11 +82,6 @@ def dqd_value(value: str) -> str:
     raise CheckDefinitionError(f"unsupported DQD value expression {value!r}")
 
 
-def count_if(condition: str) -> str:
-    """Portable conditional count (``COUNT_IF`` is not in every engine)."""
-    return f"SUM(CASE WHEN {condition} THEN 1 ELSE 0 END)"
-
-
 def birth_date(alias: str = "p") -> str:
     """A person's birth date; year-only fallback is January 1st, the earliest possible day."""
     return (
@@ -90,23 +94,6 @@ def is_primary_key(table: str, field: str) -> bool:
     """Whether ``table.field`` is the (single-column) primary key in the CDM specification."""
     spec = cdm_tables().get(table)
     return spec is not None and spec.primary_key == (field,)
-
-
-@dataclass(frozen=True)
-class Join:
-    """A join a scan fragment needs; fragments sharing an alias share the join."""
-
-    alias: str
-    clause: str
-
-
-@dataclass(frozen=True)
-class Fragment:
-    """What a scan check adds to its table's query: two aggregates over alias ``t``."""
-
-    numerator: str
-    denominator: str
-    joins: tuple[Join, ...] = ()
 
 
 def person_join() -> Join:
@@ -137,71 +124,6 @@ def foreign_join(field: str, fk_table: str, fk_field: str) -> Join:
     unique = is_primary_key(fk_table, fk_field)
     target = fk_table if unique else f"(SELECT DISTINCT {fk_field} FROM {fk_table})"
     return Join(alias, f"LEFT JOIN {target} AS {alias} ON {alias}.{fk_field} = t.{field}")
-
-
-class CheckType(ABC):
-    """One DQD check type; subclasses say how its instances are computed."""
-
-    name: ClassVar[str]
-    level: ClassVar[str] = "FIELD"
-
-    def requires(self, instance: CheckInstance) -> dict[str, tuple[str, ...]]:
-        """Tables (and their fields) that must exist for the check to be applicable."""
-        return {instance.table: (ident(instance.field),) if instance.field else ()}
-
-    @property
-    def key(self) -> tuple[str, str]:
-        """Registry key: DQD reuses a check name at several levels."""
-        return (self.level, self.name)
-
-
-class MetadataCheck(CheckType):
-    """A conformance check answered from the engine's catalogue."""
-
-    @abstractmethod
-    def violated(self, instance: CheckInstance, catalogue: Mapping[str, frozenset[str]]) -> bool:
-        """Whether the instance is violated, given ``{table: columns}`` of the warehouse."""
-
-    def requires(self, instance: CheckInstance) -> dict[str, tuple[str, ...]]:
-        """Conformance checks are never 'not applicable'."""
-        return {}
-
-
-class ScanCheck(CheckType):
-    """A check computed as two aggregates in its table's shared scan."""
-
-    @abstractmethod
-    def fragment(self, instance: CheckInstance) -> Fragment:
-        """The aggregates (and joins) for ``instance``."""
-
-    def holds_by_type(self, instance: CheckInstance, column_type: str) -> bool:
-        """Whether the column's declared type alone guarantees no violation (no scan needed)."""
-        return False
-
-
-class QueryCheck(CheckType):
-    """A check with its own query; instances with the same ``batch_key`` share one query."""
-
-    def batch_key(self, instance: CheckInstance) -> tuple[str, ...]:
-        """Instances with equal keys run in one query."""
-        return (self.name, instance.table, instance.field or "", str(instance.concept_id))
-
-    @abstractmethod
-    def query(self, instances: Sequence[CheckInstance]) -> str:
-        """SQL returning ``k, num_violated_rows, num_denominator_rows`` (k indexes ``instances``)."""
-
-
-def scan_query(table: str, fragments: Sequence[Fragment]) -> str:
-    """One query computing every fragment over ``table`` (columns ``n0, d0, n1, d1...``)."""
-    joins: dict[str, str] = {}
-    columns = []
-    for index, fragment in enumerate(fragments):
-        for join in fragment.joins:
-            joins.setdefault(join.alias, join.clause)
-        columns.append(f"{fragment.numerator} AS n{index}, {fragment.denominator} AS d{index}")
-    select = ",\n  ".join(columns)
-    joined = "".join(f"\n{clause}" for clause in joins.values())
-    return f"SELECT\n  {select}\nFROM {ident(table)} AS t{joined}"
 
 
 # -- table level ----------------------------------------------------------------------------
@@ -285,6 +207,7 @@ class CdmField(MetadataCheck):
     """The field exists in its table."""
 
     name = "cdmField"
+    detects_empty_field = True  # DQD reports it even on an empty field
 
     def violated(self, instance: CheckInstance, catalogue: Mapping[str, frozenset[str]]) -> bool:
         """Violated when the table or the column is absent."""
@@ -295,6 +218,7 @@ class IsRequired(ScanCheck):
     """Records with NULL in a required field."""
 
     name = "isRequired"
+    detects_empty_field = True  # DQD reports it even on an empty field
 
     def fragment(self, instance: CheckInstance) -> Fragment:
         """NULLs over all records."""
@@ -408,6 +332,7 @@ class MeasureValueCompleteness(ScanCheck):
     """Records with NULL in the field."""
 
     name = "measureValueCompleteness"
+    detects_empty_field = True  # DQD reports it even on an empty field
 
     def fragment(self, instance: CheckInstance) -> Fragment:
         """NULLs over all records."""

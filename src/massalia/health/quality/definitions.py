@@ -9,59 +9,26 @@ gives the percentage of violating rows tolerated.
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
 from functools import cache
 from importlib import resources
 from typing import Any
 
-LEVELS = ("TABLE", "FIELD", "CONCEPT")
+from massalia.quality.definitions import LEVELS, CheckDescription, CheckInstance
+
+__all__ = [
+    "LEVELS",
+    "CheckDescription",
+    "CheckInstance",
+    "check_descriptions",
+    "dqd_definitions",
+    "instantiate",
+    "matches_filter",
+]
 
 _CLAUSE = re.compile(r"^\s*(\w+)\s*(==|!=)\s*'([^']*)'\s*$")
-
-
-@dataclass(frozen=True)
-class CheckDescription:
-    """One DQD check type as described by DQD: name, level, Kahn category and severity."""
-
-    name: str
-    level: str
-    description: str
-    kahn_context: str
-    kahn_category: str
-    kahn_subcategory: str | None
-    evaluation_filter: str
-    severity: str
-
-
-@dataclass(frozen=True)
-class CheckInstance:
-    """One check applied to one table / field / concept, with its threshold (percent).
-
-    ``params`` holds the definition row the check was enabled by (DQD's column names), so a
-    check type reads what it needs (``fkTableName``, ``plausibleValueLow``...) from it.
-    """
-
-    check: CheckDescription
-    table: str
-    field: str | None = None
-    concept_id: int | None = None
-    unit_concept_id: int | None = None
-    threshold: float = 0.0
-    params: Mapping[str, str] = dataclasses.field(default_factory=dict, compare=False, hash=False)
-
-    @property
-    def check_id(self) -> str:
-        """Stable identifier, e.g. ``isrequired.person.person_id``."""
-        parts = [self.check.name, self.table, self.field, self.concept_id, self.unit_concept_id]
-        return ".".join(str(p) for p in parts if p is not None).lower()
-
-    def param(self, name: str) -> str:
-        """Definition value ``name`` ('' when absent)."""
-        return self.params.get(name, "")
 
 
 def matches_filter(expression: str, row: Mapping[str, str]) -> bool:

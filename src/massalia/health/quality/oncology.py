@@ -2,7 +2,7 @@
 
 The rules are data (``oncology_rules.yaml``): each is one house-dialect query returning
 ``num_violated_rows`` and ``num_denominator_rows``, with its Kahn category, severity and threshold.
-They register in the same :class:`~massalia.health.quality.registry.CheckRegistry` as DQD's checks
+They register in the same :class:`~massalia.quality.registry.CheckRegistry` as DQD's checks
 and are evaluated, reported and made 'not applicable' the same way.
 """
 
@@ -12,18 +12,16 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cache
 from importlib import resources
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import sqlglot
 import yaml
 from sqlglot import exp
 
 from massalia.engine.base import HOUSE_DIALECT
-from massalia.health.quality.checks import QueryCheck, ident
-from massalia.health.quality.definitions import CheckDescription, CheckInstance
-
-if TYPE_CHECKING:
-    from massalia.health.quality.registry import CheckRegistry
+from massalia.quality.checks import QueryCheck, ident
+from massalia.quality.definitions import CheckDescription, CheckInstance
+from massalia.quality.registry import CheckRegistry
 
 ONCOLOGY_LEVEL = "ONCOLOGY"
 _REQUIRED_KEYS = {"name", "description", "category", "severity", "threshold", "sql"}
@@ -100,7 +98,6 @@ def register_oncology_rules(registry: CheckRegistry) -> None:
 
     Examples
     --------
-    >>> from massalia.health.quality.registry import CheckRegistry
     >>> registry = CheckRegistry()
     >>> register_oncology_rules(registry)
     >>> "tnmM1StageIV" in registry.names()

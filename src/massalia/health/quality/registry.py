@@ -1,19 +1,23 @@
-"""The registry of check types: DQD's, Massalia's oncology rules, and any a deployment adds.
+"""Health's quality checks: DataQualityDashboard's check types (the OMOP CDM's own) and the oncology rules.
 
-Built-in checks register the same way an extension would (:meth:`CheckRegistry.register`);
-nothing is registered as an import side effect and no check is looked up by a built string.
+The registry itself is the core's (:class:`massalia.quality.registry.CheckRegistry`); health registers
+its checks into it when its plug-in contributes (:mod:`massalia.health.plugin`) or when
+:func:`default_registry` is asked for one, never as an import side effect.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import replace
 
 from massalia.health.quality import checks as dqd
 from massalia.health.quality import concept_checks as concept
-from massalia.health.quality.checks import CheckType
-from massalia.health.quality.definitions import CheckDescription, CheckInstance, check_descriptions, instantiate
+from massalia.health.quality.definitions import check_descriptions, instantiate
 from massalia.health.quality.oncology import register_oncology_rules
+from massalia.quality.checks import CheckType
+from massalia.quality.definitions import CheckDescription
+from massalia.quality.registry import CheckRegistry
+
+__all__ = ["DQD_CHECK_TYPES", "CheckRegistry", "default_registry", "dqd_description", "register_dqd_check"]
 
 DQD_CHECK_TYPES: tuple[type[CheckType], ...] = (
     dqd.CdmTable,
@@ -49,15 +53,6 @@ DQD_CHECK_TYPES: tuple[type[CheckType], ...] = (
 """Every DQD v2.8.4 check type Massalia implements."""
 
 
-@dataclass(frozen=True)
-class RegisteredCheck:
-    """A check type with the description its results carry and its instances."""
-
-    check_type: CheckType
-    description: CheckDescription
-    instances: tuple[CheckInstance, ...]
-
-
 def dqd_description(check_type: CheckType) -> CheckDescription:
     """DQD's description of ``check_type``.
 
@@ -71,8 +66,22 @@ def dqd_description(check_type: CheckType) -> CheckDescription:
     return description
 
 
-class CheckRegistry:
-    """Check types by ``(level, name)``, in registration order.
+def register_dqd_check(registry: CheckRegistry, check_type: CheckType) -> None:
+    """Register a DQD check type with DQD's description and the definition rows that enable it.
+
+    Examples
+    --------
+    >>> registry = CheckRegistry()
+    >>> register_dqd_check(registry, dqd.IsRequired())
+    >>> registry.names()
+    ['isRequired']
+    """
+    description = dqd_description(check_type)
+    registry.register(check_type, description, instantiate(description))
+
+
+def default_registry(*, oncology: bool = True) -> CheckRegistry:
+    """A registry with every DQD check type and, unless disabled, the oncology rules.
 
     Examples
     --------
@@ -80,42 +89,9 @@ class CheckRegistry:
     >>> "isRequired" in registry.names()
     True
     """
-
-    def __init__(self) -> None:
-        self._checks: dict[tuple[str, str], RegisteredCheck] = {}
-
-    def register(
-        self,
-        check_type: CheckType,
-        description: CheckDescription | None = None,
-        instances: Iterable[CheckInstance] | None = None,
-    ) -> None:
-        """Add a check type; DQD types default to DQD's description and definition rows."""
-        if check_type.key in self._checks:
-            raise ValueError(f"check type {check_type.key} is already registered")
-        description = description or dqd_description(check_type)
-        found = tuple(instances) if instances is not None else tuple(instantiate(description))
-        self._checks[check_type.key] = RegisteredCheck(check_type, description, found)
-
-    def names(self) -> list[str]:
-        """Distinct check names."""
-        return list(dict.fromkeys(key[1] for key in self._checks))
-
-    def checks(self, names: Sequence[str] | None = None) -> list[RegisteredCheck]:
-        """Registered checks, restricted to ``names`` when given (unknown names are an error)."""
-        if names is None:
-            return list(self._checks.values())
-        unknown = sorted(set(names) - set(self.names()))
-        if unknown:
-            raise KeyError(f"unknown quality checks {unknown}; known: {', '.join(self.names())}")
-        return [check for key, check in self._checks.items() if key[1] in names]
-
-
-def default_registry(*, oncology: bool = True) -> CheckRegistry:
-    """A registry with every DQD check type and, unless disabled, the oncology rules."""
     registry = CheckRegistry()
     for check_type in DQD_CHECK_TYPES:
-        registry.register(check_type())
+        register_dqd_check(registry, check_type())
     if oncology:
         register_oncology_rules(registry)
     return registry

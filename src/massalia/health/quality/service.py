@@ -16,8 +16,8 @@ from typing import TYPE_CHECKING
 
 from massalia.engine import Engine
 from massalia.governance import Governance, InvalidRequest, Principal
-from massalia.health.quality.report import QualityReport
 from massalia.health.quality.runner import run_quality
+from massalia.quality.report import QualityReport
 
 if TYPE_CHECKING:
     from rich.progress import Progress

@@ -134,6 +134,9 @@ BIOMARKERS: dict[str, Biomarker] = {b.key: b for b in (
 
 # Which biomarkers each cancer's pathology reports, with the probability of a positive result.
 # Numeric markers get their value drawn in ``cohort.py``.
+MARKERS: tuple[str, ...] = ("er", "pr", "her2", "ki67", "egfr", "alk", "kras", "braf", "pdl1", "msi", "brca")
+"""Biomarker columns of a generated cohort, in order (the treatment plan reads them as the cohort does)."""
+
 CANCER_BIOMARKERS: dict[str, dict[str, float]] = {
     "breast": {"er": 0.78, "pr": 0.65, "her2": 0.15, "ki67": 0.0, "brca": 0.05},
     "lung": {"egfr": 0.12, "alk": 0.04, "kras": 0.25, "pdl1": 0.0},

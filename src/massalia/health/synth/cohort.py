@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 
 from massalia.health.synth import treatment
-from massalia.health.synth.catalogue import CANCER_BIOMARKERS, CANCERS, COMORBIDITIES
+from massalia.health.synth.catalogue import CANCER_BIOMARKERS, CANCERS, COMORBIDITIES, MARKERS
 from massalia.health.synth.hazard import (
     COVARIATES,
     CUTOFF_DAY,
@@ -24,7 +24,6 @@ from massalia.health.synth.hazard import (
     sample_weibull_ph,
 )
 
-MARKERS: tuple[str, ...] = ("er", "pr", "her2", "ki67", "egfr", "alk", "kras", "braf", "pdl1", "msi", "brca")
 T_CATS: tuple[str, ...] = ("T1", "T2", "T3", "T4")
 N_CATS: tuple[str, ...] = ("N0", "N1", "N2", "N3")
 COMORBIDITY_KEYS: tuple[str, ...] = tuple(COMORBIDITIES)

@@ -29,6 +29,7 @@ from massalia.health.synth.catalogue import (
     REGIMENS,
 )
 from massalia.health.synth.cohort import COMORBIDITY_KEYS, MARKERS, N_CATS, T_CATS, Cohort
+from massalia.health.synth.sites.ids import source_ids
 from massalia.health.synth.timeline import AE_KEYS, Timeline
 from massalia.health.synth.treatment import PROCEDURE_KEYS, REGIMEN_KEYS
 
@@ -352,8 +353,6 @@ def build_documents(rng: np.random.Generator, c: Cohort, t: Timeline, site: str)
     tuple
         ``({pid, visit, day, kind, text, note_id}, [json lines])``.
     """
-    from massalia.health.synth.generate import source_ids
-
     # Python's generator (seeded from the block's) is much cheaper per draw than numpy's scalar calls.
     text_rng = random.Random(int(rng.integers(0, 2**63)))
     pids, visits, days, kinds, texts, ids = [], [], [], [], [], []

@@ -18,7 +18,8 @@ from massalia.health.synth.cohort import Cohort, draw_cohort
 from massalia.health.synth.dirty import inject_defects
 from massalia.health.synth.hazard import DEFAULT_MODEL, HazardModel
 from massalia.health.synth.sites import SITES, ch_est, chu_nord, clcc_sud
-from massalia.health.synth.sites.common import SiteData, prefixed, write_table
+from massalia.health.synth.sites.common import SiteData, write_table
+from massalia.health.synth.sites.ids import source_ids
 from massalia.health.synth.timeline import Timeline, build_timeline
 from massalia.health.synth.truth import ground_truth, patient_truth
 
@@ -83,21 +84,6 @@ def subset(c: Cohort, t: Timeline, mask: np.ndarray) -> tuple[Cohort, Timeline]:
     anchors = {k: v[keep] for k, v in t.anchors.items()}
     tl = Timeline(**{f.name: cut(getattr(t, f.name)) for f in fields(t) if f.name != "anchors"}, anchors=anchors)
     return c.take(keep), tl
-
-
-def source_ids(site: str, index: np.ndarray) -> list[str]:
-    """The patient id each site writes for global indexes ``index``.
-
-    Examples
-    --------
-    >>> source_ids("clcc_sud", np.array([12]))
-    ['CS0000012']
-    """
-    if site == "chu_nord":
-        return [str(100_000_000 + int(i)) for i in index]
-    if site == "clcc_sud":
-        return prefixed(index, "CS", 7).to_pylist()
-    return ch_est.nip(index)
 
 
 def generate(

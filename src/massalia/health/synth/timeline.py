@@ -142,10 +142,51 @@ def build_timeline(rng: np.random.Generator, c: Cohort) -> Timeline:
     relapse_day = relapse_day.astype(np.int64)
     death_day = np.where(c.death_observed, end_day, -1)
     ev = _Events(rng)
-    v, diag, drugs, procs = ev.v, ev.diag, ev.drugs, ev.procs
-    secs, add_diag, add_proc, add_draw = ev.secs, ev.add_diag, ev.add_proc, ev.add_draw
+    days = _Days(n, pid_all, dx, end_day, relapse_day, death_day)
+    first, rcp_day = _diagnosis(rng, c, ev, days)
+    _surgery(rng, c, ev, days)
+    line1_end, rel = _systemic_lines(rng, c, ev, days)
+    _radiotherapy(rng, c, ev, days, line1_end)
+    _hormone_therapy(rng, c, ev, days, line1_end)
+    _follow_up(rng, c, ev, days)
+    _relapse(rng, c, ev, days, rel)
+    _unplanned_stays(rng, c, ev, days)
+    _death(rng, c, ev, days)
+    _second_cancer(c, ev, days)
 
-    # 1. Diagnosis: first consultation, diagnostic day hospital (biopsy, imaging, labs), tumour board.
+    v, diag, drugs, procs = ev.v, ev.diag, ev.drugs, ev.procs
+    visits, order = _finish_visits(v)
+    remap = np.empty(order.shape[0] + 1, dtype=np.int64)
+    remap[order] = visits.pop("seq_of_row")
+    remap[-1] = -1
+    tables = {"diagnoses": _cat(diag), "drugs": _cat(drugs), "procedures": _cat(procs)}
+    for t in tables.values():
+        t["visit"] = remap[t["visit"]]
+    lab_draws = _cat(ev.draws)
+    lab_draws["visit"] = remap[lab_draws["visit"]]
+    labs = draw_lab_values(rng, c, lab_draws, relapse_day)
+    anchors = {"first_consult": first, "rcp_day": rcp_day, "relapse_day": relapse_day, "end_day": end_day,
+               "line1_end": line1_end}
+    return Timeline(visits=visits, diagnoses=tables["diagnoses"], drugs=tables["drugs"],
+                    procedures=tables["procedures"], labs=labs, anchors=anchors)
+
+
+@dataclass(frozen=True)
+class _Days:
+    """The block's patients and their key days, shared by the timeline steps."""
+
+    n: int
+    pid_all: np.ndarray  # 0..n-1
+    dx: np.ndarray  # diagnosis day
+    end_day: np.ndarray  # last day observed (death or end of follow-up)
+    relapse_day: np.ndarray  # observed relapse day, or far in the future
+    death_day: np.ndarray  # -1 when alive at the end
+
+
+def _diagnosis(rng: np.random.Generator, c: Cohort, ev: _Events, days: _Days) -> tuple[np.ndarray, np.ndarray]:
+    """Diagnosis: first consultation, diagnostic day hospital (biopsy, imaging, labs), tumour board."""
+    n, pid_all, dx = days.n, days.pid_all, days.dx
+    v, secs, add_diag, add_proc, add_draw = ev.v, ev.secs, ev.add_diag, ev.add_proc, ev.add_draw
     first = dx - rng.integers(5, 31, size=n)
     v.add(pid_all, 0, secs(first), np.full(n, 0.5), 0)
     dh = v.add(pid_all, 1, secs(dx, 8, 10), rng.uniform(4, 9, n), 5)
@@ -164,8 +205,13 @@ def build_timeline(rng: np.random.Generator, c: Cohort) -> Timeline:
     msite = np.array([METASTASES[s].icd10 for k in CANCERS for s in METASTASIS_SITES_BY_CANCER[k.key][:1]],
                      dtype=object)[c.cancer[sm]]
     add_diag(sm, dh[sm], dx[sm], 1, msite, 1)
+    return first, rcp_day
 
-    # 2. Surgery: inpatient stay with the procedure and admission labs.
+
+def _surgery(rng: np.random.Generator, c: Cohort, ev: _Events, days: _Days) -> None:
+    """Surgery: inpatient stay with the procedure and admission labs."""
+    dx, end_day = days.dx, days.end_day
+    v, secs, add_diag, add_proc, add_draw = ev.v, ev.secs, ev.add_diag, ev.add_proc, ev.add_draw
     op = np.flatnonzero((c.plan.surgery >= 0) & (dx + c.plan.surgery_day < end_day))
     op_day = dx[op] + c.plan.surgery_day[op]
     los = rng.integers(2, 11, size=op.shape[0])
@@ -174,15 +220,23 @@ def build_timeline(rng: np.random.Generator, c: Cohort) -> Timeline:
     add_diag(op, st, op_day, 0, c.icd10[op], 0)
     add_draw(op, (op_day - 1) * DAY + 15 * 3600, st, 0)
 
-    # 3. Systemic lines: line 1 from plan, line 2 at observed relapse; hormone therapy afterwards.
+
+def _systemic_lines(rng: np.random.Generator, c: Cohort, ev: _Events, days: _Days) -> tuple[np.ndarray, np.ndarray]:
+    """Systemic lines: line 1 from plan, line 2 at observed relapse; hormone therapy afterwards."""
+    n, dx, end_day, relapse_day = days.n, days.dx, days.end_day, days.relapse_day
     line1_end = _systemic(ev, c, c.plan.line1, dx + c.plan.line1_day, np.minimum(end_day, relapse_day), 1)
     rel = np.flatnonzero(c.relapse_observed & (relapse_day < end_day))
     l2_start = np.full(n, np.iinfo(np.int64).max // 4)
     l2_start[rel] = relapse_day[rel] + rng.integers(14, 41, size=rel.shape[0])
     line2 = np.where(l2_start < end_day, c.plan.line2, -1)
     _systemic(ev, c, line2, l2_start, end_day, 2)
+    return line1_end, rel
 
-    # 4. Radiotherapy: daily sessions five days a week after surgery/line 1.
+
+def _radiotherapy(rng: np.random.Generator, c: Cohort, ev: _Events, days: _Days, line1_end: np.ndarray) -> None:
+    """Radiotherapy: daily sessions five days a week after surgery/line 1."""
+    dx, end_day = days.dx, days.end_day
+    v, secs, add_proc = ev.v, ev.secs, ev.add_proc
     rt = np.flatnonzero(c.plan.rt_fractions > 0)
     rt_start = np.maximum(line1_end[rt], dx[rt] + c.plan.surgery_day[rt]) + rng.integers(21, 42, size=rt.shape[0])
     r_rows, k = _series(rt_start, c.plan.rt_fractions[rt], 1)
@@ -193,7 +247,11 @@ def build_timeline(rng: np.random.Generator, c: Cohort) -> Timeline:
     vrt = v.add(pid_rt, 1, secs(day_rt), np.full(pid_rt.shape[0], 1.0), 2)
     add_proc(pid_rt, vrt, day_rt, PROCEDURE_KEYS.index("radiotherapy"))
 
-    # 5. Hormone therapy / maintenance: a consultation with a prescription every 90 days.
+
+def _hormone_therapy(rng: np.random.Generator, c: Cohort, ev: _Events, days: _Days, line1_end: np.ndarray) -> None:
+    """Hormone therapy / maintenance: a consultation with a prescription every 90 days."""
+    dx, end_day, relapse_day = days.dx, days.end_day, days.relapse_day
+    v, drugs, secs, add_draw = ev.v, ev.drugs, ev.secs, ev.add_draw
     ht = np.flatnonzero(c.plan.hormone >= 0)
     ht_start = np.maximum(line1_end[ht], dx[ht] + c.plan.surgery_day[ht]) + rng.integers(14, 60, size=ht.shape[0])
     reg_cycles = np.array([REGIMENS[k].cycles for k in REGIMEN_KEYS])
@@ -209,7 +267,11 @@ def build_timeline(rng: np.random.Generator, c: Cohort) -> Timeline:
                   "cycle": (k + 1).astype(np.int16)})
     add_draw(pid_h, (day_h - 2) * DAY + 8 * 3600, np.full(pid_h.shape[0], -1), 1)
 
-    # 6. Follow-up consultations with labs and imaging: every 3 months for 3 years, then every 6 months.
+
+def _follow_up(rng: np.random.Generator, c: Cohort, ev: _Events, days: _Days) -> None:
+    """Follow-up consultations with labs and imaging: every 3 months for 3 years, then every 6 months."""
+    dx, end_day = days.dx, days.end_day
+    v, secs, add_proc, add_draw = ev.v, ev.secs, ev.add_proc, ev.add_draw
     fu_start = dx + 90
     n_fu = np.ceil(np.clip((end_day - fu_start) / 90.0, 0, 12)).astype(np.int64)
     n_fu += np.ceil(np.clip((end_day - fu_start - 1080) / 180.0, 0, None)).astype(np.int64)
@@ -222,7 +284,11 @@ def build_timeline(rng: np.random.Generator, c: Cohort) -> Timeline:
     img_sel = kf % 2 == 1
     add_proc(pid_f[img_sel], vf[img_sel], day_f[img_sel], PROCEDURE_KEYS.index("ct_scan"))
 
-    # 7. Relapse/progression: consultation, imaging, metastasis diagnosis.
+
+def _relapse(rng: np.random.Generator, c: Cohort, ev: _Events, days: _Days, rel: np.ndarray) -> None:
+    """Relapse/progression: consultation, imaging, metastasis diagnosis."""
+    relapse_day = days.relapse_day
+    v, secs, add_diag, add_proc, add_draw = ev.v, ev.secs, ev.add_diag, ev.add_proc, ev.add_draw
     vr = v.add(rel, 0, secs(relapse_day[rel]), np.full(rel.shape[0], 0.5), 0)
     add_proc(rel, vr, relapse_day[rel], PROCEDURE_KEYS.index("ct_scan"))
     add_proc(rel, vr, relapse_day[rel], PROCEDURE_KEYS.index("mri"))
@@ -232,7 +298,11 @@ def build_timeline(rng: np.random.Generator, c: Cohort) -> Timeline:
     add_diag(rel, vr, relapse_day[rel], 1, met_codes[c.cancer[rel], site_pick], 0)
     add_draw(rel, relapse_day[rel] * DAY + 9 * 3600, vr, 1)
 
-    # 8. Unplanned hospitalizations (Poisson, rate from the hazard model): emergency visit then stay.
+
+def _unplanned_stays(rng: np.random.Generator, c: Cohort, ev: _Events, days: _Days) -> None:
+    """Unplanned hospitalizations (Poisson, rate from the hazard model): emergency visit then stay."""
+    dx, end_day = days.dx, days.end_day
+    v, drugs, secs, add_diag, add_proc, add_draw = ev.v, ev.drugs, ev.secs, ev.add_diag, ev.add_proc, ev.add_draw
     n_h = rng.poisson(c.hosp_rate * c.end_years)
     rows, _ = _series(dx, n_h, 0)
     day_u = dx[rows] + np.floor(rng.random(rows.shape[0]) * (end_day[rows] - dx[rows])).astype(np.int64)
@@ -251,32 +321,25 @@ def build_timeline(rng: np.random.Generator, c: Cohort) -> Timeline:
     add_proc(rows[anaemia], uh[anaemia], day_u[anaemia] + 1, PROCEDURE_KEYS.index("transfusion"))
     add_draw(rows, day_u * DAY + 10 * 3600, uh, 0, on_chemo=0, nadir=np.where(fever, 2, np.where(anaemia, 3, 4)))
 
-    # 9. Death: most patients who die are in a terminal stay at the hospital.
+
+def _death(rng: np.random.Generator, c: Cohort, ev: _Events, days: _Days) -> None:
+    """Death: most patients who die are in a terminal stay at the hospital."""
+    n, death_day = days.n, days.death_day
+    v, secs = ev.v, ev.secs
     dd = np.flatnonzero(c.death_observed & (rng.random(n) < 0.6))
     los_d = rng.integers(3, 20, size=dd.shape[0])
     v.add(dd, 2, secs(death_day[dd] - los_d), los_d * 24.0 - 6, 4, exit_mode=2)
 
-    # 10. Second primary cancer: a consultation with its diagnosis.
+
+def _second_cancer(c: Cohort, ev: _Events, days: _Days) -> None:
+    """Second primary cancer: a consultation with its diagnosis."""
+    dx = days.dx
+    v, secs, add_diag = ev.v, ev.secs, ev.add_diag
     sc = np.flatnonzero(c.second_cancer >= 0)
     sc_day = dx[sc] + np.floor(c.second_cancer_years[sc] * 365.25).astype(np.int64)
     vs = v.add(sc, 0, secs(sc_day), np.full(sc.shape[0], 0.5), 0)
     sc_codes = np.array([k.icd10[0][0] for k in CANCERS], dtype=object)[c.second_cancer[sc]]
     add_diag(sc, vs, sc_day, 4, sc_codes, 0)
-
-    visits, order = _finish_visits(v)
-    remap = np.empty(order.shape[0] + 1, dtype=np.int64)
-    remap[order] = visits.pop("seq_of_row")
-    remap[-1] = -1
-    tables = {"diagnoses": _cat(diag), "drugs": _cat(drugs), "procedures": _cat(procs)}
-    for t in tables.values():
-        t["visit"] = remap[t["visit"]]
-    lab_draws = _cat(ev.draws)
-    lab_draws["visit"] = remap[lab_draws["visit"]]
-    labs = draw_lab_values(rng, c, lab_draws, relapse_day)
-    anchors = {"first_consult": first, "rcp_day": rcp_day, "relapse_day": relapse_day, "end_day": end_day,
-               "line1_end": line1_end}
-    return Timeline(visits=visits, diagnoses=tables["diagnoses"], drugs=tables["drugs"],
-                    procedures=tables["procedures"], labs=labs, anchors=anchors)
 
 
 def _systemic(

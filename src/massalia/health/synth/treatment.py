@@ -7,13 +7,18 @@ from typing import TypedDict
 
 import numpy as np
 
-from massalia.health.synth.catalogue import CANCERS, PROCEDURES, REGIMENS
+from massalia.health.synth.catalogue import CANCERS, MARKERS, PROCEDURES, REGIMENS
 
 REGIMEN_KEYS: tuple[str, ...] = tuple(REGIMENS)
 PROCEDURE_KEYS: tuple[str, ...] = tuple(PROCEDURES)
 DEVIATION_KINDS: tuple[str, ...] = (
-    "none", "targeted_omitted", "surgery_omitted", "adjuvant_omitted", "hormone_omitted",
+    "none",
+    "targeted_omitted",
+    "surgery_omitted",
+    "adjuvant_omitted",
+    "hormone_omitted",
 )
+
 
 class Deviation(TypedDict, total=False):
     """One documented deviation: what it is, its base rate and the factors that raise it."""
@@ -31,18 +36,23 @@ DEVIATIONS: dict[str, Deviation] = {
         "description": "eligible for a biomarker-matched targeted therapy (HER2+ breast, EGFR+/ALK+ stage IV "
         "NSCLC, RAS/BRAF wild-type stage IV colorectal, BRAF+ stage III-IV melanoma, BRCA+ stage III-IV "
         "ovary) but given the non-targeted alternative",
-        "base_probability": 0.08, "odds_ratio_age_75plus": 3.0, "odds_ratio_ecog_2plus": 4.0,
+        "base_probability": 0.08,
+        "odds_ratio_age_75plus": 3.0,
+        "odds_ratio_ecog_2plus": 4.0,
     },
     "surgery_omitted": {
         "description": "stage I-III surgical candidate not operated",
-        "base_probability": 0.04, "added_probability_age_80plus": 0.20,
+        "base_probability": 0.04,
+        "added_probability_age_80plus": 0.20,
     },
     "adjuvant_omitted": {
         "description": "indicated adjuvant/first-line chemotherapy not given",
-        "base_probability": 0.05, "added_probability_age_75plus": 0.25,
+        "base_probability": 0.05,
+        "added_probability_age_75plus": 0.25,
     },
     "hormone_omitted": {
-        "description": "ER+ breast or high-risk prostate without hormone therapy", "base_probability": 0.10,
+        "description": "ER+ breast or high-risk prostate without hormone therapy",
+        "base_probability": 0.10,
     },
 }
 """Documented deviation rates (written to ground_truth.json); a patient has at most one deviation kind
@@ -97,24 +107,108 @@ def assign_plan(
     Plan
         One row per patient.
     """
-    from massalia.health.synth.cohort import MARKERS  # local import: cohort imports this module
-
     n = int(cancer.shape[0])
     keys = [c.key for c in CANCERS]
-    is_c = {k: cancer == i for i, k in enumerate(keys)}
-    mk = {m: marker[:, i] for i, m in enumerate(MARKERS)}
-    u = rng.random((n, 8))
-    line1 = np.full(n, -1)
-    hormone = np.full(n, -1)
-    line2 = np.full(n, -1)
-    rt = np.zeros(n, dtype=np.int16)
-    eligible = np.zeros(n, dtype=bool)
-    alt = np.full(n, -1)  # regimen given instead when the targeted therapy is omitted
-    early = stage <= 2
     surg_proc = np.array([_p(c.surgery) if c.surgery else -1 for c in CANCERS])[cancer]
-    surgery = np.where(early & (surg_proc >= 0), surg_proc, -1)
+    early = stage <= 2
+    p = _Patients(
+        n=n,
+        is_c={k: cancer == i for i, k in enumerate(keys)},
+        mk={m: marker[:, i] for i, m in enumerate(MARKERS)},
+        u=rng.random((n, 8)),
+        stage=stage,
+        age=age,
+        ecog=ecog,
+        morphology=morphology,
+        icd10=icd10,
+        early=early,
+        cancer=cancer,
+    )
+    d = _Draft(
+        line1=np.full(n, -1),
+        hormone=np.full(n, -1),
+        line2=np.full(n, -1),
+        rt=np.zeros(n, dtype=np.int16),
+        eligible=np.zeros(n, dtype=bool),
+        alt=np.full(n, -1),
+        surgery=np.where(early & (surg_proc >= 0), surg_proc, -1),
+    )
+    _breast(p, d)
+    _prostate(p, d)
+    _lung(p, d)
+    _colorectal(p, d)
+    brca = _other_cancers(p, d)
+    deviation, omit_t = _deviations(p, d, brca)
+    line1, hormone, line2, rt, eligible, surgery = d.line1, d.hormone, d.line2, d.rt, d.eligible, d.surgery
 
-    # Breast
+    myelo = np.array([REGIMENS[k].myelotoxic and REGIMENS[k].kind in ("chemo", "targeted") for k in REGIMEN_KEYS])
+    chemo_line1 = (line1 >= 0) & myelo[np.maximum(line1, 0)]
+    surgery_day = rng.integers(15, 46, size=n)
+    start_after = np.where(surgery >= 0, surgery_day + rng.integers(28, 60, size=n), rng.integers(14, 36, size=n))
+    return Plan(
+        surgery=surgery.astype(np.int16),
+        surgery_day=surgery_day,
+        line1=line1.astype(np.int16),
+        line1_day=start_after,
+        hormone=hormone.astype(np.int16),
+        rt_fractions=rt,
+        line2=line2.astype(np.int16),
+        targeted_eligible=eligible,
+        matched_targeted=eligible & ~omit_t,
+        chemo_line1=chemo_line1,
+        deviation=deviation,
+    )
+
+
+@dataclass(frozen=True)
+class _Patients:
+    """What the guideline steps read: the patients' cancer, stage, biomarkers, and their uniform draws."""
+
+    n: int
+    is_c: dict[str, np.ndarray]  # cancer key → mask
+    mk: dict[str, np.ndarray]  # marker key → -1 not tested, 0 negative, 1 positive
+    u: np.ndarray  # (n, 8) uniform draws, one column per decision
+    stage: np.ndarray
+    age: np.ndarray
+    ecog: np.ndarray
+    morphology: np.ndarray
+    icd10: np.ndarray
+    early: np.ndarray
+    cancer: np.ndarray
+
+
+@dataclass
+class _Draft:
+    """The plan as the guideline steps write it (indexes into catalogue keys; -1 = none)."""
+
+    line1: np.ndarray
+    hormone: np.ndarray
+    line2: np.ndarray
+    rt: np.ndarray
+    eligible: np.ndarray
+    alt: np.ndarray  # regimen given instead when the targeted therapy is omitted
+    surgery: np.ndarray
+
+
+def _breast(patients: _Patients, draft: _Draft) -> None:
+    """Breast: HER2-targeted, chemotherapy by subtype and stage, hormone therapy for ER+."""
+    is_c, mk, u, stage, age, early = (
+        patients.is_c,
+        patients.mk,
+        patients.u,
+        patients.stage,
+        patients.age,
+        patients.early,
+    )
+    line1, hormone, line2, rt, eligible, alt, surgery = (
+        draft.line1,
+        draft.hormone,
+        draft.line2,
+        draft.rt,
+        draft.eligible,
+        draft.alt,
+        draft.surgery,
+    )
     b = is_c["breast"]
     her2 = mk["her2"] == 1
     er = mk["er"] == 1
@@ -123,26 +217,55 @@ def assign_plan(
     line1 = np.where(b & her2, np.where(stage == 3, _r("tch_pertuzumab"), _r("ec_docetaxel_trastuzumab")), line1)
     eligible |= b & her2
     alt = np.where(b & her2, _r("ec_paclitaxel"), alt)
-    line1 = np.where(b & ~her2 & (tn & (stage >= 1) | er & ((stage >= 2) | (mk["ki67"] == 1) & (stage == 1))),
-                     _r("ec_paclitaxel"), line1)
+    line1 = np.where(
+        b & ~her2 & (tn & (stage >= 1) | er & ((stage >= 2) | (mk["ki67"] == 1) & (stage == 1))),
+        _r("ec_paclitaxel"),
+        line1,
+    )
     hormone = np.where(b & er, np.where(age < 50, _r("tamoxifen"), _r("anastrozole")), hormone)
     rt = np.where(b & ((surgery == _p("lumpectomy")) | (stage == 2)), 25, rt)
     line2 = np.where(b, _r("capecitabine"), line2)
+    draft.line1, draft.hormone, draft.line2, draft.rt, draft.eligible, draft.alt, draft.surgery = (
+        line1,
+        hormone,
+        line2,
+        rt,
+        eligible,
+        alt,
+        surgery,
+    )
 
-    # Prostate
+
+def _prostate(patients: _Patients, draft: _Draft) -> None:
+    """Prostate: prostatectomy or radiotherapy when localized, ADT and docetaxel when advanced."""
+    is_c, u, stage = patients.is_c, patients.u, patients.stage
+    line1, hormone, line2, rt, surgery = draft.line1, draft.hormone, draft.line2, draft.rt, draft.surgery
     p = is_c["prostate"]
     surgery = np.where(p & (stage <= 1), np.where(u[:, 0] < 0.55, _p("prostatectomy"), -1), np.where(p, -1, surgery))
     rt = np.where(p & (stage <= 2) & (surgery < 0), 39, rt)
     hormone = np.where(p & (stage >= 2), _r("adt"), hormone)
     line1 = np.where(p & (stage == 3) & (u[:, 1] < 0.5), _r("docetaxel"), line1)
     line2 = np.where(p, _r("bicalutamide"), line2)
+    draft.line1, draft.hormone, draft.line2, draft.rt, draft.surgery = line1, hormone, line2, rt, surgery
 
-    # Lung
+
+def _lung(patients: _Patients, draft: _Draft) -> None:
+    """Lung: lobectomy when early, platinum doublets, immunotherapy or EGFR/ALK inhibitors at stage IV."""
+    is_c, mk, u, stage, morphology = patients.is_c, patients.mk, patients.u, patients.stage, patients.morphology
+    line1, line2, rt, eligible, alt, surgery = (
+        draft.line1,
+        draft.line2,
+        draft.rt,
+        draft.eligible,
+        draft.alt,
+        draft.surgery,
+    )
     lu = is_c["lung"]
     sclc = lu & (morphology == "8041/3")
     nonsq = lu & np.isin(morphology, ["8140/3", "8046/3"])
-    surgery = np.where(lu & ((stage <= 1) | (stage == 2) & (u[:, 0] < 0.3)) & ~sclc, _p("lobectomy"),
-                       np.where(lu, -1, surgery))
+    surgery = np.where(
+        lu & ((stage <= 1) | (stage == 2) & (u[:, 0] < 0.3)) & ~sclc, _p("lobectomy"), np.where(lu, -1, surgery)
+    )
     chemo = np.where(nonsq, _r("carbo_pemetrexed"), _r("carbo_paclitaxel"))
     line1 = np.where(lu & (stage >= 1), chemo, line1)
     line1 = np.where(sclc, _r("cis_vinorelbine_like"), line1)
@@ -154,12 +277,34 @@ def assign_plan(
     eligible |= egfr | alk
     alt = np.where(egfr | alk, chemo, alt)
     line2 = np.where(lu, _r("docetaxel"), line2)
+    draft.line1, draft.line2, draft.rt, draft.eligible, draft.alt, draft.surgery = (
+        line1,
+        line2,
+        rt,
+        eligible,
+        alt,
+        surgery,
+    )
 
-    # Colorectal
+
+def _colorectal(patients: _Patients, draft: _Draft) -> None:
+    """Colorectal: adjuvant FOLFOX or capecitabine, anti-EGFR for RAS/BRAF wild-type stage IV."""
+    is_c, mk, u, stage, age, icd10 = (
+        patients.is_c,
+        patients.mk,
+        patients.u,
+        patients.stage,
+        patients.age,
+        patients.icd10,
+    )
+    line1, line2, rt, eligible, alt = draft.line1, draft.line2, draft.rt, draft.eligible, draft.alt
     cr = is_c["colorectal"]
     rectum = cr & (icd10 == "C20")
-    line1 = np.where(cr & ((stage == 2) | (stage == 1) & (u[:, 1] < 0.2)),
-                     np.where(age >= 75, _r("capecitabine"), _r("folfox")), line1)
+    line1 = np.where(
+        cr & ((stage == 2) | (stage == 1) & (u[:, 1] < 0.2)),
+        np.where(age >= 75, _r("capecitabine"), _r("folfox")),
+        line1,
+    )
     line1 = np.where(rectum & (stage >= 1) & (stage <= 2), _r("capecitabine"), line1)
     rt = np.where(rectum & (stage >= 1) & (stage <= 2), 25, rt)
     wild = cr & (stage == 3) & (mk["kras"] == 0) & (mk["braf"] == 0)
@@ -167,8 +312,21 @@ def assign_plan(
     eligible |= wild
     alt = np.where(wild, _r("folfiri_bev"), alt)
     line2 = np.where(cr, np.where(line1 == _r("folfiri_bev"), _r("folfox"), _r("folfiri_bev")), line2)
+    draft.line1, draft.line2, draft.rt, draft.eligible, draft.alt = line1, line2, rt, eligible, alt
 
-    # Other cancers
+
+def _other_cancers(patients: _Patients, draft: _Draft) -> np.ndarray:
+    """Bladder, kidney, melanoma, pancreas, head and neck, lymphoma, ovary and uterus; returns the BRCA+ ovaries."""
+    is_c, mk, u, stage, age, ecog = patients.is_c, patients.mk, patients.u, patients.stage, patients.age, patients.ecog
+    line1, hormone, line2, rt, eligible, alt, surgery = (
+        draft.line1,
+        draft.hormone,
+        draft.line2,
+        draft.rt,
+        draft.eligible,
+        draft.alt,
+        draft.surgery,
+    )
     bl = is_c["bladder"]
     surgery = np.where(bl & (stage == 0), -1, surgery)
     line1 = np.where(bl & (stage >= 2), _r("gem_cis"), line1)
@@ -205,8 +363,22 @@ def assign_plan(
     rt = np.where(ut & (stage >= 1) & (stage <= 2), 25, rt)
     line1 = np.where(ut & (stage >= 2), _r("carbo_paclitaxel_ov"), line1)
     line2 = np.where(ut, _r("pembrolizumab"), line2)
+    draft.line1, draft.hormone, draft.line2, draft.rt, draft.eligible, draft.alt, draft.surgery = (
+        line1,
+        hormone,
+        line2,
+        rt,
+        eligible,
+        alt,
+        surgery,
+    )
+    return brca
 
-    # Deviations, in documented order.
+
+def _deviations(patients: _Patients, draft: _Draft, brca: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The documented deviations, in documented order: the deviation kinds and the omitted targeted therapies."""
+    n, u, stage, age, ecog = patients.n, patients.u, patients.stage, patients.age, patients.ecog
+    line1, hormone, eligible, alt, surgery = draft.line1, draft.hormone, draft.eligible, draft.alt, draft.surgery
     deviation = np.zeros(n, dtype=np.int8)
     d = DEVIATIONS["targeted_omitted"]
     logit = np.log(d["base_probability"] / (1 - d["base_probability"]))
@@ -229,14 +401,5 @@ def assign_plan(
     omit_h = (hormone >= 0) & ~brca & (u[:, 5] < DEVIATIONS["hormone_omitted"]["base_probability"])
     hormone = np.where(omit_h, -1, hormone)
     deviation = np.where(omit_h & (deviation == 0), 4, deviation)
-
-    myelo = np.array([REGIMENS[k].myelotoxic and REGIMENS[k].kind in ("chemo", "targeted") for k in REGIMEN_KEYS])
-    chemo_line1 = (line1 >= 0) & myelo[np.maximum(line1, 0)]
-    surgery_day = rng.integers(15, 46, size=n)
-    start_after = np.where(surgery >= 0, surgery_day + rng.integers(28, 60, size=n), rng.integers(14, 36, size=n))
-    return Plan(
-        surgery=surgery.astype(np.int16), surgery_day=surgery_day, line1=line1.astype(np.int16),
-        line1_day=start_after, hormone=hormone.astype(np.int16), rt_fractions=rt, line2=line2.astype(np.int16),
-        targeted_eligible=eligible, matched_targeted=eligible & ~omit_t, chemo_line1=chemo_line1,
-        deviation=deviation,
-    )
+    draft.line1, draft.hormone, draft.surgery = line1, hormone, surgery
+    return deviation, omit_t

@@ -8,7 +8,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from massalia.health.quality.html import render_html
+from massalia.quality.html import render_html
 
 PASSED = "passed"
 FAILED = "failed"

@@ -9,7 +9,7 @@ from html import escape
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from massalia.health.quality.report import CheckResult, QualityReport
+    from massalia.quality.report import CheckResult, QualityReport
 
 _COLOURS = {"passed": "#2e7d32", "failed": "#c62828", "not_applicable": "#9e9e9e", "error": "#ef6c00"}
 

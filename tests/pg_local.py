@@ -1,4 +1,4 @@
-"""A throwaway local PostgreSQL server, for tests, benchmarks and one-machine trials.
+"""A throwaway local PostgreSQL server, for the tests and the benchmarks (a test helper, not the library).
 
 Production deployments point ``MASSALIA_PG_DSN`` at their own server; this module only starts a
 private cluster on 127.0.0.1 (a free port, trust authentication, no fsync) and removes it on stop.
@@ -29,7 +29,7 @@ def find_pg_bindir() -> Path | None:
             return candidate
     pg_config = shutil.which("pg_config")
     if pg_config:
-        out = subprocess.run([pg_config, "--bindir"], capture_output=True, text=True, check=False)  # noqa: S603
+        out = subprocess.run([pg_config, "--bindir"], capture_output=True, text=True, check=False)
         path = Path(out.stdout.strip())
         if (path / "initdb").exists():
             return path
@@ -85,7 +85,7 @@ class LocalPostgres:
 
     def _tool(self, name: str, *args: str) -> subprocess.CompletedProcess[str]:
         command = [*_run_as(), str(self.bindir / name), *args]
-        return subprocess.run(command, capture_output=True, text=True, check=False)  # noqa: S603
+        return subprocess.run(command, capture_output=True, text=True, check=False)
 
     def start(self) -> str:
         """Create and start the cluster; return its DSN."""
@@ -95,19 +95,40 @@ class LocalPostgres:
             user = "postgres" if _run_as()[0] == "runuser" else "nobody"
             shutil.chown(self.root, user=user)
         result = self._tool(
-            "initdb", "-D", str(self.data_dir), "-U", "postgres", "--auth=trust", "-E", "UTF8",
-            "--locale=C.UTF-8", "--no-sync",
+            "initdb",
+            "-D",
+            str(self.data_dir),
+            "-U",
+            "postgres",
+            "--auth=trust",
+            "-E",
+            "UTF8",
+            "--locale=C.UTF-8",
+            "--no-sync",
         )
         if result.returncode != 0:
             raise PostgresUnavailable(f"initdb failed: {result.stderr.strip() or result.stdout.strip()}")
         options = f"-c listen_addresses=127.0.0.1 -p {self.port} -k {self.data_dir}"
         options += "".join(f" -c {key}={value}" for key, value in self.settings.items())
-        result = self._tool("pg_ctl", "-D", str(self.data_dir), "-l", str(self.data_dir / "server.log"),
-                            "-o", options, "-w", "-t", "60", "start")
+        result = self._tool(
+            "pg_ctl",
+            "-D",
+            str(self.data_dir),
+            "-l",
+            str(self.data_dir / "server.log"),
+            "-o",
+            options,
+            "-w",
+            "-t",
+            "60",
+            "start",
+        )
         if result.returncode != 0:
-            log = (self.data_dir / "server.log").read_text(errors="replace")[-2000:] if (
-                self.data_dir / "server.log"
-            ).exists() else ""
+            log = (
+                (self.data_dir / "server.log").read_text(errors="replace")[-2000:]
+                if (self.data_dir / "server.log").exists()
+                else ""
+            )
             raise PostgresUnavailable(f"pg_ctl start failed: {result.stderr.strip()}\n{log}")
         self._started = True
         return self.dsn

@@ -1,0 +1,130 @@
+"""The audit trail: who the local operator is, and each decision appended to the transparency log."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import pwd
+import time
+from typing import Any
+
+from massalia.governance.model import (
+    InvalidRequest,
+    Principal,
+    Role,
+)
+from massalia.governance.store import ANONYMOUS_AUDIT_BURST, ANONYMOUS_AUDIT_REFILL_S, GovernanceStore
+from massalia.ledger import LedgerLockedError, TransparencyLog
+
+LEDGER_LOCK_WAIT_S = 10.0
+RESERVED_AUDIT_KEYS = frozenset(
+    {"time", "actor", "auth", "roles", "action", "decision", "denied_because", "grant", "project_id", "os_uid",
+     "os_account"}
+)  # fmt: skip
+# An audit value whose canonical JSON is longer than this is recorded as its SHA-256 and length: the trail
+# proves what was asked without storing (or letting an anonymous caller store) megabytes per entry.
+AUDIT_VALUE_MAX_BYTES = 2048
+
+
+def operator_account() -> tuple[int, str]:
+    """The OS account running this process, from its real uid (not ``LOGNAME``/``USER``, which anyone sets).
+
+    Examples
+    --------
+    >>> uid, name = operator_account()
+    >>> uid == __import__("os").getuid()
+    True
+    """
+    uid = os.getuid()
+    try:
+        return uid, pwd.getpwuid(uid).pw_name
+    except KeyError:  # a uid without a passwd entry (some containers): the number is the identity
+        return uid, f"uid{uid}"
+
+
+def bounded_audit_value(value: Any) -> Any:
+    """``value`` itself if its canonical JSON is short, else ``{"sha256": …, "bytes": …}`` of that JSON.
+
+    Examples
+    --------
+    >>> bounded_audit_value("short")
+    'short'
+    >>> sorted(bounded_audit_value("x" * 5000))
+    ['bytes', 'sha256']
+    """
+    text = json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
+    encoded = text.encode("utf-8")
+    if len(encoded) <= AUDIT_VALUE_MAX_BYTES:
+        return value
+    return {"sha256": hashlib.sha256(encoded).hexdigest(), "bytes": len(encoded)}
+
+
+def operator_principal() -> Principal:
+    """The local operator of a home (whoever can read its files): roles ``admin`` + ``data_engineer``.
+
+    The operator administers the platform but gets no raw counts and no patient-level data without a
+    project (``rights.yaml`` grants those only through approved projects). Its name is the OS account of
+    the process's real uid, and every decision on its actions is audited with that account (see
+    :meth:`Governance.authorize`): holding the home's files is power, so the trail must say who used it.
+    """
+    return Principal(
+        subject=f"operator:{operator_account()[1]}",
+        roles=frozenset({Role.ADMIN, Role.DATA_ENGINEER}),
+        auth="operator",
+    )
+
+
+class AuditTrail(GovernanceStore):
+    """Appends the governance service's entries to the transparency log (a part of ``Governance``)."""
+
+    def _anonymous_quota(self) -> int | None:
+        """Take one anonymous audit entry from the bucket: ``None`` if empty, else how many were skipped.
+
+        Unauthenticated calls cost nothing to make; without a bound they would grow the (append-only,
+        never pruned) trail as fast as anyone can send requests.
+        """
+        with self._anonymous_lock:
+            now = time.monotonic()
+            refill = (now - self._anonymous_refilled) / ANONYMOUS_AUDIT_REFILL_S
+            self._anonymous_budget = min(float(ANONYMOUS_AUDIT_BURST), self._anonymous_budget + refill)
+            self._anonymous_refilled = now
+            if self._anonymous_budget < 1.0:
+                self._anonymous_skipped += 1
+                return None
+            self._anonymous_budget -= 1.0
+            skipped, self._anonymous_skipped = self._anonymous_skipped, 0
+            return skipped
+
+    def audit(self, principal: Principal, action: str, **detail: Any) -> int:
+        """Append a canonical JSON entry (who, how, when, what, ``detail``) to the ledger; return its index.
+
+        The entry is durable and covered by a fresh signed tree head when this returns. Each ``detail``
+        value is bounded (:func:`bounded_audit_value`); an operator's entry names the OS account and uid
+        of the process (never an environment variable).
+        """
+        clash = set(detail) & {"time", "actor", "auth", "roles", "action", "os_uid", "os_account"}
+        if clash:
+            raise InvalidRequest(f"audit detail may not use the reserved key(s) {', '.join(sorted(clash))}")
+        entry = {
+            "time": self._clock().isoformat(timespec="seconds"),
+            "actor": principal.subject,
+            "auth": principal.auth,
+            "roles": sorted(role.value for role in principal.roles),
+            "action": action,
+            **{key: bounded_audit_value(value) for key, value in detail.items() if value is not None},
+        }
+        if principal.auth == "operator":
+            entry["os_uid"], entry["os_account"] = operator_account()
+        deadline = time.monotonic() + LEDGER_LOCK_WAIT_S
+        while True:
+            try:
+                with TransparencyLog(self.ledger_path) as log:
+                    written = log.append(entry)
+                    log.tree_head()
+                    return written.index
+            except LedgerLockedError:
+                # Another process (the API server, a CLI run) is writing: its append is short.
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.05)
