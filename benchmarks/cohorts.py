@@ -665,7 +665,12 @@ def main() -> None:
     results = []
     for n in args.patients or [100_000]:
         result = bench(
-            n, data=args.data, seed=args.seed, runs=args.runs, skip_peer=args.skip_peer, prior_days=args.prior_days,
+            n,
+            data=args.data,
+            seed=args.seed,
+            runs=args.runs,
+            skip_peer=args.skip_peer,
+            prior_days=args.prior_days,
             replicate_from=args.replicate_from,
         )
         print_result(result)

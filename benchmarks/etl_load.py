@@ -33,9 +33,23 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 PEER_INDEXES = ROOT.parent / "shared" / "bench" / "peer-sql" / "indexes_pg.sql"
 CLINICAL_TABLES = (
-    "person", "observation_period", "visit_occurrence", "condition_occurrence", "drug_exposure",
-    "procedure_occurrence", "measurement", "observation", "death", "note", "episode", "episode_event",
-    "location", "care_site", "provider", "cdm_source", "source_to_concept_map",
+    "person",
+    "observation_period",
+    "visit_occurrence",
+    "condition_occurrence",
+    "drug_exposure",
+    "procedure_occurrence",
+    "measurement",
+    "observation",
+    "death",
+    "note",
+    "episode",
+    "episode_event",
+    "location",
+    "care_site",
+    "provider",
+    "cdm_source",
+    "source_to_concept_map",
 )
 
 
@@ -111,8 +125,12 @@ def phase_peer(args: argparse.Namespace) -> dict:
             if body and table in tables:
                 connection.execute(body)
         index_seconds = time.perf_counter() - index_start
-    return {"seconds": copy_seconds + index_seconds, "copy_seconds": copy_seconds,
-            "index_seconds": index_seconds, "rows": rows}
+    return {
+        "seconds": copy_seconds + index_seconds,
+        "copy_seconds": copy_seconds,
+        "index_seconds": index_seconds,
+        "rows": rows,
+    }
 
 
 PHASES = {"generate": phase_generate, "etl": phase_etl, "export": phase_export, "peer": phase_peer}
@@ -143,7 +161,10 @@ def bench(n: int, *, seed: int, documents: bool, skip_peer: bool, workdir: Path)
     try:
         result["generate"] = run_phase("generate", sources=sources, n=n, seed=seed, docs=int(documents))
         result["etl"] = run_phase(
-            "etl", sources=sources, warehouse=base / "warehouse.duckdb", metadata=base / "metadata.sqlite",
+            "etl",
+            sources=sources,
+            warehouse=base / "warehouse.duckdb",
+            metadata=base / "metadata.sqlite",
         )
         if not skip_peer:
             run_phase("export", warehouse=base / "warehouse.duckdb", export=export)
@@ -160,15 +181,23 @@ def print_result(result: dict) -> None:
     table = Table(title=f"{result['patients']:,} patients")
     for column in ("step", "seconds", "rows", "rows/s", "peak RSS (GB)"):
         table.add_column(column, justify="right" if column != "step" else "left")
-    labels = {"generate": "generate (Massalia)", "etl": "full ETL into OMOP, DuckDB (Massalia)",
-              "peer": "plain COPY + OHDSI indexes, PostgreSQL 15 (peer)"}
+    labels = {
+        "generate": "generate (Massalia)",
+        "etl": "full ETL into OMOP, DuckDB (Massalia)",
+        "peer": "plain COPY + OHDSI indexes, PostgreSQL 15 (peer)",
+    }
     for step in ("generate", "etl", "peer"):
         if step not in result:
             continue
         r = result[step]
         rows = r.get("rows") or 0
-        table.add_row(labels[step], f"{r['seconds']:.1f}", f"{rows:,}", f"{rows / r['seconds']:,.0f}" if rows else "-",
-                      f"{r['peak_rss_gb']:.2f}")
+        table.add_row(
+            labels[step],
+            f"{r['seconds']:.1f}",
+            f"{rows:,}",
+            f"{rows / r['seconds']:,.0f}" if rows else "-",
+            f"{r['peak_rss_gb']:.2f}",
+        )
     Console().print(table)
     if "peer" in result:
         peer = result["peer"]

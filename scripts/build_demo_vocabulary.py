@@ -665,33 +665,78 @@ CDM_VERSION_CONCEPT = ("756265", "OMOP CDM Version 5.4.0", "CDM v5.4.0")
 PUBLISHED_CONCEPTS: list[tuple[list[str], str]] = [
     # (CONCEPT row, where the id, name and code were read)
     *(
-        ([cid, name, "Meas Value Operator", "SNOMED", "Qualifier Value", "S", code, "19700101", "20991231", ""],
-         "shared/reference/circe (checkers and printfriendly measurement operators); class/standard by convention")
+        (
+            [cid, name, "Meas Value Operator", "SNOMED", "Qualifier Value", "S", code, "19700101", "20991231", ""],
+            "shared/reference/circe (checkers and printfriendly measurement operators); class/standard by convention",
+        )
         for cid, name, code in (
-            ("4171754", "<=", "276137008"), ("4171755", ">=", "276138003"), ("4171756", "<", "276139006"),
-            ("4172703", "=", "276136004"), ("4172704", ">", "276140008"),
+            ("4171754", "<=", "276137008"),
+            ("4171755", ">=", "276138003"),
+            ("4171756", "<", "276139006"),
+            ("4172703", "=", "276136004"),
+            ("4172704", ">", "276140008"),
         )
     ),
     *(
-        ([cid, name, "Route", "SNOMED", "Qualifier Value", "S", code, "19700101", "20991231", ""],
-         "public FHIR-to-OMOP route table (SNOMED route code -> OMOP concept id), found with the search tool")
+        (
+            [cid, name, "Route", "SNOMED", "Qualifier Value", "S", code, "19700101", "20991231", ""],
+            "public FHIR-to-OMOP route table (SNOMED route code -> OMOP concept id), found with the search tool",
+        )
         for cid, name, code in (
-            ("4132161", "Oral", "26643006"), ("4171047", "Intravenous", "47625008"),
-            ("4142048", "Subcutaneous", "34206005"), ("4302612", "Intramuscular", "78421000"),
+            ("4132161", "Oral", "26643006"),
+            ("4171047", "Intravenous", "47625008"),
+            ("4142048", "Subcutaneous", "34206005"),
+            ("4302612", "Intramuscular", "78421000"),
         )
     ),
-    (["1147127", "condition_occurrence.condition_occurrence_id", "Metadata", "CDM", "Field", "S", "CDM1147127",
-      "19700101", "20991231", ""],
-     "OHDSI CDM documentation of measurement modifiers (modifier_of_field_concept_id 1147127 = "
-     "condition_occurrence.condition_occurrence_id); code by convention"),
-    (["36305384", "ECOG Performance Status score", "Measurement", "LOINC", "Clinical Observation", "S", "89247-1",
-      "19700101", "20991231", ""],
-     "public OMOP mapping table of an oncology registry (ECOG Performance Status -> measurement, 36305384; LOINC "
-     "89247-1 - ECOG Performance Status score), found with the search tool; class by LOINC's convention"),
-    (["1147094", "drug_exposure.drug_exposure_id", "Metadata", "CDM", "Field", "S", "CDM1147094",
-      "19700101", "20991231", ""],
-     "public OMOP oncology queries joining EPISODE_EVENT to DRUG_EXPOSURE with episode_event_field_concept_id "
-     "1147094 (found with the search tool); name, class and code by the convention of 1147127"),
+    (
+        [
+            "1147127",
+            "condition_occurrence.condition_occurrence_id",
+            "Metadata",
+            "CDM",
+            "Field",
+            "S",
+            "CDM1147127",
+            "19700101",
+            "20991231",
+            "",
+        ],
+        "OHDSI CDM documentation of measurement modifiers (modifier_of_field_concept_id 1147127 = "
+        "condition_occurrence.condition_occurrence_id); code by convention",
+    ),
+    (
+        [
+            "36305384",
+            "ECOG Performance Status score",
+            "Measurement",
+            "LOINC",
+            "Clinical Observation",
+            "S",
+            "89247-1",
+            "19700101",
+            "20991231",
+            "",
+        ],
+        "public OMOP mapping table of an oncology registry (ECOG Performance Status -> measurement, 36305384; LOINC "
+        "89247-1 - ECOG Performance Status score), found with the search tool; class by LOINC's convention",
+    ),
+    (
+        [
+            "1147094",
+            "drug_exposure.drug_exposure_id",
+            "Metadata",
+            "CDM",
+            "Field",
+            "S",
+            "CDM1147094",
+            "19700101",
+            "20991231",
+            "",
+        ],
+        "public OMOP oncology queries joining EPISODE_EVENT to DRUG_EXPOSURE with episode_event_field_concept_id "
+        "1147094 (found with the search tool); name, class and code by the convention of 1147127",
+    ),
 ]
 """Real concepts used by the ETL whose rows no bulk source above provides, each with its source.
 
@@ -752,8 +797,13 @@ def add_metadata_concepts(out: Path) -> int:
     write_tsv(concept_path, header.split("\t"), rows)
     # Every vocabulary, domain and class a concept uses needs its row; those no source at hand
     # describes point at concept 0, like the other rows built without a source.
-    names = {"Vocabulary": "OMOP Vocabulary", "Domain": "OMOP Domain", "Concept Class": "OMOP Concept Class",
-             "CDM": "OMOP Common Data Model", "Field": "OMOP CDM Field"}
+    names = {
+        "Vocabulary": "OMOP Vocabulary",
+        "Domain": "OMOP Domain",
+        "Concept Class": "OMOP Concept Class",
+        "CDM": "OMOP Common Data Model",
+        "Field": "OMOP CDM Field",
+    }
     for file, column, make in (
         ("VOCABULARY.csv", 3, lambda key: [key, names.get(key, key), "OMOP generated", "", "0"]),
         ("DOMAIN.csv", 2, lambda key: [key, names.get(key, key), "0"]),
@@ -811,12 +861,18 @@ def add_malignancy_hierarchy(out: Path) -> int:
     added = []
     for concept in concepts:
         concept_id, name, domain, vocabulary, standard, code = (
-            concept[0], concept[1], concept[2], concept[3], concept[5], concept[6]
+            concept[0],
+            concept[1],
+            concept[2],
+            concept[3],
+            concept[5],
+            concept[6],
         )
         if domain != "Condition" or standard != "S" or concept_id == MALIGNANT_NEOPLASTIC_DISEASE:
             continue
         malignant = (
-            ICDO3_MALIGNANT_BEHAVIOUR.match(code) if vocabulary == "ICDO3"
+            ICDO3_MALIGNANT_BEHAVIOUR.match(code)
+            if vocabulary == "ICDO3"
             else MALIGNANT_NAME.search(name) and not NOT_MALIGNANT.search(name)
         )
         if malignant and (MALIGNANT_NEOPLASTIC_DISEASE, concept_id) not in present:
@@ -843,9 +899,14 @@ def add_secondary_malignancy_hierarchy(out: Path) -> int:
     rows = [line.split("\t") for line in lines[1:] if line]
     present = {(row[0], row[1]) for row in rows}
     added = [
-        [SECONDARY_MALIGNANT_DISEASE, c[0], "1", "1"] for c in concepts
-        if c[2] == "Condition" and c[3] == "SNOMED" and c[5] == "S" and c[0] != SECONDARY_MALIGNANT_DISEASE
-        and SECONDARY_NAME.match(c[1]) and (SECONDARY_MALIGNANT_DISEASE, c[0]) not in present
+        [SECONDARY_MALIGNANT_DISEASE, c[0], "1", "1"]
+        for c in concepts
+        if c[2] == "Condition"
+        and c[3] == "SNOMED"
+        and c[5] == "S"
+        and c[0] != SECONDARY_MALIGNANT_DISEASE
+        and SECONDARY_NAME.match(c[1])
+        and (SECONDARY_MALIGNANT_DISEASE, c[0]) not in present
     ]
     write_tsv(path, lines[0].split("\t"), sorted(rows + added, key=lambda r: (int(r[0]), int(r[1]))))
     return len(added)

@@ -45,7 +45,7 @@ def build_spec(reference: Path) -> dict:
             for row in csv.DictReader(handle):
                 table = tables[row["cdmTableName"].strip().lower()]
                 # The spec quotes the reserved word "offset"; the quotes are SQL, not part of the name.
-                name = row["cdmFieldName"].strip().strip("\"").lower()
+                name = row["cdmFieldName"].strip().strip('"').lower()
                 field = {
                     "name": name,
                     "type": row["cdmDatatype"].strip().lower(),

@@ -49,11 +49,19 @@ class PeoplePipeline(Pipeline):
             columns=[("id", "CAST(s.id AS BIGINT)"), ("name", "s.name"), ("born", f"CAST({born} AS DATE)")],
             rules=[
                 Rule("required", "born", value="s.born"),
-                Rule("invalid_date", "born", value="s.born", result=born, detail="(expected %d/%m/%Y)",
-                     source_field="born"),
+                Rule(
+                    "invalid_date",
+                    "born",
+                    value="s.born",
+                    result=born,
+                    detail="(expected %d/%m/%Y)",
+                    source_field="born",
+                ),
                 Rule("too_long", "name", value="s.name", limit="5", action="flag"),
             ],
-            target="people", site="toy", into=into,
+            target="people",
+            site="toy",
+            into=into,
         )
         name = "substr(name, 1, 5)"
         changes = [TableChange("people", f"SELECT id, {name}, born FROM {into}")]
@@ -90,8 +98,11 @@ def test_rejects_keep_valid_rows_and_name_file_line_field(setup: tuple[Engine, L
     run = store.get_run(result.run_id)
     assert run.status == "success" and run.outputs == {"people": 2}
     assert run.inputs[0]["rows_read"] == 4 and len(run.inputs[0]["sha256"]) == 64
-    assert {(r["reason"], r["rows"]) for r in run.rejects} == {("invalid_date", 1), ("missing_required", 1),
-                                                                ("too_long", 1)}
+    assert {(r["reason"], r["rows"]) for r in run.rejects} == {
+        ("invalid_date", 1),
+        ("missing_required", 1),
+        ("too_long", 1),
+    }
 
 
 def test_rerun_same_content_changes_nothing_and_new_file_adds(setup: tuple[Engine, LineageStore, Path]) -> None:

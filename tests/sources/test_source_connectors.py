@@ -40,7 +40,7 @@ def test_csv_utf8_bom_and_crlf(tmp_path: Path) -> None:
 
 def test_csv_quoted_newlines_keep_exact_lines_across_blocks(tmp_path: Path) -> None:
     path = tmp_path / "notes.csv"
-    rows = [["id", "text"]] + [[str(i), f"ligne 1\nligne \"{i}\"\n;fin"] for i in range(200)]
+    rows = [["id", "text"]] + [[str(i), f'ligne 1\nligne "{i}"\n;fin'] for i in range(200)]
     buffer = io.StringIO()
     csv.writer(buffer, lineterminator="\n").writerows(rows)
     path.write_text(buffer.getvalue(), encoding="utf-8")
@@ -142,7 +142,7 @@ def test_csv_round_trip_any_quoting(
 
 def test_ndjson_values_round_trip(tmp_path: Path) -> None:
     path = tmp_path / "x.ndjson"
-    records = [{"id": i, "text": f"é\"{i}\n"} for i in range(50)]
+    records = [{"id": i, "text": f'é"{i}\n'} for i in range(50)]
     path.write_text("\n".join(json.dumps(r) for r in records) + "\n")
     table = read_all(path, SourceOptions(format="ndjson", block_bytes=64))
     assert table.column("text").to_pylist() == [r["text"] for r in records]

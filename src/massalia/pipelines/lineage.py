@@ -190,8 +190,17 @@ class LineageStore:
         """Open a run in status ``running``; return its id."""
         run_id = run_id or str(uuid.uuid4())
         with Session(self._engine) as session, session.begin():
-            session.add(RunRecord(run_id=run_id, pipeline=pipeline, started_at=_now(), code_version=code_version(),
-                                  engine=engine, status=RUNNING, message=run_owner()))
+            session.add(
+                RunRecord(
+                    run_id=run_id,
+                    pipeline=pipeline,
+                    started_at=_now(),
+                    code_version=code_version(),
+                    engine=engine,
+                    status=RUNNING,
+                    message=run_owner(),
+                )
+            )
         return run_id
 
     def interrupted_runs(self, pipeline: str) -> list[RunSummary]:
@@ -212,13 +221,29 @@ class LineageStore:
                 run.message = message[:4000]
 
     def add_input(
-        self, run_id: str, *, dataset: str, path: Path | str, sha256: str, size_bytes: int, rows_read: int,
+        self,
+        run_id: str,
+        *,
+        dataset: str,
+        path: Path | str,
+        sha256: str,
+        size_bytes: int,
+        rows_read: int,
         skipped: bool = False,
     ) -> None:
         """Record one input file."""
         with Session(self._engine) as session, session.begin():
-            session.add(InputRecord(run_id=run_id, dataset=dataset, path=str(path), sha256=sha256,
-                                    size_bytes=size_bytes, rows_read=rows_read, skipped=skipped))
+            session.add(
+                InputRecord(
+                    run_id=run_id,
+                    dataset=dataset,
+                    path=str(path),
+                    sha256=sha256,
+                    size_bytes=size_bytes,
+                    rows_read=rows_read,
+                    skipped=skipped,
+                )
+            )
 
     def finish_run(
         self,
@@ -272,11 +297,28 @@ def _now() -> dt.datetime:
 
 def _summary(run: RunRecord) -> RunSummary:
     return RunSummary(
-        run_id=run.run_id, pipeline=run.pipeline, status=run.status, started_at=run.started_at,
-        ended_at=run.ended_at, code_version=run.code_version, engine=run.engine, message=run.message,
-        inputs=[{"dataset": i.dataset, "path": i.path, "sha256": i.sha256, "size_bytes": i.size_bytes,
-                 "rows_read": i.rows_read, "skipped": i.skipped} for i in run.inputs],
+        run_id=run.run_id,
+        pipeline=run.pipeline,
+        status=run.status,
+        started_at=run.started_at,
+        ended_at=run.ended_at,
+        code_version=run.code_version,
+        engine=run.engine,
+        message=run.message,
+        inputs=[
+            {
+                "dataset": i.dataset,
+                "path": i.path,
+                "sha256": i.sha256,
+                "size_bytes": i.size_bytes,
+                "rows_read": i.rows_read,
+                "skipped": i.skipped,
+            }
+            for i in run.inputs
+        ],
         outputs={o.table_name: o.rows_added for o in run.outputs},
-        rejects=[{"target_table": r.target_table, "reason": r.reason, "action": r.action, "rows": r.rows}
-                 for r in run.rejects],
+        rejects=[
+            {"target_table": r.target_table, "reason": r.reason, "action": r.action, "rows": r.rows}
+            for r in run.rejects
+        ],
     )

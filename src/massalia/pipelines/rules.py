@@ -115,27 +115,69 @@ def register_rule_kind(kind: RuleKind) -> None:
 def builtin_rule_kinds() -> list[RuleKind]:
     """The rule kinds every pipeline can use."""
     return [
-        RuleKind("required", "missing_required", "required value is missing",
-                 lambda r: f"{r.value} IS NULL OR {_text(r.value)} = ''"),
-        RuleKind("invalid_date", "invalid_date", "not a valid date",
-                 lambda r: f"{r.value} IS NOT NULL AND {_text(r.value)} <> '' AND {_needs_result(r)} IS NULL"),
-        RuleKind("invalid_number", "invalid_number", "not a valid number",
-                 lambda r: f"{r.value} IS NOT NULL AND {_text(r.value)} <> '' AND {_needs_result(r)} IS NULL"),
-        RuleKind("too_long", "too_long", "value longer than {limit} characters",
-                 lambda r: f"coalesce(length({_text(r.value)}) > {_needs_limit(r)}, false)"),
-        RuleKind("unmapped_code", "unmapped_code", "code not found in the vocabulary",
-                 lambda r: f"{r.value} IS NOT NULL AND {_text(r.value)} <> '' AND {_needs_result(r)} IS NULL"),
-        RuleKind("invalid_code", "invalid_code", "malformed code (expected pattern {limit})",
-                 lambda r: f"{r.value} IS NOT NULL AND {_text(r.value)} <> '' AND NOT "
-                           f"regexp_full_match({_text(r.value)}, '{_needs_limit(r)}')"),
-        RuleKind("unknown_value", "unknown_value", "value outside the declared list",
-                 lambda r: f"{r.value} IS NOT NULL AND {_text(r.value)} <> '' AND {_needs_result(r)} IS NULL"),
-        RuleKind("unknown_reference", "unknown_reference", "refers to a record that was not loaded",
-                 lambda r: f"{r.value} IS NOT NULL AND {_text(r.value)} <> '' AND {_needs_result(r)} IS NULL"),
-        RuleKind("date_before", "implausible_date", "date before {limit}",
-                 lambda r: f"coalesce({_needs_result(r)} < DATE '{_needs_limit(r)}', false)"),
-        RuleKind("date_in_future", "implausible_date", "date after the extraction date",
-                 lambda r: f"coalesce(CAST({_needs_result(r)} AS DATE) > current_date, false)"),
+        RuleKind(
+            "required",
+            "missing_required",
+            "required value is missing",
+            lambda r: f"{r.value} IS NULL OR {_text(r.value)} = ''",
+        ),
+        RuleKind(
+            "invalid_date",
+            "invalid_date",
+            "not a valid date",
+            lambda r: f"{r.value} IS NOT NULL AND {_text(r.value)} <> '' AND {_needs_result(r)} IS NULL",
+        ),
+        RuleKind(
+            "invalid_number",
+            "invalid_number",
+            "not a valid number",
+            lambda r: f"{r.value} IS NOT NULL AND {_text(r.value)} <> '' AND {_needs_result(r)} IS NULL",
+        ),
+        RuleKind(
+            "too_long",
+            "too_long",
+            "value longer than {limit} characters",
+            lambda r: f"coalesce(length({_text(r.value)}) > {_needs_limit(r)}, false)",
+        ),
+        RuleKind(
+            "unmapped_code",
+            "unmapped_code",
+            "code not found in the vocabulary",
+            lambda r: f"{r.value} IS NOT NULL AND {_text(r.value)} <> '' AND {_needs_result(r)} IS NULL",
+        ),
+        RuleKind(
+            "invalid_code",
+            "invalid_code",
+            "malformed code (expected pattern {limit})",
+            lambda r: (
+                f"{r.value} IS NOT NULL AND {_text(r.value)} <> '' AND NOT "
+                f"regexp_full_match({_text(r.value)}, '{_needs_limit(r)}')"
+            ),
+        ),
+        RuleKind(
+            "unknown_value",
+            "unknown_value",
+            "value outside the declared list",
+            lambda r: f"{r.value} IS NOT NULL AND {_text(r.value)} <> '' AND {_needs_result(r)} IS NULL",
+        ),
+        RuleKind(
+            "unknown_reference",
+            "unknown_reference",
+            "refers to a record that was not loaded",
+            lambda r: f"{r.value} IS NOT NULL AND {_text(r.value)} <> '' AND {_needs_result(r)} IS NULL",
+        ),
+        RuleKind(
+            "date_before",
+            "implausible_date",
+            "date before {limit}",
+            lambda r: f"coalesce({_needs_result(r)} < DATE '{_needs_limit(r)}', false)",
+        ),
+        RuleKind(
+            "date_in_future",
+            "implausible_date",
+            "date after the extraction date",
+            lambda r: f"coalesce(CAST({_needs_result(r)} AS DATE) > current_date, false)",
+        ),
     ]
 
 

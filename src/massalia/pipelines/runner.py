@@ -50,14 +50,26 @@ LOADED_FILES = "etl_loaded_file"
 REJECTS = "etl_reject"
 
 LOADED_FILE_COLUMNS = (
-    Column("pipeline", "VARCHAR", False), Column("dataset", "VARCHAR", False), Column("path", "VARCHAR", False),
-    Column("sha256", "VARCHAR", False), Column("size_bytes", "BIGINT", False), Column("rows_read", "BIGINT", False),
-    Column("file_no", "BIGINT", False), Column("run_id", "VARCHAR", False), Column("loaded_at", "TIMESTAMP", False),
+    Column("pipeline", "VARCHAR", False),
+    Column("dataset", "VARCHAR", False),
+    Column("path", "VARCHAR", False),
+    Column("sha256", "VARCHAR", False),
+    Column("size_bytes", "BIGINT", False),
+    Column("rows_read", "BIGINT", False),
+    Column("file_no", "BIGINT", False),
+    Column("run_id", "VARCHAR", False),
+    Column("loaded_at", "TIMESTAMP", False),
 )
 REJECT_COLUMNS = (
-    Column("run_id", "VARCHAR", False), Column("site", "VARCHAR"), Column("source_file", "VARCHAR"),
-    Column("source_line", "BIGINT"), Column("target_table", "VARCHAR", False), Column("field", "VARCHAR"),
-    Column("target_field", "VARCHAR"), Column("value", "VARCHAR"), Column("reason", "VARCHAR", False),
+    Column("run_id", "VARCHAR", False),
+    Column("site", "VARCHAR"),
+    Column("source_file", "VARCHAR"),
+    Column("source_line", "BIGINT"),
+    Column("target_table", "VARCHAR", False),
+    Column("field", "VARCHAR"),
+    Column("target_field", "VARCHAR"),
+    Column("value", "VARCHAR"),
+    Column("reason", "VARCHAR", False),
     Column("action", "VARCHAR", False),
     Column("message", "VARCHAR"),
 )
@@ -165,9 +177,16 @@ class RunContext:
         # Staged rows carry the file's number only (a path per row would be copied at every step).
         self.files_table = self.table("files")
         new = [f for f in files if not f.skipped]
-        engine.write_new_table(self.files_table, pa.table({
-            "file_no": pa.array([f.file_no for f in new], pa.int64()), "path": [str(f.input.path) for f in new],
-        }, schema=pa.schema([("file_no", pa.int64()), ("path", pa.string())])))
+        engine.write_new_table(
+            self.files_table,
+            pa.table(
+                {
+                    "file_no": pa.array([f.file_no for f in new], pa.int64()),
+                    "path": [str(f.input.path) for f in new],
+                },
+                schema=pa.schema([("file_no", pa.int64()), ("path", pa.string())]),
+            ),
+        )
 
     def table(self, name: str) -> str:
         """A staging table name for this run (dropped at the end of the run)."""
@@ -243,8 +262,11 @@ class RunContext:
         everything = [*contract, *rules]
         named, rewritten = _share_expressions(columns, everything)
         named = [(name, expression) for name, expression in named if name != FILE_NO]
-        inner = [f"s.{FILE_NO} AS {FILE_NO}", f"s.{SOURCE_LINE} AS {SOURCE_LINE}",
-                 *(f"{expression} AS {name}" for name, expression in named)]
+        inner = [
+            f"s.{FILE_NO} AS {FILE_NO}",
+            f"s.{SOURCE_LINE} AS {SOURCE_LINE}",
+            *(f"{expression} AS {name}" for name, expression in named),
+        ]
         # Rules read the columns computed by the inner query, so a date is parsed once per row, not
         # once per rule. Only the output columns and the verdicts are kept; a rejected value is kept
         # only on the rows that break a rule (NULL elsewhere costs nothing to store).
@@ -256,10 +278,14 @@ class RunContext:
             verdicts = [f"coalesce({rule.predicate()}, false) AS _v{i}" for i, rule in enumerate(rewritten[:first])]
             checked = f"(SELECT m.*, {', '.join(verdicts)} FROM {checked}) AS m"
         refused = rejecting(contract)
-        verdicts = [f"coalesce({rule.predicate()}, false){'' if not contract else f' AND NOT ({refused})'} AS _v{i}"
-                    for i, rule in enumerate(rewritten) if i >= first]
-        flagged = [f"CASE WHEN _v{i} THEN CAST({rule.value} AS VARCHAR) END AS _x{i}"
-                   for i, rule in enumerate(rewritten)]
+        verdicts = [
+            f"coalesce({rule.predicate()}, false){'' if not contract else f' AND NOT ({refused})'} AS _v{i}"
+            for i, rule in enumerate(rewritten)
+            if i >= first
+        ]
+        flagged = [
+            f"CASE WHEN _v{i} THEN CAST({rule.value} AS VARCHAR) END AS _x{i}" for i, rule in enumerate(rewritten)
+        ]
         self.create_as(
             into,
             f"SELECT {', '.join([*keep, *(f'_v{i}' for i in range(count)), *flagged]) or '*'} FROM ("
@@ -306,10 +332,13 @@ class RunContext:
         steps can leave them out with an anti-join instead of copying the good rows. Returns how
         many rows were refused.
         """
-        checked = self.table(f"fchk_{into[len(self.prefix):]}")
+        checked = self.table(f"fchk_{into[len(self.prefix) :]}")
         named, rewritten = _share_expressions([], rules)
-        inner = [f"s.{FILE_NO} AS {FILE_NO}", f"s.{SOURCE_LINE} AS {SOURCE_LINE}",
-                 *(f"{expression} AS {name}" for name, expression in named)]
+        inner = [
+            f"s.{FILE_NO} AS {FILE_NO}",
+            f"s.{SOURCE_LINE} AS {SOURCE_LINE}",
+            *(f"{expression} AS {name}" for name, expression in named),
+        ]
         any_violation = " OR ".join(f"_v{i}" for i in range(len(rules))) or "false"
         self.create_as(
             checked,
@@ -365,8 +394,9 @@ def _stream(files: list[StagedFile]) -> Iterator[pa.RecordBatch]:
                         schema=schema,
                     )
                 except (KeyError, pa.ArrowInvalid, pa.ArrowNotImplementedError) as error:
-                    raise SourceError(source.path, None, f"columns differ from the other files of "
-                                      f"{source.dataset}: {error}") from None
+                    raise SourceError(
+                        source.path, None, f"columns differ from the other files of {source.dataset}: {error}"
+                    ) from None
             staged.rows_read += batch.num_rows
             file_no = pa.array(np.full(batch.num_rows, staged.file_no, dtype=np.int64))
             yield batch.drop_columns([SOURCE_FILE]).append_column(FILE_NO, file_no)
@@ -497,13 +527,21 @@ def run_pipeline(
         changes = pipeline.transform(context)
         changes.append(TableChange(REJECTS, f"SELECT * FROM {context.reject_table}"))
         loaded = context.table("loaded")
-        engine.write_new_table(loaded, pa.table({
-            "pipeline": [pipeline.name] * len(new), "dataset": [f.input.dataset for f in new],
-            "path": [str(f.input.path) for f in new], "sha256": [f.sha256 for f in new],
-            "size_bytes": pa.array([f.size_bytes for f in new], pa.int64()),
-            "rows_read": pa.array([f.rows_read for f in new], pa.int64()),
-            "file_no": pa.array([f.file_no for f in new], pa.int64()), "run_id": [run_id] * len(new),
-        }))
+        engine.write_new_table(
+            loaded,
+            pa.table(
+                {
+                    "pipeline": [pipeline.name] * len(new),
+                    "dataset": [f.input.dataset for f in new],
+                    "path": [str(f.input.path) for f in new],
+                    "sha256": [f.sha256 for f in new],
+                    "size_bytes": pa.array([f.size_bytes for f in new], pa.int64()),
+                    "rows_read": pa.array([f.rows_read for f in new], pa.int64()),
+                    "file_no": pa.array([f.file_no for f in new], pa.int64()),
+                    "run_id": [run_id] * len(new),
+                }
+            ),
+        )
         changes.append(TableChange(LOADED_FILES, f"SELECT *, CAST(current_timestamp AS TIMESTAMP) FROM {loaded}"))
         targets = sorted({c.target for c in changes} - {REJECTS, LOADED_FILES})
         before = {t: engine.row_count(t) for t in targets}
@@ -530,6 +568,13 @@ def run_pipeline(
 
 def _record(store: LineageStore, result: RunResult) -> None:
     for staged in result.files:
-        store.add_input(result.run_id, dataset=staged.input.dataset, path=staged.input.path, sha256=staged.sha256,
-                        size_bytes=staged.size_bytes, rows_read=staged.rows_read, skipped=staged.skipped)
+        store.add_input(
+            result.run_id,
+            dataset=staged.input.dataset,
+            path=staged.input.path,
+            sha256=staged.sha256,
+            size_bytes=staged.size_bytes,
+            rows_read=staged.rows_read,
+            skipped=staged.skipped,
+        )
     store.finish_run(result.run_id, result.status, outputs=result.rows_added, rejects=result.rejects)

@@ -97,8 +97,7 @@ def with_provenance(batch: pa.RecordBatch, path: Path, lines: np.ndarray) -> pa.
     """Append the provenance columns to ``batch`` (``lines`` holds one line number per row)."""
     arrays = [*batch.columns]
     names = [*batch.schema.names]
-    arrays.append(pa.DictionaryArray.from_arrays(pa.array(np.zeros(len(lines), dtype=np.int32)),
-                                                 pa.array([str(path)])))
+    arrays.append(pa.DictionaryArray.from_arrays(pa.array(np.zeros(len(lines), dtype=np.int32)), pa.array([str(path)])))
     arrays.append(pa.array(lines.astype(np.int64, copy=False), type=pa.int64()))
     names += [SOURCE_FILE, SOURCE_LINE]
     return pa.RecordBatch.from_arrays(arrays, names=names)

@@ -102,7 +102,7 @@ def iter_blocks(
             if first:
                 first = False
                 if chunk.startswith(_BOM):
-                    chunk = chunk[len(_BOM):]
+                    chunk = chunk[len(_BOM) :]
             if not chunk:
                 if carry:
                     if carry_quotes % 2 and quote_bytes is not None:  # quotes are only counted when there is one
@@ -163,4 +163,3 @@ def fast_lines(block: TextBlock, rows: int) -> np.ndarray | None:
     if records != rows:
         return None
     return np.arange(block.first_line, block.first_line + rows, dtype=np.int64)
-

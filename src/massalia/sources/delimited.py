@@ -51,14 +51,16 @@ def _diagnose(path: Path, block: TextBlock, names: list[str], options: SourceOpt
         column = next(csv.reader([prefix], delimiter=options.separator, quotechar=options.quote), [""])
         field = names[len(column) - 1] if 0 < len(column) <= len(names) else None
         return SourceError(path, line, f"invalid {encoding} byte {block.data[error.start]:#04x}", field=field)
-    reader = csv.reader(io.StringIO(text, newline=""), delimiter=options.separator, quotechar=options.quote,
-                        strict=True)
+    reader = csv.reader(
+        io.StringIO(text, newline=""), delimiter=options.separator, quotechar=options.quote, strict=True
+    )
     start_line = 1
     try:
         for row in reader:
             if row and len(row) != len(names):
                 return SourceError(
-                    path, block.first_line + start_line - 1,
+                    path,
+                    block.first_line + start_line - 1,
                     f"expected {len(names)} fields ({options.separator!r}-separated), found {len(row)}",
                 )
             start_line = reader.line_num + 1
@@ -84,8 +86,14 @@ class CsvConnector(Connector):
 
     @staticmethod
     def _parse(
-        path: Path, block: TextBlock, names: list[str], schema: pa.Schema, options: SourceOptions, encoding: str,
-        *, newlines_in_values: bool,
+        path: Path,
+        block: TextBlock,
+        names: list[str],
+        schema: pa.Schema,
+        options: SourceOptions,
+        encoding: str,
+        *,
+        newlines_in_values: bool,
     ) -> pa.Table | None:
         """Parse one block with pyarrow; ``None`` when pyarrow refuses it (the caller diagnoses)."""
         last_error: pa.ArrowException | None = None
@@ -94,12 +102,21 @@ class CsvConnector(Connector):
                 return pacsv.read_csv(
                     pa.BufferReader(pa.py_buffer(block.data)),
                     # pyarrow transcodes through Python for any name but its own spelling of UTF-8.
-                    read_options=pacsv.ReadOptions(column_names=names, block_size=1 << 21, use_threads=use_threads,
-                                                   encoding="utf8" if encoding == "utf-8" else encoding),
-                    parse_options=pacsv.ParseOptions(delimiter=options.separator, quote_char=options.quote,
-                                                     newlines_in_values=newlines_in_values, double_quote=True),
-                    convert_options=pacsv.ConvertOptions(column_types=schema, strings_can_be_null=True,
-                                                         null_values=[""], quoted_strings_can_be_null=True),
+                    read_options=pacsv.ReadOptions(
+                        column_names=names,
+                        block_size=1 << 21,
+                        use_threads=use_threads,
+                        encoding="utf8" if encoding == "utf-8" else encoding,
+                    ),
+                    parse_options=pacsv.ParseOptions(
+                        delimiter=options.separator,
+                        quote_char=options.quote,
+                        newlines_in_values=newlines_in_values,
+                        double_quote=True,
+                    ),
+                    convert_options=pacsv.ConvertOptions(
+                        column_types=schema, strings_can_be_null=True, null_values=[""], quoted_strings_can_be_null=True
+                    ),
                 )
             except (pa.ArrowInvalid, UnicodeDecodeError):
                 return None

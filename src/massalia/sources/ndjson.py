@@ -66,15 +66,17 @@ class NdjsonConnector(Connector):
                 continue
             data = block.data if encoding == "utf-8" else block.data.decode(encoding).encode("utf-8")
             try:
-                table = pajson.read_json(io.BytesIO(data),
-                                         read_options=pajson.ReadOptions(block_size=max(len(data) + 1, 1 << 20)))
+                table = pajson.read_json(
+                    io.BytesIO(data), read_options=pajson.ReadOptions(block_size=max(len(data) + 1, 1 << 20))
+                )
             except (pa.ArrowInvalid, UnicodeDecodeError):
                 raise _diagnose(path, block, encoding) from None
             for name in table.column_names:
                 if name not in names:
                     names.append(name)
             columns = [
-                _as_text(table.column(n), path, n) if n in table.column_names
+                _as_text(table.column(n), path, n)
+                if n in table.column_names
                 else pa.chunked_array([pa.nulls(table.num_rows, pa.string())])
                 for n in names
             ]

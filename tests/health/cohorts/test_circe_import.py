@@ -38,7 +38,6 @@ REFUSED = {
 }
 
 
-
 def test_reference_definitions_are_present(reference: Path) -> None:
     """Fails in CI (via the ``reference`` fixture) rather than letting the parametrized tests vanish."""
     assert PRINTFRIENDLY and PHENOTYPES, f"no Circe definitions under {reference}"

@@ -26,6 +26,7 @@ def _synthea_present(reference: Path) -> None:
     """The ``reference`` fixture skips locally and fails in CI when the shared data is absent."""
     assert SYNTHEA.is_file(), f"{SYNTHEA} not found in {reference}"
 
+
 COMMON_CONDITION, OTHER_CONDITION = 40481087, 4251306
 DRUG, LAB = 1127433, 3012888
 

@@ -44,8 +44,15 @@ def test_builtin_mappings_load() -> None:
     for site in builtin_sites():
         mapping = load_site_mapping(builtin_mapping_path(site))
         assert mapping.site == site
-        assert {t.target for t in mapping.tables} >= {"person", "visit_occurrence", "condition_occurrence",
-                                                     "measurement", "drug_exposure", "note", "episode"}
+        assert {t.target for t in mapping.tables} >= {
+            "person",
+            "visit_occurrence",
+            "condition_occurrence",
+            "measurement",
+            "drug_exposure",
+            "note",
+            "episode",
+        }
 
 
 @pytest.mark.parametrize(
@@ -86,8 +93,7 @@ def sql_value(db: duckdb.DuckDBPyConnection, expression: str, value: object) -> 
 
 
 @settings(max_examples=80, deadline=None)
-@given(day=st.dates(min_value=dt.date(1900, 1, 1)),
-       pattern=st.sampled_from(["%d/%m/%Y", "%Y-%m-%d", "%Y%m%d"]))
+@given(day=st.dates(min_value=dt.date(1900, 1, 1)), pattern=st.sampled_from(["%d/%m/%Y", "%Y-%m-%d", "%Y%m%d"]))
 def test_date_parsing_round_trip(db: duckdb.DuckDBPyConnection, day: object, pattern: str) -> None:
     text = day.strftime(pattern)  # type: ignore[attr-defined]
     parsed = sql_value(db, f"CAST({parse_datetime('CAST(RAW AS VARCHAR)', pattern)} AS DATE)", text)
@@ -106,8 +112,11 @@ def test_epoch_and_integer_dates(db: duckdb.DuckDBPyConnection) -> None:
 
 
 @settings(max_examples=80, deadline=None)
-@given(value=st.decimals(min_value=-10**6, max_value=10**6, places=3, allow_nan=False),
-       decimal=st.sampled_from([",", "."]), comparator=st.sampled_from(["", "<", ">=", "<= "]))
+@given(
+    value=st.decimals(min_value=-(10**6), max_value=10**6, places=3, allow_nan=False),
+    decimal=st.sampled_from([",", "."]),
+    comparator=st.sampled_from(["", "<", ">=", "<= "]),
+)
 def test_number_parsing(db: duckdb.DuckDBPyConnection, value: object, decimal: str, comparator: str) -> None:
     text = comparator + str(value).replace(".", decimal)
     assert sql_value(db, parse_number("CAST(RAW AS VARCHAR)", decimal), text) == pytest.approx(float(value))
@@ -120,8 +129,14 @@ def test_bad_numbers_do_not_parse(db: duckdb.DuckDBPyConnection, text: str, deci
 
 @pytest.mark.parametrize(
     ("code", "normalize", "expected"),
-    [("C509", "icd10_dot", "C50.9"), ("C61", "icd10_dot", "C61"), ("c50.9", "icd10_dot", "C50.9"),
-     ("C61", "icdo3_site", "C61.9"), ("C509", "icdo3_site", "C50.9"), ("C50.9", "icdo3_site", "C50.9")],
+    [
+        ("C509", "icd10_dot", "C50.9"),
+        ("C61", "icd10_dot", "C61"),
+        ("c50.9", "icd10_dot", "C50.9"),
+        ("C61", "icdo3_site", "C61.9"),
+        ("C509", "icdo3_site", "C50.9"),
+        ("C50.9", "icdo3_site", "C50.9"),
+    ],
 )
 def test_code_normalization(db: duckdb.DuckDBPyConnection, code: str, normalize: str, expected: str) -> None:
     assert sql_value(db, normalize_code("CAST(RAW AS VARCHAR)", normalize), code) == expected
@@ -129,11 +144,13 @@ def test_code_normalization(db: duckdb.DuckDBPyConnection, code: str, normalize:
 
 @pytest.mark.parametrize(
     ("pattern", "good", "bad"),
-    [("icd10", ["C50.9", "C509", "C61", "E119"], ["ZZ123", "C5", "50.9"]),
-     ("atc", ["L01BC02", "L01E"], ["ZZ123", "L1BC02"]),
-     ("loinc", ["718-7", "16112-5"], ["ZZ123", "7187"]),
-     ("snomed", ["86273004"], ["ZZ123", "123"]),
-     ("icdo3_morphology", ["8500/3"], ["ZZ123", "8500"])],
+    [
+        ("icd10", ["C50.9", "C509", "C61", "E119"], ["ZZ123", "C5", "50.9"]),
+        ("atc", ["L01BC02", "L01E"], ["ZZ123", "L1BC02"]),
+        ("loinc", ["718-7", "16112-5"], ["ZZ123", "7187"]),
+        ("snomed", ["86273004"], ["ZZ123", "123"]),
+        ("icdo3_morphology", ["8500/3"], ["ZZ123", "8500"]),
+    ],
 )
 def test_code_patterns(db: duckdb.DuckDBPyConnection, pattern: str, good: list[str], bad: list[str]) -> None:
     regex = CODE_PATTERNS[pattern]

@@ -5,8 +5,9 @@ from __future__ import annotations
 import numpy as np
 
 
-def _stratum_terms(start: np.ndarray, stop: np.ndarray, event: np.ndarray, x: np.ndarray,
-                   beta: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _stratum_terms(
+    start: np.ndarray, stop: np.ndarray, event: np.ndarray, x: np.ndarray, beta: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
     """Gradient and information of the Breslow partial likelihood within one stratum."""
     n, p = x.shape
     times = np.unique(stop[event])
@@ -35,8 +36,14 @@ def _stratum_terms(start: np.ndarray, stop: np.ndarray, event: np.ndarray, x: np
     return grad, info
 
 
-def cox_fit(start: np.ndarray, stop: np.ndarray, event: np.ndarray, x: np.ndarray,
-            strata: np.ndarray | None = None, iters: int = 30) -> np.ndarray:
+def cox_fit(
+    start: np.ndarray,
+    stop: np.ndarray,
+    event: np.ndarray,
+    x: np.ndarray,
+    strata: np.ndarray | None = None,
+    iters: int = 30,
+) -> np.ndarray:
     """Cox PH coefficients (Breslow ties, Newton) for counting-process rows at risk on (start, stop].
 
     ``strata`` gives each stratum its own baseline hazard.

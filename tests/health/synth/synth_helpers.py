@@ -22,7 +22,7 @@ def read_site_file(path: Path, site: str) -> pa.Table:
         path,
         read_options=pacsv.ReadOptions(encoding="utf8"),
         parse_options=pacsv.ParseOptions(delimiter=layout.separator, newlines_in_values=True),
-        convert_options=pacsv.ConvertOptions(column_types={c: pa.string() for f in layout.files
-                                                            for c in f.column_names},
-                                             strings_can_be_null=True),
+        convert_options=pacsv.ConvertOptions(
+            column_types={c: pa.string() for f in layout.files for c in f.column_names}, strings_can_be_null=True
+        ),
     )

@@ -18,8 +18,9 @@ def _truth(out):
 def test_stage_group_is_consistent_with_clinical_tnm(small_run):
     out, _ = small_run
     for t in _truth(out):
-        expected = stage_from_tnm(np.array([T_CATS.index(t["ct"])]), np.array([N_CATS.index(t["cn"])]),
-                                  np.array([int(t["cm"][1])]))[0]
+        expected = stage_from_tnm(
+            np.array([T_CATS.index(t["ct"])]), np.array([N_CATS.index(t["cn"])]), np.array([int(t["cm"][1])])
+        )[0]
         assert STAGE[t["stage"]] == expected, t
     tumours = read_site_file(out / "ch_est" / "tumeur_part0000.parquet", "ch_est").to_pylist()
     for row in tumours:

@@ -9,8 +9,11 @@ from massalia.health.synth import generate
 
 
 def _digests(root: Path) -> dict[str, str]:
-    return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(root.rglob("*")) if p.is_file()}
+    return {
+        str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(root.rglob("*"))
+        if p.is_file()
+    }
 
 
 def _lines(root: Path, pattern: str) -> list[bytes]:
@@ -37,8 +40,13 @@ def test_another_seed_gives_other_data(tmp_path):
 def test_chunk_size_does_not_change_the_data(tmp_path):
     generate(tmp_path / "one", 400, seed=5, chunk_size=400, with_documents=False)
     generate(tmp_path / "four", 400, seed=5, chunk_size=100, with_documents=False)
-    for pattern in ("chu_nord/biologie_*.csv", "clcc_sud/medications_*.csv", "chu_nord/sejours_*.csv",
-                    "clcc_sud/patients_*.csv", "chu_nord/diagnostics_*.csv"):
+    for pattern in (
+        "chu_nord/biologie_*.csv",
+        "clcc_sud/medications_*.csv",
+        "chu_nord/sejours_*.csv",
+        "clcc_sud/patients_*.csv",
+        "chu_nord/diagnostics_*.csv",
+    ):
         assert len(list((tmp_path / "four").glob(pattern))) == 4
         assert _lines(tmp_path / "one", pattern) == _lines(tmp_path / "four", pattern), pattern
 
@@ -88,5 +96,7 @@ def test_progress_is_reported(tmp_path):
         task = progress.tasks[0]
         assert task.completed == task.total == 120
     assert summary.parts == [0, 1]
-    assert summary.files["clcc_sud/patients_part0001.csv"] == summary.patients_per_site["clcc_sud"] - summary.files[
-        "clcc_sud/patients_part0000.csv"]
+    assert (
+        summary.files["clcc_sud/patients_part0001.csv"]
+        == summary.patients_per_site["clcc_sud"] - summary.files["clcc_sud/patients_part0000.csv"]
+    )

@@ -8,9 +8,11 @@ from synth_helpers import read_site_file
 
 from massalia.health.synth.documents import LABELS
 
-TEXT_COLUMN = {"chu_nord": ("id_document", "texte", "documents_part{p:04d}.csv"),
-               "clcc_sud": ("note_id", "note_text", "notes_part{p:04d}.csv"),
-               "ch_est": ("doc_id", "texte", "documents_part{p:04d}.ndjson")}
+TEXT_COLUMN = {
+    "chu_nord": ("id_document", "texte", "documents_part{p:04d}.csv"),
+    "clcc_sud": ("note_id", "note_text", "notes_part{p:04d}.csv"),
+    "ch_est": ("doc_id", "texte", "documents_part{p:04d}.ndjson"),
+}
 
 
 def _notes(out, part):
@@ -35,7 +37,7 @@ def test_every_span_offset_matches_the_note_text(small_run):
         for note in notes:
             text = texts[note["note_id"]]
             for span in note["spans"]:
-                assert text[span["start"]:span["end"]] == span["text"], (note["note_id"], span)
+                assert text[span["start"] : span["end"]] == span["text"], (note["note_id"], span)
                 assert span["label"] in LABELS
 
 

@@ -29,8 +29,14 @@ def test_datetimes_match_python(seconds):
 
 
 @settings(max_examples=80, deadline=None)
-@given(st.lists(st.tuples(st.integers(min_value=-10**9, max_value=10**9), st.integers(min_value=0, max_value=3)),
-                min_size=1, max_size=40), st.booleans())
+@given(
+    st.lists(
+        st.tuples(st.integers(min_value=-(10**9), max_value=10**9), st.integers(min_value=0, max_value=3)),
+        min_size=1,
+        max_size=40,
+    ),
+    st.booleans(),
+)
 def test_numbers_round_trip(pairs, comma):
     scaled = np.array([p[0] for p in pairs])
     dec = np.array([p[1] for p in pairs])

@@ -14,8 +14,10 @@ from massalia.health.synth.hazard import COVARIATES, DEFAULT_MODEL
 
 @pytest.fixture(scope="module")
 def cohort() -> Cohort:
-    parts = [draw_cohort(np.random.default_rng([11, b]), np.arange(b * 10_000, (b + 1) * 10_000), np.array([1.0]))
-             for b in range(3)]
+    parts = [
+        draw_cohort(np.random.default_rng([11, b]), np.arange(b * 10_000, (b + 1) * 10_000), np.array([1.0]))
+        for b in range(3)
+    ]
     from dataclasses import fields
 
     from massalia.health.synth.treatment import Plan
@@ -31,8 +33,6 @@ def cohort() -> Cohort:
 
 def _col(name: str) -> int:
     return COVARIATES.index(name)
-
-
 
 
 def test_relapse_hazard_ratios_are_recovered(cohort):
@@ -60,8 +60,10 @@ def _death_intervals(c: Cohort) -> tuple[np.ndarray, ...]:
 def test_death_hazard_ratios_and_time_dependent_relapse_effect_are_recovered(cohort):
     start, stop, event, x, strata = _death_intervals(cohort)
     beta = cox_fit(start, stop, event, x, strata=strata)
-    checks = {name: DEFAULT_MODEL.death_hr[name] for name in
-              ("stage_II", "stage_III", "stage_IV", "age_per_10y", "ecog_1", "ecog_2plus", "comorbidities")}
+    checks = {
+        name: DEFAULT_MODEL.death_hr[name]
+        for name in ("stage_II", "stage_III", "stage_IV", "age_per_10y", "ecog_1", "ecog_2plus", "comorbidities")
+    }
     for name, hr in checks.items():
         assert abs(beta[1 + _col(name)] - np.log(hr)) < 0.15, (name, np.exp(beta[_col(name)]), hr)
     assert abs(beta[0] - np.log(DEFAULT_MODEL.death_hr_after_relapse)) < 0.15, np.exp(beta[0])
@@ -72,8 +74,20 @@ def test_treatment_effect_is_confounded_by_indication_and_recovered_after_adjust
     sub = cohort.take(eligible)
     start, stop, event, x, strata = _death_intervals(sub)
     truth = np.log(DEFAULT_MODEL.death_hr["matched_targeted"])
-    cols = [0] + [1 + _col(n) for n in ("matched_targeted", "age_per_10y", "ecog_1", "ecog_2plus", "stage_II",
-                                        "stage_III", "stage_IV", "comorbidities", "male")]
+    cols = [0] + [
+        1 + _col(n)
+        for n in (
+            "matched_targeted",
+            "age_per_10y",
+            "ecog_1",
+            "ecog_2plus",
+            "stage_II",
+            "stage_III",
+            "stage_IV",
+            "comorbidities",
+            "male",
+        )
+    ]
     adj = cox_fit(start, stop, event, x[:, cols], strata=strata)[1]
     naive = cox_fit(start, stop, event, x[:, cols[:2]], strata=strata)[1]
     assert abs(adj - truth) < 0.3, (np.exp(adj), np.exp(truth))
@@ -105,9 +119,18 @@ def test_truth_file_matches_the_model_and_recovers_rates(tmp_path):
     assert rates == sorted(rates) and rates[3] > 5 * rates[0]
     # Unplanned stays: Poisson regression on the generated counts recovers the rate ratios.
     ecog = np.array(t["ecog"])
-    x = np.column_stack([np.ones(stage.size), stage == "IV", ecog == 1, ecog >= 2, np.array(t["chemo_line1"]),
-                         (np.array(t["age_at_diagnosis"]) - 65) / 10, np.array(t["n_comorbidities"]),
-                         stage == "III"]).astype(float)
+    x = np.column_stack(
+        [
+            np.ones(stage.size),
+            stage == "IV",
+            ecog == 1,
+            ecog >= 2,
+            np.array(t["chemo_line1"]),
+            (np.array(t["age_at_diagnosis"]) - 65) / 10,
+            np.array(t["n_comorbidities"]),
+            stage == "III",
+        ]
+    ).astype(float)
     beta = poisson_fit(np.array(t["n_unplanned_stays"], dtype=float), x, years)
     rr = DEFAULT_MODEL.hosp_rr
     for j, name in [(1, "stage_IV"), (3, "ecog_2plus"), (4, "chemo_line1"), (6, "comorbidities")]:

@@ -15,8 +15,17 @@ def test_three_sites_declare_every_kind_of_data():
     assert len(SITES) >= 3
     for site in SITES.values():
         kinds = {f.kind for f in site.files}
-        assert {"patients", "visits", "diagnoses", "tumours", "biomarkers", "drugs", "procedures", "labs",
-                "documents"} <= kinds
+        assert {
+            "patients",
+            "visits",
+            "diagnoses",
+            "tumours",
+            "biomarkers",
+            "drugs",
+            "procedures",
+            "labs",
+            "documents",
+        } <= kinds
         assert "deaths" in kinds or "death_date" in site.file("patients").column_names
 
 

@@ -20,9 +20,15 @@ VOCAB = Path(omop.__file__).parent / "vocab" / "CONCEPT.csv"
 
 # Codes the generator needs that the demo vocabulary lacks (reported to the vocabulary's owner).
 EXPECTED_GAPS = {
-    ("ATC", "L01XK01"), ("ATC", "V03AF03"),
-    ("LOINC", "2039-6"), ("LOINC", "6875-9"), ("LOINC", "24108-3"), ("LOINC", "10334-1"),
-    ("LOCAL", "MOL-KI67"), ("LOCAL", "MOL-PDL1"), ("LOCAL", "MOL-BRCA"),
+    ("ATC", "L01XK01"),
+    ("ATC", "V03AF03"),
+    ("LOINC", "2039-6"),
+    ("LOINC", "6875-9"),
+    ("LOINC", "24108-3"),
+    ("LOINC", "10334-1"),
+    ("LOCAL", "MOL-KI67"),
+    ("LOCAL", "MOL-PDL1"),
+    ("LOCAL", "MOL-BRCA"),
 }
 
 
@@ -77,12 +83,13 @@ def test_every_code_written_by_the_standard_sites_is_mapped(small_run):
     written = {
         "ICD10": {_with_dot(c) for c in _distinct(out, "chu_nord", "diagnostics_*", "code_cim10")}
         | _distinct(out, "ch_est", "diagnostic_*", "cim10"),
-        "ATC": _distinct(out, "chu_nord", "administrations_*", "code_atc") | _distinct(out, "ch_est", "medicament_*",
-                                                                                       "atc"),
+        "ATC": _distinct(out, "chu_nord", "administrations_*", "code_atc")
+        | _distinct(out, "ch_est", "medicament_*", "atc"),
         "SNOMED": _distinct(out, "chu_nord", "actes_*", "code_snomed") | _distinct(out, "ch_est", "acte_*", "snomed"),
-        "LOINC": _distinct(out, "chu_nord", "biologie_*", "code_loinc") | _distinct(out, "ch_est", "labo_*", "loinc")
-        | _distinct(out, "chu_nord", "biomarqueurs_*", "code_loinc") | _distinct(out, "ch_est", "marqueur_*",
-                                                                                 "loinc"),
+        "LOINC": _distinct(out, "chu_nord", "biologie_*", "code_loinc")
+        | _distinct(out, "ch_est", "labo_*", "loinc")
+        | _distinct(out, "chu_nord", "biomarqueurs_*", "code_loinc")
+        | _distinct(out, "ch_est", "marqueur_*", "loinc"),
     }
     assert all(written.values())
     for vocabulary, codes in written.items():
@@ -96,9 +103,15 @@ def test_every_code_written_by_the_standard_sites_is_mapped(small_run):
 def test_every_local_code_written_by_clcc_sud_is_in_its_code_list(small_run, concepts):
     out, _ = small_run
     listed = {c.local_code: c for c in local_codes().values()}
-    for pattern, column in [("diagnoses_*", "local_code"), ("tumors_*", "local_code"), ("tumors_*", "histology_code"),
-                            ("biomarkers_*", "marker_code"), ("medications_*", "drug_code"),
-                            ("procedures_*", "procedure_code"), ("lab_results_*", "test_code")]:
+    for pattern, column in [
+        ("diagnoses_*", "local_code"),
+        ("tumors_*", "local_code"),
+        ("tumors_*", "histology_code"),
+        ("biomarkers_*", "marker_code"),
+        ("medications_*", "drug_code"),
+        ("procedures_*", "procedure_code"),
+        ("lab_results_*", "test_code"),
+    ]:
         codes = _distinct(out, "clcc_sud", pattern, column)
         assert codes
         for code in codes:

@@ -314,8 +314,7 @@ class CohortCompiler:
         criteria = self.share(self.criteria_events(item.criteria, f"{where}.criteria"), "criteria")
         windowed = (
             f"SELECT P.person_id, P.event_id, {column} AS count_value FROM {event_table} P"
-            f" JOIN {criteria} A ON A.person_id = P.person_id AND "
-            + " AND ".join(self.window_clauses(item) or ["1=1"])
+            f" JOIN {criteria} A ON A.person_id = P.person_id AND " + " AND ".join(self.window_clauses(item) or ["1=1"])
         )
         operator = {0: "=", 1: "<=", 2: ">="}[occurrence.type]
         having = f"HAVING COUNT({count_expression}) {operator} {int(occurrence.count)}"

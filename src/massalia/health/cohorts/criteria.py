@@ -443,7 +443,11 @@ class DiseaseProgression(OncologyCriterion):
 
 
 ONCOLOGY_CLASSES: tuple[type[OncologyCriterion], ...] = (
-    CancerDiagnosis, TnmStage, Biomarker, TreatmentLine, DiseaseProgression,
+    CancerDiagnosis,
+    TnmStage,
+    Biomarker,
+    TreatmentLine,
+    DiseaseProgression,
 )
 """Massalia's oncology criteria (no Circe equivalent)."""
 

@@ -229,10 +229,22 @@ def _rank_bounds(value: NumericRange) -> tuple[float, float] | None:
     """The interval of ranks a range accepts (``None`` for negated or incomplete ranges)."""
     if value.value is None or value.op.startswith("!"):
         return None
-    low = {"lt": -float("inf"), "lte": -float("inf"), "eq": value.value, "gt": value.value + 1e-9,
-           "gte": value.value, "bt": value.value}[value.op]
-    high = {"lt": value.value - 1e-9, "lte": value.value, "eq": value.value, "gt": float("inf"),
-            "gte": float("inf"), "bt": value.extent if value.extent is not None else float("inf")}[value.op]
+    low = {
+        "lt": -float("inf"),
+        "lte": -float("inf"),
+        "eq": value.value,
+        "gt": value.value + 1e-9,
+        "gte": value.value,
+        "bt": value.value,
+    }[value.op]
+    high = {
+        "lt": value.value - 1e-9,
+        "lte": value.value,
+        "eq": value.value,
+        "gt": float("inf"),
+        "gte": float("inf"),
+        "bt": value.extent if value.extent is not None else float("inf"),
+    }[value.op]
     return low, high
 
 
@@ -246,13 +258,25 @@ def _oncology_findings(definition: CohortDefinition) -> list[Finding]:
             bounds = _rank_bounds(node.value)
             top = TNM_TOP[node.axis]
             if bounds is not None and (bounds[0] > top or bounds[1] < 0 or bounds[0] > bounds[1]):
-                findings.append(Finding("impossible-stage", "error", f"{path}.value",
-                                        f"no {node.axis} rank lies in this range (ranks go from 0 to {top})"))
+                findings.append(
+                    Finding(
+                        "impossible-stage",
+                        "error",
+                        f"{path}.value",
+                        f"no {node.axis} rank lies in this range (ranks go from 0 to {top})",
+                    )
+                )
         if isinstance(node, TreatmentLine) and node.line is not None:
             bounds = _rank_bounds(node.line)
             if bounds is not None and bounds[1] < 1:
-                findings.append(Finding("impossible-line", "error", f"{path}.line",
-                                        "lines of therapy are numbered from 1: no line lies in this range"))
+                findings.append(
+                    Finding(
+                        "impossible-line",
+                        "error",
+                        f"{path}.line",
+                        "lines of therapy are numbered from 1: no line lies in this range",
+                    )
+                )
     return findings
 
 

@@ -208,8 +208,9 @@ def _biomarker(node: Biomarker, where: str, codesets: str) -> str:
     if node.codeset_id is not None:
         conditions.append(in_codeset("t.measurement_concept_id", node.codeset_id, codesets))
     if node.marker_source_value is not None:
-        conditions.append(text_clause("t.measurement_source_value", node.marker_source_value,
-                                      f"{where}.marker_source_value"))
+        conditions.append(
+            text_clause("t.measurement_source_value", node.marker_source_value, f"{where}.marker_source_value")
+        )
     if conditions:
         # The marker is part of the record's identity: "first" means the first result of this marker.
         inner += " WHERE " + " AND ".join(conditions)

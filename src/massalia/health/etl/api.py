@@ -70,9 +70,11 @@ class EtlReport:
         return sum(self.rows_added.values())
 
     def __str__(self) -> str:
-        lines = [f"ETL run {self.run_id}: {self.status} in {self.seconds:.1f} s; {self.files_loaded} file(s) loaded, "
-                 f"{self.files_skipped} already loaded; {self.rows_read:,} rows read, {self.omop_rows:,} OMOP rows "
-                 f"added, {self.rows_rejected:,} rejected"]
+        lines = [
+            f"ETL run {self.run_id}: {self.status} in {self.seconds:.1f} s; {self.files_loaded} file(s) loaded, "
+            f"{self.files_skipped} already loaded; {self.rows_read:,} rows read, {self.omop_rows:,} OMOP rows "
+            f"added, {self.rows_rejected:,} rejected"
+        ]
         lines += [f"  {table}: +{rows:,}" for table, rows in sorted(self.rows_added.items())]
         lines += [f"  {action} {table} {reason}: {rows:,}" for table, reason, action, rows in self.rejects]
         lines += [f"  warning: {w}" for w in self.warnings]
@@ -82,9 +84,11 @@ class EtlReport:
         """Render as tables in a terminal (``console.print(report)``)."""
         from rich.table import Table
 
-        yield (f"[bold]ETL run[/bold] {self.run_id}: {self.status} in {self.seconds:.1f} s — "
-               f"{self.files_loaded} file(s) loaded, {self.files_skipped} already loaded, "
-               f"{self.rows_read:,} rows read")
+        yield (
+            f"[bold]ETL run[/bold] {self.run_id}: {self.status} in {self.seconds:.1f} s — "
+            f"{self.files_loaded} file(s) loaded, {self.files_skipped} already loaded, "
+            f"{self.rows_read:,} rows read"
+        )
         added = Table(title="Rows added")
         added.add_column("table")
         added.add_column("rows", justify="right")
@@ -230,5 +234,7 @@ def format_reject(row: dict[str, Any]) -> str:
     ...                "action": "reject"})
     "p.csv, line 3, field 'date_naissance': not a valid date (expected %d/%m/%Y): '31/02/1950' (reject)"
     """
-    return (f"{row['source_file']}, line {row['source_line']}, field {row['field']!r}: {row['message']}: "
-            f"{row['value']!r} ({row['action']})")
+    return (
+        f"{row['source_file']}, line {row['source_line']}, field {row['field']!r}: {row['message']}: "
+        f"{row['value']!r} ({row['action']})"
+    )

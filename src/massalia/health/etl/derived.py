@@ -51,12 +51,14 @@ def standard_target_sql(alias: str) -> str:
     "Maps to" first, then the concept itself when standard, then (for drug classes such as ATC)
     its RxNorm ingredient descendant.
     """
-    return (f"coalesce((SELECT min(r.concept_id_2) FROM concept_relationship AS r WHERE r.concept_id_1 = "
-            f"{alias}.concept_id AND r.relationship_id = 'Maps to' AND r.invalid_reason IS NULL), "
-            f"CASE WHEN {alias}.standard_concept = 'S' THEN {alias}.concept_id END, "
-            f"(SELECT min(a.descendant_concept_id) FROM concept_ancestor AS a JOIN concept AS d ON "
-            f"d.concept_id = a.descendant_concept_id WHERE a.ancestor_concept_id = {alias}.concept_id "
-            f"AND d.concept_class_id = 'Ingredient' AND d.standard_concept = 'S'))")
+    return (
+        f"coalesce((SELECT min(r.concept_id_2) FROM concept_relationship AS r WHERE r.concept_id_1 = "
+        f"{alias}.concept_id AND r.relationship_id = 'Maps to' AND r.invalid_reason IS NULL), "
+        f"CASE WHEN {alias}.standard_concept = 'S' THEN {alias}.concept_id END, "
+        f"(SELECT min(a.descendant_concept_id) FROM concept_ancestor AS a JOIN concept AS d ON "
+        f"d.concept_id = a.descendant_concept_id WHERE a.ancestor_concept_id = {alias}.concept_id "
+        f"AND d.concept_class_id = 'Ingredient' AND d.standard_concept = 'S'))"
+    )
 
 
 def resource_path(resource: str, origin: str) -> Path:
@@ -74,12 +76,15 @@ def stage_crosswalks(context: RunContext, sites: Sequence[SiteMapping]) -> str |
         return None
     engine = context.engine
     columns = ("source_vocabulary_id", "source_code", "source_label", "target_vocabulary_id", "target_concept_code")
-    tables = [pa.Table.from_batches(list(read_source(p, SourceOptions(columns=columns)))).select(list(columns))
-              for p in paths]
+    tables = [
+        pa.Table.from_batches(list(read_source(p, SourceOptions(columns=columns)))).select(list(columns)) for p in paths
+    ]
     raw = context.table("xwalk_raw")
     engine.write_new_table(raw, pa.concat_tables(tables))
     staged = context.table("xwalk")
-    context.create_as(staged, f"SELECT m.source_code, 0 AS source_concept_id, m.source_vocabulary_id, "
+    context.create_as(
+        staged,
+        f"SELECT m.source_code, 0 AS source_concept_id, m.source_vocabulary_id, "
         "m.source_code_description, coalesce(m.target_concept_id, 0) AS target_concept_id, "
         "coalesce(t.vocabulary_id, 'None') AS target_vocabulary_id, DATE '1970-01-01' AS valid_start_date, "
         "DATE '2099-12-31' AS valid_end_date, CAST(NULL AS VARCHAR) AS invalid_reason FROM ("
@@ -87,7 +92,7 @@ def stage_crosswalks(context: RunContext, sites: Sequence[SiteMapping]) -> str |
         f"substr(x.source_label, 1, 255) AS source_code_description, {standard_target_sql('c')} AS target_concept_id "
         f"FROM {raw} AS x LEFT JOIN concept AS c ON c.vocabulary_id = x.target_vocabulary_id "
         "AND c.concept_code = x.target_concept_code ORDER BY x.source_vocabulary_id, x.source_code"
-        ") AS m LEFT JOIN concept AS t ON t.concept_id = m.target_concept_id"
+        ") AS m LEFT JOIN concept AS t ON t.concept_id = m.target_concept_id",
     )
     return staged
 
@@ -96,8 +101,11 @@ def crosswalk_change(context: RunContext, staged: str) -> TableChange:
     """Publish the crosswalks into SOURCE_TO_CONCEPT_MAP (replacing earlier rows of the same vocabularies)."""
     vocabularies = context.engine.query(f"SELECT DISTINCT source_vocabulary_id FROM {staged}").column(0).to_pylist()
     listed = ", ".join(sql_text(v) for v in vocabularies)
-    return TableChange("source_to_concept_map", f"SELECT {_select('source_to_concept_map')} FROM {staged}",
-                       delete_where=f"source_vocabulary_id IN ({listed})")
+    return TableChange(
+        "source_to_concept_map",
+        f"SELECT {_select('source_to_concept_map')} FROM {staged}",
+        delete_where=f"source_vocabulary_id IN ({listed})",
+    )
 
 
 def local_codes_path(site: SiteMapping) -> Path:
@@ -111,17 +119,26 @@ def stage_local_codes(context: RunContext, site: SiteMapping, crosswalk: str | N
     """Stage the local-code list (``code`` = local code, plus its attributes) and the site's STCM rows."""
     engine = context.engine
     path = local_codes_path(site)
-    batches = list(read_source(path, SourceOptions(columns=("local_code", "target_vocabulary_id",
-                                                            "target_concept_code"))))
+    batches = list(
+        read_source(path, SourceOptions(columns=("local_code", "target_vocabulary_id", "target_concept_code")))
+    )
     table = context.table(f"local_{site.site}")
     data = pa.Table.from_batches(batches)
     data = data.drop_columns([c for c in data.column_names if c.startswith("_")])
     engine.write_new_table(table, data.append_column("code", data.column("local_code")))
     vocabulary = sql_text(site.local_codes.vocabulary_id if site.local_codes else "")
     stcm = context.table(f"stcm_{site.site}")
-    via_crosswalk = (f"(SELECT min(nullif(x.target_concept_id, 0)) FROM {crosswalk} AS x WHERE x.source_vocabulary_id "
-                     "= l.target_vocabulary_id AND x.source_code = l.target_concept_code)") if crosswalk else "NULL"
-    context.create_as(stcm, f"SELECT source_code, source_concept_id, source_vocabulary_id, "
+    via_crosswalk = (
+        (
+            f"(SELECT min(nullif(x.target_concept_id, 0)) FROM {crosswalk} AS x WHERE x.source_vocabulary_id "
+            "= l.target_vocabulary_id AND x.source_code = l.target_concept_code)"
+        )
+        if crosswalk
+        else "NULL"
+    )
+    context.create_as(
+        stcm,
+        f"SELECT source_code, source_concept_id, source_vocabulary_id, "
         "m.source_code_description, m.target_concept_id, coalesce(t.vocabulary_id, 'None') AS target_vocabulary_id, "
         "m.valid_start_date, m.valid_end_date, m.invalid_reason FROM ("
         f"SELECT l.local_code AS source_code, 0 AS source_concept_id, {vocabulary} AS source_vocabulary_id, "
@@ -130,7 +147,7 @@ def stage_local_codes(context: RunContext, site: SiteMapping, crosswalk: str | N
         "AS target_concept_id, DATE '1970-01-01' AS valid_start_date, DATE '2099-12-31' AS valid_end_date, "
         f"CAST(NULL AS VARCHAR) AS invalid_reason FROM {table} AS l LEFT JOIN concept AS c "
         "ON c.vocabulary_id = l.target_vocabulary_id AND c.concept_code = l.target_concept_code"
-        ") AS m LEFT JOIN concept AS t ON t.concept_id = m.target_concept_id"
+        ") AS m LEFT JOIN concept AS t ON t.concept_id = m.target_concept_id",
     )
     return table
 
@@ -141,11 +158,17 @@ def local_code_changes(context: RunContext, site: SiteMapping, local_table: str)
     vocabulary = site.local_codes.vocabulary_id if site.local_codes else ""
     stcm = context.table(f"stcm_{site.site}")
     return [
-        TableChange("source_to_concept_map", f"SELECT {_select('source_to_concept_map')} FROM {stcm}",
-                    delete_where=f"source_vocabulary_id = {sql_text(vocabulary)}"),
-        TableChange("vocabulary", f"SELECT {sql_text(vocabulary)}, {sql_text(f'{site.site} local codes')}, "
-                    f"{sql_text(site.description or site.site)}, NULL, 0",
-                    delete_where=f"vocabulary_id = {sql_text(vocabulary)}"),
+        TableChange(
+            "source_to_concept_map",
+            f"SELECT {_select('source_to_concept_map')} FROM {stcm}",
+            delete_where=f"source_vocabulary_id = {sql_text(vocabulary)}",
+        ),
+        TableChange(
+            "vocabulary",
+            f"SELECT {sql_text(vocabulary)}, {sql_text(f'{site.site} local codes')}, "
+            f"{sql_text(site.description or site.site)}, NULL, 0",
+            delete_where=f"vocabulary_id = {sql_text(vocabulary)}",
+        ),
     ]
 
 
@@ -155,18 +178,22 @@ def care_site_changes(context: RunContext, sites: Sequence[SiteMapping]) -> list
     changes = []
     for site in sites:
         care = site.care_site
-        changes.append(TableChange(
-            "location",
-            f"SELECT {care.care_site_id}, NULL, NULL, {sql_text(care.city)}, NULL, {sql_text(care.zip)}, NULL, "
-            f"{sql_text(f'care_site:{site.site}')}, NULL, {sql_text(care.country)}, NULL, NULL",
-            delete_where=f"location_id = {care.care_site_id}",
-        ))
-        changes.append(TableChange(
-            "care_site",
-            f"SELECT {care.care_site_id}, {sql_text(care.name)}, {care.place_of_service_concept_id}, "
-            f"{care.care_site_id}, {sql_text(site.site)}, NULL",
-            delete_where=f"care_site_id = {care.care_site_id}",
-        ))
+        changes.append(
+            TableChange(
+                "location",
+                f"SELECT {care.care_site_id}, NULL, NULL, {sql_text(care.city)}, NULL, {sql_text(care.zip)}, NULL, "
+                f"{sql_text(f'care_site:{site.site}')}, NULL, {sql_text(care.country)}, NULL, NULL",
+                delete_where=f"location_id = {care.care_site_id}",
+            )
+        )
+        changes.append(
+            TableChange(
+                "care_site",
+                f"SELECT {care.care_site_id}, {sql_text(care.name)}, {care.place_of_service_concept_id}, "
+                f"{care.care_site_id}, {sql_text(site.site)}, NULL",
+                delete_where=f"care_site_id = {care.care_site_id}",
+            )
+        )
     return changes
 
 
@@ -192,16 +219,22 @@ def observation_period_change(
     old_dates = []
     for target, (start, end) in OBSERVATION_DATES.items():
         last = f"coalesce({end}, {start})" if end else start
-        old_dates.append(f"SELECT person_id, {start} AS d0, {last} AS d1 FROM {target} "
-                         f"WHERE person_id IN (SELECT person_id FROM {touched})")
+        old_dates.append(
+            f"SELECT person_id, {start} AS d0, {last} AS d1 FROM {target} "
+            f"WHERE person_id IN (SELECT person_id FROM {touched})"
+        )
     periods = context.table("observation_periods")
-    context.create_as(periods, f"SELECT person_id AS observation_period_id, person_id, "
+    context.create_as(
+        periods,
+        f"SELECT person_id AS observation_period_id, person_id, "
         "CAST(min(d0) AS DATE) AS observation_period_start_date, CAST(max(d1) AS DATE) AS "
         f"observation_period_end_date, {EHR} AS period_type_concept_id FROM ("
-        + " UNION ALL ".join(new_dates + old_dates) + ") AS dates WHERE d0 IS NOT NULL GROUP BY person_id"
+        + " UNION ALL ".join(new_dates + old_dates)
+        + ") AS dates WHERE d0 IS NOT NULL GROUP BY person_id",
     )
-    return TableChange("observation_period", f"SELECT * FROM {periods}",
-                       delete_where=f"person_id IN (SELECT person_id FROM {touched})")
+    return TableChange(
+        "observation_period", f"SELECT * FROM {periods}", delete_where=f"person_id IN (SELECT person_id FROM {touched})"
+    )
 
 
 def cdm_source_change(context: RunContext, sites: Sequence[SiteMapping]) -> TableChange:

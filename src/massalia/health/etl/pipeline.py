@@ -37,8 +37,11 @@ from massalia.sources import SOURCE_LINE, SourceOptions
 
 ID_MAP = "etl_id_map"
 ID_MAP_COLUMNS = (
-    Column("site", "VARCHAR", False), Column("kind", "VARCHAR", False), Column("source_value", "VARCHAR", False),
-    Column("id", "BIGINT", False), Column("run_id", "VARCHAR", False),
+    Column("site", "VARCHAR", False),
+    Column("kind", "VARCHAR", False),
+    Column("source_value", "VARCHAR", False),
+    Column("id", "BIGINT", False),
+    Column("run_id", "VARCHAR", False),
 )
 SEQUENTIAL_KINDS = ("person",)
 """Kinds numbered 1, 2, 3... (readable ids); other kinds reuse their stable row id."""
@@ -111,8 +114,13 @@ class OmopPipeline(Pipeline):
             folder = self.sources_dir / site.site
             for kind, spec in site.files.items():
                 fmt = site.file_format(kind)
-                options = SourceOptions(format=fmt.format, separator=fmt.separator, quote=fmt.quote,
-                                        encoding=fmt.encoding, columns=tuple(spec.columns))
+                options = SourceOptions(
+                    format=fmt.format,
+                    separator=fmt.separator,
+                    quote=fmt.quote,
+                    encoding=fmt.encoding,
+                    columns=tuple(spec.columns),
+                )
                 for path in sorted(folder.glob(spec.pattern)):
                     files.append(InputFile(f"{site.site}.{kind}", path, options))
         return files
@@ -199,11 +207,22 @@ class OmopPipeline(Pipeline):
                 # The only mapping of its file, on every row: the file's contract is checked in the
                 # mapping's own pass (one scan of the rows instead of two, no anti-join).
                 bad_lines[mapping.source] = None
-                self._map(context, site, mapping, compiler, None, valid_by_mapping, new_ids, changes, run,
-                          contract=self._file_rules(site, mapping.source))
+                self._map(
+                    context,
+                    site,
+                    mapping,
+                    compiler,
+                    None,
+                    valid_by_mapping,
+                    new_ids,
+                    changes,
+                    run,
+                    contract=self._file_rules(site, mapping.source),
+                )
             elif all(r in valid_by_mapping for r in mapping.requires):
-                self._map(context, site, mapping, compiler, checked(mapping.source), valid_by_mapping, new_ids,
-                          changes, run)
+                self._map(
+                    context, site, mapping, compiler, checked(mapping.source), valid_by_mapping, new_ids, changes, run
+                )
             if last_use[mapping.source] == index:
                 self._release(context, site, mapping.source)
         for kind in site.files:
@@ -226,9 +245,18 @@ class OmopPipeline(Pipeline):
         self.warnings.append(warning)
 
     def _map(
-        self, context: RunContext, site: SiteMapping, mapping: TableMapping, compiler: OmopMappingCompiler,
-        bad: str | None, valid_by_mapping: dict[str, str], new_ids: str, changes: list[TableChange], run: SiteRun,
-        *, contract: Sequence[Rule] = (),
+        self,
+        context: RunContext,
+        site: SiteMapping,
+        mapping: TableMapping,
+        compiler: OmopMappingCompiler,
+        bad: str | None,
+        valid_by_mapping: dict[str, str],
+        new_ids: str,
+        changes: list[TableChange],
+        run: SiteRun,
+        *,
+        contract: Sequence[Rule] = (),
     ) -> None:
         """Map, check and split one table mapping; queue its rows for the publish.
 
@@ -238,17 +266,28 @@ class OmopPipeline(Pipeline):
         where = []
         if bad:
             # Rows the file-level checks refused feed no table (their reject rows already say why).
-            where.append(f"NOT EXISTS (SELECT 1 FROM {bad} AS b WHERE b.{FILE_NO} = s.{FILE_NO} "
-                         f"AND b.{SOURCE_LINE} = s.{SOURCE_LINE})")
+            where.append(
+                f"NOT EXISTS (SELECT 1 FROM {bad} AS b WHERE b.{FILE_NO} = s.{FILE_NO} "
+                f"AND b.{SOURCE_LINE} = s.{SOURCE_LINE})"
+            )
         for required in mapping.requires:
             # The row another mapping made from the same source row must exist (e.g. an episode's event).
-            where.append(f"EXISTS (SELECT 1 FROM {valid_by_mapping[required]} AS r "
-                         f"WHERE r.{FILE_NO} = s.{FILE_NO} AND r.{SOURCE_LINE} = s.{SOURCE_LINE})")
+            where.append(
+                f"EXISTS (SELECT 1 FROM {valid_by_mapping[required]} AS r "
+                f"WHERE r.{FILE_NO} = s.{FILE_NO} AND r.{SOURCE_LINE} = s.{SOURCE_LINE})"
+            )
         compiled = compiler.compile(mapping, where=where)
         valid = context.table(f"v_{site.site}_{mapping.name}")
-        context.validate(source_sql=compiled.source_sql, columns=compiled.columns, rules=compiled.rules,
-                         target=mapping.target, site=site.site, into=valid, contract=contract,
-                         contract_target=f"file:{mapping.source}")
+        context.validate(
+            source_sql=compiled.source_sql,
+            columns=compiled.columns,
+            rules=compiled.rules,
+            target=mapping.target,
+            site=site.site,
+            into=valid,
+            contract=contract,
+            contract_target=f"file:{mapping.source}",
+        )
         lines = site.treatment_lines
         if lines is not None and lines.mapping == mapping.name:
             # The line of each administration is read now, while its source row is at hand.
@@ -292,8 +331,13 @@ class OmopPipeline(Pipeline):
         if not rules:
             return None
         bad = context.table(f"bad_{site.site}_{kind}")
-        context.check(source_sql=f"{context.stage(f'{site.site}.{kind}')} AS s", rules=rules,
-                      target=f"file:{kind}", site=site.site, into=bad)
+        context.check(
+            source_sql=f"{context.stage(f'{site.site}.{kind}')} AS s",
+            rules=rules,
+            target=f"file:{kind}",
+            site=site.site,
+            into=bad,
+        )
         return bad
 
     @staticmethod
@@ -306,11 +350,26 @@ class OmopPipeline(Pipeline):
             rules.append(Rule("required", column, value=column_ref(column), source_field=column))
         for columns, pattern in ((spec.dates, fmt.date), (spec.datetimes, fmt.datetime)):
             for column in columns:
-                rules.append(Rule("invalid_date", column, value=column_ref(column), source_field=column,
-                                  result=parse_datetime(column_ref(column), pattern), detail=f"(expected {pattern})"))
+                rules.append(
+                    Rule(
+                        "invalid_date",
+                        column,
+                        value=column_ref(column),
+                        source_field=column,
+                        result=parse_datetime(column_ref(column), pattern),
+                        detail=f"(expected {pattern})",
+                    )
+                )
         for column in spec.numbers:
-            rules.append(Rule("invalid_number", column, value=column_ref(column), source_field=column,
-                              result=parse_number(column_ref(column), fmt.decimal)))
+            rules.append(
+                Rule(
+                    "invalid_number",
+                    column,
+                    value=column_ref(column),
+                    source_field=column,
+                    result=parse_number(column_ref(column), fmt.decimal),
+                )
+            )
         for column, pattern in spec.codes.items():
             regex = CODE_PATTERNS.get(pattern, pattern)
             rules.append(Rule("invalid_code", column, value=column_ref(column), source_field=column, limit=regex))
@@ -324,11 +383,12 @@ class OmopPipeline(Pipeline):
         self._ensure_id_lookup(context, site, kind, ids)
         first = context.table(f"first_{site.site}_{mapping.name}")
         # First occurrence of each key not already known: later copies are duplicates.
-        context.create_as(first, f"SELECT _key, min(_row_id) AS _first FROM {valid} AS v "
-            f"WHERE NOT EXISTS (SELECT 1 FROM {ids} AS i WHERE i.code = v._key) GROUP BY _key"
+        context.create_as(
+            first,
+            f"SELECT _key, min(_row_id) AS _first FROM {valid} AS v "
+            f"WHERE NOT EXISTS (SELECT 1 FROM {ids} AS i WHERE i.code = v._key) GROUP BY _key",
         )
-        own = next((name for name, spec in mapping.columns.items() if spec.transform == "id" and spec.id == kind),
-                   None)
+        own = next((name for name, spec in mapping.columns.items() if spec.transform == "id" and spec.id == kind), None)
         if mapping.duplicates == "reject":
             engine.execute(
                 f"INSERT INTO {context.reject_table} SELECT {sql_text(context.run_id)}, {sql_text(site.site)}, "
@@ -338,22 +398,27 @@ class OmopPipeline(Pipeline):
                 f"FROM {valid} AS v JOIN {first} AS f ON f._key = v._key WHERE v._row_id <> f._first"
             )
         if kind in SEQUENTIAL_KINDS:
-            start = (f"(SELECT coalesce(max(id), 0) FROM (SELECT id FROM {ID_MAP} WHERE kind = {sql_text(kind)} "
-                     f"UNION ALL SELECT id FROM {new_ids} WHERE kind = {sql_text(kind)}) AS known_ids)")
+            start = (
+                f"(SELECT coalesce(max(id), 0) FROM (SELECT id FROM {ID_MAP} WHERE kind = {sql_text(kind)} "
+                f"UNION ALL SELECT id FROM {new_ids} WHERE kind = {sql_text(kind)}) AS known_ids)"
+            )
             id_sql = f"{start} + row_number() OVER (ORDER BY _key)"
         else:
             id_sql = "_first"
         numbered = context.table(f"ids_{site.site}_{mapping.name}")
         context.create_as(numbered, f"SELECT _key, _first, {id_sql} AS id FROM {first}")
-        engine.execute(f"INSERT INTO {new_ids} SELECT {sql_text(site.site)}, {sql_text(kind)}, _key, id, "
-                       f"{sql_text(context.run_id)} FROM {numbered}")
+        engine.execute(
+            f"INSERT INTO {new_ids} SELECT {sql_text(site.site)}, {sql_text(kind)}, _key, id, "
+            f"{sql_text(context.run_id)} FROM {numbered}"
+        )
         engine.execute(f"INSERT INTO {ids} SELECT _key, id FROM {numbered}")
         published = context.table(f"p_{site.site}_{mapping.name}")
         # The columns spelled out (not DuckDB's ``v.* REPLACE (…)``): the same SQL runs on every engine.
         names = engine.query(f"SELECT * FROM {valid} LIMIT 0").schema.names
         selected = ", ".join(f"n.id AS {name}" if name == own else f"v.{name}" for name in names)
-        context.create_as(published, f"SELECT {selected} FROM {valid} AS v "
-            f"JOIN {numbered} AS n ON n._key = v._key AND n._first = v._row_id"
+        context.create_as(
+            published,
+            f"SELECT {selected} FROM {valid} AS v JOIN {numbered} AS n ON n._key = v._key AND n._first = v._row_id",
         )
         return published
 
@@ -364,8 +429,10 @@ class OmopPipeline(Pipeline):
     def _ensure_id_lookup(self, context: RunContext, site: SiteMapping, kind: str, table: str) -> None:
         if table not in self._id_lookups:
             self._id_lookups.add(table)
-            context.create_as(table, f"SELECT source_value AS code, id FROM {ID_MAP} "
-                f"WHERE site = {sql_text(site.site)} AND kind = {sql_text(kind)}"
+            context.create_as(
+                table,
+                f"SELECT source_value AS code, id FROM {ID_MAP} "
+                f"WHERE site = {sql_text(site.site)} AND kind = {sql_text(kind)}",
             )
 
     def _build_lookup(self, context: RunContext, site: SiteMapping, lookup: Lookup, local_table: str | None) -> str:
@@ -380,27 +447,37 @@ class OmopPipeline(Pipeline):
         table = context.table(f"lkp_{site.site}_{len(context.temporary)}")
         if lookup.kind == "local":
             stcm = context.table(f"stcm_{site.site}")
-            context.create_as(table, f"SELECT source_code AS code, min(source_concept_id) AS source_concept_id, "
-                f"min(nullif(target_concept_id, 0)) AS concept_id FROM {stcm} GROUP BY source_code"
+            context.create_as(
+                table,
+                f"SELECT source_code AS code, min(source_concept_id) AS source_concept_id, "
+                f"min(nullif(target_concept_id, 0)) AS concept_id FROM {stcm} GROUP BY source_code",
             )
             return table
         vocabularies = ", ".join(sql_text(v) for v in lookup.vocabularies)
         ranks = " ".join(f"WHEN {sql_text(v)} THEN {i}" for i, v in enumerate(lookup.vocabularies))
         if lookup.relationship.startswith("ancestor:"):
             concept_class = lookup.relationship.split(":", 1)[1]
-            target = (f"(SELECT min(a.descendant_concept_id) FROM concept_ancestor AS a JOIN concept AS d "
-                      f"ON d.concept_id = a.descendant_concept_id WHERE a.ancestor_concept_id = c.concept_id "
-                      f"AND d.concept_class_id = {sql_text(concept_class)} AND d.standard_concept = 'S')")
+            target = (
+                f"(SELECT min(a.descendant_concept_id) FROM concept_ancestor AS a JOIN concept AS d "
+                f"ON d.concept_id = a.descendant_concept_id WHERE a.ancestor_concept_id = c.concept_id "
+                f"AND d.concept_class_id = {sql_text(concept_class)} AND d.standard_concept = 'S')"
+            )
         else:
-            target = (f"(SELECT min(r.concept_id_2) FROM concept_relationship AS r WHERE r.concept_id_1 = "
-                      f"c.concept_id AND r.relationship_id = {sql_text(lookup.relationship)} "
-                      f"AND r.invalid_reason IS NULL)")
+            target = (
+                f"(SELECT min(r.concept_id_2) FROM concept_relationship AS r WHERE r.concept_id_1 = "
+                f"c.concept_id AND r.relationship_id = {sql_text(lookup.relationship)} "
+                f"AND r.invalid_reason IS NULL)"
+            )
         crosswalk = ""
         if self.crosswalk:
             # Codes the vocabulary lacks (or cannot map) fall back on the data team's crosswalk.
-            crosswalk = (f" UNION ALL SELECT x.source_code, 0, nullif(x.target_concept_id, 0), 1000, 1 "
-                         f"FROM {self.crosswalk} AS x WHERE x.source_vocabulary_id IN ({vocabularies})")
-        context.create_as(table, f"SELECT code, max(source_concept_id) AS source_concept_id, "
+            crosswalk = (
+                f" UNION ALL SELECT x.source_code, 0, nullif(x.target_concept_id, 0), 1000, 1 "
+                f"FROM {self.crosswalk} AS x WHERE x.source_vocabulary_id IN ({vocabularies})"
+            )
+        context.create_as(
+            table,
+            f"SELECT code, max(source_concept_id) AS source_concept_id, "
             # The concept of the best-ranked vocabulary, the smallest id among equals: min() over
             # (rank, id) packed in one BIGINT, as DuckDB's arg_min is not on every engine.
             f"CAST(min(CASE WHEN concept_id IS NOT NULL THEN CAST(priority AS BIGINT) * {RANK_BASE} + concept_id END) "
@@ -409,7 +486,7 @@ class OmopPipeline(Pipeline):
             f"coalesce({target}, CASE WHEN c.standard_concept = 'S' THEN c.concept_id END) AS concept_id, "
             f"CASE c.vocabulary_id {ranks} END AS priority, 0 AS origin "
             f"FROM concept AS c WHERE c.vocabulary_id IN ({vocabularies}) AND c.invalid_reason IS NULL{crosswalk}"
-            f") AS candidates GROUP BY code"
+            f") AS candidates GROUP BY code",
         )
         return table
 

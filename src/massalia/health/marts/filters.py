@@ -297,9 +297,7 @@ def compile_filter(spec: FilterSpec, catalogue: Catalogue | None = None, *, tabl
     return exp.and_(*conditions) if len(conditions) > 1 else conditions[0]
 
 
-def _base_query(
-    engine: Engine, spec: FilterSpec, catalogue: Catalogue, restrict: exp.Expr | None = None
-) -> exp.Select:
+def _base_query(engine: Engine, spec: FilterSpec, catalogue: Catalogue, restrict: exp.Expr | None = None) -> exp.Select:
     condition = compile_filter(spec, catalogue)
     if restrict is not None:  # a project's row-level scope (massalia.governance.policy), over alias "m"
         condition = exp.and_(condition, restrict) if condition is not None else restrict

@@ -225,14 +225,39 @@ def draw_cohort(
 
     plan = treatment.assign_plan(rng, cancer, male, age, stage, ecog, morphology, marker, marker_value, icd10)
     proto = Cohort(
-        index=index, site=site, male=male, age=age, birth_day=birth_day, dx_day=dx_day, cancer=cancer,
-        icd10=icd10, morphology=morphology, grade=grade, laterality=laterality, stage=stage, ct=ct, cn=cn,
-        cm=cm, ecog=ecog, comorb=comorb, marker=marker, marker_value=marker_value,
-        family_history=family_history, family_relative=family_relative, plan=plan,
-        relapse_years=np.zeros(n), death_years=np.zeros(n), censor_years=np.zeros(n), end_years=np.zeros(n),
-        relapse_observed=np.zeros(n, bool), death_observed=np.zeros(n, bool), hosp_rate=np.zeros(n),
-        second_cancer_years=np.full(n, np.inf), second_cancer=np.full(n, -1),
-        pt=np.full(n, -1, np.int8), pn=np.full(n, -1, np.int8),
+        index=index,
+        site=site,
+        male=male,
+        age=age,
+        birth_day=birth_day,
+        dx_day=dx_day,
+        cancer=cancer,
+        icd10=icd10,
+        morphology=morphology,
+        grade=grade,
+        laterality=laterality,
+        stage=stage,
+        ct=ct,
+        cn=cn,
+        cm=cm,
+        ecog=ecog,
+        comorb=comorb,
+        marker=marker,
+        marker_value=marker_value,
+        family_history=family_history,
+        family_relative=family_relative,
+        plan=plan,
+        relapse_years=np.zeros(n),
+        death_years=np.zeros(n),
+        censor_years=np.zeros(n),
+        end_years=np.zeros(n),
+        relapse_observed=np.zeros(n, bool),
+        death_observed=np.zeros(n, bool),
+        hosp_rate=np.zeros(n),
+        second_cancer_years=np.full(n, np.inf),
+        second_cancer=np.full(n, -1),
+        pt=np.full(n, -1, np.int8),
+        pn=np.full(n, -1, np.int8),
     )
     _draw_outcomes(rng, proto, model)
     return proto
@@ -275,9 +300,11 @@ def _draw_markers(
             marker[sel, col["kras"]] = (driver >= 0.16) & (driver < 0.41)
             for m in ("egfr", "alk", "kras"):
                 marker[sel, col[m]] = np.where(nonsq, marker[sel, col[m]], -1)
-            tps = np.where(u[:, col["pdl1"]] < 0.3, 0.0,
-                           np.where(u[:, col["pdl1"]] < 0.65, rng.integers(1, 50, sel.size),
-                                    rng.integers(50, 101, sel.size)))
+            tps = np.where(
+                u[:, col["pdl1"]] < 0.3,
+                0.0,
+                np.where(u[:, col["pdl1"]] < 0.65, rng.integers(1, 50, sel.size), rng.integers(50, 101, sel.size)),
+            )
             value[sel, col["pdl1"]] = tps
             marker[sel, col["pdl1"]] = tps >= 50
         elif key == "colorectal":

@@ -12,11 +12,27 @@ import pyarrow as pa
 from massalia.health.synth.sites.layout import FileLayout, SiteLayout
 
 DEFECT_KINDS: tuple[str, ...] = ("bad_date", "unknown_code", "missing_required", "bad_number")
-CODE_COLUMNS = frozenset({
-    "code_cim10", "code_atc", "code_loinc", "code_snomed", "code_morphologie", "local_code", "histology_code",
-    "marker_code", "drug_code", "procedure_code", "test_code", "cim10", "atc", "loinc", "snomed",
-    "morphologie", "topographie",
-})
+CODE_COLUMNS = frozenset(
+    {
+        "code_cim10",
+        "code_atc",
+        "code_loinc",
+        "code_snomed",
+        "code_morphologie",
+        "local_code",
+        "histology_code",
+        "marker_code",
+        "drug_code",
+        "procedure_code",
+        "test_code",
+        "cim10",
+        "atc",
+        "loinc",
+        "snomed",
+        "morphologie",
+        "topographie",
+    }
+)
 
 
 def _candidates(layout: FileLayout, site: SiteLayout, table: pa.Table) -> dict[str, list[str]]:
@@ -91,9 +107,17 @@ def inject_defects(
         original = columns[name][r]
         bad = _bad_value(kind, original, table.schema.field(name).type, site, rng)
         columns[name][r] = bad
-        records.append({"site": site.name, "file": file_name, "row": r + 1, "field": name, "kind": kind,
-                        "original": None if original is None else str(original),
-                        "written": None if bad is None else str(bad)})
+        records.append(
+            {
+                "site": site.name,
+                "file": file_name,
+                "row": r + 1,
+                "field": name,
+                "kind": kind,
+                "original": None if original is None else str(original),
+                "written": None if bad is None else str(bad),
+            }
+        )
     for name, values in columns.items():
         i = table.schema.get_field_index(name)
         table = table.set_column(i, table.schema.field(i), pa.array(values, type=table.schema.field(i).type))

@@ -34,8 +34,20 @@ from massalia.health.synth.timeline import AE_KEYS, Timeline
 from massalia.health.synth.treatment import PROCEDURE_KEYS, REGIMEN_KEYS
 
 DOC_KINDS: tuple[str, ...] = ("pathology", "tumour_board", "consultation", "discharge", "imaging")
-LABELS: tuple[str, ...] = ("cancer", "histology", "tnm", "stage", "biomarker", "drug", "date", "metastasis",
-                           "comorbidity", "procedure", "adverse_event", "ecog")
+LABELS: tuple[str, ...] = (
+    "cancer",
+    "histology",
+    "tnm",
+    "stage",
+    "biomarker",
+    "drug",
+    "date",
+    "metastasis",
+    "comorbidity",
+    "procedure",
+    "adverse_event",
+    "ecog",
+)
 STAGES = ("I", "II", "III", "IV")
 _MET_ICD = {k: m.icd10 for k, m in METASTASES.items()}
 _MET_BY_ICD = {m.icd10: k for k, m in METASTASES.items()}
@@ -59,13 +71,33 @@ class _Note:
         self.parts.append(s)
         self.length += len(s)
 
-    def ent(self, s: str, label: str, value: object, *, negated: bool = False, hypothesis: bool = False,
-            family: bool = False, history: bool = False) -> None:
+    def ent(
+        self,
+        s: str,
+        label: str,
+        value: object,
+        *,
+        negated: bool = False,
+        hypothesis: bool = False,
+        family: bool = False,
+        history: bool = False,
+    ) -> None:
         start = self.length
         self.parts.append(s)
         self.length += len(s)
-        self.spans.append({"start": start, "end": self.length, "label": label, "text": s, "value": value,
-                           "negated": negated, "hypothesis": hypothesis, "family": family, "history": history})
+        self.spans.append(
+            {
+                "start": start,
+                "end": self.length,
+                "label": label,
+                "text": s,
+                "value": value,
+                "negated": negated,
+                "hypothesis": hypothesis,
+                "family": family,
+                "history": history,
+            }
+        )
 
     def date(self, day: int) -> None:
         iso = (dt.date(1970, 1, 1) + dt.timedelta(days=int(day))).isoformat()
@@ -91,8 +123,9 @@ class _Patient:
         self.ecog = int(c.ecog[i])
         self.grade = int(c.grade[i])
         self.comorb = [k for j, k in enumerate(COMORBIDITY_KEYS) if c.comorb[i, j]]
-        self.markers = [(m, int(c.marker[i, j]), float(c.marker_value[i, j])) for j, m in enumerate(MARKERS)
-                        if c.marker[i, j] >= 0]
+        self.markers = [
+            (m, int(c.marker[i, j]), float(c.marker_value[i, j])) for j, m in enumerate(MARKERS) if c.marker[i, j] >= 0
+        ]
         self.family = int(c.family_history[i])
         self.relative = int(c.family_relative[i])
         self.surgery = int(c.plan.surgery[i])
@@ -109,8 +142,13 @@ def _cancer(n: _Note, p: _Patient, **q: bool) -> None:
 def _tnm(n: _Note, p: _Patient) -> None:
     t, nn, m = p.tnm
     style = int(n.rng.randrange(0, 3))
-    s = (f"c{T_CATS[t]}N{N_CATS[nn][1:]}M{m}" if style == 0 else
-         f"c{T_CATS[t]} c{N_CATS[nn]} cM{m}" if style == 1 else f"{T_CATS[t]}{N_CATS[nn]}M{m}")
+    s = (
+        f"c{T_CATS[t]}N{N_CATS[nn][1:]}M{m}"
+        if style == 0
+        else f"c{T_CATS[t]} c{N_CATS[nn]} cM{m}"
+        if style == 1
+        else f"{T_CATS[t]}{N_CATS[nn]}M{m}"
+    )
     n.ent(s, "tnm", f"c{T_CATS[t]} c{N_CATS[nn]} cM{m}")
 
 
@@ -173,8 +211,17 @@ def _consultation(n: _Note, p: _Patient, day: int) -> None:
     _antecedents(n, p)
     n.text("\nExamen : ")
     n.ent(ph.ecog_text(p.ecog, n.rng), "ecog", p.ecog)
-    n.text(". " + ph.pick(("Je programme une biopsie et un bilan d'extension.",
-                           "Un scanner TAP et une biopsie sont demandés.", "Bilan en cours."), n.rng))
+    n.text(
+        ". "
+        + ph.pick(
+            (
+                "Je programme une biopsie et un bilan d'extension.",
+                "Un scanner TAP et une biopsie sont demandés.",
+                "Bilan en cours.",
+            ),
+            n.rng,
+        )
+    )
     n.text("\n" + ph.pick(ph.CLOSINGS, n.rng))
 
 
@@ -221,8 +268,11 @@ def _pathology(n: _Note, p: _Patient, day: int, surgical: bool) -> None:
     n.date(day)
     if surgical:
         n.text(" : pièce opératoire (")
-        n.ent(PROCEDURES[PROCEDURE_KEYS[p.surgery]].label_fr.lower(), "procedure",
-              PROCEDURES[PROCEDURE_KEYS[p.surgery]].snomed)
+        n.ent(
+            PROCEDURES[PROCEDURE_KEYS[p.surgery]].label_fr.lower(),
+            "procedure",
+            PROCEDURES[PROCEDURE_KEYS[p.surgery]].snomed,
+        )
         n.text(").\n")
     else:
         n.text(" : biopsie.\n")
@@ -232,8 +282,11 @@ def _pathology(n: _Note, p: _Patient, day: int, surgical: bool) -> None:
     if surgical:
         n.text("Stade pathologique : ")
         pt, pn = p.ptnm
-        n.ent(f"p{T_CATS[pt]} p{N_CATS[pn]}" if n.rng.random() < 0.5 else f"p{T_CATS[pt]}{N_CATS[pn]}", "tnm",
-              f"p{T_CATS[pt]} p{N_CATS[pn]}")
+        n.ent(
+            f"p{T_CATS[pt]} p{N_CATS[pn]}" if n.rng.random() < 0.5 else f"p{T_CATS[pt]}{N_CATS[pn]}",
+            "tnm",
+            f"p{T_CATS[pt]} p{N_CATS[pn]}",
+        )
         n.text(". ")
         if pn == 0:
             n.ent(ph.pick(ph.NEGATED_NODES, n.rng), "metastasis", "C77.9", negated=True)
@@ -313,16 +366,30 @@ def _discharge(n: _Note, p: _Patient, start: int, end: int, ae: int | None) -> N
         n.ent(proc.label_fr.lower(), "procedure", proc.snomed)
         n.text(" pour ")
         _cancer(n, p)
-        n.text(".\nSuites opératoires " + ph.pick(("simples", "sans particularité", "marquées par une douleur "
-                                                                                     "contrôlée"), n.rng) + ". ")
-        n.ent(ph.pick(("pas de complication", "absence de complication", "aucune complication"), n.rng),
-              "adverse_event", "complication", negated=True)
+        n.text(
+            ".\nSuites opératoires "
+            + ph.pick(("simples", "sans particularité", "marquées par une douleur contrôlée"), n.rng)
+            + ". "
+        )
+        n.ent(
+            ph.pick(("pas de complication", "absence de complication", "aucune complication"), n.rng),
+            "adverse_event",
+            "complication",
+            negated=True,
+        )
         n.text(".")
     else:
         cond = ADVERSE_EVENTS[AE_KEYS[ae]]
         n.ent(cond.label_fr, "adverse_event", cond.icd10)
-        n.text(" chez un" + ("" if p.male else "e") + " patient" + ("" if p.male else "e") + " suivi"
-               + ("" if p.male else "e") + " pour ")
+        n.text(
+            " chez un"
+            + ("" if p.male else "e")
+            + " patient"
+            + ("" if p.male else "e")
+            + " suivi"
+            + ("" if p.male else "e")
+            + " pour "
+        )
         _cancer(n, p)
         n.text(".")
         if p.line1 >= 0:
@@ -344,8 +411,9 @@ def note_id_string(site: str, note_id: int) -> str:
     return f"{prefix}{note_id:010d}"
 
 
-def build_documents(rng: np.random.Generator, c: Cohort, t: Timeline, site: str) -> tuple[dict[str, np.ndarray],
-                                                                                               list[str]]:
+def build_documents(
+    rng: np.random.Generator, c: Cohort, t: Timeline, site: str
+) -> tuple[dict[str, np.ndarray], list[str]]:
     """Documents of a site's patients and their annotation lines (JSON, one per document).
 
     Returns
@@ -370,8 +438,9 @@ def build_documents(rng: np.random.Generator, c: Cohort, t: Timeline, site: str)
     for i in range(len(c)):
         p = _Patient(c, i)
         plan: list[tuple[int, int, int, Any]] = [
-            (2, anchors["first_consult"][i], -1, None), (4, dx[i], -1, None), (0, dx[i] + 4 + int(c.index[i]) % 9, -1,
-                                                                                False),
+            (2, anchors["first_consult"][i], -1, None),
+            (4, dx[i], -1, None),
+            (0, dx[i] + 4 + int(c.index[i]) % 9, -1, False),
             (1, anchors["rcp_day"][i], -1, False),
         ]
         if surg[i] >= 0:
@@ -404,14 +473,27 @@ def build_documents(rng: np.random.Generator, c: Cohort, t: Timeline, site: str)
             kinds.append(kind)
             texts.append(text)
             ids.append(note_id)
-            annotations.append(json.dumps({
-                "note_id": note_id_string(site, note_id), "site": site, "patient_id": sids[i],
-                "note_type": DOC_KINDS[kind], "note_date": (dt.date(1970, 1, 1) + dt.timedelta(days=day)).isoformat(),
-                "spans": n.spans,
-            }, ensure_ascii=False))
-    table = {"pid": np.array(pids, dtype=np.int64), "visit": np.array(visits, dtype=np.int64),
-             "day": np.array(days, dtype=np.int64), "kind": np.array(kinds, dtype=np.int64),
-             "text": np.array(texts, dtype=object), "note_id": np.array(ids, dtype=np.int64)}
+            annotations.append(
+                json.dumps(
+                    {
+                        "note_id": note_id_string(site, note_id),
+                        "site": site,
+                        "patient_id": sids[i],
+                        "note_type": DOC_KINDS[kind],
+                        "note_date": (dt.date(1970, 1, 1) + dt.timedelta(days=day)).isoformat(),
+                        "spans": n.spans,
+                    },
+                    ensure_ascii=False,
+                )
+            )
+    table = {
+        "pid": np.array(pids, dtype=np.int64),
+        "visit": np.array(visits, dtype=np.int64),
+        "day": np.array(days, dtype=np.int64),
+        "kind": np.array(kinds, dtype=np.int64),
+        "text": np.array(texts, dtype=object),
+        "note_id": np.array(ids, dtype=np.int64),
+    }
     return table, annotations
 
 

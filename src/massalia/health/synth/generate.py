@@ -157,8 +157,9 @@ def generate(
     for lo in range(start_index, end, chunk_size):
         hi = min(lo + chunk_size, end)
         part = lo // chunk_size
-        _write_chunk(out_dir, part, lo, hi, seed, names, weights, model, dirty_rate, with_documents, summary,
-                     progress, task)
+        _write_chunk(
+            out_dir, part, lo, hi, seed, names, weights, model, dirty_rate, with_documents, summary, progress, task
+        )
         summary.parts.append(part)
     summary.seconds = time.perf_counter() - t0
     return summary
@@ -176,9 +177,19 @@ def _write_ground_truth(out_dir: Path, seed: int, model: HazardModel, weights: d
 
 
 def _write_chunk(
-    out_dir: Path, part: int, lo: int, hi: int, seed: int, names: list[str], weights: np.ndarray,
-    model: HazardModel, dirty_rate: float, with_documents: bool, summary: GenerationSummary,
-    progress: Progress | None, task: TaskID | None,
+    out_dir: Path,
+    part: int,
+    lo: int,
+    hi: int,
+    seed: int,
+    names: list[str],
+    weights: np.ndarray,
+    model: HazardModel,
+    dirty_rate: float,
+    with_documents: bool,
+    summary: GenerationSummary,
+    progress: Progress | None,
+    task: TaskID | None,
 ) -> None:
     tables: dict[str, dict[str, list[pa.Table]]] = {s: {} for s in names}
     truths: list[pa.Table] = []
@@ -232,14 +243,18 @@ def _write_chunk(
     truth_dir = out_dir / "truth"
     truth_dir.mkdir(parents=True, exist_ok=True)
     if truths:
-        pq.write_table(pa.concat_tables(truths, promote_options="default"),
-                       truth_dir / f"patients_part{part:04d}.parquet", compression="zstd")
+        pq.write_table(
+            pa.concat_tables(truths, promote_options="default"),
+            truth_dir / f"patients_part{part:04d}.parquet",
+            compression="zstd",
+        )
     if dirty_rate > 0:
         pq.write_table(_defects_table(defects), truth_dir / f"defects_part{part:04d}.parquet")
         summary.defects += len(defects)
     if with_documents:
         (truth_dir / f"annotations_part{part:04d}.jsonl").write_text(
-            "".join(line + "\n" for line in annotations), encoding="utf-8")
+            "".join(line + "\n" for line in annotations), encoding="utf-8"
+        )
 
 
 def _empty(columns: list[str]) -> pa.Table:
@@ -248,5 +263,6 @@ def _empty(columns: list[str]) -> pa.Table:
 
 def _defects_table(defects: list[dict[str, object]]) -> pa.Table:
     cols = ("site", "file", "row", "field", "kind", "original", "written")
-    return pa.table({c: pa.array([d[c] for d in defects], type=pa.int64() if c == "row" else pa.string())
-                     for c in cols})
+    return pa.table(
+        {c: pa.array([d[c] for d in defects], type=pa.int64() if c == "row" else pa.string()) for c in cols}
+    )

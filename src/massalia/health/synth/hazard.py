@@ -13,8 +13,18 @@ import numpy as np
 from massalia.health.synth.catalogue import CANCERS
 
 COVARIATES: tuple[str, ...] = (
-    "stage_II", "stage_III", "stage_IV", "age_per_10y", "ecog_1", "ecog_2plus", "male", "comorbidities",
-    "matched_targeted", "hormone_therapy", "triple_negative", "chemo_line1",
+    "stage_II",
+    "stage_III",
+    "stage_IV",
+    "age_per_10y",
+    "ecog_1",
+    "ecog_2plus",
+    "male",
+    "comorbidities",
+    "matched_targeted",
+    "hormone_therapy",
+    "triple_negative",
+    "chemo_line1",
 )
 """Names of the design-matrix columns shared by every hazard (see ``design_matrix``)."""
 
@@ -41,23 +51,56 @@ class HazardModel:
 
     death_shape: float = 1.1
     relapse_shape: float = 0.9
-    death_hr: dict[str, float] = field(default_factory=lambda: {
-        "stage_II": 2.0, "stage_III": 4.0, "stage_IV": 12.0, "age_per_10y": 1.35, "ecog_1": 1.5,
-        "ecog_2plus": 2.5, "male": 1.1, "comorbidities": 1.15, "matched_targeted": 0.65,
-        "hormone_therapy": 0.85, "triple_negative": 1.6, "chemo_line1": 1.0,
-    })
+    death_hr: dict[str, float] = field(
+        default_factory=lambda: {
+            "stage_II": 2.0,
+            "stage_III": 4.0,
+            "stage_IV": 12.0,
+            "age_per_10y": 1.35,
+            "ecog_1": 1.5,
+            "ecog_2plus": 2.5,
+            "male": 1.1,
+            "comorbidities": 1.15,
+            "matched_targeted": 0.65,
+            "hormone_therapy": 0.85,
+            "triple_negative": 1.6,
+            "chemo_line1": 1.0,
+        }
+    )
     death_hr_after_relapse: float = 3.0
-    relapse_hr: dict[str, float] = field(default_factory=lambda: {
-        "stage_II": 1.8, "stage_III": 3.5, "stage_IV": 10.0, "age_per_10y": 1.05, "ecog_1": 1.2,
-        "ecog_2plus": 1.5, "male": 1.0, "comorbidities": 1.0, "matched_targeted": 0.55,
-        "hormone_therapy": 0.6, "triple_negative": 1.8, "chemo_line1": 1.0,
-    })
+    relapse_hr: dict[str, float] = field(
+        default_factory=lambda: {
+            "stage_II": 1.8,
+            "stage_III": 3.5,
+            "stage_IV": 10.0,
+            "age_per_10y": 1.05,
+            "ecog_1": 1.2,
+            "ecog_2plus": 1.5,
+            "male": 1.0,
+            "comorbidities": 1.0,
+            "matched_targeted": 0.55,
+            "hormone_therapy": 0.6,
+            "triple_negative": 1.8,
+            "chemo_line1": 1.0,
+        }
+    )
     hosp_base_rate: float = 0.25
-    hosp_rr: dict[str, float] = field(default_factory=lambda: {
-        "stage_II": 1.0, "stage_III": 1.2, "stage_IV": 1.8, "age_per_10y": 1.15, "ecog_1": 1.4,
-        "ecog_2plus": 2.2, "male": 1.0, "comorbidities": 1.2, "matched_targeted": 1.0,
-        "hormone_therapy": 1.0, "triple_negative": 1.0, "chemo_line1": 1.6,
-    })
+    hosp_rr: dict[str, float] = field(
+        default_factory=lambda: {
+            "stage_II": 1.0,
+            "stage_III": 1.2,
+            "stage_IV": 1.8,
+            "age_per_10y": 1.15,
+            "ecog_1": 1.4,
+            "ecog_2plus": 2.2,
+            "male": 1.0,
+            "comorbidities": 1.2,
+            "matched_targeted": 1.0,
+            "hormone_therapy": 1.0,
+            "triple_negative": 1.0,
+            "chemo_line1": 1.6,
+        }
+    )
     loss_to_followup_rate: float = 0.02
     second_cancer_rate: float = 0.006
 
@@ -78,12 +121,18 @@ class HazardModel:
         out["time_unit"] = "years since diagnosis"
         out["data_cutoff"] = DATA_CUTOFF.isoformat()
         out["covariate_definitions"] = {
-            "stage_II": "stage group II (ref: I)", "stage_III": "stage group III", "stage_IV": "stage group IV",
-            "age_per_10y": "(age at diagnosis - 65) / 10", "ecog_1": "ECOG 1 at diagnosis (ref: 0)",
-            "ecog_2plus": "ECOG >= 2", "male": "sex male", "comorbidities": "number of comorbidities",
+            "stage_II": "stage group II (ref: I)",
+            "stage_III": "stage group III",
+            "stage_IV": "stage group IV",
+            "age_per_10y": "(age at diagnosis - 65) / 10",
+            "ecog_1": "ECOG 1 at diagnosis (ref: 0)",
+            "ecog_2plus": "ECOG >= 2",
+            "male": "sex male",
+            "comorbidities": "number of comorbidities",
             "matched_targeted": "received the biomarker-matched targeted therapy it was eligible for",
             "hormone_therapy": "received hormone therapy in line 1",
-            "triple_negative": "breast ER-, PR-, HER2-", "chemo_line1": "line 1 includes myelotoxic chemotherapy",
+            "triple_negative": "breast ER-, PR-, HER2-",
+            "chemo_line1": "line 1 includes myelotoxic chemotherapy",
         }
         return out
 

@@ -12,8 +12,13 @@ _MARKER_LAB = np.array([LAB_KEYS.index(c.marker_lab) if c.marker_lab else -1 for
 _PANEL_BASE = [np.array([LAB_KEYS.index(k) for k in CBC + CHEMISTRY]), np.array([LAB_KEYS.index(k) for k in CBC])]
 DAY = 86_400
 
-NADIR_KINDS = {0: "none", 1: "day-8 count after a myelotoxic cycle", 2: "stay for febrile neutropenia",
-               3: "stay for anaemia", 4: "other unplanned stay"}
+NADIR_KINDS = {
+    0: "none",
+    1: "day-8 count after a myelotoxic cycle",
+    2: "stay for febrile neutropenia",
+    3: "stay for anaemia",
+    4: "other unplanned stay",
+}
 """Meaning of the ``nadir`` context of a lab draw (drives the treatment effects on values)."""
 
 
@@ -83,6 +88,6 @@ def draw_lab_values(
     leuko = np.flatnonzero(lab == LAB_KEYS.index("leukocytes"))
     value[leuko] = value[leuko + 1] + value[leuko + 2] + rng.uniform(0.4, 1.0, leuko.shape[0])
     decimals = np.array([LABS[x].decimals for x in LAB_KEYS])[lab]
-    scale = 10.0 ** decimals
+    scale = 10.0**decimals
     value = np.round(value * scale) / scale
     return {"pid": pid, "visit": draws["visit"][rows], "t": t, "lab": lab, "value": value}

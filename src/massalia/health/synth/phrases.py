@@ -5,8 +5,20 @@ from __future__ import annotations
 import datetime as dt
 import random
 
-MONTHS = ("janvier", "février", "mars", "avril", "mai", "juin", "juillet", "août", "septembre", "octobre",
-          "novembre", "décembre")
+MONTHS = (
+    "janvier",
+    "février",
+    "mars",
+    "avril",
+    "mai",
+    "juin",
+    "juillet",
+    "août",
+    "septembre",
+    "octobre",
+    "novembre",
+    "décembre",
+)
 
 CANCER_NAMES: dict[str, tuple[str, ...]] = {
     "breast": ("cancer du sein", "carcinome mammaire", "néoplasie mammaire", "K du sein", "tumeur maligne du sein"),
@@ -45,36 +57,70 @@ METASTASIS_NAMES: dict[str, tuple[str, ...]] = {
     "bone": ("métastases osseuses", "lésions osseuses secondaires"),
     "nodes": ("adénopathies métastatiques", "adénopathies suspectes"),
 }
-NEGATED_METASTASIS = ("pas de métastase", "absence de lésion secondaire", "pas de lésion à distance",
-                      "absence de localisation secondaire", "bilan d'extension négatif")
-NEGATED_NODES = ("absence d'envahissement ganglionnaire", "pas d'adénopathie", "ganglions indemnes",
-                 "curage ganglionnaire négatif")
-HYPOTHESIS_FORMULAS = ("suspicion de {x}", "{x} à confirmer", "possible {x}", "aspect évocateur de {x}",
-                       "{x} probable")
+NEGATED_METASTASIS = (
+    "pas de métastase",
+    "absence de lésion secondaire",
+    "pas de lésion à distance",
+    "absence de localisation secondaire",
+    "bilan d'extension négatif",
+)
+NEGATED_NODES = (
+    "absence d'envahissement ganglionnaire",
+    "pas d'adénopathie",
+    "ganglions indemnes",
+    "curage ganglionnaire négatif",
+)
+HYPOTHESIS_FORMULAS = ("suspicion de {x}", "{x} à confirmer", "possible {x}", "aspect évocateur de {x}", "{x} probable")
 
 BIOMARKER_NAMES: dict[str, tuple[str, ...]] = {
-    "er": ("RE", "récepteurs aux œstrogènes", "RO"), "pr": ("RP", "récepteurs à la progestérone"),
-    "her2": ("HER2", "HER-2", "c-erbB2"), "ki67": ("Ki-67", "Ki67", "index de prolifération Ki-67"),
-    "egfr": ("mutation EGFR", "EGFR"), "alk": ("réarrangement ALK", "ALK"), "kras": ("mutation KRAS", "KRAS"),
-    "braf": ("mutation BRAF V600E", "BRAF"), "pdl1": ("PD-L1", "PDL1 (TPS)"), "msi": ("statut MSI", "MSI"),
+    "er": ("RE", "récepteurs aux œstrogènes", "RO"),
+    "pr": ("RP", "récepteurs à la progestérone"),
+    "her2": ("HER2", "HER-2", "c-erbB2"),
+    "ki67": ("Ki-67", "Ki67", "index de prolifération Ki-67"),
+    "egfr": ("mutation EGFR", "EGFR"),
+    "alk": ("réarrangement ALK", "ALK"),
+    "kras": ("mutation KRAS", "KRAS"),
+    "braf": ("mutation BRAF V600E", "BRAF"),
+    "pdl1": ("PD-L1", "PDL1 (TPS)"),
+    "msi": ("statut MSI", "MSI"),
     "brca": ("mutation BRCA", "BRCA1/2"),
 }
 POSITIVE = ("positif", "positifs", "+", "présente", "surexprimé")
 NEGATIVE = ("négatif", "négatifs", "-", "absente", "non surexprimé")
 
 DRUG_BRANDS: dict[str, str] = {
-    "trastuzumab": "Herceptin", "pembrolizumab": "Keytruda", "nivolumab": "Opdivo", "osimertinib": "Tagrisso",
-    "bevacizumab": "Avastin", "tamoxifen": "Nolvadex", "anastrozole": "Arimidex", "capecitabine": "Xeloda",
-    "bicalutamide": "Casodex", "olaparib": "Lynparza", "rituximab": "Mabthera", "sunitinib": "Sutent",
+    "trastuzumab": "Herceptin",
+    "pembrolizumab": "Keytruda",
+    "nivolumab": "Opdivo",
+    "osimertinib": "Tagrisso",
+    "bevacizumab": "Avastin",
+    "tamoxifen": "Nolvadex",
+    "anastrozole": "Arimidex",
+    "capecitabine": "Xeloda",
+    "bicalutamide": "Casodex",
+    "olaparib": "Lynparza",
+    "rituximab": "Mabthera",
+    "sunitinib": "Sutent",
 }
 
 ECOG_FORMULAS = ("ECOG {e}", "PS {e}", "OMS {e}", "performance status {e}")
 ECOG_FIT_FORMULAS = ("état général conservé (PS {e})", "bon état général, ECOG {e}")
 GREETINGS = ("Cher confrère,", "Chère consœur, cher confrère,", "Mon cher confrère,", "Cher ami,")
-CLOSINGS = ("Bien confraternellement.", "Je vous tiens informé de la suite de la prise en charge.",
-            "Confraternellement.", "Restant à votre disposition.")
-ABBREVIATIONS = {"patient": "pt", "patiente": "pte", "traitement": "ttt", "diagnostic": "dg",
-                 "chimiothérapie": "chimio", "radiothérapie": "radiothérapie", "examen": "exam"}
+CLOSINGS = (
+    "Bien confraternellement.",
+    "Je vous tiens informé de la suite de la prise en charge.",
+    "Confraternellement.",
+    "Restant à votre disposition.",
+)
+ABBREVIATIONS = {
+    "patient": "pt",
+    "patiente": "pte",
+    "traitement": "ttt",
+    "diagnostic": "dg",
+    "chimiothérapie": "chimio",
+    "radiothérapie": "radiothérapie",
+    "examen": "exam",
+}
 
 
 def french_date(day: int, rng: random.Random) -> str:
@@ -107,7 +153,7 @@ def typo(word: str, rng: random.Random, rate: float = 0.04) -> str:
         return word
     if rng.random() < 0.5:
         i = int(rng.randrange(1, len(word) - 2))
-        return word[:i] + word[i + 1] + word[i] + word[i + 2:]
+        return word[:i] + word[i + 1] + word[i] + word[i + 2 :]
     return word.translate(str.maketrans("éèêàç", "eeeac"))
 
 

@@ -58,15 +58,23 @@ class _Visits:
         self.parts: list[tuple[np.ndarray, ...]] = []
         self.count = 0
 
-    def add(self, pid: np.ndarray, kind: int, start_s: np.ndarray, hours: np.ndarray, unit: int | np.ndarray,
-            exit_mode: np.ndarray | int = 0) -> np.ndarray:
+    def add(
+        self,
+        pid: np.ndarray,
+        kind: int,
+        start_s: np.ndarray,
+        hours: np.ndarray,
+        unit: int | np.ndarray,
+        exit_mode: np.ndarray | int = 0,
+    ) -> np.ndarray:
         n = pid.shape[0]
         rows = np.arange(self.count, self.count + n)
         self.count += n
         unit_arr = np.broadcast_to(np.asarray(unit, dtype=np.int8), (n,))
         exit_arr = np.broadcast_to(np.asarray(exit_mode, dtype=np.int8), (n,))
-        self.parts.append((pid, np.full(n, kind, np.int8), start_s, start_s + (hours * 3600).astype(np.int64),
-                           unit_arr, exit_arr))
+        self.parts.append(
+            (pid, np.full(n, kind, np.int8), start_s, start_s + (hours * 3600).astype(np.int64), unit_arr, exit_arr)
+        )
         return rows
 
 
@@ -85,24 +93,53 @@ class _Events:
         """Epoch seconds at a random minute between ``hour_lo`` and ``hour_hi`` on ``day``."""
         return day * DAY + self.rng.integers(hour_lo * 3600, hour_hi * 3600, size=day.shape[0]) // 60 * 60
 
-    def add_diag(self, pid: np.ndarray, visit: np.ndarray, day: np.ndarray, kind: int, code: np.ndarray,
-                 rank: int) -> None:
+    def add_diag(
+        self, pid: np.ndarray, visit: np.ndarray, day: np.ndarray, kind: int, code: np.ndarray, rank: int
+    ) -> None:
         """Diagnoses of ``kind`` (index into DIAG_KINDS); rank 0 principal, 1 associated."""
-        self.diag.append({"pid": pid, "visit": visit, "day": day, "kind": np.full(pid.shape[0], kind, np.int8),
-                          "code": code, "rank": np.full(pid.shape[0], rank, np.int8)})
+        self.diag.append(
+            {
+                "pid": pid,
+                "visit": visit,
+                "day": day,
+                "kind": np.full(pid.shape[0], kind, np.int8),
+                "code": code,
+                "rank": np.full(pid.shape[0], rank, np.int8),
+            }
+        )
 
     def add_proc(self, pid: np.ndarray, visit: np.ndarray, day: np.ndarray, proc: np.ndarray | int) -> None:
         """Procedures (index into PROCEDURE_KEYS)."""
-        self.procs.append({"pid": pid, "visit": visit, "day": day,
-                           "proc": np.broadcast_to(np.asarray(proc, np.int16), (pid.shape[0],)).copy()})
+        self.procs.append(
+            {
+                "pid": pid,
+                "visit": visit,
+                "day": day,
+                "proc": np.broadcast_to(np.asarray(proc, np.int16), (pid.shape[0],)).copy(),
+            }
+        )
 
-    def add_draw(self, pid: np.ndarray, t: np.ndarray, visit: np.ndarray, panel: int,
-                 on_chemo: np.ndarray | int = 0, nadir: np.ndarray | int = 0) -> None:
+    def add_draw(
+        self,
+        pid: np.ndarray,
+        t: np.ndarray,
+        visit: np.ndarray,
+        panel: int,
+        on_chemo: np.ndarray | int = 0,
+        nadir: np.ndarray | int = 0,
+    ) -> None:
         """Lab draws (expanded into analytes by ``labs.draw_lab_values``)."""
         m = pid.shape[0]
-        self.draws.append({"pid": pid, "t": t, "visit": visit, "panel": np.full(m, panel, np.int8),
-                           "on_chemo": np.broadcast_to(np.asarray(on_chemo, np.int16), (m,)).copy(),
-                           "nadir": np.broadcast_to(np.asarray(nadir, np.int8), (m,)).copy()})
+        self.draws.append(
+            {
+                "pid": pid,
+                "t": t,
+                "visit": visit,
+                "panel": np.full(m, panel, np.int8),
+                "on_chemo": np.broadcast_to(np.asarray(on_chemo, np.int16), (m,)).copy(),
+                "nadir": np.broadcast_to(np.asarray(nadir, np.int8), (m,)).copy(),
+            }
+        )
 
 
 def _series(start: np.ndarray, count: np.ndarray, step: np.ndarray | int) -> tuple[np.ndarray, np.ndarray]:
@@ -165,10 +202,21 @@ def build_timeline(rng: np.random.Generator, c: Cohort) -> Timeline:
     lab_draws = _cat(ev.draws)
     lab_draws["visit"] = remap[lab_draws["visit"]]
     labs = draw_lab_values(rng, c, lab_draws, relapse_day)
-    anchors = {"first_consult": first, "rcp_day": rcp_day, "relapse_day": relapse_day, "end_day": end_day,
-               "line1_end": line1_end}
-    return Timeline(visits=visits, diagnoses=tables["diagnoses"], drugs=tables["drugs"],
-                    procedures=tables["procedures"], labs=labs, anchors=anchors)
+    anchors = {
+        "first_consult": first,
+        "rcp_day": rcp_day,
+        "relapse_day": relapse_day,
+        "end_day": end_day,
+        "line1_end": line1_end,
+    }
+    return Timeline(
+        visits=visits,
+        diagnoses=tables["diagnoses"],
+        drugs=tables["drugs"],
+        procedures=tables["procedures"],
+        labs=labs,
+        anchors=anchors,
+    )
 
 
 @dataclass(frozen=True)
@@ -202,8 +250,9 @@ def _diagnosis(rng: np.random.Generator, c: Cohort, ev: _Events, days: _Days) ->
     rcp_day = dx + rng.integers(7, 15, size=n)
     v.add(pid_all, 0, secs(rcp_day), np.full(n, 0.5), 0)
     sm = np.flatnonzero(c.stage == 3)
-    msite = np.array([METASTASES[s].icd10 for k in CANCERS for s in METASTASIS_SITES_BY_CANCER[k.key][:1]],
-                     dtype=object)[c.cancer[sm]]
+    msite = np.array(
+        [METASTASES[s].icd10 for k in CANCERS for s in METASTASIS_SITES_BY_CANCER[k.key][:1]], dtype=object
+    )[c.cancer[sm]]
     add_diag(sm, dh[sm], dx[sm], 1, msite, 1)
     return first, rcp_day
 
@@ -262,9 +311,17 @@ def _hormone_therapy(rng: np.random.Generator, c: Cohort, ev: _Events, days: _Da
     vh = v.add(pid_h, 0, secs(day_h), np.full(pid_h.shape[0], 0.5), 0)
     reg = c.plan.hormone[pid_h]
     first_drug = np.array([DRUG_KEYS.index(REGIMENS[r].drugs[0]) for r in REGIMEN_KEYS])
-    drugs.append({"pid": pid_h, "visit": vh, "t": secs(day_h), "drug": first_drug[reg].astype(np.int16),
-                  "regimen": reg.astype(np.int16), "line": np.zeros(pid_h.shape[0], np.int8),
-                  "cycle": (k + 1).astype(np.int16)})
+    drugs.append(
+        {
+            "pid": pid_h,
+            "visit": vh,
+            "t": secs(day_h),
+            "drug": first_drug[reg].astype(np.int16),
+            "regimen": reg.astype(np.int16),
+            "line": np.zeros(pid_h.shape[0], np.int8),
+            "cycle": (k + 1).astype(np.int16),
+        }
+    )
     add_draw(pid_h, (day_h - 2) * DAY + 8 * 3600, np.full(pid_h.shape[0], -1), 1)
 
 
@@ -293,8 +350,13 @@ def _relapse(rng: np.random.Generator, c: Cohort, ev: _Events, days: _Days, rel:
     add_proc(rel, vr, relapse_day[rel], PROCEDURE_KEYS.index("ct_scan"))
     add_proc(rel, vr, relapse_day[rel], PROCEDURE_KEYS.index("mri"))
     site_pick = rng.integers(0, 4, size=rel.shape[0])
-    met_codes = np.array([[METASTASES[s[i % len(s)]].icd10 for i in range(4)]
-                          for s in (METASTASIS_SITES_BY_CANCER[k.key] for k in CANCERS)], dtype=object)
+    met_codes = np.array(
+        [
+            [METASTASES[s[i % len(s)]].icd10 for i in range(4)]
+            for s in (METASTASIS_SITES_BY_CANCER[k.key] for k in CANCERS)
+        ],
+        dtype=object,
+    )
     add_diag(rel, vr, relapse_day[rel], 1, met_codes[c.cancer[rel], site_pick], 0)
     add_draw(rel, relapse_day[rel] * DAY + 9 * 3600, vr, 1)
 
@@ -315,8 +377,9 @@ def _unplanned_stays(rng: np.random.Generator, c: Cohort, ev: _Events, days: _Da
     add_diag(rows, uh, day_u, 3, ae_codes[ae], 0)
     add_diag(rows, uh, day_u, 0, c.icd10[rows], 1)
     fever = ae == AE_KEYS.index("neutropenia")
-    add_diag(rows[fever], uh[fever], day_u[fever], 3, np.full(int(fever.sum()), ADVERSE_EVENTS["fever"].icd10,
-                                                                object), 1)
+    add_diag(
+        rows[fever], uh[fever], day_u[fever], 3, np.full(int(fever.sum()), ADVERSE_EVENTS["fever"].icd10, object), 1
+    )
     anaemia = ae == AE_KEYS.index("anaemia")
     add_proc(rows[anaemia], uh[anaemia], day_u[anaemia] + 1, PROCEDURE_KEYS.index("transfusion"))
     add_draw(rows, day_u * DAY + 10 * 3600, uh, 0, on_chemo=0, nadir=np.where(fever, 2, np.where(anaemia, 3, 4)))
@@ -377,16 +440,30 @@ def _systemic(
         has = np.array([len(r.drugs) > slot for r in regs])[reg]
         ids = np.array([DRUG_KEYS.index(r.drugs[slot]) if len(r.drugs) > slot else 0 for r in regs])
         d = np.flatnonzero(has)
-        drugs.append({"pid": pid[d], "visit": vid[d], "t": t0[d] + 1800 * (slot + 1),
-                      "drug": ids[reg[d]].astype(np.int16),
-                      "regimen": reg[d].astype(np.int16), "line": np.full(d.shape[0], line, np.int8),
-                      "cycle": (k[d] + 1).astype(np.int16)})
+        drugs.append(
+            {
+                "pid": pid[d],
+                "visit": vid[d],
+                "t": t0[d] + 1800 * (slot + 1),
+                "drug": ids[reg[d]].astype(np.int16),
+                "regimen": reg[d].astype(np.int16),
+                "line": np.full(d.shape[0], line, np.int8),
+                "cycle": (k[d] + 1).astype(np.int16),
+            }
+        )
     sup = np.flatnonzero(myelo & iv)
     for j, name in enumerate(SUPPORTIVE_DRUGS):
-        drugs.append({"pid": pid[sup], "visit": vid[sup], "t": t0[sup] - 600 + 60 * j,
-                      "drug": np.full(sup.shape[0], DRUG_KEYS.index(name), np.int16),
-                      "regimen": np.full(sup.shape[0], -1, np.int16), "line": np.zeros(sup.shape[0], np.int8),
-                      "cycle": np.zeros(sup.shape[0], np.int16)})
+        drugs.append(
+            {
+                "pid": pid[sup],
+                "visit": vid[sup],
+                "t": t0[sup] - 600 + 60 * j,
+                "drug": np.full(sup.shape[0], DRUG_KEYS.index(name), np.int16),
+                "regimen": np.full(sup.shape[0], -1, np.int16),
+                "line": np.zeros(sup.shape[0], np.int8),
+                "cycle": np.zeros(sup.shape[0], np.int16),
+            }
+        )
     # Adverse events noted at the session (neuropathy with platinum/taxanes, nausea, immune colitis...).
     u = rng.random(pid.shape[0])
     ae = np.where(u < 0.03, AE_KEYS.index("nausea"), np.where(u < 0.05, AE_KEYS.index("neuropathy"), -1))
@@ -413,10 +490,22 @@ def _cause_of_stay(
     prev = np.where(pos >= 0, key[np.maximum(pos, 0)], -1)
     recent = (prev // 10_000_000 == pid) & (probe - prev <= 21)
     u = rng.random(pid.shape[0])
-    on_chemo = np.where(u < 0.45, AE_KEYS.index("neutropenia"), np.where(u < 0.6, AE_KEYS.index("anaemia"),
-                        np.where(u < 0.8, AE_KEYS.index("nausea"), AE_KEYS.index("colitis"))))
-    off = np.where(u < 0.3, AE_KEYS.index("fever"), np.where(u < 0.55, AE_KEYS.index("anaemia"),
-                   np.where(u < 0.8, AE_KEYS.index("colitis"), AE_KEYS.index("pneumonitis"))))
+    on_chemo = np.where(
+        u < 0.45,
+        AE_KEYS.index("neutropenia"),
+        np.where(
+            u < 0.6, AE_KEYS.index("anaemia"), np.where(u < 0.8, AE_KEYS.index("nausea"), AE_KEYS.index("colitis"))
+        ),
+    )
+    off = np.where(
+        u < 0.3,
+        AE_KEYS.index("fever"),
+        np.where(
+            u < 0.55,
+            AE_KEYS.index("anaemia"),
+            np.where(u < 0.8, AE_KEYS.index("colitis"), AE_KEYS.index("pneumonitis")),
+        ),
+    )
     return np.where(recent, on_chemo, off)
 
 
@@ -428,8 +517,16 @@ def _finish_visits(v: _Visits) -> tuple[Table, np.ndarray]:
     first = np.r_[0, np.flatnonzero(np.diff(pid_s)) + 1]
     counts = np.diff(np.r_[first, pid_s.shape[0]])
     seq = np.arange(pid_s.shape[0]) - np.repeat(first, counts)
-    visits = {"pid": pid_s, "seq": seq, "kind": kind[order], "start": start[order], "end": end[order],
-              "unit": unit[order], "exit": exit_mode[order], "seq_of_row": seq}
+    visits = {
+        "pid": pid_s,
+        "seq": seq,
+        "kind": kind[order],
+        "start": start[order],
+        "end": end[order],
+        "unit": unit[order],
+        "exit": exit_mode[order],
+        "seq_of_row": seq,
+    }
     return visits, order
 
 

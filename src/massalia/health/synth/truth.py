@@ -41,18 +41,24 @@ def ground_truth(seed: int, model: HazardModel, site_weights: dict[str, float]) 
         "deviations": DEVIATIONS,
         "cancers": {
             c.key: {
-                "label_fr": c.label_fr, "incidence_male": c.incidence_m, "incidence_female": c.incidence_f,
-                "age_mean": c.age_mean, "age_sd": c.age_sd, "stage_probabilities": dict(zip(STAGES, c.stage_probs,
-                                                                                           strict=True)),
-                "surv5_reference": c.surv5_ref, "rfs5_reference": c.rfs5_ref,
-                "icd10": dict(c.icd10), "histologies": {h[0]: h[2] for h in c.histologies},
+                "label_fr": c.label_fr,
+                "incidence_male": c.incidence_m,
+                "incidence_female": c.incidence_f,
+                "age_mean": c.age_mean,
+                "age_sd": c.age_sd,
+                "stage_probabilities": dict(zip(STAGES, c.stage_probs, strict=True)),
+                "surv5_reference": c.surv5_ref,
+                "rfs5_reference": c.rfs5_ref,
+                "icd10": dict(c.icd10),
+                "histologies": {h[0]: h[2] for h in c.histologies},
             }
             for c in CANCERS
         },
         "stage_rule": "M1 -> IV; T4 or N2/N3 -> III; T2/T3 or N1 -> II; T1 N0 -> I (clinical TNM)",
         "lab_effects": {
             "neutrophils": "x0.75 before cycles of myelotoxic lines; x~0.3 at day-8 nadir counts; x0.06 in "
-            "stays for febrile neutropenia", "platelets": "x0.8 on myelotoxic lines",
+            "stays for febrile neutropenia",
+            "platelets": "x0.8 on myelotoxic lines",
             "hemoglobin": "-0.25 g/dL per cycle received (max -3); 6.2-8.4 g/dL in stays for anaemia",
             "crp": "x15 in unplanned stays other than anaemia",
             "tumour_marker": "high at diagnosis (x(1+1.5*stage)), low after treatment, x e^(2*r) with r rising "
@@ -84,16 +90,24 @@ def patient_truth(c: Cohort, site_names: list[str], source_ids: list[str]) -> pa
     keys = [k.key for k in CANCERS]
     day = 365.25
     cols: dict[str, pa.Array] = {
-        "site": pa.array(site_names, type=pa.string()), "source_patient_id": pa.array(source_ids, type=pa.string()),
-        "patient_index": pa.array(c.index, type=pa.int64()), "sex": pa.array(np.where(c.male, "M", "F")),
+        "site": pa.array(site_names, type=pa.string()),
+        "source_patient_id": pa.array(source_ids, type=pa.string()),
+        "patient_index": pa.array(c.index, type=pa.int64()),
+        "sex": pa.array(np.where(c.male, "M", "F")),
         "birth_date": pa.array(c.birth_day.astype("datetime64[D]")),
         "diagnosis_date": pa.array(c.dx_day.astype("datetime64[D]")),
-        "age_at_diagnosis": pa.array(np.round(c.age, 2)), "cancer": _names(keys, c.cancer),
+        "age_at_diagnosis": pa.array(np.round(c.age, 2)),
+        "cancer": _names(keys, c.cancer),
         "icd10": pa.array(c.icd10.tolist(), type=pa.string()),
         "morphology": pa.array(c.morphology.tolist(), type=pa.string()),
-        "stage": _names(STAGES, c.stage), "ct": _names(T_CATS, c.ct), "cn": _names(N_CATS, c.cn),
-        "cm": _names(("M0", "M1"), c.cm), "pt": _names(T_CATS, c.pt), "pn": _names(N_CATS, c.pn),
-        "grade": pa.array(c.grade, type=pa.int8()), "ecog": pa.array(c.ecog, type=pa.int8()),
+        "stage": _names(STAGES, c.stage),
+        "ct": _names(T_CATS, c.ct),
+        "cn": _names(N_CATS, c.cn),
+        "cm": _names(("M0", "M1"), c.cm),
+        "pt": _names(T_CATS, c.pt),
+        "pn": _names(N_CATS, c.pn),
+        "grade": pa.array(c.grade, type=pa.int8()),
+        "ecog": pa.array(c.ecog, type=pa.int8()),
         "n_comorbidities": pa.array(c.comorb.sum(axis=1), type=pa.int8()),
     }
     for j, k in enumerate(COMORBIDITY_KEYS):
@@ -105,24 +119,33 @@ def patient_truth(c: Cohort, site_names: list[str], source_ids: list[str]) -> pa
             cols[f"marker_{m}_value"] = pa.array(c.marker_value[:, j], from_pandas=True)
     p = c.plan
     cols |= {
-        "surgery": _names(PROCEDURE_KEYS, p.surgery), "line1_regimen": _names(REGIMEN_KEYS, p.line1),
-        "hormone_regimen": _names(REGIMEN_KEYS, p.hormone), "rt_fractions": pa.array(p.rt_fractions, pa.int16()),
-        "line2_regimen": _names(REGIMEN_KEYS, p.line2), "targeted_eligible": pa.array(p.targeted_eligible),
-        "matched_targeted": pa.array(p.matched_targeted), "chemo_line1": pa.array(p.chemo_line1),
+        "surgery": _names(PROCEDURE_KEYS, p.surgery),
+        "line1_regimen": _names(REGIMEN_KEYS, p.line1),
+        "hormone_regimen": _names(REGIMEN_KEYS, p.hormone),
+        "rt_fractions": pa.array(p.rt_fractions, pa.int16()),
+        "line2_regimen": _names(REGIMEN_KEYS, p.line2),
+        "targeted_eligible": pa.array(p.targeted_eligible),
+        "matched_targeted": pa.array(p.matched_targeted),
+        "chemo_line1": pa.array(p.chemo_line1),
         "deviation": _names(DEVIATION_KINDS, p.deviation.astype(np.int64)),
         "relapse_time_true_days": pa.array(np.minimum(c.relapse_years * day, 1e7)),
         "death_time_true_days": pa.array(c.death_years * day),
         "censor_time_days": pa.array(c.censor_years * day),
         "end_of_followup_days": pa.array(c.end_years * day),
-        "relapse_observed": pa.array(c.relapse_observed), "death_observed": pa.array(c.death_observed),
+        "relapse_observed": pa.array(c.relapse_observed),
+        "death_observed": pa.array(c.death_observed),
         "hospitalization_rate_per_year": pa.array(c.hosp_rate),
         "second_cancer": _names(keys, c.second_cancer),
-        "second_cancer_time_days": pa.array(np.where(np.isfinite(c.second_cancer_years),
-                                                     c.second_cancer_years * day, np.nan), from_pandas=True),
+        "second_cancer_time_days": pa.array(
+            np.where(np.isfinite(c.second_cancer_years), c.second_cancer_years * day, np.nan), from_pandas=True
+        ),
         "family_history_cancer": _names(keys, c.family_history),
         "family_history_relative": pa.array(
-            [FAMILY_RELATIVES[relative] if history >= 0 else None
-             for history, relative in zip(c.family_history.tolist(), c.family_relative.tolist(), strict=True)],
-            type=pa.string()),
+            [
+                FAMILY_RELATIVES[relative] if history >= 0 else None
+                for history, relative in zip(c.family_history.tolist(), c.family_relative.tolist(), strict=True)
+            ],
+            type=pa.string(),
+        ),
     }
     return pa.table(cols)

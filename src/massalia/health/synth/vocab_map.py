@@ -33,26 +33,67 @@ HEADER = ("source_vocabulary_id", "source_code", "source_label", "target_vocabul
 
 SECONDARY = "128462008"  # Secondary malignant neoplastic disease
 ICD10_TO_SNOMED: dict[str, str] = {
-    "C50.9": "254837009", "C50.4": "254837009", "C50.2": "254837009", "C61": "399068003",
-    "C34.1": "363358000", "C34.3": "363358000", "C34.9": "363358000", "C18.7": "363410008",
-    "C18.0": "363350007", "C18.2": "363412000", "C20": "363351006", "C67.9": "399326009",
-    "C64": "363518003", "C43.5": "93655004", "C43.7": "93655004", "C43.6": "93655004",
-    "C25.0": "363418001", "C25.9": "363418001", "C32.9": "255056009", "C10.9": "255056009",
-    "C09.9": "255056009", "C01": "255056009", "C83.3": "118600007", "C82.9": "308121000",
-    "C56": "363443007", "C54.1": "371973000",
-    "C78.0": "94391008", "C78.7": "94381002", "C78.2": SECONDARY, "C79.3": SECONDARY, "C79.5": SECONDARY,
+    "C50.9": "254837009",
+    "C50.4": "254837009",
+    "C50.2": "254837009",
+    "C61": "399068003",
+    "C34.1": "363358000",
+    "C34.3": "363358000",
+    "C34.9": "363358000",
+    "C18.7": "363410008",
+    "C18.0": "363350007",
+    "C18.2": "363412000",
+    "C20": "363351006",
+    "C67.9": "399326009",
+    "C64": "363518003",
+    "C43.5": "93655004",
+    "C43.7": "93655004",
+    "C43.6": "93655004",
+    "C25.0": "363418001",
+    "C25.9": "363418001",
+    "C32.9": "255056009",
+    "C10.9": "255056009",
+    "C09.9": "255056009",
+    "C01": "255056009",
+    "C83.3": "118600007",
+    "C82.9": "308121000",
+    "C56": "363443007",
+    "C54.1": "371973000",
+    "C78.0": "94391008",
+    "C78.7": "94381002",
+    "C78.2": SECONDARY,
+    "C79.3": SECONDARY,
+    "C79.5": SECONDARY,
     "C77.9": SECONDARY,
-    "E11.9": "44054006", "I10": "59621000", "I25.9": "53741008", "J44.9": "13645005", "N18.3": "433144002",
-    "E66.9": "414916001", "I48.9": "49436004",
-    "D70": "165517008", "D64.9": "271737000", "R11": "422587007", "G62.0": "386033004", "K52.1": "128333008",
-    "J70.4": "205237003", "R50.9": "386661006",
+    "E11.9": "44054006",
+    "I10": "59621000",
+    "I25.9": "53741008",
+    "J44.9": "13645005",
+    "N18.3": "433144002",
+    "E66.9": "414916001",
+    "I48.9": "49436004",
+    "D70": "165517008",
+    "D64.9": "271737000",
+    "R11": "422587007",
+    "G62.0": "386033004",
+    "K52.1": "128333008",
+    "J70.4": "205237003",
+    "R50.9": "386661006",
 }
 """ICD-10 (WHO) → SNOMED CT standard condition present in the demo vocabulary (some are broader)."""
 
-ICDO3_PRESENT: frozenset[str] = frozenset({
-    "8140/3-C61.9", "8140/3-C34.1", "8140/3-C34.3", "8070/3-C34.1", "8041/3-C34.1", "8140/3-C18.7",
-    "8140/3-C18.0", "8480/3-C18.7",
-})
+ICDO3_PRESENT: frozenset[str] = frozenset(
+    {
+        "8140/3-C61.9",
+        "8140/3-C34.1",
+        "8140/3-C34.3",
+        "8070/3-C34.1",
+        "8041/3-C34.1",
+        "8140/3-C18.7",
+        "8140/3-C18.0",
+        "8480/3-C18.7",
+    }
+)
 """ICD-O-3 morphology-topography pairs the generator can emit that the demo vocabulary has."""
 
 MOLECULAR_TO_GENOMIC: dict[str, str] = {"MOL-EGFR": "3236", "MOL-ALK": "427", "MOL-KRAS": "6407", "MOL-BRAF": "1097"}
@@ -92,8 +133,9 @@ def source_code_map() -> dict[tuple[str, str], CodeTarget]:
                 rows.append(CodeTarget("ICDO3", pair, f"{label} ({code})", *target))
     conditions = [cond for cond, _ in COMORBIDITIES.values()]
     conditions += list(ADVERSE_EVENTS.values()) + list(METASTASES.values())
-    rows += [CodeTarget("ICD10", cond.icd10, cond.label_fr, "SNOMED", ICD10_TO_SNOMED[cond.icd10])
-             for cond in conditions]
+    rows += [
+        CodeTarget("ICD10", cond.icd10, cond.label_fr, "SNOMED", ICD10_TO_SNOMED[cond.icd10]) for cond in conditions
+    ]
     for d in DRUGS.values():
         rows.append(CodeTarget("ATC", d.atc, d.inn_en, "RxNorm" if d.rxnorm else "", d.rxnorm))
     for lab in LABS.values():
@@ -131,8 +173,9 @@ def source_code_map_csv() -> str:
     w = csv.writer(buf, lineterminator="\n")
     w.writerow(HEADER)
     for r in sorted(source_code_map().values(), key=lambda r: (r.source_vocabulary_id, r.source_code)):
-        w.writerow([r.source_vocabulary_id, r.source_code, r.source_label, r.target_vocabulary_id,
-                    r.target_concept_code])
+        w.writerow(
+            [r.source_vocabulary_id, r.source_code, r.source_label, r.target_vocabulary_id, r.target_concept_code]
+        )
     return buf.getvalue()
 
 

@@ -57,59 +57,89 @@ def build_tables(data: SiteData) -> dict[str, pa.Table]:
     out: dict[str, pa.Table] = {}
     dep = pa.array(["57", "67", "68", "88", "54"]).take(pa.array(c.index % 5))
     commune = pc.utf8_lpad(pa.array(c.index * 613 % 1000 + 1).cast(pa.string()), 3, "0")
-    out["patients"] = pa.table({
-        "nip": _nip(c, all_pid, cache), "sexe": pa.array(np.where(c.male, 1, 2).astype(np.int8)),
-        "naissance": pa.array(yyyymmdd(c.birth_day)),
-        "commune_insee": pc.binary_join_element_wise(dep, commune, ""),
-    })
+    out["patients"] = pa.table(
+        {
+            "nip": _nip(c, all_pid, cache),
+            "sexe": pa.array(np.where(c.male, 1, 2).astype(np.int8)),
+            "naissance": pa.array(yyyymmdd(c.birth_day)),
+            "commune_insee": pc.binary_join_element_wise(dep, commune, ""),
+        }
+    )
     dday = neutral.death_day(c)
     dead = np.flatnonzero(dday >= 0)
     out["deaths"] = pa.table({"nip": _nip(c, dead, cache), "date_deces": pa.array(yyyymmdd(dday[dead]))})
     v = t.visits
-    out["visits"] = pa.table({
-        "venue_id": _venue(data, v), "nip": _nip(c, v["pid"], cache), "nature": lookup(VISIT_TYPES, v["kind"]),
-        "debut": pa.array(v["start"], type=pa.int64()), "fin": pa.array(v["end"], type=pa.int64()),
-    })
+    out["visits"] = pa.table(
+        {
+            "venue_id": _venue(data, v),
+            "nip": _nip(c, v["pid"], cache),
+            "nature": lookup(VISIT_TYPES, v["kind"]),
+            "debut": pa.array(v["start"], type=pa.int64()),
+            "fin": pa.array(v["end"], type=pa.int64()),
+        }
+    )
     dg = t.diagnoses
-    out["diagnoses"] = pa.table({
-        "venue_id": _venue(data, dg), "nip": _nip(c, dg["pid"], cache), "date_diag": pa.array(yyyymmdd(dg["day"])),
-        "cim10": string_array(dg["code"]), "rang": lookup(("principal", "associe"), dg["rank"]),
-    })
+    out["diagnoses"] = pa.table(
+        {
+            "venue_id": _venue(data, dg),
+            "nip": _nip(c, dg["pid"], cache),
+            "date_diag": pa.array(yyyymmdd(dg["day"])),
+            "cim10": string_array(dg["code"]),
+            "rang": lookup(("principal", "associe"), dg["rank"]),
+        }
+    )
     tu = neutral.tumour_rows(c)
     has = tu["ct"] >= 0
-    out["tumours"] = pa.table({
-        "tumeur_id": pa.array(c.index[tu["pid"]] * 10 + tu["rank"], type=pa.int64()),
-        "nip": _nip(c, tu["pid"], cache), "date_diag": pa.array(yyyymmdd(tu["day"])),
-        "topographie": string_array(np.array([icdo3_topography(str(x)) for x in tu["icd10"]], dtype=object)),
-        "morphologie": string_array(tu["morphology"]),
-        "tnm_clinique": pc.if_else(pa.array(has), _compact_tnm("c", tu["ct"], tu["cn"], tu["cm"]), None),
-        "tnm_pathologique": _compact_tnm("p", tu["pt"], tu["pn"], None),
-        "stade": lookup(STAGES, tu["stage"]),
-        "ecog": pa.array(tu["ecog"], type=pa.int8(), mask=tu["ecog"] < 0),
-    })
+    out["tumours"] = pa.table(
+        {
+            "tumeur_id": pa.array(c.index[tu["pid"]] * 10 + tu["rank"], type=pa.int64()),
+            "nip": _nip(c, tu["pid"], cache),
+            "date_diag": pa.array(yyyymmdd(tu["day"])),
+            "topographie": string_array(np.array([icdo3_topography(str(x)) for x in tu["icd10"]], dtype=object)),
+            "morphologie": string_array(tu["morphology"]),
+            "tnm_clinique": pc.if_else(pa.array(has), _compact_tnm("c", tu["ct"], tu["cn"], tu["cm"]), None),
+            "tnm_pathologique": _compact_tnm("p", tu["pt"], tu["pn"], None),
+            "stade": lookup(STAGES, tu["stage"]),
+            "ecog": pa.array(tu["ecog"], type=pa.int8(), mask=tu["ecog"] < 0),
+        }
+    )
     bm = neutral.biomarker_rows(c)
     num = bm["numeric"]
     markers = [BIOMARKERS[m] for m in MARKERS]
-    out["biomarkers"] = pa.table({
-        "tumeur_id": pa.array(c.index[bm["pid"]] * 10, type=pa.int64()), "nip": _nip(c, bm["pid"], cache),
-        "date_prelev": pa.array(yyyymmdd(bm["day"])), "loinc": lookup([m.loinc for m in markers], bm["marker"]),
-        "resultat": pc.if_else(pa.array(num), number_strings(bm["value"], 0, comma=False),
-                               lookup(("NEG", "POS"), bm["status"])),
-        "unite": lookup([m.unit for m in markers], bm["marker"], num),
-    })
+    out["biomarkers"] = pa.table(
+        {
+            "tumeur_id": pa.array(c.index[bm["pid"]] * 10, type=pa.int64()),
+            "nip": _nip(c, bm["pid"], cache),
+            "date_prelev": pa.array(yyyymmdd(bm["day"])),
+            "loinc": lookup([m.loinc for m in markers], bm["marker"]),
+            "resultat": pc.if_else(
+                pa.array(num), number_strings(bm["value"], 0, comma=False), lookup(("NEG", "POS"), bm["status"])
+            ),
+            "unite": lookup([m.unit for m in markers], bm["marker"], num),
+        }
+    )
     dr = t.drugs
     drugs = [DRUGS[k] for k in DRUG_KEYS]
     dose = np.array([d.dose_mg for d in drugs])[dr["drug"]] * neutral.dose_factor(c)[dr["pid"]]
-    out["drugs"] = pa.table({
-        "venue_id": _venue(data, dr), "nip": _nip(c, dr["pid"], cache),
-        "administre_le": pa.array(dr["t"], type=pa.int64()), "atc": lookup([d.atc for d in drugs], dr["drug"]),
-        "dose_mg": pa.array(np.round(dose, 1)), "voie": lookup([d.route for d in drugs], dr["drug"]),
-    })
+    out["drugs"] = pa.table(
+        {
+            "venue_id": _venue(data, dr),
+            "nip": _nip(c, dr["pid"], cache),
+            "administre_le": pa.array(dr["t"], type=pa.int64()),
+            "atc": lookup([d.atc for d in drugs], dr["drug"]),
+            "dose_mg": pa.array(np.round(dose, 1)),
+            "voie": lookup([d.route for d in drugs], dr["drug"]),
+        }
+    )
     pr = t.procedures
-    out["procedures"] = pa.table({
-        "venue_id": _venue(data, pr), "nip": _nip(c, pr["pid"], cache), "date_acte": pa.array(yyyymmdd(pr["day"])),
-        "snomed": lookup([PROCEDURES[k].snomed for k in PROCEDURE_KEYS], pr["proc"]),
-    })
+    out["procedures"] = pa.table(
+        {
+            "venue_id": _venue(data, pr),
+            "nip": _nip(c, pr["pid"], cache),
+            "date_acte": pa.array(yyyymmdd(pr["day"])),
+            "snomed": lookup([PROCEDURES[k].snomed for k in PROCEDURE_KEYS], pr["proc"]),
+        }
+    )
     lb = t.labs
     labs = [LABS[k] for k in LAB_KEYS]
     dec = np.array([x.decimals for x in labs])[lb["lab"]]
@@ -118,19 +148,30 @@ def build_tables(data: SiteData) -> dict[str, pa.Table]:
     # Values under the detection limit of tumour markers are written "<x" as the lab system does.
     below = (low == 0.0) & (lb["value"] < 0.1)
     value = pc.if_else(pa.array(below), pa.scalar("<0.1"), value)
-    out["labs"] = pa.table({
-        "nip": _nip(c, lb["pid"], cache), "venue_id": _venue(data, lb), "preleve_le": pa.array(lb["t"], pa.int64()),
-        "loinc": lookup([x.loinc for x in labs], lb["lab"]), "valeur": value,
-        "unite": lookup([x.unit for x in labs], lb["lab"]), "ref_min": pa.array(low),
-        "ref_max": pa.array(np.array([x.high for x in labs])[lb["lab"]]),
-    })
+    out["labs"] = pa.table(
+        {
+            "nip": _nip(c, lb["pid"], cache),
+            "venue_id": _venue(data, lb),
+            "preleve_le": pa.array(lb["t"], pa.int64()),
+            "loinc": lookup([x.loinc for x in labs], lb["lab"]),
+            "valeur": value,
+            "unite": lookup([x.unit for x in labs], lb["lab"]),
+            "ref_min": pa.array(low),
+            "ref_max": pa.array(np.array([x.high for x in labs])[lb["lab"]]),
+        }
+    )
     docs = data.documents
     if docs is not None:
-        out["documents"] = pa.table({
-            "doc_id": pc.binary_join_element_wise(
-                pa.scalar("DOC"), pc.utf8_lpad(pa.array(docs["note_id"]).cast(pa.string()), 10, "0"), ""),
-            "nip": _nip(c, docs["pid"], cache), "venue_id": _venue(data, docs),
-            "date": pa.array(yyyymmdd(docs["day"])).cast(pa.string()), "type": lookup(DOC_TYPES, docs["kind"]),
-            "texte": string_array(docs["text"]),
-        })
+        out["documents"] = pa.table(
+            {
+                "doc_id": pc.binary_join_element_wise(
+                    pa.scalar("DOC"), pc.utf8_lpad(pa.array(docs["note_id"]).cast(pa.string()), 10, "0"), ""
+                ),
+                "nip": _nip(c, docs["pid"], cache),
+                "venue_id": _venue(data, docs),
+                "date": pa.array(yyyymmdd(docs["day"])).cast(pa.string()),
+                "type": lookup(DOC_TYPES, docs["kind"]),
+                "texte": string_array(docs["text"]),
+            }
+        )
     return out

@@ -27,14 +27,27 @@ from massalia.health.synth.catalogue import (
 from massalia.health.synth.vocab_map import target_of
 
 CODE_LIST_FILE = "clcc_sud_codes.csv"
-HEADER = ("local_code", "local_label", "domain", "target_vocabulary_id", "target_concept_code",
-          "local_unit", "ucum_unit", "factor")
+HEADER = (
+    "local_code",
+    "local_label",
+    "domain",
+    "target_vocabulary_id",
+    "target_concept_code",
+    "local_unit",
+    "ucum_unit",
+    "factor",
+)
 
 # Local units of the site's lab system: value_in_ucum = local_value * factor.
 LOCAL_LAB_UNITS: dict[str, tuple[str, float]] = {
-    "hemoglobin": ("g/L", 0.1), "leukocytes": ("G/L", 1.0), "neutrophils": ("G/L", 1.0),
-    "lymphocytes": ("G/L", 1.0), "platelets": ("G/L", 1.0), "creatinine": ("mg/dL", 88.42),
-    "bilirubin": ("mg/dL", 17.1), "glucose": ("g/L", 5.551),
+    "hemoglobin": ("g/L", 0.1),
+    "leukocytes": ("G/L", 1.0),
+    "neutrophils": ("G/L", 1.0),
+    "lymphocytes": ("G/L", 1.0),
+    "platelets": ("G/L", 1.0),
+    "creatinine": ("mg/dL", 88.42),
+    "bilirubin": ("mg/dL", 17.1),
+    "glucose": ("g/L", 5.551),
 }
 
 
@@ -85,16 +98,22 @@ def local_codes() -> dict[tuple[str, str], LocalCode]:
         # A histology alone is no concept: the ETL combines it with the tumour's site (local DX code).
         out[("histology", m)] = LocalCode(f"HI-{i:03d}", label, "histology", "ICDO3", m)
     for key, b in BIOMARKERS.items():
-        out[("biomarker", key)] = LocalCode(f"BM-{key.upper()}", b.label_fr, "biomarker",
-                                            *target_of(b.system, b.code))
+        out[("biomarker", key)] = LocalCode(f"BM-{key.upper()}", b.label_fr, "biomarker", *target_of(b.system, b.code))
     for i, (key, d) in enumerate(DRUGS.items(), start=101):
         out[("drug", key)] = LocalCode(f"MED-{i:04d}", d.inn_en, "drug", *target_of("ATC", d.atc))
     for i, (key, p) in enumerate(PROCEDURES.items(), start=1):
         out[("procedure", key)] = LocalCode(f"PR-{i:03d}", _english(key), "procedure", *target_of("SNOMED", p.snomed))
     for key, lab in LABS.items():
         unit, factor = LOCAL_LAB_UNITS.get(key, (lab.unit, 1.0))
-        out[("lab", key)] = LocalCode(f"LAB-{key.upper().replace('_', '')}", _english(key), "lab",
-                                      *target_of("LOINC", lab.loinc), unit, ucum_code(lab.unit), factor)
+        out[("lab", key)] = LocalCode(
+            f"LAB-{key.upper().replace('_', '')}",
+            _english(key),
+            "lab",
+            *target_of("LOINC", lab.loinc),
+            unit,
+            ucum_code(lab.unit),
+            factor,
+        )
     return out
 
 
@@ -104,8 +123,18 @@ def code_list_csv() -> str:
     w = csv.writer(buf, lineterminator="\n")
     w.writerow(HEADER)
     for code in local_codes().values():
-        w.writerow([code.local_code, code.local_label, code.domain, code.target_vocabulary_id,
-                    code.target_concept_code, code.local_unit, code.ucum_unit, f"{code.factor:g}"])
+        w.writerow(
+            [
+                code.local_code,
+                code.local_label,
+                code.domain,
+                code.target_vocabulary_id,
+                code.target_concept_code,
+                code.local_unit,
+                code.ucum_unit,
+                f"{code.factor:g}",
+            ]
+        )
     return buf.getvalue()
 
 

@@ -70,7 +70,8 @@ def _bytes_to_strings(cols: list[np.ndarray], n: int) -> pa.Array:
     # Fixed-width ASCII rows: build the string array straight from its buffers (no copy, no re-validation).
     offsets = np.arange(0, (n + 1) * width, width, dtype=np.int64)
     return pa.Array.from_buffers(pa.large_string(), n, [None, pa.py_buffer(offsets), pa.py_buffer(matrix)]).cast(
-        pa.string())
+        pa.string()
+    )
 
 
 def prefixed(values: np.ndarray, prefix: str, width: int, valid: np.ndarray | None = None) -> pa.Array:
@@ -113,13 +114,19 @@ def _format(seconds: np.ndarray, fmt: str) -> pa.Array:
     days = np.floor_divide(seconds, DAY)
     rest = seconds - days * DAY
     y, m, d = _civil(days)
-    fields = {"%Y": (y, 4), "%m": (m, 2), "%d": (d, 2), "%H": (rest // 3600, 2), "%M": (rest // 60 % 60, 2),
-              "%S": (rest % 60, 2)}
+    fields = {
+        "%Y": (y, 4),
+        "%m": (m, 2),
+        "%d": (d, 2),
+        "%H": (rest // 3600, 2),
+        "%M": (rest // 60 % 60, 2),
+        "%S": (rest % 60, 2),
+    }
     cols: list[np.ndarray] = []
     i = 0
     while i < len(fmt):
         if fmt[i] == "%":
-            value, width = fields[fmt[i:i + 2]]
+            value, width = fields[fmt[i : i + 2]]
             cols.extend(_digit_columns(value, width))
             i += 2
         else:
@@ -171,8 +178,9 @@ def yyyymmdd(days: np.ndarray) -> np.ndarray:
     return (y * 10000 + m * 100 + dd).astype(np.int32)
 
 
-def number_strings(values: np.ndarray, decimals: np.ndarray | int, comma: bool,
-                   valid: np.ndarray | None = None) -> pa.Array:
+def number_strings(
+    values: np.ndarray, decimals: np.ndarray | int, comma: bool, valid: np.ndarray | None = None
+) -> pa.Array:
     """Numbers as text with a fixed number of decimals (0-3, per row), ``,`` or ``.`` as separator.
 
     Built as a fixed-width byte matrix (space padded) then trimmed, so it is a few numpy operations.

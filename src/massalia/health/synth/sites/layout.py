@@ -113,8 +113,12 @@ def layout_markdown(site: SiteLayout) -> str:
         "",
     ]
     for f in site.files:
-        lines += [f"#### {f.kind}: `{site.name}/{f.pattern}`", "", "| column | type | format | required |",
-                  "|---|---|---|---|"]
+        lines += [
+            f"#### {f.kind}: `{site.name}/{f.pattern}`",
+            "",
+            "| column | type | format | required |",
+            "|---|---|---|---|",
+        ]
         lines += [f"| `{c.name}` | {c.type} | {c.fmt} | {'yes' if c.required else ''} |" for c in f.columns]
         lines.append("")
     return "\n".join(lines)

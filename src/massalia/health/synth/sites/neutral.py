@@ -29,12 +29,19 @@ def tumour_rows(c: Cohort) -> Table:
     sc_day = c.dx_day[sc] + np.floor(c.second_cancer_years[sc] * 365.25).astype(np.int64)
     minus = np.full(sc.size, -1, np.int8)
     return {
-        "pid": pid, "rank": rank, "day": np.r_[c.dx_day, sc_day],
+        "pid": pid,
+        "rank": rank,
+        "day": np.r_[c.dx_day, sc_day],
         "icd10": np.r_[c.icd10, CANCER_FIRST_ICD10[c.second_cancer[sc]]],
         "morphology": np.r_[c.morphology, CANCER_FIRST_MORPH[c.second_cancer[sc]]],
-        "grade": np.r_[c.grade, minus], "ct": np.r_[c.ct, minus], "cn": np.r_[c.cn, minus],
-        "cm": np.r_[c.cm, minus], "pt": np.r_[c.pt, minus], "pn": np.r_[c.pn, minus],
-        "stage": np.r_[c.stage, minus], "laterality": np.r_[c.laterality, np.zeros(sc.size, np.int64)],
+        "grade": np.r_[c.grade, minus],
+        "ct": np.r_[c.ct, minus],
+        "cn": np.r_[c.cn, minus],
+        "cm": np.r_[c.cm, minus],
+        "pt": np.r_[c.pt, minus],
+        "pn": np.r_[c.pn, minus],
+        "stage": np.r_[c.stage, minus],
+        "laterality": np.r_[c.laterality, np.zeros(sc.size, np.int64)],
         # Performance status at diagnosis, as the oncologist records it; unknown for a second primary.
         "ecog": np.r_[c.ecog, minus],
     }
@@ -44,8 +51,11 @@ def biomarker_rows(c: Cohort) -> Table:
     """One row per tested biomarker of the primary tumour (status 0/1, value for numeric markers)."""
     pid, k = np.nonzero(c.marker >= 0)
     return {
-        "pid": pid, "marker": k, "day": c.dx_day[pid] + 4 + c.index[pid] % 9,
-        "status": c.marker[pid, k], "value": c.marker_value[pid, k],
+        "pid": pid,
+        "marker": k,
+        "day": c.dx_day[pid] + 4 + c.index[pid] % 9,
+        "status": c.marker[pid, k],
+        "value": c.marker_value[pid, k],
         "numeric": np.array([BIOMARKERS[m].numeric for m in MARKERS])[k],
     }
 
