@@ -7,7 +7,8 @@
 - passwords were checked for length only;
 - login throttling per address locked out everyone behind one address;
 - a caller without the right learnt which projects and requests exist (404 against 403);
-- ``%`` and ``_`` in a text filter were LIKE wildcards.
+- ``%`` and ``_`` in a text filter were LIKE wildcards;
+- a caller's query had no time limit.
 """
 
 from __future__ import annotations
@@ -182,6 +183,24 @@ def test_a_definition_of_100000_concepts_is_refused_fast(api_world: ApiWorld) ->
     assert response.status_code == 422, response.text[:300]
     assert "concept set items" in response.text
     assert elapsed < 3.0, f"{elapsed:.1f} s to refuse (the observation: 6 s to answer)"
+
+
+def test_a_query_past_the_time_limit_is_cancelled_and_costs_no_budget(
+    api_world: ApiWorld, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    client = api_world.client("researcher")
+    body = {"definition": massalia_json(circe_cohort())}
+    before = client.get(f"{API}/me/privacy-budget").json()
+    monkeypatch.setenv("MASSALIA_QUERY_TIME_LIMIT", "0.001")
+    for route in ("count", "attrition"):
+        response = client.post(f"{API}/cohorts/{route}", json=body)
+        assert response.status_code == 422, response.text[:300]
+        assert "longer than the limit of 0.001 s" in response.json()["error"]["message"]
+    response = client.post(f"{API}/mart/count", json={"filters": {}})
+    assert response.status_code in (409, 422), response.text[:300]  # an unbuilt mart says so first
+    assert client.get(f"{API}/me/privacy-budget").json()["spent"] == before["spent"]  # nothing released, nothing spent
+    monkeypatch.delenv("MASSALIA_QUERY_TIME_LIMIT")
+    assert client.post(f"{API}/cohorts/count", json=body).status_code == 200
 
 
 def test_a_common_password_is_refused(api_world: ApiWorld) -> None:

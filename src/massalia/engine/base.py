@@ -8,10 +8,11 @@ or replaced atomically: data is written under a staging name, then swapped in.
 from __future__ import annotations
 
 import re
+import threading
 import uuid
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
@@ -38,6 +39,14 @@ class EngineError(RuntimeError):
 
 class UnsupportedOperation(EngineError):  # noqa: N818 (reads as a sentence: "raise UnsupportedOperation")
     """The engine cannot do this operation (see its capability flags)."""
+
+
+class QueryTimeoutError(EngineError):
+    """A block of queries ran longer than its time limit (:meth:`Engine.time_limit`) and was cancelled."""
+
+    def __init__(self, seconds: float) -> None:
+        super().__init__(f"the query ran longer than its time limit of {seconds:g} s and was cancelled")
+        self.seconds = seconds
 
 
 class WarehouseBusyError(EngineError):
@@ -204,6 +213,70 @@ class Engine(ABC):
         self._transaction_depth = 0
         self._execute_sql("COMMIT")
 
+    # -- time limits ----------------------------------------------------------------------
+    _limit: float | None = None
+    _limit_expired: bool = False
+
+    @contextmanager
+    def time_limit(self, seconds: float | None) -> Iterator[None]:
+        """Cancel the block's queries once it has run ``seconds``; :class:`QueryTimeoutError` is raised then.
+
+        The running statement is cancelled by the engine itself (DuckDB's interrupt, PostgreSQL's cancel
+        request, Spark's job-group cancellation); a statement started after the limit is refused, except
+        ``DROP`` (clean-up of the block's own tables still runs). Nested limits: the outer one governs.
+        ``None`` sets no limit. An engine is used by one thread at a time within a limit (the API opens one
+        engine per request).
+
+        Examples
+        --------
+        >>> from massalia.engine import connect
+        >>> with connect("duckdb") as engine, engine.time_limit(0.2):
+        ...     engine.query("SELECT count(*) AS n FROM range(1000000000000)")
+        Traceback (most recent call last):
+        ...
+        massalia.engine.base.QueryTimeoutError: the query ran longer than its time limit of 0.2 s and was cancelled
+        """
+        if seconds is None or self._limit is not None:
+            yield
+            return
+        if not seconds > 0:
+            raise ValueError(f"a time limit is a positive number of seconds, got {seconds!r}")
+
+        def expire() -> None:
+            self._limit_expired = True
+            with suppress(Exception):  # best effort: nothing may be running at that instant
+                self._interrupt()
+
+        timer = threading.Timer(seconds, expire)
+        timer.daemon = True
+        self._limit, self._limit_expired = seconds, False
+        self._begin_limit()
+        timer.start()
+        try:
+            yield
+        except EngineError as error:
+            if self._limit_expired and not isinstance(error, QueryTimeoutError):
+                raise QueryTimeoutError(seconds) from error
+            raise
+        finally:
+            timer.cancel()
+            self._end_limit()
+            self._limit, self._limit_expired = None, False
+
+    def _interrupt(self) -> None:  # noqa: B027 - optional hook, a no-op by default
+        """Cancel the statement running now, from another thread (engines that can; a no-op otherwise)."""
+
+    def _begin_limit(self) -> None:  # noqa: B027 - optional hook, a no-op by default
+        """Prepare the calling thread's statements to be cancellable (Spark tags them with a job group)."""
+
+    def _end_limit(self) -> None:  # noqa: B027 - optional hook, a no-op by default
+        """Undo :meth:`_begin_limit`."""
+
+    def _check_limit(self, sql: str) -> str:
+        if self._limit_expired and not sql.lstrip()[:4].upper() == "DROP":
+            raise QueryTimeoutError(self._limit or 0.0)
+        return sql
+
     # -- SQL ------------------------------------------------------------------------------
     def render(self, query: Query) -> str:
         """Render a house-dialect query or a SQLGlot expression in this engine's dialect."""
@@ -227,19 +300,19 @@ class Engine(ABC):
 
     def query(self, query: Query) -> pa.Table:
         """Run a query and return its result as an Arrow table."""
-        return self._fetch_arrow(self.render(query))
+        return self._fetch_arrow(self._check_limit(self.render(query)))
 
     def execute(self, statement: Query) -> None:
         """Run a statement (DDL or DML) written in the house dialect or as an expression."""
-        self._execute_sql(self.render(statement))
+        self._execute_sql(self._check_limit(self.render(statement)))
 
     def execute_native(self, sql: str) -> None:
         """Run SQL already written in this engine's own dialect (benchmarks, DDL scripts)."""
-        self._execute_sql(sql)
+        self._execute_sql(self._check_limit(sql))
 
     def query_native(self, sql: str) -> pa.Table:
         """Run a query already written in this engine's own dialect."""
-        return self._fetch_arrow(sql)
+        return self._fetch_arrow(self._check_limit(sql))
 
     def scalar(self, query: Query) -> object:
         """Return the single value of a one-row, one-column query."""

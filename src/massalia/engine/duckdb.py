@@ -120,6 +120,9 @@ class DuckDBEngine(Engine):
             self._execute_sql(f"SET memory_limit = '{settings['memory_limit']}'")
             self._execute_sql(f"SET preserve_insertion_order = {str(settings['preserve_insertion_order']).lower()}")
 
+    def _interrupt(self) -> None:
+        self.connection.interrupt()
+
     def _fetch_arrow(self, sql: str) -> pa.Table:
         with self._lock:
             try:

@@ -417,24 +417,24 @@ class PostgresEngine(Engine):
 
     def query(self, query: Query) -> pa.Table:
         """Run a house-dialect query, creating first the helper functions its rendering calls."""
-        sql = self.render(query)
+        sql = self._check_limit(self.render(query))
         self._ensure_helpers(sql)
         return self._fetch_arrow(sql)
 
     def execute(self, statement: Query) -> None:
         """Run a house-dialect statement, creating first the helper functions its rendering calls."""
-        sql = self.render(statement)
+        sql = self._check_limit(self.render(statement))
         self._ensure_helpers(sql)
         self._execute_sql(sql)
 
     def execute_native(self, sql: str) -> None:
         """Run PostgreSQL SQL (it may be a house query rendered earlier, calling the helpers)."""
-        self._ensure_helpers(sql)
+        self._ensure_helpers(self._check_limit(sql))
         self._execute_sql(sql)
 
     def query_native(self, sql: str) -> pa.Table:
         """Run a PostgreSQL query (it may be a house query rendered earlier, calling the helpers)."""
-        self._ensure_helpers(sql)
+        self._ensure_helpers(self._check_limit(sql))
         return self._fetch_arrow(sql)
 
     def _ensure_helpers(self, sql: str) -> None:
@@ -461,6 +461,10 @@ class PostgresEngine(Engine):
                 if not isinstance(error.__cause__, psycopg.errors.DuplicateFunction | psycopg.errors.UniqueViolation):
                     raise
         self._helpers.add(name)
+
+    def _interrupt(self) -> None:
+        # A cancel request on its own connection: safe from another thread while a statement runs.
+        self.connection.cancel_safe(timeout=5.0)
 
     def _run(self, sql: str, action: Callable[[psycopg.Cursor[Any]], Any]) -> Any:
         with self._lock:

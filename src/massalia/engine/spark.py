@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import tempfile
 import threading
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pyarrow as pa
+from py4j.protocol import Py4JJavaError
 from pyspark.errors import PySparkException
 from pyspark.sql import DataFrame, SparkSession, functions
 from pyspark.sql import types as st
+from pyspark.sql.pandas.types import to_arrow_schema
 from sqlglot import exp
 
 from massalia.engine.base import (
@@ -268,6 +271,21 @@ class SparkEngine(Engine):
         """Fix the known gaps between DuckDB's SQL and Spark's in SQLGlot's rendering."""
         return _fix_for_spark(tree)
 
+    _job_group: str = ""
+
+    def _begin_limit(self) -> None:
+        # Jobs started by this thread from now on belong to one group, which the time limit cancels.
+        self._job_group = f"massalia-limit-{uuid.uuid4().hex}"
+        self.spark.sparkContext.setJobGroup(self._job_group, "Massalia query under a time limit", True)
+
+    def _interrupt(self) -> None:
+        # Spark stops a cancelled job's tasks at their interruption points (between batches of rows); a
+        # stage that has none runs on until it ends, and the limit then refuses the block's next statement.
+        self.spark.sparkContext.cancelJobGroup(self._job_group)
+
+    def _end_limit(self) -> None:
+        self.spark.sparkContext.setLocalProperty("spark.jobGroup.id", None)  # type: ignore[arg-type]
+
     def _sql(self, sql: str) -> DataFrame:
         try:
             return self.spark.sql(sql)
@@ -278,8 +296,13 @@ class SparkEngine(Engine):
         with self._lock:
             frame = self._sql(sql)
             try:
-                return frame.toArrow()
-            except PySparkException as error:
+                if self._limit is None:
+                    return frame.toArrow()
+                # Under a time limit: collect on this thread, whose job group the limit cancels (toArrow
+                # runs its job on a server thread of its own, outside the group).
+                schema = to_arrow_schema(frame.schema)
+                return pa.Table.from_pylist([row.asDict() for row in frame.collect()], schema=schema)
+            except (PySparkException, Py4JJavaError) as error:
                 raise EngineError(f"Spark failed: {error}\n{sql}") from error
 
     def _execute_sql(self, sql: str) -> None:

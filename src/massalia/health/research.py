@@ -36,6 +36,7 @@ from sqlglot import exp
 from massalia.engine import Engine
 from massalia.governance import AccessDenied, Governance, Grant, InvalidRequest, NotFound, Principal, Role
 from massalia.governance.disclosure import Release, exact_release, release_counts
+from massalia.governance.limits import time_limited
 from massalia.governance.policy import RowPolicy, ScopeColumns, check_local_cohort_id, project_cohort_id
 from massalia.governance.pseudonym import date_shifts, pseudonymize
 from massalia.health.cohorts.compiler import compile_cohort
@@ -243,6 +244,7 @@ def _feasible(grant: Grant, definition: CohortDefinition) -> None:
             raise InvalidRequest("cohort definition not allowed for feasibility counts: " + "; ".join(problems))
 
 
+@time_limited
 def count(
     gov: Governance,
     engine: Engine,
@@ -280,6 +282,7 @@ def count(
     return Counts(release.values["persons"], None, {**release.describe(), "withheld": ["events"]})
 
 
+@time_limited
 def attrition(
     gov: Governance,
     engine: Engine,
@@ -334,6 +337,7 @@ def _generated_version(engine: Engine, cohort_definition_id: int) -> str:
     return f"{rows[0]['data_version']}@{rows[0]['generated_at']}" if rows else "none"
 
 
+@time_limited
 def breakdowns(
     gov: Governance,
     engine: Engine,
@@ -388,6 +392,7 @@ class GenerationSummary:
     release: dict[str, Any] | None = None
 
 
+@time_limited
 def generate(
     gov: Governance,
     engine: Engine,
@@ -562,6 +567,7 @@ def _refuse_out_of_scope(gov: Governance, principal: Principal, action: str, pro
     raise AccessDenied(action, reason)
 
 
+@time_limited
 def explain(
     gov: Governance,
     engine: Engine,
@@ -642,6 +648,7 @@ class PatientView:
     tables: dict[str, pa.Table]
 
 
+@time_limited
 def patient_view(
     gov: Governance,
     engine: Engine,
@@ -796,6 +803,7 @@ def _mart_counts(
     return grant, release, names
 
 
+@time_limited
 def mart_count(
     gov: Governance,
     engine: Engine,
@@ -816,6 +824,7 @@ def mart_count(
     return CountResult(count=release.values["persons"], shown=release.shown("persons"), release=release.describe())
 
 
+@time_limited
 def mart_breakdown(
     gov: Governance,
     engine: Engine,
