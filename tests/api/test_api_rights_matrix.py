@@ -106,6 +106,14 @@ class Matrix:
             cohort_people.cast("int64"), key=gov.project_key(world.own_project), project=world.own_project
         )[0].as_py()
         self.extract = self._existing_extract()
+        from massalia.pipelines.lineage import LineageStore
+
+        lineage = LineageStore(world.home.metadata_url)
+        try:
+            self.etl_run = lineage.start_run("omop", engine="duckdb")
+            lineage.finish_run(self.etl_run, "success", outputs={"person": 3})
+        finally:
+            lineage.close()
 
     def _existing_extract(self) -> tuple[str, str] | None:
         """A real extract of the own project, for the download route (built by the service, as the researcher)."""
@@ -237,6 +245,9 @@ SPECS: dict[str, Callable[[Matrix, str, str], Request]] = {
         "path": {"project_id": m.project(c, r)}, "json": {"cohort_id": 1, "format": "csv", "on_low_k": "generalize"}},
     "GET /api/v1/projects/{project_id}/extracts": lambda m, c, r: {"path": {"project_id": m.project(c, r)}},
     "GET /api/v1/projects/{project_id}/extracts/{extract_id}/files/{name}": _download,
+    "GET /api/v1/vocabulary/concepts/{concept_id}": lambda m, c, r: {"path": {"concept_id": 4181351}},
+    "GET /api/v1/etl/runs/{run_id}": lambda m, c, r: {"path": {"run_id": m.etl_run}},
+    "GET /api/v1/etl/runs/{run_id}/rejects": lambda m, c, r: {"path": {"run_id": m.etl_run}},
     "GET /api/v1/audit/entries/{index}/proof": lambda m, c, r: {"path": {"index": 0}},
     "GET /api/v1/audit/consistency": lambda m, c, r: {"params": {"old_size": 1}},
 }  # fmt: skip
