@@ -653,7 +653,7 @@ def patient_view(
     purpose: str,
     project_id: int | None = None,
     channel: str | None = None,
-    tables: Sequence[str] = PATIENT_TABLES,
+    sections: Sequence[str] = PATIENT_TABLES,
 ) -> PatientView:
     """One patient's records (``health.patient.view``), audited with ``purpose`` before anything is read.
 
@@ -663,7 +663,7 @@ def patient_view(
     """
     if not isinstance(purpose, str) or len(purpose.strip()) < MIN_PURPOSE_LENGTH:
         raise InvalidRequest(f"a purpose (at least {MIN_PURPOSE_LENGTH} characters) is required to view a patient")
-    if not set(tables) <= RECORD_TABLES:
+    if not set(sections) <= RECORD_TABLES:
         raise InvalidRequest(f"a patient view shows the tables {', '.join(sorted(RECORD_TABLES))}")
     site = person_site(engine, person) if principal.has_role(Role.CLINICIAN) and isinstance(person, int) else None
     detail = {"resource": {"person_id": person}, "purpose": purpose.strip(), "channel": channel}
@@ -683,7 +683,7 @@ def patient_view(
     if project_id is not None and not _scope_person_ok(engine, policy, real):
         _refuse_out_of_scope(gov, principal, "health.patient.view", project_id, person)
     tables = {
-        name: engine.query(_patient_rows(name, int(real), policy)) for name in tables if engine.table_exists(name)
+        name: engine.query(_patient_rows(name, int(real), policy)) for name in sections if engine.table_exists(name)
     }
     if grant.pseudonymized:
         visits = visit_ordinals(tables.get("visit_occurrence"))

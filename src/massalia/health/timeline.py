@@ -166,7 +166,7 @@ def patient_timeline(
     sources = [source for source in EVENT_SOURCES if source.kind in chosen]
     tables = ("person", *{source.table for source in sources} | ({"visit_occurrence"} if sources else set()))
     view = patient_view(gov, engine, principal, person, purpose=purpose, project_id=project_id, channel=channel,
-                        tables=[name for name in TIMELINE_TABLES if name in tables])  # fmt: skip
+                        sections=[name for name in TIMELINE_TABLES if name in tables])  # fmt: skip
     pseudonymized = view.grant.pseudonymized
     text = with_text and not pseudonymized
     events = [
