@@ -40,8 +40,14 @@ def record_run(out_dir: Path, report: QualityReport) -> Path:
     """Append ``report``'s summary to the history in ``out_dir``; return the history file."""
     path = Path(out_dir) / HISTORY_FILE
     path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("a", encoding="utf-8") as history:
-        history.write(json.dumps(run_record(report), sort_keys=True, separators=(",", ":")) + "\n")
+    line = json.dumps(run_record(report), sort_keys=True, separators=(",", ":")) + "\n"
+    with path.open("a+b") as history:
+        history.seek(0, 2)
+        if history.tell() > 0:
+            history.seek(-1, 2)
+            if history.read(1) != b"\n":  # a torn last line (a run killed while writing): end it, keep ours whole
+                line = "\n" + line
+        history.write(line.encode("utf-8"))
     return path
 
 
