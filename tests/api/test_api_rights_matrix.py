@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 import yaml
-from api_world import PASSWORD, ROLE_USERS, ApiWorld, build_world
+from api_world import OVARY, PASSWORD, ROLE_USERS, ApiWorld, build_world, circe_cohort
 
 from massalia.api import create_app, route_table
 from massalia.config import Home
@@ -106,6 +106,20 @@ class Matrix:
             cohort_people.cast("int64"), key=gov.project_key(world.own_project), project=world.own_project
         )[0].as_py()
         self.extract = self._existing_extract()
+        from massalia.health import saved_cohorts
+        from massalia.pipelines.lineage import LineageStore
+
+        researcher = world.principal("researcher")
+        saved = saved_cohorts.save_definition(gov, researcher, world.home.metadata_url, world.own_project,
+                                              "Matrix cohort", self.definition)  # fmt: skip
+        saved_cohorts.share_definition(gov, researcher, world.home.metadata_url, world.own_project, saved.id, True)
+        self.saved_cohort = saved.id
+        lineage = LineageStore(world.home.metadata_url)
+        try:
+            self.etl_run = lineage.start_run("omop", engine="duckdb")
+            lineage.finish_run(self.etl_run, "success", outputs={"person": 3})
+        finally:
+            lineage.close()
 
     def _existing_extract(self) -> tuple[str, str] | None:
         """A real extract of the own project, for the download route (built by the service, as the researcher)."""
@@ -229,14 +243,30 @@ SPECS: dict[str, Callable[[Matrix, str, str], Request]] = {
     "POST /api/v1/cohorts/explain": _explain,
     "POST /api/v1/cohorts/generate": lambda m, c, r: _cohort_body(m, c, r, cohort_id=2),
     "POST /api/v1/patients/view": _patient_view,
+    "POST /api/v1/patients/timeline": _patient_view,
     "POST /api/v1/mart/count": lambda m, c, r: {"json": {
         "filters": {"cohort_definition_id": 1}, "project_id": m.project(c, r)}},
+    "POST /api/v1/mart/dashboard": lambda m, c, r: {"json": {
+        "filters": {"cohort_definition_id": 1}, "panels": ["demographics"], "project_id": m.project(c, r)}},
     "POST /api/v1/mart/breakdown": lambda m, c, r: {"json": {
         "filters": {"cohort_definition_id": 1}, "by": "sex", "project_id": m.project(c, r)}},
     "POST /api/v1/projects/{project_id}/extracts": lambda m, c, r: {
         "path": {"project_id": m.project(c, r)}, "json": {"cohort_id": 1, "format": "csv", "on_low_k": "generalize"}},
     "GET /api/v1/projects/{project_id}/extracts": lambda m, c, r: {"path": {"project_id": m.project(c, r)}},
     "GET /api/v1/projects/{project_id}/extracts/{extract_id}/files/{name}": _download,
+    "POST /api/v1/projects/{project_id}/cohorts": lambda m, c, r: {
+        "path": {"project_id": m.project(c, r)}, "json": {"name": "Saved by the matrix", "definition": m.world.cohort}},
+    "GET /api/v1/projects/{project_id}/cohorts": lambda m, c, r: {"path": {"project_id": m.project(c, r)}},
+    "GET /api/v1/projects/{project_id}/cohorts/{cohort_id}": lambda m, c, r: {
+        "path": {"project_id": m.project(c, r), "cohort_id": m.saved_cohort}},
+    "POST /api/v1/projects/{project_id}/cohorts/{cohort_id}/versions": lambda m, c, r: {
+        "path": {"project_id": m.project(c, r), "cohort_id": m.saved_cohort},
+        "json": {"definition": circe_cohort(OVARY + next(m.counter))}},  # a new definition: a new version
+    "PUT /api/v1/projects/{project_id}/cohorts/{cohort_id}/sharing": lambda m, c, r: {
+        "path": {"project_id": m.project(c, r), "cohort_id": m.saved_cohort}, "json": {"shared": True}},
+    "GET /api/v1/vocabulary/concepts/{concept_id}": lambda m, c, r: {"path": {"concept_id": 4181351}},
+    "GET /api/v1/etl/runs/{run_id}": lambda m, c, r: {"path": {"run_id": m.etl_run}},
+    "GET /api/v1/etl/runs/{run_id}/rejects": lambda m, c, r: {"path": {"run_id": m.etl_run}},
     "GET /api/v1/audit/entries/{index}/proof": lambda m, c, r: {"path": {"index": 0}},
     "GET /api/v1/audit/consistency": lambda m, c, r: {"params": {"old_size": 1}},
 }  # fmt: skip

@@ -168,6 +168,12 @@ EXPECTED: dict[str, Callable[[Case], Outcome]] = {
     "token.create_for_user": roles(Role.ADMIN),
     "audit.read": roles(Role.ADMIN, Role.DPO),
     "audit.verify": roles(*Role),
+    # the portal's data: reference metadata for every staff role; saved definitions for the project's members
+    # (approved or not: drafting a cohort precedes the request); documents' text for a clinician's own site only
+    "health.vocabulary.read": roles(*STAFF),
+    "health.definition.save": member_or(),
+    "health.definition.read": member_or(),
+    "health.document.read": lambda case: ROWS if case.own_site else DENY,
 }
 
 

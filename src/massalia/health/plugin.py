@@ -28,7 +28,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from massalia.api.routes import cohorts, extracts, mart, patients, quality
+from massalia.api.routes import cohorts, etl, extracts, mart, patients, quality, saved_cohorts, vocabulary
 from massalia.cli.cohort import cohort_app
 from massalia.cli.etl import etl_app
 from massalia.cli.extract import extract_app
@@ -128,7 +128,7 @@ class HealthDomain:
 
     def contribute(self, contributions: Contributions) -> None:
         """Register health's routers, command groups, rights, scope model and quality checks."""
-        for module in (cohorts, patients, mart, extracts, quality):
+        for module in (cohorts, saved_cohorts, patients, mart, extracts, quality, etl, vocabulary):
             contributions.add_router(module.router)
         contributions.add_cli_group("omop", omop_app)
         contributions.add_cli_group("etl", etl_app)

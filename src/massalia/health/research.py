@@ -81,7 +81,7 @@ OMOP_EVENT_DATES: dict[str, str | None] = {
     "person": None, "observation_period": "observation_period_start_date", "visit_occurrence": "visit_start_date",
     "condition_occurrence": "condition_start_date", "drug_exposure": "drug_exposure_start_date",
     "procedure_occurrence": "procedure_date", "measurement": "measurement_date", "observation": "observation_date",
-    "death": "death_date",
+    "death": "death_date", "episode": "episode_start_date", "note": "note_date",
 }  # fmt: skip
 """The date of an OMOP row in the sense of a project's period (``None``: the row is the person itself)."""
 
@@ -630,6 +630,8 @@ PATIENT_TABLES = (
     "procedure_occurrence", "measurement", "observation", "death",
 )  # fmt: skip
 """The OMOP tables a patient view shows, one section each."""
+RECORD_TABLES = frozenset({*PATIENT_TABLES, "episode", "note"})
+"""The tables a caller of :func:`patient_view` may ask for (the timeline adds episodes and documents)."""
 
 
 @dataclass(frozen=True)
@@ -658,6 +660,7 @@ def patient_view(
     purpose: str,
     project_id: int | None = None,
     channel: str | None = None,
+    sections: Sequence[str] = PATIENT_TABLES,
 ) -> PatientView:
     """One patient's records (``health.patient.view``), audited with ``purpose`` before anything is read.
 
@@ -667,6 +670,8 @@ def patient_view(
     """
     if not isinstance(purpose, str) or len(purpose.strip()) < MIN_PURPOSE_LENGTH:
         raise InvalidRequest(f"a purpose (at least {MIN_PURPOSE_LENGTH} characters) is required to view a patient")
+    if not set(sections) <= RECORD_TABLES:
+        raise InvalidRequest(f"a patient view shows the tables {', '.join(sorted(RECORD_TABLES))}")
     site = person_site(engine, person) if principal.has_role(Role.CLINICIAN) and isinstance(person, int) else None
     detail = {"resource": {"person_id": person}, "purpose": purpose.strip(), "channel": channel}
     grant = gov.authorize(principal, "health.patient.view", project_id=project_id, site=site, detail=detail)
@@ -685,9 +690,7 @@ def patient_view(
     if project_id is not None and not _scope_person_ok(engine, policy, real):
         _refuse_out_of_scope(gov, principal, "health.patient.view", project_id, person)
     tables = {
-        name: engine.query(_patient_rows(name, int(real), policy))
-        for name in PATIENT_TABLES
-        if engine.table_exists(name)
+        name: engine.query(_patient_rows(name, int(real), policy)) for name in sections if engine.table_exists(name)
     }
     if grant.pseudonymized:
         visits = visit_ordinals(tables.get("visit_occurrence"))

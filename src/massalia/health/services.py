@@ -19,6 +19,7 @@ from massalia.health.cohorts.compiler import HOUSE_DIALECT, generated_sql
 from massalia.health.cohorts.definition import CohortDefinition
 from massalia.health.cohorts.lint import Finding, lint
 from massalia.health.marts.catalogue import Variable, load_catalogue
+from massalia.quality.history import read_runs, with_trend
 
 EXTRACT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 """An extract's id or one of its files' names: no separator, no leading dot, bounded."""
@@ -97,6 +98,20 @@ def quality_report(
     if not isinstance(report, dict):
         raise ValueError(f"{path.name} is not a JSON object")
     return report
+
+
+def quality_runs(
+    gov: Governance, principal: Principal, reports_dir: Path, *, channel: str | None = None
+) -> list[dict[str, Any]]:
+    """Every quality run's summary, oldest first, each with its trend since the previous (``health.quality.read``).
+
+    Raises
+    ------
+    OSError, ValueError
+        The latest report exists but cannot be read.
+    """
+    gov.authorize(principal, "health.quality.read", detail=_detail(channel))
+    return with_trend(read_runs(Path(reports_dir)))
 
 
 # -- a project's extracts ---------------------------------------------------------------------------------

@@ -17,7 +17,19 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import BigInteger, Boolean, DateTime, ForeignKey, Integer, String, Text, create_engine, select
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    DateTime,
+    ForeignKey,
+    Integer,
+    Select,
+    String,
+    Text,
+    create_engine,
+    func,
+    select,
+)
 from sqlalchemy.engine import Engine as SqlEngine
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, relationship
 
@@ -85,6 +97,9 @@ class RejectCount(LineageBase):
     rows: Mapped[int] = mapped_column(BigInteger)
     run: Mapped[RunRecord] = relationship(back_populates="rejects")
 
+
+RUN_SORTS: tuple[str, ...] = ("started_at", "ended_at", "status", "engine", "run_id")
+"""Columns a list of runs may be sorted by."""
 
 RUNNING = "running"
 INTERRUPTED = "interrupted"
@@ -278,13 +293,40 @@ class LineageStore:
                 raise KeyError(f"no run {run_id} in the lineage store")
             return _summary(run)
 
-    def list_runs(self, limit: int = 20, *, pipeline: str | None = None) -> list[RunSummary]:
-        """The most recent runs first."""
+    def list_runs(
+        self,
+        limit: int = 20,
+        *,
+        pipeline: str | None = None,
+        offset: int = 0,
+        sort: str = "started_at",
+        descending: bool = True,
+        status: str | None = None,
+    ) -> list[RunSummary]:
+        """The runs sorted by ``sort`` (one of :data:`RUN_SORTS`; default: the most recent first), one page.
+
+        Ties are broken by run id, so consecutive pages never overlap.
+        """
+        if sort not in RUN_SORTS:
+            raise ValueError(f"sort must be one of {', '.join(RUN_SORTS)}, got {sort!r}")
+        column = getattr(RunRecord, sort)
+        order = [column.desc(), RunRecord.run_id.desc()] if descending else [column.asc(), RunRecord.run_id.asc()]
         with Session(self._engine) as session:
-            query = select(RunRecord).order_by(RunRecord.started_at.desc()).limit(limit)
-            if pipeline:
-                query = query.where(RunRecord.pipeline == pipeline)
+            query = self._runs(select(RunRecord), pipeline, status).order_by(*order).offset(offset).limit(limit)
             return [_summary(run) for run in session.scalars(query)]
+
+    def count_runs(self, *, pipeline: str | None = None, status: str | None = None) -> int:
+        """How many runs :meth:`list_runs` pages through with the same filters."""
+        with Session(self._engine) as session:
+            return int(session.scalar(self._runs(select(func.count(RunRecord.run_id)), pipeline, status)) or 0)
+
+    @staticmethod
+    def _runs(query: Select[Any], pipeline: str | None, status: str | None) -> Select[Any]:
+        if pipeline:
+            query = query.where(RunRecord.pipeline == pipeline)
+        if status:
+            query = query.where(RunRecord.status == status)
+        return query
 
     def close(self) -> None:
         """Release the database connections."""

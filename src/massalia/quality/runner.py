@@ -25,6 +25,7 @@ from massalia.quality.checks import (
     scan_query,
 )
 from massalia.quality.definitions import CheckDescription, CheckInstance
+from massalia.quality.history import record_run
 from massalia.quality.registry import CheckRegistry
 from massalia.quality.report import (
     ERROR,
@@ -316,6 +317,7 @@ def run_checks(
     if out_dir is not None:
         report.to_json(Path(out_dir) / "quality.json")
         report.to_html(Path(out_dir) / "quality.html")
+        record_run(Path(out_dir), report)  # the runs' history, for the trend between runs
     return report
 
 

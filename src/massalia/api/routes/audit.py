@@ -6,7 +6,8 @@ may fetch them and check them with the standalone verifier (``python -m massalia
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+import datetime as dt
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query
 
@@ -31,16 +32,38 @@ def tree_head(context: Context, caller: Caller) -> dict[str, Any]:
     return {"tree_head": head, "public_key_pem": public_key}
 
 
+Moment = Annotated[
+    dt.date | dt.datetime | None,
+    Query(description="A date (the whole day, UTC) or an ISO 8601 date and time; inclusive."),
+]
+
+
 @router.get("/entries", response_model=Page, **action("audit.read"))
 def entries(
     context: Context,
     caller: Caller,
+    actor: Annotated[str | None, Query(min_length=1, max_length=200, description="Only this user's entries.")] = None,
+    action_name: Annotated[
+        str | None,
+        Query(alias="action", min_length=1, max_length=200, description="An action, or an area such as `health.*`."),
+    ] = None,
+    decision: Literal["allowed", "denied"] | None = None,
+    since: Moment = None,
+    until: Moment = None,
+    sort: Literal["index", "actor", "action"] = "index",
+    order: Literal["asc", "desc"] = "asc",
     limit: Limit = DEFAULT_LIMIT,
     cursor: Cursor = None,
 ) -> Page:
-    """The audit entries, oldest first, a page at a time (admins and DPOs)."""
+    """The audit entries (default: oldest first), filtered by user, action, decision and time (admins and DPOs).
+
+    ``total`` counts the entries passing the filters; ``index`` is each entry's place in the log, for its
+    inclusion proof.
+    """
     start = decode_cursor(cursor)
-    items, size = audit_trail.read_entries(context.governance, caller, context.home.ledger, start, limit)
+    which = audit_trail.EntryFilter(actor=actor, action=action_name, decision=decision, since=since, until=until,
+                                    sort=sort, descending=order == "desc")  # fmt: skip
+    items, size = audit_trail.search_entries(context.governance, caller, context.home.ledger, which, start, limit)
     stop = start + len(items)
     return Page(items=items, next=encode_cursor(stop) if stop < size else None, total=size)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, Literal
 
 from fastapi import APIRouter
 from fastapi.encoders import jsonable_encoder
@@ -12,6 +12,7 @@ from pydantic import BaseModel, Field
 
 from massalia.api.deps import Caller, Context, Warehouse, action
 from massalia.api.errors import ApiError
+from massalia.health.dashboard import cohort_dashboard
 from massalia.health.marts.filters import FilterError, FilterSpec, MartNotBuiltError
 
 router = APIRouter(prefix="/mart", tags=["mart"])
@@ -73,6 +74,28 @@ def breakdown(body: MartBreakdownBody, context: Context, caller: Caller, warehou
             "release": result.release,
             "cells": [{"value": value, "count": count, "shown": result.shown[value]}
                       for value, count in result.cells.items()]}  # fmt: skip
+
+
+DashboardPanel = Literal["demographics", "cancer_sites", "stage", "biomarkers", "treatment_lines", "vital_status"]
+
+
+class MartDashboardBody(MartCountBody):
+    """A cohort (mart filters; a generated cohort by ``cohort_definition_id``), its project, and which panels."""
+
+    panels: list[DashboardPanel] | None = Field(default=None, max_length=6, description="Default: every panel.")
+
+
+@router.post("/dashboard", **action("health.mart.count"))
+def dashboard(body: MartDashboardBody, context: Context, caller: Caller, warehouse: Warehouse) -> Any:
+    """A cohort's size and distributions (demographics, sites, stage, biomarkers, lines, vital status).
+
+    Each number is released exactly as ``/mart/count`` and ``/mart/breakdown`` release it: exact for an
+    approved project's members within its scope, otherwise noisy and charged to the privacy budget (one
+    release per breakdown; the same answer again costs nothing).
+    """
+    with _mart_errors():
+        return cohort_dashboard(context.governance, warehouse, caller, body.filters, project_id=body.project_id,
+                                panels=body.panels, channel="api")  # fmt: skip
 
 
 @router.post("/build", **action("health.mart.build"))

@@ -10,18 +10,21 @@ pseudonym travel in the body, never in a URL that proxies and access logs would 
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter
 from pydantic import BaseModel, Field
 
 from massalia.api.deps import Caller, Context, Warehouse, action
+from massalia.api.pagination import paginate
 from massalia.health.records import json_table
 from massalia.health.research import MIN_PURPOSE_LENGTH
+from massalia.health.timeline import patient_timeline
 
 router = APIRouter(prefix="/patients", tags=["patients"])
 
 CHANNEL = "api"
+MAX_EVENTS = 5000
 """Recorded in audit entries: which interface the access came through."""
 
 PersonId = Annotated[int, Field(strict=True, ge=-(2**63), le=2**63 - 1)]  # a BIGINT; strict: true is no person
@@ -76,3 +79,34 @@ def view(body: PatientViewBody, context: Context, caller: Caller, warehouse: War
         audit_index=result.grant.audit_index,
         tables={name: PatientTable(**json_table(table)) for name, table in result.tables.items()},
     )
+
+
+EventKind = Literal["diagnosis", "episode", "drug", "procedure", "lab", "document", "visit", "observation", "death"]
+
+
+class TimelineBody(PatientViewBody):
+    """Whom, why and under which project, as for a patient view; which events, whether documents' text, a page."""
+
+    kinds: list[EventKind] | None = Field(default=None, max_length=9, description="Only these kinds of event.")
+    with_text: bool = Field(default=False, description="The documents' text (a clinician's own site; audited).")
+    order: Literal["asc", "desc"] = "asc"
+    limit: int = Field(default=1000, ge=1, le=MAX_EVENTS, description=f"Events per page (1 to {MAX_EVENTS}).")
+    cursor: str | None = Field(default=None, max_length=64, description="The `next` cursor of the previous page.")
+
+
+@router.post("/timeline", **action("health.patient.view"))
+def timeline(body: TimelineBody, context: Context, caller: Caller, warehouse: Warehouse) -> dict[str, Any]:
+    """One patient's dated events (diagnoses, episodes, treatments, labs, documents...), audited with the purpose.
+
+    The same rights, scope and audit as ``POST /patients/view``, whose records it reshapes; a page of events in
+    date order. Documents carry their text only with ``with_text`` for a clinician of the patient's own site.
+    """
+    result = patient_timeline(
+        context.governance, warehouse, caller, body.person, purpose=body.purpose, project_id=body.project_id,
+        kinds=body.kinds, with_text=body.with_text, channel=CHANNEL,
+    )  # fmt: skip
+    events = result.events if body.order == "asc" else result.events[::-1]
+    page = paginate(events, body.limit, body.cursor)
+    return {"person": result.person, "pseudonymized": result.pseudonymized, "audit_index": result.audit_index,
+            "text_audit_index": result.text_audit_index, "demographics": result.demographics,
+            "items": page.items, "next": page.next, "total": page.total}  # fmt: skip

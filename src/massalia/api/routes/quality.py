@@ -16,11 +16,12 @@ from massalia.api.errors import ApiError
 from massalia.api.pagination import DEFAULT_LIMIT, Cursor, Limit, Page, paginate
 from massalia.governance import AccessDenied, Principal
 from massalia.governance.disclosure import coarsen_count
-from massalia.health.services import quality_report
+from massalia.health.services import quality_report, quality_runs
 
 router = APIRouter(prefix="/quality", tags=["quality"])
 
 Status = Literal["passed", "failed", "not_applicable", "error"]
+RunSort = Literal["started_at", "pass_rate"]
 
 
 def _load_report(context: Context, caller: Principal) -> dict[str, Any]:
@@ -65,3 +66,28 @@ def _published(result: dict[str, Any]) -> dict[str, Any]:
     percent = round(100.0 * violated / denominator, 1) if violated is not None and denominator else None
     return {**result, "num_violated_rows": violated, "num_denominator_rows": denominator, "percent_violated": percent,
             "counts": "rounded; null under the disclosure threshold"}  # fmt: skip
+
+
+@router.get("/runs", response_model=Page, **action("health.quality.read"))
+def runs(
+    context: Context,
+    caller: Caller,
+    sort: RunSort = "started_at",
+    order: Literal["asc", "desc"] = "desc",
+    limit: Limit = DEFAULT_LIMIT,
+    cursor: Cursor = None,
+) -> Page:
+    """Every quality run's summary (per status, Kahn category, severity) and its trend since the previous run."""
+    try:
+        found = quality_runs(context.governance, caller, context.home.reports, channel="api")
+    except AccessDenied:  # a PermissionError, hence an OSError: a refusal stays a refusal
+        raise
+    except (OSError, ValueError) as error:
+        raise ApiError(409, "conflict", f"The quality history cannot be read: {type(error).__name__}") from None
+
+    def value(run: dict[str, Any]) -> Any:
+        return (run.get("summary") or {}).get("pass_rate") if sort == "pass_rate" else run.get("started_at")
+
+    known = sorted((run for run in found if value(run) is not None), key=lambda run: (value(run), run["run"]),
+                   reverse=order == "desc")  # fmt: skip
+    return paginate([*known, *(run for run in found if value(run) is None)], limit, cursor)

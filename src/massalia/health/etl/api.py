@@ -179,11 +179,29 @@ def run_etl(
     )
 
 
-def list_runs(metadata_url: str | None = None, *, limit: int = 20) -> list[RunSummary]:
-    """The most recent ETL runs, newest first, with inputs, outputs and reject counts."""
+def list_runs(
+    metadata_url: str | None = None,
+    *,
+    limit: int = 20,
+    offset: int = 0,
+    sort: str = "started_at",
+    descending: bool = True,
+    status: str | None = None,
+) -> list[RunSummary]:
+    """ETL runs (default: the most recent first), with inputs, outputs and reject counts; one page."""
     store = LineageStore(metadata_url or home().metadata_url)
     try:
-        return store.list_runs(limit, pipeline=OmopPipeline.name)
+        return store.list_runs(limit, pipeline=OmopPipeline.name, offset=offset, sort=sort, descending=descending,
+                               status=status)  # fmt: skip
+    finally:
+        store.close()
+
+
+def count_runs(metadata_url: str | None = None, *, status: str | None = None) -> int:
+    """How many ETL runs :func:`list_runs` pages through (with the same ``status``)."""
+    store = LineageStore(metadata_url or home().metadata_url)
+    try:
+        return store.count_runs(pipeline=OmopPipeline.name, status=status)
     finally:
         store.close()
 
@@ -205,8 +223,9 @@ def show_rejects(
     reason: str | None = None,
     action: str | None = None,
     limit: int = 100,
+    offset: int = 0,
 ) -> list[dict[str, Any]]:
-    """Reject (and flag) rows of the warehouse's ``etl_reject`` table, filtered, in file/line order.
+    """Reject (and flag) rows of the warehouse's ``etl_reject`` table, filtered, in file/line order (from ``offset``).
 
     Each row names ``site``, ``source_file``, ``source_line``, ``target_table``, ``field`` (source
     column), ``target_field``, ``value``, ``reason``, ``action`` and a ``message``.
@@ -219,7 +238,8 @@ def show_rejects(
             filters.append(f"{column} = '" + value.replace("'", "''") + "'")
     where = f"WHERE {' AND '.join(filters)}" if filters else ""
     table: pa.Table = engine.query(
-        f"SELECT * FROM {REJECTS} {where} ORDER BY source_file, source_line, field LIMIT {int(limit)}"
+        f"SELECT * FROM {REJECTS} {where} ORDER BY source_file, source_line, field"
+        f" LIMIT {int(limit)} OFFSET {int(offset)}"
     )
     return table.to_pylist()
 

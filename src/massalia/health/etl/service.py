@@ -21,12 +21,12 @@ from typing import TYPE_CHECKING, Any
 
 from massalia.engine import Engine
 from massalia.governance import Governance, InvalidRequest, NotFound, Principal
-from massalia.health.etl.api import EtlReport, get_run, list_runs, run_etl, show_rejects
+from massalia.health.etl.api import EtlReport, count_runs, get_run, list_runs, run_etl, show_rejects
 from massalia.health.omop.athena import load_athena
 from massalia.health.omop.omop_csv import OmopCsvError, load_omop_csv
 from massalia.health.omop.schema import create_cdm_indexes, create_cdm_schema
 from massalia.health.omop.vocabulary import load_demo_vocabulary
-from massalia.pipelines.lineage import RunSummary
+from massalia.pipelines.lineage import RUN_SORTS, RunSummary
 
 if TYPE_CHECKING:
     from rich.progress import Progress, TaskID
@@ -35,6 +35,7 @@ MAX_RUNS = 1000
 MAX_REJECTS = 1000
 """Most rejected rows one call returns: each is personal data, shown to a person and audited."""
 MAX_FILTER_LENGTH = 200
+MAX_OFFSET = 1_000_000
 
 
 def _bounded(value: str | None, name: str) -> str | None:
@@ -145,6 +146,30 @@ def etl_runs(gov: Governance, principal: Principal, metadata_url: str, *, limit:
     return list_runs(metadata_url, limit=limit)
 
 
+def etl_run_page(
+    gov: Governance,
+    principal: Principal,
+    metadata_url: str,
+    *,
+    offset: int = 0,
+    limit: int = 50,
+    sort: str = "started_at",
+    descending: bool = True,
+    status: str | None = None,
+) -> tuple[list[RunSummary], int]:
+    """One page of ETL runs sorted by ``sort`` (``RUN_SORTS``), and how many there are (``health.etl.read``)."""
+    if not 1 <= limit <= MAX_RUNS:
+        raise InvalidRequest(f"limit must be 1 to {MAX_RUNS}, got {limit}")
+    if not 0 <= offset <= MAX_OFFSET:
+        raise InvalidRequest(f"offset must be 0 to {MAX_OFFSET}, got {offset}")
+    if sort not in RUN_SORTS:
+        raise InvalidRequest(f"sort must be one of {', '.join(RUN_SORTS)}, got {sort!r}")
+    _bounded(status, "status")
+    gov.authorize(principal, "health.etl.read")
+    runs = list_runs(metadata_url, limit=limit, offset=offset, sort=sort, descending=descending, status=status)
+    return runs, count_runs(metadata_url, status=status)
+
+
 def etl_run(gov: Governance, principal: Principal, metadata_url: str, run_id: str) -> RunSummary:
     """One run's lineage (``health.etl.read``, checked before the run is looked up).
 
@@ -176,17 +201,21 @@ def rejected_rows(
     site: str | None = None,
     reason: str | None = None,
     limit: int = 50,
+    offset: int = 0,
     channel: str | None = None,
 ) -> list[dict[str, Any]]:
     """Rejected source rows with their raw values (``health.etl.rejects``: restricted and audited).
 
-    The audit entry names the filters and the limit, written before any row is read.
+    The audit entry names the filters, the offset and the limit, written before any row is read: each page
+    of rows a person reads is in the trail.
     """
     if not 1 <= limit <= MAX_REJECTS:
         raise InvalidRequest(f"limit must be 1 to {MAX_REJECTS}, got {limit}")
+    if not 0 <= offset <= MAX_OFFSET:
+        raise InvalidRequest(f"offset must be 0 to {MAX_OFFSET}, got {offset}")
     filters = {"run_id": _bounded(run_id, "run id"), "site": _bounded(site, "site"),
-               "reason": _bounded(reason, "reason"), "limit": limit}  # fmt: skip
+               "reason": _bounded(reason, "reason"), "limit": limit, "offset": offset}  # fmt: skip
     gov.authorize(principal, "health.etl.rejects", detail={"resource": filters, **_channel(channel)})
     if not warehouse.table_exists("etl_reject"):
         return []
-    return show_rejects(warehouse, run_id=run_id, site=site, reason=reason, limit=limit)
+    return show_rejects(warehouse, run_id=run_id, site=site, reason=reason, limit=limit, offset=offset)
