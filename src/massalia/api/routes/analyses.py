@@ -37,8 +37,10 @@ def survival(body: SurvivalRequest, context: Context, caller: Caller, warehouse:
 
 @router.post("/compare", **action("health.analysis.run"))
 def compare(body: CompareRequest, context: Context, caller: Caller, warehouse: Warehouse) -> Any:
-    """Treated versus comparator cohorts: propensity matching and weighting, balance, adjusted KM and HR,
-    negative controls and empirical calibration, and the assumptions in plain words.
+    """Treated versus comparator cohorts compared by propensity matching and weighting.
+
+    Balance, adjusted KM and HR, negative controls and empirical calibration, and the assumptions in plain
+    words; only for approved members of the project named in ``project_id`` (403 otherwise).
     """
     with _analysis_errors():
         result = run_compare(context.governance, warehouse, caller, body, channel="api")

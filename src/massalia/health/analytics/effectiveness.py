@@ -142,7 +142,9 @@ def standardized_differences(
         mean_c = np.average(values[~treated], weights=w[~treated]) if w[~treated].sum() else math.nan
         pooled = math.sqrt((np.var(values[treated]) + np.var(values[~treated])) / 2)
         difference = float(mean_t - mean_c)
-        out[str(name)] = difference / pooled if pooled > 0 else (0.0 if difference == 0 else math.copysign(math.inf, difference))
+        out[str(name)] = (
+            difference / pooled if pooled > 0 else (0.0 if difference == 0 else math.copysign(math.inf, difference))
+        )
     return out
 
 

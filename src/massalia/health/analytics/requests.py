@@ -32,7 +32,7 @@ class AnalysisRequest(BaseModel):
     filters: FilterSpec = Field(default_factory=FilterSpec, description="The cohort: mart filters.")
     endpoint: Endpoint = "os"
     time_step_months: float = Field(default=1.0, gt=0, le=24, description="Grid of the released curves.")
-    at_risk_months: list[float] = Field(default_factory=lambda: [0, 12, 24, 36, 60], max_length=20)
+    at_risk_months: list[float] = Field(default_factory=lambda: [0.0, 12.0, 24.0, 36.0, 60.0], max_length=20)
 
 
 class SurvivalRequest(AnalysisRequest):
@@ -41,8 +41,9 @@ class SurvivalRequest(AnalysisRequest):
     group_by: str | None = Field(default=None, max_length=128, description="KM curves and log-rank by group.")
     strata: str | None = Field(default=None, max_length=128, description="Stratify the log-rank and the Cox model.")
     covariates: list[str] = Field(default_factory=list, max_length=60, description="Cox model covariates.")
-    categorical: list[str] = Field(default_factory=list, max_length=60,
-                                   description="Integer covariates read as categories (ecog_at_diagnosis).")  # fmt: skip
+    categorical: list[str] = Field(
+        default_factory=list, max_length=60, description="Integer covariates read as categories (ECOG)."
+    )
     competing_risks: bool = Field(default=False, description="Aalen–Johansen incidence (relapse, second_cancer).")
 
 
@@ -51,11 +52,13 @@ class CompareRequest(AnalysisRequest):
 
     treated: FilterSpec = Field(description="Mart filters defining the treated cohort within the population.")
     comparator: FilterSpec = Field(description="Mart filters defining the comparator cohort.")
-    covariates: list[str] | None = Field(default=None, max_length=200,
-                                         description="Baseline covariates (default: every baseline variable).")  # fmt: skip
+    covariates: list[str] | None = Field(
+        default=None, max_length=200, description="Baseline covariates (default: every baseline variable)."
+    )
     categorical: list[str] = Field(default_factory=lambda: ["ecog_at_diagnosis"], max_length=60)
-    negative_controls: list[Endpoint] = Field(default_factory=list, max_length=20,
-                                              description="Outcomes the treatment is believed not to affect.")  # fmt: skip
+    negative_controls: list[Endpoint] = Field(
+        default_factory=list, max_length=20, description="Outcomes the treatment is believed not to affect."
+    )
     caliper_sd: float = Field(default=CALIPER_SD, gt=0, le=2)
 
     @model_validator(mode="after")
@@ -63,5 +66,3 @@ class CompareRequest(AnalysisRequest):
         if self.treated.cohort_definition_id is not None or self.comparator.cohort_definition_id is not None:
             raise ValueError("name the cohort in filters (the population), not in treated or comparator")
         return self
-
-

@@ -37,7 +37,7 @@ from massalia.health.analytics.design import baseline_covariates, covariate_matr
 from massalia.health.analytics.effectiveness import Outcome, compare
 from massalia.health.analytics.outcomes import ENDPOINTS
 from massalia.health.analytics.protect import protect_count
-from massalia.health.analytics.requests import CompareRequest, SurvivalRequest, AnalysisRequest
+from massalia.health.analytics.requests import AnalysisRequest, CompareRequest, SurvivalRequest
 from massalia.health.marts.builder import MART_TABLE, last_build
 from massalia.health.marts.catalogue import load_catalogue
 from massalia.health.marts.filters import FilterError, FilterSpec, MartNotBuiltError, compile_filter, normalized_spec
@@ -53,6 +53,7 @@ REFUSAL = (
     "inside its scope (name it with project_id; file an access request if it is not approved yet)"
 )
 
+
 def _digest(value: Any) -> str:
     return hashlib.sha256(json.dumps(value, sort_keys=True, separators=(",", ":"), default=str).encode()).hexdigest()
 
@@ -61,7 +62,9 @@ def _variables_of(spec: FilterSpec) -> set[str]:
     return {clause.variable for clause in spec.all} | {c.variable for group in spec.any_of for c in group}
 
 
-def _authorize(gov: Governance, principal: Principal, analysis: str, request: AnalysisRequest, channel: str | None) -> None:
+def _authorize(
+    gov: Governance, principal: Principal, analysis: str, request: AnalysisRequest, channel: str | None
+) -> None:
     """The rights check (audited before any row is read); a refusal says what is needed."""
     resource = {"analysis": analysis, "request_hash": _digest(request.model_dump(mode="json"))}
     try:
@@ -88,7 +91,9 @@ def _rows(
         if restrict is not None:
             condition = exp.and_(condition, restrict) if condition is not None else restrict
         if not engine.table_exists(MART_TABLE):
-            raise MartNotBuiltError(f"the mart is not built on this warehouse: run 'massalia mart build' ({MART_TABLE})")
+            raise MartNotBuiltError(
+                f"the mart is not built on this warehouse: run 'massalia mart build' ({MART_TABLE})"
+            )
         columns: list[exp.Expr] = [exp.column(name, table=MART_ALIAS) for name in sorted(set(variables))]
         for arm, arm_spec in (arms or {}).items():
             arm_condition = compile_filter(arm_spec, table=MART_ALIAS) or exp.true()
@@ -110,7 +115,7 @@ def _provenance(engine: Engine, analysis: str, request: AnalysisRequest, spec: F
     if spec.cohort_definition_id is not None:
         cohort = {"cohort_definition_id": request.filters.cohort_definition_id,
                   "definition_hash": _generated_hash(engine, spec.cohort_definition_id)}  # fmt: skip
-    versions = {}
+    versions: dict[str, str | None] = {}
     for name in LIBRARIES:
         try:
             versions[name] = metadata.version(name)
@@ -122,8 +127,10 @@ def _provenance(engine: Engine, analysis: str, request: AnalysisRequest, spec: F
         "request_hash": _digest(request.model_dump(mode="json")),
         "filter_hash": _digest(normalized_spec(request.filters)),
         "cohort": cohort,
-        "mart_build": {key: str(built[key]) if built.get(key) is not None else None
-                       for key in ("build_id", "built_at", "data_version", "vocabulary_version")},  # fmt: skip
+        "mart_build": {
+            key: str(built[key]) if built.get(key) is not None else None
+            for key in ("build_id", "built_at", "data_version", "vocabulary_version")
+        },
         "massalia_version": massalia.__version__,
         "libraries": versions,
         "rows_read": rows,
@@ -169,8 +176,12 @@ def run_survival(
     step, table_at = request.time_step_months, request.at_risk_months
     result: dict[str, Any] = {
         "analysis": "survival",
-        "endpoint": {"name": endpoint.name, "label": endpoint.label, "time_unit": "months since diagnosis",
-                     "competing_event": endpoint.competing},  # fmt: skip
+        "endpoint": {
+            "name": endpoint.name,
+            "label": endpoint.label,
+            "time_unit": "months since diagnosis",
+            "competing_event": endpoint.competing,
+        },
         "threshold": threshold,
         "excluded_no_time": protect_count(int((~keep).sum()), threshold),
         "km": {"all": survival.kaplan_meier(time, event, threshold=threshold, step=step, table_at=table_at)},
@@ -221,8 +232,10 @@ def _cox(
 def run_compare(
     gov: Governance, engine: Engine, principal: Principal, request: CompareRequest, *, channel: str | None = None
 ) -> dict[str, Any]:
-    """Treated versus comparator within the population: PS matching and IPW, balance, adjusted KM and HR,
-    negative controls with empirical calibration, and the assumptions in plain words.
+    """Treated versus comparator within the population, by propensity-score matching and weighting.
+
+    Balance, adjusted KM and HR, negative controls with empirical calibration, and the assumptions in
+    plain words.
 
     Examples
     --------
