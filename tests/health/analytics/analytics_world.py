@@ -4,9 +4,17 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
 from massalia.engine.duckdb import DuckDBEngine
 from massalia.governance import Governance, Principal, ProjectScope
+
+
+@dataclass
+class AnalyticsWarehouse:
+    path: Path
+    truth: dict[str, Any]
 
 
 @dataclass

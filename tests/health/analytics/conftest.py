@@ -8,27 +8,17 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from dataclasses import dataclass
-from pathlib import Path
-from typing import Any
 
 import pytest
+from analytics_world import AnalyticsWarehouse, World, project_of
 
 from massalia.engine.duckdb import DuckDBEngine
-from analytics_world import World, project_of
-
 from massalia.governance import Governance, Role, operator_principal
 from massalia.health.etl import run_etl
 from massalia.health.marts.builder import build_mart
 from massalia.health.synth import generate
 
 PATIENTS = 3000
-
-
-@dataclass
-class AnalyticsWarehouse:
-    path: Path
-    truth: dict[str, Any]
 
 
 @pytest.fixture(scope="session")

@@ -15,7 +15,6 @@ from __future__ import annotations
 import math
 
 import pytest
-
 from analytics_world import World
 
 from massalia.health.analytics.requests import CompareRequest, SurvivalRequest

@@ -196,6 +196,9 @@ def run_survival(
         if len(set(groups)) > 1:
             strata = frame[request.strata].astype(str).to_numpy() if request.strata else None
             result["logrank"] = survival.logrank(time, event, groups, strata=strata)
+    if len(frame) == 0:  # nothing more to estimate on an empty cohort
+        result["provenance"] = _provenance(engine, "survival", request, spec, 0)
+        return result
     if request.covariates:
         result["cox"] = _cox(frame, time, event, request, threshold)
     if request.competing_risks:

@@ -53,6 +53,11 @@ def kaplan_meier(
     Returns the released curve, the coarsened median, persons and events (protected) and an at-risk table.
     """
     observed = np.asarray(event) == 1
+    if len(time) == 0:  # an empty cohort (a filter, a scope): the curve's start only
+        return {"n": protect_count(0, threshold), "events": protect_count(0, threshold), "median": None,
+                "curve": [point.to_json() for point in coarsen_curve(time, observed, lambda t: (1.0, 1.0, 1.0),
+                                                                      threshold, step)],
+                "at_risk": at_risk_table(time, table_at, threshold)}  # fmt: skip
     fitter = KaplanMeierFitter(alpha=ALPHA)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # lifelines warns that weighted CIs are approximate: said in the docs
