@@ -15,21 +15,34 @@ from typing import Annotated, Any
 import typer
 from pydantic import ValidationError
 
-from massalia.cli.common import EngineOption, HomeOption, console, existing_home, fail, governed, initialized_warehouse
+from massalia.cli.common import (
+    EngineOption,
+    HomeOption,
+    JsonOption,
+    ProjectOption,
+    console,
+    existing_home,
+    fail,
+    governed,
+    initialized_warehouse,
+)
 from massalia.health.analytics import run_compare, run_survival
 from massalia.health.analytics.requests import CompareRequest, SurvivalRequest
 from massalia.health.marts.filters import FilterError, FilterSpec, parse_clause
 
 analysis_app = typer.Typer(help="Survival and treatment-effectiveness analyses of an approved project's cohort.")
 
-ProjectOption = Annotated[int, typer.Option("--project", help="The approved project the analysis runs under.")]
 WhereOption = Annotated[
     list[str] | None, typer.Option("--where", help="A cohort condition 'variable op value' (repeatable, AND).")
 ]
 CohortOption = Annotated[int | None, typer.Option("--cohort", help="Only persons of this generated cohort.")]
 EndpointOption = Annotated[str, typer.Option("--endpoint", help="os, pfs, rfs, relapse or second_cancer.")]
 OutOption = Annotated[Path | None, typer.Option("--out", help="Write the full JSON result to this file.")]
-JsonOption = Annotated[bool, typer.Option("--json", help="Print the full JSON result instead of a summary.")]
+
+
+def _require_project(project: int | None) -> None:
+    if project is None:
+        fail("analyses read row-level data: name the approved project they run under with --project")
 
 
 def _spec(where: list[str] | None, cohort: int | None = None) -> FilterSpec:
@@ -52,7 +65,7 @@ def _hr(estimate: dict[str, Any] | None) -> str:
 
 @analysis_app.command("survival")
 def survival(
-    project: ProjectOption,
+    project: ProjectOption = None,
     where: WhereOption = None,
     cohort: CohortOption = None,
     endpoint: EndpointOption = "os",
@@ -71,6 +84,7 @@ def survival(
     engine: EngineOption = None,
 ) -> None:
     """Kaplan–Meier, log-rank, Cox model and cumulative incidence of a cohort (aggregates, small cells protected)."""
+    _require_project(project)
     try:
         request = SurvivalRequest(project_id=project, filters=_spec(where, cohort), endpoint=endpoint,  # type: ignore[arg-type]
                                   group_by=by, strata=strata, covariates=covariate or [],
@@ -94,11 +108,11 @@ def survival(
 
 @analysis_app.command("compare")
 def compare(
-    project: ProjectOption,
     treated: Annotated[list[str], typer.Option("--treated", help="A condition of the treated cohort (repeatable).")],
     comparator: Annotated[
         list[str], typer.Option("--comparator", help="A condition of the comparator cohort (repeatable).")
     ],
+    project: ProjectOption = None,
     where: WhereOption = None,
     cohort: CohortOption = None,
     endpoint: EndpointOption = "os",
@@ -114,6 +128,7 @@ def compare(
     engine: EngineOption = None,
 ) -> None:
     """Treated versus comparator: propensity matching and weighting, balance, adjusted HR, calibration."""
+    _require_project(project)
     try:
         request = CompareRequest(project_id=project, filters=_spec(where, cohort), endpoint=endpoint,  # type: ignore[arg-type]
                                  treated=_spec(treated), comparator=_spec(comparator), covariates=covariate or None,
