@@ -180,6 +180,11 @@ def expectations(world: World, caller: str) -> dict[tuple[str, ...], Row]:
         ("etl", "show"): Row(("no-such-run",), STAFF_ADMINS | {"dpo"}, exit_allowed=1),
         # Extracts are for members of an approved pseudonymized project: nobody here (tests/cli/test_extract.py).
         ("extract", "create"): Row(("--project", str(world.project)), frozenset()),
+        # Analyses are for members of an approved project: nobody here (tests/health/analytics/).
+        ("analysis", "survival"): Row(("--project", str(world.project)), frozenset()),
+        ("analysis", "compare"): Row(
+            ("--project", str(world.project), "--treated", "sex = female", "--comparator", "sex = male"), frozenset()
+        ),
         ("generate",): Row(
             ("--patients", "1", "--no-documents", "--out", str(world.tmp / f"gen-{caller}")), STAFF_ADMINS
         ),

@@ -112,6 +112,11 @@ def extract(case: Case) -> Outcome:
     return PSEUDO_ROWS if case.role in PROJECT_USERS and case.active_member and case.pseudonymized else DENY
 
 
+def analysis(case: Case) -> Outcome:
+    """Analyses read rows but release aggregates: approved members only, whatever the access level."""
+    return frozenset({"row_level"}) if case.role in PROJECT_USERS and case.active_member else DENY
+
+
 def patient_view(case: Case) -> Outcome:
     if case.own_site:
         return ROWS
@@ -140,6 +145,7 @@ EXPECTED: dict[str, Callable[[Case], Outcome]] = {
     "health.mart.build": roles(Role.ADMIN, Role.DATA_ENGINEER),
     "privacy.budget": roles(*STAFF),
     "health.extract.create": extract,
+    "health.analysis.run": analysis,
     "health.patient.view": patient_view,
     "project.create": roles(Role.ADMIN, Role.DPO, Role.RESEARCHER),
     "project.read": member_or(Role.ADMIN, Role.DPO),

@@ -28,7 +28,8 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from massalia.api.routes import cohorts, etl, extracts, mart, patients, quality, saved_cohorts, vocabulary
+from massalia.api.routes import analyses, cohorts, etl, extracts, mart, patients, quality, saved_cohorts, vocabulary
+from massalia.cli.analysis import analysis_app
 from massalia.cli.cohort import cohort_app
 from massalia.cli.etl import etl_app
 from massalia.cli.extract import extract_app
@@ -36,6 +37,7 @@ from massalia.cli.mart import mart_app
 from massalia.cli.omop import omop_app
 from massalia.cli.patient import patient_app
 from massalia.governance import InvalidRequest
+from massalia.health.analytics import ANALYSES
 from massalia.health.cohorts import CirceImportError, UnsupportedConstruct, import_circe
 from massalia.health.cohorts.definition import CohortDefinition
 from massalia.health.quality.oncology import register_oncology_rules
@@ -127,8 +129,8 @@ class HealthDomain:
     name: str = "health"
 
     def contribute(self, contributions: Contributions) -> None:
-        """Register health's routers, command groups, rights, scope model and quality checks."""
-        for module in (cohorts, saved_cohorts, patients, mart, extracts, quality, etl, vocabulary):
+        """Register health's routers, command groups, rights, scope model, quality checks and analyses."""
+        for module in (cohorts, saved_cohorts, patients, mart, extracts, quality, etl, vocabulary, analyses):
             contributions.add_router(module.router)
         contributions.add_cli_group("omop", omop_app)
         contributions.add_cli_group("etl", etl_app)
@@ -136,10 +138,13 @@ class HealthDomain:
         contributions.add_cli_group("mart", mart_app)
         contributions.add_cli_group("extract", extract_app)
         contributions.add_cli_group("patient", patient_app)
+        contributions.add_cli_group("analysis", analysis_app)
         contributions.add_rights(RIGHTS_FILE)
         contributions.add_scope_model("health.cohort", CohortScope())
         contributions.add_quality_check("omop.dqd", _register_dqd)
         contributions.add_quality_check("health.oncology", register_oncology_rules)
+        for analysis in ANALYSES:
+            contributions.add_analysis(analysis.name, analysis)
 
 
 DOMAIN = HealthDomain()

@@ -1,0 +1,150 @@
+"""``massalia analysis …``: survival and treatment comparison of an approved project's cohort.
+
+A thin layer over the guarded analytics service (:mod:`massalia.health.analytics`): the rights check
+(an approved member of ``--project`` only), the project's scope, small-cell protection and the audit entry
+all happen there. The full result (JSON ready for charts, with its provenance) goes to ``--out`` or, with
+``--json``, to standard output; a short summary is printed otherwise.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from pydantic import ValidationError
+
+from massalia.cli.common import (
+    EngineOption,
+    HomeOption,
+    JsonOption,
+    ProjectOption,
+    console,
+    existing_home,
+    fail,
+    governed,
+    initialized_warehouse,
+)
+from massalia.health.analytics import run_compare, run_survival
+from massalia.health.analytics.requests import CompareRequest, SurvivalRequest
+from massalia.health.marts.filters import FilterError, FilterSpec, parse_clause
+
+analysis_app = typer.Typer(help="Survival and treatment-effectiveness analyses of an approved project's cohort.")
+
+WhereOption = Annotated[
+    list[str] | None, typer.Option("--where", help="A cohort condition 'variable op value' (repeatable, AND).")
+]
+CohortOption = Annotated[int | None, typer.Option("--cohort", help="Only persons of this generated cohort.")]
+EndpointOption = Annotated[str, typer.Option("--endpoint", help="os, pfs, rfs, relapse or second_cancer.")]
+OutOption = Annotated[Path | None, typer.Option("--out", help="Write the full JSON result to this file.")]
+
+
+def _require_project(project: int | None) -> None:
+    if project is None:
+        fail("analyses read row-level data: name the approved project they run under with --project")
+
+
+def _spec(where: list[str] | None, cohort: int | None = None) -> FilterSpec:
+    return FilterSpec(all=[parse_clause(text) for text in where or []], cohort_definition_id=cohort)
+
+
+def _emit(result: dict[str, Any], out: Path | None, as_json: bool) -> None:
+    text = json.dumps(result, indent=2, default=str, ensure_ascii=False)
+    if out is not None:
+        out.write_text(text + "\n", encoding="utf-8")
+    if as_json:
+        typer.echo(text)
+
+
+def _hr(estimate: dict[str, Any] | None) -> str:
+    if not estimate or estimate.get("hr") is None:
+        return "n/a"
+    return f"{estimate['hr']:.2f} ({estimate['lower']:.2f}–{estimate['upper']:.2f})"
+
+
+@analysis_app.command("survival")
+def survival(
+    project: ProjectOption = None,
+    where: WhereOption = None,
+    cohort: CohortOption = None,
+    endpoint: EndpointOption = "os",
+    by: Annotated[str | None, typer.Option("--by", help="KM curves and log-rank by this variable.")] = None,
+    strata: Annotated[str | None, typer.Option("--strata", help="Stratify the log-rank and Cox model.")] = None,
+    covariate: Annotated[list[str] | None, typer.Option("--covariate", help="A Cox covariate (repeatable).")] = None,
+    categorical: Annotated[
+        list[str] | None, typer.Option("--categorical", help="An integer covariate read as categories.")
+    ] = None,
+    competing_risks: Annotated[
+        bool, typer.Option("--competing-risks", help="Aalen–Johansen incidence (relapse, second_cancer).")
+    ] = False,
+    out: OutOption = None,
+    as_json: JsonOption = False,
+    home_dir: HomeOption = None,
+    engine: EngineOption = None,
+) -> None:
+    """Kaplan–Meier, log-rank, Cox model and cumulative incidence of a cohort (aggregates, small cells protected)."""
+    _require_project(project)
+    try:
+        request = SurvivalRequest(project_id=project, filters=_spec(where, cohort), endpoint=endpoint,  # type: ignore[arg-type]
+                                  group_by=by, strata=strata, covariates=covariate or [],
+                                  categorical=categorical or [], competing_risks=competing_risks)  # fmt: skip
+    except (ValidationError, FilterError) as error:
+        fail(str(error))
+    data = existing_home(home_dir)
+    with governed(data) as (gov, principal), initialized_warehouse(data, engine) as warehouse:
+        result = run_survival(gov, warehouse, principal, request, channel="cli")
+    _emit(result, out, as_json)
+    if as_json:
+        return
+    overall = result["km"]["all"]
+    console.print(f"{result['endpoint']['label']}: {overall['n']['shown']} persons, {overall['events']['shown']} "
+                  f"events, median {overall['median'] or 'not reached'} months")  # fmt: skip
+    if "logrank" in result:
+        console.print(f"{result['logrank']['method']}: p = {result['logrank']['p_value']:.3g}")
+    for term in result.get("cox", {}).get("terms", []):
+        console.print(f"  HR {term['term']}: {term['hr']:.2f} ({term['lower']:.2f}–{term['upper']:.2f})")
+
+
+@analysis_app.command("compare")
+def compare(
+    treated: Annotated[list[str], typer.Option("--treated", help="A condition of the treated cohort (repeatable).")],
+    comparator: Annotated[
+        list[str], typer.Option("--comparator", help="A condition of the comparator cohort (repeatable).")
+    ],
+    project: ProjectOption = None,
+    where: WhereOption = None,
+    cohort: CohortOption = None,
+    endpoint: EndpointOption = "os",
+    covariate: Annotated[
+        list[str] | None, typer.Option("--covariate", help="A PS covariate (default: every baseline variable).")
+    ] = None,
+    negative_control: Annotated[
+        list[str] | None, typer.Option("--negative-control", help="An outcome the treatment cannot affect.")
+    ] = None,
+    out: OutOption = None,
+    as_json: JsonOption = False,
+    home_dir: HomeOption = None,
+    engine: EngineOption = None,
+) -> None:
+    """Treated versus comparator: propensity matching and weighting, balance, adjusted HR, calibration."""
+    _require_project(project)
+    try:
+        request = CompareRequest(project_id=project, filters=_spec(where, cohort), endpoint=endpoint,  # type: ignore[arg-type]
+                                 treated=_spec(treated), comparator=_spec(comparator), covariates=covariate or None,
+                                 negative_controls=negative_control or [])  # type: ignore[arg-type]  # fmt: skip
+    except (ValidationError, FilterError) as error:
+        fail(str(error))
+    data = existing_home(home_dir)
+    with governed(data) as (gov, principal), initialized_warehouse(data, engine) as warehouse:
+        result = run_compare(gov, warehouse, principal, request, channel="cli")
+    _emit(result, out, as_json)
+    if as_json:
+        return
+    arms = result["arms"]
+    console.print(f"treated {arms['treated']['n']['shown']}, comparator {arms['comparator']['n']['shown']}, "
+                  f"matched pairs {result['matching']['pairs']['shown']}")  # fmt: skip
+    for name, estimate in result["hazard_ratios"].items():
+        console.print(f"  HR {name}: {_hr(estimate)}")
+    for line in result["assumptions"]:
+        console.print(f"- {line}", markup=False)

@@ -1,0 +1,63 @@
+"""Health analytics: survival and treatment effectiveness on the research mart, one module per analysis.
+
+Each analysis is registered like any plug-in part (:meth:`massalia.plugins.Contributions.add_analysis`, from
+:mod:`massalia.health.plugin`) as an :class:`Analysis`: its name, what it does, its request model and its
+guarded entry point. The entry points load the estimators (lifelines, scikit-learn, statsmodels) when first
+run, not when the command line starts.
+
+Examples
+--------
+>>> [analysis.name for analysis in ANALYSES]
+['survival', 'compare']
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import BaseModel
+
+from massalia.engine import Engine
+from massalia.governance import Governance, Principal
+from massalia.health.analytics.requests import CompareRequest, SurvivalRequest
+
+
+@dataclass(frozen=True)
+class Analysis:
+    """One registered analysis: what it does, what it is asked, and its guarded entry point."""
+
+    name: str
+    description: str
+    request: type[BaseModel]
+    run: Callable[..., dict[str, Any]]
+
+
+def run_survival(
+    gov: Governance, engine: Engine, principal: Principal, request: SurvivalRequest, *, channel: str | None = None
+) -> dict[str, Any]:
+    """The guarded survival analysis (:func:`massalia.health.analytics.service.run_survival`)."""
+    # start-up: the estimators' libraries take seconds to import; loaded when an analysis first runs
+    from massalia.health.analytics import service
+
+    return service.run_survival(gov, engine, principal, request, channel=channel)
+
+
+def run_compare(
+    gov: Governance, engine: Engine, principal: Principal, request: CompareRequest, *, channel: str | None = None
+) -> dict[str, Any]:
+    """The guarded treatment comparison (:func:`massalia.health.analytics.service.run_compare`)."""
+    # start-up: the estimators' libraries take seconds to import; loaded when an analysis first runs
+    from massalia.health.analytics import service
+
+    return service.run_compare(gov, engine, principal, request, channel=channel)
+
+
+ANALYSES: tuple[Analysis, ...] = (
+    Analysis("survival", "Kaplan–Meier, log-rank, Cox PH, cumulative incidence of one cohort", SurvivalRequest,
+             run_survival),
+    Analysis("compare", "Two treatment cohorts: propensity matching and weighting, balance, adjusted HR, "
+             "negative controls and empirical calibration", CompareRequest, run_compare),
+)  # fmt: skip
+"""The built-in analyses, registered by the health domain."""

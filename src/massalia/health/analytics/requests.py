@@ -1,0 +1,68 @@
+"""What an analysis is asked: the request models shared by the Python API, the CLI and the HTTP API.
+
+Kept apart from the estimators so that the interfaces can declare their bodies without loading lifelines,
+scikit-learn and statsmodels (seconds at start-up).
+
+Examples
+--------
+>>> SurvivalRequest(project_id=1, endpoint="pfs", group_by="stage_group").endpoint
+'pfs'
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from massalia.health.marts.filters import FilterSpec
+
+CALIPER_SD = 0.2
+"""Matching caliper, in standard deviations of the logit of the propensity score (Austin 2011)."""
+
+Endpoint = Literal["os", "pfs", "rfs", "relapse", "second_cancer"]
+
+
+class AnalysisRequest(BaseModel):
+    """What every analysis names: the project, the cohort (mart filters), the endpoint, the curves' grid."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    project_id: int = Field(ge=1, description="The approved project the analysis runs under.")
+    filters: FilterSpec = Field(default_factory=FilterSpec, description="The cohort: mart filters.")
+    endpoint: Endpoint = "os"
+    time_step_months: float = Field(default=1.0, gt=0, le=24, description="Grid of the released curves.")
+    at_risk_months: list[float] = Field(default_factory=lambda: [0.0, 12.0, 24.0, 36.0, 60.0], max_length=20)
+
+
+class SurvivalRequest(AnalysisRequest):
+    """A survival analysis of one cohort: KM (by group), log-rank, Cox, cumulative incidence."""
+
+    group_by: str | None = Field(default=None, max_length=128, description="KM curves and log-rank by group.")
+    strata: str | None = Field(default=None, max_length=128, description="Stratify the log-rank and the Cox model.")
+    covariates: list[str] = Field(default_factory=list, max_length=60, description="Cox model covariates.")
+    categorical: list[str] = Field(
+        default_factory=list, max_length=60, description="Integer covariates read as categories (ECOG)."
+    )
+    competing_risks: bool = Field(default=False, description="Aalen–Johansen incidence (relapse, second_cancer).")
+
+
+class CompareRequest(AnalysisRequest):
+    """Two treatment cohorts of one population compared by propensity-score matching and weighting."""
+
+    treated: FilterSpec = Field(description="Mart filters defining the treated cohort within the population.")
+    comparator: FilterSpec = Field(description="Mart filters defining the comparator cohort.")
+    covariates: list[str] | None = Field(
+        default=None, max_length=200, description="Baseline covariates (default: every baseline variable)."
+    )
+    categorical: list[str] = Field(default_factory=lambda: ["ecog_at_diagnosis"], max_length=60)
+    negative_controls: list[Endpoint] = Field(
+        default_factory=list, max_length=20, description="Outcomes the treatment is believed not to affect."
+    )
+    caliper_sd: float = Field(default=CALIPER_SD, gt=0, le=2)
+
+    @model_validator(mode="after")
+    def _arms_name_no_cohort(self) -> CompareRequest:
+        if self.treated.cohort_definition_id is not None or self.comparator.cohort_definition_id is not None:
+            raise ValueError("name the cohort in filters (the population), not in treated or comparator")
+        return self

@@ -1,0 +1,190 @@
+"""Survival analysis of a cohort: Kaplan–Meier, log-rank (stratified too), Cox models, cumulative incidence.
+
+The estimators are lifelines' and statsmodels' (never re-implemented here): this module shapes the mart's
+rows for them and their results into JSON for charts, with every count and curve passed through
+:mod:`massalia.health.analytics.protect`. It reads no data and checks no right: the guarded service
+(:mod:`massalia.health.analytics.service`) gives it the rows of an approved project's scope.
+
+Examples
+--------
+>>> from lifelines.datasets import load_rossi
+>>> rossi = load_rossi()
+>>> result = kaplan_meier(rossi["week"].to_numpy(float), rossi["arrest"].to_numpy(), threshold=10, step=4.0)
+>>> result["n"], result["events"]
+({'count': 432, 'shown': '432'}, {'count': 114, 'shown': '114'})
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from lifelines import AalenJohansenFitter, CoxPHFitter, KaplanMeierFitter
+from lifelines.statistics import multivariate_logrank_test, proportional_hazard_test
+from statsmodels.duration.survfunc import survdiff
+
+from massalia.health.analytics.protect import at_risk_table, coarsen_curve, coarsened_median, protect_count
+
+ALPHA = 0.05
+"""Confidence bands and intervals are 95 %."""
+
+
+def _step_value(index: np.ndarray, values: np.ndarray, t: float) -> float:
+    """A right-continuous step function (values at ``index``) evaluated at ``t``."""
+    position = int(np.searchsorted(index, t, side="right")) - 1
+    return float(values[max(position, 0)])
+
+
+def kaplan_meier(
+    time: np.ndarray,
+    event: np.ndarray,
+    *,
+    threshold: int,
+    step: float,
+    weights: np.ndarray | None = None,
+    table_at: Sequence[float] = (),
+) -> dict[str, Any]:
+    """Kaplan–Meier estimate with its 95 % band (lifelines), coarsened for release.
+
+    ``event`` is 1 for the event (any other value is censored); ``weights`` give an adjusted (IPW) curve.
+    Returns the released curve, the coarsened median, persons and events (protected) and an at-risk table.
+    """
+    observed = np.asarray(event) == 1
+    if len(time) == 0:  # an empty cohort (a filter, a scope): the curve's start only
+        return {"n": protect_count(0, threshold), "events": protect_count(0, threshold), "median": None,
+                "curve": [point.to_json() for point in coarsen_curve(time, observed, lambda t: (1.0, 1.0, 1.0),
+                                                                      threshold, step)],
+                "at_risk": at_risk_table(time, table_at, threshold)}  # fmt: skip
+    fitter = KaplanMeierFitter(alpha=ALPHA)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # lifelines warns that weighted CIs are approximate: said in the docs
+        fitter.fit(time, observed, weights=weights)
+    index = fitter.survival_function_.index.to_numpy(dtype=float)
+    survival = fitter.survival_function_.iloc[:, 0].to_numpy()
+    lower = fitter.confidence_interval_.iloc[:, 0].to_numpy()
+    upper = fitter.confidence_interval_.iloc[:, 1].to_numpy()
+
+    def at(t: float) -> tuple[float, float | None, float | None]:
+        return _step_value(index, survival, t), _step_value(index, lower, t), _step_value(index, upper, t)
+
+    points = coarsen_curve(time, observed, at, threshold, step)
+    return {
+        "n": protect_count(len(time), threshold),
+        "events": protect_count(int(observed.sum()), threshold),
+        "median": coarsened_median(points),
+        "curve": [point.to_json() for point in points],
+        "at_risk": at_risk_table(time, table_at, threshold),
+    }
+
+
+def logrank(
+    time: np.ndarray, event: np.ndarray, group: np.ndarray, *, strata: np.ndarray | None = None
+) -> dict[str, Any]:
+    """Log-rank test of equal survival across ``group`` (lifelines), or stratified by ``strata`` (statsmodels).
+
+    Examples
+    --------
+    >>> from lifelines.datasets import load_rossi
+    >>> r = load_rossi()
+    >>> round(logrank(r["week"].to_numpy(float), r["arrest"].to_numpy(), r["fin"].to_numpy())["p_value"], 4)
+    0.0501
+    """
+    observed = (np.asarray(event) == 1).astype(int)
+    groups = pd.Series(group).astype(str).to_numpy()
+    if strata is None:
+        result = multivariate_logrank_test(time, groups, observed)
+        chi2, p = float(result.test_statistic), float(result.p_value)
+        method = "log-rank (lifelines.statistics.multivariate_logrank_test)"
+    else:
+        chi2, p = survdiff(np.asarray(time, dtype=float), observed, groups, strata=pd.Series(strata).astype(str))
+        method = "stratified log-rank (statsmodels.duration.survfunc.survdiff)"
+    return {"method": method, "chi2": float(chi2), "df": len(set(groups)) - 1, "p_value": float(p)}
+
+
+def cox_model(
+    data: pd.DataFrame,
+    *,
+    duration: str = "time",
+    event: str = "event",
+    strata: Sequence[str] = (),
+    weights: str | None = None,
+    cluster: str | None = None,
+    check_ph: bool = True,
+) -> dict[str, Any]:
+    """Cox proportional hazards (lifelines ``CoxPHFitter``): hazard ratios, 95 % CIs, p-values, PH check.
+
+    Every column of ``data`` other than ``duration``, ``event``, ``strata``, ``weights`` and ``cluster`` is a
+    covariate. The proportional-hazards check is lifelines' Schoenfeld-residual test (rank time transform),
+    skipped for weighted fits. Robust (sandwich) errors are used with weights or clusters.
+    """
+    frame = data.copy()
+    frame[event] = (frame[event] == 1).astype(int)
+    fitter = CoxPHFitter(alpha=ALPHA)
+    robust = weights is not None or cluster is not None
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # convergence notes on sparse dummies are reported through the CIs
+        fitter.fit(frame, duration_col=duration, event_col=event, strata=list(strata) or None,
+                   weights_col=weights, cluster_col=cluster, robust=robust)  # fmt: skip
+    summary = fitter.summary
+    ph: dict[str, float] = {}
+    if check_ph and weights is None:
+        columns = [column for column in frame.columns if column != cluster]
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            test = proportional_hazard_test(fitter, frame[columns], time_transform="rank")
+        ph = {str(name): float(value) for name, value in test.summary["p"].items()}
+    terms = [
+        {
+            "term": str(name),
+            "hr": float(row["exp(coef)"]),
+            "lower": float(row["exp(coef) lower 95%"]),
+            "upper": float(row["exp(coef) upper 95%"]),
+            "log_hr": float(row["coef"]),
+            "se": float(row["se(coef)"]),
+            "p_value": float(row["p"]),
+            "ph_test_p": ph.get(str(name)),
+        }
+        for name, row in summary.iterrows()
+    ]
+    return {
+        "method": "Cox proportional hazards (lifelines.CoxPHFitter)" + (", robust errors" if robust else ""),
+        "terms": terms,
+        "concordance": float(fitter.concordance_index_),
+        "ph_check": "Schoenfeld residuals, rank time transform (lifelines.statistics.proportional_hazard_test)"
+        if ph
+        else None,
+        "ph_violations": sorted(name for name, p in ph.items() if p < ALPHA),
+    }
+
+
+def cumulative_incidence(
+    time: np.ndarray, event: np.ndarray, *, threshold: int, step: float, cause: int = 1
+) -> dict[str, Any]:
+    """Aalen–Johansen cumulative incidence of ``cause`` with competing events (lifelines), coarsened.
+
+    ``event``: 0 censored, ``cause`` the event of interest, any other positive code a competing event.
+    Tied times are broken by lifelines' seeded jitter, so the same rows give the same curve.
+    """
+    event = np.asarray(event).astype(int)
+    fitter = AalenJohansenFitter(alpha=ALPHA, seed=0, calculate_variance=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the tie-jitter notice
+        fitter.fit(time, event, event_of_interest=cause)
+    index = fitter.cumulative_density_.index.to_numpy(dtype=float)
+    cif = fitter.cumulative_density_.iloc[:, 0].to_numpy()
+    band = fitter.confidence_interval_cumulative_density_
+    lower, upper = band.iloc[:, 0].to_numpy(), band.iloc[:, 1].to_numpy()
+
+    def at(t: float) -> tuple[float, float | None, float | None]:
+        return _step_value(index, cif, t), _step_value(index, lower, t), _step_value(index, upper, t)
+
+    points = coarsen_curve(time, event == cause, at, threshold, step, start=0.0)
+    return {
+        "method": "Aalen–Johansen (lifelines.AalenJohansenFitter)",
+        "events": protect_count(int((event == cause).sum()), threshold),
+        "competing_events": protect_count(int(((event > 0) & (event != cause)).sum()), threshold),
+        "curve": [point.to_json() for point in points],
+    }

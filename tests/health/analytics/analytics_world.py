@@ -1,0 +1,44 @@
+"""The analytics tests' world: a governance with researchers and approved projects over the generated warehouse."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from massalia.engine.duckdb import DuckDBEngine
+from massalia.governance import Governance, Principal, ProjectScope
+
+
+@dataclass
+class AnalyticsWarehouse:
+    path: Path
+    truth: dict[str, Any]
+
+
+@dataclass
+class World:
+    gov: Governance
+    engine: DuckDBEngine
+    rita: Principal  # researcher, member of the approved project `study`
+    olga: Principal  # researcher, owner of another approved project, not a member of `study`
+    nora: Principal  # researcher, owner of a project that was never approved
+    study: int
+    north: int  # rita's approved project scoped to the chu_nord site
+    other: int
+    draft: int
+
+
+def project_of(
+    gov: Governance, owner: Principal, dpo: Principal, *, approve: bool = True, sites: tuple[str, ...] = ()
+) -> int:
+    scope = ProjectScope(sites=sites)
+    project = gov.create_project(
+        "Outcomes study", "survival and treatment effectiveness", scope=scope, access_level="aggregate",
+        expires=dt.date.today() + dt.timedelta(days=365), actor=owner,
+    )  # fmt: skip
+    if approve:
+        request = gov.file_request(project.id, actor=owner, justification="protocol approved by the board")
+        gov.decide_request(request.id, True, "proportionate", actor=dpo)
+    return project.id

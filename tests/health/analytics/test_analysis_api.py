@@ -1,0 +1,65 @@
+"""The analyses over HTTP: an approved member gets chart-ready JSON; anyone else a 403 saying what is needed."""
+
+from __future__ import annotations
+
+import datetime as dt
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from analytics_world import AnalyticsWarehouse, project_of
+from fastapi.testclient import TestClient
+
+from massalia.api import ApiSettings, create_app
+from massalia.config import Home
+from massalia.governance import Governance, Role, operator_principal
+
+
+@pytest.fixture(scope="module")
+def api(analytics_warehouse: AnalyticsWarehouse, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
+    home = Home(tmp_path_factory.mktemp("analytics-api")).ensure()
+    shutil.copy(analytics_warehouse.path, home.warehouse)
+    app = create_app(home, settings=ApiSettings())
+    gov: Governance = app.state.massalia.governance
+    operator = operator_principal()
+    users = {name: gov.create_user(name, None, [role], actor=operator)
+             for name, role in (("rita", Role.RESEARCHER), ("olga", Role.RESEARCHER), ("dina", Role.DPO))}  # fmt: skip
+    tokens = {name: gov.create_token(name, None, dt.timedelta(days=1), actor=operator) for name in users}
+    project = project_of(gov, users["rita"], users["dina"])
+    try:
+        yield {"app": app, "tokens": tokens, "project": project}
+    finally:
+        gov.close()
+
+
+def _client(api: dict, who: str) -> TestClient:
+    client = TestClient(api["app"], raise_server_exceptions=False)
+    client.headers["Authorization"] = f"Bearer {api['tokens'][who]}"
+    return client
+
+
+def test_survival_and_compare_for_an_approved_member(api: dict, tmp_path: Path) -> None:
+    client = _client(api, "rita")
+    body = {"project_id": api["project"], "endpoint": "pfs", "group_by": "stage_group", "covariates": ["stage_group"]}
+    response = client.post("/api/v1/analyses/survival", json=body)
+    assert response.status_code == 200, response.text
+    result = response.json()
+    assert result["analysis"] == "survival" and result["provenance"]["filter_hash"]
+    assert result["km"]["groups"]["IV"]["curve"][0] == {"time": 0.0, "estimate": 1.0, "lower": 1.0, "upper": 1.0,
+                                                         "at_risk": result["km"]["groups"]["IV"]["n"]}  # fmt: skip
+    compare = {"project_id": api["project"], "filters": {"all": [{"variable": "primary_site", "op": "=",
+                                                                  "value": "lung"}]},
+               "treated": {"all": [{"variable": "received_immunotherapy", "op": "=", "value": True}]},
+               "comparator": {"all": [{"variable": "received_immunotherapy", "op": "=", "value": False}]},
+               "covariates": ["stage_group", "age_at_diagnosis", "ecog_at_diagnosis", "sex"]}  # fmt: skip
+    response = client.post("/api/v1/analyses/compare", json=compare)
+    assert response.status_code == 200, response.text
+    assert {"naive", "matched", "ipw"} <= set(response.json()["hazard_ratios"])
+    assert response.json()["balance"][0]["covariate"].startswith("stage_group")
+
+
+def test_a_caller_without_an_approved_project_gets_a_clear_403(api: dict) -> None:
+    response = _client(api, "olga").post("/api/v1/analyses/survival", json={"project_id": api["project"]})
+    assert response.status_code == 403
+    assert "approved members of an approved, unexpired project" in response.json()["error"]["message"]
