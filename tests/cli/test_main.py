@@ -95,7 +95,7 @@ def test_load_without_sources_fails_clearly(tmp_path: Path) -> None:
 def test_demo_end_to_end(tmp_path: Path) -> None:
     """The main job at small scale: generate → ETL → quality, then info and an incremental re-run."""
     home = tmp_path / "home"
-    result = runner.invoke(app, ["demo", "--patients", "120", "--home", str(home)])
+    result = runner.invoke(app, ["demo", "--patients", "120", "--home", str(home), "--no-serve"])
     assert result.exit_code == 0, result.output
     # The last lines say what to do next: the report, a cohort count, the API.
     tail = " ".join(result.output.split()[-60:])

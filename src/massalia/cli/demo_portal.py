@@ -1,0 +1,103 @@
+"""The end of ``massalia demo``: the research mart built, demo accounts made, and the portal served.
+
+The accounts are a researcher, a DPO and a clinician of one site, with random passwords written to
+``MASSALIA_HOME/demo-accounts.txt`` (mode 0600) and printed; a second demo on the same home keeps them
+(their passwords are read back from that file). Everything goes through the guarded services, as the
+caller of the demo (the local operator, or the ``MASSALIA_TOKEN`` holder).
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from dataclasses import dataclass
+from pathlib import Path
+
+from massalia.cli.common import console, literal
+from massalia.engine import Engine
+from massalia.governance import Governance, InvalidRequest, Principal
+from massalia.health import research
+
+ACCOUNTS_FILE = "demo-accounts.txt"
+
+
+@dataclass(frozen=True)
+class DemoAccount:
+    """One demo sign-in: username, role, care site (clinicians), and its password (``None``: unknown)."""
+
+    username: str
+    role: str
+    site: str | None
+    password: str | None = None
+
+
+DEMO_ACCOUNTS: tuple[DemoAccount, ...] = (
+    DemoAccount("researcher.demo", "researcher", None),
+    DemoAccount("dpo.demo", "dpo", None),
+    DemoAccount("clinician.demo", "clinician", "chu_nord"),
+)
+"""The demo's accounts: a researcher, a DPO, and a clinician of the CHU Nord site."""
+
+
+def _known_passwords(path: Path) -> dict[str, str]:
+    """Passwords of a previous demo on this home (``username role password`` lines), to keep its accounts."""
+    if not path.is_file():
+        return {}
+    known: dict[str, str] = {}
+    for line in path.read_text(encoding="utf-8").splitlines():
+        parts = line.split()
+        if len(parts) == 3 and not line.startswith("#"):
+            known[parts[0]] = parts[2]
+    return known
+
+
+def demo_accounts(gov: Governance, principal: Principal, root: Path) -> list[DemoAccount]:
+    """Create the demo accounts with random passwords (kept when they exist) and write them, mode 0600.
+
+    Examples
+    --------
+    >>> from massalia.config import Home  # doctest: +SKIP
+    >>> [a.username for a in demo_accounts(gov, operator, Path("h"))]  # doctest: +SKIP
+    ['researcher.demo', 'dpo.demo', 'clinician.demo']
+    """
+    path = root / ACCOUNTS_FILE
+    known = _known_passwords(path)
+    made: list[DemoAccount] = []
+    for account in DEMO_ACCOUNTS:
+        password = secrets.token_urlsafe(15)
+        try:
+            gov.create_user(account.username, password, roles=[account.role], site=account.site, actor=principal)
+        except InvalidRequest as error:
+            if "already taken" not in str(error):
+                raise
+            password = known.get(account.username)  # None: made before, its password not on file any more
+        made.append(DemoAccount(account.username, account.role, account.site, password))
+    lines = ["# Massalia demo accounts (local sign-in on the portal). Private: delete when done."]
+    lines += [f"{a.username} {a.role} {a.password}" for a in made if a.password]
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
+        handle.write("\n".join(lines) + "\n")
+    path.chmod(0o600)  # the file may predate this demo with wider bits
+    return made
+
+
+def prepare_portal(gov: Governance, principal: Principal, warehouse: Engine, root: Path) -> list[DemoAccount]:
+    """Build the research mart (so feasibility counts work at once) and make the demo accounts."""
+    research.mart_build(gov, warehouse, principal, channel="cli")
+    return demo_accounts(gov, principal, root)
+
+
+def print_sign_in(accounts: list[DemoAccount], root: Path, address: str) -> None:
+    """Print the portal's address and the demo sign-ins."""
+    line = f"the portal:  {address}  (sign in with one of these; also in {root / ACCOUNTS_FILE})"
+    console.print(literal(line), highlight=False, soft_wrap=True)
+    for account in accounts:
+        site = f" of {account.site}" if account.site else ""
+        password = account.password or "(made by an earlier demo; its password is not on file)"
+        console.print(literal(f"  {account.role + site:<22} {account.username:<16} {password}"), highlight=False,
+                      soft_wrap=True)  # fmt: skip
+
+
+def should_serve(serve: bool) -> bool:
+    """Serve unless asked not to, or under CI (``CI=true``): a demo in CI never blocks."""
+    return serve and os.environ.get("CI", "").strip().lower() not in ("true", "1", "yes")
