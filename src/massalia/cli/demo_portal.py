@@ -8,6 +8,7 @@ caller of the demo (the local operator, or the ``MASSALIA_TOKEN`` holder).
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import secrets
 from dataclasses import dataclass
@@ -15,7 +16,7 @@ from pathlib import Path
 
 from massalia.cli.common import console, literal
 from massalia.engine import Engine
-from massalia.governance import Governance, InvalidRequest, Principal
+from massalia.governance import Governance, InvalidRequest, Principal, ProjectScope
 from massalia.health import research
 
 ACCOUNTS_FILE = "demo-accounts.txt"
@@ -81,10 +82,39 @@ def demo_accounts(gov: Governance, principal: Principal, root: Path) -> list[Dem
     return made
 
 
+DEMO_PROJECT = "Démo : faisabilité en oncologie"
+
+
+def demo_project(gov: Governance, accounts: list[DemoAccount]) -> int | None:
+    """An approved aggregate project of the demo researcher (exact counts in the portal), filed and approved.
+
+    The researcher creates it and files the request, the demo DPO approves it (separation of duties), as
+    they would through the API. Kept when it exists; ``None`` when a password is not known any more.
+    """
+    known = {account.role: account for account in accounts}
+    researcher, dpo = known["researcher"], known["dpo"]
+    if researcher.password is None or dpo.password is None:
+        return None
+    owner = gov.authenticate_password(researcher.username, researcher.password)
+    for project in gov.list_projects(actor=owner):
+        if project.title == DEMO_PROJECT and project.owner == owner.subject:
+            return project.id
+    project = gov.create_project(
+        DEMO_PROJECT, "Estimer le nombre de patients éligibles avant de déposer un protocole (démonstration).",
+        scope=ProjectScope(), access_level="aggregate", expires=dt.date.today() + dt.timedelta(days=365), actor=owner,
+    )  # fmt: skip
+    request = gov.file_request(project.id, actor=owner, justification="Démonstration du portail (données synthétiques).")
+    decider = gov.authenticate_password(dpo.username, dpo.password)
+    gov.decide_request(request.id, True, "Données synthétiques de démonstration.", actor=decider)
+    return project.id
+
+
 def prepare_portal(gov: Governance, principal: Principal, warehouse: Engine, root: Path) -> list[DemoAccount]:
-    """Build the research mart (so feasibility counts work at once) and make the demo accounts."""
+    """Build the research mart (feasibility counts work at once), make the demo accounts and their project."""
     research.mart_build(gov, warehouse, principal, channel="cli")
-    return demo_accounts(gov, principal, root)
+    accounts = demo_accounts(gov, principal, root)
+    demo_project(gov, accounts)
+    return accounts
 
 
 def print_sign_in(accounts: list[DemoAccount], root: Path, address: str) -> None:
