@@ -141,7 +141,7 @@ class PortalPage:
     >>> PortalPage("health.x", "/portal/../etc", "Ixe", "Ex", "x.js")
     Traceback (most recent call last):
     ...
-    massalia.plugins.RegistryError: portal page 'health.x': path '/portal/../etc' is not /portal/<segment>/... (lowercase letters, digits, '-' and '_')
+    massalia.plugins.RegistryError: portal page 'health.x': path '/portal/../etc' is not /portal/<segment>/... ...
     """
 
     name: str
@@ -259,7 +259,7 @@ class Contributions:
         self.portal_pages.register(page.name, Contributed(domain, page))
 
     def add_portal_assets(self, folder: Path) -> None:
-        """The folder of the domain's page modules, message catalogues and styles, served at ``/static/domains/<domain>/``."""
+        """The domain's folder of page modules, message catalogues and styles, served at ``/static/domains/<name>/``."""
         folder = Path(folder)
         if not folder.is_dir():
             raise RegistryError(f"domain {self._domain()!r}: portal asset folder {folder} does not exist")

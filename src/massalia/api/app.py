@@ -201,7 +201,7 @@ def create_app(
     _mount_routers(api, contributions)
     app.include_router(api)
     # The web portal: its HTML shell at / and /portal/..., its assets at /static/ (pages call the API above).
-    mount_portal(app, contributions, rights, api_prefix=API_PREFIX)
+    mount_portal(app, contributions, rights, api_prefix=API_PREFIX, action=action, oidc=context.oidc is not None)
 
     # Middleware runs outermost last-added: security headers → request id / 500 → body limit → CORS → routes.
     if config.cors_origins:

@@ -65,7 +65,7 @@ def demo_accounts(gov: Governance, principal: Principal, root: Path) -> list[Dem
     known = _known_passwords(path)
     made: list[DemoAccount] = []
     for account in DEMO_ACCOUNTS:
-        password = secrets.token_urlsafe(15)
+        password: str | None = secrets.token_urlsafe(15)
         try:
             gov.create_user(account.username, password, roles=[account.role], site=account.site, actor=principal)
         except InvalidRequest as error:
@@ -103,7 +103,8 @@ def demo_project(gov: Governance, accounts: list[DemoAccount]) -> int | None:
         DEMO_PROJECT, "Estimer le nombre de patients éligibles avant de déposer un protocole (démonstration).",
         scope=ProjectScope(), access_level="aggregate", expires=dt.date.today() + dt.timedelta(days=365), actor=owner,
     )  # fmt: skip
-    request = gov.file_request(project.id, actor=owner, justification="Démonstration du portail (données synthétiques).")
+    justification = "Démonstration du portail (données synthétiques)."
+    request = gov.file_request(project.id, actor=owner, justification=justification)
     decider = gov.authenticate_password(dpo.username, dpo.password)
     gov.decide_request(request.id, True, "Données synthétiques de démonstration.", actor=decider)
     return project.id

@@ -213,7 +213,11 @@ def demo(
     port: Annotated[int, typer.Option(min=1, max=65535, help="Port the portal is served on (127.0.0.1).")] = 8000,
     serve: Annotated[bool, typer.Option(help="End by serving the portal (never under CI=true).")] = True,
 ) -> None:
-    """The main job: generate a multi-site dataset, run the ETL into OMOP, check quality, summarise, serve the portal."""
+    """The main job: generate a multi-site dataset, run the ETL into OMOP, check quality, summarise, serve the portal.
+
+    The research mart is built and demo accounts made (printed, and in MASSALIA_HOME/demo-accounts.txt), then the
+    portal is served on 127.0.0.1 until interrupted, unless --no-serve or CI=true.
+    """
     data = home(home_dir).ensure()
     timings: dict[str, float] = {}
     with governed(data) as (gov, principal):  # the caller first: a refused demo creates no warehouse

@@ -10,7 +10,7 @@ Examples
 --------
 >>> from massalia.governance.rights import load_rights
 >>> from massalia.plugins import Contributions
->>> [page.path for page in collect_pages(Contributions(), load_rights())]
+>>> [entry.page.path for entry in collect_pages(Contributions(), load_rights())]
 ['/', '/portal/signin', '/portal/account']
 """
 
@@ -27,7 +27,9 @@ CORE_DOMAIN = "portal"
 
 CORE_PAGES: tuple[PortalPage, ...] = (
     PortalPage("portal.home", "/", "Accueil", "Home", "js/pages/home.js", group="main"),
-    PortalPage("portal.signin", "/portal/signin", "Connexion", "Sign in", "js/pages/signin.js", group="main", nav=False),
+    PortalPage(
+        "portal.signin", "/portal/signin", "Connexion", "Sign in", "js/pages/signin.js", group="main", nav=False
+    ),
     PortalPage("portal.account", "/portal/account", "Mon compte", "My account", "js/pages/account.js", group="account"),
 )
 """The core's pages: home (``/``), sign-in and the account page (roles, projects, privacy budget)."""

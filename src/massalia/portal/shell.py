@@ -26,12 +26,12 @@ CONFIG_ELEMENT = "massalia-portal"
 
 
 def config_json(config: dict[str, Any]) -> str:
-    """``config`` as JSON safe inside a ``<script type="application/json">`` element (``<``, ``>``, ``&`` escaped).
+    r"""``config`` as JSON safe inside a ``<script type="application/json">`` element (``<``, ``>``, ``&`` escaped).
 
     Examples
     --------
     >>> config_json({"a": "<b>&"})
-    '{"a": "\\\\u003cb\\\\u003e\\\\u0026"}'
+    '{"a": "\\u003cb\\u003e\\u0026"}'
     """
     text = json.dumps(config, ensure_ascii=False, sort_keys=True)
     return text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
