@@ -50,6 +50,10 @@ MODULE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$")
 
 DOMAIN_NAME = re.compile(r"^[a-z][a-z0-9_]{0,31}$")
 
+PAGE_NAME = re.compile(r"^[a-z][a-z0-9_]{0,31}(\.[a-z][a-z0-9_]{0,63})+$")
+PAGE_PATH = re.compile(r"^/(portal(/[a-z0-9][a-z0-9_-]{0,63})+)?$")
+MODULE_PATH = re.compile(r"^[a-z0-9][a-z0-9_-]*(/[a-z0-9][a-z0-9_.-]*)*\.js$")
+
 
 class RegistryError(LookupError):
     """An unknown name was asked for, or a name was registered twice; the message names the known entries."""
@@ -104,6 +108,68 @@ class Registry(Generic[T]):
         return f"Registry({self.kind!r}, [{self._known()}])"
 
 
+@dataclass(frozen=True)
+class PortalPage:
+    """One page of the web portal and its navigation entry; the portal (``massalia.portal``) serves it.
+
+    A page is an ES module the portal's shell imports in the browser; it reaches data only through the HTTP
+    API, like any other client. ``right`` only decides whether the navigation entry is shown (the API decides
+    what the page may read); ``None`` shows it to every signed-in user.
+
+    Parameters
+    ----------
+    name
+        ``<domain>.<page>`` (``health.feasibility``); the core's pages are ``portal.<page>``.
+    path
+        The page's address: ``/portal/<domain>/<page>`` for a domain's page (``/`` is the core's home).
+    label_fr, label_en
+        The navigation entry's label in French and English.
+    module
+        The page's ES module, relative to the domain's asset folder (:meth:`Contributions.add_portal_assets`).
+    right
+        The action a user's roles must allow for the entry to be shown (``health.mart.count``), or ``None``.
+    group
+        The navigation group the entry is listed under (``research``, ``account``...).
+    nav
+        Whether the page has a navigation entry at all (the sign-in page has none).
+
+    Examples
+    --------
+    >>> PortalPage("health.feasibility", "/portal/health/feasibility", "Faisabilité", "Feasibility",
+    ...            "feasibility.js", right="health.mart.count").group
+    'research'
+    >>> PortalPage("health.x", "/portal/../etc", "Ixe", "Ex", "x.js")
+    Traceback (most recent call last):
+    ...
+    massalia.plugins.RegistryError: portal page 'health.x': path '/portal/../etc' is not /portal/<segment>/... ...
+    """
+
+    name: str
+    path: str
+    label_fr: str
+    label_en: str
+    module: str
+    right: str | None = None
+    group: str = "research"
+    nav: bool = True
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.name, str) or not PAGE_NAME.match(self.name):
+            raise RegistryError(f"a portal page's name is '<domain>.<page>' in lowercase (got {self.name!r})")
+        where = f"portal page {self.name!r}"
+        if not isinstance(self.path, str) or not PAGE_PATH.match(self.path):
+            raise RegistryError(
+                f"{where}: path {self.path!r} is not /portal/<segment>/... (lowercase letters, digits, '-' and '_')"
+            )
+        if not isinstance(self.module, str) or ".." in self.module or not MODULE_PATH.match(self.module):
+            raise RegistryError(f"{where}: module {self.module!r} is not a relative path to a .js file")
+        for label in (self.label_fr, self.label_en, self.group):
+            if not isinstance(label, str) or not label.strip() or len(label) > 80:
+                raise RegistryError(f"{where}: labels and group are non-empty text of at most 80 characters")
+        if self.right is not None and (not isinstance(self.right, str) or not PAGE_NAME.match(self.right)):
+            raise RegistryError(f"{where}: right {self.right!r} is not an action name ('<area>.<verb>')")
+
+
 @runtime_checkable
 class Domain(Protocol):
     """What a domain's entry module exposes as ``DOMAIN``."""
@@ -139,6 +205,8 @@ class Contributions:
     quality_checks: Registry[Contributed[Any]] = field(default_factory=lambda: Registry("quality check"))
     pipes: Registry[Contributed[Any]] = field(default_factory=lambda: Registry("pipe"))
     analyses: Registry[Contributed[Any]] = field(default_factory=lambda: Registry("analysis"))
+    portal_pages: Registry[Contributed[PortalPage]] = field(default_factory=lambda: Registry("portal page"))
+    portal_assets: Registry[Path] = field(default_factory=lambda: Registry("portal asset folder"))
     _current: str | None = None
 
     def _domain(self) -> str:
@@ -177,6 +245,25 @@ class Contributions:
     def add_analysis(self, name: str, analysis: Any) -> None:
         """An analysis."""
         self.analyses.register(name, Contributed(self._domain(), analysis))
+
+    def add_portal_page(self, page: PortalPage) -> None:
+        """A page of the web portal with its navigation entry, named ``<domain>.<page>``, at ``/portal/<domain>/...``.
+
+        Its module is looked up in the domain's asset folder (:meth:`add_portal_assets`) when the portal starts.
+        """
+        domain = self._domain()
+        if not page.name.startswith(f"{domain}."):
+            raise RegistryError(f"portal page {page.name!r} of domain {domain!r} must be named '{domain}.<page>'")
+        if not page.path.startswith(f"/portal/{domain}/"):
+            raise RegistryError(f"portal page {page.name!r}: its path {page.path!r} must start with /portal/{domain}/")
+        self.portal_pages.register(page.name, Contributed(domain, page))
+
+    def add_portal_assets(self, folder: Path) -> None:
+        """The domain's folder of page modules, message catalogues and styles, served at ``/static/domains/<name>/``."""
+        folder = Path(folder)
+        if not folder.is_dir():
+            raise RegistryError(f"domain {self._domain()!r}: portal asset folder {folder} does not exist")
+        self.portal_assets.register(self._domain(), folder)
 
     def accept(self, domain: Domain) -> None:
         """Register ``domain`` and let it contribute; a duplicate or malformed domain is refused."""

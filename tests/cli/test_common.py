@@ -174,7 +174,7 @@ def expectations(world: World, caller: str) -> dict[tuple[str, ...], Row]:
         ("cohort", "import"): Row((d,), ALL),
         ("cohort", "sql"): Row((d,), ALL),
         ("cohort", "validate"): Row((d,), ALL),
-        ("demo",): Row(("--patients", "10"), STAFF_ADMINS, run_allowed=False),
+        ("demo",): Row(("--patients", "10", "--no-serve"), STAFF_ADMINS, run_allowed=False),
         ("etl", "rejects"): Row(("--limit", "5"), STAFF_ADMINS),
         ("etl", "runs"): Row((), STAFF_ADMINS | {"dpo"}),
         ("etl", "show"): Row(("no-such-run",), STAFF_ADMINS | {"dpo"}, exit_allowed=1),
@@ -353,7 +353,7 @@ def test_the_home_is_private_whatever_the_umask(tmp_path: Path) -> None:
     env = {"MASSALIA_HOME": str(home), "MASSALIA_TOKEN": ""}
     previous = os.umask(0o022)
     try:
-        result = runner.invoke(app, ["demo", "--patients", "10"], env=env)
+        result = runner.invoke(app, ["demo", "--patients", "10", "--no-serve"], env=env)
         assert result.exit_code == 0, result.output
         result = runner.invoke(app, ["user", "add", "ada", "--role", "admin", "--no-password"], env=env)
         assert result.exit_code == 0, result.output

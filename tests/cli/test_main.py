@@ -95,12 +95,15 @@ def test_load_without_sources_fails_clearly(tmp_path: Path) -> None:
 def test_demo_end_to_end(tmp_path: Path) -> None:
     """The main job at small scale: generate → ETL → quality, then info and an incremental re-run."""
     home = tmp_path / "home"
-    result = runner.invoke(app, ["demo", "--patients", "120", "--home", str(home)])
+    result = runner.invoke(app, ["demo", "--patients", "120", "--home", str(home), "--no-serve"])
     assert result.exit_code == 0, result.output
-    # The last lines say what to do next: the report, a cohort count, the API.
-    tail = " ".join(result.output.split()[-60:])
+    # The last lines say what to do next: the report, a cohort count, the API, then the portal and its sign-ins.
+    tail = " ".join(result.output.split()[-120:])
     assert "next steps:" in tail and "quality.html" in tail, result.output[-2000:]
     assert "massalia cohort count" in tail and "massalia serve" in tail, result.output[-2000:]
+    assert "http://127.0.0.1:8000/" in tail and "researcher.demo" in tail, result.output[-2000:]
+    accounts = home / "demo-accounts.txt"
+    assert accounts.stat().st_mode & 0o777 == 0o600 and "clinician.demo clinician " in accounts.read_text()
     report = json.loads((home / "reports" / "quality.json").read_text())
     # A whole report (summary, charts, the failed-checks table); a clean demo fails few checks, so it is short.
     page = (home / "reports" / "quality.html").read_text(encoding="utf-8")

@@ -26,6 +26,7 @@ from massalia.config import home as default_home
 from massalia.governance import Governance
 from massalia.governance.rights import Rights, load_rights
 from massalia.plugins import Contributions, RegistryError, configured_domains, load_domains
+from massalia.portal import mount_portal
 
 API_PREFIX = "/api/v1"
 
@@ -130,7 +131,8 @@ def create_app(
     """Build the API app for ``home`` (default: the active ``MASSALIA_HOME``).
 
     The domains are loaded here (built-ins, installed entry points, ``MASSALIA_DOMAINS``, then ``domains``):
-    their routers are mounted under the API prefix and their rights merged with the core's.
+    their routers are mounted under the API prefix and their rights merged with the core's, and their portal
+    pages added to the portal's (:mod:`massalia.portal`, served at ``/`` and ``/portal/...``).
 
     Parameters
     ----------
@@ -198,6 +200,8 @@ def create_app(
 
     _mount_routers(api, contributions)
     app.include_router(api)
+    # The web portal: its HTML shell at / and /portal/..., its assets at /static/ (pages call the API above).
+    mount_portal(app, contributions, rights, api_prefix=API_PREFIX, action=action, oidc=context.oidc is not None)
 
     # Middleware runs outermost last-added: security headers → request id / 500 → body limit → CORS → routes.
     if config.cors_origins:

@@ -18,6 +18,7 @@ from rich.table import Table
 from typer.core import TyperGroup
 
 from massalia import __version__
+from massalia.cli import demo_portal
 from massalia.cli.audit import audit_app
 from massalia.cli.common import (
     EXIT_INVALID,
@@ -35,6 +36,7 @@ from massalia.cli.domains import mount_domain_groups
 from massalia.cli.privacy import privacy_app
 from massalia.cli.projects import project_app
 from massalia.cli.requests import request_app
+from massalia.cli.serve import serve as serve_command
 from massalia.cli.serve import serve_app
 from massalia.cli.tokens import token_app
 from massalia.cli.users import user_app
@@ -208,8 +210,14 @@ def demo(
     ] = 0.001,
     home_dir: HomeOption = None,
     engine: EngineOption = None,
+    port: Annotated[int, typer.Option(min=1, max=65535, help="Port the portal is served on (127.0.0.1).")] = 8000,
+    serve: Annotated[bool, typer.Option(help="End by serving the portal (never under CI=true).")] = True,
 ) -> None:
-    """The main job: generate a multi-site dataset, run the ETL into OMOP, check quality, summarise."""
+    """The main job: generate a multi-site dataset, run the ETL into OMOP, check quality, summarise, serve the portal.
+
+    The research mart is built and demo accounts made (printed, and in MASSALIA_HOME/demo-accounts.txt), then the
+    portal is served on 127.0.0.1 until interrupted, unless --no-serve or CI=true.
+    """
     data = home(home_dir).ensure()
     timings: dict[str, float] = {}
     with governed(data) as (gov, principal):  # the caller first: a refused demo creates no warehouse
@@ -229,6 +237,9 @@ def demo(
             report = run_quality_checks(gov, principal, warehouse, out_dir=data.reports, progress=progress)
             timings["quality"] = time.perf_counter() - start
             counts = dict(etl_service.warehouse_tables(gov, principal, warehouse))
+            start = time.perf_counter()
+            accounts = demo_portal.prepare_portal(gov, principal, warehouse, data.root)
+            timings["mart"] = time.perf_counter() - start
             _initialized(data, warehouse)
     console.print(etl)
     _print_quality(report)
@@ -242,6 +253,9 @@ def demo(
     console.print("timings: " + ", ".join(f"{step} {seconds:.1f} s" for step, seconds in timings.items()))
     for line in next_steps(data.root, data.reports / "quality.html"):
         console.print(literal(line), highlight=False, soft_wrap=True)  # commands stay whole, to copy
+    demo_portal.print_sign_in(accounts, data.root, f"http://127.0.0.1:{port}/")
+    if demo_portal.should_serve(serve):
+        serve_command(port=port, home_dir=data.root)
 
 
 def next_steps(root: Path, report: Path) -> list[str]:
@@ -257,7 +271,7 @@ def next_steps(root: Path, report: Path) -> list[str]:
         "next steps:",
         f"  the quality report:  open {report} in a browser",
         f"  a cohort count:      massalia cohort count benchmarks/cohorts/q1.json{where}  (docs/cohorts.md)",
-        f"  the research mart:   massalia mart build{where}  then  massalia mart count --by stage_group{where}",
+        f"  the research mart:   massalia mart count --by stage_group{where}  (built by the demo)",
         f"  the HTTP API:        massalia serve{where}  (docs/api.md; accounts: massalia user add, docs/governance.md)",
         "  every command:       massalia --help and docs/cli.md",
     ]

@@ -42,12 +42,28 @@ from massalia.health.cohorts import CirceImportError, UnsupportedConstruct, impo
 from massalia.health.cohorts.definition import CohortDefinition
 from massalia.health.quality.oncology import register_oncology_rules
 from massalia.health.quality.registry import DQD_CHECK_TYPES, register_dqd_check
-from massalia.plugins import Contributions
+from massalia.plugins import Contributions, PortalPage
 from massalia.quality.checks import CheckType
 from massalia.quality.registry import CheckRegistry
 
 RIGHTS_FILE = Path(__file__).with_name("rights.yaml")
 """Health's actions (``health.<area>.<verb>``), merged with the core's at start-up."""
+
+PORTAL_ASSETS = Path(__file__).with_name("portal")
+"""Health's portal pages (ES modules) and their message catalogues, served at ``/static/domains/health/``."""
+
+PORTAL_PAGES: tuple[PortalPage, ...] = (
+    PortalPage(
+        "health.feasibility",
+        "/portal/health/feasibility",
+        "Faisabilité",
+        "Feasibility",
+        "feasibility.js",
+        right="health.mart.count",
+        group="research",
+    ),
+)
+"""Health's pages in the portal: the feasibility quick mode over the research mart."""
 
 
 class CohortScopeError(InvalidRequest):
@@ -129,7 +145,7 @@ class HealthDomain:
     name: str = "health"
 
     def contribute(self, contributions: Contributions) -> None:
-        """Register health's routers, command groups, rights, scope model, quality checks and analyses."""
+        """Register health's routers, command groups, rights, scope model, quality checks, analyses and portal pages."""
         for module in (cohorts, saved_cohorts, patients, mart, extracts, quality, etl, vocabulary, analyses):
             contributions.add_router(module.router)
         contributions.add_cli_group("omop", omop_app)
@@ -145,6 +161,9 @@ class HealthDomain:
         contributions.add_quality_check("health.oncology", register_oncology_rules)
         for analysis in ANALYSES:
             contributions.add_analysis(analysis.name, analysis)
+        contributions.add_portal_assets(PORTAL_ASSETS)
+        for page in PORTAL_PAGES:
+            contributions.add_portal_page(page)
 
 
 DOMAIN = HealthDomain()
