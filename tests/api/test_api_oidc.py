@@ -59,6 +59,28 @@ def test_oidc_login_over_http(oidc_provider: object, empty_world: ApiWorld) -> N
         app.state.massalia.oidc.close()
 
 
+def test_a_browser_coming_back_from_the_provider_lands_on_the_portal_signed_in(
+    oidc_provider: object, empty_world: ApiWorld
+) -> None:
+    app = empty_world.app_with(ApiSettings())
+    app.state.massalia.oidc = OidcClient(_suite.settings_for(oidc_provider))
+    try:
+        browser = TestClient(app, headers={"Accept": "text/html,application/xhtml+xml"})
+        start = browser.get(f"{API}/auth/oidc/login", follow_redirects=False)
+        callback = _suite.browse(start.headers["location"], "alice", "correct horse battery staple")
+        back = browser.get(f"{API}/auth/oidc/callback", params=callback, follow_redirects=False)
+        assert back.status_code == 303 and back.headers["location"] == "/", back.text
+        cookies = " ".join(back.headers.get_list("set-cookie"))
+        assert "massalia_session=" in cookies and "massalia_csrf=" in cookies and "massalia_oidc_binding=" in cookies
+        me = browser.get(f"{API}/auth/whoami", headers={"Accept": "application/json"}).json()
+        assert (me["roles"], me["auth"]) == (["researcher"], "oidc")
+        # A refused callback is never a redirect: the browser sees the error, not a signed-out portal.
+        again = browser.get(f"{API}/auth/oidc/callback", params=callback, follow_redirects=False)
+        assert again.status_code == 401
+    finally:
+        app.state.massalia.oidc.close()
+
+
 def test_oidc_routes_answer_404_when_not_configured(empty_world: ApiWorld) -> None:
     client = TestClient(empty_world.app)
     for path in ("/auth/oidc/login", "/auth/oidc/callback"):

@@ -198,8 +198,12 @@ def oidc_login(context: Context) -> RedirectResponse:
 
 
 @router.get("/oidc/callback", response_model=LoginResult, **action("auth.login"))
-def oidc_callback(request: Request, response: Response, context: Context) -> dict[str, Any]:
-    """The provider's redirect back: check the browser binding, state, nonce and PKCE, validate the ID token."""
+def oidc_callback(request: Request, response: Response, context: Context) -> Any:
+    """The provider's redirect back: check the browser binding, state, nonce and PKCE, validate the ID token.
+
+    A browser (``Accept: text/html``) is sent on to the portal's home page, signed in (303); other clients get
+    the sign-in result as JSON.
+    """
     from massalia.governance.oidc import sign_in
 
     if context.oidc is None:
@@ -215,5 +219,10 @@ def oidc_callback(request: Request, response: Response, context: Context) -> dic
         raise ApiError(401, "unauthenticated", "Unknown or used OIDC login state, or a login started elsewhere.")
     identity_ = context.oidc.complete_login(params, pending[0])
     principal = sign_in(context.governance, context.oidc, identity_)
+    if "text/html" in request.headers.get("accept", ""):
+        response = RedirectResponse("/", status_code=303)
+        response.delete_cookie(OIDC_BINDING_COOKIE, path=OIDC_PATH)
+        _open_session(context, response, principal)
+        return response
     response.delete_cookie(OIDC_BINDING_COOKIE, path=OIDC_PATH)
     return _open_session(context, response, principal)
