@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import threading
 from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -23,7 +24,7 @@ from massalia.api.sessions import SessionStore
 from massalia.api.settings import ApiSettings
 from massalia.config import Home
 from massalia.config import home as default_home
-from massalia.governance import Governance
+from massalia.governance import Governance, disclosure
 from massalia.governance.rights import Rights, load_rights
 from massalia.plugins import Contributions, RegistryError, configured_domains, load_domains
 from massalia.portal import mount_portal
@@ -173,6 +174,8 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        # The first noisy count would otherwise wait for OpenDP's native library to load.
+        threading.Thread(target=disclosure.prepare, name="massalia-warm-up", daemon=True).start()
         yield
         context.governance.close()
         if context.oidc is not None:
