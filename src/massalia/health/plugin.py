@@ -62,8 +62,25 @@ PORTAL_PAGES: tuple[PortalPage, ...] = (
         right="health.mart.count",
         group="research",
     ),
+    PortalPage(
+        "health.projects", "/portal/health/projects", "Projets et accès", "Projects and access", "projects.js",
+        right="project.list", group="research",
+    ),
+    PortalPage(
+        "health.requests", "/portal/health/requests", "Demandes d'accès", "Access requests", "requests.js",
+        right="request.decide", group="governance",
+    ),
+    PortalPage(
+        "health.audit", "/portal/health/audit", "Piste d'audit", "Audit trail", "audit.js",
+        right="audit.read", group="governance",
+    ),
+    PortalPage(
+        "health.timeline", "/portal/health/timeline", "Parcours patient", "Patient timeline", "timeline.js",
+        right="health.patient.view", group="care",
+    ),
 )
-"""Health's pages in the portal: the feasibility quick mode over the research mart."""
+"""Health's pages in the portal: the feasibility quick mode over the research mart; projects, access requests
+and extracts; the audit trail; a patient's timeline."""
 
 
 class CohortScopeError(InvalidRequest):
