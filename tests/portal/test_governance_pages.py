@@ -104,7 +104,8 @@ def test_request_approval_and_extract_journey(browsing: Browsing, screenshot: Ca
     # The DPO reviews the request with the project's scope and approves it with a reason.
     switch_user(browsing, "dpo")
     timed("requests_page_ms", page, "/portal/health/requests", "#requests-table")
-    request_id = page.locator("#requests-table tbody tr").filter(has_text="Protocole ONCO-7").locator("td").first.text_content()
+    row = page.locator("#requests-table tbody tr").filter(has_text="Protocole ONCO-7")
+    request_id = row.locator("td").first.text_content()
     page.click(f"#request-open-{request_id}")
     assert "Décrire les traitements" in page.text_content("#request-review")
     page.click("#request-approve")  # without a reason: refused in the page, nothing sent
@@ -162,6 +163,9 @@ def test_clinician_timeline_own_site_and_refusal(
     page.mouse.move(chart_box["x"] + chart_box["width"] / 2, chart_box["y"] + 120)
     page.mouse.wheel(0, -400)  # the shared dataZoom zooms every panel: no error in the page
     screenshot(page, "54-timeline")
+    page.locator("#timeline-chart").screenshot(path=str(artifacts_dir() / "54-timeline-chart.png"))
+    page.click("#timeline-next")
+    assert page.locator("#timeline-table tbody tr").count() > 0
     page.fill("#timeline-person-input", str(site_persons["other"]))
     page.click("#timeline-open")
     wait_until(page, "() => document.getElementById('timeline-result').dataset.state === 'error'")

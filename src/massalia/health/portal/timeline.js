@@ -21,7 +21,7 @@ const PANELS = [
 const MAX_LAB_SERIES = 6;
 const MAX_PAGES = 4; // 4 × 5,000 events at most
 const COLORS = ["#1d4e89", "#b3541e", "#2f7d4f", "#7a3e9d", "#8a6d00", "#a1224d"];
-const state = { projects: [], form: { person: "", purpose: "", project: "" }, result: null, error: null, kind: "all", timing: null };
+const state = { projects: [], form: { person: "", purpose: "", project: "" }, result: null, error: null, kind: "all", offset: 0, timing: null };
 let view = null;
 let chart = null;
 
@@ -70,10 +70,12 @@ function chartOption(events) {
   const top = 40;
   const height = 78;
   const gap = 26;
+  const dates = events.flatMap((e) => [e.date, e.end_date]).filter(Boolean).sort();
+  const span = dates.length ? { min: dates[0], max: dates[dates.length - 1] } : {};
   PANELS.forEach((panel, i) => {
     const mine = events.filter((e) => panel.kinds.includes(e.kind) && e.date);
     grids.push({ left: 190, right: 24, top: top + i * (height + gap), height });
-    xAxes.push({ type: "time", gridIndex: i, axisLabel: { show: i === PANELS.length - 1 }, splitLine: { show: true } });
+    xAxes.push({ type: "time", gridIndex: i, ...span, axisLabel: { show: i === PANELS.length - 1 }, splitLine: { show: true } });
     const title = t(`timeline.panel.${panel.key}`);
     if (panel.key === "lab") {
       yAxes.push({ type: "value", gridIndex: i, name: title, nameLocation: "middle", nameGap: 150, nameRotate: 0, scale: true, splitNumber: 2 });
@@ -106,7 +108,7 @@ function chartOption(events) {
   return {
     animation: false,
     tooltip: { trigger: "item", renderMode: "richText", formatter: (p) => (p.data && p.data.label) || p.seriesName },
-    legend: { type: "scroll", bottom: 0, data: series.filter((s) => s.type === "line").map((s) => s.name) },
+    legend: { type: "scroll", top: top + PANELS.length * (height + gap) + 28, data: series.filter((s) => s.type === "line").map((s) => s.name) },
     grid: grids, xAxis: xAxes, yAxis: yAxes, series,
     dataZoom: [
       { type: "inside", xAxisIndex: all, filterMode: "none" },
@@ -123,18 +125,25 @@ async function drawChart(events) {
   view.chart.dataset.chart = "timeline";
 }
 
+const TABLE_PAGE = 50;
+
 function eventsTable(events) {
   const kinds = [...new Set(events.map((e) => e.kind))];
-  const chooser = h("select", { onchange: (e) => { state.kind = e.target.value; replace(view.table, eventsTable(state.result.items)); } },
+  const redraw = () => replace(view.table, eventsTable(state.result.items));
+  const chooser = h("select", { onchange: (e) => { state.kind = e.target.value; state.offset = 0; redraw(); } },
     ["all", ...kinds].map((k) => h("option", { value: k, selected: state.kind === k }, k === "all" ? t("timeline.all_kinds") : t(`timeline.kind.${k}`))));
   const shown = events.filter((e) => state.kind === "all" || e.kind === state.kind);
-  const limit = 500;
-  const rows = shown.slice(0, limit).map((e) => [e.date || "—", e.end_date || "", t(`timeline.kind.${e.kind}`), eventName(e), eventValue(e)]);
+  const offset = Math.min(state.offset || 0, Math.max(0, shown.length - 1));
+  const rows = shown.slice(offset, offset + TABLE_PAGE).map((e) => [e.date || "—", e.end_date || "", t(`timeline.kind.${e.kind}`), eventName(e), eventValue(e)]);
   const cols = [t("timeline.date"), t("timeline.end"), t("timeline.kind"), t("timeline.what"), t("timeline.value")].map((label) => ({ label }));
+  const move = (delta) => { state.offset = offset + delta; redraw(); document.getElementById(delta < 0 ? "timeline-prev" : "timeline-next")?.focus(); };
   return h("div", {},
     h("div", { class: "filters" }, field("timeline-kind", t("timeline.show"), chooser)),
     table("timeline-table", t("timeline.events"), cols, rows),
-    shown.length > limit ? h("p", { class: "muted small" }, t("timeline.table_cut", { shown: formatNumber(limit), total: formatNumber(shown.length) })) : null);
+    h("div", { class: "pager" },
+      h("button", { type: "button", id: "timeline-prev", disabled: offset === 0, onclick: () => move(-TABLE_PAGE) }, t("audit.previous")),
+      h("span", { role: "status" }, t("timeline.rows", { from: formatNumber(shown.length ? offset + 1 : 0), to: formatNumber(Math.min(offset + TABLE_PAGE, shown.length)), total: formatNumber(shown.length) })),
+      h("button", { type: "button", id: "timeline-next", disabled: offset + TABLE_PAGE >= shown.length, onclick: () => move(TABLE_PAGE) }, t("audit.next"))));
 }
 
 function drawResult() {
@@ -186,6 +195,7 @@ function form() {
     const started = performance.now();
     try {
       state.result = await fetchTimeline();
+      state.offset = 0;
       state.error = null;
     } catch (error) {
       state.result = null;
