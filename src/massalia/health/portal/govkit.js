@@ -16,13 +16,14 @@ export async function prepare() {
 
 /** A table: columns [{label, number}], rows of cells (strings or nodes); caption for screen readers. */
 export function table(id, caption, columns, rows) {
-  return h(
+  const built = h(
     "table",
     { class: "table", id },
     h("caption", { class: "sr-only" }, caption),
     h("thead", {}, h("tr", {}, columns.map((c) => h("th", { scope: "col", class: c.number ? "number" : null }, c.label)))),
     h("tbody", {}, rows.map((cells) => h("tr", {}, cells.map((cell, i) => h("td", { class: columns[i].number ? "number" : null }, cell))))),
   );
+  return h("div", { class: "table-wrap", role: "region", "aria-label": caption, tabIndex: 0 }, built); // scrollable: reachable by keyboard
 }
 
 /** A labelled control: h(label) + control, with the pair linked by id. */

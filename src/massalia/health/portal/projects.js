@@ -5,7 +5,7 @@
 // rows) and downloads. Every number is shown as the API returned it.
 
 import { api } from "/static/js/api.js";
-import { h, replace } from "/static/js/dom.js";
+import { append, h, replace } from "/static/js/dom.js";
 import { currentLang, formatNumber, t } from "/static/js/i18n.js";
 import { definitionList, errorBox, progress } from "/static/js/ui.js";
 import { field, hasRole, prepare, status, table, when } from "./govkit.js";
@@ -56,7 +56,7 @@ function projectList() {
   ]);
   const cols = [{ label: "#", number: true }, { label: t("project.title") }, { label: t("project.status") }, { label: t("project.level") }, { label: t("project.expires") }, { label: t("projects.owner") }, { label: t("projects.actions") }];
   const tbl = table("projects-list", t("projects.list"), cols, rows);
-  state.projects.forEach((p, i) => { if (p.id === state.selected) tbl.tBodies[0].rows[i].classList.add("selected"); });
+  state.projects.forEach((p, i) => { if (p.id === state.selected) tbl.querySelector("tbody").rows[i].classList.add("selected"); });
   section.append(tbl);
   return section;
 }
@@ -172,6 +172,7 @@ async function loadDetail() {
 }
 
 async function select(id) {
+  if (state.selected !== id) state.generated = null;
   state.selected = id;
   state.message = null;
   await loadDetail();
@@ -290,13 +291,13 @@ function extractsSection(project) {
     const made = await api("POST", `/projects/${project.id}/extracts`, { cohort_id: state.cohortId, format: format.value, k_min: Number(kMin.value), on_low_k: onLow.value });
     if (made.manifest) state.manifests[made.extract_id] = made.manifest;
   }, t("projects.extracts.created")));
-  section.append(
+  append(section, [
     h("p", {}, t("projects.extracts.lead")),
     project.scope.cohort ? null : h("p", { class: "alert alert-warn" }, t("projects.extracts.no_cohort")),
     h("div", { class: "filters" }, field("extract-cohort-id", t("projects.extracts.cohort_id"), cohortId), h("div", { class: "field" }, generate)),
     state.generated ? h("p", { id: "cohort-generated" }, t("projects.extracts.generated_persons", { persons: state.generated.persons === null || state.generated.persons === undefined ? "—" : formatNumber(state.generated.persons) })) : null,
     h("div", { class: "filters" }, field("extract-format", t("projects.extracts.format"), format), field("extract-k", t("projects.extracts.k_min"), kMin), field("extract-low", t("projects.extracts.on_low_k"), onLow), h("div", { class: "field" }, create)),
-  );
+  ]);
   if (state.extracts instanceof Error) {
     section.append(errorBox(state.extracts));
     return section;
@@ -306,7 +307,7 @@ function extractsSection(project) {
     section.append(h("p", { class: "muted" }, t("projects.extracts.none")));
     return section;
   }
-  const items = h("ul", { id: "extracts-list", class: "extract-list" });
+  const items = h("ul", { id: "extracts-list", class: "extract-list plain" });
   for (const extract of [...list].reverse()) {
     const links = extract.files.map((name) => h("a", {
       class: "button", download: name,
@@ -349,7 +350,8 @@ function detail() {
       [t("projects.purpose"), project.purpose],
       ...scopeFacts(project),
     ]),
-    h("div", { class: "grid" }, membersSection(project), requestsSection(project)),
+    membersSection(project),
+    requestsSection(project),
     extractsSection(project));
 }
 
