@@ -201,6 +201,25 @@ def test_dpo_reads_and_verifies_the_audit_trail(browsing: Browsing, screenshot: 
     screenshot(page, "56-audit")
 
 
+def test_vocabulary_search_and_concept(browsing: Browsing, screenshot: Callable[[Any, str], Path]) -> None:
+    page = browsing.page
+    browsing.sign_in("researcher")
+    timed("vocabulary_page_ms", page, "/portal/health/vocabulary", "#vocabulary-form")
+    page.fill("#vocabulary-q", "malignant tumor of ovary")
+    page.check("#vocabulary-standard")
+    started = time.perf_counter()
+    page.click("#vocabulary-search")
+    page.wait_for_selector("#vocabulary-table")
+    TIMINGS["vocabulary_search_ms"] = round((time.perf_counter() - started) * 1000)
+    names = page.locator("#vocabulary-table tbody .concept-link").all_text_contents()
+    assert names and all("ovary" in name.lower() for name in names), names
+    page.locator(f"#vocabulary-table .concept-link[data-concept='{OVARY}']").click()
+    page.wait_for_selector("#concept-detail")
+    assert page.text_content("#concept-title").endswith(f"({OVARY})")
+    assert page.locator("#concept-ancestors tbody tr").count() > 0
+    screenshot(page, "57-vocabulary")
+
+
 @pytest.mark.parametrize(
     ("role", "path", "ready", "name"),
     [
@@ -208,6 +227,7 @@ def test_dpo_reads_and_verifies_the_audit_trail(browsing: Browsing, screenshot: 
         ("dpo", "/portal/health/requests", "#requests-filter", "requests"),
         ("dpo", "/portal/health/audit", "#audit-table", "audit"),
         ("clinician", "/portal/health/timeline", "#timeline-form", "timeline"),
+        ("researcher", "/portal/health/vocabulary", "#vocabulary-form", "vocabulary"),
     ],
 )
 def test_governance_pages_are_accessible(
@@ -222,6 +242,11 @@ def test_governance_pages_are_accessible(
         page.click("#project-new")
         page.click(f"#project-open-{browsing.site.project_id}")
         page.wait_for_selector("#project-detail")
+    if name == "vocabulary":
+        page.fill("#vocabulary-q", "ovary")
+        page.click("#vocabulary-search")
+        page.locator("#vocabulary-table .concept-link").first.click()
+        page.wait_for_selector("#concept-detail")
     violations = audit(page, axe_source)
     screenshot(page, f"41-axe-{name}")
     assert not violations, "\n".join(violations)

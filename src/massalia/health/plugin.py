@@ -98,9 +98,18 @@ PORTAL_PAGES: tuple[PortalPage, ...] = (
         right="health.patient.view",
         group="care",
     ),
+    PortalPage(
+        "health.vocabulary",
+        "/portal/health/vocabulary",
+        "Vocabulaire",
+        "Vocabulary",
+        "vocabulary.js",
+        right="health.vocabulary.read",
+        group="reference",
+    ),
 )
 """Health's pages in the portal: the feasibility quick mode over the research mart; projects, access requests
-and extracts; the audit trail; a patient's timeline."""
+and extracts; the audit trail; a patient's timeline; the vocabulary browser."""
 
 
 class CohortScopeError(InvalidRequest):

@@ -37,7 +37,11 @@ async function load() {
 function details(entry) {
   const rest = Object.entries(entry).filter(([key]) => !SHOWN_KEYS.has(key));
   if (!rest.length) return "—";
-  return h("ul", { class: "plain small" }, rest.map(([key, value]) => h("li", {}, h("span", { class: "muted" }, `${key}: `), typeof value === "object" ? JSON.stringify(value) : String(value))));
+  return h("ul", { class: "plain small" }, rest.map(([key, value]) => {
+    const text = typeof value === "object" ? JSON.stringify(value) : String(value);
+    if (text.length <= 120) return h("li", {}, h("span", { class: "muted" }, `${key}: `), text);
+    return h("li", {}, h("details", {}, h("summary", {}, `${key}: ${text.slice(0, 80)}…`), h("code", {}, text)));
+  }));
 }
 
 function drawResults() {
