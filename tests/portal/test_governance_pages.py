@@ -220,6 +220,34 @@ def test_vocabulary_search_and_concept(browsing: Browsing, screenshot: Callable[
     screenshot(page, "57-vocabulary")
 
 
+@pytest.fixture(scope="module")
+def quality_history(portal_site: Any, demo_warehouse: Path) -> int:
+    """Two quality runs recorded in the served home (a few checks, on a read-only copy): a history with a trend."""
+    from massalia.engine.duckdb import DuckDBEngine
+    from massalia.health.quality.runner import run_quality
+
+    with DuckDBEngine(demo_warehouse, read_only=True) as engine:
+        run_quality(engine, out_dir=portal_site.home.reports, checks=["cdmTable"])
+        report = run_quality(engine, out_dir=portal_site.home.reports, checks=["cdmTable", "isRequired"])
+    return int(report.summary()["status"]["failed"])
+
+
+def test_quality_runs_trend_and_results(
+    browsing: Browsing, screenshot: Callable[[Any, str], Path], quality_history: int
+) -> None:
+    page = browsing.page
+    browsing.sign_in("dpo")
+    timed("quality_page_ms", page, "/portal/health/quality", "#quality-chart canvas")
+    assert page.locator("#quality-runs-table tbody tr").count() >= 2
+    first = page.locator("#quality-runs-table tbody tr").first.locator("td")
+    assert first.nth(5).text_content() == str(quality_history)  # failed checks of the newest run, as released
+    page.select_option("#quality-status", "passed")
+    page.wait_for_selector("#quality-results-table")
+    assert set(page.locator("#quality-results-table tbody td:nth-child(5)").all_text_contents()) == {"réussi"}
+    assert page.locator("#etl-no-runs, #etl-runs-table").count() == 1  # the DPO reads the ETL history
+    screenshot(page, "58-quality")
+
+
 @pytest.mark.parametrize(
     ("role", "path", "ready", "name"),
     [
@@ -228,12 +256,15 @@ def test_vocabulary_search_and_concept(browsing: Browsing, screenshot: Callable[
         ("dpo", "/portal/health/audit", "#audit-table", "audit"),
         ("clinician", "/portal/health/timeline", "#timeline-form", "timeline"),
         ("researcher", "/portal/health/vocabulary", "#vocabulary-form", "vocabulary"),
+        ("researcher", "/portal/health/quality", "#quality-results", "quality"),
     ],
 )
 def test_governance_pages_are_accessible(
     browsing: Browsing, axe_source: str, screenshot: Callable[[Any, str], Path],
-    role: str, path: str, ready: str, name: str,
+    role: str, path: str, ready: str, name: str, request: pytest.FixtureRequest,
 ) -> None:  # fmt: skip
+    if name == "quality":
+        request.getfixturevalue("quality_history")  # a report to show (none is a 409 the page would show)
     browsing.sign_in(role)
     page = browsing.page
     page.goto(path)

@@ -107,9 +107,18 @@ PORTAL_PAGES: tuple[PortalPage, ...] = (
         right="health.vocabulary.read",
         group="reference",
     ),
+    PortalPage(
+        "health.quality",
+        "/portal/health/quality",
+        "Qualité et ETL",
+        "Quality and ETL",
+        "quality.js",
+        right="health.quality.read",
+        group="operations",
+    ),
 )
 """Health's pages in the portal: the feasibility quick mode over the research mart; projects, access requests
-and extracts; the audit trail; a patient's timeline; the vocabulary browser."""
+and extracts; the audit trail; a patient's timeline; the vocabulary browser; data quality and ETL runs."""
 
 
 class CohortScopeError(InvalidRequest):
