@@ -15,6 +15,7 @@ from fastapi.testclient import TestClient
 from massalia.api import create_app
 from massalia.config import Home
 from massalia.governance.rights import load_rights
+from massalia.health.plugin import PORTAL_PAGES as HEALTH_PAGES
 from massalia.plugins import Contributions, PortalPage, RegistryError, load_domains
 from massalia.portal import CORE_PAGES, collect_pages
 from massalia.portal.assets import STATIC_DIR, AssetIndex
@@ -54,8 +55,8 @@ def contributions_with(*domains: Any) -> Contributions:
 
 def test_core_and_health_pages_are_collected_in_order() -> None:
     pages = collect_pages(load_domains(), load_rights(domains=load_domains()))
-    assert [e.page.name for e in pages] == [p.name for p in CORE_PAGES] + ["health.feasibility"]
-    feasibility = pages[-1]
+    assert [e.page.name for e in pages] == [p.name for p in CORE_PAGES] + [p.name for p in HEALTH_PAGES]
+    feasibility = pages[len(CORE_PAGES)]
     assert feasibility.module_url == "/static/domains/health/feasibility.js"
     assert feasibility.roles is not None and "researcher" in feasibility.roles and "public" not in feasibility.roles
 

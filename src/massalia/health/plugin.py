@@ -62,8 +62,63 @@ PORTAL_PAGES: tuple[PortalPage, ...] = (
         right="health.mart.count",
         group="research",
     ),
+    PortalPage(
+        "health.projects",
+        "/portal/health/projects",
+        "Projets et accès",
+        "Projects and access",
+        "projects.js",
+        right="project.list",
+        group="research",
+    ),
+    PortalPage(
+        "health.requests",
+        "/portal/health/requests",
+        "Demandes d'accès",
+        "Access requests",
+        "requests.js",
+        right="request.decide",
+        group="governance",
+    ),
+    PortalPage(
+        "health.audit",
+        "/portal/health/audit",
+        "Piste d'audit",
+        "Audit trail",
+        "audit.js",
+        right="audit.read",
+        group="governance",
+    ),
+    PortalPage(
+        "health.timeline",
+        "/portal/health/timeline",
+        "Parcours patient",
+        "Patient timeline",
+        "timeline.js",
+        right="health.patient.view",
+        group="care",
+    ),
+    PortalPage(
+        "health.vocabulary",
+        "/portal/health/vocabulary",
+        "Vocabulaire",
+        "Vocabulary",
+        "vocabulary.js",
+        right="health.vocabulary.read",
+        group="reference",
+    ),
+    PortalPage(
+        "health.quality",
+        "/portal/health/quality",
+        "Qualité et ETL",
+        "Quality and ETL",
+        "quality.js",
+        right="health.quality.read",
+        group="operations",
+    ),
 )
-"""Health's pages in the portal: the feasibility quick mode over the research mart."""
+"""Health's pages in the portal: the feasibility quick mode over the research mart; projects, access requests
+and extracts; the audit trail; a patient's timeline; the vocabulary browser; data quality and ETL runs."""
 
 
 class CohortScopeError(InvalidRequest):
