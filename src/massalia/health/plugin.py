@@ -62,6 +62,24 @@ PORTAL_PAGES: tuple[PortalPage, ...] = (
         right="health.mart.count",
         group="research",
     ),
+    PortalPage(
+        "health.cohorts",
+        "/portal/health/cohorts",
+        "Cohortes",
+        "Cohorts",
+        "cohorts.js",
+        right="health.cohort.count",
+        group="research",
+    ),
+    PortalPage(
+        "health.dashboard",
+        "/portal/health/dashboard",
+        "Tableau de bord",
+        "Dashboard",
+        "dashboard.js",
+        right="health.mart.count",
+        group="research",
+    ),
 )
 """Health's pages in the portal: the feasibility quick mode over the research mart."""
 
