@@ -76,12 +76,13 @@ function defaultCriterion(kind) {
   return criterion;
 }
 
-function changed({ structure = false } = {}) {
+function changed({ structure = false, now = false } = {}) {
   state.breakdowns = null;
   state.sql = null;
   if (structure) renderEditor();
   renderTools();
-  scheduleRefresh();
+  if (now) scheduleRefresh.flush(); // a switch is one discrete change: no typing to wait for
+  else scheduleRefresh();
 }
 
 function syncEnabled() {
@@ -308,7 +309,7 @@ function ruleCard(rule, index) {
         h("span", {},
           h("label", { for: switchId }, h("input", {
             id: switchId, type: "checkbox", checked: enabled, dataset: { ruleToggle: String(index) },
-            onchange: (event) => { state.enabled[index] = event.target.checked; changed(); },
+            onchange: (event) => { state.enabled[index] = event.target.checked; changed({ now: true }); },
           }), t("cohorts.rule_on")), " ",
           h("button", {
             type: "button", class: "link-button", "aria-label": t("cohorts.remove_named", { name: rule.name || index + 1 }),

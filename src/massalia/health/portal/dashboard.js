@@ -63,7 +63,7 @@ async function renderResult() {
               h("tbody", {}, bars.map((bar) => h("tr", {}, h("td", {}, bar.label), h("td", { class: "number" }, bar.shown))),
                 h("tr", {}, h("th", { scope: "row" }, t("dashboard.total")), h("td", { class: "number" }, variable.total_shown))))),
           h("p", { class: "muted small" }, releaseText(variable.release)));
-      }))))));
+      })))));
   for (const [chart, bars, title] of charts) await barChart(chart, { bars, title, axisName: t("dashboard.patients") });
 }
 
