@@ -7,7 +7,7 @@
 // import,sql}, /projects and /projects/{id}/cohorts.
 
 import { api } from "/static/js/api.js";
-import { barChart } from "/static/js/charts.js";
+import { barChart, loadECharts } from "/static/js/charts.js";
 import { debounce, h, replace, uniqueId } from "/static/js/dom.js";
 import { addCatalogue, t } from "/static/js/i18n.js";
 import { errorBox, progress } from "/static/js/ui.js";
@@ -625,19 +625,21 @@ function renderTools() {
 
 // -- the page -----------------------------------------------------------------------------------
 
-async function load() {
-  const projects = await api("GET", "/projects?limit=100").catch(() => ({ items: [] }));
+async function load(projectsCall) {
+  const projects = await projectsCall;
   state.projects = (projects.items || []).filter((project) => project.status === "approved");
   if (state.projects.length) state.projectId = String(state.projects[0].id);
   state.loaded = true;
 }
 
 export async function render(main, ctx) {
+  loadECharts().catch(() => null); // fetched and parsed while the API answers (the charts wait for it)
+  const projectsCall = state.loaded ? null : api("GET", "/projects?limit=100").catch(() => ({ items: [] }));
   await addCatalogue(CATALOGUE);
   const heading = h("h1", {}, t("cohorts.title"));
   if (!state.loaded) {
     replace(main, heading, progress(t("cohorts.loading")));
-    await load();
+    await load(projectsCall);
   }
   const fileInput = h("input", { type: "file", id: "cohort-import", accept: ".json,application/json", onchange: (event) => { const file = event.target.files[0]; if (file) importFile(file); event.target.value = ""; } });
   const dialect = h("select", { id: "sql-dialect" }, ["duckdb", "postgres", "spark"].map((d) => h("option", { value: d }, d)));
