@@ -153,6 +153,12 @@ def test_import_a_phenotype_and_export(
     page.wait_for_selector("[data-search-results='0'] li")
     page.locator("[data-search-results='0'] li button").nth(1).click()
     page.wait_for_selector("[data-hierarchy='0']")
+    count = count_text(page)
+    page.click("#language-switch")  # English: the same definition and released count, not asked again
+    page.wait_for_selector("h1:has-text('Cohort builder')")
+    assert page.locator("#concept-sets > li").count() == len(source["ConceptSets"])
+    assert count_text(page) == count
+    screenshot(page, "56-cohorts-en")
 
 
 def test_dashboard(browsing: Browsing, screenshot: Callable[[Any, str], Path]) -> None:
