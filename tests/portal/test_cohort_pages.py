@@ -89,11 +89,14 @@ def test_build_two_rules_toggle_one(browsing: Browsing, screenshot: Callable[[An
     timings = []
     changed = "before => document.getElementById('count-value')?.textContent.trim() !== before"
     for _ in range(3):  # switch the stage rule off and on: what-if counts, attrition without the rule
+        before = count_text(page)
         started = time.perf_counter()
         page.click("[data-rule-toggle='0']")
-        wait_until(page, changed, count_text(page))
+        wait_until(page, changed, before)
         timings.append((time.perf_counter() - started) * 1000)
         seq = settled(page, seq)
+        if len(timings) == 1:
+            TIMINGS["cohort_count_request_ms (first switch)"] = float(page.text_content("#count-timing").split()[-2])
         off = count_text(page)
         bars_off = page.get_attribute("#attrition-chart", "data-bars")
         assert len(bars_off.split("|")) == 2, "the rule switched off is left out of the attrition"
@@ -105,9 +108,8 @@ def test_build_two_rules_toggle_one(browsing: Browsing, screenshot: Callable[[An
     page.click("[data-rule-toggle='0']")
     seq = settled(page, seq)
     screenshot(page, "51-cohorts-rule-off")
-    api_ms = float(page.text_content("#count-timing").split()[-2])
-    TIMINGS["cohort_toggle_to_count_shown_ms (click to count shown, median)"] = round(sorted(timings)[1])
-    TIMINGS["cohort_count_request_ms (last)"] = api_ms
+    TIMINGS["cohort_toggle_to_count_shown_ms (first time: asked)"] = round(timings[0])
+    TIMINGS["cohort_toggle_to_count_shown_ms (seen before: the released answer again)"] = round(max(timings[1:]))
 
     page.click("#run-breakdowns")
     page.wait_for_selector("#breakdowns canvas")

@@ -431,6 +431,20 @@ function setBusy(busy) {
 
 const scheduleRefresh = debounce(() => refresh(), DEBOUNCE_MS);
 
+// Answers already released for a definition, project and switches: the API gives the same answer to the same
+// question, so switching a rule back shows it at once instead of asking again.
+const answers = new Map();
+const MAX_ANSWERS = 64;
+
+async function ask(path, body, signal) {
+  const key = `${path} ${JSON.stringify(body)}`;
+  if (answers.has(key)) return [answers.get(key), true];
+  const answer = await api("POST", path, body, { signal });
+  if (answers.size >= MAX_ANSWERS) answers.delete(answers.keys().next().value);
+  answers.set(key, answer);
+  return [answer, false];
+}
+
 async function refresh() {
   if (!view) return;
   if (state.controller) state.controller.abort();
@@ -449,13 +463,13 @@ async function refresh() {
   const timer = setTimeout(() => { if (sequence === state.sequence) setBusy(true); }, 150);
   const started = performance.now();
   try {
-    const count = await api("POST", "/cohorts/count", requestBody(state.definition, { enabled: [...state.enabled] }), { signal: controller.signal });
+    const [count, again] = await ask("/cohorts/count", requestBody(state.definition, { enabled: [...state.enabled] }), controller.signal);
     if (sequence !== state.sequence) return;
-    state.timing = performance.now() - started;
+    state.timing = again ? null : performance.now() - started; // an answer shown again took no request
     state.count = count;
     state.error = null;
     renderCount();
-    const attrition = await api("POST", "/cohorts/attrition", requestBody(enabledDefinition()), { signal: controller.signal });
+    const [attrition] = await ask("/cohorts/attrition", requestBody(enabledDefinition()), controller.signal);
     if (sequence !== state.sequence) return;
     state.attrition = attrition;
     await renderAttrition();
