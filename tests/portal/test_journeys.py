@@ -136,6 +136,7 @@ def test_clinician_sees_the_pages_of_their_roles(browsing: Browsing, screenshot:
     links = page.locator("nav a").all_text_contents()
     assert links[:3] == ["Accueil", "Mon compte", "Faisabilité"], links
     assert "Parcours patient" in links and not {"Piste d'audit", "Demandes d'accès"} & set(links), links
+    assert {"Cohortes", "Tableau de bord"} <= set(links), links  # counts a clinician may ask (noisy)
     page.click("nav a[data-page='portal.account']")
     page.wait_for_selector("#budget-meter")
     assert "chu_nord" in page.text_content("main")
