@@ -11,7 +11,7 @@ wildcards) and every list is bounded and paginated here, sorted by a whitelisted
 
 Examples
 --------
->>> page = search_concepts(gov, warehouse, researcher, ConceptSearch(text="ovary"))  # doctest: +SKIP
+>>> page = search_concepts(caller, warehouse, ConceptSearch(text="ovary"))  # doctest: +SKIP
 >>> page.items[0]["concept_name"]  # doctest: +SKIP
 'Malignant tumor of ovary'
 """

@@ -12,7 +12,7 @@ withheld); when the privacy budget runs out part way, the remaining panels are w
 
 Examples
 --------
->>> dashboard = cohort_dashboard(gov, warehouse, researcher, {"cohort_definition_id": 1})  # doctest: +SKIP
+>>> dashboard = cohort_dashboard(caller, warehouse, {"cohort_definition_id": 1})  # doctest: +SKIP
 >>> [panel["name"] for panel in dashboard["panels"]]  # doctest: +SKIP
 ['demographics', 'cancer_sites', 'stage', 'biomarkers', 'treatment_lines', 'vital_status']
 """

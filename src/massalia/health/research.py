@@ -1,6 +1,8 @@
 """Guarded health services: every interface (CLI, API, portal) calls these, never the domain functions directly.
 
-Each function follows the same four steps:
+Each function takes the :class:`~massalia.governance.Caller` first (who calls, the governance deciding for
+them, the channel recorded in the audit trail; built once per interface), then the warehouse engine, and
+follows the same four steps:
 
 1. **scope** — when a project is named, the cohort definition must be the project's (same definition hash),
    and every row read is restricted to the project's sites, period and cohort by the row-level policy of
@@ -256,7 +258,7 @@ def count(
 
     Examples
     --------
-    >>> count(gov, engine, researcher, definition).persons  # doctest: +SKIP
+    >>> count(Caller(researcher, gov), engine, definition).persons  # doctest: +SKIP
     120
     """
     gov = caller.governance

@@ -17,7 +17,7 @@ beside governance's, with health's own Alembic history (version table ``health_a
 
 Examples
 --------
->>> saved = save_definition(gov, researcher, home.metadata_url, 3, "Ovary, women", definition)  # doctest: +SKIP
+>>> saved = save_definition(caller, home.metadata_url, 3, "Ovary, women", definition)  # doctest: +SKIP
 >>> saved.latest_version, saved.versions[0].definition_hash == definition.definition_hash()  # doctest: +SKIP
 (1, True)
 """

@@ -1,7 +1,7 @@
 """Guarded health services that read no warehouse rows: definitions, the mart's catalogue, reports, extract files.
 
-Like :mod:`massalia.health.research`, every function here takes the governance service and the caller
-(``gov, principal``, and the ``channel`` the call came through), checks the action's rights first (through
+Like :mod:`massalia.health.research`, every function here takes the :class:`~massalia.governance.Caller`
+(principal, governance, and the ``channel`` the call came through), checks the action's rights first (through
 :meth:`massalia.governance.Governance.authorize`, which audits what ``rights.yaml`` marks audited and every
 act of the local operator), and only then does the work. The interfaces (routes, CLI commands) call these
 and never ``authorize`` themselves.

@@ -13,7 +13,7 @@ a pseudonymized grant free text never leaves (the allow-list drops it), so askin
 
 Examples
 --------
->>> timeline = patient_timeline(gov, warehouse, clinician, 42, purpose="Tumour board of 12 May")  # doctest: +SKIP
+>>> timeline = patient_timeline(caller, warehouse, 42, purpose="Tumour board of 12 May")  # doctest: +SKIP
 >>> timeline.events[0]["kind"]  # doctest: +SKIP
 'diagnosis'
 """

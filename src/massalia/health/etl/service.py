@@ -10,7 +10,7 @@ reading them is an audited action, and the filters asked for go into the audit e
 Examples
 --------
 >>> from massalia.governance import operator_principal  # doctest: +SKIP
->>> runs = etl_runs(gov, operator_principal(), home.metadata_url, limit=5)  # doctest: +SKIP
+>>> runs = etl_runs(Caller(operator_principal(), gov), home.metadata_url, limit=5)  # doctest: +SKIP
 """
 
 from __future__ import annotations

@@ -5,7 +5,7 @@ What ``massalia quality`` and ``massalia demo`` call; the rights check is the go
 
 Examples
 --------
->>> report = run_quality_checks(gov, principal, warehouse, out_dir=home.reports)  # doctest: +SKIP
+>>> report = run_quality_checks(caller, warehouse, out_dir=home.reports)  # doctest: +SKIP
 """
 
 from __future__ import annotations
