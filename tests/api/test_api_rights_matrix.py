@@ -23,7 +23,7 @@ from api_world import OVARY, PASSWORD, ROLE_USERS, ApiWorld, build_world, circe_
 from massalia.api import create_app, route_table
 from massalia.config import Home
 from massalia.engine.duckdb import DuckDBEngine
-from massalia.governance import ProjectScope, load_rights, operator_principal
+from massalia.governance import Caller, ProjectScope, load_rights, operator_principal
 
 MATRIX = yaml.safe_load((Path(__file__).parent / "rights_matrix.yaml").read_text(encoding="utf-8"))
 CALLERS = ("anonymous", *ROLE_USERS)
@@ -111,9 +111,11 @@ class Matrix:
         from massalia.pipelines.lineage import LineageStore
 
         researcher = world.principal("researcher")
-        saved = saved_cohorts.save_definition(gov, researcher, world.home.metadata_url, world.own_project,
+        saved = saved_cohorts.save_definition(Caller(researcher, gov), world.home.metadata_url, world.own_project,
                                               "Matrix cohort", self.definition)  # fmt: skip
-        saved_cohorts.share_definition(gov, researcher, world.home.metadata_url, world.own_project, saved.id, True)
+        saved_cohorts.share_definition(
+            Caller(researcher, gov), world.home.metadata_url, world.own_project, saved.id, True
+        )
         self.saved_cohort = saved.id
         lineage = LineageStore(world.home.metadata_url)
         try:
@@ -129,7 +131,7 @@ class Matrix:
         out = self.world.home.root / "extracts" / f"project-{self.world.own_project}" / "matrix"
         try:
             with DuckDBEngine(self.world.home.warehouse) as engine:
-                research.create_extract(self.world.gov, engine, self.world.principal("researcher"),
+                research.create_extract(Caller(self.world.principal("researcher"), self.world.gov), engine,
                                         self.world.own_project, out_dir=out, cohort_definition_id=1,
                                         on_low_k="generalize")  # fmt: skip
         except ImportError:

@@ -25,7 +25,7 @@ router = APIRouter(prefix="/example", tags=["example"])
 @router.get("/things", **action("example.thing.read"))
 def things(context: Context, caller: Caller) -> dict[str, list[str]]:
     """The example domain's things."""
-    return {"things": read_things(context.governance, caller, channel="api")}
+    return {"things": read_things(caller)}
 
 
 cli = typer.Typer(help="The example domain: its things.")
@@ -36,8 +36,8 @@ def things_command(
     home_dir: Annotated[Path | None, typer.Option("--home", envvar="MASSALIA_HOME")] = None,
 ) -> None:
     """Print the example domain's things, one a line."""
-    with governed(home(home_dir).ensure()) as (gov, principal):
-        found = read_things(gov, principal, channel="cli")
+    with governed(home(home_dir).ensure()) as caller:
+        found = read_things(caller)
     typer.echo("\n".join(found))
 
 

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from massalia.governance import Governance, Principal
+from massalia.governance import Caller
 
 THINGS = ("anchor", "lighthouse", "quay")
 
 
-def read_things(gov: Governance, principal: Principal, *, channel: str | None = None) -> list[str]:
+def read_things(caller: Caller) -> list[str]:
     """The things (``example.thing.read``), once the rights allow it."""
-    gov.authorize(principal, "example.thing.read", detail={"channel": channel})
+    caller.authorize("example.thing.read", detail={"channel": caller.channel})
     return list(THINGS)

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from massalia.governance import AccessDenied, Governance, InvalidRequest, Principal, Role, operator_principal
+from massalia.governance import AccessDenied, Caller, Governance, InvalidRequest, Principal, Role, operator_principal
 from massalia.governance.audit_trail import EntryFilter, search_entries
 from massalia.ledger import TransparencyLog
 
@@ -31,7 +31,7 @@ def gov(tmp_path: Path) -> Governance:
 
 
 def _indexes(gov: Governance, which: EntryFilter) -> list[int]:
-    items, total = search_entries(gov, DPO, gov.ledger_path, which, 0, 100)
+    items, total = search_entries(Caller(DPO, gov), gov.ledger_path, which, 0, 100)
     assert total == len(items)
     return [item["index"] for item in items]
 
@@ -47,7 +47,7 @@ def test_filters_and_time_bounds(gov: Governance) -> None:
     assert _indexes(gov, EntryFilter(sort="actor")) == [1, 0, 2, 3]
     assert _indexes(gov, EntryFilter(sort="actor", descending=True)) == [3, 2, 0, 1]
     assert _indexes(gov, EntryFilter(descending=True)) == [3, 2, 1, 0]
-    items, total = search_entries(gov, DPO, gov.ledger_path, EntryFilter(descending=True), 1, 2)
+    items, total = search_entries(Caller(DPO, gov), gov.ledger_path, EntryFilter(descending=True), 1, 2)
     assert [item["index"] for item in items] == [2, 1] and total == 4
 
 
@@ -60,5 +60,5 @@ def test_bad_filters_and_callers_are_refused(gov: Governance) -> None:
         EntryFilter(actor="x" * 201)
     researcher = Principal("rita", frozenset({Role.RESEARCHER}), 2, auth="token")
     with pytest.raises(AccessDenied):
-        search_entries(gov, researcher, gov.ledger_path, EntryFilter(actor="bob"), 0, 10)
-    assert search_entries(gov, operator_principal(), gov.ledger_path, EntryFilter(actor="bob"), 0, 10)[1] == 2
+        search_entries(Caller(researcher, gov), gov.ledger_path, EntryFilter(actor="bob"), 0, 10)
+    assert search_entries(Caller(operator_principal(), gov), gov.ledger_path, EntryFilter(actor="bob"), 0, 10)[1] == 2

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from massalia.governance import Governance, Principal, Role
+from massalia.governance import Caller, Governance, Principal, Role
 from massalia.governance.disclosure import (
     BudgetExhausted,
     DisclosureSettings,
@@ -118,9 +118,9 @@ def test_settings_from_env_and_bounds() -> None:
 def test_privacy_budget_is_guarded(gov: Governance) -> None:
     from massalia.governance import AccessDenied
 
-    assert privacy_budget(gov, RITA).total == settings_from_env().budget
+    assert privacy_budget(Caller(RITA, gov)).total == settings_from_env().budget
     with pytest.raises(AccessDenied):
-        privacy_budget(gov, Principal.anonymous())
+        privacy_budget(Caller(Principal.anonymous(), gov))
 
 
 def test_every_setting_is_documented() -> None:

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from massalia.engine.duckdb import DuckDBEngine
-from massalia.governance import AccessDenied, Governance, InvalidRequest, NotFound, Principal, Role
+from massalia.governance import AccessDenied, Caller, Governance, InvalidRequest, NotFound, Principal, Role
 from massalia.health.concepts import ConceptSearch, concept_detail, search_concepts
 
 READER = Principal("rita.reader", frozenset({Role.RESEARCHER}), 1, auth="token")
@@ -22,11 +22,14 @@ def test_search_pages_do_not_overlap_and_ties_are_stable(gov: Governance, demo_w
     with DuckDBEngine(demo_warehouse, read_only=True) as engine:
         seen: list[int] = []
         for offset in (0, 7, 14):
-            page = search_concepts(gov, engine, READER, ConceptSearch(domain="Condition", sort="domain_id",
+            page = search_concepts(Caller(READER, gov), engine, ConceptSearch(domain="Condition", sort="domain_id",
                                                                       offset=offset, limit=7))  # fmt: skip
             seen += [item["concept_id"] for item in page.items]
         assert len(seen) == len(set(seen)) == 21
-        assert search_concepts(gov, engine, READER, ConceptSearch(text="4181351")).items[0]["concept_id"] == 4181351
+        assert (
+            search_concepts(Caller(READER, gov), engine, ConceptSearch(text="4181351")).items[0]["concept_id"]
+            == 4181351
+        )
 
 
 @pytest.mark.parametrize("search", [
@@ -41,8 +44,8 @@ def test_out_of_bounds_searches_are_refused(search: dict[str, object]) -> None:
 def test_the_public_role_is_refused_before_anything_is_read(gov: Governance, demo_warehouse: Path) -> None:
     with DuckDBEngine(demo_warehouse, read_only=True) as engine:
         with pytest.raises(AccessDenied):
-            search_concepts(gov, engine, Principal.anonymous(), ConceptSearch(text="ovary"))
+            search_concepts(Caller(Principal.anonymous(), gov), engine, ConceptSearch(text="ovary"))
         with pytest.raises(AccessDenied):
-            concept_detail(gov, engine, Principal.anonymous(), 999_999_999)  # no NotFound: no existence oracle
+            concept_detail(Caller(Principal.anonymous(), gov), engine, 999_999_999)  # no NotFound: no existence oracle
         with pytest.raises(NotFound):
-            concept_detail(gov, engine, READER, 999_999_999)
+            concept_detail(Caller(READER, gov), engine, 999_999_999)

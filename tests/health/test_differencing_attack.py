@@ -28,7 +28,7 @@ import pytest
 
 from massalia.engine import Engine
 from massalia.engine.duckdb import DuckDBEngine
-from massalia.governance import Governance, InvalidRequest, Principal, Role, operator_principal
+from massalia.governance import Caller, Governance, InvalidRequest, Principal, Role, operator_principal
 from massalia.governance.disclosure import (
     BudgetExhausted,
     DisclosureSettings,
@@ -190,11 +190,11 @@ def test_mart_differencing_pairs_are_stopped_and_colluders_learn_nothing_more(
         for sites in ([*base, RARE], base):
             clause = f"primary_site in {','.join(sites)}"
             try:
-                first = research.mart_count(gov, mart_engine, researcher, [clause]).count
+                first = research.mart_count(Caller(researcher, gov), mart_engine, [clause]).count
             except BudgetExhausted as error:
                 refused = error
                 break
-            again = research.mart_count(gov, mart_engine, researcher, [clause]).count
+            again = research.mart_count(Caller(researcher, gov), mart_engine, [clause]).count
             assert again == first  # repeating a query gains nothing
             answers[clause] = first
             pair.append(first or 0)
@@ -206,7 +206,7 @@ def test_mart_differencing_pairs_are_stopped_and_colluders_learn_nothing_more(
     assert all(v is None or (v >= SETTINGS.threshold and v % SETTINGS.rounding_base == 0) for v in answers.values())
     # A colleague asking the same queries gets the same answers, at no cost: collusion adds no sample.
     for clause, value in list(answers.items())[:10]:
-        assert research.mart_count(gov, mart_engine, colluder, [clause]).count == value
+        assert research.mart_count(Caller(colluder, gov), mart_engine, [clause]).count == value
     assert budget_of(gov, colluder).spent == 0
 
 
@@ -219,7 +219,7 @@ def test_single_patient_filters_are_refused(
     gov: Governance, researcher: Principal, mart_engine: Engine, clause: str
 ) -> None:
     with pytest.raises(InvalidRequest, match="clause 2"):
-        research.mart_count(gov, mart_engine, researcher, ["primary_site = ovary", clause])
+        research.mart_count(Caller(researcher, gov), mart_engine, ["primary_site = ovary", clause])
     assert budget_of(gov, researcher).spent == 0  # refused before anything is released
 
 
@@ -232,7 +232,9 @@ def test_the_birth_date_binary_search_learns_nothing(
     for _ in range(15):
         middle = low + (high - low) / 2
         try:
-            research.mart_count(gov, mart_engine, researcher, ["primary_site = ovary", f"birth_date <= {middle}"])
+            research.mart_count(
+                Caller(researcher, gov), mart_engine, ["primary_site = ovary", f"birth_date <= {middle}"]
+            )
         except InvalidRequest as error:
             assert "year grain" in str(error)
             refused += 1
@@ -263,27 +265,29 @@ def test_cohort_variants_with_one_true_answer_lock_the_attacker_out(
     # averaging their noisy answers is the attack; the lockout ends it.
     with pytest.raises(BudgetExhausted, match="locked out"):
         for i in range(SETTINGS.lockout_repeats + 2):
-            research.count(gov, warehouse, researcher, _definition(f"stage IV, variant {i}"))
+            research.count(Caller(researcher, gov), warehouse, _definition(f"stage IV, variant {i}"))
     assert budget_of(gov, researcher).locked_out
     with pytest.raises(BudgetExhausted, match="locked out"):  # and nothing else for the period
-        research.count(gov, warehouse, researcher, _definition(extra={"first": True}))
+        research.count(Caller(researcher, gov), warehouse, _definition(extra={"first": True}))
 
 
 def test_what_if_toggles_and_attrition_rows_repeat_their_answers(
     gov: Governance, researcher: Principal, warehouse: DuckDBEngine
 ) -> None:
     definition = _definition()
-    toggled = {flag: research.count(gov, warehouse, researcher, definition, enabled=[flag]) for flag in (True, False)}
+    toggled = {
+        flag: research.count(Caller(researcher, gov), warehouse, definition, enabled=[flag]) for flag in (True, False)
+    }
     spent = budget_of(gov, researcher).spent
     for _ in range(5):
         for flag, first in toggled.items():
-            again = research.count(gov, warehouse, researcher, definition, enabled=[flag])
+            again = research.count(Caller(researcher, gov), warehouse, definition, enabled=[flag])
             assert again.persons == first.persons and again.events is None
     # Toggles spelled otherwise (all rules on = no toggle) are the same query.
-    assert research.count(gov, warehouse, researcher, definition).persons == toggled[True].persons
-    base, rows = research.attrition(gov, warehouse, researcher, definition)
+    assert research.count(Caller(researcher, gov), warehouse, definition).persons == toggled[True].persons
+    base, rows = research.attrition(Caller(researcher, gov), warehouse, definition)
     for _ in range(3):
-        base_again, rows_again = research.attrition(gov, warehouse, researcher, definition)
+        base_again, rows_again = research.attrition(Caller(researcher, gov), warehouse, definition)
         assert (base_again.persons, rows_again) == (base.persons, rows)
     # Only the two toggles and one attrition table were paid for: repetitions cost nothing and add nothing.
     assert budget_of(gov, researcher).spent == pytest.approx(spent + SETTINGS.epsilon_per_count * (1 + 2 * len(rows)))
@@ -305,13 +309,13 @@ def test_exact_date_windows_are_refused_for_feasibility(
 ) -> None:
     definition = _definition(extra={"occurrence_start_date": window})
     with pytest.raises(InvalidRequest, match=message):
-        research.count(gov, warehouse, researcher, definition)
+        research.count(Caller(researcher, gov), warehouse, definition)
     assert budget_of(gov, researcher).spent == 0
 
 
 def test_month_aligned_windows_are_counted(gov: Governance, researcher: Principal, warehouse: DuckDBEngine) -> None:
     window = {"op": "bt", "value": "2015-01-01", "extent": "2024-12-31"}
-    counted = research.count(gov, warehouse, researcher, _definition(extra={"occurrence_start_date": window}))
+    counted = research.count(Caller(researcher, gov), warehouse, _definition(extra={"occurrence_start_date": window}))
     assert counted.release is not None and counted.release["mode"] == "noisy"
 
 
@@ -319,9 +323,9 @@ def test_the_operator_may_generate_any_cohort_but_its_count_is_then_withheld(
     gov: Governance, warehouse: DuckDBEngine
 ) -> None:
     exact_window = _definition(extra={"occurrence_start_date": {"op": "eq", "value": "2019-03-12"}})
-    summary = research.generate(gov, warehouse, operator_principal(), exact_window, cohort_definition_id=9)
+    summary = research.generate(Caller(operator_principal(), gov), warehouse, exact_window, cohort_definition_id=9)
     assert (summary.persons, summary.rows) == (None, None)
     assert summary.release is not None and summary.release["mode"] == "withheld"
     assert budget_of(gov, operator_principal()).spent == 0
-    feasible = research.generate(gov, warehouse, operator_principal(), _definition(), cohort_definition_id=9)
+    feasible = research.generate(Caller(operator_principal(), gov), warehouse, _definition(), cohort_definition_id=9)
     assert feasible.release is not None and feasible.release["mode"] == "noisy" and feasible.rows is None

@@ -20,7 +20,7 @@ import pytest
 
 from massalia.engine import Engine
 from massalia.engine.duckdb import DuckDBEngine
-from massalia.governance import Governance, ProjectScope, Role, operator_principal
+from massalia.governance import Caller, Governance, ProjectScope, Role, operator_principal
 from massalia.governance.pseudonym import date_shifts, pseudonymize
 from massalia.health import research
 from massalia.health.cohorts import CohortDefinition
@@ -120,7 +120,7 @@ def world(
 
 
 def _view(world: World) -> research.PatientView:
-    return research.patient_view(world.gov, world.engine, world.researcher, world.pseudonym(),
+    return research.patient_view(Caller(world.researcher, world.gov), world.engine, world.pseudonym(),
                                  purpose="pathway review", project_id=world.project)  # fmt: skip
 
 
@@ -170,7 +170,7 @@ def _check_keys(records: list[Mapping[str, object]], pseudonym: str, where: str)
 def test_explain_leaks_no_warehouse_key(world: World) -> None:
     """Attack: read visit_occurrence_id (or any *_id) off a pseudonymized explanation and join it back."""
     pseudonym = world.pseudonym(world.staged_project)
-    shown = research.explain(world.gov, world.engine, world.researcher, STAGED, pseudonym,
+    shown = research.explain(Caller(world.researcher, world.gov), world.engine, STAGED, pseudonym,
                              purpose="pathway review", project_id=world.staged_project)  # fmt: skip
     explanation = shown.explanation
     assert shown.grant.pseudonymized and explanation.primary_events and explanation.person_id == 0

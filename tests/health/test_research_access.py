@@ -21,6 +21,7 @@ import pytest
 from massalia.engine.duckdb import DuckDBEngine
 from massalia.governance import (
     AccessDenied,
+    Caller,
     Governance,
     InvalidRequest,
     Principal,
@@ -106,15 +107,15 @@ def test_done_when_scenario(setting: Setting, tmp_path: Path) -> None:
     entries_before = len(ledger_actions(gov))
 
     # 1. No project: noisy persons counts (rounded, masked under 10, events withheld), and no record.
-    noisy_base, noisy_rows = research.attrition(gov, engine, rita, BREAST_STAGE)
+    noisy_base, noisy_rows = research.attrition(Caller(rita, gov), engine, BREAST_STAGE)
     assert noisy_base.release["mode"] == "noisy" and noisy_base.events is None  # type: ignore[index]
     released = [noisy_base.persons] + [v for r in noisy_rows for v in (r.persons_cumulative, r.persons_alone)]
     assert all(v is None or (v >= 10 and v % 5 == 0) for v in released)
     assert all(r.events_cumulative is None and r.events_alone is None for r in noisy_rows)
-    first = research.count(gov, engine, rita, BREAST_STAGE)
+    first = research.count(Caller(rita, gov), engine, BREAST_STAGE)
     assert first.release["mode"] == "noisy" and first.events is None  # type: ignore[index]
     with pytest.raises(AccessDenied):
-        research.explain(gov, engine, rita, BREAST_STAGE, 1, purpose="check the inclusion of a patient")
+        research.explain(Caller(rita, gov), engine, BREAST_STAGE, 1, purpose="check the inclusion of a patient")
 
     # 2. A project scoped to the definition: still suppressed until a DPO approves it.
     scope = ProjectScope(cohort=BREAST_STAGE.model_dump(mode="json"), cohort_hash=BREAST_STAGE.definition_hash())
@@ -123,7 +124,7 @@ def test_done_when_scenario(setting: Setting, tmp_path: Path) -> None:
     assert project.members == ("rita",) and project.status == "draft"
     pid = project.id
     # Same query, same stored answer: asking again (under a draft project) gains nothing and costs nothing.
-    again = research.count(gov, engine, rita, BREAST_STAGE, project_id=pid)
+    again = research.count(Caller(rita, gov), engine, BREAST_STAGE, project_id=pid)
     assert again.persons == first.persons and again.release["repeated"]  # type: ignore[index]
     request = gov.file_request(pid, actor=rita, justification="the protocol was approved by the ethics board")
     with pytest.raises(AccessDenied):
@@ -134,14 +135,14 @@ def test_done_when_scenario(setting: Setting, tmp_path: Path) -> None:
         gov.decide_request(request.id, False, "changed my mind", actor=dina)
 
     # 3. Approved: raw counts, under the project's definition only.
-    exact_base, exact_rows = research.attrition(gov, engine, rita, BREAST_STAGE, project_id=pid)
+    exact_base, exact_rows = research.attrition(Caller(rita, gov), engine, BREAST_STAGE, project_id=pid)
     assert (exact_base.persons, exact_base.events, exact_rows) == (raw_base.persons, raw_base.events, raw_rows)
     assert exact_base.release == {"mode": "exact"}
     with pytest.raises(AccessDenied, match="definition"):
-        research.count(gov, engine, rita, ANY_CANCER, project_id=pid)
-    generated = research.generate(gov, engine, rita, BREAST_STAGE, cohort_definition_id=3, project_id=pid)
+        research.count(Caller(rita, gov), engine, ANY_CANCER, project_id=pid)
+    generated = research.generate(Caller(rita, gov), engine, BREAST_STAGE, cohort_definition_id=3, project_id=pid)
     assert generated.persons == raw_base.persons or generated.persons is not None
-    cells = research.breakdowns(gov, engine, rita, BREAST_STAGE, cohort_definition_id=3, project_id=pid)
+    cells = research.breakdowns(Caller(rita, gov), engine, BREAST_STAGE, cohort_definition_id=3, project_id=pid)
     assert sum(v or 0 for v in cells["sex"].values()) == generated.persons
 
     # 4. Row level, pseudonymized: the person is named by the project pseudonym, dates are shifted.
@@ -150,8 +151,8 @@ def test_done_when_scenario(setting: Setting, tmp_path: Path) -> None:
     person = int(rows[0][0].as_py())
     pseudonym = pseudonymize([person], key=gov.project_key(pid), project=pid)[0].as_py()
     with pytest.raises(InvalidRequest, match="pseudonym"):
-        research.explain(gov, engine, rita, BREAST_STAGE, person, purpose="check one patient", project_id=pid)
-    shown = research.explain(gov, engine, rita, BREAST_STAGE, pseudonym, purpose="check one patient",
+        research.explain(Caller(rita, gov), engine, BREAST_STAGE, person, purpose="check one patient", project_id=pid)
+    shown = research.explain(Caller(rita, gov), engine, BREAST_STAGE, pseudonym, purpose="check one patient",
                              project_id=pid)  # fmt: skip
     truth = explain_person(engine, BREAST_STAGE, person)
     assert shown.grant.row_level and shown.grant.pseudonymized and shown.in_cohort
@@ -162,7 +163,7 @@ def test_done_when_scenario(setting: Setting, tmp_path: Path) -> None:
     # 5. Expired: back to noisy counts (the same stored answer).
     setting.clock.now = dt.datetime(2027, 1, 2, 9, 0, tzinfo=dt.UTC)
     try:
-        assert research.count(gov, engine, rita, BREAST_STAGE, project_id=pid).persons == first.persons
+        assert research.count(Caller(rita, gov), engine, BREAST_STAGE, project_id=pid).persons == first.persons
     finally:
         setting.clock.now = Clock().now
 
@@ -193,12 +194,14 @@ def test_clinicians_see_their_own_site_only(setting: Setting) -> None:
     ).to_pylist()
     by_site = {row["site"]: row["person_id"] for row in sites}
     assert "chu_nord" in by_site and len(by_site) > 1
-    own = research.explain(gov, engine, setting.clinician, ANY_CANCER, by_site["chu_nord"], purpose="consultation")
+    own = research.explain(
+        Caller(setting.clinician, gov), engine, ANY_CANCER, by_site["chu_nord"], purpose="consultation"
+    )
     assert own.grant.row_level and own.grant.site == "chu_nord" and not own.grant.pseudonymized
     assert own.explanation.primary_events and "start_date" in own.explanation.primary_events[0]
     other = next(site for site in by_site if site != "chu_nord")
     with pytest.raises(AccessDenied, match="own site"):
-        research.explain(gov, engine, setting.clinician, ANY_CANCER, by_site[other], purpose="consultation")
+        research.explain(Caller(setting.clinician, gov), engine, ANY_CANCER, by_site[other], purpose="consultation")
 
 
 def test_the_operator_gets_no_per_patient_verdict(setting: Setting) -> None:
@@ -206,21 +209,21 @@ def test_the_operator_gets_no_per_patient_verdict(setting: Setting) -> None:
     gov, engine = setting.gov, setting.engine
     person = int(engine.query("SELECT MIN(person_id) FROM person")[0][0].as_py())
     with pytest.raises(AccessDenied):
-        research.explain(gov, engine, operator_principal(), ANY_CANCER, person, purpose="debug a definition")
+        research.explain(Caller(operator_principal(), gov), engine, ANY_CANCER, person, purpose="debug a definition")
     last = ledger_actions(gov)[-1]
     assert last["action"] == "health.cohort.explain" and last["decision"] == "denied"
-    counts = research.count(gov, engine, operator_principal(), ANY_CANCER)
+    counts = research.count(Caller(operator_principal(), gov), engine, ANY_CANCER)
     exact = analyze_cohort(engine, ANY_CANCER).count()
     # The operator gets noisy counts like any caller without a project: close, rounded, never the events.
     assert counts.release["mode"] == "noisy" and counts.events is None  # type: ignore[index]
     assert counts.persons is not None and counts.persons % 5 == 0 and abs(counts.persons - exact.persons) < 200
     with pytest.raises(InvalidRequest, match="purpose"):
-        research.explain(gov, engine, operator_principal(), ANY_CANCER, person, purpose=" ")
+        research.explain(Caller(operator_principal(), gov), engine, ANY_CANCER, person, purpose=" ")
 
 
 def test_extract_needs_an_approved_pseudonymized_project(setting: Setting, tmp_path: Path) -> None:
     gov, engine, rita, dina = setting.gov, setting.engine, setting.researcher, setting.dpo
-    research.mart_build(gov, engine, operator_principal())
+    research.mart_build(Caller(operator_principal(), gov), engine)
     scope = ProjectScope(variables=("age_at_diagnosis", "sex", "primary_site"))
     until = dt.date(2026, 12, 31)
     aggregate = gov.create_project("Counts only", "incidence by site and year for the registry",
@@ -228,13 +231,13 @@ def test_extract_needs_an_approved_pseudonymized_project(setting: Setting, tmp_p
     pseudo = gov.create_project("Rows", "age at diagnosis distribution, pseudonymized rows",
                                 scope=scope, access_level="pseudonymized", expires=until, actor=rita)  # fmt: skip
     with pytest.raises(AccessDenied):
-        research.create_extract(gov, engine, rita, pseudo.id, out_dir=tmp_path)
+        research.create_extract(Caller(rita, gov), engine, pseudo.id, out_dir=tmp_path)
     for project in (aggregate, pseudo):
         request = gov.file_request(project.id, actor=rita, justification="registry work, approved protocol")
         gov.decide_request(request.id, True, "proportionate", actor=dina)
     with pytest.raises(AccessDenied, match="access level"):
-        research.create_extract(gov, engine, rita, aggregate.id, out_dir=tmp_path)
-    result = research.create_extract(gov, engine, rita, pseudo.id, out_dir=tmp_path, on_low_k="generalize")
+        research.create_extract(Caller(rita, gov), engine, aggregate.id, out_dir=tmp_path)
+    result = research.create_extract(Caller(rita, gov), engine, pseudo.id, out_dir=tmp_path, on_low_k="generalize")
     table = pq.read_table(result.path)
     assert "person_id" not in table.column_names and table.num_rows > 0
     pseudonyms = table.column("person_pseudonym").to_pylist()
@@ -243,9 +246,9 @@ def test_extract_needs_an_approved_pseudonymized_project(setting: Setting, tmp_p
     assert [e["action"] for e in ledger_actions(gov)[-1:]] == ["health.extract.create"]
     # Mart counts: a variable outside the project's scope is refused; inside, raw counts.
     with pytest.raises(AccessDenied, match="scope"):
-        research.mart_count(gov, engine, rita, ["stage_group = IV"], project_id=aggregate.id)
-    raw = research.mart_count(gov, engine, rita, ["primary_site = breast"], project_id=aggregate.id)
-    shown = research.mart_count(gov, engine, rita, ["primary_site = breast"])
+        research.mart_count(Caller(rita, gov), engine, ["stage_group = IV"], project_id=aggregate.id)
+    raw = research.mart_count(Caller(rita, gov), engine, ["primary_site = breast"], project_id=aggregate.id)
+    shown = research.mart_count(Caller(rita, gov), engine, ["primary_site = breast"])
     assert raw.release == {"mode": "exact"} and raw.count == research_count_of_breast(engine)
     assert shown.release["mode"] == "noisy" and shown.count is not None and abs(shown.count - raw.count) < 200
 
@@ -260,11 +263,11 @@ def test_patient_view(setting: Setting) -> None:
     gov, engine, rita, dina, cleo = setting.gov, setting.engine, setting.researcher, setting.dpo, setting.clinician
     own = int(engine.query("SELECT MIN(p.person_id) FROM person p JOIN care_site cs USING (care_site_id) "
                            "WHERE cs.care_site_source_value = 'chu_nord'")[0][0].as_py())  # fmt: skip
-    view = research.patient_view(gov, engine, cleo, own, purpose="consultation follow-up")
+    view = research.patient_view(Caller(cleo, gov), engine, own, purpose="consultation follow-up")
     assert view.grant.site == "chu_nord" and view.tables["person"].column("person_id").to_pylist() == [own]
     assert view.tables["condition_occurrence"].num_rows > 0
     with pytest.raises(AccessDenied):
-        research.patient_view(gov, engine, rita, own, purpose="curiosity is not a purpose")
+        research.patient_view(Caller(rita, gov), engine, own, purpose="curiosity is not a purpose")
 
     scope = ProjectScope(cohort=ANY_CANCER.model_dump(mode="json"), cohort_hash=ANY_CANCER.definition_hash())
     project = gov.create_project("Any cancer", "describe care pathways of all cancers", scope=scope,
@@ -273,8 +276,8 @@ def test_patient_view(setting: Setting) -> None:
                        "proportionate", actor=dina)  # fmt: skip
     pseudonym = pseudonymize([own], key=gov.project_key(project.id), project=project.id)[0].as_py()
     with pytest.raises(InvalidRequest, match="pseudonym"):
-        research.patient_view(gov, engine, rita, own, purpose="pathway review", project_id=project.id)
-    shown = research.patient_view(gov, engine, rita, pseudonym, purpose="pathway review", project_id=project.id)
+        research.patient_view(Caller(rita, gov), engine, own, purpose="pathway review", project_id=project.id)
+    shown = research.patient_view(Caller(rita, gov), engine, pseudonym, purpose="pathway review", project_id=project.id)
     assert shown.grant.pseudonymized
     conditions = shown.tables["condition_occurrence"]
     assert set(conditions.column("person_id").to_pylist()) == {pseudonym}

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import create_engine, inspect
 
-from massalia.governance import AccessDenied, Governance, NotFound, ProjectScope, Role, operator_principal
+from massalia.governance import AccessDenied, Caller, Governance, NotFound, ProjectScope, Role, operator_principal
 from massalia.governance.schema import GOVERNANCE
 from massalia.health import saved_cohorts
 from massalia.health.cohorts import CohortDefinition
@@ -43,7 +43,7 @@ def _who(gov: Governance, username: str) -> object:
 
 def test_health_keeps_its_own_tables_and_migration_history(setting: tuple[Governance, str, int]) -> None:
     gov, url, project = setting
-    saved_cohorts.save_definition(gov, _who(gov, "ada.author"), url, project, "Any cancer", FIRST)
+    saved_cohorts.save_definition(Caller(_who(gov, "ada.author"), gov), url, project, "Any cancer", FIRST)
     engine = create_engine(url)
     try:
         tables = set(inspect(engine).get_table_names())
@@ -60,15 +60,15 @@ def test_health_keeps_its_own_tables_and_migration_history(setting: tuple[Govern
 def test_versions_are_immutable_and_carry_their_definition_hash(setting: tuple[Governance, str, int]) -> None:
     gov, url, project = setting
     author = _who(gov, "ada.author")
-    saved = saved_cohorts.save_definition(gov, author, url, project, "Any cancer", FIRST, note="v1")
-    again, added = saved_cohorts.add_version(gov, author, url, project, saved.id, FIRST)
+    saved = saved_cohorts.save_definition(Caller(author, gov), url, project, "Any cancer", FIRST, note="v1")
+    again, added = saved_cohorts.add_version(Caller(author, gov), url, project, saved.id, FIRST)
     assert not added and again.latest_version == 1
-    changed, added = saved_cohorts.add_version(gov, author, url, project, saved.id, SECOND, note="deaths")
+    changed, added = saved_cohorts.add_version(Caller(author, gov), url, project, saved.id, SECOND, note="deaths")
     assert added and [v.definition_hash for v in changed.versions] == [FIRST.definition_hash(),
                                                                        SECOND.definition_hash()]  # fmt: skip
-    _, first = saved_cohorts.get_definition(gov, author, url, project, saved.id, version=1)
+    _, first = saved_cohorts.get_definition(Caller(author, gov), url, project, saved.id, version=1)
     assert CohortDefinition.model_validate(first.definition).definition_hash() == FIRST.definition_hash()
-    _, newest = saved_cohorts.get_definition(gov, author, url, project, saved.id)
+    _, newest = saved_cohorts.get_definition(Caller(author, gov), url, project, saved.id)
     assert newest.version == 2 and newest.note == "deaths"
 
 
@@ -76,23 +76,23 @@ def test_private_until_shared_and_never_outside_the_project(setting: tuple[Gover
     """Attack: a member reads a colleague's private definition; an outsider reads it by id, audited or not."""
     gov, url, project = setting
     author, member, outsider = (_who(gov, name) for name in ("ada.author", "max.member", "olga.outsider"))
-    saved = saved_cohorts.save_definition(gov, author, url, project, "Any cancer", FIRST)
+    saved = saved_cohorts.save_definition(Caller(author, gov), url, project, "Any cancer", FIRST)
     with pytest.raises(NotFound):
-        saved_cohorts.get_definition(gov, member, url, project, saved.id)
-    assert saved_cohorts.list_definitions(gov, member, url, project) == ([], 0)
+        saved_cohorts.get_definition(Caller(member, gov), url, project, saved.id)
+    assert saved_cohorts.list_definitions(Caller(member, gov), url, project) == ([], 0)
     with pytest.raises(NotFound):
-        saved_cohorts.share_definition(gov, member, url, project, saved.id, True)  # not theirs, not visible yet
-    saved_cohorts.share_definition(gov, author, url, project, saved.id, True)
-    items, total = saved_cohorts.list_definitions(gov, member, url, project)
+        saved_cohorts.share_definition(Caller(member, gov), url, project, saved.id, True)  # not theirs, not visible yet
+    saved_cohorts.share_definition(Caller(author, gov), url, project, saved.id, True)
+    items, total = saved_cohorts.list_definitions(Caller(member, gov), url, project)
     assert total == 1 and items[0].shared
-    _, added = saved_cohorts.add_version(gov, member, url, project, saved.id, SECOND)
+    _, added = saved_cohorts.add_version(Caller(member, gov), url, project, saved.id, SECOND)
     assert added
     with pytest.raises(AccessDenied):
-        saved_cohorts.share_definition(gov, member, url, project, saved.id, False)  # only its author
+        saved_cohorts.share_definition(Caller(member, gov), url, project, saved.id, False)  # only its author
     with TransparencyLog(gov.ledger_path, readonly=True) as log:
         size = log.size
     with pytest.raises(AccessDenied):
-        saved_cohorts.get_definition(gov, outsider, url, project, saved.id)
+        saved_cohorts.get_definition(Caller(outsider, gov), url, project, saved.id)
     with TransparencyLog(gov.ledger_path, readonly=True) as log:
         entry = log.get(size).entry
     assert entry["action"] == "health.definition.read" and entry["decision"] == "denied"

@@ -24,6 +24,7 @@ import pytest
 from massalia.engine import Engine
 from massalia.governance import (
     AccessDenied,
+    Caller,
     Governance,
     InvalidRequest,
     NotFound,
@@ -142,29 +143,29 @@ def test_a_scoped_project_sees_only_its_sites_and_period(world: World, tmp_path:
     assert analyze_cohort(engine, ANY_CONDITION).count().persons == 40
 
     # Count and attrition: only the 10 persons of chu_nord diagnosed in the period.
-    counts = research.count(gov, engine, rita, ANY_CONDITION, project_id=pid)
+    counts = research.count(Caller(rita, gov), engine, ANY_CONDITION, project_id=pid)
     assert counts.persons == len(IN_SCOPE)
-    assert research.attrition(gov, engine, rita, ANY_CONDITION, project_id=pid)[0].persons == len(IN_SCOPE)
+    assert research.attrition(Caller(rita, gov), engine, ANY_CONDITION, project_id=pid)[0].persons == len(IN_SCOPE)
 
     # Generation writes only the scope's rows, under the project's own id; breakdowns see one site.
-    generated = research.generate(gov, engine, rita, ANY_CONDITION, cohort_definition_id=1, project_id=pid)
+    generated = research.generate(Caller(rita, gov), engine, ANY_CONDITION, cohort_definition_id=1, project_id=pid)
     assert generated.persons == len(IN_SCOPE) and generated.cohort_definition_id == 1
     stored = engine.query(
         f"SELECT DISTINCT subject_id FROM cohort WHERE cohort_definition_id = {project_cohort_id(pid, 1)}"
     )
     assert sorted(stored.column("subject_id").to_pylist()) == IN_SCOPE
-    cells = research.breakdowns(gov, engine, rita, ANY_CONDITION, cohort_definition_id=1, project_id=pid)
+    cells = research.breakdowns(Caller(rita, gov), engine, ANY_CONDITION, cohort_definition_id=1, project_id=pid)
     assert {site for site, n in cells["site"].items() if n} == {"CHU Nord"}, "only our site holds rows"
 
     # Mart count and breakdown: the same 10.
-    mart = research.mart_count(gov, engine, rita, {"cohort_definition_id": 1}, project_id=pid)
+    mart = research.mart_count(Caller(rita, gov), engine, {"cohort_definition_id": 1}, project_id=pid)
     assert mart.count == len(IN_SCOPE)
-    by_site = research.mart_breakdown(gov, engine, rita, {"cohort_definition_id": 1}, "sex", project_id=pid)
+    by_site = research.mart_breakdown(Caller(rita, gov), engine, {"cohort_definition_id": 1}, "sex", project_id=pid)
     assert sum(v or 0 for v in by_site.cells.values()) == len(IN_SCOPE)
 
     # Extract: 10 rows, all of chu_nord.
-    result = research.create_extract(gov, engine, rita, pid, out_dir=tmp_path / "extract", cohort_definition_id=1,
-                                     k_min=2, on_low_k="generalize")  # fmt: skip
+    result = research.create_extract(Caller(rita, gov), engine, pid, out_dir=tmp_path / "extract",
+                                     cohort_definition_id=1, k_min=2, on_low_k="generalize")  # fmt: skip
     rows = pq.read_table(result.path)
     assert rows.num_rows == len(IN_SCOPE)
     assert set(rows.column("care_site_code").to_pylist()) == {"chu_nord"}
@@ -173,18 +174,20 @@ def test_a_scoped_project_sees_only_its_sites_and_period(world: World, tmp_path:
     pseudonyms = dict(zip([2, 21, 23], pseudonymize([2, 21, 23], key=key, project=pid).to_pylist(), strict=True))
     # Patient view: a person of another site is not found; person 21's 2024 record is not shown.
     with pytest.raises(NotFound):
-        research.patient_view(gov, engine, rita, pseudonyms[2], purpose="follow-up review", project_id=pid)
-    view = research.patient_view(gov, engine, rita, pseudonyms[21], purpose="follow-up review", project_id=pid)
+        research.patient_view(Caller(rita, gov), engine, pseudonyms[2], purpose="follow-up review", project_id=pid)
+    view = research.patient_view(Caller(rita, gov), engine, pseudonyms[21], purpose="follow-up review", project_id=pid)
     assert view.tables["condition_occurrence"].num_rows == 1, "only the in-period record"
     assert view.tables["person"].num_rows == 1
 
     # Explain: of person 21's two entry records only the one in the period is shown.
     assert len(explain_person(engine, ANY_CONDITION, 21).primary_events) == 2
-    explained = research.explain(gov, engine, rita, ANY_CONDITION, pseudonyms[21], purpose="why included",
+    explained = research.explain(Caller(rita, gov), engine, ANY_CONDITION, pseudonyms[21], purpose="why included",
                                  project_id=pid)  # fmt: skip
     assert len(explained.explanation.primary_events) == 1 and explained.in_cohort
     with pytest.raises(NotFound):
-        research.explain(gov, engine, rita, ANY_CONDITION, pseudonyms[2], purpose="why included", project_id=pid)
+        research.explain(
+            Caller(rita, gov), engine, ANY_CONDITION, pseudonyms[2], purpose="why included", project_id=pid
+        )
 
 
 @pytest.mark.parametrize("engine", ENGINES, indirect=True)
@@ -196,7 +199,9 @@ def test_an_operator_explanation_under_a_project_refuses_every_person(world: Wor
     operator = operator_principal()
     for person in (2, 3):
         with pytest.raises(AccessDenied):
-            research.explain(w.gov, w.engine, operator, ANY_CONDITION, person, purpose="logic check", project_id=pid)
+            research.explain(
+                Caller(operator, w.gov), w.engine, ANY_CONDITION, person, purpose="logic check", project_id=pid
+            )
 
 
 @pytest.mark.parametrize("engine", ENGINES, indirect=True)
@@ -204,13 +209,13 @@ def test_two_projects_cohort_1_do_not_overwrite_each_other(world: World) -> None
     w = world
     north = approved_project(w, w.rita, sites=("chu_nord",), period=None)
     south = approved_project(w, w.olga, sites=("clcc_sud",), period=None)
-    research.generate(w.gov, w.engine, w.rita, ANY_CONDITION, cohort_definition_id=1, project_id=north)
+    research.generate(Caller(w.rita, w.gov), w.engine, ANY_CONDITION, cohort_definition_id=1, project_id=north)
     # The attack: the other project generates "its" cohort 1 afterwards.
-    research.generate(w.gov, w.engine, w.olga, ANY_CONDITION, cohort_definition_id=1, project_id=south)
-    north_count = research.mart_count(w.gov, w.engine, w.rita, {"cohort_definition_id": 1}, project_id=north)
-    south_count = research.mart_count(w.gov, w.engine, w.olga, {"cohort_definition_id": 1}, project_id=south)
+    research.generate(Caller(w.olga, w.gov), w.engine, ANY_CONDITION, cohort_definition_id=1, project_id=south)
+    north_count = research.mart_count(Caller(w.rita, w.gov), w.engine, {"cohort_definition_id": 1}, project_id=north)
+    south_count = research.mart_count(Caller(w.olga, w.gov), w.engine, {"cohort_definition_id": 1}, project_id=south)
     assert north_count.count == south_count.count == 20
-    north_sites = research.breakdowns(w.gov, w.engine, w.rita, ANY_CONDITION, cohort_definition_id=1,
+    north_sites = research.breakdowns(Caller(w.rita, w.gov), w.engine, ANY_CONDITION, cohort_definition_id=1,
                                       project_id=north)["site"]  # fmt: skip
     assert {site for site, n in north_sites.items() if n} == {"CHU Nord"}, "project north's cohort 1 keeps its own rows"
     ids = w.engine.query("SELECT DISTINCT cohort_definition_id FROM cohort ORDER BY 1").column(0).to_pylist()
@@ -218,8 +223,10 @@ def test_two_projects_cohort_1_do_not_overwrite_each_other(world: World) -> None
     # Nobody reaches a project's block of ids without the project: neither to overwrite nor to count it.
     operator, stored = operator_principal(), project_cohort_id(north, 1)
     with pytest.raises(InvalidRequest, match="cohort id"):
-        research.generate(w.gov, w.engine, operator, ANY_CONDITION, cohort_definition_id=stored)
+        research.generate(Caller(operator, w.gov), w.engine, ANY_CONDITION, cohort_definition_id=stored)
     with pytest.raises(InvalidRequest, match="cohort id"):
-        research.mart_count(w.gov, w.engine, w.olga, {"cohort_definition_id": stored})
-    sites = research.breakdowns(w.gov, w.engine, w.rita, ANY_CONDITION, cohort_definition_id=1, project_id=north)
+        research.mart_count(Caller(w.olga, w.gov), w.engine, {"cohort_definition_id": stored})
+    sites = research.breakdowns(
+        Caller(w.rita, w.gov), w.engine, ANY_CONDITION, cohort_definition_id=1, project_id=north
+    )
     assert {site for site, n in sites["site"].items() if n} == {"CHU Nord"}

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from massalia.engine.duckdb import DuckDBEngine
-from massalia.governance import AccessDenied, Governance, InvalidRequest, Principal, Role
+from massalia.governance import AccessDenied, Caller, Governance, InvalidRequest, Principal, Role
 from massalia.health.timeline import KINDS, patient_timeline
 from massalia.ledger import TransparencyLog
 
@@ -32,8 +32,8 @@ def _chu_nord_patient(engine: DuckDBEngine) -> int:
 def test_events_are_dated_named_and_filtered_by_kind(gov: Governance, demo_warehouse: Path) -> None:
     with DuckDBEngine(demo_warehouse, read_only=True) as engine:
         person = _chu_nord_patient(engine)
-        timeline = patient_timeline(gov, engine, CLINICIAN, person, purpose=PURPOSE)
-        labs = patient_timeline(gov, engine, CLINICIAN, person, purpose=PURPOSE, kinds=["lab"])
+        timeline = patient_timeline(Caller(CLINICIAN, gov), engine, person, purpose=PURPOSE)
+        labs = patient_timeline(Caller(CLINICIAN, gov), engine, person, purpose=PURPOSE, kinds=["lab"])
     assert {event["kind"] for event in timeline.events} <= set(KINDS)
     assert {event["kind"] for event in labs.events} == {"lab"}
     assert len(labs.events) == sum(1 for event in timeline.events if event["kind"] == "lab")
@@ -48,11 +48,13 @@ def test_text_is_decided_first_and_refused_to_another_site(gov: Governance, demo
     with DuckDBEngine(demo_warehouse, read_only=True) as engine:
         person = _chu_nord_patient(engine)
         with pytest.raises(AccessDenied):
-            patient_timeline(gov, engine, OTHER_SITE, person, purpose=PURPOSE, with_text=True)
+            patient_timeline(Caller(OTHER_SITE, gov), engine, person, purpose=PURPOSE, with_text=True)
         with TransparencyLog(gov.ledger_path, readonly=True) as log:
             actions = [log.get(i).entry["action"] for i in range(log.size)]
         assert actions == ["health.document.read"]  # the view was never decided, so never read
-        texts = patient_timeline(gov, engine, CLINICIAN, person, purpose=PURPOSE, kinds=["document"], with_text=True)
+        texts = patient_timeline(
+            Caller(CLINICIAN, gov), engine, person, purpose=PURPOSE, kinds=["document"], with_text=True
+        )
         assert texts.text_audit_index is not None and all("text" in event for event in texts.events)
         with pytest.raises(InvalidRequest):
-            patient_timeline(gov, engine, CLINICIAN, person, purpose=PURPOSE, kinds=["billing"])
+            patient_timeline(Caller(CLINICIAN, gov), engine, person, purpose=PURPOSE, kinds=["billing"])

@@ -1,9 +1,11 @@
-"""What every route needs: the API context, the calling principal and the warehouse engine.
+"""What every route needs: the API context, the caller and the warehouse engine.
 
 The principal is resolved here and nowhere else: ``Authorization: Bearer <token>`` →
 ``Governance.authenticate_token``; else the session cookie → the session store (with the CSRF checks
-on unsafe methods); else :meth:`Principal.anonymous`. The API grants nothing itself: what the
-principal may do is decided by ``Governance.authorize``, called by the service functions.
+on unsafe methods); else :meth:`Principal.anonymous`. It reaches the routes as one
+:class:`massalia.governance.Caller` (:func:`get_caller`: the principal, the app's governance, channel
+``"api"``), which they hand to the guarded services. The API grants nothing itself: what the caller may
+do is decided by the services, through ``Governance.authorize``.
 """
 
 from __future__ import annotations
@@ -23,8 +25,11 @@ from massalia.api.settings import ApiSettings
 from massalia.config import Home, HomeNotInitializedError
 from massalia.engine import Engine, WarehouseBusyError
 from massalia.governance import AuthenticationError, Governance, Principal
+from massalia.governance import Caller as ServiceCaller
 from massalia.warehouse import open_warehouse
 
+API_CHANNEL = "api"
+"""The channel the API's calls are recorded under in the audit trail."""
 ACTION_KEY = "x-massalia-action"
 """OpenAPI extension naming the governance action a route is checked against (read by the rights matrix)."""
 
@@ -108,7 +113,15 @@ def get_principal(request: Request, context: Context) -> Principal:
     return principal
 
 
-Caller = Annotated[Principal, Depends(get_principal)]
+CallingPrincipal = Annotated[Principal, Depends(get_principal)]
+
+
+def get_caller(principal: CallingPrincipal, context: Context) -> ServiceCaller:
+    """The caller every guarded service takes: who calls, the app's governance, and the ``"api"`` channel."""
+    return ServiceCaller(principal, context.governance, API_CHANNEL)
+
+
+Caller = Annotated[ServiceCaller, Depends(get_caller)]
 
 
 WAREHOUSE_BUSY_RETRY_S = 5

@@ -92,8 +92,8 @@ def survival(
     except (ValidationError, FilterError) as error:
         fail(str(error))
     data = existing_home(home_dir)
-    with governed(data) as (gov, principal), initialized_warehouse(data, engine) as warehouse:
-        result = run_survival(gov, warehouse, principal, request, channel="cli")
+    with governed(data) as caller, initialized_warehouse(data, engine) as warehouse:
+        result = run_survival(caller, warehouse, request)
     _emit(result, out, as_json)
     if as_json:
         return
@@ -136,8 +136,8 @@ def compare(
     except (ValidationError, FilterError) as error:
         fail(str(error))
     data = existing_home(home_dir)
-    with governed(data) as (gov, principal), initialized_warehouse(data, engine) as warehouse:
-        result = run_compare(gov, warehouse, principal, request, channel="cli")
+    with governed(data) as caller, initialized_warehouse(data, engine) as warehouse:
+        result = run_compare(caller, warehouse, request)
     _emit(result, out, as_json)
     if as_json:
         return

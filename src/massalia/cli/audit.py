@@ -12,14 +12,17 @@ audit_app = typer.Typer(help="The tamper-evident audit log (an RFC 9162-style Me
 @audit_app.command("verify")
 def audit_verify(home_dir: HomeOption = None) -> None:
     """Recompute the whole audit log and check every stored hash and signed tree head (exit 1 if not intact)."""
-    with governed(existing_home(home_dir)) as (gov, principal):
-        if not gov.ledger_path.is_dir():
+    with governed(existing_home(home_dir)) as caller:
+        if not caller.governance.ledger_path.is_dir():
             # No audited action yet: nothing to verify is a success (tree heads are public, no check needed).
             console.print(
-                literal(f"the audit log is empty (no audited action yet): nothing to verify at {gov.ledger_path}")
+                literal(
+                    "the audit log is empty (no audited action yet): nothing to verify at "
+                    f"{caller.governance.ledger_path}"
+                )
             )
             return
-        report = gov.verify_audit_log(actor=principal)
+        report = caller.governance.verify_audit_log(actor=caller.principal)
     console.print(literal(report.summary()))
     if not report.ok:
         raise typer.Exit(code=1)

@@ -178,8 +178,8 @@ def cohort_import(
     home_dir: HomeOption = None,
 ) -> None:
     """Import an ATLAS/Circe cohort definition and print (or write) it as Massalia JSON."""
-    with governed(home(home_dir).ensure()) as (gov, principal):
-        checked = services.checked_definition(gov, principal, load_definition(definition), channel="cli")
+    with governed(home(home_dir).ensure()) as caller:
+        checked = services.checked_definition(caller, load_definition(definition))
     text = checked.to_json(indent=1)
     if out:
         out.write_text(text + "\n", encoding="utf-8")
@@ -191,9 +191,9 @@ def cohort_import(
 @cohort_app.command("validate")
 def cohort_validate(definition: DefinitionArgument, home_dir: HomeOption = None) -> None:
     """Lint a definition: actionable findings with their JSON path; exit 1 when any is an error."""
-    with governed(home(home_dir).ensure()) as (gov, principal):  # the caller first (a bad token: exit 4)
+    with governed(home(home_dir).ensure()) as caller:  # the caller first (a bad token: exit 4)
         try:
-            findings = services.lint_definition(gov, principal, read_definition(definition), channel="cli")
+            findings = services.lint_definition(caller, read_definition(definition))
         except DefinitionError as error:  # not a cohort: the findings are about the file given, no data read
             findings = error.findings
     print_findings(findings)
@@ -212,10 +212,8 @@ def cohort_sql(
     home_dir: HomeOption = None,
 ) -> None:
     """Print the SQL the compiler generates for a definition."""
-    with governed(home(home_dir).ensure()) as (gov, principal):
-        text = services.definition_sql(
-            gov, principal, load_definition(definition), dialect, materialize=materialize, channel="cli"
-        )
+    with governed(home(home_dir).ensure()) as caller:
+        text = services.definition_sql(caller, load_definition(definition), dialect, materialize=materialize)
     typer.echo(text)
 
 
@@ -233,8 +231,8 @@ def cohort_count(
     parsed = load_definition(definition)
     enabled = enabled_rules(parsed, without)
     data = existing_home(home_dir)
-    with governed(data) as (gov, principal), initialized_warehouse(data, engine) as warehouse:
-        counts = research.count(gov, warehouse, principal, parsed, project_id=project, enabled=enabled, channel="cli")
+    with governed(data) as caller, initialized_warehouse(data, engine) as warehouse:
+        counts = research.count(caller, warehouse, parsed, project_id=project, enabled=enabled)
     release = counts.release
     console.print(f"persons {_show(counts.persons, release)}, events {_show(counts.events, release, 'events')}")
     console.print(release_note(release), markup=False)
@@ -250,8 +248,8 @@ def cohort_attrition(
     """Attrition: persons and events after each inclusion rule in order, and with each rule alone."""
     parsed = load_definition(definition)
     data = existing_home(home_dir)
-    with governed(data) as (gov, principal), initialized_warehouse(data, engine) as warehouse:
-        base, rows = research.attrition(gov, warehouse, principal, parsed, project_id=project, channel="cli")
+    with governed(data) as caller, initialized_warehouse(data, engine) as warehouse:
+        base, rows = research.attrition(caller, warehouse, parsed, project_id=project)
     release = base.release
     persons, events = _show(base.persons, release), _show(base.events, release, "events")
     table = Table(title=f"Attrition — qualified: {persons} persons, {events} events")
@@ -278,10 +276,8 @@ def cohort_generate(
     """Generate the cohort into the warehouse's COHORT table (recording definition hash and data version)."""
     parsed = load_definition(definition)
     data = existing_home(home_dir)
-    with governed(data) as (gov, principal), initialized_warehouse(data, engine) as warehouse:
-        generation = research.generate(
-            gov, warehouse, principal, parsed, cohort_definition_id=cohort_id, project_id=project, channel="cli"
-        )
+    with governed(data) as caller, initialized_warehouse(data, engine) as warehouse:
+        generation = research.generate(caller, warehouse, parsed, cohort_definition_id=cohort_id, project_id=project)
     console.print(
         f"cohort {cohort_id}: {_show(generation.persons, generation.release)} persons, "
         f"{_show(generation.rows, generation.release, 'rows')} periods; definition {generation.definition_hash[:12]}, "
@@ -301,10 +297,8 @@ def cohort_breakdowns(
     """Persons of a generated cohort by sex, age band and site (exact for an approved project, else noisy)."""
     parsed = load_definition(definition)
     data = existing_home(home_dir)
-    with governed(data) as (gov, principal), initialized_warehouse(data, engine) as warehouse:
-        cells = research.breakdowns(
-            gov, warehouse, principal, parsed, cohort_definition_id=cohort_id, project_id=project, channel="cli"
-        )
+    with governed(data) as caller, initialized_warehouse(data, engine) as warehouse:
+        cells = research.breakdowns(caller, warehouse, parsed, cohort_definition_id=cohort_id, project_id=project)
     release = cells.pop("release", None)
     for name, counts in cells.items():
         table = Table(title=f"persons by {name}")
@@ -333,10 +327,8 @@ def cohort_explain(
     reference: int | str = int(person) if person.strip().lstrip("-").isdigit() else person.strip()
     data = existing_home(home_dir)
     # The access is logged (by the governance layer) before any record is read.
-    with governed(data) as (gov, principal), initialized_warehouse(data, engine) as warehouse:
-        result = research.explain(
-            gov, warehouse, principal, parsed, reference, purpose=purpose, project_id=project, channel="cli"
-        )
+    with governed(data) as caller, initialized_warehouse(data, engine) as warehouse:
+        result = research.explain(caller, warehouse, parsed, reference, purpose=purpose, project_id=project)
     explanation = result.explanation
     verdict = "[green]in the cohort[/]" if explanation.in_cohort else "[red]not in the cohort[/]"
     console.print(f"person {escape(person)}: {verdict}; {len(explanation.primary_events)} entry event(s)")

@@ -1,9 +1,10 @@
 """What every ``massalia`` command shares, defined once: options, consoles, the caller, exits, safe output.
 
-Who is acting (:func:`caller`): the holder of the API token in ``MASSALIA_TOKEN`` if it is set (an invalid
+Who is acting (:func:`calling_principal`): the holder of the API token in ``MASSALIA_TOKEN`` if it is set (an invalid
 one stops the command: never a fallback), otherwise the local operator of the home (whoever can read the
 ``MASSALIA_HOME`` files), named by the process's OS account and acting with the roles ``admin`` +
-``data_engineer``; every decision on an operator's action is audited by the guarded services.
+``data_engineer``; every decision on an operator's action is audited by the guarded services. :func:`governed`
+makes it the command's one :class:`~massalia.governance.Caller` (channel ``"cli"``), handed to those services.
 
 Exit statuses (:data:`EXIT_INVALID`, :data:`EXIT_DENIED`, :data:`EXIT_UNAUTHENTICATED`): 1 bad input or not
 found, 2 a usage error (click's own), 3 access denied, 4 authentication failed.
@@ -32,6 +33,7 @@ from massalia.engine import Engine
 from massalia.governance import (
     AccessDenied,
     AuthenticationError,
+    Caller,
     Governance,
     InvalidRequest,
     NotFound,
@@ -149,7 +151,11 @@ def token_from_env() -> str | None:
     return raw.strip()
 
 
-def caller(gov: Governance) -> Principal:
+CLI_CHANNEL = "cli"
+"""The channel the command line's calls are recorded under in the audit trail."""
+
+
+def calling_principal(gov: Governance) -> Principal:
     """Who runs this command: the ``MASSALIA_TOKEN`` holder, else the home's local operator.
 
     Raises
@@ -165,14 +171,16 @@ def caller(gov: Governance) -> Principal:
 
 
 @contextmanager
-def governed(data: Home) -> Iterator[tuple[Governance, Principal]]:
-    """Open the home's governance service, resolve the caller, and turn refusals into clear exits.
+def governed(data: Home) -> Iterator[Caller]:
+    """Open the home's governance service, resolve the caller (channel ``"cli"``), and turn refusals into clear exits.
+
+    The one place a command gets its :class:`~massalia.governance.Caller`, which it hands to the guarded services.
 
     Exit status: 1 bad input or not found, 3 access denied, 4 authentication failed.
     """
     try:
         with Governance.from_home(data) as gov:
-            yield gov, caller(gov)
+            yield Caller(calling_principal(gov), gov, CLI_CHANNEL)
     except AccessDenied as denied:
         error_console.print("[red]denied[/]: ", literal(f"{denied.action}: {denied.reason}"), sep="")
         raise typer.Exit(code=EXIT_DENIED) from None
@@ -206,7 +214,7 @@ def initialized_warehouse(data: Home, engine: str | None) -> Iterator[Engine]:
         yield warehouse
 
 
-def run_governed(home_dir: Path | None, action: Callable[[Governance, Principal], T]) -> T:
-    """Run ``action(gov, principal)`` under :func:`governed` for the home at ``home_dir``."""
-    with governed(home(home_dir).ensure()) as (gov, principal):
-        return action(gov, principal)
+def run_governed(home_dir: Path | None, action: Callable[[Caller], T]) -> T:
+    """Run ``action(caller)`` under :func:`governed` for the home at ``home_dir``."""
+    with governed(home(home_dir).ensure()) as caller:
+        return action(caller)

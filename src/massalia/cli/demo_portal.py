@@ -16,7 +16,7 @@ from pathlib import Path
 
 from massalia.cli.common import console, literal
 from massalia.engine import Engine
-from massalia.governance import Governance, InvalidRequest, Principal, ProjectScope
+from massalia.governance import Caller, Governance, InvalidRequest, Principal, ProjectScope
 from massalia.health import research
 
 ACCOUNTS_FILE = "demo-accounts.txt"
@@ -110,11 +110,11 @@ def demo_project(gov: Governance, accounts: list[DemoAccount]) -> int | None:
     return project.id
 
 
-def prepare_portal(gov: Governance, principal: Principal, warehouse: Engine, root: Path) -> list[DemoAccount]:
+def prepare_portal(caller: Caller, warehouse: Engine, root: Path) -> list[DemoAccount]:
     """Build the research mart (feasibility counts work at once), make the demo accounts and their project."""
-    research.mart_build(gov, warehouse, principal, channel="cli")
-    accounts = demo_accounts(gov, principal, root)
-    demo_project(gov, accounts)
+    research.mart_build(caller, warehouse)
+    accounts = demo_accounts(caller.governance, caller.principal, root)
+    demo_project(caller.governance, accounts)
     return accounts
 
 

@@ -30,8 +30,8 @@ def etl_runs(
 ) -> None:
     """List recent ETL runs with their status, inputs, rows added and rejects."""
     data = existing_home(home_dir)
-    with governed(data) as (gov, principal):
-        runs = etl_service.etl_runs(gov, principal, data.metadata_url, limit=limit)
+    with governed(data) as caller:
+        runs = etl_service.etl_runs(caller, data.metadata_url, limit=limit)
     table = Table(title=f"ETL runs — {data.root}")
     for column in ("run", "started", "status", "engine", "files", "rows added", "rejected"):
         table.add_column(
@@ -60,8 +60,8 @@ def etl_show(
 ) -> None:
     """Show one run's lineage: inputs with their SHA-256, rows read, outputs and rejects per reason."""
     data = existing_home(home_dir)
-    with governed(data) as (gov, principal):
-        run = etl_service.etl_run(gov, principal, data.metadata_url, run_id)
+    with governed(data) as caller:
+        run = etl_service.etl_run(caller, data.metadata_url, run_id)
     console.print(
         literal(
             f"{run.run_id} {run.status} on {run.engine}, code {run.code_version}, "
@@ -104,10 +104,8 @@ def etl_rejects(
     Needs the etl.rejects right (admin, data_engineer); every call is written to the audit trail.
     """
     data = existing_home(home_dir)
-    with governed(data) as (gov, principal), initialized_warehouse(data, engine) as warehouse:
-        rows = etl_service.rejected_rows(
-            gov, principal, warehouse, run_id=run_id, site=site, reason=reason, limit=limit, channel="cli"
-        )
+    with governed(data) as caller, initialized_warehouse(data, engine) as warehouse:
+        rows = etl_service.rejected_rows(caller, warehouse, run_id=run_id, site=site, reason=reason, limit=limit)
     for row in rows:
         console.print(literal(f"{row['site']}: {format_reject(row)}"), highlight=False)
     console.print(f"{len(rows)} row(s) shown")

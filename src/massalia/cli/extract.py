@@ -77,11 +77,11 @@ def extract_create(
     policy: Literal["refuse", "generalize"] = "generalize" if on_low_k == "generalize" else "refuse"
     data = existing_home(home_dir)
     out_dir = extract_folder(data.root, project)
-    with governed(data) as (gov, principal), initialized_warehouse(data, engine) as warehouse:
+    with governed(data) as caller, initialized_warehouse(data, engine) as warehouse:
         try:
             result = research.create_extract(
-                gov, warehouse, principal, project, out_dir=out_dir, fmt=file_format,
-                cohort_definition_id=cohort, k_min=k_min, on_low_k=policy, channel="cli",
+                caller, warehouse, project, out_dir=out_dir, fmt=file_format,
+                cohort_definition_id=cohort, k_min=k_min, on_low_k=policy,
             )  # fmt: skip
         except ExtractNotReadyError as error:
             fail(f"the extract cannot be built yet: {error}")

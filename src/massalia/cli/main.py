@@ -1,6 +1,6 @@
 """The ``massalia`` command: the root app, its command groups, and the warehouse's top-level commands.
 
-Every command that reads or writes the home resolves its caller first (:func:`massalia.cli.common.caller`:
+Every command that reads or writes the home resolves its caller first (:func:`massalia.cli.common.governed`:
 the ``MASSALIA_TOKEN`` holder, else the local operator named by the process's OS account) and calls a
 guarded service, which checks ``rights.yaml`` and audits; an invalid token stops the command (exit 4).
 ``version`` and ``omop ddl`` read nothing and need no identity; ``serve`` authenticates each request.
@@ -94,10 +94,10 @@ def version() -> None:
 def init(home_dir: HomeOption = None, engine: EngineOption = None) -> None:
     """Create MASSALIA_HOME, the empty OMOP CDM v5.4 tables and the demo vocabulary."""
     data = home(home_dir).ensure()
-    with governed(data) as (gov, principal):  # the caller first: a refused init creates no warehouse
+    with governed(data) as caller:  # the caller first: a refused init creates no warehouse
         _, warehouse = _creating(home_dir, engine)
         with warehouse:
-            created, vocabulary, indexes = etl_service.create_warehouse(gov, principal, warehouse)
+            created, vocabulary, indexes = etl_service.create_warehouse(caller, warehouse)
             _initialized(data, warehouse, again=True)
     console.print(
         f"[green]initialised[/] {data.root}: {created} CDM tables created, "
@@ -108,8 +108,8 @@ def init(home_dir: HomeOption = None, engine: EngineOption = None) -> None:
 def info(home_dir: HomeOption = None, engine: EngineOption = None) -> None:
     """Show the data folder, the engine, and the rows of every warehouse table."""
     data = existing_home(home_dir)
-    with governed(data) as (gov, principal), initialized_warehouse(data, engine) as warehouse:
-        tables = etl_service.warehouse_tables(gov, principal, warehouse)
+    with governed(data) as caller, initialized_warehouse(data, engine) as warehouse:
+        tables = etl_service.warehouse_tables(caller, warehouse)
         table = Table(title=f"Massalia {__version__} — {data.root} ({warehouse.name})")
     table.add_column("table")
     table.add_column("rows", justify="right")
@@ -131,9 +131,9 @@ def generate(
     """Generate synthetic multi-site oncology extracts with their ground truth."""
     data = home(home_dir).ensure()
     target = out or data.sources
-    with governed(data) as (gov, principal), progress_bar() as progress:
+    with governed(data) as caller, progress_bar() as progress:
         summary = etl_service.generate_sources(
-            gov, principal, target, patients, seed=seed, sites=sites, start_index=start_index,
+            caller, target, patients, seed=seed, sites=sites, start_index=start_index,
             dirty_rate=dirty_rate, with_documents=documents, progress=progress,
         )  # fmt: skip
     console.print(summary)
@@ -150,11 +150,11 @@ def load(
     """Run the ETL: site extracts → OMOP (atomic, incremental, with lineage and rejects)."""
     data = home(home_dir).ensure()
     folder = sources or data.sources
-    with governed(data) as (gov, principal):  # the caller first; the service checks the folder next
+    with governed(data) as caller:  # the caller first; the service checks the folder next
         _, warehouse = _creating(home_dir, engine)
         with warehouse, progress_bar() as progress:
             report = etl_service.load_sources(
-                gov, principal, warehouse, folder, sites=sites, metadata_url=data.metadata_url, progress=progress
+                caller, warehouse, folder, sites=sites, metadata_url=data.metadata_url, progress=progress
             )
             _initialized(data, warehouse)
     console.print(report)
@@ -170,11 +170,11 @@ def quality(
     data = existing_home(home_dir)
     target = out or data.reports
     with (
-        governed(data) as (gov, principal),
+        governed(data) as caller,
         initialized_warehouse(data, engine) as warehouse,
         progress_bar() as progress,
     ):
-        report = run_quality_checks(gov, principal, warehouse, out_dir=target, checks=checks, progress=progress)
+        report = run_quality_checks(caller, warehouse, out_dir=target, checks=checks, progress=progress)
     _print_quality(report)
     console.print(f"reports: {target / 'quality.json'}  {target / 'quality.html'}")
 
@@ -220,25 +220,25 @@ def demo(
     """
     data = home(home_dir).ensure()
     timings: dict[str, float] = {}
-    with governed(data) as (gov, principal):  # the caller first: a refused demo creates no warehouse
+    with governed(data) as caller:  # the caller first: a refused demo creates no warehouse
         _, warehouse = _creating(home_dir, engine)
         with warehouse, progress_bar() as progress:
             start = time.perf_counter()
             etl_service.generate_sources(
-                gov, principal, data.sources, patients, seed=seed, dirty_rate=dirty_rate, progress=progress
+                caller, data.sources, patients, seed=seed, dirty_rate=dirty_rate, progress=progress
             )
             timings["generate"] = time.perf_counter() - start
             start = time.perf_counter()
             etl = etl_service.load_sources(
-                gov, principal, warehouse, data.sources, metadata_url=data.metadata_url, progress=progress
+                caller, warehouse, data.sources, metadata_url=data.metadata_url, progress=progress
             )
             timings["etl"] = time.perf_counter() - start
             start = time.perf_counter()
-            report = run_quality_checks(gov, principal, warehouse, out_dir=data.reports, progress=progress)
+            report = run_quality_checks(caller, warehouse, out_dir=data.reports, progress=progress)
             timings["quality"] = time.perf_counter() - start
-            counts = dict(etl_service.warehouse_tables(gov, principal, warehouse))
+            counts = dict(etl_service.warehouse_tables(caller, warehouse))
             start = time.perf_counter()
-            accounts = demo_portal.prepare_portal(gov, principal, warehouse, data.root)
+            accounts = demo_portal.prepare_portal(caller, warehouse, data.root)
             timings["mart"] = time.perf_counter() - start
             _initialized(data, warehouse)
     console.print(etl)

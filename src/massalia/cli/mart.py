@@ -28,8 +28,8 @@ def mart_build(home_dir: HomeOption = None, engine: EngineOption = None) -> None
     """Build (or rebuild) mart_patient from the warehouse; the old mart stays readable until the new one is done."""
     data = existing_home(home_dir)
     try:
-        with governed(data) as (gov, principal), initialized_warehouse(data, engine) as warehouse:
-            result = research.mart_build(gov, warehouse, principal, channel="cli")
+        with governed(data) as caller, initialized_warehouse(data, engine) as warehouse:
+            result = research.mart_build(caller, warehouse)
     except typer.Exit:  # a refusal or a bad token, already reported (click's Exit is a RuntimeError)
         raise
     except (CatalogueError, RuntimeError) as error:
@@ -99,13 +99,13 @@ def mart_count(
             cohort_definition_id=cohort,
         )
         data = existing_home(home_dir)
-        with governed(data) as (gov, principal), initialized_warehouse(data, engine) as warehouse:
+        with governed(data) as caller, initialized_warehouse(data, engine) as warehouse:
             if by is None:
-                result = research.mart_count(gov, warehouse, principal, spec, project_id=project, channel="cli")
+                result = research.mart_count(caller, warehouse, spec, project_id=project)
                 console.print(f"persons {show_count(result.count, result.release)}")
                 console.print(release_note(result.release), markup=False)
                 return
-            split = research.mart_breakdown(gov, warehouse, principal, spec, by, project_id=project, channel="cli")
+            split = research.mart_breakdown(caller, warehouse, spec, by, project_id=project)
             built = last_build(warehouse)
     except FilterError as error:
         fail(str(error))

@@ -34,8 +34,8 @@ def omop_load_athena(
 ) -> None:
     """Load a full Athena vocabulary download (replaces the vocabulary tables atomically)."""
     data = home(home_dir).ensure()
-    with governed(data) as (gov, principal), open_warehouse(data, engine) as warehouse, progress_bar() as progress:
-        counts = etl_service.load_athena_vocabulary(gov, principal, warehouse, folder, progress=progress)
+    with governed(data) as caller, open_warehouse(data, engine) as warehouse, progress_bar() as progress:
+        counts = etl_service.load_athena_vocabulary(caller, warehouse, folder, progress=progress)
     console.print(json.dumps(counts, indent=1))
 
 
@@ -47,6 +47,6 @@ def omop_load_csv(
 ) -> None:
     """Load a foreign OMOP CDM v5.4 CSV export into the warehouse (atomic)."""
     data = home(home_dir).ensure()
-    with governed(data) as (gov, principal), open_warehouse(data, engine) as warehouse:
-        counts = etl_service.load_cdm_csv(gov, principal, warehouse, source)
+    with governed(data) as caller, open_warehouse(data, engine) as warehouse:
+        counts = etl_service.load_cdm_csv(caller, warehouse, source)
     console.print(json.dumps(counts, indent=1))

@@ -66,10 +66,8 @@ def patient_view(
     """Show one patient's OMOP records, table by table (audited with the purpose before anything is read)."""
     reference = person_reference(person)
     data = existing_home(home_dir)
-    with governed(data) as (gov, principal), initialized_warehouse(data, engine) as warehouse:
-        view = research.patient_view(
-            gov, warehouse, principal, reference, purpose=purpose, project_id=project, channel="cli"
-        )
+    with governed(data) as caller, initialized_warehouse(data, engine) as warehouse:
+        view = research.patient_view(caller, warehouse, reference, purpose=purpose, project_id=project)
     tables = {name: json_table(table) for name, table in view.tables.items()}
     if as_json:
         out = {"person": view.person, "pseudonymized": view.grant.pseudonymized,

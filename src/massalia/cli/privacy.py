@@ -13,7 +13,7 @@ privacy_app = typer.Typer(help="Your privacy budget for noisy counts made withou
 @privacy_app.command("budget")
 def budget(home_dir: HomeOption = None) -> None:
     """Show how much of your privacy budget (epsilon) this period is spent and how much is left."""
-    spent = run_governed(home_dir, lambda gov, principal: privacy_budget(gov, principal, channel="cli"))
+    spent = run_governed(home_dir, privacy_budget)
     console.print(
         f"{spent.subject}: ε {spent.spent:g} spent of {spent.total:g}, {spent.remaining:g} left "
         f"({spent.releases} release(s) in the {spent.period_days} days since {spent.period_start:%Y-%m-%d %H:%M} UTC; "

@@ -82,8 +82,8 @@ def project_create(
         raise typer.BadParameter(str(error)) from None
     project = run_governed(
         home_dir,
-        lambda gov, actor: gov.create_project(
-            title, purpose, scope=scope, access_level=access_level, expires=expiry, actor=actor
+        lambda caller: caller.governance.create_project(
+            title, purpose, scope=scope, access_level=access_level, expires=expiry, actor=caller.principal
         ),
     )
     _show_project(project)
@@ -92,7 +92,7 @@ def project_create(
 @project_app.command("list")
 def project_list(home_dir: HomeOption = None) -> None:
     """List projects: all for admins and DPOs, one's own for others."""
-    projects = run_governed(home_dir, lambda gov, actor: gov.list_projects(actor=actor))
+    projects = run_governed(home_dir, lambda caller: caller.governance.list_projects(actor=caller.principal))
     table = Table(title=f"{len(projects)} project(s)")
     for column in ("id", "title", "status", "access level", "expires", "members"):
         table.add_column(column)
@@ -110,7 +110,9 @@ def project_show(
     home_dir: HomeOption = None,
 ) -> None:
     """Show a project: purpose, members, scope, access level, expiry and status."""
-    _show_project(run_governed(home_dir, lambda gov, actor: gov.get_project(project_id, actor=actor)))
+    _show_project(
+        run_governed(home_dir, lambda caller: caller.governance.get_project(project_id, actor=caller.principal))
+    )
 
 
 @project_app.command("add-member")
@@ -120,7 +122,9 @@ def project_add_member(
     home_dir: HomeOption = None,
 ) -> None:
     """Add a user to a project (its owner, a DPO or an admin; never oneself); pending once a request is filed."""
-    project = run_governed(home_dir, lambda gov, actor: gov.add_member(project_id, username, actor=actor))
+    project = run_governed(
+        home_dir, lambda caller: caller.governance.add_member(project_id, username, actor=caller.principal)
+    )
     state = "pending a DPO's approval" if username in project.pending_members else "active"
     console.print(literal(f"project {project.id}: {username} added ({state})"))
 
@@ -132,7 +136,9 @@ def project_approve_member(
     home_dir: HomeOption = None,
 ) -> None:
     """Approve a pending member (a DPO who is neither a member nor the one who added them)."""
-    project = run_governed(home_dir, lambda gov, actor: gov.approve_member(project_id, username, actor=actor))
+    project = run_governed(
+        home_dir, lambda caller: caller.governance.approve_member(project_id, username, actor=caller.principal)
+    )
     console.print(literal(f"project {project.id}: {username} approved"))
 
 
@@ -143,5 +149,7 @@ def project_remove_member(
     home_dir: HomeOption = None,
 ) -> None:
     """Remove a member (the owner, a DPO, an admin, or the member leaving); their access ends at once."""
-    project = run_governed(home_dir, lambda gov, actor: gov.remove_member(project_id, username, actor=actor))
+    project = run_governed(
+        home_dir, lambda caller: caller.governance.remove_member(project_id, username, actor=caller.principal)
+    )
     console.print(literal(f"project {project.id}: {username} removed"))

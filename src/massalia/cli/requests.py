@@ -21,7 +21,8 @@ def request_file(
 ) -> None:
     """File an access request for a project one is a member of."""
     request = run_governed(
-        home_dir, lambda gov, actor: gov.file_request(project_id, actor=actor, justification=justification)
+        home_dir,
+        lambda caller: caller.governance.file_request(project_id, actor=caller.principal, justification=justification),
     )
     console.print(f"request {request.id} filed for project {request.project_id}: {request.status}")
 
@@ -29,7 +30,7 @@ def request_file(
 @request_app.command("list")
 def request_list(home_dir: HomeOption = None) -> None:
     """List access requests and their decisions (all for DPOs and admins, one's projects' for others)."""
-    requests = run_governed(home_dir, lambda gov, actor: gov.list_requests(actor=actor))
+    requests = run_governed(home_dir, lambda caller: caller.governance.list_requests(actor=caller.principal))
     table = Table(title=f"{len(requests)} request(s)")
     for column in ("id", "project", "by", "filed", "status", "decided by", "reason"):
         table.add_column(column)
@@ -43,7 +44,9 @@ def request_list(home_dir: HomeOption = None) -> None:
 
 
 def _decide(request_id: int, approve: bool, reason: str, home_dir: Path | None) -> None:
-    request = run_governed(home_dir, lambda gov, actor: gov.decide_request(request_id, approve, reason, actor=actor))
+    request = run_governed(
+        home_dir, lambda caller: caller.governance.decide_request(request_id, approve, reason, actor=caller.principal)
+    )
     console.print(literal(f"request {request.id} {request.status} by {request.decided_by}"))
 
 
@@ -74,5 +77,7 @@ def request_revoke(
     home_dir: HomeOption = None,
 ) -> None:
     """Revoke an approved request (DPO only, never for one's own project): the project loses access at once."""
-    request = run_governed(home_dir, lambda gov, actor: gov.revoke_request(request_id, reason, actor=actor))
+    request = run_governed(
+        home_dir, lambda caller: caller.governance.revoke_request(request_id, reason, actor=caller.principal)
+    )
     console.print(literal(f"request {request.id} revoked by {request.revoked_by}"))

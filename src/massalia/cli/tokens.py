@@ -9,7 +9,7 @@ import typer
 from rich.table import Table
 
 from massalia.cli.common import HomeOption, console, error_console, literal, run_governed
-from massalia.governance import Governance, InvalidRequest, Principal
+from massalia.governance import Caller, InvalidRequest
 
 OPERATOR_PREFIX = "operator:"
 """How the local operator's subject starts (``operator:<OS account>``): never a user name."""
@@ -36,14 +36,15 @@ def token_create(
 ) -> None:
     """Create an API token and print it once (only its hash is kept): use it as MASSALIA_TOKEN or a Bearer token."""
 
-    def create(gov: Governance, actor: Principal) -> str:
+    def create(caller: Caller) -> str:
+        actor = caller.principal
         operator = actor.auth == "operator"
         if operator and (user is None or user == actor.subject):
             raise InvalidRequest(OPERATOR_HAS_NO_ACCOUNT.format(subject=actor.subject))
         if user is not None and user.startswith(OPERATOR_PREFIX):
             raise InvalidRequest(f"{user!r} is the local operator of a home, not an account: tokens belong to users")
         owner = user or actor.subject
-        return gov.create_token(owner, scope, dt.timedelta(days=days), actor=actor)
+        return caller.governance.create_token(owner, scope, dt.timedelta(days=days), actor=actor)
 
     token = run_governed(home_dir, create)
     typer.echo(token)
@@ -53,7 +54,7 @@ def token_create(
 @token_app.command("list")
 def token_list(home_dir: HomeOption = None) -> None:
     """List API tokens (the caller's; every token for admins), without their secrets."""
-    tokens = run_governed(home_dir, lambda gov, actor: gov.list_tokens(actor=actor))
+    tokens = run_governed(home_dir, lambda caller: caller.governance.list_tokens(actor=caller.principal))
     table = Table(title=f"{len(tokens)} token(s)")
     for column in ("id", "user", "prefix", "scopes", "expires", "state", "last used"):
         table.add_column(column)
@@ -74,5 +75,5 @@ def token_revoke(
     home_dir: HomeOption = None,
 ) -> None:
     """Revoke an API token (one's own; admins any): it stops working at once."""
-    run_governed(home_dir, lambda gov, actor: gov.revoke_token(token_id, actor=actor))
+    run_governed(home_dir, lambda caller: caller.governance.revoke_token(token_id, actor=caller.principal))
     console.print(f"token {token_id} revoked")

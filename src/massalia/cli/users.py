@@ -40,14 +40,16 @@ def user_add(
     """Create a user account (needs the admin role); the password is prompted unless told otherwise."""
     password = None if no_password else _read_password(password_stdin)
     roles = role or [Role.RESEARCHER.value]
-    created = run_governed(home_dir, lambda gov, actor: gov.create_user(username, password, roles, site, actor=actor))
+    created = run_governed(
+        home_dir, lambda caller: caller.governance.create_user(username, password, roles, site, actor=caller.principal)
+    )
     console.print(literal(f"user {created.subject} created (id {created.user_id}), roles {', '.join(sorted(roles))}"))
 
 
 @user_app.command("list")
 def user_list(home_dir: HomeOption = None) -> None:
     """List the user accounts: name, roles, site, state (needs the admin or dpo role)."""
-    users = run_governed(home_dir, lambda gov, actor: gov.list_users(actor=actor))
+    users = run_governed(home_dir, lambda caller: caller.governance.list_users(actor=caller.principal))
     table = Table(title=f"{len(users)} user(s)")
     for column in ("id", "username", "roles", "site", "state", "created"):
         table.add_column(column)
@@ -66,7 +68,7 @@ def user_disable(
     home_dir: HomeOption = None,
 ) -> None:
     """Disable an account (needs the admin role; never one's own): its password, tokens and sessions stop at once."""
-    run_governed(home_dir, lambda gov, actor: gov.set_disabled(username, True, actor=actor))
+    run_governed(home_dir, lambda caller: caller.governance.set_disabled(username, True, actor=caller.principal))
     console.print(literal(f"user {username} disabled"))
 
 
@@ -76,7 +78,7 @@ def user_enable(
     home_dir: HomeOption = None,
 ) -> None:
     """Re-enable a disabled account (needs the admin role); its old sessions stay ended."""
-    run_governed(home_dir, lambda gov, actor: gov.set_disabled(username, False, actor=actor))
+    run_governed(home_dir, lambda caller: caller.governance.set_disabled(username, False, actor=caller.principal))
     console.print(literal(f"user {username} enabled"))
 
 
@@ -89,6 +91,6 @@ def user_set_roles(
     home_dir: HomeOption = None,
 ) -> None:
     """Replace an account's roles (needs the admin role; never one's own); its open sessions end."""
-    changed = run_governed(home_dir, lambda gov, actor: gov.set_roles(username, role, actor=actor))
+    changed = run_governed(home_dir, lambda caller: caller.governance.set_roles(username, role, actor=caller.principal))
     roles = ", ".join(sorted(r.value for r in changed.roles))
     console.print(literal(f"user {changed.subject} now has roles {roles}"))

@@ -1,10 +1,12 @@
 """Governance: identities, roles, rights as data, projects, access requests, audit — the one enforcement point.
 
 Core package: it never imports a domain (``health/``...) or an interface (``api/``, ``cli*``). Every
-interface resolves a :class:`Principal` and calls :meth:`Governance.authorize` (directly, or through a
-guarded domain service such as ``massalia.health.research``). See ``docs/governance.md``.
+interface resolves a :class:`Principal` into one :class:`Caller` (principal, governance, channel) and hands
+it to a guarded domain service (such as ``massalia.health.research``), which calls
+:meth:`Governance.authorize`. See ``docs/governance.md``.
 """
 
+from massalia.governance.caller import Caller
 from massalia.governance.model import (
     ACCESS_LEVELS,
     AccessDenied,
@@ -28,6 +30,7 @@ __all__ = [
     "AccessDenied",
     "AccessRequest",
     "AuthenticationError",
+    "Caller",
     "Governance",
     "Grant",
     "InvalidRequest",

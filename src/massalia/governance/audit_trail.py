@@ -14,7 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from massalia.governance import Governance, InvalidRequest, NotFound, Principal
+from massalia.governance.caller import Caller
+from massalia.governance.model import InvalidRequest, NotFound
 from massalia.ledger import TransparencyLog
 
 
@@ -35,17 +36,17 @@ class Verification:
     summary: str
 
 
-def verify_log(gov: Governance, principal: Principal, ledger: Path) -> Verification:
+def verify_log(caller: Caller, ledger: Path) -> Verification:
     """Recompute the log at ``ledger`` and check every stored hash and signed tree head (``audit.verify``)."""
-    gov.authorize(principal, "audit.verify")
+    caller.authorize("audit.verify")
     with _read_log(ledger) as log:
         report = log.verify()
         return Verification(bool(report.ok), log.size, report.summary())
 
 
-def latest_tree_head(gov: Governance, principal: Principal, ledger: Path) -> tuple[dict[str, Any], str]:
+def latest_tree_head(caller: Caller, ledger: Path) -> tuple[dict[str, Any], str]:
     """The latest signed tree head (JSON) and the log's public key (PEM) (``audit.verify``)."""
-    gov.authorize(principal, "audit.verify")
+    caller.authorize("audit.verify")
     with _read_log(ledger) as log:
         head = log.latest_tree_head()
         if head is None:
@@ -53,11 +54,9 @@ def latest_tree_head(gov: Governance, principal: Principal, ledger: Path) -> tup
         return head.to_json(), log.public_key_pem.decode()
 
 
-def read_entries(
-    gov: Governance, principal: Principal, ledger: Path, start: int, limit: int
-) -> tuple[list[dict[str, Any]], int]:
+def read_entries(caller: Caller, ledger: Path, start: int, limit: int) -> tuple[list[dict[str, Any]], int]:
     """Entries ``start`` to ``start + limit`` (exclusive) with their index, and the log's size (``audit.read``)."""
-    gov.authorize(principal, "audit.read")
+    caller.authorize("audit.read")
     with _read_log(ledger) as log:
         size = log.size
         stop = min(max(start, 0) + max(limit, 0), size)
@@ -138,7 +137,7 @@ def _entry_time(entry: dict[str, Any]) -> dt.datetime | None:
 
 
 def search_entries(
-    gov: Governance, principal: Principal, ledger: Path, which: EntryFilter, start: int, limit: int
+    caller: Caller, ledger: Path, which: EntryFilter, start: int, limit: int
 ) -> tuple[list[dict[str, Any]], int]:
     """The page ``start`` to ``start + limit`` of the entries passing ``which``, in its order, and how many pass.
 
@@ -146,8 +145,8 @@ def search_entries(
     otherwise every entry is read once and filtered here (the log is append-only and read-only here).
     """
     if not which.filters and which.sort == "index" and not which.descending:
-        return read_entries(gov, principal, ledger, start, limit)
-    gov.authorize(principal, "audit.read")
+        return read_entries(caller, ledger, start, limit)
+    caller.authorize("audit.read")
     start, limit = max(start, 0), max(limit, 0)
     with _read_log(ledger) as log:
         if not which.filters and which.sort == "index":  # newest first, no filter: still a direct read
@@ -162,11 +161,9 @@ def search_entries(
     return [{"index": i, "entry": entry} for i, entry in found[start : start + limit]], len(found)
 
 
-def inclusion_proof(
-    gov: Governance, principal: Principal, ledger: Path, index: int, tree_size: int | None = None
-) -> dict[str, Any]:
+def inclusion_proof(caller: Caller, ledger: Path, index: int, tree_size: int | None = None) -> dict[str, Any]:
     """The inclusion proof of entry ``index`` in the tree of ``tree_size`` entries (default: the latest head)."""
-    gov.authorize(principal, "audit.verify")
+    caller.authorize("audit.verify")
     with _read_log(ledger) as log:
         head = log.latest_tree_head()
         size = tree_size or (head.tree_size if head else log.size)
@@ -175,11 +172,9 @@ def inclusion_proof(
         return {"proof": log.inclusion_proof(index, size).to_json(), "leaf_hash": log.get(index).leaf_hash.hex()}
 
 
-def consistency_proof(
-    gov: Governance, principal: Principal, ledger: Path, old_size: int, new_size: int | None = None
-) -> dict[str, Any]:
+def consistency_proof(caller: Caller, ledger: Path, old_size: int, new_size: int | None = None) -> dict[str, Any]:
     """The proof that the tree of ``old_size`` entries is a prefix of the one of ``new_size`` (``audit.verify``)."""
-    gov.authorize(principal, "audit.verify")
+    caller.authorize("audit.verify")
     with _read_log(ledger) as log:
         new = new_size or log.size
         if not old_size <= new <= log.size:

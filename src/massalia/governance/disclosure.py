@@ -41,6 +41,7 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 
 from massalia.governance import keys
+from massalia.governance.caller import Caller
 from massalia.governance.model import AccessDenied, InvalidRequest, Principal
 from massalia.governance.tables import DisclosureChargeRow, DisclosureReleaseRow
 
@@ -510,16 +511,16 @@ def budget_of(gov: Any, principal: Principal, settings: DisclosureSettings | Non
     )
 
 
-def privacy_budget(gov: Any, principal: Principal, *, channel: str | None = None) -> Budget:
+def privacy_budget(caller: Caller) -> Budget:
     """The guarded read of one's own privacy budget (action ``privacy.budget``).
 
     Examples
     --------
-    >>> privacy_budget(gov, researcher).remaining  # doctest: +SKIP
+    >>> privacy_budget(Caller(researcher, gov)).remaining  # doctest: +SKIP
     4.9
     """
-    gov.authorize(principal, BUDGET_ACTION, detail={"channel": channel})
-    return budget_of(gov, principal)
+    caller.authorize(BUDGET_ACTION, detail={"channel": caller.channel})
+    return budget_of(caller.governance, caller.principal)
 
 
 def show_count(value: int | None, release: Mapping[str, Any] | None, *, withheld: bool = False) -> str:

@@ -20,6 +20,7 @@ from collections.abc import Callable
 from typing import Concatenate, ParamSpec, TypeVar
 
 from massalia.engine import Engine, QueryTimeoutError
+from massalia.governance.caller import Caller
 from massalia.governance.model import InvalidRequest
 
 QUERY_TIME_LIMIT_SETTING = "MASSALIA_QUERY_TIME_LIMIT"
@@ -28,7 +29,6 @@ MAX_QUERY_TIME_LIMIT = 24 * 3600.0
 
 P = ParamSpec("P")
 R = TypeVar("R")
-G = TypeVar("G")
 
 
 def query_time_limit() -> float:
@@ -61,19 +61,21 @@ def query_time_limit() -> float:
     return seconds
 
 
-def time_limited(service: Callable[Concatenate[G, Engine, P], R]) -> Callable[Concatenate[G, Engine, P], R]:
-    """Run a guarded service ``service(governance, engine, ...)`` within the query time limit.
+def time_limited(
+    service: Callable[Concatenate[Caller, Engine, P], R],
+) -> Callable[Concatenate[Caller, Engine, P], R]:
+    """Run a guarded service ``service(caller, engine, ...)`` within the query time limit.
 
     A cancelled query becomes an :class:`InvalidRequest` naming the limit and what to do; the caller's
     authorization and audit have happened inside the service already (the attempt is on record).
     """
 
     @functools.wraps(service)
-    def limited(gov: G, engine: Engine, /, *args: P.args, **kwargs: P.kwargs) -> R:
+    def limited(caller: Caller, engine: Engine, /, *args: P.args, **kwargs: P.kwargs) -> R:
         limit = query_time_limit()
         try:
             with engine.time_limit(limit):
-                return service(gov, engine, *args, **kwargs)
+                return service(caller, engine, *args, **kwargs)
         except QueryTimeoutError as error:
             raise InvalidRequest(
                 f"the query ran longer than the limit of {limit:g} s and was cancelled: narrow the definition or "

@@ -11,7 +11,7 @@ wildcards) and every list is bounded and paginated here, sorted by a whitelisted
 
 Examples
 --------
->>> page = search_concepts(gov, warehouse, researcher, ConceptSearch(text="ovary"))  # doctest: +SKIP
+>>> page = search_concepts(caller, warehouse, ConceptSearch(text="ovary"))  # doctest: +SKIP
 >>> page.items[0]["concept_name"]  # doctest: +SKIP
 'Malignant tumor of ovary'
 """
@@ -24,7 +24,7 @@ from typing import Any, Literal
 from sqlglot import exp
 
 from massalia.engine import Engine
-from massalia.governance import Governance, InvalidRequest, NotFound, Principal
+from massalia.governance import Caller, InvalidRequest, NotFound
 from massalia.health.cohorts.sqltext import LIKE_ESCAPE
 from massalia.health.records import json_value
 
@@ -144,14 +144,12 @@ def _require_vocabulary(engine: Engine) -> None:
         raise NotFound("No vocabulary in the warehouse yet (massalia init loads the demo vocabulary).")
 
 
-def search_concepts(
-    gov: Governance, engine: Engine, principal: Principal, search: ConceptSearch, *, channel: str | None = None
-) -> ConceptPage:
+def search_concepts(caller: Caller, engine: Engine, search: ConceptSearch) -> ConceptPage:
     """Concepts matching ``search``, one page, sorted by a whitelisted column (``health.vocabulary.read``).
 
     Ties are broken by ``concept_id``, so pages never overlap or skip a concept.
     """
-    gov.authorize(principal, ACTION, detail={"channel": channel} if channel else None)
+    caller.authorize(ACTION, detail={"channel": caller.channel} if caller.channel else None)
     _require_vocabulary(engine)
     conditions = _conditions(search)
     where = exp.and_(*conditions) if conditions else None
@@ -220,13 +218,11 @@ def _relationships(engine: Engine, concept_id: int, limit: int) -> tuple[list[di
 
 
 def concept_detail(
-    gov: Governance,
+    caller: Caller,
     engine: Engine,
-    principal: Principal,
     concept_id: int,
     *,
     limit: int = 100,
-    channel: str | None = None,
 ) -> ConceptDetail:
     """One concept with its ancestors, descendants and relationships, ``limit`` of each (``health.vocabulary.read``).
 
@@ -239,7 +235,7 @@ def concept_detail(
         raise InvalidRequest("concept_id must be a 32-bit integer")
     if not 1 <= limit <= MAX_PAGE:
         raise InvalidRequest(f"limit must be 1 to {MAX_PAGE}, got {limit}")
-    gov.authorize(principal, ACTION, detail={"channel": channel} if channel else None)
+    caller.authorize(ACTION, detail={"channel": caller.channel} if caller.channel else None)
     _require_vocabulary(engine)
     found = _rows(engine, _concepts().where(exp.column("concept_id", table="c").eq(exp.Literal.number(concept_id))))
     if not found:

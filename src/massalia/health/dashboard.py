@@ -12,7 +12,7 @@ withheld); when the privacy budget runs out part way, the remaining panels are w
 
 Examples
 --------
->>> dashboard = cohort_dashboard(gov, warehouse, researcher, {"cohort_definition_id": 1})  # doctest: +SKIP
+>>> dashboard = cohort_dashboard(caller, warehouse, {"cohort_definition_id": 1})  # doctest: +SKIP
 >>> [panel["name"] for panel in dashboard["panels"]]  # doctest: +SKIP
 ['demographics', 'cancer_sites', 'stage', 'biomarkers', 'treatment_lines', 'vital_status']
 """
@@ -23,7 +23,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from massalia.engine import Engine
-from massalia.governance import Governance, InvalidRequest, Principal
+from massalia.governance import Caller, InvalidRequest
 from massalia.governance.disclosure import BudgetExhausted
 from massalia.health import research
 from massalia.health.marts.catalogue import load_catalogue
@@ -46,14 +46,12 @@ def _breakdown(result: Any) -> dict[str, Any]:
 
 
 def cohort_dashboard(
-    gov: Governance,
+    caller: Caller,
     engine: Engine,
-    principal: Principal,
     filters: Any,
     *,
     project_id: int | None = None,
     panels: Sequence[str] | None = None,
-    channel: str | None = None,
 ) -> dict[str, Any]:
     """The cohort's size and the breakdowns of ``panels`` (default: all of :data:`PANELS`).
 
@@ -67,12 +65,13 @@ def cohort_dashboard(
     massalia.governance.AccessDenied
         The caller may not count the mart (or under that project), or has no privacy budget left at all.
     """
+    gov = caller.governance
     chosen = list(PANELS) if panels is None else list(dict.fromkeys(panels))
     unknown = sorted(set(chosen) - set(PANELS))
     if unknown:
         raise InvalidRequest(f"unknown dashboard panel(s) {', '.join(unknown)}; panels are {', '.join(PANELS)}")
     # The size first: it authorizes (and audits) the caller under the project before the scope is read.
-    size = research.mart_count(gov, engine, principal, filters, project_id=project_id, channel=channel)
+    size = research.mart_count(caller, engine, filters, project_id=project_id)
     allowed = set(gov.project_scope(project_id).variables) if project_id is not None else None
     catalogue = load_catalogue()
     shown: list[dict[str, Any]] = []
@@ -88,8 +87,7 @@ def cohort_dashboard(
                 entry["withheld"] = exhausted
             else:
                 try:
-                    found = research.mart_breakdown(gov, engine, principal, filters, variable, project_id=project_id,
-                                                    channel=channel)  # fmt: skip
+                    found = research.mart_breakdown(caller, engine, filters, variable, project_id=project_id)
                     entry.update(_breakdown(found))
                 except BudgetExhausted as error:
                     exhausted = entry["withheld"] = f"privacy budget exhausted: {error.reason}"

@@ -1,6 +1,8 @@
 """Guarded health services: every interface (CLI, API, portal) calls these, never the domain functions directly.
 
-Each function follows the same four steps:
+Each function takes the :class:`~massalia.governance.Caller` first (who calls, the governance deciding for
+them, the channel recorded in the audit trail; built once per interface), then the warehouse engine, and
+follows the same four steps:
 
 1. **scope** — when a project is named, the cohort definition must be the project's (same definition hash),
    and every row read is restricted to the project's sites, period and cohort by the row-level policy of
@@ -34,7 +36,7 @@ import pyarrow as pa
 from sqlglot import exp
 
 from massalia.engine import Engine
-from massalia.governance import AccessDenied, Governance, Grant, InvalidRequest, NotFound, Principal, Role
+from massalia.governance import AccessDenied, Caller, Governance, Grant, InvalidRequest, NotFound, Role
 from massalia.governance.disclosure import Release, exact_release, release_counts
 from massalia.governance.limits import time_limited
 from massalia.governance.policy import RowPolicy, ScopeColumns, check_local_cohort_id, project_cohort_id
@@ -186,10 +188,9 @@ def _resource(definition: CohortDefinition, **extra: Any) -> dict[str, Any]:
     return {"definition_hash": definition.definition_hash(), **extra}
 
 
-def _check_scope(
-    gov: Governance, principal: Principal, action: str, definition: CohortDefinition, project_id: int | None
-) -> None:
+def _check_scope(caller: Caller, action: str, definition: CohortDefinition, project_id: int | None) -> None:
     """Refuse (and audit the refusal) when a project is named but the definition is not its cohort."""
+    gov, principal = caller.governance, caller.principal
     if project_id is None:
         return
     scope = gov.project_scope(project_id)
@@ -202,27 +203,23 @@ def _check_scope(
 
 
 def _authorize(
-    gov: Governance,
-    principal: Principal,
+    caller: Caller,
     action: str,
     definition: CohortDefinition,
     project_id: int | None,
     *,
     site: str | None = None,
-    channel: str | None = None,
     **detail: Any,
 ) -> Grant:
-    _check_scope(gov, principal, action, definition, project_id)
+    _check_scope(caller, action, definition, project_id)
     resource = _resource(definition, **detail.pop("resource", {}))
-    return gov.authorize(
-        principal, action, project_id=project_id, site=site,
-        detail={"resource": resource, "channel": channel, **detail},
-    )  # fmt: skip
+    return caller.authorize(
+        action, project_id=project_id, site=site, detail={"resource": resource, "channel": caller.channel, **detail}
+    )
 
 
 def _release(
-    gov: Governance,
-    principal: Principal,
+    caller: Caller,
     grant: Grant,
     action: str,
     query: Mapping[str, Any],
@@ -231,6 +228,7 @@ def _release(
     sensitivity: int = 1,
 ) -> Release:
     """Exact counts under a raw-counts grant, else the one release mechanism (noise, budget, audit)."""
+    gov, principal = caller.governance, caller.principal
     if grant.raw_counts:
         return exact_release(true_counts)
     return release_counts(gov, principal, action, query, true_counts, sensitivity=sensitivity)
@@ -246,14 +244,12 @@ def _feasible(grant: Grant, definition: CohortDefinition) -> None:
 
 @time_limited
 def count(
-    gov: Governance,
+    caller: Caller,
     engine: Engine,
-    principal: Principal,
     definition: CohortDefinition,
     *,
     project_id: int | None = None,
     enabled: Sequence[bool] | None = None,
-    channel: str | None = None,
 ) -> Counts:
     """Persons and events of a cohort, with the inclusion rules ``enabled`` (what-if).
 
@@ -262,10 +258,11 @@ def count(
 
     Examples
     --------
-    >>> count(gov, engine, researcher, definition).persons  # doctest: +SKIP
+    >>> count(Caller(researcher, gov), engine, definition).persons  # doctest: +SKIP
     120
     """
-    grant = _authorize(gov, principal, "health.cohort.count", definition, project_id, channel=channel,
+    gov = caller.governance
+    grant = _authorize(caller, "health.cohort.count", definition, project_id,
                        enabled=list(enabled) if enabled is not None else None)  # fmt: skip
     _feasible(grant, definition)
     analysis = analyze_cohort(engine, definition, threshold=DEFAULT_THRESHOLD)
@@ -278,26 +275,25 @@ def count(
     # The same rules required give the same persons: key on the rules, not on how the toggles were spelled.
     query = {"definition": definition.definition_hash(), "required_rules": required, "data": data_version(engine),
              "scope": _scope_key(gov, project_id)}  # fmt: skip
-    release = _release(gov, principal, grant, "health.cohort.count", query, {"persons": int(exact.persons or 0)})
+    release = _release(caller, grant, "health.cohort.count", query, {"persons": int(exact.persons or 0)})
     return Counts(release.values["persons"], None, {**release.describe(), "withheld": ["events"]})
 
 
 @time_limited
 def attrition(
-    gov: Governance,
+    caller: Caller,
     engine: Engine,
-    principal: Principal,
     definition: CohortDefinition,
     *,
     project_id: int | None = None,
-    channel: str | None = None,
 ) -> tuple[Counts, list[AttritionRow]]:
     """The attrition table of a cohort: qualified counts, then each rule cumulative and alone.
 
     Exact under an approved project; otherwise the persons counts are one noisy release (sensitivity
     ``1 + 2 × rules``: one person can change every row) and event counts are withheld.
     """
-    grant = _authorize(gov, principal, "health.cohort.attrition", definition, project_id, channel=channel)
+    gov = caller.governance
+    grant = _authorize(caller, "health.cohort.attrition", definition, project_id)
     _feasible(grant, definition)
     analysis = analyze_cohort(engine, definition, threshold=DEFAULT_THRESHOLD)
     analysis = _scope_analysis(engine, analysis, _scope_policy(gov, project_id))
@@ -310,7 +306,7 @@ def attrition(
         cells[f"rule {row.rule_index} alone"] = int(row.persons_alone or 0)
     query = {"definition": definition.definition_hash(), "data": data_version(engine),
              "scope": _scope_key(gov, project_id)}  # fmt: skip
-    release = _release(gov, principal, grant, "health.cohort.attrition", query, cells, sensitivity=len(cells))
+    release = _release(caller, grant, "health.cohort.attrition", query, cells, sensitivity=len(cells))
     values = release.values
     released = [
         AttritionRow(row.rule_index, row.name, values[f"rule {row.rule_index} cumulative"], None,
@@ -339,14 +335,12 @@ def _generated_version(engine: Engine, cohort_definition_id: int) -> str:
 
 @time_limited
 def breakdowns(
-    gov: Governance,
+    caller: Caller,
     engine: Engine,
-    principal: Principal,
     definition: CohortDefinition,
     *,
     cohort_definition_id: int = 1,
     project_id: int | None = None,
-    channel: str | None = None,
 ) -> dict[str, Any]:
     """Persons of the generated cohort ``cohort_definition_id`` by sex, age band and site.
 
@@ -358,18 +352,19 @@ def breakdowns(
     InvalidRequest
         If that cohort was not generated from ``definition`` (generate it first).
     """
+    gov = caller.governance
     stored = _cohort_id(engine, project_id, cohort_definition_id, _scope_policy(gov, project_id))
     generated = _generated_hash(engine, stored)
     if generated != definition.definition_hash():
         raise InvalidRequest(f"cohort {cohort_definition_id} was not generated from this definition; generate it first")
-    grant = _authorize(gov, principal, "health.cohort.breakdowns", definition, project_id, channel=channel,
+    grant = _authorize(caller, "health.cohort.breakdowns", definition, project_id,
                        resource={"cohort_definition_id": int(cohort_definition_id), "stored_id": stored})  # fmt: skip
     _feasible(grant, definition)
     exact = cohort_breakdowns(engine, stored)
     cells = {f"{name}={key}": value for name, counts in exact.items() for key, value in counts.items()}
     query = {"definition": definition.definition_hash(), "cohort_definition_id": stored,
              "generation": _generated_version(engine, stored)}  # fmt: skip
-    release = _release(gov, principal, grant, "health.cohort.breakdowns", query, cells, sensitivity=len(exact))
+    release = _release(caller, grant, "health.cohort.breakdowns", query, cells, sensitivity=len(exact))
     result: dict[str, Any] = {
         name: {key: release.values[f"{name}={key}"] for key in counts} for name, counts in exact.items()
     }
@@ -394,14 +389,12 @@ class GenerationSummary:
 
 @time_limited
 def generate(
-    gov: Governance,
+    caller: Caller,
     engine: Engine,
-    principal: Principal,
     definition: CohortDefinition,
     *,
     cohort_definition_id: int = 1,
     project_id: int | None = None,
-    channel: str | None = None,
 ) -> GenerationSummary:
     """Generate the cohort into the warehouse's COHORT table; report its provenance and released counts.
 
@@ -411,9 +404,10 @@ def generate(
     withheld; both are withheld when the definition fails the feasibility limits (record identifiers, dates
     finer than a month).
     """
+    gov = caller.governance
     stored = project_cohort_id(project_id, cohort_definition_id)
     policy = _scope_policy(gov, project_id)
-    grant = _authorize(gov, principal, "health.cohort.generate", definition, project_id, channel=channel,
+    grant = _authorize(caller, "health.cohort.generate", definition, project_id,
                        resource={"cohort_definition_id": int(cohort_definition_id), "stored_id": stored})  # fmt: skip
     restrict = _scope_cohort_rows(policy) if policy is not None else None
     try:
@@ -433,7 +427,7 @@ def generate(
         return GenerationSummary(**fields, release={"mode": "withheld", "withheld": ["persons", "rows"],
                                                     "reason": reason})  # fmt: skip
     query = {"definition": generation.definition_hash, "data": generation.data_version, "stored_id": stored}
-    release = _release(gov, principal, grant, "health.cohort.generate", query, {"persons": generation.persons})
+    release = _release(caller, grant, "health.cohort.generate", query, {"persons": generation.persons})
     fields.update(persons=release.values["persons"], rows=None)
     return GenerationSummary(**fields, release={**release.describe(), "withheld": ["rows"]})
 
@@ -559,8 +553,9 @@ def _scope_explanation(explanation: PersonExplanation, policy: RowPolicy | None)
     )  # fmt: skip
 
 
-def _refuse_out_of_scope(gov: Governance, principal: Principal, action: str, project_id: int, person: object) -> None:
+def _refuse_out_of_scope(caller: Caller, action: str, project_id: int, person: object) -> None:
     """Audit and refuse a person outside the project's sites (as if they did not exist for the project)."""
+    gov, principal = caller.governance, caller.principal
     reason = "the person is not of the project's sites"
     gov.audit(principal, action, decision="denied", denied_because=reason, project_id=project_id,
               resource={"person_id": person})  # fmt: skip
@@ -569,15 +564,13 @@ def _refuse_out_of_scope(gov: Governance, principal: Principal, action: str, pro
 
 @time_limited
 def explain(
-    gov: Governance,
+    caller: Caller,
     engine: Engine,
-    principal: Principal,
     definition: CohortDefinition,
     person_id: int | str,
     *,
     purpose: str,
     project_id: int | None = None,
-    channel: str | None = None,
 ) -> Explanation:
     """Why one person is in or out of a cohort; audited (with ``purpose``) before anything is read.
 
@@ -596,13 +589,14 @@ def explain(
     AccessDenied
         When the rights do not allow it (the refusal is audited too).
     """
+    gov, principal = caller.governance, caller.principal
     if not isinstance(purpose, str) or len(purpose.strip()) < MIN_PURPOSE_LENGTH:
         raise InvalidRequest(f"a purpose (at least {MIN_PURPOSE_LENGTH} characters) is required to explain a person")
     site = None
     if principal.has_role(Role.CLINICIAN) and isinstance(person_id, int):
         site = person_site(engine, person_id)
     reference = person_id if isinstance(person_id, int) else str(person_id)
-    grant = _authorize(gov, principal, "health.cohort.explain", definition, project_id, site=site, channel=channel,
+    grant = _authorize(caller, "health.cohort.explain", definition, project_id, site=site,
                        resource={"person_id": reference}, purpose=purpose.strip())  # fmt: skip
     if grant.pseudonymized:
         if not isinstance(person_id, str) or project_id is None:
@@ -621,7 +615,7 @@ def explain(
         raise InvalidRequest(f"person_id must be an integer, got {person_id!r}")
     policy = _scope_policy(gov, project_id)
     if project_id is not None and not _scope_person_ok(engine, policy, person_id):
-        _refuse_out_of_scope(gov, principal, "health.cohort.explain", project_id, person_id)
+        _refuse_out_of_scope(caller, "health.cohort.explain", project_id, person_id)
     return Explanation(person_id, grant, _scope_explanation(explain_person(engine, definition, person_id), policy))
 
 
@@ -652,14 +646,12 @@ class PatientView:
 
 @time_limited
 def patient_view(
-    gov: Governance,
+    caller: Caller,
     engine: Engine,
-    principal: Principal,
     person: int | str,
     *,
     purpose: str,
     project_id: int | None = None,
-    channel: str | None = None,
     sections: Sequence[str] = PATIENT_TABLES,
 ) -> PatientView:
     """One patient's records (``health.patient.view``), audited with ``purpose`` before anything is read.
@@ -668,12 +660,13 @@ def patient_view(
     pseudonymized project name the person by its project pseudonym (searched among the project
     cohort's persons) and see pseudonymized records. Nobody else may.
     """
+    gov, principal = caller.governance, caller.principal
     if not isinstance(purpose, str) or len(purpose.strip()) < MIN_PURPOSE_LENGTH:
         raise InvalidRequest(f"a purpose (at least {MIN_PURPOSE_LENGTH} characters) is required to view a patient")
     if not set(sections) <= RECORD_TABLES:
         raise InvalidRequest(f"a patient view shows the tables {', '.join(sorted(RECORD_TABLES))}")
     site = person_site(engine, person) if principal.has_role(Role.CLINICIAN) and isinstance(person, int) else None
-    detail = {"resource": {"person_id": person}, "purpose": purpose.strip(), "channel": channel}
+    detail = {"resource": {"person_id": person}, "purpose": purpose.strip(), "channel": caller.channel}
     grant = gov.authorize(principal, "health.patient.view", project_id=project_id, site=site, detail=detail)
     if grant.pseudonymized and project_id is not None:
         cohort = gov.project_scope(project_id).cohort
@@ -688,7 +681,7 @@ def patient_view(
         raise InvalidRequest(f"person must be a person_id (an integer), got {person!r}")
     policy = _scope_policy(gov, project_id)
     if project_id is not None and not _scope_person_ok(engine, policy, real):
-        _refuse_out_of_scope(gov, principal, "health.patient.view", project_id, person)
+        _refuse_out_of_scope(caller, "health.patient.view", project_id, person)
     tables = {
         name: engine.query(_patient_rows(name, int(real), policy)) for name in sections if engine.table_exists(name)
     }
@@ -720,9 +713,8 @@ def _mart_spec(filters: Any) -> Any:
 
 
 def _check_mart_scope(
-    gov: Governance,
+    caller: Caller,
     engine: Engine,
-    principal: Principal,
     action: str,
     spec: Any,
     project_id: int | None,
@@ -733,6 +725,7 @@ def _check_mart_scope(
     Returns the filter with its cohort id resolved to the project's own, and the row-level restriction
     of the project's sites and period over the mart (``None`` without a project).
     """
+    gov, principal = caller.governance, caller.principal
     if project_id is None:
         if spec.cohort_definition_id is not None:  # a project's block of ids is read under that project only
             check_local_cohort_id(spec.cohort_definition_id)
@@ -762,21 +755,19 @@ def _check_mart_scope(
 
 
 def _mart_counts(
-    gov: Governance,
+    caller: Caller,
     engine: Engine,
-    principal: Principal,
     spec: Any,
     project_id: int | None,
-    channel: str | None,
     by: str | None = None,
 ) -> tuple[Grant, Release, dict[str | bool | None, str] | None]:
     """Authorize, check the feasibility limits, count exactly, and release (one count, or a breakdown)."""
+    gov = caller.governance
     resource = {"filters": spec.model_dump(mode="json"), **({"by": by} if by else {})}
-    spec, restrict = _check_mart_scope(gov, engine, principal, "health.mart.count", spec, project_id,
+    spec, restrict = _check_mart_scope(caller, engine, "health.mart.count", spec, project_id,
                                        extra_variables=[by] if by else [])  # fmt: skip
-    grant = gov.authorize(
-        principal, "health.mart.count", project_id=project_id, detail={"resource": resource, "channel": channel}
-    )
+    grant = caller.authorize("health.mart.count", project_id=project_id,
+                             detail={"resource": resource, "channel": caller.channel})  # fmt: skip
     try:
         if not grant.raw_counts:
             check_feasibility(spec, by)
@@ -802,19 +793,17 @@ def _mart_counts(
             else f"rows:{engine.scalar_int(f'SELECT count(*) FROM {MART_TABLE}')}"
         )
     sensitivity = 1 if by is None else 2  # a person is in one cell and in the total
-    release = _release(gov, principal, grant, "health.mart.count", query, cells, sensitivity=sensitivity)
+    release = _release(caller, grant, "health.mart.count", query, cells, sensitivity=sensitivity)
     return grant, release, names
 
 
 @time_limited
 def mart_count(
-    gov: Governance,
+    caller: Caller,
     engine: Engine,
-    principal: Principal,
     filters: Any,
     *,
     project_id: int | None = None,
-    channel: str | None = None,
 ) -> Any:
     """Persons of the research mart matching ``filters``: exact under an approved project, otherwise noisy.
 
@@ -823,20 +812,18 @@ def mart_count(
     identifiers, dates at their catalogue grain). Returns the mart's ``CountResult``.
     """
     spec = _mart_spec(filters)
-    _, release, _ = _mart_counts(gov, engine, principal, spec, project_id, channel)
+    _, release, _ = _mart_counts(caller, engine, spec, project_id)
     return CountResult(count=release.values["persons"], shown=release.shown("persons"), release=release.describe())
 
 
 @time_limited
 def mart_breakdown(
-    gov: Governance,
+    caller: Caller,
     engine: Engine,
-    principal: Principal,
     filters: Any,
     by: str,
     *,
     project_id: int | None = None,
-    channel: str | None = None,
 ) -> Any:
     """Persons matching ``filters`` by value of the category ``by`` (action ``health.mart.count``).
 
@@ -844,7 +831,7 @@ def mart_breakdown(
     approved project, otherwise one noisy release. Returns the mart's ``Breakdown``.
     """
     spec = _mart_spec(filters)
-    _, release, names = _mart_counts(gov, engine, principal, spec, project_id, channel, by=by)
+    _, release, names = _mart_counts(caller, engine, spec, project_id, by=by)
     if names is None:  # a breakdown always names its cells
         raise RuntimeError("mart breakdown: no cell names")
     return Breakdown(
@@ -857,16 +844,15 @@ def mart_breakdown(
     )
 
 
-def mart_build(gov: Governance, engine: Engine, principal: Principal, *, channel: str | None = None) -> Any:
+def mart_build(caller: Caller, engine: Engine) -> Any:
     """Build (or rebuild) the research mart from the warehouse (admins and data engineers); audited."""
-    gov.authorize(principal, "health.mart.build", detail={"channel": channel})
+    caller.authorize("health.mart.build", detail={"channel": caller.channel})
     return build_mart(engine)
 
 
 def create_extract(
-    gov: Governance,
+    caller: Caller,
     engine: Engine,
-    principal: Principal,
     project_id: int,
     *,
     out_dir: Path,
@@ -874,7 +860,6 @@ def create_extract(
     cohort_definition_id: int | None = None,
     k_min: int = 5,
     on_low_k: Literal["refuse", "generalize"] = "refuse",
-    channel: str | None = None,
 ) -> ExtractResult:
     """A pseudonymized, k-anonymous extract of the project's cohort and variables, audited before it is built.
 
@@ -882,6 +867,7 @@ def create_extract(
     k counts every released column (``docs/extracts.md``): keep the project's variables few, or pass
     ``on_low_k="generalize"`` to let dates, durations and rare values coarsen until ``k_min`` holds.
     """
+    gov, principal = caller.governance, caller.principal
     if fmt not in ("parquet", "csv"):
         raise InvalidRequest(f"extract format must be parquet or csv, got {fmt!r}")
     if on_low_k not in ("refuse", "generalize"):
@@ -902,7 +888,7 @@ def create_extract(
     grant = gov.authorize(
         principal, "health.extract.create", project_id=project_id,
         detail={"resource": {"cohort_definition_id": cohort_definition_id, "variables": list(scope.variables),
-                             "format": fmt}, "channel": channel},
+                             "format": fmt}, "channel": caller.channel},
     )  # fmt: skip
     if not grant.row_level or not grant.pseudonymized:
         reason = "extracts are pseudonymized row-level data: the grant does not allow it"

@@ -17,7 +17,7 @@ beside governance's, with health's own Alembic history (version table ``health_a
 
 Examples
 --------
->>> saved = save_definition(gov, researcher, home.metadata_url, 3, "Ovary, women", definition)  # doctest: +SKIP
+>>> saved = save_definition(caller, home.metadata_url, 3, "Ovary, women", definition)  # doctest: +SKIP
 >>> saved.latest_version, saved.versions[0].definition_hash == definition.definition_hash()  # doctest: +SKIP
 (1, True)
 """
@@ -35,7 +35,7 @@ from typing import Any
 from sqlalchemy import Boolean, DateTime, ForeignKey, Integer, String, Text, create_engine, func, or_, select
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
-from massalia.governance import AccessDenied, Governance, InvalidRequest, NotFound, Principal
+from massalia.governance import AccessDenied, Caller, InvalidRequest, NotFound, Principal
 from massalia.governance.schema import Migrations
 from massalia.governance.store import row_id
 from massalia.health.cohorts.definition import CohortDefinition
@@ -171,24 +171,23 @@ def _add_version(
 
 
 def save_definition(
-    gov: Governance,
-    principal: Principal,
+    caller: Caller,
     metadata_url: str,
     project_id: int,
     name: str,
     definition: CohortDefinition,
     *,
     note: str | None = None,
-    channel: str | None = None,
 ) -> SavedCohort:
     """Save ``definition`` as version 1 of a new saved cohort of the project, private to its author.
 
     Checked and audited first (``health.definition.save``: members of the project).
     """
+    principal = caller.principal
     project_id = row_id(project_id, "project")
     name_text, note_text = _text(name, "name", MAX_NAME, required=True), _text(note, "note", MAX_NOTE)
-    gov.authorize(principal, SAVE, project_id=project_id,
-                  detail=_audit_detail(channel, operation="save", name=name_text,
+    caller.authorize(SAVE, project_id=project_id,
+                  detail=_audit_detail(caller.channel, operation="save", name=name_text,
                                        definition_hash=definition.definition_hash()))  # fmt: skip
     now = dt.datetime.now(dt.UTC)
     with _session(metadata_url) as session:
@@ -201,25 +200,24 @@ def save_definition(
 
 
 def add_version(
-    gov: Governance,
-    principal: Principal,
+    caller: Caller,
     metadata_url: str,
     project_id: int,
     cohort_id: int,
     definition: CohortDefinition,
     *,
     note: str | None = None,
-    channel: str | None = None,
 ) -> tuple[SavedCohort, bool]:
     """A new version of a saved cohort (its author's, or one shared with the project); earlier ones never change.
 
     Returns the saved cohort and whether a version was added: a definition identical to the newest version
     (same hash) adds none.
     """
+    principal = caller.principal
     project_id, cohort_id = row_id(project_id, "project"), row_id(cohort_id, "saved cohort")
     note_text = _text(note, "note", MAX_NOTE)
-    gov.authorize(principal, SAVE, project_id=project_id,
-                  detail=_audit_detail(channel, operation="version", saved_cohort_id=cohort_id,
+    caller.authorize(SAVE, project_id=project_id,
+                  detail=_audit_detail(caller.channel, operation="version", saved_cohort_id=cohort_id,
                                        definition_hash=definition.definition_hash()))  # fmt: skip
     with _session(metadata_url) as session:
         row = _visible(session, principal, project_id, cohort_id)
@@ -231,26 +229,24 @@ def add_version(
 
 
 def share_definition(
-    gov: Governance,
-    principal: Principal,
+    caller: Caller,
     metadata_url: str,
     project_id: int,
     cohort_id: int,
     shared: bool,
-    *,
-    channel: str | None = None,
 ) -> SavedCohort:
     """Share a saved cohort with the project's members, or take it back (its author only)."""
+    gov, principal = caller.governance, caller.principal
     project_id, cohort_id = row_id(project_id, "project"), row_id(cohort_id, "saved cohort")
-    gov.authorize(principal, SAVE, project_id=project_id,
-                  detail=_audit_detail(channel, operation="share", saved_cohort_id=cohort_id,
+    caller.authorize(SAVE, project_id=project_id,
+                  detail=_audit_detail(caller.channel, operation="share", saved_cohort_id=cohort_id,
                                        shared=bool(shared)))  # fmt: skip
     with _session(metadata_url) as session:
         row = _visible(session, principal, project_id, cohort_id)
         if row.owner != principal.subject:
             reason = "only the author of a saved cohort shares it or takes it back"
             gov.audit(principal, SAVE, decision="denied", denied_because=reason, project_id=project_id,
-                      **_audit_detail(channel, operation="share", saved_cohort_id=cohort_id))  # fmt: skip
+                      **_audit_detail(caller.channel, operation="share", saved_cohort_id=cohort_id))  # fmt: skip
             raise AccessDenied(SAVE, reason)
         row.shared, row.updated_at = bool(shared), dt.datetime.now(dt.UTC)
         return _saved(row)
@@ -264,8 +260,7 @@ def _versions(session: Session, cohort_id: int, *, with_definition: bool) -> lis
 
 
 def list_definitions(
-    gov: Governance,
-    principal: Principal,
+    caller: Caller,
     metadata_url: str,
     project_id: int,
     *,
@@ -273,15 +268,15 @@ def list_definitions(
     descending: bool = True,
     offset: int = 0,
     limit: int = 50,
-    channel: str | None = None,
 ) -> tuple[list[SavedCohort], int]:
     """One page of the project's saved cohorts the caller sees (theirs and the shared ones), and how many."""
+    principal = caller.principal
     project_id = row_id(project_id, "project")
     if sort not in SORTS:
         raise InvalidRequest(f"sort must be one of {', '.join(SORTS)}, got {sort!r}")
     if not 1 <= limit <= MAX_PAGE or not 0 <= offset <= 10**6:
         raise InvalidRequest(f"limit must be 1 to {MAX_PAGE} and offset 0 to 1000000")
-    gov.authorize(principal, READ, project_id=project_id, detail=_audit_detail(channel, operation="list"))
+    caller.authorize(READ, project_id=project_id, detail=_audit_detail(caller.channel, operation="list"))
     visible = (SavedCohortRow.project_id == project_id) & or_(
         SavedCohortRow.shared.is_(True), SavedCohortRow.owner == principal.subject
     )
@@ -294,21 +289,20 @@ def list_definitions(
 
 
 def get_definition(
-    gov: Governance,
-    principal: Principal,
+    caller: Caller,
     metadata_url: str,
     project_id: int,
     cohort_id: int,
     *,
     version: int | None = None,
-    channel: str | None = None,
 ) -> tuple[SavedCohort, SavedVersion]:
     """A saved cohort with its versions' history, and one version's definition (default: the newest)."""
+    principal = caller.principal
     project_id, cohort_id = row_id(project_id, "project"), row_id(cohort_id, "saved cohort")
     if version is not None:
         version = row_id(version, "version")
-    gov.authorize(principal, READ, project_id=project_id,
-                  detail=_audit_detail(channel, operation="read", saved_cohort_id=cohort_id,
+    caller.authorize(READ, project_id=project_id,
+                  detail=_audit_detail(caller.channel, operation="read", saved_cohort_id=cohort_id,
                                        version=version))  # fmt: skip
     with _session(metadata_url) as session:
         row = _visible(session, principal, project_id, cohort_id)

@@ -1,7 +1,7 @@
 """Guarded health services that read no warehouse rows: definitions, the mart's catalogue, reports, extract files.
 
-Like :mod:`massalia.health.research`, every function here takes the governance service and the caller
-(``gov, principal``, and the ``channel`` the call came through), checks the action's rights first (through
+Like :mod:`massalia.health.research`, every function here takes the :class:`~massalia.governance.Caller`
+(principal, governance, and the ``channel`` the call came through), checks the action's rights first (through
 :meth:`massalia.governance.Governance.authorize`, which audits what ``rights.yaml`` marks audited and every
 act of the local operator), and only then does the work. The interfaces (routes, CLI commands) call these
 and never ``authorize`` themselves.
@@ -14,7 +14,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from massalia.governance import Governance, NotFound, Principal
+from massalia.governance import Caller, NotFound
 from massalia.health.cohorts.compiler import HOUSE_DIALECT, generated_sql
 from massalia.health.cohorts.definition import CohortDefinition
 from massalia.health.cohorts.lint import Finding, lint
@@ -30,34 +30,28 @@ def _detail(channel: str | None, **extra: Any) -> dict[str, Any]:
 
 
 # -- cohort definitions (no data read) -------------------------------------------------------------------
-def checked_definition(
-    gov: Governance, principal: Principal, definition: CohortDefinition, *, channel: str | None = None
-) -> CohortDefinition:
+def checked_definition(caller: Caller, definition: CohortDefinition) -> CohortDefinition:
     """``definition`` itself, once the caller may handle definitions (``health.cohort.validate``).
 
     Used by the import of an ATLAS/Circe definition: converting it reads no data, but it is still an act
     of the platform and checked like any other.
     """
-    gov.authorize(principal, "health.cohort.validate", detail=_detail(channel))
+    caller.authorize("health.cohort.validate", detail=_detail(caller.channel))
     return definition
 
 
-def lint_definition(
-    gov: Governance, principal: Principal, definition: CohortDefinition, *, channel: str | None = None
-) -> list[Finding]:
+def lint_definition(caller: Caller, definition: CohortDefinition) -> list[Finding]:
     """The lint findings of ``definition`` (``health.cohort.validate``; no data read)."""
-    gov.authorize(principal, "health.cohort.validate", detail=_detail(channel))
+    caller.authorize("health.cohort.validate", detail=_detail(caller.channel))
     return lint(definition)
 
 
 def definition_sql(
-    gov: Governance,
-    principal: Principal,
+    caller: Caller,
     definition: CohortDefinition,
     dialect: str = HOUSE_DIALECT,
     *,
     materialize: bool | None = None,
-    channel: str | None = None,
 ) -> str:
     """The SQL compiled from ``definition`` in ``dialect`` (``health.cohort.sql``; no data read).
 
@@ -66,21 +60,19 @@ def definition_sql(
     massalia.health.cohorts.compiler.UnsupportedConstruct
         The definition uses a construct the compiler does not handle.
     """
-    gov.authorize(principal, "health.cohort.sql", detail=_detail(channel))
+    caller.authorize("health.cohort.sql", detail=_detail(caller.channel))
     return generated_sql(definition, dialect, materialize=materialize)
 
 
 # -- the research mart's catalogue -----------------------------------------------------------------------
-def mart_variables(gov: Governance, principal: Principal, *, channel: str | None = None) -> list[Variable]:
+def mart_variables(caller: Caller) -> list[Variable]:
     """The mart's variables and their definitions (``health.mart.variables``; no personal data)."""
-    gov.authorize(principal, "health.mart.variables", detail=_detail(channel))
+    caller.authorize("health.mart.variables", detail=_detail(caller.channel))
     return list(load_catalogue().variables)
 
 
 # -- data quality reports ----------------------------------------------------------------------------------
-def quality_report(
-    gov: Governance, principal: Principal, reports_dir: Path, *, channel: str | None = None
-) -> dict[str, Any]:
+def quality_report(caller: Caller, reports_dir: Path) -> dict[str, Any]:
     """The latest quality report (``health.quality.read``), checked before the file is looked at.
 
     Raises
@@ -90,7 +82,7 @@ def quality_report(
     OSError, ValueError
         The report exists but cannot be read or is not a JSON object.
     """
-    gov.authorize(principal, "health.quality.read", detail=_detail(channel))
+    caller.authorize("health.quality.read", detail=_detail(caller.channel))
     path = Path(reports_dir) / "quality.json"
     if not path.is_file():
         raise NotFound("No quality report yet: run `massalia quality`.")
@@ -100,9 +92,7 @@ def quality_report(
     return report
 
 
-def quality_runs(
-    gov: Governance, principal: Principal, reports_dir: Path, *, channel: str | None = None
-) -> list[dict[str, Any]]:
+def quality_runs(caller: Caller, reports_dir: Path) -> list[dict[str, Any]]:
     """Every quality run's summary, oldest first, each with its trend since the previous (``health.quality.read``).
 
     Raises
@@ -110,7 +100,7 @@ def quality_runs(
     OSError, ValueError
         The latest report exists but cannot be read.
     """
-    gov.authorize(principal, "health.quality.read", detail=_detail(channel))
+    caller.authorize("health.quality.read", detail=_detail(caller.channel))
     return with_trend(read_runs(Path(reports_dir)))
 
 
@@ -121,33 +111,28 @@ def _name(value: str, what: str) -> str:
     return value
 
 
-def list_extracts(
-    gov: Governance, principal: Principal, project_id: int, folder: Path, *, channel: str | None = None
-) -> list[Path]:
+def list_extracts(caller: Caller, project_id: int, folder: Path) -> list[Path]:
     """The project's extract folders under ``folder``, oldest first (``health.extract.create``, audited)."""
-    gov.authorize(principal, "health.extract.create", project_id=project_id,
-                  detail={"operation": "list", **_detail(channel)})  # fmt: skip
+    caller.authorize("health.extract.create", project_id=project_id,
+                  detail={"operation": "list", **_detail(caller.channel)})  # fmt: skip
     folder = Path(folder)
     return sorted(p for p in folder.iterdir() if p.is_dir()) if folder.is_dir() else []
 
 
 def extract_file(
-    gov: Governance,
-    principal: Principal,
+    caller: Caller,
     project_id: int,
     folder: Path,
     extract_id: str,
     name: str,
-    *,
-    channel: str | None = None,
 ) -> Path:
     """One file of one of the project's extracts (``health.extract.create``; every download is audited).
 
     The decision is taken and audited with the names as asked (bounded) before they are checked, so a
     probe for other paths is in the trail too; a name that is not a plain file name is a :class:`NotFound`.
     """
-    detail = {"operation": "download", "extract_id": extract_id[:140], "file": name[:140], **_detail(channel)}
-    gov.authorize(principal, "health.extract.create", project_id=project_id, detail=detail)
+    detail = {"operation": "download", "extract_id": extract_id[:140], "file": name[:140], **_detail(caller.channel)}
+    caller.authorize("health.extract.create", project_id=project_id, detail=detail)
     path = Path(folder) / _name(extract_id, "extract") / _name(name, "file")
     if not path.is_file():
         raise NotFound("No such file.")

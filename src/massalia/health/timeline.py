@@ -13,7 +13,7 @@ a pseudonymized grant free text never leaves (the allow-list drops it), so askin
 
 Examples
 --------
->>> timeline = patient_timeline(gov, warehouse, clinician, 42, purpose="Tumour board of 12 May")  # doctest: +SKIP
+>>> timeline = patient_timeline(caller, warehouse, 42, purpose="Tumour board of 12 May")  # doctest: +SKIP
 >>> timeline.events[0]["kind"]  # doctest: +SKIP
 'diagnosis'
 """
@@ -28,7 +28,7 @@ import pyarrow as pa
 from sqlglot import exp
 
 from massalia.engine import Engine
-from massalia.governance import Governance, InvalidRequest, Principal, Role
+from massalia.governance import Caller, InvalidRequest, Role
 from massalia.health.pseudonymized import RECORD, VISIT_REFERENCES
 from massalia.health.records import json_value
 from massalia.health.research import patient_view, person_site
@@ -137,22 +137,21 @@ def _demographics(table: pa.Table | None) -> dict[str, Any]:
 
 
 def patient_timeline(
-    gov: Governance,
+    caller: Caller,
     engine: Engine,
-    principal: Principal,
     person: int | str,
     *,
     purpose: str,
     project_id: int | None = None,
     kinds: Sequence[str] | None = None,
     with_text: bool = False,
-    channel: str | None = None,
 ) -> Timeline:
     """One patient's events in date order, through the guarded patient view (audited with ``purpose``).
 
     ``kinds`` keeps only some kinds of event (:data:`KINDS`); ``with_text`` asks for the documents' text,
     decided (and audited) first as ``health.document.read``: a refusal stops the call before any record is read.
     """
+    principal = caller.principal
     chosen = tuple(kinds) if kinds is not None else KINDS
     unknown = sorted(set(chosen) - set(KINDS))
     if unknown:
@@ -161,11 +160,11 @@ def patient_timeline(
     if with_text:
         site = person_site(engine, person) if principal.has_role(Role.CLINICIAN) and isinstance(person, int) else None
         detail = {"resource": {"person_id": person}, "purpose": purpose.strip() if isinstance(purpose, str) else None,
-                  "channel": channel}  # fmt: skip
-        text_index = gov.authorize(principal, TEXT_ACTION, project_id=project_id, site=site, detail=detail).audit_index
+                  "channel": caller.channel}  # fmt: skip
+        text_index = caller.authorize(TEXT_ACTION, project_id=project_id, site=site, detail=detail).audit_index
     sources = [source for source in EVENT_SOURCES if source.kind in chosen]
     tables = ("person", *{source.table for source in sources} | ({"visit_occurrence"} if sources else set()))
-    view = patient_view(gov, engine, principal, person, purpose=purpose, project_id=project_id, channel=channel,
+    view = patient_view(caller, engine, person, purpose=purpose, project_id=project_id,
                         sections=[name for name in TIMELINE_TABLES if name in tables])  # fmt: skip
     pseudonymized = view.grant.pseudonymized
     text = with_text and not pseudonymized

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from analytics_world import World
 
-from massalia.governance import AccessDenied, operator_principal
+from massalia.governance import AccessDenied, Caller, operator_principal
 from massalia.health.analytics import run_survival
 from massalia.health.analytics.requests import SurvivalRequest
 from massalia.health.marts.filters import FilterSpec, parse_clause
@@ -29,27 +29,27 @@ def test_callers_without_an_approved_membership_are_refused(world: World, who: s
     # the local operator is nobody's member.
     for project in (world.study, world.draft if who == "nora" else world.study):
         with pytest.raises(AccessDenied, match="approved members of an approved, unexpired project"):
-            run_survival(world.gov, world.engine, principal, SurvivalRequest(project_id=project))
+            run_survival(Caller(principal, world.gov), world.engine, SurvivalRequest(project_id=project))
 
 
 def test_a_member_of_another_project_cannot_borrow_it(world: World) -> None:
     # olga is an approved member of `other`, which works; naming rita's project does not.
-    allowed = run_survival(world.gov, world.engine, world.olga, SurvivalRequest(project_id=world.other))
+    allowed = run_survival(Caller(world.olga, world.gov), world.engine, SurvivalRequest(project_id=world.other))
     assert allowed["km"]["all"]["n"]["count"] > 0
     with pytest.raises(AccessDenied):
-        run_survival(world.gov, world.engine, world.olga, SurvivalRequest(project_id=world.north))
+        run_survival(Caller(world.olga, world.gov), world.engine, SurvivalRequest(project_id=world.north))
 
 
 def test_a_site_scoped_project_analyses_only_its_sites(world: World) -> None:
-    everyone = run_survival(world.gov, world.engine, world.rita, SurvivalRequest(project_id=world.study))
-    north = run_survival(world.gov, world.engine, world.rita, SurvivalRequest(project_id=world.north))
+    everyone = run_survival(Caller(world.rita, world.gov), world.engine, SurvivalRequest(project_id=world.study))
+    north = run_survival(Caller(world.rita, world.gov), world.engine, SurvivalRequest(project_id=world.north))
     assert everyone["km"]["all"]["n"]["count"] == _count_of(world, "os_days IS NOT NULL")
     assert north["km"]["all"]["n"]["count"] == _count_of(world, "os_days IS NOT NULL AND care_site_code = 'chu_nord'")
     # Asking for another site's patients under the site-scoped project gives nothing of them.
     other_site = SurvivalRequest(
         project_id=world.north, filters=FilterSpec(all=[parse_clause("care_site_code = clcc_sud")])
     )
-    result = run_survival(world.gov, world.engine, world.rita, other_site)
+    result = run_survival(Caller(world.rita, world.gov), world.engine, other_site)
     assert result["km"]["all"]["n"] == {"count": None, "shown": "<10"}
     assert result["provenance"]["rows_read"] == 0
 
@@ -58,7 +58,7 @@ def test_a_small_group_leaks_no_event_time(world: World) -> None:
     """Attack: a KM curve of a handful of patients (one rare site) would show each death as a step."""
     request = SurvivalRequest(project_id=world.study, filters=FilterSpec(all=[parse_clause("primary_site = uterus")]),
                               group_by="stage_group")  # fmt: skip
-    result = run_survival(world.gov, world.engine, world.rita, request)
+    result = run_survival(Caller(world.rita, world.gov), world.engine, request)
     for group in result["km"]["groups"].values():
         if group["n"]["count"] is None:
             assert [point["time"] for point in group["curve"]] == [0.0], "a masked group shows no step"
@@ -75,8 +75,8 @@ def _ledger(world: World) -> list[dict[str, Any]]:
 def test_every_decision_is_audited_before_rows_are_read(world: World) -> None:
     before = len(_ledger(world))
     with pytest.raises(AccessDenied):
-        run_survival(world.gov, world.engine, world.nora, SurvivalRequest(project_id=world.study))
-    run_survival(world.gov, world.engine, world.rita, SurvivalRequest(project_id=world.study))
+        run_survival(Caller(world.nora, world.gov), world.engine, SurvivalRequest(project_id=world.study))
+    run_survival(Caller(world.rita, world.gov), world.engine, SurvivalRequest(project_id=world.study))
     new = _ledger(world)[before:]
     decisions = [(entry.get("action"), entry.get("decision")) for entry in new]
     assert ("health.analysis.run", "denied") in decisions and ("health.analysis.run", "allowed") in decisions

@@ -17,6 +17,7 @@ import math
 import pytest
 from analytics_world import World
 
+from massalia.governance import Caller
 from massalia.health.analytics.requests import CompareRequest, SurvivalRequest
 from massalia.health.analytics.service import run_compare, run_survival
 from massalia.health.marts.filters import FilterSpec, parse_clause
@@ -29,7 +30,7 @@ def test_relapse_hazard_ratios_lie_in_their_confidence_intervals(world: World, a
         covariates=["stage_group", "ecog_at_diagnosis", "sex", "age_at_diagnosis", "n_comorbidities"],
         categorical=["ecog_at_diagnosis"],
     )  # fmt: skip
-    result = run_survival(world.gov, world.engine, world.rita, request)
+    result = run_survival(Caller(world.rita, world.gov), world.engine, request)
     terms = {term["term"]: term for term in result["cox"]["terms"]}
     expected = {"stage_group=II": truth["stage_II"], "stage_group=III": truth["stage_III"],
                 "stage_group=IV": truth["stage_IV"], "ecog_at_diagnosis=1": truth["ecog_1"],
@@ -54,7 +55,7 @@ def test_adjusted_treatment_effect_is_closer_to_truth_than_the_naive_one(world: 
         comparator=FilterSpec(all=[parse_clause("line1_modality is_null")]),
         negative_controls=["second_cancer"],
     )  # fmt: skip
-    result = run_compare(world.gov, world.engine, world.rita, request)
+    result = run_compare(Caller(world.rita, world.gov), world.engine, request)
     hrs = result["hazard_ratios"]
     naive = abs(math.log(hrs["naive"]["hr"]) - math.log(true_hr))
     for method in ("matched", "ipw"):
@@ -73,7 +74,7 @@ def test_adjusted_treatment_effect_is_closer_to_truth_than_the_naive_one(world: 
 def test_survival_by_group_with_competing_risks(world: World, endpoint: str) -> None:
     request = SurvivalRequest(project_id=world.study, endpoint=endpoint, group_by="stage_group",  # type: ignore[arg-type]
                               competing_risks=endpoint == "relapse")  # fmt: skip
-    result = run_survival(world.gov, world.engine, world.rita, request)
+    result = run_survival(Caller(world.rita, world.gov), world.engine, request)
     groups = result["km"]["groups"]
     assert set(groups) >= {"I", "II", "III", "IV"}
     assert result["logrank"]["p_value"] < 1e-6

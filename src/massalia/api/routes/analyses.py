@@ -31,7 +31,7 @@ def survival(body: SurvivalRequest, context: Context, caller: Caller, warehouse:
     disclosure threshold read ``<10`` and curves are coarsened so that no single event time shows.
     """
     with _analysis_errors():
-        result = run_survival(context.governance, warehouse, caller, body, channel="api")
+        result = run_survival(caller, warehouse, body)
     return jsonable_encoder(result)
 
 
@@ -43,7 +43,7 @@ def compare(body: CompareRequest, context: Context, caller: Caller, warehouse: W
     words; only for approved members of the project named in ``project_id`` (403 otherwise).
     """
     with _analysis_errors():
-        result = run_compare(context.governance, warehouse, caller, body, channel="api")
+        result = run_compare(caller, warehouse, body)
     return jsonable_encoder(result)
 
 

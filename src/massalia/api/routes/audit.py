@@ -21,14 +21,14 @@ router = APIRouter(prefix="/audit", tags=["audit"])
 @router.get("/verify", **action("audit.verify"))
 def verify(context: Context, caller: Caller) -> dict[str, Any]:
     """Recompute the whole log and check every stored hash and signed tree head."""
-    result = audit_trail.verify_log(context.governance, caller, context.home.ledger)
+    result = audit_trail.verify_log(caller, context.home.ledger)
     return {"ok": result.ok, "size": result.size, "summary": result.summary}
 
 
 @router.get("/tree-head", **action("audit.verify"))
 def tree_head(context: Context, caller: Caller) -> dict[str, Any]:
     """The latest signed tree head and the log's public key (PEM)."""
-    head, public_key = audit_trail.latest_tree_head(context.governance, caller, context.home.ledger)
+    head, public_key = audit_trail.latest_tree_head(caller, context.home.ledger)
     return {"tree_head": head, "public_key_pem": public_key}
 
 
@@ -63,7 +63,7 @@ def entries(
     start = decode_cursor(cursor)
     which = audit_trail.EntryFilter(actor=actor, action=action_name, decision=decision, since=since, until=until,
                                     sort=sort, descending=order == "desc")  # fmt: skip
-    items, size = audit_trail.search_entries(context.governance, caller, context.home.ledger, which, start, limit)
+    items, size = audit_trail.search_entries(caller, context.home.ledger, which, start, limit)
     stop = start + len(items)
     return Page(items=items, next=encode_cursor(stop) if stop < size else None, total=size)
 
@@ -73,7 +73,7 @@ def inclusion_proof(
     index: int, context: Context, caller: Caller, tree_size: Annotated[int | None, Query(ge=1)] = None
 ) -> dict[str, Any]:
     """The inclusion proof of entry ``index`` in the tree of ``tree_size`` entries (default: the latest head)."""
-    return audit_trail.inclusion_proof(context.governance, caller, context.home.ledger, index, tree_size)
+    return audit_trail.inclusion_proof(caller, context.home.ledger, index, tree_size)
 
 
 @router.get("/consistency", **action("audit.verify"))
@@ -84,4 +84,4 @@ def consistency_proof(
     new_size: Annotated[int | None, Query(ge=1)] = None,
 ) -> dict[str, Any]:
     """The consistency proof between two tree sizes: the log only grew, nothing was rewritten."""
-    return audit_trail.consistency_proof(context.governance, caller, context.home.ledger, old_size, new_size)
+    return audit_trail.consistency_proof(caller, context.home.ledger, old_size, new_size)

@@ -131,13 +131,15 @@ def logout(request: Request, context: Context, caller: Caller) -> Response:
 @router.get("/whoami", response_model=Identity, **action("auth.whoami"))
 def whoami(caller: Caller) -> dict[str, Any]:
     """The caller's identity (``anonymous`` with role ``public`` when not signed in)."""
-    return identity(caller)
+    return identity(caller.principal)
 
 
 @router.post("/tokens", response_model=TokenResult, status_code=201, **action("token.create"))
 def create_token(body: TokenBody, context: Context, caller: Caller) -> dict[str, Any]:
     """Create an API token for oneself; use it as ``Authorization: Bearer <token>``. Shown once."""
-    token = context.governance.create_token(caller, body.scopes, dt.timedelta(days=body.expires_in_days), actor=caller)
+    token = context.governance.create_token(
+        caller.principal, body.scopes, dt.timedelta(days=body.expires_in_days), actor=caller.principal
+    )
     return {"token": token, "expires_in_days": body.expires_in_days}
 
 
@@ -154,13 +156,13 @@ def token_json(t: TokenInfo) -> dict[str, Any]:
 @router.get("/tokens", response_model=Page, **action("token.list"))
 def list_tokens(context: Context, caller: Caller, limit: Limit = DEFAULT_LIMIT, cursor: Cursor = None) -> Page:
     """One's own tokens (admins: all), without their secrets, a page at a time."""
-    return paginate(context.governance.list_tokens(actor=caller), limit, cursor, render=token_json)
+    return paginate(context.governance.list_tokens(actor=caller.principal), limit, cursor, render=token_json)
 
 
 @router.delete("/tokens/{token_id}", status_code=204, **action("token.revoke"))
 def revoke_token(token_id: int, context: Context, caller: Caller) -> Response:
     """Revoke one of one's tokens (admins: any)."""
-    context.governance.revoke_token(token_id, actor=caller)
+    context.governance.revoke_token(token_id, actor=caller.principal)
     return Response(status_code=204)
 
 

@@ -91,9 +91,7 @@ def _compiled(call: Any) -> Any:
 @router.post("/import", **action("health.cohort.validate"))
 def import_definition(body: DefinitionBody, context: Context, caller: Caller) -> dict[str, Any]:
     """Convert an ATLAS/Circe definition (or a Massalia one) into Massalia JSON."""
-    definition = services.checked_definition(
-        context.governance, caller, parse_definition(body.definition), channel=CHANNEL
-    )
+    definition = services.checked_definition(caller, parse_definition(body.definition))
     return {"definition": definition.model_dump(mode="json", exclude_none=True),
             "definition_hash": definition.definition_hash()}  # fmt: skip
 
@@ -101,7 +99,7 @@ def import_definition(body: DefinitionBody, context: Context, caller: Caller) ->
 @router.post("/validate", **action("health.cohort.validate"))
 def validate(body: DefinitionBody, context: Context, caller: Caller) -> dict[str, Any]:
     """Lint a definition: findings with their JSON path; ``valid`` is false when any is an error."""
-    findings = services.lint_definition(context.governance, caller, parse_definition(body.definition), channel=CHANNEL)
+    findings = services.lint_definition(caller, parse_definition(body.definition))
     return {
         "valid": not any(f.severity == "error" for f in findings),
         "findings": [{"severity": f.severity, "code": f.code, "path": f.path, "message": f.message} for f in findings],
@@ -112,9 +110,7 @@ def validate(body: DefinitionBody, context: Context, caller: Caller) -> dict[str
 def sql(body: SqlBody, context: Context, caller: Caller) -> dict[str, Any]:
     """The SQL the compiler generates for a definition, in a dialect."""
     definition = parse_definition(body.definition)
-    sql_text = _compiled(
-        lambda: services.definition_sql(context.governance, caller, definition, body.dialect, channel=CHANNEL)
-    )
+    sql_text = _compiled(lambda: services.definition_sql(caller, definition, body.dialect))
     return {"dialect": body.dialect, "sql": sql_text}
 
 
@@ -142,8 +138,7 @@ def count(body: CountBody, context: Context, caller: Caller, warehouse: Warehous
     enabled = _enabled(body, definition)
     result = _compiled(
         lambda: research.count(
-            context.governance, warehouse, caller, definition, project_id=body.project_id, enabled=enabled,
-            channel=CHANNEL,
+            caller, warehouse, definition, project_id=body.project_id, enabled=enabled,
         )
     )  # fmt: skip
     return jsonable_encoder(result)
@@ -158,11 +153,7 @@ def attrition(body: CountBody, context: Context, caller: Caller, warehouse: Ware
     from massalia.health import research
 
     definition = parse_definition(body.definition)
-    qualified, rows = _compiled(
-        lambda: research.attrition(
-            context.governance, warehouse, caller, definition, project_id=body.project_id, channel=CHANNEL
-        )
-    )
+    qualified, rows = _compiled(lambda: research.attrition(caller, warehouse, definition, project_id=body.project_id))
     return {"qualified": jsonable_encoder(qualified), "rules": jsonable_encoder(rows), "release": qualified.release}
 
 
@@ -174,8 +165,8 @@ def breakdowns(body: GenerateBody, context: Context, caller: Caller, warehouse: 
     definition = parse_definition(body.definition)
     result = _compiled(
         lambda: research.breakdowns(
-            context.governance, warehouse, caller, definition, cohort_definition_id=body.cohort_id,
-            project_id=body.project_id, channel=CHANNEL,
+            caller, warehouse, definition, cohort_definition_id=body.cohort_id,
+            project_id=body.project_id,
         )
     )  # fmt: skip
     return jsonable_encoder(result)
@@ -194,8 +185,8 @@ def explain(body: ExplainBody, context: Context, caller: Caller, warehouse: Ware
     definition = parse_definition(body.definition)
     result = _compiled(
         lambda: research.explain(
-            context.governance, warehouse, caller, definition, body.person, purpose=body.purpose,
-            project_id=body.project_id, channel=CHANNEL,
+            caller, warehouse, definition, body.person, purpose=body.purpose,
+            project_id=body.project_id,
         )
     )  # fmt: skip
     grant = result.grant
@@ -215,8 +206,8 @@ def generate(body: GenerateBody, context: Context, caller: Caller, warehouse: Wa
     definition = parse_definition(body.definition)
     result = _compiled(
         lambda: research.generate(
-            context.governance, warehouse, caller, definition, cohort_definition_id=body.cohort_id,
-            project_id=body.project_id, channel=CHANNEL,
+            caller, warehouse, definition, cohort_definition_id=body.cohort_id,
+            project_id=body.project_id,
         )
     )  # fmt: skip
     return jsonable_encoder(result)

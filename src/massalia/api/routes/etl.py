@@ -59,7 +59,7 @@ def runs(
 ) -> Page:
     """ETL runs (default: newest first) with status, dates and counts, a page at a time (admins, engineers, DPOs)."""
     start = decode_cursor(cursor)
-    found, total = etl_run_page(context.governance, caller, context.home.metadata_url, offset=start, limit=limit,
+    found, total = etl_run_page(caller, context.home.metadata_url, offset=start, limit=limit,
                                 sort=sort, descending=order == "desc", status=status)  # fmt: skip
     stop = start + len(found)
     return Page(items=[_run(run) for run in found], next=encode_cursor(stop) if stop < total else None, total=total)
@@ -68,7 +68,7 @@ def runs(
 @router.get("/runs/{run_id}", **action("health.etl.read"))
 def run_lineage(run_id: RunId, context: Context, caller: Caller) -> dict[str, Any]:
     """One run's lineage: every input file (path, SHA-256, size, rows read), rows added per table, rejects."""
-    found = etl_run(context.governance, caller, context.home.metadata_url, run_id)
+    found = etl_run(caller, context.home.metadata_url, run_id)
     return {**_run(found), "inputs": found.inputs, "outputs": found.outputs, "rejects": found.rejects}
 
 
@@ -86,7 +86,7 @@ def run_rejects(
     """A run's rejected source rows in file and line order, a bounded page at a time (audited: raw values)."""
     start = decode_cursor(cursor)
     # One row more than asked says whether a next page exists without counting every reject.
-    rows = rejected_rows(context.governance, caller, warehouse, run_id=run_id, site=site, reason=reason,
-                         limit=limit + 1, offset=start, channel=CHANNEL)  # fmt: skip
+    rows = rejected_rows(caller, warehouse, run_id=run_id, site=site, reason=reason,
+                         limit=limit + 1, offset=start)  # fmt: skip
     page = [{key: json_value(value) for key, value in row.items()} for row in rows[:limit]]
     return Page(items=page, next=encode_cursor(start + limit) if len(rows) > limit else None, total=None)

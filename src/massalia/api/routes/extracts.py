@@ -50,8 +50,8 @@ def create_extract(
     out_dir = _extracts_dir(context, project_id) / extract_id
     try:
         result = research.create_extract(
-            context.governance, warehouse, caller, project_id, out_dir=out_dir, fmt=body.format,
-            cohort_definition_id=body.cohort_id, k_min=body.k_min, on_low_k=body.on_low_k, channel="api",
+            caller, warehouse, project_id, out_dir=out_dir, fmt=body.format,
+            cohort_definition_id=body.cohort_id, k_min=body.k_min, on_low_k=body.on_low_k,
         )  # fmt: skip
     except ExtractNotReadyError as error:  # an unbuilt mart or ungenerated cohort: the state conflicts (docs/api.md)
         raise ApiError(409, "conflict", f"The extract cannot be built yet: {error}") from None
@@ -69,9 +69,7 @@ def list_extracts(
     project_id: int, context: Context, caller: Caller, limit: Limit = DEFAULT_LIMIT, cursor: Cursor = None
 ) -> Page:
     """The project's extracts and their files, oldest first, a page at a time."""
-    found = services.list_extracts(
-        context.governance, caller, project_id, _extracts_dir(context, project_id), channel="api"
-    )
+    found = services.list_extracts(caller, project_id, _extracts_dir(context, project_id))
     return paginate(found, limit, cursor, render=lambda p: {
         "extract_id": p.name, "files": sorted(f.name for f in p.iterdir() if f.is_file())})  # fmt: skip
 
@@ -79,7 +77,5 @@ def list_extracts(
 @router.get("/{extract_id}/files/{name}", response_class=FileResponse, **action("health.extract.create"))
 def download(project_id: int, extract_id: str, name: str, context: Context, caller: Caller) -> FileResponse:
     """Download one file of an extract (audited)."""
-    path = services.extract_file(
-        context.governance, caller, project_id, _extracts_dir(context, project_id), extract_id, name, channel="api"
-    )
+    path = services.extract_file(caller, project_id, _extracts_dir(context, project_id), extract_id, name)
     return FileResponse(path, filename=name, media_type="application/octet-stream")

@@ -42,7 +42,7 @@ def variables(context: Context, caller: Caller) -> list[dict[str, Any]]:
 
     fields = ("name", "label_en", "label_fr", "type", "values", "unit", "group", "definition", "disclosure",
               "date_grain")  # fmt: skip
-    found = mart_variables(context.governance, caller, channel="api")
+    found = mart_variables(caller)
     return [jsonable_encoder(variable.model_dump(include=set(fields))) for variable in found]
 
 
@@ -57,9 +57,7 @@ def count(body: MartCountBody, context: Context, caller: Caller, warehouse: Ware
     from massalia.health import research
 
     with _mart_errors():
-        result = research.mart_count(
-            context.governance, warehouse, caller, body.filters, project_id=body.project_id, channel="api"
-        )
+        result = research.mart_count(caller, warehouse, body.filters, project_id=body.project_id)
     return jsonable_encoder(result)
 
 
@@ -72,9 +70,7 @@ def breakdown(body: MartBreakdownBody, context: Context, caller: Caller, warehou
     from massalia.health import research
 
     with _mart_errors():
-        result = research.mart_breakdown(
-            context.governance, warehouse, caller, body.filters, body.by, project_id=body.project_id, channel="api"
-        )
+        result = research.mart_breakdown(caller, warehouse, body.filters, body.by, project_id=body.project_id)
     return {"variable": result.variable, "total": result.total, "total_shown": result.total_shown,
             "release": result.release,
             "cells": [{"value": value, "count": count, "shown": result.shown[value]}
@@ -99,8 +95,8 @@ def dashboard(body: MartDashboardBody, context: Context, caller: Caller, warehou
     release per breakdown; the same answer again costs nothing).
     """
     with _mart_errors():
-        return cohort_dashboard(context.governance, warehouse, caller, body.filters, project_id=body.project_id,
-                                panels=body.panels, channel="api")  # fmt: skip
+        return cohort_dashboard(caller, warehouse, body.filters, project_id=body.project_id,
+                                panels=body.panels)  # fmt: skip
 
 
 @router.post("/build", **action("health.mart.build"))
@@ -109,7 +105,7 @@ def build(context: Context, caller: Caller, warehouse: Warehouse) -> Any:
     from massalia.health import research
 
     with _mart_errors():
-        result = research.mart_build(context.governance, warehouse, caller, channel="api")
+        result = research.mart_build(caller, warehouse)
     return jsonable_encoder(result)
 
 

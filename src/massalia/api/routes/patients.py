@@ -70,8 +70,7 @@ def view(body: PatientViewBody, context: Context, caller: Caller, warehouse: War
     from massalia.health import research
 
     result = research.patient_view(
-        context.governance, warehouse, caller, body.person, purpose=body.purpose, project_id=body.project_id,
-        channel=CHANNEL,
+        caller, warehouse, body.person, purpose=body.purpose, project_id=body.project_id,
     )  # fmt: skip
     return PatientViewOut(
         person=result.person,
@@ -102,8 +101,8 @@ def timeline(body: TimelineBody, context: Context, caller: Caller, warehouse: Wa
     date order. Documents carry their text only with ``with_text`` for a clinician of the patient's own site.
     """
     result = patient_timeline(
-        context.governance, warehouse, caller, body.person, purpose=body.purpose, project_id=body.project_id,
-        kinds=body.kinds, with_text=body.with_text, channel=CHANNEL,
+        caller, warehouse, body.person, purpose=body.purpose, project_id=body.project_id,
+        kinds=body.kinds, with_text=body.with_text,
     )  # fmt: skip
     events = result.events if body.order == "asc" else result.events[::-1]
     page = paginate(events, body.limit, body.cursor)

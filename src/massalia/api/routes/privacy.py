@@ -25,4 +25,4 @@ def budget_json(budget: Budget) -> dict[str, Any]:
 @router.get("/privacy-budget", **action("privacy.budget"))
 def my_privacy_budget(context: Context, caller: Caller) -> dict[str, Any]:
     """The caller's privacy budget for the current period: total, spent, remaining, releases, lockout."""
-    return budget_json(privacy_budget(context.governance, caller, channel="api"))
+    return budget_json(privacy_budget(caller))

@@ -98,7 +98,7 @@ def request_json(request: AccessRequest) -> dict[str, Any]:
 @router.get("/projects", response_model=Page, **action("project.list"))
 def list_projects(context: Context, caller: Caller, limit: Limit = DEFAULT_LIMIT, cursor: Cursor = None) -> Page:
     """Projects the caller may see (admins and DPOs: all; others: their own), a page at a time."""
-    return paginate(context.governance.list_projects(actor=caller), limit, cursor, render=project_json)
+    return paginate(context.governance.list_projects(actor=caller.principal), limit, cursor, render=project_json)
 
 
 def _domain_part_hash(request: Request, part: str, raw: dict[str, Any] | None) -> str | None:
@@ -126,7 +126,12 @@ def create_project(body: ProjectBody, context: Context, caller: Caller, request:
         period_start=body.scope.period_start, period_end=body.scope.period_end,
     )  # fmt: skip
     project = context.governance.create_project(
-        body.title, body.purpose, scope=scope, access_level=body.access_level, expires=body.expires, actor=caller
+        body.title,
+        body.purpose,
+        scope=scope,
+        access_level=body.access_level,
+        expires=body.expires,
+        actor=caller.principal,
     )
     return project_json(project)
 
@@ -134,7 +139,7 @@ def create_project(body: ProjectBody, context: Context, caller: Caller, request:
 @router.get("/projects/{project_id}", **action("project.read"))
 def get_project(project_id: int, context: Context, caller: Caller) -> dict[str, Any]:
     """One project (members, admins and DPOs)."""
-    return project_json(context.governance.get_project(project_id, actor=caller))
+    return project_json(context.governance.get_project(project_id, actor=caller.principal))
 
 
 @router.post("/projects/{project_id}/members", **action("project.add_member"))
@@ -143,40 +148,44 @@ def add_member(project_id: int, body: MemberBody, context: Context, caller: Call
 
     Once a request is filed or approved the new member is ``pending``: no data access until a DPO approves.
     """
-    return project_json(context.governance.add_member(project_id, body.username, actor=caller))
+    return project_json(context.governance.add_member(project_id, body.username, actor=caller.principal))
 
 
 @router.post("/projects/{project_id}/members/{username}/approval", **action("project.approve_member"))
 def approve_member(project_id: int, username: Username, context: Context, caller: Caller) -> dict[str, Any]:
     """Approve a pending member (a DPO who is neither a member nor the one who added them)."""
-    return project_json(context.governance.approve_member(project_id, username, actor=caller))
+    return project_json(context.governance.approve_member(project_id, username, actor=caller.principal))
 
 
 @router.delete("/projects/{project_id}/members/{username}", **action("project.remove_member"))
 def remove_member(project_id: int, username: Username, context: Context, caller: Caller) -> dict[str, Any]:
     """Remove a member (the owner, a DPO, an admin, or the member leaving); their access ends at once."""
-    return project_json(context.governance.remove_member(project_id, username, actor=caller))
+    return project_json(context.governance.remove_member(project_id, username, actor=caller.principal))
 
 
 @router.post("/projects/{project_id}/requests", status_code=201, **action("request.file"))
 def file_request(project_id: int, body: RequestBody, context: Context, caller: Caller) -> dict[str, Any]:
     """File an access request for a project (members)."""
-    return request_json(context.governance.file_request(project_id, actor=caller, justification=body.justification))
+    return request_json(
+        context.governance.file_request(project_id, actor=caller.principal, justification=body.justification)
+    )
 
 
 @router.get("/requests", response_model=Page, **action("request.list"))
 def list_requests(context: Context, caller: Caller, limit: Limit = DEFAULT_LIMIT, cursor: Cursor = None) -> Page:
     """Access requests the caller may see (DPOs and admins: all; others: their projects')."""
-    return paginate(context.governance.list_requests(actor=caller), limit, cursor, render=request_json)
+    return paginate(context.governance.list_requests(actor=caller.principal), limit, cursor, render=request_json)
 
 
 @router.post("/requests/{request_id}/decision", **action("request.decide"))
 def decide_request(request_id: int, body: DecisionBody, context: Context, caller: Caller) -> dict[str, Any]:
     """Approve or reject an access request (DPOs only); approval opens the project's data access."""
-    return request_json(context.governance.decide_request(request_id, body.approve, body.reason, actor=caller))
+    return request_json(
+        context.governance.decide_request(request_id, body.approve, body.reason, actor=caller.principal)
+    )
 
 
 @router.post("/requests/{request_id}/revocation", **action("request.revoke"))
 def revoke_request(request_id: int, body: RevocationBody, context: Context, caller: Caller) -> dict[str, Any]:
     """Revoke an approved request (DPOs, never for their own project); the project loses data access at once."""
-    return request_json(context.governance.revoke_request(request_id, body.reason, actor=caller))
+    return request_json(context.governance.revoke_request(request_id, body.reason, actor=caller.principal))

@@ -14,7 +14,8 @@ from fastapi import APIRouter, Query
 from massalia.api.deps import Caller, Context, action
 from massalia.api.errors import ApiError
 from massalia.api.pagination import DEFAULT_LIMIT, Cursor, Limit, Page, paginate
-from massalia.governance import AccessDenied, Principal
+from massalia.governance import AccessDenied
+from massalia.governance import Caller as ServiceCaller
 from massalia.governance.disclosure import coarsen_count
 from massalia.health.services import quality_report, quality_runs
 
@@ -24,10 +25,10 @@ Status = Literal["passed", "failed", "not_applicable", "error"]
 RunSort = Literal["started_at", "pass_rate"]
 
 
-def _load_report(context: Context, caller: Principal) -> dict[str, Any]:
+def _load_report(context: Context, caller: ServiceCaller) -> dict[str, Any]:
     """The latest report through the guarded service (``health.quality.read``); unreadable is a 409."""
     try:
-        return quality_report(context.governance, caller, context.home.reports, channel="api")
+        return quality_report(caller, context.home.reports)
     except AccessDenied:  # a PermissionError, hence an OSError: a refusal stays a refusal
         raise
     except (OSError, ValueError) as error:  # json.JSONDecodeError is a ValueError
@@ -79,7 +80,7 @@ def runs(
 ) -> Page:
     """Every quality run's summary (per status, Kahn category, severity) and its trend since the previous run."""
     try:
-        found = quality_runs(context.governance, caller, context.home.reports, channel="api")
+        found = quality_runs(caller, context.home.reports)
     except AccessDenied:  # a PermissionError, hence an OSError: a refusal stays a refusal
         raise
     except (OSError, ValueError) as error:

@@ -68,8 +68,8 @@ def _saved(saved: SavedCohort) -> dict[str, Any]:
 def save(project_id: ProjectId, body: SaveBody, context: Context, caller: Caller) -> dict[str, Any]:
     """Save a cohort definition in the project as version 1, private to its author until shared (members)."""
     definition = parse_definition(body.definition)
-    saved = saved_cohorts.save_definition(context.governance, caller, context.home.metadata_url, project_id,
-                                          body.name, definition, note=body.note, channel=CHANNEL)  # fmt: skip
+    saved = saved_cohorts.save_definition(caller, context.home.metadata_url, project_id,
+                                          body.name, definition, note=body.note)  # fmt: skip
     return _saved(saved)
 
 
@@ -85,9 +85,8 @@ def list_saved(
 ) -> Page:
     """The project's saved cohorts the caller sees (their own and the shared ones), a page at a time."""
     start = decode_cursor(cursor)
-    found, total = saved_cohorts.list_definitions(context.governance, caller, context.home.metadata_url, project_id,
-                                                  sort=sort, descending=order == "desc", offset=start, limit=limit,
-                                                  channel=CHANNEL)  # fmt: skip
+    found, total = saved_cohorts.list_definitions(caller, context.home.metadata_url, project_id, sort=sort,
+                                                  descending=order == "desc", offset=start, limit=limit)  # fmt: skip
     stop = start + len(found)
     return Page(items=[_saved(s) for s in found], next=encode_cursor(stop) if stop < total else None, total=total)
 
@@ -101,8 +100,8 @@ def get_saved(
     version: Annotated[int | None, Query(ge=1, le=2**31 - 1, description="Default: the newest.")] = None,
 ) -> dict[str, Any]:
     """A saved cohort, its versions (hash, author, date, note) and one version's definition (default: newest)."""
-    saved, chosen = saved_cohorts.get_definition(context.governance, caller, context.home.metadata_url, project_id,
-                                                 cohort_id, version=version, channel=CHANNEL)  # fmt: skip
+    saved, chosen = saved_cohorts.get_definition(caller, context.home.metadata_url, project_id,
+                                                 cohort_id, version=version)  # fmt: skip
     return {**_saved(saved), "version": _version(chosen)}
 
 
@@ -117,8 +116,8 @@ def new_version(
 ) -> dict[str, Any]:
     """Add a version (201); a definition identical to the newest version adds none (200, ``added: false``)."""
     definition = parse_definition(body.definition)
-    saved, added = saved_cohorts.add_version(context.governance, caller, context.home.metadata_url, project_id,
-                                             cohort_id, definition, note=body.note, channel=CHANNEL)  # fmt: skip
+    saved, added = saved_cohorts.add_version(caller, context.home.metadata_url, project_id,
+                                             cohort_id, definition, note=body.note)  # fmt: skip
     response.status_code = 201 if added else 200
     return {**_saved(saved), "added": added}
 
@@ -128,6 +127,6 @@ def sharing(
     project_id: ProjectId, cohort_id: SavedId, body: ShareBody, context: Context, caller: Caller
 ) -> dict[str, Any]:
     """Share the saved cohort with the project's members, or take it back (its author only)."""
-    saved = saved_cohorts.share_definition(context.governance, caller, context.home.metadata_url, project_id,
-                                           cohort_id, body.shared, channel=CHANNEL)  # fmt: skip
+    saved = saved_cohorts.share_definition(caller, context.home.metadata_url, project_id,
+                                           cohort_id, body.shared)  # fmt: skip
     return _saved(saved)

@@ -41,14 +41,14 @@ def user_json(user: UserInfo) -> dict[str, Any]:
 @router.get("", response_model=Page, **action("user.list"))
 def list_users(context: Context, caller: Caller, limit: Limit = DEFAULT_LIMIT, cursor: Cursor = None) -> Page:
     """User accounts (admins and DPOs), a page at a time."""
-    return paginate(context.governance.list_users(actor=caller), limit, cursor, render=user_json)
+    return paginate(context.governance.list_users(actor=caller.principal), limit, cursor, render=user_json)
 
 
 @router.post("", status_code=201, **action("user.create"))
 def create_user(body: UserBody, context: Context, caller: Caller) -> dict[str, Any]:
     """Create a local account (admins)."""
     principal = context.governance.create_user(
-        body.username, body.password, roles=body.roles, site=body.site, actor=caller, email=body.email,
+        body.username, body.password, roles=body.roles, site=body.site, actor=caller.principal, email=body.email,
         display_name=body.display_name,
     )  # fmt: skip
     return {"username": principal.subject, "roles": sorted(r.value for r in principal.roles), "site": principal.site}
@@ -66,19 +66,19 @@ class RolesBody(BaseModel):
 @router.post("/{username}/disable", **action("user.disable"))
 def disable_user(username: Username, context: Context, caller: Caller) -> dict[str, Any]:
     """Disable an account (admins, never their own): its password, tokens and open sessions stop working."""
-    context.governance.set_disabled(username, True, actor=caller)
+    context.governance.set_disabled(username, True, actor=caller.principal)
     return {"username": username, "disabled": True}
 
 
 @router.post("/{username}/enable", **action("user.disable"))
 def enable_user(username: Username, context: Context, caller: Caller) -> dict[str, Any]:
     """Re-enable a disabled account (admins, never their own); its old sessions stay ended."""
-    context.governance.set_disabled(username, False, actor=caller)
+    context.governance.set_disabled(username, False, actor=caller.principal)
     return {"username": username, "disabled": False}
 
 
 @router.put("/{username}/roles", **action("user.set_roles"))
 def set_roles(username: Username, body: RolesBody, context: Context, caller: Caller) -> dict[str, Any]:
     """Replace an account's roles (admins, never their own); its open sessions end."""
-    principal = context.governance.set_roles(username, body.roles, actor=caller)
+    principal = context.governance.set_roles(username, body.roles, actor=caller.principal)
     return {"username": principal.subject, "roles": sorted(r.value for r in principal.roles), "site": principal.site}

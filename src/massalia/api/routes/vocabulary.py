@@ -41,7 +41,7 @@ def concepts(
     search = ConceptSearch(text=q, domain=domain, vocabulary=vocabulary, concept_class=concept_class,
                            standard_only=standard, sort=sort, descending=order == "desc", offset=start,
                            limit=limit)  # fmt: skip
-    found = search_concepts(context.governance, warehouse, caller, search, channel=CHANNEL)
+    found = search_concepts(caller, warehouse, search)
     stop = start + len(found.items)
     return Page(items=found.items, next=encode_cursor(stop) if stop < found.total else None, total=found.total)
 
@@ -55,6 +55,6 @@ def concept(
     limit: Annotated[int, Query(ge=1, le=500, description="Most ancestors, descendants, relationships.")] = 100,
 ) -> dict[str, Any]:
     """One concept, its ancestors and descendants (closest first) and its relationships (mappings first)."""
-    detail = concept_detail(context.governance, warehouse, caller, concept_id, limit=limit, channel=CHANNEL)
+    detail = concept_detail(caller, warehouse, concept_id, limit=limit)
     return {"concept": detail.concept, "ancestors": detail.ancestors, "descendants": detail.descendants,
             "relationships": detail.relationships, "totals": detail.totals}  # fmt: skip

@@ -20,7 +20,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from massalia.engine import Engine
-from massalia.governance import Governance, Principal
+from massalia.governance import Caller
 from massalia.health.analytics.requests import CompareRequest, SurvivalRequest
 
 
@@ -34,24 +34,20 @@ class Analysis:
     run: Callable[..., dict[str, Any]]
 
 
-def run_survival(
-    gov: Governance, engine: Engine, principal: Principal, request: SurvivalRequest, *, channel: str | None = None
-) -> dict[str, Any]:
+def run_survival(caller: Caller, engine: Engine, request: SurvivalRequest) -> dict[str, Any]:
     """The guarded survival analysis (:func:`massalia.health.analytics.service.run_survival`)."""
     # start-up: the estimators' libraries take seconds to import; loaded when an analysis first runs
     from massalia.health.analytics import service
 
-    return service.run_survival(gov, engine, principal, request, channel=channel)
+    return service.run_survival(caller, engine, request)
 
 
-def run_compare(
-    gov: Governance, engine: Engine, principal: Principal, request: CompareRequest, *, channel: str | None = None
-) -> dict[str, Any]:
+def run_compare(caller: Caller, engine: Engine, request: CompareRequest) -> dict[str, Any]:
     """The guarded treatment comparison (:func:`massalia.health.analytics.service.run_compare`)."""
     # start-up: the estimators' libraries take seconds to import; loaded when an analysis first runs
     from massalia.health.analytics import service
 
-    return service.run_compare(gov, engine, principal, request, channel=channel)
+    return service.run_compare(caller, engine, request)
 
 
 ANALYSES: tuple[Analysis, ...] = (

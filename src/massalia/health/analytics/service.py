@@ -30,7 +30,7 @@ from sqlglot import exp
 
 import massalia
 from massalia.engine import Engine
-from massalia.governance import AccessDenied, Governance, InvalidRequest, Principal
+from massalia.governance import AccessDenied, Caller, InvalidRequest
 from massalia.governance.disclosure import settings_from_env
 from massalia.health.analytics import survival
 from massalia.health.analytics.design import baseline_covariates, covariate_matrix
@@ -62,29 +62,26 @@ def _variables_of(spec: FilterSpec) -> set[str]:
     return {clause.variable for clause in spec.all} | {c.variable for group in spec.any_of for c in group}
 
 
-def _authorize(
-    gov: Governance, principal: Principal, analysis: str, request: AnalysisRequest, channel: str | None
-) -> None:
+def _authorize(caller: Caller, analysis: str, request: AnalysisRequest) -> None:
     """The rights check (audited before any row is read); a refusal says what is needed."""
     resource = {"analysis": analysis, "request_hash": _digest(request.model_dump(mode="json"))}
     try:
-        gov.authorize(principal, ACTION, project_id=request.project_id,
-                      detail={"resource": resource, "channel": channel})  # fmt: skip
+        caller.authorize(ACTION, project_id=request.project_id,
+                         detail={"resource": resource, "channel": caller.channel})  # fmt: skip
     except AccessDenied as denied:
         raise AccessDenied(ACTION, f"{denied.reason}; {REFUSAL}") from None
 
 
 def _rows(
-    gov: Governance,
+    caller: Caller,
     engine: Engine,
-    principal: Principal,
     request: AnalysisRequest,
     variables: Sequence[str],
     arms: dict[str, FilterSpec] | None = None,
 ) -> tuple[pd.DataFrame, FilterSpec]:
     """The mart rows of the project's scope matching the request's filters, with ``variables`` (and arm flags)."""
     used = set(variables) | {v for spec in (arms or {}).values() for v in _variables_of(spec)}
-    spec, restrict = _check_mart_scope(gov, engine, principal, ACTION, request.filters, request.project_id,
+    spec, restrict = _check_mart_scope(caller, engine, ACTION, request.filters, request.project_id,
                                        extra_variables=sorted(used))  # fmt: skip
     try:
         condition = compile_filter(spec, table=MART_ALIAS)
@@ -151,24 +148,22 @@ def _check_variables(names: Sequence[str]) -> None:
             raise InvalidRequest(str(error.args[0])) from None
 
 
-def run_survival(
-    gov: Governance, engine: Engine, principal: Principal, request: SurvivalRequest, *, channel: str | None = None
-) -> dict[str, Any]:
+def run_survival(caller: Caller, engine: Engine, request: SurvivalRequest) -> dict[str, Any]:
     """Kaplan–Meier (overall and by group), log-rank (stratified when asked), a Cox model, and cumulative incidence.
 
     Examples
     --------
-    >>> run_survival(gov, engine, rita, SurvivalRequest(project_id=1, group_by="stage_group"))  # doctest: +SKIP
+    >>> run_survival(Caller(rita, gov), engine, SurvivalRequest(project_id=1, group_by="stage_group"))  # doctest: +SKIP
     {'analysis': 'survival', 'km': {...}, 'logrank': {...}, 'cox': {...}, 'provenance': {...}}
     """
-    _authorize(gov, principal, "survival", request, channel)
+    _authorize(caller, "survival", request)
     endpoint = ENDPOINTS[request.endpoint]
     if request.competing_risks and endpoint.competing is None:
         raise InvalidRequest(f"endpoint {endpoint.name!r} has no competing event: use relapse or second_cancer")
     extra = [name for name in (request.group_by, request.strata) if name]
     _check_variables([*extra, *request.covariates, *request.categorical])
     variables = [*endpoint.variables, *extra, *request.covariates]
-    frame, spec = _rows(gov, engine, principal, request, variables)
+    frame, spec = _rows(caller, engine, request, variables)
     threshold = _threshold()
     time, event = endpoint.time_event(frame)
     keep = ~np.isnan(time)
@@ -232,9 +227,7 @@ def _cox(
     }
 
 
-def run_compare(
-    gov: Governance, engine: Engine, principal: Principal, request: CompareRequest, *, channel: str | None = None
-) -> dict[str, Any]:
+def run_compare(caller: Caller, engine: Engine, request: CompareRequest) -> dict[str, Any]:
     """Treated versus comparator within the population, by propensity-score matching and weighting.
 
     Balance, adjusted KM and HR, negative controls with empirical calibration, and the assumptions in
@@ -242,10 +235,11 @@ def run_compare(
 
     Examples
     --------
-    >>> run_compare(gov, engine, rita, CompareRequest(project_id=1, treated=..., comparator=...))  # doctest: +SKIP
+    >>> request = CompareRequest(project_id=1, treated=..., comparator=...)  # doctest: +SKIP
+    >>> run_compare(Caller(rita, gov), engine, request)  # doctest: +SKIP
     {'analysis': 'compare', 'hazard_ratios': {'naive': ..., 'matched': ..., 'ipw': ...}, ...}
     """
-    _authorize(gov, principal, "compare", request, channel)
+    _authorize(caller, "compare", request)
     catalogue = load_catalogue()
     endpoint = ENDPOINTS[request.endpoint]
     names = request.covariates if request.covariates is not None else None
@@ -253,10 +247,10 @@ def run_compare(
     controls = [ENDPOINTS[name] for name in request.negative_controls]
     outcome_variables = {v for item in (endpoint, *controls) for v in item.variables}
     if names is None:
-        from_scope = gov.project_scope(request.project_id).variables
+        from_scope = caller.governance.project_scope(request.project_id).variables
         names = baseline_covariates(catalogue, from_scope)
     arms = {"treated": request.treated, "comparator": request.comparator}
-    frame, spec = _rows(gov, engine, principal, request, [*outcome_variables, *names], arms)
+    frame, spec = _rows(caller, engine, request, [*outcome_variables, *names], arms)
     threshold = _threshold()
     both = frame["_arm_treated"].astype(bool) & frame["_arm_comparator"].astype(bool)
     either = frame["_arm_treated"].astype(bool) | frame["_arm_comparator"].astype(bool)

@@ -10,7 +10,7 @@ reading them is an audited action, and the filters asked for go into the audit e
 Examples
 --------
 >>> from massalia.governance import operator_principal  # doctest: +SKIP
->>> runs = etl_runs(gov, operator_principal(), home.metadata_url, limit=5)  # doctest: +SKIP
+>>> runs = etl_runs(Caller(operator_principal(), gov), home.metadata_url, limit=5)  # doctest: +SKIP
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from massalia.engine import Engine
-from massalia.governance import Governance, InvalidRequest, NotFound, Principal
+from massalia.governance import Caller, InvalidRequest, NotFound
 from massalia.health.etl.api import EtlReport, count_runs, get_run, list_runs, run_etl, show_rejects
 from massalia.health.omop.athena import load_athena
 from massalia.health.omop.omop_csv import OmopCsvError, load_omop_csv
@@ -49,15 +49,13 @@ def _channel(channel: str | None) -> dict[str, Any]:
 
 
 def load_sources(
-    gov: Governance,
-    principal: Principal,
+    caller: Caller,
     warehouse: Engine,
     folder: Path,
     *,
     sites: Sequence[str] | None = None,
     metadata_url: str | None = None,
     progress: Progress | None = None,
-    channel: str | None = None,
 ) -> EtlReport:
     """Run the ETL from ``folder`` into ``warehouse`` (``health.etl.run``, checked before the folder is looked at).
 
@@ -66,40 +64,40 @@ def load_sources(
     InvalidRequest
         ``folder`` is not a folder.
     """
-    gov.authorize(principal, "health.etl.run", detail={"resource": {"folder": str(folder), "sites": list(sites or [])},
-                                                **_channel(channel)})  # fmt: skip
+    caller.authorize("health.etl.run", detail={"resource": {"folder": str(folder), "sites": list(sites or [])},
+                                                **_channel(caller.channel)})  # fmt: skip
     if not folder.is_dir():
         raise InvalidRequest(f"no source folder at {folder}: run `massalia generate` or pass a folder")
     return run_etl(warehouse, folder, sites=sites, metadata_url=metadata_url, progress=progress)
 
 
-def create_warehouse(gov: Governance, principal: Principal, warehouse: Engine) -> tuple[int, int, int]:
+def create_warehouse(caller: Caller, warehouse: Engine) -> tuple[int, int, int]:
     """Create the empty CDM tables, the demo vocabulary and the indexes (``health.etl.run``).
 
     Returns the number of tables created, vocabulary rows loaded and indexes created.
     """
-    gov.authorize(principal, "health.etl.run", detail={"resource": {"step": "init"}})
+    caller.authorize("health.etl.run", detail={"resource": {"step": "init"}})
     created = create_cdm_schema(warehouse)
     vocabulary = load_demo_vocabulary(warehouse)
     indexes = create_cdm_indexes(warehouse)
     return len(created), sum(vocabulary.values()), indexes
 
 
-def generate_sources(gov: Governance, principal: Principal, target: Path, patients: int, **options: Any) -> Any:
+def generate_sources(caller: Caller, target: Path, patients: int, **options: Any) -> Any:
     """Write synthetic site extracts under ``target`` (``health.etl.run``: they are the ETL's input)."""
     # Imported here for CLI start-up only (the generator costs ~55 ms and most commands never generate).
     from massalia.health.synth import generate
 
-    gov.authorize(principal, "health.etl.run", detail={"resource": {"step": "generate", "patients": int(patients),
+    caller.authorize("health.etl.run", detail={"resource": {"step": "generate", "patients": int(patients),
                                                              "folder": str(target)}})  # fmt: skip
     return generate(target, patients, **options)
 
 
 def load_athena_vocabulary(
-    gov: Governance, principal: Principal, warehouse: Engine, folder: Path, *, progress: Progress | None = None
+    caller: Caller, warehouse: Engine, folder: Path, *, progress: Progress | None = None
 ) -> dict[str, int]:
     """Load an Athena vocabulary download (``health.etl.run``)."""
-    gov.authorize(principal, "health.etl.run", detail={"resource": {"athena": str(folder)}})
+    caller.authorize("health.etl.run", detail={"resource": {"athena": str(folder)}})
     if not folder.is_dir():
         raise InvalidRequest(f"{folder} is not a folder")
     tasks: dict[str, TaskID] = {}
@@ -130,25 +128,24 @@ def _rows_per_table(progress: Progress, tasks: dict[str, TaskID]) -> Callable[[s
     return update
 
 
-def load_cdm_csv(gov: Governance, principal: Principal, warehouse: Engine, source: Path) -> dict[str, int]:
+def load_cdm_csv(caller: Caller, warehouse: Engine, source: Path) -> dict[str, int]:
     """Load a foreign OMOP CDM CSV export (``health.etl.run``)."""
-    gov.authorize(principal, "health.etl.run", detail={"resource": {"omop_csv": str(source)}})
+    caller.authorize("health.etl.run", detail={"resource": {"omop_csv": str(source)}})
     if not source.exists():
         raise InvalidRequest(f"{source} does not exist")
     return load_omop_csv(warehouse, source)
 
 
-def etl_runs(gov: Governance, principal: Principal, metadata_url: str, *, limit: int = 20) -> list[RunSummary]:
+def etl_runs(caller: Caller, metadata_url: str, *, limit: int = 20) -> list[RunSummary]:
     """The most recent ETL runs, newest first (``health.etl.read``)."""
     if not 1 <= limit <= MAX_RUNS:
         raise InvalidRequest(f"limit must be 1 to {MAX_RUNS}, got {limit}")
-    gov.authorize(principal, "health.etl.read")
+    caller.authorize("health.etl.read")
     return list_runs(metadata_url, limit=limit)
 
 
 def etl_run_page(
-    gov: Governance,
-    principal: Principal,
+    caller: Caller,
     metadata_url: str,
     *,
     offset: int = 0,
@@ -165,12 +162,12 @@ def etl_run_page(
     if sort not in RUN_SORTS:
         raise InvalidRequest(f"sort must be one of {', '.join(RUN_SORTS)}, got {sort!r}")
     _bounded(status, "status")
-    gov.authorize(principal, "health.etl.read")
+    caller.authorize("health.etl.read")
     runs = list_runs(metadata_url, limit=limit, offset=offset, sort=sort, descending=descending, status=status)
     return runs, count_runs(metadata_url, status=status)
 
 
-def etl_run(gov: Governance, principal: Principal, metadata_url: str, run_id: str) -> RunSummary:
+def etl_run(caller: Caller, metadata_url: str, run_id: str) -> RunSummary:
     """One run's lineage (``health.etl.read``, checked before the run is looked up).
 
     Raises
@@ -179,22 +176,21 @@ def etl_run(gov: Governance, principal: Principal, metadata_url: str, run_id: st
         No run ``run_id``.
     """
     _bounded(run_id, "run id")
-    gov.authorize(principal, "health.etl.read")
+    caller.authorize("health.etl.read")
     try:
         return get_run(run_id, metadata_url)
     except KeyError:
         raise NotFound(f"no ETL run {run_id!r}") from None
 
 
-def warehouse_tables(gov: Governance, principal: Principal, warehouse: Engine) -> list[tuple[str, int]]:
+def warehouse_tables(caller: Caller, warehouse: Engine) -> list[tuple[str, int]]:
     """Every warehouse table with its row count (``health.etl.read``)."""
-    gov.authorize(principal, "health.etl.read")
+    caller.authorize("health.etl.read")
     return [(name, warehouse.row_count(name)) for name in warehouse.list_tables()]
 
 
 def rejected_rows(
-    gov: Governance,
-    principal: Principal,
+    caller: Caller,
     warehouse: Engine,
     *,
     run_id: str | None = None,
@@ -202,7 +198,6 @@ def rejected_rows(
     reason: str | None = None,
     limit: int = 50,
     offset: int = 0,
-    channel: str | None = None,
 ) -> list[dict[str, Any]]:
     """Rejected source rows with their raw values (``health.etl.rejects``: restricted and audited).
 
@@ -215,7 +210,7 @@ def rejected_rows(
         raise InvalidRequest(f"offset must be 0 to {MAX_OFFSET}, got {offset}")
     filters = {"run_id": _bounded(run_id, "run id"), "site": _bounded(site, "site"),
                "reason": _bounded(reason, "reason"), "limit": limit, "offset": offset}  # fmt: skip
-    gov.authorize(principal, "health.etl.rejects", detail={"resource": filters, **_channel(channel)})
+    caller.authorize("health.etl.rejects", detail={"resource": filters, **_channel(caller.channel)})
     if not warehouse.table_exists("etl_reject"):
         return []
     return show_rejects(warehouse, run_id=run_id, site=site, reason=reason, limit=limit, offset=offset)

@@ -5,7 +5,7 @@ What ``massalia quality`` and ``massalia demo`` call; the rights check is the go
 
 Examples
 --------
->>> report = run_quality_checks(gov, principal, warehouse, out_dir=home.reports)  # doctest: +SKIP
+>>> report = run_quality_checks(caller, warehouse, out_dir=home.reports)  # doctest: +SKIP
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from massalia.engine import Engine
-from massalia.governance import Governance, InvalidRequest, Principal
+from massalia.governance import Caller, InvalidRequest
 from massalia.health.quality.runner import run_quality
 from massalia.quality.report import QualityReport
 
@@ -26,8 +26,7 @@ MAX_CHECK_NAMES = 1000
 
 
 def run_quality_checks(
-    gov: Governance,
-    principal: Principal,
+    caller: Caller,
     warehouse: Engine,
     *,
     out_dir: Path | None = None,
@@ -37,5 +36,5 @@ def run_quality_checks(
     """Run the data-quality checks on ``warehouse`` (``health.quality.run``), writing the reports to ``out_dir``."""
     if checks is not None and len(checks) > MAX_CHECK_NAMES:
         raise InvalidRequest(f"at most {MAX_CHECK_NAMES} check names, got {len(checks)}")
-    gov.authorize(principal, "health.quality.run", detail={"resource": {"checks": sorted(checks) if checks else None}})
+    caller.authorize("health.quality.run", detail={"resource": {"checks": sorted(checks) if checks else None}})
     return run_quality(warehouse, out_dir=out_dir, checks=checks, progress=progress)
