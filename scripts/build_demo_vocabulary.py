@@ -662,6 +662,38 @@ CDM_VERSION_CONCEPT = ("756265", "OMOP CDM Version 5.4.0", "CDM v5.4.0")
 """cdm_source.cdm_version_concept_id of CDM v5.4: the id Eunomia's Synthea27Nj CDM_SOURCE.csv uses for 5.4."""
 
 
+DPD_RTC = "OHDSI/Vocabulary-v5.0@df87b017 DPD/manual_work/prev_RTC.txt"
+"""A released relationship_to_concept table (source code -> OMOP concept id, code, name, class)."""
+
+ATC_5TH: tuple[tuple[str, str, str], ...] = (
+    # (ATC code, name, concept id) as listed in DPD_RTC with CONCEPT_CLASS_ID_2 'ATC 5th', all valid there
+    ("H02AB02", "dexamethasone", "21602730"),
+    ("H02AB07", "prednisone", "21602735"),
+    ("L01AA01", "cyclophosphamide", "21601390"),
+    ("L01BA04", "pemetrexed", "21601425"),
+    ("L01BC02", "fluorouracil", "21601436"),
+    ("L01BC05", "gemcitabine", "21601439"),
+    ("L01BC06", "capecitabine", "21601440"),
+    ("L01CA02", "vincristine", "21601448"),
+    ("L01CB01", "etoposide", "21603718"),
+    ("L01CD01", "paclitaxel", "21603723"),
+    ("L01CD02", "docetaxel", "21603724"),
+    ("L01DB01", "doxorubicin", "21603732"),
+    ("L01DB03", "epirubicin", "21603734"),
+    ("L01XA01", "cisplatin", "21603748"),
+    ("L01XA02", "carboplatin", "21603749"),
+    ("L01XA03", "oxaliplatin", "21603750"),
+    ("L02AE02", "leuprorelin", "21603825"),
+    ("L02BA01", "tamoxifen", "21603831"),
+    ("L02BB03", "bicalutamide", "21603837"),
+    ("L02BG03", "anastrozole", "21603841"),
+    ("V03AF03", "calcium folinate", "21605271"),
+)
+"""ATC 5th-level concepts of the generator's drugs found with their ids; the codes of the 2019-2021 ATC
+revision (L01CE02 irinotecan, L01E*/L01F* kinase inhibitors and antibodies, L01XK01 olaparib) are not
+in that table and stay gaps."""
+
+
 PUBLISHED_CONCEPTS: list[tuple[list[str], str]] = [
     # (CONCEPT row, where the id, name and code were read)
     *(
@@ -736,6 +768,21 @@ PUBLISHED_CONCEPTS: list[tuple[list[str], str]] = [
         ],
         "public OMOP oncology queries joining EPISODE_EVENT to DRUG_EXPOSURE with episode_event_field_concept_id "
         "1147094 (found with the search tool); name, class and code by the convention of 1147127",
+    ),
+    # Leucovorin (folinic acid, FOLFOX/FOLFIRI): without it every folinic acid administration was drug_concept_id 0.
+    (
+        ["1388796", "Leucovorin", "Drug", "RxNorm", "Ingredient", "S", "6313", "19700101", "20991231", ""],
+        f"{DPD_RTC} (LEUCOVORIN CALCIUM -> RxNorm Ingredient 6313 Leucovorin, concept 1388796; the same id in "
+        "GGR/manual_work/ingred_mapped.csv for CALCIUM FOLINATE); domain and standard flag by RxNorm's convention",
+    ),
+    # The ATC 5th-level codes the demo sites write: their ids make drug_source_concept_id non-zero.
+    *(
+        (
+            [cid, name, "Drug", "ATC", "ATC 5th", "C", code, "19700101", "20991231", ""],
+            f"{DPD_RTC} ({code} {name} -> ATC 5th, concept {cid}); domain and classification flag 'C' by the "
+            "convention of the ATC rows above (L01E, L01EB, H02AB)",
+        )
+        for code, name, cid in ATC_5TH
     ),
 ]
 """Real concepts used by the ETL whose rows no bulk source above provides, each with its source.
