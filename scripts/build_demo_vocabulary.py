@@ -693,6 +693,14 @@ ATC_5TH: tuple[tuple[str, str, str], ...] = (
 revision (L01CE02 irinotecan, L01E*/L01F* kinase inhibitors and antibodies, L01XK01 olaparib) are not
 in that table and stay gaps."""
 
+NEMESIS = "public OHDSI oncology mapping script creating nemesis_mapping_0525 (found with the search tool)"
+"""Full source and target CONCEPT rows of oncology 'Maps to' pairs (LOINC answers -> Cancer Modifier...)."""
+
+OMOP_LISTING = (
+    "public listing of OMOP LOINC concepts (omop_concept_id, concept_name) from a concept search, found with the "
+    "search tool"
+)
+
 
 PUBLISHED_CONCEPTS: list[tuple[list[str], str]] = [
     # (CONCEPT row, where the id, name and code were read)
@@ -783,6 +791,46 @@ PUBLISHED_CONCEPTS: list[tuple[list[str], str]] = [
             "convention of the ATC rows above (L01E, L01EB, H02AB)",
         )
         for code, name, cid in ATC_5TH
+    ),
+    # TNM categories the sites write beyond T1/T2/M1: without them 13 of the 98 distinct measurement source
+    # values (cT3, pN0, cM0...) were loaded as concept 0.
+    *(
+        (
+            [cid, f"AJCC/UICC {cat} Category", "Measurement", "Cancer Modifier", "Staging/Grading", "S",
+             f"AJCC/UICC-{cat}", "20220509", "20991231", ""],
+            f"{NEMESIS} (LOINC answer {cat} -> Maps to {cid}, full target row copied)",
+        )
+        for cat, cid in (("N0", "1633440"), ("N1", "1634434"), ("N2", "1634119"), ("N3", "1635320"), ("M0", "1635624"))
+    ),
+    *(
+        (
+            [cid, f"AJCC/UICC {cat} Category", "Measurement", "Cancer Modifier", "Staging/Grading", "S",
+             f"AJCC/UICC-{cat}", "19700101", "20991231", ""],
+            "answerdigital/oxford-omop-data-mapper T category lookup (COSD T category -> measurement_concept_id, "
+            f"{cid} 'AJCC/UICC {cat} Category'), found with the search tool; domain, class and code by the "
+            "convention of AJCC/UICC T1/T2 (1635564, 1635562)",
+        )
+        for cat, cid in (("T3", "1634376"), ("T4", "1634654"))
+    ),
+    # Serum tumour markers (CEA, CA 15-3, CA 125, CA 19-9): the generator's ~60,000 marker results were concept 0.
+    *(
+        (
+            [cid, name, "Measurement", "LOINC", "Lab Test", "S", code, "19700101", "20991231", ""],
+            f"{source}; LOINC long name and code as published by LOINC; domain and class by the convention of the "
+            "other serum tests here (3013603 PSA)",
+        )
+        for cid, name, code, source in (
+            (
+                "3003785",
+                "Carcinoembryonic Ag [Mass/volume] in Serum or Plasma",
+                "2039-6",
+                "public OMOP ETL variable table (CEA -> measurement 3003785; LOINC 2039-6) and a public OMOP concept "
+                "search listing, both found with the search tool",
+            ),
+            ("3006588", "Cancer Ag 15-3 [Units/volume] in Serum or Plasma", "6875-9", OMOP_LISTING),
+            ("3037551", "Cancer Ag 125 [Units/volume] in Serum or Plasma", "10334-1", OMOP_LISTING),
+            ("3022914", "Cancer Ag 19-9 [Units/volume] in Serum or Plasma", "24108-3", OMOP_LISTING),
+        )
     ),
 ]
 """Real concepts used by the ETL whose rows no bulk source above provides, each with its source.
