@@ -812,6 +812,16 @@ PUBLISHED_CONCEPTS: list[tuple[list[str], str]] = [
         )
         for cat, cid in (("T3", "1634376"), ("T4", "1634654"))
     ),
+    # The notes' language: every site writes 4180190, which the ETL had to replace by 0 with a warning.
+    (
+        ["4180190", "French language", "Language", "SNOMED", "Qualifier Value", "S", "297499001", "19700101",
+         "20991231", ""],
+        "id and name: OHDSI/Vocabulary-v5.0@df87b017 BDPM/load_stage.sql and DA_France/load_stage.sql "
+        "('4180190 -- French language'); SNOMED code 297499001 'French language' from BIH-CEI/nfdi4health-"
+        "metadataschema's SNOMED language value sets (found with the search tool); domain Language from "
+        "Vocabulary-v5.0 SNOMED/AddPeaks.sql (peak 297289008 World languages -> Language); class by SNOMED's "
+        "qualifier value hierarchy; standard as DQD's isStandardValidConcept on note.language_concept_id expects",
+    ),
     # Serum tumour markers (CEA, CA 15-3, CA 125, CA 19-9): the generator's ~60,000 marker results were concept 0.
     *(
         (
