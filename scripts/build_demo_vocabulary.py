@@ -796,16 +796,36 @@ PUBLISHED_CONCEPTS: list[tuple[list[str], str]] = [
     # values (cT3, pN0, cM0...) were loaded as concept 0.
     *(
         (
-            [cid, f"AJCC/UICC {cat} Category", "Measurement", "Cancer Modifier", "Staging/Grading", "S",
-             f"AJCC/UICC-{cat}", "20220509", "20991231", ""],
+            [
+                cid,
+                f"AJCC/UICC {cat} Category",
+                "Measurement",
+                "Cancer Modifier",
+                "Staging/Grading",
+                "S",
+                f"AJCC/UICC-{cat}",
+                "20220509",
+                "20991231",
+                "",
+            ],
             f"{NEMESIS} (LOINC answer {cat} -> Maps to {cid}, full target row copied)",
         )
         for cat, cid in (("N0", "1633440"), ("N1", "1634434"), ("N2", "1634119"), ("N3", "1635320"), ("M0", "1635624"))
     ),
     *(
         (
-            [cid, f"AJCC/UICC {cat} Category", "Measurement", "Cancer Modifier", "Staging/Grading", "S",
-             f"AJCC/UICC-{cat}", "19700101", "20991231", ""],
+            [
+                cid,
+                f"AJCC/UICC {cat} Category",
+                "Measurement",
+                "Cancer Modifier",
+                "Staging/Grading",
+                "S",
+                f"AJCC/UICC-{cat}",
+                "19700101",
+                "20991231",
+                "",
+            ],
             "answerdigital/oxford-omop-data-mapper T category lookup (COSD T category -> measurement_concept_id, "
             f"{cid} 'AJCC/UICC {cat} Category'), found with the search tool; domain, class and code by the "
             "convention of AJCC/UICC T1/T2 (1635564, 1635562)",
@@ -814,8 +834,18 @@ PUBLISHED_CONCEPTS: list[tuple[list[str], str]] = [
     ),
     # The notes' language: every site writes 4180190, which the ETL had to replace by 0 with a warning.
     (
-        ["4180190", "French language", "Language", "SNOMED", "Qualifier Value", "S", "297499001", "19700101",
-         "20991231", ""],
+        [
+            "4180190",
+            "French language",
+            "Language",
+            "SNOMED",
+            "Qualifier Value",
+            "S",
+            "297499001",
+            "19700101",
+            "20991231",
+            "",
+        ],
         "id and name: OHDSI/Vocabulary-v5.0@df87b017 BDPM/load_stage.sql and DA_France/load_stage.sql "
         "('4180190 -- French language'); SNOMED code 297499001 'French language' from BIH-CEI/nfdi4health-"
         "metadataschema's SNOMED language value sets (found with the search tool); domain Language from "
