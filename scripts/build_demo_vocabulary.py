@@ -662,6 +662,46 @@ CDM_VERSION_CONCEPT = ("756265", "OMOP CDM Version 5.4.0", "CDM v5.4.0")
 """cdm_source.cdm_version_concept_id of CDM v5.4: the id Eunomia's Synthea27Nj CDM_SOURCE.csv uses for 5.4."""
 
 
+DPD_RTC = "OHDSI/Vocabulary-v5.0@df87b017 DPD/manual_work/prev_RTC.txt"
+"""A released relationship_to_concept table (source code -> OMOP concept id, code, name, class)."""
+
+ATC_5TH: tuple[tuple[str, str, str], ...] = (
+    # (ATC code, name, concept id) as listed in DPD_RTC with CONCEPT_CLASS_ID_2 'ATC 5th', all valid there
+    ("H02AB02", "dexamethasone", "21602730"),
+    ("H02AB07", "prednisone", "21602735"),
+    ("L01AA01", "cyclophosphamide", "21601390"),
+    ("L01BA04", "pemetrexed", "21601425"),
+    ("L01BC02", "fluorouracil", "21601436"),
+    ("L01BC05", "gemcitabine", "21601439"),
+    ("L01BC06", "capecitabine", "21601440"),
+    ("L01CA02", "vincristine", "21601448"),
+    ("L01CB01", "etoposide", "21603718"),
+    ("L01CD01", "paclitaxel", "21603723"),
+    ("L01CD02", "docetaxel", "21603724"),
+    ("L01DB01", "doxorubicin", "21603732"),
+    ("L01DB03", "epirubicin", "21603734"),
+    ("L01XA01", "cisplatin", "21603748"),
+    ("L01XA02", "carboplatin", "21603749"),
+    ("L01XA03", "oxaliplatin", "21603750"),
+    ("L02AE02", "leuprorelin", "21603825"),
+    ("L02BA01", "tamoxifen", "21603831"),
+    ("L02BB03", "bicalutamide", "21603837"),
+    ("L02BG03", "anastrozole", "21603841"),
+    ("V03AF03", "calcium folinate", "21605271"),
+)
+"""ATC 5th-level concepts of the generator's drugs found with their ids; the codes of the 2019-2021 ATC
+revision (L01CE02 irinotecan, L01E*/L01F* kinase inhibitors and antibodies, L01XK01 olaparib) are not
+in that table and stay gaps."""
+
+NEMESIS = "public OHDSI oncology mapping script creating nemesis_mapping_0525 (found with the search tool)"
+"""Full source and target CONCEPT rows of oncology 'Maps to' pairs (LOINC answers -> Cancer Modifier...)."""
+
+OMOP_LISTING = (
+    "public listing of OMOP LOINC concepts (omop_concept_id, concept_name) from a concept search, found with the "
+    "search tool"
+)
+
+
 PUBLISHED_CONCEPTS: list[tuple[list[str], str]] = [
     # (CONCEPT row, where the id, name and code were read)
     *(
@@ -736,6 +776,101 @@ PUBLISHED_CONCEPTS: list[tuple[list[str], str]] = [
         ],
         "public OMOP oncology queries joining EPISODE_EVENT to DRUG_EXPOSURE with episode_event_field_concept_id "
         "1147094 (found with the search tool); name, class and code by the convention of 1147127",
+    ),
+    # Leucovorin (folinic acid, FOLFOX/FOLFIRI): without it every folinic acid administration was drug_concept_id 0.
+    (
+        ["1388796", "Leucovorin", "Drug", "RxNorm", "Ingredient", "S", "6313", "19700101", "20991231", ""],
+        f"{DPD_RTC} (LEUCOVORIN CALCIUM -> RxNorm Ingredient 6313 Leucovorin, concept 1388796; the same id in "
+        "GGR/manual_work/ingred_mapped.csv for CALCIUM FOLINATE); domain and standard flag by RxNorm's convention",
+    ),
+    # The ATC 5th-level codes the demo sites write: their ids make drug_source_concept_id non-zero.
+    *(
+        (
+            [cid, name, "Drug", "ATC", "ATC 5th", "C", code, "19700101", "20991231", ""],
+            f"{DPD_RTC} ({code} {name} -> ATC 5th, concept {cid}); domain and classification flag 'C' by the "
+            "convention of the ATC rows above (L01E, L01EB, H02AB)",
+        )
+        for code, name, cid in ATC_5TH
+    ),
+    # TNM categories the sites write beyond T1/T2/M1: without them 13 of the 98 distinct measurement source
+    # values (cT3, pN0, cM0...) were loaded as concept 0.
+    *(
+        (
+            [
+                cid,
+                f"AJCC/UICC {cat} Category",
+                "Measurement",
+                "Cancer Modifier",
+                "Staging/Grading",
+                "S",
+                f"AJCC/UICC-{cat}",
+                "20220509",
+                "20991231",
+                "",
+            ],
+            f"{NEMESIS} (LOINC answer {cat} -> Maps to {cid}, full target row copied)",
+        )
+        for cat, cid in (("N0", "1633440"), ("N1", "1634434"), ("N2", "1634119"), ("N3", "1635320"), ("M0", "1635624"))
+    ),
+    *(
+        (
+            [
+                cid,
+                f"AJCC/UICC {cat} Category",
+                "Measurement",
+                "Cancer Modifier",
+                "Staging/Grading",
+                "S",
+                f"AJCC/UICC-{cat}",
+                "19700101",
+                "20991231",
+                "",
+            ],
+            "answerdigital/oxford-omop-data-mapper T category lookup (COSD T category -> measurement_concept_id, "
+            f"{cid} 'AJCC/UICC {cat} Category'), found with the search tool; domain, class and code by the "
+            "convention of AJCC/UICC T1/T2 (1635564, 1635562)",
+        )
+        for cat, cid in (("T3", "1634376"), ("T4", "1634654"))
+    ),
+    # The notes' language: every site writes 4180190, which the ETL had to replace by 0 with a warning.
+    (
+        [
+            "4180190",
+            "French language",
+            "Language",
+            "SNOMED",
+            "Qualifier Value",
+            "S",
+            "297499001",
+            "19700101",
+            "20991231",
+            "",
+        ],
+        "id and name: OHDSI/Vocabulary-v5.0@df87b017 BDPM/load_stage.sql and DA_France/load_stage.sql "
+        "('4180190 -- French language'); SNOMED code 297499001 'French language' from BIH-CEI/nfdi4health-"
+        "metadataschema's SNOMED language value sets (found with the search tool); domain Language from "
+        "Vocabulary-v5.0 SNOMED/AddPeaks.sql (peak 297289008 World languages -> Language); class by SNOMED's "
+        "qualifier value hierarchy; standard as DQD's isStandardValidConcept on note.language_concept_id expects",
+    ),
+    # Serum tumour markers (CEA, CA 15-3, CA 125, CA 19-9): the generator's ~60,000 marker results were concept 0.
+    *(
+        (
+            [cid, name, "Measurement", "LOINC", "Lab Test", "S", code, "19700101", "20991231", ""],
+            f"{source}; LOINC long name and code as published by LOINC; domain and class by the convention of the "
+            "other serum tests here (3013603 PSA)",
+        )
+        for cid, name, code, source in (
+            (
+                "3003785",
+                "Carcinoembryonic Ag [Mass/volume] in Serum or Plasma",
+                "2039-6",
+                "public OMOP ETL variable table (CEA -> measurement 3003785; LOINC 2039-6) and a public OMOP concept "
+                "search listing, both found with the search tool",
+            ),
+            ("3006588", "Cancer Ag 15-3 [Units/volume] in Serum or Plasma", "6875-9", OMOP_LISTING),
+            ("3037551", "Cancer Ag 125 [Units/volume] in Serum or Plasma", "10334-1", OMOP_LISTING),
+            ("3022914", "Cancer Ag 19-9 [Units/volume] in Serum or Plasma", "24108-3", OMOP_LISTING),
+        )
     ),
 ]
 """Real concepts used by the ETL whose rows no bulk source above provides, each with its source.

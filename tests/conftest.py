@@ -176,7 +176,8 @@ def demo_warehouse(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
     Read-only by convention: open it with ``DuckDBEngine(path, read_only=True)`` or copy it first
     (``shutil.copy``) before writing. The extracts (with ``ground_truth.json`` and ``truth/``) are in
-    the sibling folder ``sources/``.
+    the sibling folder ``sources/``. The ETL's warnings (mapping constants missing from the
+    vocabulary...) are in the sibling file ``etl_warnings.txt``, one a line.
     """
     from massalia.engine.duckdb import DuckDBEngine
     from massalia.health.etl import run_etl
@@ -187,5 +188,6 @@ def demo_warehouse(tmp_path_factory: pytest.TempPathFactory) -> Path:
     generate(sources, DEMO_PATIENTS, seed=11, chunk_size=DEMO_PATIENTS, with_documents=True)
     path = root / "warehouse.duckdb"
     with DuckDBEngine(path) as engine:
-        run_etl(engine, sources, metadata_url=f"sqlite:///{(root / 'metadata.sqlite').as_posix()}")
+        report = run_etl(engine, sources, metadata_url=f"sqlite:///{(root / 'metadata.sqlite').as_posix()}")
+    (root / "etl_warnings.txt").write_text("".join(f"{w}\n" for w in report.warnings), encoding="utf-8")
     return path

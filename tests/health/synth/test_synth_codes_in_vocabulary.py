@@ -21,11 +21,6 @@ VOCAB = Path(omop.__file__).parent / "vocab" / "CONCEPT.csv"
 # Codes the generator needs that the demo vocabulary lacks (reported to the vocabulary's owner).
 EXPECTED_GAPS = {
     ("ATC", "L01XK01"),
-    ("ATC", "V03AF03"),
-    ("LOINC", "2039-6"),
-    ("LOINC", "6875-9"),
-    ("LOINC", "24108-3"),
-    ("LOINC", "10334-1"),
     ("LOCAL", "MOL-KI67"),
     ("LOCAL", "MOL-PDL1"),
     ("LOCAL", "MOL-BRCA"),

@@ -357,7 +357,7 @@ DRUGS: dict[str, Drug] = {
         Drug("bicalutamide", "L02BB03", "bicalutamide", "bicalutamide", 50.0, "PO", "83008"),
         Drug("prednisone", "H02AB07", "prednisone", "prednisone", 100.0, "PO", "8640"),
         Drug("dexamethasone", "H02AB02", "dexaméthasone", "dexamethasone", 8.0, "IV", "3264"),
-        Drug("folinic_acid", "V03AF03", "acide folinique", "calcium folinate", 360.0, "IV"),
+        Drug("folinic_acid", "V03AF03", "acide folinique", "calcium folinate", 360.0, "IV", "6313"),
     )
 }
 

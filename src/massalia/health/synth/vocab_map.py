@@ -99,8 +99,8 @@ ICDO3_PRESENT: frozenset[str] = frozenset(
 MOLECULAR_TO_GENOMIC: dict[str, str] = {"MOL-EGFR": "3236", "MOL-ALK": "427", "MOL-KRAS": "6407", "MOL-BRAF": "1097"}
 """Local molecular pathology codes → OMOP Genomic gene variant measurements."""
 
-LOINC_ABSENT: frozenset[str] = frozenset({"2039-6", "6875-9", "24108-3", "10334-1"})
-"""Tumour-marker LOINC codes (CEA, CA 15-3, CA 19-9, CA 125) that the demo vocabulary lacks."""
+LOINC_ABSENT: frozenset[str] = frozenset()
+"""LOINC codes the generator writes that the demo vocabulary lacks (none since the tumour markers were added)."""
 
 
 @dataclass(frozen=True)

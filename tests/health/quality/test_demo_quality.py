@@ -1,0 +1,63 @@
+"""The demo passes its own quality checks (issue 11, "What a new user met").
+
+The demo warehouse (the generator's default dirty rate, 600 patients) is checked with every DQD and
+oncology rule. A failure is allowed only while it is a known gap of the demo vocabulary: no real OMOP
+concept id for the codes was found in the sources at hand (``src/massalia/health/omop/vocab/SOURCES.md``,
+"Known gaps"). Each gap names its cause, so that closing it (adding the concepts) makes the strict
+xfail below pass and forces the list to shrink.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from massalia.engine.duckdb import DuckDBEngine
+from massalia.health.quality.runner import run_quality
+from massalia.quality.report import QualityReport
+
+KNOWN_GAPS: dict[str, str] = {
+    "standardconceptrecordcompleteness.observation.observation_concept_id": (
+        "the sites' observations (chu_nord tumour laterality, clcc_sud last contact and vital status) have no "
+        "concept with a complete real row at hand (laterality Left/Right of Cancer Modifier, 'Follow-up status')"
+    ),
+    "sourceconceptrecordcompleteness.condition_occurrence.condition_source_concept_id": (
+        "WHO ICD-10 source codes: only C61 has a known concept id; every other diagnosis keeps source concept 0"
+    ),
+    "sourceconceptrecordcompleteness.drug_exposure.drug_source_concept_id": (
+        "ATC codes of the 2019-2021 revision (L01CE02 irinotecan, L01E*/L01F* kinase inhibitors and antibodies, "
+        "L01XK01 olaparib) have no known concept id; the older ATC 5th codes do"
+    ),
+}
+"""Failed checks of the demo explained by a gap of the demo vocabulary (check id -> cause)."""
+
+
+@pytest.fixture(scope="module")
+def demo_quality(demo_warehouse: Path) -> QualityReport:
+    with DuckDBEngine(demo_warehouse, read_only=True) as engine:
+        return run_quality(engine)
+
+
+def _failed(report: QualityReport) -> dict[str, str]:
+    return {
+        r.check_id: f"{r.num_violated_rows} of {r.num_denominator_rows} ({r.percent_violated}%)"
+        for r in report.results
+        if r.failed
+    }
+
+
+def test_demo_fails_no_check_but_the_known_vocabulary_gaps(demo_quality: QualityReport) -> None:
+    failed = _failed(demo_quality)
+    assert not {k: v for k, v in failed.items() if k not in KNOWN_GAPS}
+    assert not demo_quality.by_status("error")
+
+
+@pytest.mark.xfail(strict=True, reason="; ".join(KNOWN_GAPS.values()))
+def test_demo_fails_no_quality_check(demo_quality: QualityReport) -> None:
+    assert not _failed(demo_quality)
+
+
+def test_demo_etl_has_no_vocabulary_warning(demo_warehouse: Path) -> None:
+    warnings = (demo_warehouse.parent / "etl_warnings.txt").read_text(encoding="utf-8").splitlines()
+    assert [w for w in warnings if "not in the vocabulary" in w] == []
