@@ -123,7 +123,7 @@ def oidc_provider(
     first_line: list[bytes] = []
     reader = threading.Thread(target=lambda: first_line.append(process.stdout.readline()), daemon=True)  # type: ignore[union-attr]
     reader.start()
-    reader.join(timeout=30)
+    reader.join(timeout=120)  # node loads oidc-provider in ~1 s, but a loaded 2-core machine once took over 30 s
     try:
         if not first_line or not first_line[0]:
             process.kill()
