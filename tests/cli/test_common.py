@@ -337,7 +337,9 @@ def test_a_project_title_is_printed_literally(world: World) -> None:
     assert "\x1b" not in out and "[bold red]URGENT[/]" in out and "\\x1b[2J" in out
     code, out = _run(world, "admin", "project", "list")
     assert code == 0, out
-    assert "\x1b" not in out and "[bold red]URGENT[/]" in out
+    # The table may wrap the title inside its cell (its width depends on the other projects listed): the markup
+    # is printed as text, in pieces or not, and no escape sequence reaches the terminal.
+    assert "\x1b" not in out and "[bold" in out and "URGENT[/]" in out
 
 
 def _modes(root: Path) -> dict[str, int]:

@@ -40,6 +40,7 @@ from massalia.health.cohorts import import_circe
 from massalia.health.cohorts.explain import explain_person
 from massalia.health.cohorts.service import analyze_cohort
 from massalia.health.omop.schema import create_cdm_schema
+from massalia.ledger import TransparencyLog
 
 ENGINES = [
     pytest.param("duckdb", marks=pytest.mark.duckdb, id="duckdb"),
@@ -230,3 +231,47 @@ def test_two_projects_cohort_1_do_not_overwrite_each_other(world: World) -> None
         Caller(w.rita, w.gov), w.engine, ANY_CONDITION, cohort_definition_id=1, project_id=north
     )
     assert {site for site, n in sites["site"].items() if n} == {"CHU Nord"}
+
+
+@pytest.mark.parametrize("engine", ENGINES, indirect=True)
+def test_naming_another_project_reveals_nothing_of_its_scope(world: World, tmp_path: Path) -> None:
+    # The attack: olga (a researcher of no project) names rita's project in every guarded call, hoping to
+    # learn its variables (from the "outside the project's scope" refusal), whether it is scoped to a cohort,
+    # or to get counts restricted to its sites and period. Before the membership check, each path read the
+    # other project's scope first and answered from it.
+    w = world
+    pid = approved_project(w, w.rita, sites=("chu_nord",), period=PERIOD, variables=("sex",))
+    research.generate(Caller(w.rita, w.gov), w.engine, ANY_CONDITION, cohort_definition_id=1, project_id=pid)
+    missing = pid + 1000
+    olga = Caller(w.olga, w.gov)
+    calls = {
+        "count": lambda p: research.count(olga, w.engine, ANY_CONDITION, project_id=p),
+        "attrition": lambda p: research.attrition(olga, w.engine, ANY_CONDITION, project_id=p),
+        "breakdowns": lambda p: research.breakdowns(
+            olga, w.engine, ANY_CONDITION, cohort_definition_id=1, project_id=p
+        ),
+        "generate": lambda p: research.generate(olga, w.engine, ANY_CONDITION, cohort_definition_id=3, project_id=p),
+        "mart count": lambda p: research.mart_count(olga, w.engine, ["care_site_code = chu_nord"], project_id=p),
+        "mart breakdown": lambda p: research.mart_breakdown(olga, w.engine, {}, "care_site_code", project_id=p),
+        "extract": lambda p: research.create_extract(olga, w.engine, p, out_dir=tmp_path / "stolen"),
+    }
+    for name, call in calls.items():
+        answers = []
+        for project in (pid, missing):
+            with pytest.raises(AccessDenied) as refused:
+                call(project)
+            answers.append(refused.value.reason.replace(str(project), "N"))
+        # The same words whether the project exists or not, and nothing of its scope in them.
+        assert answers[0] == answers[1], name
+        assert "not a member" in answers[0] and "care_site_code" not in answers[0] and "cohort" not in answers[0]
+    assert not (tmp_path / "stolen").exists()
+    # Each refusal is in the audit trail under the action tried, with its reason.
+    with TransparencyLog(w.gov.ledger_path, readonly=True) as log:
+        entries = [log.get(i).entry for i in range(log.size)]
+    denied = [e for e in entries if e.get("decision") == "denied" and "not a member" in e.get("denied_because", "")]
+    assert {e["action"] for e in denied} >= {"health.cohort.count", "health.mart.count", "health.extract.create"}
+    # Rita, a member, still works under it; the DPO (who oversees every project) may name it too.
+    assert research.mart_count(
+        Caller(w.rita, w.gov), w.engine, {"cohort_definition_id": 1}, project_id=pid
+    ).count == len(IN_SCOPE)
+    research.mart_count(Caller(w.dina, w.gov), w.engine, {"cohort_definition_id": 1}, project_id=pid)

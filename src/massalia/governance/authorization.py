@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping
 from typing import Any
 
@@ -56,6 +57,22 @@ class Authorization(AuditTrail):
                 member = user is not None and not user.disabled and user.username == principal.subject
             approved = project.status == "approved" and self._today() <= project.expires
             return Facts(project.id, bool(member), approved, project.access_level, site)
+
+    def may_name_project(self, principal: Principal, project_id: int) -> bool:
+        """Whether ``principal`` may act under ``project_id``: it may read that project (``project.read``).
+
+        Members of a project, and the roles that oversee every project (admins, DPOs), may name it in a
+        call; nobody else, so that naming another project's id reveals nothing of its scope (variables,
+        sites, period, cohort) or of its existence. A token's scopes are set aside here: they narrow the
+        actions a token may call, not the projects its owner belongs to. Not audited: the caller's action
+        is, with this refusal as its reason.
+        """
+        unscoped = dataclasses.replace(principal, scopes=None)
+        try:
+            decide(self.rights, unscoped, "project.read", self.facts(principal, project_id))
+        except AccessDenied:
+            return False
+        return True
 
     def authorize(
         self,

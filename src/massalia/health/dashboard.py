@@ -65,14 +65,14 @@ def cohort_dashboard(
     massalia.governance.AccessDenied
         The caller may not count the mart (or under that project), or has no privacy budget left at all.
     """
-    gov = caller.governance
     chosen = list(PANELS) if panels is None else list(dict.fromkeys(panels))
     unknown = sorted(set(chosen) - set(PANELS))
     if unknown:
         raise InvalidRequest(f"unknown dashboard panel(s) {', '.join(unknown)}; panels are {', '.join(PANELS)}")
     # The size first: it authorizes (and audits) the caller under the project before the scope is read.
     size = research.mart_count(caller, engine, filters, project_id=project_id)
-    allowed = set(gov.project_scope(project_id).variables) if project_id is not None else None
+    scope = None if project_id is None else research.project_scope(caller, "health.mart.count", project_id)
+    allowed = set(scope.variables) if scope is not None else None
     catalogue = load_catalogue()
     shown: list[dict[str, Any]] = []
     exhausted: str | None = None

@@ -36,7 +36,7 @@ import pyarrow as pa
 from sqlglot import exp
 
 from massalia.engine import Engine
-from massalia.governance import AccessDenied, Caller, Governance, Grant, InvalidRequest, NotFound, Role
+from massalia.governance import AccessDenied, Caller, Governance, Grant, InvalidRequest, NotFound, ProjectScope, Role
 from massalia.governance.disclosure import Release, exact_release, release_counts
 from massalia.governance.limits import time_limited
 from massalia.governance.policy import RowPolicy, ScopeColumns, check_local_cohort_id, project_cohort_id
@@ -96,18 +96,35 @@ MART_SCOPE = ScopeColumns(
 """Where the mart keeps a person's site and index date."""
 
 
-def _scope_policy(gov: Governance, project_id: int | None) -> RowPolicy | None:
+def project_scope(caller: Caller, action: str, project_id: int) -> ProjectScope:
+    """The scope of the project a call names, read only for those who may name it (the first check of a call).
+
+    A caller who is neither a member of the project nor one who oversees every project (admin, DPO) is
+    refused before anything of the project is read, with the same words whether the project exists or not:
+    naming another project's id must tell nothing of its variables, sites, period, cohort or existence,
+    nor restrict a count to its scope. The refusal is audited under ``action``.
+    """
+    gov = caller.governance
+    if not gov.may_name_project(caller.principal, project_id):
+        reason = f"not a member of project {project_id}: only its members may act under it"
+        if gov.rights.audited(action):
+            gov.audit(caller.principal, action, decision="denied", denied_because=reason, project_id=project_id)
+        raise AccessDenied(action, reason)
+    return gov.project_scope(project_id)
+
+
+def _scope_policy(caller: Caller, action: str, project_id: int | None) -> RowPolicy | None:
     """The row-level policy of the project named in the call, or ``None`` without a project."""
-    return None if project_id is None else RowPolicy.of(gov.project_scope(project_id))
+    return None if project_id is None else RowPolicy.of(project_scope(caller, action, project_id))
 
 
-def _scope_key(gov: Governance, project_id: int | None) -> dict[str, Any] | None:
+def _scope_key(caller: Caller, action: str, project_id: int | None) -> dict[str, Any] | None:
     """What a project's scope changes in a count, for the release key: its sites and period, not its id.
 
     Two calls that count the same rows share one stored answer whatever project they name, so creating
     many draft projects of the same scope buys no fresh noise to average.
     """
-    policy = _scope_policy(gov, project_id)
+    policy = _scope_policy(caller, action, project_id)
     if policy is None or not (policy.sites or policy.has_period):
         return None
     period = [None if day is None else day.isoformat() for day in (policy.period_start, policy.period_end)]
@@ -193,7 +210,7 @@ def _check_scope(caller: Caller, action: str, definition: CohortDefinition, proj
     gov, principal = caller.governance, caller.principal
     if project_id is None:
         return
-    scope = gov.project_scope(project_id)
+    scope = project_scope(caller, action, project_id)
     if scope.cohort_hash and scope.cohort_hash != definition.definition_hash():
         reason = "the cohort definition is not the project's (definition hash differs)"
         if gov.rights.audited(action):
@@ -261,12 +278,11 @@ def count(
     >>> count(Caller(researcher, gov), engine, definition).persons  # doctest: +SKIP
     120
     """
-    gov = caller.governance
     grant = _authorize(caller, "health.cohort.count", definition, project_id,
                        enabled=list(enabled) if enabled is not None else None)  # fmt: skip
     _feasible(grant, definition)
     analysis = analyze_cohort(engine, definition, threshold=DEFAULT_THRESHOLD)
-    analysis = _scope_analysis(engine, analysis, _scope_policy(gov, project_id))
+    analysis = _scope_analysis(engine, analysis, _scope_policy(caller, "health.cohort.count", project_id))
     exact = analysis.count(enabled)
     if grant.raw_counts:
         return Counts(exact.persons, exact.events, {"mode": "exact"})
@@ -274,7 +290,7 @@ def count(
     required = analysis.required_mask(flags)
     # The same rules required give the same persons: key on the rules, not on how the toggles were spelled.
     query = {"definition": definition.definition_hash(), "required_rules": required, "data": data_version(engine),
-             "scope": _scope_key(gov, project_id)}  # fmt: skip
+             "scope": _scope_key(caller, "health.cohort.count", project_id)}  # fmt: skip
     release = _release(caller, grant, "health.cohort.count", query, {"persons": int(exact.persons or 0)})
     return Counts(release.values["persons"], None, {**release.describe(), "withheld": ["events"]})
 
@@ -292,11 +308,10 @@ def attrition(
     Exact under an approved project; otherwise the persons counts are one noisy release (sensitivity
     ``1 + 2 × rules``: one person can change every row) and event counts are withheld.
     """
-    gov = caller.governance
     grant = _authorize(caller, "health.cohort.attrition", definition, project_id)
     _feasible(grant, definition)
     analysis = analyze_cohort(engine, definition, threshold=DEFAULT_THRESHOLD)
-    analysis = _scope_analysis(engine, analysis, _scope_policy(gov, project_id))
+    analysis = _scope_analysis(engine, analysis, _scope_policy(caller, "health.cohort.attrition", project_id))
     base, rows = analysis.attrition()
     if grant.raw_counts:
         return Counts(base.persons, base.events, {"mode": "exact"}), rows
@@ -305,7 +320,7 @@ def attrition(
         cells[f"rule {row.rule_index} cumulative"] = int(row.persons_cumulative or 0)
         cells[f"rule {row.rule_index} alone"] = int(row.persons_alone or 0)
     query = {"definition": definition.definition_hash(), "data": data_version(engine),
-             "scope": _scope_key(gov, project_id)}  # fmt: skip
+             "scope": _scope_key(caller, "health.cohort.attrition", project_id)}  # fmt: skip
     release = _release(caller, grant, "health.cohort.attrition", query, cells, sensitivity=len(cells))
     values = release.values
     released = [
@@ -352,8 +367,8 @@ def breakdowns(
     InvalidRequest
         If that cohort was not generated from ``definition`` (generate it first).
     """
-    gov = caller.governance
-    stored = _cohort_id(engine, project_id, cohort_definition_id, _scope_policy(gov, project_id))
+    policy = _scope_policy(caller, "health.cohort.breakdowns", project_id)
+    stored = _cohort_id(engine, project_id, cohort_definition_id, policy)
     generated = _generated_hash(engine, stored)
     if generated != definition.definition_hash():
         raise InvalidRequest(f"cohort {cohort_definition_id} was not generated from this definition; generate it first")
@@ -404,9 +419,8 @@ def generate(
     withheld; both are withheld when the definition fails the feasibility limits (record identifiers, dates
     finer than a month).
     """
-    gov = caller.governance
     stored = project_cohort_id(project_id, cohort_definition_id)
-    policy = _scope_policy(gov, project_id)
+    policy = _scope_policy(caller, "health.cohort.generate", project_id)
     grant = _authorize(caller, "health.cohort.generate", definition, project_id,
                        resource={"cohort_definition_id": int(cohort_definition_id), "stored_id": stored})  # fmt: skip
     restrict = _scope_cohort_rows(policy) if policy is not None else None
@@ -604,7 +618,8 @@ def explain(
         real = _resolve_pseudonym(gov, engine, definition, project_id, person_id)
         days = date_shifts([real], key=gov.project_key(project_id), project=project_id,
                            max_days=PROJECT_DATE_SHIFT_DAYS)[0].as_py()  # fmt: skip
-        scoped = _scope_explanation(explain_person(engine, definition, real), _scope_policy(gov, project_id))
+        policy = _scope_policy(caller, "health.cohort.explain", project_id)
+        scoped = _scope_explanation(explain_person(engine, definition, real), policy)
         return Explanation(person_id, grant, _pseudonymized(scoped, person_id, days))
     if not grant.row_level:
         reason = "no per-person verdict without row-level access (a clinician's own site or an approved project)"
@@ -613,7 +628,7 @@ def explain(
         raise AccessDenied("health.cohort.explain", reason)
     if not isinstance(person_id, int) or isinstance(person_id, bool):
         raise InvalidRequest(f"person_id must be an integer, got {person_id!r}")
-    policy = _scope_policy(gov, project_id)
+    policy = _scope_policy(caller, "health.cohort.explain", project_id)
     if project_id is not None and not _scope_person_ok(engine, policy, person_id):
         _refuse_out_of_scope(caller, "health.cohort.explain", project_id, person_id)
     return Explanation(person_id, grant, _scope_explanation(explain_person(engine, definition, person_id), policy))
@@ -669,7 +684,7 @@ def patient_view(
     detail = {"resource": {"person_id": person}, "purpose": purpose.strip(), "channel": caller.channel}
     grant = gov.authorize(principal, "health.patient.view", project_id=project_id, site=site, detail=detail)
     if grant.pseudonymized and project_id is not None:
-        cohort = gov.project_scope(project_id).cohort
+        cohort = project_scope(caller, "health.patient.view", project_id).cohort
         if not isinstance(person, str) or cohort is None:
             raise InvalidRequest("under a pseudonymized project, name the person by its project pseudonym")
         real = _resolve_pseudonym(gov, engine, CohortDefinition.model_validate(cohort), project_id, person)
@@ -679,7 +694,7 @@ def patient_view(
         real, shift = person, 0
     else:
         raise InvalidRequest(f"person must be a person_id (an integer), got {person!r}")
-    policy = _scope_policy(gov, project_id)
+    policy = _scope_policy(caller, "health.patient.view", project_id)
     if project_id is not None and not _scope_person_ok(engine, policy, real):
         _refuse_out_of_scope(caller, "health.patient.view", project_id, person)
     tables = {
@@ -730,7 +745,7 @@ def _check_mart_scope(
         if spec.cohort_definition_id is not None:  # a project's block of ids is read under that project only
             check_local_cohort_id(spec.cohort_definition_id)
         return spec, None
-    scope = gov.project_scope(project_id)
+    scope = project_scope(caller, action, project_id)
     policy = RowPolicy.of(scope)
     used = {clause.variable for clause in spec.all} | {c.variable for group in spec.any_of for c in group}
     used |= set(extra_variables)
@@ -762,7 +777,6 @@ def _mart_counts(
     by: str | None = None,
 ) -> tuple[Grant, Release, dict[str | bool | None, str] | None]:
     """Authorize, check the feasibility limits, count exactly, and release (one count, or a breakdown)."""
-    gov = caller.governance
     resource = {"filters": spec.model_dump(mode="json"), **({"by": by} if by else {})}
     spec, restrict = _check_mart_scope(caller, engine, "health.mart.count", spec, project_id,
                                        extra_variables=[by] if by else [])  # fmt: skip
@@ -771,7 +785,8 @@ def _mart_counts(
     try:
         if not grant.raw_counts:
             check_feasibility(spec, by)
-        query: dict[str, Any] = {"filters": normalized_spec(spec), "by": by, "scope": _scope_key(gov, project_id)}
+        scope = _scope_key(caller, "health.mart.count", project_id)
+        query: dict[str, Any] = {"filters": normalized_spec(spec), "by": by, "scope": scope}
         if by is None:
             cells: dict[str, int] = {"persons": count_persons(engine, spec, restrict=restrict)}
             names = None
@@ -872,7 +887,7 @@ def create_extract(
         raise InvalidRequest(f"extract format must be parquet or csv, got {fmt!r}")
     if on_low_k not in ("refuse", "generalize"):
         raise InvalidRequest(f"on_low_k must be refuse or generalize, got {on_low_k!r}")
-    scope = gov.project_scope(project_id)
+    scope = project_scope(caller, "health.extract.create", project_id)
     policy = RowPolicy.of(scope)
     cohort = None
     if cohort_definition_id is not None:

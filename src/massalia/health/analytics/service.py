@@ -41,7 +41,7 @@ from massalia.health.analytics.requests import AnalysisRequest, CompareRequest, 
 from massalia.health.marts.builder import MART_TABLE, last_build
 from massalia.health.marts.catalogue import load_catalogue
 from massalia.health.marts.filters import FilterError, FilterSpec, MartNotBuiltError, compile_filter, normalized_spec
-from massalia.health.research import MART_ALIAS, _check_mart_scope, _generated_hash
+from massalia.health.research import MART_ALIAS, _check_mart_scope, _generated_hash, project_scope
 
 ACTION = "health.analysis.run"
 """The one action every analysis is checked against (``health/rights.yaml``)."""
@@ -247,7 +247,7 @@ def run_compare(caller: Caller, engine: Engine, request: CompareRequest) -> dict
     controls = [ENDPOINTS[name] for name in request.negative_controls]
     outcome_variables = {v for item in (endpoint, *controls) for v in item.variables}
     if names is None:
-        from_scope = caller.governance.project_scope(request.project_id).variables
+        from_scope = project_scope(caller, ACTION, request.project_id).variables
         names = baseline_covariates(catalogue, from_scope)
     arms = {"treated": request.treated, "comparator": request.comparator}
     frame, spec = _rows(caller, engine, request, [*outcome_variables, *names], arms)
