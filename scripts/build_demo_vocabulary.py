@@ -690,8 +690,25 @@ ATC_5TH: tuple[tuple[str, str, str], ...] = (
     ("V03AF03", "calcium folinate", "21605271"),
 )
 """ATC 5th-level concepts of the generator's drugs found with their ids; the codes of the 2019-2021 ATC
-revision (L01CE02 irinotecan, L01E*/L01F* kinase inhibitors and antibodies, L01XK01 olaparib) are not
-in that table and stay gaps."""
+revision are not in that table (see ATC_EXPORT_ROWS)."""
+
+ATC_EXPORT = "elisahenke/OMOP-vocabulary-evaluation@058ac92 input/ATC_WHO_concept.csv"
+"""A tab-separated export of the OMOP ATC vocabulary (Athena layout, 6,740 rows with ids) of a German OMOP site."""
+
+ATC_EXPORT_ROWS: tuple[tuple[str, str, str, str], ...] = (
+    # (concept id, name, ATC code, valid_start_date) as in ATC_EXPORT: ATC 5th, 'C', valid to 2099-12-31
+    ("947949", "irinotecan; parenteral", "L01CE02", "20210222"),
+    ("947878", "osimertinib; oral", "L01EB04", "20210222"),
+    ("947936", "dabrafenib; oral", "L01EC02", "20210222"),
+    ("947776", "alectinib; oral", "L01ED03", "20210222"),
+    ("947758", "trametinib; oral", "L01EE01", "20210222"),
+    ("947855", "sunitinib; oral", "L01EX01", "20210222"),
+    ("947969", "olaparib; oral", "L01XK01", "20210222"),
+)
+"""ATC 5th-level codes of the 2019-2021 ATC revision the generator writes, full rows copied from ATC_EXPORT.
+
+The export still files the antibodies under L01XC (rituximab L01XC02 ... pembrolizumab L01XC18, all valid
+there): the L01F codes the generator writes (WHO 2022) have no row in it and stay a gap."""
 
 NEMESIS = "public OHDSI oncology mapping script creating nemesis_mapping_0525 (found with the search tool)"
 """Full source and target CONCEPT rows of oncology 'Maps to' pairs (LOINC answers -> Cancer Modifier...)."""
@@ -791,6 +808,15 @@ PUBLISHED_CONCEPTS: list[tuple[list[str], str]] = [
             "convention of the ATC rows above (L01E, L01EB, H02AB)",
         )
         for code, name, cid in ATC_5TH
+    ),
+    # The 2019-2021 revision's codes (irinotecan, kinase inhibitors, olaparib): 232 of the demo's drug exposures
+    # had drug_source_concept_id 0 for want of them.
+    *(
+        (
+            [cid, name, "Drug", "ATC", "ATC 5th", "C", code, start, "20991231", ""],
+            f"{ATC_EXPORT} (full row copied: {cid} '{name}', ATC 5th, C, {code})",
+        )
+        for cid, name, code, start in ATC_EXPORT_ROWS
     ),
     # TNM categories the sites write beyond T1/T2/M1: without them 13 of the 98 distinct measurement source
     # values (cT3, pN0, cM0...) were loaded as concept 0.
