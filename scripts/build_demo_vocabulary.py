@@ -713,6 +713,12 @@ there): the L01F codes the generator writes (WHO 2022) have no row in it and sta
 NEMESIS = "public OHDSI oncology mapping script creating nemesis_mapping_0525 (found with the search tool)"
 """Full source and target CONCEPT rows of oncology 'Maps to' pairs (LOINC answers -> Cancer Modifier...)."""
 
+PHENOPACKET_MAPPING = (
+    "public documentation of an OMOP-to-Phenopacket converter (SQL checks and examples per OMOP concept id), found "
+    "with the search tool"
+)
+"""Examples such as ``4203711 -> SNOMED:308273005 'Follow-up status'`` (observation-based measurements)."""
+
 OMOP_LISTING = (
     "public listing of OMOP LOINC concepts (omop_concept_id, concept_name) from a concept search, found with the "
     "search tool"
@@ -877,6 +883,26 @@ PUBLISHED_CONCEPTS: list[tuple[list[str], str]] = [
         "metadataschema's SNOMED language value sets (found with the search tool); domain Language from "
         "Vocabulary-v5.0 SNOMED/AddPeaks.sql (peak 297289008 World languages -> Language); class by SNOMED's "
         "qualifier value hierarchy; standard as DQD's isStandardValidConcept on note.language_concept_id expects",
+    ),
+    # clcc_sud's last contact and vital status: the observations were concept 0 (DQD's
+    # standardConceptRecordCompleteness on observation_concept_id).
+    (
+        [
+            "4203711",
+            "Follow-up status",
+            "Observation",
+            "SNOMED",
+            "Clinical Finding",
+            "S",
+            "308273005",
+            "19700101",
+            "20991231",
+            "",
+        ],
+        f"{PHENOPACKET_MAPPING} (observation_concept_id 4203711 -> SNOMED:308273005 'Follow-up status', read from "
+        "OBSERVATION with 43054909 Tobacco smoking status); SNOMED 308273005 'Follow-up status (finding)' in public "
+        "FHIR value sets (found with the search tool): class by SNOMED's semantic tag (finding -> Clinical Finding), "
+        "domain Observation and standard as its use in observation_concept_id shows",
     ),
     # Serum tumour markers (CEA, CA 15-3, CA 125, CA 19-9): the generator's ~60,000 marker results were concept 0.
     *(
