@@ -690,11 +690,34 @@ ATC_5TH: tuple[tuple[str, str, str], ...] = (
     ("V03AF03", "calcium folinate", "21605271"),
 )
 """ATC 5th-level concepts of the generator's drugs found with their ids; the codes of the 2019-2021 ATC
-revision (L01CE02 irinotecan, L01E*/L01F* kinase inhibitors and antibodies, L01XK01 olaparib) are not
-in that table and stay gaps."""
+revision are not in that table (see ATC_EXPORT_ROWS)."""
+
+ATC_EXPORT = "elisahenke/OMOP-vocabulary-evaluation@058ac92 input/ATC_WHO_concept.csv"
+"""A tab-separated export of the OMOP ATC vocabulary (Athena layout, 6,740 rows with ids) of a German OMOP site."""
+
+ATC_EXPORT_ROWS: tuple[tuple[str, str, str, str], ...] = (
+    # (concept id, name, ATC code, valid_start_date) as in ATC_EXPORT: ATC 5th, 'C', valid to 2099-12-31
+    ("947949", "irinotecan; parenteral", "L01CE02", "20210222"),
+    ("947878", "osimertinib; oral", "L01EB04", "20210222"),
+    ("947936", "dabrafenib; oral", "L01EC02", "20210222"),
+    ("947776", "alectinib; oral", "L01ED03", "20210222"),
+    ("947758", "trametinib; oral", "L01EE01", "20210222"),
+    ("947855", "sunitinib; oral", "L01EX01", "20210222"),
+    ("947969", "olaparib; oral", "L01XK01", "20210222"),
+)
+"""ATC 5th-level codes of the 2019-2021 ATC revision the generator writes, full rows copied from ATC_EXPORT.
+
+The export still files the antibodies under L01XC (rituximab L01XC02 ... pembrolizumab L01XC18, all valid
+there): the L01F codes the generator writes (WHO 2022) have no row in it and stay a gap."""
 
 NEMESIS = "public OHDSI oncology mapping script creating nemesis_mapping_0525 (found with the search tool)"
 """Full source and target CONCEPT rows of oncology 'Maps to' pairs (LOINC answers -> Cancer Modifier...)."""
+
+PHENOPACKET_MAPPING = (
+    "public documentation of an OMOP-to-Phenopacket converter (SQL checks and examples per OMOP concept id), found "
+    "with the search tool"
+)
+"""Examples such as ``4203711 -> SNOMED:308273005 'Follow-up status'`` (observation-based measurements)."""
 
 OMOP_LISTING = (
     "public listing of OMOP LOINC concepts (omop_concept_id, concept_name) from a concept search, found with the "
@@ -792,6 +815,15 @@ PUBLISHED_CONCEPTS: list[tuple[list[str], str]] = [
         )
         for code, name, cid in ATC_5TH
     ),
+    # The 2019-2021 revision's codes (irinotecan, kinase inhibitors, olaparib): 232 of the demo's drug exposures
+    # had drug_source_concept_id 0 for want of them.
+    *(
+        (
+            [cid, name, "Drug", "ATC", "ATC 5th", "C", code, start, "20991231", ""],
+            f"{ATC_EXPORT} (full row copied: {cid} '{name}', ATC 5th, C, {code})",
+        )
+        for cid, name, code, start in ATC_EXPORT_ROWS
+    ),
     # TNM categories the sites write beyond T1/T2/M1: without them 13 of the 98 distinct measurement source
     # values (cT3, pN0, cM0...) were loaded as concept 0.
     *(
@@ -851,6 +883,26 @@ PUBLISHED_CONCEPTS: list[tuple[list[str], str]] = [
         "metadataschema's SNOMED language value sets (found with the search tool); domain Language from "
         "Vocabulary-v5.0 SNOMED/AddPeaks.sql (peak 297289008 World languages -> Language); class by SNOMED's "
         "qualifier value hierarchy; standard as DQD's isStandardValidConcept on note.language_concept_id expects",
+    ),
+    # clcc_sud's last contact and vital status: the observations were concept 0 (DQD's
+    # standardConceptRecordCompleteness on observation_concept_id).
+    (
+        [
+            "4203711",
+            "Follow-up status",
+            "Observation",
+            "SNOMED",
+            "Clinical Finding",
+            "S",
+            "308273005",
+            "19700101",
+            "20991231",
+            "",
+        ],
+        f"{PHENOPACKET_MAPPING} (observation_concept_id 4203711 -> SNOMED:308273005 'Follow-up status', read from "
+        "OBSERVATION with 43054909 Tobacco smoking status); SNOMED 308273005 'Follow-up status (finding)' in public "
+        "FHIR value sets (found with the search tool): class by SNOMED's semantic tag (finding -> Clinical Finding), "
+        "domain Observation and standard as its use in observation_concept_id shows",
     ),
     # Serum tumour markers (CEA, CA 15-3, CA 125, CA 19-9): the generator's ~60,000 marker results were concept 0.
     *(

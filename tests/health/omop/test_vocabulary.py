@@ -68,6 +68,11 @@ EXPECTED = {
     8713: ("gram per deciliter", "UCUM", "Unit", "g/dL", "S"),
     9191: ("Positive", "SNOMED", "Qualifier Value", "10828004", "S"),
     1635838: ("Stage 1", "Cancer Modifier", "Staging/Grading", "Stage-1", "S"),
+    # ATC codes of the 2019-2021 revision (rows of a public OMOP ATC export) and the follow-up status.
+    947949: ("irinotecan; parenteral", "ATC", "ATC 5th", "L01CE02", "C"),
+    947969: ("olaparib; oral", "ATC", "ATC 5th", "L01XK01", "C"),
+    947878: ("osimertinib; oral", "ATC", "ATC 5th", "L01EB04", "C"),
+    4203711: ("Follow-up status", "SNOMED", "Clinical Finding", "308273005", "S"),
 }  # fmt: skip
 
 

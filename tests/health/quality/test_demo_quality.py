@@ -19,15 +19,11 @@ from massalia.quality.report import QualityReport
 
 KNOWN_GAPS: dict[str, str] = {
     "standardconceptrecordcompleteness.observation.observation_concept_id": (
-        "the sites' observations (chu_nord tumour laterality, clcc_sud last contact and vital status) have no "
-        "concept with a complete real row at hand (laterality Left/Right of Cancer Modifier, 'Follow-up status')"
+        "chu_nord's tumour laterality has no concept with a complete real row at hand (the code of Cancer Modifier "
+        "36770058 Right and the domain of the SNOMED qualifiers Left/Right are unknown)"
     ),
     "sourceconceptrecordcompleteness.condition_occurrence.condition_source_concept_id": (
-        "WHO ICD-10 source codes: only C61 has a known concept id; every other diagnosis keeps source concept 0"
-    ),
-    "sourceconceptrecordcompleteness.drug_exposure.drug_source_concept_id": (
-        "ATC codes of the 2019-2021 revision (L01CE02 irinotecan, L01E*/L01F* kinase inhibitors and antibodies, "
-        "L01XK01 olaparib) have no known concept id; the older ATC 5th codes do"
+        "WHO ICD-10 source codes: only C61 has a known concept id; clcc_sud's local DX codes have no source concept"
     ),
 }
 """Failed checks of the demo explained by a gap of the demo vocabulary (check id -> cause)."""
@@ -61,3 +57,29 @@ def test_demo_fails_no_quality_check(demo_quality: QualityReport) -> None:
 def test_demo_etl_has_no_vocabulary_warning(demo_warehouse: Path) -> None:
     warnings = (demo_warehouse.parent / "etl_warnings.txt").read_text(encoding="utf-8").splitlines()
     assert [w for w in warnings if "not in the vocabulary" in w] == []
+
+
+def test_demo_observations_without_concept_are_only_the_laterality_gap(demo_warehouse: Path) -> None:
+    """clcc_sud's last contacts carry 4203711 "Follow-up status"; only chu_nord's laterality is left at 0."""
+    with DuckDBEngine(demo_warehouse, read_only=True) as engine:
+        counts = engine.query(
+            "SELECT observation_source_value AS source, count(*) AS n, "
+            "count(*) FILTER (WHERE observation_concept_id = 0) AS unmapped, "
+            "count(*) FILTER (WHERE observation_concept_id = 4203711) AS follow_up FROM observation GROUP BY 1"
+        ).to_pylist()
+    by_source = {row["source"]: row for row in counts}
+    assert by_source["last_contact_date"]["follow_up"] == by_source["last_contact_date"]["n"] > 0
+    assert by_source["lateralite"]["unmapped"] > 0
+    assert {row["source"] for row in counts if row["unmapped"]} == {"lateralite"}
+
+
+def test_demo_drug_codes_without_source_concept_are_only_the_l01f_antibodies(demo_warehouse: Path) -> None:
+    """The ATC 5th codes of the 2019-2021 revision have their real ids; only the WHO 2022 L01F codes lack one."""
+    with DuckDBEngine(demo_warehouse, read_only=True) as engine:
+        missing = (
+            engine.query("SELECT DISTINCT drug_source_value FROM drug_exposure WHERE drug_source_concept_id = 0")
+            .column(0)
+            .to_pylist()
+        )
+    assert missing
+    assert all(code.startswith("L01F") for code in missing), sorted(missing)
