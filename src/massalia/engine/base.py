@@ -458,6 +458,15 @@ class Engine(ABC):
         """A fresh staging name for ``table`` (never visible as the table itself)."""
         return f"stg_{uuid.uuid4().hex[:10]}_{check_identifier(table)}"[:63]
 
+    @property
+    def location(self) -> str:
+        """Where this engine's data lives, the same for every connection to it (caches of derived results key on it).
+
+        This connection object by default (nothing shared); engines whose data outlive a connection say where
+        it is (a database file, a server's database and schema, a catalog database). Never holds a secret.
+        """
+        return f"{self.name}:{id(self):x}"
+
     def __enter__(self) -> Engine:
         return self
 

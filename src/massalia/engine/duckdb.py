@@ -93,6 +93,13 @@ class DuckDBEngine(Engine):
         self.path = database
         self._lock = threading.RLock()
 
+    @property
+    def location(self) -> str:
+        """The database file (an in-memory database is this connection's own)."""
+        if self.path == ":memory:":
+            return super().location
+        return f"duckdb:{Path(self.path).resolve()}"
+
     @classmethod
     def for_home(cls, root: Path, **options: object) -> DuckDBEngine:
         """The DuckDB warehouse of the home folder ``root`` (its ``warehouse.duckdb`` file)."""

@@ -410,6 +410,12 @@ class PostgresEngine(Engine):
             self._execute_sql(f"SET search_path TO {schema}, public")
         self.schema = str(self.scalar("SELECT current_schema()"))
 
+    @property
+    def location(self) -> str:
+        """The server, database and schema (no user, no password)."""
+        info = self.connection.info
+        return f"postgres:{info.host}:{info.port}/{info.dbname}/{self.schema}"
+
     # -- SQL ------------------------------------------------------------------------------
     def _rewrite(self, tree: exp.Expr) -> exp.Expr:
         """Fix the known gaps between DuckDB's SQL and PostgreSQL's in SQLGlot's rendering (no connection needed)."""

@@ -267,6 +267,11 @@ class SparkEngine(Engine):
             options["session"] = build_session(Path(root) / "spark", persistent_catalog=True)
         return cls(**options)  # type: ignore[arg-type]
 
+    @property
+    def location(self) -> str:
+        """The catalog's warehouse folder and database."""
+        return f"spark:{self.spark.conf.get('spark.sql.warehouse.dir')}/{self.database}"
+
     def _rewrite(self, tree: exp.Expr) -> exp.Expr:
         """Fix the known gaps between DuckDB's SQL and Spark's in SQLGlot's rendering."""
         return _fix_for_spark(tree)

@@ -49,7 +49,7 @@ from massalia.health.cohorts.service import (
     AttritionRow,
     CohortAnalysis,
     Counts,
-    analyze_cohort,
+    cached_analysis,
     cohort_breakdowns,
     data_version,
     generate_cohort,
@@ -281,7 +281,7 @@ def count(
     grant = _authorize(caller, "health.cohort.count", definition, project_id,
                        enabled=list(enabled) if enabled is not None else None)  # fmt: skip
     _feasible(grant, definition)
-    analysis = analyze_cohort(engine, definition, threshold=DEFAULT_THRESHOLD)
+    analysis = cached_analysis(engine, definition, threshold=DEFAULT_THRESHOLD)
     analysis = _scope_analysis(engine, analysis, _scope_policy(caller, "health.cohort.count", project_id))
     exact = analysis.count(enabled)
     if grant.raw_counts:
@@ -310,7 +310,7 @@ def attrition(
     """
     grant = _authorize(caller, "health.cohort.attrition", definition, project_id)
     _feasible(grant, definition)
-    analysis = analyze_cohort(engine, definition, threshold=DEFAULT_THRESHOLD)
+    analysis = cached_analysis(engine, definition, threshold=DEFAULT_THRESHOLD)
     analysis = _scope_analysis(engine, analysis, _scope_policy(caller, "health.cohort.attrition", project_id))
     base, rows = analysis.attrition()
     if grant.raw_counts:

@@ -3,7 +3,9 @@
 ``generate_cohort`` writes the cohort rows (OMOP ``cohort`` table) and records the definition hash,
 data version and vocabulary version. ``analyze_cohort`` computes, once, the inclusion-rule bitmask of
 every qualified event; toggling rules then re-counts in memory (``CohortAnalysis.count``) without
-touching the database. The counts here are exact: the guarded services
+touching the database. ``cached_analysis`` keeps recent analyses per warehouse, data and vocabulary
+version, so that a person editing a cohort (the portal's live what-if) pays the database once per
+definition, not once per toggle. The counts here are exact: the guarded services
 (:mod:`massalia.health.research`) release them, exact to members of an approved project and through
 the one release mechanism (:mod:`massalia.governance.disclosure`) to everyone else.
 """
@@ -13,7 +15,9 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
+import threading
 import uuid
+from collections import OrderedDict
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -28,6 +32,7 @@ from massalia.engine.base import HOUSE_DIALECT, check_identifier
 from massalia.health.cohorts.compiler import CompiledCohort, compile_cohort
 from massalia.health.cohorts.definition import CohortDefinition
 from massalia.health.cohorts.suppression import DEFAULT_THRESHOLD
+from massalia.pipelines.runner import LOADED_FILES
 
 COHORT_COLUMNS = ("cohort_definition_id", "subject_id", "cohort_start_date", "cohort_end_date")
 _COHORT_SCHEMA = pa.schema(
@@ -91,16 +96,19 @@ def vocabulary_version(engine: Engine, *, tables: Collection[str] | None = None)
 
 
 def data_version(engine: Engine, *, tables: Collection[str] | None = None) -> str:
-    """A fingerprint of the clinical data: CDM source release and the row counts of the event tables.
+    """A fingerprint of the clinical data: CDM source release, the row counts of the event tables and the loads.
 
-    The row counts come from one query; ``tables``: the engine's table names when already listed.
+    The row counts come from one query; ``tables``: the engine's table names when already listed. The
+    pipelines' record of loaded files (``etl_loaded_file``, published with every load that changed data)
+    is counted too, so that a reload which keeps every table's row count (a corrected mapping) still
+    changes the version.
     """
     present = set(engine.list_tables() if tables is None else tables)
     parts: dict[str, object] = {}
     if "cdm_source" in present:
         rows = engine.query("SELECT cdm_source_abbreviation, source_release_date, cdm_release_date FROM cdm_source")
         parts["cdm_source"] = [{k: str(v) for k, v in row.items()} for row in rows.to_pylist()]
-    counted = [table for table in EVENT_TABLES if table in present]
+    counted = [table for table in (*EVENT_TABLES, LOADED_FILES) if table in present]
     if counted:  # one UNION ALL (DuckDB plans nine scalar subqueries ten times slower)
         counts = engine.query(
             " UNION ALL ".join(f"SELECT '{table}' AS name, count(*) AS n FROM {table}" for table in counted)
@@ -387,6 +395,92 @@ def analyze_cohort(
     """Compute the inclusion-rule bitmask of every qualified event (the cache behind what-if and attrition)."""
     compiled = compile_cohort(definition)
     return _analysis(definition, run_step(engine, compiled, "qualified_mask", materialize=materialize), threshold)
+
+
+ANALYSIS_CACHE_BYTES = 256 * 1024 * 1024
+"""At most this much memory holds cached analyses (each: 20 bytes per qualified event), least recently used out."""
+
+
+class AnalysisCache:
+    """Recent cohort analyses of this process, bounded in bytes, keyed by where and what they were computed on.
+
+    The key is the warehouse (:attr:`Engine.location`), its data and vocabulary versions, the definition's
+    hash and the threshold: a load, a vocabulary change or an edit of the definition is a new key, so a
+    cached analysis is never served for data it was not computed on. Analyses are exact and per definition,
+    not per caller: the guarded services scope and release them for each caller after the cache.
+    """
+
+    def __init__(self, max_bytes: int = ANALYSIS_CACHE_BYTES) -> None:
+        self.max_bytes = max_bytes
+        self._entries: OrderedDict[tuple[str, ...], CohortAnalysis] = OrderedDict()
+        self._lock = threading.Lock()
+        self.hits = 0
+        self.misses = 0
+
+    @staticmethod
+    def size_of(analysis: CohortAnalysis) -> int:
+        """Bytes held by an analysis's arrays."""
+        return int(analysis.person_id.nbytes + analysis.start_date.nbytes + analysis.mask.nbytes)
+
+    def get(self, key: tuple[str, ...]) -> CohortAnalysis | None:
+        """The analysis cached under ``key`` (now the most recently used), or ``None``."""
+        with self._lock:
+            found = self._entries.get(key)
+            if found is None:
+                self.misses += 1
+                return None
+            self._entries.move_to_end(key)
+            self.hits += 1
+            return found
+
+    def put(self, key: tuple[str, ...], analysis: CohortAnalysis) -> None:
+        """Keep ``analysis`` unless it alone exceeds the bound; drop the least recently used beyond it."""
+        size = self.size_of(analysis)
+        if size > self.max_bytes:
+            return
+        with self._lock:
+            self._entries[key] = analysis
+            self._entries.move_to_end(key)
+            while sum(self.size_of(a) for a in self._entries.values()) > self.max_bytes:
+                self._entries.popitem(last=False)
+
+    def clear(self) -> None:
+        """Forget every analysis."""
+        with self._lock:
+            self._entries.clear()
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+
+ANALYSIS_CACHE = AnalysisCache()
+"""The process's cache of analyses (the API server keeps it across requests)."""
+
+
+def cached_analysis(
+    engine: Engine,
+    definition: CohortDefinition,
+    *,
+    threshold: int = DEFAULT_THRESHOLD,
+    cache: AnalysisCache | None = None,
+) -> CohortAnalysis:
+    """:func:`analyze_cohort`, computed once per warehouse, data and vocabulary version, and definition.
+
+    Examples
+    --------
+    >>> first = cached_analysis(engine, definition)  # doctest: +SKIP
+    >>> cached_analysis(engine, definition) is first  # the same data: no query but the versions'  # doctest: +SKIP
+    True
+    """
+    cache = ANALYSIS_CACHE if cache is None else cache
+    tables = engine.list_tables()
+    key = (engine.location, data_version(engine, tables=tables), vocabulary_version(engine, tables=tables),
+           definition.definition_hash(), str(threshold))  # fmt: skip
+    found = cache.get(key)
+    if found is None:
+        found = analyze_cohort(engine, definition, threshold=threshold)
+        cache.put(key, found)
+    return found
 
 
 def _analysis(definition: CohortDefinition, table: pa.Table, threshold: int) -> CohortAnalysis:
