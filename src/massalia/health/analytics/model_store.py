@@ -33,12 +33,16 @@ from typing import Any
 
 import joblib
 
+from massalia.config import Home
 from massalia.governance import InvalidRequest, NotFound
 
 MODEL_ID = re.compile(r"^[0-9a-f]{16}$")
 """A model id: 16 lower-case hex digits (never a path)."""
 
 MODEL_FILE, CARD_FILE, SEAL_FILE = "model.joblib", "card.json", "seal"
+
+MODELS_FOLDER = "models"
+"""The store's folder under the home."""
 
 
 class ModelSealError(Exception):
@@ -67,6 +71,11 @@ class ModelStore:
 
     def __init__(self, root: Path) -> None:
         self.root = Path(root)
+
+    @classmethod
+    def of_home(cls, home: Home) -> ModelStore:
+        """The store of a home (``<home>/models``)."""
+        return cls(home.root / MODELS_FOLDER)
 
     def path(self, model_id: str) -> Path:
         """The folder of ``model_id``; an id that is not 16 hex digits is refused (no path from a request)."""
