@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import json
 import tempfile
 import time
 from pathlib import Path
@@ -32,6 +33,7 @@ from massalia.health.analytics.requests import PredictionRequest, PredictionScor
 from massalia.health.etl import run_etl
 from massalia.health.marts.builder import MART_TABLE, build_mart
 from massalia.health.synth import generate
+from massalia.health.synth.hazard import COVARIATES, linear_predictor
 
 
 def _warehouse(root: Path, patients: int) -> Path:
@@ -47,19 +49,48 @@ def _warehouse(root: Path, patients: int) -> Path:
     return path
 
 
-def _oracle_hospitalization(engine: DuckDBEngine, root: Path, cut: str, tar: int) -> float:
+def _truth_design(rows: pd.DataFrame) -> np.ndarray:
+    """The generator's covariates (``hazard.COVARIATES``) rebuilt from its per-patient truth."""
+    x = np.zeros((len(rows), len(COVARIATES)))
+    column = {name: i for i, name in enumerate(COVARIATES)}
+    for stage in ("II", "III", "IV"):
+        x[:, column[f"stage_{stage}"]] = rows["stage"] == stage
+    x[:, column["age_per_10y"]] = (rows["age_at_diagnosis"] - 65) / 10
+    x[:, column["ecog_1"]] = rows["ecog"] == 1
+    x[:, column["ecog_2plus"]] = rows["ecog"] >= 2
+    x[:, column["male"]] = rows["sex"] == "M"
+    x[:, column["comorbidities"]] = rows["n_comorbidities"]
+    x[:, column["matched_targeted"]] = rows["matched_targeted"]
+    x[:, column["hormone_therapy"]] = rows["hormone_regimen"].notna()
+    x[:, column["triple_negative"]] = (
+        (rows["cancer"] == "breast") & (rows["marker_er"] == 0) & (rows["marker_pr"] == 0) & (rows["marker_her2"] == 0)
+    )
+    x[:, column["chemo_line1"]] = rows["chemo_line1"]
+    return x
+
+
+def _oracle(engine: DuckDBEngine, root: Path, outcome: str, cut: str, tar: int) -> float:
+    """AUC of the test persons ranked by their true risk (hospitalization rate; 2-year relapse probability)."""
     truth = pd.concat([pq.read_table(p).to_pandas() for p in sorted((root / "sources" / "truth").glob("patients_*"))])
     rows = engine.query(
-        f"SELECT m.person_id, m.os_days, m.diagnosis_date, p.person_source_value, cs.care_site_source_value AS site, "
+        f"SELECT m.person_id, m.os_days, m.diagnosis_date, m.had_relapse, m.days_to_relapse, "
+        f"p.person_source_value, cs.care_site_source_value AS site, "
         f"(SELECT min(v.visit_start_date - m.diagnosis_date) FROM visit_occurrence v WHERE v.person_id = m.person_id "
         f"AND v.visit_concept_id = 9203 AND v.visit_start_date >= m.diagnosis_date) AS day FROM {MART_TABLE} m "
         f"JOIN person p ON p.person_id = m.person_id JOIN care_site cs ON cs.care_site_id = p.care_site_id "
         f"WHERE m.diagnosis_date >= DATE '{cut}'"
     ).to_pandas()
     rows = rows.merge(truth, left_on=["site", "person_source_value"], right_on=["site", "source_patient_id"])
-    y = OUTCOMES["hospitalization"].label(rows, tar, pd.to_numeric(rows["day"]).to_numpy(dtype=float))
+    y = OUTCOMES[outcome].label(rows, tar, pd.to_numeric(rows["day"]).to_numpy(dtype=float))
+    if outcome == "hospitalization":
+        risk = rows["hospitalization_rate_per_year"].to_numpy(dtype=float)
+    else:
+        model = json.loads((root / "sources" / "ground_truth.json").read_text(encoding="utf-8"))["hazard_model"]
+        scale = rows["cancer"].map(model["relapse_weibull_scale_years"]).to_numpy(dtype=float)
+        lp = linear_predictor(_truth_design(rows), model["relapse_hr"])
+        risk = 1 - np.exp(-((tar / 365.25 / scale) ** model["relapse_shape"]) * np.exp(lp))
     kept = ~np.isnan(y)
-    return float(roc_auc_score(y[kept], rows["hospitalization_rate_per_year"].to_numpy()[kept]))
+    return float(roc_auc_score(y[kept], risk[kept]))
 
 
 def main() -> None:
@@ -100,11 +131,11 @@ def main() -> None:
                 auc = card["metrics"]["test"]["auc"]
                 print(f"  {card['algorithm']}: AUC {auc['auc']:.3f} ({auc['lower']:.3f}–{auc['upper']:.3f}), "
                       f"Brier {card['metrics']['test']['brier']:.4f}")  # fmt: skip
-            if outcome == "hospitalization":
+            if outcome in ("hospitalization", "relapse"):
                 card = result["models"][0]["card"]
-                oracle = _oracle_hospitalization(engine, root, card["split"]["test_from_diagnosis_date"],
-                                                 card["time_at_risk"]["end_days"])  # fmt: skip
-                print(f"  oracle AUC (true rates): {oracle:.3f}")
+                oracle = _oracle(engine, root, outcome, card["split"]["test_from_diagnosis_date"],
+                                 card["time_at_risk"]["end_days"])  # fmt: skip
+                print(f"  oracle AUC (true risks): {oracle:.3f}")
             started = time.perf_counter()
             scored = run_prediction_score(caller, engine, store, result["models"][-1]["model_id"],
                                           PredictionScoreRequest(project_id=project.id))  # fmt: skip

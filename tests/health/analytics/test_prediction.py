@@ -22,7 +22,7 @@ from sklearn.metrics import roc_auc_score
 
 from massalia.governance import AccessDenied, Caller, InvalidRequest, ProjectScope, Role, operator_principal
 from massalia.health.analytics.model_store import MODEL_FILE, ModelStore
-from massalia.health.analytics.prediction import OUTCOMES, calibration_bins, temporal_split
+from massalia.health.analytics.prediction import OUTCOMES, _rank_auc, calibration_bins, temporal_split
 from massalia.health.analytics.prediction_service import (
     list_prediction_models,
     run_prediction_score,
@@ -293,3 +293,13 @@ def test_filters_define_the_target_cohort(world: World, store: ModelStore) -> No
         f"SELECT count(*) AS n FROM {MART} WHERE stage_group IN ('II', 'III')").to_pylist()[0]["n"]  # fmt: skip
     assert result["population"]["target"]["count"] == n
     assert result["models"][0]["card"]["target"]["filters"]["all"][0]["variable"] == "stage_group"
+
+
+def test_rank_auc_equals_scikit_learns_with_ties() -> None:
+    rng = np.random.default_rng(3)
+    for _ in range(20):
+        risk = np.round(rng.random(300), 1)  # many ties
+        y = (rng.random(300) < risk).astype(float)
+        assert _rank_auc(y, risk) == pytest.approx(roc_auc_score(y, risk), abs=1e-12)
+    batch = np.stack([y, y[::-1]])
+    assert _rank_auc(batch, np.stack([risk, risk])).shape == (2,)

@@ -55,6 +55,9 @@ LEARNER_THREADS = 1
 """Native threads per fit: analyses run concurrently in the server, and OpenMP's spin-waiting under load made
 a 3,000-person gradient-boosting fit twenty times slower with two threads than with one."""
 
+IMPORTANCE_ROWS = 1500
+"""Test persons drawn per permutation repeat for the importances."""
+
 TOP_FEATURES = 30
 """Feature importances released per model (the largest)."""
 
@@ -166,16 +169,29 @@ def make_model(algorithm: str, seed: int) -> Pipeline | HistGradientBoostingClas
     raise ValueError(f"unknown algorithm {algorithm!r}: one of {', '.join(ALGORITHMS)}")
 
 
+def _rank_auc(labels: np.ndarray, scores: np.ndarray, axis: int = -1) -> np.ndarray:
+    """AUC along ``axis`` by the Mann–Whitney identity ``(rank sum of cases − n1(n1+1)/2) / (n1·n0)``.
+
+    Vectorized over resamples (scipy's ``bootstrap`` hands a batch at once): ``roc_auc_score`` per resample
+    spent 11 s of a 13,000-person fit on input checks. Ties count one half, as in ``roc_auc_score``.
+
+    Examples
+    --------
+    >>> float(_rank_auc(np.array([0, 0, 1, 1]), np.array([0.1, 0.4, 0.35, 0.8])))
+    0.75
+    """
+    ranks = stats.rankdata(scores, axis=axis)
+    cases = labels.sum(axis=axis)
+    controls = labels.shape[axis] - cases
+    with np.errstate(divide="ignore", invalid="ignore"):  # a resample with one class has no AUC (NaN)
+        return ((ranks * labels).sum(axis=axis) - cases * (cases + 1) / 2) / (cases * controls)
+
+
 def auc_with_ci(y: np.ndarray, risk: np.ndarray, *, resamples: int, seed: int) -> dict[str, float]:
     """The AUC and its percentile bootstrap 95 % CI (persons resampled, scipy's ``bootstrap``)."""
-
-    def statistic(labels: np.ndarray, scores: np.ndarray) -> float:
-        if labels.min() == labels.max():  # a resample with one class: no AUC, left out of the interval
-            return float("nan")
-        return float(roc_auc_score(labels, scores))
-
-    boot = stats.bootstrap((y, risk), statistic, paired=True, vectorized=False, n_resamples=resamples,
-                           method="percentile", random_state=np.random.default_rng(seed))  # fmt: skip
+    boot = stats.bootstrap((y.astype(float), risk), _rank_auc, paired=True, vectorized=True, batch=50,
+                           n_resamples=resamples, method="percentile",
+                           random_state=np.random.default_rng(seed))  # fmt: skip
     return {"auc": float(roc_auc_score(y, risk)), "lower": float(boot.confidence_interval.low),
             "upper": float(boot.confidence_interval.high)}  # fmt: skip
 
@@ -224,7 +240,10 @@ def calibration_bins(y: np.ndarray, risk: np.ndarray, threshold: int, *, bins: i
 
 def _importance(model: Any, algorithm: str, x: pd.DataFrame, y: np.ndarray, seed: int) -> list[dict[str, Any]]:
     """Permutation importance on the test set (AUC drop), with the logistic coefficients (per SD) when linear."""
-    permuted = permutation_importance(model, x, y, scoring="roc_auc", n_repeats=3, random_state=seed)
+    # Up to IMPORTANCE_ROWS persons per repeat: the ranking of importances settles long before the whole test set.
+    share = min(1.0, IMPORTANCE_ROWS / max(len(x), 1))
+    permuted = permutation_importance(model, x, y, scoring="roc_auc", n_repeats=2, random_state=seed,
+                                      max_samples=share)  # fmt: skip
     coefficients: dict[str, float] = {}
     if algorithm == "lasso_logistic":
         coefficients = dict(zip(x.columns, model[-1].coef_[0].tolist(), strict=True))
