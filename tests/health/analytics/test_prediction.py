@@ -153,6 +153,7 @@ def test_model_card_and_calibration(hospitalization: dict) -> None:
         bins = test["calibration"]
         assert len(bins) >= 3
         for row in bins:  # every released bin holds at least 10 cases and 10 non-cases: no small cell
+            assert set(row) == {"predicted", "observed", "n", "outcomes"}, "a bin's bounds are one person's risk"
             assert row["observed"] is not None and row["outcomes"]["count"] >= 10
             assert row["n"]["count"] - row["outcomes"]["count"] >= 10
         assert sum(row["n"]["count"] for row in bins) == hospitalization["population"]["test"]["count"]
@@ -303,3 +304,36 @@ def test_rank_auc_equals_scikit_learns_with_ties() -> None:
         assert _rank_auc(y, risk) == pytest.approx(roc_auc_score(y, risk), abs=1e-12)
     batch = np.stack([y, y[::-1]])
     assert _rank_auc(batch, np.stack([risk, risk])).shape == (2,)
+
+
+def test_attack_visits_outside_the_project_period_never_read(world: World, store: ModelStore) -> None:
+    """Under a project limited to 2012–2019, an emergency visit in 2020 is no outcome (it is never read)."""
+    gov = world.gov
+    end = dt.date(2019, 12, 31)
+    dpo = gov.create_user("dana", None, [Role.DPO], actor=operator_principal())
+    project = gov.create_project("Before 2020", "unplanned stays before the pandemic", access_level="aggregate",
+                                 scope=ProjectScope(period_start=dt.date(2012, 1, 1), period_end=end),
+                                 expires=dt.date.today() + dt.timedelta(days=30), actor=world.rita)  # fmt: skip
+    gov.decide_request(gov.file_request(project.id, actor=world.rita, justification="protocol approved").id, True,
+                       "proportionate", actor=dpo)  # fmt: skip
+    request = PredictionRequest(project_id=project.id, outcome="hospitalization", bootstrap=BOOT,
+                                algorithms=["lasso_logistic"])  # fmt: skip
+    result = run_prediction_train(Caller(world.rita, gov), world.engine, store, request)
+    rows = world.engine.query(
+        f"SELECT m.person_id, m.os_days, m.diagnosis_date, "
+        f"(SELECT min(v.visit_start_date) FROM visit_occurrence v WHERE v.person_id = m.person_id "
+        f"AND v.visit_concept_id = 9203 AND v.visit_start_date >= m.diagnosis_date) AS first_any, "
+        f"(SELECT min(v.visit_start_date) FROM visit_occurrence v WHERE v.person_id = m.person_id "
+        f"AND v.visit_concept_id = 9203 AND v.visit_start_date >= m.diagnosis_date "
+        f"AND v.visit_start_date <= DATE '{end}') AS first_in_period "
+        f"FROM {MART} m WHERE m.diagnosis_date BETWEEN DATE '2012-01-01' AND DATE '{end}'"
+    ).to_pandas()
+
+    def cases(column: str) -> int:
+        day = (pd.to_datetime(rows[column]) - pd.to_datetime(rows["diagnosis_date"])).dt.days.to_numpy(dtype=float)
+        return int(np.nansum(OUTCOMES["hospitalization"].label(rows, 183, day)))
+
+    population = result["population"]
+    assert population["target"]["count"] == len(rows)
+    read = population["train_outcomes"]["count"] + population["test_outcomes"]["count"]
+    assert read == cases("first_in_period") < cases("first_any")

@@ -200,7 +200,7 @@ def calibration_bins(y: np.ndarray, risk: np.ndarray, threshold: int, *, bins: i
     """Predicted versus observed risk by risk decile, small cells merged away.
 
     Adjacent deciles are merged until each bin has at least ``threshold`` cases and ``threshold`` non-cases,
-    so no bin shows a small count.
+    so no bin shows a small count; a bin's bounds are not released (each is one person's predicted risk).
 
     Examples
     --------
@@ -230,8 +230,6 @@ def calibration_bins(y: np.ndarray, risk: np.ndarray, threshold: int, *, bins: i
         rows.append({
             "predicted": round(float(risk[members].mean()), 4),
             "observed": round(cases / members.size, 4) if shown else None,
-            "risk_from": round(float(risk[members].min()), 4),
-            "risk_to": round(float(risk[members].max()), 4),
             "n": protect_count(members.size, threshold),
             "outcomes": protect_count(cases, threshold) if shown else {"count": None, "shown": "suppressed"},
         })  # fmt: skip
