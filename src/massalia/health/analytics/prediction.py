@@ -205,8 +205,8 @@ def calibration_bins(y: np.ndarray, risk: np.ndarray, threshold: int, *, bins: i
     Examples
     --------
     >>> rng = np.random.default_rng(0); risk = rng.random(400); y = (rng.random(400) < risk).astype(float)
-    >>> [row["n"]["shown"] for row in calibration_bins(y, risk, 10)][:3]
-    ['40', '40', '40']
+    >>> [row["n"]["shown"] for row in calibration_bins(y, risk, 10)][:3]  # the 3 lowest deciles hold < 10 cases
+    ['120', '40', '40']
     """
     order = np.argsort(risk, kind="stable")
     groups = [chunk for chunk in np.array_split(order, bins) if chunk.size]
