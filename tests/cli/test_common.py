@@ -185,6 +185,9 @@ def expectations(world: World, caller: str) -> dict[tuple[str, ...], Row]:
         ("analysis", "compare"): Row(
             ("--project", str(world.project), "--treated", "sex = female", "--comparator", "sex = male"), frozenset()
         ),
+        ("analysis", "predict-train"): Row(("--project", str(world.project)), frozenset()),
+        ("analysis", "predict-score"): Row(("0123456789abcdef", "--project", str(world.project)), frozenset()),
+        ("analysis", "models"): Row(("--project", str(world.project)), frozenset()),
         ("generate",): Row(
             ("--patients", "1", "--no-documents", "--out", str(world.tmp / f"gen-{caller}")), STAFF_ADMINS
         ),

@@ -26,8 +26,20 @@ from massalia.cli.common import (
     governed,
     initialized_warehouse,
 )
-from massalia.health.analytics import run_compare, run_survival
-from massalia.health.analytics.requests import CompareRequest, SurvivalRequest
+from massalia.health.analytics import (
+    list_prediction_models,
+    run_compare,
+    run_prediction_score,
+    run_prediction_train,
+    run_survival,
+)
+from massalia.health.analytics.requests import (
+    ALGORITHM_NAMES,
+    CompareRequest,
+    PredictionRequest,
+    PredictionScoreRequest,
+    SurvivalRequest,
+)
 from massalia.health.marts.filters import FilterError, FilterSpec, parse_clause
 
 analysis_app = typer.Typer(help="Survival and treatment-effectiveness analyses of an approved project's cohort.")
@@ -148,3 +160,115 @@ def compare(
         console.print(f"  HR {name}: {_hr(estimate)}")
     for line in result["assumptions"]:
         console.print(f"- {line}", markup=False)
+
+
+def _auc(card: dict[str, Any]) -> str:
+    auc = card["metrics"]["test"]["auc"]
+    return f"{auc['auc']:.3f} ({auc['lower']:.3f}–{auc['upper']:.3f})"
+
+
+@analysis_app.command("predict-train")
+def predict_train(
+    project: ProjectOption = None,
+    where: WhereOption = None,
+    cohort: CohortOption = None,
+    outcome: Annotated[
+        str, typer.Option("--outcome", help="relapse, second_cancer, progression or hospitalization.")
+    ] = "relapse",
+    tar_days: Annotated[
+        int | None, typer.Option("--tar-days", help="Time at risk after diagnosis, days (default: the outcome's).")
+    ] = None,
+    feature: Annotated[
+        list[str] | None, typer.Option("--feature", help="A feature (repeatable; default: every baseline variable).")
+    ] = None,
+    algorithm: Annotated[
+        list[str] | None, typer.Option("--algorithm", help="lasso_logistic or gradient_boosting (default: both).")
+    ] = None,
+    test_fraction: Annotated[
+        float, typer.Option("--test-fraction", help="Share of persons, diagnosed last, held out.")
+    ] = 0.25,
+    out: OutOption = None,
+    as_json: JsonOption = False,
+    home_dir: HomeOption = None,
+    engine: EngineOption = None,
+) -> None:
+    """Develop risk models (temporal split, AUC with CI, calibration, importance) and store them for the project."""
+    _require_project(project)
+    try:
+        request = PredictionRequest(project_id=project, filters=_spec(where, cohort), outcome=outcome,  # type: ignore[arg-type]
+                                    tar_days=tar_days, features=feature or None, test_fraction=test_fraction,
+                                    algorithms=algorithm or list(ALGORITHM_NAMES))  # type: ignore[arg-type]  # fmt: skip
+    except (ValidationError, FilterError) as error:
+        fail(str(error))
+    data = existing_home(home_dir)
+    with governed(data) as caller, initialized_warehouse(data, engine) as warehouse:
+        result = run_prediction_train(caller, warehouse, data, request)
+    _emit(result, out, as_json)
+    if as_json:
+        return
+    population = result["population"]
+    console.print(f"{result['outcome']['label']} ({result['outcome']['time_at_risk_days']} days): train "
+                  f"{population['train']['shown']} ({population['train_outcomes']['shown']} outcomes), test "
+                  f"{population['test']['shown']} ({population['test_outcomes']['shown']} outcomes)")  # fmt: skip
+    for model in result["models"]:
+        card = model["card"]
+        console.print(f"  {model['model_id']} {card['algorithm']}: test AUC {_auc(card)}, "
+                      f"Brier {card['metrics']['test']['brier']:.4f}")  # fmt: skip
+
+
+@analysis_app.command("predict-score")
+def predict_score(
+    model_id: Annotated[str, typer.Argument(help="The stored model (see 'massalia analysis models').")],
+    project: ProjectOption = None,
+    where: WhereOption = None,
+    cohort: CohortOption = None,
+    person: Annotated[
+        list[str] | None, typer.Option("--person", help="A project pseudonym to score (repeatable).")
+    ] = None,
+    out: OutOption = None,
+    as_json: JsonOption = False,
+    home_dir: HomeOption = None,
+    engine: EngineOption = None,
+) -> None:
+    """Score persons with a model of the same project: risks by pseudonym (pseudonymized projects) or their spread."""
+    _require_project(project)
+    try:
+        request = PredictionScoreRequest(project_id=project, filters=_spec(where, cohort), persons=person or [])  # type: ignore[arg-type]
+    except (ValidationError, FilterError) as error:
+        fail(str(error))
+    data = existing_home(home_dir)
+    with governed(data) as caller, initialized_warehouse(data, engine) as warehouse:
+        result = run_prediction_score(caller, warehouse, data, model_id, request)
+    _emit(result, out, as_json)
+    if as_json:
+        return
+    if result["row_level"]:
+        for row in result["persons"]:
+            console.print(f"{row['pseudonym']}\t{row['risk']:.4f}", markup=False)
+        for missing in result.get("not_found", []):
+            console.print(f"{missing}\tnot found in the project's scope", markup=False)
+        return
+    console.print(f"{result['n']['shown']} persons, mean risk {result['mean_risk']}")
+    for band in result["risk_histogram"]:
+        console.print(f"  {band['risk_from']:.1f}–{band['risk_to']:.1f}: {band['n']['shown']}")
+
+
+@analysis_app.command("models")
+def models(
+    project: ProjectOption = None,
+    as_json: JsonOption = False,
+    home_dir: HomeOption = None,
+    engine: EngineOption = None,
+) -> None:
+    """List the project's stored prediction models (outcome, TAR, test AUC, data version)."""
+    _require_project(project)
+    data = existing_home(home_dir)
+    with governed(data) as caller, initialized_warehouse(data, engine) as warehouse:
+        result = list_prediction_models(caller, warehouse, data, project)  # type: ignore[arg-type]
+    if as_json:
+        typer.echo(json.dumps(result, indent=2, default=str, ensure_ascii=False))
+        return
+    for model in result["models"]:
+        stale = "" if model["current_data"] else " (trained on older data)"
+        console.print(f"{model['model_id']} {model['algorithm']} {model['outcome']['name']} "
+                      f"{model['time_at_risk']['end_days']} days: test AUC {_auc(model['card'])}{stale}")  # fmt: skip

@@ -9,15 +9,26 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Path, Query
 from fastapi.encoders import jsonable_encoder
 
 from massalia.api.deps import Caller, Context, Warehouse, action
 from massalia.api.errors import ApiError
-from massalia.health.analytics import run_compare, run_survival
-from massalia.health.analytics.requests import CompareRequest, SurvivalRequest
+from massalia.health.analytics import (
+    list_prediction_models,
+    run_compare,
+    run_prediction_score,
+    run_prediction_train,
+    run_survival,
+)
+from massalia.health.analytics.requests import (
+    CompareRequest,
+    PredictionRequest,
+    PredictionScoreRequest,
+    SurvivalRequest,
+)
 from massalia.health.marts.filters import FilterError, MartNotBuiltError
 
 router = APIRouter(prefix="/analyses", tags=["analyses"])
@@ -57,3 +68,43 @@ def _analysis_errors() -> Iterator[None]:
     except FilterError as error:
         raise ApiError(422, "invalid_request", f"The filter does not fit the mart: {error}",
                        details=[(["body", "filters"], str(error))]) from None  # fmt: skip
+
+
+ModelId = Annotated[str, Path(pattern="^[0-9a-f]{16}$", description="A stored model's id (16 hex digits).")]
+
+
+@router.post("/prediction", **action("health.analysis.run"))
+def prediction(body: PredictionRequest, context: Context, caller: Caller, warehouse: Warehouse) -> Any:
+    """Develop risk models (lasso, gradient boosting) for an outcome and time at risk, and store them.
+
+    Returns each model's card: test AUC with its CI, Brier score, calibration bins (small cells merged),
+    feature importance. Only for approved members of the project named in ``project_id`` (403 otherwise).
+    """
+    with _analysis_errors():
+        result = run_prediction_train(caller, warehouse, context.home, body)
+    return jsonable_encoder(result)
+
+
+@router.post("/prediction/{model_id}/score", **action("health.prediction.score"))
+def prediction_score(
+    model_id: ModelId, body: PredictionScoreRequest, context: Context, caller: Caller, warehouse: Warehouse
+) -> Any:
+    """Score the project's persons (or the pseudonyms listed) with a model trained under the same project.
+
+    Per-person risks under a pseudonymized project; the risks' distribution (counts protected) otherwise; a
+    model of another project is refused (403).
+    """
+    with _analysis_errors():
+        result = run_prediction_score(caller, warehouse, context.home, model_id, body)
+    return jsonable_encoder(result)
+
+
+@router.get("/prediction/models", **action("health.analysis.run"))
+def prediction_models(
+    project_id: Annotated[int, Query(ge=1, description="The project whose models to list.")],
+    context: Context,
+    caller: Caller,
+    warehouse: Warehouse,
+) -> Any:
+    """The project's stored prediction models and their cards (approved members only)."""
+    return jsonable_encoder(list_prediction_models(caller, warehouse, context.home, project_id))

@@ -8,7 +8,7 @@ run, not when the command line starts.
 Examples
 --------
 >>> [analysis.name for analysis in ANALYSES]
-['survival', 'compare']
+['survival', 'compare', 'prediction']
 """
 
 from __future__ import annotations
@@ -19,9 +19,15 @@ from typing import Any
 
 from pydantic import BaseModel
 
+from massalia.config import Home
 from massalia.engine import Engine
 from massalia.governance import Caller
-from massalia.health.analytics.requests import CompareRequest, SurvivalRequest
+from massalia.health.analytics.requests import (
+    CompareRequest,
+    PredictionRequest,
+    PredictionScoreRequest,
+    SurvivalRequest,
+)
 
 
 @dataclass(frozen=True)
@@ -50,10 +56,39 @@ def run_compare(caller: Caller, engine: Engine, request: CompareRequest) -> dict
     return service.run_compare(caller, engine, request)
 
 
+def run_prediction_train(caller: Caller, engine: Engine, home: Home, request: PredictionRequest) -> dict[str, Any]:
+    """Develop and store risk models (:func:`massalia.health.analytics.prediction_service.run_prediction_train`)."""
+    # start-up: the estimators' libraries take seconds to import; loaded when an analysis first runs
+    from massalia.health.analytics import prediction_service
+    from massalia.health.analytics.model_store import ModelStore
+
+    return prediction_service.run_prediction_train(caller, engine, ModelStore.of_home(home), request)
+
+
+def run_prediction_score(
+    caller: Caller, engine: Engine, home: Home, model_id: str, request: PredictionScoreRequest
+) -> dict[str, Any]:
+    """Score persons with a stored model (:func:`.prediction_service.run_prediction_score`)."""
+    from massalia.health.analytics import prediction_service
+    from massalia.health.analytics.model_store import ModelStore
+
+    return prediction_service.run_prediction_score(caller, engine, ModelStore.of_home(home), model_id, request)
+
+
+def list_prediction_models(caller: Caller, engine: Engine, home: Home, project_id: int) -> dict[str, Any]:
+    """A project's stored models (:func:`~massalia.health.analytics.prediction_service.list_prediction_models`)."""
+    from massalia.health.analytics import prediction_service
+    from massalia.health.analytics.model_store import ModelStore
+
+    return prediction_service.list_prediction_models(caller, engine, ModelStore.of_home(home), project_id)
+
+
 ANALYSES: tuple[Analysis, ...] = (
     Analysis("survival", "Kaplan–Meier, log-rank, Cox PH, cumulative incidence of one cohort", SurvivalRequest,
              run_survival),
     Analysis("compare", "Two treatment cohorts: propensity matching and weighting, balance, adjusted HR, "
              "negative controls and empirical calibration", CompareRequest, run_compare),
+    Analysis("prediction", "Patient-level risk models (lasso, gradient boosting): AUC, calibration, importance, "
+             "stored per project to score new persons", PredictionRequest, run_prediction_train),
 )  # fmt: skip
 """The built-in analyses, registered by the health domain."""

@@ -11,7 +11,7 @@ Examples
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -66,3 +66,42 @@ class CompareRequest(AnalysisRequest):
         if self.treated.cohort_definition_id is not None or self.comparator.cohort_definition_id is not None:
             raise ValueError("name the cohort in filters (the population), not in treated or comparator")
         return self
+
+
+PredictionOutcomeName = Literal["relapse", "second_cancer", "progression", "hospitalization"]
+Algorithm = Literal["lasso_logistic", "gradient_boosting"]
+ALGORITHM_NAMES: tuple[Algorithm, ...] = ("lasso_logistic", "gradient_boosting")
+Pseudonym = Annotated[str, Field(min_length=1, max_length=64)]
+
+
+class PredictionRequest(AnalysisRequest):
+    """Develop risk models (PatientLevelPrediction's design): target cohort, outcome, time at risk, features.
+
+    ``endpoint``, ``time_step_months`` and ``at_risk_months`` (of every analysis request) are not used.
+    """
+
+    outcome: PredictionOutcomeName = "relapse"
+    tar_days: int | None = Field(
+        default=None, ge=30, le=3653, description="Time at risk in days after diagnosis (default: the outcome's)."
+    )
+    features: list[str] | None = Field(
+        default=None, max_length=200, description="Mart variables (default: every baseline variable in scope)."
+    )
+    categorical: list[str] = Field(default_factory=lambda: ["ecog_at_diagnosis"], max_length=60)
+    algorithms: list[Algorithm] = Field(default_factory=lambda: list(ALGORITHM_NAMES), min_length=1, max_length=2)
+    test_fraction: float = Field(
+        default=0.25, ge=0.1, le=0.5, description="Share of persons, diagnosed last, held out as the test set."
+    )
+    bootstrap: int = Field(default=1000, ge=100, le=5000, description="Bootstrap resamples of the AUC's CI.")
+    seed: int = Field(default=0, ge=0, le=2**31 - 1)
+
+
+class PredictionScoreRequest(AnalysisRequest):
+    """Persons to score with a stored model of the same project: the cohort's filters and/or pseudonyms.
+
+    Per-person risks come back only under a pseudonymized (row-level) project; otherwise their distribution.
+    """
+
+    persons: list[Pseudonym] = Field(
+        default_factory=list, max_length=5000, description="Project pseudonyms to score (e.g. a tumour board's list)."
+    )
