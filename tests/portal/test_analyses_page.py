@@ -12,8 +12,11 @@ from __future__ import annotations
 import datetime as dt
 import json
 import secrets
+import shutil
+import socket
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -22,6 +25,8 @@ import pytest
 from portal_browser import Browsing, Site, artifacts_dir
 from test_accessibility import audit
 
+from massalia.api import ApiSettings, create_app
+from massalia.config import Home
 from massalia.governance import ProjectScope, operator_principal
 
 pytestmark = pytest.mark.browser
@@ -52,6 +57,39 @@ def outsider(portal_site: Site) -> int:
     return int(draft.id)
 
 
+@pytest.fixture(scope="module")
+def unbuilt_site(tmp_path_factory: pytest.TempPathFactory, demo_warehouse: Path) -> Iterator[tuple[str, str, str]]:
+    """A second served home: the demo's warehouse, accounts and approved project, but the mart never built."""
+    import uvicorn
+
+    from massalia.cli.demo_portal import demo_accounts, demo_project
+
+    home = Home(tmp_path_factory.mktemp("unbuilt-home")).ensure()
+    shutil.copy(demo_warehouse, home.warehouse)
+    home.mark_initialized("duckdb")
+    app = create_app(home, settings=ApiSettings())
+    gov = app.state.massalia.governance
+    accounts = demo_accounts(gov, operator_principal(), home.root)
+    demo_project(gov, accounts)
+    researcher = next(account for account in accounts if account.role == "researcher")
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.bind(("127.0.0.1", 0))
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on", server_header=False))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True, name="unbuilt-uvicorn")
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started:
+        if time.monotonic() > deadline or not thread.is_alive():
+            raise RuntimeError("the unbuilt home's server did not start")
+        time.sleep(0.05)
+    try:
+        yield f"http://127.0.0.1:{sock.getsockname()[1]}", researcher.username, researcher.password or ""
+    finally:
+        server.should_exit = True
+        thread.join(timeout=15)
+        sock.close()
+
+
 def open_page(browsing: Browsing, role: str = "researcher") -> tuple[Any, list[str]]:
     """Sign in, open the page (first render timed); every request's address the page makes from here on."""
     browsing.sign_in(role)
@@ -70,7 +108,9 @@ def run(page: Any, path: str) -> tuple[dict[str, Any], int, float]:
     started = time.perf_counter()
     with page.expect_response(lambda r: r.url.endswith(f"/api/v1/analyses/{path}")) as answer:
         page.click("#analysis-run")
-    page.wait_for_selector("#analysis-results[data-state='done'], #analysis-results[data-state='error']", timeout=60_000)
+    page.wait_for_selector(
+        "#analysis-results[data-state='done'], #analysis-results[data-state='error']", timeout=60_000
+    )
     seconds = time.perf_counter() - started
     response = answer.value
     assert not response.request.url.count("?"), "an analysis request carries nothing in its address"
@@ -169,6 +209,24 @@ def test_an_invalid_request_shows_the_api_422(browsing: Browsing) -> None:
     assert status == 422
     assert "no competing event" in result["error"]["message"]
     assert "no competing event" in page.text_content("#analysis-results [role=alert]")
+
+
+def test_an_unbuilt_mart_says_how_to_build_it(browsing: Browsing, unbuilt_site: tuple[str, str, str]) -> None:
+    """The API's real 409 (the mart of this home was never built) is shown with the command that builds it."""
+    browsing.watch.expect(r"HTTP 409: .*/api/v1/")
+    browsing.watch.expect(r"console error: Failed to load resource: .* 409")
+    address, username, password = unbuilt_site
+    page = browsing.page
+    page.goto(f"{address}/portal/signin")
+    page.fill("input[name=username]", username)
+    page.fill("input[name=password]", password)
+    page.click("#signin-submit")
+    page.wait_for_selector("#current-user")
+    page.goto(f"{address}{PAGE}")
+    page.wait_for_selector("#main[data-ready='true'] #analysis-run")
+    result, status, _ = run(page, "survival")
+    assert status == 409 and "not available" in result["error"]["message"]
+    assert "massalia mart build" in page.text_content("#analysis-results [role=alert]")
 
 
 def test_the_dashboard_opens_the_page_on_its_cohort(browsing: Browsing) -> None:

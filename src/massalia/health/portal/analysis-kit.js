@@ -141,6 +141,8 @@ export async function pairedHistogram(element, { bins, title, names, axisName })
     series: arms.map((arm, index) => ({
       type: "bar", name: names[arm], itemStyle: { color: PALETTE[index] },
       data: bins.map((bin) => bin[arm].count ?? 0),
+      // A suppressed cell is drawn at 0 and says so ("<10"), as the portal's bar charts do.
+      label: { show: true, position: "top", fontSize: 10, formatter: (p) => (bins[p.dataIndex][arm].count === null ? shown(bins[p.dataIndex][arm]) : "") },
     })),
   }, { notMerge: true });
   return chart;
