@@ -68,7 +68,7 @@ async function load() {
   state.projects = projects.items || [];
   const approved = state.projects.filter((p) => p.status === "approved");
   state.projectId = approved.length ? String(approved[0].id) : state.projects.length ? String(state.projects[0].id) : "";
-  state.population = new FilterEditor(variables, { pickerId: "analyses-add", listId: "analyses-filter-list", emptyText: t("analyses.no_filter") });
+  state.population = new FilterEditor(variables, { pickerId: "analyses-add", listId: "analyses-filter-list", emptyText: () => t("analyses.no_filter") });
   state.loaded = true;
 }
 
@@ -143,12 +143,13 @@ async function run() {
   if (state.controller) state.controller.abort();
   const controller = new AbortController();
   state.controller = controller;
-  const running = progress(t("analyses.running", { seconds: 0 }));
+  // The status is announced once; the seconds tick beside it, hidden from screen readers (no chatter).
+  const elapsed = h("span", { class: "muted small", id: "analysis-elapsed", "aria-hidden": "true" }, t("analyses.elapsed", { seconds: 0 }));
   const started = performance.now();
   const timer = setInterval(() => {
-    running.querySelector("span").textContent = t("analyses.running", { seconds: Math.floor((performance.now() - started) / 1000) });
+    elapsed.textContent = t("analyses.elapsed", { seconds: Math.floor((performance.now() - started) / 1000) });
   }, TICK_MS);
-  replace(view.results, running);
+  replace(view.results, h("div", { class: "actions" }, progress(t("analyses.running")), elapsed));
   view.results.dataset.state = "running";
   view.results.setAttribute("aria-busy", "true");
   view.run.disabled = true;

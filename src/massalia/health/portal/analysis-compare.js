@@ -18,8 +18,8 @@ function init(variables) {
   const form = {
     endpoint: "os",
     negativeControls: new Set(),
-    treated: new FilterEditor(variables, { pickerId: "compare-treated-add", listId: "compare-treated-list", label: t("analyses.compare.treated") }),
-    comparator: new FilterEditor(variables, { pickerId: "compare-comparator-add", listId: "compare-comparator-list", label: t("analyses.compare.comparator") }),
+    treated: new FilterEditor(variables, { pickerId: "compare-treated-add", listId: "compare-treated-list", label: () => t("analyses.compare.treated") }),
+    comparator: new FilterEditor(variables, { pickerId: "compare-comparator-add", listId: "compare-comparator-list", label: () => t("analyses.compare.comparator") }),
   };
   if (variables.some((v) => v.name === DEFAULT_ARM)) {
     form.treated.add(DEFAULT_ARM, { choice: "true" });

@@ -142,6 +142,7 @@ function textControl(filter, changed) {
  *   main.append(editor.element());  editor.spec()  // → {all: [{variable: "sex", op: "in", value: ["female"]}]}
  */
 export class FilterEditor {
+  /** label and emptyText are functions (called at each render: the language may have changed). */
   constructor(variables, { pickerId, listId, onChange = () => {}, label = null, emptyText = null } = {}) {
     this.variables = variables;
     this.pickerId = pickerId;
@@ -237,8 +238,8 @@ export class FilterEditor {
     const picker = this.picker();
     this.view = {
       picker,
-      empty: h("p", { class: "muted" }, this.emptyText || t("feasibility.empty")),
-      list: h("ul", { class: "filter-list", id: this.listId, "aria-label": this.label || t("feasibility.filters") }),
+      empty: h("p", { class: "muted" }, (this.emptyText && this.emptyText()) || t("feasibility.empty")),
+      list: h("ul", { class: "filter-list", id: this.listId, "aria-label": (this.label && this.label()) || t("feasibility.filters") }),
     };
     this.renderRows();
     return h("div", { class: "filter-editor" },
