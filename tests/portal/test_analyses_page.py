@@ -169,6 +169,8 @@ def test_compare_balance_ps_adjusted_km_hr_and_assumptions(
     page, _ = open_page(browsing)
     page.select_option("#analyses-kind", "compare")
     assert page.locator("#compare-treated-list [data-variable='received_chemotherapy']").count() == 1
+    for control in ("rfs", "relapse", "second_cancer"):  # three controls: enough to calibrate (a demo, not a study)
+        page.check(f"#compare-control-{control}")
     result, status, seconds = run(page, "compare")
     TIMINGS["compare_run_to_charts_ms"] = round(seconds * 1000)
     assert status == 200, result
@@ -180,6 +182,10 @@ def test_compare_balance_ps_adjusted_km_hr_and_assumptions(
     assert table == shown
     assert any(cell == "<10" for row in shown for cell in row), "some PS bins are under the threshold"
     assert page.locator("#compare-hr tbody tr").count() == len(result["hazard_ratios"]) == 3
+    calibrated = result["negative_controls"]["calibrated"]
+    assert "ipw" in calibrated, result["negative_controls"]
+    ipw_row = texts(page, "#compare-hr tbody tr:nth-child(3) td")
+    assert ipw_row[3] == f"{calibrated['ipw']['hr']:.2f}".replace(".", ","), "the calibrated HR as the API gave it"
     assert texts(page, "#compare-assumptions li") == result["assumptions"]
     assert page.locator("#compare-balance-table tbody tr").count() == len(result["balance"])
     screenshot(page, "61-analyses-compare")
@@ -214,7 +220,7 @@ def test_a_researcher_without_approval_sees_the_refusal(
 
 
 def test_an_invalid_request_shows_the_api_422(browsing: Browsing) -> None:
-    """Competing risks asked of overall survival (no competing event): the API's 422 message is shown."""
+    """Competing risks asked of overall survival (no competing event): the API's 422; of relapse: the incidence."""
     browsing.watch.expect(r"HTTP 422: POST .*/api/v1/analyses/survival")
     browsing.watch.expect(r"console error: Failed to load resource: .* 422")
     page, _ = open_page(browsing)
@@ -223,6 +229,12 @@ def test_an_invalid_request_shows_the_api_422(browsing: Browsing) -> None:
     assert status == 422
     assert "no competing event" in result["error"]["message"]
     assert "no competing event" in page.text_content("#analysis-results [role=alert]")
+    # Relapse, death competing: the cumulative incidence (Aalen–Johansen) is drawn under the KM.
+    page.select_option("#survival-endpoint", "relapse")
+    result, status, _ = run(page, "survival")
+    assert status == 200
+    page.wait_for_selector("#survival-cif-chart canvas")
+    assert result["cumulative_incidence"]["competing_events"]["shown"] in page.text_content("main")
 
 
 def test_an_unbuilt_mart_says_how_to_build_it(browsing: Browsing, unbuilt_site: tuple[str, str, str]) -> None:
