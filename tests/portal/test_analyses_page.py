@@ -112,10 +112,11 @@ def run(page: Any, path: str) -> tuple[dict[str, Any], int, float]:
         ".observe(box, { childList: true, subtree: true }); }"
     )
     started = time.perf_counter()
-    with page.expect_response(lambda r: r.url.endswith(f"/api/v1/analyses/{path}")) as answer:
+    # A comparison with negative controls takes seconds, more on a loaded machine: well past the 15 s default.
+    with page.expect_response(lambda r: r.url.endswith(f"/api/v1/analyses/{path}"), timeout=120_000) as answer:
         page.click("#analysis-run")
     page.wait_for_selector(
-        "#analysis-results[data-state='done'], #analysis-results[data-state='error']", timeout=60_000
+        "#analysis-results[data-state='done'], #analysis-results[data-state='error']", timeout=30_000
     )
     seconds = time.perf_counter() - started
     assert page.evaluate("() => window.sawProgress"), "a progress bar shows while the analysis runs"
@@ -128,7 +129,9 @@ def texts(page: Any, selector: str) -> list[str]:
     return [text.strip() for text in page.locator(selector).all_text_contents()]
 
 
-def test_survival_curves_at_risk_logrank_and_cox(browsing: Browsing, screenshot: Callable[[Any, str], Path]) -> None:
+def test_survival_curves_at_risk_logrank_and_cox(
+    browsing: Browsing, axe_source: str, screenshot: Callable[[Any, str], Path]
+) -> None:
     """KM by stage with bands, the numbers at risk under it, log-rank p and the Cox table, as the API released them."""
     page, addresses = open_page(browsing)
     assert page.input_value("#survival-group") == "stage_group"
@@ -152,6 +155,8 @@ def test_survival_curves_at_risk_logrank_and_cox(browsing: Browsing, screenshot:
     queries = {key for url in addresses if "/api/" in url for key in parse_qs(urlsplit(url).query)}
     assert queries <= {"limit"} and not [url for url in addresses if "stage_group" in url], "no data in any address"
     screenshot(page, "60-analyses-survival")
+    violations = audit(page, axe_source)
+    assert not violations, "\n".join(violations)
     # A language switch redraws the result in English without asking the API again.
     asked = len([url for url in addresses if "/analyses/" in url])
     page.click("#language-switch")
@@ -163,7 +168,7 @@ def test_survival_curves_at_risk_logrank_and_cox(browsing: Browsing, screenshot:
 
 
 def test_compare_balance_ps_adjusted_km_hr_and_assumptions(
-    browsing: Browsing, screenshot: Callable[[Any, str], Path]
+    browsing: Browsing, axe_source: str, screenshot: Callable[[Any, str], Path]
 ) -> None:
     """Chemotherapy or not: balance plot, PS histograms ("<10" cells as such), adjusted KM, HRs, assumptions."""
     page, _ = open_page(browsing)
@@ -189,6 +194,8 @@ def test_compare_balance_ps_adjusted_km_hr_and_assumptions(
     assert texts(page, "#compare-assumptions li") == result["assumptions"]
     assert page.locator("#compare-balance-table tbody tr").count() == len(result["balance"])
     screenshot(page, "61-analyses-compare")
+    violations = audit(page, axe_source)
+    assert not violations, "\n".join(violations)
     write_timings()
 
 
@@ -274,17 +281,11 @@ def test_the_dashboard_opens_the_page_on_its_cohort(browsing: Browsing) -> None:
 
 
 def test_analyses_page_accessibility(browsing: Browsing, axe_source: str) -> None:
-    """No serious axe violation: the form, then a survival result, then a comparison result."""
+    """No serious axe violation on the form of either analysis (the results are audited in their own tests)."""
     page, _ = open_page(browsing)
-    assert not audit(page, axe_source)
-    run(page, "survival")
-    page.wait_for_selector("#survival-km-chart canvas")
     violations = audit(page, axe_source)
     assert not violations, "\n".join(violations)
     page.select_option("#analyses-kind", "compare")
-    *_, seconds = run(page, "compare")
-    TIMINGS["compare_run_to_charts_ms (again, libraries loaded)"] = round(seconds * 1000)
-    page.wait_for_selector("#compare-km-ipw canvas")
+    page.wait_for_selector("#compare-treated-list")
     violations = audit(page, axe_source)
     assert not violations, "\n".join(violations)
-    write_timings()
