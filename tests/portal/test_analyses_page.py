@@ -280,6 +280,25 @@ def test_the_dashboard_opens_the_page_on_its_cohort(browsing: Browsing) -> None:
     assert page.evaluate("() => sessionStorage.getItem('massalia.analyses.preset')") is None, "the preset is used once"
 
 
+def test_a_forged_preset_is_ignored(browsing: Browsing, outsider: int) -> None:
+    """A preset naming a project that is not the user's, or a cohort id that is not a positive integer, is dropped."""
+    browsing.sign_in("outsider")
+    page = browsing.page
+    browsing.watch.expect(r"HTTP 403: POST .*/api/v1/analyses/survival")
+    browsing.watch.expect(r"console error: Failed to load resource: .* 403")
+    forged = {"project_id": browsing.site.project_id, "cohort_definition_id": -3}
+    page.evaluate("preset => sessionStorage.setItem('massalia.analyses.preset', JSON.stringify(preset))", forged)
+    page.goto(PAGE)
+    page.wait_for_selector("#main[data-ready='true'] #analysis-run")
+    assert page.input_value("#analyses-project") == str(outsider)
+    assert page.input_value("#analyses-cohort") == ""
+    with page.expect_request(lambda r: r.url.endswith("/api/v1/analyses/survival")) as sent:
+        page.click("#analysis-run")
+    body = sent.value.post_data_json
+    assert body["project_id"] == outsider and "cohort_definition_id" not in body["filters"], body
+    page.wait_for_selector("#analysis-results[data-state='error']")
+
+
 def test_analyses_page_accessibility(browsing: Browsing, axe_source: str) -> None:
     """No serious axe violation on the form of either analysis (the results are audited in their own tests)."""
     page, _ = open_page(browsing)
