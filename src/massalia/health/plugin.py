@@ -81,6 +81,15 @@ PORTAL_PAGES: tuple[PortalPage, ...] = (
         group="research",
     ),
     PortalPage(
+        "health.analyses",
+        "/portal/health/analyses",
+        "Analyses",
+        "Analyses",
+        "analyses.js",
+        right="health.analysis.run",
+        group="research",
+    ),
+    PortalPage(
         "health.projects",
         "/portal/health/projects",
         "Projets et accès",
@@ -135,7 +144,8 @@ PORTAL_PAGES: tuple[PortalPage, ...] = (
         group="operations",
     ),
 )
-"""Health's pages in the portal: the feasibility quick mode over the research mart; projects, access requests
+"""Health's pages in the portal: the feasibility quick mode, the cohort builder and dashboard and the analyses
+(survival, treatment comparison) over the research mart; projects, access requests
 and extracts; the audit trail; a patient's timeline; the vocabulary browser; data quality and ETL runs."""
 
 

@@ -1,6 +1,7 @@
 // Cohort dashboard: the research mart's panels (demographics, cancer sites, stage, biomarkers, treatment
 // lines, vital status) for the whole mart or a generated cohort (its cohort_definition_id), as ECharts bar
-// charts with their tables, every number exactly as POST /api/v1/mart/dashboard released it.
+// charts with their tables, every number exactly as POST /api/v1/mart/dashboard released it; a link opens the
+// Analyses page (survival, treatment comparison) on the same project and cohort.
 
 import { api } from "/static/js/api.js";
 import { barChart, loadECharts } from "/static/js/charts.js";
@@ -9,8 +10,12 @@ import { addCatalogue, currentLang, has, t } from "/static/js/i18n.js";
 import { errorBox, progress } from "/static/js/ui.js";
 
 const CATALOGUE = new URL("./i18n", import.meta.url).pathname;
+const ANALYSES_PAGE = "/portal/health/analyses";
+const ANALYSES_PRESET = "massalia.analyses.preset"; // read by analyses.js: the cohort goes in session storage, not the address
 
-const state = { loaded: false, projects: [], projectId: "", cohortId: "", result: null, error: null, timing: null };
+const state = {
+  loaded: false, projects: [], projectId: "", cohortId: "", shownProject: "", shownCohort: "", result: null, error: null, timing: null,
+};
 let view = null;
 
 function valueLabel(variable, value) {
@@ -63,6 +68,21 @@ async function appendPanels(panels) {
   for (const [chart, bars, title] of charts) await barChart(chart, { bars, title, axisName: t("dashboard.patients") });
 }
 
+/** Open the Analyses page on the dashboard's project and cohort (the ones shown, not the inputs' later edits). */
+function analyseLink() {
+  const shown = { project_id: state.shownProject ? Number(state.shownProject) : null, cohort_definition_id: state.shownCohort ? Number(state.shownCohort) : null };
+  const open = () => {
+    try {
+      sessionStorage.setItem(ANALYSES_PRESET, JSON.stringify(shown));
+    } catch {
+      // no session storage: the Analyses page opens with its own defaults
+    }
+  };
+  return h("p", { class: "actions" },
+    h("a", { href: ANALYSES_PAGE, id: "dashboard-analyse", class: "button", "aria-describedby": "dashboard-analyse-help", onclick: open }, t("dashboard.analyse")),
+    h("span", { class: "muted small", id: "dashboard-analyse-help" }, t("dashboard.analyse_help")));
+}
+
 async function renderResult() {
   const result = state.result;
   if (state.error) {
@@ -77,6 +97,7 @@ async function renderResult() {
       h("p", { class: "count", id: "dashboard-count" }, result.count.shown),
       h("p", { class: "muted small" }, releaseText(result.count.release)),
       state.timing === null ? null : h("p", { class: "muted small", id: "dashboard-timing" }, t("dashboard.timing", { ms: Math.round(state.timing) }))),
+    analyseLink(),
     view.panels);
   await appendPanels(result.panels);
 }
@@ -92,6 +113,8 @@ async function refresh() {
   const started = performance.now();
   try {
     state.result = await api("POST", "/mart/dashboard", { ...body, panels: FIRST_PANELS });
+    state.shownProject = state.projectId;
+    state.shownCohort = state.cohortId;
     state.error = null;
     state.timing = performance.now() - started;
     await renderResult();

@@ -6,20 +6,21 @@
 
 import { api } from "/static/js/api.js";
 import { barChart } from "/static/js/charts.js";
-import { debounce, h, replace, uniqueId } from "/static/js/dom.js";
-import { addCatalogue, currentLang, formatNumber, has, t } from "/static/js/i18n.js";
+import { debounce, h, replace } from "/static/js/dom.js";
+import { addCatalogue, formatNumber, t } from "/static/js/i18n.js";
 import { errorBox, progress } from "/static/js/ui.js";
+import { FilterEditor, groupLabel, valueLabel, variableGroups, variableLabel as label } from "./filters.js";
 
 const CATALOGUE = new URL("./i18n", import.meta.url).pathname;
 const DEBOUNCE_MS = 350;
 const PROGRESS_AFTER_MS = 150;
 const PREFERRED_BREAKDOWNS = ["primary_site", "age_group_at_diagnosis", "sex"];
 
-// The page's state outlives a re-render (a language switch keeps the filters).
+// The page's state outlives a re-render (a language switch keeps the filters, held by the shared editor).
 const state = {
   variables: null,
   projects: [],
-  filters: [],
+  editor: null,
   projectId: "",
   by: null,
   controller: null,
@@ -31,214 +32,20 @@ const state = {
 };
 let view = null;
 
-function label(variable) {
-  return currentLang() === "en" ? variable.label_en : variable.label_fr;
-}
-
-function valueLabel(variable, value) {
-  if (value === null) return t("feasibility.no_value");
-  const key = `value.${variable.name}.${value}`;
-  if (has(key)) return t(key);
-  if (value === true) return t("feasibility.yes");
-  if (value === false) return t("feasibility.no");
-  return String(value);
-}
-
-function groupLabel(group) {
-  const key = `group.${group}`;
-  return has(key) ? t(key) : group;
-}
-
-/** The catalogue's groups in their order, each with its variables (identifiers left out: never filtered on). */
-function groups() {
-  const found = new Map();
-  for (const variable of state.variables) {
-    if (variable.disclosure === "identifier") continue;
-    if (!found.has(variable.group)) found.set(variable.group, []);
-    found.get(variable.group).push(variable);
-  }
-  return found;
-}
-
 function variableNamed(name) {
   return state.variables.find((variable) => variable.name === name);
 }
 
-// -- filters ------------------------------------------------------------------------------------
-
-function lastDay(year, month) {
-  return new Date(Date.UTC(year, month, 0)).getUTCDate();
-}
-
-/** The API clauses of one filter row ([] while incomplete). */
-function clauses(filter) {
-  const variable = variableNamed(filter.variable);
-  const name = variable.name;
-  switch (variable.type) {
-    case "category":
-      return filter.values.size ? [{ variable: name, op: "in", value: [...filter.values] }] : [];
-    case "boolean":
-      return filter.choice === "" ? [] : [{ variable: name, op: "=", value: filter.choice === "true" }];
-    case "text":
-      return filter.text.trim() ? [{ variable: name, op: "=", value: filter.text.trim() }] : [];
-    case "integer":
-    case "number": {
-      const out = [];
-      if (filter.min !== "" && Number.isFinite(Number(filter.min))) out.push({ variable: name, op: ">=", value: Number(filter.min) });
-      if (filter.max !== "" && Number.isFinite(Number(filter.max))) out.push({ variable: name, op: "<=", value: Number(filter.max) });
-      return out;
-    }
-    case "date": {
-      const out = [];
-      const month = (variable.date_grain || "year") === "month";
-      if (filter.min) {
-        out.push({ variable: name, op: ">=", value: month ? `${filter.min}-01` : `${filter.min}-01-01` });
-      }
-      if (filter.max) {
-        if (month) {
-          const [year, mm] = filter.max.split("-").map(Number);
-          out.push({ variable: name, op: "<=", value: `${filter.max}-${String(lastDay(year, mm)).padStart(2, "0")}` });
-        } else out.push({ variable: name, op: "<=", value: `${filter.max}-12-31` });
-      }
-      return out;
-    }
-    default:
-      return [];
-  }
+function groups() {
+  return variableGroups(state.variables);
 }
 
 function filterSpec() {
-  return { all: state.filters.flatMap(clauses) };
-}
-
-function newFilter(name) {
-  return { id: uniqueId("filter"), variable: name, values: new Set(), choice: "", text: "", min: "", max: "" };
+  return state.editor.spec();
 }
 
 function changed() {
   scheduleRefresh();
-}
-
-function categoryControl(filter, variable) {
-  return h(
-    "div",
-    { class: "choices" },
-    variable.values.map((value) => {
-      const id = uniqueId("choice");
-      return h(
-        "label",
-        { for: id },
-        h("input", {
-          id, type: "checkbox", value, checked: filter.values.has(value), dataset: { value },
-          onchange: (event) => {
-            if (event.target.checked) filter.values.add(value);
-            else filter.values.delete(value);
-            changed();
-          },
-        }),
-        valueLabel(variable, value),
-      );
-    }),
-  );
-}
-
-function booleanControl(filter, variable) {
-  const name = uniqueId("bool");
-  const options = [["", t("feasibility.any")], ["true", t("feasibility.yes")], ["false", t("feasibility.no")]];
-  return h(
-    "div",
-    { class: "choices" },
-    options.map(([value, text]) => {
-      const id = uniqueId("radio");
-      return h("label", { for: id }, h("input", {
-        id, type: "radio", name, value, checked: filter.choice === value,
-        onchange: () => { filter.choice = value; changed(); },
-      }), text);
-    }),
-  );
-}
-
-function rangeControl(filter, variable) {
-  const date = variable.type === "date";
-  const month = date && (variable.date_grain || "year") === "month";
-  const attrs = date
-    ? month ? { type: "month" } : { type: "number", min: 1900, max: 2100, step: 1, inputMode: "numeric" }
-    : { type: "number", step: variable.type === "integer" ? 1 : "any", inputMode: "decimal" };
-  const unit = variable.unit ? ` (${variable.unit})` : "";
-  const field = (key, text) => {
-    const id = uniqueId(key);
-    return h("label", { for: id }, text + unit, h("input", {
-      id, ...attrs, value: filter[key], dataset: { bound: key },
-      oninput: (event) => { filter[key] = event.target.value; changed(); },
-    }));
-  };
-  const from = date ? (month ? t("feasibility.from_month") : t("feasibility.from_year")) : t("feasibility.min");
-  const to = date ? (month ? t("feasibility.to_month") : t("feasibility.to_year")) : t("feasibility.max");
-  return h("div", { class: "range" }, field("min", from), field("max", to));
-}
-
-function textControl(filter) {
-  const id = uniqueId("text");
-  return h("div", { class: "range" }, h("label", { for: id }, t("feasibility.equals"), h("input", {
-    id, type: "text", maxLength: 64, value: filter.text,
-    oninput: (event) => { filter.text = event.target.value; changed(); },
-  })));
-}
-
-function filterRow(filter) {
-  const variable = variableNamed(filter.variable);
-  const control =
-    variable.type === "category" ? categoryControl(filter, variable)
-      : variable.type === "boolean" ? booleanControl(filter, variable)
-        : variable.type === "text" ? textControl(filter)
-          : rangeControl(filter, variable);
-  const grain = variable.type === "date" ? t(`feasibility.grain.${variable.date_grain || "year"}`) : null;
-  const remove = h("button", {
-    type: "button", class: "link-button", "aria-label": t("feasibility.remove_named", { name: label(variable) }),
-    onclick: () => {
-      state.filters = state.filters.filter((item) => item !== filter);
-      renderFilters();
-      changed();
-      view.picker.focus();
-    },
-  }, t("feasibility.remove"));
-  return h(
-    "li",
-    { class: "filter", dataset: { variable: variable.name } },
-    h("fieldset", {},
-      h("div", { class: "filter-head" }, h("legend", {}, label(variable)), remove),
-      h("p", { class: "muted small" }, groupLabel(variable.group), grain ? ` · ${grain}` : null),
-      control),
-  );
-}
-
-function renderFilters() {
-  replace(view.filterList, state.filters.map(filterRow));
-  view.empty.hidden = state.filters.length > 0;
-}
-
-function picker() {
-  const id = "feasibility-add";
-  const select = h(
-    "select",
-    {
-      id,
-      onchange: (event) => {
-        const name = event.target.value;
-        event.target.value = "";
-        if (!name) return;
-        if (!state.filters.some((filter) => filter.variable === name)) state.filters.push(newFilter(name));
-        renderFilters();
-        changed();
-        const row = view.filterList.querySelector(`[data-variable="${CSS.escape(name)}"] input`);
-        if (row) row.focus();
-      },
-    },
-    h("option", { value: "" }, t("feasibility.pick")),
-    [...groups()].map(([group, variables]) =>
-      h("optgroup", { label: groupLabel(group) }, variables.map((variable) => h("option", { value: variable.name }, label(variable))))),
-  );
-  return { select, field: h("div", { class: "field" }, h("label", { for: id }, t("feasibility.add")), select) };
 }
 
 function projectPicker() {
@@ -408,11 +215,8 @@ export async function render(main, ctx) {
       return;
     }
   }
-  const pick = picker();
+  if (!state.editor) state.editor = new FilterEditor(state.variables, { pickerId: "feasibility-add", listId: "filter-list", onChange: changed });
   view = {
-    picker: pick.select,
-    filterList: h("ul", { class: "filter-list", id: "filter-list", "aria-label": t("feasibility.filters") }),
-    empty: h("p", { class: "muted" }, t("feasibility.empty")),
     countBody: h("div", { id: "count-body", "aria-live": "polite" }),
     progress: progress(t("feasibility.counting")),
     chart: h("div", { class: "chart", id: "breakdown-chart" }),
@@ -420,7 +224,7 @@ export async function render(main, ctx) {
     results: null,
   };
   view.progress.hidden = true;
-  const clearAll = h("button", { type: "button", id: "clear-filters", onclick: () => { state.filters = []; renderFilters(); changed(); } }, t("feasibility.clear"));
+  const clearAll = h("button", { type: "button", id: "clear-filters", onclick: () => state.editor.clear() }, t("feasibility.clear"));
   view.results = h(
     "div",
     { id: "results", "aria-busy": "false" },
@@ -438,12 +242,11 @@ export async function render(main, ctx) {
     h("div", { class: "feasibility" },
       h("section", { class: "card", "aria-labelledby": "filters-title" },
         h("h2", { id: "filters-title" }, t("feasibility.filters")),
-        projectPicker(), pick.field, view.empty, view.filterList,
+        projectPicker(), state.editor.element(),
         h("div", { class: "actions" }, clearAll),
         catalogueDetails()),
       view.results),
   );
-  renderFilters();
   if (state.lastCount || state.lastError) {
     // A re-render (a language switch): the released numbers are shown again, not asked again.
     renderCount();
