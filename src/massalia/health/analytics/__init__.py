@@ -8,7 +8,7 @@ run, not when the command line starts.
 Examples
 --------
 >>> [analysis.name for analysis in ANALYSES]
-['survival', 'compare']
+['survival', 'compare', 'pathways', 'conformance']
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from pydantic import BaseModel
 
 from massalia.engine import Engine
 from massalia.governance import Caller
-from massalia.health.analytics.requests import CompareRequest, SurvivalRequest
+from massalia.health.analytics.requests import CompareRequest, ConformanceRequest, PathwaysRequest, SurvivalRequest
 
 
 @dataclass(frozen=True)
@@ -50,10 +50,30 @@ def run_compare(caller: Caller, engine: Engine, request: CompareRequest) -> dict
     return service.run_compare(caller, engine, request)
 
 
+def run_pathways(caller: Caller, engine: Engine, request: PathwaysRequest) -> dict[str, Any]:
+    """The guarded care pathways (:func:`massalia.health.analytics.pathways_service.run_pathways`)."""
+    # start-up: the estimators' libraries take seconds to import; loaded when an analysis first runs
+    from massalia.health.analytics import pathways_service
+
+    return pathways_service.run_pathways(caller, engine, request)
+
+
+def run_conformance(caller: Caller, engine: Engine, request: ConformanceRequest) -> dict[str, Any]:
+    """The guarded conformance to reference practice (:func:`~.pathways_service.run_conformance`)."""
+    # start-up: the estimators' libraries take seconds to import; loaded when an analysis first runs
+    from massalia.health.analytics import pathways_service
+
+    return pathways_service.run_conformance(caller, engine, request)
+
+
 ANALYSES: tuple[Analysis, ...] = (
     Analysis("survival", "Kaplan–Meier, log-rank, Cox PH, cumulative incidence of one cohort", SurvivalRequest,
              run_survival),
     Analysis("compare", "Two treatment cohorts: propensity matching and weighting, balance, adjusted HR, "
              "negative controls and empirical calibration", CompareRequest, run_compare),
+    Analysis("pathways", "Treatment pathways: most frequent sequences of regimens, surgery and radiotherapy, "
+             "Sankey nodes and links, days between steps", PathwaysRequest, run_pathways),
+    Analysis("conformance", "Conformance to reference-practice rules (YAML): rates per site and period with CIs, "
+             "deviations, outcomes of conforming versus deviating persons", ConformanceRequest, run_conformance),
 )  # fmt: skip
 """The built-in analyses, registered by the health domain."""
