@@ -16,8 +16,8 @@ from fastapi.encoders import jsonable_encoder
 
 from massalia.api.deps import Caller, Context, Warehouse, action
 from massalia.api.errors import ApiError
-from massalia.health.analytics import run_compare, run_survival
-from massalia.health.analytics.requests import CompareRequest, SurvivalRequest
+from massalia.health.analytics import run_compare, run_conformance, run_pathways, run_survival
+from massalia.health.analytics.requests import CompareRequest, ConformanceRequest, PathwaysRequest, SurvivalRequest
 from massalia.health.marts.filters import FilterError, MartNotBuiltError
 
 router = APIRouter(prefix="/analyses", tags=["analyses"])
@@ -57,3 +57,27 @@ def _analysis_errors() -> Iterator[None]:
     except FilterError as error:
         raise ApiError(422, "invalid_request", f"The filter does not fit the mart: {error}",
                        details=[(["body", "filters"], str(error))]) from None  # fmt: skip
+
+
+@router.post("/pathways", **action("health.analysis.run"))
+def pathways(body: PathwaysRequest, context: Context, caller: Caller, warehouse: Warehouse) -> Any:
+    """The most frequent treatment pathways of a cohort: ranked sequences, Sankey nodes and links, step timing.
+
+    Only for approved members of the project named in ``project_id`` (403 otherwise); pathways of fewer
+    than the disclosure threshold are folded into ``other``.
+    """
+    with _analysis_errors():
+        result = run_pathways(caller, warehouse, body)
+    return jsonable_encoder(result)
+
+
+@router.post("/conformance", **action("health.analysis.run"))
+def conformance(body: ConformanceRequest, context: Context, caller: Caller, warehouse: Warehouse) -> Any:
+    """Conformance to reference-practice rules: rates per site and period (CI), deviations, outcomes.
+
+    Only for approved members of the project named in ``project_id`` (403 otherwise); a rule set of one's
+    own may be sent as YAML in ``rules_yaml`` (a 422 names the rule and field at fault).
+    """
+    with _analysis_errors():
+        result = run_conformance(caller, warehouse, body)
+    return jsonable_encoder(result)
