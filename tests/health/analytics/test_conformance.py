@@ -54,6 +54,8 @@ def test_the_reference_set_cites_a_public_guideline_per_rule() -> None:
         ({"anchor": "radiotherapy"}, 0, "rule.yaml: rules[0].anchor: 'radiotherapy' is not a class"),
         ({"population": ["shoe_size > 40"]}, 3, "rule.yaml: rules[3].population[0]: unknown mart variable 'shoe_size'"),
         ({"population": ["stage_group ~ III"]}, 0, "rule.yaml: rules[0].population[0]: cannot read filter"),
+        ({"population": ["primary_site = breast", "stage_group = V"]}, 1,
+         "rule.yaml: rules[1].population[1]: clause 1 (stage_group = 'V'): 'V' is not a value of stage_group"),
         ({"id": "er_positive_breast_endocrine"}, 0, "rule.yaml: rules[1].id: 'er_positive_breast_endocrine' is used"),
         ({"guideline": {"source": "my notes", "year": 2020, "url": "http://x.org/a"}}, 0,
          "rule.yaml: rules[0].guideline.url: String should match pattern"),

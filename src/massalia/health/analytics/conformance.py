@@ -45,7 +45,7 @@ from statsmodels.stats.proportion import proportion_confint
 
 from massalia.health.analytics.protect import protect_count
 from massalia.health.marts.catalogue import load_catalogue
-from massalia.health.marts.filters import Clause, FilterError, FilterSpec, parse_clause
+from massalia.health.marts.filters import Clause, FilterError, FilterSpec, compile_filter, parse_clause
 
 REFERENCE_RULES = Path(str(resources.files("massalia.health.analytics") / "reference_practice.yaml"))
 """The reference rule set shipped with Massalia."""
@@ -192,6 +192,9 @@ def _check_references(rules: RuleSet, source: str) -> list[str]:
             try:
                 clause = parse_clause(text)
                 catalogue.variable(clause.variable)
+                compile_filter(
+                    FilterSpec(all=[clause]), catalogue
+                )  # the value fits the variable (type, allowed levels)
             except (FilterError, ValueError) as error:
                 problems.append(f"{where}.population[{position}]: {error}")
             except KeyError as error:
