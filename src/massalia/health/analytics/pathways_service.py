@@ -70,6 +70,7 @@ def scoped_row_filter(
     persons = exp.select(exp.column("person_id", table=MART_ALIAS)).from_(exp.to_table(MART_TABLE).as_(MART_ALIAS))
     if condition is not None:
         persons = persons.where(condition)
+    # read after _authorize and scoped_condition: the caller is an approved member of this project
     policy = RowPolicy.of(caller.governance.project_scope(request.project_id))
     of_sites = _scope_persons_query(policy)
 
