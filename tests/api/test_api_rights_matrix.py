@@ -265,6 +265,10 @@ SPECS: dict[str, Callable[[Matrix, str, str], Request]] = {
         "path": {"model_id": "0123456789abcdef"}, "json": {"filters": {"cohort_definition_id": 1},
                                                           "project_id": m.project(c, r)}},
     "GET /api/v1/analyses/prediction/models": lambda m, c, r: {"params": {"project_id": m.project(c, r)}},
+    "POST /api/v1/analyses/pathways": lambda m, c, r: {"json": {
+        "filters": {"cohort_definition_id": 1}, "project_id": m.project(c, r)}},
+    "POST /api/v1/analyses/conformance": lambda m, c, r: {"json": {
+        "filters": {"cohort_definition_id": 1}, "project_id": m.project(c, r)}},
     "POST /api/v1/projects/{project_id}/extracts": lambda m, c, r: {
         "path": {"project_id": m.project(c, r)}, "json": {"cohort_id": 1, "format": "csv", "on_low_k": "generalize"}},
     "GET /api/v1/projects/{project_id}/extracts": lambda m, c, r: {"path": {"project_id": m.project(c, r)}},

@@ -188,6 +188,8 @@ def expectations(world: World, caller: str) -> dict[tuple[str, ...], Row]:
         ("analysis", "predict-train"): Row(("--project", str(world.project)), frozenset()),
         ("analysis", "predict-score"): Row(("0123456789abcdef", "--project", str(world.project)), frozenset()),
         ("analysis", "models"): Row(("--project", str(world.project)), frozenset()),
+        ("analysis", "pathways"): Row(("--project", str(world.project)), frozenset()),
+        ("analysis", "conformance"): Row(("--project", str(world.project)), frozenset()),
         ("generate",): Row(
             ("--patients", "1", "--no-documents", "--out", str(world.tmp / f"gen-{caller}")), STAFF_ADMINS
         ),

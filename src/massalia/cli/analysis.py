@@ -1,4 +1,4 @@
-"""``massalia analysis …``: survival and treatment comparison of an approved project's cohort.
+"""``massalia analysis …``: survival, comparison, prediction, care pathways and conformance of a project's cohort.
 
 A thin layer over the guarded analytics service (:mod:`massalia.health.analytics`): the rights check
 (an approved member of ``--project`` only), the project's scope, small-cell protection and the audit entry
@@ -29,6 +29,8 @@ from massalia.cli.common import (
 from massalia.health.analytics import (
     list_prediction_models,
     run_compare,
+    run_conformance,
+    run_pathways,
     run_prediction_score,
     run_prediction_train,
     run_survival,
@@ -36,6 +38,8 @@ from massalia.health.analytics import (
 from massalia.health.analytics.requests import (
     ALGORITHM_NAMES,
     CompareRequest,
+    ConformanceRequest,
+    PathwaysRequest,
     PredictionRequest,
     PredictionScoreRequest,
     SurvivalRequest,
@@ -272,3 +276,77 @@ def models(
         stale = "" if model["current_data"] else " (trained on older data)"
         console.print(f"{model['model_id']} {model['algorithm']} {model['outcome']['name']} "
                       f"{model['time_at_risk']['end_days']} days: test AUC {_auc(model['card'])}{stale}")  # fmt: skip
+
+
+@analysis_app.command("pathways")
+def pathways(
+    project: ProjectOption = None,
+    where: WhereOption = None,
+    cohort: CohortOption = None,
+    max_steps: Annotated[int, typer.Option("--steps", help="Steps of each pathway (1 to 8).")] = 4,
+    top: Annotated[int, typer.Option("--top", help="Most frequent pathways shown (1 to 50).")] = 10,
+    detail: Annotated[str, typer.Option("--detail", help="Label regimens by 'modality' or 'regimen'.")] = "modality",
+    out: OutOption = None,
+    as_json: JsonOption = False,
+    home_dir: HomeOption = None,
+    engine: EngineOption = None,
+) -> None:
+    """The most frequent treatment pathways (regimens, surgery, radiotherapy), a Sankey and the days between steps."""
+    _require_project(project)
+    try:
+        request = PathwaysRequest(project_id=project, filters=_spec(where, cohort), max_steps=max_steps, top=top,  # type: ignore[arg-type]
+                                  detail=detail)  # type: ignore[arg-type]  # fmt: skip
+    except (ValidationError, FilterError) as error:
+        fail(str(error))
+    data = existing_home(home_dir)
+    with governed(data) as caller, initialized_warehouse(data, engine) as warehouse:
+        result = run_pathways(caller, warehouse, request)
+    _emit(result, out, as_json)
+    if as_json:
+        return
+    console.print(f"{result['persons']['shown']} persons; other pathways: {result['other']['persons']['shown']}")
+    for pathway in result["pathways"]:
+        console.print(f"  {pathway['persons']['shown']:>6}  {' → '.join(pathway['steps'])}", markup=False)
+
+
+@analysis_app.command("conformance")
+def conformance(
+    project: ProjectOption = None,
+    where: WhereOption = None,
+    cohort: CohortOption = None,
+    rule: Annotated[list[str] | None, typer.Option("--rule", help="A rule id to evaluate (repeatable).")] = None,
+    rules_file: Annotated[
+        Path | None, typer.Option("--rules", help="A YAML rule file of one's own (default: the reference set).")
+    ] = None,
+    endpoint: EndpointOption = "os",
+    covariate: Annotated[
+        list[str] | None, typer.Option("--covariate", help="A Cox adjustment covariate (repeatable).")
+    ] = None,
+    out: OutOption = None,
+    as_json: JsonOption = False,
+    home_dir: HomeOption = None,
+    engine: EngineOption = None,
+) -> None:
+    """Conformance to reference-practice rules: rates per site and period, deviations, outcomes."""
+    _require_project(project)
+    try:
+        text = rules_file.read_text(encoding="utf-8") if rules_file is not None else None
+    except (OSError, UnicodeDecodeError) as error:
+        fail(f"cannot read the rule file {rules_file}: {error}")
+    try:
+        request = ConformanceRequest(project_id=project, filters=_spec(where, cohort), endpoint=endpoint,  # type: ignore[arg-type]
+                                     rules=rule or [], rules_yaml=text,
+                                     covariates=["age_at_diagnosis"] if covariate is None else covariate)  # fmt: skip
+    except (ValidationError, FilterError) as error:
+        fail(str(error))
+    data = existing_home(home_dir)
+    with governed(data) as caller, initialized_warehouse(data, engine) as warehouse:
+        result = run_conformance(caller, warehouse, request)
+    _emit(result, out, as_json)
+    if as_json:
+        return
+    for item in result["rules"]:
+        overall = item["overall"]
+        shown = "suppressed" if overall["rate"] is None else (
+            f"{overall['rate']:.1%} ({overall['lower']:.1%}–{overall['upper']:.1%})")  # fmt: skip
+        console.print(f"{item['id']}: {shown} of {overall['evaluable']['shown']} evaluable persons", markup=False)

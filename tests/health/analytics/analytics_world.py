@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from massalia.engine.duckdb import DuckDBEngine
-from massalia.governance import Governance, Principal, ProjectScope
+from massalia.governance import Governance, Principal, ProjectScope, Role, operator_principal
 
 
 @dataclass
@@ -41,4 +41,15 @@ def project_of(
     if approve:
         request = gov.file_request(project.id, actor=owner, justification="protocol approved by the board")
         gov.decide_request(request.id, True, "proportionate", actor=dpo)
+    return project.id
+
+
+def scoped_project(world: World, scope: ProjectScope) -> int:
+    """An approved project of rita's with ``scope`` (a DPO of its own decides it)."""
+    project = world.gov.create_project("Pathways", "care pathways by site and period", scope=scope,
+                                       access_level="aggregate", expires=dt.date.today() + dt.timedelta(days=30),
+                                       actor=world.rita)  # fmt: skip
+    dpo = world.gov.create_user(f"dpo{project.id}", None, [Role.DPO], actor=operator_principal())
+    request = world.gov.file_request(project.id, actor=world.rita, justification="protocol approved by the board")
+    world.gov.decide_request(request.id, True, "proportionate", actor=dpo)
     return project.id

@@ -63,3 +63,28 @@ def test_a_caller_without_an_approved_project_gets_a_clear_403(api: dict) -> Non
     response = _client(api, "olga").post("/api/v1/analyses/survival", json={"project_id": api["project"]})
     assert response.status_code == 403
     assert "approved members of an approved, unexpired project" in response.json()["error"]["message"]
+
+
+def test_pathways_and_conformance_for_an_approved_member(api: dict, tmp_path: Path) -> None:
+    client = _client(api, "rita")
+    response = client.post("/api/v1/analyses/pathways", json={"project_id": api["project"], "max_steps": 3})
+    assert response.status_code == 200, response.text
+    sankey = response.json()["sankey"]
+    assert sankey["nodes"][0] == {"id": "0:diagnosis", "label": "diagnosis", "step": 0} and sankey["links"]
+    body = {"project_id": api["project"], "rules": ["er_positive_breast_endocrine"]}
+    response = client.post("/api/v1/analyses/conformance", json=body)
+    assert response.status_code == 200, response.text
+    assert response.json()["rules"][0]["overall"]["rate"] is not None
+
+
+def test_pathways_and_conformance_refuse_others_and_name_bad_rules(api: dict) -> None:
+    for path in ("pathways", "conformance"):
+        response = _client(api, "olga").post(f"/api/v1/analyses/{path}", json={"project_id": api["project"]})
+        assert response.status_code == 403
+    bad = "version: 1\nclasses: {a: {procedures: [surgery]}}\nrules: [{id: x, title: xyz}]"
+    response = _client(api, "rita").post("/api/v1/analyses/conformance",
+                                         json={"project_id": api["project"], "rules_yaml": bad})  # fmt: skip
+    assert response.status_code == 422
+    assert "rules_yaml: rules[0].guideline: Field required" in response.text
+    too_many = {"project_id": api["project"], "max_steps": 9}
+    assert _client(api, "rita").post("/api/v1/analyses/pathways", json=too_many).status_code == 422

@@ -19,12 +19,16 @@ from massalia.api.errors import ApiError
 from massalia.health.analytics import (
     list_prediction_models,
     run_compare,
+    run_conformance,
+    run_pathways,
     run_prediction_score,
     run_prediction_train,
     run_survival,
 )
 from massalia.health.analytics.requests import (
     CompareRequest,
+    ConformanceRequest,
+    PathwaysRequest,
     PredictionRequest,
     PredictionScoreRequest,
     SurvivalRequest,
@@ -108,3 +112,27 @@ def prediction_models(
 ) -> Any:
     """The project's stored prediction models and their cards (approved members only)."""
     return jsonable_encoder(list_prediction_models(caller, warehouse, context.home, project_id))
+
+
+@router.post("/pathways", **action("health.analysis.run"))
+def pathways(body: PathwaysRequest, context: Context, caller: Caller, warehouse: Warehouse) -> Any:
+    """The most frequent treatment pathways of a cohort: ranked sequences, Sankey nodes and links, step timing.
+
+    Only for approved members of the project named in ``project_id`` (403 otherwise); pathways of fewer
+    than the disclosure threshold are folded into ``other``.
+    """
+    with _analysis_errors():
+        result = run_pathways(caller, warehouse, body)
+    return jsonable_encoder(result)
+
+
+@router.post("/conformance", **action("health.analysis.run"))
+def conformance(body: ConformanceRequest, context: Context, caller: Caller, warehouse: Warehouse) -> Any:
+    """Conformance to reference-practice rules: rates per site and period (CI), deviations, outcomes.
+
+    Only for approved members of the project named in ``project_id`` (403 otherwise); a rule set of one's
+    own may be sent as YAML in ``rules_yaml`` (a 422 names the rule and field at fault).
+    """
+    with _analysis_errors():
+        result = run_conformance(caller, warehouse, body)
+    return jsonable_encoder(result)

@@ -8,7 +8,7 @@ run, not when the command line starts.
 Examples
 --------
 >>> [analysis.name for analysis in ANALYSES]
-['survival', 'compare', 'prediction']
+['survival', 'compare', 'prediction', 'pathways', 'conformance']
 """
 
 from __future__ import annotations
@@ -24,6 +24,8 @@ from massalia.engine import Engine
 from massalia.governance import Caller
 from massalia.health.analytics.requests import (
     CompareRequest,
+    ConformanceRequest,
+    PathwaysRequest,
     PredictionRequest,
     PredictionScoreRequest,
     SurvivalRequest,
@@ -83,6 +85,22 @@ def list_prediction_models(caller: Caller, engine: Engine, home: Home, project_i
     return prediction_service.list_prediction_models(caller, engine, ModelStore.of_home(home), project_id)
 
 
+def run_pathways(caller: Caller, engine: Engine, request: PathwaysRequest) -> dict[str, Any]:
+    """The guarded care pathways (:func:`massalia.health.analytics.pathways_service.run_pathways`)."""
+    # start-up: the estimators' libraries take seconds to import; loaded when an analysis first runs
+    from massalia.health.analytics import pathways_service
+
+    return pathways_service.run_pathways(caller, engine, request)
+
+
+def run_conformance(caller: Caller, engine: Engine, request: ConformanceRequest) -> dict[str, Any]:
+    """The guarded conformance to reference practice (:func:`~.pathways_service.run_conformance`)."""
+    # start-up: the estimators' libraries take seconds to import; loaded when an analysis first runs
+    from massalia.health.analytics import pathways_service
+
+    return pathways_service.run_conformance(caller, engine, request)
+
+
 ANALYSES: tuple[Analysis, ...] = (
     Analysis("survival", "Kaplan–Meier, log-rank, Cox PH, cumulative incidence of one cohort", SurvivalRequest,
              run_survival),
@@ -90,5 +108,9 @@ ANALYSES: tuple[Analysis, ...] = (
              "negative controls and empirical calibration", CompareRequest, run_compare),
     Analysis("prediction", "Patient-level risk models (lasso, gradient boosting): AUC, calibration, importance, "
              "stored per project to score new persons", PredictionRequest, run_prediction_train),
+    Analysis("pathways", "Treatment pathways: most frequent sequences of regimens, surgery and radiotherapy, "
+             "Sankey nodes and links, days between steps", PathwaysRequest, run_pathways),
+    Analysis("conformance", "Conformance to reference-practice rules (YAML): rates per site and period with CIs, "
+             "deviations, outcomes of conforming versus deviating persons", ConformanceRequest, run_conformance),
 )  # fmt: skip
 """The built-in analyses, registered by the health domain."""

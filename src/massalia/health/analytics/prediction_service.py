@@ -56,7 +56,7 @@ from massalia.health.analytics.service import (
 from massalia.health.marts.builder import MART_TABLE, last_build
 from massalia.health.marts.catalogue import load_catalogue
 from massalia.health.marts.filters import FilterSpec, compile_filter
-from massalia.health.research import MART_ALIAS, _check_mart_scope
+from massalia.health.research import MART_ALIAS, _check_mart_scope, project_scope
 
 SCORE_ACTION = "health.prediction.score"
 """Scoring persons with a stored model (``health/rights.yaml``): row-level risks for pseudonymized projects."""
@@ -85,7 +85,7 @@ def _first_emergency_day(caller: Caller, engine: Engine, request: PredictionRequ
         exp.column("visit_concept_id", table="v").eq(exp.Literal.number(EMERGENCY_VISIT_CONCEPT_ID)),
         exp.GTE(this=visit.copy(), expression=exp.column("diagnosis_date", table=MART_ALIAS)),
     ]
-    policy = RowPolicy.of(caller.governance.project_scope(request.project_id))
+    policy = RowPolicy.of(project_scope(caller, ACTION, request.project_id))
     for extra in (compile_filter(spec, table=MART_ALIAS), restrict, policy.period_predicate(visit)):
         if extra is not None:
             conditions.append(extra)
@@ -110,7 +110,7 @@ def _features(caller: Caller, request: PredictionRequest) -> list[str]:
     if request.features is not None:
         _check_variables([*request.features, *request.categorical])
         return list(dict.fromkeys(request.features))
-    in_scope = caller.governance.project_scope(request.project_id).variables
+    in_scope = project_scope(caller, ACTION, request.project_id).variables
     return [name for name in baseline_covariates(load_catalogue(), in_scope) if name not in EXCLUDED_FEATURES]
 
 

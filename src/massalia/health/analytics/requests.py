@@ -105,3 +105,27 @@ class PredictionScoreRequest(AnalysisRequest):
     persons: list[Pseudonym] = Field(
         default_factory=list, max_length=5000, description="Project pseudonyms to score (e.g. a tumour board's list)."
     )
+
+
+class PathwaysRequest(AnalysisRequest):
+    """The most frequent treatment pathways of a cohort: sequences of steps, a Sankey, times between steps."""
+
+    max_steps: int = Field(default=4, ge=1, le=8, description="Steps of each pathway (K).")
+    top: int = Field(default=10, ge=1, le=50, description="Most frequent pathways shown (N).")
+    detail: Literal["modality", "regimen"] = Field(
+        default="modality", description="Label systemic steps by modality (chemotherapy+targeted) or by regimen."
+    )
+
+
+class ConformanceRequest(AnalysisRequest):
+    """Conformance to reference-practice rules: rates per site and period, deviations, outcomes."""
+
+    rules: list[Annotated[str, Field(max_length=64)]] = Field(
+        default_factory=list, max_length=50, description="Rule ids to evaluate (default: every rule of the set)."
+    )
+    rules_yaml: str | None = Field(
+        default=None, max_length=200_000, description="A rule set of one's own (YAML), instead of the reference."
+    )
+    covariates: list[str] = Field(
+        default_factory=lambda: ["age_at_diagnosis"], max_length=20, description="Cox model adjustment."
+    )

@@ -72,6 +72,28 @@ def _authorize(caller: Caller, analysis: str, request: AnalysisRequest) -> None:
         raise AccessDenied(ACTION, f"{denied.reason}; {REFUSAL}") from None
 
 
+def scoped_condition(
+    caller: Caller, engine: Engine, request: AnalysisRequest, used: Sequence[str]
+) -> tuple[exp.Expr | None, FilterSpec]:
+    """The mart condition of the request's filters AND the project's row-level scope (sites, period, cohort).
+
+    ``used`` are the mart variables the analysis reads (checked against the project's variables). Analyses
+    that read OMOP rows beyond the mart restrict them to ``person_id IN (SELECT m.person_id FROM mart AS m
+    WHERE <this condition>)``, so every analysis has one definition of its persons.
+    """
+    spec, restrict = _check_mart_scope(caller, engine, ACTION, request.filters, request.project_id,
+                                       extra_variables=sorted(used))  # fmt: skip
+    try:
+        condition = compile_filter(spec, table=MART_ALIAS)
+    except FilterError as error:
+        raise InvalidRequest(f"analysis filter: {error}") from None
+    if restrict is not None:
+        condition = exp.and_(condition, restrict) if condition is not None else restrict
+    if not engine.table_exists(MART_TABLE):
+        raise MartNotBuiltError(f"the mart is not built on this warehouse: run 'massalia mart build' ({MART_TABLE})")
+    return condition, spec
+
+
 def _rows(
     caller: Caller,
     engine: Engine,
@@ -81,16 +103,8 @@ def _rows(
 ) -> tuple[pd.DataFrame, FilterSpec]:
     """The mart rows of the project's scope matching the request's filters, with ``variables`` (and arm flags)."""
     used = set(variables) | {v for spec in (arms or {}).values() for v in _variables_of(spec)}
-    spec, restrict = _check_mart_scope(caller, engine, ACTION, request.filters, request.project_id,
-                                       extra_variables=sorted(used))  # fmt: skip
+    condition, spec = scoped_condition(caller, engine, request, sorted(used))
     try:
-        condition = compile_filter(spec, table=MART_ALIAS)
-        if restrict is not None:
-            condition = exp.and_(condition, restrict) if condition is not None else restrict
-        if not engine.table_exists(MART_TABLE):
-            raise MartNotBuiltError(
-                f"the mart is not built on this warehouse: run 'massalia mart build' ({MART_TABLE})"
-            )
         columns: list[exp.Expr] = [exp.column(name, table=MART_ALIAS) for name in sorted(set(variables))]
         for arm, arm_spec in (arms or {}).items():
             arm_condition = compile_filter(arm_spec, table=MART_ALIAS) or exp.true()
@@ -99,8 +113,6 @@ def _rows(
         if condition is not None:
             query = query.where(condition)
     except FilterError as error:
-        if isinstance(error, MartNotBuiltError):
-            raise
         raise InvalidRequest(f"analysis filter: {error}") from None
     return engine.query(query).to_pandas(), spec
 

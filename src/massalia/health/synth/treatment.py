@@ -74,6 +74,7 @@ class Plan:
     matched_targeted: np.ndarray
     chemo_line1: np.ndarray
     deviation: np.ndarray  # index into DEVIATION_KINDS
+    deviation_probability: np.ndarray  # (n, 4): each patient's probability of each deviation of DEVIATIONS
 
     def take(self, mask: np.ndarray) -> Plan:
         """Rows where ``mask`` is true."""
@@ -138,7 +139,7 @@ def assign_plan(
     _lung(p, d)
     _colorectal(p, d)
     brca = _other_cancers(p, d)
-    deviation, omit_t = _deviations(p, d, brca)
+    deviation, omit_t, probability = _deviations(p, d, brca)
     line1, hormone, line2, rt, eligible, surgery = d.line1, d.hormone, d.line2, d.rt, d.eligible, d.surgery
 
     myelo = np.array([REGIMENS[k].myelotoxic and REGIMENS[k].kind in ("chemo", "targeted") for k in REGIMEN_KEYS])
@@ -157,6 +158,7 @@ def assign_plan(
         matched_targeted=eligible & ~omit_t,
         chemo_line1=chemo_line1,
         deviation=deviation,
+        deviation_probability=probability,
     )
 
 
@@ -375,31 +377,43 @@ def _other_cancers(patients: _Patients, draft: _Draft) -> np.ndarray:
     return brca
 
 
-def _deviations(patients: _Patients, draft: _Draft, brca: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """The documented deviations, in documented order: the deviation kinds and the omitted targeted therapies."""
+def _deviations(patients: _Patients, draft: _Draft, brca: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The documented deviations, in documented order.
+
+    Returns the deviation kinds, the omitted targeted therapies, and each patient's probability of each
+    deviation (column order of :data:`DEVIATIONS`; 0 where it cannot apply): the known non-conformance a
+    conformance measurement must recover (ground truth), drawn from the same uniforms as before.
+    """
+    probability = np.zeros((patients.n, len(DEVIATIONS)))
     n, u, stage, age, ecog = patients.n, patients.u, patients.stage, patients.age, patients.ecog
     line1, hormone, eligible, alt, surgery = draft.line1, draft.hormone, draft.eligible, draft.alt, draft.surgery
     deviation = np.zeros(n, dtype=np.int8)
     d = DEVIATIONS["targeted_omitted"]
     logit = np.log(d["base_probability"] / (1 - d["base_probability"]))
     logit = logit + np.log(d["odds_ratio_age_75plus"]) * (age >= 75) + np.log(d["odds_ratio_ecog_2plus"]) * (ecog >= 2)
-    omit_t = eligible & (u[:, 2] < 1 / (1 + np.exp(-logit)))
+    probability[:, 0] = np.where(eligible, 1 / (1 + np.exp(-logit)), 0.0)
+    omit_t = eligible & (u[:, 2] < probability[:, 0])
     line1 = np.where(omit_t & ~brca, alt, line1)
     hormone = np.where(omit_t & brca, -1, hormone)
     deviation = np.where(omit_t, 1, deviation)
     d = DEVIATIONS["surgery_omitted"]
-    omit_s = (surgery >= 0) & (u[:, 3] < d["base_probability"] + d["added_probability_age_80plus"] * (age >= 80))
+    probability[:, 1] = np.where(
+        surgery >= 0, d["base_probability"] + d["added_probability_age_80plus"] * (age >= 80), 0.0
+    )
+    omit_s = (surgery >= 0) & (u[:, 3] < probability[:, 1])
     surgery = np.where(omit_s, -1, surgery)
     deviation = np.where(omit_s & (deviation == 0), 2, deviation)
     d = DEVIATIONS["adjuvant_omitted"]
     chemo_kind = np.array([REGIMENS[k].kind == "chemo" for k in REGIMEN_KEYS])
     has_chemo = (line1 >= 0) & chemo_kind[np.maximum(line1, 0)]
     p_adj = d["base_probability"] + d["added_probability_age_75plus"] * (age >= 75)
+    probability[:, 2] = np.where(has_chemo & (stage <= 2), p_adj, 0.0)
     omit_a = has_chemo & (stage <= 2) & (u[:, 4] < p_adj)
     line1 = np.where(omit_a, -1, line1)
     deviation = np.where(omit_a & (deviation == 0), 3, deviation)
-    omit_h = (hormone >= 0) & ~brca & (u[:, 5] < DEVIATIONS["hormone_omitted"]["base_probability"])
+    probability[:, 3] = np.where((hormone >= 0) & ~brca, DEVIATIONS["hormone_omitted"]["base_probability"], 0.0)
+    omit_h = (hormone >= 0) & ~brca & (u[:, 5] < probability[:, 3])
     hormone = np.where(omit_h, -1, hormone)
     deviation = np.where(omit_h & (deviation == 0), 4, deviation)
     draft.line1, draft.hormone, draft.surgery = line1, hormone, surgery
-    return deviation, omit_t
+    return deviation, omit_t, probability

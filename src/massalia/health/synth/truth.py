@@ -128,6 +128,9 @@ def patient_truth(c: Cohort, site_names: list[str], source_ids: list[str]) -> pa
         "matched_targeted": pa.array(p.matched_targeted),
         "chemo_line1": pa.array(p.chemo_line1),
         "deviation": _names(DEVIATION_KINDS, p.deviation.astype(np.int64)),
+        # each patient's probability of each documented deviation: the known non-conformance rate of a
+        # population (a site's HER2-positive early breast cancers...) is the mean of it over that population
+        **{f"p_{kind}": pa.array(np.round(p.deviation_probability[:, j], 6)) for j, kind in enumerate(DEVIATIONS)},
         "relapse_time_true_days": pa.array(np.minimum(c.relapse_years * day, 1e7)),
         "death_time_true_days": pa.array(c.death_years * day),
         "censor_time_days": pa.array(c.censor_years * day),

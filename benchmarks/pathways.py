@@ -1,0 +1,98 @@
+"""Benchmark: care pathways and conformance to reference practice on a generated warehouse.
+
+Generates ``--patients`` patients (the real generator, no documents), runs the real ETL and mart build into
+DuckDB (skipped when ``--data DIR`` already holds ``warehouse.duckdb``), then times the guarded entry points
+as an approved member would call them: ``run_pathways`` (K = 4 steps, top 10) and ``run_conformance`` (the
+shipped reference rules, outcomes included). Prints the median of ``--runs`` runs and a few figures of the
+result. Not a test: it takes minutes at 100,000 patients.
+
+Usage::
+
+    python benchmarks/pathways.py --patients 100000 [--data DIR] [--runs 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+from massalia.engine.duckdb import DuckDBEngine
+from massalia.governance import Caller, Governance, ProjectScope, Role, operator_principal
+from massalia.health.analytics import run_conformance, run_pathways
+from massalia.health.analytics.requests import ConformanceRequest, PathwaysRequest
+from massalia.health.etl import run_etl
+from massalia.health.marts.builder import build_mart
+from massalia.health.synth import generate
+
+
+def _warehouse(root: Path, patients: int) -> Path:
+    path = root / "warehouse.duckdb"
+    if path.exists():
+        print(f"reusing {path}")
+        return path
+    t0 = time.perf_counter()
+    generate(root / "sources", patients, seed=11, chunk_size=min(patients, 50_000), with_documents=False)
+    t1 = time.perf_counter()
+    with DuckDBEngine(path) as engine:
+        run_etl(engine, root / "sources", metadata_url=f"sqlite:///{(root / 'etl.sqlite').as_posix()}")
+        build_mart(engine)
+    print(f"generate {t1 - t0:.1f} s, ETL + mart {time.perf_counter() - t1:.1f} s ({patients} patients)")
+    return path
+
+
+def _timed(runs: int, call: object) -> tuple[float, dict]:
+    times, result = [], {}
+    for _ in range(runs):
+        t0 = time.perf_counter()
+        result = call()  # type: ignore[operator]
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times), result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--patients", type=int, default=100_000)
+    parser.add_argument("--data", type=Path, default=None, help="Folder to keep (or reuse) the warehouse in.")
+    parser.add_argument("--runs", type=int, default=3)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as scratch:
+        root = args.data or Path(scratch)
+        root.mkdir(parents=True, exist_ok=True)
+        path = _warehouse(root, args.patients)
+        gov_root = Path(scratch) / "gov"
+        gov_root.mkdir()
+        operator = operator_principal()
+        with (
+            DuckDBEngine(path, read_only=True) as engine,
+            Governance(f"sqlite:///{(gov_root / 'm.sqlite').as_posix()}", gov_root / "ledger",
+                       key_path=gov_root / "master.key") as gov,
+        ):  # fmt: skip
+            rita = gov.create_user("rita", None, [Role.RESEARCHER], actor=operator)
+            dina = gov.create_user("dina", None, [Role.DPO], actor=operator)
+            project = gov.create_project("bench", "pathways benchmark", scope=ProjectScope(), access_level="aggregate",
+                                         expires=dt.date.today() + dt.timedelta(days=1), actor=rita)  # fmt: skip
+            request = gov.file_request(project.id, actor=rita, justification="benchmark of the analyses")
+            gov.decide_request(request.id, True, "benchmark", actor=dina)
+            caller = Caller(rita, gov)
+            seconds, result = _timed(
+                args.runs, lambda: run_pathways(caller, engine, PathwaysRequest(project_id=project.id))
+            )
+            links = len(result["sankey"]["links"])
+            print(f"pathways: {seconds:.2f} s (median of {args.runs}); {result['persons']['shown']} persons, "
+                  f"{len(result['pathways'])} pathways shown, {links} Sankey links")  # fmt: skip
+            conformance = ConformanceRequest(project_id=project.id)
+            seconds, result = _timed(args.runs, lambda: run_conformance(caller, engine, conformance))
+            print(f"conformance: {seconds:.2f} s (median of {args.runs}); {len(result['rules'])} rules")
+            for rule in result["rules"]:
+                overall = rule["overall"]
+                shown = "suppressed" if overall["rate"] is None else (
+                    f"{overall['rate']:.3f} ({overall['lower']:.3f}-{overall['upper']:.3f})")  # fmt: skip
+                print(f"  {rule['id']}: {shown} of {overall['evaluable']['shown']} evaluable")
+
+
+if __name__ == "__main__":
+    main()
