@@ -101,13 +101,12 @@ def main() -> None:
             figures["peer_uncached_toggle"] = timed(
                 lambda: analyze_cohort(engine, parsed).count([True, False]), max(3, args.runs // 4)
             )
-        figures["attrition"] = timed(lambda: ok(client.post(
-            "/api/v1/cohorts/attrition", json={"definition": definition, "project_id": project})), args.runs)  # fmt: skip
-        filters = {"all": [{"variable": "primary_site", "op": "=", "value": "breast"}]}
-        figures["mart_count"] = timed(lambda: ok(client.post(
-            "/api/v1/mart/count", json={"filters": filters, "project_id": project})), args.runs)  # fmt: skip
-        figures["dashboard"] = timed(lambda: ok(client.post(
-            "/api/v1/mart/dashboard", json={"filters": filters, "project_id": project})), max(3, args.runs // 4))  # fmt: skip
+        cohort = {"definition": definition, "project_id": project}
+        figures["attrition"] = timed(lambda: ok(client.post("/api/v1/cohorts/attrition", json=cohort)), args.runs)
+        mart = {"filters": {"all": [{"variable": "primary_site", "op": "=", "value": "breast"}]}, "project_id": project}
+        figures["mart_count"] = timed(lambda: ok(client.post("/api/v1/mart/count", json=mart)), args.runs)
+        few = max(3, args.runs // 4)
+        figures["dashboard"] = timed(lambda: ok(client.post("/api/v1/mart/dashboard", json=mart)), few)
         figures["portal_first_page"] = timed(lambda: client.get("/").raise_for_status(), args.runs)
     ratio = figures["peer_uncached_toggle"]["median_ms"] / figures["count_toggle"]["median_ms"]
     print(f"Portal API on {args.home} ({figures['patients']:,} patients, project {project}):")
