@@ -30,7 +30,7 @@ from sqlglot import exp
 
 import massalia
 from massalia.engine import Engine
-from massalia.governance import AccessDenied, Caller, InvalidRequest
+from massalia.governance import AccessDenied, Caller, Grant, InvalidRequest
 from massalia.governance.disclosure import settings_from_env
 from massalia.health.analytics import survival
 from massalia.health.analytics.design import baseline_covariates, covariate_matrix
@@ -62,14 +62,14 @@ def _variables_of(spec: FilterSpec) -> set[str]:
     return {clause.variable for clause in spec.all} | {c.variable for group in spec.any_of for c in group}
 
 
-def _authorize(caller: Caller, analysis: str, request: AnalysisRequest) -> None:
+def _authorize(caller: Caller, analysis: str, request: AnalysisRequest, *, action: str = ACTION) -> Grant:
     """The rights check (audited before any row is read); a refusal says what is needed."""
     resource = {"analysis": analysis, "request_hash": _digest(request.model_dump(mode="json"))}
     try:
-        caller.authorize(ACTION, project_id=request.project_id,
-                         detail={"resource": resource, "channel": caller.channel})  # fmt: skip
+        return caller.authorize(action, project_id=request.project_id,
+                                detail={"resource": resource, "channel": caller.channel})  # fmt: skip
     except AccessDenied as denied:
-        raise AccessDenied(ACTION, f"{denied.reason}; {REFUSAL}") from None
+        raise AccessDenied(action, f"{denied.reason}; {REFUSAL}") from None
 
 
 def _rows(
@@ -78,10 +78,19 @@ def _rows(
     request: AnalysisRequest,
     variables: Sequence[str],
     arms: dict[str, FilterSpec] | None = None,
+    *,
+    action: str = ACTION,
+    keys: Sequence[str] = (),
+    checked: Sequence[str] = (),
 ) -> tuple[pd.DataFrame, FilterSpec]:
-    """The mart rows of the project's scope matching the request's filters, with ``variables`` (and arm flags)."""
-    used = set(variables) | {v for spec in (arms or {}).values() for v in _variables_of(spec)}
-    spec, restrict = _check_mart_scope(caller, engine, ACTION, request.filters, request.project_id,
+    """The mart rows of the project's scope matching the request's filters, with ``variables`` (and arm flags).
+
+    ``keys`` are read without the project's variable check (``person_id``: a join key the analysis never
+    releases); ``checked`` are checked against the project's variables without being read (an analysis
+    that reads them from its own cache of the mart).
+    """
+    used = set(variables) | set(checked) | {v for spec in (arms or {}).values() for v in _variables_of(spec)}
+    spec, restrict = _check_mart_scope(caller, engine, action, request.filters, request.project_id,
                                        extra_variables=sorted(used))  # fmt: skip
     try:
         condition = compile_filter(spec, table=MART_ALIAS)
@@ -91,7 +100,8 @@ def _rows(
             raise MartNotBuiltError(
                 f"the mart is not built on this warehouse: run 'massalia mart build' ({MART_TABLE})"
             )
-        columns: list[exp.Expr] = [exp.column(name, table=MART_ALIAS) for name in sorted(set(variables))]
+        selected = sorted(set(variables) | set(keys))
+        columns: list[exp.Expr] = [exp.column(name, table=MART_ALIAS) for name in selected]
         for arm, arm_spec in (arms or {}).items():
             arm_condition = compile_filter(arm_spec, table=MART_ALIAS) or exp.true()
             columns.append(exp.Case().when(arm_condition, exp.true()).else_(exp.false()).as_(f"_arm_{arm}"))
