@@ -99,7 +99,7 @@ def features_of(catalogue: Catalogue, weights: Mapping[str, float]) -> list[Feat
     return features
 
 
-def _category_text(value: object) -> str | None:
+def category_text(value: object) -> str | None:
     """A category as text (booleans and codes alike), ``None`` when missing."""
     if value is None or (isinstance(value, float) and np.isnan(value)) or value is pd.NA:
         return None
@@ -159,7 +159,7 @@ class GowerIndex:
         levels: dict[str, list[str]] = {}
         scale: dict[str, float] = {}
         for column, feature in enumerate(f for f in ordered if f.kind == "category"):
-            text = frame[feature.name].map(_category_text)
+            text = frame[feature.name].map(category_text)
             known = sorted({value for value in text if value is not None})
             levels[feature.name] = known
             position = {value: code for code, value in enumerate(known)}
@@ -191,7 +191,7 @@ class GowerIndex:
         codes = np.full(len(self.categorical), -1, dtype=np.int32)
         numbers = np.full(len(self.numeric), np.nan)
         for column, feature in enumerate(self.categorical):
-            text = _category_text(profile.get(feature.name))
+            text = category_text(profile.get(feature.name))
             if text is not None:
                 known = self.levels[feature.name]
                 codes[column] = known.index(text) if text in known else len(known)
