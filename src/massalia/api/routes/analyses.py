@@ -16,8 +16,8 @@ from fastapi.encoders import jsonable_encoder
 
 from massalia.api.deps import Caller, Context, Warehouse, action
 from massalia.api.errors import ApiError
-from massalia.health.analytics import run_compare, run_survival
-from massalia.health.analytics.requests import CompareRequest, SurvivalRequest
+from massalia.health.analytics import run_compare, run_groups, run_similar, run_survival
+from massalia.health.analytics.requests import CompareRequest, GroupsRequest, SimilarRequest, SurvivalRequest
 from massalia.health.marts.filters import FilterError, MartNotBuiltError
 
 router = APIRouter(prefix="/analyses", tags=["analyses"])
@@ -57,3 +57,28 @@ def _analysis_errors() -> Iterator[None]:
     except FilterError as error:
         raise ApiError(422, "invalid_request", f"The filter does not fit the mart: {error}",
                        details=[(["body", "filters"], str(error))]) from None  # fmt: skip
+
+
+@router.post("/similar", **action("health.analysis.similar"))
+def similar(body: SimilarRequest, context: Context, caller: Caller, warehouse: Warehouse) -> Any:
+    """The ``k`` patients most similar to an index patient (weighted Gower distance), what they share, their KM.
+
+    Under a pseudonymized project the index is named by its project pseudonym (404 when it is not a person
+    of the project's scope and cohort) and the neighbours are listed by theirs; under any other approved
+    project the index is a described profile and only the neighbours' protected profile comes back.
+    """
+    with _analysis_errors():
+        result = run_similar(caller, warehouse, body)
+    return jsonable_encoder(result)
+
+
+@router.post("/groups", **action("health.analysis.run"))
+def groups(body: GroupsRequest, context: Context, caller: Caller, warehouse: Warehouse) -> Any:
+    """Homogeneous patient groups (k-means, k by silhouette), what distinguishes each, and its KM curve.
+
+    Only for approved members of the project named in ``project_id``; a group under the disclosure
+    threshold shows its size as ``<10`` and nothing else.
+    """
+    with _analysis_errors():
+        result = run_groups(caller, warehouse, body)
+    return jsonable_encoder(result)

@@ -59,7 +59,8 @@ def run_groups(caller: Caller, engine: Engine, request: GroupsRequest) -> dict[s
         member = (grouping.labels == group["group"] - 1) & ~np.isnan(time)
         if group["size"]["count"] is not None:
             group["km"] = survival.kaplan_meier(time[member], event[member], threshold=threshold,
-                                                step=request.time_step_months, table_at=request.at_risk_months)  # fmt: skip
+                                                step=request.time_step_months,
+                                                table_at=request.at_risk_months)  # fmt: skip
     return {
         "analysis": "groups",
         "threshold": threshold,

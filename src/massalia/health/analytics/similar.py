@@ -263,7 +263,7 @@ def agreement_profile(
     first ones are what makes the neighbours similar.
     """
     diff, valid = index.per_variable(query, neighbours)
-    rows = []
+    rows: list[dict[str, Any]] = []
     for column, feature in enumerate([*index.categorical, *index.numeric]):
         known = valid[:, column]
         close = diff[:, column] <= (0.0 if feature.kind == "category" else 0.1)
