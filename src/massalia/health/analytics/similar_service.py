@@ -118,7 +118,7 @@ def mart_index(engine: Engine, features: Sequence[Feature]) -> MartIndex:
     Server-side only (no rights check): callers are the guarded entry points and the benchmark.
     """
     built = last_build(engine)
-    if built is None or not engine.table_exists(MART_TABLE):
+    if built is None:
         raise MartNotBuiltError(f"the mart is not built on this warehouse: run 'massalia mart build' ({MART_TABLE})")
     build_id = str(built["build_id"])
 
@@ -187,7 +187,8 @@ def run_similar(caller: Caller, engine: Engine, request: SimilarRequest) -> dict
     scoped, spec = _rows(caller, engine, request, [], action=ACTION, keys=["person_id"],
                          checked=[*(f.name for f in features), *endpoint.variables])  # fmt: skip
     mart = mart_index(engine, features)
-    candidates = np.unique(mart.positions(np.sort(scoped["person_id"].to_numpy(dtype=np.int64))))
+    # person ids are unique in the mart: their sorted positions are sorted and unique too
+    candidates = mart.positions(np.sort(scoped["person_id"].to_numpy(dtype=np.int64)))
     index = mart.index
     names: np.ndarray | None = None
     described: dict[str, Any]
