@@ -135,6 +135,8 @@ def test_a_described_profile_gives_only_a_protected_aggregate(cases: Cases) -> N
     profile = {"primary_site": "lung", "stage_group": "IV", "egfr_status": "positive", "age_at_diagnosis": 64}
     result = _similar(cases, cases.world.rita, project_id=cases.world.study, index_profile=profile, k=40)
     assert "listed" not in result, "no pseudonym leaves an aggregate-level project"
+    # No membership oracle: a nearest distance of 0 would say that someone has exactly these values.
+    assert result["distance"]["range"] is None  # type: ignore[index]
     assert result["neighbours"] == {"count": 40, "shown": "40"}
     counts = result["profile"]["primary_site"]["counts"]  # type: ignore[index]
     assert counts == {"lung": {"count": 40, "shown": "40"}}

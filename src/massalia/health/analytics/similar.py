@@ -164,11 +164,13 @@ class GowerIndex:
         levels: dict[str, list[str]] = {}
         scale: dict[str, float] = {}
         for column, feature in enumerate(f for f in ordered if f.kind == "category"):
-            text = frame[feature.name].map(category_text)
-            known = sorted({value for value in text if value is not None})
+            # pandas factorizes in C; only the few distinct values go through category_text
+            factor = pd.Categorical(frame[feature.name])
+            names = [category_text(value) for value in factor.categories]
+            known = sorted({name for name in names if name is not None})
             levels[feature.name] = known
-            position = {value: code for code, value in enumerate(known)}
-            codes[:, column] = text.map(lambda value, p=position: -1 if value is None else p[value]).to_numpy()
+            lookup = np.array([-1 if name is None else known.index(name) for name in names] + [-1], dtype=np.int32)
+            codes[:, column] = lookup[factor.codes]
         for column, feature in enumerate(f for f in ordered if f.kind != "category"):
             if feature.kind == "ordinal":
                 rank = {level: float(r) for r, level in enumerate(feature.levels)}
@@ -307,7 +309,7 @@ def agreement_profile(
 def neighbour_profile(index: GowerIndex, neighbours: np.ndarray, threshold: int) -> dict[str, Any]:
     """The neighbours described as a group: counts of each category (protected), quartiles of each number.
 
-    Quartiles are given only when at least ``threshold`` neighbours have a value (no single person's value).
+    Quartiles are given only when at least ``threshold`` neighbours have a value, rounded to whole units.
     """
     profile: dict[str, Any] = {}
     for column, feature in enumerate(index.categorical):
@@ -322,7 +324,8 @@ def neighbour_profile(index: GowerIndex, neighbours: np.ndarray, threshold: int)
         known = values[~np.isnan(values)]
         quartiles = None
         if known.size >= threshold:
-            quartiles = [round(float(q), 2) for q in np.percentile(known, [25, 50, 75])]
+            # whole units (years, percent points): a quartile of a few values may be one person's exact value
+            quartiles = [round(float(q)) for q in np.percentile(known, [25, 50, 75])]
         profile[feature.name] = {"kind": feature.kind, "quartiles": quartiles,
                                  "known": protect_count(int(known.size), threshold)}  # fmt: skip
     return profile

@@ -224,8 +224,10 @@ def run_similar(caller: Caller, engine: Engine, request: SimilarRequest) -> dict
         "distance": {
             "method": "Gower (weighted; a variable missing on either side does not count)",
             "features": [{"variable": f.name, "kind": f.kind, "weight": f.weight} for f in index.features],
+            # Only where the neighbours are listed anyway: for a described profile, a nearest distance of 0
+            # would tell that a person with exactly these values exists (a membership oracle).
             "range": [round(float(distance.min()), 4), round(float(distance.max()), 4)]
-            if neighbours.size >= threshold else None,
+            if grant.pseudonymized and neighbours.size else None,
         },
         "candidates": protect_count(int(candidates.size), threshold),
         "neighbours": protect_count(int(neighbours.size), threshold),
