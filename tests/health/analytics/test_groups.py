@@ -70,7 +70,7 @@ def test_known_structure_is_recovered() -> None:
 def test_the_mart_splits_into_early_and_advanced_disease(world: World) -> None:
     """The generator's strongest structure: stage drives T, N, M, metastasis, surgery, the treatments and lines."""
     frame = world.engine.query("SELECT * FROM mart_patient").to_pandas()
-    grouping = find_groups(encode(frame, features_of(load_catalogue(), SIMILARITY_WEIGHTS)), range(2, 9), seed=0)
+    grouping = find_groups(encode(frame, features_of(load_catalogue(), SIMILARITY_WEIGHTS)), range(2, 6), seed=0)
     advanced = frame["stage_group"].isin(["III", "IV"]).to_numpy()
     assert grouping.k == 2, grouping.silhouette
     # Measured ARI 0.98 (26 persons of 3,000 on the other side); grouping without the staging variables
