@@ -18,6 +18,7 @@ import pytest
 from analytics_world import World
 from pydantic import ValidationError
 
+from massalia.engine.duckdb import DuckDBEngine
 from massalia.governance import (
     AccessDenied,
     Caller,
@@ -32,7 +33,9 @@ from massalia.governance import (
 from massalia.governance.pseudonym import pseudonymize
 from massalia.health.analytics import run_similar
 from massalia.health.analytics.requests import SimilarRequest
-from massalia.health.analytics.similar import SIMILARITY_WEIGHTS, Feature, GowerIndex
+from massalia.health.analytics.similar import SIMILARITY_WEIGHTS, Feature, GowerIndex, features_of
+from massalia.health.analytics.similar_service import mart_index
+from massalia.health.marts.catalogue import load_catalogue
 from massalia.health.marts.filters import FilterSpec, parse_clause
 
 
@@ -210,3 +213,11 @@ def test_attack_out_of_scope_site_patients_are_never_returned(cases: Cases) -> N
 def test_default_weights_are_documented_variables() -> None:
     assert set(SIMILARITY_WEIGHTS) >= {"primary_site", "histology_code", "stage_group", "ecog_at_diagnosis"}
     assert "brca_status" not in SIMILARITY_WEIGHTS and "n_comorbidities" not in SIMILARITY_WEIGHTS
+
+
+def test_the_index_is_built_once_per_mart_build(cases: Cases) -> None:
+    """The HTTP API opens an engine per request: the cache must outlive the engine object."""
+    features = features_of(load_catalogue(), SIMILARITY_WEIGHTS)
+    first = mart_index(cases.world.engine, features)
+    with DuckDBEngine(cases.world.engine.path, read_only=True) as other:
+        assert mart_index(other, features) is first

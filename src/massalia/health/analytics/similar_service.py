@@ -129,7 +129,9 @@ def mart_index(engine: Engine, features: Sequence[Feature]) -> MartIndex:
         return MartIndex(build_id, frame["person_id"].to_numpy(dtype=np.int64), GowerIndex.build(frame, features),
                          frame[list(OUTCOME_VARIABLES)].reset_index(drop=True))  # fmt: skip
 
-    cached: MartIndex = _INDEXES.get((id(engine), build_id, tuple(features)), build)
+    # Keyed by the build, not the engine object: the HTTP API opens an engine per request. A build id hashes
+    # the build's time and its inputs' fingerprint, so two warehouses do not share one.
+    cached: MartIndex = _INDEXES.get((engine.name, build_id, tuple(features)), build)
     return cached
 
 
