@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -221,3 +222,20 @@ def test_the_index_is_built_once_per_mart_build(cases: Cases) -> None:
     first = mart_index(cases.world.engine, features)
     with DuckDBEngine(cases.world.engine.path, read_only=True) as other:
         assert mart_index(other, features) is first
+
+
+def test_attack_a_pseudonym_of_another_governance_does_not_resolve(cases: Cases, tmp_path: Path) -> None:
+    """Two governances over one warehouse both have a project N: one's pseudonyms must not resolve in the other."""
+    operator = operator_principal()
+    with Governance(f"sqlite:///{(tmp_path / 'other.sqlite').as_posix()}", tmp_path / "ledger",
+                    key_path=tmp_path / "master.key") as other:  # fmt: skip
+        owner = other.create_user("rita", None, [Role.RESEARCHER], actor=operator)
+        dpo = other.create_user("dina", None, [Role.DPO], actor=operator)
+        projects = [pseudonymized_project(other, owner, dpo) for _ in range(cases.rita_pseudo)]
+        assert projects[-1] == cases.rita_pseudo  # the same project id, another key
+        person = cases.person("primary_site = 'lung'")
+        mine = cases.pseudonym(cases.rita_pseudo, person)
+        _similar(cases, cases.world.rita, project_id=cases.rita_pseudo, index_pseudonym=mine, k=10)  # cached
+        request = SimilarRequest(project_id=projects[-1], index_pseudonym=mine, k=10)
+        with pytest.raises(NotFound):
+            run_similar(Caller(owner, other), cases.world.engine, request)

@@ -25,6 +25,7 @@ by the scoped query.
 
 from __future__ import annotations
 
+import hashlib
 import threading
 from collections import OrderedDict
 from collections.abc import Hashable, Sequence
@@ -137,13 +138,16 @@ def mart_index(engine: Engine, features: Sequence[Feature]) -> MartIndex:
 
 def _pseudonyms(caller: Caller, mart: MartIndex, project_id: int) -> tuple[np.ndarray, dict[str, int]]:
     """The project's pseudonym of every mart person (aligned with the index) and pseudonym → position."""
+    key = caller.governance.project_key(project_id)
 
     def build() -> tuple[np.ndarray, dict[str, int]]:
-        key = caller.governance.project_key(project_id)
         names = np.asarray(pseudonymize(mart.person_id, key=key, project=project_id).to_pylist(), dtype=object)
         return names, {str(name): position for position, name in enumerate(names)}
 
-    value: tuple[np.ndarray, dict[str, int]] = _PSEUDONYMS.get(("pseudonyms", mart.build_id, project_id), build)
+    # The key's digest is part of the cache key: two governances over one warehouse may both have a project 1,
+    # and one's pseudonyms must never resolve in the other (the key itself is not kept).
+    cache_key = ("pseudonyms", mart.build_id, project_id, hashlib.sha256(key).hexdigest())
+    value: tuple[np.ndarray, dict[str, int]] = _PSEUDONYMS.get(cache_key, build)
     return value
 
 
