@@ -110,7 +110,7 @@ class _Cache:
 
 
 _INDEXES = _Cache(INDEX_CACHE_SIZE)
-_PSEUDONYMS = _Cache(4 * INDEX_CACHE_SIZE)
+_PSEUDONYMS = _Cache(4 * INDEX_CACHE_SIZE)  # ~4 MB each at 100,000 persons
 
 
 def mart_index(engine: Engine, features: Sequence[Feature]) -> MartIndex:
@@ -136,18 +136,41 @@ def mart_index(engine: Engine, features: Sequence[Feature]) -> MartIndex:
     return cached
 
 
-def _pseudonyms(caller: Caller, mart: MartIndex, project_id: int) -> tuple[np.ndarray, dict[str, int]]:
-    """The project's pseudonym of every mart person (aligned with the index) and pseudonym → position."""
+@dataclass(frozen=True)
+class Pseudonyms:
+    """A project's pseudonym of every mart person, as compact ASCII (about 40 bytes a person with its order)."""
+
+    names: np.ndarray
+    """``S32`` pseudonyms aligned with the index's positions."""
+    order: np.ndarray
+    """Positions sorting ``names``: a pseudonym is found by binary search."""
+
+    def position(self, pseudonym: str) -> int:
+        """The index position of ``pseudonym``, or -1 when no mart person has it in this project."""
+        wanted = pseudonym.encode("ascii")
+        found = int(np.searchsorted(self.names[self.order], wanted))
+        if found < self.order.size and self.names[self.order[found]] == wanted:
+            return int(self.order[found])
+        return -1
+
+    def of(self, positions: np.ndarray) -> list[str]:
+        """The pseudonyms of the persons at ``positions``."""
+        return [name.decode("ascii") for name in self.names[positions]]
+
+
+def _pseudonyms(caller: Caller, mart: MartIndex, project_id: int) -> Pseudonyms:
+    """The project's pseudonyms of the mart's persons, from the cache when this build and key were seen."""
     key = caller.governance.project_key(project_id)
 
-    def build() -> tuple[np.ndarray, dict[str, int]]:
-        names = np.asarray(pseudonymize(mart.person_id, key=key, project=project_id).to_pylist(), dtype=object)
-        return names, {str(name): position for position, name in enumerate(names)}
+    def build() -> Pseudonyms:
+        text = pseudonymize(mart.person_id, key=key, project=project_id).to_pylist()
+        names = np.array([name.encode("ascii") for name in text], dtype="S32")
+        return Pseudonyms(names, np.argsort(names, kind="stable"))
 
     # The key's digest is part of the cache key: two governances over one warehouse may both have a project 1,
     # and one's pseudonyms must never resolve in the other (the key itself is not kept).
     cache_key = ("pseudonyms", mart.build_id, project_id, hashlib.sha256(key).hexdigest())
-    value: tuple[np.ndarray, dict[str, int]] = _PSEUDONYMS.get(cache_key, build)
+    value: Pseudonyms = _PSEUDONYMS.get(cache_key, build)
     return value
 
 
@@ -196,11 +219,11 @@ def run_similar(caller: Caller, engine: Engine, request: SimilarRequest) -> dict
     # person ids are unique in the mart: their sorted positions are sorted and unique too
     candidates = mart.positions(np.sort(scoped["person_id"].to_numpy(dtype=np.int64)))
     index = mart.index
-    names: np.ndarray | None = None
+    names: Pseudonyms | None = None
     described: dict[str, Any]
     if request.index_pseudonym is not None:
-        names, lookup = _pseudonyms(caller, mart, request.project_id)
-        position = lookup.get(request.index_pseudonym, -1)
+        names = _pseudonyms(caller, mart, request.project_id)
+        position = names.position(request.index_pseudonym)
         found = np.searchsorted(candidates, position)
         if position < 0 or found >= candidates.size or candidates[found] != position:
             raise NotFound(f"no person with pseudonym {request.index_pseudonym!r} among the persons of project "
@@ -243,9 +266,8 @@ def run_similar(caller: Caller, engine: Engine, request: SimilarRequest) -> dict
         "km": survival.kaplan_meier(time[keep], event[keep], threshold=threshold, step=request.time_step_months,
                                     table_at=request.at_risk_months),
     }  # fmt: skip
-    if grant.pseudonymized and names is None:
-        names, _ = _pseudonyms(caller, mart, request.project_id)
-    if grant.pseudonymized and names is not None:
-        result["listed"] = neighbour_rows(index, query, neighbours, [str(n) for n in names[neighbours]])
+    if grant.pseudonymized:
+        names = names or _pseudonyms(caller, mart, request.project_id)
+        result["listed"] = neighbour_rows(index, query, neighbours, names.of(neighbours))
     result["provenance"] = _provenance(engine, "similar", request, spec, len(scoped))
     return result
