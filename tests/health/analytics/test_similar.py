@@ -32,9 +32,9 @@ from massalia.governance import (
     operator_principal,
 )
 from massalia.governance.pseudonym import pseudonymize
-from massalia.health.analytics import run_similar
-from massalia.health.analytics.requests import SimilarRequest
-from massalia.health.analytics.similar import SIMILARITY_WEIGHTS, Feature, GowerIndex, features_of
+from massalia.health.analytics import run_groups, run_similar
+from massalia.health.analytics.requests import GroupsRequest, SimilarRequest
+from massalia.health.analytics.similar import SIMILARITY_WEIGHTS, Feature, GowerIndex, comparable, features_of
 from massalia.health.analytics.similar_service import mart_index
 from massalia.health.marts.catalogue import load_catalogue
 from massalia.health.marts.filters import FilterSpec, parse_clause
@@ -239,3 +239,16 @@ def test_attack_a_pseudonym_of_another_governance_does_not_resolve(cases: Cases,
         request = SimilarRequest(project_id=projects[-1], index_pseudonym=mine, k=10)
         with pytest.raises(NotFound):
             run_similar(Caller(owner, other), cases.world.engine, request)
+
+
+@pytest.mark.parametrize("variable", ["person_id", "year_of_diagnosis", "care_site_code", "residence_area"])
+def test_attack_identifiers_years_and_places_cannot_describe_a_patient(cases: Cases, variable: str) -> None:
+    """A listed neighbour's person id, calendar year or site beside its pseudonym would undo the pseudonymization."""
+    name = cases.pseudonym(cases.rita_pseudo, cases.person("primary_site = 'lung'"))
+    with pytest.raises(InvalidRequest, match="cannot describe a patient"):
+        _similar(cases, cases.world.rita, project_id=cases.rita_pseudo, index_pseudonym=name,
+                 weights={"primary_site": 1.0, variable: 1.0})  # fmt: skip
+    with pytest.raises(InvalidRequest, match="cannot describe a patient"):
+        run_groups(Caller(cases.world.rita, cases.world.gov), cases.world.engine,
+                   GroupsRequest(project_id=cases.world.study, variables=["sex", variable]))  # fmt: skip
+    assert all(comparable(load_catalogue().variable(name)) for name in SIMILARITY_WEIGHTS)

@@ -38,7 +38,7 @@ import numpy as np
 import pandas as pd
 
 from massalia.health.analytics.protect import protect_count
-from massalia.health.marts.catalogue import Catalogue, VariableType
+from massalia.health.marts.catalogue import Catalogue, Disclosure, Variable, VariableType
 
 Kind = Literal["category", "ordinal", "number"]
 
@@ -73,6 +73,21 @@ DISTANCE_TYPES = frozenset({VariableType.CATEGORY, VariableType.TEXT, VariableTy
 """Variable types a distance may use (dates are not patient characteristics: use the derived delays)."""
 
 
+def comparable(variable: Variable) -> bool:
+    """Whether a variable may describe a patient in a distance or a grouping.
+
+    Never an identifier or a date; a quasi-identifier only as a category or a measure (sex, age, age group),
+    not as a calendar year (``year_of_birth``, ``year_of_diagnosis``: beside a pseudonym it would give away
+    the project's date shift) nor a place (``care_site``, ``residence_area``: dropped from every
+    pseudonymized output, see :mod:`massalia.health.pseudonymized`).
+    """
+    if variable.disclosure in (Disclosure.IDENTIFIER, Disclosure.DATE):
+        return False
+    if variable.disclosure is Disclosure.QUASI_IDENTIFIER:
+        return variable.type in (VariableType.CATEGORY, VariableType.NUMBER)
+    return True
+
+
 def features_of(catalogue: Catalogue, weights: Mapping[str, float]) -> list[Feature]:
     """The features of ``weights``' variables, their kind read from the mart's catalogue.
 
@@ -81,13 +96,19 @@ def features_of(catalogue: Catalogue, weights: Mapping[str, float]) -> list[Feat
     KeyError
         A variable is not in the mart.
     ValueError
-        A variable's type cannot enter a distance (a date) or a weight is not positive.
+        A variable cannot enter a distance (a date, an identifier, see :func:`comparable`) or a weight is not
+        positive.
     """
     features = []
     for name, weight in weights.items():
         variable = catalogue.variable(name)
         if variable.type not in DISTANCE_TYPES:
             raise ValueError(f"variable {name!r} is a {variable.type.value}: it cannot enter a distance")
+        if not comparable(variable):
+            raise ValueError(
+                f"variable {name!r} is an identifier, a calendar year or a place ({variable.disclosure.value}): "
+                "it cannot describe a patient here (a listed neighbour's value would undo its pseudonym or date shift)"
+            )
         if not weight > 0:
             raise ValueError(f"the weight of {name!r} must be positive, got {weight}")
         if name in ORDINALS and variable.values:
