@@ -205,10 +205,12 @@ def test_attack_out_of_scope_site_patients_are_never_returned(cases: Cases) -> N
         .to_pylist()
     )
     assert sites == ["chu_nord"]
-    elsewhere = SimilarRequest(project_id=cases.rita_north, index_profile={"primary_site": "lung"}, k=20,
+    # Under the aggregate chu_nord project, asking for another site's patients gives no candidate.
+    elsewhere = SimilarRequest(project_id=cases.world.north, index_profile={"primary_site": "lung"}, k=20,
                                filters=FilterSpec(all=[parse_clause("care_site_code = clcc_sud")]))  # fmt: skip
     aggregate = run_similar(Caller(cases.world.rita, cases.world.gov), cases.world.engine, elsewhere)
-    assert aggregate["candidates"] == {"count": None, "shown": "<10"} and aggregate["listed"] == []
+    assert aggregate["candidates"] == {"count": None, "shown": "<10"} and aggregate["provenance"]["rows_read"] == 0
+    assert aggregate["km"]["n"] == {"count": None, "shown": "<10"}
 
 
 def test_default_weights_are_documented_variables() -> None:
@@ -252,3 +254,24 @@ def test_attack_identifiers_years_and_places_cannot_describe_a_patient(cases: Ca
         run_groups(Caller(cases.world.rita, cases.world.gov), cases.world.engine,
                    GroupsRequest(project_id=cases.world.study, variables=["sex", variable]))  # fmt: skip
     assert all(comparable(load_catalogue().variable(name)) for name in SIMILARITY_WEIGHTS)
+
+
+@pytest.mark.parametrize("clause", ["person_id = {person}", "diagnosis_date = {date}", "year_of_birth = {year}"])
+def test_attack_a_filter_cannot_tie_a_pseudonym_to_a_person(cases: Cases, clause: str) -> None:
+    """``person_id = 123`` would list that person's pseudonym, or say "found" only for it: refused, audited."""
+    person = cases.person("primary_site = 'lung'")
+    row = cases.world.engine.query(
+        f"SELECT diagnosis_date, year_of_birth FROM mart_patient WHERE person_id = {person}"
+    ).to_pylist()[0]
+    text = clause.format(person=person, date=row["diagnosis_date"], year=row["year_of_birth"])
+    filters = FilterSpec(all=[parse_clause(text)])
+    name = cases.pseudonym(cases.rita_pseudo, person)
+    for index in ({"index_pseudonym": name}, {"index_profile": {"primary_site": "lung"}}):
+        with pytest.raises(AccessDenied, match="filter may not use"):
+            _similar(cases, cases.world.rita, project_id=cases.rita_pseudo, filters=filters, k=5, **index)
+    # Outside a pseudonymized project only protected aggregates come back: the same filter gives nothing per person.
+    result = _similar(cases, cases.world.rita, project_id=cases.world.study, filters=filters, k=10,
+                      index_profile={"primary_site": "lung"})  # fmt: skip
+    assert "listed" not in result
+    if clause.startswith("person_id"):
+        assert result["neighbours"]["count"] is None and result["km"]["curve"][1:] == []

@@ -43,12 +43,13 @@ from massalia.health.analytics import survival
 from massalia.health.analytics.outcomes import ENDPOINTS
 from massalia.health.analytics.protect import protect_count
 from massalia.health.analytics.requests import SimilarRequest
-from massalia.health.analytics.service import _authorize, _provenance, _rows, _threshold
+from massalia.health.analytics.service import _authorize, _provenance, _rows, _threshold, _variables_of
 from massalia.health.analytics.similar import (
     SIMILARITY_WEIGHTS,
     Feature,
     GowerIndex,
     agreement_profile,
+    comparable,
     features_of,
     neighbour_profile,
     neighbour_rows,
@@ -182,6 +183,25 @@ def _weights(caller: Caller, request: SimilarRequest) -> dict[str, float]:
     return {name: w for name, w in SIMILARITY_WEIGHTS.items() if not allowed or name in allowed}
 
 
+def _check_pseudonymized_filters(caller: Caller, request: SimilarRequest) -> None:
+    """Where pseudonyms come back, the cohort may not be cut by an identifier, a date, a year or a place.
+
+    Otherwise ``person_id = 123`` (or a diagnosis date) would list that person's pseudonym, or answer "found"
+    for a pseudonym only when it is that person: a re-identification oracle that undoes the pseudonym or the
+    date shift. The same rule as for the distance's variables (:func:`~massalia.health.analytics.similar.comparable`).
+    """
+    catalogue = load_catalogue()
+    for name in sorted(_variables_of(request.filters)):
+        try:
+            variable = catalogue.variable(name)
+        except KeyError as error:
+            raise InvalidRequest(str(error.args[0])) from None
+        if not comparable(variable):
+            reason = (f"under a pseudonymized project, the filter may not use {name!r} (an identifier, a date, "
+                      "a calendar year or a place would tie a pseudonym to a person)")  # fmt: skip
+            _refuse(caller, request.project_id, reason)
+
+
 def _refuse(caller: Caller, project_id: int, reason: str) -> None:
     caller.governance.audit(caller.principal, ACTION, decision="denied", denied_because=reason,
                             project_id=project_id, resource={"analysis": "similar"})  # fmt: skip
@@ -202,6 +222,8 @@ def run_similar(caller: Caller, engine: Engine, request: SimilarRequest) -> dict
     if request.index_pseudonym is not None and not grant.pseudonymized:
         _refuse(caller, request.project_id, "naming a patient needs a pseudonymized project: describe the index "
                 "patient with index_profile instead")  # fmt: skip
+    if grant.pseudonymized:
+        _check_pseudonymized_filters(caller, request)
     if not grant.pseudonymized and request.k < threshold:
         raise InvalidRequest(
             f"k must be at least {threshold} (the disclosure threshold) outside a pseudonymized project"
