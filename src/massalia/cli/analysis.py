@@ -30,18 +30,22 @@ from massalia.health.analytics import (
     list_prediction_models,
     run_compare,
     run_conformance,
+    run_groups,
     run_pathways,
     run_prediction_score,
     run_prediction_train,
+    run_similar,
     run_survival,
 )
 from massalia.health.analytics.requests import (
     ALGORITHM_NAMES,
     CompareRequest,
     ConformanceRequest,
+    GroupsRequest,
     PathwaysRequest,
     PredictionRequest,
     PredictionScoreRequest,
+    SimilarRequest,
     SurvivalRequest,
 )
 from massalia.health.marts.filters import FilterError, FilterSpec, parse_clause
@@ -350,3 +354,106 @@ def conformance(
         shown = "suppressed" if overall["rate"] is None else (
             f"{overall['rate']:.1%} ({overall['lower']:.1%}–{overall['upper']:.1%})")  # fmt: skip
         console.print(f"{item['id']}: {shown} of {overall['evaluable']['shown']} evaluable persons", markup=False)
+
+
+def _pairs(items: list[str] | None, option: str) -> dict[str, str]:
+    """``name=value`` options as a mapping (values stay text: the service reads them by the variable's type)."""
+    out: dict[str, str] = {}
+    for item in items or []:
+        name, sep, value = item.partition("=")
+        if not sep or not name.strip():
+            fail(f"{option} takes variable=value, got {item!r}")
+        out[name.strip()] = value.strip()
+    return out
+
+
+def _profile(items: list[str] | None) -> dict[str, Any] | None:
+    profile: dict[str, Any] = {}
+    for name, value in _pairs(items, "--like").items():
+        try:
+            profile[name] = float(value)
+        except ValueError:
+            profile[name] = value
+    return profile or None
+
+
+@analysis_app.command("similar")
+def similar(
+    project: ProjectOption = None,
+    pseudonym: Annotated[
+        str | None, typer.Option("--pseudonym", help="The index patient's pseudonym (a pseudonymized project).")
+    ] = None,
+    like: Annotated[
+        list[str] | None, typer.Option("--like", help="Describe the index patient: variable=value (repeatable).")
+    ] = None,
+    k: Annotated[int, typer.Option("--k", help="How many neighbours.")] = 50,
+    weight: Annotated[
+        list[str] | None, typer.Option("--weight", help="A distance variable and its weight: name=2.5 (repeatable).")
+    ] = None,
+    where: WhereOption = None,
+    cohort: CohortOption = None,
+    endpoint: EndpointOption = "os",
+    out: OutOption = None,
+    as_json: JsonOption = False,
+    home_dir: HomeOption = None,
+    engine: EngineOption = None,
+) -> None:
+    """The k patients most similar to an index patient, what they share with it, and their survival."""
+    _require_project(project)
+    try:
+        weights = {name: float(value) for name, value in _pairs(weight, "--weight").items()} or None
+        request = SimilarRequest(project_id=project, filters=_spec(where, cohort), endpoint=endpoint,  # type: ignore[arg-type]
+                                 index_pseudonym=pseudonym, index_profile=_profile(like), k=k,
+                                 weights=weights)  # fmt: skip
+    except (ValidationError, FilterError, ValueError) as error:
+        fail(str(error))
+    data = existing_home(home_dir)
+    with governed(data) as caller, initialized_warehouse(data, engine) as warehouse:
+        result = run_similar(caller, warehouse, request)
+    _emit(result, out, as_json)
+    if as_json:
+        return
+    km = result["km"]
+    console.print(f"{result['neighbours']['shown']} neighbours among {result['candidates']['shown']} candidates; "
+                  f"{result['endpoint']['label']}: median {km['median'] or 'not reached'} months")  # fmt: skip
+    for row in result["agreement"][:8]:
+        console.print(f"  {row['variable']}: {row['agreeing']['shown']} agree, {row['differing']['shown']} differ")
+    for row in result.get("listed", [])[:20]:
+        console.print(f"  {row['pseudonym']}  distance {row['distance']:.3f}")
+
+
+@analysis_app.command("groups")
+def groups(
+    project: ProjectOption = None,
+    variable: Annotated[
+        list[str] | None, typer.Option("--variable", help="A variable to group on (repeatable; default: documented).")
+    ] = None,
+    min_groups: Annotated[int, typer.Option("--min-groups", help="Fewest groups tried.")] = 2,
+    max_groups: Annotated[int, typer.Option("--max-groups", help="Most groups tried.")] = 8,
+    where: WhereOption = None,
+    cohort: CohortOption = None,
+    endpoint: EndpointOption = "os",
+    out: OutOption = None,
+    as_json: JsonOption = False,
+    home_dir: HomeOption = None,
+    engine: EngineOption = None,
+) -> None:
+    """Homogeneous patient groups (k-means, k by silhouette), what distinguishes each, and its survival."""
+    _require_project(project)
+    try:
+        request = GroupsRequest(project_id=project, filters=_spec(where, cohort), endpoint=endpoint,  # type: ignore[arg-type]
+                                variables=variable or None, min_groups=min_groups, max_groups=max_groups)  # fmt: skip
+    except (ValidationError, FilterError) as error:
+        fail(str(error))
+    data = existing_home(home_dir)
+    with governed(data) as caller, initialized_warehouse(data, engine) as warehouse:
+        result = run_groups(caller, warehouse, request)
+    _emit(result, out, as_json)
+    if as_json:
+        return
+    console.print(f"{result['k']} groups of {result['persons']['shown']} persons (silhouette {result['silhouette']})")
+    for group in result["groups"]:
+        top = ", ".join(f"{row['variable']} {row['smd']:+.2f}" for row in group["distinguishing"][:3])
+        median = group.get("km", {}).get("median")
+        console.print(f"  group {group['group']}: {group['size']['shown']} persons; {top}; median "
+                      f"{median if median is not None else 'n/a'} months")  # fmt: skip

@@ -20,17 +20,21 @@ from massalia.health.analytics import (
     list_prediction_models,
     run_compare,
     run_conformance,
+    run_groups,
     run_pathways,
     run_prediction_score,
     run_prediction_train,
+    run_similar,
     run_survival,
 )
 from massalia.health.analytics.requests import (
     CompareRequest,
     ConformanceRequest,
+    GroupsRequest,
     PathwaysRequest,
     PredictionRequest,
     PredictionScoreRequest,
+    SimilarRequest,
     SurvivalRequest,
 )
 from massalia.health.marts.filters import FilterError, MartNotBuiltError
@@ -135,4 +139,29 @@ def conformance(body: ConformanceRequest, context: Context, caller: Caller, ware
     """
     with _analysis_errors():
         result = run_conformance(caller, warehouse, body)
+    return jsonable_encoder(result)
+
+
+@router.post("/similar", **action("health.analysis.similar"))
+def similar(body: SimilarRequest, context: Context, caller: Caller, warehouse: Warehouse) -> Any:
+    """The ``k`` patients most similar to an index patient (weighted Gower distance), what they share, their KM.
+
+    Under a pseudonymized project the index is named by its project pseudonym (404 when it is not a person
+    of the project's scope and cohort) and the neighbours are listed by theirs; under any other approved
+    project the index is a described profile and only the neighbours' protected profile comes back.
+    """
+    with _analysis_errors():
+        result = run_similar(caller, warehouse, body)
+    return jsonable_encoder(result)
+
+
+@router.post("/groups", **action("health.analysis.run"))
+def groups(body: GroupsRequest, context: Context, caller: Caller, warehouse: Warehouse) -> Any:
+    """Homogeneous patient groups (k-means, k by silhouette), what distinguishes each, and its KM curve.
+
+    Only for approved members of the project named in ``project_id``; a group under the disclosure
+    threshold shows its size as ``<10`` and nothing else.
+    """
+    with _analysis_errors():
+        result = run_groups(caller, warehouse, body)
     return jsonable_encoder(result)

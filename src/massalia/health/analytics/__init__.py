@@ -8,7 +8,7 @@ run, not when the command line starts.
 Examples
 --------
 >>> [analysis.name for analysis in ANALYSES]
-['survival', 'compare', 'prediction', 'pathways', 'conformance']
+['survival', 'compare', 'prediction', 'pathways', 'conformance', 'similar', 'groups']
 """
 
 from __future__ import annotations
@@ -25,9 +25,11 @@ from massalia.governance import Caller
 from massalia.health.analytics.requests import (
     CompareRequest,
     ConformanceRequest,
+    GroupsRequest,
     PathwaysRequest,
     PredictionRequest,
     PredictionScoreRequest,
+    SimilarRequest,
     SurvivalRequest,
 )
 
@@ -101,6 +103,22 @@ def run_conformance(caller: Caller, engine: Engine, request: ConformanceRequest)
     return pathways_service.run_conformance(caller, engine, request)
 
 
+def run_similar(caller: Caller, engine: Engine, request: SimilarRequest) -> dict[str, Any]:
+    """The guarded similar-patients query (:func:`massalia.health.analytics.similar_service.run_similar`)."""
+    # start-up: the estimators' libraries take seconds to import; loaded when an analysis first runs
+    from massalia.health.analytics import similar_service
+
+    return similar_service.run_similar(caller, engine, request)
+
+
+def run_groups(caller: Caller, engine: Engine, request: GroupsRequest) -> dict[str, Any]:
+    """The guarded patient groups (:func:`massalia.health.analytics.groups_service.run_groups`)."""
+    # start-up: the estimators' libraries take seconds to import; loaded when an analysis first runs
+    from massalia.health.analytics import groups_service
+
+    return groups_service.run_groups(caller, engine, request)
+
+
 ANALYSES: tuple[Analysis, ...] = (
     Analysis("survival", "Kaplan–Meier, log-rank, Cox PH, cumulative incidence of one cohort", SurvivalRequest,
              run_survival),
@@ -112,5 +130,9 @@ ANALYSES: tuple[Analysis, ...] = (
              "Sankey nodes and links, days between steps", PathwaysRequest, run_pathways),
     Analysis("conformance", "Conformance to reference-practice rules (YAML): rates per site and period with CIs, "
              "deviations, outcomes of conforming versus deviating persons", ConformanceRequest, run_conformance),
+    Analysis("similar", "The k patients most similar to an index patient (Gower distance), what they share and "
+             "their outcome", SimilarRequest, run_similar),
+    Analysis("groups", "Homogeneous patient groups by clustering (k chosen by silhouette), their profiles and "
+             "outcomes", GroupsRequest, run_groups),
 )  # fmt: skip
 """The built-in analyses, registered by the health domain."""

@@ -129,3 +129,50 @@ class ConformanceRequest(AnalysisRequest):
     covariates: list[str] = Field(
         default_factory=lambda: ["age_at_diagnosis"], max_length=20, description="Cox model adjustment."
     )
+
+
+PSEUDONYM_PATTERN = r"^p[A-Za-z0-9_]{1,32}-[0-9A-HJKMNP-TV-Z]{16}$"
+"""A project pseudonym (:func:`massalia.governance.pseudonym.pseudonymize`): never a person id."""
+
+VariableName = Annotated[str, Field(min_length=1, max_length=128)]
+ProfileValue = Annotated[str, Field(max_length=128)] | float | bool | None
+
+
+class SimilarRequest(AnalysisRequest):
+    """The ``k`` persons most similar to an index patient (a project pseudonym, or a described profile)."""
+
+    index_pseudonym: str | None = Field(
+        default=None, max_length=64, pattern=PSEUDONYM_PATTERN,
+        description="The index patient's pseudonym in this (pseudonymized) project.",
+    )  # fmt: skip
+    index_profile: dict[VariableName, ProfileValue] | None = Field(
+        default=None, max_length=60, description="A described patient: variable → value (any approved project)."
+    )
+    k: int = Field(default=50, ge=1, le=500, description="How many neighbours.")
+    weights: dict[VariableName, Annotated[float, Field(gt=0, le=100)]] | None = Field(
+        default=None, max_length=60, description="Variables of the distance and their weights (default: documented)."
+    )
+
+    @model_validator(mode="after")
+    def _one_index(self) -> SimilarRequest:
+        if (self.index_pseudonym is None) == (self.index_profile is None):
+            raise ValueError("name the index patient by index_pseudonym or describe it by index_profile (one of them)")
+        return self
+
+
+class GroupsRequest(AnalysisRequest):
+    """Homogeneous groups of a cohort found by clustering mart variables, each profiled, with its outcomes."""
+
+    variables: list[VariableName] | None = Field(
+        default=None, max_length=60, description="Variables clustered (default: those of the similarity distance)."
+    )
+    min_groups: int = Field(default=2, ge=2, le=12)
+    max_groups: int = Field(default=8, ge=2, le=12)
+    top: int = Field(default=5, ge=1, le=20, description="Distinguishing variables listed per group.")
+    seed: int = Field(default=0, ge=0, le=2**31 - 1, description="Random state of k-means (reproducible groups).")
+
+    @model_validator(mode="after")
+    def _ordered_range(self) -> GroupsRequest:
+        if self.min_groups > self.max_groups:
+            raise ValueError(f"min_groups ({self.min_groups}) must not exceed max_groups ({self.max_groups})")
+        return self

@@ -18,6 +18,7 @@ Each run follows the steps of :mod:`massalia.health.research`:
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 from collections.abc import Sequence
@@ -30,7 +31,7 @@ from sqlglot import exp
 
 import massalia
 from massalia.engine import Engine
-from massalia.governance import AccessDenied, Caller, InvalidRequest
+from massalia.governance import AccessDenied, Caller, Grant, InvalidRequest
 from massalia.governance.disclosure import settings_from_env
 from massalia.health.analytics import survival
 from massalia.health.analytics.design import baseline_covariates, covariate_matrix
@@ -62,18 +63,18 @@ def _variables_of(spec: FilterSpec) -> set[str]:
     return {clause.variable for clause in spec.all} | {c.variable for group in spec.any_of for c in group}
 
 
-def _authorize(caller: Caller, analysis: str, request: AnalysisRequest) -> None:
+def _authorize(caller: Caller, analysis: str, request: AnalysisRequest, *, action: str = ACTION) -> Grant:
     """The rights check (audited before any row is read); a refusal says what is needed."""
     resource = {"analysis": analysis, "request_hash": _digest(request.model_dump(mode="json"))}
     try:
-        caller.authorize(ACTION, project_id=request.project_id,
-                         detail={"resource": resource, "channel": caller.channel})  # fmt: skip
+        return caller.authorize(action, project_id=request.project_id,
+                                detail={"resource": resource, "channel": caller.channel})  # fmt: skip
     except AccessDenied as denied:
-        raise AccessDenied(ACTION, f"{denied.reason}; {REFUSAL}") from None
+        raise AccessDenied(action, f"{denied.reason}; {REFUSAL}") from None
 
 
 def scoped_condition(
-    caller: Caller, engine: Engine, request: AnalysisRequest, used: Sequence[str]
+    caller: Caller, engine: Engine, request: AnalysisRequest, used: Sequence[str], *, action: str = ACTION
 ) -> tuple[exp.Expr | None, FilterSpec]:
     """The mart condition of the request's filters AND the project's row-level scope (sites, period, cohort).
 
@@ -81,7 +82,7 @@ def scoped_condition(
     that read OMOP rows beyond the mart restrict them to ``person_id IN (SELECT m.person_id FROM mart AS m
     WHERE <this condition>)``, so every analysis has one definition of its persons.
     """
-    spec, restrict = _check_mart_scope(caller, engine, ACTION, request.filters, request.project_id,
+    spec, restrict = _check_mart_scope(caller, engine, action, request.filters, request.project_id,
                                        extra_variables=sorted(used))  # fmt: skip
     try:
         condition = compile_filter(spec, table=MART_ALIAS)
@@ -100,12 +101,22 @@ def _rows(
     request: AnalysisRequest,
     variables: Sequence[str],
     arms: dict[str, FilterSpec] | None = None,
+    *,
+    action: str = ACTION,
+    keys: Sequence[str] = (),
+    checked: Sequence[str] = (),
 ) -> tuple[pd.DataFrame, FilterSpec]:
-    """The mart rows of the project's scope matching the request's filters, with ``variables`` (and arm flags)."""
-    used = set(variables) | {v for spec in (arms or {}).values() for v in _variables_of(spec)}
-    condition, spec = scoped_condition(caller, engine, request, sorted(used))
+    """The mart rows of the project's scope matching the request's filters, with ``variables`` (and arm flags).
+
+    ``keys`` are read without the project's variable check (``person_id``: a join key the analysis never
+    releases); ``checked`` are checked against the project's variables without being read (an analysis
+    that reads them from its own cache of the mart).
+    """
+    used = set(variables) | set(checked) | {v for spec in (arms or {}).values() for v in _variables_of(spec)}
+    condition, spec = scoped_condition(caller, engine, request, sorted(used), action=action)
     try:
-        columns: list[exp.Expr] = [exp.column(name, table=MART_ALIAS) for name in sorted(set(variables))]
+        selected = sorted(set(variables) | set(keys))
+        columns: list[exp.Expr] = [exp.column(name, table=MART_ALIAS) for name in selected]
         for arm, arm_spec in (arms or {}).items():
             arm_condition = compile_filter(arm_spec, table=MART_ALIAS) or exp.true()
             columns.append(exp.Case().when(arm_condition, exp.true()).else_(exp.false()).as_(f"_arm_{arm}"))
@@ -117,6 +128,18 @@ def _rows(
     return engine.query(query).to_pandas(), spec
 
 
+@functools.cache
+def _library_versions() -> tuple[tuple[str, str | None], ...]:
+    """The installed versions of :data:`LIBRARIES`, read once a process (reading them costs ~6 ms each)."""
+    versions: list[tuple[str, str | None]] = []
+    for name in LIBRARIES:
+        try:
+            versions.append((name, metadata.version(name)))
+        except metadata.PackageNotFoundError:
+            versions.append((name, None))
+    return tuple(versions)
+
+
 def _provenance(engine: Engine, analysis: str, request: AnalysisRequest, spec: FilterSpec, rows: int) -> dict[str, Any]:
     """What makes the result reproducible: hashes of the request, filter and cohort; data and code versions."""
     built = last_build(engine) or {}
@@ -124,12 +147,7 @@ def _provenance(engine: Engine, analysis: str, request: AnalysisRequest, spec: F
     if spec.cohort_definition_id is not None:
         cohort = {"cohort_definition_id": request.filters.cohort_definition_id,
                   "definition_hash": _generated_hash(engine, spec.cohort_definition_id)}  # fmt: skip
-    versions: dict[str, str | None] = {}
-    for name in LIBRARIES:
-        try:
-            versions[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            versions[name] = None
+    versions = dict(_library_versions())
     return {
         "analysis": analysis,
         "project_id": request.project_id,
