@@ -9,6 +9,7 @@ all happen there. The full result (JSON ready for charts, with its provenance) g
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -26,6 +27,9 @@ from massalia.cli.common import (
     governed,
     initialized_warehouse,
 )
+from massalia.config import Home
+from massalia.engine import Engine
+from massalia.governance import Caller
 from massalia.health.analytics import (
     list_prediction_models,
     run_compare,
@@ -77,6 +81,24 @@ def _emit(result: dict[str, Any], out: Path | None, as_json: bool) -> None:
         typer.echo(text)
 
 
+def _run(
+    run: Callable[[Caller, Engine, Home], dict[str, Any]],
+    home_dir: Path | None,
+    engine: str | None,
+    out: Path | None,
+    as_json: bool,
+) -> dict[str, Any] | None:
+    """Run one guarded analysis in the home as the CLI's caller, write its JSON; the result to summarize, if any.
+
+    ``None`` when ``--json`` printed the result already (nothing else goes to standard output).
+    """
+    data = existing_home(home_dir)
+    with governed(data) as caller, initialized_warehouse(data, engine) as warehouse:
+        result = run(caller, warehouse, data)
+    _emit(result, out, as_json)
+    return None if as_json else result
+
+
 def _hr(estimate: dict[str, Any] | None) -> str:
     if not estimate or estimate.get("hr") is None:
         return "n/a"
@@ -111,11 +133,8 @@ def survival(
                                   categorical=categorical or [], competing_risks=competing_risks)  # fmt: skip
     except (ValidationError, FilterError) as error:
         fail(str(error))
-    data = existing_home(home_dir)
-    with governed(data) as caller, initialized_warehouse(data, engine) as warehouse:
-        result = run_survival(caller, warehouse, request)
-    _emit(result, out, as_json)
-    if as_json:
+    result = _run(lambda caller, warehouse, _: run_survival(caller, warehouse, request), home_dir, engine, out, as_json)
+    if result is None:
         return
     overall = result["km"]["all"]
     console.print(f"{result['endpoint']['label']}: {overall['n']['shown']} persons, {overall['events']['shown']} "
@@ -155,11 +174,8 @@ def compare(
                                  negative_controls=negative_control or [])  # type: ignore[arg-type]  # fmt: skip
     except (ValidationError, FilterError) as error:
         fail(str(error))
-    data = existing_home(home_dir)
-    with governed(data) as caller, initialized_warehouse(data, engine) as warehouse:
-        result = run_compare(caller, warehouse, request)
-    _emit(result, out, as_json)
-    if as_json:
+    result = _run(lambda caller, warehouse, _: run_compare(caller, warehouse, request), home_dir, engine, out, as_json)
+    if result is None:
         return
     arms = result["arms"]
     console.print(f"treated {arms['treated']['n']['shown']}, comparator {arms['comparator']['n']['shown']}, "
@@ -208,11 +224,14 @@ def predict_train(
                                     algorithms=algorithm or list(ALGORITHM_NAMES))  # type: ignore[arg-type]  # fmt: skip
     except (ValidationError, FilterError) as error:
         fail(str(error))
-    data = existing_home(home_dir)
-    with governed(data) as caller, initialized_warehouse(data, engine) as warehouse:
-        result = run_prediction_train(caller, warehouse, data, request)
-    _emit(result, out, as_json)
-    if as_json:
+    result = _run(
+        lambda caller, warehouse, home: run_prediction_train(caller, warehouse, home, request),
+        home_dir,
+        engine,
+        out,
+        as_json,
+    )
+    if result is None:
         return
     population = result["population"]
     console.print(f"{result['outcome']['label']} ({result['outcome']['time_at_risk_days']} days): train "
@@ -244,11 +263,14 @@ def predict_score(
         request = PredictionScoreRequest(project_id=project, filters=_spec(where, cohort), persons=person or [])  # type: ignore[arg-type]
     except (ValidationError, FilterError) as error:
         fail(str(error))
-    data = existing_home(home_dir)
-    with governed(data) as caller, initialized_warehouse(data, engine) as warehouse:
-        result = run_prediction_score(caller, warehouse, data, model_id, request)
-    _emit(result, out, as_json)
-    if as_json:
+    result = _run(
+        lambda caller, warehouse, home: run_prediction_score(caller, warehouse, home, model_id, request),
+        home_dir,
+        engine,
+        out,
+        as_json,
+    )
+    if result is None:
         return
     if result["row_level"]:
         for row in result["persons"]:
@@ -302,11 +324,8 @@ def pathways(
                                   detail=detail)  # type: ignore[arg-type]  # fmt: skip
     except (ValidationError, FilterError) as error:
         fail(str(error))
-    data = existing_home(home_dir)
-    with governed(data) as caller, initialized_warehouse(data, engine) as warehouse:
-        result = run_pathways(caller, warehouse, request)
-    _emit(result, out, as_json)
-    if as_json:
+    result = _run(lambda caller, warehouse, _: run_pathways(caller, warehouse, request), home_dir, engine, out, as_json)
+    if result is None:
         return
     console.print(f"{result['persons']['shown']} persons; other pathways: {result['other']['persons']['shown']}")
     for pathway in result["pathways"]:
@@ -343,11 +362,10 @@ def conformance(
                                      covariates=["age_at_diagnosis"] if covariate is None else covariate)  # fmt: skip
     except (ValidationError, FilterError) as error:
         fail(str(error))
-    data = existing_home(home_dir)
-    with governed(data) as caller, initialized_warehouse(data, engine) as warehouse:
-        result = run_conformance(caller, warehouse, request)
-    _emit(result, out, as_json)
-    if as_json:
+    result = _run(
+        lambda caller, warehouse, _: run_conformance(caller, warehouse, request), home_dir, engine, out, as_json
+    )
+    if result is None:
         return
     for item in result["rules"]:
         overall = item["overall"]
@@ -407,11 +425,8 @@ def similar(
                                  weights=weights)  # fmt: skip
     except (ValidationError, FilterError, ValueError) as error:
         fail(str(error))
-    data = existing_home(home_dir)
-    with governed(data) as caller, initialized_warehouse(data, engine) as warehouse:
-        result = run_similar(caller, warehouse, request)
-    _emit(result, out, as_json)
-    if as_json:
+    result = _run(lambda caller, warehouse, _: run_similar(caller, warehouse, request), home_dir, engine, out, as_json)
+    if result is None:
         return
     km = result["km"]
     console.print(f"{result['neighbours']['shown']} neighbours among {result['candidates']['shown']} candidates; "
@@ -445,11 +460,8 @@ def groups(
                                 variables=variable or None, min_groups=min_groups, max_groups=max_groups)  # fmt: skip
     except (ValidationError, FilterError) as error:
         fail(str(error))
-    data = existing_home(home_dir)
-    with governed(data) as caller, initialized_warehouse(data, engine) as warehouse:
-        result = run_groups(caller, warehouse, request)
-    _emit(result, out, as_json)
-    if as_json:
+    result = _run(lambda caller, warehouse, _: run_groups(caller, warehouse, request), home_dir, engine, out, as_json)
+    if result is None:
         return
     console.print(f"{result['k']} groups of {result['persons']['shown']} persons (silhouette {result['silhouette']})")
     for group in result["groups"]:
