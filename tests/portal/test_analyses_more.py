@@ -9,20 +9,24 @@ to ``analyses-timings.json`` in the artifacts folder.
 
 from __future__ import annotations
 
+import datetime as dt
 import json
+import secrets
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
-from portal_browser import Browsing, artifacts_dir
+from portal_browser import Browsing, Site, artifacts_dir
 from test_accessibility import audit
 from test_analyses_page import open_page, run, texts
 
+from massalia.governance import ProjectScope, operator_principal
 from massalia.health.analytics.conformance import REFERENCE_RULES, load_rules
 
 TIMINGS: dict[str, float] = {}
+STATUSES = ("conforming", "not_given", "too_early", "too_late", "no_anchor", "short_follow_up")
 JS = Path(__file__).parents[2] / "src/massalia/health/portal/analysis-conformance.js"
 
 # A rule of one's own that the 600-patient demo fills: breast cancer operated within 35 days of the diagnosis
@@ -138,7 +142,7 @@ def test_conformance_rates_sites_statuses_outcomes_and_own_rules(
         if rule["overall"]["rate"] is None:
             assert "non affiché" in line and "moins de 10 personnes" in line, line
         statuses = texts(page, f"#conformance-{index}-statuses tbody td")
-        assert statuses == [rule["statuses"][s]["shown"] for s in ("conforming", "not_given", "too_early", "too_late", "no_anchor", "short_follow_up")]  # fmt: skip
+        assert statuses == [rule["statuses"][s]["shown"] for s in STATUSES]
     # A rule file of one's own, missing its guideline's address: the API's 422, shown beside the text area.
     page.check("#conformance-own")
     page.fill("#conformance-yaml", OWN_RULE.replace(', url: "https://example.org/rule"', ""))
@@ -170,7 +174,7 @@ def test_conformance_rates_sites_statuses_outcomes_and_own_rules(
     page.wait_for_selector("#conformance-0-sites canvas")
     drawn = chart_option(page, "#conformance-0-sites")["series"]
     assert drawn[0]["data"] == [cell["rate"] or 0 for cell in rule["by_site"]]
-    whiskers = [[x for x in point[1:]] for point in drawn[1]["data"]]
+    whiskers = [list(point[1:]) for point in drawn[1]["data"]]
     assert [w for w, c in zip(whiskers, rule["by_site"], strict=True) if c["rate"] is not None] == [
         [c["lower"], c["upper"]] for c in released
     ]
@@ -240,4 +244,66 @@ def test_prediction_models_calibration_card_and_scoring(
     screenshot(page, "65-analyses-prediction")
     violations = audit(page, axe_source)
     assert not violations, "\n".join(violations)
+    write_timings()
+
+
+@pytest.fixture(scope="module")
+def row_level_project(portal_site: Site) -> int:
+    """A pseudonymized project of its own researcher (so the demo researcher's projects stay as they were)."""
+    gov = portal_site.app.state.massalia.governance
+    password = secrets.token_urlsafe(15)
+    owner = gov.create_user("pseudo.analyses", password, roles=["researcher"], actor=operator_principal())
+    project = gov.create_project(
+        "Projet pseudonymisé", "Scores de risque pour une RCP (test).", scope=ProjectScope(),
+        access_level="pseudonymized", expires=dt.date.today() + dt.timedelta(days=30), actor=owner,
+    )  # fmt: skip
+    request = gov.file_request(project.id, actor=owner, justification="Test du portail (données synthétiques).")
+    dpo_name, dpo_password = portal_site.accounts["dpo"]
+    gov.decide_request(request.id, True, "Test.", actor=gov.authenticate_password(dpo_name, dpo_password))
+    portal_site.accounts["pseudo"] = ("pseudo.analyses", password)
+    return int(project.id)
+
+
+@pytest.mark.browser
+def test_prediction_scores_pseudonyms_under_a_pseudonymized_project(browsing: Browsing, row_level_project: int) -> None:
+    """Under a row-level project: pseudonyms and risks, highest first; a list restricts it, unknown ones said."""
+    page, _ = open_page(browsing, "pseudo")
+    assert page.input_value("#analyses-project") == str(row_level_project)
+    page.select_option("#analyses-kind", "prediction")
+    page.uncheck("#prediction-algorithm-gradient_boosting")
+    page.select_option("#prediction-bootstrap", "200")
+    result, status, seconds = run(page, "prediction")
+    TIMINGS["prediction_train_one_model_ms"] = round(seconds * 1000)
+    assert status == 200, result
+    (model,) = result["models"]
+    page.wait_for_selector("#prediction-models[data-state='done'] #prediction-models-table")
+    assert texts(page, "#prediction-models-table tbody tr th code") == [model["model_id"]], "this project's only"
+
+    def score() -> dict[str, Any]:
+        with page.expect_response(lambda r: r.url.endswith(f"/prediction/{model['model_id']}/score")) as answer:
+            page.click(f"#prediction-models-table button[data-model='{model['model_id']}']")
+        page.wait_for_selector("#prediction-score[data-state='done'] #prediction-score-persons")
+        return answer.value.json()
+
+    scored = score()
+    persons = scored["persons"]
+    assert scored["row_level"] is True and len(persons) > 100
+    assert page.locator("#prediction-score-persons tbody tr").count() == len(persons)
+    for index in (0, len(persons) - 1):
+        row = [
+            page.text_content(f"#prediction-score-persons tbody tr:nth-child({index + 1}) {cell}")
+            for cell in ("th", "td")
+        ]
+        assert row == [persons[index]["pseudonym"], fr(persons[index]["risk"], 4)]
+    assert page.locator("#prediction-score-chart").count() == 0, "no distribution: the persons themselves"
+    # A tumour board's list: two of the cohort's pseudonyms and one that is not there.
+    wanted = [persons[3]["pseudonym"], persons[0]["pseudonym"], "P0-not-a-person"]
+    page.fill("#prediction-pseudonyms", "\n".join(wanted))
+    scored = score()
+    assert {p["pseudonym"] for p in scored["persons"]} == set(wanted[:2])
+    risks = [p["risk"] for p in scored["persons"]]
+    assert risks == sorted(risks, reverse=True), "highest risk first"
+    assert texts(page, "#prediction-score-persons tbody th") == [p["pseudonym"] for p in scored["persons"]]
+    assert scored["not_found"] == ["P0-not-a-person"]
+    assert "P0-not-a-person" in page.text_content("#prediction-not-found")
     write_timings()
