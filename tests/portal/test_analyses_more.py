@@ -265,7 +265,9 @@ def row_level_project(portal_site: Site) -> int:
 
 
 @pytest.mark.browser
-def test_prediction_scores_pseudonyms_under_a_pseudonymized_project(browsing: Browsing, row_level_project: int) -> None:
+def test_prediction_scores_pseudonyms_under_a_pseudonymized_project(
+    browsing: Browsing, row_level_project: int, axe_source: str
+) -> None:
     """Under a row-level project: pseudonyms and risks, highest first; a list restricts it, unknown ones said."""
     page, _ = open_page(browsing, "pseudo")
     assert page.input_value("#analyses-project") == str(row_level_project)
@@ -306,4 +308,6 @@ def test_prediction_scores_pseudonyms_under_a_pseudonymized_project(browsing: Br
     assert texts(page, "#prediction-score-persons tbody th") == [p["pseudonym"] for p in scored["persons"]]
     assert scored["not_found"] == ["P0-not-a-person"]
     assert "P0-not-a-person" in page.text_content("#prediction-not-found")
+    violations = audit(page, axe_source)
+    assert not violations, "\n".join(violations)
     write_timings()

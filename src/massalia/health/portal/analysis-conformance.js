@@ -35,7 +35,8 @@ function fields(form) {
       type: "checkbox", id: `conformance-rule-${id}`, value: id, checked: form.rules.has(id), disabled: form.own,
       onchange: (event) => { if (event.target.checked) form.rules.add(id); else form.rules.delete(id); },
     }), " ", t(`analyses.conformance.rule.${id}`)));
-  const rules = h("fieldset", { id: "conformance-rules" }, h("legend", {}, t("analyses.conformance.rules")), checks);
+  const rules = h("fieldset", { id: "conformance-rules" }, h("legend", {}, t("analyses.conformance.rules")), checks,
+    h("span", { class: "muted small" }, t("analyses.conformance.rules_help")));
   errorsBox = h("div", { id: "conformance-yaml-errors", class: "rule-errors", "aria-live": "polite" });
   const yaml = h("textarea", {
     rows: 10, spellcheck: false, value: form.yaml, disabled: !form.own, maxLength: 200000,
