@@ -182,6 +182,11 @@ def test_conformance_rates_sites_statuses_outcomes_and_own_rules(
     hr = spaced(page.text_content("#conformance-0-hr"))
     assert f"HR {fr(term['hr'], 2)} (IC 95 % {fr(term['lower'], 2)} – {fr(term['upper'], 2)})" in hr
     page.wait_for_selector("#conformance-0-km canvas")
+    km = rule["outcomes"]["km"]
+    assert [texts(page, f"#conformance-0-groups tbody tr:nth-child({i + 1}) td")[:2] for i in range(2)] == [
+        [km[group]["n"]["shown"], km[group]["events"]["shown"]] for group in ("conforming", "deviating")
+    ]
+    assert "<10" in texts(page, "#conformance-0-groups tbody td"), "the deviating persons' events are few"
     screenshot(page, "64-analyses-conformance")
     violations = audit(page, axe_source)
     assert not violations, "\n".join(violations)

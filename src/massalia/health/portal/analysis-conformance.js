@@ -98,7 +98,14 @@ function outcomesPart(outcomes, index, unit) {
   const parts = [];
   const chart = chartBox(`conformance-${index}-km`);
   parts.push(h("h3", {}, t("analyses.conformance.outcomes")),
-    h("p", { class: "muted small" }, t("analyses.conformance.landmark", { n: shown(outcomes.persons) })), chart);
+    h("p", { class: "muted small" }, t("analyses.conformance.landmark", { n: shown(outcomes.persons) })), chart,
+    table(`conformance-${index}-groups`, t("analyses.survival.groups"),
+      [t("analyses.group"), t("analyses.persons"), t("analyses.events"), t("analyses.survival.median")].map((label, i) => ({ label, number: i > 0 })),
+      ["conforming", "deviating"].filter((group) => outcomes.km?.[group]).map((group) => {
+        const km = outcomes.km[group];
+        return [t(`analyses.conformance.${group}`), shown(km.n), shown(km.events),
+          km.median === null || km.median === undefined ? t("analyses.survival.not_reached") : decimal(km.median, 1)];
+      })));
   if (outcomes.logrank) {
     parts.push(h("p", { id: `conformance-${index}-logrank` }, t("analyses.survival.logrank", { chi2: decimal(outcomes.logrank.chi2), df: outcomes.logrank.df ?? "—", p: pEquals(outcomes.logrank.p_value) })));
   }
