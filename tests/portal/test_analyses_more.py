@@ -89,7 +89,7 @@ def test_pathways_sankey_ranked_table_and_days(
     browsing: Browsing, axe_source: str, screenshot: Callable[[Any, str], Path]
 ) -> None:
     """The Sankey's links are the API's (width = persons), the tables show its counts; "<10" cells as such."""
-    page, _ = open_page(browsing)
+    page, addresses = open_page(browsing)
     page.select_option("#analyses-kind", "pathways")
     page.select_option("#pathways-steps", "6")
     result, status, seconds = run(page, "pathways")
@@ -119,6 +119,18 @@ def test_pathways_sankey_ranked_table_and_days(
     screenshot(page, "63-analyses-pathways")
     violations = audit(page, axe_source)
     assert not violations, "\n".join(violations)
+    # In English, redrawn from the same answer (no new request): the steps' names translated, the counts unchanged.
+    asked = len([url for url in addresses if "/analyses/" in url])
+    page.click("#language-switch")
+    page.wait_for_selector("#pathways-table caption:text('most frequent pathways')")
+    page.wait_for_selector("#pathways-sankey-chart canvas")
+    assert (
+        texts(page, "#pathways-table tbody tr:nth-child(1) td")[0] == "surgery" or "surgery" not in pathways[0]["steps"]
+    )
+    assert [texts(page, f"#pathways-table tbody tr:nth-child({i + 1}) td")[1] for i in range(len(pathways))] == [
+        p["persons"]["shown"] for p in pathways
+    ]
+    assert len([url for url in addresses if "/analyses/" in url]) == asked
     write_timings()
 
 
