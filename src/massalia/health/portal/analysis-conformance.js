@@ -133,7 +133,7 @@ async function render(container, result) {
     container.append(h("section", { class: "card", id: `conformance-${index}`, dataset: { rule: rule.id, result: "conformance" }, "aria-labelledby": `conformance-${index}-title` },
       h("h2", { id: `conformance-${index}-title` }, rule.title),
       h("p", { class: "muted small" }, t("analyses.conformance.guideline", { source: guideline.source ?? "—", year: guideline.year ?? "" }), " ",
-        guideline.url ? h("a", { href: guideline.url, rel: "noopener noreferrer", target: "_blank" }, guideline.url) : null),
+        /^https:\/\//.test(guideline.url || "") ? h("a", { href: guideline.url, rel: "noopener noreferrer", target: "_blank" }, guideline.url) : (guideline.url || null)),
       h("p", { class: "muted small" }, t("analyses.conformance.definition", {
         expected: rule.expected, anchor: rule.anchor, min: rule.window_days?.[0] ?? "—", max: rule.window_days?.[1] ?? "—", population: shown(rule.population),
       })),
