@@ -2,15 +2,13 @@
 // the analyses draw (step curves with confidence bands, a scatter of balance, paired histograms). Every
 // count is shown as released ({count, shown}: "<10" when under the disclosure threshold, drawn at 0).
 
-import { loadECharts } from "/static/js/charts.js";
+import { chartIn } from "/static/js/charts.js";
 import { h } from "/static/js/dom.js";
 import { formatNumber, t } from "/static/js/i18n.js";
 
 /** Colours told apart by most colour-blind readers (Okabe–Ito), darkest first. */
 export const PALETTE = ["#0072B2", "#D55E00", "#009E73", "#CC79A7", "#56B4E9", "#E69F00", "#000000", "#F0E442"];
 
-const charts = new WeakMap();
-let resizeBound = false;
 
 /** A released count as shown ("<10" under the threshold). */
 export function shown(cell) {
@@ -47,26 +45,6 @@ export function table(id, caption, columns, rows, { rowHeaders = true } = {}) {
       h("tbody", {}, rows.map((cells) => h("tr", {}, cells.map((cell, i) => (i === 0 && rowHeaders
         ? h("th", { scope: "row" }, cell)
         : h("td", { class: columns[i].number ? "number" : null }, cell))))))));
-}
-
-/** The chart of `element` (made once, resized with the window), labelled for screen readers. */
-export async function chartIn(element, title, kind) {
-  const echarts = await loadECharts();
-  let chart = charts.get(element);
-  if (!chart || chart.isDisposed()) {
-    chart = echarts.init(element, null, { renderer: "canvas" });
-    charts.set(element, chart);
-  }
-  if (!resizeBound) {
-    resizeBound = true;
-    window.addEventListener("resize", () => {
-      for (const node of document.querySelectorAll("[data-analysis-chart]")) charts.get(node)?.resize();
-    });
-  }
-  element.dataset.analysisChart = kind;
-  element.setAttribute("role", "img");
-  element.setAttribute("aria-label", title);
-  return chart;
 }
 
 /**

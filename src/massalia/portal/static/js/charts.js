@@ -28,10 +28,10 @@ const charts = new WeakMap();
 let resizeBound = false;
 
 /**
- * Draw (or redraw) a bar chart in `element`: bars {label, value, shown}, a title for screen readers.
- * A bar whose value is null (suppressed) is drawn at 0 and labelled with its shown text ("<10").
+ * The ECharts chart living in `element` (made on first use, resized with the window), marked as a chart of
+ * `kind` and labelled `title` for screen readers. Every chart of the portal, core or domain, is made here.
  */
-export async function barChart(element, { bars, title, axisName = "" }) {
+export async function chartIn(element, title, kind) {
   const echarts = await loadECharts();
   let chart = charts.get(element);
   if (!chart || chart.isDisposed()) {
@@ -44,9 +44,18 @@ export async function barChart(element, { bars, title, axisName = "" }) {
       for (const node of document.querySelectorAll("[data-chart]")) charts.get(node)?.resize();
     });
   }
-  element.dataset.chart = "bar";
+  element.dataset.chart = kind;
   element.setAttribute("role", "img");
   element.setAttribute("aria-label", title);
+  return chart;
+}
+
+/**
+ * Draw (or redraw) a bar chart in `element`: bars {label, value, shown}, a title for screen readers.
+ * A bar whose value is null (suppressed) is drawn at 0 and labelled with its shown text ("<10").
+ */
+export async function barChart(element, { bars, title, axisName = "" }) {
+  const chart = await chartIn(element, title, "bar");
   chart.setOption(
     {
       animation: false, // a redraw per count: no transition (and screenshots show the final chart)
