@@ -1,7 +1,9 @@
 // Analyses: run an analysis of an approved project's cohort on the research mart and read its result as
 // charts and tables. The cohort is a generated cohort (its id) and/or mart filters (the shared filter editor);
 // the analyses come from a small registry below, one entry each: {name, path, init(variables) → form state,
-// fields(form, ctx) → nodes, body(form) → the request's own part, render(container, result, ctx)}. Requests
+// fields(form, ctx) → nodes, body(form) → the request's own part, render(container, result, ctx), and optionally
+// failed(error) (an error the entry shows by its own fields, e.g. a rule file's 422)}. ctx holds the mart's
+// variables and, read when needed, the chosen project (ctx.project()) and cohort (ctx.cohort()). Requests
 // are POST bodies (never data in the address); the API decides who may run what (403 with its reason).
 
 import { api } from "/static/js/api.js";
@@ -10,12 +12,15 @@ import { h, replace } from "/static/js/dom.js";
 import { t } from "/static/js/i18n.js";
 import { errorBox, progress } from "/static/js/ui.js";
 import { COMPARE } from "./analysis-compare.js";
+import { CONFORMANCE } from "./analysis-conformance.js";
+import { PATHWAYS } from "./analysis-pathways.js";
+import { PREDICTION } from "./analysis-prediction.js";
 import { SURVIVAL } from "./analysis-survival.js";
 import { FilterEditor } from "./filters.js";
 import { field, prepare } from "./govkit.js";
 
 /** The analyses offered, in menu order: a new analysis is one more entry (its module exports it). */
-export const ANALYSES = [SURVIVAL, COMPARE];
+export const ANALYSES = [SURVIVAL, COMPARE, PATHWAYS, CONFORMANCE, PREDICTION];
 
 /** Where the cohort dashboard leaves the cohort to analyse (session storage: never in the address). */
 export const PRESET_KEY = "massalia.analyses.preset";
@@ -94,10 +99,15 @@ function analysisPicker() {
   const select = h("select", {
     onchange: (event) => {
       state.analysis = event.target.value;
-      replace(view.fields, entry().fields(form(), { variables: state.variables }));
+      replace(view.fields, entry().fields(form(), context()));
     },
   }, ANALYSES.map((item) => h("option", { value: item.name, selected: item.name === state.analysis }, t(`analyses.kind.${item.name}`))));
   return field("analyses-kind", t("analyses.kind"), select);
+}
+
+/** What an entry may read of the page: the variables, the project and cohort chosen when it asks. */
+function context() {
+  return { variables: state.variables, project: () => Number(state.projectId), cohort: () => request().filters };
 }
 
 /** The request: the project, the cohort (generated cohort and filters) and the analysis's own fields. */
@@ -129,7 +139,7 @@ async function showResult() {
   replace(view.results,
     h("p", { class: "muted small", id: "analyses-timing" }, t("analyses.timing", { seconds: state.seconds.toFixed(1) })),
     container);
-  await shownEntry.render(container, state.result, { variables: state.variables });
+  await shownEntry.render(container, state.result, context());
   view.results.dataset.state = "done";
   view.results.dataset.analysis = state.resultOf;
 }
@@ -168,6 +178,7 @@ async function run() {
     }
     state.result = null;
     state.error = error;
+    entry(name).failed?.(error);
   } finally {
     clearInterval(timer);
     if (state.controller === controller) state.controller = null;
@@ -194,7 +205,7 @@ export async function render(main) {
   }
   takePreset();
   view = {
-    fields: h("div", { id: "analysis-fields" }, entry().fields(form(), { variables: state.variables })),
+    fields: h("div", { id: "analysis-fields" }, entry().fields(form(), context())),
     results: h("div", { id: "analysis-results", "aria-live": "polite", "aria-busy": "false" }),
     run: h("button", { type: "button", class: "primary", id: "analysis-run", onclick: run }, t("analyses.run")),
     cancel: h("button", { type: "button", id: "analysis-cancel", hidden: true, onclick: () => state.controller?.abort() }, t("analyses.cancel")),

@@ -131,3 +131,131 @@ export async function pairedHistogram(element, { bins, title, names, axisName })
 export function chartBox(id) {
   return h("div", { class: "chart analysis-chart", id });
 }
+
+/** A rate (0–1) as a percentage, one decimal. */
+export function percent(value, digits = 1) {
+  if (value === null || value === undefined || !Number.isFinite(value)) return "—";
+  return formatNumber(value, { style: "percent", minimumFractionDigits: digits, maximumFractionDigits: digits });
+}
+
+/**
+ * A Sankey of pathways: nodes [{id, label, step}], links [{source, target, value: {count, shown}, tip}]. Node ids
+ * are unique ("2:chemotherapy"), their labels are not: the label is drawn, the id keys the links.
+ */
+export async function sankeyChart(element, { nodes, links, title, nodeLabel, linkTip }) {
+  const chart = await chartIn(element, title, "sankey");
+  chart.setOption({
+    animation: false,
+    color: PALETTE,
+    tooltip: {
+      trigger: "item", renderMode: "richText",
+      formatter: (p) => (p.dataType === "edge" ? linkTip(links[p.dataIndex]) : nodeLabel(nodes[p.dataIndex])),
+    },
+    series: [{
+      type: "sankey", left: 8, right: 120, top: 16, bottom: 16, nodeGap: 10, draggable: false,
+      layoutIterations: 32, emphasis: { focus: "adjacency" }, lineStyle: { color: "gradient", opacity: 0.45 },
+      label: { formatter: (p) => nodeLabel(nodes[p.dataIndex]), fontSize: 11 },
+      data: nodes.map((node, index) => ({ name: node.id, depth: node.step, itemStyle: { color: PALETTE[index % PALETTE.length] } })),
+      links: links.map((link) => ({ source: link.source, target: link.target, value: link.value.count ?? 0 })),
+    }],
+  }, { notMerge: true });
+  return chart;
+}
+
+/**
+ * Rates by group with their 95 % CI as whiskers: rows [{label, rate, lower, upper, shown}]. A suppressed rate
+ * (null) is drawn at 0 and labelled with `shown` (why it is not drawn).
+ */
+export async function rateChart(element, { rows, title, axisName }) {
+  const chart = await chartIn(element, title, "rate");
+  chart.setOption({
+    animation: false,
+    grid: { left: 56, right: 24, top: 24, bottom: 48, containLabel: true },
+    tooltip: {
+      trigger: "item", renderMode: "richText",
+      formatter: (p) => { const row = rows[p.dataIndex]; return row.rate === null ? `${row.label}: ${row.shown}` : `${row.label}: ${percent(row.rate)} (${percent(row.lower)} – ${percent(row.upper)})`; },
+    },
+    xAxis: { type: "category", data: rows.map((row) => row.label), name: axisName, nameLocation: "middle", nameGap: 32 },
+    yAxis: { type: "value", min: 0, max: 1, axisLabel: { formatter: (v) => percent(v, 0) } },
+    series: [
+      {
+        type: "bar", itemStyle: { color: PALETTE[0] }, barMaxWidth: 48, data: rows.map((row) => row.rate ?? 0),
+        label: { show: true, position: "insideBottom", fontSize: 10, color: "#000", formatter: (p) => (rows[p.dataIndex].rate === null ? rows[p.dataIndex].shown : "") },
+      },
+      {
+        // The whiskers: a vertical line from lower to upper with caps, in data coordinates.
+        type: "custom", silent: true, tooltip: { show: false },
+        data: rows.map((row, index) => [index, row.lower ?? NaN, row.upper ?? NaN]),
+        renderItem: (params, api) => {
+          if (!Number.isFinite(api.value(1))) return null;
+          const low = api.coord([api.value(0), api.value(1)]);
+          const high = api.coord([api.value(0), api.value(2)]);
+          const cap = 6;
+          const style = { stroke: "#000", lineWidth: 1.5 };
+          return {
+            type: "group",
+            children: [
+              { type: "line", shape: { x1: low[0], y1: low[1], x2: high[0], y2: high[1] }, style },
+              { type: "line", shape: { x1: low[0] - cap, y1: low[1], x2: low[0] + cap, y2: low[1] }, style },
+              { type: "line", shape: { x1: high[0] - cap, y1: high[1], x2: high[0] + cap, y2: high[1] }, style },
+            ],
+          };
+        },
+      },
+    ],
+  }, { notMerge: true });
+  return chart;
+}
+
+/** Calibration: mean predicted (x) against observed risk (y) per bin, with the diagonal of perfect calibration. */
+export async function calibrationChart(element, { series, title }) {
+  const chart = await chartIn(element, title, "calibration");
+  chart.setOption({
+    animation: false,
+    grid: { left: 56, right: 24, top: 40, bottom: 48, containLabel: true },
+    legend: { data: series.map((item) => item.name), top: 0 },
+    tooltip: { trigger: "item", renderMode: "richText", formatter: (p) => `${p.seriesName}: ${decimal(p.value[0], 3)} → ${decimal(p.value[1], 3)}` },
+    xAxis: { type: "value", name: t("analyses.prediction.predicted"), nameLocation: "middle", nameGap: 28, min: 0, max: 1 },
+    yAxis: { type: "value", name: t("analyses.prediction.observed"), min: 0, max: 1 },
+    series: [
+      { type: "line", name: "diagonal", silent: true, symbol: "none", tooltip: { show: false }, lineStyle: { type: "dashed", color: "#555" }, data: [[0, 0], [1, 1]] },
+      ...series.map((item, index) => ({
+        type: "line", name: item.name, symbolSize: 8, itemStyle: { color: PALETTE[index] }, lineStyle: { color: PALETTE[index] },
+        data: item.bins.map((bin) => [bin.predicted, bin.observed]),
+      })),
+    ],
+  }, { notMerge: true });
+  return chart;
+}
+
+/** Horizontal bars, largest on top: rows [{label, value, error}] (error: a ± whisker's half-width, optional). */
+export async function horizontalBars(element, { rows, title, axisName }) {
+  const chart = await chartIn(element, title, "bars");
+  const ordered = [...rows].reverse();
+  chart.setOption({
+    animation: false,
+    grid: { left: 8, right: 32, top: 16, bottom: 40, containLabel: true },
+    tooltip: { trigger: "item", renderMode: "richText", formatter: (p) => `${ordered[p.dataIndex].label}: ${decimal(ordered[p.dataIndex].value, 4)}` },
+    xAxis: { type: "value", name: axisName, nameLocation: "middle", nameGap: 26 },
+    yAxis: { type: "category", data: ordered.map((row) => row.label), axisLabel: { fontSize: 10 } },
+    series: [{ type: "bar", itemStyle: { color: PALETTE[0] }, data: ordered.map((row) => row.value) }],
+  }, { notMerge: true });
+  return chart;
+}
+
+/** A histogram of released counts: bins [{label, n: {count, shown}}]; a suppressed bin is drawn at 0, labelled. */
+export async function histogramChart(element, { bins, title, axisName }) {
+  const chart = await chartIn(element, title, "histogram");
+  chart.setOption({
+    animation: false,
+    grid: { left: 56, right: 24, top: 24, bottom: 56, containLabel: true },
+    tooltip: { trigger: "item", renderMode: "richText", formatter: (p) => `${p.name}: ${shown(bins[p.dataIndex].n)}` },
+    xAxis: { type: "category", data: bins.map((bin) => bin.label), name: axisName, nameLocation: "middle", nameGap: 40, axisLabel: { rotate: 30 } },
+    yAxis: { type: "value", name: t("analyses.persons"), minInterval: 1 },
+    series: [{
+      type: "bar", itemStyle: { color: PALETTE[0] }, data: bins.map((bin) => bin.n.count ?? 0),
+      label: { show: true, position: "top", fontSize: 10, formatter: (p) => (bins[p.dataIndex].n.count === null ? shown(bins[p.dataIndex].n) : "") },
+    }],
+  }, { notMerge: true });
+  return chart;
+}
