@@ -163,7 +163,7 @@ def _outcome_estimates(
     """Naive, matched (robust errors clustered on pairs) and IPW (robust errors) hazard ratios."""
     keep = ~np.isnan(time)
     naive = _cox_treatment(time[keep], event[keep], treated[keep], check_ph=True)
-    matched = pair >= 0
+    matched = (pair >= 0) & keep  # a negative control's outcome may lack a time where the main one has one
     estimates = {"naive": naive}
     if matched.sum() >= 4 and (event[matched] == 1).any():
         estimates["matched"] = _cox_treatment(time[matched], event[matched], treated[matched],

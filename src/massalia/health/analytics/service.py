@@ -285,12 +285,16 @@ def run_compare(caller: Caller, engine: Engine, request: CompareRequest) -> dict
     both = frame["_arm_treated"].astype(bool) & frame["_arm_comparator"].astype(bool)
     either = frame["_arm_treated"].astype(bool) | frame["_arm_comparator"].astype(bool)
     population = frame[either & ~both].reset_index(drop=True)
+    # A person without a follow-up time for the endpoint (a dirty diagnosis or end date) cannot be at risk:
+    # left out before the propensity model, as the survival analysis does, and counted in the result.
+    time, event = endpoint.time_event(population)
+    has_time = ~np.isnan(time)
+    population, time, event = population[has_time].reset_index(drop=True), time[has_time], event[has_time]
     treated = population["_arm_treated"].astype(bool).to_numpy()
     if treated.sum() < 2 or (~treated).sum() < 2:
         raise InvalidRequest("each arm needs persons: the treated or the comparator cohort is (nearly) empty")
     categorical = [name for name in request.categorical if name in names]
     design = covariate_matrix(population, names, catalogue, categorical=categorical, missing="indicator")
-    time, event = endpoint.time_event(population)
     negative = [Outcome(item.name, *item.time_event(population)) for item in controls]
     result = compare(design.matrix, treated, Outcome(endpoint.name, time, event), negative_controls=negative,
                      threshold=threshold, step=request.time_step_months, table_at=request.at_risk_months,
@@ -300,6 +304,7 @@ def run_compare(caller: Caller, engine: Engine, request: CompareRequest) -> dict
         "endpoint": {"name": endpoint.name, "label": endpoint.label, "time_unit": "months since diagnosis"},
         "threshold": threshold,
         "excluded_in_both_arms": protect_count(int(both.sum()), threshold),
+        "excluded_no_time": protect_count(int((~has_time).sum()), threshold),
         "covariate_references": design.references,
         "covariates_dropped": design.dropped,
         **result,
