@@ -13,7 +13,8 @@ Examples
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -34,6 +35,21 @@ from massalia.health.analytics.requests import (
 )
 
 
+@contextmanager
+def _one_native_thread() -> Iterator[None]:
+    """Run the estimators on one native (BLAS, OpenMP) thread.
+
+    Measured on this 2-core machine under load: a propensity model of 10,000 persons × 100 covariates took
+    1.4 s with the default threads and 0.19 s with one (spinning OpenMP threads compete with the other
+    requests and jobs); the server runs analyses side by side, one per request.
+    """
+    # start-up: threadpoolctl inspects the native libraries when imported; loaded when an analysis first runs
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(limits=1):
+        yield
+
+
 @dataclass(frozen=True)
 class Analysis:
     """One registered analysis: what it does, what it is asked, and its guarded entry point."""
@@ -49,7 +65,8 @@ def run_survival(caller: Caller, engine: Engine, request: SurvivalRequest) -> di
     # start-up: the estimators' libraries take seconds to import; loaded when an analysis first runs
     from massalia.health.analytics import service
 
-    return service.run_survival(caller, engine, request)
+    with _one_native_thread():
+        return service.run_survival(caller, engine, request)
 
 
 def run_compare(caller: Caller, engine: Engine, request: CompareRequest) -> dict[str, Any]:
@@ -57,7 +74,8 @@ def run_compare(caller: Caller, engine: Engine, request: CompareRequest) -> dict
     # start-up: the estimators' libraries take seconds to import; loaded when an analysis first runs
     from massalia.health.analytics import service
 
-    return service.run_compare(caller, engine, request)
+    with _one_native_thread():
+        return service.run_compare(caller, engine, request)
 
 
 def run_prediction_train(caller: Caller, engine: Engine, home: Home, request: PredictionRequest) -> dict[str, Any]:
@@ -66,7 +84,8 @@ def run_prediction_train(caller: Caller, engine: Engine, home: Home, request: Pr
     from massalia.health.analytics import prediction_service
     from massalia.health.analytics.model_store import ModelStore
 
-    return prediction_service.run_prediction_train(caller, engine, ModelStore.of_home(home), request)
+    with _one_native_thread():
+        return prediction_service.run_prediction_train(caller, engine, ModelStore.of_home(home), request)
 
 
 def run_prediction_score(
@@ -76,7 +95,8 @@ def run_prediction_score(
     from massalia.health.analytics import prediction_service
     from massalia.health.analytics.model_store import ModelStore
 
-    return prediction_service.run_prediction_score(caller, engine, ModelStore.of_home(home), model_id, request)
+    with _one_native_thread():
+        return prediction_service.run_prediction_score(caller, engine, ModelStore.of_home(home), model_id, request)
 
 
 def list_prediction_models(caller: Caller, engine: Engine, home: Home, project_id: int) -> dict[str, Any]:
@@ -84,7 +104,8 @@ def list_prediction_models(caller: Caller, engine: Engine, home: Home, project_i
     from massalia.health.analytics import prediction_service
     from massalia.health.analytics.model_store import ModelStore
 
-    return prediction_service.list_prediction_models(caller, engine, ModelStore.of_home(home), project_id)
+    with _one_native_thread():
+        return prediction_service.list_prediction_models(caller, engine, ModelStore.of_home(home), project_id)
 
 
 def run_pathways(caller: Caller, engine: Engine, request: PathwaysRequest) -> dict[str, Any]:
@@ -92,7 +113,8 @@ def run_pathways(caller: Caller, engine: Engine, request: PathwaysRequest) -> di
     # start-up: the estimators' libraries take seconds to import; loaded when an analysis first runs
     from massalia.health.analytics import pathways_service
 
-    return pathways_service.run_pathways(caller, engine, request)
+    with _one_native_thread():
+        return pathways_service.run_pathways(caller, engine, request)
 
 
 def run_conformance(caller: Caller, engine: Engine, request: ConformanceRequest) -> dict[str, Any]:
@@ -100,7 +122,8 @@ def run_conformance(caller: Caller, engine: Engine, request: ConformanceRequest)
     # start-up: the estimators' libraries take seconds to import; loaded when an analysis first runs
     from massalia.health.analytics import pathways_service
 
-    return pathways_service.run_conformance(caller, engine, request)
+    with _one_native_thread():
+        return pathways_service.run_conformance(caller, engine, request)
 
 
 def run_similar(caller: Caller, engine: Engine, request: SimilarRequest) -> dict[str, Any]:
@@ -108,7 +131,8 @@ def run_similar(caller: Caller, engine: Engine, request: SimilarRequest) -> dict
     # start-up: the estimators' libraries take seconds to import; loaded when an analysis first runs
     from massalia.health.analytics import similar_service
 
-    return similar_service.run_similar(caller, engine, request)
+    with _one_native_thread():
+        return similar_service.run_similar(caller, engine, request)
 
 
 def run_groups(caller: Caller, engine: Engine, request: GroupsRequest) -> dict[str, Any]:
@@ -116,7 +140,8 @@ def run_groups(caller: Caller, engine: Engine, request: GroupsRequest) -> dict[s
     # start-up: the estimators' libraries take seconds to import; loaded when an analysis first runs
     from massalia.health.analytics import groups_service
 
-    return groups_service.run_groups(caller, engine, request)
+    with _one_native_thread():
+        return groups_service.run_groups(caller, engine, request)
 
 
 ANALYSES: tuple[Analysis, ...] = (
