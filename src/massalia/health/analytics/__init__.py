@@ -8,7 +8,7 @@ run, not when the command line starts.
 Examples
 --------
 >>> [analysis.name for analysis in ANALYSES]
-['survival', 'compare', 'prediction', 'pathways', 'conformance']
+['survival', 'compare', 'prediction', 'pathways', 'conformance', 'control_arm']
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ from massalia.governance import Caller
 from massalia.health.analytics.requests import (
     CompareRequest,
     ConformanceRequest,
+    ControlArmRequest,
     PathwaysRequest,
     PredictionRequest,
     PredictionScoreRequest,
@@ -101,6 +102,14 @@ def run_conformance(caller: Caller, engine: Engine, request: ConformanceRequest)
     return pathways_service.run_conformance(caller, engine, request)
 
 
+def run_control_arm(caller: Caller, engine: Engine, request: ControlArmRequest) -> dict[str, Any]:
+    """The guarded synthetic control arm (:func:`~.control_arm_service.run_control_arm`)."""
+    # start-up: the estimators' libraries take seconds to import; loaded when an analysis first runs
+    from massalia.health.analytics import control_arm_service
+
+    return control_arm_service.run_control_arm(caller, engine, request)
+
+
 ANALYSES: tuple[Analysis, ...] = (
     Analysis("survival", "Kaplan–Meier, log-rank, Cox PH, cumulative incidence of one cohort", SurvivalRequest,
              run_survival),
@@ -112,5 +121,8 @@ ANALYSES: tuple[Analysis, ...] = (
              "Sankey nodes and links, days between steps", PathwaysRequest, run_pathways),
     Analysis("conformance", "Conformance to reference-practice rules (YAML): rates per site and period with CIs, "
              "deviations, outcomes of conforming versus deviating persons", ConformanceRequest, run_conformance),
+    Analysis("control_arm", "Synthetic control arm of a single-arm trial: propensity-weighted (ATT) real-world "
+             "controls, or MAIC to the trial's published baseline table; balance, ESS, weighted KM and HR",
+             ControlArmRequest, run_control_arm),
 )  # fmt: skip
 """The built-in analyses, registered by the health domain."""
