@@ -36,15 +36,24 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from scipy import optimize
+from sklearn.linear_model import LogisticRegression
+from sklearn.metrics import roc_auc_score
+from sklearn.preprocessing import StandardScaler
 
 from massalia.health.analytics.effectiveness import (
     BALANCE_LIMIT,
+    PropensityScore,
     effective_sample_size,
     propensity_score,
     standardized_differences,
 )
 from massalia.health.analytics.protect import protect_count
 from massalia.health.analytics.survival import cox_model, kaplan_meier
+
+MLE_MAX_COLUMNS = 30
+"""Up to this many model columns the trial-membership PS is a plain logistic regression (maximum likelihood,
+which balances the covariates' means in expectation); beyond, the cross-validated ridge of
+:func:`~massalia.health.analytics.effectiveness.propensity_score` keeps it from separating the arms."""
 
 MAIC_TOLERANCE = 1e-6
 """Largest allowed gap between a weighted mean and its target (in the covariate's own unit)."""
@@ -59,11 +68,32 @@ def att_weights(score: np.ndarray, in_trial: np.ndarray) -> np.ndarray:
 
     Examples
     --------
-    >>> att_weights(np.array([0.5, 0.2, 0.8]), np.array([True, False, False])).tolist()
-    [1.0, 0.25, 4.0]
+    >>> att_weights(np.array([0.5, 0.2, 0.75]), np.array([True, False, False])).tolist()
+    [1.0, 0.25, 3.0]
     """
     score = np.asarray(score, dtype=float)
     return np.where(np.asarray(in_trial, dtype=bool), 1.0, score / (1.0 - score))
+
+
+def trial_propensity(covariates: pd.DataFrame, in_trial: np.ndarray, method: str = "auto") -> PropensityScore:
+    """The probability of being a trial patient given the covariates, and how it was modelled.
+
+    ``logistic``: maximum likelihood (a negligible ridge, ``C = 1e4`` on standardized columns, only keeps the
+    fit finite under quasi-separation); ``regularized``: the cross-validated ridge of the comparison
+    (:func:`~massalia.health.analytics.effectiveness.propensity_score`); ``auto``: logistic up to
+    :data:`MLE_MAX_COLUMNS` model columns, regularized beyond.
+    """
+    in_trial = np.asarray(in_trial, dtype=bool)
+    if method == "regularized" or (method == "auto" and covariates.shape[1] > MLE_MAX_COLUMNS):
+        return propensity_score(covariates, in_trial)
+    x = StandardScaler().fit_transform(covariates.to_numpy(dtype=float))
+    model = LogisticRegression(C=1e4, max_iter=10_000).fit(x, in_trial)
+    score = np.clip(model.predict_proba(x)[:, 1], 1e-6, 1 - 1e-6)
+    share = float(np.mean(in_trial))
+    logit = np.log(score / (1 - score)) - math.log(share / (1 - share))
+    preference = 1 / (1 + np.exp(-logit))
+    return PropensityScore(score=score, auc=float(roc_auc_score(in_trial, score)), c_penalty=1e4,
+                           equipoise=float(np.mean((preference >= 0.3) & (preference <= 0.7))))  # fmt: skip
 
 
 def _weighted_hr(time: np.ndarray, event: np.ndarray, in_trial: np.ndarray, weights: np.ndarray | None) -> dict:
@@ -92,6 +122,7 @@ def external_control(
     threshold: int,
     step: float,
     table_at: Sequence[float] = (),
+    propensity: str = "auto",
 ) -> dict[str, Any]:
     """Trial patients against propensity-weighted (ATT) real-world controls, as JSON for charts.
 
@@ -103,9 +134,12 @@ def external_control(
         True for trial patients, False for real-world controls.
     time, event
         The endpoint's months since diagnosis and event code (1 the event).
+    propensity
+        ``auto``, ``logistic`` or ``regularized`` (:func:`trial_propensity`).
     """
     in_trial = np.asarray(in_trial, dtype=bool)
-    ps = propensity_score(covariates, in_trial)
+    ps = trial_propensity(covariates, in_trial, propensity)
+    regularized = propensity == "regularized" or (propensity == "auto" and covariates.shape[1] > MLE_MAX_COLUMNS)
     weights = att_weights(ps.score, in_trial)
     before = standardized_differences(covariates, in_trial)
     after = standardized_differences(covariates, in_trial, weights)
@@ -131,7 +165,9 @@ def external_control(
     return {
         "propensity_score": {
             "model": "L2-regularized logistic regression of trial membership, penalty by 5-fold cross-validation "
-            "(scikit-learn LogisticRegressionCV), standardized covariates",
+            "(scikit-learn LogisticRegressionCV), standardized covariates"
+            if regularized
+            else "logistic regression of trial membership, maximum likelihood (scikit-learn LogisticRegression)",
             "covariates": int(covariates.shape[1]),
             "auc": ps.auc,
             "equipoise": ps.equipoise,
@@ -266,11 +302,16 @@ def maic(
     km = kaplan_meier(time[keep], event[keep], threshold=threshold, step=step, weights=fit.weights[keep],
                       table_at=table_at)  # fmt: skip
     unweighted = kaplan_meier(time[keep], event[keep], threshold=threshold, step=step, table_at=table_at)
-    comparison = [
-        {"time": t, "trial": s, "real_world_weighted": _survival_at(km["curve"], t),
-         "real_world_unweighted": _survival_at(unweighted["curve"], t)}
-        for t, s in trial_km
-    ]  # fmt: skip
+    comparison = []
+    for t, trial_survival in trial_km:
+        point = _point_at(km["curve"], t)
+        comparison.append({
+            "time": t, "trial": trial_survival,
+            "real_world_weighted": None if point is None else point["estimate"],
+            "real_world_weighted_lower": None if point is None else point["lower"],
+            "real_world_weighted_upper": None if point is None else point["upper"],
+            "real_world_unweighted": (_point_at(unweighted["curve"], t) or {}).get("estimate"),
+        })  # fmt: skip
     return {
         "method": "MAIC, method of moments (Signorovitch 2010): weights exp(x'a) on covariates centred on the "
         "trial's means, a by scipy.optimize (trust-exact)",
@@ -287,8 +328,8 @@ def maic(
     }
 
 
-def _survival_at(curve: Sequence[dict[str, Any]], t: float) -> float | None:
-    """The released (coarsened) curve's value at ``t``; ``None`` past its last released point."""
+def _point_at(curve: Sequence[dict[str, Any]], t: float) -> dict[str, Any] | None:
+    """The released (coarsened) curve's point in force at ``t``; ``None`` past its last released point."""
     if not curve or t > curve[-1]["time"]:
         return None  # the curve is not released that far (too few at risk): nothing to compare
-    return float([point for point in curve if point["time"] <= t][-1]["estimate"])
+    return [point for point in curve if point["time"] <= t][-1]

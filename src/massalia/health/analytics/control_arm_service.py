@@ -92,7 +92,8 @@ def _individual_mode(caller: Caller, engine: Engine, request: ControlArmRequest)
     design = covariate_matrix(population, names, catalogue, categorical=categorical, missing="indicator")
     time, event = endpoint.time_event(population)
     result = external_control(design.matrix, trial_mask, time, event, threshold=threshold,
-                              step=request.time_step_months, table_at=request.at_risk_months)  # fmt: skip
+                              step=request.time_step_months, table_at=request.at_risk_months,
+                              propensity=request.propensity)  # fmt: skip
     return {
         "analysis": "control_arm",
         "mode": "individual",

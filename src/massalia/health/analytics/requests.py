@@ -196,6 +196,9 @@ class ControlArmRequest(AnalysisRequest):
         default=None, max_length=200, description="PS covariates (default: every baseline variable in scope)."
     )
     categorical: list[str] = Field(default_factory=lambda: ["ecog_at_diagnosis"], max_length=60)
+    propensity: Literal["auto", "logistic", "regularized"] = Field(
+        default="auto", description="PS model: maximum likelihood up to 30 model columns (auto), or CV ridge."
+    )
 
     @model_validator(mode="after")
     def _one_mode(self) -> ControlArmRequest:
