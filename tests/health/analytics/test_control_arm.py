@@ -133,7 +133,7 @@ def test_weighted_hazard_ratio_covers_the_truth_where_the_naive_one_is_biased(
         assert abs(balance[name]["after"]) < abs(balance[name]["before"]), balance[name]
         assert abs(balance[name]["after"]) < 0.2, balance[name]
     assert set(result["imbalanced_after"]) == {name for name, row in balance.items() if abs(row["after"] or 0) > 0.1}
-    assert "cross-validation" in result["propensity_score"]["model"]
+    assert "cross-validation" in result["propensity_score"]["model"] and result["weighted_outcome"] == "shown"
     assert arms["control"]["km"]["curve"][0]["estimate"] == 1.0 and result["provenance"]["rows_read"] > 0
 
 
@@ -239,6 +239,23 @@ def test_a_tiny_trial_arm_is_refused_and_counts_are_protected(world: World) -> N
         run_control_arm(Caller(world.rita, world.gov), world.engine, small)
 
 
+def test_targets_at_the_edge_cannot_single_out_a_person(world: World) -> None:
+    """Attack: a 'trial' mean at the oldest person's age puts nearly all the weight on them; the weighted curve
+    would then be their survival. The weights' ESS is under the threshold, so the weighted outcome is withheld."""
+    pool = f"{ELIGIBLE} AND primary_site = 'colorectal' AND line1_modality IS NULL"
+    oldest = _scalar(world, f"SELECT max(age_at_diagnosis) FROM mart_patient WHERE {pool}")
+    summary = TrialSummary.model_validate({"n": 30, "km": [{"months": 12, "survival": 0.9}], "baseline": [
+        {"variable": "age_at_diagnosis", "statistic": "mean", "value": oldest - 0.001}]})  # fmt: skip
+    request = ControlArmRequest(project_id=world.study, trial_summary=summary,
+                                filters=FilterSpec(all=[parse_clause("primary_site = colorectal"),
+                                                        parse_clause("stage_group in II,III")]),
+                                controls=FilterSpec(all=[parse_clause("line1_modality is_null")]))  # fmt: skip
+    result = run_control_arm(Caller(world.rita, world.gov), world.engine, request)
+    assert result["effective_sample_size"] == {"count": None, "shown": "<10"}
+    assert result["weighted_outcome"].startswith("withheld") and result["km_weighted"] is None
+    assert result["median_weighted"] is None and result["survival_comparison"][0]["real_world_weighted"] is None
+
+
 # -- interfaces ------------------------------------------------------------------------------------------------
 
 
@@ -300,6 +317,9 @@ def test_command_line_control_arm_from_a_csv_table(served: dict, tmp_path: Path)
                                      "--covariate", "age_at_diagnosis"], env=env)  # fmt: skip
     assert result.exit_code == 0, result.output
     assert "HR weighted" in result.output
+    olga = {**env, "MASSALIA_TOKEN": served["tokens"]["olga"]}
+    result = runner.invoke(cli_app, [*common, "--summary", str(table), "--trial-n", "120"], env=olga)
+    assert result.exit_code == 3 and "approved members" in result.output
     table.write_text("variable,level,statistic,value\nage_at_diagnosis,,mean,sixty\n")
     result = runner.invoke(cli_app, [*common, "--summary", str(table), "--trial-n", "120"], env=env)
     assert result.exit_code == 1 and "row 2, field value: 'sixty' is not a number" in result.output

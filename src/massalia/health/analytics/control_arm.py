@@ -55,6 +55,11 @@ MLE_MAX_COLUMNS = 30
 which balances the covariates' means in expectation); beyond, the cross-validated ridge of
 :func:`~massalia.health.analytics.effectiveness.propensity_score` keeps it from separating the arms."""
 
+WITHHELD = (
+    "withheld: the weights' effective sample size is under the disclosure threshold, so a few persons would "
+    "carry the weighted outcome (their event times could be read off it)"
+)
+
 MAIC_TOLERANCE = 1e-6
 """Largest allowed gap between a weighted mean and its target (in the covariate's own unit)."""
 
@@ -146,7 +151,7 @@ def external_control(
     balance = [{"covariate": name, "before": _rounded(before[name]), "after": _rounded(after[name])}
                for name in covariates.columns]  # fmt: skip
     keep = ~np.isnan(time)
-    arms = {}
+    arms: dict[str, dict[str, Any]] = {}
     for label, mask in (("trial", in_trial), ("control", ~in_trial)):
         kept = mask & keep
         arms[label] = {
@@ -157,11 +162,14 @@ def external_control(
         }  # fmt: skip
     arms["control"]["km_unweighted"] = kaplan_meier(time[~in_trial & keep], event[~in_trial & keep],
                                                     threshold=threshold, step=step, table_at=table_at)  # fmt: skip
-    hazard_ratios = {
-        "naive": _weighted_hr(time[keep], event[keep], in_trial[keep], None),
-        "weighted": _weighted_hr(time[keep], event[keep], in_trial[keep], weights[keep]),
-    }
+    hazard_ratios: dict[str, Any] = {"naive": _weighted_hr(time[keep], event[keep], in_trial[keep], None)}
     control_weights = weights[~in_trial]
+    withheld = effective_sample_size(control_weights) < threshold
+    if withheld:  # a few heavy controls would carry the weighted curve and HR: an attacker's crafted arm
+        arms["control"]["km"] = None
+        hazard_ratios["weighted"] = None
+    else:
+        hazard_ratios["weighted"] = _weighted_hr(time[keep], event[keep], in_trial[keep], weights[keep])
     return {
         "propensity_score": {
             "model": "L2-regularized logistic regression of trial membership, penalty by 5-fold cross-validation "
@@ -179,6 +187,7 @@ def external_control(
         },
         "balance": balance,
         "imbalanced_after": sorted(row["covariate"] for row in balance if abs(row["after"] or 0) > BALANCE_LIMIT),
+        "weighted_outcome": WITHHELD if withheld else "shown",
         "arms": arms,
         "hazard_ratios": hazard_ratios,
     }
@@ -299,12 +308,14 @@ def maic(
         for i, target in enumerate(targets)
     ]  # fmt: skip
     keep = ~np.isnan(time)
-    km = kaplan_meier(time[keep], event[keep], threshold=threshold, step=step, weights=fit.weights[keep],
-                      table_at=table_at)  # fmt: skip
+    ess = effective_sample_size(fit.weights)
+    withheld = ess < threshold  # targets at the edge put the weight on a few persons: their outcome would show
+    km = None if withheld else kaplan_meier(time[keep], event[keep], threshold=threshold, step=step,
+                                            weights=fit.weights[keep], table_at=table_at)  # fmt: skip
     unweighted = kaplan_meier(time[keep], event[keep], threshold=threshold, step=step, table_at=table_at)
     comparison = []
     for t, trial_survival in trial_km:
-        point = _point_at(km["curve"], t)
+        point = None if km is None else _point_at(km["curve"], t)
         comparison.append({
             "time": t, "trial": trial_survival,
             "real_world_weighted": None if point is None else point["estimate"],
@@ -316,14 +327,15 @@ def maic(
         "method": "MAIC, method of moments (Signorovitch 2010): weights exp(x'a) on covariates centred on the "
         "trial's means, a by scipy.optimize (trust-exact)",
         "n": protect_count(len(x), threshold),
-        "effective_sample_size": protect_count(effective_sample_size(fit.weights), threshold),
+        "effective_sample_size": protect_count(ess, threshold),
         "max_weight": round(float(fit.weights.max()), 4),
+        "weighted_outcome": WITHHELD if withheld else "shown",
         "max_gap_to_targets": fit.max_gap,
         "balance": balance,
         "km_weighted": km,
         "km_unweighted": unweighted,
         "trial_median": trial_median,
-        "median_weighted": km["median"],
+        "median_weighted": None if km is None else km["median"],
         "survival_comparison": comparison,
     }
 
