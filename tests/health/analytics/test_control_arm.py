@@ -287,11 +287,12 @@ def test_http_control_arm_for_members_only_with_row_errors(served: dict) -> None
             "controls": {"all": [{"variable": "line1_modality", "op": "is_null"}]},
             "trial_summary": {"n": 120, "median_months": 40.0, "baseline": [
                 {"variable": "age_at_diagnosis", "statistic": "mean", "value": 62.0},
-                {"variable": "stage_group", "level": "III", "statistic": "proportion", "value": 0.5}]}}  # fmt: skip
+                {"variable": "stage_group", "level": "III", "statistic": "proportion", "value": 0.5},
+                {"variable": "comorbidity_diabetes", "statistic": "proportion", "value": 0.2}]}}  # fmt: skip
     response = client("rita").post("/api/v1/analyses/control-arm", json=body)
     assert response.status_code == 200, response.text
     result = response.json()
-    assert [round(row["real_world_after"], 6) for row in result["balance"]] == [62.0, 0.5]
+    assert [round(row["real_world_after"], 6) for row in result["balance"]] == [62.0, 0.5, 0.2]
     assert result["trial_median"] == 40.0 and result["km_weighted"]["curve"][0]["estimate"] == 1.0
     assert client("olga").post("/api/v1/analyses/control-arm", json=body).status_code == 403
     body["trial_summary"]["baseline"][1]["value"] = 1.5
