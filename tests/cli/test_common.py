@@ -190,6 +190,7 @@ def expectations(world: World, caller: str) -> dict[tuple[str, ...], Row]:
         ("analysis", "models"): Row(("--project", str(world.project)), frozenset()),
         ("analysis", "pathways"): Row(("--project", str(world.project)), frozenset()),
         ("analysis", "conformance"): Row(("--project", str(world.project)), frozenset()),
+        ("analysis", "control-arm"): Row(("--project", str(world.project), "--trial", "sex = female"), frozenset()),
         ("generate",): Row(
             ("--patients", "1", "--no-documents", "--out", str(world.tmp / f"gen-{caller}")), STAFF_ADMINS
         ),
