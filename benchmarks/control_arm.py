@@ -3,9 +3,9 @@
 Generates ``--patients`` patients (the real generator, no documents), runs the real ETL and mart build into
 DuckDB (skipped when ``--data DIR`` already holds ``warehouse.duckdb``), then times the guarded entry point as an
 approved member would call it: individual-data mode (trial = stage II–III with first-line chemotherapy, controls
-= untreated stage II–III, every baseline covariate) and MAIC to that trial arm's baseline table (age, stage III,
-sex, ECOG 0, comorbidities). Prints the median of ``--runs`` runs and the estimates against the generator's
-truth (``death_hr.chemo_line1 = 1``). Not a test.
+= untreated stage II–III; every baseline covariate, then colorectal only with five prespecified ones) and MAIC to
+the colorectal trial arm's baseline table (age, stage III, sex, ECOG 0, comorbidities). Prints the median of
+``--runs`` runs and the estimates against the generator's truth (``death_hr.chemo_line1 = 1``). Not a test.
 
 Usage::
 
@@ -30,7 +30,8 @@ from massalia.health.marts.builder import build_mart
 from massalia.health.marts.filters import FilterSpec, parse_clause
 from massalia.health.synth import generate
 
-TRIAL = "stage_group IN ('II', 'III') AND line1_modality = 'chemotherapy'"
+TRIAL = "primary_site = 'colorectal' AND stage_group IN ('II', 'III') AND line1_modality = 'chemotherapy'"
+COVARIATES = ["stage_group", "age_at_diagnosis", "ecog_at_diagnosis", "sex", "n_comorbidities"]
 
 
 def _warehouse(root: Path, patients: int) -> Path:
@@ -99,18 +100,28 @@ def main() -> None:
             request = gov.file_request(project.id, actor=rita, justification="benchmark of the analyses")
             gov.decide_request(request.id, True, "benchmark", actor=dina)
             caller = Caller(rita, gov)
-            eligibility = FilterSpec(all=[parse_clause("stage_group in II,III")])
             untreated = FilterSpec(all=[parse_clause("line1_modality is_null")])
             chemotherapy = FilterSpec(all=[parse_clause("line1_modality = chemotherapy")])
-            individual = ControlArmRequest(project_id=project.id, filters=eligibility, controls=untreated,
-                                           trial=chemotherapy)  # fmt: skip
-            seconds, result = _timed(args.runs, lambda: run_control_arm(caller, engine, individual))
-            hrs, arms = result["hazard_ratios"], result["arms"]
-            print(f"individual (ATT): {seconds:.2f} s (median of {args.runs}); trial {arms['trial']['n']['shown']}, "
-                  f"controls {arms['control']['n']['shown']} (ESS {arms['control']['effective_sample_size']['shown']})"
-                  f"; PS AUC {result['propensity_score']['auc']:.3f}")  # fmt: skip
-            for name, hr in hrs.items():
-                print(f"  HR {name}: {hr['hr']:.3f} ({hr['lower']:.3f}-{hr['upper']:.3f}); truth 1.0")
+            stages = parse_clause("stage_group in II,III")
+            eligibility = FilterSpec(all=[parse_clause("primary_site = colorectal"), stages])
+            designs = {
+                "all sites, every baseline covariate": ControlArmRequest(
+                    project_id=project.id, filters=FilterSpec(all=[stages]), controls=untreated, trial=chemotherapy),
+                "colorectal, five covariates": ControlArmRequest(
+                    project_id=project.id, filters=eligibility, controls=untreated, trial=chemotherapy,
+                    covariates=COVARIATES),
+            }  # fmt: skip
+            for label, individual in designs.items():
+                seconds, result = _timed(args.runs, lambda: run_control_arm(caller, engine, individual))  # noqa: B023
+                hrs, arms = result["hazard_ratios"], result["arms"]
+                print(f"individual (ATT), {label}: {seconds:.2f} s (median of {args.runs}); trial "
+                      f"{arms['trial']['n']['shown']}, controls {arms['control']['n']['shown']} (ESS "
+                      f"{arms['control']['effective_sample_size']['shown']}); PS AUC "
+                      f"{result['propensity_score']['auc']:.3f}; weighted outcome "
+                      f"{result['weighted_outcome']}")  # fmt: skip
+                for name, hr in hrs.items():
+                    shown = "withheld" if hr is None else f"{hr['hr']:.3f} ({hr['lower']:.3f}-{hr['upper']:.3f})"
+                    print(f"  HR {name}: {shown}; truth 1.0")
             summary = ControlArmRequest(project_id=project.id, filters=eligibility, controls=untreated,
                                         trial_summary=_summary(engine))  # fmt: skip
             seconds, result = _timed(args.runs, lambda: run_control_arm(caller, engine, summary))
