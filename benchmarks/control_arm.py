@@ -110,6 +110,9 @@ def main() -> None:
                 "colorectal, five covariates": ControlArmRequest(
                     project_id=project.id, filters=eligibility, controls=untreated, trial=chemotherapy,
                     covariates=COVARIATES),
+                "colorectal, five covariates, 4-month landmark": ControlArmRequest(
+                    project_id=project.id, filters=eligibility, controls=untreated, trial=chemotherapy,
+                    covariates=COVARIATES, landmark_months=4),
             }  # fmt: skip
             for label, individual in designs.items():
                 seconds, result = _timed(args.runs, lambda: run_control_arm(caller, engine, individual))  # noqa: B023

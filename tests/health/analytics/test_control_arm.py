@@ -137,6 +137,28 @@ def test_weighted_hazard_ratio_covers_the_truth_where_the_naive_one_is_biased(
     assert arms["control"]["km"]["curve"][0]["estimate"] == 1.0 and result["provenance"]["rows_read"] > 0
 
 
+def test_a_landmark_removes_the_immortal_time_of_the_untreated(world: World) -> None:
+    """Persons dead before treatment could start are 'untreated' by construction; from a 4-month landmark they
+    leave both arms (counted apart) and the weighted HR still covers the truth (colorectal, five covariates)."""
+    covariates = ["stage_group", "age_at_diagnosis", "ecog_at_diagnosis", "sex", "n_comorbidities"]
+    request = ControlArmRequest(
+        project_id=world.study, landmark_months=4, covariates=covariates,
+        filters=FilterSpec(all=[parse_clause("primary_site = colorectal"), parse_clause("stage_group in II,III")]),
+        trial=FilterSpec(all=[parse_clause("line1_modality = chemotherapy")]),
+        controls=FilterSpec(all=[parse_clause("line1_modality is_null")]),
+    )  # fmt: skip
+    result = run_control_arm(Caller(world.rita, world.gov), world.engine, request)
+    arms = "primary_site = 'colorectal' AND stage_group IN ('II', 'III') AND (line1_modality = 'chemotherapy' OR " \
+        "line1_modality IS NULL)"  # fmt: skip
+    early = _scalar(world, f"SELECT count(*) FROM mart_patient WHERE {arms} AND os_days / 30.4375 <= 4")
+    kept = _scalar(world, f"SELECT count(*) FROM mart_patient WHERE {arms} AND os_days / 30.4375 > 4")
+    assert result["excluded_before_landmark"]["count"] == (early if early >= 10 else None)
+    n = result["arms"]["trial"]["n"]["count"] + result["arms"]["control"]["n"]["count"]
+    assert n == kept and result["landmark_months"] == 4
+    weighted = result["hazard_ratios"]["weighted"]
+    assert weighted["lower"] <= 1.0 <= weighted["upper"], weighted
+
+
 def test_maic_reproduces_the_trial_table_and_recovers_its_survival(world: World) -> None:
     published = _published_table(world)
     eligibility = FilterSpec(all=[parse_clause("primary_site = colorectal"), parse_clause("stage_group in II,III")])

@@ -84,13 +84,18 @@ def _individual_mode(caller: Caller, engine: Engine, request: ControlArmRequest)
     threshold = _threshold()
     in_trial = frame["_arm_trial"].astype(bool).to_numpy()
     control = ~in_trial & frame["_arm_control"].astype(bool).to_numpy()
+    time, event = _from_landmark(*endpoint.time_event(frame), request.landmark_months)
+    # with a landmark, the arms are the persons still followed at it (weights balance those, not the dead)
+    before_landmark = np.isnan(time) & (in_trial | control) if request.landmark_months > 0 else np.zeros_like(in_trial)
+    in_trial, control = in_trial & ~before_landmark, control & ~before_landmark
     _require_size("trial arm", int(in_trial.sum()), threshold)
     _require_size("real-world control group", int(control.sum()), threshold)
-    population = frame[in_trial | control].reset_index(drop=True)
+    chosen = in_trial | control
+    population = frame[chosen].reset_index(drop=True)
+    time, event = time[chosen], event[chosen]
     trial_mask = population["_arm_trial"].astype(bool).to_numpy()
     categorical = [name for name in request.categorical if name in names]
     design = covariate_matrix(population, names, catalogue, categorical=categorical, missing="indicator")
-    time, event = endpoint.time_event(population)
     result = external_control(design.matrix, trial_mask, time, event, threshold=threshold,
                               step=request.time_step_months, table_at=request.at_risk_months,
                               propensity=request.propensity)  # fmt: skip
@@ -99,13 +104,27 @@ def _individual_mode(caller: Caller, engine: Engine, request: ControlArmRequest)
         "mode": "individual",
         "endpoint": _endpoint_json(request.endpoint),
         "threshold": threshold,
-        "eligible_not_in_either_arm": protect_count(int((~in_trial & ~control).sum()), threshold),
+        "landmark_months": request.landmark_months,
+        "excluded_before_landmark": protect_count(int(before_landmark.sum()), threshold),
+        "eligible_not_in_either_arm": protect_count(int((~chosen & ~before_landmark).sum()), threshold),
         "covariate_references": design.references,
         "covariates_dropped": design.dropped,
         **result,
         "assumptions": ASSUMPTIONS,
         "provenance": _provenance(engine, "control_arm", request, spec, len(frame)),
     }
+
+
+def _from_landmark(time: np.ndarray, event: np.ndarray, landmark: float) -> tuple[np.ndarray, np.ndarray]:
+    """Time counted from the landmark; persons whose follow-up ends before it leave the outcome (NaN time).
+
+    A real-world person who dies before the treatment could start is "untreated" by construction (immortal
+    time): starting both arms at a landmark after the treatment's usual start removes that bias.
+    """
+    if landmark <= 0:
+        return time, event
+    time = np.where(time > landmark, time - landmark, np.nan)
+    return time, event
 
 
 def _row_error(index: int, row: BaselineRow, message: str) -> InvalidRequest:
@@ -161,9 +180,11 @@ def _summary_mode(caller: Caller, engine: Engine, request: ControlArmRequest) ->
         targets.append(Target(name, row.value, row.statistic))
     matrix = pd.DataFrame(columns)
     complete = matrix.notna().all(axis=1).to_numpy()
+    time, event = _from_landmark(*endpoint.time_event(frame), request.landmark_months)
+    before_landmark = np.isnan(time) & complete if request.landmark_months > 0 else np.zeros_like(complete)
+    complete &= ~before_landmark
     _require_size("real-world control group (complete baseline)", int(complete.sum()), threshold)
-    matrix, kept = matrix[complete].reset_index(drop=True), frame[complete].reset_index(drop=True)
-    time, event = endpoint.time_event(kept)
+    matrix, time, event = matrix[complete].reset_index(drop=True), time[complete], event[complete]
     try:
         result = maic(matrix, targets, time, event, threshold=threshold, step=request.time_step_months,
                       table_at=request.at_risk_months, trial_km=[(p.months, p.survival) for p in summary.km],
@@ -175,8 +196,10 @@ def _summary_mode(caller: Caller, engine: Engine, request: ControlArmRequest) ->
         "mode": "summary",
         "endpoint": _endpoint_json(request.endpoint),
         "threshold": threshold,
+        "landmark_months": request.landmark_months,
         "trial_n": summary.n,
-        "excluded_incomplete": protect_count(int((~complete).sum()), threshold),
+        "excluded_before_landmark": protect_count(int(before_landmark.sum()), threshold),
+        "excluded_incomplete": protect_count(int((~complete & ~before_landmark).sum()), threshold),
         **result,
         "ess_versus_trial": _ratio(result["effective_sample_size"]["count"], summary.n),
         "assumptions": [

@@ -196,6 +196,13 @@ class ControlArmRequest(AnalysisRequest):
         default=None, max_length=200, description="PS covariates (default: every baseline variable in scope)."
     )
     categorical: list[str] = Field(default_factory=lambda: ["ecog_at_diagnosis"], max_length=60)
+    landmark_months: float = Field(
+        default=0.0,
+        ge=0,
+        le=60,
+        allow_inf_nan=False,
+        description="Count the outcome from this time after diagnosis (removes immortal time before treatment).",
+    )
     propensity: Literal["auto", "logistic", "regularized"] = Field(
         default="auto", description="PS model: maximum likelihood up to 30 model columns (auto), or CV ridge."
     )
