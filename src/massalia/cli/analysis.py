@@ -430,6 +430,9 @@ def control_arm(
     covariate: Annotated[
         list[str] | None, typer.Option("--covariate", help="A propensity covariate (repeatable; default all).")
     ] = None,
+    landmark: Annotated[
+        float, typer.Option("--landmark", help="Count the outcome from this many months after diagnosis.")
+    ] = 0.0,
     endpoint: EndpointOption = "os",
     out: OutOption = None,
     as_json: JsonOption = False,
@@ -448,7 +451,8 @@ def control_arm(
     try:
         request = ControlArmRequest(project_id=project, filters=_spec(where, cohort), endpoint=endpoint,  # type: ignore[arg-type]
                                     trial=_spec(trial) if trial else None, trial_summary=table,
-                                    controls=_spec(control) if control else None, covariates=covariate)  # fmt: skip
+                                    controls=_spec(control) if control else None, covariates=covariate,
+                                    landmark_months=landmark)  # fmt: skip
     except (ValidationError, FilterError) as error:
         fail(str(error))
     data = existing_home(home_dir)
