@@ -8,6 +8,7 @@ all happen there. The full result (JSON ready for charts, with its provenance) g
 
 from __future__ import annotations
 
+import csv
 import json
 from collections.abc import Callable
 from pathlib import Path
@@ -34,6 +35,7 @@ from massalia.health.analytics import (
     list_prediction_models,
     run_compare,
     run_conformance,
+    run_control_arm,
     run_groups,
     run_pathways,
     run_prediction_score,
@@ -45,12 +47,14 @@ from massalia.health.analytics.requests import (
     ALGORITHM_NAMES,
     CompareRequest,
     ConformanceRequest,
+    ControlArmRequest,
     GroupsRequest,
     PathwaysRequest,
     PredictionRequest,
     PredictionScoreRequest,
     SimilarRequest,
     SurvivalRequest,
+    TrialSummary,
 )
 from massalia.health.marts.filters import FilterError, FilterSpec, parse_clause
 
@@ -469,3 +473,118 @@ def groups(
         median = group.get("km", {}).get("median")
         console.print(f"  group {group['group']}: {group['size']['shown']} persons; {top}; median "
                       f"{median if median is not None else 'n/a'} months")  # fmt: skip
+
+
+BASELINE_FIELDS = ("variable", "level", "statistic", "value")
+MAX_BASELINE_BYTES = 1_000_000
+
+
+def _trial_summary(path: Path, n: int | None, median: float | None) -> TrialSummary:
+    """The trial's summary from a JSON file (a whole TrialSummary) or a CSV baseline table.
+
+    The CSV's columns are variable, level, statistic, value; ``--trial-n`` gives n. Errors name the row and
+    field at fault.
+    """
+    try:
+        if path.stat().st_size > MAX_BASELINE_BYTES:
+            fail(f"{path}: larger than {MAX_BASELINE_BYTES} bytes; a baseline table is a few dozen rows")
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as error:
+        fail(f"cannot read the trial summary {path}: {error}")
+    if path.suffix.lower() == ".json":
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as error:
+            fail(f"{path}: not JSON ({error})")
+        if not isinstance(data, dict):
+            fail(f"{path}: a JSON object with n, baseline, km, median_months is expected")
+        if n is not None:
+            data["n"] = n
+        if median is not None:
+            data["median_months"] = median
+    else:
+        reader = csv.DictReader(text.splitlines())
+        missing = [name for name in ("variable", "statistic", "value") if name not in (reader.fieldnames or [])]
+        if missing:
+            fail(f"{path}: header lacks {', '.join(missing)} (columns: {', '.join(BASELINE_FIELDS)})")
+        rows: list[dict[str, Any]] = []
+        for line, record in enumerate(reader, start=2):
+            try:
+                value = float(record.get("value") or "")
+            except ValueError:
+                fail(f"{path}, row {line}, field value: {record.get('value')!r} is not a number")
+            rows.append({"variable": (record.get("variable") or "").strip(),
+                         "level": (record.get("level") or "").strip() or None,
+                         "statistic": (record.get("statistic") or "").strip(), "value": value})  # fmt: skip
+        if n is None:
+            fail("a CSV baseline table needs the trial's size: --trial-n")
+        data = {"n": n, "baseline": rows, "median_months": median}
+    try:
+        return TrialSummary.model_validate(data)
+    except ValidationError as error:
+        problems = "; ".join(f"{'.'.join(str(part) for part in item['loc'])}: {item['msg']}"
+                             for item in error.errors())  # fmt: skip
+        fail(f"{path}: {problems}")
+
+
+@analysis_app.command("control-arm")
+def control_arm(
+    project: ProjectOption = None,
+    where: WhereOption = None,
+    cohort: CohortOption = None,
+    trial: Annotated[
+        list[str] | None, typer.Option("--trial", help="A condition naming the trial's patients (repeatable).")
+    ] = None,
+    control: Annotated[
+        list[str] | None, typer.Option("--control", help="An extra condition on the controls (repeatable).")
+    ] = None,
+    summary: Annotated[
+        Path | None, typer.Option("--summary", help="The trial's baseline table (CSV or JSON): MAIC mode.")
+    ] = None,
+    trial_n: Annotated[int | None, typer.Option("--trial-n", help="Patients in the trial (CSV summary).")] = None,
+    trial_median: Annotated[
+        float | None, typer.Option("--trial-median", help="The trial's reported median, in months.")
+    ] = None,
+    covariate: Annotated[
+        list[str] | None, typer.Option("--covariate", help="A propensity covariate (repeatable; default all).")
+    ] = None,
+    landmark: Annotated[
+        float, typer.Option("--landmark", help="Count the outcome from this many months after diagnosis.")
+    ] = 0.0,
+    endpoint: EndpointOption = "os",
+    out: OutOption = None,
+    as_json: JsonOption = False,
+    home_dir: HomeOption = None,
+    engine: EngineOption = None,
+) -> None:
+    """A synthetic control arm of a single-arm trial from real-world persons meeting its eligibility (--where).
+
+    Name the trial's patients with --trial (propensity ATT weighting) or give its baseline table with
+    --summary (matching-adjusted indirect comparison).
+    """
+    _require_project(project)
+    if (summary is None) == (not trial):
+        fail("give either --trial (its patients are in the warehouse) or --summary (its baseline table)")
+    table = _trial_summary(summary, trial_n, trial_median) if summary is not None else None
+    try:
+        request = ControlArmRequest(project_id=project, filters=_spec(where, cohort), endpoint=endpoint,  # type: ignore[arg-type]
+                                    trial=_spec(trial) if trial else None, trial_summary=table,
+                                    controls=_spec(control) if control else None, covariates=covariate,
+                                    landmark_months=landmark)  # fmt: skip
+    except (ValidationError, FilterError) as error:
+        fail(str(error))
+    result = _run(
+        lambda caller, warehouse, _: run_control_arm(caller, warehouse, request), home_dir, engine, out, as_json
+    )
+    if result is None:
+        return
+    if result["mode"] == "individual":
+        arms = result["arms"]
+        console.print(f"trial {arms['trial']['n']['shown']} persons; controls {arms['control']['n']['shown']} "
+                      f"(effective {arms['control']['effective_sample_size']['shown']})")  # fmt: skip
+        for name, estimate in result["hazard_ratios"].items():
+            console.print(f"  HR {name}: {_hr(estimate)}")
+    else:
+        console.print(f"real-world {result['n']['shown']} persons, effective {result['effective_sample_size']['shown']}"
+                      f"; weighted median {result['median_weighted'] or 'not reached'} months, trial "
+                      f"{result['trial_median'] if result['trial_median'] is not None else 'not given'}")  # fmt: skip

@@ -20,6 +20,7 @@ from massalia.health.analytics import (
     list_prediction_models,
     run_compare,
     run_conformance,
+    run_control_arm,
     run_groups,
     run_pathways,
     run_prediction_score,
@@ -30,6 +31,7 @@ from massalia.health.analytics import (
 from massalia.health.analytics.requests import (
     CompareRequest,
     ConformanceRequest,
+    ControlArmRequest,
     GroupsRequest,
     PathwaysRequest,
     PredictionRequest,
@@ -164,4 +166,18 @@ def groups(body: GroupsRequest, context: Context, caller: Caller, warehouse: War
     """
     with _analysis_errors():
         result = run_groups(caller, warehouse, body)
+    return jsonable_encoder(result)
+
+
+@router.post("/control-arm", **action("health.analysis.run"))
+def control_arm(body: ControlArmRequest, context: Context, caller: Caller, warehouse: Warehouse) -> Any:
+    """A synthetic control arm for a single-arm trial: real-world persons meeting its eligibility, not treated.
+
+    With ``trial`` (its patients in the warehouse): ATT propensity weighting, balance, effective sample size,
+    weighted KM and Cox HR (robust errors). With ``trial_summary`` (its baseline table): MAIC weights, the
+    weighted real-world outcome beside the trial's. Only for approved members of the project named in
+    ``project_id`` (403 otherwise); a table that cannot be matched is a 422 naming the row at fault.
+    """
+    with _analysis_errors():
+        result = run_control_arm(caller, warehouse, body)
     return jsonable_encoder(result)

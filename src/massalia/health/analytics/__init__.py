@@ -8,7 +8,7 @@ run, not when the command line starts.
 Examples
 --------
 >>> [analysis.name for analysis in ANALYSES]
-['survival', 'compare', 'prediction', 'pathways', 'conformance', 'similar', 'groups']
+['survival', 'compare', 'prediction', 'pathways', 'conformance', 'similar', 'groups', 'control_arm']
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ from massalia.governance import Caller
 from massalia.health.analytics.requests import (
     CompareRequest,
     ConformanceRequest,
+    ControlArmRequest,
     GroupsRequest,
     PathwaysRequest,
     PredictionRequest,
@@ -144,6 +145,15 @@ def run_groups(caller: Caller, engine: Engine, request: GroupsRequest) -> dict[s
         return groups_service.run_groups(caller, engine, request)
 
 
+def run_control_arm(caller: Caller, engine: Engine, request: ControlArmRequest) -> dict[str, Any]:
+    """The guarded synthetic control arm (:func:`~.control_arm_service.run_control_arm`)."""
+    # start-up: the estimators' libraries take seconds to import; loaded when an analysis first runs
+    from massalia.health.analytics import control_arm_service
+
+    with _one_native_thread():
+        return control_arm_service.run_control_arm(caller, engine, request)
+
+
 ANALYSES: tuple[Analysis, ...] = (
     Analysis("survival", "Kaplan–Meier, log-rank, Cox PH, cumulative incidence of one cohort", SurvivalRequest,
              run_survival),
@@ -159,5 +169,8 @@ ANALYSES: tuple[Analysis, ...] = (
              "their outcome", SimilarRequest, run_similar),
     Analysis("groups", "Homogeneous patient groups by clustering (k chosen by silhouette), their profiles and "
              "outcomes", GroupsRequest, run_groups),
+    Analysis("control_arm", "Synthetic control arm of a single-arm trial: propensity-weighted (ATT) real-world "
+             "controls, or MAIC to the trial's published baseline table; balance, ESS, weighted KM and HR",
+             ControlArmRequest, run_control_arm),
 )  # fmt: skip
 """The built-in analyses, registered by the health domain."""

@@ -176,3 +176,89 @@ class GroupsRequest(AnalysisRequest):
         if self.min_groups > self.max_groups:
             raise ValueError(f"min_groups ({self.min_groups}) must not exceed max_groups ({self.max_groups})")
         return self
+
+
+class BaselineRow(BaseModel):
+    """One line of a trial's published baseline table: a covariate's mean, or a level's proportion."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    variable: str = Field(min_length=1, max_length=64, description="The mart variable (age_at_diagnosis, sex...).")
+    level: str | None = Field(default=None, max_length=64, description="The level of a category (stage IV).")
+    statistic: Literal["mean", "proportion"] = Field(description="mean (numbers) or proportion (levels, booleans).")
+    value: float = Field(allow_inf_nan=False, ge=-1e6, le=1e6, description="The trial's mean or proportion (0–1).")
+
+    @model_validator(mode="after")
+    def _proportion_in_unit_interval(self) -> BaselineRow:
+        if self.statistic == "proportion" and not 0 <= self.value <= 1:
+            raise ValueError(f"a proportion lies in 0–1, got {self.value:g} (write 0.3 for 30 %)")
+        if self.statistic == "mean" and self.level is not None:
+            raise ValueError("a mean has no level: give the proportion of a level instead")
+        return self
+
+
+class TrialKmPoint(BaseModel):
+    """A point of the trial's reported Kaplan–Meier curve."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    months: float = Field(ge=0, le=600, allow_inf_nan=False)
+    survival: float = Field(ge=0, le=1, allow_inf_nan=False)
+
+
+class TrialSummary(BaseModel):
+    """A single-arm trial's published summary: its size, baseline table and, optionally, its outcome."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    n: int = Field(ge=1, le=1_000_000, description="Patients in the trial arm.")
+    baseline: list[BaselineRow] = Field(min_length=1, max_length=50, description="Means and proportions.")
+    km: list[TrialKmPoint] = Field(default_factory=list, max_length=200, description="The trial's KM points.")
+    median_months: float | None = Field(default=None, ge=0, le=600, allow_inf_nan=False)
+
+    @model_validator(mode="after")
+    def _no_duplicate_rows(self) -> TrialSummary:
+        seen: dict[tuple[str, str | None], int] = {}
+        for index, row in enumerate(self.baseline):
+            key = (row.variable, row.level)
+            if key in seen:
+                raise ValueError(f"baseline row {index}: {row.variable}{'=' + row.level if row.level else ''} "
+                                 f"already given in row {seen[key]}")  # fmt: skip
+            seen[key] = index
+        return self
+
+
+class ControlArmRequest(AnalysisRequest):
+    """A synthetic control arm for a single-arm trial: real-world persons meeting its eligibility, not treated.
+
+    ``filters`` are the eligibility. Individual-data mode names the trial arm in the warehouse with ``trial``
+    (propensity ATT weighting); summary-data mode gives the trial's baseline table in ``trial_summary``
+    (MAIC). ``controls`` restricts the real-world controls further (e.g. ``line1_modality is_null``).
+    """
+
+    trial: FilterSpec | None = Field(default=None, description="Mart filters naming the trial's patients.")
+    trial_summary: TrialSummary | None = Field(default=None, description="The trial's published summary.")
+    controls: FilterSpec | None = Field(default=None, description="Extra conditions on the real-world controls.")
+    covariates: list[str] | None = Field(
+        default=None, max_length=200, description="PS covariates (default: every baseline variable in scope)."
+    )
+    categorical: list[str] = Field(default_factory=lambda: ["ecog_at_diagnosis"], max_length=60)
+    landmark_months: float = Field(
+        default=0.0,
+        ge=0,
+        le=60,
+        allow_inf_nan=False,
+        description="Count the outcome from this time after diagnosis (removes immortal time before treatment).",
+    )
+    propensity: Literal["auto", "logistic", "regularized"] = Field(
+        default="auto", description="PS model: maximum likelihood up to 30 model columns (auto), or CV ridge."
+    )
+
+    @model_validator(mode="after")
+    def _one_mode(self) -> ControlArmRequest:
+        if (self.trial is None) == (self.trial_summary is None):
+            raise ValueError("give either trial (its patients are in the warehouse) or trial_summary (MAIC)")
+        for spec in (self.trial, self.controls):
+            if spec is not None and spec.cohort_definition_id is not None:
+                raise ValueError("name the cohort in filters (the eligibility), not in trial or controls")
+        return self
