@@ -57,8 +57,10 @@ UNINITIALIZED_HINT = (
 CDM_MARKER_TABLE = "person"
 """A table every initialized OMOP warehouse has (``massalia init`` creates the CDM tables)."""
 
-console = Console()
-error_console = Console(stderr=True)
+# Lines are never hard-wrapped at the terminal's width (soft wrap): a summary, a path or a command stays on one
+# line to copy, and what a script or a test reads does not depend on the width a terminal had (tables still fit).
+console = Console(soft_wrap=True)
+error_console = Console(stderr=True, soft_wrap=True)
 T = TypeVar("T")
 
 HomeOption = Annotated[
