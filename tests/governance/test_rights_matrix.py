@@ -117,6 +117,20 @@ def analysis(case: Case) -> Outcome:
     return frozenset({"row_level"}) if case.role in PROJECT_USERS and case.active_member else DENY
 
 
+def prediction_score(case: Case) -> Outcome:
+    """Scoring with a stored model: per-person risks (pseudonymized) under a pseudonymized project, else spread."""
+    if case.role in PROJECT_USERS and case.active_member:
+        return frozenset({"row_level", "pseudonymized"}) if case.pseudonymized else PLAIN
+    return DENY
+
+
+def similar(case: Case) -> Outcome:
+    """Similar patients: pseudonyms under a pseudonymized project, a protected profile under any other."""
+    if case.role in PROJECT_USERS and case.active_member:
+        return frozenset({"row_level", "pseudonymized"}) if case.pseudonymized else frozenset({"row_level"})
+    return DENY
+
+
 def patient_view(case: Case) -> Outcome:
     if case.own_site:
         return ROWS
@@ -146,6 +160,8 @@ EXPECTED: dict[str, Callable[[Case], Outcome]] = {
     "privacy.budget": roles(*STAFF),
     "health.extract.create": extract,
     "health.analysis.run": analysis,
+    "health.analysis.similar": similar,
+    "health.prediction.score": prediction_score,
     "health.patient.view": patient_view,
     "project.create": roles(Role.ADMIN, Role.DPO, Role.RESEARCHER),
     "project.read": member_or(Role.ADMIN, Role.DPO),
