@@ -13,6 +13,7 @@ This module reads no data and checks no right (see :mod:`massalia.health.analyti
 
 from __future__ import annotations
 
+import bisect
 import math
 import warnings
 from collections.abc import Sequence
@@ -86,26 +87,35 @@ def match_pairs(score: np.ndarray, treated: np.ndarray, *, caliper_sd: float = C
     treated = np.asarray(treated, dtype=bool)
     controls = np.flatnonzero(~treated)
     order = np.argsort(logit[controls], kind="stable")
-    control_ids, control_logit = controls[order], logit[controls][order]
-    available = np.ones(control_ids.size, dtype=bool)
+    control_ids, control_logit = controls[order], logit[controls][order].tolist()
+    n = len(control_logit)
+    # The nearest unmatched comparator on each side, found through "next available" pointers with path
+    # compression (a disjoint-set forest): scanning over matched comparators one by one made the matching
+    # quadratic (25 s for 50,000 treated persons at 100,000 patients).
+    right_of = list(range(n + 1))  # right_of[j]: the first available index >= j (n: none)
+    left_of = list(range(n + 1))  # left_of[j + 1]: 1 + the last available index <= j (0: none)
+
+    def find(pointers: list[int], start: int) -> int:
+        root = start
+        while pointers[root] != root:
+            root = pointers[root]
+        while pointers[start] != root:
+            pointers[start], start = root, pointers[start]
+        return root
+
     pair = np.full(score.size, -1, dtype=np.int64)
     next_pair = 0
-    for person in np.flatnonzero(treated)[np.argsort(-logit[treated], kind="stable")]:
-        target = logit[person]
-        position = int(np.searchsorted(control_logit, target))
+    for person in np.flatnonzero(treated)[np.argsort(-logit[treated], kind="stable")].tolist():
+        target = float(logit[person])
+        position = bisect.bisect_left(control_logit, target)
         best, best_distance = -1, caliper
-        left, right = position - 1, position
-        while left >= 0 and not available[left]:
-            left -= 1
-        while right < control_ids.size and not available[right]:
-            right += 1
-        for candidate in (left, right):
-            if 0 <= candidate < control_ids.size:
+        for candidate in (find(left_of, position) - 1, find(right_of, position)):
+            if 0 <= candidate < n:
                 distance = abs(control_logit[candidate] - target)
                 if distance <= best_distance:
                     best, best_distance = candidate, distance
         if best >= 0:
-            available[best] = False
+            right_of[best], left_of[best + 1] = best + 1, best  # no longer available
             pair[person] = pair[control_ids[best]] = next_pair
             next_pair += 1
     return pair
