@@ -16,46 +16,19 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import statistics
 import tempfile
-import time
 from pathlib import Path
+
+from generated_warehouse import generated_warehouse, median_time
 
 from massalia.engine.duckdb import DuckDBEngine
 from massalia.governance import Caller, Governance, ProjectScope, Role, operator_principal
 from massalia.health.analytics import run_control_arm
 from massalia.health.analytics.requests import ControlArmRequest, TrialSummary
-from massalia.health.etl import run_etl
-from massalia.health.marts.builder import build_mart
 from massalia.health.marts.filters import FilterSpec, parse_clause
-from massalia.health.synth import generate
 
 TRIAL = "primary_site = 'colorectal' AND stage_group IN ('II', 'III') AND line1_modality = 'chemotherapy'"
 COVARIATES = ["stage_group", "age_at_diagnosis", "ecog_at_diagnosis", "sex", "n_comorbidities"]
-
-
-def _warehouse(root: Path, patients: int) -> Path:
-    path = root / "warehouse.duckdb"
-    if path.exists():
-        print(f"reusing {path}")
-        return path
-    t0 = time.perf_counter()
-    generate(root / "sources", patients, seed=11, chunk_size=min(patients, 50_000), with_documents=False)
-    t1 = time.perf_counter()
-    with DuckDBEngine(path) as engine:
-        run_etl(engine, root / "sources", metadata_url=f"sqlite:///{(root / 'etl.sqlite').as_posix()}")
-        build_mart(engine)
-    print(f"generate {t1 - t0:.1f} s, ETL + mart {time.perf_counter() - t1:.1f} s ({patients} patients)")
-    return path
-
-
-def _timed(runs: int, call: object) -> tuple[float, dict]:
-    times, result = [], {}
-    for _ in range(runs):
-        t0 = time.perf_counter()
-        result = call()  # type: ignore[operator]
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times), result
 
 
 def _summary(engine: DuckDBEngine) -> TrialSummary:
@@ -83,7 +56,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as scratch:
         root = args.data or Path(scratch)
         root.mkdir(parents=True, exist_ok=True)
-        path = _warehouse(root, args.patients)
+        path = generated_warehouse(root, args.patients)
         gov_root = Path(scratch) / "gov"
         gov_root.mkdir()
         operator = operator_principal()
@@ -115,7 +88,7 @@ def main() -> None:
                     covariates=COVARIATES, landmark_months=4),
             }  # fmt: skip
             for label, individual in designs.items():
-                seconds, result = _timed(args.runs, lambda: run_control_arm(caller, engine, individual))  # noqa: B023
+                seconds, result = median_time(args.runs, lambda: run_control_arm(caller, engine, individual))  # noqa: B023
                 hrs, arms = result["hazard_ratios"], result["arms"]
                 print(f"individual (ATT), {label}: {seconds:.2f} s (median of {args.runs}); trial "
                       f"{arms['trial']['n']['shown']}, controls {arms['control']['n']['shown']} (ESS "
@@ -127,7 +100,7 @@ def main() -> None:
                     print(f"  HR {name}: {shown}; truth 1.0")
             summary = ControlArmRequest(project_id=project.id, filters=eligibility, controls=untreated,
                                         trial_summary=_summary(engine))  # fmt: skip
-            seconds, result = _timed(args.runs, lambda: run_control_arm(caller, engine, summary))
+            seconds, result = median_time(args.runs, lambda: run_control_arm(caller, engine, summary))
             print(f"MAIC: {seconds:.2f} s (median of {args.runs}); {result['n']['shown']} persons, ESS "
                   f"{result['effective_sample_size']['shown']}, largest gap to the targets "
                   f"{result['max_gap_to_targets']:.2e}")  # fmt: skip

@@ -15,42 +15,15 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import statistics
 import tempfile
-import time
 from pathlib import Path
+
+from generated_warehouse import generated_warehouse, median_time
 
 from massalia.engine.duckdb import DuckDBEngine
 from massalia.governance import Caller, Governance, ProjectScope, Role, operator_principal
 from massalia.health.analytics import run_conformance, run_pathways
 from massalia.health.analytics.requests import ConformanceRequest, PathwaysRequest
-from massalia.health.etl import run_etl
-from massalia.health.marts.builder import build_mart
-from massalia.health.synth import generate
-
-
-def _warehouse(root: Path, patients: int) -> Path:
-    path = root / "warehouse.duckdb"
-    if path.exists():
-        print(f"reusing {path}")
-        return path
-    t0 = time.perf_counter()
-    generate(root / "sources", patients, seed=11, chunk_size=min(patients, 50_000), with_documents=False)
-    t1 = time.perf_counter()
-    with DuckDBEngine(path) as engine:
-        run_etl(engine, root / "sources", metadata_url=f"sqlite:///{(root / 'etl.sqlite').as_posix()}")
-        build_mart(engine)
-    print(f"generate {t1 - t0:.1f} s, ETL + mart {time.perf_counter() - t1:.1f} s ({patients} patients)")
-    return path
-
-
-def _timed(runs: int, call: object) -> tuple[float, dict]:
-    times, result = [], {}
-    for _ in range(runs):
-        t0 = time.perf_counter()
-        result = call()  # type: ignore[operator]
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times), result
 
 
 def main() -> None:
@@ -62,7 +35,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as scratch:
         root = args.data or Path(scratch)
         root.mkdir(parents=True, exist_ok=True)
-        path = _warehouse(root, args.patients)
+        path = generated_warehouse(root, args.patients)
         gov_root = Path(scratch) / "gov"
         gov_root.mkdir()
         operator = operator_principal()
@@ -78,14 +51,14 @@ def main() -> None:
             request = gov.file_request(project.id, actor=rita, justification="benchmark of the analyses")
             gov.decide_request(request.id, True, "benchmark", actor=dina)
             caller = Caller(rita, gov)
-            seconds, result = _timed(
+            seconds, result = median_time(
                 args.runs, lambda: run_pathways(caller, engine, PathwaysRequest(project_id=project.id))
             )
             links = len(result["sankey"]["links"])
             print(f"pathways: {seconds:.2f} s (median of {args.runs}); {result['persons']['shown']} persons, "
                   f"{len(result['pathways'])} pathways shown, {links} Sankey links")  # fmt: skip
             conformance = ConformanceRequest(project_id=project.id)
-            seconds, result = _timed(args.runs, lambda: run_conformance(caller, engine, conformance))
+            seconds, result = median_time(args.runs, lambda: run_conformance(caller, engine, conformance))
             print(f"conformance: {seconds:.2f} s (median of {args.runs}); {len(result['rules'])} rules")
             for rule in result["rules"]:
                 overall = rule["overall"]
