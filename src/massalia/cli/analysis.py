@@ -37,6 +37,7 @@ from massalia.health.analytics import (
     run_conformance,
     run_control_arm,
     run_groups,
+    run_hypotheses,
     run_pathways,
     run_prediction_score,
     run_prediction_train,
@@ -49,6 +50,7 @@ from massalia.health.analytics.requests import (
     ConformanceRequest,
     ControlArmRequest,
     GroupsRequest,
+    HypothesesRequest,
     PathwaysRequest,
     PredictionRequest,
     PredictionScoreRequest,
@@ -588,3 +590,50 @@ def control_arm(
         console.print(f"real-world {result['n']['shown']} persons, effective {result['effective_sample_size']['shown']}"
                       f"; weighted median {result['median_weighted'] or 'not reached'} months, trial "
                       f"{result['trial_median'] if result['trial_median'] is not None else 'not given'}")  # fmt: skip
+
+
+@analysis_app.command("hypotheses")
+def hypotheses(
+    project: ProjectOption = None,
+    group_a: Annotated[
+        list[str] | None, typer.Option("--group-a", help="A condition of the first cohort (repeatable, ANDed).")
+    ] = None,
+    group_b: Annotated[
+        list[str] | None, typer.Option("--group-b", help="A condition of the second cohort (repeatable, ANDed).")
+    ] = None,
+    variable: Annotated[
+        list[str] | None, typer.Option("--variable", help="A mart variable to compare (repeatable, 1 to 50).")
+    ] = None,
+    alpha: Annotated[float, typer.Option("--alpha", help="Significance level.")] = 0.05,
+    where: WhereOption = None,
+    cohort: CohortOption = None,
+    out: OutOption = None,
+    as_json: JsonOption = False,
+    home_dir: HomeOption = None,
+    engine: EngineOption = None,
+) -> None:
+    """Compare mart variables between two cohorts: test by type, effect size, BH and Holm adjusted p-values."""
+    _require_project(project)
+    if not group_a or not group_b or not variable:
+        fail("name both cohorts (--group-a, --group-b) and at least one --variable")
+    try:
+        request = HypothesesRequest(project_id=project, filters=_spec(where, cohort), group_a=_spec(group_a),  # type: ignore[arg-type]
+                                    group_b=_spec(group_b), variables=variable, alpha=alpha)  # fmt: skip
+    except (ValidationError, FilterError) as error:
+        fail(str(error))
+    result = _run(lambda caller, warehouse, _: run_hypotheses(caller, warehouse, request), home_dir, engine, out,
+                  as_json)  # fmt: skip
+    if result is None:
+        return
+    console.print(f"group a: {result['groups']['group_a']['shown']} persons, "
+                  f"group b: {result['groups']['group_b']['shown']} persons")  # fmt: skip
+    if result.get("withheld"):
+        console.print(result["withheld"])
+    for row in result["comparisons"]:
+        if row.get("p") is None:
+            console.print(f"  {row['variable']}: {row.get('withheld') or row.get('note')}")
+            continue
+        effect = row["effect"]
+        console.print(f"  {row['variable']}: {row['test']} p={row['p']:.3g} (BH {row['p_bh']:.3g}, Holm "
+                      f"{row['p_holm']:.3g}); {effect['measure']} {effect['estimate']:.3f} "
+                      f"[{effect['lower']:.3f}, {effect['upper']:.3f}]")  # fmt: skip

@@ -22,6 +22,7 @@ from massalia.health.analytics import (
     run_conformance,
     run_control_arm,
     run_groups,
+    run_hypotheses,
     run_pathways,
     run_prediction_score,
     run_prediction_train,
@@ -33,6 +34,7 @@ from massalia.health.analytics.requests import (
     ConformanceRequest,
     ControlArmRequest,
     GroupsRequest,
+    HypothesesRequest,
     PathwaysRequest,
     PredictionRequest,
     PredictionScoreRequest,
@@ -180,4 +182,16 @@ def control_arm(body: ControlArmRequest, context: Context, caller: Caller, wareh
     """
     with _analysis_errors():
         result = run_control_arm(caller, warehouse, body)
+    return jsonable_encoder(result)
+
+
+@router.post("/hypotheses", **action("health.analysis.run"))
+def hypotheses(body: HypothesesRequest, context: Context, caller: Caller, warehouse: Warehouse) -> Any:
+    """Mart variables compared between two cohorts: the test by type, effect sizes, BH and Holm p-values.
+
+    Only for approved members of the project named in ``project_id``; a group under the disclosure
+    threshold withholds every comparison, and counts under it read ``<10``.
+    """
+    with _analysis_errors():
+        result = run_hypotheses(caller, warehouse, body)
     return jsonable_encoder(result)

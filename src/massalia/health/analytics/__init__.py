@@ -8,7 +8,7 @@ run, not when the command line starts.
 Examples
 --------
 >>> [analysis.name for analysis in ANALYSES]
-['survival', 'compare', 'prediction', 'pathways', 'conformance', 'similar', 'groups', 'control_arm']
+['survival', 'compare', 'prediction', 'pathways', 'conformance', 'similar', 'groups', 'control_arm', 'hypotheses']
 """
 
 from __future__ import annotations
@@ -28,6 +28,7 @@ from massalia.health.analytics.requests import (
     ConformanceRequest,
     ControlArmRequest,
     GroupsRequest,
+    HypothesesRequest,
     PathwaysRequest,
     PredictionRequest,
     PredictionScoreRequest,
@@ -154,6 +155,15 @@ def run_control_arm(caller: Caller, engine: Engine, request: ControlArmRequest) 
         return control_arm_service.run_control_arm(caller, engine, request)
 
 
+def run_hypotheses(caller: Caller, engine: Engine, request: HypothesesRequest) -> dict[str, Any]:
+    """The guarded two-cohort hypothesis tests (:func:`~.hypotheses_service.run_hypotheses`)."""
+    # start-up: the estimators' libraries take seconds to import; loaded when an analysis first runs
+    from massalia.health.analytics import hypotheses_service
+
+    with _one_native_thread():
+        return hypotheses_service.run_hypotheses(caller, engine, request)
+
+
 ANALYSES: tuple[Analysis, ...] = (
     Analysis("survival", "Kaplan–Meier, log-rank, Cox PH, cumulative incidence of one cohort", SurvivalRequest,
              run_survival),
@@ -172,5 +182,8 @@ ANALYSES: tuple[Analysis, ...] = (
     Analysis("control_arm", "Synthetic control arm of a single-arm trial: propensity-weighted (ATT) real-world "
              "controls, or MAIC to the trial's published baseline table; balance, ESS, weighted KM and HR",
              ControlArmRequest, run_control_arm),
+    Analysis("hypotheses", "Variables compared between two cohorts: Welch t / Mann–Whitney or Fisher / chi-square "
+             "by type, effect sizes with CIs, Benjamini–Hochberg and Holm adjusted p-values", HypothesesRequest,
+             run_hypotheses),
 )  # fmt: skip
 """The built-in analyses, registered by the health domain."""

@@ -262,3 +262,26 @@ class ControlArmRequest(AnalysisRequest):
             if spec is not None and spec.cohort_definition_id is not None:
                 raise ValueError("name the cohort in filters (the eligibility), not in trial or controls")
         return self
+
+
+class HypothesesRequest(AnalysisRequest):
+    """A guided comparison of mart variables between two cohorts (within ``filters``), adjusted for multiplicity.
+
+    The test is chosen by each variable's type in the mart catalogue; persons in both groups are left out.
+    """
+
+    group_a: FilterSpec = Field(description="Mart filters naming the first cohort (e.g. pregnant).")
+    group_b: FilterSpec = Field(description="Mart filters naming the second cohort.")
+    variables: list[Annotated[str, Field(min_length=1, max_length=63)]] = Field(
+        min_length=1, max_length=50, description="The mart variables compared (numbers, booleans, categories)."
+    )
+    alpha: float = Field(default=0.05, gt=0, lt=0.5, allow_inf_nan=False, description="Significance level.")
+
+    @model_validator(mode="after")
+    def _distinct(self) -> HypothesesRequest:
+        if len(set(self.variables)) != len(self.variables):
+            raise ValueError("each variable is compared once: remove the repeated names")
+        for spec in (self.group_a, self.group_b):
+            if spec.cohort_definition_id is not None:
+                raise ValueError("name the cohort in filters, not in group_a or group_b")
+        return self
