@@ -274,6 +274,10 @@ SPECS: dict[str, Callable[[Matrix, str, str], Request]] = {
         "k": 10}},
     "POST /api/v1/analyses/groups": lambda m, c, r: {"json": {
         "filters": {"cohort_definition_id": 1}, "project_id": m.project(c, r)}},
+    "POST /api/v1/analyses/hypotheses": lambda m, c, r: {"json": {
+        "filters": {"cohort_definition_id": 1}, "project_id": m.project(c, r), "variables": ["age_at_diagnosis"],
+        "group_a": {"all": [{"variable": "sex", "op": "=", "value": "female"}]},
+        "group_b": {"all": [{"variable": "sex", "op": "=", "value": "male"}]}}},
     "POST /api/v1/analyses/control-arm": lambda m, c, r: {"json": {
         "filters": {"cohort_definition_id": 1}, "project_id": m.project(c, r),
         "trial": {"all": [{"variable": "stage_group", "op": "=", "value": "IV"}]}}},

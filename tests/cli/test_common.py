@@ -192,6 +192,19 @@ def expectations(world: World, caller: str) -> dict[tuple[str, ...], Row]:
         ("analysis", "conformance"): Row(("--project", str(world.project)), frozenset()),
         ("analysis", "similar"): Row(("--project", str(world.project), "--like", "primary_site=lung"), frozenset()),
         ("analysis", "groups"): Row(("--project", str(world.project), "--max-groups", "3"), frozenset()),
+        ("analysis", "hypotheses"): Row(
+            (
+                "--project",
+                str(world.project),
+                "--group-a",
+                "sex = female",
+                "--group-b",
+                "sex = male",
+                "--variable",
+                "age_at_diagnosis",
+            ),
+            frozenset(),
+        ),
         ("analysis", "control-arm"): Row(("--project", str(world.project), "--trial", "sex = female"), frozenset()),
         ("generate",): Row(
             ("--patients", "1", "--no-documents", "--out", str(world.tmp / f"gen-{caller}")), STAFF_ADMINS

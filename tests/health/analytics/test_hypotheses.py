@@ -28,10 +28,10 @@ def by_variable(result: dict) -> dict[str, dict]:
 
 
 def test_generator_differences_are_detected_and_the_null_is_not(world: World) -> None:
+    names = ["stage_group", "metastatic_at_diagnosis", "care_site_code", "sex"]
     deaths = HypothesesRequest(project_id=world.study, group_a=where("vital_status = deceased"),
-                               group_b=where("vital_status = alive"),
-                               variables=["stage_group", "metastatic_at_diagnosis", "care_site_code", "sex"])  # fmt: skip
-    # care_site_code is text: refused by type, so compare the site-independent null separately below
+                               group_b=where("vital_status = alive"), variables=names)  # fmt: skip
+    # care_site_code is text: refused by type, so the site-independent null is checked below
     with pytest.raises(InvalidRequest, match="care_site_code"):
         run_hypotheses(Caller(world.rita, world.gov), world.engine, deaths)
     deaths = deaths.model_copy(update={"variables": ["stage_group", "metastatic_at_diagnosis"]})

@@ -61,7 +61,7 @@ def compare_numbers(a: np.ndarray, b: np.ndarray) -> dict[str, Any]:
                 "median": round(float(np.median(x)), 4),
             }
             for name, x in (("group_a", a), ("group_b", b))
-        },  # fmt: skip
+        },
     }
 
 

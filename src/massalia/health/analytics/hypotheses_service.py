@@ -32,7 +32,7 @@ def run_hypotheses(caller: Caller, engine: Engine, request: HypothesesRequest) -
 
     Examples
     --------
-    >>> request = HypothesesRequest(project_id=1, group_a=..., group_b=..., variables=["age_at_diagnosis"])  # doctest: +SKIP
+    >>> request = HypothesesRequest(project_id=1, group_a=..., group_b=..., variables=["sex"])  # doctest: +SKIP
     >>> run_hypotheses(Caller(rita, gov), engine, request)  # doctest: +SKIP
     {'analysis': 'hypotheses', 'groups': {...}, 'comparisons': [...], 'provenance': {...}}
     """
