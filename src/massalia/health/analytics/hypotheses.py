@@ -11,7 +11,7 @@ Examples
 >>> import numpy as np
 >>> result = compare_numbers(np.arange(20.0), np.arange(20.0) + 10)
 >>> result["test"], round(result["effect"]["estimate"], 2)
-('welch_t', -1.7)
+('welch_t', -1.66)
 """
 
 from __future__ import annotations
