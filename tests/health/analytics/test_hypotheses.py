@@ -101,3 +101,25 @@ def test_attack_identifiers_are_not_compared(world: World) -> None:
                                 variables=["person_id"])  # fmt: skip
     with pytest.raises(InvalidRequest, match="person_id"):
         run_hypotheses(Caller(world.rita, world.gov), world.engine, request)
+
+
+def test_attack_out_of_scope_sites_are_never_compared(world: World) -> None:
+    request = HypothesesRequest(project_id=world.north, group_a=where("sex = female"), group_b=where("sex = male"),
+                                variables=["age_at_diagnosis"])  # fmt: skip
+    result = run_hypotheses(Caller(world.rita, world.gov), world.engine, request)
+    counts = world.engine.query("SELECT sex, count(*) FROM mart_patient WHERE care_site_code = 'chu_nord' "
+                                "GROUP BY sex").to_pydict()  # fmt: skip
+    north = dict(zip(counts["sex"], counts["count_star()"], strict=True))
+    assert result["groups"]["group_a"]["count"] == north["female"]
+    assert result["groups"]["group_b"]["count"] == north["male"]
+
+
+def test_requests_are_bounded() -> None:
+    with pytest.raises(ValueError, match="group_b names no condition"):
+        HypothesesRequest(project_id=1, group_a=where("sex = female"), group_b=FilterSpec(), variables=["sex"])
+    with pytest.raises(ValueError, match="at most 50"):
+        HypothesesRequest(project_id=1, group_a=where("sex = female"), group_b=where("sex = male"),
+                          variables=[f"v{i}" for i in range(51)])  # fmt: skip
+    with pytest.raises(ValueError, match="compared once"):
+        HypothesesRequest(project_id=1, group_a=where("sex = female"), group_b=where("sex = male"),
+                          variables=["sex", "sex"])  # fmt: skip

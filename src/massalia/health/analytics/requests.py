@@ -281,7 +281,9 @@ class HypothesesRequest(AnalysisRequest):
     def _distinct(self) -> HypothesesRequest:
         if len(set(self.variables)) != len(self.variables):
             raise ValueError("each variable is compared once: remove the repeated names")
-        for spec in (self.group_a, self.group_b):
+        for name, spec in (("group_a", self.group_a), ("group_b", self.group_b)):
+            if not spec.all and not spec.any_of:
+                raise ValueError(f"{name} names no condition: give the mart filters of that cohort")
             if spec.cohort_definition_id is not None:
                 raise ValueError("name the cohort in filters, not in group_a or group_b")
         return self
