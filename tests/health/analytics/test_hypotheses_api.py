@@ -37,8 +37,8 @@ def api(analytics_warehouse: AnalyticsWarehouse, tmp_path_factory: pytest.TempPa
 def _post(api: dict, who: str, variables: list[str]) -> tuple[int, dict]:
     client = TestClient(api["app"], raise_server_exceptions=False)
     client.headers["Authorization"] = f"Bearer {api['tokens'][who]}"
-    body = {"project_id": api["project"], "variables": variables,
-            "group_a": {"all": [{**SEX, "value": "female"}]}, "group_b": {"all": [{**SEX, "value": "male"}]}}  # fmt: skip
+    body = {"project_id": api["project"], "variables": variables, "group_a": {"all": [{**SEX, "value": "female"}]},
+            "group_b": {"all": [{**SEX, "value": "male"}]}}  # fmt: skip
     response = client.post("/api/v1/analyses/hypotheses", json=body)
     return response.status_code, response.json()
 
