@@ -15,14 +15,13 @@ Usage::
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import tempfile
 from pathlib import Path
 
-from generated_warehouse import generated_warehouse, median_time
+from generated_warehouse import approved_researcher, generated_warehouse, median_time
 
 from massalia.engine.duckdb import DuckDBEngine
-from massalia.governance import Caller, Governance, ProjectScope, Role, operator_principal
+from massalia.governance import Governance
 from massalia.health.analytics import run_control_arm
 from massalia.health.analytics.requests import ControlArmRequest, TrialSummary
 from massalia.health.marts.filters import FilterSpec, parse_clause
@@ -59,32 +58,24 @@ def main() -> None:
         path = generated_warehouse(root, args.patients)
         gov_root = Path(scratch) / "gov"
         gov_root.mkdir()
-        operator = operator_principal()
         with (
             DuckDBEngine(path, read_only=True) as engine,
             Governance(f"sqlite:///{(gov_root / 'm.sqlite').as_posix()}", gov_root / "ledger",
                        key_path=gov_root / "master.key") as gov,
         ):  # fmt: skip
-            rita = gov.create_user("rita", None, [Role.RESEARCHER], actor=operator)
-            dina = gov.create_user("dina", None, [Role.DPO], actor=operator)
-            project = gov.create_project("bench", "control arm benchmark", scope=ProjectScope(),
-                                         access_level="aggregate", expires=dt.date.today() + dt.timedelta(days=1),
-                                         actor=rita)  # fmt: skip
-            request = gov.file_request(project.id, actor=rita, justification="benchmark of the analyses")
-            gov.decide_request(request.id, True, "benchmark", actor=dina)
-            caller = Caller(rita, gov)
+            caller, project_id = approved_researcher(gov, "control arm benchmark")
             untreated = FilterSpec(all=[parse_clause("line1_modality is_null")])
             chemotherapy = FilterSpec(all=[parse_clause("line1_modality = chemotherapy")])
             stages = parse_clause("stage_group in II,III")
             eligibility = FilterSpec(all=[parse_clause("primary_site = colorectal"), stages])
             designs = {
                 "all sites, every baseline covariate": ControlArmRequest(
-                    project_id=project.id, filters=FilterSpec(all=[stages]), controls=untreated, trial=chemotherapy),
+                    project_id=project_id, filters=FilterSpec(all=[stages]), controls=untreated, trial=chemotherapy),
                 "colorectal, five covariates": ControlArmRequest(
-                    project_id=project.id, filters=eligibility, controls=untreated, trial=chemotherapy,
+                    project_id=project_id, filters=eligibility, controls=untreated, trial=chemotherapy,
                     covariates=COVARIATES),
                 "colorectal, five covariates, 4-month landmark": ControlArmRequest(
-                    project_id=project.id, filters=eligibility, controls=untreated, trial=chemotherapy,
+                    project_id=project_id, filters=eligibility, controls=untreated, trial=chemotherapy,
                     covariates=COVARIATES, landmark_months=4),
             }  # fmt: skip
             for label, individual in designs.items():
@@ -98,7 +89,7 @@ def main() -> None:
                 for name, hr in hrs.items():
                     shown = "withheld" if hr is None else f"{hr['hr']:.3f} ({hr['lower']:.3f}-{hr['upper']:.3f})"
                     print(f"  HR {name}: {shown}; truth 1.0")
-            summary = ControlArmRequest(project_id=project.id, filters=eligibility, controls=untreated,
+            summary = ControlArmRequest(project_id=project_id, filters=eligibility, controls=untreated,
                                         trial_summary=_summary(engine))  # fmt: skip
             seconds, result = median_time(args.runs, lambda: run_control_arm(caller, engine, summary))
             print(f"MAIC: {seconds:.2f} s (median of {args.runs}); {result['n']['shown']} persons, ESS "

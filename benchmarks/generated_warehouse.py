@@ -1,7 +1,8 @@
-"""Shared by the analytics benchmarks: a generated warehouse kept between runs, and a median timer."""
+"""Shared by the analytics benchmarks: a generated warehouse kept between runs, an approved project, a timer."""
 
 from __future__ import annotations
 
+import datetime as dt
 import statistics
 import time
 from collections.abc import Callable
@@ -9,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from massalia.engine.duckdb import DuckDBEngine
+from massalia.governance import Caller, Governance, ProjectScope, Role, operator_principal
 from massalia.health.etl import run_etl
 from massalia.health.marts.builder import build_mart
 from massalia.health.synth import generate
@@ -38,3 +40,15 @@ def median_time(runs: int, call: Callable[[], Any]) -> tuple[float, Any]:
         result = call()
         times.append(time.perf_counter() - t0)
     return statistics.median(times), result
+
+
+def approved_researcher(gov: Governance, title: str) -> tuple[Caller, int]:
+    """A researcher's approved aggregate project over everything (filed by her, approved by a DPO): caller, id."""
+    operator = operator_principal()
+    rita = gov.create_user("rita", None, [Role.RESEARCHER], actor=operator)
+    dina = gov.create_user("dina", None, [Role.DPO], actor=operator)
+    project = gov.create_project("bench", title, scope=ProjectScope(), access_level="aggregate",
+                                 expires=dt.date.today() + dt.timedelta(days=1), actor=rita)  # fmt: skip
+    request = gov.file_request(project.id, actor=rita, justification="benchmark of the analyses")
+    gov.decide_request(request.id, True, "benchmark", actor=dina)
+    return Caller(rita, gov), project.id

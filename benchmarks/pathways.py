@@ -14,14 +14,13 @@ Usage::
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import tempfile
 from pathlib import Path
 
-from generated_warehouse import generated_warehouse, median_time
+from generated_warehouse import approved_researcher, generated_warehouse, median_time
 
 from massalia.engine.duckdb import DuckDBEngine
-from massalia.governance import Caller, Governance, ProjectScope, Role, operator_principal
+from massalia.governance import Governance
 from massalia.health.analytics import run_conformance, run_pathways
 from massalia.health.analytics.requests import ConformanceRequest, PathwaysRequest
 
@@ -38,26 +37,19 @@ def main() -> None:
         path = generated_warehouse(root, args.patients)
         gov_root = Path(scratch) / "gov"
         gov_root.mkdir()
-        operator = operator_principal()
         with (
             DuckDBEngine(path, read_only=True) as engine,
             Governance(f"sqlite:///{(gov_root / 'm.sqlite').as_posix()}", gov_root / "ledger",
                        key_path=gov_root / "master.key") as gov,
         ):  # fmt: skip
-            rita = gov.create_user("rita", None, [Role.RESEARCHER], actor=operator)
-            dina = gov.create_user("dina", None, [Role.DPO], actor=operator)
-            project = gov.create_project("bench", "pathways benchmark", scope=ProjectScope(), access_level="aggregate",
-                                         expires=dt.date.today() + dt.timedelta(days=1), actor=rita)  # fmt: skip
-            request = gov.file_request(project.id, actor=rita, justification="benchmark of the analyses")
-            gov.decide_request(request.id, True, "benchmark", actor=dina)
-            caller = Caller(rita, gov)
+            caller, project_id = approved_researcher(gov, "pathways benchmark")
             seconds, result = median_time(
-                args.runs, lambda: run_pathways(caller, engine, PathwaysRequest(project_id=project.id))
+                args.runs, lambda: run_pathways(caller, engine, PathwaysRequest(project_id=project_id))
             )
             links = len(result["sankey"]["links"])
             print(f"pathways: {seconds:.2f} s (median of {args.runs}); {result['persons']['shown']} persons, "
                   f"{len(result['pathways'])} pathways shown, {links} Sankey links")  # fmt: skip
-            conformance = ConformanceRequest(project_id=project.id)
+            conformance = ConformanceRequest(project_id=project_id)
             seconds, result = median_time(args.runs, lambda: run_conformance(caller, engine, conformance))
             print(f"conformance: {seconds:.2f} s (median of {args.runs}); {len(result['rules'])} rules")
             for rule in result["rules"]:
