@@ -1,7 +1,7 @@
 """Tables the ETL derives rather than maps row by row.
 
-Observation periods, the sites as care sites, the CDM_SOURCE row, and each site's
-SOURCE_TO_CONCEPT_MAP built from its local-code list.
+Observation periods, the sites as care sites, the CDM_SOURCE row, each site's SOURCE_TO_CONCEPT_MAP built
+from its local-code list, and the local source concepts of codes the loaded vocabulary lacks.
 """
 
 from __future__ import annotations
@@ -38,6 +38,27 @@ OBSERVATION_DATES: dict[str, tuple[str, str | None]] = {
     "episode": ("episode_start_date", "episode_end_date"),
 }
 """Dates that show a person was observed, per table (start, optional end)."""
+
+
+LOCAL_CONCEPT_BASE = 2_000_000_000
+"""OMOP reserves concept ids from 2,000,000,000 for an institution's own concepts (never issued by Athena)."""
+
+LOCAL_CONCEPT_LIMIT = 2_100_000_000
+"""Local ids are issued below this: Athena itself ships a few concepts near the top of the int range."""
+
+LOCAL_CONCEPTS = "local_concepts"
+"""Staged local source concepts of a run: one table for the crosswalks and every site's local codes."""
+
+
+def crosswalk_vocabulary(source_vocabulary: str) -> str:
+    """The local vocabulary holding crosswalked codes of ``source_vocabulary`` that the vocabulary lacks.
+
+    Examples
+    --------
+    >>> crosswalk_vocabulary("ICD10")
+    'ICD10-local'
+    """
+    return f"{source_vocabulary}-local"[:20]
 
 
 def _select(table: str) -> str:
@@ -81,20 +102,142 @@ def stage_crosswalks(context: RunContext, sites: Sequence[SiteMapping]) -> str |
     ]
     raw = context.table("xwalk_raw")
     engine.write_new_table(raw, pa.concat_tables(tables))
-    staged = context.table("xwalk")
+    resolved = context.table("xwalk_resolved")
     context.create_as(
-        staged,
-        f"SELECT m.source_code, 0 AS source_concept_id, m.source_vocabulary_id, "
-        "m.source_code_description, coalesce(m.target_concept_id, 0) AS target_concept_id, "
-        "coalesce(t.vocabulary_id, 'None') AS target_vocabulary_id, DATE '1970-01-01' AS valid_start_date, "
-        "DATE '2099-12-31' AS valid_end_date, CAST(NULL AS VARCHAR) AS invalid_reason FROM ("
+        resolved,
         "SELECT DISTINCT ON (x.source_vocabulary_id, x.source_code) x.source_code, x.source_vocabulary_id, "
         f"substr(x.source_label, 1, 255) AS source_code_description, {standard_target_sql('c')} AS target_concept_id "
         f"FROM {raw} AS x LEFT JOIN concept AS c ON c.vocabulary_id = x.target_vocabulary_id "
-        "AND c.concept_code = x.target_concept_code ORDER BY x.source_vocabulary_id, x.source_code"
-        ") AS m LEFT JOIN concept AS t ON t.concept_id = m.target_concept_id",
+        "AND c.concept_code = x.target_concept_code ORDER BY x.source_vocabulary_id, x.source_code",
+    )
+    # A crosswalked code the vocabulary lacks gets a local source concept, so that the records coded with it
+    # keep their source code as a concept (``*_source_concept_id``), as OHDSI does for an institution's codes.
+    local = stage_local_concepts(
+        context,
+        f"SELECT source_vocabulary_id || '-local' AS vocabulary_id, source_code AS code, "
+        f"source_code_description AS name, target_concept_id, CAST(NULL AS VARCHAR) AS domain_id, "
+        f"CAST(NULL AS BOOLEAN) AS standard FROM {resolved} AS x WHERE NOT EXISTS ("
+        "SELECT 1 FROM concept AS v WHERE v.vocabulary_id = x.source_vocabulary_id "
+        "AND v.concept_code = x.source_code AND v.invalid_reason IS NULL)",
+    )
+    staged = context.table("xwalk")
+    context.create_as(
+        staged,
+        f"SELECT m.source_code, coalesce(l.concept_id, 0) AS source_concept_id, m.source_vocabulary_id, "
+        "m.source_code_description, coalesce(m.target_concept_id, 0) AS target_concept_id, "
+        "coalesce(t.vocabulary_id, 'None') AS target_vocabulary_id, DATE '1970-01-01' AS valid_start_date, "
+        f"DATE '2099-12-31' AS valid_end_date, CAST(NULL AS VARCHAR) AS invalid_reason FROM {resolved} AS m "
+        "LEFT JOIN concept AS t ON t.concept_id = m.target_concept_id "
+        f"LEFT JOIN {local} AS l ON l.vocabulary_id = m.source_vocabulary_id || '-local' AND l.code = m.source_code",
     )
     return staged
+
+
+def start_local_concepts(context: RunContext) -> None:
+    """Create the run's empty table of local source concepts (see :func:`stage_local_concepts`)."""
+    context.create_as(
+        context.table(LOCAL_CONCEPTS),
+        "SELECT CAST(NULL AS BIGINT) AS concept_id, CAST(NULL AS VARCHAR) AS vocabulary_id, "
+        "CAST(NULL AS VARCHAR) AS code, CAST(NULL AS VARCHAR) AS name, CAST(NULL AS BIGINT) AS target_concept_id, "
+        "CAST(NULL AS BOOLEAN) AS is_new, CAST(NULL AS VARCHAR) AS domain_id, CAST(NULL AS BOOLEAN) AS standard "
+        "WHERE 1 = 0",
+    )
+
+
+def stage_local_concepts(context: RunContext, candidates_sql: str) -> str:
+    """Give each candidate ``(vocabulary_id, code, name, target_concept_id[, domain_id, standard])`` its id.
+
+    A code that already has a local concept (same vocabulary and code, from an earlier run) keeps its id,
+    so records loaded earlier stay right; new codes get the next free ids from
+    :data:`LOCAL_CONCEPT_BASE`, after those of the warehouse and of this run's earlier candidates. The
+    staged table (:data:`LOCAL_CONCEPTS`, appended to) is published by :func:`local_concept_changes`.
+    """
+    engine = context.engine
+    staged = context.table(LOCAL_CONCEPTS)
+    columns = ["concept_id", "vocabulary_id", "code", "name", "target_concept_id", "is_new", "domain_id", "standard"]
+    batch = context.table(f"local_concepts_{len(context.temporary)}")
+    context.create_as(
+        batch,
+        "SELECT e.concept_id, k.vocabulary_id, k.code, k.name, k.target_concept_id, e.concept_id IS NULL AS is_new, "
+        "k.domain_id, k.standard FROM (SELECT vocabulary_id, code, min(name) AS name, "
+        "min(target_concept_id) AS target_concept_id, min(domain_id) AS domain_id, bool_or(standard) AS standard "
+        f"FROM ({candidates_sql}) AS c GROUP BY vocabulary_id, code) AS k "
+        f"LEFT JOIN concept AS e ON e.vocabulary_id = k.vocabulary_id AND e.concept_code = k.code "
+        f"AND e.concept_id BETWEEN {LOCAL_CONCEPT_BASE} AND {LOCAL_CONCEPT_LIMIT} "
+        f"WHERE NOT EXISTS (SELECT 1 FROM {staged} AS s WHERE s.vocabulary_id = k.vocabulary_id AND s.code = k.code)",
+    )
+    start = (
+        "(SELECT greatest(coalesce((SELECT max(concept_id) FROM concept WHERE concept_id "
+        f"BETWEEN {LOCAL_CONCEPT_BASE} AND {LOCAL_CONCEPT_LIMIT}), "
+        f"{LOCAL_CONCEPT_BASE - 1}), coalesce((SELECT max(concept_id) FROM {staged}), {LOCAL_CONCEPT_BASE - 1})))"
+    )
+    engine.execute(
+        f"INSERT INTO {staged} ({', '.join(columns)}) SELECT concept_id, vocabulary_id, code, name, target_concept_id, "
+        f"FALSE, domain_id, standard FROM {batch} WHERE NOT is_new UNION ALL SELECT {start} + row_number() OVER ("
+        f"ORDER BY vocabulary_id, code), vocabulary_id, code, name, target_concept_id, TRUE, domain_id, standard "
+        f"FROM {batch} WHERE is_new"
+    )
+    return staged
+
+
+def stage_site_concepts(context: RunContext, site: SiteMapping) -> None:
+    """Stage the concepts the site declares (``local_concepts:``), so its mappings can use them this run."""
+    if site.local_concepts is None:
+        return
+    vocabulary = sql_text(site.local_concepts.vocabulary_id)
+    rows = " UNION ALL ".join(
+        f"SELECT {vocabulary} AS vocabulary_id, {sql_text(c.code)} AS code, {sql_text(c.name)} AS name, "
+        f"CAST(NULL AS BIGINT) AS target_concept_id, {sql_text(c.domain_id)} AS domain_id, "
+        f"{'TRUE' if c.standard else 'FALSE'} AS standard"
+        for c in site.local_concepts.concepts
+    )
+    stage_local_concepts(context, rows)
+
+
+def local_concept_changes(context: RunContext, sites: Sequence[SiteMapping] = ()) -> list[TableChange]:
+    """Publish the run's new local concepts, their "Maps to"/"Mapped from" rows, and the crosswalk vocabularies."""
+    staged = context.table(LOCAL_CONCEPTS)
+    vocabularies = (
+        context.engine.query(f"SELECT DISTINCT vocabulary_id FROM {staged} WHERE vocabulary_id LIKE '%-local'")
+        .column(0)
+        .to_pylist()
+    )
+    changes = [
+        TableChange(
+            "concept",
+            "SELECT CAST(l.concept_id AS INTEGER), substr(coalesce(l.name, l.code), 1, 255), "
+            "coalesce(l.domain_id, t.domain_id, 'Metadata'), l.vocabulary_id, 'Undefined', "
+            "CASE WHEN l.standard THEN 'S' END, l.code, "
+            "DATE '1970-01-01', DATE '2099-12-31', CAST(NULL AS VARCHAR) "
+            f"FROM {staged} AS l LEFT JOIN concept AS t ON t.concept_id = l.target_concept_id WHERE l.is_new",
+        ),
+        TableChange(
+            "concept_relationship",
+            f"SELECT CAST(concept_id AS INTEGER), CAST(target_concept_id AS INTEGER), 'Maps to', DATE '1970-01-01', "
+            f"DATE '2099-12-31', CAST(NULL AS VARCHAR) FROM {staged} WHERE is_new AND target_concept_id > 0 "
+            "UNION ALL SELECT CAST(target_concept_id AS INTEGER), CAST(concept_id AS INTEGER), 'Mapped from', "
+            f"DATE '1970-01-01', DATE '2099-12-31', CAST(NULL AS VARCHAR) FROM {staged} "
+            "WHERE is_new AND target_concept_id > 0",
+        ),
+    ]
+    names = {v: f"Crosswalked {v.removesuffix('-local')} codes" for v in vocabularies}
+    for site in sites:
+        if site.local_concepts is not None and site.local_concepts.vocabulary_id not in names:
+            names[site.local_concepts.vocabulary_id] = f"{site.site} local concepts"
+    vocabularies = list(names)
+    if vocabularies:
+        changes.append(
+            TableChange(
+                "vocabulary",
+                " UNION ALL ".join(
+                    f"SELECT {sql_text(v)}, {sql_text(names[v])}, 'site mapping (Massalia ETL)', "
+                    "CAST(NULL AS VARCHAR), 0"
+                    for v in vocabularies
+                ),
+                delete_where=f"vocabulary_id IN ({', '.join(sql_text(v) for v in vocabularies)})",
+            )
+        )
+    return changes
 
 
 def crosswalk_change(context: RunContext, staged: str) -> TableChange:
@@ -127,6 +270,13 @@ def stage_local_codes(context: RunContext, site: SiteMapping, crosswalk: str | N
     data = data.drop_columns([c for c in data.column_names if c.startswith("_")])
     engine.write_new_table(table, data.append_column("code", data.column("local_code")))
     vocabulary = sql_text(site.local_codes.vocabulary_id if site.local_codes else "")
+    # The site's own codes are its local vocabulary's concepts (ids from 2,000,000,000, kept across runs).
+    local = stage_local_concepts(
+        context,
+        f"SELECT {vocabulary} AS vocabulary_id, local_code AS code, substr(local_label, 1, 255) AS name, "
+        "CAST(NULL AS BIGINT) AS target_concept_id, CAST(NULL AS VARCHAR) AS domain_id, "
+        f"CAST(NULL AS BOOLEAN) AS standard FROM {table}",
+    )
     stcm = context.table(f"stcm_{site.site}")
     via_crosswalk = (
         (
@@ -141,12 +291,14 @@ def stage_local_codes(context: RunContext, site: SiteMapping, crosswalk: str | N
         f"SELECT source_code, source_concept_id, source_vocabulary_id, "
         "m.source_code_description, m.target_concept_id, coalesce(t.vocabulary_id, 'None') AS target_vocabulary_id, "
         "m.valid_start_date, m.valid_end_date, m.invalid_reason FROM ("
-        f"SELECT l.local_code AS source_code, 0 AS source_concept_id, {vocabulary} AS source_vocabulary_id, "
+        f"SELECT l.local_code AS source_code, coalesce(k.concept_id, 0) AS source_concept_id, "
+        f"{vocabulary} AS source_vocabulary_id, "
         "substr(l.local_label, 1, 255) AS source_code_description, "
         f"coalesce({standard_target_sql('c')}, {via_crosswalk}, 0) "
         "AS target_concept_id, DATE '1970-01-01' AS valid_start_date, DATE '2099-12-31' AS valid_end_date, "
         f"CAST(NULL AS VARCHAR) AS invalid_reason FROM {table} AS l LEFT JOIN concept AS c "
-        "ON c.vocabulary_id = l.target_vocabulary_id AND c.concept_code = l.target_concept_code"
+        "ON c.vocabulary_id = l.target_vocabulary_id AND c.concept_code = l.target_concept_code "
+        f"LEFT JOIN {local} AS k ON k.vocabulary_id = {vocabulary} AND k.code = l.local_code"
         ") AS m LEFT JOIN concept AS t ON t.concept_id = m.target_concept_id",
     )
     return table

@@ -11,7 +11,7 @@ from __future__ import annotations
 from importlib import resources
 from pathlib import Path
 
-from pydantic import model_validator
+from pydantic import Field, model_validator
 
 from massalia.pipelines.mapping import (
     ColumnSpec,
@@ -82,12 +82,32 @@ class TreatmentLines(Strict):
     cycle: str | None = None
 
 
+class LocalConcept(Strict):
+    """A concept the site needs that no vocabulary it loads has (e.g. an attribute only this site records)."""
+
+    code: str = Field(min_length=1, max_length=50)
+    name: str = Field(min_length=1, max_length=255)
+    domain_id: str = Field(min_length=1, max_length=20)
+    standard: bool = False
+    """True for a concept records are filed under (``*_concept_id``): a local standard concept, seen by the
+    site's own analyses only (a network study would not know it), until the vocabulary offers one."""
+
+
+class LocalConcepts(Strict):
+    """The site's own concepts, in its local vocabulary (ids from 2,000,000,000, kept across runs)."""
+
+    vocabulary_id: str = Field(pattern=r"^[A-Z][A-Z0-9_]{0,19}$")
+    concepts: list[LocalConcept] = Field(min_length=1, max_length=10_000)
+
+
 class SiteMapping(SourceMapping):
     """Everything the OMOP ETL needs to know about one hospital site: the language's keys plus its care site."""
 
     care_site: CareSite
     treatment_lines: TreatmentLines | None = None
     """The drug mapping (and line/cycle columns) that treatment-line episodes are built from."""
+    local_concepts: LocalConcepts | None = None
+    """Concepts of the site's own (``concept`` transforms name its vocabulary to use them)."""
 
     @model_validator(mode="after")
     def _treatment_lines_known(self) -> SiteMapping:

@@ -17,13 +17,17 @@ from pathlib import Path
 from massalia.engine import Column, Engine
 from massalia.health.etl.compiler import OmopMappingCompiler
 from massalia.health.etl.derived import (
+    LOCAL_CONCEPTS,
     care_site_changes,
     cdm_source_change,
     crosswalk_change,
     local_code_changes,
+    local_concept_changes,
     observation_period_change,
     stage_crosswalks,
     stage_local_codes,
+    stage_site_concepts,
+    start_local_concepts,
 )
 from massalia.health.etl.episodes import LINE_TAG_COLUMNS, LINE_TAGS, EpisodeInputs, episode_changes, stage_line_tags
 from massalia.health.etl.mapping import CODE_PATTERNS, SiteMapping, TableMapping
@@ -153,11 +157,15 @@ class OmopPipeline(Pipeline):
         changes: list[TableChange] = []
         runs: list[SiteRun] = []
         active = [s for s in self.mappings if any(d.startswith(f"{s.site}.") for d in context.new_datasets())]
+        start_local_concepts(context)
+        for site in active:
+            stage_site_concepts(context, site)
         self.crosswalk = stage_crosswalks(context, active)
         if self.crosswalk:
             changes.append(crosswalk_change(context, self.crosswalk))
         for site in active:
             runs.append(self._site(context, site, known, new_ids, changes))
+        changes += local_concept_changes(context, active)
         changes += self._episodes(context, runs)
         changes.append(TableChange(ID_MAP, f"SELECT * FROM {new_ids}"))
         changes += care_site_changes(context, [s for s in self.mappings if any(r.site == s.site for r in runs)])
@@ -472,12 +480,20 @@ class OmopPipeline(Pipeline):
         if self.crosswalk:
             # Codes the vocabulary lacks (or cannot map) fall back on the data team's crosswalk.
             crosswalk = (
-                f" UNION ALL SELECT x.source_code, 0, nullif(x.target_concept_id, 0), 1000, 1 "
+                f" UNION ALL SELECT x.source_code, x.source_concept_id, nullif(x.target_concept_id, 0), 1000, 1 "
                 f"FROM {self.crosswalk} AS x WHERE x.source_vocabulary_id IN ({vocabularies})"
             )
+        # The run's local concepts (a site's own, staged before they are published) are codes of their vocabulary.
+        local = (
+            f" UNION ALL SELECT l.code, l.concept_id, CASE WHEN l.standard THEN l.concept_id END, "
+            f"CASE l.vocabulary_id {ranks} END, 0 FROM {context.table(LOCAL_CONCEPTS)} AS l "
+            f"WHERE l.vocabulary_id IN ({vocabularies})"
+        )
         context.create_as(
             table,
-            f"SELECT code, max(source_concept_id) AS source_concept_id, "
+            # The vocabulary's own source concept first; a crosswalk's local one only for codes it lacks.
+            f"SELECT code, coalesce(max(CASE WHEN origin = 0 THEN source_concept_id END), "
+            f"max(nullif(source_concept_id, 0)), 0) AS source_concept_id, "
             # The concept of the best-ranked vocabulary, the smallest id among equals: min() over
             # (rank, id) packed in one BIGINT, as DuckDB's arg_min is not on every engine.
             f"CAST(min(CASE WHEN concept_id IS NOT NULL THEN CAST(priority AS BIGINT) * {RANK_BASE} + concept_id END) "
@@ -485,7 +501,8 @@ class OmopPipeline(Pipeline):
             f"SELECT c.concept_code AS code, c.concept_id AS source_concept_id, "
             f"coalesce({target}, CASE WHEN c.standard_concept = 'S' THEN c.concept_id END) AS concept_id, "
             f"CASE c.vocabulary_id {ranks} END AS priority, 0 AS origin "
-            f"FROM concept AS c WHERE c.vocabulary_id IN ({vocabularies}) AND c.invalid_reason IS NULL{crosswalk}"
+            f"FROM concept AS c WHERE c.vocabulary_id IN ({vocabularies}) AND c.invalid_reason IS NULL"
+            f"{crosswalk}{local}"
             f") AS candidates GROUP BY code",
         )
         return table
