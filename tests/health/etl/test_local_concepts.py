@@ -55,12 +55,18 @@ def test_codes_the_vocabulary_lacks_get_stable_local_concepts(tmp_path: Path) ->
     run_etl(engine, sources, metadata_url=metadata)
     second = _local(engine)
     assert second[: len(first)] == first
-    assert engine.scalar(
-        "SELECT count(*) FROM (SELECT vocabulary_id, concept_code FROM concept "
-        f"WHERE concept_id >= {LOCAL_CONCEPT_BASE} GROUP BY 1, 2 HAVING count(*) > 1) AS d"
-    ) == 0
-    assert engine.scalar(
-        "SELECT count(*) FROM (SELECT concept_id_1, concept_id_2, relationship_id FROM concept_relationship "
-        f"WHERE concept_id_1 >= {LOCAL_CONCEPT_BASE} GROUP BY 1, 2, 3 HAVING count(*) > 1) AS d"
-    ) == 0
+    assert (
+        engine.scalar(
+            "SELECT count(*) FROM (SELECT vocabulary_id, concept_code FROM concept "
+            f"WHERE concept_id >= {LOCAL_CONCEPT_BASE} GROUP BY 1, 2 HAVING count(*) > 1) AS d"
+        )
+        == 0
+    )
+    assert (
+        engine.scalar(
+            "SELECT count(*) FROM (SELECT concept_id_1, concept_id_2, relationship_id FROM concept_relationship "
+            f"WHERE concept_id_1 >= {LOCAL_CONCEPT_BASE} GROUP BY 1, 2, 3 HAVING count(*) > 1) AS d"
+        )
+        == 0
+    )
     engine.close()

@@ -65,5 +65,3 @@ def test_demo_drug_codes_the_vocabulary_lacks_have_local_source_concepts(demo_wa
     assert not [r for r in rows if r["vocabulary"] is None]
     local = sorted(r["code"] for r in rows if r["vocabulary"] == "ATC-local")
     assert local and all(code.startswith("L01F") for code in local), local
-
-
