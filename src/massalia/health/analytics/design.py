@@ -101,7 +101,10 @@ def covariate_matrix(
         kind = variable.type
         as_category = kind in (VariableType.CATEGORY, VariableType.TEXT) or name in categorical
         if as_category:
-            text = series.map(lambda value: None if pd.isna(value) else str(value))
+            # Each distinct value is turned into text once (a per-row lambda cost seconds at 100,000 rows).
+            codes, uniques = pd.factorize(series, use_na_sentinel=True)
+            labels = np.array([*(str(value) for value in uniques), None], dtype=object)
+            text = pd.Series(labels[codes], index=series.index)
             declared = variable.values if kind is VariableType.CATEGORY else None
             levels = _levels(text, declared)
             if len(levels) > MAX_LEVELS:

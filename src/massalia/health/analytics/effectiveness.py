@@ -22,8 +22,9 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from sklearn.linear_model import LogisticRegressionCV
+from sklearn.linear_model import LogisticRegression, LogisticRegressionCV
 from sklearn.metrics import roc_auc_score
+from sklearn.model_selection import train_test_split
 from sklearn.preprocessing import StandardScaler
 
 from massalia.health.analytics.calibration import MIN_CONTROLS, calibrated_interval, calibrated_p, fit_null
@@ -35,6 +36,11 @@ BALANCE_LIMIT = 0.1
 """An absolute standardized mean difference above this after adjustment flags an imbalanced covariate."""
 
 PS_BINS = 20
+
+PS_CV_MAX_PERSONS = 20_000
+"""Above this many persons the propensity model's penalty is chosen by cross-validation on a stratified random
+sample of this size (seed 0), then the model is fitted on everyone with it: at 100,000 persons the penalty hardly
+matters (standardized covariates, many rows per column) and the five-fold search cost most of the analysis."""
 
 
 @dataclass(frozen=True)
@@ -50,14 +56,26 @@ class PropensityScore:
 def propensity_score(covariates: pd.DataFrame, treated: np.ndarray, *, seed: int = 0) -> PropensityScore:
     """L2-regularized logistic regression of treatment on standardized covariates, penalty by 5-fold CV.
 
+    The penalty is searched on a stratified sample of :data:`PS_CV_MAX_PERSONS` above that size.
+
     ``equipoise`` is the share of persons whose preference score (the PS corrected for the treated share,
     Walker 2013) lies in 0.3–0.7, as CohortMethod reports it.
     """
     x = StandardScaler().fit_transform(covariates.to_numpy(dtype=float))
-    model = LogisticRegressionCV(Cs=8, cv=5, scoring="neg_log_loss", max_iter=5000, random_state=seed)
+    search = LogisticRegressionCV(Cs=8, cv=5, scoring="neg_log_loss", max_iter=5000, random_state=seed)
+    sampled = len(x) > PS_CV_MAX_PERSONS
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # convergence notes at the weakest penalties of the grid
-        model.fit(x, treated)
+        if sampled:
+            x_cv, _, t_cv, _ = train_test_split(x, treated, train_size=PS_CV_MAX_PERSONS, stratify=treated,
+                                                random_state=seed)  # fmt: skip
+            search.fit(x_cv, t_cv)
+            penalty = float(np.ravel(search.C_)[0])
+            model: LogisticRegression | LogisticRegressionCV = LogisticRegression(C=penalty, max_iter=5000)
+            model.fit(x, treated)
+        else:
+            model = search.fit(x, treated)
+            penalty = float(np.ravel(search.C_)[0])
     score = np.clip(model.predict_proba(x)[:, 1], 1e-6, 1 - 1e-6)
     share = float(np.mean(treated))
     logit = np.log(score / (1 - score)) - math.log(share / (1 - share))
@@ -65,7 +83,7 @@ def propensity_score(covariates: pd.DataFrame, treated: np.ndarray, *, seed: int
     return PropensityScore(
         score=score,
         auc=float(roc_auc_score(treated, score)),
-        c_penalty=float(np.ravel(model.C_)[0]),
+        c_penalty=penalty,
         equipoise=float(np.mean((preference >= 0.3) & (preference <= 0.7))),
     )
 
