@@ -220,6 +220,19 @@ class TantivyIndex:
         """Documents visible to searches."""
         return int(self._index.searcher().num_docs)
 
+    def max_id(self) -> int:
+        """The highest document id in the index (the smallest integer when it is empty)."""
+        searcher = self._index.searcher()
+        found = searcher.search(tantivy.Query.all_query(), 1, count=False, order_by_field=self.schema.id_field,
+                                order=tantivy.Order.Desc)  # fmt: skip
+        if not found.hits:
+            return -(2**63)
+        return int(searcher.doc(found.hits[0][1]).to_dict()[self.schema.id_field][0])
+
+    def version(self) -> str:
+        """What identifies the data searched: the generation, the documents and the highest id."""
+        return f"{self.path.name}:{self.num_docs}:{self.max_id()}"
+
     # -- searching -------------------------------------------------------------------------------------
     def _word(self, text: str, position: int) -> tantivy.Query | None:
         positions = analyzed_positions(text)
@@ -340,9 +353,9 @@ class TantivyIndex:
             snippets = {}
             for name, generator in generators.items():
                 snippet = generator.snippet_from_doc(document)
-                ranges = tuple((r.start, r.end) for r in snippet.highlighted())
-                if snippet.fragment():
-                    snippets[name] = Snippet(snippet.fragment(), ranges)
+                fragment = snippet.fragment()
+                if fragment:
+                    snippets[name] = Snippet(fragment, _char_ranges(fragment, snippet.highlighted()))
             hits.append(Hit(int(stored[self.schema.id_field][0]), float(score), fields, snippets))
         facets = self._facets(searcher, query, request.facets)
         return SearchResult(_count(found), hits, facets, request.page, request.page_size)
@@ -371,6 +384,14 @@ class TantivyIndex:
         if int(result["d"].get("sum_other_doc_count", 0)):
             raise TextIndexError(f"more than {MAX_DISTINCT} distinct {field}: narrow the query")
         return len(result["d"]["buckets"])
+
+
+def _char_ranges(fragment: str, ranges: Iterable[tantivy.Range]) -> tuple[tuple[int, int], ...]:
+    """Tantivy's highlight ranges are UTF-8 byte offsets: as character offsets into ``fragment``."""
+    raw = fragment.encode("utf-8")
+    return tuple(
+        (len(raw[: r.start].decode("utf-8", "ignore")), len(raw[: r.end].decode("utf-8", "ignore"))) for r in ranges
+    )
 
 
 def _count(found: tantivy.SearchResult) -> int:
