@@ -124,15 +124,19 @@ class TantivyIndex:
         numbers = [int(p.name[4:]) for p in folder.glob("gen-*") if p.name[4:].isdigit()]
         generation = folder / f"gen-{max(numbers, default=0) + 1}"
         generation.mkdir(mode=0o700)
+        index: TantivyIndex | None = None
         try:
             (generation / SCHEMA_FILE).write_text(json.dumps(schema.as_dict()), encoding="utf-8")
             index = cls(generation, schema)
             yield index
             index.commit()
-            index.close()
         except BaseException:
+            if index is not None:
+                index.close()  # the writer's threads stop before its files go
             shutil.rmtree(generation, ignore_errors=True)
             raise
+        finally:
+            del index
         link = folder / f".current-{generation.name}"
         link.unlink(missing_ok=True)
         link.symlink_to(generation.name, target_is_directory=True)

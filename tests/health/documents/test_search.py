@@ -76,7 +76,8 @@ def setting(demo_warehouse: Path, tmp_path_factory: pytest.TempPathFactory) -> I
         scope = ProjectScope(cohort=BREAST.model_dump(mode="json"), cohort_hash=BREAST.definition_hash(),
                              sites=("chu_nord", "clcc_sud"), period_start=dt.date(2015, 1, 1))  # fmt: skip
         project = gov.create_project("Breast notes", "what the reports of breast cancers say about relapse",
-                                     scope=scope, access_level="pseudonymized", expires=EXPIRES, actor=users["rita"])  # fmt: skip
+                                     scope=scope, access_level="pseudonymized", expires=EXPIRES,
+                                     actor=users["rita"])  # fmt: skip
         request = gov.file_request(project.id, actor=users["rita"], justification="approved protocol 2026-17")
         gov.decide_request(request.id, True, "proportionate", actor=users["dina"])
         other = gov.create_project("Other", "another study of the same notes", scope=scope,
