@@ -17,7 +17,7 @@ SCHEMA = IndexSchema("doc_id", ("title", "body"), ("site", "kind"), ("day",), ("
 DOCS = [
     {"doc_id": 1, "title": "CR anapath", "body": "Carcinome canalaire infiltrant du sein gauche. Pas de métastase.",
      "site": "nord", "kind": "anapath", "day": dt.date(2020, 1, 5), "person_id": 10},
-    {"doc_id": 2, "title": "RCP", "body": "Cancers multiples. Métastases hépatiques et osseuses. Vu à l'hôpital de jour.",
+    {"doc_id": 2, "title": "RCP", "body": "Cancers multiples. Métastases hépatiques et osseuses. Vu à l'hôpital.",
      "site": "sud", "kind": "rcp", "day": dt.date(2021, 3, 5), "person_id": 11},
     {"doc_id": 3, "title": "Lettre", "body": "Cancer du sein droit, récidive locale. Traitement d'entretien.",
      "site": "nord", "kind": "lettre", "day": dt.date(2022, 3, 5), "person_id": 10},
