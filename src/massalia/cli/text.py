@@ -93,7 +93,7 @@ def search(
     query: Annotated[
         str,
         typer.Argument(help=f'Words, "phrases", "phrase"~N, AND OR NOT, ( ). At most {MAX_QUERY_CHARS} characters.'),
-    ],  # fmt: skip
+    ],
     site: Annotated[str | None, typer.Option("--site", help="Only notes of this care site (code).")] = None,
     note_type: Annotated[str | None, typer.Option("--type", help="Only notes of this kind (e.g. CR_ANAPATH).")] = None,
     date_from: Annotated[

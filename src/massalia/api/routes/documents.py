@@ -54,8 +54,10 @@ class DocumentSearchOut(BaseModel):
 
 @router.post("/search", response_model=DocumentSearchOut, **action("health.document.search"))
 def search(body: DocumentSearchBody, context: Context, caller: Caller, warehouse: Warehouse) -> DocumentSearchOut:
-    """Search the notes: hits with snippets of a clinician's own site, pseudonymized hits in an approved project's
-    scope (no text), else only the number of persons with a matching note, released noisy. Audited.
+    """Search the notes (audited), answering as much as the caller may see.
+
+    Hits with snippets of a clinician's own site, pseudonymized hits in an approved project's scope (no text),
+    else only the number of persons with a matching note, released noisy.
     """
     filters = NoteFilters(site=body.site, note_type=body.note_type, date_from=body.date_from, date_to=body.date_to)
     found = search_notes(caller, warehouse, context.home.indexes, body.query, filters=filters,
