@@ -148,7 +148,7 @@ def test_attack_member_of_another_project_is_refused_and_audited(setting: Settin
 def test_approved_project_gets_pseudonymized_hits_in_scope_and_no_text(setting: Setting) -> None:
     gov, pid = setting.gov, setting.project
     found = search_notes(_as(setting, "rita"), setting.engine, setting.root, QUERY, project_id=pid, page_size=100)
-    assert found.mode == "pseudonymized" and "text" in found.withheld
+    assert found.mode == "pseudonymized" and "text" in found.withheld and set(found.facets) == {"site"}
     cohort = [int(r["person_id"]) for r in setting.engine.query(
         "SELECT DISTINCT co.person_id FROM condition_occurrence co JOIN person p USING (person_id) "
         "WHERE co.condition_source_value LIKE 'C50%'").to_pylist()]  # fmt: skip
@@ -156,7 +156,7 @@ def test_approved_project_gets_pseudonymized_hits_in_scope_and_no_text(setting: 
     pseudonyms = set(pseudonymize(cohort, key=gov.project_key(pid), project=pid).to_pylist())
     assert found.hits and all(hit["person"] in pseudonyms for hit in found.hits)
     for hit in found.hits:
-        assert set(hit) == {"person", "note", "note_date", "note_type", "score"}  # no id, site, text, snippet
+        assert set(hit) == {"person", "note", "note_date", "score"}  # no id, site, title, text, snippet
         assert hit["note"].startswith(f"n{pid}-") and hit["note_date"] >= "2014-01-01"
     text = json.dumps(found.hits)
     assert not any(f'"{person}"' in text or f" {person}," in text for person in cohort[:50])

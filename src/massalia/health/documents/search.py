@@ -72,6 +72,9 @@ NOTES_SCHEMA = IndexSchema(
 )
 """The notes index: OMOP's own names, plus the person's site and the document kind."""
 FACETS = ("site", "note_type")
+RESEARCH_FACETS = ("site",)
+"""The facets a researcher gets: ``note_title`` is free text in OMOP (a source may put a name in it), so the
+document kind stays out of every pseudonymized or aggregate answer, as free text stays out of the allow-list."""
 BATCH_ROWS = 20_000
 """Notes read from the warehouse per query while indexing (bounded memory, a progress step each)."""
 MAX_TYPE_CHARS = 100
@@ -245,6 +248,7 @@ def _request(
     page: int,
     page_size: int,
     snippets: bool,
+    facets: tuple[str, ...] = FACETS,
 ) -> SearchRequest:
     allowed_sites: tuple[str, ...] | None = None
     if grant.site is not None:  # a clinician's own site, from the grant
@@ -263,7 +267,7 @@ def _request(
         keywords["site"] = []
         dates = {}
     ids = {"person_id": persons} if persons is not None else {}
-    return SearchRequest(query, keywords=keywords, dates=dates, ids=ids, facets=FACETS, page=page,
+    return SearchRequest(query, keywords=keywords, dates=dates, ids=ids, facets=facets, page=page,
                          page_size=page_size, snippets=snippets)  # fmt: skip
 
 
@@ -283,7 +287,7 @@ def _identified_hit(hit: Any) -> dict[str, Any]:
 
 
 def _pseudonymized_hits(hits: list[Any], key: bytes, project_id: int) -> list[dict[str, Any]]:
-    """Hits as a project may see them: pseudonym, keyed note reference, shifted date, document kind; no text."""
+    """Hits as a project may see them: pseudonym, keyed note reference, shifted date; no text, no title."""
     if not hits:
         return []
     persons = pa.array([int(hit.fields["person_id"]) for hit in hits], pa.int64())
@@ -296,8 +300,7 @@ def _pseudonymized_hits(hits: list[Any], key: bytes, project_id: int) -> list[di
         day = hit.fields.get("note_date")
         shifted = day + dt.timedelta(days=int(shift)) if isinstance(day, dt.date) else None
         out.append({"person": pseudonym, "note": f"n{project_id}-{bytes(digest[:10]).hex()}",
-                    "note_date": _iso(shifted), "note_type": hit.fields.get("note_type"),
-                    "score": round(hit.score, 4)})  # fmt: skip
+                    "note_date": _iso(shifted), "score": round(hit.score, 4)})  # fmt: skip
     return out
 
 
@@ -351,17 +354,18 @@ def search_notes(
         release = release_counts(caller.governance, principal, ACTION, key, {"persons": matching})
         return DocumentSearch(mode, None, release.values["persons"], [], {}, 1, page_size, grant.audit_index,
                               release.describe(), ("notes", "ids", "text", "facets"))  # fmt: skip
-    snippets = mode == "identified"
-    request = _request(query, chosen, grant, policy, persons, page=page, page_size=page_size, snippets=snippets)
+    identified = mode == "identified"
+    request = _request(query, chosen, grant, policy, persons, page=page, page_size=page_size, snippets=identified,
+                       facets=FACETS if identified else RESEARCH_FACETS)  # fmt: skip
     found = index.search(request)
     if mode == "identified":
         hits = [_identified_hit(hit) for hit in found.hits]
         withheld: tuple[str, ...] = ()
     elif mode == "pseudonymized" and project_id is not None:
         hits = _pseudonymized_hits(found.hits, caller.governance.project_key(project_id), project_id)
-        withheld = ("text",)  # no de-identification of free text yet: researchers get no word of it
+        withheld = ("text", "note_type")  # no de-identification of free text yet: researchers get no word of it
     else:
-        hits, withheld = [], ("ids", "text")
+        hits, withheld = [], ("ids", "text", "note_type")
     persons_total = index.distinct(request, "person_id")
     return DocumentSearch(mode, found.total, persons_total, hits, found.facets, page, page_size, grant.audit_index,
                           {"mode": "exact"}, withheld)  # fmt: skip
