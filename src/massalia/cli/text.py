@@ -67,7 +67,7 @@ def _show(found: DocumentSearch) -> None:
         console.print(f"persons with a matching note: {shown} ({found.release.get('mode', '')}; notes, ids and "
                       "text withheld)", markup=False)  # fmt: skip
         return
-    console.print(f"{found.total} note(s) of {found.persons} person(s); page {found.page} ({found.mode}; audit entry "
+    console.print(f"{found.total} note(s); page {found.page} ({found.mode}; audit entry "
                   f"{found.audit_index})", markup=False)  # fmt: skip
     for name, counts in found.facets.items():
         console.print(literal(f"  {name}: " + ", ".join(f"{k} {v}" for k, v in counts.items())))

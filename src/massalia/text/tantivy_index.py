@@ -245,11 +245,13 @@ class TantivyIndex:
         if len(positions) > 1:  # "l'hôpital", "HER2-positif": the word's pieces, in order
             return self._phrase(text, 0, position)
         forms = sorted(word_forms(text)) or [positions[0][1]]
+        # Term queries (not one term-set query): scored by BM25, so the best matches come first.
         per_field = [
-            (tantivy.Occur.Should, tantivy.Query.term_set_query(self._tantivy_schema, name, forms))
+            (tantivy.Occur.Should, tantivy.Query.term_query(self._tantivy_schema, name, form))
             for name in self.schema.text_fields
+            for form in forms
         ]
-        return tantivy.Query.boolean_query(per_field)
+        return per_field[0][1] if len(per_field) == 1 else tantivy.Query.boolean_query(per_field)
 
     def _phrase(self, text: str, slop: int, position: int) -> tantivy.Query | None:
         positions = analyzed_positions(text)
