@@ -334,7 +334,9 @@ def search_notes(
     chosen = filters or NoteFilters()
     tree = parse_query(query)  # a malformed query is refused before any decision or read
     SearchRequest(query, page=page, page_size=page_size)  # bounds of the page, checked early too
-    policy = RowPolicy.of(project_scope(caller, ACTION, project_id)) if project_id is not None else None
+    # A project one may not name is refused (and audited) before anything of it is read.
+    scope = project_scope(caller, ACTION, project_id) if project_id is not None else None
+    policy = RowPolicy.of(scope) if scope is not None else None
     principal = caller.principal
     site = principal.site if principal.has_role(Role.CLINICIAN) else None
     digest = query_digest(caller, canonical(tree))
@@ -342,7 +344,6 @@ def search_notes(
                            "page": page, "page_size": page_size}, "channel": caller.channel}  # fmt: skip
     grant = caller.authorize(ACTION, project_id=project_id, site=site, detail=detail)
     mode = _mode(grant)
-    scope = project_scope(caller, ACTION, project_id) if project_id is not None else None
     persons = _project_persons(engine, scope.cohort if scope is not None else None)
     index = TantivyIndex.open(root, NOTES_INDEX, NOTES_SCHEMA)
     if mode == "count":
