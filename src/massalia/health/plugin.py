@@ -138,6 +138,15 @@ PORTAL_PAGES: tuple[PortalPage, ...] = (
         group="care",
     ),
     PortalPage(
+        "health.search",
+        "/portal/health/search",
+        "Recherche documentaire",
+        "Document search",
+        "search.js",
+        right="health.document.search",
+        group="care",
+    ),
+    PortalPage(
         "health.vocabulary",
         "/portal/health/vocabulary",
         "Vocabulaire",
