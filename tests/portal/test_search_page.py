@@ -50,7 +50,8 @@ def test_researcher_without_project_gets_a_protected_count(browsing: Browsing) -
     page.click("#search-submit")
     total = page.locator("#search-total")
     total.wait_for()
-    assert page.locator("#search-hits").count() == 0 and total.text_content()
+    assert page.locator("#search-hits").count() == 0 and page.locator("#search-facets").count() == 0
+    assert "Patients ayant un document correspondant" in total.text_content()  # a count, never a hit
 
 
 def test_the_page_with_results_has_no_serious_accessibility_violation(browsing: Browsing, axe_source: str) -> None:
