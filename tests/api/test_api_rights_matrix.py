@@ -180,6 +180,17 @@ def _patient_view(m: Matrix, caller: str, relation: str) -> Request:
                      "project_id": m.project(caller, relation)}}  # fmt: skip
 
 
+def _document_search(m: Matrix, caller: str, relation: str) -> Request:
+    """A notes search under the own or the other project; the notes index is built once, by an admin."""
+    from massalia.health.documents.search import NOTES_INDEX, index_notes
+    from massalia.text import TantivyIndex
+
+    if not TantivyIndex.exists(m.world.home.indexes, NOTES_INDEX):
+        with DuckDBEngine(m.world.home.warehouse) as engine:
+            index_notes(Caller(m.world.principal("admin"), m.world.gov), engine, m.world.home.indexes)
+    return {"json": {"query": "sein", "project_id": m.project(caller, relation)}}
+
+
 def _revoke(m: Matrix, caller: str, relation: str) -> Request:
     owner = m.world.usernames.get(caller, m.world.usernames["researcher"])
     m.world.gov.create_token(owner, None, dt.timedelta(days=1), actor=operator_principal())
@@ -247,6 +258,7 @@ SPECS: dict[str, Callable[[Matrix, str, str], Request]] = {
     "POST /api/v1/cohorts/generate": lambda m, c, r: _cohort_body(m, c, r, cohort_id=2),
     "POST /api/v1/patients/view": _patient_view,
     "POST /api/v1/patients/timeline": _patient_view,
+    "POST /api/v1/documents/search": _document_search,
     "POST /api/v1/mart/count": lambda m, c, r: {"json": {
         "filters": {"cohort_definition_id": 1}, "project_id": m.project(c, r)}},
     "POST /api/v1/mart/dashboard": lambda m, c, r: {"json": {

@@ -104,6 +104,7 @@ def test_demo_end_to_end(tmp_path: Path) -> None:
     assert "http://127.0.0.1:8000/" in tail and "researcher.demo" in tail, result.output[-2000:]
     accounts = home / "demo-accounts.txt"
     assert accounts.stat().st_mode & 0o777 == 0o600 and "clinician.demo clinician " in accounts.read_text()
+    assert (home / "indexes" / "notes" / "current").is_dir()  # the portal's document search works at once
     report = json.loads((home / "reports" / "quality.json").read_text())
     # A whole report (summary, charts, the failed-checks table); a clean demo fails few checks, so it is short.
     page = (home / "reports" / "quality.html").read_text(encoding="utf-8")

@@ -11,7 +11,18 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from portal_browser import AXE, CHROMIUM_FLAGS, ROOT, Browsing, Site, Watch, artifacts_dir, chromium_path, unavailable
+from portal_browser import (
+    AXE,
+    CHROMIUM_FLAGS,
+    ROOT,
+    Browsing,
+    Site,
+    Watch,
+    artifacts_dir,
+    chromium_path,
+    index_search_notes,
+    unavailable,
+)
 
 from massalia.api import ApiSettings, create_app
 from massalia.config import Home
@@ -30,6 +41,7 @@ def portal_site(tmp_path_factory: pytest.TempPathFactory, demo_warehouse: Path) 
     shutil.copy(demo_warehouse, home.warehouse)
     with DuckDBEngine(home.warehouse) as engine:
         build_mart(engine)
+        index_search_notes(engine, home)
     app = create_app(home, settings=ApiSettings())
     gov = app.state.massalia.governance
     made = demo_accounts(gov, operator_principal(), home.root)

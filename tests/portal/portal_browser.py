@@ -10,6 +10,7 @@ screenshot goes to ``$MASSALIA_ARTIFACTS`` (default ``.ci/tmp/artifacts/portal``
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import re
 import shutil
@@ -21,6 +22,9 @@ from typing import Any, NoReturn
 import pytest
 
 from massalia.config import Home
+from massalia.governance import Caller, Governance, operator_principal
+from massalia.health.documents.search import NOTES_INDEX, NOTES_SCHEMA, index_notes
+from massalia.text import TantivyIndex
 
 ROOT = Path(__file__).resolve().parents[2]
 AXE = Path(__file__).parent / "axe" / "node_modules" / "axe-core" / "axe.min.js"
@@ -130,3 +134,21 @@ def wait_until(page: Any, predicate: str, arg: Any = None, *, timeout: float = 1
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout} s waiting for: {predicate}")
         time.sleep(0.02)
+
+
+HOSTILE_NOTE = 9_000_000_001
+"""A note added to the portal's search index only: its text is an XSS attempt the search page must show as text."""
+HOSTILE_TEXT = 'Zygomycose <img src=x onerror="document.body.dataset.pwned=1"> <b>gras</b> &amp; sein.'
+
+
+def index_search_notes(engine: Any, home: Any) -> None:
+    """The notes index of the portal's home, plus one hostile chu_nord note (index only, not the warehouse)."""
+    with Governance.from_home(home) as gov:
+        index_notes(Caller(operator_principal(), gov, "test"), engine, home.indexes)
+    index = TantivyIndex.open(home.indexes, NOTES_INDEX, NOTES_SCHEMA)
+    person = int(engine.query_native(
+        "SELECT min(p.person_id) FROM person p JOIN care_site cs ON cs.care_site_id = p.care_site_id "
+        "WHERE cs.care_site_source_value = 'chu_nord'").column(0)[0].as_py())  # fmt: skip
+    index.add([{"note_id": HOSTILE_NOTE, "person_id": person, "note_title": "CR_TEST", "note_type": "CR_TEST",
+                "note_text": HOSTILE_TEXT, "site": "chu_nord", "note_date": dt.date(2024, 1, 2)}])  # fmt: skip
+    index.commit()

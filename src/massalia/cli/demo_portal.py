@@ -15,9 +15,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from massalia.cli.common import console, literal
+from massalia.config import Home
 from massalia.engine import Engine
 from massalia.governance import Caller, Governance, InvalidRequest, Principal, ProjectScope
 from massalia.health import research
+from massalia.health.documents.search import index_notes
 
 ACCOUNTS_FILE = "demo-accounts.txt"
 
@@ -111,8 +113,13 @@ def demo_project(gov: Governance, accounts: list[DemoAccount]) -> int | None:
 
 
 def prepare_portal(caller: Caller, warehouse: Engine, root: Path) -> list[DemoAccount]:
-    """Build the research mart (feasibility counts work at once), make the demo accounts and their project."""
+    """Build the research mart and the notes index, make the demo accounts and their project.
+
+    The mart makes feasibility counts work at once; the notes index, the document search page.
+    """
     research.mart_build(caller, warehouse)
+    if warehouse.table_exists("note"):
+        index_notes(caller, warehouse, Home(root).indexes)
     accounts = demo_accounts(caller.governance, caller.principal, root)
     demo_project(caller.governance, accounts)
     return accounts

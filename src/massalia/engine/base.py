@@ -75,6 +75,9 @@ class Capabilities:
     materialized_steps: bool = False
     """The planner needs multi-step queries materialized as analyzed temporary tables (it keeps no
     statistics on CTEs): cohort steps run one table at a time."""
+    french_full_text: bool = False
+    """Full-text search in SQL with a French configuration (``tsvector``/``tsquery`` with ``'french'``,
+    ``ts_headline``, GIN indexes): the text index's server backend (``massalia.text.postgres_index``)."""
 
 
 @dataclass(frozen=True)

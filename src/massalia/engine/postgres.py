@@ -386,6 +386,7 @@ class PostgresEngine(Engine):
         indexes=True,
         temporary_tables=True,
         materialized_steps=True,
+        french_full_text=True,
     )
 
     def __init__(self, dsn: str | None = None, *, schema: str | None = None) -> None:

@@ -28,7 +28,18 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from massalia.api.routes import analyses, cohorts, etl, extracts, mart, patients, quality, saved_cohorts, vocabulary
+from massalia.api.routes import (
+    analyses,
+    cohorts,
+    documents,
+    etl,
+    extracts,
+    mart,
+    patients,
+    quality,
+    saved_cohorts,
+    vocabulary,
+)
 from massalia.cli.analysis import analysis_app
 from massalia.cli.cohort import cohort_app
 from massalia.cli.etl import etl_app
@@ -36,6 +47,7 @@ from massalia.cli.extract import extract_app
 from massalia.cli.mart import mart_app
 from massalia.cli.omop import omop_app
 from massalia.cli.patient import patient_app
+from massalia.cli.text import text_app
 from massalia.governance import InvalidRequest
 from massalia.health.analytics import ANALYSES
 from massalia.health.cohorts import CirceImportError, UnsupportedConstruct, import_circe
@@ -123,6 +135,15 @@ PORTAL_PAGES: tuple[PortalPage, ...] = (
         "Patient timeline",
         "timeline.js",
         right="health.patient.view",
+        group="care",
+    ),
+    PortalPage(
+        "health.search",
+        "/portal/health/search",
+        "Recherche documentaire",
+        "Document search",
+        "search.js",
+        right="health.document.search",
         group="care",
     ),
     PortalPage(
@@ -229,7 +250,7 @@ class HealthDomain:
 
     def contribute(self, contributions: Contributions) -> None:
         """Register health's routers, command groups, rights, scope model, quality checks, analyses and portal pages."""
-        for module in (cohorts, saved_cohorts, patients, mart, extracts, quality, etl, vocabulary, analyses):
+        for module in (cohorts, saved_cohorts, patients, mart, extracts, quality, etl, vocabulary, analyses, documents):
             contributions.add_router(module.router)
         contributions.add_cli_group("omop", omop_app)
         contributions.add_cli_group("etl", etl_app)
@@ -238,6 +259,7 @@ class HealthDomain:
         contributions.add_cli_group("extract", extract_app)
         contributions.add_cli_group("patient", patient_app)
         contributions.add_cli_group("analysis", analysis_app)
+        contributions.add_cli_group("text", text_app)
         contributions.add_rights(RIGHTS_FILE)
         contributions.add_scope_model("health.cohort", CohortScope())
         contributions.add_quality_check("omop.dqd", _register_dqd)

@@ -1,0 +1,162 @@
+"""Full-text search of clinical notes: Tantivy (massalia.text) against PostgreSQL full-text search, same run.
+
+Generates ``--patients`` patients' French documents with the real generator (seed 11), then inflates them
+to ``--notes`` notes when more are asked for (copies of the generated notes under new note and person ids:
+texts repeat beyond the generated pool, which the figures should be read with). Measures:
+
+- indexing: notes/s of a full Tantivy build (the same path as ``massalia text index``), and PostgreSQL's
+  build (COPY + ``to_tsvector('french')`` + GIN index);
+- p50/p95 latency of a term query, a phrase query and a term query filtered by a cohort (a set of 10 % of
+  the persons), each a top-10 page with total count, facets and highlighted snippets, on both backends,
+  and the ratio PostgreSQL / Tantivy.
+
+Run from the repository: ``python benchmarks/text_search.py`` (small), ``--notes 640000`` for the issue's
+size; ``--skip-peer`` without a PostgreSQL server. Targets: >= 5,000 notes/s, p95 < 50 ms, >= 10x PostgreSQL.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import statistics
+import tempfile
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+
+from massalia.engine.duckdb import DuckDBEngine
+from massalia.health.documents.search import NOTES_SCHEMA, _note_batches, _rows
+from massalia.health.etl import run_etl
+from massalia.health.synth import generate
+from massalia.text import SearchRequest, TantivyIndex
+
+QUERIES = {
+    "term": "métastases",
+    "phrase": '"tumeur maligne du sein"',
+    "cohort": "métastases",  # with the cohort's person ids as a filter
+}
+
+
+def generated_notes(root: Path, patients: int) -> pa.Table:
+    """The notes of ``patients`` generated patients (made once in ``root``), with the person's site."""
+    path = root / f"notes-{patients}.duckdb"
+    if not path.exists():
+        t0 = time.perf_counter()
+        generate(root / f"sources-{patients}", patients, seed=11, chunk_size=min(patients, 20_000), with_documents=True)
+        with DuckDBEngine(path) as engine:
+            run_etl(engine, root / f"sources-{patients}", metadata_url=f"sqlite:///{(root / 'etl.sqlite').as_posix()}")
+        print(f"generated {patients:,} patients' documents in {time.perf_counter() - t0:.1f} s")
+    with DuckDBEngine(path, read_only=True) as engine:
+        return pa.concat_tables(list(_note_batches(engine, -(2**63))))
+
+
+def inflated(pool: pa.Table, notes: int) -> Iterator[list[dict[str, Any]]]:
+    """``notes`` notes in batches: the pool, then copies under new note and person ids."""
+    rows = list(_rows(pool))
+    top_note = max(r["note_id"] for r in rows) + 1
+    top_person = max(r["person_id"] for r in rows) + 1
+    made, copy = 0, 0
+    while made < notes:
+        batch = []
+        for row in rows[: notes - made]:
+            batch.append({**row, "note_id": row["note_id"] + copy * top_note,
+                          "person_id": row["person_id"] + copy * top_person})  # fmt: skip
+        made += len(batch)
+        copy += 1
+        for start in range(0, len(batch), 20_000):
+            yield batch[start : start + 20_000]
+
+
+def percentiles(call: Callable[[], Any], runs: int) -> dict[str, float]:
+    """p50 and p95 of ``runs`` calls, in milliseconds (after two warm-up calls)."""
+    for _ in range(2):
+        call()
+    times = []
+    for _ in range(runs):
+        t0 = time.perf_counter()
+        call()
+        times.append((time.perf_counter() - t0) * 1000)
+    times.sort()
+    return {"p50_ms": round(statistics.median(times), 2), "p95_ms": round(times[int(0.95 * (len(times) - 1))], 2)}
+
+
+def requests(persons: list[int]) -> dict[str, SearchRequest]:
+    facets = ("site", "note_type")
+    return {
+        "term": SearchRequest(QUERIES["term"], facets=facets),
+        "phrase": SearchRequest(QUERIES["phrase"], facets=facets),
+        "cohort": SearchRequest(QUERIES["cohort"], ids={"person_id": persons}, facets=facets),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--patients", type=int, default=2000, help="patients generated (the pool of texts)")
+    parser.add_argument("--notes", type=int, default=0, help="notes indexed (default: the pool's)")
+    parser.add_argument("--runs", type=int, default=200, help="timed runs per query")
+    parser.add_argument("--data", type=Path, default=Path(tempfile.gettempdir()) / "massalia-bench-text")
+    parser.add_argument("--skip-peer", action="store_true", help="no PostgreSQL comparison")
+    parser.add_argument("--json", type=Path, help="write the results here too")
+    args = parser.parse_args()
+    args.data.mkdir(parents=True, exist_ok=True)
+    pool = generated_notes(args.data, args.patients)
+    notes = args.notes or pool.num_rows
+    result: dict[str, Any] = {"patients": args.patients, "pool_notes": pool.num_rows, "notes": notes,
+                              "cpus": os.cpu_count(), "loadavg_start": os.getloadavg()}  # fmt: skip
+
+    root = args.data / f"index-{uuid.uuid4().hex[:8]}"
+    t0 = time.perf_counter()
+    with TantivyIndex.build(root, "notes", NOTES_SCHEMA) as index:
+        for batch in inflated(pool, notes):
+            index.add_new(batch)
+    seconds = time.perf_counter() - t0
+    result["tantivy_index"] = {"seconds": round(seconds, 2), "notes_per_s": round(notes / seconds)}
+    print(f"Tantivy: indexed {notes:,} notes in {seconds:.1f} s ({notes / seconds:,.0f} notes/s)", flush=True)
+    index = TantivyIndex.open(root, "notes", NOTES_SCHEMA)
+    everyone = sorted({int(p) for p in pool.column("person_id").to_pylist()})
+    persons = sorted(random.Random(11).sample(everyone, max(1, len(everyone) // 10)))
+    tantivy_requests = requests(persons)
+    result["tantivy"] = {}
+    for name, request in tantivy_requests.items():
+        found = index.search(request)
+        timing = percentiles(lambda r=request: index.search(r), args.runs)
+        result["tantivy"][name] = {**timing, "total": found.total}
+        print(f"Tantivy {name:7s} {timing} total {found.total:,}", flush=True)
+
+    if not args.skip_peer:
+        from local_postgres import LocalPostgres
+
+        from massalia.engine.postgres import PostgresEngine
+        from massalia.text.postgres_index import PostgresTextIndex
+
+        with LocalPostgres() as server:
+            engine = PostgresEngine(server.dsn, schema="bench")
+            pg = PostgresTextIndex(engine, "notes", NOTES_SCHEMA)
+            t0 = time.perf_counter()
+            pg.build(inflated(pool, notes))
+            seconds = time.perf_counter() - t0
+            result["postgres_index"] = {"seconds": round(seconds, 2), "notes_per_s": round(notes / seconds)}
+            print(f"PostgreSQL: indexed {notes:,} notes in {seconds:.1f} s ({notes / seconds:,.0f} notes/s)")
+            result["postgres"] = {}
+            for name, request in requests(persons).items():
+                found = pg.search(request)
+                timing = percentiles(lambda r=request: pg.search(r), max(20, args.runs // 4))
+                result["postgres"][name] = {**timing, "total": found.total}
+                ratio = timing["p50_ms"] / max(result["tantivy"][name]["p50_ms"], 1e-3)
+                result["postgres"][name]["ratio_p50"] = round(ratio, 1)
+                print(f"PostgreSQL {name:7s} {timing} total {found.total:,}: Tantivy {ratio:.1f}x faster (p50)")
+            engine.close()
+    result["loadavg_end"] = os.getloadavg()
+    if args.json:
+        args.json.write_text(json.dumps(result, indent=1), encoding="utf-8")
+    print(json.dumps(result, indent=1))
+
+
+if __name__ == "__main__":
+    main()
