@@ -1,0 +1,1 @@
+"""Clinical documents (OMOP NOTE text): de-identification, and search beside it."""
