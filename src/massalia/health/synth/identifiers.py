@@ -116,9 +116,9 @@ def _surname(rng: random.Random) -> str:
     if roll < 0.25:
         return _syllable_name(rng)
     if roll < 0.33:
-        return rng.choice(_PARTICLES) + rng.choice(SURNAMES)
+        return rng.choice(_PARTICLES) + rng.choice([s for s in SURNAMES if " " not in s])
     if roll < 0.40:
-        return f"{rng.choice(SURNAMES)}-{rng.choice(SURNAMES)}"
+        return "-".join(rng.choice([s for s in SURNAMES if " " not in s]) for _ in range(2))
     return rng.choice(SURNAMES)
 
 
