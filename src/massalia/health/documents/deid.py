@@ -18,8 +18,9 @@ type        how                                                                 
             ``3 mars 21`` (day and month validated)                                            format, or
                                                                                                ``[DATE]``
 ``name``    by context: titles (M., Mme, Madame, Dr, Pr, Professeur...), labels (``Patient :``,   ``[NOM]``
-            ``Nom :``, ``Prénom :``, ``Copie à :``, ``Rédigé par``...), the signature line,
-            ``SURNAME Firstname`` pairs; then every other occurrence in the text of a name so
+            ``Nom :``, ``Prénom :``, ``Copie à :``, ``Rédigé par``...), relatives (``sa fille
+            Claire``), a lowercase patient banner, the signature line, ``SURNAME Firstname``
+            pairs; then every other occurrence in the text (any case) of a name so
             found, and of the ``known_names`` given (a person's names when the caller has them)
 ==========  =================================================================================  ==============
 
@@ -140,6 +141,15 @@ _DATE_TEXT = re.compile(
 )
 _TITLED = re.compile(rf"(?<!\w){_TITLE} ({_NAME})")
 _LABELLED = re.compile(rf"(?m)(?<!\w){_LABEL}(?!\w) ?:? ?(?:{_TITLE} )?({_NAME})(?=[ ,.;)]|$)")
+_RELATIVE = re.compile(
+    r"(?<!\w)(?:sa|son|leur|votre) (?:fille|fils|épouse|époux|mari|femme|sœur|soeur|frère|nièce|neveu|mère|père"
+    r"|compagnon|compagne|conjoint|conjointe|petite-fille|petit-fils|belle-fille|gendre|tante|oncle|cousin|cousine"
+    rf"|amie?|voisine?|aidant|aidante),? ({_NAME})(?=[ ,.;)\n]|$)"
+)
+_LOWER_LINE = re.compile(
+    r"(?m)^(?:Patient|Patiente|PATIENT|PATIENTE|Nom du patient|Nom|NOM|Prénom|PRÉNOM|Personne de confiance)"
+    rf" ?: ?((?:[{_LOW}'-]+)(?: [{_LOW}'-]+){{0,3}}) ?$"
+)
 _UPPER_FIRST = re.compile(rf"(?<![\w-])({_UPPER_WORD}(?: {_UPPER_WORD})?) ({_CAP_WORD})(?![\w-])")
 _FIRST_UPPER = re.compile(rf"(?<![\w-])({_CAP_WORD}) ({_UPPER_WORD}(?: {_UPPER_WORD})?)(?![\w-])")
 _TOKEN = re.compile(rf"{_PARTICLE} (?:{_CAP_WORD}|{_UPPER_WORD})|{_CAP_WORD}|{_UPPER_WORD}|{_INITIAL}")
@@ -270,6 +280,11 @@ def _find_names(text: str) -> Iterable[tuple[int, int, str]]:
     for pattern in (_TITLED, _LABELLED):
         for m in pattern.finditer(text):
             yield from _name_tokens(text, m.start(1), m.end(1))
+    for m in _RELATIVE.finditer(text):
+        yield from _name_tokens(text, m.start(1), m.end(1))
+    for m in _LOWER_LINE.finditer(text):  # a banner typed in lowercase: every word of it
+        for word in re.finditer(r"\S+", text[m.start(1) : m.end(1)]):
+            yield m.start(1) + word.start(), m.start(1) + word.end(), "name"
     for m in _LABELLED.finditer(text):
         # "Patiente : M. Martin": the "M." may be Marie's initial, not a title; replaced either way.
         if text[m.start(1) - 3 : m.start(1)] == "M. ":

@@ -492,7 +492,7 @@ def build_documents(
                 _discharge(n, p, arg[0], arg[1], arg[2])
             else:
                 _imaging(n, p, day, arg)
-            idg.write_signature(n, site, doctor, n.ident_rng)
+            idg.write_signature(n, site, doctor, n.ident_rng, identity)
             text = n.body()
             pids.append(i)
             visits.append(visit)

@@ -272,7 +272,12 @@ def write_header(w: IdentifierWriter, site: str, ident: Identity, note_id: int, 
     layout = rng.randrange(0, 3)
     if layout == 0:
         w.raw(rng.choice(("Patient : ", "Patiente : ", "PATIENT : ", "Nom du patient : ")))
-        _write_name(w, p, rng, title=_patient_title(p, rng))
+        if rng.random() < 0.08:  # typed in a hurry: all lowercase
+            w.ident(p.last.lower(), "name")
+            w.raw(" ")
+            w.ident(p.first.lower(), "name")
+        else:
+            _write_name(w, p, rng, title=_patient_title(p, rng))
         w.raw("\n")
     elif layout == 1:
         w.raw("Nom : ")
@@ -331,10 +336,49 @@ def write_patient_mention(w: IdentifierWriter, ident: Identity, rng: random.Rand
     _write_name(w, p, rng, title=title)
 
 
-def write_signature(w: IdentifierWriter, site: str, doctor: Person, rng: random.Random) -> None:
-    """The signature and, sometimes, the copy to the family doctor with their address and phone."""
+_RELATIVES = (("sa fille", True), ("son fils", False), ("son épouse", True), ("son mari", False),
+              ("sa sœur", True), ("son frère", False), ("sa nièce", True), ("son compagnon", False))  # fmt: skip
+
+
+def _write_relative(w: IdentifierWriter, ident: Identity, rng: random.Random) -> None:
+    """A relative named in a sentence, by first name alone or with a surname (the patient's or another)."""
+    relation, female = rng.choice(_RELATIVES)
+    relative = _person(rng, female)
+    style = rng.randrange(0, 3)
+    if style == 0:
+        w.raw(f"Personne de confiance : {relation}, ")
+        w.ident(relative.first, "name")
+        w.raw(" ")
+        w.ident(ident.person.last.upper() if rng.random() < 0.5 else relative.last, "name")
+        w.raw(", joignable au ")
+        w.ident(_phone(rng, True), "phone")
+        w.raw(".\n")
+        if rng.random() < 0.3:  # named again further on, with no cue at all
+            w.ident(relative.first, "name")
+            w.raw(" rappellera le secrétariat.\n")
+    elif rng.random() < 0.06:
+        # A name with no cue that rules could use: what a rule-based system misses (kept rare, as in notes).
+        w.ident(relative.first, "name")
+        w.raw(rng.choice((" rappellera le secrétariat.\n", " passera chercher les résultats.\n")))
+    elif style == 1:
+        w.raw(f"Consultation en présence de {relation} ")
+        w.ident(relative.first, "name")
+        w.raw(".\n")
+    else:
+        w.raw(f"Annonce faite au patient et à {relation}, ")
+        w.ident(relative.first, "name")
+        w.raw(rng.choice((", qui souhaite être tenue informée.\n", ", présente ce jour.\n")))
+
+
+def write_signature(
+    w: IdentifierWriter, site: str, doctor: Person, rng: random.Random, ident: Identity | None = None
+) -> None:
+    """The signature, sometimes a relative named in a sentence, sometimes a copy to the family doctor."""
     _, domain = _SITE_NAMES[site]
-    w.raw("\n\n")
+    w.raw("\n")
+    if ident is not None and rng.random() < 0.3:
+        _write_relative(w, ident, rng)
+    w.raw("\n")
     if rng.random() < 0.7:
         _write_name(w, doctor, rng, title=_doctor_title(rng))
     else:
