@@ -31,6 +31,7 @@ from pydantic import ValidationError
 from massalia.api.routes import analyses, cohorts, etl, extracts, mart, patients, quality, saved_cohorts, vocabulary
 from massalia.cli.analysis import analysis_app
 from massalia.cli.cohort import cohort_app
+from massalia.cli.deid import deid_app
 from massalia.cli.etl import etl_app
 from massalia.cli.extract import extract_app
 from massalia.cli.mart import mart_app
@@ -238,6 +239,7 @@ class HealthDomain:
         contributions.add_cli_group("extract", extract_app)
         contributions.add_cli_group("patient", patient_app)
         contributions.add_cli_group("analysis", analysis_app)
+        contributions.add_cli_group("deid", deid_app)
         contributions.add_rights(RIGHTS_FILE)
         contributions.add_scope_model("health.cohort", CohortScope())
         contributions.add_quality_check("omop.dqd", _register_dqd)

@@ -4,7 +4,11 @@
   replaced (by a finding of any type: a name replaced as an address is still gone);
 - **precision** of a type: the share of its findings that overlap a planted identifier (of any type);
   what the rules replace that is not an identifier (a drug, a heading) lowers it;
-- **leaks**: planted identifiers (3 characters or more) still present, as written, in the output.
+- **leaks**: planted identifiers (3 characters or more, dates aside) still present, as written, in the output.
+
+Names planted with no cue at all (``cue: false`` in the ground truth: ``Thierry rappellera le
+secrétariat.``) are scored apart (``uncued``): no rule can find them, and mixing them in would hide how
+well the rules do on the rest, or, left out silently, hide the limit.
 
 Examples
 --------
@@ -49,8 +53,10 @@ class DeidEvaluation:
     """Scores per type, the documents seen, the leaks and a few missed examples (types and offsets only)."""
 
     scores: dict[str, TypeScore] = field(default_factory=lambda: {k: TypeScore() for k in IDENTIFIER_TYPES})
+    uncued: TypeScore = field(default_factory=TypeScore)
     documents: int = 0
     leaks: int = 0
+    uncued_leaks: int = 0
     missed: list[tuple[str, str]] = field(default_factory=list)
 
 
@@ -70,7 +76,7 @@ def evaluate_deidentification(notes: Iterable[GeneratedNote], *, shift_days: int
         planted = bytearray(len(text))
         for item in truth:
             planted[item["start"] : item["end"]] = b"\x01" * (item["end"] - item["start"])
-            score = result.scores[item["type"]]
+            score = result.scores[item["type"]] if item.get("cue", True) else result.uncued
             score.planted += 1
             if _covered(mask, text, item["start"], item["end"]):
                 score.replaced += 1
@@ -80,7 +86,13 @@ def evaluate_deidentification(notes: Iterable[GeneratedNote], *, shift_days: int
             score = result.scores[span.type]
             score.found += 1
             score.correct += any(planted[span.start : span.end])
-        words = {item["text"] for item in truth if len(item["text"]) >= 3 and item["type"] != "date"}
-        result.leaks += sum(1 for w in words if re.search(rf"(?<!\w){re.escape(w)}(?!\w)", out.text))
+        for cued in (True, False):
+            words = {item["text"] for item in truth
+                     if len(item["text"]) >= 3 and item["type"] != "date" and item.get("cue", True) is cued}  # fmt: skip
+            leaked = sum(1 for w in words if re.search(rf"(?<!\w){re.escape(w)}(?!\w)", out.text))
+            if cued:
+                result.leaks += leaked
+            else:
+                result.uncued_leaks += leaked
         result.documents += 1
     return result

@@ -2,7 +2,8 @@
 
 Each document is built segment by segment, so every annotated span's character offsets are exact.
 Labels: cancer, histology, tnm, stage, biomarker, drug, date, metastasis, comorbidity, procedure,
-adverse_event, ecog; qualifiers: negated, hypothesis, family, history.
+adverse_event, ecog; qualifiers: negated, hypothesis, family, history. Direct identifiers (headers,
+signatures, the patient named in letters) are planted by ``identifiers`` and listed apart (``identifiers``).
 """
 
 from __future__ import annotations
@@ -70,8 +71,9 @@ class _Note:
         self.parts.append(s)
         self.length += len(s)
 
-    def ident(self, s: str, kind: str) -> None:
-        self.identifiers.append({"start": self.length, "end": self.length + len(s), "type": kind, "text": s})
+    def ident(self, s: str, kind: str, *, cue: bool = True) -> None:
+        span = {"start": self.length, "end": self.length + len(s), "type": kind, "text": s, "cue": cue}
+        self.identifiers.append(span)
         self.raw(s)
 
     def mention(self, fallback: str) -> None:

@@ -9,8 +9,10 @@ from syllables; streets, phones, e-mails and NIR are drawn from a seeded generat
 purpose: uppercase blocks, particles (``Le Goff``, ``de la Fontaine``), hyphenated names, initials,
 names inside sentences, names split over lines (``Nom :`` / ``Prénom :``), NIR with and without spaces.
 
-Each planted identifier is recorded as a span ``{"start", "end", "type", "text"}`` in the document's
-``identifiers`` list (offsets into the final text). Types are :data:`IDENTIFIER_TYPES`. Dates of the body
+Each planted identifier is recorded as a span ``{"start", "end", "type", "text", "cue"}`` in the document's
+``identifiers`` list (offsets into the final text). Types are :data:`IDENTIFIER_TYPES`. ``cue`` is false for
+the few names planted with nothing around them that says they are names (``Thierry rappellera le
+secrétariat.``, a relative named once): the limit of any rule-based de-identification, measured apart. Dates of the body
 (the existing ``date`` annotations) are identifiers too; :func:`identifier_spans` merges them in.
 
 A patient's identity is drawn from a generator seeded by its site and global index, so every document of a
@@ -70,6 +72,8 @@ _SITE_NAMES = {
     "clcc_sud": ("Institut de cancérologie Sud", "ic-sud.fr"),
     "ch_est": ("Centre hospitalier de l'Est", "ch-est.fr"),
 }
+_SERVICES = ("Service d'oncologie", "Oncologie médicale", "Pôle de cancérologie", "Hôpital de jour d'oncologie",
+             "Département de radiothérapie", "Service de pneumologie", "Chirurgie digestive")  # fmt: skip
 _SPECIALTIES = ("Oncologue médical", "Radiothérapeute", "Chirurgien viscéral", "Anatomopathologiste",
                 "Radiologue", "Pneumologue", "Praticien hospitalier")  # fmt: skip
 
@@ -80,8 +84,8 @@ class IdentifierWriter(Protocol):
     def raw(self, s: str) -> None:
         """Append text as is (no typo, no draw from the text generator)."""
 
-    def ident(self, s: str, kind: str) -> None:
-        """Append an identifier of ``kind`` and record its span."""
+    def ident(self, s: str, kind: str, *, cue: bool = True) -> None:
+        """Append an identifier of ``kind`` and record its span (``cue``: its context tells what it is)."""
 
 
 @dataclass(frozen=True)
@@ -262,7 +266,8 @@ def write_header(w: IdentifierWriter, site: str, ident: Identity, note_id: int, 
     doctor = rng.choice(doctors)
     hospital, domain = _SITE_NAMES[site]
     p = ident.person
-    w.raw(f"{hospital} - Service d'oncologie\n")
+    service = rng.choice(_SERVICES)
+    w.raw(rng.choice((f"{hospital} - {service}\n", f"{hospital.upper()}\n{service}\n", f"{service} ({hospital})\n")))
     if rng.random() < 0.5:
         w.raw("Secrétariat : ")
         w.ident(_phone(rng, False), "phone")
@@ -358,7 +363,7 @@ def _write_relative(w: IdentifierWriter, ident: Identity, rng: random.Random) ->
             w.raw(" rappellera le secrétariat.\n")
     elif rng.random() < 0.06:
         # A name with no cue that rules could use: what a rule-based system misses (kept rare, as in notes).
-        w.ident(relative.first, "name")
+        w.ident(relative.first, "name", cue=False)
         w.raw(rng.choice((" rappellera le secrétariat.\n", " passera chercher les résultats.\n")))
     elif style == 1:
         w.raw(f"Consultation en présence de {relation} ")
@@ -407,6 +412,6 @@ def write_signature(
 
 def identifier_spans(identifiers: list[dict[str, Any]], spans: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """A document's identifiers: the planted ones and the dates of its body, in text order."""
-    dates = [{"start": s["start"], "end": s["end"], "type": "date", "text": s["text"]}
+    dates = [{"start": s["start"], "end": s["end"], "type": "date", "text": s["text"], "cue": True}
              for s in spans if s["label"] == "date"]  # fmt: skip
     return sorted([*identifiers, *dates], key=lambda s: (s["start"], s["end"]))
