@@ -87,8 +87,8 @@ _LABEL = (
     r"|Signé par|Validé par|Dicté par|Interne|Correspondant)"
 )
 # Words that look like names by their case but are headings or medical abbreviations.
-_NOT_NAMES = frozenset(
-    """RCP TDM IRM TEP TAP CRH CR HTA BPCO OMS PS ECOG HER2 EGFR ALK KRAS BRAF MSI BRCA PDL1 ER PR RE RP SCANNER
+_NOT_NAMES_TEXT = """
+    RCP TDM IRM TEP TAP CRH CR HTA BPCO OMS PS ECOG HER2 EGFR ALK KRAS BRAF MSI BRCA PDL1 ER PR RE RP SCANNER
     COMPTE RENDU ANATOMOPATHOLOGIQUE ANAPATH HOSPITALISATION RÉUNION REUNION CONCERTATION PLURIDISCIPLINAIRE
     THORACO ABDOMINO PELVIEN IMAGERIE LETTRE SORTIE SERVICE CHU CH CLCC NDA IPP NIR INS SS DDN TNM AJCC UICC
     Patient Patiente Madame Monsieur Docteur Professeur Service Secrétariat Tél Tel Téléphone Portable Adresse
@@ -97,8 +97,8 @@ _NOT_NAMES = frozenset(
     Proposition Stade Antécédents Biomarqueurs Hospitalisation Prélèvement Cher Chère Mon Bien Je Nous Le La Les
     Un Une Il Elle Dans Sur Pour Avec Sans Suite Bilan Sortie Retour Consultation Immunohistochimie Dernière
     Institut Centre Nord Sud Est Ouest CEDEX Cedex M Mr MM Mme MME Mmes Mlle MADAME MONSIEUR Dr DR Pr DOCTEUR
-    PROFESSEUR Me Maître""".split()
-)
+    PROFESSEUR Me Maître"""
+_NOT_NAMES = frozenset(_NOT_NAMES_TEXT.split())
 _STREET = (
     r"(?:rue|avenue|av\.|boulevard|bd|bld|chemin|impasse|allée|allee|place|traverse|cours|quai|route|square"
     r"|montée|lotissement|résidence|cité|passage|voie|Rue|Avenue|Boulevard|Bd|Chemin|Impasse|Allée|Place"
@@ -113,7 +113,9 @@ _MONTH_NAMES = ("janvier", "février", "mars", "avril", "mai", "juin", "juillet"
                 "novembre", "décembre")  # fmt: skip
 
 _EMAIL = re.compile(r"(?<![\w.+-])[\w.+-]{1,64}@[\w-]{1,63}(?:\.[\w-]{1,63})+")
-_NIR = re.compile(r"(?<![\w])([12])[ .]?(\d{2})[ .]?(\d{2})[ .]?(\d{2}|2[AB])[ .]?(\d{3})[ .]?(\d{3})[ .]?(\d{2})(?!\w)")
+_NIR = re.compile(
+    r"(?<![\w])([12])[ .]?(\d{2})[ .]?(\d{2})[ .]?(\d{2}|2[AB])[ .]?(\d{3})[ .]?(\d{3})[ .]?(\d{2})(?!\w)"
+)
 _NIR_LABEL = re.compile(r"(?:NIR|N°\s?SS|N°\s?sécu|INS|[Ss]écurité sociale|NSS)\s*:?\s*$")
 _PHONE = re.compile(r"(?<![\w+])(?:\+33[ .]?\(?0?\)?[ .]?[1-9]|0[1-9])(?:[ .-]?\d{2}){4}(?![\w])")
 _IPP = re.compile(
@@ -139,7 +141,7 @@ _DATE_TEXT = re.compile(
     r"(?<!\w)(1er|\d{1,2}) (" + "|".join(sorted(_MONTHS, key=len, reverse=True)) + r")\.? (\d{4}|\d{2})(?!\w)",
     re.IGNORECASE,
 )
-_TITLED = re.compile(rf"(?<!\w){_TITLE} ({_NAME})")
+_TITLED = re.compile(rf"(?<!\w){_TITLE}[ \n]({_NAME})")
 _LABELLED = re.compile(rf"(?m)(?<!\w){_LABEL}(?!\w) ?:? ?(?:{_TITLE} )?({_NAME})(?=[ ,.;)]|$)")
 _RELATIVE = re.compile(
     r"(?<!\w)(?:sa|son|leur|votre) (?:fille|fils|épouse|époux|mari|femme|sœur|soeur|frère|nièce|neveu|mère|père"
@@ -186,7 +188,7 @@ def nir_is_valid(nir: str) -> bool:
 
     Examples
     --------
-    >>> nir_is_valid("184057512345664"), nir_is_valid("184057512345665"), nir_is_valid("2840520123456xx")
+    >>> nir_is_valid("184057512345625"), nir_is_valid("184057512345626"), nir_is_valid("2840520123456xx")
     (True, False, False)
     """
     digits = nir.replace(" ", "").replace(".", "").upper()
@@ -309,15 +311,26 @@ FINDERS: tuple[Finder, ...] = (
 """The detectors, each a small function yielding ``(start, end, type)``; their findings are merged."""
 
 
+def _variants(word: str) -> set[str]:
+    """How a name found once may be written elsewhere: as found, in capitals, capitalized (``Le Goff``)."""
+    capitalized = re.sub(r"[^\W\d_]+", lambda m: m.group().capitalize(), word.lower())
+    return {word, word.upper(), capitalized}
+
+
 def _occurrences(text: str, names: Iterable[str]) -> Iterable[tuple[int, int, str]]:
-    """Every other whole-word occurrence (any case) of names already known or found."""
-    words = sorted({w for w in names if len(w) >= 3 and not w.endswith(".") and w not in _NOT_NAMES},
-                   key=len, reverse=True)  # fmt: skip
-    if not words:
-        return
-    pattern = re.compile(r"(?<![\w-])(?:" + "|".join(re.escape(w) for w in words) + r")(?![\w-])", re.IGNORECASE)
-    for m in pattern.finditer(text):
-        yield m.start(), m.end(), "name"
+    """Every other whole-word occurrence of names already known or found.
+
+    Capitalized or in capitals, not in lower case: ``Rose`` found with a title is replaced in
+    ``ROSE`` but not in ``la rose``. A name found in lower case (a banner typed so) is matched in any case.
+    """
+    words = {w for w in names if len(w) >= 3 and not w.endswith(".") and w not in _NOT_NAMES}
+    exact = sorted({v for w in words if not w.islower() for v in _variants(w)}, key=len, reverse=True)
+    anycase = sorted({w for w in words if w.islower()}, key=len, reverse=True)
+    for group, flags in ((exact, 0), (anycase, re.IGNORECASE)):
+        if group:
+            pattern = re.compile(r"(?<![\w-])(?:" + "|".join(map(re.escape, group)) + r")(?![\w-])", flags)
+            for m in pattern.finditer(text):
+                yield m.start(), m.end(), "name"
 
 
 def _merge(found: Iterable[tuple[int, int, str]]) -> list[tuple[int, int, str]]:
@@ -355,7 +368,8 @@ def _shifted(original: str, days: int) -> str | None:
             return None
         moved = date + dt.timedelta(days=days)
         y = str(moved.year) if len(m.group(3)) == 4 else f"{moved.year % 100:02d}"
-        return f"{moved.day} {_MONTH_NAMES[moved.month - 1]} {y}"
+        day = "1er" if moved.day == 1 and m.group(1).lower() == "1er" else str(moved.day)
+        return f"{day} {_MONTH_NAMES[moved.month - 1]} {y}"
     return None
 
 

@@ -87,8 +87,11 @@ def evaluate_deidentification(notes: Iterable[GeneratedNote], *, shift_days: int
             score.found += 1
             score.correct += any(planted[span.start : span.end])
         for cued in (True, False):
-            words = {item["text"] for item in truth
-                     if len(item["text"]) >= 3 and item["type"] != "date" and item.get("cue", True) is cued}  # fmt: skip
+            words = {
+                item["text"]
+                for item in truth
+                if len(item["text"]) >= 3 and item["type"] != "date" and item.get("cue", True) is cued
+            }
             leaked = sum(1 for w in words if re.search(rf"(?<!\w){re.escape(w)}(?!\w)", out.text))
             if cued:
                 result.leaks += leaked

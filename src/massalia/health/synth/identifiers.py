@@ -139,7 +139,7 @@ def nir_key(digits13: str) -> int:
     Examples
     --------
     >>> nir_key("1840575123456")
-    64
+    25
     """
     number = int(digits13.replace("2A", "19").replace("2B", "18"))
     return 97 - number % 97
@@ -155,9 +155,7 @@ def _nir(rng: random.Random, female: bool, birth: dt.date, postcode: str) -> str
 
 
 def _phone(rng: random.Random, mobile: bool) -> str:
-    digits = f"0{rng.choice('67') if mobile else rng.choice('449')}" + "".join(
-        str(rng.randint(0, 9)) for _ in range(8)
-    )
+    digits = f"0{rng.choice('67') if mobile else rng.choice('449')}" + "".join(str(rng.randint(0, 9)) for _ in range(8))
     pairs = [digits[i : i + 2] for i in range(0, 10, 2)]
     style = rng.randrange(0, 5)
     if style == 0:
@@ -262,10 +260,8 @@ def _date(d: dt.date, rng: random.Random) -> str:
 
 def write_header(w: IdentifierWriter, site: str, ident: Identity, note_id: int, rng: random.Random) -> Person:
     """The document's header (hospital, service, patient banner); returns the doctor who signs it."""
-    doctors = _doctors(site)
-    doctor = rng.choice(doctors)
+    doctor = rng.choice(_doctors(site))
     hospital, domain = _SITE_NAMES[site]
-    p = ident.person
     service = rng.choice(_SERVICES)
     w.raw(rng.choice((f"{hospital} - {service}\n", f"{hospital.upper()}\n{service}\n", f"{service} ({hospital})\n")))
     if rng.random() < 0.5:
@@ -274,6 +270,19 @@ def write_header(w: IdentifierWriter, site: str, ident: Identity, note_id: int, 
         w.raw(" - ")
         w.ident(f"secretariat.onco@{domain}", "email")
         w.raw("\n")
+    _write_banner(w, ident, rng)
+    _write_contact(w, site, ident, note_id, rng)
+    if rng.random() < 0.5:
+        w.raw(rng.choice(("Médecin référent : ", "Demandeur : ", "Rédigé par ")))
+        _write_name(w, doctor, rng, title=_doctor_title(rng))
+        w.raw("\n")
+    w.raw("\n")
+    return doctor
+
+
+def _write_banner(w: IdentifierWriter, ident: Identity, rng: random.Random) -> None:
+    """The patient's name (one line, two lines, or an object line) and birth date."""
+    p = ident.person
     layout = rng.randrange(0, 3)
     if layout == 0:
         w.raw(rng.choice(("Patient : ", "Patiente : ", "PATIENT : ", "Nom du patient : ")))
@@ -294,10 +303,14 @@ def write_header(w: IdentifierWriter, site: str, ident: Identity, note_id: int, 
         w.raw(rng.choice(("Concerne : ", "Objet : ", "Réf. : ")))
         _write_name(w, p, rng, title=_patient_title(p, rng) or ("Mme" if p.female else "M."))
         w.raw(", ")
-    w.raw(rng.choice(("née le ", "Née le ", "DDN : ", "date de naissance : ")) if p.female else rng.choice(
-        ("né le ", "Né le ", "DDN : ", "date de naissance : ")))  # fmt: skip
+    born = ("née le ", "Née le ") if p.female else ("né le ", "Né le ")
+    w.raw(rng.choice((*born, "DDN : ", "date de naissance : ")))
     w.ident(_date(ident.birth, rng), "date")
     w.raw("\n")
+
+
+def _write_contact(w: IdentifierWriter, site: str, ident: Identity, note_id: int, rng: random.Random) -> None:
+    """Hospital ids, and sometimes the address, phone, e-mail and social security number."""
     ids = rng.randrange(0, 3)
     if ids != 1:
         w.raw(rng.choice(("IPP : ", "IPP ", "N° patient : ", "NIP : ")))
@@ -326,12 +339,6 @@ def write_header(w: IdentifierWriter, site: str, ident: Identity, note_id: int, 
         w.raw(rng.choice(("N° SS : ", "NIR : ", "Sécurité sociale : ", "INS : ")))
         w.ident(spaced if rng.random() < 0.5 else nir, "nir")
         w.raw("\n")
-    if rng.random() < 0.5:
-        w.raw(rng.choice(("Médecin référent : ", "Demandeur : ", "Rédigé par ")))
-        _write_name(w, doctor, rng, title=_doctor_title(rng))
-        w.raw("\n")
-    w.raw("\n")
-    return doctor
 
 
 def write_patient_mention(w: IdentifierWriter, ident: Identity, rng: random.Random) -> None:
