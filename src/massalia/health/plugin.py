@@ -29,6 +29,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from massalia.api.routes import analyses, cohorts, etl, extracts, mart, patients, quality, saved_cohorts, vocabulary
+from massalia.api.routes.deidentified_notes import router as deidentified_notes_router
 from massalia.cli.analysis import analysis_app
 from massalia.cli.cohort import cohort_app
 from massalia.cli.deid import deid_app
@@ -232,6 +233,7 @@ class HealthDomain:
         """Register health's routers, command groups, rights, scope model, quality checks, analyses and portal pages."""
         for module in (cohorts, saved_cohorts, patients, mart, extracts, quality, etl, vocabulary, analyses):
             contributions.add_router(module.router)
+        contributions.add_router(deidentified_notes_router)
         contributions.add_cli_group("omop", omop_app)
         contributions.add_cli_group("etl", etl_app)
         contributions.add_cli_group("cohort", cohort_app)

@@ -99,9 +99,9 @@ def _note(position: int, row: dict[str, Any], shift: int, names: list[str]) -> D
 
 @time_limited
 def deidentified_notes(
-    caller: Caller, engine: Engine, person: str, *, project_id: int, purpose: str
+    caller: Caller, engine: Engine, person: str | int, *, project_id: int | None, purpose: str
 ) -> DeidentifiedNotes:
-    """A person's notes de-identified (see the module docstring), audited with ``purpose`` first.
+    """A person's notes de-identified (see the module docstring), decided and audited with ``purpose`` first.
 
     Raises
     ------
@@ -114,15 +114,17 @@ def deidentified_notes(
     """
     if not isinstance(purpose, str) or len(purpose.strip()) < MIN_PURPOSE_LENGTH:
         raise InvalidRequest(f"a purpose (at least {MIN_PURPOSE_LENGTH} characters) is required to read documents")
-    if not isinstance(person, str) or not isinstance(project_id, int) or isinstance(project_id, bool):
-        raise InvalidRequest("name the person by its project pseudonym and the project by its id")
-    detail = {"resource": {"person_id": person}, "purpose": purpose.strip(), "channel": caller.channel}
+    reference = person if isinstance(person, str | int) and not isinstance(person, bool) else repr(person)
+    detail = {"resource": {"person_id": reference}, "purpose": purpose.strip(), "channel": caller.channel}
+    # Decided (and audited) first, whatever the person reference: a refusal says nothing of the person.
     grant = caller.authorize(ACTION, project_id=project_id, detail=detail)
-    if not grant.pseudonymized or not grant.row_level:
+    if not grant.pseudonymized or not grant.row_level or project_id is None:
         reason = "documents are de-identified for pseudonymized project access only"
         caller.governance.audit(caller.principal, ACTION, decision="denied", denied_because=reason,
-                                project_id=project_id, resource={"person_id": person})  # fmt: skip
+                                project_id=project_id, resource={"person_id": reference})  # fmt: skip
         raise AccessDenied(ACTION, reason)
+    if not isinstance(person, str):
+        raise InvalidRequest("under a pseudonymized project, name the person by its project pseudonym")
     real, shift = project_person(caller, engine, ACTION, project_id, person)
     if not engine.table_exists("note"):
         return DeidentifiedNotes(person, grant)
