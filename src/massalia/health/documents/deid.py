@@ -154,6 +154,7 @@ _LOWER_LINE = re.compile(
 )
 _UPPER_FIRST = re.compile(rf"(?<![\w-])({_UPPER_WORD}(?: {_UPPER_WORD})?) ({_CAP_WORD})(?![\w-])")
 _FIRST_UPPER = re.compile(rf"(?<![\w-])({_CAP_WORD}) ({_UPPER_WORD}(?: {_UPPER_WORD})?)(?![\w-])")
+_WORD = re.compile(r"(?<![\w-])[^\W\d_]+(?:[-'’][^\W\d_]+)*(?![\w-])")
 _TOKEN = re.compile(rf"{_PARTICLE} (?:{_CAP_WORD}|{_UPPER_WORD})|{_CAP_WORD}|{_UPPER_WORD}|{_INITIAL}")
 
 
@@ -322,15 +323,17 @@ def _occurrences(text: str, names: Iterable[str]) -> Iterable[tuple[int, int, st
 
     Capitalized or in capitals, not in lower case: ``Rose`` found with a title is replaced in
     ``ROSE`` but not in ``la rose``. A name found in lower case (a banner typed so) is matched in any case.
+    One pass over the words of the text (no pattern compiled per note).
     """
     words = {w for w in names if len(w) >= 3 and not w.endswith(".") and w not in _NOT_NAMES}
-    exact = sorted({v for w in words if not w.islower() for v in _variants(w)}, key=len, reverse=True)
-    anycase = sorted({w for w in words if w.islower()}, key=len, reverse=True)
-    for group, flags in ((exact, 0), (anycase, re.IGNORECASE)):
-        if group:
-            pattern = re.compile(r"(?<![\w-])(?:" + "|".join(map(re.escape, group)) + r")(?![\w-])", flags)
-            for m in pattern.finditer(text):
-                yield m.start(), m.end(), "name"
+    exact = {v for w in words if not w.islower() for v in _variants(w)}
+    anycase = {w for w in words if w.islower()}
+    if not words:
+        return
+    for m in _WORD.finditer(text):
+        word = m.group()
+        if word in exact or word.lower() in anycase:
+            yield m.start(), m.end(), "name"
 
 
 def _merge(found: Iterable[tuple[int, int, str]]) -> list[tuple[int, int, str]]:
