@@ -6,6 +6,7 @@ import random
 import re
 from collections import Counter, defaultdict
 
+import pyarrow.parquet as pq
 from test_documents import _annotations, _notes
 
 from massalia.health.synth.identifiers import (
@@ -93,3 +94,18 @@ def test_identity_is_stable_and_draws_nothing_from_the_text_generator():
     assert random.getstate() == state  # a generator of its own, seeded by site and index
     assert patient_identity("chu_nord", 42, True, 1000, "100000042") == first
     assert patient_identity("ch_est", 42, True, 1000, "x") != first
+
+
+def test_the_birth_date_is_the_patient_s_and_a_date_of_the_clinical_truth_too(small_run):
+    """The header's birth date agrees with the structured truth and is annotated for NLP as every other date."""
+    out, _ = small_run
+    truth = pq.read_table(out / "truth" / "patients_part0000.parquet").to_pylist()
+    births = {(t["site"], t["source_patient_id"]): t["birth_date"].isoformat() for t in truth}
+    checked = 0
+    for note in _annotations(out, 0):
+        first = min((s for s in note["spans"] if s["label"] == "date"), key=lambda s: s["start"])
+        planted = [s for s in note["identifiers"] if s["type"] == "date" and s["start"] == first["start"]]
+        assert planted and first["value"] == births[(note["site"], note["patient_id"])]
+        assert sum(1 for s in note["identifiers"] if (s["start"], s["end"]) == (first["start"], first["end"])) == 1
+        checked += 1
+    assert checked > 1000

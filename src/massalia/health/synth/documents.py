@@ -71,9 +71,12 @@ class _Note:
         self.parts.append(s)
         self.length += len(s)
 
-    def ident(self, s: str, kind: str, *, cue: bool = True) -> None:
+    def ident(self, s: str, kind: str, *, cue: bool = True, value: str | None = None) -> None:
         span = {"start": self.length, "end": self.length + len(s), "type": kind, "text": s, "cue": cue}
         self.identifiers.append(span)
+        if kind == "date" and value is not None:  # a date of the header is a date for the NLP truth too
+            self.spans.append({"start": span["start"], "end": span["end"], "label": "date", "text": s, "value": value,
+                               "negated": False, "hypothesis": False, "family": False, "history": False})  # fmt: skip
         self.raw(s)
 
     def mention(self, fallback: str) -> None:

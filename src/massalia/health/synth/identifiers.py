@@ -84,8 +84,11 @@ class IdentifierWriter(Protocol):
     def raw(self, s: str) -> None:
         """Append text as is (no typo, no draw from the text generator)."""
 
-    def ident(self, s: str, kind: str, *, cue: bool = True) -> None:
-        """Append an identifier of ``kind`` and record its span (``cue``: its context tells what it is)."""
+    def ident(self, s: str, kind: str, *, cue: bool = True, value: str | None = None) -> None:
+        """Append an identifier of ``kind`` and record its span (``cue``: its context tells what it is).
+
+        A date given its ISO ``value`` is also a ``date`` annotation of the clinical ground truth.
+        """
 
 
 @dataclass(frozen=True)
@@ -305,7 +308,7 @@ def _write_banner(w: IdentifierWriter, ident: Identity, rng: random.Random) -> N
         w.raw(", ")
     born = ("née le ", "Née le ") if p.female else ("né le ", "Né le ")
     w.raw(rng.choice((*born, "DDN : ", "date de naissance : ")))
-    w.ident(_date(ident.birth, rng), "date")
+    w.ident(_date(ident.birth, rng), "date", value=ident.birth.isoformat())
     w.raw("\n")
 
 
@@ -419,6 +422,7 @@ def write_signature(
 
 def identifier_spans(identifiers: list[dict[str, Any]], spans: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """A document's identifiers: the planted ones and the dates of its body, in text order."""
+    planted = {(s["start"], s["end"]) for s in identifiers}
     dates = [{"start": s["start"], "end": s["end"], "type": "date", "text": s["text"], "cue": True}
-             for s in spans if s["label"] == "date"]  # fmt: skip
+             for s in spans if s["label"] == "date" and (s["start"], s["end"]) not in planted]  # fmt: skip
     return sorted([*identifiers, *dates], key=lambda s: (s["start"], s["end"]))
