@@ -163,6 +163,7 @@ def test_the_example_domain_plugs_into_the_cli(tmp_path: Path, monkeypatch: pyte
         "patient",
         "analysis",
         "text",
+        "deid",
         "example",
     ]
     result = CliRunner().invoke(root, ["example", "things", "--home", str(tmp_path)])

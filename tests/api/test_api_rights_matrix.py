@@ -259,6 +259,7 @@ SPECS: dict[str, Callable[[Matrix, str, str], Request]] = {
     "POST /api/v1/patients/view": _patient_view,
     "POST /api/v1/patients/timeline": _patient_view,
     "POST /api/v1/documents/search": _document_search,
+    "POST /api/v1/patients/notes/deidentified": _patient_view,
     "POST /api/v1/mart/count": lambda m, c, r: {"json": {
         "filters": {"cohort_definition_id": 1}, "project_id": m.project(c, r)}},
     "POST /api/v1/mart/dashboard": lambda m, c, r: {"json": {

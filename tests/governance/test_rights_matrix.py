@@ -196,6 +196,8 @@ EXPECTED: dict[str, Callable[[Case], Outcome]] = {
     "health.definition.save": member_or(),
     "health.definition.read": member_or(),
     "health.document.read": lambda case: ROWS if case.own_site else DENY,
+    # documents de-identified: the approved members of a pseudonymized project, like an extract
+    "health.document.deidentified": extract,
 }
 
 

@@ -40,8 +40,10 @@ from massalia.api.routes import (
     saved_cohorts,
     vocabulary,
 )
+from massalia.api.routes.deidentified_notes import router as deidentified_notes_router
 from massalia.cli.analysis import analysis_app
 from massalia.cli.cohort import cohort_app
+from massalia.cli.deid import deid_app
 from massalia.cli.etl import etl_app
 from massalia.cli.extract import extract_app
 from massalia.cli.mart import mart_app
@@ -252,6 +254,7 @@ class HealthDomain:
         """Register health's routers, command groups, rights, scope model, quality checks, analyses and portal pages."""
         for module in (cohorts, saved_cohorts, patients, mart, extracts, quality, etl, vocabulary, analyses, documents):
             contributions.add_router(module.router)
+        contributions.add_router(deidentified_notes_router)
         contributions.add_cli_group("omop", omop_app)
         contributions.add_cli_group("etl", etl_app)
         contributions.add_cli_group("cohort", cohort_app)
@@ -260,6 +263,7 @@ class HealthDomain:
         contributions.add_cli_group("patient", patient_app)
         contributions.add_cli_group("analysis", analysis_app)
         contributions.add_cli_group("text", text_app)
+        contributions.add_cli_group("deid", deid_app)
         contributions.add_rights(RIGHTS_FILE)
         contributions.add_scope_model("health.cohort", CohortScope())
         contributions.add_quality_check("omop.dqd", _register_dqd)

@@ -684,12 +684,7 @@ def patient_view(
     detail = {"resource": {"person_id": person}, "purpose": purpose.strip(), "channel": caller.channel}
     grant = gov.authorize(principal, "health.patient.view", project_id=project_id, site=site, detail=detail)
     if grant.pseudonymized and project_id is not None:
-        cohort = project_scope(caller, "health.patient.view", project_id).cohort
-        if not isinstance(person, str) or cohort is None:
-            raise InvalidRequest("under a pseudonymized project, name the person by its project pseudonym")
-        real = _resolve_pseudonym(gov, engine, CohortDefinition.model_validate(cohort), project_id, person)
-        key = gov.project_key(project_id)
-        shift = date_shifts([real], key=key, project=project_id, max_days=PROJECT_DATE_SHIFT_DAYS)[0].as_py()
+        real, shift = project_person(caller, engine, "health.patient.view", project_id, person)
     elif isinstance(person, int) and not isinstance(person, bool) and not grant.pseudonymized:
         real, shift = person, 0
     else:
@@ -698,7 +693,7 @@ def patient_view(
     if project_id is not None and not _scope_person_ok(engine, policy, real):
         _refuse_out_of_scope(caller, "health.patient.view", project_id, person)
     tables = {
-        name: engine.query(_patient_rows(name, int(real), policy)) for name in sections if engine.table_exists(name)
+        name: engine.query(person_rows(name, int(real), policy)) for name in sections if engine.table_exists(name)
     }
     if grant.pseudonymized:
         visits = visit_ordinals(tables.get("visit_occurrence"))
@@ -706,7 +701,29 @@ def patient_view(
     return PatientView(person, grant, tables)
 
 
-def _patient_rows(table: str, person_id: int, policy: RowPolicy | None) -> exp.Select:
+def project_person(caller: Caller, engine: Engine, action: str, project_id: int, person: object) -> tuple[int, int]:
+    """The person id behind a project pseudonym and their project date shift, for a pseudonymized grant.
+
+    The pseudonym is searched among the project cohort's persons of the project's sites (see
+    ``_resolve_pseudonym``); call it only after ``action`` was authorized with a pseudonymized grant.
+
+    Raises
+    ------
+    InvalidRequest
+        The person is not named by a pseudonym, or the project has no cohort.
+    NotFound
+        No person of the project has this pseudonym.
+    """
+    gov = caller.governance
+    cohort = project_scope(caller, action, project_id).cohort
+    if not isinstance(person, str) or cohort is None:
+        raise InvalidRequest("under a pseudonymized project, name the person by its project pseudonym")
+    real = _resolve_pseudonym(gov, engine, CohortDefinition.model_validate(cohort), project_id, person)
+    key = gov.project_key(project_id)
+    return real, int(date_shifts([real], key=key, project=project_id, max_days=PROJECT_DATE_SHIFT_DAYS)[0].as_py())
+
+
+def person_rows(table: str, person_id: int, policy: RowPolicy | None) -> exp.Select:
     """``SELECT * FROM table WHERE person_id = …``, and its event date in the project's period."""
     query = exp.select("*").from_(exp.to_table(table)).where(exp.column("person_id").eq(exp.Literal.number(person_id)))
     date = OMOP_EVENT_DATES.get(table)

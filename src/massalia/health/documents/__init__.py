@@ -1,1 +1,1 @@
-"""Clinical documents (OMOP NOTE): full-text search, guarded (:mod:`massalia.health.documents.search`)."""
+"""Clinical documents (OMOP NOTE text): full-text search and de-identification, guarded."""

@@ -2,7 +2,8 @@
 
 Each document is built segment by segment, so every annotated span's character offsets are exact.
 Labels: cancer, histology, tnm, stage, biomarker, drug, date, metastasis, comorbidity, procedure,
-adverse_event, ecog; qualifiers: negated, hypothesis, family, history.
+adverse_event, ecog; qualifiers: negated, hypothesis, family, history. Direct identifiers (headers,
+signatures, the patient named in letters) are planted by ``identifiers`` and listed apart (``identifiers``).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
+from massalia.health.synth import identifiers as idg
 from massalia.health.synth import phrases as ph
 from massalia.health.synth.catalogue import (
     ADVERSE_EVENTS,
@@ -61,6 +63,28 @@ class _Note:
         self.parts: list[str] = []
         self.length = 0
         self.spans: list[dict[str, Any]] = []
+        self.identifiers: list[dict[str, Any]] = []
+        self.patient: idg.Identity | None = None
+        self.ident_rng = rng
+
+    def raw(self, s: str) -> None:
+        self.parts.append(s)
+        self.length += len(s)
+
+    def ident(self, s: str, kind: str, *, cue: bool = True, value: str | None = None) -> None:
+        span = {"start": self.length, "end": self.length + len(s), "type": kind, "text": s, "cue": cue}
+        self.identifiers.append(span)
+        if kind == "date" and value is not None:  # a date of the header is a date for the NLP truth too
+            self.spans.append({"start": span["start"], "end": span["end"], "label": "date", "text": s, "value": value,
+                               "negated": False, "hypothesis": False, "family": False, "history": False})  # fmt: skip
+        self.raw(s)
+
+    def mention(self, fallback: str) -> None:
+        """The patient named in a sentence (planted identifiers, see ``identifiers``), else ``fallback``."""
+        if self.patient is None:
+            self.raw(fallback)
+        else:
+            idg.write_patient_mention(self, self.patient, self.ident_rng)
 
     def text(self, s: str) -> None:
         if self.rng.random() < 0.2:
@@ -201,7 +225,9 @@ def _consultation(n: _Note, p: _Patient, day: int) -> None:
     n.text(ph.pick(("J'ai vu en consultation le ", "Je reçois ce jour, le ", "Consultation du "), n.rng))
     n.date(day)
     who = "M." if p.male else "Mme"
-    n.text(f", {who} X, {p.age} ans, adressé{'' if p.male else 'e'} ")
+    n.raw(", ")
+    n.mention(f"{who} X")
+    n.text(f", {p.age} ans, adressé{'' if p.male else 'e'} ")
     n.text(ph.pick(("pour bilan. Motif : ", "pour avis. Motif : ", "par son médecin traitant. Motif : "), n.rng))
     fmt = ph.pick(ph.HYPOTHESIS_FORMULAS, n.rng)
     before, after = fmt.split("{x}")
@@ -435,8 +461,10 @@ def build_documents(
     v_end = (t.visits["end"] // 86_400).tolist()
     v_seq = t.visits["seq"].tolist()
     rel_met = _relapse_met(t, len(c))
+    births = c.birth_day.tolist()
     for i in range(len(c)):
         p = _Patient(c, i)
+        identity = idg.patient_identity(site, int(c.index[i]), not p.male, births[i], sids[i])
         plan: list[tuple[int, int, int, Any]] = [
             (2, anchors["first_consult"][i], -1, None),
             (4, dx[i], -1, None),
@@ -454,7 +482,11 @@ def build_documents(
         for k, (kind, day, visit, arg) in enumerate(plan):
             if day >= anchors["end_day"][i] + 1 and kind != 3:
                 continue
+            note_id = int(c.index[i]) * 100 + k
             n = _Note(text_rng)
+            # identifiers come from a generator of their own: the clinical text is drawn as without them
+            n.patient, n.ident_rng = identity, random.Random(f"massalia-note/{site}/{note_id}")
+            doctor = idg.write_header(n, site, identity, note_id, n.ident_rng)
             if kind == 0:
                 _pathology(n, p, day, bool(arg))
             elif kind == 1:
@@ -465,7 +497,7 @@ def build_documents(
                 _discharge(n, p, arg[0], arg[1], arg[2])
             else:
                 _imaging(n, p, day, arg)
-            note_id = int(c.index[i]) * 100 + k
+            idg.write_signature(n, site, doctor, n.ident_rng, identity)
             text = n.body()
             pids.append(i)
             visits.append(visit)
@@ -482,6 +514,7 @@ def build_documents(
                         "note_type": DOC_KINDS[kind],
                         "note_date": (dt.date(1970, 1, 1) + dt.timedelta(days=day)).isoformat(),
                         "spans": n.spans,
+                        "identifiers": idg.identifier_spans(n.identifiers, n.spans),
                     },
                     ensure_ascii=False,
                 )
