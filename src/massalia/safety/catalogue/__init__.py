@@ -21,6 +21,7 @@ True
 from __future__ import annotations
 
 import csv
+import io
 from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -165,7 +166,7 @@ def load_catalogue() -> Catalogue:
     families = meta["families"]
     schemes = meta["schemes"]
     types: dict[str, IncidentType] = {}
-    with folder.joinpath("types.csv").open(encoding="utf-8", newline="") as handle:
+    with io.StringIO(folder.joinpath("types.csv").read_text(encoding="utf-8"), newline="") as handle:
         reader = csv.DictReader(handle)
         if tuple(reader.fieldnames or ()) != TYPE_COLUMNS:
             raise CatalogueError(f"types.csv header must be {', '.join(TYPE_COLUMNS)}")
@@ -179,7 +180,7 @@ def load_catalogue() -> Catalogue:
             )
     local: list[LocalCode] = []
     by_local: dict[tuple[str, str], str] = {}
-    with folder.joinpath("local_codes.csv").open(encoding="utf-8", newline="") as handle:
+    with io.StringIO(folder.joinpath("local_codes.csv").read_text(encoding="utf-8"), newline="") as handle:
         for line, row in enumerate(csv.DictReader(handle), start=2):
             where = f"local_codes.csv line {line}"
             if row["source"] not in meta["sources"]:

@@ -22,6 +22,7 @@ and the time between the two reports.
 from __future__ import annotations
 
 from collections import defaultdict
+from typing import Any
 
 import pyarrow as pa
 
@@ -97,7 +98,7 @@ def assign(engine: Engine, new: str, families: dict[str, str], run_id: str) -> p
         "ORDER BY n.occurred_at, n.report_id"
     ).to_pylist()
     pairs = engine.query(candidate_pairs_sql(new)).to_pylist()
-    candidates: dict[int, list[dict[str, object]]] = defaultdict(list)
+    candidates: dict[int, list[dict[str, Any]]] = defaultdict(list)
     for pair in pairs:
         candidates[int(pair["a_id"])].append(pair)
     known_incidents = {int(p["b_incident"]) for p in pairs if p["b_incident"] is not None}
@@ -147,9 +148,9 @@ def assign(engine: Engine, new: str, families: dict[str, str], run_id: str) -> p
             key=lambda p: (RULE_RANK[str(p["rule"])], p["minutes_apart"], p["metres_apart"] or 0.0),
         ):
             b = int(pair["b_id"])
-            incident = int(pair["b_incident"]) if pair["b_incident"] is not None else incident_of.get(b)
-            if incident is not None and str(report["source"]) not in sources_of[incident]:
-                chosen = (incident, b, pair)
+            joined = int(pair["b_incident"]) if pair["b_incident"] is not None else incident_of.get(b)
+            if joined is not None and str(report["source"]) not in sources_of[joined]:
+                chosen = (joined, b, pair)
                 break
         if chosen is None:
             incident = next_id

@@ -127,6 +127,7 @@ def _streets(rng: np.random.Generator, district: District, count: int) -> list[S
     streets = []
     for i in range(count):
         sx, sy = points[i]
+        ex, ey = sx, sy
         # A street stays in the city: redraw its direction (then shorten it) until its end is inside.
         for attempt in range(20):
             angle = rng.uniform(0, 2 * np.pi)
@@ -278,7 +279,7 @@ def generate(root: Path, config: GeneratorConfig | None = None) -> GeneratedLogs
         points[match_mask] = np.column_stack([sx, sy]) + rng.normal(0, 150, size=(int(match_mask.sum()), 2))
         type_codes[match_mask] = rng.choice(["EVT.MATCH", "ORD.ATTROUPEMENT", "ATP.RIXE", "DEG.DEGRADATION_PUBLIC"],
                                             size=int(match_mask.sum()))  # fmt: skip
-        for i in np.flatnonzero(match_mask):
+        for i in np.flatnonzero(match_mask).tolist():
             occurred[i] = dt.datetime.combine(dates[day_index[i]], dt.time(19)) + dt.timedelta(
                 minutes=int(rng.integers(0, 300))
             )
@@ -330,7 +331,7 @@ def generate(root: Path, config: GeneratorConfig | None = None) -> GeneratedLogs
     mc_rows: list[list[str]] = []
     header = ["num_mc", "date_heure", "code_local", "libelle", "adresse", "code_postal", "agents", "personnes",
               "recit", "suite", "pj"]  # fmt: skip
-    for seq, i in enumerate(np.flatnonzero(seen["mc"]), start=1):
+    for seq, i in enumerate(np.flatnonzero(seen["mc"]).tolist(), start=1):
         street = streets[street_of[i]]
         when = occurred[i] + dt.timedelta(minutes=int(rng.integers(0, 26)))
         address = f"{numbers[i]} {street.name}"
@@ -372,7 +373,7 @@ def generate(root: Path, config: GeneratorConfig | None = None) -> GeneratedLogs
     # The urban supervision centre.
     csu_path = root / "csu" / f"csu_{config.year}.ndjson"
     csu_lines = []
-    for seq, i in enumerate(np.flatnonzero(seen["csu"]), start=1):
+    for seq, i in enumerate(np.flatnonzero(seen["csu"]).tolist(), start=1):
         when = occurred[i] + dt.timedelta(seconds=int(rng.integers(-120, 300)))
         offset = "+02:00" if _summer_time(when) else "+01:00"
         x, y = points[i] + rng.normal(0, 15, size=2)
@@ -415,7 +416,7 @@ def generate(root: Path, config: GeneratorConfig | None = None) -> GeneratedLogs
         writer.writerow(["dossier", "date_signalement", "heure", "arrondissement", "lieu", "categorie", "description",
                          "demandeur", "suite"])  # fmt: skip
         count = 0
-        for seq, i in enumerate(np.flatnonzero(seen["dtp"]), start=1):
+        for seq, i in enumerate(np.flatnonzero(seen["dtp"]).tolist(), start=1):
             street = streets[street_of[i]]
             when = occurred[i] + dt.timedelta(minutes=int(rng.integers(0, 181)))
             number = city[district_index[i]].number
