@@ -22,7 +22,7 @@ from massalia.governance.disclosure import settings_from_env
 from massalia.pipelines import REJECTS, LineageStore
 from massalia.safety.catalogue import coverage, load_catalogue
 from massalia.safety.geo import districts
-from massalia.safety.log import INCIDENTS, LINKS, REPORTS, ensure_tables, load_delivery
+from massalia.safety.log import INCIDENTS, LINKS, REPORTS, load_delivery
 from massalia.safety.query import SOURCES, IncidentFilter
 
 GROUPINGS = {
@@ -347,8 +347,7 @@ def timeline(caller: Caller, engine: Engine, where: IncidentFilter, bucket: str 
 def quality(caller: Caller, engine: Engine) -> dict[str, Any]:
     """What the loads set aside: rejects by source and reason, unmapped local codes, dedup decisions by rule."""
     caller.authorize("safety.quality.read")
-    ensure_tables(engine)
-    if not engine.table_exists(REJECTS):
+    if not (engine.table_exists(REJECTS) and engine.table_exists(LINKS)):
         return {"rejects": [], "unmapped_codes": [], "links": []}
     rejects = engine.query(
         f"SELECT site AS source, reason, field, action, count(*) AS n FROM {REJECTS} WHERE target_table = '{REPORTS}' "
