@@ -124,26 +124,22 @@ def _streets(rng: np.random.Generator, district: District, count: int) -> list[S
         y = rng.uniform(ymin, ymax, 256)
         keep = contains(ring, x, y) & in_city(x, y)
         points.extend(zip(x[keep].tolist(), y[keep].tolist(), strict=True))
+    # A street stays in the city: of 20 candidate directions (the last ten shorter), the first whose end is
+    # inside is kept; every candidate is tested in one vectorised pass.
+    tries = 20
+    start = np.repeat(np.array(points[:count]), tries, axis=0)
+    angle = rng.uniform(0, 2 * np.pi, count * tries)
+    length = rng.uniform(120, 600, count * tries) / (1 + (np.tile(np.arange(tries), count) // 10))
+    ends = start + np.column_stack([length * np.cos(angle), length * np.sin(angle)])
+    inside = in_city(ends[:, 0], ends[:, 1]).reshape(count, tries)
+    first = np.where(inside.any(axis=1), inside.argmax(axis=1), -1)
     streets = []
     for i in range(count):
         sx, sy = points[i]
-        ex, ey = sx, sy
-        # A street stays in the city: redraw its direction (then shorten it) until its end is inside.
-        for attempt in range(20):
-            angle = rng.uniform(0, 2 * np.pi)
-            length = rng.uniform(120, 600) / (1 + attempt // 10)
-            ex, ey = sx + length * np.cos(angle), sy + length * np.sin(angle)
-            if in_city(np.array([ex]), np.array([ey]))[0]:
-                break
-        streets.append(
-            Street(
-                district.number,
-                str(chosen[i]),
-                (sx, sy),
-                (ex, ey),
-                hot=i < 3,
-            )
+        ex, ey = (
+            (sx, sy) if first[i] < 0 else (float(ends[i * tries + first[i], 0]), float(ends[i * tries + first[i], 1]))
         )
+        streets.append(Street(district.number, str(chosen[i]), (sx, sy), (ex, ey), hot=i < 3))
     return streets
 
 
