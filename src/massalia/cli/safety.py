@@ -59,7 +59,7 @@ def generate_command(
     out: Annotated[Path, typer.Argument(help="Folder to write the logs into (mc/, csu/, dtp/, reference/, truth/).")],
     events: Annotated[int, typer.Option(min=1, max=5_000_000, help="True events in the year.")] = 3000,
     seed: Annotated[int, typer.Option(help="Random seed (same seed, same files).")] = 16,
-    year: Annotated[int, typer.Option(min=2000, max=2100)] = 2025,
+    year: Annotated[int, typer.Option(min=2000, max=2100, help="The year generated.")] = 2025,
 ) -> None:
     """Write a seeded year of synthetic municipal logs (three layouts) with their ground truth."""
     logs = generate(out, GeneratorConfig(events=events, seed=seed, year=year))
@@ -90,8 +90,8 @@ def incidents_command(
     type_: TypeOption = None,
     source: SourceOption = None,
     include: Annotated[list[str] | None, typer.Option("--include", help="narrative and/or parties (audited).")] = None,
-    limit: Annotated[int, typer.Option(min=1, max=services.MAX_ROWS)] = 20,
-    offset: Annotated[int, typer.Option(min=0)] = 0,
+    limit: Annotated[int, typer.Option(min=1, max=services.MAX_ROWS, help="Incidents per page.")] = 20,
+    offset: Annotated[int, typer.Option(min=0, help="Incidents skipped (paging).")] = 0,
     incident: Annotated[int | None, typer.Option("--id", min=1, help="One incident with its history.")] = None,
     home_dir: HomeOption = None,
     engine: EngineOption = None,
