@@ -314,16 +314,16 @@ def map_grid(caller: Caller, engine: Engine, where: IncidentFilter, cell_metres:
         {"x_l93": x * size, "y_l93": y * size, "count": _mask(int(n), grant.raw_counts, threshold)}
         for x, y, n in zip(gx, gy, counts, strict=True)
     ]
-    if not grant.raw_counts:
-        cells = [c for c in cells if c["count"] is not None] + [
-            {"masked_cells": sum(1 for n in counts if n < threshold)}
-        ]
+    masked = 0
+    if not grant.raw_counts:  # a masked cell is left out (its place alone would tell "a few incidents here")
+        masked = sum(1 for c in cells if c["count"] is None)
+        cells = [c for c in cells if c["count"] is not None]
     without_rows = engine.query(
         f"SELECT i.zone, count(*) AS n FROM {INCIDENTS} AS i WHERE {where.where('i')} AND i.x_l93 IS NULL "
         "GROUP BY 1 ORDER BY 1"
     ).to_pylist()
     without = {str(r["zone"]): _mask(int(r["n"]), grant.raw_counts, threshold) for r in without_rows}
-    return {"cell_metres": size, "crs": "EPSG:2154", "cells": cells, "without_point": without}
+    return {"cell_metres": size, "crs": "EPSG:2154", "cells": cells, "masked_cells": masked, "without_point": without}
 
 
 def timeline(caller: Caller, engine: Engine, where: IncidentFilter, bucket: str = "day") -> dict[str, Any]:
