@@ -71,8 +71,7 @@ class IncidentFilter:
         if self.sources:
             listed = ", ".join(repr(s) for s in self.sources)
             parts.append(
-                f"EXISTS (SELECT 1 FROM safety_report AS fr WHERE fr.incident_id = {alias}.incident_id "
-                f"AND fr.source IN ({listed}))"
+                f"{alias}.incident_id IN (SELECT fr.incident_id FROM safety_report AS fr WHERE fr.source IN ({listed}))"
             )
         return " AND ".join(f"({p})" for p in parts) or "true"
 

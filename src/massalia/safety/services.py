@@ -199,7 +199,7 @@ def _mask(value: int | None, exact: bool, threshold: int) -> int | None:
     return None if value < threshold else value
 
 
-def reporting_bias(engine: Engine, where: IncidentFilter) -> list[dict[str, Any]]:
+def reporting_bias(engine: Engine, where: IncidentFilter, totals: dict[str, int] | None = None) -> list[dict[str, Any]]:
     """Zones where a source sees a share of incidents under half its city-wide share (uneven reporting).
 
     Counts compare badly across such zones: fewer cameras or patrols mean fewer incidents recorded, not fewer
@@ -209,7 +209,7 @@ def reporting_bias(engine: Engine, where: IncidentFilter) -> list[dict[str, Any]
         f"SELECT i.zone, r.source, count(DISTINCT i.incident_id) AS n FROM {INCIDENTS} AS i "
         f"JOIN {REPORTS} AS r ON r.incident_id = i.incident_id WHERE {where.where('i')} GROUP BY 1, 2"
     ).to_pylist()
-    totals = _counts(engine, where, "i.zone")
+    totals = totals if totals is not None else _counts(engine, where, "i.zone")
     city_total = sum(totals.values())
     if not city_total:
         return []
@@ -286,7 +286,7 @@ def statistics(caller: Caller, engine: Engine, where: IncidentFilter, by: str = 
         "total": _mask(total, exact, threshold),
         "exact": exact,
         "threshold": None if exact else threshold,
-        "bias": reporting_bias(engine, where),
+        "bias": reporting_bias(engine, where, current if by == "zone" else None),
     }
 
 
@@ -302,27 +302,24 @@ def map_grid(caller: Caller, engine: Engine, where: IncidentFilter, cell_metres:
     if not _ready(engine):
         return {"cell_metres": cell_metres, "cells": [], "without_point": {}}
     size = int(cell_metres)
+    # One scan: placed incidents by cell, the others by zone (a cell of NULLs per zone).
     rows = engine.query(
         f"SELECT CAST(floor(i.x_l93 / {size}) AS BIGINT) AS gx, CAST(floor(i.y_l93 / {size}) AS BIGINT) AS gy, "
-        f"count(*) AS n FROM {INCIDENTS} AS i WHERE {where.where('i')} AND i.x_l93 IS NOT NULL GROUP BY 1, 2 "
-        "ORDER BY 1, 2"
-    )
-    gx = rows.column("gx").to_pylist()
-    gy = rows.column("gy").to_pylist()
-    counts = rows.column("n").to_pylist()
-    cells = [
-        {"x_l93": x * size, "y_l93": y * size, "count": _mask(int(n), grant.raw_counts, threshold)}
-        for x, y, n in zip(gx, gy, counts, strict=True)
-    ]
+        f"CASE WHEN i.x_l93 IS NULL THEN i.zone END AS unplaced, count(*) AS n FROM {INCIDENTS} AS i "
+        f"WHERE {where.where('i')} GROUP BY 1, 2, 3 ORDER BY 1, 2, 3"
+    ).to_pylist()
+    cells = []
+    without: dict[str, int | None] = {}
+    for row in rows:
+        count = _mask(int(row["n"]), grant.raw_counts, threshold)
+        if row["unplaced"] is not None:
+            without[str(row["unplaced"])] = count
+        else:
+            cells.append({"x_l93": row["gx"] * size, "y_l93": row["gy"] * size, "count": count})
     masked = 0
     if not grant.raw_counts:  # a masked cell is left out (its place alone would tell "a few incidents here")
         masked = sum(1 for c in cells if c["count"] is None)
         cells = [c for c in cells if c["count"] is not None]
-    without_rows = engine.query(
-        f"SELECT i.zone, count(*) AS n FROM {INCIDENTS} AS i WHERE {where.where('i')} AND i.x_l93 IS NULL "
-        "GROUP BY 1 ORDER BY 1"
-    ).to_pylist()
-    without = {str(r["zone"]): _mask(int(r["n"]), grant.raw_counts, threshold) for r in without_rows}
     return {"cell_metres": size, "crs": "EPSG:2154", "cells": cells, "masked_cells": masked, "without_point": without}
 
 
