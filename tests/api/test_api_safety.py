@@ -82,6 +82,8 @@ def test_incidents_by_role_over_http(api: Api) -> None:
         ({"zone": "D01' OR 1=1 --"}, "zones"),
         ({"type": "x" * 300}, "type"),
         ({"start": "yesterday"}, "start"),
+        ({"start": "2025-01-01T00:00:00+05:00"}, "start"),
+        ({"end": "0001-01-01"}, "end"),
         ({"limit": 100_000}, "limit"),
         ({"include": "address"}, "include"),
     ],

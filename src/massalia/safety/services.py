@@ -366,6 +366,12 @@ def parse_day(value: str | None, field: str) -> dt.datetime | None:
     if value is None or value == "":
         return None
     try:
-        return dt.datetime.fromisoformat(value)
+        parsed = dt.datetime.fromisoformat(value)
     except ValueError:
         raise InvalidRequest(f"{field}: not an ISO date or date-time: {value!r}") from None
+    # The log keeps Paris wall-clock times: an offset would silently compare with the wrong clock.
+    if parsed.tzinfo is not None:
+        raise InvalidRequest(f"{field}: give a local (Europe/Paris) date-time without an offset, got {value!r}")
+    if not 1900 <= parsed.year <= 2200:
+        raise InvalidRequest(f"{field}: year {parsed.year} is outside 1900-2200")
+    return parsed
