@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import pytest
@@ -142,3 +143,34 @@ def test_a_failed_load_leaves_the_log_as_it_was(tmp_path: Path, monkeypatch: pyt
         monkeypatch.undo()
         done = load_delivery(engine, logs.root, store)
         assert done.status == "success" and engine.row_count(REPORTS) > 0, "the files were not marked as loaded"
+
+
+def test_sources_delivered_in_separate_runs_still_merge(tmp_path: Path) -> None:
+    from massalia.engine import connect
+
+    logs = generate(tmp_path / "logs", GeneratorConfig(events=1500, seed=9))
+    first, second = tmp_path / "police", tmp_path / "others"
+    shutil.copytree(logs.root / "mc", first / "mc")
+    shutil.copytree(logs.root / "reference", first / "reference")
+    shutil.copytree(logs.root / "csu", second / "csu")
+    shutil.copytree(logs.root / "dtp", second / "dtp")
+    store = LineageStore(f"sqlite:///{(tmp_path / 'lineage.sqlite').as_posix()}")
+    with connect("duckdb") as engine:
+        assert load_delivery(engine, first, store).status == "success"
+        police_only = engine.row_count(INCIDENTS)
+        assert load_delivery(engine, second, store).status == "success"
+        joined = engine.scalar_int(
+            f"SELECT count(*) FROM {LINKS} AS l JOIN {REPORTS} AS r ON r.report_id = l.matched_report_id "
+            "WHERE r.source = 'mc' AND l.rule <> 'new_version'"
+        )
+        assert joined > 0, "a later run's reports join incidents loaded by an earlier run"
+        truth_table(engine, logs.root)
+        wrong = engine.scalar_int(
+            f"""SELECT count(*) FROM {LINKS} AS l JOIN {REPORTS} AS a ON a.report_id = l.report_id
+            JOIN {REPORTS} AS b ON b.report_id = l.matched_report_id
+            JOIN truth_obs AS ta ON ta.source = a.source AND ta.source_id = a.source_id
+            JOIN truth_obs AS tb ON tb.source = b.source AND tb.source_id = b.source_id
+            WHERE l.rule <> 'new_version' AND ta.event_id <> tb.event_id"""
+        )
+        assert wrong <= 0.03 * joined
+        assert engine.row_count(INCIDENTS) > police_only
