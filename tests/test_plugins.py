@@ -123,7 +123,7 @@ def test_the_example_domain_plugs_into_the_api_under_its_rights(tmp_path: Path) 
     app = create_app(Home(tmp_path / "home"), settings=ApiSettings(), domains=[EXAMPLE])
     gov: Governance = app.state.massalia.governance
     try:
-        assert list(app.state.domains.domains) == ["health", "example"]
+        assert list(app.state.domains.domains) == ["health", "safety", "example"]
         assert gov.rights.get("example.thing.read").description.startswith("Read the example domain's things")
         routes = {(route.method, route.path): route.action for route in route_table(app)}
         assert routes[("GET", "/api/v1/example/things")] == "example.thing.read"
@@ -164,6 +164,7 @@ def test_the_example_domain_plugs_into_the_cli(tmp_path: Path, monkeypatch: pyte
         "analysis",
         "text",
         "deid",
+        "safety",
         "example",
     ]
     result = CliRunner().invoke(root, ["example", "things", "--home", str(tmp_path)])
@@ -222,9 +223,9 @@ def test_a_second_domain_reusing_a_taken_name_is_refused_naming_the_clash(tmp_pa
 
 
 def test_the_health_domain_is_built_in_and_registers_only_when_asked() -> None:
-    assert BUILTIN_DOMAINS == ("massalia.health.plugin",)
+    assert BUILTIN_DOMAINS == ("massalia.health.plugin", "massalia.safety.plugin")
     loaded = load_domains(builtins=BUILTIN_DOMAINS)
-    assert list(loaded.domains) == ["health"]
+    assert list(loaded.domains) == ["health", "safety"]
     assert {name for name, _ in loaded.quality_checks.items()} == {"omop.dqd", "health.oncology"}
     assert loaded.scope_models.get("health.cohort").domain == "health"
     again = load_domains(builtins=BUILTIN_DOMAINS)

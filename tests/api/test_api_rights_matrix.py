@@ -313,6 +313,7 @@ SPECS: dict[str, Callable[[Matrix, str, str], Request]] = {
     "GET /api/v1/etl/runs/{run_id}/rejects": lambda m, c, r: {"path": {"run_id": m.etl_run}},
     "GET /api/v1/audit/entries/{index}/proof": lambda m, c, r: {"path": {"index": 0}},
     "GET /api/v1/audit/consistency": lambda m, c, r: {"params": {"old_size": 1}},
+    "GET /api/v1/safety/incidents/{incident_id}": lambda m, c, r: {"path": {"incident_id": 1}},
     "GET /portal/{page:path}": lambda m, c, r: {"path": {"page": "account"}},
     "GET /static/{asset:path}": lambda m, c, r: {"path": {"asset": "js/app.js"}},
 }  # fmt: skip

@@ -20,13 +20,19 @@ from massalia.governance import AccessDenied, Governance, Principal, ProjectScop
 from massalia.ledger import TransparencyLog
 
 OWN_SITE, OTHER_SITE = "chu_nord", "clcc_sud"
-STAFF = frozenset(Role) - {Role.PUBLIC}
+# The public-safety roles have no right outside safety's actions (massalia/safety/rights.yaml).
+SAFETY_ROLES = frozenset({Role.SAFETY_OPERATOR, Role.SAFETY_ANALYST, Role.SAFETY_MANAGER, Role.PARTNER})
+STAFF = frozenset(Role) - {Role.PUBLIC} - SAFETY_ROLES
 USERS = {
     Role.ADMIN: "ada",
     Role.DATA_ENGINEER: "ed",
     Role.DPO: "dina",
     Role.RESEARCHER: "rita",
     Role.CLINICIAN: "cleo",
+    Role.SAFETY_OPERATOR: "oona",
+    Role.SAFETY_ANALYST: "anna",
+    Role.SAFETY_MANAGER: "max",
+    Role.PARTNER: "pat",
 }
 
 
@@ -88,6 +94,16 @@ PROJECT_USERS = {Role.RESEARCHER, Role.ADMIN, Role.DATA_ENGINEER}
 
 def roles(*allowed: Role) -> Callable[[Case], Outcome]:
     return lambda case: PLAIN if case.role in allowed else DENY
+
+
+def granted(flags: Outcome, *allowed: Role) -> Callable[[Case], Outcome]:
+    return lambda case: flags if case.role in allowed else DENY
+
+
+def safety_aggregate(case: Case) -> Outcome:
+    if case.role in {Role.SAFETY_OPERATOR, Role.SAFETY_ANALYST, Role.SAFETY_MANAGER, Role.ADMIN}:
+        return RAW
+    return PLAIN if case.role is Role.PARTNER else DENY
 
 
 def aggregate(case: Case) -> Outcome:
@@ -189,7 +205,7 @@ EXPECTED: dict[str, Callable[[Case], Outcome]] = {
     "health.etl.rejects": roles(Role.ADMIN, Role.DATA_ENGINEER),
     "token.create_for_user": roles(Role.ADMIN),
     "audit.read": roles(Role.ADMIN, Role.DPO),
-    "audit.verify": roles(*Role),
+    "audit.verify": roles(*(frozenset(Role) - SAFETY_ROLES)),
     # the portal's data: reference metadata for every staff role; saved definitions for the project's members
     # (approved or not: drafting a cohort precedes the request); documents' text for a clinician's own site only
     "health.vocabulary.read": roles(*STAFF),
@@ -198,6 +214,16 @@ EXPECTED: dict[str, Callable[[Case], Outcome]] = {
     "health.document.read": lambda case: ROWS if case.own_site else DENY,
     # documents de-identified: the approved members of a pseudonymized project, like an extract
     "health.document.deidentified": extract,
+    # public safety: personal fields (narratives, parties) are narrower than incidents; a partner gets masked
+    # aggregates only (PLAIN: no raw counts), never rows
+    "safety.catalogue.read": roles(Role.ADMIN, Role.DATA_ENGINEER, *SAFETY_ROLES),
+    "safety.incident.load": roles(Role.ADMIN, Role.DATA_ENGINEER),
+    "safety.incident.list": granted(ROWS, Role.SAFETY_OPERATOR, Role.SAFETY_ANALYST, Role.SAFETY_MANAGER),
+    "safety.incident.narrative": granted(ROWS, Role.SAFETY_OPERATOR, Role.SAFETY_MANAGER),
+    "safety.incident.parties": granted(ROWS, Role.SAFETY_OPERATOR),
+    "safety.stats.read": safety_aggregate,
+    "safety.map.read": safety_aggregate,
+    "safety.quality.read": roles(Role.ADMIN, Role.DATA_ENGINEER, Role.SAFETY_ANALYST, Role.SAFETY_MANAGER),
 }
 
 
@@ -282,7 +308,8 @@ def test_rights_matrix(world: World, action: str) -> None:
                 assert grant.action == action
                 if audited:
                     assert grant.audit_index is not None
-                if got & {"raw_counts", "row_level"} and not case.own_site:
+                # Health's raw counts and rows come from a project; safety's rights use no project (city staff roles).
+                if got & {"raw_counts", "row_level"} and not case.own_site and not action.startswith("safety."):
                     assert grant.project_id == project_id, "a project-bound grant names its project"
                 if case.own_site and "row_level" in got and not case.active_member:
                     assert grant.site == OWN_SITE, "a clinician's records are limited to their site"

@@ -34,6 +34,11 @@ class Role(StrEnum):
     RESEARCHER = "researcher"
     CLINICIAN = "clinician"
     PUBLIC = "public"
+    # The public-safety domain's roles (massalia/safety/rights.yaml says what each may do).
+    SAFETY_OPERATOR = "safety_operator"  # an operator of the urban supervision centre
+    SAFETY_ANALYST = "safety_analyst"
+    SAFETY_MANAGER = "safety_manager"
+    PARTNER = "partner"  # an outside partner: aggregates only
 
 
 class AccessDenied(PermissionError):  # noqa: N818 (the contract's name: a refusal, not a crash)

@@ -1,0 +1,128 @@
+"""Measure the incident log: generation, load (map, validate, dedup, publish) and map/stats aggregation latency.
+
+Run: ``python benchmarks/safety.py [--events 1300000] [--dir /tmp/safety-bench] [--runs 60] [--reuse]``.
+About 1,300,000 true events give about 1,000,000 incidents once the three logs are loaded and deduplicated.
+Aggregations go through the guarded services (rights checked, decision audited in the transparency log) with
+random filters (a period of one to six months, type families, zones, a source); the same grid query without
+governance, straight on the engine, is printed next to it (what governance costs). Not a test.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import random
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+from massalia.engine import connect
+from massalia.governance import Caller, Governance, Role, operator_principal
+from massalia.pipelines import LineageStore
+from massalia.safety import services
+from massalia.safety.catalogue import load_catalogue
+from massalia.safety.log import INCIDENTS, REPORTS, load_delivery
+from massalia.safety.query import IncidentFilter
+from massalia.safety.synth.generator import GeneratorConfig, generate
+
+
+def random_filter(rng: random.Random) -> IncidentFilter:
+    """A period of one to six months, one to four families, sometimes zones, sometimes a source."""
+    start = dt.datetime(2025, rng.randint(1, 7), 1)
+    end = start + dt.timedelta(days=30 * rng.randint(1, 6))
+    families = tuple(rng.sample(sorted(load_catalogue().families), rng.randint(1, 4)))
+    zones = tuple(f"D{z:02d}" for z in rng.sample(range(1, 17), rng.randint(1, 5))) if rng.random() < 0.5 else ()
+    sources = (rng.choice(["mc", "csu", "dtp"]),) if rng.random() < 0.3 else ()
+    return IncidentFilter(start, end, zones, families, (), sources)
+
+
+def percentiles(samples: list[float]) -> dict[str, float]:
+    ordered = sorted(samples)
+    return {
+        "p50_ms": round(statistics.median(ordered) * 1000, 1),
+        "p95_ms": round(ordered[max(0, int(len(ordered) * 0.95) - 1)] * 1000, 1),
+        "max_ms": round(ordered[-1] * 1000, 1),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--events", type=int, default=1_300_000)
+    parser.add_argument("--dir", type=Path, default=None)
+    parser.add_argument("--runs", type=int, default=60)
+    parser.add_argument("--reuse", action="store_true", help="Reuse the logs and warehouse already in --dir.")
+    parser.add_argument("--json", type=Path, default=None)
+    args = parser.parse_args()
+    root = args.dir or Path(tempfile.mkdtemp(prefix="safety-bench-"))
+    root.mkdir(parents=True, exist_ok=True)
+    figures: dict[str, object] = {"events": args.events}
+    logs = root / "logs"
+    warehouse = root / "warehouse.duckdb"
+    if not args.reuse:
+        warehouse.unlink(missing_ok=True)
+        (root / "lineage.sqlite").unlink(missing_ok=True)
+        started = time.perf_counter()
+        generated = generate(logs, GeneratorConfig(events=args.events))
+        seconds = time.perf_counter() - started
+        rows = sum(generated.rows.values())
+        figures["generate"] = {"seconds": round(seconds, 1), "rows": rows, "rows_per_s": round(rows / seconds)}
+        print(f"generate: {seconds:.1f} s, {rows:,} source rows ({rows / seconds:,.0f} rows/s)")
+    with connect("duckdb", path=warehouse) as engine:
+        if not args.reuse:
+            store = LineageStore(f"sqlite:///{(root / 'lineage.sqlite').as_posix()}")
+            started = time.perf_counter()
+            result = load_delivery(engine, logs, store)
+            seconds = time.perf_counter() - started
+            rows = sum(f.rows_read for f in result.files)
+            figures["load"] = {
+                "seconds": round(seconds, 1),
+                "rows_read": rows,
+                "rows_per_s": round(rows / seconds),
+                "added": result.rows_added,
+            }
+            print(
+                f"load: {seconds:.1f} s, {rows:,} rows read ({rows / seconds:,.0f} rows/s), added {result.rows_added}"
+            )
+        incidents = engine.row_count(INCIDENTS)
+        figures["incidents"] = incidents
+        figures["reports"] = engine.row_count(REPORTS)
+        print(f"incidents: {incidents:,} (reports {figures['reports']:,})")
+        gov_root = Path(tempfile.mkdtemp(prefix="safety-bench-gov-"))
+        with Governance(f"sqlite:///{(gov_root / 'm.sqlite').as_posix()}", gov_root / "ledger",
+                        key_path=gov_root / "k") as gov:  # fmt: skip
+            manager = Caller(gov.create_user("max.manager", None, [Role.SAFETY_MANAGER],
+                                             actor=operator_principal()), gov, "bench")  # fmt: skip
+            rng = random.Random(11)
+            filters = [random_filter(rng) for _ in range(args.runs)]
+            for name, call in (
+                ("map_grid_500m", lambda f: services.map_grid(manager, engine, f, 500)),
+                ("timeline_day", lambda f: services.timeline(manager, engine, f, "day")),
+                ("stats_by_zone", lambda f: services.statistics(manager, engine, f, "zone")),
+                (
+                    "grid_sql_without_governance",
+                    lambda f: engine.query(
+                        f"SELECT floor(i.x_l93 / 500) AS gx, floor(i.y_l93 / 500) AS gy, count(*) AS n "
+                        f"FROM {INCIDENTS} AS i WHERE {f.where('i')} GROUP BY 1, 2"
+                    ),
+                ),
+            ):
+                call(filters[0])  # warm
+                samples = []
+                for f in filters:
+                    started = time.perf_counter()
+                    call(f)
+                    samples.append(time.perf_counter() - started)
+                figures[name] = percentiles(samples)
+                print(f"{name}: {figures[name]}")
+            everything = services.map_grid(manager, engine, IncidentFilter(), 250)
+            counted = sum(c["count"] for c in everything["cells"]) + sum(everything["without_point"].values())
+            print(f"no cap: the 250 m grid of every incident counts {counted:,} of {incidents:,}")
+            figures["grid_counts_every_incident"] = counted == incidents
+    if args.json:
+        args.json.write_text(json.dumps(figures, indent=1), encoding="utf-8")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""The public-safety domain's HTTP routes (mounted by massalia.safety.plugin)."""

@@ -1,0 +1,41 @@
+"""The public-safety domain's entry module: what safety contributes when the API or the command line is created.
+
+Like health, safety is a plug-in listed in :data:`massalia.plugins.BUILTIN_DOMAINS`; nothing is registered at
+import. This is the one module of ``massalia.safety`` allowed to import the interfaces (its routers and its
+command group), by an ``ignore_imports`` entry of the import-linter layers contract.
+
+Examples
+--------
+>>> from massalia.plugins import load_domains
+>>> contributions = load_domains(builtins=("massalia.safety.plugin",))
+>>> sorted(contributions.cli_groups)
+['safety']
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from massalia.api.routes.safety import incidents
+from massalia.cli.safety import safety_app
+from massalia.plugins import Contributions
+
+RIGHTS_FILE = Path(__file__).with_name("rights.yaml")
+"""Safety's actions (``safety.<area>.<verb>``), merged with the core's at start-up."""
+
+
+@dataclass(frozen=True)
+class SafetyDomain:
+    """The unified incident log: catalogue, incidents, statistics, map and timeline aggregates."""
+
+    name: str = "safety"
+
+    def contribute(self, contributions: Contributions) -> None:
+        """Register safety's router, command group and rights."""
+        contributions.add_router(incidents.router)
+        contributions.add_cli_group("safety", safety_app)
+        contributions.add_rights(RIGHTS_FILE)
+
+
+DOMAIN = SafetyDomain()
