@@ -14,7 +14,6 @@ from typing import Annotated, Any
 import typer
 
 from massalia.cli.common import EngineOption, HomeOption, console, existing_home, fail, governed
-from massalia.config import home
 from massalia.opendata import datastore
 from massalia.opendata.catalog import Catalog
 from massalia.opendata.models import ValidationFailed
@@ -42,7 +41,7 @@ def _print(value: Any) -> None:
 
 
 def _run(home_dir: Path | None, work: Any) -> Any:
-    data = home(home_dir).ensure()
+    data = existing_home(home_dir)  # a mistyped --home is refused, not created
     try:
         with governed(data) as caller:
             return work(caller, Catalog.for_home(data))
@@ -80,8 +79,8 @@ def group_create(
 @opendata_app.command("dataset-create")
 def dataset_create(document: JsonFile, home_dir: HomeOption = None) -> None:
     """Create a dataset from a JSON document (name, owner_org, title, notes, tags, resources...)."""
-    data = _read_json(document)
-    result = _run(home_dir, lambda caller, cat: cat.package_create(caller, data))
+    # The file is read once the caller is known: a bad token is refused before anything else.
+    result = _run(home_dir, lambda caller, cat: cat.package_create(caller, _read_json(document)))
     console.print(
         f"[green]published[/] {result['name']} version {result['massalia_version']} "
         f"(sha256 {result['massalia_version_sha256']})"
@@ -95,8 +94,7 @@ def dataset_update(
     home_dir: HomeOption = None,
 ) -> None:
     """Update a dataset from a JSON document (``id`` or ``name`` names it); a new version is published."""
-    data = _read_json(document)
-    result = _run(home_dir, lambda caller, cat: cat.package_update(caller, data, patch=patch))
+    result = _run(home_dir, lambda caller, cat: cat.package_update(caller, _read_json(document), patch=patch))
     console.print(f"[green]published[/] {result['name']} version {result['massalia_version']}")
 
 
@@ -148,7 +146,10 @@ def publish(
 ) -> None:
     """Upload a file as a new resource of a dataset and load it into the datastore (CSV, JSON, Excel)."""
     data = existing_home(home_dir)
-    overrides = json.loads(types) if types else None
+    try:
+        overrides = json.loads(types) if types else None
+    except json.JSONDecodeError as error:
+        fail(f"--types is not JSON: {error}")
     try:
         with governed(data) as caller, open_warehouse(data, engine) as warehouse:
             resource, report = datastore.store_and_load(

@@ -72,6 +72,10 @@ DOWNLOAD_PATH = "/api/v1/opendata/dataset/{dataset}/resource/{resource}/download
 """Where an uploaded resource is served (relative to the site; the API makes it absolute)."""
 
 
+_MIGRATED: set[str] = set()
+"""Metadata databases whose open-data tables this process has brought to the newest migration."""
+
+
 def _now() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
 
@@ -168,7 +172,9 @@ class Catalog:
         """A transaction on the metadata database, open data's tables brought to their newest migration first."""
         engine = create_engine(self.metadata_url)
         try:
-            MIGRATIONS.upgrade(engine)
+            if self.metadata_url not in _MIGRATED:  # once per database and process: Alembic's check is not free
+                MIGRATIONS.upgrade(engine)
+                _MIGRATED.add(self.metadata_url)
             with Session(engine, expire_on_commit=False) as session, session.begin():
                 yield session
         finally:

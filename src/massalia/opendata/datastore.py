@@ -23,6 +23,7 @@ import io
 import json
 import re
 import time
+import zipfile
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -258,7 +259,12 @@ def _json_table(path: Path, name: str) -> pa.Table:
 
 
 def _excel_table(path: Path, name: str) -> pa.Table:
-    workbook = load_workbook(path, read_only=True, data_only=True)
+    try:
+        # A stream, not a path: the store names files by hash, without the suffix openpyxl looks at.
+        with path.open("rb") as handle:
+            workbook = load_workbook(io.BytesIO(handle.read()), read_only=True, data_only=True)
+    except (OSError, ValueError, KeyError, zipfile.BadZipFile) as error:
+        raise LoadError(name, f"not a readable Excel (.xlsx) file: {error}") from None
     rows = workbook.worksheets[0].iter_rows(values_only=True)
     header = [str(cell) if cell is not None else f"column_{i + 1}" for i, cell in enumerate(next(rows, ()))]
     if not header:
