@@ -34,18 +34,24 @@ def make_world(root: Path) -> OpenDataWorld:
     gov = Governance(home.metadata_url, home.ledger, key_path=root / "keys" / "master.key", rights=rights)
     operator = operator_principal()
     principals: dict[str, Principal] = {}
-    for name, roles in (("admin", ["admin"]), ("alice", ["researcher"]), ("bob", ["researcher"]),
-                        ("carol", ["researcher"])):  # fmt: skip
+    for name, roles in (
+        ("admin", ["admin"]),
+        ("alice", ["researcher"]),
+        ("bob", ["researcher"]),
+        ("carol", ["researcher"]),
+    ):
         user = gov.create_user(f"od-{name}", None, roles, actor=operator)
         principals[name] = user
     callers = {name: Caller(principal, gov, "test") for name, principal in principals.items()}
     callers["anonymous"] = Caller(Principal.anonymous(), gov, "test")
     catalog = Catalog.for_home(home)
     admin = callers["admin"]
-    catalog.organization_create(admin, {"name": "region-sud", "title": "Région Sud",
-                                        "users": [{"name": "od-alice", "capacity": "editor"}]})  # fmt: skip
-    catalog.organization_create(admin, {"name": "ville-nice", "title": "Ville de Nice",
-                                        "users": [{"name": "od-bob", "capacity": "admin"}]})  # fmt: skip
+    catalog.organization_create(
+        admin, {"name": "region-sud", "title": "Région Sud", "users": [{"name": "od-alice", "capacity": "editor"}]}
+    )
+    catalog.organization_create(
+        admin, {"name": "ville-nice", "title": "Ville de Nice", "users": [{"name": "od-bob", "capacity": "admin"}]}
+    )
     catalog.group_create(admin, {"name": "mobilite", "title": "Mobilité"})
     return OpenDataWorld(home, gov, catalog, callers)
 
@@ -54,7 +60,6 @@ def copy_world(template: OpenDataWorld, root: Path) -> OpenDataWorld:
     """A fresh copy of a world made once (its metadata, keys and ledger), with its own governance."""
     shutil.copytree(template.home.root, root)
     home = Home(root).ensure()
-    gov = Governance(home.metadata_url, home.ledger, key_path=root / "keys" / "master.key",
-                     rights=template.gov.rights)  # fmt: skip
+    gov = Governance(home.metadata_url, home.ledger, key_path=root / "keys" / "master.key", rights=template.gov.rights)
     callers = {name: Caller(caller.principal, gov, "test") for name, caller in template.callers.items()}
     return OpenDataWorld(home, gov, Catalog.for_home(home), callers)

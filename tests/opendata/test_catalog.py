@@ -104,8 +104,9 @@ def test_every_publication_is_a_version_and_earlier_versions_stay_readable(world
     upload = Upload("bornes.csv", io.BytesIO(b"id,nom\n1,Aix\n"))
     resource = world.catalog.resource_create(alice, {"package_id": "bornes-irve", "format": "CSV"}, upload)
     assert resource["hash"] == "sha256:" + hashlib.sha256(b"id,nom\n1,Aix\n").hexdigest()
-    world.catalog.resource_update(alice, {"id": resource["id"], "format": "CSV"},
-                                  Upload("bornes.csv", io.BytesIO(b"id,nom\n1,Aix\n2,Nice\n")))  # fmt: skip
+    world.catalog.resource_update(
+        alice, {"id": resource["id"], "format": "CSV"}, Upload("bornes.csv", io.BytesIO(b"id,nom\n1,Aix\n2,Nice\n"))
+    )
     versions = world.catalog.package_versions(anonymous, "bornes-irve")
     assert [v["version"] for v in versions] == [1, 2, 3, 4]
     assert [v["operation"] for v in versions] == [
@@ -148,9 +149,17 @@ def test_a_deleted_dataset_leaves_the_public_catalog_but_not_its_producers(world
 def test_bad_input_names_each_field_and_publishes_nothing(world: OpenDataWorld) -> None:
     alice = world.caller("alice")
     with pytest.raises(ValidationFailed) as failed:
-        world.catalog.package_create(alice, {**DATASET, "name": "Bad Name", "license_id": "wtfpl",
-                                             "frequency": "hourly", "temporal_start": "2024-13-01",
-                                             "groups": [{"name": "mobilite"}]})  # fmt: skip
+        world.catalog.package_create(
+            alice,
+            {
+                **DATASET,
+                "name": "Bad Name",
+                "license_id": "wtfpl",
+                "frequency": "hourly",
+                "temporal_start": "2024-13-01",
+                "groups": [{"name": "mobilite"}],
+            },
+        )
     assert {"name", "license_id", "frequency", "temporal_start"} <= set(failed.value.errors)
     with pytest.raises(ValidationFailed, match="groups"):
         world.catalog.package_create(alice, {**DATASET, "groups": [{"name": "nope"}]})
@@ -168,8 +177,9 @@ def test_an_uploaded_file_name_cannot_escape_the_store(world: OpenDataWorld) -> 
     """Attack: an upload named ``../../x`` writing or being served outside the content-addressed store."""
     alice = world.caller("alice")
     world.catalog.package_create(alice, DATASET)
-    resource = world.catalog.resource_create(alice, {"package_id": "bornes-irve"},
-                                             Upload("../../../etc/passwd", io.BytesIO(b"root:x:0:0")))  # fmt: skip
+    resource = world.catalog.resource_create(
+        alice, {"package_id": "bornes-irve"}, Upload("../../../etc/passwd", io.BytesIO(b"root:x:0:0"))
+    )
     assert resource["url"].endswith("/download/passwd") and "/../" not in resource["url"]
     stored = world.catalog.file_path(resource["hash"].removeprefix("sha256:"))
     assert stored.is_relative_to(world.catalog.files) and stored.read_bytes() == b"root:x:0:0"
