@@ -26,6 +26,7 @@ import time
 import zipfile
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -687,6 +688,8 @@ def _jsonable(value: Any) -> Any:
         return value.isoformat()
     if isinstance(value, float) and value != value:  # NaN
         return None
+    if isinstance(value, Decimal):  # sums of integers come back as wide decimals
+        return int(value) if value == value.to_integral_value() else float(value)
     if value is not None and not isinstance(value, str | int | float | bool):
         return str(value)
     return value
