@@ -390,8 +390,8 @@ class Catalog:
     # -- organizations and groups -------------------------------------------------------------------------
     def organization_create(self, caller: Caller, data: dict[str, Any]) -> dict[str, Any]:
         """Create an organization (platform admins); ``users: [{"name", "capacity"}]`` adds its first members."""
+        caller.authorize(CREATE_ORGANIZATION, detail=_audit_detail(caller, operation="create", name=_name_of(data)))
         org = organization_input(data)
-        caller.authorize(CREATE_ORGANIZATION, detail=_audit_detail(caller, operation="create", organization=org.name))
         users = data.get("users") or []
         if not isinstance(users, list) or len(users) > 100:
             raise ValidationFailed({"users": ["a list of at most 100 {name, capacity}"]})
@@ -413,13 +413,19 @@ class Catalog:
                 session.merge(MemberRow(organization_id=row.id, username=name, capacity=capacity))
             return self._organization_dict(session, row, include_datasets=False)
 
-    def organization_member_create(self, caller: Caller, org_ref: str, username: str, capacity: str) -> dict[str, Any]:
+    def organization_member_create(self, caller: Caller, org_ref: Any, username: Any, capacity: Any) -> dict[str, Any]:
         """Make ``username`` a member of an organization with ``capacity`` (its admins, or platform admins)."""
-        name, capacity = _member({"name": username, "capacity": capacity})
         caller.authorize(
             MANAGE_ORGANIZATION,
-            detail=_audit_detail(caller, operation="member", organization=org_ref, username=name, capacity=capacity),
+            detail=_audit_detail(
+                caller,
+                operation="member",
+                organization=str(org_ref)[:100],
+                username=str(username)[:128],
+                capacity=str(capacity)[:16],
+            ),
         )
+        name, capacity = _member({"name": username, "capacity": capacity})
         with self.session() as session:
             org = self._organization(session, org_ref)
             mine = session.get(MemberRow, (org.id, caller.principal.subject))
@@ -495,8 +501,8 @@ class Catalog:
 
     def group_create(self, caller: Caller, data: dict[str, Any]) -> dict[str, Any]:
         """Create a group (a theme; platform admins)."""
+        caller.authorize(CREATE_ORGANIZATION, detail=_audit_detail(caller, operation="group", name=_name_of(data)))
         group = organization_input(data)
-        caller.authorize(CREATE_ORGANIZATION, detail=_audit_detail(caller, operation="group", group=group.name))
         with self.session() as session:
             if session.scalar(select(GroupRow).where(GroupRow.name == group.name)) is not None:
                 raise ValidationFailed({"name": ["Group name already exists in database"]})
@@ -744,9 +750,7 @@ class Catalog:
         operation = "resource_patch" if patch else "resource_update"
         caller.authorize(PUBLISH, detail=_audit_detail(caller, operation=operation, resource=str(ref)[:100]))
         with self.session() as session:
-            row = session.get(ResourceRow, ref) if isinstance(ref, str) and len(ref) <= 36 else None
-            if row is None:
-                raise NotFound(f"Resource not found: {ref}")
+            row = _resource_row(session, ref)
             dataset = self._dataset(session, caller.principal, row.dataset_id)
             self._require_publisher(
                 session,
@@ -769,9 +773,7 @@ class Catalog:
         """One resource of an active dataset, by id."""
         caller.authorize(READ)
         with self.session() as session:
-            row = session.get(ResourceRow, ref) if isinstance(ref, str) and len(ref) <= 36 else None
-            if row is None:
-                raise NotFound(f"Resource not found: {ref}")
+            row = _resource_row(session, ref)
             self._dataset(session, caller.principal, row.dataset_id)
             return self._resource_dict(row, row.dataset_id)
 
@@ -808,9 +810,7 @@ class Catalog:
     def resource_for_datastore(self, caller: Caller, ref: str, action: str) -> tuple[ResourceRow, DatasetRow]:
         """A resource and its dataset after the publisher check for ``action`` (used by the datastore)."""
         with self.session() as session:
-            row = session.get(ResourceRow, ref) if isinstance(ref, str) and len(ref) <= 36 else None
-            if row is None:
-                raise NotFound(f"Resource not found: {ref}")
+            row = _resource_row(session, ref)
             dataset = self._dataset(session, caller.principal, row.dataset_id)
             org = session.get(OrganizationRow, dataset.organization_id) or _missing_org(dataset)
             if not self._may_publish(session, caller.principal, org.id):
@@ -828,11 +828,18 @@ class Catalog:
     def readable_resource(self, caller: Caller, ref: str) -> ResourceRow:
         """A resource of an active dataset (or one the caller publishes), for reading its datastore rows."""
         with self.session() as session:
-            row = session.get(ResourceRow, ref) if isinstance(ref, str) and len(ref) <= 36 else None
-            if row is None:
-                raise NotFound(f"Resource not found: {ref}")
+            row = _resource_row(session, ref)
             self._dataset(session, caller.principal, row.dataset_id)
             return row
+
+
+def _resource_row(session: Session, ref: Any) -> ResourceRow:
+    if not isinstance(ref, str) or not ref or len(ref) > 36:
+        raise ValidationFailed({"id": ["Missing value"]})
+    row = session.get(ResourceRow, ref)
+    if row is None:
+        raise NotFound(f"Resource not found: {ref}")
+    return row
 
 
 def _is_uuid(value: str) -> bool:

@@ -53,6 +53,8 @@ MAX_SQL_ROWS = 32_000
 SQL_TIME_LIMIT_S = 10.0
 SEARCH_TIME_LIMIT_S = 30.0
 MAX_FIELDS = 1000
+MAX_UPSERT = 100_000
+"""Records one ``datastore_upsert`` call may carry."""
 BLOCK_BYTES = 16 * 1024 * 1024
 TYPES: dict[str, pa.DataType] = {
     "text": pa.string(),
@@ -485,6 +487,8 @@ def upsert(
     )
     catalog.resource_for_datastore(caller, resource_id, WRITE)
     entry = _entry(catalog, resource_id)
+    if not isinstance(records, list) or len(records) > MAX_UPSERT:
+        raise ValidationFailed({"records": [f"a list of at most {MAX_UPSERT} objects"]})
     if method not in ("insert", "upsert", "update"):
         raise ValidationFailed({"method": ["must be insert, upsert or update"]})
     key = json.loads(entry.primary_key)
