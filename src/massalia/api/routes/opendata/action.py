@@ -25,6 +25,7 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import FileResponse, JSONResponse
+from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 
@@ -512,6 +513,45 @@ def _endpoint(name: str, spec: ActionSpec) -> Callable[..., Any]:
     return endpoint
 
 
+class CkanSuccess(BaseModel):
+    """CKAN's answer to a successful action: its help link, ``success: true`` and the action's result."""
+
+    help: str
+    success: bool
+    result: Any = None
+
+
+class CkanError(BaseModel):
+    """CKAN's error answer: ``success: false`` and ``error`` with its ``__type`` and the fields at fault."""
+
+    help: str
+    success: bool
+    error: dict[str, Any]
+
+
+CKAN_RESPONSES: dict[int | str, dict[str, Any]] = {
+    200: {"model": CkanSuccess, "description": "The action's result in CKAN's envelope."},
+    403: {"model": CkanError, "description": "Authorization Error: the caller may not do this."},
+    404: {"model": CkanError, "description": "Not Found Error: no such dataset, resource or organization."},
+    409: {"model": CkanError, "description": "Validation Error: each wrong field and what is wrong with it."},
+}
+"""The Action API's answers as the OpenAPI document describes them (CKAN's envelope, not the house's)."""
+REQUEST_BODY = {
+    "description": "The action's parameters: a JSON object, or a multipart form (with an `upload` file).",
+    "content": {
+        "application/json": {"schema": {"type": "object", "additionalProperties": True}},
+        "multipart/form-data": {"schema": {"type": "object", "additionalProperties": True}},
+    },
+}
+
+
+def _openapi(right: str, method: str) -> dict[str, Any]:
+    extra = action(right)
+    if method == "POST":
+        extra["openapi_extra"] = {**extra["openapi_extra"], "requestBody": REQUEST_BODY}
+    return extra
+
+
 for _name, _spec in ACTIONS.items():
     _endpoint_function = _endpoint(_name, _spec)
     for _method in ("GET", "POST"):
@@ -522,7 +562,9 @@ for _name, _spec in ACTIONS.items():
             name=f"ckan_{_name}",
             operation_id=f"{_name}_{_method.lower()}",
             summary=_name,
-            **action(_spec.right),
+            response_class=JSONResponse,
+            responses=CKAN_RESPONSES,
+            **_openapi(_spec.right, _method),
         )
     # The unversioned path ckanapi and older clients call; the same action, kept out of the document.
     router.add_api_route(
