@@ -228,8 +228,10 @@ def test_the_health_domain_is_built_in_and_registers_only_when_asked() -> None:
     assert loaded.scope_models.get("health.cohort").domain == "health"
     again = load_domains(builtins=BUILTIN_DOMAINS)
     assert [c.item for c in again.routers] == [c.item for c in loaded.routers], "the same routers, registered anew"
-    code = ("import massalia.health.plugin, massalia.opendata.plugin, massalia.plugins as p; "
-            "print(len(p.Contributions().routers))")
+    code = (
+        "import massalia.health.plugin, massalia.opendata.plugin, massalia.plugins as p; "
+        "print(len(p.Contributions().routers))"
+    )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=False,
                           env={**os.environ, "PYTHONPATH": str(TESTS.parent / "src")})  # fmt: skip
     assert done.stdout.strip() == "0", "importing a domain registers nothing"

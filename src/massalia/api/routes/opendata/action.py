@@ -554,7 +554,9 @@ def _openapi(right: str, method: str) -> dict[str, Any]:
 
 for _name, _spec in ACTIONS.items():
     _endpoint_function = _endpoint(_name, _spec)
-    for _method in ("GET", "POST"):
+    # Writes are POST only: a GET is never checked for CSRF, so a link or an <img> in another site must not
+    # be able to publish or delete with a signed-in visitor's cookie session. Reads answer GET as in CKAN.
+    for _method in ("GET", "POST") if _spec.right in (READ, DS_READ) else ("POST",):
         router.add_api_route(
             f"/api/3/action/{_name}",
             _endpoint_function,
