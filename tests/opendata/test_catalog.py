@@ -185,3 +185,20 @@ def test_an_uploaded_file_name_cannot_escape_the_store(world: OpenDataWorld) -> 
     assert stored.is_relative_to(world.catalog.files) and stored.read_bytes() == b"root:x:0:0"
     with pytest.raises(NotFound):
         world.catalog.resource_file(world.caller("anonymous"), "bornes-irve", resource["id"], "../passwd")
+
+
+def test_another_organization_s_resource_id_is_neither_taken_over_nor_a_crash(world: OpenDataWorld) -> None:
+    """Attack: Bob lists Alice's resource id in his own dataset's resources (as a dump being loaded would)."""
+    alice_doc = world.catalog.package_create(world.caller("alice"), DATASET)
+    theirs = alice_doc["resources"][0]["id"]
+    mine = world.catalog.package_create(
+        world.caller("bob"),
+        {"name": "parkings", "owner_org": "ville-nice", "resources": [{"id": theirs, "url": "https://evil.example/"}]},
+    )
+    assert mine["resources"][0]["id"] != theirs
+    world.catalog.package_update(
+        world.caller("bob"),
+        {"name": "parkings", "owner_org": "ville-nice", "resources": [{"id": theirs, "url": "https://evil.example/2"}]},
+    )
+    kept = world.catalog.package_show(world.caller("anonymous"), "bornes-irve")["resources"]
+    assert kept == alice_doc["resources"]

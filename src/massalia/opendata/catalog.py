@@ -357,7 +357,7 @@ class Catalog:
                 kept.add(old.id)
                 self._apply_resource(old, res, position)
             else:
-                session.add(self._new_resource(row.id, res, position))
+                session.add(self._new_resource(session, row.id, res, position))
         for res_id, old in existing.items():
             if res_id not in kept:
                 session.delete(old)
@@ -368,9 +368,12 @@ class Catalog:
         fields = res.model_dump(exclude={"id"}, mode="json", by_alias=False)
         return json.dumps(fields)
 
-    def _new_resource(self, dataset_id: str, res: ResourceInput, position: int) -> ResourceRow:
+    def _new_resource(self, session: Session, dataset_id: str, res: ResourceInput, position: int) -> ResourceRow:
         now = _now()
-        ident = res.id if res.id and _is_uuid(res.id) else str(uuid.uuid4())
+        # A given id (a dump loaded into another site keeps its ids) only if no resource has it, whichever its
+        # dataset: another organization's resource id must neither be taken over nor crash the write.
+        free = res.id and _is_uuid(res.id) and session.get(ResourceRow, res.id) is None
+        ident = res.id if free and res.id else str(uuid.uuid4())
         return ResourceRow(
             id=ident,
             dataset_id=dataset_id,
@@ -726,7 +729,7 @@ class Catalog:
                 dataset=row.name,
             )
             count = len(session.scalars(select(ResourceRow.id).where(ResourceRow.dataset_id == row.id)).all())
-            new = self._new_resource(row.id, res, count)
+            new = self._new_resource(session, row.id, res, count)
             if upload is not None:
                 self._attach(new, res, upload)
             session.add(new)
