@@ -129,9 +129,11 @@ def test_the_merged_table_has_the_core_and_every_domain_and_nothing_else() -> No
     rights = load_rights()
     core = {name for name in rights.actions if name.count(".") == 1}
     assert {name.split(".")[0] for name in core} <= {"user", "token", "project", "request", "audit", "privacy"}
-    health = set(rights.actions) - core
-    assert health and all(name.startswith("health.") for name in health)
+    domains = set(rights.actions) - core
+    assert all(name.split(".")[0] in ("health", "opendata") for name in domains)
+    health = {name for name in domains if name.startswith("health.")}
     assert {"health.etl.run", "health.quality.read", "health.patient.view", "health.mart.build"} <= health
+    assert {"opendata.catalog.read", "opendata.dataset.publish"} <= domains - health
 
 
 def test_the_documented_rights_table_is_the_one_in_rights_yaml() -> None:

@@ -196,6 +196,14 @@ EXPECTED: dict[str, Callable[[Case], Outcome]] = {
     "health.definition.save": member_or(),
     "health.definition.read": member_or(),
     "health.document.read": lambda case: ROWS if case.own_site else DENY,
+    # open data: published open data is everyone's to read, anonymous included (role public); writes are open to
+    # signed-in roles here and narrowed by the catalog's organization check (tests/opendata/test_catalog.py)
+    "opendata.catalog.read": roles(*Role),
+    "opendata.datastore.read": roles(*Role),
+    "opendata.dataset.publish": roles(*STAFF),
+    "opendata.datastore.write": roles(*STAFF),
+    "opendata.organization.create": roles(Role.ADMIN),
+    "opendata.organization.manage": roles(*STAFF),
 }
 
 
