@@ -259,6 +259,7 @@ def expectations(world: World, caller: str) -> dict[tuple[str, ...], Row]:
         ("opendata", "search"): Row((), ALL),
         ("opendata", "publish"): Row(("no-such-dataset", d), ALL, exit_allowed=1),
         ("opendata", "sql"): Row(("SELECT 1 AS one",), ALL),
+        ("opendata", "demo"): Row(("--datasets", "2"), frozenset({"operator", "admin"})),
     }
 
 

@@ -16,6 +16,7 @@ import typer
 from massalia.cli.common import EngineOption, HomeOption, console, existing_home, fail, governed
 from massalia.opendata import datastore
 from massalia.opendata.catalog import Catalog
+from massalia.opendata.demo import build_demo
 from massalia.opendata.models import ValidationFailed
 from massalia.opendata.search import search_documents
 from massalia.warehouse import open_warehouse
@@ -173,3 +174,22 @@ def sql(query: str, home_dir: HomeOption = None, engine: EngineOption = None) ->
     except ValidationFailed as error:
         fail(str(error))
     _print(result["records"])
+
+
+@opendata_app.command("demo")
+def demo(
+    datasets: Annotated[int, typer.Option(min=0, max=1000, help="How many generated datasets.")] = 200,
+    home_dir: HomeOption = None,
+    engine: EngineOption = None,
+) -> None:
+    """Publish a generated regional catalog (organizations, themes, datasets, an IRVE sample in the datastore)."""
+    data = existing_home(home_dir)
+    try:
+        with governed(data) as caller, open_warehouse(data, engine) as warehouse:
+            report = build_demo(caller, Catalog.for_home(data), warehouse, datasets=datasets)
+    except ValidationFailed as error:
+        fail(str(error))
+    console.print(
+        f"[green]demo[/]: {report.organizations} organization(s), {report.groups} group(s), "
+        f"{report.datasets} dataset(s) added; {report.datastore_rows} IRVE rows in the datastore"
+    )
