@@ -123,7 +123,7 @@ def test_the_example_domain_plugs_into_the_api_under_its_rights(tmp_path: Path) 
     app = create_app(Home(tmp_path / "home"), settings=ApiSettings(), domains=[EXAMPLE])
     gov: Governance = app.state.massalia.governance
     try:
-        assert list(app.state.domains.domains) == ["health", "safety", "example"]
+        assert list(app.state.domains.domains) == ["health", "opendata", "safety", "example"]
         assert gov.rights.get("example.thing.read").description.startswith("Read the example domain's things")
         routes = {(route.method, route.path): route.action for route in route_table(app)}
         assert routes[("GET", "/api/v1/example/things")] == "example.thing.read"
@@ -164,6 +164,7 @@ def test_the_example_domain_plugs_into_the_cli(tmp_path: Path, monkeypatch: pyte
         "analysis",
         "text",
         "deid",
+        "opendata",
         "safety",
         "example",
     ]
@@ -223,14 +224,17 @@ def test_a_second_domain_reusing_a_taken_name_is_refused_naming_the_clash(tmp_pa
 
 
 def test_the_health_domain_is_built_in_and_registers_only_when_asked() -> None:
-    assert BUILTIN_DOMAINS == ("massalia.health.plugin", "massalia.safety.plugin")
+    assert BUILTIN_DOMAINS == ("massalia.health.plugin", "massalia.opendata.plugin", "massalia.safety.plugin")
     loaded = load_domains(builtins=BUILTIN_DOMAINS)
-    assert list(loaded.domains) == ["health", "safety"]
+    assert list(loaded.domains) == ["health", "opendata", "safety"]
     assert {name for name, _ in loaded.quality_checks.items()} == {"omop.dqd", "health.oncology"}
     assert loaded.scope_models.get("health.cohort").domain == "health"
     again = load_domains(builtins=BUILTIN_DOMAINS)
     assert [c.item for c in again.routers] == [c.item for c in loaded.routers], "the same routers, registered anew"
-    code = "import massalia.health.plugin, massalia.plugins as p; print(len(p.Contributions().routers))"
+    code = (
+        "import massalia.health.plugin, massalia.opendata.plugin, massalia.plugins as p; "
+        "print(len(p.Contributions().routers))"
+    )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=False,
                           env={**os.environ, "PYTHONPATH": str(TESTS.parent / "src")})  # fmt: skip
     assert done.stdout.strip() == "0", "importing a domain registers nothing"

@@ -40,7 +40,7 @@ T = TypeVar("T")
 ENTRY_POINT_GROUP = "massalia.domains"
 """Third-party domains declare their entry module here (``[project.entry-points."massalia.domains"]``)."""
 
-BUILTIN_DOMAINS: tuple[str, ...] = ("massalia.health.plugin", "massalia.safety.plugin")
+BUILTIN_DOMAINS: tuple[str, ...] = ("massalia.health.plugin", "massalia.opendata.plugin", "massalia.safety.plugin")
 """Entry modules of the domains shipped with Massalia, loaded like any extension."""
 
 DOMAINS_SETTING = "MASSALIA_DOMAINS"

@@ -253,6 +253,19 @@ def expectations(world: World, caller: str) -> dict[tuple[str, ...], Row]:
             (str(world.project), "cli-target"), frozenset({"operator", "admin", "dpo"}), exit_allowed=1
         ),
         ("request", "revoke"): Row(("999999", "--reason", "no longer needed"), frozenset({"dpo"}), exit_allowed=1),
+        # Open data (opendata/rights.yaml): reads are everyone's; organizations and groups are platform admins';
+        # publishing is open to signed-in roles, then refused (exit 1 here: no such organization, dataset or file).
+        ("opendata", "org-create"): Row((f"org-{caller.replace('_', '-')}",), frozenset({"operator", "admin"})),
+        ("opendata", "group-create"): Row((f"grp-{caller.replace('_', '-')}",), frozenset({"operator", "admin"})),
+        ("opendata", "member-add"): Row(("no-such-org", "cli-guest"), ALL, exit_allowed=1),
+        ("opendata", "dataset-create"): Row((missing,), ALL, exit_allowed=1),
+        ("opendata", "dataset-update"): Row((missing,), ALL, exit_allowed=1),
+        ("opendata", "show"): Row(("no-such-dataset",), ALL, exit_allowed=1),
+        ("opendata", "versions"): Row(("no-such-dataset",), ALL, exit_allowed=1),
+        ("opendata", "search"): Row((), ALL),
+        ("opendata", "publish"): Row(("no-such-dataset", d), ALL, exit_allowed=1),
+        ("opendata", "sql"): Row(("SELECT 1 AS one",), ALL),
+        ("opendata", "demo"): Row(("--datasets", "2"), frozenset({"operator", "admin"})),
     }
 
 

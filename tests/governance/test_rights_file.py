@@ -130,8 +130,9 @@ def test_the_merged_table_has_the_core_and_every_domain_and_nothing_else() -> No
     core = {name for name in rights.actions if name.count(".") == 1}
     assert {name.split(".")[0] for name in core} <= {"user", "token", "project", "request", "audit", "privacy"}
     domains = set(rights.actions) - core
-    assert domains and all(name.split(".")[0] in ("health", "safety") for name in domains)
+    assert domains and all(name.split(".")[0] in ("health", "opendata", "safety") for name in domains)
     assert {"health.etl.run", "health.quality.read", "health.patient.view", "health.mart.build"} <= domains
+    assert {"opendata.catalog.read", "opendata.dataset.publish"} <= domains
     assert {"safety.incident.list", "safety.incident.parties", "safety.stats.read"} <= domains
 
 

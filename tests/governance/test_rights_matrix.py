@@ -224,6 +224,14 @@ EXPECTED: dict[str, Callable[[Case], Outcome]] = {
     "safety.stats.read": safety_aggregate,
     "safety.map.read": safety_aggregate,
     "safety.quality.read": roles(Role.ADMIN, Role.DATA_ENGINEER, Role.SAFETY_ANALYST, Role.SAFETY_MANAGER),
+    # open data: published open data is everyone's to read, anonymous included (role public); writes are open to
+    # signed-in roles here and narrowed by the catalog's organization check (tests/opendata/test_catalog.py)
+    "opendata.catalog.read": roles(*Role),
+    "opendata.datastore.read": roles(*Role),
+    "opendata.dataset.publish": roles(*STAFF),
+    "opendata.datastore.write": roles(*STAFF),
+    "opendata.organization.create": roles(Role.ADMIN),
+    "opendata.organization.manage": roles(*STAFF),
 }
 
 

@@ -1,6 +1,7 @@
 """What every route needs: the API context, the caller and the warehouse engine.
 
-The principal is resolved here and nowhere else: ``Authorization: Bearer <token>`` →
+The principal is resolved here and nowhere else: ``Authorization: Bearer <token>`` (or the bare
+``msl_…`` token as the whole header, as CKAN clients send their API key) →
 ``Governance.authenticate_token``; else the session cookie → the session store (with the CSRF checks
 on unsafe methods); else :meth:`Principal.anonymous`. It reaches the routes as one
 :class:`massalia.governance.Caller` (:func:`get_caller`: the principal, the app's governance, channel
@@ -26,6 +27,7 @@ from massalia.config import Home, HomeNotInitializedError
 from massalia.engine import Engine, WarehouseBusyError
 from massalia.governance import AuthenticationError, Governance, Principal
 from massalia.governance import Caller as ServiceCaller
+from massalia.governance.credentials import TOKEN_PREFIX
 from massalia.warehouse import open_warehouse
 
 API_CHANNEL = "api"
@@ -72,6 +74,9 @@ def _bearer(request: Request) -> str | None:
     header = request.headers.get("authorization")
     if header is None:
         return None
+    if header.startswith(TOKEN_PREFIX) and " " not in header.strip():
+        # CKAN clients (ckanapi, the CKAN CLI) send the bare token as the whole header: one of ours is accepted.
+        return header.strip()
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         raise ApiError(

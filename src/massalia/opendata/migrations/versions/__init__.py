@@ -1,0 +1,1 @@
+"""Open data's migration scripts, applied in order by :data:`massalia.opendata.tables.MIGRATIONS`."""
