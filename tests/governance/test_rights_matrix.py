@@ -153,6 +153,14 @@ def patient_view(case: Case) -> Outcome:
     return extract(case)
 
 
+def document_search(case: Case) -> Outcome:
+    if case.own_site:
+        return ROWS
+    if case.role in PROJECT_USERS and case.active_member:
+        return PSEUDO_ROWS if case.pseudonymized else RAW
+    return PLAIN if case.role in STAFF else DENY
+
+
 def member_or(*always: Role, members: frozenset[Role] = STAFF) -> Callable[[Case], Outcome]:
     def outcome(case: Case) -> Outcome:
         if case.role in always or (case.role in members and case.member):
@@ -212,6 +220,10 @@ EXPECTED: dict[str, Callable[[Case], Outcome]] = {
     "health.definition.save": member_or(),
     "health.definition.read": member_or(),
     "health.document.read": lambda case: ROWS if case.own_site else DENY,
+    # full-text search: a clinician's own site identified; an approved pseudonymized project's members by
+    # pseudonym; other approved members exact totals; every staff role else a noisy count of persons
+    "health.document.search": document_search,
+    "health.document.index": roles(Role.ADMIN, Role.DATA_ENGINEER),
     # documents de-identified: the approved members of a pseudonymized project, like an extract
     "health.document.deidentified": extract,
     # public safety: personal fields (narratives, parties) are narrower than incidents; a partner gets masked
@@ -226,7 +238,7 @@ EXPECTED: dict[str, Callable[[Case], Outcome]] = {
     "safety.quality.read": roles(Role.ADMIN, Role.DATA_ENGINEER, Role.SAFETY_ANALYST, Role.SAFETY_MANAGER),
     # open data: published open data is everyone's to read, anonymous included (role public); writes are open to
     # signed-in roles here and narrowed by the catalog's organization check (tests/opendata/test_catalog.py)
-    "opendata.catalog.read": roles(*Role),
+    "opendata.catalog.read": roles(*Role),  # public reads: anonymous and every signed-in role
     "opendata.datastore.read": roles(*Role),
     "opendata.dataset.publish": roles(*STAFF),
     "opendata.datastore.write": roles(*STAFF),
