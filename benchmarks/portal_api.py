@@ -97,7 +97,8 @@ def main() -> None:
         figures["persons_all_rules"] = first["persons"]
 
         parsed = CohortDefinition.model_validate(definition)
-        with DuckDBEngine(home.warehouse, read_only=True) as engine:
+        # Read-write like the app's own connections: DuckDB shares one open database per process and config.
+        with DuckDBEngine(home.warehouse) as engine:
             figures["peer_uncached_toggle"] = timed(
                 lambda: analyze_cohort(engine, parsed).count([True, False]), max(3, args.runs // 4)
             )
