@@ -27,6 +27,7 @@ from massalia.config import Home, HomeNotInitializedError
 from massalia.engine import Engine, WarehouseBusyError
 from massalia.governance import AuthenticationError, Governance, Principal
 from massalia.governance import Caller as ServiceCaller
+from massalia.governance.store import read_once_per_request
 
 API_CHANNEL = "api"
 """The channel the API's calls are recorded under in the audit trail."""
@@ -121,7 +122,17 @@ def get_principal(request: Request, context: Context) -> Principal:
 CallingPrincipal = Annotated[Principal, Depends(get_principal)]
 
 
-def get_caller(principal: CallingPrincipal, context: Context) -> ServiceCaller:
+async def governance_reads_per_request() -> None:
+    """Read a caller's facts and a project's scope once in this request (``read_once_per_request``).
+
+    ``async``: it runs in the request's own task, whose context every thread of the request copies.
+    """
+    read_once_per_request()
+
+
+def get_caller(
+    principal: CallingPrincipal, context: Context, _reads: Annotated[None, Depends(governance_reads_per_request)]
+) -> ServiceCaller:
     """The caller every guarded service takes: who calls, the app's governance, and the ``"api"`` channel."""
     return ServiceCaller(principal, context.governance, API_CHANNEL)
 
