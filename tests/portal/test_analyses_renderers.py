@@ -9,19 +9,33 @@ artifacts folder.
 
 from __future__ import annotations
 
+import datetime as dt
+import secrets
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
-from portal_browser import Browsing
+from portal_browser import Browsing, Site
 from test_accessibility import audit
 from test_analyses_more import fr, spaced
-from test_analyses_page import REFUSAL, open_page, outsider, run, texts
+from test_analyses_page import REFUSAL, open_page, run, texts
 
-__all__ = ["outsider"]  # the module fixture of test_analyses_page, used here too
+from massalia.governance import ProjectScope, operator_principal
 
-pytestmark = pytest.mark.browser
+
+@pytest.fixture(scope="module")
+def unapproved(portal_site: Site) -> int:
+    """A researcher whose only project was never approved (signs in as ``unapproved``); that project's id."""
+    gov = portal_site.app.state.massalia.governance
+    password = secrets.token_urlsafe(15)
+    user = gov.create_user("unapproved.renderers", password, roles=["researcher"], actor=operator_principal())
+    draft = gov.create_project(
+        "Projet en brouillon", "Analyses sans approbation (test des rendus).", scope=ProjectScope(),
+        access_level="aggregate", expires=dt.date.today() + dt.timedelta(days=30), actor=user,
+    )  # fmt: skip
+    portal_site.accounts["unapproved"] = ("unapproved.renderers", password)
+    return int(draft.id)
 
 
 def rows(page: Any, table: str) -> list[list[str]]:
@@ -37,6 +51,7 @@ def checked(page: Any, axe_source: str, screenshot: Callable[[Any, str], Path], 
     assert not violations, "\n".join(violations)
 
 
+@pytest.mark.browser
 def test_similar_cases_of_a_described_patient(
     browsing: Browsing, axe_source: str, screenshot: Callable[[Any, str], Path]
 ) -> None:
@@ -60,6 +75,7 @@ def test_similar_cases_of_a_described_patient(
     checked(page, axe_source, screenshot, "64-analyses-similar")
 
 
+@pytest.mark.browser
 def test_an_invalid_profile_shows_the_api_422(browsing: Browsing) -> None:
     """A profile naming a variable the mart does not have: the API's 422, its field named under the form."""
     browsing.watch.expect(r"HTTP 422: POST .*/api/v1/analyses/similar")
@@ -74,6 +90,7 @@ def test_an_invalid_profile_shows_the_api_422(browsing: Browsing) -> None:
     assert page.locator("#similar-agreement").count() == 0
 
 
+@pytest.mark.browser
 def test_patient_groups_sizes_what_sets_them_apart_and_survival(
     browsing: Browsing, axe_source: str, screenshot: Callable[[Any, str], Path]
 ) -> None:
@@ -96,6 +113,7 @@ def test_patient_groups_sizes_what_sets_them_apart_and_survival(
     checked(page, axe_source, screenshot, "65-analyses-groups")
 
 
+@pytest.mark.browser
 def test_control_arm_from_a_summary_then_from_the_trial_s_patients(
     browsing: Browsing, axe_source: str, screenshot: Callable[[Any, str], Path]
 ) -> None:
@@ -129,6 +147,7 @@ def test_control_arm_from_a_summary_then_from_the_trial_s_patients(
     checked(page, axe_source, screenshot, "67-analyses-control-arm-individual")
 
 
+@pytest.mark.browser
 def test_hypotheses_two_groups_compared(
     browsing: Browsing, axe_source: str, screenshot: Callable[[Any, str], Path]
 ) -> None:
@@ -154,9 +173,11 @@ def test_hypotheses_two_groups_compared(
     checked(page, axe_source, screenshot, "68-analyses-hypotheses")
 
 
-def test_a_researcher_without_approval_is_refused_the_new_analyses(browsing: Browsing, outsider: int) -> None:
+@pytest.mark.browser
+def test_a_researcher_without_approval_is_refused_the_new_analyses(browsing: Browsing, unapproved: int) -> None:
     """The four analyses answer the API's 403 (reason shown) to a researcher whose project is not approved."""
-    page, _ = open_page(browsing, "outsider")
+    page, _ = open_page(browsing, "unapproved")
+    assert page.input_value("#analyses-project") == str(unapproved)
     for kind, path in (("similar", "similar"), ("groups", "groups"), ("control_arm", "control-arm"),
                        ("hypotheses", "hypotheses")):  # fmt: skip
         browsing.watch.expect(rf"HTTP 403: POST .*/api/v1/analyses/{path}")
