@@ -46,6 +46,9 @@ def rows(page: Any, table: str) -> list[list[str]]:
 
 
 def checked(page: Any, axe_source: str, screenshot: Callable[[Any, str], Path], name: str) -> None:
+    # A section left out (nothing to show) leaves nothing behind, not the text "null" or "undefined".
+    shown = page.text_content("#analysis-result") or ""
+    assert "null" not in shown and "undefined" not in shown and "NaN" not in shown
     screenshot(page, name)
     violations = audit(page, axe_source)
     assert not violations, "\n".join(violations)

@@ -6,7 +6,7 @@
 // before and after weighting, the weighted Kaplan–Meier curves beside the trial's, the hazard ratios or the
 // survival at the trial's times, and the assumptions in plain words. Counts as released ("<10").
 
-import { h } from "/static/js/dom.js";
+import { h, replace } from "/static/js/dom.js";
 import { t } from "/static/js/i18n.js";
 import { balanceChart, chartBox, curveChart, decimal, percent, pValue, shown, table } from "./analysis-kit.js";
 import { endpointField } from "./analysis-survival.js";
@@ -108,7 +108,7 @@ async function renderSummary(container, result) {
   const value = (row, key) => (row.statistic === "proportion" ? percent(row[key]) : decimal(row[key], 2));
   const survivalColumns = [t("analyses.control.months"), t("analyses.control.trial"), t("analyses.control.weighted"), t("analyses.ci"), t("analyses.control.unweighted")]
     .map((label, i) => ({ label, number: i > 0 }));
-  container.append(
+  replace(container,
     h("section", { class: "card", "aria-labelledby": "control-title", dataset: { result: "control-arm" } },
       h("h2", { id: "control-title" }, t("analyses.control.title_summary")),
       h("p", { class: "muted small" }, result.method),
@@ -144,13 +144,13 @@ async function renderIndividual(container, result) {
     return [t(`analyses.control.hr.${m}`), decimal(hr.hr), `${decimal(hr.lower)} – ${decimal(hr.upper)}`, pValue(hr.p_value)];
   });
   const ps = result.propensity_score || {};
-  container.append(
+  replace(container,
     h("section", { class: "card", "aria-labelledby": "control-title", dataset: { result: "control-arm" } },
       h("h2", { id: "control-title" }, t("analyses.control.title_individual")),
       table("control-arms", t("analyses.control.arms"),
         [t("analyses.control.arm"), t("analyses.persons"), t("analyses.control.ess"), t("analyses.control.median")].map((label, i) => ({ label, number: i > 0 })), armRows),
       h("p", { class: "muted small" }, t("analyses.control.not_in_either", { shown: shown(result.eligible_not_in_either_arm) }), " · ",
-        t("analyses.control.excluded_landmark"), " ", shown(result.excluded_before_landmark)),
+        t("analyses.control.excluded_landmark_n", { shown: shown(result.excluded_before_landmark) })),
       withheldNote(result),
       hrRows.length ? table("control-hr", t("analyses.control.hazard_ratios"), hrColumns, hrRows) : null),
     h("section", { class: "card", "aria-labelledby": "control-balance-title" },

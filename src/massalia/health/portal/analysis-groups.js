@@ -4,7 +4,7 @@
 // set it apart: standardized difference, the group's value against the rest) and the groups' Kaplan–Meier
 // curves. Counts as released ("<10" under the threshold: such a group shows its size and nothing else).
 
-import { h } from "/static/js/dom.js";
+import { h, replace } from "/static/js/dom.js";
 import { t } from "/static/js/i18n.js";
 import { chartBox, curveChart, decimal, horizontalBars, percent, shown, table } from "./analysis-kit.js";
 import { ENDPOINTS, endpointField } from "./analysis-survival.js";
@@ -78,7 +78,7 @@ async function render(container, result, ctx) {
   const local = { ...ctx, threshold: result.threshold };
   const scores = Object.entries(result.silhouette || {}).map(([k, score]) => [Number(k), score]).sort((a, b) => a[0] - b[0]);
   const curves = (result.groups || []).filter((g) => g.km?.curve?.length);
-  container.append(
+  replace(container,
     h("section", { class: "card", "aria-labelledby": "groups-title", dataset: { result: "groups" } },
       h("h2", { id: "groups-title" }, t("analyses.groups.title", { k: result.k })),
       h("p", { id: "groups-persons" }, t("analyses.groups.persons", { n: shown(result.persons), k: result.k })),

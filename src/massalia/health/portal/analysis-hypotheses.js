@@ -5,7 +5,7 @@
 // the level, and each category's counts. Counts as released ("<10" under the threshold); a withheld
 // comparison says why.
 
-import { h } from "/static/js/dom.js";
+import { h, replace } from "/static/js/dom.js";
 import { t } from "/static/js/i18n.js";
 import { chartBox, decimal, horizontalBars, pValue, shown, table } from "./analysis-kit.js";
 import { FilterEditor, valueLabel, variableLabel } from "./filters.js";
@@ -116,7 +116,7 @@ async function render(container, result, ctx) {
       [t("analyses.hypotheses.in_both"), shown(result.excluded_in_both_groups)]]);
   const columns = ["variable", "test", "n_a", "n_b", "summary_a", "summary_b", "effect", "p", "p_bh", "p_holm", "verdict"]
     .map((key) => ({ label: t(`analyses.hypotheses.column.${key}`), number: ["n_a", "n_b", "p", "p_bh", "p_holm"].includes(key) }));
-  container.append(
+  replace(container,
     h("section", { class: "card", "aria-labelledby": "hypotheses-title", dataset: { result: "hypotheses" } },
       h("h2", { id: "hypotheses-title" }, t("analyses.hypotheses.title")),
       sizes,

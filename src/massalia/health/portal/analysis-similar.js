@@ -5,7 +5,7 @@
 // distance (bars and table), their protected profile, their Kaplan–Meier curve with the numbers at risk and,
 // under a pseudonymized project, the neighbours listed by pseudonym. Counts as released ("<10").
 
-import { h } from "/static/js/dom.js";
+import { h, replace } from "/static/js/dom.js";
 import { t } from "/static/js/i18n.js";
 import { chartBox, curveChart, decimal, horizontalBars, percent, shown, table } from "./analysis-kit.js";
 import { valueLabel, variableLabel } from "./filters.js";
@@ -72,7 +72,7 @@ async function render(container, result, ctx) {
   const profile = Object.entries(result.profile || {});
   const km = result.km || {};
   const listed = result.listed || [];
-  container.append(
+  replace(container,
     h("section", { class: "card", "aria-labelledby": "similar-title", dataset: { result: "similar" } },
       h("h2", { id: "similar-title" }, t("analyses.similar.title")),
       h("p", { id: "similar-index" }, result.index?.pseudonym ? t("analyses.similar.index_pseudonym", { pseudonym: result.index.pseudonym }) : t("analyses.similar.index_profile"), " ", indexText(result, ctx)),
