@@ -3,7 +3,7 @@
 Usage::
 
     massalia demo --patients 100000 --no-serve          # with MASSALIA_HOME=DIR: the home measured here
-    python benchmarks/portal_api.py --home DIR [--runs 20] [--json out.json]
+    python benchmarks/portal_api.py --home DIR [--runs 20] [--users 4] [--json out.json]
 
 The researcher of the demo signs in with a cookie session and a CSRF token as the portal does; every call
 goes through the whole app in this process (middleware, rights, audit, disclosure). Measured:
@@ -13,7 +13,9 @@ goes through the whole app in this process (middleware, rights, audit, disclosur
   toggle. Peer, in the same process: what a toggle cost before the analysis cache, one uncached
   ``analyze_cohort`` (the cohort's SQL) plus the in-memory count, on the same warehouse;
 * **attrition** (the chart redrawn after a toggle) and **mart count** (the quick mode);
-* **dashboard** (``POST /mart/dashboard``, every panel) and the **portal's first page** (the HTML shell).
+* **dashboard** (``POST /mart/dashboard``, every panel) and the **portal's first page** (the HTML shell);
+* with ``--users N``: **N researchers toggling at once** (N signed-in clients, one thread each, ``--runs`` toggles
+  each): median, 90th percentile and max of every call, and requests per second.
 
 Each figure is the median (and max) of ``--runs`` calls after one warm-up call.
 """
@@ -24,6 +26,7 @@ import argparse
 import itertools
 import json
 import statistics
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -67,16 +70,51 @@ def ok(response: Any) -> Any:
     return response.json()
 
 
+def concurrent_toggles(app: Any, home: Path, body: dict[str, Any], users: int, runs: int) -> dict[str, float]:
+    """``users`` signed-in clients toggling rules at once, ``runs`` counts each: latency and throughput."""
+    clients = []
+    for _ in range(users):
+        client = TestClient(app)
+        sign_in(client, home)
+        clients.append(client)
+    times: list[float] = []
+    lock = threading.Lock()
+    start = threading.Barrier(users)
+
+    def toggle(client: TestClient) -> None:
+        toggles = itertools.cycle([[True, False], [False, True], [False, False], [True, True]])
+        start.wait()
+        for _ in range(runs):
+            began = time.perf_counter()
+            ok(client.post("/api/v1/cohorts/count", json={**body, "enabled": next(toggles)}))
+            with lock:
+                times.append((time.perf_counter() - began) * 1000)
+
+    threads = [threading.Thread(target=toggle, args=(client,)) for client in clients]
+    began = time.perf_counter()
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    wall = time.perf_counter() - began
+    ordered = sorted(times)
+    return {"users": users, "median_ms": round(statistics.median(ordered), 1),
+            "p90_ms": round(ordered[int(0.9 * (len(ordered) - 1))], 1), "max_ms": round(ordered[-1], 1),
+            "requests_per_s": round(len(ordered) / wall, 1)}  # fmt: skip
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--home", type=Path, required=True, help="a home made by 'massalia demo --no-serve'")
     parser.add_argument("--runs", type=int, default=20)
     parser.add_argument("--json", type=Path, default=None)
+    parser.add_argument("--users", type=int, default=0, help="also measure N researchers toggling at once")
     args = parser.parse_args()
     home = Home(args.home)
     definition = json.loads(DEFINITION.read_text(encoding="utf-8"))
     figures: dict[str, Any] = {}
-    with TestClient(create_app(home)) as client:
+    app = create_app(home)
+    with TestClient(app) as client:
         sign_in(client, args.home)
         projects = ok(client.get("/api/v1/projects"))["items"]
         project = next(p["id"] for p in projects if p["title"] == PROJECT_TITLE and p["status"] == "approved")
@@ -97,7 +135,8 @@ def main() -> None:
         figures["persons_all_rules"] = first["persons"]
 
         parsed = CohortDefinition.model_validate(definition)
-        with DuckDBEngine(home.warehouse, read_only=True) as engine:
+        # Read-write like the app's own connections: DuckDB shares one open database per process and config.
+        with DuckDBEngine(home.warehouse) as engine:
             figures["peer_uncached_toggle"] = timed(
                 lambda: analyze_cohort(engine, parsed).count([True, False]), max(3, args.runs // 4)
             )
@@ -108,6 +147,9 @@ def main() -> None:
         few = max(3, args.runs // 4)
         figures["dashboard"] = timed(lambda: ok(client.post("/api/v1/mart/dashboard", json=mart)), few)
         figures["portal_first_page"] = timed(lambda: client.get("/").raise_for_status(), args.runs)
+        if args.users > 0:
+            together = {"definition": definition, "project_id": project}
+            figures["concurrent_toggles"] = concurrent_toggles(app, args.home, together, args.users, args.runs)
     ratio = figures["peer_uncached_toggle"]["median_ms"] / figures["count_toggle"]["median_ms"]
     print(f"Portal API on {args.home} ({figures['patients']:,} patients, project {project}):")
     print(f"  count, first of a definition   {figures['count_first_ms']:>9.1f} ms")
@@ -117,6 +159,11 @@ def main() -> None:
           f"-> toggle {ratio:.1f}x faster than recomputing")  # fmt: skip
     for name in ("attrition", "mart_count", "dashboard", "portal_first_page"):
         print(f"  {name:<31} {figures[name]['median_ms']:>8.1f} / {figures[name]['max_ms']:.1f} ms")
+    if "concurrent_toggles" in figures:
+        at_once = figures["concurrent_toggles"]
+        label = f"{at_once['users']} users toggling at once"
+        print(f"  {label:<31} {at_once['median_ms']:>8.1f} / {at_once['p90_ms']:.1f} (p90) / "
+              f"{at_once['max_ms']:.1f} ms, {at_once['requests_per_s']} requests/s")  # fmt: skip
     if args.json is not None:
         args.json.write_text(json.dumps(figures, indent=2) + "\n", encoding="utf-8")
 

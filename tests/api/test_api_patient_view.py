@@ -21,7 +21,7 @@ def site_person(world: ApiWorld, site: str, among_cohort: bool = False) -> int:
     """The smallest person id of a care site (optionally among the persons of generated cohort 1)."""
     members = "SELECT subject_id FROM cohort WHERE cohort_definition_id = 1"
     cohort = f" AND p.person_id IN ({members})" if among_cohort else ""
-    with DuckDBEngine(world.home.warehouse, read_only=True) as engine:
+    with DuckDBEngine(world.home.warehouse) as engine:
         rows = engine.query(
             "SELECT MIN(p.person_id) AS person_id FROM person p JOIN care_site cs ON cs.care_site_id = p.care_site_id"
             f" WHERE cs.care_site_source_value = '{site}'{cohort}"

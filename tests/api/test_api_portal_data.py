@@ -62,7 +62,7 @@ def _error(response: Any) -> dict[str, Any]:
 
 def _persons(world: ApiWorld) -> tuple[int, int]:
     """A person of the clinician's site (chu_nord) and one of another site."""
-    with DuckDBEngine(world.home.warehouse, read_only=True) as engine:
+    with DuckDBEngine(world.home.warehouse) as engine:
         rows = engine.query(
             "SELECT p.person_id, cs.care_site_source_value AS site FROM person p "
             "JOIN care_site cs ON cs.care_site_id = p.care_site_id ORDER BY p.person_id"
@@ -103,7 +103,7 @@ def test_a_concept_shows_its_hierarchy_and_mappings(world: ApiWorld) -> None:
     cancer = client.get("/api/v1/vocabulary/concepts/443392", params={"limit": 2}).json()
     assert len(cancer["descendants"]) == 2 and cancer["totals"]["descendants"] > 2
     assert cancer["descendants"][0]["min_levels_of_separation"] >= 1
-    with DuckDBEngine(world.home.warehouse, read_only=True) as engine:
+    with DuckDBEngine(world.home.warehouse) as engine:
         mapped = (
             engine.query(
                 "SELECT concept_id_1 FROM concept_relationship WHERE relationship_id = 'Maps to' "
@@ -339,7 +339,7 @@ def test_the_timeline_refuses_other_sites_dpos_and_anonymous(world: ApiWorld) ->
 def test_a_project_member_sees_a_pseudonymized_timeline_without_text_or_keys(world: ApiWorld) -> None:
     """Attack: a member of an approved pseudonymized project asks for documents' text, or names the person
     by their warehouse id; the member of another project uses the pseudonym."""
-    with DuckDBEngine(world.home.warehouse, read_only=True) as engine:
+    with DuckDBEngine(world.home.warehouse) as engine:
         cohort = engine.query("SELECT DISTINCT subject_id FROM cohort WHERE cohort_definition_id = 1 ORDER BY 1")
         real = int(cohort.column(0)[0].as_py())
         query = f"SELECT condition_start_date FROM condition_occurrence WHERE person_id = {real}"

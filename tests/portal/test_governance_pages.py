@@ -48,7 +48,7 @@ def site_persons(demo_warehouse: Path) -> dict[str, int]:
     """A person of the clinician's site (chu_nord) and one of another site, read from the suite's warehouse."""
     from massalia.engine.duckdb import DuckDBEngine
 
-    with DuckDBEngine(demo_warehouse, read_only=True) as engine:
+    with DuckDBEngine(demo_warehouse) as engine:
         rows = engine.query(
             "SELECT p.person_id, c.care_site_source_value AS site, "
             "(SELECT count(*) FROM condition_occurrence o WHERE o.person_id = p.person_id) AS n "
@@ -226,7 +226,7 @@ def quality_history(portal_site: Any, demo_warehouse: Path) -> int:
     from massalia.engine.duckdb import DuckDBEngine
     from massalia.health.quality.runner import run_quality
 
-    with DuckDBEngine(demo_warehouse, read_only=True) as engine:
+    with DuckDBEngine(demo_warehouse) as engine:
         run_quality(engine, out_dir=portal_site.home.reports, checks=["cdmTable"])
         report = run_quality(engine, out_dir=portal_site.home.reports, checks=["cdmTable", "isRequired"])
     return int(report.summary()["status"]["failed"])

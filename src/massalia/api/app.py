@@ -177,6 +177,8 @@ def create_app(
         # The first noisy count would otherwise wait for OpenDP's native library to load.
         threading.Thread(target=disclosure.prepare, name="massalia-warm-up", daemon=True).start()
         yield
+        if context.warehouses is not None:
+            context.warehouses.close()
         context.governance.close()
         if context.oidc is not None:
             context.oidc.close()

@@ -23,12 +23,13 @@ from massalia.api.ratelimit import FailureLimiter
 from massalia.api.security import check_csrf_token, check_origin
 from massalia.api.sessions import SESSION_COOKIE, SessionStore
 from massalia.api.settings import ApiSettings
+from massalia.api.warehouse import WarehouseKeeper
 from massalia.config import Home, HomeNotInitializedError
 from massalia.engine import Engine, WarehouseBusyError
 from massalia.governance import AuthenticationError, Governance, Principal
 from massalia.governance import Caller as ServiceCaller
 from massalia.governance.credentials import TOKEN_PREFIX
-from massalia.warehouse import open_warehouse
+from massalia.governance.store import read_once_per_request
 
 API_CHANNEL = "api"
 """The channel the API's calls are recorded under in the audit trail."""
@@ -48,6 +49,11 @@ class ApiContext:
     oidc: Any = None  # massalia.governance.oidc.OidcClient when MASSALIA_OIDC_ISSUER is set
     oidc_pending: dict[str, Any] = field(default_factory=dict)  # state -> (LoginState, browser binding digest)
     lock: threading.Lock = field(default_factory=threading.Lock)
+    warehouses: WarehouseKeeper | None = None  # made from home and settings when not given
+
+    def __post_init__(self) -> None:
+        if self.warehouses is None:
+            self.warehouses = WarehouseKeeper(self.home, self.settings.engine)
 
 
 def action(name: str) -> dict[str, Any]:
@@ -121,7 +127,17 @@ def get_principal(request: Request, context: Context) -> Principal:
 CallingPrincipal = Annotated[Principal, Depends(get_principal)]
 
 
-def get_caller(principal: CallingPrincipal, context: Context) -> ServiceCaller:
+async def governance_reads_per_request() -> None:
+    """Read a caller's facts and a project's scope once in this request (``read_once_per_request``).
+
+    ``async``: it runs in the request's own task, whose context every thread of the request copies.
+    """
+    read_once_per_request()
+
+
+def get_caller(
+    principal: CallingPrincipal, context: Context, _reads: Annotated[None, Depends(governance_reads_per_request)]
+) -> ServiceCaller:
     """The caller every guarded service takes: who calls, the app's governance, and the ``"api"`` channel."""
     return ServiceCaller(principal, context.governance, API_CHANNEL)
 
@@ -133,13 +149,18 @@ WAREHOUSE_BUSY_RETRY_S = 5
 
 
 def get_warehouse(context: Context) -> Iterator[Engine]:
-    """The warehouse engine, opened for the request and closed after it.
+    """The warehouse engine, the request's own connection, closed after it.
 
-    An embedded warehouse locked by another process (an ETL run from the command line) answers 503
-    with ``Retry-After`` rather than an internal error.
+    The connection is opened through the app's :class:`~massalia.api.warehouse.WarehouseKeeper`, which keeps
+    the warehouse open between requests (cheap connections) and lets it go when idle or replaced. An embedded
+    warehouse locked by another process (an ETL run from the command line) answers 503 with ``Retry-After``
+    rather than an internal error.
     """
+    keeper = context.warehouses
+    if keeper is None:  # for the type checker: __post_init__ always sets it
+        raise RuntimeError("the API context has no warehouse keeper")
     try:
-        engine = open_warehouse(context.home, context.settings.engine)
+        engine = keeper.connect()
     except WarehouseBusyError:
         raise ApiError(
             503, "unavailable", "The warehouse is busy (another process is writing to it); retry shortly.",
@@ -151,7 +172,7 @@ def get_warehouse(context: Context) -> Iterator[Engine]:
     try:
         yield engine
     finally:
-        engine.close()
+        keeper.release(engine)
 
 
 Warehouse = Annotated[Engine, Depends(get_warehouse)]

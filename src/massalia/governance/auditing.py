@@ -116,15 +116,47 @@ class AuditTrail(GovernanceStore):
         }
         if principal.auth == "operator":
             entry["os_uid"], entry["os_account"] = operator_account()
+        log = self._open_audit_log()
+        try:
+            written = log.append(entry)
+            head = log.latest_tree_head()
+            # Appends of concurrent requests are committed together (the log's group commit); a tree head
+            # signed after this entry was committed covers it already, so only an uncovered entry signs one.
+            if head is None or head.tree_size <= written.index:
+                log.tree_head()
+            return written.index
+        finally:
+            self._close_audit_log()
+
+    def _open_audit_log(self) -> TransparencyLog:
+        """The transparency log, opened for the audits under way in this process (shared by them).
+
+        Each audit used to open the log, take its writer lock, append, sign and close: concurrent requests of
+        one server then waited for each other's lock (retrying every 50 ms) instead of committing together.
+        The audits under way now share one open log; the last one closes it, so between audits the writer
+        lock is free for another process (a CLI run), which waits for it as before.
+        """
+        with self._audit_log_lock:
+            if self._audit_log is None:
+                self._audit_log = self._wait_for_audit_log()
+            self._audit_log_users += 1
+            log: TransparencyLog = self._audit_log
+            return log
+
+    def _wait_for_audit_log(self) -> TransparencyLog:
         deadline = time.monotonic() + LEDGER_LOCK_WAIT_S
         while True:
             try:
-                with TransparencyLog(self.ledger_path) as log:
-                    written = log.append(entry)
-                    log.tree_head()
-                    return written.index
+                return TransparencyLog(self.ledger_path)
             except LedgerLockedError:
                 # Another process (the API server, a CLI run) is writing: its append is short.
                 if time.monotonic() > deadline:
                     raise
                 time.sleep(0.05)
+
+    def _close_audit_log(self) -> None:
+        with self._audit_log_lock:
+            self._audit_log_users -= 1
+            if self._audit_log_users == 0 and self._audit_log is not None:
+                log, self._audit_log = self._audit_log, None
+                log.close()  # a log that failed is reopened (and recovered) by the next audit

@@ -6,6 +6,8 @@ import dataclasses
 from collections.abc import Mapping
 from typing import Any
 
+from sqlalchemy.orm import Session
+
 from massalia.governance.auditing import RESERVED_AUDIT_KEYS, AuditTrail
 from massalia.governance.model import (
     AccessDenied,
@@ -44,10 +46,12 @@ class Authorization(AuditTrail):
         """What the rights conditions are evaluated against for ``principal`` and ``project_id``."""
         if project_id is None:
             return Facts(data_site=site)
-        with self._session() as session:
-            project = session.get(ProjectRow, row_id(project_id, "project"))
+        number = row_id(project_id, "project")
+
+        def read(session: Session) -> Facts:
+            project = session.get(ProjectRow, number)
             if project is None:
-                return Facts(project_id=int(project_id), data_site=site)
+                return Facts(project_id=number, data_site=site)
             member = False
             row = session.get(MemberRow, (project.id, principal.user_id)) if principal.user_id is not None else None
             # A pending member (added after the request was filed) is nobody's member until a DPO approves.
@@ -57,6 +61,9 @@ class Authorization(AuditTrail):
                 member = user is not None and not user.disabled and user.username == principal.subject
             approved = project.status == "approved" and self._today() <= project.expires
             return Facts(project.id, bool(member), approved, project.access_level, site)
+
+        # Read once per API request (the same call checks a caller several times): see read_once_per_request.
+        return self._read_once(("facts", principal.user_id, principal.subject, number, site), read)
 
     def may_name_project(self, principal: Principal, project_id: int) -> bool:
         """Whether ``principal`` may act under ``project_id``: it may read that project (``project.read``).

@@ -193,8 +193,11 @@ class Projects(Authorization):
 
     def project_scope(self, project_id: int) -> ProjectScope:
         """A project's scope, for the domain services that enforce it (no rights check: server-side only)."""
-        with self._session() as session:
-            return ProjectScope.from_json(json.loads(self._project_row(session, int(project_id)).scope))
+        number = int(project_id)
+        return self._read_once(
+            ("scope", number),
+            lambda session: ProjectScope.from_json(json.loads(self._project_row(session, number).scope)),
+        )
 
     # -- project secrets ------------------------------------------------------------------------------
     def project_key(self, project_id: int) -> bytes:

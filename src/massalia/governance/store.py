@@ -12,10 +12,11 @@ import datetime as dt
 import json
 import threading
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
+from contextvars import ContextVar
 from pathlib import Path
-from typing import Any, Self, SupportsIndex, SupportsInt, overload
+from typing import Any, Self, SupportsIndex, SupportsInt, TypeVar, overload
 
 from sqlalchemy import create_engine, event, select
 from sqlalchemy.engine import Engine as SAEngine
@@ -39,6 +40,27 @@ ANONYMOUS_AUDIT_BURST = 20
 ANONYMOUS_AUDIT_REFILL_S = 10.0
 
 MAX_ROW_ID = 2**63 - 1
+
+T = TypeVar("T")
+
+_REQUEST_READS: ContextVar[dict[tuple[Any, ...], Any] | None] = ContextVar("massalia_governance_reads", default=None)
+
+
+def read_once_per_request() -> None:
+    """From now on in this context (one API request), read each caller's facts and each project's scope once.
+
+    A guarded service checks a caller several times in one call (may it name the project, the decision itself,
+    the project's scope for the rows): each check read the same rows of the metadata database again. Inside a
+    request they are read once and handed along (:meth:`GovernanceStore._read_once`); any other access to the
+    metadata (a write above all: a member added, a request decided) forgets them, so a request that changes
+    governance reads the changed rows. Outside (the CLI, the Python API) nothing is remembered. The decisions
+    are the same: a request is decided on the rows as they were when it first read them, as if it had run a few
+    milliseconds earlier; the next request reads them again.
+
+    The API calls it from an ``async`` dependency, so that the context of the request's task (copied into
+    each thread the request runs in) carries the memo and no other request's context does.
+    """
+    _REQUEST_READS.set({})
 
 
 def row_id(value: object, what: str) -> int:
@@ -125,6 +147,10 @@ class GovernanceStore:
         self._anonymous_budget = float(ANONYMOUS_AUDIT_BURST)
         self._anonymous_refilled = time.monotonic()
         self._anonymous_skipped = 0
+        # The transparency log shared by the audits under way in this process (see AuditTrail.audit).
+        self._audit_log_lock = threading.Lock()
+        self._audit_log: Any = None
+        self._audit_log_users = 0
 
     @classmethod
     def from_home(cls, home: Any, *, bound_anonymous_audit: bool = False) -> Self:
@@ -147,8 +173,24 @@ class GovernanceStore:
     # -- plumbing -----------------------------------------------------------------------------------
     @contextmanager
     def _session(self) -> Iterator[Session]:
+        remembered = _REQUEST_READS.get()
+        if remembered:
+            remembered.clear()  # any other read or write of the metadata: read the facts again after it
         with self._sessions() as session, session.begin():
             yield session
+
+    def _read_once(self, key: tuple[Any, ...], read: Callable[[Session], T]) -> T:
+        """``read`` in a session of its own, once per request for ``key`` (see :func:`read_once_per_request`)."""
+        remembered = _REQUEST_READS.get()
+        full_key = (id(self), *key)
+        if remembered is not None and full_key in remembered:
+            found: T = remembered[full_key]
+            return found
+        with self._sessions() as session, session.begin():
+            value = read(session)
+        if remembered is not None:
+            remembered[full_key] = value
+        return value
 
     def _today(self) -> dt.date:
         today: dt.date = self._clock().date()

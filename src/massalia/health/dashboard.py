@@ -7,8 +7,10 @@ and each distribution is :func:`massalia.health.research.mart_breakdown` over th
 caller's filters (a generated cohort is named by ``cohort_definition_id``). So each number is exact for a
 member of an approved project inside its scope, and otherwise a noisy, rounded, thresholded release charged
 to the caller's privacy budget, the same answer to the same question; every call is authorized and audited
-by those services. Under a project, only the project's variables are broken down (the others are listed as
-withheld); when the privacy budget runs out part way, the remaining panels are withheld, never guessed.
+by those services (their rows are counted together in one scan of the mart that lives for one dashboard,
+:func:`massalia.health.marts.filters.breakdowns_in_one_scan`). Under a project, only the project's variables
+are broken down (the others are listed as withheld); when the privacy budget runs out part way, the
+remaining panels are withheld, never guessed.
 
 Examples
 --------
@@ -27,6 +29,7 @@ from massalia.governance import Caller, InvalidRequest
 from massalia.governance.disclosure import BudgetExhausted
 from massalia.health import research
 from massalia.health.marts.catalogue import load_catalogue
+from massalia.health.marts.filters import breakdowns_in_one_scan
 
 PANELS: dict[str, tuple[str, ...]] = {
     "demographics": ("sex", "age_group_at_diagnosis"),
@@ -73,6 +76,22 @@ def cohort_dashboard(
     size = research.mart_count(caller, engine, filters, project_id=project_id)
     scope = None if project_id is None else research.project_scope(caller, "health.mart.count", project_id)
     allowed = set(scope.variables) if scope is not None else None
+    broken_down = [v for name in chosen for v in PANELS[name] if not allowed or v in allowed]
+    # One scan of the mart counts every panel's variable; each breakdown below is still its own guarded call.
+    with breakdowns_in_one_scan(broken_down):
+        shown = _panels(caller, engine, filters, chosen, allowed, project_id)
+    return {"count": {"count": size.count, "shown": size.shown, "release": size.release}, "panels": shown}
+
+
+def _panels(
+    caller: Caller,
+    engine: Engine,
+    filters: Any,
+    chosen: Sequence[str],
+    allowed: set[str] | None,
+    project_id: int | None,
+) -> list[dict[str, Any]]:
+    """The breakdowns of the ``chosen`` panels, each released by :func:`research.mart_breakdown`."""
     catalogue = load_catalogue()
     shown: list[dict[str, Any]] = []
     exhausted: str | None = None
@@ -93,4 +112,4 @@ def cohort_dashboard(
                     exhausted = entry["withheld"] = f"privacy budget exhausted: {error.reason}"
             variables.append(entry)
         shown.append({"name": name, "variables": variables})
-    return {"count": {"count": size.count, "shown": size.shown, "release": size.release}, "panels": shown}
+    return shown

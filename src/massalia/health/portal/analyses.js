@@ -13,14 +13,18 @@ import { t } from "/static/js/i18n.js";
 import { errorBox, progress } from "/static/js/ui.js";
 import { COMPARE } from "./analysis-compare.js";
 import { CONFORMANCE } from "./analysis-conformance.js";
+import { CONTROL_ARM } from "./analysis-control-arm.js";
+import { GROUPS } from "./analysis-groups.js";
+import { HYPOTHESES } from "./analysis-hypotheses.js";
 import { PATHWAYS } from "./analysis-pathways.js";
 import { PREDICTION } from "./analysis-prediction.js";
+import { SIMILAR } from "./analysis-similar.js";
 import { SURVIVAL } from "./analysis-survival.js";
 import { FilterEditor } from "./filters.js";
 import { field, prepare } from "./govkit.js";
 
 /** The analyses offered, in menu order: a new analysis is one more entry (its module exports it). */
-export const ANALYSES = [SURVIVAL, COMPARE, PATHWAYS, CONFORMANCE, PREDICTION];
+export const ANALYSES = [SURVIVAL, COMPARE, PATHWAYS, CONFORMANCE, PREDICTION, SIMILAR, GROUPS, CONTROL_ARM, HYPOTHESES];
 
 /** Where the cohort dashboard leaves the cohort to analyse (session storage: never in the address). */
 export const PRESET_KEY = "massalia.analyses.preset";
