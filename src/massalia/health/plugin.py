@@ -34,6 +34,7 @@ from massalia.cli.cohort import cohort_app
 from massalia.cli.etl import etl_app
 from massalia.cli.extract import extract_app
 from massalia.cli.mart import mart_app
+from massalia.cli.nlp import nlp_app
 from massalia.cli.omop import omop_app
 from massalia.cli.patient import patient_app
 from massalia.governance import InvalidRequest
@@ -238,6 +239,7 @@ class HealthDomain:
         contributions.add_cli_group("extract", extract_app)
         contributions.add_cli_group("patient", patient_app)
         contributions.add_cli_group("analysis", analysis_app)
+        contributions.add_cli_group("nlp", nlp_app)
         contributions.add_rights(RIGHTS_FILE)
         contributions.add_scope_model("health.cohort", CohortScope())
         contributions.add_quality_check("omop.dqd", _register_dqd)
