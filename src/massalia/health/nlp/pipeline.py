@@ -177,30 +177,30 @@ class ClinicalPipeline:
         # sentences, the normalized text the qualifiers read, the qualifiers themselves, dates and TNM.
         nlp = edsnlp.blank("eds")
         nlp.add_pipe(eds.sentences())
-        nlp.add_pipe(eds.normalizer())
+        # Pollution (web boilerplate, bars of dashes) does not occur in these notes; quotes and spaces are kept
+        # for the qualifiers' patterns. Relative dates and durations need the note's date and are not findings.
+        nlp.add_pipe(eds.normalizer(pollution=False))
         nlp.add_pipe(eds.negation())
         nlp.add_pipe(eds.hypothesis())
         nlp.add_pipe(eds.family())
         nlp.add_pipe(eds.history())
+        nlp.add_pipe(eds.dates(relative=[], duration=[], detect_periods=False, detect_time=False))
+        nlp.add_pipe(eds.tnm(span_setter={"tnm": True}))  # not in ents: its span may cover "(stade II)"
         # Added last but run before the qualifiers (EDS-NLP's qualifiers inspect the pipes present when built).
         nlp.add_pipe(self._massalia_entities, name="massalia_entities", before="negation")
         self.nlp = nlp
-        light = edsnlp.blank("eds")
-        light.add_pipe(eds.sentences())
-        light.add_pipe(eds.normalizer())
-        light.add_pipe(eds.dates())
-        light.add_pipe(eds.tnm())
-        self.light = light
+        self._found: dict[str, list[_Candidate]] = {}
 
     @property
     def pipe_names(self) -> list[str]:
-        """Names of the pipes, in order (the qualifier pass, then the dates and TNM pass)."""
-        return list(self.nlp.pipe_names) + [f"{name}" for name in self.light.pipe_names[2:]]
+        """Names of the pipes, in order."""
+        return list(self.nlp.pipe_names)
 
     def _massalia_entities(self, doc: Any) -> Any:
         spans = []
         values: dict[tuple[int, int], _Candidate] = {}
-        for cand in self.patterns.find(lx.fold(doc.text)):
+        found = self._found.pop(doc.text, None)
+        for cand in found if found is not None else self.patterns.find(lx.fold(doc.text)):
             span = doc.char_span(cand.start, cand.end, label=cand.label, alignment_mode="expand")
             if span is None or any(span.start < s.end and s.start < span.end for s in spans):
                 continue
@@ -213,15 +213,15 @@ class ClinicalPipeline:
     def extract(self, texts: Sequence[str]) -> list[list[Finding]]:
         """Findings of each note, in order (one list per note, possibly empty)."""
         texts = [t[:MAX_NOTE_CHARACTERS] if isinstance(t, str) else "" for t in texts]
-        out: list[list[Finding]] = [[] for _ in texts]
-        # Pre-filter: a note with no Massalia entity skips the qualifier pass (its dates and TNM still count).
-        folded = [lx.fold(t) for t in texts]
-        todo = [i for i, f in enumerate(folded) if self.patterns.find(f)]
-        for i, doc in zip(todo, self.nlp.pipe([texts[i] for i in todo], batch_size=self.batch_size), strict=True):
-            out[i].extend(self._qualified(doc))
-        for i, doc in enumerate(self.light.pipe(texts, batch_size=self.batch_size)):
-            out[i].extend(self._dates_and_tnm(doc))
-            out[i].sort(key=lambda f: (f.start, f.end))
+        out: list[list[Finding]] = []
+        for start in range(0, len(texts), self.batch_size):
+            batch = texts[start : start + self.batch_size]
+            # Massalia's patterns run once per note, here: the matches are handed to the pipe through _found.
+            self._found = {text: self.patterns.find(lx.fold(text)) for text in batch}
+            for doc in self.nlp.pipe(batch, batch_size=self.batch_size):
+                found = list(self._qualified(doc)) + list(self._dates_and_tnm(doc))
+                out.append(sorted(found, key=lambda f: (f.start, f.end)))
+        self._found = {}
         return out
 
     @staticmethod
