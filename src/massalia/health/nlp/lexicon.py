@@ -190,6 +190,10 @@ PROGRESSION = (
     ("relapse", r"rechute|recidive(?: locale| a distance)?|recurrence"),
 )
 
+HISTORY_HEADING = re.compile(r"^\s*[-*•]?\s*(?:antecedents?|atcds?|atcd)(?: medicaux| personnels| chirurgicaux)?\s*:")
+FAMILY_HEADING = re.compile(
+    r"^\s*[-*•]?\s*(?:(?:antecedents?|atcds?) familiaux|dans la famille|histoire familiale)\s*:"
+)
 ECOG = r"(?:ecog|ps|oms|performance status|indice de karnofsky)\s*(?::|=|a|de)?\s*([0-4])\b"
 STAGE = r"stade\s+(iv|iii|ii|i|[1-4])(?:[abc])?\b"
 TNM = (

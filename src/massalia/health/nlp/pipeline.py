@@ -227,10 +227,16 @@ class ClinicalPipeline:
     @staticmethod
     def _qualified(doc: Any) -> Iterator[Finding]:
         values: dict[tuple[int, int], _Candidate] = doc.user_data.get("massalia", {})
+        text = doc.text
         for ent in doc.ents:
             cand = values.get((ent.start_char, ent.end_char))
             if cand is None:
                 continue
+            # A list under an "Antécédents :" heading is the patient's history item by item (EDS-NLP's history
+            # pipe reaches the first items only); under "Antécédents familiaux :" it is a relative's.
+            line = lx.fold(text[text.rfind("\n", 0, ent.start_char) + 1 : ent.start_char])
+            family_heading = bool(lx.FAMILY_HEADING.match(line))
+            history_heading = not family_heading and bool(lx.HISTORY_HEADING.match(line))
             yield Finding(
                 start=ent.start_char,
                 end=ent.end_char,
@@ -241,8 +247,8 @@ class ClinicalPipeline:
                 code=cand.code,
                 negated=bool(ent._.negation),
                 hypothesis=bool(ent._.hypothesis),
-                family=bool(ent._.family),
-                history=bool(ent._.history),
+                family=family_heading or bool(ent._.family),
+                history=history_heading or (bool(ent._.history) and not family_heading),
             )
 
     @staticmethod
