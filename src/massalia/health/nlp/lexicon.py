@@ -190,6 +190,13 @@ PROGRESSION = (
     ("relapse", r"rechute|recidive(?: locale| a distance)?|recurrence"),
 )
 
+HYPOTHESIS_BEFORE = re.compile(
+    r"(?:suspicion d[e']|evocat(?:eur|rice) d[e']|en faveur d[e']|hypothese d[e']|doute sur|possibles?|"
+    r"probables?|eventuel(?:le)?s?|recherche d[e']|suspect(?:e|es|s)? d[e']|a eliminer|eliminer)\s*(?:une? |la |le |l'|des )?$"
+)
+"""Cues before an entity, in its clause, that make it hypothetical (EDS-NLP's list misses several)."""
+HYPOTHESIS_AFTER = re.compile(r"^\s*(?:[a-z]+ )?(?:a confirmer|probables?|possibles?|suspecte?s?|a eliminer|non exclue?s?)\b")
+"""Cues right after an entity (one word may sit between: "cancer du rein probable", "K du sein à confirmer")."""
 HISTORY_HEADING = re.compile(r"^\s*[-*•]?\s*(?:antecedents?|atcds?|atcd)(?: medicaux| personnels| chirurgicaux)?\s*:")
 FAMILY_HEADING = re.compile(
     r"^\s*[-*•]?\s*(?:(?:antecedents?|atcds?) familiaux|dans la famille|histoire familiale)\s*:"

@@ -236,6 +236,7 @@ class ClinicalPipeline:
             # pipe reaches the first items only); under "Antécédents familiaux :" it is a relative's.
             line = lx.fold(text[text.rfind("\n", 0, ent.start_char) + 1 : ent.start_char])
             family_heading = bool(lx.FAMILY_HEADING.match(line))
+            hypothesis_cue = _hypothesis_cue(text, ent.start_char, ent.end_char)
             history_heading = not family_heading and bool(lx.HISTORY_HEADING.match(line))
             yield Finding(
                 start=ent.start_char,
@@ -246,7 +247,7 @@ class ClinicalPipeline:
                 vocabulary=cand.vocabulary,
                 code=cand.code,
                 negated=bool(ent._.negation),
-                hypothesis=bool(ent._.hypothesis),
+                hypothesis=hypothesis_cue or bool(ent._.hypothesis),
                 family=family_heading or bool(ent._.family),
                 history=history_heading or (bool(ent._.history) and not family_heading),
             )
@@ -267,6 +268,21 @@ class ClinicalPipeline:
                 continue
             start = span.start_char + match.start()
             yield Finding(start, span.start_char + match.end(), "tnm", value, doc.text[start : span.start_char + match.end()])
+
+
+_CLAUSE_END = re.compile(r"[.;\n]")
+
+
+def _hypothesis_cue(text: str, start: int, end: int) -> bool:
+    """Whether a hypothesis cue stands before the entity in its clause, or right after it."""
+    before = text[max(0, start - 60) : start]
+    cut = max((m.end() for m in _CLAUSE_END.finditer(before)), default=0)
+    after = text[end : end + 40]
+    stop = _CLAUSE_END.search(after)
+    return bool(
+        lx.HYPOTHESIS_BEFORE.search(lx.fold(before[cut:]))
+        or lx.HYPOTHESIS_AFTER.match(lx.fold(after[: stop.start() if stop else len(after)]))
+    )
 
 
 def _date_value(date: Any) -> str | None:
