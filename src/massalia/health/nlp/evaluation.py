@@ -99,8 +99,8 @@ class Evaluation:
 def same_value(label: str, predicted: str, truth: object) -> bool:
     """Whether a predicted value agrees with the ground truth's.
 
-    Cancers and conditions compare by ICD-10 category (the text rarely says the sub-site), TNM by
-    :func:`~massalia.health.nlp.pipeline.tnm_value`, dates as ISO dates, other values exactly.
+    Cancers compare by ICD-10 category or site group (the text rarely says the sub-site: ``cancer ORL``),
+    TNM by categories (:func:`~massalia.health.nlp.pipeline.tnm_value`, prefix aside), other values exactly.
 
     Examples
     --------
@@ -108,13 +108,30 @@ def same_value(label: str, predicted: str, truth: object) -> bool:
     (True, True)
     """
     text = str(truth)
-    if label in ("cancer",):
-        return predicted[:3] == text[:3]
+    if label == "cancer":
+        return _cancer_group(predicted) == _cancer_group(text)
     if label == "tnm":
-        return predicted == tnm_value(text)
-    if label == "ecog":
-        return predicted == text
+        # The prefix (c/p) is often left out of the text ("T4N0M0"): compare the categories.
+        return _categories(predicted) == _categories(tnm_value(text) or "")
     return predicted == text
+
+
+def _cancer_group(code: str) -> str:
+    """ICD-10 category, with the sites a note names as one (``cancer ORL``: C00-C14 and C30-C32; colorectal)."""
+    category = code[:3]
+    if category[:1] == "C" and category[1:].isdigit():
+        number = int(category[1:])
+        if number <= 14 or 30 <= number <= 32:
+            return "head_neck"
+        if 18 <= number <= 20:
+            return "colorectal"
+        if 82 <= number <= 85:
+            return "lymphoma"
+    return category
+
+
+def _categories(tnm: str) -> str:
+    return " ".join(part.lstrip("cpy") for part in tnm.split())
 
 
 @dataclass(frozen=True)

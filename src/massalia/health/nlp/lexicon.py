@@ -112,7 +112,7 @@ METASTASES: tuple[tuple[str, str], ...] = (
     ("C77.9", r"adenopathies? (?:metastatiques?|suspectes?)|envahissement ganglionnaire|adenopathies?|"
      r"ganglions? (?:envahis|indemnes|metastatiques)|curage ganglionnaire"),
     ("C79.9", r"metastases?|lesions? (?:a distance|secondaires?)|localisations? secondaires?|"
-     r"bilan d'extension"),
+     r"bilan d'extension negatif"),
 )  # fmt: skip
 
 # -- biomarkers (key, source vocabulary and code as the labs write them) -------------------------------
@@ -197,6 +197,8 @@ HYPOTHESIS_BEFORE = re.compile(
 """Cues before an entity, in its clause, that make it hypothetical (EDS-NLP's list misses several)."""
 HYPOTHESIS_AFTER = re.compile(r"^\s*(?:[a-z]+ )?(?:a confirmer|probables?|possibles?|suspecte?s?|a eliminer|non exclue?s?)\b")
 """Cues right after an entity (one word may sit between: "cancer du rein probable", "K du sein à confirmer")."""
+PLANNED = re.compile(r"\b(?:je programme|a prevoir|a programmer|sont demandee?s|est demandee?|a realiser|prevue?s?)\b")
+"""A clause planning an act: its procedures are not done yet (hypothetical)."""
 HISTORY_HEADING = re.compile(r"^\s*[-*•]?\s*(?:antecedents?|atcds?|atcd)(?: medicaux| personnels| chirurgicaux)?\s*:")
 FAMILY_HEADING = re.compile(
     r"^\s*[-*•]?\s*(?:(?:antecedents?|atcds?) familiaux|dans la famille|histoire familiale)\s*:"
@@ -236,7 +238,7 @@ def terms() -> list[Term]:
     return out
 
 
-_SEP = r"\s*(?::|=)?\s*"
+_SEP = r"\s*(?::|=|\|)?\s*"
 
 
 def biomarker_pattern(pattern: str, key: str) -> str:

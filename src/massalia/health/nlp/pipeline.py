@@ -279,8 +279,10 @@ def _hypothesis_cue(text: str, start: int, end: int) -> bool:
     cut = max((m.end() for m in _CLAUSE_END.finditer(before)), default=0)
     after = text[end : end + 40]
     stop = _CLAUSE_END.search(after)
+    clause = lx.fold(before[cut:] + text[start:end] + after[: stop.start() if stop else len(after)])
     return bool(
-        lx.HYPOTHESIS_BEFORE.search(lx.fold(before[cut:]))
+        lx.PLANNED.search(clause)
+        or lx.HYPOTHESIS_BEFORE.search(lx.fold(before[cut:]))
         or lx.HYPOTHESIS_AFTER.match(lx.fold(after[: stop.start() if stop else len(after)]))
     )
 
