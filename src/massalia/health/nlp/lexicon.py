@@ -84,7 +84,6 @@ HISTOLOGIES: tuple[tuple[str, str], ...] = (
     ("8500/3", r"carcinome canalaire infiltrant|carcinome canalaire|adenocarcinome canalaire|cci"),
     ("8520/3", r"carcinome lobulaire infiltrant|carcinome lobulaire|cli"),
     ("8480/3", r"adenocarcinome mucineux|carcinome mucineux|carcinome colloide"),
-    ("8140/3", r"adenocarcinome(?: acinaire| lieberkuhnien| lieberkühnien| invasif)?"),
     ("8070/3", r"carcinome epidermoide|carcinome malpighien"),
     ("8041/3", r"carcinome (?:neuroendocrine )?a petites cellules|cpc"),
     ("8046/3", r"carcinome non a petites cellules"),
@@ -98,6 +97,8 @@ HISTOLOGIES: tuple[tuple[str, str], ...] = (
     ("8461/3", r"carcinome sereux de haut grade"),
     ("8441/3", r"carcinome sereux"),
     ("8380/3", r"(?:adeno)?carcinome endometrioide"),
+    # The generic word last: within a label the first alternative that matches wins.
+    ("8140/3", r"adenocarcinome(?: acinaire| lieberkuhnien| invasif)?"),
 )
 
 # -- metastases (ICD-10 of the secondary site) -------------------------------------------------------

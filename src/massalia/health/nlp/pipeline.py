@@ -125,7 +125,30 @@ class _Patterns:
         for match in self.stage.finditer(folded):
             roman = {"1": "I", "2": "II", "3": "III", "4": "IV"}.get(match.group(1), match.group(1).upper())
             found.append(_Candidate(match.start(), match.end(), "stage", roman, "", ""))
-        return _longest_first(found)
+        return _longest_first(_cancer_or_histology(found, folded))
+
+
+_HISTOLOGY_CONTEXT = re.compile(r"(?:diagnostic|histologie|type histologique|anapath)\s*:\s*$|, $")
+
+
+def _cancer_or_histology(found: list[_Candidate], folded: str) -> list[_Candidate]:
+    """One reading of a mention both a cancer and a histology (``mélanome malin``, ``carcinome urothélial``).
+
+    After "Diagnostic :" or right after a comma following a cancer ("cancer de la vessie, carcinome urothélial")
+    it is the histology; elsewhere the cancer.
+    """
+    by_span: dict[tuple[int, int], list[_Candidate]] = {}
+    for cand in found:
+        by_span.setdefault((cand.start, cand.end), []).append(cand)
+    kept: list[_Candidate] = []
+    for (start, _), group in by_span.items():
+        labels = {c.label for c in group}
+        if {"cancer", "histology"} <= labels:
+            line = folded[folded.rfind("\n", 0, start) + 1 : start]
+            wanted = "histology" if _HISTOLOGY_CONTEXT.search(line) else "cancer"
+            group = [c for c in group if c.label == wanted]
+        kept.extend(group)
+    return kept
 
 
 def _longest_first(candidates: list[_Candidate]) -> list[_Candidate]:

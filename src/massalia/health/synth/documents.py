@@ -335,7 +335,9 @@ def _pathology(n: _Note, p: _Patient, day: int, surgical: bool) -> None:
         )
         n.text(").\n")
     else:
-        n.text(" : biopsie.\n")
+        n.text(" : ")
+        n.ent("biopsie", "procedure", PROCEDURES["biopsy"].snomed)
+        n.text(".\n")
     n.text("Diagnostic : ")
     n.ent(p.histology, "histology", p.morph)
     n.text(ph.pick((", ", " - ", " ; "), n.rng) + f"grade {p.grade}.\n")
