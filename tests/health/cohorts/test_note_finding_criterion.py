@@ -85,7 +85,8 @@ def load(engine: Engine) -> None:
     for name, rows in (("note", NOTES), ("note_nlp", NOTE_NLP)):
         schema = cdm_table(name).arrow_schema()
         engine.create_table(
-            name, pa.table({f.name: pa.array([r.get(f.name) for r in rows], type=f.type) for f in schema}, schema=schema)
+            name,
+            pa.table({f.name: pa.array([r.get(f.name) for r in rows], type=f.type) for f in schema}, schema=schema),
         )
 
 
@@ -108,10 +109,12 @@ CASES: dict[str, tuple[dict[str, Any], set[int]]] = {
     ),
     "suspected breast cancer": (entry({"kind": "NoteFinding", "label": "cancer", "hypothesis": True}), {4}),
     "any mention, qualifiers ignored": (
-        entry({"kind": "NoteFinding", "codeset_id": 1, "negated": None, "hypothesis": None, "family": None},
-              BREAST_CONCEPT),
+        entry(
+            {"kind": "NoteFinding", "codeset_id": 1, "negated": None, "hypothesis": None, "family": None},
+            BREAST_CONCEPT,
+        ),
         {3, 4},
-    ),  # fmt: skip
+    ),
     "negated liver metastasis": (entry({"kind": "NoteFinding", "label": "metastasis", "negated": True}), {2}),
     "metastasis affirmed": (entry({"kind": "NoteFinding", "label": "metastasis"}), set()),
 }

@@ -90,7 +90,11 @@ def test_scoring_counts_label_value_and_qualifiers() -> None:
     result = evaluate(predicted, truth)
     assert result.notes == 1
     assert (result.entities["cancer"].tp, result.entities["cancer"].fp) == (1, 0)
-    assert (result.entities["biomarker"].tp, result.entities["biomarker"].fp, result.entities["biomarker"].fn) == (0, 1, 1)
+    assert (result.entities["biomarker"].tp, result.entities["biomarker"].fp, result.entities["biomarker"].fn) == (
+        0,
+        1,
+        1,
+    )
     assert result.entities["metastasis"].fn == 1 and result.qualifiers["negated"].fn == 1
     assert result.entities["drug"].fp == 1
     assert result.qualifiers["hypothesis"].tp == 1

@@ -24,7 +24,10 @@ CASES: list[tuple[str, list[tuple[str, str, str, set[str]]]]] = [
     ("Examen : PS 1.", [("ecog", "1", "PS 1", set())]),
     ("Stade : cT2N1M0 (stade II).", [("tnm", "cT2 N1 M0", "cT2N1M0", set()), ("stage", "II", "stade II", set())]),
     ("RCP du 3 mars 2021.", [("date", "2021-03-03", "3 mars 2021", set())]),
-    ("Diagnostic : carcinome canalaire infiltrant, grade 2.", [("histology", "8500/3", "carcinome canalaire infiltrant", set())]),
+    (
+        "Diagnostic : carcinome canalaire infiltrant, grade 2.",
+        [("histology", "8500/3", "carcinome canalaire infiltrant", set())],
+    ),
     ("Pas de récidive.", [("progression", "relapse", "récidive", {"negated"})]),
     (
         "Traitement par capécitabine + Keytruda.",

@@ -17,7 +17,7 @@ from massalia.health.nlp.store import NlpRunReport, run_nlp
 
 NOTES = 300
 STABLE = (
-    "note_nlp_id, note_id, snippet, \"offset\", lexical_variant, note_nlp_concept_id, note_nlp_source_concept_id, "
+    'note_nlp_id, note_id, snippet, "offset", lexical_variant, note_nlp_concept_id, note_nlp_source_concept_id, '
     "nlp_system, term_exists, term_temporal, term_modifiers"
 )
 OTHER = (
@@ -27,7 +27,9 @@ OTHER = (
 
 
 @pytest.fixture(scope="module")
-def warehouse(demo_warehouse: Path, tmp_path_factory: pytest.TempPathFactory, pipeline: ClinicalPipeline) -> Iterator[tuple[DuckDBEngine, NlpRunReport]]:
+def warehouse(
+    demo_warehouse: Path, tmp_path_factory: pytest.TempPathFactory, pipeline: ClinicalPipeline
+) -> Iterator[tuple[DuckDBEngine, NlpRunReport]]:
     path = tmp_path_factory.mktemp("nlp-store") / "warehouse.duckdb"
     shutil.copy(demo_warehouse, path)
     with DuckDBEngine(path) as engine:
@@ -42,7 +44,7 @@ def test_findings_are_written_with_offsets_into_the_note(warehouse: tuple[DuckDB
     assert engine.scalar_int("SELECT count(*) FROM note_nlp WHERE nlp_system LIKE 'massalia-nlp%'") == report.findings
     wrong = engine.scalar_int(
         "SELECT count(*) FROM note_nlp x JOIN note n ON n.note_id = x.note_id WHERE x.nlp_system LIKE 'massalia-nlp%' "
-        "AND substr(n.note_text, CAST(x.\"offset\" AS INTEGER) + 1, length(x.lexical_variant)) <> x.lexical_variant"
+        'AND substr(n.note_text, CAST(x."offset" AS INTEGER) + 1, length(x.lexical_variant)) <> x.lexical_variant'
     )
     assert wrong == 0
     assert engine.scalar_int("SELECT count(DISTINCT note_nlp_id) FROM note_nlp") == engine.row_count("note_nlp")

@@ -1,5 +1,6 @@
-"""Event queries of the oncology criteria (cancer diagnosis, TNM stage, biomarker, treatment line, progression,
-and findings of the clinical NLP pipeline in notes).
+"""Event queries of the oncology criteria and of the NLP findings in notes.
+
+The oncology criteria: cancer diagnosis, TNM stage, biomarker, treatment line, progression.
 
 They read the OMOP oncology extension as the ETL writes it (``massalia/health/etl/MAPPINGS.md``):
 disease episodes (32528) linked to their tumour condition record, cancer-modifier measurements

@@ -131,9 +131,7 @@ BIOMARKERS: tuple[tuple[str, str, str, str], ...] = (
     ("brca", "LOCAL", "MOL-BRCA", r"(?:mutation )?brca ?(?:1/2|1|2)?"),
 )
 POSITIVE = r"positifs?|positives?|\+|presente?s?|surexprimee?s?|mute(?:e|s)?|amplifiee?s?|msi-h"
-NEGATIVE = (
-    r"negatifs?|negatives?|-|absente?s?|non surexprimee?s?|non mutee?s?|sauvage|wild[- ]type|0|mss|pmmr"
-)
+NEGATIVE = r"negatifs?|negatives?|-|absente?s?|non surexprimee?s?|non mutee?s?|sauvage|wild[- ]type|0|mss|pmmr"
 NUMERIC_BIOMARKERS = ("ki67", "pdl1")
 
 # -- drugs (ATC; French INN and brands) --------------------------------------------------------------
@@ -181,7 +179,8 @@ PROCEDURES: tuple[tuple[str, str], ...] = (
 # -- adverse events (ICD-10) -------------------------------------------------------------------------
 ADVERSE_EVENTS: tuple[tuple[str, str], ...] = (
     ("D70", r"neutropenie febrile|aplasie febrile"), ("D64.9", r"anemie"),
-    ("R11", r"nausees(?: et vomissements)?|vomissements"), ("G62.0", r"neuropathie(?: peripherique)?(?: medicamenteuse)?"),
+    ("R11", r"nausees(?: et vomissements)?|vomissements"),
+    ("G62.0", r"neuropathie(?: peripherique)?(?: medicamenteuse)?"),
     ("K52.1", r"colite(?: toxique)?"), ("J70.4", r"pneumopathie(?: medicamenteuse| interstitielle)?"),
     ("R50.9", r"fievre"), ("complication", r"complications?"),
 )  # fmt: skip
@@ -192,11 +191,13 @@ PROGRESSION = (
 )
 
 HYPOTHESIS_BEFORE = re.compile(
-    r"(?:suspicion d[e']|evocat(?:eur|rice) d[e']|en faveur d[e']|hypothese d[e']|doute sur|possibles?|"
-    r"probables?|eventuel(?:le)?s?|recherche d[e']|suspect(?:e|es|s)? d[e']|a eliminer|eliminer)\s*(?:une? |la |le |l'|des )?$"
+    r"(?:suspicion d[e']|evocat(?:eur|rice) d[e']|hypothese d[e']|doute sur|possibles?|probables?|"
+    r"eventuel(?:le)?s?|recherche d[e']|suspect(?:e|es|s)? d[e']|a eliminer|eliminer)\s*(?:une? |la |le |l'|des )?$"
 )
 """Cues before an entity, in its clause, that make it hypothetical (EDS-NLP's list misses several)."""
-HYPOTHESIS_AFTER = re.compile(r"^\s*(?:[a-z]+ )?(?:a confirmer|probables?|possibles?|suspecte?s?|a eliminer|non exclue?s?)\b")
+HYPOTHESIS_AFTER = re.compile(
+    r"^\s*(?:[a-z]+ )?(?:a confirmer|probables?|possibles?|suspecte?s?|a eliminer|non exclue?s?)\b"
+)
 """Cues right after an entity (one word may sit between: "cancer du rein probable", "K du sein à confirmer")."""
 PLANNED = re.compile(r"\b(?:je programme|a prevoir|a programmer|sont demandee?s|est demandee?|a realiser|prevue?s?)\b")
 """A clause planning an act: its procedures are not done yet (hypothetical)."""
@@ -206,9 +207,7 @@ FAMILY_HEADING = re.compile(
 )
 ECOG = r"(?:ecog|ps|oms|performance status|indice de karnofsky)\s*(?::|=|a|de)?\s*([0-4])\b"
 STAGE = r"stade\s+(iv|iii|ii|i|[1-4])(?:[abc])?\b"
-TNM = (
-    r"\b([cpy]{0,2})(t(?:is|x|[0-4][a-d]?))\s*(?:[cpy]?(n(?:x|[0-3][a-c]?)))?\s*(?:[cpy]?(m(?:x|[01][a-c]?)))?\b"
-)
+TNM = r"\b([cpy]{0,2})(t(?:is|x|[0-4][a-d]?))\s*(?:[cpy]?(n(?:x|[0-3][a-c]?)))?\s*(?:[cpy]?(m(?:x|[01][a-c]?)))?\b"
 
 
 def _words(pattern: str) -> str:
@@ -234,7 +233,9 @@ def terms() -> list[Term]:
     out += [Term("drug", atc, _words(p), "ATC", atc) for atc, p in DRUGS]
     out += [Term("comorbidity", icd, _words(p), "ICD10", icd) for icd, p in COMORBIDITIES]
     out += [Term("procedure", code, _words(p), "SNOMED", code) for code, p in PROCEDURES]
-    out += [Term("adverse_event", icd, _words(p), "ICD10" if icd[0].isupper() else "", icd) for icd, p in ADVERSE_EVENTS]
+    out += [
+        Term("adverse_event", icd, _words(p), "ICD10" if icd[0].isupper() else "", icd) for icd, p in ADVERSE_EVENTS
+    ]
     out += [Term("progression", key, _words(p)) for key, p in PROGRESSION]
     return out
 

@@ -26,6 +26,7 @@ import re
 from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
+from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
 from massalia.health.nlp import lexicon as lx
@@ -50,10 +51,8 @@ def nlp_system() -> str:
     True
     """
     try:
-        from importlib.metadata import version
-
         eds = version("edsnlp")
-    except Exception:  # noqa: BLE001 - the version is informative only; a missing package fails at build time
+    except PackageNotFoundError:  # the version is informative here; building the pipeline fails clearly
         eds = "?"
     return f"massalia-nlp {PIPELINE_VERSION} (edsnlp {eds})"
 
@@ -190,6 +189,8 @@ class ClinicalPipeline:
     """
 
     def __init__(self, batch_size: int = 64) -> None:
+        # Imported here, not at the top: importing EDS-NLP (spaCy) takes seconds, which every `massalia` command
+        # would pay through the CLI's import of this module; only building a pipeline needs it.
         import edsnlp
         import edsnlp.pipes as eds
 
@@ -220,7 +221,7 @@ class ClinicalPipeline:
         return list(self.nlp.pipe_names)
 
     def _massalia_entities(self, doc: Any) -> Any:
-        spans = []
+        spans: list[Any] = []
         values: dict[tuple[int, int], _Candidate] = {}
         found = self._found.pop(doc.text, None)
         for cand in found if found is not None else self.patterns.find(lx.fold(doc.text)):
@@ -290,7 +291,9 @@ class ClinicalPipeline:
             if value is None:
                 continue
             start = span.start_char + match.start()
-            yield Finding(start, span.start_char + match.end(), "tnm", value, doc.text[start : span.start_char + match.end()])
+            yield Finding(
+                start, span.start_char + match.end(), "tnm", value, doc.text[start : span.start_char + match.end()]
+            )
 
 
 _CLAUSE_END = re.compile(r"[.;\n]")
@@ -314,7 +317,7 @@ def _date_value(date: Any) -> str | None:
     """An absolute date found by ``eds.dates`` as ISO text; relative or partial dates give ``None``."""
     try:
         value = date.to_datetime(note_datetime=None)
-    except Exception:  # noqa: BLE001 - relative and partial dates have no absolute value without the note date
+    except Exception:
         return None
     if value is None:
         return None
@@ -336,7 +339,7 @@ _WORKER: ClinicalPipeline | None = None
 
 
 def _init_worker(batch_size: int) -> None:
-    global _WORKER  # noqa: PLW0603 - one pipeline per worker process, built once
+    global _WORKER
     _WORKER = ClinicalPipeline(batch_size=batch_size)
 
 
@@ -347,7 +350,12 @@ def _work(texts: list[str]) -> list[list[Finding]]:
 
 
 def extract_parallel(
-    texts: Iterable[str], *, workers: int = 1, chunk: int = 256, batch_size: int = 64, pipeline: ClinicalPipeline | None = None
+    texts: Iterable[str],
+    *,
+    workers: int = 1,
+    chunk: int = 256,
+    batch_size: int = 64,
+    pipeline: ClinicalPipeline | None = None,
 ) -> Iterator[list[list[Finding]]]:
     """Findings of the notes, chunk by chunk in input order, over ``workers`` processes (1: in this process)."""
     chunks = _chunks(texts, chunk)

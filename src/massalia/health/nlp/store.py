@@ -93,7 +93,9 @@ def modifiers(f: Finding) -> str:
     >>> modifiers(Finding(0, 8, "biomarker", "her2:positive", "HER2 +", negated=False))
     'label=biomarker;value=her2:positive;negated=false;hypothesis=false;family=false;history=false'
     """
-    flags = ";".join(f"{q}={'true' if getattr(f, q) else 'false'}" for q in ("negated", "hypothesis", "family", "history"))
+    flags = ";".join(
+        f"{q}={'true' if getattr(f, q) else 'false'}" for q in ("negated", "hypothesis", "family", "history")
+    )
     return f"label={f.label};value={f.value};{flags}"
 
 
@@ -219,7 +221,7 @@ def _publish(engine: Engine, staging: str) -> int:
     names = [f.name for f in cdm_table("note_nlp").fields]
     target = ", ".join(f'"{n}"' if n == "offset" else n for n in names)
     source = ", ".join(
-        "base + ROW_NUMBER() OVER (ORDER BY s.note_id, CAST(s.\"offset\" AS INTEGER), s.lexical_variant)"
+        'base + ROW_NUMBER() OVER (ORDER BY s.note_id, CAST(s."offset" AS INTEGER), s.lexical_variant)'
         if n == "note_nlp_id"
         else f's."{n}"'
         if n == "offset"
