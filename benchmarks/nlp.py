@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import resource
 import tempfile
 import time
 from pathlib import Path
@@ -68,6 +69,12 @@ def peer(texts: list[str]) -> tuple[float, int]:
     return time.perf_counter() - start, len(nlp.pipe_names)
 
 
+def _cpu_seconds() -> float:
+    """User + system CPU time of this process and of its finished children (the worker processes)."""
+    own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--patients", type=int, default=1000)
@@ -80,7 +87,9 @@ def main() -> None:
     with DuckDBEngine(path) as engine:
         notes = engine.row_count("note")
         for workers in sorted({1, args.workers}):
+            cpu = _cpu_seconds()
             report = run_nlp(engine, workers=workers)
+            cpu = _cpu_seconds() - cpu
             scores = evaluate(stored_findings(engine), read_truth(sources))
             overall = scores.overall()
             qualifiers = ", ".join(f"{q} {c.f1:.3f}" for q, c in scores.qualifiers.items())
@@ -89,13 +98,18 @@ def main() -> None:
                 f"{report.seconds:.1f} s = {report.notes_per_second:.0f} notes/s (whole run: read, extract, stage, "
                 f"publish); F1 {overall.f1:.4f} (P {overall.precision:.4f}, R {overall.recall:.4f}); {qualifiers}"
             )
+            # The machine is shared: CPU seconds say what the run costs whatever else runs beside it.
+            print(f"  CPU {cpu:.1f} s (this process and its workers) = {report.notes / cpu:.0f} notes per CPU-second")
         if not args.skip_peer:
             texts = [t or "" for t in engine.query("SELECT note_text FROM note ORDER BY note_id").column(0).to_pylist()]
             sample = texts[: min(len(texts), 3000)]
+            cpu = _cpu_seconds()
             seconds, pipes = peer(sample)
+            cpu = _cpu_seconds() - cpu
             print(
                 f"peer, plain EDS-NLP ({pipes} pipes, nlp.pipe, 1 process): {len(sample):,} notes in {seconds:.1f} s "
-                f"= {len(sample) / seconds:.0f} notes/s (extraction only)"
+                f"= {len(sample) / seconds:.0f} notes/s (extraction only); "
+                f"{len(sample) / cpu:.0f} notes per CPU-second (pipeline build included)"
             )
     print(f"notes in the warehouse: {notes:,}; load average now {os.getloadavg()[0]:.1f}")
 
