@@ -162,6 +162,7 @@ def test_the_example_domain_plugs_into_the_cli(tmp_path: Path, monkeypatch: pyte
         "extract",
         "patient",
         "analysis",
+        "nlp",
         "example",
     ]
     result = CliRunner().invoke(root, ["example", "things", "--home", str(tmp_path)])
