@@ -201,6 +201,12 @@ HYPOTHESIS_AFTER = re.compile(
 """Cues right after an entity (one word may sit between: "cancer du rein probable", "K du sein à confirmer")."""
 PLANNED = re.compile(r"\b(?:je programme|a prevoir|a programmer|sont demandee?s|est demandee?|a realiser|prevue?s?)\b")
 """A clause planning an act: its procedures are not done yet (hypothetical)."""
+NEGATED_WITHIN = re.compile(r"\b(?:negatifs?|negatives?|indemnes?|sains?|normaux|normal(?:e|es)?)$")
+"""A metastasis or node mention that carries its own negation at its end ("ganglions indemnes")."""
+TEST_NOT_DONE = re.compile(
+    r"(?:pas de|absence de|sans)\s+(?:recherche|analyse|test|dosage)\s+(?:d[e']\s*)?(?:la |l')?$"
+)
+"""Before a biomarker: the test was not done (the only negation of a biomarker mention)."""
 HISTORY_HEADING = re.compile(r"^\s*[-*•]?\s*(?:antecedents?|atcds?|atcd)(?: medicaux| personnels| chirurgicaux)?\s*:")
 FAMILY_HEADING = re.compile(
     r"^\s*[-*•]?\s*(?:(?:antecedents?|atcds?) familiaux|dans la famille|histoire familiale)\s*:"

@@ -200,7 +200,8 @@ class ClinicalPipeline:
         # The entities are Massalia's (set before the qualifiers by ``_massalia_entities``); EDS-NLP brings the
         # sentences, the normalized text the qualifiers read, the qualifiers themselves, dates and TNM.
         nlp = edsnlp.blank("eds")
-        nlp.add_pipe(eds.sentences())
+        # A newline ends a sentence: table rows and list items do not share a negation or a hypothesis.
+        nlp.add_pipe(eds.sentences(hard_newline_count=1, use_bullet_start=True))
         # Pollution (web boilerplate, bars of dashes) does not occur in these notes; quotes and spaces are kept
         # for the qualifiers' patterns. Relative dates and durations need the note's date and are not findings.
         nlp.add_pipe(eds.normalizer(pollution=False))
@@ -258,7 +259,7 @@ class ClinicalPipeline:
                 continue
             # A list under an "Antécédents :" heading is the patient's history item by item (EDS-NLP's history
             # pipe reaches the first items only); under "Antécédents familiaux :" it is a relative's.
-            line = lx.fold(text[text.rfind("\n", 0, ent.start_char) + 1 : ent.start_char])
+            line = _heading_line(text, ent.start_char)
             family_heading = bool(lx.FAMILY_HEADING.match(line))
             hypothesis_cue = _hypothesis_cue(text, ent.start_char, ent.end_char)
             history_heading = not family_heading and bool(lx.HISTORY_HEADING.match(line))
@@ -270,7 +271,7 @@ class ClinicalPipeline:
                 lexical_variant=ent.text,
                 vocabulary=cand.vocabulary,
                 code=cand.code,
-                negated=bool(ent._.negation),
+                negated=_negated(ent, cand.label, text),
                 hypothesis=hypothesis_cue or bool(ent._.hypothesis),
                 family=family_heading or bool(ent._.family),
                 history=history_heading or (bool(ent._.history) and not family_heading),
@@ -294,6 +295,38 @@ class ClinicalPipeline:
             yield Finding(
                 start, span.start_char + match.end(), "tnm", value, doc.text[start : span.start_char + match.end()]
             )
+
+
+def _negated(ent: Any, label: str, text: str) -> bool:
+    """Whether a mention is negated.
+
+    A biomarker's result words ("négatif", "absente", "non surexprimé") are its value, not a negation of the
+    mention, and in a list they reach EDS-NLP's negation of the next marker: a biomarker is negated only when
+    the test itself is ("pas de recherche de mutation EGFR"). A metastasis or node mention may carry its own
+    negation at its end ("ganglions indemnes", "bilan d'extension négatif").
+    """
+    if label == "biomarker":
+        before = text[max(0, ent.start_char - 60) : ent.start_char]
+        cut = max((m.end() for m in _CLAUSE_END.finditer(before)), default=0)
+        return bool(lx.TEST_NOT_DONE.search(lx.fold(before[cut:])))
+    if label == "metastasis" and lx.NEGATED_WITHIN.search(lx.fold(ent.text)):
+        return True
+    return bool(ent._.negation)
+
+
+_BULLET = re.compile(r"^\s*[-*•]")
+
+
+def _heading_line(text: str, start: int) -> str:
+    """The folded start of the entity's line, or of the heading line above its bulleted list."""
+    begin = text.rfind("\n", 0, start) + 1
+    line = text[begin:start]
+    while _BULLET.match(line) and begin > 0:
+        # An item of a bulleted list: the heading is the first line above that is no item.
+        end = begin - 1
+        begin = text.rfind("\n", 0, end) + 1
+        line = text[begin:end]
+    return lx.fold(line)
 
 
 _CLAUSE_END = re.compile(r"[.;\n]")
