@@ -12,7 +12,7 @@ from massalia.engine.duckdb import DuckDBEngine
 from massalia.ledger import TransparencyLog
 
 
-def test_run_then_evaluate_as_the_operator(home: Path, demo_warehouse: Path) -> None:
+def test_run_then_evaluate_as_the_operator_audited(home: Path, demo_warehouse: Path) -> None:
     shutil.copytree(demo_warehouse.parent / "sources" / "truth", home / "sources" / "truth")
     code, out = run(home, "nlp", "run", "--limit", "60")
     assert code == 0, out
@@ -25,6 +25,11 @@ def test_run_then_evaluate_as_the_operator(home: Path, demo_warehouse: Path) -> 
     assert overall["f1"] >= 0.95 and overall["support"] > 250
     code, out = run(home, "nlp", "evaluate")
     assert code == 0 and "hypothesis" in out and "negated" in out
+    with TransparencyLog(home / "ledger", readonly=True) as log:
+        runs = [log.get(i).entry for i in range(log.size) if log.get(i).entry["action"] == "health.nlp.run"]
+    assert [(e["decision"], e["resource"], e["channel"]) for e in runs] == [
+        ("allowed", {"workers": 1, "limit": 60}, "cli")
+    ]  # the run is audited with its parameters
 
 
 def test_a_researcher_cannot_run_the_pipeline_nor_read_its_scores(home: Path) -> None:
@@ -37,13 +42,3 @@ def test_a_researcher_cannot_run_the_pipeline_nor_read_its_scores(home: Path) ->
     assert code == 3 and "health.nlp.evaluate" in out
     with DuckDBEngine(home / "warehouse.duckdb", read_only=True) as engine:
         assert engine.scalar_int("SELECT count(*) FROM note_nlp") == 0
-
-
-def test_the_run_is_audited_with_its_parameters(home: Path) -> None:
-    code, out = run(home, "nlp", "run", "--limit", "3", "--workers", "1")
-    assert code == 0, out
-    with TransparencyLog(home / "ledger", readonly=True) as log:
-        runs = [log.get(i).entry for i in range(log.size) if log.get(i).entry["action"] == "health.nlp.run"]
-    assert [(e["decision"], e["resource"], e["channel"]) for e in runs] == [
-        ("allowed", {"workers": 1, "limit": 3}, "cli")
-    ]
