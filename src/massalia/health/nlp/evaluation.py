@@ -12,7 +12,6 @@ note with its ``note_id`` (the id the site wrote) and its spans.
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -211,6 +210,3 @@ def _score_note(result: Evaluation, found: Sequence[Finding], spans: Sequence[Ma
             for q in QUALIFIERS:
                 if getattr(f, q):
                     result.qualifiers[q].fp += 1
-
-
-_NUMBER = re.compile(r"\d+")
