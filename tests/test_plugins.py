@@ -164,6 +164,7 @@ def test_the_example_domain_plugs_into_the_cli(tmp_path: Path, monkeypatch: pyte
         "analysis",
         "text",
         "deid",
+        "nlp",
         "opendata",
         "safety",
         "example",

@@ -209,6 +209,8 @@ EXPECTED: dict[str, Callable[[Case], Outcome]] = {
     "health.quality.read": roles(Role.ADMIN, Role.DATA_ENGINEER, Role.DPO, Role.RESEARCHER),
     "health.quality.run": roles(Role.ADMIN, Role.DATA_ENGINEER),
     "health.etl.run": roles(Role.ADMIN, Role.DATA_ENGINEER),
+    "health.nlp.run": roles(Role.ADMIN, Role.DATA_ENGINEER),
+    "health.nlp.evaluate": roles(Role.ADMIN, Role.DATA_ENGINEER),
     "health.etl.read": roles(Role.ADMIN, Role.DATA_ENGINEER, Role.DPO),
     "health.etl.rejects": roles(Role.ADMIN, Role.DATA_ENGINEER),
     "token.create_for_user": roles(Role.ADMIN),

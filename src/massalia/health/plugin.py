@@ -47,6 +47,7 @@ from massalia.cli.deid import deid_app
 from massalia.cli.etl import etl_app
 from massalia.cli.extract import extract_app
 from massalia.cli.mart import mart_app
+from massalia.cli.nlp import nlp_app
 from massalia.cli.omop import omop_app
 from massalia.cli.patient import patient_app
 from massalia.cli.text import text_app
@@ -264,6 +265,7 @@ class HealthDomain:
         contributions.add_cli_group("analysis", analysis_app)
         contributions.add_cli_group("text", text_app)
         contributions.add_cli_group("deid", deid_app)
+        contributions.add_cli_group("nlp", nlp_app)
         contributions.add_rights(RIGHTS_FILE)
         contributions.add_scope_model("health.cohort", CohortScope())
         contributions.add_quality_check("omop.dqd", _register_dqd)

@@ -442,12 +442,50 @@ class DiseaseProgression(OncologyCriterion):
     circe_refusal: ClassVar[str] = "Circe has no criterion on EPISODE rows (disease progression / recurrence)"
 
 
+NoteLabel = Literal[
+    "cancer", "histology", "tnm", "stage", "biomarker", "drug", "date", "metastasis", "comorbidity", "procedure",
+    "adverse_event", "ecog", "progression",
+]  # fmt: skip
+_NOTE_VALUE = re.compile(r"[A-Za-z0-9][A-Za-z0-9:./ -]{0,63}")
+
+
+class NoteFinding(OncologyCriterion):
+    """A finding of the clinical NLP pipeline in a note (NOTE_NLP), with its qualifiers.
+
+    ``codeset_id`` matches ``note_nlp_concept_id``; ``label`` the finding's type (``biomarker``, ``cancer``...);
+    ``value`` its value exactly (``her2:positive``, ``C50``, an ECOG score ``2``...). The qualifiers default to
+    what a cohort usually means by "the patient has it": not negated, not hypothetical, not about a relative
+    (``false``); ``null`` accepts both, ``true`` asks for it (e.g. ``family: true`` for a family history).
+    The date is the note's date; ``first`` keeps the person's first such finding.
+    """
+
+    kind: Literal["NoteFinding"] = "NoteFinding"
+    codeset_id: int | None = None
+    label: NoteLabel | None = None
+    value: list[str] | None = Field(default=None, max_length=50)
+    negated: bool | None = False
+    hypothesis: bool | None = False
+    family: bool | None = False
+    history: bool | None = None
+
+    circe_refusal: ClassVar[str] = "Circe has no criterion on NOTE_NLP findings and their qualifiers"
+
+    @field_validator("value")
+    @classmethod
+    def _values(cls, values: list[str] | None) -> list[str] | None:
+        for value in values or []:
+            if not _NOTE_VALUE.fullmatch(value):
+                raise ValueError(f"value {value!r} is not a finding value such as her2:positive, C50 or 2")
+        return values
+
+
 ONCOLOGY_CLASSES: tuple[type[OncologyCriterion], ...] = (
     CancerDiagnosis,
     TnmStage,
     Biomarker,
     TreatmentLine,
     DiseaseProgression,
+    NoteFinding,
 )
 """Massalia's oncology criteria (no Circe equivalent)."""
 
@@ -507,7 +545,8 @@ AnyCriterion = Annotated[
         | TnmStage
         | Biomarker
         | TreatmentLine
-        | DiseaseProgression,
+        | DiseaseProgression
+        | NoteFinding,
         Field(discriminator="kind"),
     ],
     BeforeValidator(_unwrap_criterion),

@@ -1,4 +1,6 @@
-"""Event queries of the oncology criteria (cancer diagnosis, TNM stage, biomarker, treatment line, progression).
+"""Event queries of the oncology criteria and of the NLP findings in notes.
+
+The oncology criteria: cancer diagnosis, TNM stage, biomarker, treatment line, progression.
 
 They read the OMOP oncology extension as the ETL writes it (``massalia/health/etl/MAPPINGS.md``):
 disease episodes (32528) linked to their tumour condition record, cancer-modifier measurements
@@ -20,6 +22,7 @@ from massalia.health.cohorts.criteria import (
     Biomarker,
     CancerDiagnosis,
     DiseaseProgression,
+    NoteFinding,
     OncologyCriterion,
     TnmStage,
     TreatmentLine,
@@ -142,6 +145,8 @@ def oncology_events(node: OncologyCriterion, where: str, codesets: str) -> str:
         return _treatment_line(node, where, codesets)
     if isinstance(node, DiseaseProgression):
         return _progression(node, where)
+    if isinstance(node, NoteFinding):
+        return _note_finding(node, where, codesets)
     raise UnsupportedConstruct(f"{where}: criteria type {type(node).__name__} is not supported by the compiler")
 
 
@@ -259,3 +264,30 @@ def _progression(node: DiseaseProgression, where: str) -> str:
     if node.number is not None:
         clauses.append(numeric_clause("C.episode_number", node.number, f"{where}.number"))
     return _events(inner, "episode_id", "CAST(NULL AS BIGINT)", "C.episode_object_concept_id", clauses)
+
+
+NLP_SYSTEM_PREFIX = "massalia-nlp"
+"""``nlp_system`` of the rows the clinical NLP pipeline writes (``massalia.health.nlp.store``)."""
+
+
+def _note_finding(node: NoteFinding, where: str, codesets: str) -> str:
+    """NOTE_NLP rows of the pipeline, dated by their note; qualifiers read from ``term_modifiers``."""
+    conditions = [f"t.nlp_system LIKE '{NLP_SYSTEM_PREFIX}%'"]
+    if node.codeset_id is not None:
+        conditions.append(in_codeset("t.note_nlp_concept_id", node.codeset_id, codesets))
+    if node.label is not None:
+        conditions.append(f"t.term_modifiers LIKE 'label={node.label};%'")
+    if node.value:
+        # Values are validated ([A-Za-z0-9:./ -]): no quote, no LIKE wildcard can reach the SQL.
+        conditions.append("(" + " OR ".join(f"t.term_modifiers LIKE '%;value={v};%'" for v in node.value) + ")")
+    for qualifier in ("negated", "hypothesis", "family", "history"):
+        wanted = getattr(node, qualifier)
+        if wanted is not None:
+            conditions.append(f"t.term_modifiers LIKE '%;{qualifier}={'true' if wanted else 'false'}%'")
+    inner = (
+        "SELECT t.*, n.person_id, n.visit_occurrence_id, n.note_date AS start_date, n.note_date + 1 AS end_date, "
+        "ROW_NUMBER() OVER (PARTITION BY n.person_id ORDER BY n.note_date, t.note_nlp_id) AS ordinal "
+        f"FROM note_nlp t JOIN note n ON n.note_id = t.note_id WHERE {' AND '.join(conditions)}"
+    )
+    clauses = _person_clauses(node, where)
+    return _events(inner, "note_nlp_id", "C.visit_occurrence_id", "C.note_nlp_concept_id", clauses)

@@ -2,8 +2,14 @@
 
 Each document is built segment by segment, so every annotated span's character offsets are exact.
 Labels: cancer, histology, tnm, stage, biomarker, drug, date, metastasis, comorbidity, procedure,
-adverse_event, ecog; qualifiers: negated, hypothesis, family, history. Direct identifiers (headers,
+adverse_event, ecog, progression; qualifiers: negated, hypothesis, family, history. Direct identifiers (headers,
 signatures, the patient named in letters) are planted by ``identifiers`` and listed apart (``identifiers``).
+
+The wording is made hard on purpose, so that an NLP evaluation against these annotations means something:
+synonyms and abbreviations, typos inside entities too (``ENTITY_TYPO_RATE``; the annotated text is the typed
+one), bulleted lists, biomarker tables, negations spanning a coordination ("pas de métastase hépatique ni de
+lésion osseuse secondaire"), hypotheses before and after the entity, family histories, planned procedures
+(hypothetical) and progression / relapse statements.
 """
 
 from __future__ import annotations
@@ -49,7 +55,11 @@ LABELS: tuple[str, ...] = (
     "procedure",
     "adverse_event",
     "ecog",
+    "progression",
 )
+ENTITY_TYPO_RATE = 0.03
+"""Share of multi-letter entity mentions typed with one typo (swapped letters or a lost accent)."""
+_TYPO_LABELS = frozenset({"cancer", "histology", "comorbidity", "metastasis", "procedure", "adverse_event"})
 STAGES = ("I", "II", "III", "IV")
 _MET_ICD = {k: m.icd10 for k, m in METASTASES.items()}
 _MET_BY_ICD = {m.icd10: k for k, m in METASTASES.items()}
@@ -106,6 +116,11 @@ class _Note:
         family: bool = False,
         history: bool = False,
     ) -> None:
+        if label in _TYPO_LABELS and self.rng.random() < ENTITY_TYPO_RATE:
+            words = s.split(" ")
+            i = int(self.rng.randrange(0, len(words)))
+            words[i] = ph.typo(words[i], self.rng, rate=1.0)
+            s = " ".join(words)
         start = self.length
         self.parts.append(s)
         self.length += len(s)
@@ -177,7 +192,13 @@ def _tnm(n: _Note, p: _Patient) -> None:
 
 
 def _markers(n: _Note, p: _Patient) -> None:
+    table = n.rng.random() < 0.25
+    if table:
+        n.text("\nMarqueur\t| Résultat")
     for j, (m, status, value) in enumerate(p.markers):
+        if table:
+            _marker_row(n, m, status, value)
+            continue
         n.text(", " if j else "")
         name = ph.pick(ph.BIOMARKER_NAMES[m], n.rng)
         if BIOMARKERS[m].numeric:
@@ -185,6 +206,17 @@ def _markers(n: _Note, p: _Patient) -> None:
         else:
             word = ph.pick(ph.POSITIVE if status else ph.NEGATIVE, n.rng)
             n.ent(f"{name} {word}", "biomarker", f"{m}:{'positive' if status else 'negative'}")
+
+
+def _marker_row(n: _Note, m: str, status: int, value: float) -> None:
+    """One row of a biomarker table: the name, a tab and a bar, the result."""
+    n.text("\n")
+    name = ph.pick(ph.BIOMARKER_NAMES[m], n.rng)
+    if BIOMARKERS[m].numeric:
+        n.ent(f"{name}\t| {int(value)} %", "biomarker", f"{m}:{int(value)}")
+    else:
+        word = ph.pick(ph.POSITIVE if status else ph.NEGATIVE, n.rng)
+        n.ent(f"{name}\t| {word}", "biomarker", f"{m}:{'positive' if status else 'negative'}")
 
 
 def _regimen(n: _Note, key_idx: int) -> None:
@@ -199,11 +231,12 @@ def _regimen(n: _Note, key_idx: int) -> None:
 
 def _antecedents(n: _Note, p: _Patient) -> None:
     if p.comorb:
+        bulleted = n.rng.random() < 0.3
         n.text(ph.pick(("\nAntécédents : ", "\nATCD : ", "\nAntécédents médicaux : "), n.rng))
         for j, k in enumerate(p.comorb):
-            n.text(", " if j else "")
+            n.text(("\n- " if bulleted else ", ") if j or bulleted else "")
             n.ent(ph.pick(ph.COMORBIDITY_NAMES[k], n.rng), "comorbidity", COMORBIDITIES[k][0].icd10, history=True)
-        n.text(".")
+        n.text("" if bulleted else ".")
     if p.family >= 0:
         fam = CANCERS[p.family]
         n.text(ph.pick(("\nAntécédents familiaux : ", "\nATCD familiaux : ", "\nDans la famille : "), n.rng))
@@ -237,34 +270,52 @@ def _consultation(n: _Note, p: _Patient, day: int) -> None:
     _antecedents(n, p)
     n.text("\nExamen : ")
     n.ent(ph.ecog_text(p.ecog, n.rng), "ecog", p.ecog)
-    n.text(
-        ". "
-        + ph.pick(
-            (
-                "Je programme une biopsie et un bilan d'extension.",
-                "Un scanner TAP et une biopsie sont demandés.",
-                "Bilan en cours.",
-            ),
-            n.rng,
-        )
-    )
+    n.text(". ")
+    plan = int(n.rng.randrange(0, 3))
+    if plan == 0:
+        n.text("Je programme une ")
+        n.ent("biopsie", "procedure", PROCEDURES["biopsy"].snomed, hypothesis=True)
+        n.text(" et un bilan d'extension.")
+    elif plan == 1:
+        n.text("Un ")
+        n.ent("scanner", "procedure", PROCEDURES["ct_scan"].snomed, hypothesis=True)
+        n.text(" TAP et une ")
+        n.ent("biopsie", "procedure", PROCEDURES["biopsy"].snomed, hypothesis=True)
+        n.text(" sont à prévoir.")
+    else:
+        n.text("Bilan en cours.")
     n.text("\n" + ph.pick(ph.CLOSINGS, n.rng))
 
 
 def _imaging(n: _Note, p: _Patient, day: int, relapse_met: str | None) -> None:
-    n.text(ph.pick(("SCANNER THORACO-ABDOMINO-PELVIEN", "TDM TAP injectée", "Compte rendu d'imagerie"), n.rng))
+    header = int(n.rng.randrange(0, 3))
+    if header == 0:
+        n.ent("SCANNER", "procedure", PROCEDURES["ct_scan"].snomed)
+        n.text(" THORACO-ABDOMINO-PELVIEN")
+    elif header == 1:
+        n.ent("TDM", "procedure", PROCEDURES["ct_scan"].snomed)
+        n.text(" TAP injectée")
+    else:
+        n.text("Compte rendu d'imagerie")
     n.text(" du ")
     n.date(day)
-    if n.rng.random() < 0.3:
+    if header == 2 and n.rng.random() < 0.5:
         n.text(" - ")
         n.ent("scanner", "procedure", PROCEDURES["ct_scan"].snomed)
-    n.text("\nIndication : " + ("suivi, recherche de récidive" if relapse_met else "bilan d'extension") + ".\n")
+    if relapse_met:
+        n.text("\nIndication : suivi, recherche de ")
+        n.ent("récidive", "progression", "relapse", hypothesis=True)
+        n.text(".\n")
+    else:
+        n.text("\nIndication : bilan d'extension.\n")
     n.text("Résultat : ")
     if relapse_met:
         key = _MET_BY_ICD.get(relapse_met, "liver")
         n.text("apparition de ")
         n.ent(ph.pick(ph.METASTASIS_NAMES[key], n.rng), "metastasis", relapse_met)
-        n.text(", en faveur d'une progression.")
+        n.text(", en faveur d'une ")
+        n.ent("progression", "progression", "progression")
+        n.text(".")
     elif p.tnm[2] == 1:
         key = _first_met(p)
         n.ent(ph.pick(ph.METASTASIS_NAMES[key], n.rng), "metastasis", _MET_ICD[key])
@@ -278,8 +329,17 @@ def _imaging(n: _Note, p: _Patient, day: int, relapse_met: str | None) -> None:
             n.text(after + ".")
     else:
         n.text("lésion primitive de " + f"{10 + 10 * p.tnm[0]} mm. ")
-        neg = ph.pick(ph.NEGATED_METASTASIS, n.rng)
-        n.ent(neg, "metastasis", "C79.9", negated=True)
+        if n.rng.random() < 0.3:
+            # One negation governing two entities across a coordination.
+            n.text(ph.pick(("Pas de ", "Absence de ", "Aucune "), n.rng))
+            n.ent(ph.pick(("métastase hépatique", "lésion hépatique secondaire"), n.rng), "metastasis",
+                  _MET_ICD["liver"], negated=True)  # fmt: skip
+            n.text(ph.pick((" ni de ", ", ni ", " ou "), n.rng))
+            n.ent(ph.pick(("métastase osseuse", "lésion osseuse secondaire"), n.rng), "metastasis", _MET_ICD["bone"],
+                  negated=True)  # fmt: skip
+        else:
+            neg = ph.pick(ph.NEGATED_METASTASIS, n.rng)
+            n.ent(neg, "metastasis", "C79.9", negated=True)
         n.text(".")
     n.text("\n" + ph.pick(("Conclusion : cf. ci-dessus.", "Avis RCP souhaitable.", ""), n.rng))
 
@@ -301,7 +361,9 @@ def _pathology(n: _Note, p: _Patient, day: int, surgical: bool) -> None:
         )
         n.text(").\n")
     else:
-        n.text(" : biopsie.\n")
+        n.text(" : ")
+        n.ent("biopsie", "procedure", PROCEDURES["biopsy"].snomed)
+        n.text(".\n")
     n.text("Diagnostic : ")
     n.ent(p.histology, "histology", p.morph)
     n.text(ph.pick((", ", " - ", " ; "), n.rng) + f"grade {p.grade}.\n")
@@ -328,7 +390,13 @@ def _tumour_board(n: _Note, p: _Patient, day: int, relapse: bool) -> None:
     n.text(ph.pick(("RÉUNION DE CONCERTATION PLURIDISCIPLINAIRE", "RCP d'oncologie", "Fiche RCP"), n.rng))
     n.text(" du ")
     n.date(day)
-    n.text("\nMotif : " + ("rechute" if relapse else "dossier initial") + " - ")
+    n.text("\nMotif : ")
+    if relapse:
+        word = ph.pick(("rechute", "récidive", "progression"), n.rng)
+        n.ent(word, "progression", "progression" if word == "progression" else "relapse")
+    else:
+        n.text("dossier initial")
+    n.text(" - ")
     _cancer(n, p)
     n.text(", ")
     n.ent(p.histology, "histology", p.morph)

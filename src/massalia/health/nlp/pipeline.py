@@ -1,0 +1,412 @@
+"""The clinical NLP pipeline: EDS-NLP's rule pipes plus Massalia's oncology patterns, run in batches.
+
+EDS-NLP (AP-HP) gives the French clinical machinery that runs offline without a model download:
+sentence splitting, text normalization, the qualifiers (negation, hypothesis, family, history), dates and
+TNM. Massalia's patterns (:mod:`massalia.health.nlp.lexicon`) find the oncology entities (cancer site,
+histology, biomarkers with their results, performance status, metastases, drugs, comorbidities,
+procedures, adverse events, progression and relapse statements); they become the document's entities,
+which the qualifier pipes then qualify.
+
+Speed: one pass of compiled regular expressions over the folded note finds Massalia's entities (instead of
+one matcher pipe per label), notes without any entity skip the qualifier pipes (pre-filter), and
+:func:`extract_parallel` spreads batches over worker processes (each builds its own pipeline once).
+
+Examples
+--------
+>>> pipeline = ClinicalPipeline()  # doctest: +SKIP
+>>> [(f.label, f.value, f.negated) for f in pipeline.extract(["Pas de métastase hépatique."])[0]]  # doctest: +SKIP
+[('metastasis', 'C78.7', True)]
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import re
+from collections.abc import Iterable, Iterator, Sequence
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
+from importlib.metadata import PackageNotFoundError, version
+from typing import Any
+
+from massalia.health.nlp import lexicon as lx
+
+PIPELINE_VERSION = "1.0.0"
+QUALIFIERS: tuple[str, ...] = ("negated", "hypothesis", "family", "history")
+ENTITY_LABELS: tuple[str, ...] = (
+    "cancer", "histology", "tnm", "stage", "biomarker", "drug", "date", "metastasis", "comorbidity", "procedure",
+    "adverse_event", "ecog", "progression",
+)  # fmt: skip
+"""Labels the pipeline finds (the generator's labels, plus ``progression``)."""
+MAX_NOTE_CHARACTERS = 200_000
+"""Longer notes are cut: the rule pipes are linear but a runaway note should not hold a worker for minutes."""
+
+
+def nlp_system() -> str:
+    """The ``nlp_system`` written with every finding: the pipeline's version and EDS-NLP's.
+
+    Examples
+    --------
+    >>> nlp_system().startswith("massalia-nlp ")
+    True
+    """
+    try:
+        eds = version("edsnlp")
+    except PackageNotFoundError:  # the version is informative here; building the pipeline fails clearly
+        eds = "?"
+    return f"massalia-nlp {PIPELINE_VERSION} (edsnlp {eds})"
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One entity found in a note: character offsets, label, value, source code and qualifiers."""
+
+    start: int
+    end: int
+    label: str
+    value: str
+    lexical_variant: str
+    vocabulary: str = ""
+    code: str = ""
+    negated: bool = False
+    hypothesis: bool = False
+    family: bool = False
+    history: bool = False
+
+
+@dataclass(frozen=True)
+class _Candidate:
+    start: int
+    end: int
+    label: str
+    value: str
+    vocabulary: str
+    code: str
+
+
+class _Patterns:
+    """Massalia's compiled patterns: one alternation per label, each alternative a named group."""
+
+    def __init__(self) -> None:
+        self.by_label: list[tuple[re.Pattern[str], dict[str, lx.Term]]] = []
+        grouped: dict[str, list[lx.Term]] = {}
+        for term in lx.terms():
+            grouped.setdefault(term.label, []).append(term)
+        for group in grouped.values():
+            names = {f"g{i}": term for i, term in enumerate(group)}
+            alternation = "|".join(f"(?P<{name}>{term.pattern})" for name, term in names.items())
+            self.by_label.append((re.compile(alternation), names))
+        self.biomarkers = [
+            (key, vocabulary, code, re.compile(lx.biomarker_pattern(pattern, key)))
+            for key, vocabulary, code, pattern in lx.BIOMARKERS
+        ]
+        self.ecog = re.compile(lx.ECOG)
+        self.stage = re.compile(lx.STAGE)
+        self.tnm = re.compile(lx.TNM)
+
+    def find(self, folded: str) -> list[_Candidate]:
+        found: list[_Candidate] = []
+        for pattern, names in self.by_label:
+            for match in pattern.finditer(folded):
+                name = match.lastgroup
+                term = names[name] if name in names else next(names[n] for n in names if match.group(n))
+                found.append(_Candidate(match.start(), match.end(), term.label, term.value, term.vocabulary, term.code))
+        for key, vocabulary, code, pattern in self.biomarkers:
+            for match in pattern.finditer(folded):
+                result = match.group(1)
+                if key in lx.NUMERIC_BIOMARKERS:
+                    value = f"{key}:{int(result)}"
+                else:
+                    value = f"{key}:{'positive' if lx.STATUS_POSITIVE.match(result) else 'negative'}"
+                found.append(_Candidate(match.start(), match.end(), "biomarker", value, vocabulary, code))
+        for match in self.ecog.finditer(folded):
+            found.append(_Candidate(match.start(), match.end(), "ecog", match.group(1), "LOINC", "89247-1"))
+        for match in self.stage.finditer(folded):
+            roman = {"1": "I", "2": "II", "3": "III", "4": "IV"}.get(match.group(1), match.group(1).upper())
+            found.append(_Candidate(match.start(), match.end(), "stage", roman, "", ""))
+        return _longest_first(_cancer_or_histology(found, folded))
+
+
+_HISTOLOGY_CONTEXT = re.compile(r"(?:diagnostic|histologie|type histologique|anapath)\s*:\s*$|, $")
+
+
+def _cancer_or_histology(found: list[_Candidate], folded: str) -> list[_Candidate]:
+    """One reading of a mention both a cancer and a histology (``mélanome malin``, ``carcinome urothélial``).
+
+    After "Diagnostic :" or right after a comma following a cancer ("cancer de la vessie, carcinome urothélial")
+    it is the histology; elsewhere the cancer.
+    """
+    by_span: dict[tuple[int, int], list[_Candidate]] = {}
+    for cand in found:
+        by_span.setdefault((cand.start, cand.end), []).append(cand)
+    kept: list[_Candidate] = []
+    for (start, _), group in by_span.items():
+        labels = {c.label for c in group}
+        if {"cancer", "histology"} <= labels:
+            line = folded[folded.rfind("\n", 0, start) + 1 : start]
+            wanted = "histology" if _HISTOLOGY_CONTEXT.search(line) else "cancer"
+            group = [c for c in group if c.label == wanted]
+        kept.extend(group)
+    return kept
+
+
+def _longest_first(candidates: list[_Candidate]) -> list[_Candidate]:
+    """Non-overlapping candidates, the longest winning (``métastases hépatiques`` over ``métastases``)."""
+    kept: list[_Candidate] = []
+    taken: list[tuple[int, int]] = []
+    for cand in sorted(candidates, key=lambda c: (-(c.end - c.start), c.start)):
+        if any(cand.start < end and start < cand.end for start, end in taken):
+            continue
+        kept.append(cand)
+        taken.append((cand.start, cand.end))
+    return sorted(kept, key=lambda c: c.start)
+
+
+def tnm_value(text: str) -> str | None:
+    """A TNM as a comparable key: prefix and categories (``cT2 cN1 cM0`` and ``cT2N1M0`` both give ``cT2 N1 M0``).
+
+    Examples
+    --------
+    >>> tnm_value("cT2 cN1 cM0"), tnm_value("pT1cN0"), tnm_value("T3N2M1")
+    ('cT2 N1 M0', 'pT1c N0', 'T3 N2 M1')
+    """
+    match = re.search(lx.TNM, text.lower())
+    if match is None:
+        return None
+    prefix, t, n, m = match.groups()
+    parts = [f"{(prefix or '')[:1]}{t.upper()[0]}{t[1:]}"]
+    parts += [f"{x[0].upper()}{x[1:]}" for x in (n, m) if x]
+    return " ".join(parts)
+
+
+class ClinicalPipeline:
+    """EDS-NLP's rule pipes with Massalia's patterns; :meth:`extract` turns notes into findings.
+
+    Parameters
+    ----------
+    batch_size
+        Notes per ``nlp.pipe`` batch.
+    """
+
+    def __init__(self, batch_size: int = 64) -> None:
+        # Imported here, not at the top: importing EDS-NLP (spaCy) takes seconds, which every `massalia` command
+        # would pay through the CLI's import of this module; only building a pipeline needs it.
+        import edsnlp
+        import edsnlp.pipes as eds
+
+        _quiet_edsnlp()
+        self.batch_size = batch_size
+        self.patterns = _Patterns()
+        # The entities are Massalia's (set before the qualifiers by ``_massalia_entities``); EDS-NLP brings the
+        # sentences, the normalized text the qualifiers read, the qualifiers themselves, dates and TNM.
+        nlp = edsnlp.blank("eds")
+        # A newline ends a sentence: table rows and list items do not share a negation or a hypothesis.
+        nlp.add_pipe(eds.sentences(hard_newline_count=1, use_bullet_start=True))
+        # Pollution (web boilerplate, bars of dashes) does not occur in these notes; quotes and spaces are kept
+        # for the qualifiers' patterns. Relative dates and durations need the note's date and are not findings.
+        nlp.add_pipe(eds.normalizer(pollution=False))
+        nlp.add_pipe(eds.negation())
+        nlp.add_pipe(eds.hypothesis())
+        nlp.add_pipe(eds.family())
+        nlp.add_pipe(eds.history())
+        nlp.add_pipe(eds.dates(relative=[], duration=[], detect_periods=False, detect_time=False))
+        nlp.add_pipe(eds.tnm(span_setter={"tnm": True}))  # not in ents: its span may cover "(stade II)"
+        # Added last but run before the qualifiers (EDS-NLP's qualifiers inspect the pipes present when built).
+        nlp.add_pipe(self._massalia_entities, name="massalia_entities", before="negation")
+        self.nlp = nlp
+        self._found: dict[str, list[_Candidate]] = {}
+
+    @property
+    def pipe_names(self) -> list[str]:
+        """Names of the pipes, in order."""
+        return list(self.nlp.pipe_names)
+
+    def _massalia_entities(self, doc: Any) -> Any:
+        spans: list[Any] = []
+        values: dict[tuple[int, int], _Candidate] = {}
+        found = self._found.pop(doc.text, None)
+        for cand in found if found is not None else self.patterns.find(lx.fold(doc.text)):
+            span = doc.char_span(cand.start, cand.end, label=cand.label, alignment_mode="expand")
+            if span is None or any(span.start < s.end and s.start < span.end for s in spans):
+                continue
+            spans.append(span)
+            values[(span.start_char, span.end_char)] = cand
+        doc.ents = spans
+        doc.user_data["massalia"] = values
+        return doc
+
+    def extract(self, texts: Sequence[str]) -> list[list[Finding]]:
+        """Findings of each note, in order (one list per note, possibly empty)."""
+        texts = [t[:MAX_NOTE_CHARACTERS] if isinstance(t, str) else "" for t in texts]
+        out: list[list[Finding]] = []
+        for start in range(0, len(texts), self.batch_size):
+            batch = texts[start : start + self.batch_size]
+            # Massalia's patterns run once per note, here: the matches are handed to the pipe through _found.
+            self._found = {text: self.patterns.find(lx.fold(text)) for text in batch}
+            for doc in self.nlp.pipe(batch, batch_size=self.batch_size):
+                found = list(self._qualified(doc)) + list(self._dates_and_tnm(doc))
+                out.append(sorted(found, key=lambda f: (f.start, f.end)))
+        self._found = {}
+        return out
+
+    @staticmethod
+    def _qualified(doc: Any) -> Iterator[Finding]:
+        values: dict[tuple[int, int], _Candidate] = doc.user_data.get("massalia", {})
+        text = doc.text
+        for ent in doc.ents:
+            cand = values.get((ent.start_char, ent.end_char))
+            if cand is None:
+                continue
+            # A list under an "Antécédents :" heading is the patient's history item by item (EDS-NLP's history
+            # pipe reaches the first items only); under "Antécédents familiaux :" it is a relative's.
+            line = _heading_line(text, ent.start_char)
+            family_heading = bool(lx.FAMILY_HEADING.match(line))
+            hypothesis_cue = _hypothesis_cue(text, ent.start_char, ent.end_char)
+            history_heading = not family_heading and bool(lx.HISTORY_HEADING.match(line))
+            yield Finding(
+                start=ent.start_char,
+                end=ent.end_char,
+                label=cand.label,
+                value=cand.value,
+                lexical_variant=ent.text,
+                vocabulary=cand.vocabulary,
+                code=cand.code,
+                negated=_negated(ent, cand.label, text),
+                hypothesis=hypothesis_cue or bool(ent._.hypothesis),
+                family=family_heading or bool(ent._.family),
+                history=history_heading or (bool(ent._.history) and not family_heading),
+            )
+
+    @staticmethod
+    def _dates_and_tnm(doc: Any) -> Iterator[Finding]:
+        for span in doc.spans.get("dates", []):
+            value = _date_value(span._.date)
+            if value is not None:
+                yield Finding(span.start_char, span.end_char, "date", value, span.text)
+        for span in doc.spans.get("tnm", []):
+            # EDS-NLP's span may run on over a following "(stade II)": keep the TNM itself.
+            match = re.search(lx.TNM, lx.fold(span.text))
+            if match is None:
+                continue
+            value = tnm_value(span.text)
+            if value is None:
+                continue
+            start = span.start_char + match.start()
+            yield Finding(
+                start, span.start_char + match.end(), "tnm", value, doc.text[start : span.start_char + match.end()]
+            )
+
+
+def _negated(ent: Any, label: str, text: str) -> bool:
+    """Whether a mention is negated.
+
+    A biomarker's result words ("négatif", "absente", "non surexprimé") are its value, not a negation of the
+    mention, and in a list they reach EDS-NLP's negation of the next marker: a biomarker is negated only when
+    the test itself is ("pas de recherche de mutation EGFR"). A metastasis or node mention may carry its own
+    negation at its end ("ganglions indemnes", "bilan d'extension négatif").
+    """
+    if label == "biomarker":
+        before = text[max(0, ent.start_char - 60) : ent.start_char]
+        cut = max((m.end() for m in _CLAUSE_END.finditer(before)), default=0)
+        return bool(lx.TEST_NOT_DONE.search(lx.fold(before[cut:])))
+    if label == "metastasis" and lx.NEGATED_WITHIN.search(lx.fold(ent.text)):
+        return True
+    return bool(ent._.negation)
+
+
+_BULLET = re.compile(r"^\s*[-*•]")
+
+
+def _heading_line(text: str, start: int) -> str:
+    """The folded start of the entity's line, or of the heading line above its bulleted list."""
+    begin = text.rfind("\n", 0, start) + 1
+    line = text[begin:start]
+    while _BULLET.match(line) and begin > 0:
+        # An item of a bulleted list: the heading is the first line above that is no item.
+        end = begin - 1
+        begin = text.rfind("\n", 0, end) + 1
+        line = text[begin:end]
+    return lx.fold(line)
+
+
+_CLAUSE_END = re.compile(r"[.;\n]")
+
+
+def _hypothesis_cue(text: str, start: int, end: int) -> bool:
+    """Whether a hypothesis cue stands before the entity in its clause, or right after it."""
+    before = text[max(0, start - 60) : start]
+    cut = max((m.end() for m in _CLAUSE_END.finditer(before)), default=0)
+    after = text[end : end + 40]
+    stop = _CLAUSE_END.search(after)
+    clause = lx.fold(before[cut:] + text[start:end] + after[: stop.start() if stop else len(after)])
+    return bool(
+        lx.PLANNED.search(clause)
+        or lx.HYPOTHESIS_BEFORE.search(lx.fold(before[cut:]))
+        or lx.HYPOTHESIS_AFTER.match(lx.fold(after[: stop.start() if stop else len(after)]))
+    )
+
+
+def _date_value(date: Any) -> str | None:
+    """An absolute date found by ``eds.dates`` as ISO text; relative or partial dates give ``None``."""
+    try:
+        value = date.to_datetime(note_datetime=None)
+    except Exception:
+        return None
+    if value is None:
+        return None
+    return value.date().isoformat() if isinstance(value, dt.datetime) else str(value)[:10]
+
+
+def _quiet_edsnlp() -> None:
+    """EDS-NLP logs through loguru at WARNING about optional pipes we do not use (sections, tables)."""
+    try:
+        from loguru import logger
+
+        logger.disable("edsnlp")
+    except ImportError:  # pragma: no cover - loguru comes with edsnlp
+        logging.getLogger("edsnlp").setLevel(logging.ERROR)
+
+
+# -- parallel extraction -------------------------------------------------------------------------------
+_WORKER: ClinicalPipeline | None = None
+
+
+def _init_worker(batch_size: int) -> None:
+    global _WORKER
+    _WORKER = ClinicalPipeline(batch_size=batch_size)
+
+
+def _work(texts: list[str]) -> list[list[Finding]]:
+    if _WORKER is None:  # pragma: no cover - the initializer always ran
+        raise RuntimeError("worker pipeline not initialized")
+    return _WORKER.extract(texts)
+
+
+def extract_parallel(
+    texts: Iterable[str],
+    *,
+    workers: int = 1,
+    chunk: int = 256,
+    batch_size: int = 64,
+    pipeline: ClinicalPipeline | None = None,
+) -> Iterator[list[list[Finding]]]:
+    """Findings of the notes, chunk by chunk in input order, over ``workers`` processes (1: in this process)."""
+    chunks = _chunks(texts, chunk)
+    if workers <= 1:
+        local = pipeline or ClinicalPipeline(batch_size=batch_size)
+        for part in chunks:
+            yield local.extract(part)
+        return
+    with ProcessPoolExecutor(max_workers=workers, initializer=_init_worker, initargs=(batch_size,)) as pool:
+        yield from pool.map(_work, chunks)
+
+
+def _chunks(texts: Iterable[str], size: int) -> Iterator[list[str]]:
+    part: list[str] = []
+    for text in texts:
+        part.append(text)
+        if len(part) >= size:
+            yield part
+            part = []
+    if part:
+        yield part
