@@ -91,3 +91,12 @@ def test_tnm_values_compare_across_spellings() -> None:
 
 def test_the_system_names_both_versions() -> None:
     assert nlp_system().startswith("massalia-nlp 1.") and "edsnlp 0.23" in nlp_system()
+
+
+def test_a_letterhead_department_is_not_a_procedure_and_a_nir_is_not_a_date(pipeline: ClinicalPipeline) -> None:
+    text = "CHU Nord - Département de radiothérapie\nNIR : 1 56 03 13 055 123 45\nRadiothérapie le 12/03/2021."
+    (found,) = pipeline.extract([text])
+    procedures = [f for f in found if f.label == "procedure"]
+    dates = [f for f in found if f.label == "date"]
+    assert [text[f.start : f.end] for f in procedures] == ["Radiothérapie"]
+    assert [text[f.start : f.end] for f in dates] == ["12/03/2021"]

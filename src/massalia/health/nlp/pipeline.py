@@ -124,7 +124,7 @@ class _Patterns:
         for match in self.stage.finditer(folded):
             roman = {"1": "I", "2": "II", "3": "III", "4": "IV"}.get(match.group(1), match.group(1).upper())
             found.append(_Candidate(match.start(), match.end(), "stage", roman, "", ""))
-        return _longest_first(_cancer_or_histology(found, folded))
+        return _longest_first(_not_a_department(_cancer_or_histology(found, folded), folded))
 
 
 _HISTOLOGY_CONTEXT = re.compile(r"(?:diagnostic|histologie|type histologique|anapath)\s*:\s*$|, $")
@@ -148,6 +148,26 @@ def _cancer_or_histology(found: list[_Candidate], folded: str) -> list[_Candidat
             group = [c for c in group if c.label == wanted]
         kept.extend(group)
     return kept
+
+
+_DEPARTMENT = re.compile(r"(?:service|departement|unite|pole|hopital de jour|centre|institut)\s+(?:de\s+|d')?$")
+
+
+def _not_a_department(found: list[_Candidate], folded: str) -> list[_Candidate]:
+    """A procedure named as a department ("Département de radiothérapie", a letterhead) is not an act."""
+    return [
+        c for c in found if c.label != "procedure" or not _DEPARTMENT.search(folded[max(0, c.start - 30) : c.start])
+    ]
+
+
+_DIGIT_RUN = re.compile(r"\d[\s.-]?$")
+
+
+def _inside_a_number(text: str, start: int, end: int) -> bool:
+    """A "date" that continues a longer run of digits (a NIR ``1 56 03 13 …``, a phone number) is not a date."""
+    before = text[max(0, start - 2) : start]
+    after = text[end : end + 2]
+    return bool(_DIGIT_RUN.search(before)) or bool(re.match(r"[\s.-]?\d", after))
 
 
 def _longest_first(candidates: list[_Candidate]) -> list[_Candidate]:
@@ -281,7 +301,7 @@ class ClinicalPipeline:
     def _dates_and_tnm(doc: Any) -> Iterator[Finding]:
         for span in doc.spans.get("dates", []):
             value = _date_value(span._.date)
-            if value is not None:
+            if value is not None and not _inside_a_number(doc.text, span.start_char, span.end_char):
                 yield Finding(span.start_char, span.end_char, "date", value, span.text)
         for span in doc.spans.get("tnm", []):
             # EDS-NLP's span may run on over a following "(stade II)": keep the TNM itself.
