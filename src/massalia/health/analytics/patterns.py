@@ -1,0 +1,314 @@
+"""Pattern discovery: co-occurring findings and treatments (association rules) and frequent care sequences.
+
+**Associations.** Each person is a basket of items read from the mart: ``her2_status=positive``,
+``received_targeted_therapy=true``, ``age_group_at_diagnosis=80+``... Frequent itemsets come from FP-growth
+(mlxtend ``fpgrowth``) and the rules ``A ⇒ b`` (an itemset implies one item) from mlxtend
+``association_rules``, with their support, confidence and lift.
+
+**Sequences.** Each person's ordered care steps (surgery, radiotherapy, systemic modalities, from
+:mod:`~massalia.health.analytics.pathways`): every ordered subsequence of 2 to ``max_length`` steps, gaps
+allowed (``surgery → hormone`` matches ``surgery → radiotherapy → hormone``), counted once per person, with
+the days between the first two steps.
+
+**Guard against chance.** Mining thousands of candidate rules finds high lifts by chance in small cells.
+Each rule is tested with the one-sided hypergeometric (Fisher exact) test of ``A`` and ``b`` co-occurring
+more often than under independence, and the p-values of all candidates tested are adjusted by
+Benjamini–Hochberg (statsmodels ``multipletests``), as :mod:`~massalia.health.analytics.hypotheses` does. A
+pattern is **unexpected** when its observed count is well above the expected ``n_A · n_b / N``
+(``lift ≥ min_lift``) and it survives the adjustment (``q < alpha``).
+
+**Disclosure.** A rule is a 2×2 table (A and b, A without b, b without A, neither): with its released counts
+any cell can be computed, so a rule is shown only when all four cells reach the threshold; a sequence only
+when it and its prefix without it do. Suppressed candidates are counted, never listed.
+
+Examples
+--------
+>>> rng = np.random.default_rng(0)
+>>> a = rng.random(400) < 0.3
+>>> b = (a & (rng.random(400) < 0.8)) | (rng.random(400) < 0.1)
+>>> items = pd.DataFrame({"a": a, "b": b, "c": rng.random(400) < 0.5})
+>>> found = associations(items, min_count=20, max_length=2, threshold=10, alpha=0.05, min_lift=1.5)
+>>> [(r["antecedent"], r["consequent"]) for r in found["rules"] if r["unexpected"]]
+[(['a'], 'b'), (['b'], 'a')]
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+from statsmodels.stats.multitest import multipletests
+
+from massalia.health.analytics.protect import protect_count
+
+MAX_SEQUENCE_STEPS = 10
+"""Steps of a person's pathway read for sequences: 10 steps give at most 120 subsequences of 3."""
+
+
+def item_matrix(frame: pd.DataFrame, variables: Sequence[str], booleans: Iterable[str] = ()) -> pd.DataFrame:
+    """One boolean column per item ``variable=value`` (missing values give no item), one row per person.
+
+    ``booleans`` are read as ``true``/``false``; other variables as their string values.
+
+    Examples
+    --------
+    >>> item_matrix(pd.DataFrame({"s": ["a", None], "x": [True, False]}), ["s", "x"], ["x"]).columns.tolist()
+    ['s=a', 'x=false', 'x=true']
+    """
+    flags = set(booleans)
+    columns: dict[str, np.ndarray] = {}
+    for name in variables:
+        values = frame[name]
+        present = values.notna().to_numpy()
+        if name in flags:
+            labels = np.where(values.fillna(False).astype(bool).to_numpy(), "true", "false")
+        else:
+            labels = values.astype(str).to_numpy()
+        for level in sorted(set(labels[present].tolist())):
+            columns[f"{name}={level}"] = present & (labels == level)
+    return pd.DataFrame(columns, index=frame.index).reindex(sorted(columns), axis=1)
+
+
+def _variable(item: str) -> str:
+    return item.split("=", 1)[0]
+
+
+def enrichment(n: int, n_a: int, n_b: int, n_ab: int) -> dict[str, float]:
+    """Expected count under independence, lift, and the one-sided hypergeometric p of ``n_ab`` or more.
+
+    Examples
+    --------
+    >>> out = enrichment(100, 20, 20, 12)
+    >>> out["expected"], out["lift"], out["p"] < 0.001
+    (4.0, 3.0, True)
+    """
+    expected = n_a * n_b / n if n else 0.0
+    return {
+        "expected": expected,
+        "lift": n_ab / expected if expected else float("nan"),
+        "p": float(stats.hypergeom.sf(n_ab - 1, n, n_a, n_b)),
+    }
+
+
+def _cells_released(n: int, n_a: int, n_b: int, n_ab: int, threshold: int) -> bool:
+    """All four cells of the rule's 2×2 table reach ``threshold`` (else one could be computed from the rest)."""
+    return min(n_ab, n_a - n_ab, n_b - n_ab, n - n_a - n_b + n_ab) >= threshold
+
+
+def _adjusted(pvalues: Sequence[float], alpha: float) -> list[float]:
+    if not pvalues:
+        return []
+    return [float(q) for q in multipletests(list(pvalues), alpha=alpha, method="fdr_bh")[1]]
+
+
+def associations(
+    items: pd.DataFrame,
+    *,
+    min_count: int,
+    max_length: int,
+    threshold: int,
+    alpha: float,
+    min_lift: float,
+    top: int = 50,
+    max_item_share: float = 0.8,
+) -> dict[str, Any]:
+    """Association rules ``A ⇒ b`` of the item matrix, tested against chance, protected, ranked.
+
+    A rule with two or more antecedent items must also be **productive** (Webb 2007): each item of ``A``
+    must add to the rule, i.e. among the persons with ``A`` minus that item, ``b`` is more frequent in
+    those with it (one-sided hypergeometric); the rule's p is the largest of its tests, so that
+    ``stage=III & diabetes=true ⇒ chemotherapy`` does not ride on ``stage=III ⇒ chemotherapy``.
+
+    Parameters
+    ----------
+    items
+        One boolean column per item, one row per person.
+    min_count
+        Fewest persons holding the whole rule for it to be a candidate (raised to ``threshold``).
+    max_length
+        Most items in a rule (antecedent and consequent).
+    threshold
+        The disclosure threshold: every cell of a shown rule's table reaches it.
+    alpha, min_lift
+        A rule is unexpected when its BH-adjusted p is under ``alpha`` and its lift at least ``min_lift``.
+    top
+        Most rules listed (unexpected first, by excess persons over the expected, then the others by adjusted p).
+    max_item_share
+        Items held by more than this share of persons (``comorbidity_copd=false``) are left out: they
+        co-occur with everything and multiply the candidates without saying anything.
+    """
+    # start-up: mlxtend is loaded when patterns are mined, not when the command line starts
+    from mlxtend.frequent_patterns import fpgrowth
+
+    n = len(items)
+    floor = max(min_count, threshold)
+    out: dict[str, Any] = {"persons": protect_count(n, threshold), "items": int(items.shape[1]), "items_mined": 0,
+                           "tested": 0, "withheld_small_cells": 0, "rules": []}  # fmt: skip
+    if n < max(floor, 1):
+        return out
+    share = items.sum(axis=0) / n
+    frequent = items.loc[:, (share * n >= floor) & (share <= max_item_share)].astype(bool)
+    out["items_mined"] = int(frequent.shape[1])
+    if frequent.shape[1] < 2:
+        return out
+    itemsets = fpgrowth(frequent, min_support=floor / n, use_colnames=True, max_len=max_length)
+    held = {frozenset(itemset): round(support * n)
+            for itemset, support in zip(itemsets["itemsets"], itemsets["support"], strict=True)}  # fmt: skip
+    candidates: list[dict[str, Any]] = []
+    tests: list[tuple[int, int, int, int, int]] = []  # (candidate, k, population, draws, successes)
+    for itemset, n_ab in held.items():
+        if len(itemset) < 2:
+            continue
+        for consequent in sorted(itemset):
+            antecedent = itemset - {consequent}
+            if _variable(consequent) in {_variable(item) for item in antecedent}:
+                continue  # two levels of one variable cannot co-occur: never a pattern
+            n_a, n_b = held[antecedent], held[frozenset({consequent})]
+            index = len(candidates)
+            tests.append((index, n_ab, n, n_a, n_b))
+            for item in antecedent if len(antecedent) > 1 else ():
+                base = antecedent - {item}  # productive: ``item`` adds to ``base ⇒ consequent``
+                tests.append((index, n_ab, held[base], n_a, held[base | {consequent}]))
+            expected = n_a * n_b / n
+            candidates.append({"antecedent": sorted(antecedent), "consequent": consequent, "n_ab": n_ab,
+                               "n_a": n_a, "n_b": n_b, "expected": expected, "lift": n_ab / expected})  # fmt: skip
+    if tests:
+        # one vectorized call: scipy's hypergeom.sf costs ~100 µs a call, seconds over tens of thousands
+        rows, k, population, draws, successes = (np.array(column) for column in zip(*tests, strict=True))
+        pvalues = np.zeros(len(candidates))
+        np.maximum.at(pvalues, rows, stats.hypergeom.sf(k - 1, population, draws, successes))
+        for candidate, p in zip(candidates, pvalues.tolist(), strict=True):
+            candidate["p"] = float(p)
+    qvalues = _adjusted([c["p"] for c in candidates], alpha)
+    shown: list[dict[str, Any]] = []
+    for candidate, q in zip(candidates, qvalues, strict=True):
+        if not _cells_released(n, candidate["n_a"], candidate["n_b"], candidate["n_ab"], threshold):
+            out["withheld_small_cells"] += 1
+            continue
+        shown.append(_rule(candidate, q, n, threshold, alpha=alpha, min_lift=min_lift))
+    # unexpected first, the largest excess of persons over the expected first; then the others by adjusted p
+    shown.sort(key=lambda r: (not r["unexpected"], -r["excess_persons"] if r["unexpected"] else r["q"],
+                              r["antecedent"], r["consequent"]))  # fmt: skip
+    out["tested"] = len(candidates)
+    out["significant"] = sum(1 for q in qvalues if q < alpha)
+    out["rules"] = shown[:top]
+    return out
+
+
+def _rule(candidate: dict[str, Any], q: float, n: int, threshold: int, *, alpha: float,
+          min_lift: float) -> dict[str, Any]:  # fmt: skip
+    n_ab, n_a, n_b = candidate["n_ab"], candidate["n_a"], candidate["n_b"]
+    return {
+        "antecedent": candidate["antecedent"],
+        "consequent": candidate["consequent"],
+        "persons": protect_count(n_ab, threshold),
+        "antecedent_persons": protect_count(n_a, threshold),
+        "consequent_persons": protect_count(n_b, threshold),
+        "support": round(n_ab / n, 4),
+        "confidence": round(n_ab / n_a, 4),
+        "lift": round(candidate["lift"], 4),
+        "expected_persons": round(candidate["expected"], 1),
+        "excess_persons": round(n_ab - candidate["expected"], 1),
+        "p": candidate["p"],
+        "q": q,
+        "unexpected": bool(q < alpha and candidate["lift"] >= min_lift),
+    }
+
+
+def person_sequences(
+    steps: pd.DataFrame, persons: Iterable[int], *, max_steps: int
+) -> dict[int, list[tuple[str, float]]]:
+    """Each person's first ``max_steps`` steps as ``(label, day)``, repeated consecutive labels merged.
+
+    ``steps`` has person_id, day, label, sorted by person and day (:func:`.pathways.pathway_steps`).
+    """
+    out: dict[int, list[tuple[str, float]]] = {int(p): [] for p in persons}
+    for person, label, day in zip(steps["person_id"].tolist(), steps["label"].tolist(), steps["day"].tolist(),
+                                  strict=True):  # fmt: skip
+        path = out.get(int(person))
+        if path is None or len(path) >= max_steps or (path and path[-1][0] == label):
+            continue
+        path.append((str(label), float(day)))
+    return out
+
+
+def frequent_sequences(
+    paths: dict[int, list[tuple[str, float]]],
+    *,
+    min_count: int,
+    max_length: int,
+    threshold: int,
+    alpha: float,
+    min_lift: float,
+    top: int = 50,
+) -> dict[str, Any]:
+    """Ordered subsequences (gaps allowed) of 2 to ``max_length`` steps held by at least ``min_count`` persons.
+
+    For ``prefix → last``: support, confidence (persons with the sequence among those with the prefix), lift
+    against the prefix and the last step occurring independently, the one-sided hypergeometric p (BH
+    adjusted over the candidates), and for two-step sequences the days from the first step to the next
+    ``last`` after it (quartiles, over at least ``threshold`` persons).
+    """
+    n = len(paths)
+    floor = max(min_count, threshold)
+    held: Counter[tuple[str, ...]] = Counter()
+    gaps: dict[tuple[str, ...], list[float]] = {}
+    for path in paths.values():
+        labels = [label for label, _ in path]
+        seen: set[tuple[str, ...]] = set()
+        for length in range(1, max_length + 1):
+            seen.update(itertools.combinations(labels, length))
+        held.update(seen)
+        first: dict[tuple[str, str], float] = {}
+        for i, (a, day_a) in enumerate(path):
+            for b, day_b in path[i + 1 :]:
+                first.setdefault((a, b), day_b - day_a)
+        for pair, gap in first.items():
+            gaps.setdefault(pair, []).append(gap)
+    candidates: list[dict[str, Any]] = []
+    for sequence, n_seq in held.items():
+        if len(sequence) < 2 or n_seq < floor:
+            continue
+        n_prefix, n_last = held[sequence[:-1]], held[(sequence[-1],)]
+        candidates.append({"sequence": sequence, "n_seq": n_seq, "n_prefix": n_prefix, "n_last": n_last,
+                           **enrichment(n, n_prefix, n_last, n_seq)})  # fmt: skip
+    qvalues = _adjusted([c["p"] for c in candidates], alpha)
+    shown: list[dict[str, Any]] = []
+    withheld = 0
+    for candidate, q in zip(candidates, qvalues, strict=True):
+        n_seq, n_prefix = candidate["n_seq"], candidate["n_prefix"]
+        if n_prefix - n_seq < threshold or candidate["n_last"] < threshold:
+            withheld += 1
+            continue
+        sequence = candidate["sequence"]
+        entry: dict[str, Any] = {
+            "steps": list(sequence),
+            "persons": protect_count(n_seq, threshold),
+            "prefix_persons": protect_count(n_prefix, threshold),
+            "support": round(n_seq / n, 4),
+            "confidence": round(n_seq / n_prefix, 4),
+            "lift": round(candidate["lift"], 4),
+            "expected_persons": round(candidate["expected"], 1),
+            "p": candidate["p"],
+            "q": q,
+            "unexpected": bool(q < alpha and candidate["lift"] >= min_lift),
+            "days_between": None,
+        }
+        if len(sequence) == 2:
+            entry["days_between"] = _quartiles(gaps.get((sequence[0], sequence[1]), []), threshold)
+        shown.append(entry)
+    shown.sort(key=lambda s: (-s["support"], s["steps"]))
+    return {"persons": protect_count(n, threshold), "candidates": len(candidates), "tested": len(candidates),
+            "withheld_small_cells": withheld, "sequences": shown[:top]}  # fmt: skip
+
+
+def _quartiles(values: Sequence[float], threshold: int) -> dict[str, Any] | None:
+    if len(values) < threshold:
+        return None
+    q1, median, q3 = np.percentile(np.asarray(values, dtype=float), [25, 50, 75])
+    return {"median": round(float(median), 1), "q1": round(float(q1), 1), "q3": round(float(q3), 1)}
