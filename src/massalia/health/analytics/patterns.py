@@ -66,7 +66,7 @@ def item_matrix(frame: pd.DataFrame, variables: Sequence[str], booleans: Iterabl
         values = frame[name]
         present = values.notna().to_numpy()
         if name in flags:
-            labels = np.where(values.fillna(False).astype(bool).to_numpy(), "true", "false")
+            labels = np.where(values.astype("boolean").fillna(False).to_numpy(dtype=bool), "true", "false")
         else:
             labels = values.astype(str).to_numpy()
         for level in sorted(set(labels[present].tolist())):
