@@ -309,6 +309,7 @@ DEFAULT_PATTERN_VARIABLES: tuple[str, ...] = (
     "comorbidity_ckd",
     "comorbidity_obesity",
     "comorbidity_atrial_fibrillation",
+    "pregnancy_associated",
     "had_surgery",
     "received_chemotherapy",
     "received_immunotherapy",
