@@ -2,8 +2,8 @@
 
 **Associations.** Each person is a basket of items read from the mart: ``her2_status=positive``,
 ``received_targeted_therapy=true``, ``age_group_at_diagnosis=80+``... Frequent itemsets come from FP-growth
-(mlxtend ``fpgrowth``) and the rules ``A ⇒ b`` (an itemset implies one item) from mlxtend
-``association_rules``, with their support, confidence and lift.
+(mlxtend ``fpgrowth``); each splits into the rules ``A ⇒ b`` (the itemset minus one item implies it), with
+their support, confidence and lift computed from the itemsets' counts.
 
 **Sequences.** Each person's ordered care steps (surgery, radiotherapy, systemic modalities, from
 :mod:`~massalia.health.analytics.pathways`): every ordered subsequence of 2 to ``max_length`` steps, gaps
