@@ -8,6 +8,8 @@ the care site independently of everything else (a true null: no rule may link a 
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -15,7 +17,7 @@ from analytics_world import AnalyticsWarehouse, World
 
 from massalia.governance import AccessDenied, Caller, InvalidRequest
 from massalia.health.analytics import run_patterns
-from massalia.health.analytics.patterns import associations, frequent_sequences, item_matrix
+from massalia.health.analytics.patterns import associations, frequent_sequences, item_matrix, itemset_counts
 from massalia.health.analytics.requests import PatternsRequest
 from massalia.health.marts.filters import FilterSpec, parse_clause
 
@@ -154,3 +156,20 @@ def test_identifiers_and_numbers_are_refused(world: World) -> None:
         with pytest.raises(InvalidRequest, match=names[0]):
             run_patterns(Caller(world.rita, world.gov), world.engine,
                          PatternsRequest(project_id=world.study, variables=names))  # fmt: skip
+
+
+def test_itemset_counts_equal_brute_force_counts() -> None:
+    rng = np.random.default_rng(8)
+    items = rng.random((3000, 12)) < rng.uniform(0.05, 0.6, 12)
+    counts = itemset_counts(items, 25, 3)
+    expected = {}
+    for size in (1, 2, 3):
+        for itemset in itertools.combinations(range(12), size):
+            held = int(items[:, list(itemset)].all(axis=1).sum())
+            if held >= 25 and all(
+                int(items[:, list(sub)].all(axis=1).sum()) >= 25 for sub in itertools.combinations(itemset, size - 1)
+            ):
+                expected[itemset] = held
+    assert counts == expected and any(len(k) == 3 for k in counts)
+    with pytest.raises(ValueError, match="more than 3"):
+        itemset_counts(items, 25, 4)

@@ -70,7 +70,7 @@ def run_patterns(caller: Caller, engine: Engine, request: PatternsRequest) -> di
         "persons": protect_count(len(frame), threshold),
         "variables": names,
         "method": {
-            "rules": "FP-growth itemsets and A ⇒ b rules (mlxtend), one-sided hypergeometric test, "
+            "rules": "exact itemset counts (up to 3 items) and A ⇒ b rules, one-sided hypergeometric test, "
             "Benjamini–Hochberg over the candidates",
             "unexpected": f"lift ≥ {request.min_lift} and BH-adjusted p < {request.alpha}",
             "disclosure": f"a rule is shown only when each cell of its 2×2 table has at least {threshold} persons",

@@ -332,7 +332,7 @@ class PatternsRequest(AnalysisRequest):
         default=None, max_length=60, description="Booleans and categories mined (default: a clinical set)."
     )
     sequences: bool = Field(default=True, description="Also mine ordered care sequences (surgery, RT, systemic).")
-    max_length: int = Field(default=3, ge=2, le=4, description="Most items of a rule or steps of a sequence.")
+    max_length: int = Field(default=3, ge=2, le=3, description="Most items of a rule or steps of a sequence.")
     max_steps: int = Field(default=6, ge=2, le=10, description="Steps of each pathway read for sequences.")
     min_count: int = Field(
         default=20, ge=1, le=1_000_000, description="Fewest persons of a pattern (never under the threshold)."
