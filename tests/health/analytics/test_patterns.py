@@ -14,10 +14,17 @@ import numpy as np
 import pandas as pd
 import pytest
 from analytics_world import AnalyticsWarehouse, World
+from scipy import stats
 
 from massalia.governance import AccessDenied, Caller, InvalidRequest
 from massalia.health.analytics import run_patterns
-from massalia.health.analytics.patterns import associations, frequent_sequences, item_matrix, itemset_counts
+from massalia.health.analytics.patterns import (
+    associations,
+    frequent_sequences,
+    hypergeom_sf,
+    item_matrix,
+    itemset_counts,
+)
 from massalia.health.analytics.requests import PatternsRequest
 from massalia.health.marts.filters import FilterSpec, parse_clause
 
@@ -173,3 +180,13 @@ def test_itemset_counts_equal_brute_force_counts() -> None:
     assert counts == expected and any(len(k) == 3 for k in counts)
     with pytest.raises(ValueError, match="more than 3"):
         itemset_counts(items, 25, 4)
+
+
+def test_the_vectorized_hypergeometric_tail_is_scipys() -> None:
+    rng = np.random.default_rng(1)
+    big = rng.integers(20, 100_000, 4000)
+    good, draws = (rng.random(4000) * big).astype(int), (rng.random(4000) * big).astype(int)
+    low, high = np.maximum(0, draws + good - big), np.minimum(good, draws)
+    k = low + (rng.random(4000) * (high - low + 2)).astype(int)
+    ours = hypergeom_sf(k, big, good, draws)
+    assert np.allclose(ours, stats.hypergeom.sf(k - 1, big, good, draws), rtol=1e-7, atol=1e-300)

@@ -43,7 +43,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from scipy import stats
+from scipy import special, stats
 from statsmodels.stats.multitest import multipletests
 
 from massalia.health.analytics.protect import protect_count
@@ -95,6 +95,53 @@ def enrichment(n: int, n_a: int, n_b: int, n_ab: int) -> dict[str, float]:
         "lift": n_ab / expected if expected else float("nan"),
         "p": float(stats.hypergeom.sf(n_ab - 1, n, n_a, n_b)),
     }
+
+
+def _log_pmf(x: np.ndarray, population: np.ndarray, successes: np.ndarray, draws: np.ndarray) -> np.ndarray:
+    def log_choose(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        return special.gammaln(a + 1) - special.gammaln(b + 1) - special.gammaln(a - b + 1)
+
+    return (log_choose(successes, x) + log_choose(population - successes, draws - x)
+            - log_choose(population, draws))  # fmt: skip
+
+
+def hypergeom_sf(k: np.ndarray, population: np.ndarray, successes: np.ndarray, draws: np.ndarray) -> np.ndarray:
+    """``P(X ≥ k)`` for ``X ~ Hypergeometric(population, successes, draws)``, vectorized.
+
+    scipy's ``hypergeom.sf`` loops in Python over its arguments (36 s for 300,000 tests); this sums the pmf
+    from its tail side with the ratio of consecutive terms, all tests at once: above the mean upward from
+    ``k``, else ``1 − P(X ≤ k − 1)`` downward, until the terms no longer change the sum.
+
+    Examples
+    --------
+    >>> out = hypergeom_sf(np.array([12, 3, 0]), np.array([100, 100, 100]), np.array([20, 20, 20]),
+    ...                    np.array([20, 20, 20]))
+    >>> bool(np.allclose(out, stats.hypergeom.sf(np.array([11, 2, -1]), 100, 20, 20)))
+    True
+    """
+    k, big, good, n = (np.asarray(a, dtype=float) for a in (k, population, successes, draws))
+    low, high = np.maximum(0.0, n + good - big), np.minimum(good, n)
+    upper = k > n * good / np.maximum(big, 1.0)
+    x = np.where(upper, k, k - 1)
+    inside = (x >= low) & (x <= high)
+    term = np.where(inside, np.exp(_log_pmf(np.clip(x, low, high), big, good, n)), 0.0)
+    total = term.copy()
+    active = np.flatnonzero(term > 0)
+    while active.size:
+        xa, ga, na, ba = x[active], good[active], n[active], big[active]
+        up = upper[active]
+        ratio = np.where(
+            up,
+            (ga - xa) * (na - xa) / np.maximum((xa + 1) * (ba - ga - na + xa + 1), 1e-300),
+            xa * (ba - ga - na + xa) / np.maximum((ga - xa + 1) * (na - xa + 1), 1e-300),
+        )
+        x[active] = xa + np.where(up, 1.0, -1.0)
+        term[active] *= np.where((x[active] >= low[active]) & (x[active] <= high[active]), ratio, 0.0)
+        total[active] += term[active]
+        active = active[term[active] > total[active] * 1e-16]
+    sf = np.where(upper, total, 1.0 - total)
+    sf = np.where(k <= low, 1.0, np.where(k > high, 0.0, sf))
+    return np.clip(sf, 0.0, 1.0)
 
 
 def _cells_released(n: int, n_a: int, n_b: int, n_ab: int, threshold: int) -> bool:
@@ -214,10 +261,10 @@ def associations(
             candidates.append({"antecedent": sorted(antecedent), "consequent": consequent, "n_ab": n_ab,
                                "n_a": n_a, "n_b": n_b, "expected": expected, "lift": n_ab / expected})  # fmt: skip
     if tests:
-        # one vectorized call: scipy's hypergeom.sf costs ~100 µs a call, seconds over tens of thousands
+        # one vectorized call over every test (see hypergeom_sf: scipy's loops in Python)
         rows, k, population, draws, successes = (np.array(column) for column in zip(*tests, strict=True))
         pvalues = np.zeros(len(candidates))
-        np.maximum.at(pvalues, rows, stats.hypergeom.sf(k - 1, population, draws, successes))
+        np.maximum.at(pvalues, rows, hypergeom_sf(k, population, draws, successes))
         for candidate, p in zip(candidates, pvalues.tolist(), strict=True):
             candidate["p"] = float(p)
     qvalues = _adjusted([c["p"] for c in candidates], alpha)
