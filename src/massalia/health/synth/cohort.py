@@ -164,7 +164,7 @@ def draw_pregnancies(
     --------
     >>> start, delivery = draw_pregnancies(np.random.default_rng(0), np.zeros(4000, bool), np.zeros(4000, int),
     ...                                    np.full(4000, 35.0), np.full(4000, 20000))
-    >>> 0.07 < (start >= 0).mean() < 0.13, bool((delivery[start >= 0] - start[start >= 0] == 280).all())
+    >>> bool(0.07 < (start >= 0).mean() < 0.13), bool((delivery[start >= 0] - start[start >= 0] == 280).all())
     (True, True)
     """
     n = male.shape[0]
