@@ -294,6 +294,9 @@ SPECS: dict[str, Callable[[Matrix, str, str], Request]] = {
     "POST /api/v1/analyses/control-arm": lambda m, c, r: {"json": {
         "filters": {"cohort_definition_id": 1}, "project_id": m.project(c, r),
         "trial": {"all": [{"variable": "stage_group", "op": "=", "value": "IV"}]}}},
+    "POST /api/v1/analyses/patterns": lambda m, c, r: {"json": {
+        "filters": {"cohort_definition_id": 1}, "project_id": m.project(c, r), "sequences": False,
+        "variables": ["sex", "stage_group"]}},
     "POST /api/v1/projects/{project_id}/extracts": lambda m, c, r: {
         "path": {"project_id": m.project(c, r)}, "json": {"cohort_id": 1, "format": "csv", "on_low_k": "generalize"}},
     "GET /api/v1/projects/{project_id}/extracts": lambda m, c, r: {"path": {"project_id": m.project(c, r)}},

@@ -39,6 +39,7 @@ from massalia.health.analytics import (
     run_groups,
     run_hypotheses,
     run_pathways,
+    run_patterns,
     run_prediction_score,
     run_prediction_train,
     run_similar,
@@ -52,6 +53,7 @@ from massalia.health.analytics.requests import (
     GroupsRequest,
     HypothesesRequest,
     PathwaysRequest,
+    PatternsRequest,
     PredictionRequest,
     PredictionScoreRequest,
     SimilarRequest,
@@ -637,3 +639,53 @@ def hypotheses(
         console.print(f"  {row['variable']}: {row['test']} p={row['p']:.3g} (BH {row['p_bh']:.3g}, Holm "
                       f"{row['p_holm']:.3g}); {effect['measure']} {effect['estimate']:.3f} "
                       f"[{effect['lower']:.3f}, {effect['upper']:.3f}]")  # fmt: skip
+
+
+@analysis_app.command("patterns")
+def patterns(
+    project: ProjectOption = None,
+    variable: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--variable",
+            help="A boolean, category or code mart variable to mine (repeatable; default: a clinical set "
+            "of diagnoses, biomarkers, comorbidities and treatments).",
+        ),
+    ] = None,
+    sequences: Annotated[bool, typer.Option("--sequences/--no-sequences", help="Mine care sequences.")] = True,
+    max_length: Annotated[int, typer.Option("--max-length", help="Most items of a rule or steps.")] = 3,
+    min_count: Annotated[int, typer.Option("--min-count", help="Fewest persons of a pattern.")] = 20,
+    min_lift: Annotated[float, typer.Option("--min-lift", help="Lift of an unexpected pattern.")] = 1.5,
+    alpha: Annotated[float, typer.Option("--alpha", help="False discovery rate (Benjamini–Hochberg).")] = 0.05,
+    top: Annotated[int, typer.Option("--top", help="Most rules and sequences listed.")] = 50,
+    where: WhereOption = None,
+    cohort: CohortOption = None,
+    out: OutOption = None,
+    as_json: JsonOption = False,
+    home_dir: HomeOption = None,
+    engine: EngineOption = None,
+) -> None:
+    """Find unexpected patterns: association rules and care sequences with support, lift and BH-adjusted p."""
+    _require_project(project)
+    try:
+        request = PatternsRequest(project_id=project, filters=_spec(where, cohort), variables=variable or None,  # type: ignore[arg-type]
+                                  sequences=sequences, max_length=max_length, min_count=min_count,
+                                  min_lift=min_lift, alpha=alpha, top=top)  # fmt: skip
+    except (ValidationError, FilterError) as error:
+        fail(str(error))
+    result = _run(lambda caller, warehouse, _: run_patterns(caller, warehouse, request), home_dir, engine, out,
+                  as_json)  # fmt: skip
+    if result is None:
+        return
+    rules = result["associations"]
+    console.print(f"{result['persons']['shown']} persons; {rules['tested']} candidate rules tested, "
+                  f"{rules['withheld_small_cells']} withheld (small cells)")  # fmt: skip
+    for rule in rules["rules"]:
+        flag = "UNEXPECTED " if rule["unexpected"] else ""
+        console.print(f"  {flag}{' & '.join(rule['antecedent'])} => {rule['consequent']}: "
+                      f"{rule['persons']['shown']} persons, confidence {rule['confidence']:.2f}, "
+                      f"lift {rule['lift']:.2f}, q={rule['q']:.3g}")  # fmt: skip
+    for entry in result.get("sequences", {}).get("sequences", []):
+        flag = "UNEXPECTED " if entry["unexpected"] else ""
+        console.print(f"  {flag}{' -> '.join(entry['steps'])}: {entry['persons']['shown']} persons, "
+                      f"lift {entry['lift']:.2f}, q={entry['q']:.3g}")  # fmt: skip

@@ -24,6 +24,7 @@ from massalia.health.analytics import (
     run_groups,
     run_hypotheses,
     run_pathways,
+    run_patterns,
     run_prediction_score,
     run_prediction_train,
     run_similar,
@@ -36,6 +37,7 @@ from massalia.health.analytics.requests import (
     GroupsRequest,
     HypothesesRequest,
     PathwaysRequest,
+    PatternsRequest,
     PredictionRequest,
     PredictionScoreRequest,
     SimilarRequest,
@@ -194,4 +196,17 @@ def hypotheses(body: HypothesesRequest, context: Context, caller: Caller, wareho
     """
     with _analysis_errors():
         result = run_hypotheses(caller, warehouse, body)
+    return jsonable_encoder(result)
+
+
+@router.post("/patterns", **action("health.analysis.run"))
+def patterns(body: PatternsRequest, context: Context, caller: Caller, warehouse: Warehouse) -> Any:
+    """Unexpected patterns: association rules between findings and treatments, frequent care sequences.
+
+    Each pattern has its support, confidence, lift and a Benjamini–Hochberg adjusted one-sided hypergeometric
+    p. Only for approved members of the project named in ``project_id`` (403 otherwise); a pattern is shown
+    only when every cell of its table reaches the disclosure threshold, and counts under it read ``<10``.
+    """
+    with _analysis_errors():
+        result = run_patterns(caller, warehouse, body)
     return jsonable_encoder(result)

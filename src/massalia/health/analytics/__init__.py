@@ -7,8 +7,9 @@ run, not when the command line starts.
 
 Examples
 --------
->>> [analysis.name for analysis in ANALYSES]
-['survival', 'compare', 'prediction', 'pathways', 'conformance', 'similar', 'groups', 'control_arm', 'hypotheses']
+>>> [analysis.name for analysis in ANALYSES]  # doctest: +NORMALIZE_WHITESPACE
+['survival', 'compare', 'prediction', 'pathways', 'conformance', 'similar', 'groups', 'control_arm', 'hypotheses',
+ 'patterns']
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from massalia.health.analytics.requests import (
     GroupsRequest,
     HypothesesRequest,
     PathwaysRequest,
+    PatternsRequest,
     PredictionRequest,
     PredictionScoreRequest,
     SimilarRequest,
@@ -164,6 +166,15 @@ def run_hypotheses(caller: Caller, engine: Engine, request: HypothesesRequest) -
         return hypotheses_service.run_hypotheses(caller, engine, request)
 
 
+def run_patterns(caller: Caller, engine: Engine, request: PatternsRequest) -> dict[str, Any]:
+    """The guarded pattern discovery (:func:`~.patterns_service.run_patterns`)."""
+    # start-up: the estimators' libraries take seconds to import; loaded when an analysis first runs
+    from massalia.health.analytics import patterns_service
+
+    with _one_native_thread():
+        return patterns_service.run_patterns(caller, engine, request)
+
+
 ANALYSES: tuple[Analysis, ...] = (
     Analysis("survival", "Kaplan–Meier, log-rank, Cox PH, cumulative incidence of one cohort", SurvivalRequest,
              run_survival),
@@ -185,5 +196,8 @@ ANALYSES: tuple[Analysis, ...] = (
     Analysis("hypotheses", "Variables compared between two cohorts: Welch t / Mann–Whitney or Fisher / chi-square "
              "by type, effect sizes with CIs, Benjamini–Hochberg and Holm adjusted p-values", HypothesesRequest,
              run_hypotheses),
+    Analysis("patterns", "Unexpected patterns: association rules between findings and treatments and frequent care "
+             "sequences with support, confidence, lift, hypergeometric p and Benjamini–Hochberg control",
+             PatternsRequest, run_patterns),
 )  # fmt: skip
 """The built-in analyses, registered by the health domain."""

@@ -287,3 +287,64 @@ class HypothesesRequest(AnalysisRequest):
             if spec.cohort_definition_id is not None:
                 raise ValueError("name the cohort in filters, not in group_a or group_b")
         return self
+
+
+DEFAULT_PATTERN_VARIABLES: tuple[str, ...] = (
+    "primary_site",
+    "stage_group",
+    "age_group_at_diagnosis",
+    "er_status",
+    "pr_status",
+    "her2_status",
+    "egfr_status",
+    "kras_status",
+    "braf_status",
+    "msi_status",
+    "brca_status",
+    "metastatic_at_diagnosis",
+    "comorbidity_diabetes",
+    "comorbidity_hypertension",
+    "comorbidity_ischemic_heart",
+    "comorbidity_copd",
+    "comorbidity_ckd",
+    "comorbidity_obesity",
+    "comorbidity_atrial_fibrillation",
+    "pregnancy_associated",
+    "had_surgery",
+    "received_chemotherapy",
+    "received_immunotherapy",
+    "received_targeted_therapy",
+    "received_hormone_therapy",
+    "line1_modality",
+)
+"""Diagnoses, stage, biomarkers, comorbidities and treatments mined when a request names no variable (those of
+the project's variables)."""
+
+
+class PatternsRequest(AnalysisRequest):
+    """Pattern discovery in a cohort: association rules between mart items and frequent care sequences.
+
+    A pattern is reported with its support, confidence and lift, and flagged unexpected when its lift is at
+    least ``min_lift`` and its Benjamini–Hochberg adjusted one-sided hypergeometric p is under ``alpha``.
+    """
+
+    variables: list[Annotated[str, Field(min_length=1, max_length=63)]] | None = Field(
+        default=None, max_length=60, description="Booleans and categories mined (default: a clinical set)."
+    )
+    sequences: bool = Field(default=True, description="Also mine ordered care sequences (surgery, RT, systemic).")
+    max_length: int = Field(default=3, ge=2, le=3, description="Most items of a rule or steps of a sequence.")
+    max_steps: int = Field(default=6, ge=2, le=10, description="Steps of each pathway read for sequences.")
+    min_count: int = Field(
+        default=20, ge=1, le=1_000_000, description="Fewest persons of a pattern (never under the threshold)."
+    )
+    min_lift: float = Field(default=1.5, ge=1.0, le=100.0, allow_inf_nan=False)
+    alpha: float = Field(default=0.05, gt=0, lt=0.5, allow_inf_nan=False, description="FDR level (BH).")
+    top: int = Field(default=50, ge=1, le=500, description="Most rules and sequences listed.")
+
+    @model_validator(mode="after")
+    def _distinct(self) -> PatternsRequest:
+        if self.variables is not None and len(set(self.variables)) != len(self.variables):
+            raise ValueError("each variable is mined once: remove the repeated names")
+        if self.variables is not None and len(self.variables) < 2:
+            raise ValueError("name at least two variables: a pattern links items of different variables")
+        return self

@@ -606,6 +606,10 @@ COMORBIDITIES: dict[str, tuple[Condition, float]] = {
 }
 """Comorbidities with their prevalence at 65 years (prevalence grows with age, see ``cohort.py``)."""
 
+PREGNANCY = Condition("pregnancy", "Z33", "grossesse")
+"""The pregnancy of a pregnancy-associated breast cancer (ICD-10 Z33 "Pregnant state"), recorded at an obstetric
+consultation (``timeline.py``)."""
+
 ADVERSE_EVENTS: dict[str, Condition] = {
     c.key: c
     for c in (
@@ -658,6 +662,7 @@ def source_codes() -> dict[str, set[str]]:
     icd10 = {code for c in CANCERS for code, _ in c.icd10}
     icd10 |= {c.icd10 for c, _ in COMORBIDITIES.values()}
     icd10 |= {c.icd10 for c in ADVERSE_EVENTS.values()} | {c.icd10 for c in METASTASES.values()}
+    icd10.add(PREGNANCY.icd10)
     return {
         "ICD10": icd10,
         "ICDO3": {h for c in CANCERS for h, _, _ in c.histologies},

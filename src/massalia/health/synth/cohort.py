@@ -28,6 +28,14 @@ T_CATS: tuple[str, ...] = ("T1", "T2", "T3", "T4")
 N_CATS: tuple[str, ...] = ("N0", "N1", "N2", "N3")
 COMORBIDITY_KEYS: tuple[str, ...] = tuple(COMORBIDITIES)
 
+PABC_AGE_LIMIT = 45.0
+"""Breast cancers of women diagnosed before this age may be pregnancy-associated."""
+PABC_PROBABILITY = 0.10
+"""Share of those that are pregnancy-associated: a generator choice (published shares vary with the definition
+of the postpartum window), high enough for a demo home to hold some."""
+GESTATION_DAYS = 280
+"""Pregnancy start (last menstrual period) to delivery."""
+
 
 def stage_from_tnm(t: np.ndarray, n: np.ndarray, m: np.ndarray) -> np.ndarray:
     """The simplified generic stage grouping the generator uses (0=I .. 3=IV).
@@ -90,6 +98,8 @@ class Cohort:
     second_cancer: np.ndarray  # index into CANCERS, -1 if none
     pt: np.ndarray  # pathological T index or -1 (no surgery)
     pn: np.ndarray
+    pregnancy_day: np.ndarray  # start of the pregnancy of a pregnancy-associated cancer (days), else -1
+    delivery_day: np.ndarray  # its delivery (days; after the diagnosis when diagnosed during pregnancy), else -1
 
     def __len__(self) -> int:
         return int(self.index.shape[0])
@@ -123,6 +133,7 @@ def design_matrix(c: Cohort) -> np.ndarray:
     x[:, col["hormone_therapy"]] = c.plan.hormone >= 0
     x[:, col["triple_negative"]] = _triple_negative(c.cancer, c.marker)
     x[:, col["chemo_line1"]] = c.plan.chemo_line1
+    x[:, col["pregnancy_associated"]] = c.pregnancy_day >= 0
     return x
 
 
@@ -139,11 +150,41 @@ def _choice_rows(rng: np.random.Generator, probs: np.ndarray) -> np.ndarray:
     return (u[:, None] > cum).sum(axis=1)
 
 
+def draw_pregnancies(
+    rng: np.random.Generator, male: np.ndarray, cancer: np.ndarray, age: np.ndarray, dx_day: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Pregnancy start and delivery days of the pregnancy-associated breast cancers (-1 for everyone else).
+
+    A woman with breast cancer diagnosed before :data:`PABC_AGE_LIMIT` has a pregnancy-associated cancer with
+    probability :data:`PABC_PROBABILITY`: diagnosed during pregnancy (half of them, at a gestational week
+    uniform in 6-38) or within 12 months after delivery (uniform). Draws come from ``rng`` alone (its own
+    stream, three draws per patient whatever the cohort), so adding this fact left every other draw as it was.
+
+    Examples
+    --------
+    >>> start, delivery = draw_pregnancies(np.random.default_rng(0), np.zeros(4000, bool), np.zeros(4000, int),
+    ...                                    np.full(4000, 35.0), np.full(4000, 20000))
+    >>> bool(0.07 < (start >= 0).mean() < 0.13), bool((delivery[start >= 0] - start[start >= 0] == 280).all())
+    (True, True)
+    """
+    n = male.shape[0]
+    u, during_u, timing_u = rng.random(n), rng.random(n), rng.random(n)
+    breast = cancer == [c.key for c in CANCERS].index("breast")
+    pabc = ~male & breast & (age < PABC_AGE_LIMIT) & (u < PABC_PROBABILITY)
+    during = during_u < 0.5
+    week = 6 + np.floor(timing_u * 33).astype(np.int64)  # gestational week at diagnosis, 6-38
+    after = np.floor(timing_u * 365).astype(np.int64)  # days from delivery to diagnosis, 0-364
+    delivery = np.where(during, dx_day - 7 * week + GESTATION_DAYS, dx_day - after)
+    start = delivery - GESTATION_DAYS
+    return np.where(pabc, start, -1).astype(np.int64), np.where(pabc, delivery, -1).astype(np.int64)
+
+
 def draw_cohort(
     rng: np.random.Generator,
     index: np.ndarray,
     site_weights: np.ndarray,
     model: HazardModel = DEFAULT_MODEL,
+    pregnancy_rng: np.random.Generator | None = None,
 ) -> Cohort:
     """Draw the patients with global indexes ``index`` (one block) from ``rng``.
 
@@ -157,6 +198,9 @@ def draw_cohort(
         Probability of each site of the run (sums to 1).
     model
         Outcome model parameters.
+    pregnancy_rng
+        The stream of the pregnancy facts (:func:`draw_pregnancies`); default: spawned from ``rng``'s seed
+        sequence, leaving ``rng``'s own draws as they were.
 
     Returns
     -------
@@ -224,6 +268,9 @@ def draw_cohort(
     family_relative = rng.integers(0, 4, size=n)
 
     plan = treatment.assign_plan(rng, cancer, male, age, stage, ecog, morphology, marker, marker_value, icd10)
+    if pregnancy_rng is None:
+        pregnancy_rng = np.random.default_rng(rng.bit_generator.seed_seq.spawn(1)[0])  # type: ignore[attr-defined]
+    pregnancy_day, delivery_day = draw_pregnancies(pregnancy_rng, male, cancer, age, dx_day)
     proto = Cohort(
         index=index,
         site=site,
@@ -258,6 +305,8 @@ def draw_cohort(
         second_cancer=np.full(n, -1),
         pt=np.full(n, -1, np.int8),
         pn=np.full(n, -1, np.int8),
+        pregnancy_day=pregnancy_day,
+        delivery_day=delivery_day,
     )
     _draw_outcomes(rng, proto, model)
     return proto

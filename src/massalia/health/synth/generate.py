@@ -197,7 +197,8 @@ def _write_chunk(
     for block in range(lo // BLOCK, (hi - 1) // BLOCK + 1):
         rng = np.random.default_rng([seed, block])
         index = np.arange(block * BLOCK, (block + 1) * BLOCK, dtype=np.int64)
-        cohort = draw_cohort(rng, index, weights, model)
+        # the pregnancy facts have their own stream: adding them left every other draw of a seed unchanged
+        cohort = draw_cohort(rng, index, weights, model, pregnancy_rng=np.random.default_rng([seed, block, 2]))
         timeline = build_timeline(rng, cohort)
         in_chunk = (index >= lo) & (index < hi)
         for s, site in enumerate(names):

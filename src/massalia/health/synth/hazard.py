@@ -25,6 +25,7 @@ COVARIATES: tuple[str, ...] = (
     "hormone_therapy",
     "triple_negative",
     "chemo_line1",
+    "pregnancy_associated",
 )
 """Names of the design-matrix columns shared by every hazard (see ``design_matrix``)."""
 
@@ -65,6 +66,8 @@ class HazardModel:
             "hormone_therapy": 0.85,
             "triple_negative": 1.6,
             "chemo_line1": 1.0,
+            # Azim et al. 2012, Cancer Treat Rev 38:834-842 (30 studies): pooled HR of death 1.44 (1.27-1.63)
+            "pregnancy_associated": 1.44,
         }
     )
     death_hr_after_relapse: float = 3.0
@@ -82,6 +85,8 @@ class HazardModel:
             "hormone_therapy": 0.6,
             "triple_negative": 1.8,
             "chemo_line1": 1.0,
+            # Azim et al. 2012: pooled HR of relapse (DFS) 1.60 (1.19-2.16)
+            "pregnancy_associated": 1.60,
         }
     )
     hosp_base_rate: float = 0.25
@@ -99,6 +104,7 @@ class HazardModel:
             "hormone_therapy": 1.0,
             "triple_negative": 1.0,
             "chemo_line1": 1.6,
+            "pregnancy_associated": 1.0,
         }
     )
     loss_to_followup_rate: float = 0.02
@@ -133,6 +139,8 @@ class HazardModel:
             "hormone_therapy": "received hormone therapy in line 1",
             "triple_negative": "breast ER-, PR-, HER2-",
             "chemo_line1": "line 1 includes myelotoxic chemotherapy",
+            "pregnancy_associated": "breast cancer diagnosed during pregnancy or within 12 months after delivery "
+            "(Azim et al. 2012's definition; ground_truth.json 'pregnancy')",
         }
         return out
 

@@ -21,6 +21,7 @@ from massalia.health.synth.catalogue import (
     LABS,
     METASTASES,
     METASTASIS_SITES_BY_CANCER,
+    PREGNANCY,
     REGIMENS,
     SUPPORTIVE_DRUGS,
 )
@@ -34,6 +35,8 @@ UNITS: tuple[str, ...] = ("ONCO-MED", "CHIR", "RADIOTHERAPIE", "URGENCES", "MED-
 DRUG_KEYS: tuple[str, ...] = tuple(DRUGS)
 LAB_KEYS: tuple[str, ...] = tuple(LABS)
 AE_KEYS: tuple[str, ...] = tuple(ADVERSE_EVENTS)
+PREGNANCY_VISIT_DAY = 56
+"""Days from the start of a pregnancy to the consultation that records it (8 weeks of amenorrhoea)."""
 DIAG_KINDS: tuple[str, ...] = ("primary_cancer", "metastasis", "comorbidity", "adverse_event", "second_cancer")
 MARKER_LAB = np.array([LAB_KEYS.index(c.marker_lab) if c.marker_lab else -1 for c in CANCERS])
 DAY = 86_400
@@ -190,6 +193,7 @@ def build_timeline(rng: np.random.Generator, c: Cohort) -> Timeline:
     _unplanned_stays(rng, c, ev, days)
     _death(rng, c, ev, days)
     _second_cancer(c, ev, days)
+    _pregnancy(c, ev)
 
     v, diag, drugs, procs = ev.v, ev.diag, ev.drugs, ev.procs
     visits, order = _finish_visits(v)
@@ -403,6 +407,18 @@ def _second_cancer(c: Cohort, ev: _Events, days: _Days) -> None:
     vs = v.add(sc, 0, secs(sc_day), np.full(sc.shape[0], 0.5), 0)
     sc_codes = np.array([k.icd10[0][0] for k in CANCERS], dtype=object)[c.second_cancer[sc]]
     add_diag(sc, vs, sc_day, 4, sc_codes, 0)
+
+
+def _pregnancy(c: Cohort, ev: _Events) -> None:
+    """Pregnancy of a pregnancy-associated cancer: an obstetric consultation at 8 weeks recording it.
+
+    No draw from the timeline's generator (the consultation is at 10:00): every other fact of a seed stays
+    as it was before pregnancies were generated.
+    """
+    preg = np.flatnonzero(c.pregnancy_day >= 0)
+    day = c.pregnancy_day[preg] + PREGNANCY_VISIT_DAY
+    visit = ev.v.add(preg, 0, day * DAY + 10 * 3600, np.full(preg.shape[0], 0.5), 0)
+    ev.add_diag(preg, visit, day, 2, np.full(preg.shape[0], PREGNANCY.icd10, dtype=object), 0)
 
 
 def _systemic(

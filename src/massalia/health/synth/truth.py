@@ -8,7 +8,16 @@ import numpy as np
 import pyarrow as pa
 
 from massalia.health.synth.catalogue import CANCERS, REGIMENS
-from massalia.health.synth.cohort import COMORBIDITY_KEYS, MARKERS, N_CATS, T_CATS, Cohort
+from massalia.health.synth.cohort import (
+    COMORBIDITY_KEYS,
+    GESTATION_DAYS,
+    MARKERS,
+    N_CATS,
+    PABC_AGE_LIMIT,
+    PABC_PROBABILITY,
+    T_CATS,
+    Cohort,
+)
 from massalia.health.synth.dirty import DEFECT_KINDS
 from massalia.health.synth.hazard import DATA_CUTOFF, DIAGNOSIS_START, HazardModel
 from massalia.health.synth.labs import NADIR_KINDS
@@ -67,6 +76,20 @@ def ground_truth(seed: int, model: HazardModel, site_weights: dict[str, float]) 
         },
         "defect_kinds": list(DEFECT_KINDS),
         "regimens": {k: {"label": r.label, "drugs": list(r.drugs), "kind": r.kind} for k, r in REGIMENS.items()},
+        "pregnancy": {
+            "definition": "pregnancy-associated breast cancer: diagnosed during pregnancy or within 12 months "
+            "after delivery",
+            "eligible": f"women with breast cancer diagnosed before {PABC_AGE_LIMIT:g} years",
+            "probability": PABC_PROBABILITY,
+            "timing": "half during pregnancy (gestational week uniform 6-38), half after delivery (0-364 days)",
+            "gestation_days": GESTATION_DAYS,
+            "recorded_as": "ICD-10 Z33 at an obstetric consultation 56 days after the pregnancy start, mapped to "
+            "SNOMED 72892002 'Normal pregnancy' (OMOP 4217975)",
+            "death_hr": model.death_hr["pregnancy_associated"],
+            "relapse_hr": model.relapse_hr["pregnancy_associated"],
+            "source": "Azim HA Jr et al. Prognosis of pregnancy-associated breast cancer: a meta-analysis of 30 "
+            "studies. Cancer Treat Rev 2012;38(7):834-842 (pooled HR death 1.44 [1.27-1.63], DFS 1.60 [1.19-2.16])",
+        },
     }
 
 
@@ -143,6 +166,9 @@ def patient_truth(c: Cohort, site_names: list[str], source_ids: list[str]) -> pa
             np.where(np.isfinite(c.second_cancer_years), c.second_cancer_years * day, np.nan), from_pandas=True
         ),
         "family_history_cancer": _names(keys, c.family_history),
+        "pregnancy_associated": pa.array(c.pregnancy_day >= 0),
+        "pregnancy_start_date": pa.array(c.pregnancy_day.astype("datetime64[D]"), mask=c.pregnancy_day < 0),
+        "delivery_date": pa.array(c.delivery_day.astype("datetime64[D]"), mask=c.delivery_day < 0),
         "family_history_relative": pa.array(
             [
                 FAMILY_RELATIVES[relative] if history >= 0 else None

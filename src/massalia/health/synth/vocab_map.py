@@ -24,6 +24,7 @@ from massalia.health.synth.catalogue import (
     DRUGS,
     LABS,
     METASTASES,
+    PREGNANCY,
     PROCEDURES,
     icdo3_topography,
 )
@@ -67,6 +68,7 @@ ICD10_TO_SNOMED: dict[str, str] = {
     "C77.9": SECONDARY,
     "E11.9": "44054006",
     "I10": "59621000",
+    "Z33": "72892002",  # pregnant state -> 'Normal pregnancy' (4217975 in the shipped vocabulary)
     "I25.9": "53741008",
     "J44.9": "13645005",
     "N18.3": "433144002",
@@ -132,7 +134,7 @@ def source_code_map() -> dict[tuple[str, str], CodeTarget]:
                 target = ("ICDO3", pair) if pair in ICDO3_PRESENT else ("SNOMED", ICD10_TO_SNOMED[code])
                 rows.append(CodeTarget("ICDO3", pair, f"{label} ({code})", *target))
     conditions = [cond for cond, _ in COMORBIDITIES.values()]
-    conditions += list(ADVERSE_EVENTS.values()) + list(METASTASES.values())
+    conditions += list(ADVERSE_EVENTS.values()) + list(METASTASES.values()) + [PREGNANCY]
     rows += [
         CodeTarget("ICD10", cond.icd10, cond.label_fr, "SNOMED", ICD10_TO_SNOMED[cond.icd10]) for cond in conditions
     ]

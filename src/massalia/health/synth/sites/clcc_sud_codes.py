@@ -21,6 +21,7 @@ from massalia.health.synth.catalogue import (
     DRUGS,
     LABS,
     METASTASES,
+    PREGNANCY,
     PROCEDURES,
     ucum_code,
 )
@@ -88,6 +89,7 @@ def local_codes() -> dict[tuple[str, str], LocalCode]:
     dx += [(cond.icd10, _english(cond.key)) for cond, _ in COMORBIDITIES.values()]
     dx += [(cond.icd10, _english(cond.key)) for cond in ADVERSE_EVENTS.values()]
     dx += [(cond.icd10, f"metastasis {cond.key}") for cond in METASTASES.values()]
+    dx.append((PREGNANCY.icd10, PREGNANCY.key))  # last: the earlier local codes keep their numbers
     for i, (code, label) in enumerate(dx, start=1):
         out[("diagnosis", code)] = LocalCode(f"DX-{i:04d}", label, "diagnosis", *target_of("ICD10", code))
     morph_labels: dict[str, str] = {}
