@@ -60,3 +60,13 @@ def test_concordance_on_a_sample_is_close_to_the_full_one(rossi: pd.DataFrame, m
     assert sampled["concordance_sampled"] is True
     assert abs(sampled["concordance"] - full["concordance"]) < 0.03
     assert sampled["terms"] == full["terms"]  # the model itself is always fitted on every row
+
+
+def test_a_model_that_cannot_converge_is_a_clear_request_error(rossi: pd.DataFrame) -> None:
+    from massalia.governance import InvalidRequest
+    from massalia.health.analytics import survival
+
+    data = rossi[["week", "arrest", "fin"]].rename(columns={"week": "time", "arrest": "event"})
+    data["copy_of_fin"] = data["fin"]  # perfectly collinear: lifelines raises ConvergenceError
+    with pytest.raises(InvalidRequest, match="did not converge with the covariates fin, copy_of_fin"):
+        survival.cox_model(data, check_ph=False)

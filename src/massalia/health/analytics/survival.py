@@ -23,11 +23,13 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from lifelines import AalenJohansenFitter, CoxPHFitter, KaplanMeierFitter
+from lifelines.exceptions import ConvergenceError
 from lifelines.fitters.coxph_fitter import SemiParametricPHFitter
 from lifelines.statistics import multivariate_logrank_test, proportional_hazard_test
 from lifelines.utils import concordance_index
 from statsmodels.duration.survfunc import survdiff
 
+from massalia.governance import InvalidRequest
 from massalia.health.analytics.protect import at_risk_table, coarsen_curve, coarsened_median, protect_count
 
 ALPHA = 0.05
@@ -181,8 +183,17 @@ def cox_model(
     fitter = LinearScoreCoxPHFitter(alpha=ALPHA) if robust else CoxPHFitter(alpha=ALPHA)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # convergence notes on sparse dummies are reported through the CIs
-        fitter.fit(frame, duration_col=duration, event_col=event, strata=list(strata) or None,
-                   weights_col=weights, cluster_col=cluster, robust=robust)  # fmt: skip
+        try:
+            fitter.fit(frame, duration_col=duration, event_col=event, strata=list(strata) or None,
+                       weights_col=weights, cluster_col=cluster, robust=robust)  # fmt: skip
+        except ConvergenceError as error:
+            # Collinear or nearly constant covariates (e.g. receptor statuses that fix a subtype): a request to
+            # change, not a server fault.
+            covariates = [c for c in frame.columns if c not in {duration, event, weights, cluster, *strata}]
+            raise InvalidRequest(
+                f"the Cox model did not converge with the covariates {', '.join(covariates)}: some are collinear "
+                "or nearly constant in this cohort; drop or merge them"
+            ) from error
     summary = fitter.summary
     ph: dict[str, float] = {}
     sampled = check_ph and weights is None and len(frame) > PH_TEST_MAX_PERSONS
