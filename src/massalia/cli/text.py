@@ -75,11 +75,12 @@ def _show(found: DocumentSearch) -> None:
         return
     table = Table(show_lines=True)
     columns = [c for c in found.hits[0] if c not in ("snippets", "score")]
-    for column in [*columns, "snippet"] if found.mode == "identified" else columns:
+    with_snippets = found.mode in ("identified", "pseudonymized")  # a project's snippets are de-identified
+    for column in [*columns, "snippet"] if with_snippets else columns:
         table.add_column(column, overflow="fold")
     for hit in found.hits:
         cells: list[Text] = [literal("" if hit[c] is None else hit[c]) for c in columns]
-        if found.mode == "identified":
+        if with_snippets:
             snippets = hit.get("snippets", {})
             cells.append(_highlighted(snippets["note_text"]) if "note_text" in snippets else Text(""))
         table.add_row(*cells)

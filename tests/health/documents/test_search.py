@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import re
 import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -148,7 +149,7 @@ def test_attack_member_of_another_project_is_refused_and_audited(setting: Settin
 def test_approved_project_gets_pseudonymized_hits_in_scope_and_no_text(setting: Setting) -> None:
     gov, pid = setting.gov, setting.project
     found = search_notes(_as(setting, "rita"), setting.engine, setting.root, QUERY, project_id=pid, page_size=100)
-    assert found.mode == "pseudonymized" and "text" in found.withheld and set(found.facets) == {"site"}
+    assert found.mode == "pseudonymized" and "raw_text" in found.withheld and set(found.facets) == {"site"}
     cohort = [int(r["person_id"]) for r in setting.engine.query(
         "SELECT DISTINCT co.person_id FROM condition_occurrence co JOIN person p USING (person_id) "
         "WHERE co.condition_source_value LIKE 'C50%'").to_pylist()]  # fmt: skip
@@ -156,7 +157,8 @@ def test_approved_project_gets_pseudonymized_hits_in_scope_and_no_text(setting: 
     pseudonyms = set(pseudonymize(cohort, key=gov.project_key(pid), project=pid).to_pylist())
     assert found.hits and all(hit["person"] in pseudonyms for hit in found.hits)
     for hit in found.hits:
-        assert set(hit) == {"person", "note", "note_date", "score"}  # no id, site, title, text, snippet
+        assert set(hit) <= {"person", "note", "note_date", "score", "snippets"}  # no id, site, title, raw text
+        assert set(hit.get("snippets", {})) <= {"note_text"}
         assert hit["note"].startswith(f"n{pid}-") and hit["note_date"] >= "2014-01-01"
     text = json.dumps(found.hits)
     assert not any(f'"{person}"' in text or f" {person}," in text for person in cohort[:50])
@@ -214,3 +216,44 @@ def _truth_of(setting: Setting, query: str) -> int:
 def test_search_before_any_index_says_so(setting: Setting, tmp_path: Path) -> None:
     with pytest.raises(TextIndexError, match="massalia text index"):
         search_notes(_as(setting, "cleo"), setting.engine, tmp_path, QUERY)
+
+
+def test_attack_a_researcher_never_reads_a_planted_identifier_in_a_snippet(
+    setting: Setting, demo_warehouse: Path
+) -> None:
+    """Attack: search the words that sit next to identifiers (letterheads, signatures, contact lines) under the
+    approved pseudonymized project and look for every planted identifier in the snippets that come back."""
+    truth_file = demo_warehouse.parent / "sources" / "truth" / "annotations_part0000.jsonl"
+    planted = {
+        span["text"]
+        for line in truth_file.read_text(encoding="utf-8").splitlines()
+        for span in json.loads(line)["identifiers"]
+        if span["cue"] and len(span["text"]) >= 4 and span["type"] != "date"
+    }
+    shown: list[str] = []
+    for query in ("Patiente", "Patient", "Tel", "IPP", "confrère", "Docteur", "Secrétariat", "médecin traitant"):
+        found = search_notes(_as(setting, "rita"), setting.engine, setting.root, query, project_id=setting.project,
+                             page_size=100)  # fmt: skip
+        shown += [hit["snippets"]["note_text"]["fragment"] for hit in found.hits if "snippets" in hit]
+    assert len(shown) > 100  # the attack read many snippets, most of them letterheads and signatures
+    assert any("[NOM]" in fragment for fragment in shown) and any("[TEL]" in fragment for fragment in shown)
+    # as whole words: the surname "SATI" is not leaked by "HOSPITALISATION"
+    words = [re.compile(rf"(?<!\w){re.escape(value)}(?!\w)") for value in planted]
+    leaked = sorted({w.pattern for w in words for fragment in shown if w.search(fragment)})
+    assert leaked == []
+
+
+def test_a_deidentified_snippet_keeps_its_highlights_and_widens_over_a_cut_identifier() -> None:
+    from massalia.health.documents.search import deidentified_snippet
+    from massalia.text import Snippet
+
+    text = "Patiente : DUPONT Marie\nTel 04 91 22 33 44\nCancer du sein gauche, Mme Dupont revue le 12/03/2021."
+    fragment = text[text.index("Tel") - 4 : text.index("revue")]  # cut inside the name of the first line
+    at = fragment.index("sein")
+    shown = deidentified_snippet(text, Snippet(fragment, ((at, at + 4),)), shift_days=3)
+    assert shown is not None
+    assert "DUPONT" not in shown["fragment"] and "Marie" not in shown["fragment"] and "04 91" not in shown["fragment"]
+    assert "[TEL]" in shown["fragment"]
+    ((start, end),) = shown["highlights"]
+    assert shown["fragment"][start:end] == "sein"
+    assert deidentified_snippet(text, Snippet("not in the note", ()), shift_days=0) is None

@@ -12,9 +12,9 @@ Who sees what (``health.document.search``, ``rights.yaml``; every search is audi
   grant, never by the interface; they get identified hits with highlighted snippets;
 - a **member of an approved pseudonymized project** gets hits only within the project's scope (the
   persons of its cohort, its sites, its period): persons by project pseudonym, notes by a keyed reference,
-  dates shifted by the person's project shift, exactly as the project's patient views and extracts; **no
-  text and no snippet** until notes can be de-identified (no de-identification module exists yet), and
-  exact totals and facet counts;
+  dates shifted by the person's project shift, exactly as the project's patient views and extracts; snippets
+  of the text **de-identified** with the whole note as context (:func:`deidentified_snippet`,
+  :mod:`massalia.health.documents.deid`), never the title; exact totals and facet counts;
 - a member of an approved project of another access level gets exact totals and facets in its scope only;
 - **anybody else** (a researcher without approval, a DPO, an admin outside a project, a clinician without a
   site) gets only the number of *persons* with a matching note, released through the disclosure mechanism
@@ -56,8 +56,9 @@ from massalia.governance.pseudonym import date_shifts, keyed_digests, pseudonymi
 from massalia.health.cohorts.compiler import compile_cohort
 from massalia.health.cohorts.definition import CohortDefinition
 from massalia.health.cohorts.service import run_step
+from massalia.health.documents.deid import deidentify_note
 from massalia.health.research import PROJECT_DATE_SHIFT_DAYS, project_scope
-from massalia.text import IndexSchema, SearchRequest, TantivyIndex, TextIndexError, parse_query
+from massalia.text import IndexSchema, SearchRequest, Snippet, TantivyIndex, TextIndexError, parse_query
 from massalia.text.query import canonical
 
 ACTION = "health.document.search"
@@ -287,8 +288,66 @@ def _identified_hit(hit: Any) -> dict[str, Any]:
             "snippets": {name: snippet.as_dict() for name, snippet in hit.snippets.items()}}  # fmt: skip
 
 
-def _pseudonymized_hits(hits: list[Any], key: bytes, project_id: int) -> list[dict[str, Any]]:
-    """Hits as a project may see them: pseudonym, keyed note reference, shifted date; no text, no title."""
+def _note_texts(engine: Engine, note_ids: list[int]) -> dict[int, str]:
+    """The warehouse text of the notes ``note_ids`` (a page of hits at most)."""
+    if not note_ids:
+        return {}
+    query = (
+        exp.select("note_id", "note_text")
+        .from_("note")
+        .where(exp.column("note_id").isin(*(exp.Literal.number(int(i)) for i in note_ids)))
+    )
+    rows = engine.query(query).to_pylist()
+    return {int(row["note_id"]): str(row["note_text"] or "") for row in rows}
+
+
+def deidentified_snippet(text: str, snippet: Snippet, shift_days: int) -> dict[str, Any] | None:
+    """The snippet of ``text`` as a researcher may see it: de-identified with the whole note as context.
+
+    The note is de-identified whole (names are found by their cues: a title, "Patiente :", a signature,
+    which a fragment may have cut off), then the fragment's window is cut from the result: a window edge
+    inside an identifier is widened over it, and highlights touching a replaced identifier are dropped.
+    ``None`` when the fragment cannot be placed in the note: nothing rather than a guess.
+    """
+    start = text.find(snippet.fragment)
+    if not snippet.fragment or start < 0:
+        return None
+    try:
+        spans = deidentify_note(text, shift_days=shift_days).spans
+    except ValueError:  # a note longer than de-identification takes: no text
+        return None
+    end = start + len(snippet.fragment)
+    marks = [(start + a, start + b) for a, b in snippet.highlights]
+    for span in spans:
+        if span.start < start < span.end:
+            start = span.start
+        if span.start < end < span.end:
+            end = span.end
+    pieces: list[str] = []
+    moved: list[tuple[int, int]] = []  # (original position, shift of positions after it)
+    position, offset = start, 0
+    for span in (s for s in spans if start <= s.start and s.end <= end):
+        pieces += [text[position : span.start], span.replacement]
+        offset += len(span.replacement) - (span.end - span.start)
+        moved.append((span.end, offset))
+        position = span.end
+    pieces.append(text[position:end])
+
+    def place(at: int) -> int:
+        return at - start + next((shift for after, shift in reversed(moved) if at >= after), 0)
+
+    kept = [[place(a), place(b)] for a, b in marks if not any(a < span.end and span.start < b for span in spans)]
+    return {"fragment": "".join(pieces), "highlights": kept}
+
+
+def _pseudonymized_hits(
+    hits: list[Any], key: bytes, project_id: int, texts: Mapping[int, str] | None = None
+) -> list[dict[str, Any]]:
+    """Hits as a project may see them: pseudonym, keyed note reference, shifted date, de-identified snippet.
+
+    The snippet of the text is de-identified (names, contacts, numbers replaced; dates moved by the person's
+    shift); the title never comes back.
+    """
     if not hits:
         return []
     persons = pa.array([int(hit.fields["person_id"]) for hit in hits], pa.int64())
@@ -300,8 +359,13 @@ def _pseudonymized_hits(hits: list[Any], key: bytes, project_id: int) -> list[di
     for hit, pseudonym, shift, digest in zip(hits, pseudonyms, shifts, digests, strict=True):
         day = hit.fields.get("note_date")
         shifted = day + dt.timedelta(days=int(shift)) if isinstance(day, dt.date) else None
-        out.append({"person": pseudonym, "note": f"n{project_id}-{bytes(digest[:10]).hex()}",
-                    "note_date": _iso(shifted), "score": round(hit.score, 4)})  # fmt: skip
+        found = {"person": pseudonym, "note": f"n{project_id}-{bytes(digest[:10]).hex()}",
+                 "note_date": _iso(shifted), "score": round(hit.score, 4)}  # fmt: skip
+        text, snippet = (texts or {}).get(hit.id), hit.snippets.get("note_text")
+        shown = deidentified_snippet(text, snippet, int(shift)) if text and snippet is not None else None
+        if shown is not None:
+            found["snippets"] = {"note_text": shown}
+        out.append(found)
     return out
 
 
@@ -357,15 +421,18 @@ def search_notes(
         return DocumentSearch(mode, None, release.values["persons"], [], {}, 1, page_size, grant.audit_index,
                               release.describe(), ("notes", "ids", "text", "facets"))  # fmt: skip
     identified = mode == "identified"
-    request = _request(query, chosen, grant, policy, persons, page=page, page_size=page_size, snippets=identified,
+    request = _request(query, chosen, grant, policy, persons, page=page, page_size=page_size,
+                       snippets=mode in ("identified", "pseudonymized"),
                        facets=FACETS if identified else RESEARCH_FACETS)  # fmt: skip
     found = index.search(request)
     if mode == "identified":
         hits = [_identified_hit(hit) for hit in found.hits]
         withheld: tuple[str, ...] = ()
     elif mode == "pseudonymized" and project_id is not None:
-        hits = _pseudonymized_hits(found.hits, caller.governance.project_key(project_id), project_id)
-        withheld = ("text", "note_type")  # no de-identification of free text yet: researchers get no word of it
+        texts = _note_texts(engine, [hit.id for hit in found.hits])
+        hits = _pseudonymized_hits(found.hits, caller.governance.project_key(project_id), project_id, texts)
+        # The title is OMOP free text the de-identification does not see whole: withheld, like the raw text.
+        withheld = ("note_type", "note_title", "raw_text")
     else:
         hits, withheld = [], ("ids", "text", "note_type")
     # No person count here: exact distinct counts cost a pass over every hit (hundreds of ms on large indexes).

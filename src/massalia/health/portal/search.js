@@ -75,8 +75,10 @@ function hitsTable(result) {
       highlighted((hit.snippets || {}).note_text || (hit.snippets || {}).note_title)]);
     return table("search-hits", t("search.results"), cols, rows);
   }
-  const cols = [{ label: t("search.pseudonym") }, { label: t("search.note") }, { label: t("search.shifted_date") }];
-  const rows = result.hits.map((hit) => [hit.person, hit.note, hit.note_date || "—"]);
+  const cols = [{ label: t("search.pseudonym") }, { label: t("search.note") }, { label: t("search.shifted_date") },
+    { label: t("search.deidentified_snippet") }];
+  const rows = result.hits.map((hit) => [hit.person, hit.note, hit.note_date || "—",
+    (hit.snippets || {}).note_text ? highlighted(hit.snippets.note_text) : "—"]);
   return table("search-hits", t("search.results"), cols, rows);
 }
 
@@ -101,7 +103,7 @@ function draw() {
   const pages = Math.max(1, Math.ceil(result.total / result.page_size));
   replace(results,
     h("p", { id: "search-total", role: "status" }, t("search.total", { total: formatNumber(result.total), page: formatNumber(result.page), pages: formatNumber(pages) })),
-    result.withheld.includes("text") ? h("p", { class: "muted", id: "search-withheld" }, t("search.no_text")) : "",
+    result.withheld.includes("raw_text") ? h("p", { class: "muted", id: "search-withheld" }, t("search.no_text")) : "",
     facets(result),
     result.hits.length ? hitsTable(result) : h("p", { class: "muted" }, t("search.none")),
     h("div", { class: "pager" },
