@@ -220,19 +220,25 @@ class Catalog:
         return member is not None and member.capacity in PUBLISHING_CAPACITIES
 
     def _require_publisher(
-        self, session: Session, caller: Caller, organization: OrganizationRow, **detail: Any
+        self,
+        session: Session,
+        caller: Caller,
+        organization: OrganizationRow,
+        *,
+        action: str = PUBLISH,
+        **detail: Any,
     ) -> None:
-        """Refuse (audited) a producer who is not an editor or admin of ``organization``."""
+        """Refuse (audited under ``action``) a producer who is not an editor or admin of ``organization``."""
         if not self._may_publish(session, caller.principal, organization.id):
             reason = f"not an editor or admin of the organization {organization.name!r}"
             caller.governance.audit(
                 caller.principal,
-                PUBLISH,
+                action,
                 decision="denied",
                 denied_because=reason,
                 **_audit_detail(caller, organization=organization.name, **detail),
             )
-            raise AccessDenied(PUBLISH, reason)
+            raise AccessDenied(action, reason)
 
     # -- documents ----------------------------------------------------------------------------------------
     def _resource_dict(self, row: ResourceRow, dataset_id: str) -> dict[str, Any]:
@@ -816,16 +822,7 @@ class Catalog:
             row = _resource_row(session, ref)
             dataset = self._dataset(session, caller.principal, row.dataset_id)
             org = session.get(OrganizationRow, dataset.organization_id) or _missing_org(dataset)
-            if not self._may_publish(session, caller.principal, org.id):
-                reason = f"not an editor or admin of the organization {org.name!r}"
-                caller.governance.audit(
-                    caller.principal,
-                    action,
-                    decision="denied",
-                    denied_because=reason,
-                    **_audit_detail(caller, resource=row.id),
-                )
-                raise AccessDenied(action, reason)
+            self._require_publisher(session, caller, org, action=action, resource=row.id)
             return row, dataset
 
     def readable_resource(self, caller: Caller, ref: str) -> ResourceRow:
