@@ -56,7 +56,9 @@ DEFINITION = {
 }
 # Commands that need no identity: they read nothing under MASSALIA_HOME (and take no --home), or, for
 # `serve`, authenticate every HTTP request themselves.
-NO_IDENTITY = {("version",), ("omop", "ddl"), ("mart", "variables"), ("serve",), ("deid", "evaluate")}
+NO_IDENTITY = {
+    ("version",), ("omop", "ddl"), ("mart", "variables"), ("serve",), ("deid", "evaluate"), ("safety", "generate"),
+}  # fmt: skip
 
 
 def _command_paths(group: Any, prefix: tuple[str, ...] = ()) -> list[tuple[str, ...]]:
@@ -182,6 +184,21 @@ def expectations(world: World, caller: str) -> dict[tuple[str, ...], Row]:
         ("extract", "create"): Row(("--project", str(world.project)), frozenset()),
         # Analyses are for members of an approved project: nobody here (tests/health/analytics/).
         ("analysis", "survival"): Row(("--project", str(world.project)), frozenset()),
+        ("analysis", "patterns"): Row(("--project", str(world.project)), frozenset()),
+        # Full-text search: everyone gets something (hits, pseudonymized hits or a noisy count); whether the
+        # index exists depends on the order tests run in, so only refusals are checked here (tests/cli/test_text.py).
+        ("text", "index"): Row((), STAFF_ADMINS),
+        ("text", "search"): Row(("sein",), ALL, run_allowed=False),
+        # NLP: the pipeline is an operator's job (tests/cli/test_nlp.py runs it; too slow for every caller here).
+        ("nlp", "run"): Row(("--limit", "5"), STAFF_ADMINS, run_allowed=False),
+        ("nlp", "evaluate"): Row((), STAFF_ADMINS, run_allowed=False),
+        # Public safety: the health roles and the admin see no incident; the admin reads the catalogue, aggregates
+        # and load quality, and loads (tests/safety/ covers the safety roles).
+        ("safety", "catalogue"): Row((), STAFF_ADMINS),
+        ("safety", "load"): Row((missing,), STAFF_ADMINS, exit_allowed=1),  # allowed, then: no such folder
+        ("safety", "incidents"): Row((), frozenset()),
+        ("safety", "stats"): Row((), frozenset({"operator", "admin"})),
+        ("safety", "quality"): Row((), STAFF_ADMINS),
         ("analysis", "compare"): Row(
             ("--project", str(world.project), "--treated", "sex = female", "--comparator", "sex = male"), frozenset()
         ),

@@ -24,10 +24,11 @@ from __future__ import annotations
 import os
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from massalia.config import Home
-from massalia.engine import Engine
+from massalia.engine import Engine, hold_open
 from massalia.warehouse import open_warehouse
 
 KEEP_OPEN_S = 3.0
@@ -78,6 +79,7 @@ class WarehouseKeeper:
         self._in_use = 0
         self._last_release = time.monotonic()
         self._stop_reaper: threading.Event | None = None  # the current anchor's reaper stops when this is set
+        self._withdraw: Callable[[], None] | None = None  # withdraws the anchor's hold_open declaration
 
     @property
     def anchored(self) -> bool:
@@ -129,10 +131,25 @@ class WarehouseKeeper:
         if self._anchor is None:
             self._anchor = open_warehouse(self.home, self.engine)
             self._identity = file_identity(self.home.warehouse)
+            if self._identity is not None:
+                # Another open of the file in this process with another configuration (a read-only reader)
+                # may ask the idle anchor to go rather than fail (DuckDB refuses mixed configurations).
+                self._withdraw = hold_open(self.home.warehouse, self._let_go_if_idle)
             self._stop_reaper = stop = threading.Event()
             threading.Thread(target=self._reap, args=(stop,), name="massalia-warehouse-keeper", daemon=True).start()
 
+    def _let_go_if_idle(self) -> bool:
+        """Close the anchor when no request is using the warehouse; whether it was closed."""
+        with self._lock:
+            if self._anchor is None or self._in_use:
+                return False
+            self._drop_anchor()
+            return True
+
     def _drop_anchor(self) -> None:
+        if self._withdraw is not None:
+            self._withdraw()
+            self._withdraw = None
         anchor, self._anchor, self._identity = self._anchor, None, None
         if self._stop_reaper is not None:
             self._stop_reaper.set()

@@ -12,6 +12,7 @@ from massalia.engine.base import (
     UnsupportedOperation,
     WarehouseBusyError,
     check_identifier,
+    hold_open,
 )
 from massalia.engine.registry import ENGINES, connect, connect_for_home, register_engine
 
@@ -28,5 +29,6 @@ __all__ = [
     "check_identifier",
     "connect",
     "connect_for_home",
+    "hold_open",
     "register_engine",
 ]

@@ -11,7 +11,7 @@ import re
 import threading
 import uuid
 from abc import ABC, abstractmethod
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from decimal import Decimal
@@ -31,6 +31,38 @@ TableData: TypeAlias = pa.Table | pa.RecordBatchReader | Iterable[pa.RecordBatch
 Query: TypeAlias = str | exp.Expr
 
 _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
+
+
+_HOLDERS: dict[str, list[Callable[[], bool]]] = {}
+_HOLDERS_LOCK = threading.Lock()
+
+
+def hold_open(path: str | Path, let_go: Callable[[], bool]) -> Callable[[], None]:
+    """Declare that this process keeps ``path`` open, and how to ask it to let go (returns whether it did).
+
+    DuckDB refuses, within one process, a second connection to a file already open with another configuration
+    (read-only next to read-write). A holder that only keeps the file open for speed (the API's warehouse
+    keeper) registers here; a :class:`DuckDBEngine` meeting that refusal asks the holders to let go and
+    tries once more. Returns the function that withdraws the declaration.
+    """
+    key = str(Path(path).resolve())
+    with _HOLDERS_LOCK:
+        _HOLDERS.setdefault(key, []).append(let_go)
+
+    def withdraw() -> None:
+        with _HOLDERS_LOCK:
+            holders = _HOLDERS.get(key, [])
+            if let_go in holders:
+                holders.remove(let_go)
+
+    return withdraw
+
+
+def ask_holders(path: str) -> bool:
+    """Ask this process's holders of ``path`` to let go; whether any did."""
+    with _HOLDERS_LOCK:
+        holders = list(_HOLDERS.get(str(Path(path).resolve()), []))
+    return any([let_go() for let_go in holders])  # noqa: C419 (every holder is asked, not only up to the first)
 
 
 class EngineError(RuntimeError):

@@ -11,7 +11,15 @@ from pathlib import Path
 import duckdb
 import pyarrow as pa
 
-from massalia.engine.base import Capabilities, Column, Engine, EngineError, WarehouseBusyError, check_identifier
+from massalia.engine.base import (
+    Capabilities,
+    Column,
+    Engine,
+    EngineError,
+    WarehouseBusyError,
+    ask_holders,
+    check_identifier,
+)
 
 WAREHOUSE_FILE = "warehouse.duckdb"
 """The warehouse file's name inside a home folder."""
@@ -80,7 +88,14 @@ class DuckDBEngine(Engine):
         if memory_limit:
             config["memory_limit"] = memory_limit
         try:
-            self.connection = duckdb.connect(database, read_only=read_only, config=config)
+            try:
+                self.connection = duckdb.connect(database, read_only=read_only, config=config)
+            except duckdb.ConnectionException as error:
+                # The file is open in this process with another configuration: a holder kept only for speed
+                # may let go (see hold_open), then this open is tried once more.
+                if "different configuration" not in str(error) or not ask_holders(database):
+                    raise
+                self.connection = duckdb.connect(database, read_only=read_only, config=config)
         except duckdb.IOException as error:
             # Another process holds the file (DuckDB allows one writer): say so, callers may retry.
             if "lock" in str(error).lower():
