@@ -22,7 +22,8 @@ MIN_TIME_MONTHS = 1.0 / DAYS_PER_MONTH  # an event on the day of diagnosis count
 
 
 def _flag(frame: pd.DataFrame, name: str) -> np.ndarray:
-    return frame[name].fillna(False).astype(bool).to_numpy()
+    column = frame[name]
+    return column.where(column.notna(), other=False).astype(bool).to_numpy()  # a missing flag is false
 
 
 def _days(frame: pd.DataFrame, name: str) -> np.ndarray:
