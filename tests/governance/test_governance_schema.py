@@ -111,3 +111,28 @@ def test_the_governance_runs_on_postgresql(pg_metadata_url: str, tmp_path: Path)
         actions = [log.get(index).entry["action"] for index in range(log.size)]
         assert log.verify().ok
         assert actions == ACTIONS_ON_POSTGRES, repr(actions)
+
+
+def test_the_metadata_database_writes_ahead_into_files_as_private_as_itself(tmp_path: Path) -> None:
+    """SQLite's write-ahead log (one fsync a commit) holds recent writes: a local user must not read it either."""
+    import os
+    import stat
+
+    from sqlalchemy import text
+
+    database = tmp_path / "metadata.sqlite"
+    database.touch(mode=0o600)  # as a home makes it (massalia.config)
+    database.chmod(0o600)
+    previous = os.umask(0o022)  # a process that did not narrow its umask
+    try:
+        with Governance(
+            f"sqlite:///{database.as_posix()}", tmp_path / "ledger", key_path=tmp_path / "k" / "m.key"
+        ) as gov:
+            gov.create_user("wal.reader", "a long enough passphrase 1", actor=operator_principal())
+            with gov._session() as session:
+                assert session.execute(text("PRAGMA journal_mode")).scalar() == "wal"
+                assert session.execute(text("PRAGMA synchronous")).scalar() == 2  # FULL: every commit is synced
+            for name in ("metadata.sqlite-wal", "metadata.sqlite-shm"):
+                assert stat.S_IMODE((tmp_path / name).stat().st_mode) == 0o600, name
+    finally:
+        os.umask(previous)

@@ -7,6 +7,9 @@ import json
 import os
 import pwd
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from typing import Any
 
 from massalia.governance.model import (
@@ -22,6 +25,8 @@ RESERVED_AUDIT_KEYS = frozenset(
     {"time", "actor", "auth", "roles", "action", "decision", "denied_because", "grant", "project_id", "os_uid",
      "os_account"}
 )  # fmt: skip
+# The audit trail whose audits in this context leave their signed tree head to the end of a block (one_tree_head).
+_ONE_TREE_HEAD: ContextVar[object | None] = ContextVar("massalia_one_tree_head", default=None)
 # An audit value whose canonical JSON is longer than this is recorded as its SHA-256 and length: the trail
 # proves what was asked without storing (or letting an anonymous caller store) megabytes per entry.
 AUDIT_VALUE_MAX_BYTES = 2048
@@ -99,7 +104,8 @@ class AuditTrail(GovernanceStore):
     def audit(self, principal: Principal, action: str, **detail: Any) -> int:
         """Append a canonical JSON entry (who, how, when, what, ``detail``) to the ledger; return its index.
 
-        The entry is durable and covered by a fresh signed tree head when this returns. Each ``detail``
+        The entry is durable and covered by a fresh signed tree head when this returns (inside
+        :meth:`one_tree_head`, durable when this returns and covered when the block ends). Each ``detail``
         value is bounded (:func:`bounded_audit_value`); an operator's entry names the OS account and uid
         of the process (never an environment variable).
         """
@@ -122,11 +128,36 @@ class AuditTrail(GovernanceStore):
             head = log.latest_tree_head()
             # Appends of concurrent requests are committed together (the log's group commit); a tree head
             # signed after this entry was committed covers it already, so only an uncovered entry signs one.
-            if head is None or head.tree_size <= written.index:
+            if (head is None or head.tree_size <= written.index) and _ONE_TREE_HEAD.get() is not self:
                 log.tree_head()
             return written.index
         finally:
             self._close_audit_log()
+
+    @contextmanager
+    def one_tree_head(self) -> Iterator[None]:
+        """Audits within the block share one signed tree head, signed as the block ends (error or not).
+
+        For one request that makes many guarded calls (a dashboard's dozen breakdowns, each authorized and
+        released on its own): every entry is still appended durably before its call goes on, and the block's
+        caller returns nothing before the block has ended, so every entry is covered by a signed head before any
+        answer leaves; one signature and one fsync instead of one per entry. Nested blocks are one block.
+        """
+        if _ONE_TREE_HEAD.get() is self:
+            yield
+            return
+        log = self._open_audit_log()  # held open for the block: no reopening per audit
+        token = _ONE_TREE_HEAD.set(self)
+        try:
+            yield
+        finally:
+            _ONE_TREE_HEAD.reset(token)
+            try:
+                head = log.latest_tree_head()
+                if log.size and (head is None or head.tree_size < log.size):
+                    log.tree_head()
+            finally:
+                self._close_audit_log()
 
     def _open_audit_log(self) -> TransparencyLog:
         """The transparency log, opened for the audits under way in this process (shared by them).

@@ -72,14 +72,16 @@ def cohort_dashboard(
     unknown = sorted(set(chosen) - set(PANELS))
     if unknown:
         raise InvalidRequest(f"unknown dashboard panel(s) {', '.join(unknown)}; panels are {', '.join(PANELS)}")
-    # The size first: it authorizes (and audits) the caller under the project before the scope is read.
-    size = research.mart_count(caller, engine, filters, project_id=project_id)
-    scope = None if project_id is None else research.project_scope(caller, "health.mart.count", project_id)
-    allowed = set(scope.variables) if scope is not None else None
-    broken_down = [v for name in chosen for v in PANELS[name] if not allowed or v in allowed]
-    # One scan of the mart counts every panel's variable; each breakdown below is still its own guarded call.
-    with breakdowns_in_one_scan(broken_down):
-        shown = _panels(caller, engine, filters, chosen, allowed, project_id)
+    # Each guarded call below appends its own audit entries; one signed tree head covers them all (before return).
+    with caller.governance.one_tree_head():
+        # The size first: it authorizes (and audits) the caller under the project before the scope is read.
+        size = research.mart_count(caller, engine, filters, project_id=project_id)
+        scope = None if project_id is None else research.project_scope(caller, "health.mart.count", project_id)
+        allowed = set(scope.variables) if scope is not None else None
+        broken_down = [v for name in chosen for v in PANELS[name] if not allowed or v in allowed]
+        # One scan of the mart counts every panel's variable; each breakdown below is still its own guarded call.
+        with breakdowns_in_one_scan(broken_down):
+            shown = _panels(caller, engine, filters, chosen, allowed, project_id)
     return {"count": {"count": size.count, "shown": size.shown, "release": size.release}, "panels": shown}
 
 
