@@ -143,9 +143,10 @@ def main() -> None:
                     open_cold(browser, base, credentials, path, None)  # warm-up: server caches, page compile
                     runs = [open_cold(browser, base, credentials, path, args.shots) for _ in range(args.runs)]
                     times = [run["ms"] for run in runs]
+                    errors = sorted({error for run in runs for error in run["errors"]})
                     row = {
                         "role": role, "screen": path, "median_ms": statistics.median(times), "max_ms": max(times),
-                        "data_requests": runs[-1]["data"], "console_errors": sorted({e for r in runs for e in r["errors"]}),
+                        "data_requests": runs[-1]["data"], "console_errors": errors,
                     }  # fmt: skip
                     results.append(row)
                     flag = "" if row["max_ms"] < 1000 else "   over 1 s"
