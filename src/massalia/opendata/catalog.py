@@ -782,8 +782,7 @@ class Catalog:
         """One resource of an active dataset, by id."""
         caller.authorize(READ)
         with self.session() as session:
-            row = _resource_row(session, ref)
-            self._dataset(session, caller.principal, row.dataset_id)
+            row, _dataset = self._visible_resource(session, caller.principal, ref)
             return self._resource_dict(row, row.dataset_id)
 
     def resource_file(self, caller: Caller, dataset_ref: str, resource_id: str, filename: str) -> tuple[Path, str]:
@@ -819,8 +818,7 @@ class Catalog:
     def resource_for_datastore(self, caller: Caller, ref: str, action: str) -> tuple[ResourceRow, DatasetRow]:
         """A resource and its dataset after the publisher check for ``action`` (used by the datastore)."""
         with self.session() as session:
-            row = _resource_row(session, ref)
-            dataset = self._dataset(session, caller.principal, row.dataset_id)
+            row, dataset = self._visible_resource(session, caller.principal, ref)
             org = session.get(OrganizationRow, dataset.organization_id) or _missing_org(dataset)
             self._require_publisher(session, caller, org, action=action, resource=row.id)
             return row, dataset
@@ -828,9 +826,20 @@ class Catalog:
     def readable_resource(self, caller: Caller, ref: str) -> ResourceRow:
         """A resource of an active dataset (or one the caller publishes), for reading its datastore rows."""
         with self.session() as session:
-            row = _resource_row(session, ref)
-            self._dataset(session, caller.principal, row.dataset_id)
+            row, _dataset = self._visible_resource(session, caller.principal, ref)
             return row
+
+    def _visible_resource(self, session: Session, principal: Principal, ref: Any) -> tuple[ResourceRow, DatasetRow]:
+        """A resource and its dataset, or the very error of an id that never existed.
+
+        A resource of a deleted dataset is, for whoever may not see that dataset, exactly like an unknown id: the
+        same message (naming only the id asked for), so neither its existence nor its dataset's id leaks.
+        """
+        row = _resource_row(session, ref)
+        try:
+            return row, self._dataset(session, principal, row.dataset_id)
+        except NotFound:
+            raise NotFound(f"Resource not found: {ref}") from None
 
 
 def _resource_row(session: Session, ref: Any) -> ResourceRow:
