@@ -1,4 +1,4 @@
-"""The Analyses page's similar cases, patient groups, control arm and hypotheses renderers in a real browser.
+"""The Analyses page's similar cases, patient groups, control arm, hypotheses and patterns renderers in a browser.
 
 A researcher of the demo's approved (aggregate) project runs each analysis on the demo home and reads its
 result: every count exactly as the API released it ("<10" cells as such), the estimates as the API computed
@@ -177,12 +177,40 @@ def test_hypotheses_two_groups_compared(
 
 
 @pytest.mark.browser
+def test_patterns_rules_and_sequences_as_released(
+    browsing: Browsing, axe_source: str, screenshot: Callable[[Any, str], Path]
+) -> None:
+    """Each shown rule and sequence with its persons exactly as released, unexpected ones marked, the lift chart."""
+    page, _ = open_page(browsing)
+    page.select_option("#analyses-kind", "patterns")
+    page.fill("#patterns-lift", "1.2")
+    result, status, _ = run(page, "patterns")
+    assert status == 200, result
+    summary = page.text_content("#patterns-summary") or ""
+    assert result["persons"]["shown"] in summary and str(result["associations"]["tested"]) in summary
+    rules = result["associations"]["rules"]
+    assert rules, "the demo cohort has association rules to show"
+    table = rows(page, "patterns-rules")
+    assert [row[1] for row in table] == [rule["persons"]["shown"] for rule in rules]
+    marked = [row[-1] != "—" for row in table]
+    assert marked == [rule["unexpected"] for rule in rules]
+    assert all("⇒" in row[0] for row in table)
+    if any(marked):
+        page.wait_for_selector("#patterns-lift-chart canvas")
+    sequences = result["sequences"]["sequences"]
+    if sequences:
+        shown_sequences = rows(page, "patterns-sequences")
+        assert [row[1] for row in shown_sequences] == [s["persons"]["shown"] for s in sequences]
+    checked(page, axe_source, screenshot, "69-analyses-patterns")
+
+
+@pytest.mark.browser
 def test_a_researcher_without_approval_is_refused_the_new_analyses(browsing: Browsing, unapproved: int) -> None:
-    """The four analyses answer the API's 403 (reason shown) to a researcher whose project is not approved."""
+    """The five analyses answer the API's 403 (reason shown) to a researcher whose project is not approved."""
     page, _ = open_page(browsing, "unapproved")
     assert page.input_value("#analyses-project") == str(unapproved)
     for kind, path in (("similar", "similar"), ("groups", "groups"), ("control_arm", "control-arm"),
-                       ("hypotheses", "hypotheses")):  # fmt: skip
+                       ("hypotheses", "hypotheses"), ("patterns", "patterns")):  # fmt: skip
         browsing.watch.expect(rf"HTTP 403: POST .*/api/v1/analyses/{path}")
         browsing.watch.expect(r"console error: Failed to load resource: .* 403")
         page.select_option("#analyses-kind", kind)

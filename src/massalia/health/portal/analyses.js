@@ -17,6 +17,7 @@ import { CONTROL_ARM } from "./analysis-control-arm.js";
 import { GROUPS } from "./analysis-groups.js";
 import { HYPOTHESES } from "./analysis-hypotheses.js";
 import { PATHWAYS } from "./analysis-pathways.js";
+import { PATTERNS } from "./analysis-patterns.js";
 import { PREDICTION } from "./analysis-prediction.js";
 import { SIMILAR } from "./analysis-similar.js";
 import { SURVIVAL } from "./analysis-survival.js";
@@ -24,7 +25,7 @@ import { FilterEditor } from "./filters.js";
 import { field, prepare } from "./govkit.js";
 
 /** The analyses offered, in menu order: a new analysis is one more entry (its module exports it). */
-export const ANALYSES = [SURVIVAL, COMPARE, PATHWAYS, CONFORMANCE, PREDICTION, SIMILAR, GROUPS, CONTROL_ARM, HYPOTHESES];
+export const ANALYSES = [SURVIVAL, COMPARE, PATHWAYS, CONFORMANCE, PREDICTION, SIMILAR, GROUPS, CONTROL_ARM, HYPOTHESES, PATTERNS];
 
 /** Where the cohort dashboard leaves the cohort to analyse (session storage: never in the address). */
 export const PRESET_KEY = "massalia.analyses.preset";
