@@ -70,6 +70,24 @@ def test_a_column_that_turns_to_text_deep_in_the_file_is_widened(
     assert {f["id"]: f["type"] for f in report.fields} == {"id": "int", "valeur": "text"}
 
 
+def test_a_load_tells_its_progress_from_the_first_block_to_the_last_row(
+    world: OpenDataWorld, engine: DuckDBEngine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(datastore, "BLOCK_BYTES", 1 << 14)  # 16 KiB blocks: a 0.4 MB file reads in many steps
+    text = "id,commune\n" + "".join(f"{i},Commune numéro {i}\n" for i in range(20_000))
+    resource = _resource(world, text.encode())
+    told: list[tuple[str, int, int]] = []
+    report = datastore.load_file(
+        world.caller("alice"), world.catalog, engine, resource, progress=lambda *step: told.append(step)
+    )
+    reading = [done for step, done, _ in told if step == "reading"]
+    size = len(text.encode())
+    assert len(reading) > 10 and reading == sorted(reading) and reading[-1] == size
+    assert all(total == size for step, _, total in told if step == "reading")
+    assert [s for s in told if s[0] == "writing"] == [("writing", 0, 20_000), ("writing", 20_000, 20_000)]
+    assert report.rows == 20_000
+
+
 def test_a_declared_type_that_does_not_hold_names_the_file_row_and_field(
     world: OpenDataWorld, engine: DuckDBEngine
 ) -> None:

@@ -12,8 +12,9 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from rich.progress import TaskID
 
-from massalia.cli.common import EngineOption, HomeOption, console, existing_home, fail, governed
+from massalia.cli.common import EngineOption, HomeOption, console, existing_home, fail, governed, progress_bar
 from massalia.opendata import datastore
 from massalia.opendata.catalog import Catalog
 from massalia.opendata.demo import build_demo
@@ -152,9 +153,17 @@ def publish(
     except json.JSONDecodeError as error:
         fail(f"--types is not JSON: {error}")
     try:
-        with governed(data) as caller, open_warehouse(data, engine) as warehouse:
+        with governed(data) as caller, open_warehouse(data, engine) as warehouse, progress_bar() as bar:
+            tasks: dict[str, TaskID] = {}
+
+            def shown(step: str, done: int, total: int) -> None:
+                if step not in tasks:
+                    label = "reading the file (bytes)" if step == "reading" else "writing the table (rows)"
+                    tasks[step] = bar.add_task(label, total=total)
+                bar.update(tasks[step], completed=done, total=total)
+
             resource, report = datastore.store_and_load(
-                caller, Catalog.for_home(data), warehouse, dataset, file, types=overrides
+                caller, Catalog.for_home(data), warehouse, dataset, file, types=overrides, progress=shown
             )
     except ValidationFailed as error:
         fail(str(error))

@@ -100,6 +100,11 @@ class LoadError(ValidationFailed):
         self.file, self.row, self.field = file, row, field
 
 
+LoadProgress = Callable[[str, int, int], None]
+"""Told ``(step, done, total)`` as a load goes: ``("reading", bytes, file bytes)`` as the file is parsed, then
+``("writing", 0, rows)`` and ``("writing", rows, rows)`` around the atomic write (the CLI draws it as a bar)."""
+
+
 def table_name(resource_id: str) -> str:
     """The warehouse table of a resource's datastore rows.
 
@@ -203,7 +208,7 @@ def _locate_bad_value(path: Path, encoding: str, delimiter: str, column: int, ki
 
 
 def _csv_batches(
-    path: Path, types: dict[str, pa.DataType], name: str
+    path: Path, types: dict[str, pa.DataType], name: str, progress: LoadProgress | None = None
 ) -> tuple[pa.Schema, Callable[[], Iterator[pa.RecordBatch]], str, str]:
     """Schema and a batch iterator over a CSV, with encoding and delimiter detected and inferred types widened."""
     with path.open("rb") as handle:
@@ -220,7 +225,7 @@ def _csv_batches(
             unknown = set(types) - set(schema.names)
             if unknown:
                 raise LoadError(name, f"no such field(s) {sorted(unknown)} (the file has {schema.names[:50]})")
-            batches = list(_drain_first_pass(reader))  # see below: conversion errors surface while reading
+            batches = list(_drain_first_pass(reader, path.stat().st_size, progress))  # conversion errors surface here
         except pa.ArrowInvalid as error:
             message = str(error)
             match = _CONVERSION.search(message)
@@ -265,10 +270,17 @@ def _convert_options(column_types: dict[str, pa.DataType]) -> pacsv.ConvertOptio
     )
 
 
-def _drain_first_pass(reader: pacsv.CSVStreamingReader) -> Iterator[pa.RecordBatch]:
+def _drain_first_pass(
+    reader: pacsv.CSVStreamingReader, size: int, progress: LoadProgress | None
+) -> Iterator[pa.RecordBatch]:
     # Reading every batch before the table is written lets a type change deep in the file be handled by
     # widening that column and reading again, instead of failing the engine's write half-way.
-    yield from reader
+    for number, batch in enumerate(reader, start=1):
+        if progress is not None:  # each batch is one block of the file (ReadOptions.block_size)
+            progress("reading", min(size, number * BLOCK_BYTES), size)
+        yield batch
+    if progress is not None:
+        progress("reading", size, size)
 
 
 def _column_name(path: Path, encoding: str, delimiter: str, column: int) -> str:
@@ -343,6 +355,7 @@ def load_file(
     *,
     types: dict[str, str] | None = None,
     file_format: str | None = None,
+    progress: LoadProgress | None = None,
 ) -> LoadReport:
     """Load a resource's file (its uploaded file by default) into its datastore table, atomically.
 
@@ -354,6 +367,8 @@ def load_file(
         Field → type (``text``, ``int``, ``float``, ``bool``, ``date``, ``timestamp``) overriding inference.
     file_format
         ``csv``, ``json`` or ``xlsx``; default: from the resource's format or the file's suffix.
+    progress
+        Told how the load goes (:data:`LoadProgress`).
     """
     caller.authorize(
         WRITE,
@@ -375,21 +390,26 @@ def load_file(
     started = time.perf_counter()
     encoding = delimiter = None
     if kind in ("csv", "tsv", "txt"):
-        schema, batches, encoding, delimiter = _csv_batches(path, overrides, name)
+        schema, batches, encoding, delimiter = _csv_batches(path, overrides, name, progress)
         _clean_names(schema, name)
         data: Any = batches()
+        expected = sum(batch.num_rows for batch in batches())
     elif kind in ("json", "ndjson", "jsonl", "geojson"):
         table = _cast(_json_table(path, name), overrides, name)
-        schema, data = table.schema, table
+        schema, data, expected = table.schema, table, table.num_rows
         _clean_names(schema, name)
     elif kind in ("xlsx", "xlsm", "excel"):
         table = _cast(_excel_table(path, name), overrides, name)
-        schema, data = table.schema, table
+        schema, data, expected = table.schema, table, table.num_rows
         _clean_names(schema, name)
     else:
         raise LoadError(name, f"format {kind!r} cannot go into the datastore (csv, json, xlsx)")
     target = table_name(resource.id)
+    if progress is not None:
+        progress("writing", 0, expected)
     rows = _write(engine, target, data, schema, name)
+    if progress is not None:
+        progress("writing", rows, rows)
     report_fields = [{"id": f.name, "type": _type_name(f.type)} for f in schema]
     _register(catalog, resource.id, target, report_fields, rows, [])
     return LoadReport(resource.id, target, report_fields, rows, time.perf_counter() - started, encoding, delimiter)
@@ -758,11 +778,18 @@ def search_sql(caller: Caller, catalog: Catalog, engine: Engine, sql: str) -> di
 
 
 def store_and_load(
-    caller: Caller, catalog: Catalog, engine: Engine, dataset: str, path: Path, *, types: dict[str, str] | None = None
+    caller: Caller,
+    catalog: Catalog,
+    engine: Engine,
+    dataset: str,
+    path: Path,
+    *,
+    types: dict[str, str] | None = None,
+    progress: LoadProgress | None = None,
 ) -> tuple[dict[str, Any], LoadReport]:
     """Upload a local file as a new resource of ``dataset`` and load it into the datastore (the CLI's path)."""
     with path.open("rb") as stream:
         resource = catalog.resource_create(
             caller, {"package_id": dataset, "name": path.name}, Upload(path.name, stream)
         )
-    return resource, load_file(caller, catalog, engine, resource["id"], types=types)
+    return resource, load_file(caller, catalog, engine, resource["id"], types=types, progress=progress)
