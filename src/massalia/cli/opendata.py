@@ -14,7 +14,7 @@ from typing import Annotated, Any
 import typer
 
 from massalia.cli.common import EngineOption, HomeOption, console, existing_home, fail, governed
-from massalia.opendata import datastore
+from massalia.opendata import datastore, schemas
 from massalia.opendata.catalog import Catalog
 from massalia.opendata.demo import build_demo
 from massalia.opendata.models import ValidationFailed
@@ -162,6 +162,30 @@ def publish(
         f"[green]resource[/] {resource['id']} ({resource['hash']}): {report.rows:,} rows into "
         f"{report.table} in {report.seconds:.1f} s"
     )
+
+
+@opendata_app.command("schemas")
+def schema_list(home_dir: HomeOption = None) -> None:
+    """The Table Schemas shipped with Massalia, by id@version (what a resource's schema may name)."""
+    for item in _run(home_dir, lambda caller, cat: schemas.schema_list(caller)):
+        console.print(f"{item['schema']}  {item['title']}")
+
+
+@opendata_app.command("validation")
+def validation(
+    resource: str,
+    version: Annotated[int | None, typer.Option(min=1, help="The dataset version (default: as it stands).")] = None,
+    rerun: Annotated[bool, typer.Option(help="Validate the file again (a new version records it).")] = False,
+    home_dir: HomeOption = None,
+) -> None:
+    """A resource's schema validation report (row, field, error type, message); --rerun validates again."""
+
+    def work(caller: Any, cat: Catalog) -> dict[str, Any]:
+        if rerun:
+            cat.resource_validate(caller, resource)
+        return schemas.validation_show(caller, cat, resource, version=version)
+
+    _print(_run(home_dir, work))
 
 
 @opendata_app.command("sql")
