@@ -1,0 +1,75 @@
+"""The schema and DCAT-AP routes over HTTP, in process: badges, validation reports, shipped schemas, the export."""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Iterator
+
+import pytest
+from fastapi.testclient import TestClient
+from rdflib import Graph
+from rdflib.namespace import DCAT, RDF
+
+from massalia.api import create_app
+from massalia.api.settings import ApiSettings
+from massalia.config import Home
+from massalia.governance import Caller, operator_principal
+from massalia.opendata.catalog import Catalog, Upload
+
+ACTION = "/api/v1/opendata/api/3/action"
+IRVE = "etalab/schema-irve-statique@2.3.0"
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[TestClient, str]]:
+    home = Home(tmp_path_factory.mktemp("odpub") / "home").ensure()
+    home.mark_initialized("duckdb")
+    app = create_app(home, settings=ApiSettings())
+    operator = Caller(operator_principal(), app.state.massalia.governance, "test")
+    catalog = Catalog.for_home(home)
+    catalog.organization_create(operator, {"name": "region-sud", "title": "Région Sud"})
+    dataset = catalog.package_create(operator, {"name": "bornes", "title": "Bornes", "owner_org": "region-sud"})
+    resource = catalog.resource_create(
+        operator,
+        {"package_id": dataset["id"], "format": "CSV", "schema": IRVE},
+        Upload("bornes.csv", io.BytesIO(b"nom_amenageur\nX\n")),
+    )
+    with TestClient(app, base_url="https://testserver") as client:
+        yield client, resource["id"]
+
+
+def test_anyone_reads_the_badge_and_the_report(site: tuple[TestClient, str]) -> None:
+    client, resource = site
+    badge = client.get(f"/api/v1/opendata/resource/{resource}/badge.svg", params={"lang": "en"})
+    assert badge.status_code == 200 and badge.headers["content-type"].startswith("image/svg+xml")
+    assert "invalid (" in badge.text
+    shown = client.get(f"{ACTION}/resource_validation_show", params={"resource_id": resource}).json()["result"]
+    assert shown["status"] == "failure" and shown["report"]["error_count"] >= 1
+    assert client.get(f"{ACTION}/resource_show", params={"id": resource}).json()["result"]["validation_status"] == (
+        "failure"
+    )
+    assert client.get("/api/v1/opendata/resource/nope/badge.svg").status_code == 404
+
+
+def test_the_shipped_schemas_are_listed(site: tuple[TestClient, str]) -> None:
+    client, _ = site
+    listed = client.get(f"{ACTION}/schema_list").json()["result"]
+    assert IRVE in {item["schema"] for item in listed}
+    shown = client.get(f"{ACTION}/schema_show", params={"id": IRVE}).json()["result"]
+    assert shown["descriptor"]["name"] == "schema-irve-statique"
+    unknown = client.get(f"{ACTION}/schema_show", params={"id": "etalab/schema-irve-statique@0.0.1"})
+    assert unknown.status_code == 409 and "shipped: 2.3.0" in unknown.text
+
+
+@pytest.mark.parametrize(("suffix", "media", "parser"), [("ttl", "text/turtle", "turtle"),
+                                                          ("rdf", "application/rdf+xml", "xml"),
+                                                          ("jsonld", "application/ld+json", "json-ld")])  # fmt: skip
+def test_the_dcat_export_is_served_in_each_format(
+    site: tuple[TestClient, str], suffix: str, media: str, parser: str
+) -> None:
+    client, _ = site
+    response = client.get(f"/api/v1/opendata/catalog.{suffix}")
+    assert response.status_code == 200 and response.headers["content-type"].startswith(media)
+    graph = Graph().parse(data=response.content, format=parser)
+    assert len(set(graph.subjects(RDF.type, DCAT.Dataset))) == 1
+    assert client.get(f"/api/v1/opendata/catalog.{suffix}", params={"page_size": 0}).status_code == 422
