@@ -285,6 +285,7 @@ def expectations(world: World, caller: str) -> dict[tuple[str, ...], Row]:
         ("opendata", "demo"): Row(("--datasets", "2"), frozenset({"operator", "admin"})),
         ("opendata", "schemas"): Row((), ALL),
         ("opendata", "validation"): Row(("no-such-resource",), ALL, exit_allowed=1),
+        ("opendata", "harvest"): Row((missing, "--org", "no-such-org"), ALL, exit_allowed=1),
     }
 
 

@@ -14,7 +14,7 @@ from typing import Annotated, Any
 import typer
 
 from massalia.cli.common import EngineOption, HomeOption, console, existing_home, fail, governed
-from massalia.opendata import datastore, schemas
+from massalia.opendata import datastore, harvest, schemas
 from massalia.opendata.catalog import Catalog
 from massalia.opendata.demo import build_demo
 from massalia.opendata.models import ValidationFailed
@@ -186,6 +186,17 @@ def validation(
         return schemas.validation_show(caller, cat, resource, version=version)
 
     _print(_run(home_dir, work))
+
+
+@opendata_app.command("harvest")
+def harvest_command(
+    source: Annotated[str, typer.Argument(help="A DCAT file (Turtle, RDF/XML, JSON-LD) or an http(s) URL.")],
+    organization: Annotated[str, typer.Option("--org", help="The organization the records are harvested into.")],
+    home_dir: HomeOption = None,
+) -> None:
+    """Harvest DCAT records as datasets of an organization; prints what was created, updated, skipped, removed."""
+    report = _run(home_dir, lambda caller, cat: harvest.harvest(caller, cat, source, organization))
+    _print(report.as_dict())
 
 
 @opendata_app.command("sql")

@@ -342,6 +342,13 @@ class Catalog:
             if any(fields.get(k) != v for k, v in outcome.items()):
                 res.fields = json.dumps({**fields, **outcome})
 
+    def require_publisher(self, caller: Caller, organization: str, action: str, **detail: Any) -> dict[str, Any]:
+        """Refuse (audited under ``action``) a caller who may not publish in ``organization``; return it."""
+        with self.session() as session:
+            org = self._organization(session, organization, "owner_org")
+            self._require_publisher(session, caller, org, action=action, **detail)
+            return {"id": org.id, "name": org.name, "title": org.title}
+
     def resource_validate(self, caller: Caller, ref: str) -> dict[str, Any]:
         """Validate a resource's file again against its schema; a new version records the outcome."""
         caller.authorize(PUBLISH, detail=_audit_detail(caller, operation="resource_validate", resource=str(ref)[:100]))

@@ -52,8 +52,10 @@ FREQUENCIES: dict[str, str] = {
     "weekly": "WEEKLY",
     "monthly": "MONTHLY",
     "quarterly": "QUARTERLY",
+    "semiannual": "ANNUAL_2",
     "annual": "ANNUAL",
     "irregular": "IRREG",
+    "punctual": "NEVER",
     "unknown": "UNKNOWN",
 }
 """Massalia's update frequencies as the EU frequency vocabulary's codes."""

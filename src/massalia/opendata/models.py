@@ -171,6 +171,10 @@ class DatasetInput(_Input):
     temporal_end: dt.date | None = None
     frequency: str = Field(default="unknown", max_length=20)
     resources: list[ResourceInput] | None = Field(default=None, max_length=MAX_RESOURCES)
+    # A harvested dataset (opendata/harvest.py) names its source and its record's URI there; a local one leaves
+    # them empty. Re-harvesting finds the dataset of a record by them.
+    harvest_source: str | None = Field(default=None, max_length=2000)
+    harvest_uri: str | None = Field(default=None, max_length=2000)
 
     @field_validator("license_id")
     @classmethod
