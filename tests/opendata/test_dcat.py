@@ -152,9 +152,9 @@ def test_the_export_is_paged_with_hydra(world: OpenDataWorld) -> None:
     assert all(len(n) == 1 for n in names) and names[0] != names[1]
     first, second = pages
     assert int(next(first.objects(predicate=hydra.totalItems))) == 2
-    assert str(next(first.objects(predicate=hydra.nextPage))).endswith("catalog.ttl?page=2")
+    assert str(next(first.objects(predicate=hydra.nextPage))).endswith("catalog.ttl?page=2&page_size=1")
     assert (None, hydra.nextPage, None) not in second
-    assert str(next(second.objects(predicate=hydra.previousPage))).endswith("catalog.ttl?page=1")
+    assert str(next(second.objects(predicate=hydra.previousPage))).endswith("catalog.ttl?page=1&page_size=1")
     with pytest.raises(ValidationFailed):
         dcat.export(world.caller("anonymous"), world.catalog, site=SITE, fmt="ttl", page_size=5000)
     with pytest.raises(ValidationFailed):

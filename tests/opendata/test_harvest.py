@@ -75,13 +75,20 @@ EXTERNAL_ENTITY = b"""<?xml version="1.0"?>
 
 class _Handler(http.server.BaseHTTPRequestHandler):
     hits: list[str] = []  # noqa: RUF012 (shared by the test server's threads on purpose)
+    pages: dict[str, bytes] = {}  # noqa: RUF012 (paths a test serves, e.g. the pages of an export)
 
     def log_message(self, *args: object) -> None:  # quiet
         pass
 
     def do_GET(self) -> None:
         type(self).hits.append(self.path)
-        if self.path == "/catalog.ttl":
+        if self.path in type(self).pages:
+            body = type(self).pages[self.path]
+            self.send_response(200)
+            self.send_header("Content-Type", "text/turtle")
+            self.end_headers()
+            self.wfile.write(body)
+        elif self.path == "/catalog.ttl":
             body = SOURCE.encode()
             self.send_response(200)
             self.send_header("Content-Type", "text/turtle")
@@ -199,6 +206,20 @@ def test_our_own_export_harvests_in_every_format(world: OpenDataWorld, tmp_path:
         report = harvest(world.caller("bob"), world.catalog, str(path), "ville-nice")
         assert (len(report.created), report.errors) == (2, []), (suffix, report.as_dict())
     assert len(_names(world)) == 2 + 3 * 2  # each format is its own source: its own harvested datasets
+
+
+def test_a_paged_endpoint_is_followed_page_by_page(world: OpenDataWorld, server: str) -> None:
+    alice = world.caller("alice")
+    for name in ("velos", "parkings", "bornes"):
+        world.catalog.package_create(alice, {"name": name, "title": name.title(), "owner_org": "region-sud"})
+    for page in (1, 2, 3):
+        data, _ = dcat.export(world.caller("anonymous"), world.catalog, site=server, fmt="ttl", page=page, page_size=1)
+        _Handler.pages[f"/api/v1/opendata/catalog.ttl?page={page}&page_size=1"] = data
+    _Handler.hits.clear()
+    first = f"{server}/api/v1/opendata/catalog.ttl?page=1&page_size=1"
+    report = harvest(world.caller("bob"), world.catalog, first, "ville-nice")
+    assert (report.records, len(report.created), report.errors) == (3, 3, [])
+    assert _Handler.hits == [f"/api/v1/opendata/catalog.ttl?page={page}&page_size=1" for page in (1, 2, 3)]
 
 
 def test_attack_a_producer_cannot_harvest_into_another_organization(world: OpenDataWorld, server: str) -> None:

@@ -209,16 +209,21 @@ def catalog_graph(
     for document in documents:
         graph.add((catalog, DCAT.dataset, add_dataset(graph, document, site)))
     last = max(1, -(-total // page_size))
-    paging = URIRef(f"{base}/catalog.{fmt}?page={page}")
+    size = f"&page_size={page_size}" if page_size != DEFAULT_PAGE_SIZE else ""
+
+    def link(number: int) -> str:
+        return f"{base}/catalog.{fmt}?page={number}{size}"
+
+    paging = URIRef(link(page))
     graph.add((paging, RDF.type, HYDRA.PagedCollection))
     graph.add((paging, HYDRA.totalItems, Literal(total, datatype=XSD.integer)))
     graph.add((paging, HYDRA.itemsPerPage, Literal(page_size, datatype=XSD.integer)))
-    graph.add((paging, HYDRA.firstPage, Literal(f"{base}/catalog.{fmt}?page=1")))
-    graph.add((paging, HYDRA.lastPage, Literal(f"{base}/catalog.{fmt}?page={last}")))
+    graph.add((paging, HYDRA.firstPage, Literal(link(1))))
+    graph.add((paging, HYDRA.lastPage, Literal(link(last))))
     if page < last:
-        graph.add((paging, HYDRA.nextPage, Literal(f"{base}/catalog.{fmt}?page={page + 1}")))
+        graph.add((paging, HYDRA.nextPage, Literal(link(page + 1))))
     if page > 1:
-        graph.add((paging, HYDRA.previousPage, Literal(f"{base}/catalog.{fmt}?page={page - 1}")))
+        graph.add((paging, HYDRA.previousPage, Literal(link(page - 1))))
     return graph
 
 

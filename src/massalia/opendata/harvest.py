@@ -13,6 +13,8 @@ dataset of the organization, marked harvested (``harvest_source``, ``harvest_uri
 - **Per-record errors**: each record is checked whole first (record URI, property, problem: a missing
   ``dct:title``, an ill-typed ``dct:issued``, a distribution without ``dcat:accessURL``...); a bad record is
   skipped whole, never half-imported (each good record is one catalog transaction with its resources).
+- **Paged sources**: a URL's ``hydra:nextPage`` links (ckanext-dcat's and Massalia's own paging) are followed,
+  within the same bounds in total and at most :data:`MAX_PAGES` pages.
 - **Re-harvest** finds a record's dataset by source and record URI and publishes a new version when it changed
   (``unchanged`` otherwise); a dataset harvested from this source whose record is gone is reported ``removed``
   (kept, for the producer to decide).
@@ -41,7 +43,7 @@ from rdflib.namespace import DCAT, DCTERMS, RDF, XSD
 from rdflib.term import Node
 
 from massalia.governance import InvalidRequest
-from massalia.opendata.dcat import FREQUENCIES
+from massalia.opendata.dcat import FREQUENCIES, HYDRA
 from massalia.opendata.models import LICENSES, TAG, ValidationFailed
 
 if TYPE_CHECKING:
@@ -55,6 +57,8 @@ SOURCE_TIMEOUT = 30.0
 """Seconds to read a URL source, redirects included."""
 MAX_REDIRECTS = 3
 MAX_RECORDS = 10_000
+MAX_PAGES = 200
+"""A paged source (``hydra:nextPage``) is followed for at most this many pages."""
 PARSERS = {"turtle": "turtle", "xml": "xml", "json-ld": "json-ld"}
 _EXTENSIONS = {".ttl": "turtle", ".rdf": "xml", ".xml": "xml", ".owl": "xml", ".jsonld": "json-ld", ".json": "json-ld"}
 _MEDIA = {"text/turtle": "turtle", "application/rdf+xml": "xml", "application/xml": "xml", "text/xml": "xml",
@@ -226,6 +230,37 @@ def parse_source(data: bytes, fmt: str) -> Graph:
         raise HarvestError(f"not valid {fmt}: {str(error)[:300]}") from None
 
 
+def read_pages(
+    source: str, *, max_bytes: int = MAX_SOURCE_BYTES, timeout: float = SOURCE_TIMEOUT, max_pages: int = MAX_PAGES
+) -> Graph:
+    """The graph of a source and, for a URL, of the pages its ``hydra:nextPage`` links to (ckanext-dcat paging).
+
+    Every page is read with the same bounds; together they may not exceed ``max_bytes`` nor ``max_pages``. The
+    next page must be an http(s) URL; a file source's paging links are not followed (a file never makes the
+    harvester go to the network).
+    """
+    data, fmt = read_source(source, max_bytes=max_bytes, timeout=timeout)
+    graph = parse_source(data, fmt)
+    total, seen, current = len(data), {source}, source
+    while urlsplit(current).scheme.lower() in ("http", "https"):
+        links = sorted({str(o) for o in graph.objects(None, HYDRA.nextPage)} - seen)
+        if not links:
+            break
+        if len(seen) >= max_pages:
+            raise HarvestError(f"{source[:200]}: more than {max_pages} pages")
+        current = urljoin(current, links[0])
+        if urlsplit(current).scheme.lower() not in ("http", "https"):
+            raise HarvestError(f"{source[:200]}: the next page {current[:200]} is not an http(s) URL")
+        seen.add(links[0])
+        seen.add(current)
+        if total >= max_bytes:
+            raise HarvestError(f"{source[:200]}: its pages have more than the {max_bytes} bytes a source may have")
+        data, fmt = read_source(current, max_bytes=max_bytes - total, timeout=timeout)
+        total += len(data)
+        graph += parse_source(data, fmt)
+    return graph
+
+
 # -- records --------------------------------------------------------------------------------------------------------
 def parse_date(value: Any) -> dt.date | dt.datetime:
     """An xsd:date or xsd:dateTime (ISO 8601) literal's value; ValueError otherwise."""
@@ -383,8 +418,7 @@ def harvest(
     started = time.monotonic()
     caller.authorize(HARVEST, detail={"resource": {"source": source[:500], "organization": str(organization)[:100]}})
     org = catalog.require_publisher(caller, organization, HARVEST, source=source[:500])
-    data, fmt = read_source(source, max_bytes=max_bytes, timeout=timeout)
-    graph = parse_source(data, fmt)
+    graph = read_pages(source, max_bytes=max_bytes, timeout=timeout)
     report = HarvestReport(source=source, organization=org["name"])
     subjects = sorted(set(graph.subjects(RDF.type, DCAT.Dataset)), key=str)
     if len(subjects) > MAX_RECORDS:
