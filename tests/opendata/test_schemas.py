@@ -201,6 +201,19 @@ def test_the_report_is_capped_but_counts_every_error(irve_rows: list[list[str]],
     bounded = schemas.validate_file(path, IRVE, "csv", max_rows=10)
     assert (bounded.rows, bounded.complete, bounded.error_count) == (10, False, 10)
     assert "row bound" in bounded.note
+    timed = schemas.validate_file(path, IRVE, "csv", max_seconds=0.0)
+    assert (timed.rows, timed.complete, timed.status) == (1, False, "failure") and "time bound" in timed.note
+
+
+def test_the_time_bound_setting_is_checked(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MASSALIA_OPENDATA_VALIDATION_SECONDS", "30")
+    assert schemas.validation_seconds() == 30.0
+    for bad in ("soon", "0", "86400"):
+        monkeypatch.setenv("MASSALIA_OPENDATA_VALIDATION_SECONDS", bad)
+        with pytest.raises(ValueError, match="MASSALIA_OPENDATA_VALIDATION_SECONDS"):
+            schemas.validation_seconds()
+    monkeypatch.delenv("MASSALIA_OPENDATA_VALIDATION_SECONDS")
+    assert schemas.validation_seconds() == schemas.MAX_VALIDATION_SECONDS
 
 
 def test_attack_a_client_cannot_forge_a_validation_status(world: OpenDataWorld, irve_rows: list[list[str]]) -> None:
