@@ -38,6 +38,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urljoin, urlsplit
 
+import defusedxml.ElementTree as SafeTree
+import httpx
+from defusedxml import DefusedXmlException
 from rdflib import Graph, Literal, URIRef
 from rdflib.namespace import DCAT, DCTERMS, RDF, XSD
 from rdflib.term import Node
@@ -155,8 +158,6 @@ def read_source(
 
 
 def _read_url(url: str, *, max_bytes: int, timeout: float, max_redirects: int) -> tuple[bytes, str]:
-    import httpx
-
     deadline = time.monotonic() + timeout
     current = url
     with httpx.Client(follow_redirects=False, timeout=httpx.Timeout(min(timeout, 10.0)), trust_env=False) as client:
@@ -208,9 +209,6 @@ def _no_remote_context(value: Any, depth: int = 0) -> None:
 def parse_source(data: bytes, fmt: str) -> Graph:
     """The RDF graph of a source, refusing XML entity declarations and remote JSON-LD contexts."""
     if fmt == "xml":
-        import defusedxml.ElementTree as SafeTree
-        from defusedxml import DefusedXmlException
-
         try:
             SafeTree.fromstring(data, forbid_dtd=True, forbid_entities=True, forbid_external=True)
         except DefusedXmlException as error:

@@ -35,11 +35,13 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import os
 import re
 import time
 from dataclasses import asdict, dataclass, field
 from functools import lru_cache
 from html import escape
+from importlib.metadata import version as package_version
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -63,8 +65,6 @@ file is validated in part (status ``error``, badge *not validated*, the errors f
 
 def validation_seconds() -> float:
     """The validation time bound: ``MASSALIA_OPENDATA_VALIDATION_SECONDS`` (1 to 3600), else the default."""
-    import os
-
     given = os.environ.get("MASSALIA_OPENDATA_VALIDATION_SECONDS", "").strip()
     if not given:
         return MAX_VALIDATION_SECONDS
@@ -213,9 +213,7 @@ def _error_line(error: dict[str, Any]) -> str:
 
 
 def _version() -> str:
-    from importlib.metadata import version
-
-    return f"{VALIDATOR}-{version('frictionless')}"
+    return f"{VALIDATOR}-{package_version('frictionless')}"
 
 
 def validate_file(
@@ -244,6 +242,7 @@ def validate_file(
     max_errors
         How many errors the report keeps (all are counted).
     """
+    # Frictionless is imported here, not at the top: it takes ~1 s, and every `massalia` command imports this module.
     from frictionless import Schema, system
     from frictionless.resources import TableResource
 
@@ -267,7 +266,7 @@ def validate_file(
         with system.use_context(trusted=False):
             options: dict[str, Any] = {"format": "csv" if fmt == "tsv" else fmt}
             if fmt == "tsv":
-                from frictionless import Dialect, formats
+                from frictionless import Dialect, formats  # with the imports above (start-up time)
 
                 options["dialect"] = Dialect(controls=[formats.CsvControl(delimiter="\t")])
             resource = TableResource(
