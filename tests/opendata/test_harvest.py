@@ -208,6 +208,23 @@ def test_our_own_export_harvests_in_every_format(world: OpenDataWorld, tmp_path:
     assert len(_names(world)) == 2 + 3 * 2  # each format is its own source: its own harvested datasets
 
 
+def test_the_same_source_harvests_into_two_organizations_apart(world: OpenDataWorld, tmp_path: Path) -> None:
+    source = tmp_path / "source.ttl"
+    source.write_text(SOURCE, encoding="utf-8")
+    sud = harvest(world.caller("alice"), world.catalog, str(source), "region-sud")
+    nice = harvest(world.caller("bob"), world.catalog, str(source), "ville-nice")
+    assert len(sud.created) == len(nice.created) == 1 and sud.created != nice.created
+    again = harvest(world.caller("bob"), world.catalog, str(source), "ville-nice")
+    assert again.unchanged == nice.created and not again.removed
+
+
+def test_a_deeply_nested_json_ld_source_is_a_clear_error(world: OpenDataWorld, tmp_path: Path) -> None:
+    path = tmp_path / "deep.jsonld"
+    path.write_text("[" * 100_000 + "]" * 100_000)
+    with pytest.raises(HarvestError, match="nested too deeply"):
+        harvest(world.caller("alice"), world.catalog, str(path), "region-sud")
+
+
 def test_a_paged_endpoint_is_followed_page_by_page(world: OpenDataWorld, server: str) -> None:
     alice = world.caller("alice")
     for name in ("velos", "parkings", "bornes"):

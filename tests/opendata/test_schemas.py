@@ -216,12 +216,27 @@ def test_the_time_bound_setting_is_checked(monkeypatch: pytest.MonkeyPatch) -> N
     assert schemas.validation_seconds() == schemas.MAX_VALIDATION_SECONDS
 
 
+def test_attack_a_report_key_never_names_another_file(world: OpenDataWorld) -> None:
+    store = schemas.ReportStore(world.catalog.files)
+    (world.catalog.files / "secret.json").parent.mkdir(parents=True, exist_ok=True)
+    (world.catalog.files / "secret.json").write_text('{"schema": "x"}')
+    for key in ("../secret", "a" * 64 + "/../../secret", "", "a" * 64 + ".x/../../secret"):
+        assert store.get(key) is None
+
+
 def test_attack_a_client_cannot_forge_a_validation_status(world: OpenDataWorld, irve_rows: list[list[str]]) -> None:
     dataset = _dataset(world)
     resource = _upload(
-        world, dataset, _csv(_bad_rows(irve_rows, 1)), schema=IRVE, validation_status="success", validation_errors="0"
+        world,
+        dataset,
+        _csv(_bad_rows(irve_rows, 1)),
+        schema=IRVE,
+        validation_status="success",
+        validation_errors="0",
+        validation_report="../secret",
     )
     assert (resource["validation_status"], resource["validation_errors"]) == ("failure", 1)
+    assert resource["validation_report"].startswith(resource["hash"].removeprefix("sha256:"))
 
 
 def test_attack_a_producer_of_another_organization_cannot_set_a_schema(

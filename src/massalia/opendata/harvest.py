@@ -220,6 +220,8 @@ def parse_source(data: bytes, fmt: str) -> Graph:
             _no_remote_context(json.loads(data))
         except (json.JSONDecodeError, UnicodeDecodeError) as error:
             raise HarvestError(f"not JSON-LD: {error}") from None
+        except RecursionError:
+            raise HarvestError("the JSON-LD document is nested too deeply") from None
     try:
         return Graph().parse(data=data, format=PARSERS[fmt])
     except HarvestError:
@@ -297,10 +299,14 @@ def _slug(text: str) -> str:
     return re.sub(r"[^a-z0-9]+", "-", ascii_text).strip("-")[:60]
 
 
-def dataset_name(source: str, record_uri: str, title: str) -> str:
-    """A stable dataset name for a record: its last URI segment (or title) and a hash of source and record URI."""
+def dataset_name(organization: str, source: str, record_uri: str, title: str) -> str:
+    """A stable dataset name for a record: its last URI segment (or title) and a hash of where it comes from.
+
+    The hash covers the organization, the source and the record URI: the same record harvested into two
+    organizations makes two datasets, not a name clash.
+    """
     tail = _slug(urlsplit(record_uri).path.rstrip("/").rsplit("/", 1)[-1]) or _slug(title) or "jeu"
-    key = hashlib.sha256("\n".join((source, record_uri)).encode()).hexdigest()[:10]
+    key = hashlib.sha256("\n".join((organization, source, record_uri)).encode()).hexdigest()[:10]
     return f"{tail[:60]}-{key}"
 
 
@@ -368,7 +374,7 @@ def record_package(
     if errors:
         return None, errors
     package: dict[str, Any] = {
-        "name": dataset_name(source, record, title),
+        "name": dataset_name(organization, source, record, title),
         "title": title,
         "notes": _text(graph, subject, DCTERMS.description),
         "owner_org": organization,

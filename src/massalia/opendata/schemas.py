@@ -311,7 +311,9 @@ class ReportStore:
         return f"{sha256}.{safe}.{_version()}"
 
     def get(self, key: str) -> ValidationReport | None:
-        """A stored report, or None."""
+        """A stored report, or None (a key not of :meth:`key`'s shape is none: it never names another file)."""
+        if not re.fullmatch(r"[0-9a-f]{64}\.[A-Za-z0-9._~@+-]{1,200}", key) or ".." in key:
+            return None
         path = self.root / f"{key}.json"
         if not path.is_file():
             return None
