@@ -102,6 +102,9 @@ def test_the_export_conforms_to_dcat_ap_3_in_every_format(world: OpenDataWorld, 
     assert len(str(checksum)) == 64
     conforms_to = {str(o) for o in graph.objects(predicate=DCTERMS.conformsTo)}
     assert conforms_to == {"https://schema.data.gouv.fr/etalab/schema-irve-statique/2.3.0/"}
+    one, _ = dcat.export_dataset(world.caller("anonymous"), world.catalog, "bornes-irve", site=SITE, fmt="ttl")
+    single = Graph().parse(data=one, format="turtle")
+    assert _conforms(single, shapes)[0] and len(set(single.subjects(RDF.type, DCAT.Distribution))) == 2
 
 
 @pytest.mark.parametrize(

@@ -259,3 +259,15 @@ def export(
     chosen = documents[(page - 1) * page_size : page * page_size]
     graph = catalog_graph(chosen, site=site, page=page, page_size=page_size, total=len(documents), fmt=fmt)
     return serialize(graph, fmt)
+
+
+def export_dataset(caller: Caller, catalog: Catalog, ref: str, *, site: str, fmt: str = "ttl") -> tuple[bytes, str]:
+    """One dataset in DCAT-AP 3 (``opendata.catalog.read``; a deleted dataset only for its producers)."""
+    if fmt not in FORMATS:
+        raise ValidationFailed({"format": [f"must be one of {', '.join(FORMATS)}"]})
+    document = catalog.package_show(caller, ref)
+    graph = Graph()
+    for prefix, namespace in (("dcat", DCAT), ("dct", DCTERMS), ("foaf", FOAF), ("spdx", SPDX)):
+        graph.bind(prefix, namespace)
+    add_dataset(graph, document, site)
+    return serialize(graph, fmt)

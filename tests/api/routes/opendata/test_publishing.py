@@ -73,3 +73,13 @@ def test_the_dcat_export_is_served_in_each_format(
     graph = Graph().parse(data=response.content, format=parser)
     assert len(set(graph.subjects(RDF.type, DCAT.Dataset))) == 1
     assert client.get(f"/api/v1/opendata/catalog.{suffix}", params={"page_size": 0}).status_code == 422
+
+
+def test_one_dataset_is_served_in_dcat(site: tuple[TestClient, str]) -> None:
+    client, _ = site
+    response = client.get("/api/v1/opendata/dataset/bornes.ttl")
+    assert response.status_code == 200 and response.headers["content-type"].startswith("text/turtle")
+    graph = Graph().parse(data=response.content, format="turtle")
+    assert len(set(graph.subjects(RDF.type, DCAT.Dataset))) == 1
+    assert len(set(graph.subjects(RDF.type, DCAT.Distribution))) == 1
+    assert client.get("/api/v1/opendata/dataset/no-such.jsonld").status_code == 404

@@ -3,6 +3,8 @@
 - ``GET /api/v1/opendata/catalog.ttl|.rdf|.xml|.jsonld``: the public catalog in DCAT-AP 3 (Turtle, RDF/XML,
   JSON-LD), ``page`` and ``page_size`` with Hydra paging, as ckanext-dcat's ``/catalog.{format}`` (the CKAN site
   root is ``/api/v1/opendata``).
+- ``GET /api/v1/opendata/dataset/{id}.ttl|.rdf|.xml|.jsonld``: one dataset in DCAT-AP 3 (ckanext-dcat's
+  ``/dataset/{id}.{format}``).
 - ``GET /api/v1/opendata/resource/{id}/badge.svg``: the resource's validity badge (``lang`` fr or en,
   ``version`` for an earlier publication), an SVG served by the app itself.
 
@@ -65,6 +67,28 @@ for _fmt in dcat.FORMATS:
         _catalog_route(_fmt),
         methods=["GET"],
         name=f"dcat_catalog_{_fmt}",
+        response_class=Response,
+        **action(READ),
+    )
+
+
+def _dataset_route(fmt: str) -> Callable[..., Response]:
+    def dataset(dataset_id: str, request: Request, context: Context, caller: Caller) -> Response:
+        site = str(request.base_url).rstrip("/")
+        data, media = dcat.export_dataset(caller, Catalog.for_home(context.home), dataset_id[:100], site=site, fmt=fmt)
+        return Response(data, media_type=media)
+
+    dataset.__name__ = f"dcat_dataset_{fmt}"
+    dataset.__doc__ = f"One dataset in DCAT-AP 3 ({dcat.FORMATS[fmt][1]})."
+    return dataset
+
+
+for _fmt in dcat.FORMATS:
+    router.add_api_route(
+        f"/dataset/{{dataset_id}}.{_fmt}",
+        _dataset_route(_fmt),
+        methods=["GET"],
+        name=f"dcat_dataset_{_fmt}",
         response_class=Response,
         **action(READ),
     )
