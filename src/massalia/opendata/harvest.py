@@ -30,6 +30,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
+import logging
 import re
 import time
 import unicodedata
@@ -222,12 +223,19 @@ def parse_source(data: bytes, fmt: str) -> Graph:
             raise HarvestError(f"not JSON-LD: {error}") from None
         except RecursionError:
             raise HarvestError("the JSON-LD document is nested too deeply") from None
+    # rdflib logs a traceback for each literal it cannot convert (an ill-typed date): the record check reports
+    # those itself, by record and property, so the log is quietened while parsing.
+    term_log = logging.getLogger("rdflib.term")
+    level = term_log.level
+    term_log.setLevel(logging.CRITICAL)
     try:
         return Graph().parse(data=data, format=PARSERS[fmt])
     except HarvestError:
         raise
     except Exception as error:  # rdflib's parsers raise their own errors (BadSyntax, SAXParseException...)
         raise HarvestError(f"not valid {fmt}: {str(error)[:300]}") from None
+    finally:
+        term_log.setLevel(level)
 
 
 def read_pages(
@@ -300,12 +308,13 @@ def _slug(text: str) -> str:
 
 
 def dataset_name(organization: str, source: str, record_uri: str, title: str) -> str:
-    """A stable dataset name for a record: its last URI segment (or title) and a hash of where it comes from.
+    """A dataset name for a new record: its title (or last URI segment) and a hash of where it comes from.
 
     The hash covers the organization, the source and the record URI: the same record harvested into two
-    organizations makes two datasets, not a name clash.
+    organizations makes two datasets, not a name clash. A re-harvest finds the dataset by record URI and keeps
+    its name, even if the title changed.
     """
-    tail = _slug(urlsplit(record_uri).path.rstrip("/").rsplit("/", 1)[-1]) or _slug(title) or "jeu"
+    tail = _slug(title) or _slug(urlsplit(record_uri).path.rstrip("/").rsplit("/", 1)[-1]) or "jeu"
     key = hashlib.sha256("\n".join((organization, source, record_uri)).encode()).hexdigest()[:10]
     return f"{tail[:60]}-{key}"
 
