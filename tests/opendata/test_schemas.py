@@ -123,7 +123,12 @@ def test_wrong_headers_are_reported_by_field(world: OpenDataWorld, irve_rows: li
     resource = _upload(world, dataset, _csv([["nom", *header[1:]], row]), schema=IRVE)
     report = schemas.validation_show(world.caller("alice"), world.catalog, resource["id"])["report"]
     assert resource["validation_status"] == "failure"
-    assert ("nom", "incorrect-label") in [(e["field"], e["type"]) for e in report["errors"]]
+    # The field is the schema's (where the header is wrong); the message quotes the label found.
+    assert [(e["field"], e["type"]) for e in report["errors"]] == [("nom_amenageur", "incorrect-label")]
+    assert '"nom"' in report["errors"][0]["message"]
+    missing = _upload(world, dataset, _csv([header[:-1], row[:-1]]), schema=IRVE)
+    report = schemas.validation_show(world.caller("alice"), world.catalog, missing["id"])["report"]
+    assert (report["errors"][0]["field"], report["errors"][0]["type"]) == (header[-1], "missing-label")
 
 
 def test_strict_validation_refuses_an_invalid_upload_and_publishes_nothing(

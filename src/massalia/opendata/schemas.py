@@ -275,7 +275,12 @@ def validate_file(
             with resource:
                 header = resource.header
                 for error in header.errors if header is not None else []:
-                    add(None, getattr(error, "label", None) or None, error.type, error.message)
+                    add(
+                        None,
+                        getattr(error, "field_name", None) or getattr(error, "label", None) or None,
+                        error.type,
+                        error.message,
+                    )
                 for row in resource.row_stream:
                     report.rows += 1
                     for error in row.errors:
