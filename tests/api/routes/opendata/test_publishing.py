@@ -18,6 +18,7 @@ from massalia.opendata.catalog import Catalog, Upload
 
 ACTION = "/api/v1/opendata/api/3/action"
 IRVE = "etalab/schema-irve-statique@2.3.0"
+PASSWORD = "correct horse battery staple, in Marseille"  # noqa: S105 (a test account of a throwaway home)
 
 
 @pytest.fixture(scope="module")
@@ -27,7 +28,10 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[TestClient,
     app = create_app(home, settings=ApiSettings())
     operator = Caller(operator_principal(), app.state.massalia.governance, "test")
     catalog = Catalog.for_home(home)
-    catalog.organization_create(operator, {"name": "region-sud", "title": "Région Sud"})
+    app.state.massalia.governance.create_user("jeanne", PASSWORD, ["researcher"], actor=operator_principal())
+    catalog.organization_create(
+        operator, {"name": "region-sud", "title": "Région Sud", "users": [{"name": "jeanne", "capacity": "editor"}]}
+    )
     dataset = catalog.package_create(operator, {"name": "bornes", "title": "Bornes", "owner_org": "region-sud"})
     resource = catalog.resource_create(
         operator,
@@ -83,3 +87,31 @@ def test_one_dataset_is_served_in_dcat(site: tuple[TestClient, str]) -> None:
     assert len(set(graph.subjects(RDF.type, DCAT.Dataset))) == 1
     assert len(set(graph.subjects(RDF.type, DCAT.Distribution))) == 1
     assert client.get("/api/v1/opendata/dataset/no-such.jsonld").status_code == 404
+
+
+def test_a_producer_publishes_with_a_schema_and_strict_refusals_publish_nothing(site: tuple[TestClient, str]) -> None:
+    client, _ = site
+    login = client.post("/api/v1/auth/login", json={"username": "jeanne", "password": PASSWORD})
+    assert login.status_code == 200, login.text
+    headers = {"X-CSRF-Token": login.json()["csrf_token"]}
+    try:
+        before = client.get(f"{ACTION}/package_show", params={"id": "bornes"}).json()["result"]
+        refused = client.post(
+            f"{ACTION}/resource_create",
+            data={"package_id": "bornes", "schema": IRVE, "validation": "strict", "format": "CSV"},
+            files={"upload": ("bornes.csv", b"nom_amenageur\nX\n", "text/csv")},
+            headers=headers,
+        )
+        assert refused.status_code == 409, refused.text
+        error = refused.json()["error"]
+        assert error["__type"] == "Validation Error" and "nothing was published" in error["validation"][0]
+        after = client.get(f"{ACTION}/package_show", params={"id": "bornes"}).json()["result"]
+        assert after["massalia_version"] == before["massalia_version"]
+        unknown = client.post(
+            f"{ACTION}/resource_create",
+            data={"package_id": "bornes", "schema": "etalab/schema-irve-statique@9.0.0", "url": "https://x.org/a.csv"},
+            headers=headers,
+        )
+        assert unknown.status_code == 409 and "shipped: 2.3.0" in unknown.text
+    finally:
+        client.post("/api/v1/auth/logout", headers=headers)
