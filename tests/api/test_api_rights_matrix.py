@@ -321,6 +321,11 @@ SPECS: dict[str, Callable[[Matrix, str, str], Request]] = {
     "GET /static/{asset:path}": lambda m, c, r: {"path": {"asset": "js/app.js"}},
     "GET /api/v1/opendata/dataset/{dataset_id}/resource/{resource_id}/download/{filename}": lambda m, c, r: {
         "path": {"dataset_id": "no-such-dataset", "resource_id": "none", "filename": "x.csv"}},
+    "GET /api/v1/opendata/resource/{resource_id}/badge.svg": lambda m, c, r: {"path": {"resource_id": "none"}},
+    "GET /api/v1/opendata/dataset/{dataset_id}.ttl": lambda m, c, r: {"path": {"dataset_id": "no-such-dataset"}},
+    "GET /api/v1/opendata/dataset/{dataset_id}.rdf": lambda m, c, r: {"path": {"dataset_id": "no-such-dataset"}},
+    "GET /api/v1/opendata/dataset/{dataset_id}.xml": lambda m, c, r: {"path": {"dataset_id": "no-such-dataset"}},
+    "GET /api/v1/opendata/dataset/{dataset_id}.jsonld": lambda m, c, r: {"path": {"dataset_id": "no-such-dataset"}},
 }  # fmt: skip
 CKAN_ACTIONS = re.compile(r"^/api/v1/opendata/api/(3/)?action/")
 """Open data's CKAN-compatible Action API answers errors in CKAN's envelope, as CKAN clients expect."""

@@ -283,6 +283,9 @@ def expectations(world: World, caller: str) -> dict[tuple[str, ...], Row]:
         ("opendata", "publish"): Row(("no-such-dataset", d), ALL, exit_allowed=1),
         ("opendata", "sql"): Row(("SELECT 1 AS one",), ALL),
         ("opendata", "demo"): Row(("--datasets", "2"), frozenset({"operator", "admin"})),
+        ("opendata", "schemas"): Row((), ALL),
+        ("opendata", "validation"): Row(("no-such-resource",), ALL, exit_allowed=1),
+        ("opendata", "harvest"): Row((missing, "--org", "no-such-org"), ALL, exit_allowed=1),
     }
 
 

@@ -15,7 +15,7 @@ import typer
 from rich.progress import TaskID
 
 from massalia.cli.common import EngineOption, HomeOption, console, existing_home, fail, governed, progress_bar
-from massalia.opendata import datastore
+from massalia.opendata import datastore, harvest, schemas
 from massalia.opendata.catalog import Catalog
 from massalia.opendata.demo import build_demo
 from massalia.opendata.models import ValidationFailed
@@ -171,6 +171,41 @@ def publish(
         f"[green]resource[/] {resource['id']} ({resource['hash']}): {report.rows:,} rows into "
         f"{report.table} in {report.seconds:.1f} s"
     )
+
+
+@opendata_app.command("schemas")
+def schema_list(home_dir: HomeOption = None) -> None:
+    """The Table Schemas shipped with Massalia, by id@version (what a resource's schema may name)."""
+    for item in _run(home_dir, lambda caller, cat: schemas.schema_list(caller)):
+        console.print(f"{item['schema']}  {item['title']}")
+
+
+@opendata_app.command("validation")
+def validation(
+    resource: str,
+    version: Annotated[int | None, typer.Option(min=1, help="The dataset version (default: as it stands).")] = None,
+    rerun: Annotated[bool, typer.Option(help="Validate the file again (a new version records it).")] = False,
+    home_dir: HomeOption = None,
+) -> None:
+    """A resource's schema validation report (row, field, error type, message); --rerun validates again."""
+
+    def work(caller: Any, cat: Catalog) -> dict[str, Any]:
+        if rerun:
+            cat.resource_validate(caller, resource)
+        return schemas.validation_show(caller, cat, resource, version=version)
+
+    _print(_run(home_dir, work))
+
+
+@opendata_app.command("harvest")
+def harvest_command(
+    source: Annotated[str, typer.Argument(help="A DCAT file (Turtle, RDF/XML, JSON-LD) or an http(s) URL.")],
+    organization: Annotated[str, typer.Option("--org", help="The organization the records are harvested into.")],
+    home_dir: HomeOption = None,
+) -> None:
+    """Harvest DCAT records as datasets of an organization; prints what was created, updated, skipped, removed."""
+    report = _run(home_dir, lambda caller, cat: harvest.harvest(caller, cat, source, organization))
+    _print(report.as_dict())
 
 
 @opendata_app.command("sql")

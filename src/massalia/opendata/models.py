@@ -19,7 +19,7 @@ massalia.opendata.models.ValidationFailed: name: must be 2 to 100 characters: lo
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
@@ -126,6 +126,9 @@ class NamedRef(_Input):
 class ResourceInput(_Input):
     """A resource's metadata: a URL (or an upload, sent apart), its name, format and description."""
 
+    # ``schema`` as CKAN sends it, or ``schema_id`` as a resource is shown (a patch merges the stored fields).
+    model_config = ConfigDict(extra="ignore", str_strip_whitespace=True, populate_by_name=True)
+
     id: str | None = Field(default=None, max_length=36)
     url: str = Field(default="", max_length=2000)
     name: str = Field(default="", max_length=500)
@@ -133,6 +136,9 @@ class ResourceInput(_Input):
     format: str = Field(default="", max_length=50)
     mimetype: str | None = Field(default=None, max_length=200)
     schema_id: str | None = Field(default=None, max_length=200, alias="schema")
+    validation: Literal["publish", "strict"] | None = Field(
+        default=None, description="strict: an upload that does not validate against its schema is refused"
+    )
 
     @field_validator("url")
     @classmethod
@@ -165,6 +171,10 @@ class DatasetInput(_Input):
     temporal_end: dt.date | None = None
     frequency: str = Field(default="unknown", max_length=20)
     resources: list[ResourceInput] | None = Field(default=None, max_length=MAX_RESOURCES)
+    # A harvested dataset (opendata/harvest.py) names its source and its record's URI there; a local one leaves
+    # them empty. Re-harvesting finds the dataset of a record by them.
+    harvest_source: str | None = Field(default=None, max_length=2000)
+    harvest_uri: str | None = Field(default=None, max_length=2000)
 
     @field_validator("license_id")
     @classmethod

@@ -35,7 +35,7 @@ from massalia.engine import Engine
 from massalia.engine.base import QueryTimeoutError
 from massalia.governance import AccessDenied, InvalidRequest, NotFound
 from massalia.governance import Caller as ServiceCaller
-from massalia.opendata import datastore
+from massalia.opendata import datastore, schemas
 from massalia.opendata.catalog import Catalog, Upload
 from massalia.opendata.models import ValidationFailed
 from massalia.opendata.search import search_documents, tag_names
@@ -268,6 +268,30 @@ def resource_show(call: Call) -> Any:
     return call.catalog.resource_show(call.caller, _given(call.params, "id"))
 
 
+def resource_validation_show(call: Call) -> Any:
+    """The schema validation report of a resource (``resource_id`` or ``id``; ``version`` for an earlier one)."""
+    p = call.params
+    version = _int(p, "version", 0) if "version" in p else None
+    return schemas.validation_show(call.caller, call.catalog, p.get("resource_id") or _given(p, "id"), version=version)
+
+
+def resource_validation_run(call: Call) -> Any:
+    """Validate a resource's file (``resource_id`` or ``id``) again against its schema; a new version records it."""
+    p = call.params
+    resource = call.catalog.resource_validate(call.caller, p.get("resource_id") or _given(p, "id"))
+    return schemas.validation_show(call.caller, call.catalog, resource["id"])
+
+
+def schema_list(call: Call) -> Any:
+    """The Table Schemas shipped with the site, by ``id@version`` (what a resource's ``schema`` may name)."""
+    return schemas.schema_list(call.caller)
+
+
+def schema_show(call: Call) -> Any:
+    """One shipped Table Schema (``id``: ``id@version``) and its descriptor."""
+    return schemas.schema_show(call.caller, _given(call.params, "id"))
+
+
 def _engine(call: Call) -> Engine:
     if call.engine is None:
         raise InvalidRequest("no warehouse engine for the datastore")
@@ -393,13 +417,18 @@ ACTIONS: dict[str, ActionSpec] = {
     "resource_update": ActionSpec(resource_update, PUBLISH, engine=True),
     "resource_patch": ActionSpec(resource_patch, PUBLISH, engine=True),
     "resource_show": ActionSpec(resource_show, READ),
+    "resource_validation_show": ActionSpec(resource_validation_show, READ),
+    "resource_validation_run": ActionSpec(resource_validation_run, PUBLISH),
+    "schema_list": ActionSpec(schema_list, READ),
+    "schema_show": ActionSpec(schema_show, READ),
     "datastore_create": ActionSpec(datastore_create, DS_WRITE, engine=True),
     "datastore_upsert": ActionSpec(datastore_upsert, DS_WRITE, engine=True),
     "datastore_delete": ActionSpec(datastore_delete, DS_WRITE, engine=True),
     "datastore_search": ActionSpec(datastore_search, DS_READ, engine=True),
     "datastore_search_sql": ActionSpec(datastore_search_sql, DS_READ, engine=True),
 }
-"""Every action of the API, by CKAN name (``package_versions`` is Massalia's own)."""
+"""Every action of the API, by CKAN name (``package_versions``, ``schema_list`` and ``schema_show`` are Massalia's
+own; ``resource_validation_show`` and ``resource_validation_run`` are ckanext-validation's)."""
 
 
 # -- the HTTP layer ------------------------------------------------------------------------------------------
