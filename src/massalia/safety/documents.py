@@ -1,4 +1,4 @@
-"""Text of the documents attached to incident reports (PDF, DOCX, ODT, e-mail), extracted within bounds.
+r"""Text of the documents attached to incident reports (PDF, DOCX, ODT, e-mail), extracted within bounds.
 
 An attachment is whatever a source's document system delivered: a police report as a PDF, a letter as a
 DOCX or an ODT, a complaint forwarded by e-mail. Each is read by a maintained library (``pypdf``,
@@ -17,9 +17,9 @@ Examples
 --------
 >>> import tempfile, pathlib
 >>> path = pathlib.Path(tempfile.mkdtemp()) / "plainte.eml"
->>> _ = path.write_text("Subject: Tapage\\n\\nMusique forte toute la nuit.\\n", encoding="utf-8")
+>>> _ = path.write_text("Subject: Tapage\n\nMusique forte toute la nuit.\n", encoding="utf-8")
 >>> extract_text(path).text
-'Tapage\\nMusique forte toute la nuit.'
+'Tapage\nMusique forte toute la nuit.'
 """
 
 from __future__ import annotations
@@ -145,7 +145,7 @@ def _odt(path: Path, budget: _Budget) -> int:
     _check_archive(path)
     try:
         document = load_odf(str(path))
-    except Exception as error:  # noqa: BLE001 (odfpy lets any XML parser or lookup error through)
+    except Exception as error:  # odfpy lets any XML parser or lookup error through
         raise DocumentError(f"{path.name}: not a readable ODT ({type(error).__name__}: {error})") from None
     for element in document.getElementsByType(odf_text.H) + document.getElementsByType(odf_text.P):
         if not budget.add(teletype.extractText(element)):
