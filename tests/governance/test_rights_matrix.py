@@ -238,6 +238,14 @@ EXPECTED: dict[str, Callable[[Case], Outcome]] = {
     "safety.stats.read": safety_aggregate,
     "safety.map.read": safety_aggregate,
     "safety.quality.read": roles(Role.ADMIN, Role.DATA_ENGINEER, Role.SAFETY_ANALYST, Role.SAFETY_MANAGER),
+    # search: snippets (row_level) only for the narrative readers; analyst and partner a noisy count (PLAIN)
+    "safety.search.read": lambda case: (
+        ROWS if case.role in {Role.SAFETY_OPERATOR, Role.SAFETY_MANAGER}
+        else PLAIN if case.role in {Role.SAFETY_ANALYST, Role.PARTNER} else DENY
+    ),  # fmt: skip
+    "safety.search.index": roles(Role.ADMIN, Role.DATA_ENGINEER),
+    "safety.search.save": roles(Role.SAFETY_OPERATOR, Role.SAFETY_ANALYST, Role.SAFETY_MANAGER),
+    "safety.view.save": roles(Role.SAFETY_OPERATOR, Role.SAFETY_ANALYST, Role.SAFETY_MANAGER),
     # open data: published open data is everyone's to read, anonymous included (role public); writes are open to
     # signed-in roles here and narrowed by the catalog's organization check (tests/opendata/test_catalog.py)
     "opendata.catalog.read": roles(*Role),  # public reads: anonymous and every signed-in role

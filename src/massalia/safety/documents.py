@@ -165,7 +165,7 @@ def _eml(path: Path, budget: _Budget) -> int:
     if body is None:
         return 0
     try:
-        content = body.get_content()  # type: ignore[attr-defined]
+        content = body.get_content()
     except (LookupError, ValueError) as error:
         raise DocumentError(f"{path.name}: the e-mail body cannot be decoded ({error})") from None
     if isinstance(content, bytes):

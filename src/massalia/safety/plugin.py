@@ -18,6 +18,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from massalia.api.routes.safety import incidents
+from massalia.api.routes.safety import search as search_routes
+from massalia.api.routes.safety import views as view_routes
 from massalia.cli.safety import safety_app
 from massalia.plugins import Contributions
 
@@ -34,6 +36,8 @@ class SafetyDomain:
     def contribute(self, contributions: Contributions) -> None:
         """Register safety's router, command group and rights."""
         contributions.add_router(incidents.router)
+        contributions.add_router(search_routes.router)
+        contributions.add_router(view_routes.router)
         contributions.add_cli_group("safety", safety_app)
         contributions.add_rights(RIGHTS_FILE)
 
