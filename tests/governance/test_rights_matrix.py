@@ -106,6 +106,12 @@ def safety_aggregate(case: Case) -> Outcome:
     return PLAIN if case.role is Role.PARTNER else DENY
 
 
+def safety_search(case: Case) -> Outcome:
+    if case.role in {Role.SAFETY_OPERATOR, Role.SAFETY_MANAGER}:
+        return ROWS
+    return PLAIN if case.role in {Role.SAFETY_ANALYST, Role.PARTNER} else DENY
+
+
 def aggregate(case: Case) -> Outcome:
     if case.role in PROJECT_USERS and case.active_member:
         return RAW
@@ -239,10 +245,7 @@ EXPECTED: dict[str, Callable[[Case], Outcome]] = {
     "safety.map.read": safety_aggregate,
     "safety.quality.read": roles(Role.ADMIN, Role.DATA_ENGINEER, Role.SAFETY_ANALYST, Role.SAFETY_MANAGER),
     # search: snippets (row_level) only for the narrative readers; analyst and partner a noisy count (PLAIN)
-    "safety.search.read": lambda case: (
-        ROWS if case.role in {Role.SAFETY_OPERATOR, Role.SAFETY_MANAGER}
-        else PLAIN if case.role in {Role.SAFETY_ANALYST, Role.PARTNER} else DENY
-    ),  # fmt: skip
+    "safety.search.read": safety_search,
     "safety.search.index": roles(Role.ADMIN, Role.DATA_ENGINEER),
     "safety.search.save": roles(Role.SAFETY_OPERATOR, Role.SAFETY_ANALYST, Role.SAFETY_MANAGER),
     "safety.view.save": roles(Role.SAFETY_OPERATOR, Role.SAFETY_ANALYST, Role.SAFETY_MANAGER),

@@ -16,6 +16,9 @@ from massalia.safety import views
 
 router = APIRouter(prefix="/safety", tags=["safety"])
 
+Panel = Literal["stats", "map", "heatmap", "timeline", "bias"]
+DEFAULT_PANELS: tuple[Panel, ...] = ("stats", "map", "timeline")
+
 
 class Layout(BaseModel):
     """What a view shows: the grouping of its statistics, its timeline bucket, its map cell, its panels."""
@@ -23,9 +26,7 @@ class Layout(BaseModel):
     by: Literal["zone", "family", "type", "month", "weekday", "hour"] = "zone"
     bucket: Literal["hour", "day", "week", "month"] = "day"
     cell: int = Field(default=500, ge=50, le=10_000)
-    panels: list[Literal["stats", "map", "heatmap", "timeline", "bias"]] = Field(
-        default_factory=lambda: ["stats", "map", "timeline"], max_length=5
-    )
+    panels: list[Panel] = Field(default_factory=lambda: list(DEFAULT_PANELS), max_length=5)
     rate: bool = False
 
 
