@@ -21,6 +21,7 @@ from massalia.governance import Caller, InvalidRequest, NotFound
 from massalia.governance.disclosure import settings_from_env
 from massalia.pipelines import REJECTS, LineageStore
 from massalia.safety import release as safety_release
+from massalia.safety.basemap import basemap
 from massalia.safety.catalogue import coverage, load_catalogue
 from massalia.safety.geo import districts
 from massalia.safety.log import INCIDENTS, LINKS, REPORTS, load_delivery
@@ -59,6 +60,12 @@ def catalogue_view(caller: Caller) -> dict[str, Any]:
         "coverage": coverage(catalogue),
         "schemes": {name: scheme.get("name") for name, scheme in catalogue.schemes.items()},
     }
+
+
+def basemap_view(caller: Caller) -> dict[str, Any]:
+    """The offline map background (commune outline, districts; no personal data), as the catalogue is read."""
+    caller.authorize("safety.catalogue.read")
+    return basemap()
 
 
 def load(caller: Caller, engine: Engine, root: Path, store: LineageStore) -> dict[str, Any]:
