@@ -263,8 +263,8 @@ def search_reports(
     Raises
     ------
     massalia.text.QuerySyntaxError
-        The query is malformed (what and where); checked before anything else, Tantivy's own syntax
-        (``field:value``) included.
+        The query is malformed (what and where); checked before anything else (Tantivy's own
+        ``field:value`` is read as plain words by the core's parser, never as a field).
     AccessDenied
         The caller may not search.
     TextIndexError
