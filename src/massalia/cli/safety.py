@@ -78,10 +78,10 @@ def load_command(
     home_dir: HomeOption = None,
     engine: EngineOption = None,
 ) -> None:
-    """Load a delivery into the incident log (atomic; files already loaded are skipped)."""
+    """Load a delivery into the incident log (atomic; files already loaded are skipped), then index its reports."""
     data = existing_home(home_dir)
     with governed(data) as caller, open_warehouse(data, engine) as warehouse:
-        result = services.load(caller, warehouse, folder, LineageStore(data.metadata_url))
+        result = services.load(caller, warehouse, folder, LineageStore(data.metadata_url), index_root=data.indexes)
     _print(result)
 
 

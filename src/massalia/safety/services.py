@@ -21,6 +21,7 @@ from massalia.governance import Caller, InvalidRequest, NotFound
 from massalia.governance.disclosure import settings_from_env
 from massalia.pipelines import REJECTS, LineageStore
 from massalia.safety import release as safety_release
+from massalia.safety import search
 from massalia.safety.basemap import basemap
 from massalia.safety.catalogue import coverage, load_catalogue
 from massalia.safety.geo import districts
@@ -68,11 +69,23 @@ def basemap_view(caller: Caller) -> dict[str, Any]:
     return basemap()
 
 
-def load(caller: Caller, engine: Engine, root: Path, store: LineageStore) -> dict[str, Any]:
-    """Load a delivery folder (``safety.incident.load``): one atomic run, files already loaded skipped."""
+def load(
+    caller: Caller, engine: Engine, root: Path, store: LineageStore, *, index_root: Path | None = None
+) -> dict[str, Any]:
+    """Load a delivery folder (``safety.incident.load``): one atomic run, files already loaded skipped.
+
+    With ``index_root``, the reports just loaded are then added to the search index (``safety.search.index``,
+    incremental: only the new reports), so a search sees incidents as they load.
+    """
     caller.authorize("safety.incident.load", detail={"channel": caller.channel, "root": str(root)})
     result = load_delivery(engine, root, store)
+    indexed = (
+        search.index_reports(caller, engine, index_root).as_dict()
+        if index_root is not None and result.status == "success"
+        else None
+    )
     return {
+        "search_index": indexed,
         "run_id": result.run_id,
         "status": result.status,
         "seconds": round(result.seconds, 3),
