@@ -145,3 +145,29 @@ def test_the_safety_pages_have_no_serious_accessibility_violation(browsing: Brow
     page.click("#safety-submit")
     page.wait_for_selector("#safety-hits")
     assert audit(page, axe_source) == [], "safety search"
+
+
+def test_an_operator_saves_a_view_and_opens_it_again(browsing: Browsing, safety_site: Site) -> None:
+    page = browsing.page
+    browsing.sign_in("safety_operator")
+    page.goto("/portal/safety/dashboard")
+    page.wait_for_selector("#safety-view-form")
+    page.wait_for_selector("#safety-stats tbody tr")
+    page.select_option("#safety-d-zone", "D03")
+    page.select_option("#safety-d-by", "family")
+    page.click("#safety-apply")
+    wait_until(page, "() => document.querySelector('#safety-d-by').value === 'family' && "
+               "document.querySelector('#safety-map-status') !== null")  # fmt: skip
+    page.fill("#safety-view-name", "Centre, par famille")
+    page.check("#safety-view-share")
+    page.click("#safety-view-save")
+    button = page.locator("#safety-views [data-view]", has_text="Centre, par famille")
+    button.wait_for()
+    page.select_option("#safety-d-zone", "")
+    page.select_option("#safety-d-by", "zone")
+    page.click("#safety-apply")
+    wait_until(page, "() => document.querySelectorAll('#safety-stats tbody tr').length === 16")
+    button.click()
+    wait_until(page, "() => document.querySelector('#safety-d-zone').value === 'D03'")
+    wait_until(page, "() => document.querySelectorAll('#safety-stats tbody tr').length < 16")
+    assert page.locator("#safety-d-by").input_value() == "family"

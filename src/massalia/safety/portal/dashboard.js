@@ -10,7 +10,8 @@ import { errorBox } from "/static/js/ui.js";
 import { ZONES, field, prepare, queryString, s, select, shown, t } from "./kit.js";
 
 const DEFAULT = { start: "2025-01-01", end: "2026-01-01", zone: "", family: "" };
-const state = { filter: { ...DEFAULT }, by: "zone", layer: "grid", cell: 500, brush: null, basemap: null, families: [] };
+const state = { filter: { ...DEFAULT }, by: "zone", layer: "grid", cell: 500, brush: null, basemap: null, families: [], views: [], role: null };
+const STAFF = ["safety_operator", "safety_analyst", "safety_manager"];
 let view = null;
 
 function apiFilter(extra = {}) {
@@ -184,16 +185,52 @@ function drawForm() {
     h("button", { type: "submit", class: "primary", id: "safety-apply" }, t("safety.apply")))));
 }
 
-export async function render(main) {
+// Saved views: the filter and the layout, kept per user and shareable with one's role (POST/GET /safety/views).
+async function loadViews() {
+  state.views = (await api("GET", "/safety/views")).views;
+  const name = h("input", { type: "text", maxLength: 120, required: true });
+  const share = h("input", { type: "checkbox" });
+  const items = state.views.map((v) => h("li", {}, h("button", { type: "button", class: "link-button", dataset: { view: String(v.view_id) }, onclick: () => openView(v) }, v.name),
+    v.shared_with ? ` · ${t("safety.shared_by", { owner: v.owner })}` : ""));
+  replace(view.views, h("h2", {}, t("safety.views_title")),
+    items.length ? h("ul", { id: "safety-views" }, items) : h("p", { class: "muted", id: "safety-views" }, t("safety.no_views")),
+    h("form", { class: "filters", id: "safety-view-form", onsubmit: async (e) => {
+      e.preventDefault();
+      const f = state.filter;
+      const filter = { start: f.start, end: f.end, zones: f.zone ? [f.zone] : [], families: f.family ? [f.family] : [] };
+      await guarded(view.views, async () => {
+        await api("POST", "/safety/views", { name: name.value.trim(), filter, layout: { by: state.by, cell: state.cell, panels: ["stats", state.layer === "heat" ? "heatmap" : "map", "timeline", "bias"] },
+          share: share.checked ? state.role : null });
+        await loadViews();
+      });
+    } },
+    field("safety-view-name", t("safety.view_name"), name),
+    h("div", { class: "field" }, h("label", { for: "safety-view-share" }, t("safety.view_share")), Object.assign(share, { id: "safety-view-share" })),
+    h("button", { type: "submit", id: "safety-view-save" }, t("safety.view_save"))));
+}
+
+function openView(saved) {
+  const f = saved.filter;
+  state.filter = { start: (f.start || DEFAULT.start).slice(0, 10), end: (f.end || DEFAULT.end).slice(0, 10), zone: (f.zones || [])[0] || "", family: (f.families || [])[0] || "" };
+  state.by = saved.layout.by || "zone";
+  state.cell = saved.layout.cell || 500;
+  state.layer = (saved.layout.panels || []).includes("heatmap") ? "heat" : "grid";
+  drawForm();
+  refresh();
+}
+
+export async function render(main, ctx) {
   await prepare();
+  state.role = ((ctx && ctx.user && ctx.user.roles) || []).find((r) => STAFF.includes(r)) || null;
   view = {
+    views: h("section", { class: "card", id: "safety-views-card", "aria-label": t("safety.views_title") }),
     form: h("div", {}),
     stats: h("section", { class: "card", id: "safety-stats-card", "aria-label": t("safety.stats_title") }),
     map: h("section", { class: "card", id: "safety-map-card", "aria-label": t("safety.map_title") }),
     timeline: h("section", { class: "card", id: "safety-timeline-card", "aria-label": t("safety.timeline_title") }),
   };
   replace(main, h("div", { class: "safety" }, h("h1", {}, t("safety.dashboard_title")), h("p", { class: "lead" }, t("safety.dashboard_lead")),
-    view.form, view.stats, h("div", { class: "map-wrap" }, view.map, view.timeline)));
+    view.form, state.role ? view.views : "", view.stats, h("div", { class: "map-wrap" }, view.map, view.timeline)));
   try {
     const [basemap, catalogue] = await Promise.all([api("GET", "/safety/basemap"), api("GET", "/safety/catalogue")]);
     state.basemap = basemap;
@@ -203,5 +240,6 @@ export async function render(main) {
     return;
   }
   drawForm();
+  if (state.role) await guarded(view.views, loadViews);
   await refresh();
 }
