@@ -11,6 +11,7 @@ from search_world import City, make_city
 
 from massalia.governance.disclosure import settings_from_env
 from massalia.safety import services
+from massalia.safety.catalogue import load_catalogue
 from massalia.safety.log import INCIDENTS
 from massalia.safety.query import IncidentFilter
 
@@ -35,24 +36,25 @@ def _true(loaded: Loaded, families: tuple[str, ...]) -> dict[str, int]:
 def test_attack_differencing_two_overlapping_partner_queries_does_not_give_the_hidden_count(
     city: City, loaded: Loaded
 ) -> None:
-    """VOL alone and VOL + ATP by zone are both large; with exact (masked-only) counts their difference is ATP's."""
-    small, large = ("ATP",), ("VOL", "ATP")
-    hidden = _true(loaded, small)
+    """Every family but ATP, then every family, by zone: both large, so both shown; their difference is ATP's."""
+    others = tuple(sorted(set(load_catalogue().families) - {"ATP"}))
+    hidden = _true(loaded, ("ATP",))
     threshold = settings_from_env().threshold
     assert any(0 < n < threshold for n in hidden.values()), "some zones have a few ATP incidents: masked alone"
     partner = city.caller("partner")
-    alone = services.statistics(partner, loaded.engine, IncidentFilter(families=("VOL",)), "zone")
-    both = services.statistics(partner, loaded.engine, IncidentFilter(families=large), "zone")
-    assert alone["release"]["mode"] == both["release"]["mode"] == "noisy"
-    shown_alone = {r["key"]: r["count"] for r in alone["rows"]}
-    shown_both = {r["key"]: r["count"] for r in both["rows"]}
-    pairs = [(z, shown_both[z] - shown_alone[z]) for z in hidden if shown_both.get(z) and shown_alone.get(z)]
-    assert len(pairs) >= 8, "the attack has material: both queries shown in most zones"
+    without = services.statistics(partner, loaded.engine, IncidentFilter(families=others), "zone")
+    everything = services.statistics(partner, loaded.engine, IncidentFilter(), "zone")
+    assert without["release"]["mode"] == everything["release"]["mode"] == "noisy"
+    shown_without = {r["key"]: r["count"] for r in without["rows"]}
+    shown_all = {r["key"]: r["count"] for r in everything["rows"]}
+    pairs = [(z, shown_all[z] - shown_without[z]) for z in hidden if shown_all.get(z) and shown_without.get(z)]
+    assert len(pairs) >= 12, "the attack has material: both queries shown in (nearly) every zone"
     recovered = sum(1 for zone, difference in pairs if difference == hidden[zone])
-    # Masked-only counts give recovered == len(pairs); Laplace noise of scale 10 rounded to 5 leaves chance hits.
-    assert recovered <= len(pairs) // 3, f"the difference gave the hidden count in {recovered} of {len(pairs)} zones"
-    assert all(c is None or (c % 5 == 0 and c >= threshold) for c in shown_alone.values())
-    assert all(r["rate_per_10k"] is None for r in alone["rows"] if r["count"] is None), "no rate leaks a masked count"
+    # Masked-only counts give recovered == len(pairs); Laplace noise of scale 10 rounded to 5 leaves chance hits
+    # (a few percent per zone).
+    assert recovered <= len(pairs) // 2, f"the difference gave the hidden count in {recovered} of {len(pairs)} zones"
+    assert all(c is None or (c % 5 == 0 and c >= threshold) for c in shown_without.values())
+    assert all(r["rate_per_10k"] is None for r in without["rows"] if r["count"] is None), "no rate leaks a masked count"
 
 
 def test_asking_again_gives_the_same_release_for_free(city: City, loaded: Loaded) -> None:
