@@ -1,10 +1,13 @@
-"""Measure the incident log: generation, load (map, validate, dedup, publish) and map/stats aggregation latency.
+"""Measure the incident log: generation, load (map, validate, dedup, publish), map/stats aggregation and search.
 
 Run: ``python benchmarks/safety.py [--events 1300000] [--dir /tmp/safety-bench] [--runs 60] [--reuse]``.
 About 1,300,000 true events give about 1,000,000 incidents once the three logs are loaded and deduplicated.
 Aggregations go through the guarded services (rights checked, decision audited in the transparency log) with
 random filters (a period of one to six months, type families, zones, a source); the same grid query without
-governance, straight on the engine, is printed next to it (what governance costs). Not a test.
+governance, straight on the engine, is printed next to it (what governance costs). Search: the reports are
+indexed (narratives and attachments, :mod:`massalia.safety.search`), then searched through the guarded service
+(rights, audit with the query's keyed hash) by a manager (hits and snippets, page of 10) with words and phrases
+of the narratives, half of them under a random filter. Not a test.
 """
 
 from __future__ import annotations
@@ -18,10 +21,10 @@ import tempfile
 import time
 from pathlib import Path
 
-from massalia.engine import connect
+from massalia.engine import Engine, connect
 from massalia.governance import Caller, Governance, Role, operator_principal
 from massalia.pipelines import LineageStore
-from massalia.safety import services
+from massalia.safety import search, services
 from massalia.safety.catalogue import load_catalogue
 from massalia.safety.log import INCIDENTS, REPORTS, load_delivery
 from massalia.safety.query import IncidentFilter
@@ -47,6 +50,39 @@ def percentiles(samples: list[float]) -> dict[str, float]:
     }
 
 
+QUERIES = ("vol", "tapage", "bruit", "agression", "véhicule", "dégradation", '"tapage nocturne"', "vol AND sac",
+           "audition", "rixe OR bagarre", "stationnement -gênant", "ivresse", "commissariat", "caméra")  # fmt: skip
+
+
+def measure_search(gov: Governance, engine: Engine, manager: Caller, root: Path, filters: list[IncidentFilter],
+                   runs: int, reuse: bool) -> dict[str, object]:  # fmt: skip
+    """Index the reports (unless reused), then search p50/p95 through the guarded service."""
+    figures: dict[str, object] = {}
+    admin = Caller(gov.create_user("ada.admin", None, [Role.ADMIN], actor=operator_principal()), gov, "bench")
+    if not (reuse and search.TantivyIndex.exists(root, search.INDEX_NAME)):
+        started = time.perf_counter()
+        summary = search.index_reports(admin, engine, root, rebuild=True)
+        seconds = time.perf_counter() - started
+        rate = round(summary.indexed / seconds)
+        figures["index"] = {"seconds": round(seconds, 1), "documents": summary.indexed, "docs_per_s": rate,
+                            "attachments": summary.documents_read}  # fmt: skip
+        print(f"index: {seconds:.1f} s, {summary.indexed:,} documents ({summary.indexed / seconds:,.0f}/s), "
+              f"{summary.documents_read} attachments read")  # fmt: skip
+    rng = random.Random(16)
+    asks = [(rng.choice(QUERIES), filters[i % len(filters)] if rng.random() < 0.5 else IncidentFilter())
+            for i in range(max(runs, 100))]  # fmt: skip
+    search.search_reports(manager, engine, root, "vol")  # warm
+    samples, totals = [], []
+    for query, where in asks:
+        started = time.perf_counter()
+        found = search.search_reports(manager, engine, root, query, where=where)
+        samples.append(time.perf_counter() - started)
+        totals.append(found.total or 0)
+    figures["search_identified"] = {**percentiles(samples), "median_total": statistics.median(totals)}
+    print(f"search (manager, page of 10 with snippets and facets): {figures['search_identified']}")
+    return figures
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--events", type=int, default=1_300_000)
@@ -54,6 +90,7 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=60)
     parser.add_argument("--reuse", action="store_true", help="Reuse the logs and warehouse already in --dir.")
     parser.add_argument("--json", type=Path, default=None)
+    parser.add_argument("--no-search", action="store_true", help="Skip indexing and search.")
     args = parser.parse_args()
     root = args.dir or Path(tempfile.mkdtemp(prefix="safety-bench-"))
     root.mkdir(parents=True, exist_ok=True)
@@ -120,6 +157,8 @@ def main() -> None:
             counted = sum(c["count"] for c in everything["cells"]) + sum(everything["without_point"].values())
             print(f"no cap: the 250 m grid of every incident counts {counted:,} of {incidents:,}")
             figures["grid_counts_every_incident"] = counted == incidents
+            if not args.no_search:
+                figures.update(measure_search(gov, engine, manager, root / "indexes", filters, args.runs, args.reuse))
     if args.json:
         args.json.write_text(json.dumps(figures, indent=1), encoding="utf-8")
 

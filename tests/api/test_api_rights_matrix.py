@@ -317,6 +317,13 @@ SPECS: dict[str, Callable[[Matrix, str, str], Request]] = {
     "GET /api/v1/audit/entries/{index}/proof": lambda m, c, r: {"path": {"index": 0}},
     "GET /api/v1/audit/consistency": lambda m, c, r: {"params": {"old_size": 1}},
     "GET /api/v1/safety/incidents/{incident_id}": lambda m, c, r: {"path": {"incident_id": 1}},
+    "POST /api/v1/safety/search": lambda m, c, r: {"json": {"query": "tapage"}},
+    "POST /api/v1/safety/search/index": lambda m, c, r: {"json": {}},
+    "POST /api/v1/safety/saved-searches": lambda m, c, r: {"json": {"name": "Nuits", "query": "tapage"}},
+    "DELETE /api/v1/safety/saved-searches/{search_id}": lambda m, c, r: {"path": {"search_id": 1}},
+    "POST /api/v1/safety/views": lambda m, c, r: {"json": {"name": "Centre"}},
+    "GET /api/v1/safety/views/{view_id}": lambda m, c, r: {"path": {"view_id": 1}},
+    "DELETE /api/v1/safety/views/{view_id}": lambda m, c, r: {"path": {"view_id": 1}},
     "GET /portal/{page:path}": lambda m, c, r: {"path": {"page": "account"}},
     "GET /static/{asset:path}": lambda m, c, r: {"path": {"asset": "js/app.js"}},
     "GET /api/v1/opendata/dataset/{dataset_id}/resource/{resource_id}/download/{filename}": lambda m, c, r: {

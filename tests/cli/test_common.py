@@ -199,6 +199,9 @@ def expectations(world: World, caller: str) -> dict[tuple[str, ...], Row]:
         ("safety", "incidents"): Row((), frozenset()),
         ("safety", "stats"): Row((), frozenset({"operator", "admin"})),
         ("safety", "quality"): Row((), STAFF_ADMINS),
+        ("safety", "index"): Row((), STAFF_ADMINS, exit_allowed=1),  # allowed, then: no incident log to index
+        ("safety", "search"): Row(("tapage",), frozenset()),
+        ("safety", "views"): Row((), frozenset()),
         ("analysis", "compare"): Row(
             ("--project", str(world.project), "--treated", "sex = female", "--comparator", "sex = male"), frozenset()
         ),

@@ -23,6 +23,7 @@ def safety_home(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[st
     code, out = run(home, "safety", "load", str(logs), "--home", str(home))
     assert code == 0, out
     assert json.loads(out)["status"] == "success"
+    assert json.loads(out)["search_index"]["indexed"] > 0, "the load indexes its reports for search"
     code, out = run(home, "safety", "load", str(logs), "--home", str(home))
     assert code == 0 and json.loads(out)["status"] == "unchanged", "a second load adds nothing"
     tokens = {}
@@ -56,3 +57,32 @@ def test_the_local_operator_and_an_analyst_cannot_read_people(safety_home: tuple
     assert listed and all("parties" in r for row in listed for r in row["reports"])
     code, out = run(home, "safety", "incidents", "--id", str(listed[0]["incident_id"]), token=tokens["ana.lyst"])
     assert code == 0 and json.loads(out)["links"], "one incident with its dedup links"
+
+
+def test_search_saved_searches_and_views_from_the_command_line(safety_home: tuple[Path, dict[str, str]]) -> None:
+    home, tokens = safety_home
+    code, out = run(home, "safety", "index")  # the load indexed its reports already: nothing new
+    assert code == 0 and json.loads(out)["added"] == 0, out
+    code, out = run(home, "safety", "index", "--rebuild")  # the local operator indexes (an admin's job)
+    assert code == 0, out
+    indexed = json.loads(out)
+    assert indexed["indexed"] > 0 and indexed["documents_read"] > 0 and indexed["errors_total"] == 0
+    code, out = run(home, "safety", "search", "audition", "--page-size", "3", token=tokens["olga.ops"])
+    assert code == 0, out
+    found = json.loads(out)
+    assert found["mode"] == "identified" and found["total"] == indexed["documents_read"] and found["hits"]
+    code, out = run(home, "safety", "search", "audition", token=tokens["ana.lyst"])
+    assert code == 0 and json.loads(out)["mode"] == "count" and json.loads(out)["hits"] == []
+    code, out = run(home, "safety", "search", "document_kind:pdf", token=tokens["olga.ops"])
+    assert code == 0 and json.loads(out)["total"] == 0, "Tantivy's field syntax is plain words, never a field filter"
+    code, out = run(home, "safety", "search", "audition", "--save", "Auditions", token=tokens["olga.ops"])
+    assert code == 0, out
+    code, out = run(home, "safety", "search", "--check", token=tokens["olga.ops"])
+    assert code == 0 and json.loads(out)["searches"][0]["new_matches"] == 0, "nothing indexed since it was saved"
+    code, out = run(home, "safety", "views", "--save", "Nord", "--zone", "D15", "--layout", '{"by": "month"}',
+                    "--share", "safety_analyst", token=tokens["ana.lyst"])  # fmt: skip
+    assert code == 0, out
+    code, out = run(home, "safety", "views", token=tokens["ana.lyst"])
+    assert code == 0 and json.loads(out)["views"][0]["filter"]["zones"] == ["D15"]
+    code, out = run(home, "safety", "views", token=tokens["olga.ops"])
+    assert code == 0 and json.loads(out)["views"] == [], "shared with analysts, not operators"

@@ -106,6 +106,12 @@ def safety_aggregate(case: Case) -> Outcome:
     return PLAIN if case.role is Role.PARTNER else DENY
 
 
+def safety_search(case: Case) -> Outcome:
+    if case.role in {Role.SAFETY_OPERATOR, Role.SAFETY_MANAGER}:
+        return ROWS
+    return PLAIN if case.role in {Role.SAFETY_ANALYST, Role.PARTNER} else DENY
+
+
 def aggregate(case: Case) -> Outcome:
     if case.role in PROJECT_USERS and case.active_member:
         return RAW
@@ -238,6 +244,11 @@ EXPECTED: dict[str, Callable[[Case], Outcome]] = {
     "safety.stats.read": safety_aggregate,
     "safety.map.read": safety_aggregate,
     "safety.quality.read": roles(Role.ADMIN, Role.DATA_ENGINEER, Role.SAFETY_ANALYST, Role.SAFETY_MANAGER),
+    # search: snippets (row_level) only for the narrative readers; analyst and partner a noisy count (PLAIN)
+    "safety.search.read": safety_search,
+    "safety.search.index": roles(Role.ADMIN, Role.DATA_ENGINEER),
+    "safety.search.save": roles(Role.SAFETY_OPERATOR, Role.SAFETY_ANALYST, Role.SAFETY_MANAGER),
+    "safety.view.save": roles(Role.SAFETY_OPERATOR, Role.SAFETY_ANALYST, Role.SAFETY_MANAGER),
     # open data: published open data is everyone's to read, anonymous included (role public); writes are open to
     # signed-in roles here and narrowed by the catalog's organization check (tests/opendata/test_catalog.py)
     "opendata.catalog.read": roles(*Role),  # public reads: anonymous and every signed-in role

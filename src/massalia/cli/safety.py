@@ -14,13 +14,17 @@ from typing import Annotated, Any
 import typer
 
 from massalia.cli.common import EngineOption, HomeOption, console, existing_home, governed, literal
+from massalia.governance import InvalidRequest
 from massalia.pipelines import LineageStore
-from massalia.safety import services
+from massalia.safety import search as safety_search
+from massalia.safety import services, views
 from massalia.safety.query import IncidentFilter
 from massalia.safety.synth.generator import GeneratorConfig, generate
 from massalia.warehouse import open_warehouse
 
-safety_app = typer.Typer(help="Public safety: the unified incident log (generate, load, incidents, stats).")
+safety_app = typer.Typer(
+    help="Public safety: the unified incident log (generate, load, incidents, stats, search, views)."
+)
 
 StartOption = Annotated[str | None, typer.Option("--start", help="From this ISO date or date-time (included).")]
 EndOption = Annotated[str | None, typer.Option("--end", help="Until this ISO date or date-time (excluded).")]
@@ -74,10 +78,10 @@ def load_command(
     home_dir: HomeOption = None,
     engine: EngineOption = None,
 ) -> None:
-    """Load a delivery into the incident log (atomic; files already loaded are skipped)."""
+    """Load a delivery into the incident log (atomic; files already loaded are skipped), then index its reports."""
     data = existing_home(home_dir)
     with governed(data) as caller, open_warehouse(data, engine) as warehouse:
-        result = services.load(caller, warehouse, folder, LineageStore(data.metadata_url))
+        result = services.load(caller, warehouse, folder, LineageStore(data.metadata_url), index_root=data.indexes)
     _print(result)
 
 
@@ -139,3 +143,94 @@ def catalogue_command(home_dir: HomeOption = None) -> None:
     """The incident-type catalogue with its crosswalks (JSON)."""
     with governed(existing_home(home_dir)) as caller:
         _print(services.catalogue_view(caller))
+
+
+@safety_app.command("index")
+def index_command(
+    rebuild: Annotated[bool, typer.Option("--rebuild", help="Rebuild the whole index (else: new reports).")] = False,
+    home_dir: HomeOption = None,
+    engine: EngineOption = None,
+) -> None:
+    """Index narratives and attachments for search (the reports loaded since the last run); bad files named."""
+    data = existing_home(home_dir)
+    with governed(data) as caller, open_warehouse(data, engine) as warehouse:
+        _print(safety_search.index_reports(caller, warehouse, data.indexes, rebuild=rebuild).as_dict())
+
+
+@safety_app.command("search")
+def search_command(
+    query: Annotated[str | None, typer.Argument(help='Words, "phrases", AND/OR/NOT, parentheses.')] = None,
+    start: StartOption = None,
+    end: EndOption = None,
+    zone: ZoneOption = None,
+    family: FamilyOption = None,
+    type_: TypeOption = None,
+    source: SourceOption = None,
+    page: Annotated[int, typer.Option(min=1, max=1000, help="Page of hits.")] = 1,
+    page_size: Annotated[int, typer.Option(min=1, max=100, help="Hits per page.")] = 10,
+    save: Annotated[str | None, typer.Option("--save", help="Keep the query as a saved search of this name.")] = None,
+    saved: Annotated[bool, typer.Option("--saved", help="List your saved searches.")] = False,
+    check: Annotated[bool, typer.Option("--check", help="Check your saved searches for new matches.")] = False,
+    delete: Annotated[int | None, typer.Option("--delete-saved", min=1, help="Delete a saved search.")] = None,
+    home_dir: HomeOption = None,
+    engine: EngineOption = None,
+) -> None:
+    """Search narratives and attachments (JSON), or keep, list, check and delete saved searches."""
+    data = existing_home(home_dir)
+    with governed(data) as caller, open_warehouse(data, engine) as warehouse:
+        if saved:
+            _print(views.list_searches(caller, warehouse))
+        elif check:
+            _print(views.check_searches(caller, warehouse, data.indexes))
+        elif delete is not None:
+            _print(views.delete_search(caller, warehouse, delete))
+        elif query is None:
+            raise InvalidRequest("give a QUERY (or --saved, --check, --delete-saved)")
+        elif save is not None:
+            where = _filter(start, end, zone, family, type_, source)
+            _print(views.save_search(caller, warehouse, data.indexes, save, query, where))
+        else:
+            where = _filter(start, end, zone, family, type_, source)
+            found = safety_search.search_reports(caller, warehouse, data.indexes, query, where=where, page=page,
+                                                 page_size=page_size)  # fmt: skip
+            _print(found.as_dict())
+
+
+@safety_app.command("views")
+def views_command(
+    save: Annotated[
+        str | None, typer.Option("--save", help="Keep the filter and layout as a view of this name.")
+    ] = None,
+    layout: Annotated[
+        str, typer.Option("--layout", help="The view's layout as JSON (by, bucket, cell, panels).")
+    ] = "{}",
+    share: Annotated[str | None, typer.Option("--share", help="Share with one of your safety roles.")] = None,
+    show: Annotated[int | None, typer.Option("--show", min=1, help="One view.")] = None,
+    delete: Annotated[int | None, typer.Option("--delete", min=1, help="Delete one of your views.")] = None,
+    start: StartOption = None,
+    end: EndOption = None,
+    zone: ZoneOption = None,
+    family: FamilyOption = None,
+    type_: TypeOption = None,
+    source: SourceOption = None,
+    home_dir: HomeOption = None,
+    engine: EngineOption = None,
+) -> None:
+    """List your views and those shared with your role (JSON), or keep, show and delete one."""
+    data = existing_home(home_dir)
+    with governed(data) as caller, open_warehouse(data, engine) as warehouse:
+        if show is not None:
+            _print(views.get_view(caller, warehouse, show))
+        elif delete is not None:
+            _print(views.delete_view(caller, warehouse, delete))
+        elif save is not None:
+            try:
+                chosen = json.loads(layout)
+            except json.JSONDecodeError as error:
+                raise InvalidRequest(f"--layout: not JSON ({error})") from None
+            if not isinstance(chosen, dict):
+                raise InvalidRequest("--layout: a JSON object is expected")
+            where = _filter(start, end, zone, family, type_, source)
+            _print(views.save_view(caller, warehouse, save, where, chosen, share=share))
+        else:
+            _print(views.list_views(caller, warehouse))

@@ -17,12 +17,25 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from massalia.api.routes.safety import incidents
+from massalia.api.routes.safety import incidents, pages
+from massalia.api.routes.safety import search as search_routes
+from massalia.api.routes.safety import views as view_routes
 from massalia.cli.safety import safety_app
-from massalia.plugins import Contributions
+from massalia.plugins import Contributions, PortalPage
 
 RIGHTS_FILE = Path(__file__).with_name("rights.yaml")
 """Safety's actions (``safety.<area>.<verb>``), merged with the core's at start-up."""
+
+PORTAL_ASSETS = Path(__file__).with_name("portal")
+"""Safety's portal pages (ES modules), stylesheet and message catalogues, served at ``/static/domains/safety/``."""
+
+PORTAL_PAGES: tuple[PortalPage, ...] = (
+    PortalPage("safety.search", "/portal/safety/search", "Recherche main courante", "Incident search", "search.js",
+               right="safety.search.read", group="safety"),
+    PortalPage("safety.dashboard", "/portal/safety/dashboard", "Sécurité publique : tableau de bord",
+               "Public safety dashboard", "dashboard.js", right="safety.stats.read", group="safety"),
+)  # fmt: skip
+"""The search page, and the dashboard (statistics, bias notes, offline map, timeline brushing the map)."""
 
 
 @dataclass(frozen=True)
@@ -34,8 +47,14 @@ class SafetyDomain:
     def contribute(self, contributions: Contributions) -> None:
         """Register safety's router, command group and rights."""
         contributions.add_router(incidents.router)
+        contributions.add_router(search_routes.router)
+        contributions.add_router(pages.router)
+        contributions.add_router(view_routes.router)
         contributions.add_cli_group("safety", safety_app)
         contributions.add_rights(RIGHTS_FILE)
+        contributions.add_portal_assets(PORTAL_ASSETS)
+        for page in PORTAL_PAGES:
+            contributions.add_portal_page(page)
 
 
 DOMAIN = SafetyDomain()

@@ -82,6 +82,19 @@ class IncidentFilter:
         length = self.end - self.start
         return IncidentFilter(self.start - length, self.start, self.zones, self.families, self.types, self.sources)
 
+    def last_year(self) -> IncidentFilter | None:
+        """The same filter over the same dates one year earlier (29 February falls back to the 28th)."""
+        if not (self.start and self.end):
+            return None
+
+        def back(moment: dt.datetime) -> dt.datetime:
+            try:
+                return moment.replace(year=moment.year - 1)
+            except ValueError:
+                return moment.replace(year=moment.year - 1, day=28)
+
+        return IncidentFilter(back(self.start), back(self.end), self.zones, self.families, self.types, self.sources)
+
     def describe(self) -> dict[str, object]:
         """The filter as JSON-ready values (for audit entries and answers)."""
         return {

@@ -20,6 +20,9 @@ from massalia.engine import Engine
 from massalia.governance import Caller, InvalidRequest, NotFound
 from massalia.governance.disclosure import settings_from_env
 from massalia.pipelines import REJECTS, LineageStore
+from massalia.safety import release as safety_release
+from massalia.safety import search
+from massalia.safety.basemap import basemap
 from massalia.safety.catalogue import coverage, load_catalogue
 from massalia.safety.geo import districts
 from massalia.safety.log import INCIDENTS, LINKS, REPORTS, load_delivery
@@ -60,11 +63,29 @@ def catalogue_view(caller: Caller) -> dict[str, Any]:
     }
 
 
-def load(caller: Caller, engine: Engine, root: Path, store: LineageStore) -> dict[str, Any]:
-    """Load a delivery folder (``safety.incident.load``): one atomic run, files already loaded skipped."""
+def basemap_view(caller: Caller) -> dict[str, Any]:
+    """The offline map background (commune outline, districts; no personal data), as the catalogue is read."""
+    caller.authorize("safety.catalogue.read")
+    return basemap()
+
+
+def load(
+    caller: Caller, engine: Engine, root: Path, store: LineageStore, *, index_root: Path | None = None
+) -> dict[str, Any]:
+    """Load a delivery folder (``safety.incident.load``): one atomic run, files already loaded skipped.
+
+    With ``index_root``, the reports just loaded are then added to the search index (``safety.search.index``,
+    incremental: only the new reports), so a search sees incidents as they load.
+    """
     caller.authorize("safety.incident.load", detail={"channel": caller.channel, "root": str(root)})
     result = load_delivery(engine, root, store)
+    indexed = (
+        search.index_reports(caller, engine, index_root).as_dict()
+        if index_root is not None and result.status == "success"
+        else None
+    )
     return {
+        "search_index": indexed,
         "run_id": result.run_id,
         "status": result.status,
         "seconds": round(result.seconds, 3),
@@ -243,10 +264,13 @@ def reporting_bias(engine: Engine, where: IncidentFilter, totals: dict[str, int]
 
 
 def statistics(caller: Caller, engine: Engine, where: IncidentFilter, by: str = "zone") -> dict[str, Any]:
-    """Incident counts by ``by`` (zone, family, type, month, weekday, hour), the previous period, rates, bias notes.
+    """Incident counts by ``by`` (zone, family, type, month, weekday, hour), past periods, rates, bias notes.
 
-    Rates are per 10,000 inhabitants of the zone (``by="zone"``) or of the city. A caller without
-    ``raw_counts`` (a partner) gets every count under the disclosure threshold masked as ``null``.
+    With a period, each row also gives the previous period of the same length (``previous``, ``change``) and
+    the same dates a year earlier (``last_year``, ``change_last_year``). Rates are per 10,000 inhabitants of
+    the zone (``by="zone"``) or of the city. A caller without ``raw_counts`` (a partner) gets every count
+    through the core's noisy release (:mod:`massalia.safety.release`): noisy, rounded, masked under the
+    threshold (``null``), budgeted, and rates computed from the released counts only.
     """
     if by not in GROUPINGS:
         raise InvalidRequest(f"by: unknown grouping {by!r} ({', '.join(GROUPINGS)})")
@@ -257,37 +281,66 @@ def statistics(caller: Caller, engine: Engine, where: IncidentFilter, by: str = 
     city = sum(populations.values())
     if not _ready(engine):
         return {"by": by, "rows": [], "total": 0, "bias": [], "exact": exact}
-    current = _counts(engine, where, GROUPINGS[by])
-    before = where.previous()
-    previous = _counts(engine, before, GROUPINGS[by]) if before else {}
-    keys = sorted(set(current) | set(previous))
+    series = {"count": where, "previous": where.previous(), "last_year": where.last_year()}
+    counts = {name: _counts(engine, chosen, GROUPINGS[by]) if chosen else {} for name, chosen in series.items()}
+    keys = sorted(set().union(*counts.values()))
+    shown: dict[str, dict[str, int | None]] = {name: dict(values) for name, values in counts.items()}
+    release: dict[str, Any] = {"mode": "exact"}
+    if not exact:
+        cells = {f"{name}|{key}": counts[name].get(key, 0) for name in counts if series[name] for key in keys}
+        # One incident falls in one key of a series, and in as many series as their periods overlap at its time.
+        depth = _overlap_depth([chosen for chosen in series.values() if chosen is not None])
+        released, release = safety_release.release_table(caller, engine, "safety.stats.read",
+                                                         {"filter": where.describe(), "by": by}, cells,
+                                                         sensitivity=depth)  # fmt: skip
+        shown = {name: {key: released.get(f"{name}|{key}") for key in keys} for name in counts if series[name]}
     rows = []
     for key in keys:
-        count = current.get(key, 0)
         population = populations.get(key, city) if by == "zone" else city
-        shown = _mask(count, exact, threshold)
-        prior = _mask(previous.get(key, 0), exact, threshold) if before else None
-        rows.append(
-            {
-                "key": key,
-                "count": shown,
-                "rate_per_10k": None if shown is None else round(count * 10_000 / population, 2),
-                "population": population,
-                "previous": prior,
-                "change": None if shown is None or prior in (None, 0) else round((count - prior) / prior, 3),
-            }
-        )
-    total = sum(current.values())
+        value = shown["count"].get(key, 0)
+        row: dict[str, Any] = {
+            "key": key,
+            "count": value,
+            "rate_per_10k": None if value is None else round(value * 10_000 / population, 2),
+            "population": population,
+        }
+        for name, change in (("previous", "change"), ("last_year", "change_last_year")):
+            prior = shown[name].get(key, 0) if series[name] else None
+            row[name] = prior
+            row[change] = None if value is None or not prior else round((value - prior) / prior, 3)
+        rows.append(row)
+    current = [r["count"] for r in rows]
+    total = sum(c for c in current if c is not None)
     return {
         "by": by,
         "filter": where.describe(),
-        "previous_period": before.describe() if before else None,
+        "previous_period": series["previous"].describe() if series["previous"] else None,
+        "last_year_period": series["last_year"].describe() if series["last_year"] else None,
         "rows": rows,
-        "total": _mask(total, exact, threshold),
+        # A partner's total is the sum of the released cells (post-processing, no extra release).
+        "total": total if exact or None not in current else None,
         "exact": exact,
         "threshold": None if exact else threshold,
-        "bias": reporting_bias(engine, where, current if by == "zone" else None),
+        "release": release,
+        "bias": _bias_for(exact, reporting_bias(engine, where, counts["count"] if by == "zone" else None)),
     }
+
+
+def _overlap_depth(filters: list[IncidentFilter]) -> int:
+    """The most periods of ``filters`` one instant falls in (an open period covers every instant)."""
+    lowest, highest = dt.datetime.min, dt.datetime.max
+    spans = [(f.start or lowest, f.end or highest) for f in filters]
+    return max((sum(1 for low, high in spans if low <= at < high) for at, _ in spans), default=1) or 1
+
+
+def _bias_for(exact: bool, notes: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Bias notes as a caller may read them: a partner learns which zone and source, not the exact shares."""
+    if exact:
+        return notes
+    return [{"zone": n["zone"], "source": n["source"],
+             "note": f"In {n['zone']}, source {n['source']} sees a much smaller share of incidents than city-wide: "
+                     "this zone's counts likely under-record; compare rates across zones with care."}
+            for n in notes]  # fmt: skip
 
 
 def map_grid(caller: Caller, engine: Engine, where: IncidentFilter, cell_metres: int = 500) -> dict[str, Any]:
@@ -310,8 +363,15 @@ def map_grid(caller: Caller, engine: Engine, where: IncidentFilter, cell_metres:
     ).to_pylist()
     cells = []
     without: dict[str, int | None] = {}
+    released: dict[str, int | None] = {}
+    release: dict[str, Any] = {"mode": "exact"}
+    if not grant.raw_counts:  # disjoint cells: one incident changes one count (sensitivity 1)
+        released, release = safety_release.release_table(
+            caller, engine, "safety.map.read", {"filter": where.describe(), "cell": size},
+            {f"{r['gx']}:{r['gy']}:{r['unplaced']}": int(r["n"]) for r in rows},
+        )  # fmt: skip
     for row in rows:
-        count = _mask(int(row["n"]), grant.raw_counts, threshold)
+        count = int(row["n"]) if grant.raw_counts else released[f"{row['gx']}:{row['gy']}:{row['unplaced']}"]
         if row["unplaced"] is not None:
             without[str(row["unplaced"])] = count
         else:
@@ -320,7 +380,8 @@ def map_grid(caller: Caller, engine: Engine, where: IncidentFilter, cell_metres:
     if not grant.raw_counts:  # a masked cell is left out (its place alone would tell "a few incidents here")
         masked = sum(1 for c in cells if c["count"] is None)
         cells = [c for c in cells if c["count"] is not None]
-    return {"cell_metres": size, "crs": "EPSG:2154", "cells": cells, "masked_cells": masked, "without_point": without}
+    return {"cell_metres": size, "crs": "EPSG:2154", "cells": cells, "masked_cells": masked, "without_point": without,
+            "threshold": None if grant.raw_counts else threshold, "release": release}  # fmt: skip
 
 
 def timeline(caller: Caller, engine: Engine, where: IncidentFilter, bucket: str = "day") -> dict[str, Any]:
@@ -335,10 +396,14 @@ def timeline(caller: Caller, engine: Engine, where: IncidentFilter, bucket: str 
         f"SELECT date_trunc('{TIMELINE_BUCKETS[bucket]}', i.occurred_at) AS t, count(*) AS n FROM {INCIDENTS} AS i "
         f"WHERE {where.where('i')} GROUP BY 1 ORDER BY 1"
     ).to_pylist()
-    return {
-        "bucket": bucket,
-        "points": [{"t": r["t"].isoformat(), "count": _mask(int(r["n"]), grant.raw_counts, threshold)} for r in rows],
-    }
+    if grant.raw_counts:
+        return {"bucket": bucket, "points": [{"t": r["t"].isoformat(), "count": int(r["n"])} for r in rows]}
+    released, release = safety_release.release_table(
+        caller, engine, "safety.map.read", {"filter": where.describe(), "timeline": bucket},
+        {r["t"].isoformat(): int(r["n"]) for r in rows},
+    )  # fmt: skip
+    points = [{"t": r["t"].isoformat(), "count": released[r["t"].isoformat()]} for r in rows]
+    return {"bucket": bucket, "points": points, "threshold": threshold, "release": release}
 
 
 def quality(caller: Caller, engine: Engine) -> dict[str, Any]:

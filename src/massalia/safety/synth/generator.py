@@ -38,7 +38,7 @@ import numpy as np
 
 from massalia.safety.catalogue import load_catalogue
 from massalia.safety.geo import District, districts, districts_geojson, in_city, to_wgs84
-from massalia.safety.synth import texts
+from massalia.safety.synth import attachments, texts
 
 FAMILY_WEIGHTS: dict[str, float] = {
     "VOL": 0.16, "CIR": 0.14, "BRU": 0.13, "ESP": 0.10, "DEG": 0.09, "ORD": 0.08, "ATP": 0.08, "VEH": 0.07,
@@ -78,6 +78,9 @@ class GeneratorConfig:
         Share of rows written twice (a feed sent again).
     correction_rate
         Share of police log entries that get a later version (the corrections file).
+    max_documents
+        Attachments written as files under ``mc/pj/`` (PDF, DOCX, ODT, e-mail in turn); the police log names
+        about one entry in ten, and those beyond this number stay undelivered.
     """
 
     events: int = 3000
@@ -86,6 +89,7 @@ class GeneratorConfig:
     dirty_rate: float = 0.01
     repeat_rate: float = 0.005
     correction_rate: float = 0.02
+    max_documents: int = 400
 
 
 @dataclass
@@ -325,6 +329,7 @@ def generate(root: Path, config: GeneratorConfig | None = None) -> GeneratedLogs
     # The municipal police log book.
     mc_path = root / "mc" / f"main_courante_{config.year}.csv"
     mc_rows: list[list[str]] = []
+    documents: list[attachments.Attachment] = []
     header = ["num_mc", "date_heure", "code_local", "libelle", "adresse", "code_postal", "agents", "personnes",
               "recit", "suite", "pj"]  # fmt: skip
     for seq, i in enumerate(np.flatnonzero(seen["mc"]).tolist(), start=1):
@@ -343,12 +348,16 @@ def generate(root: Path, config: GeneratorConfig | None = None) -> GeneratedLogs
             postcode = "13099"
         parties = "; ".join(_person(rng, role) for role in ("victime", "témoin")[: int(rng.integers(0, 3))])
         narrative = _narrative(rng, families[type_codes[i]], labels[type_codes[i]], f"au {address}")
-        attachment = f"PV-{year_code}-{seq:06d}.pdf" if rng.random() < 0.1 else ""
+        # The kind follows the sequence (no draw), so the random stream, hence every other value, is unchanged.
+        kind_of_file = attachments.KINDS[seq % len(attachments.KINDS)]
+        attachment = f"PV-{year_code}-{seq:06d}.{kind_of_file}" if rng.random() < 0.1 else ""
         status = texts.STATUSES_MC[int(rng.integers(len(texts.STATUSES_MC)))]
         source_id = f"MC{year_code}-{seq:06d}"
         agents = f"PM{int(rng.integers(100, 400))}/PM{int(rng.integers(100, 400))}"
         mc_rows.append([source_id, stamp, code, labels[type_codes[i]].upper(), address, postcode, agents, parties,
                         narrative, status, attachment])  # fmt: skip
+        if attachment:
+            documents.append(attachments.Attachment(attachment, source_id, labels[type_codes[i]], narrative, parties))
         truth_rows.append(("mc", source_id, f"E{i + 1:07d}", kind))
         if rng.random() < config.repeat_rate:
             mc_rows.append(list(mc_rows[-1]))  # the same entry exported twice
@@ -356,6 +365,7 @@ def generate(root: Path, config: GeneratorConfig | None = None) -> GeneratedLogs
         writer = csv.writer(handle, delimiter=";")
         writer.writerow(header)
         writer.writerows(mc_rows)
+    attachments.write_attachments(root / "mc" / "pj", documents, config.max_documents)
     corrections_path = root / "mc" / f"main_courante_{config.year}_corrections.csv"
     with corrections_path.open("w", encoding="utf-8", newline="") as handle:
         writer = csv.writer(handle, delimiter=";")
