@@ -40,6 +40,7 @@ from massalia.cli.serve import serve as serve_command
 from massalia.cli.serve import serve_app
 from massalia.cli.tokens import token_app
 from massalia.cli.users import user_app
+from massalia.cli.verify import verify
 from massalia.config import Home, HomeNotInitializedError, home
 from massalia.engine import Engine
 from massalia.health.etl import service as etl_service
@@ -300,7 +301,7 @@ def create_app() -> typer.Typer:
     root = typer.Typer(
         cls=_Commands, name="massalia", help=HELP, no_args_is_help=True, add_completion=False, rich_markup_mode="rich"
     )
-    for command in (version, init, info, generate, load, quality, demo):
+    for command in (version, init, info, generate, load, quality, demo, verify):
         root.command()(command)
     for name, group in GROUPS:
         root.add_typer(group, name=name)

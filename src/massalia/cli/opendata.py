@@ -15,7 +15,8 @@ import typer
 
 from massalia.cli.common import EngineOption, HomeOption, console, existing_home, fail, governed
 from massalia.opendata import datastore
-from massalia.opendata.catalog import Catalog
+from massalia.opendata.catalog import CREATE_ORGANIZATION, Catalog
+from massalia.opendata.certify import Certifier, checkpoint_text
 from massalia.opendata.demo import build_demo
 from massalia.opendata.models import ValidationFailed
 from massalia.opendata.search import search_documents
@@ -193,3 +194,44 @@ def demo(
         f"[green]demo[/]: {report.organizations} organization(s), {report.groups} group(s), "
         f"{report.datasets} dataset(s) added; {report.datastore_rows} IRVE rows in the datastore"
     )
+
+
+@opendata_app.command("certify")
+def certify(home_dir: HomeOption = None) -> None:
+    """Catch up on certification: append every public file not yet in the certification log (platform admins)."""
+    data = existing_home(home_dir)
+    with governed(data) as caller:
+        caller.authorize(CREATE_ORGANIZATION, detail={"resource": {"operation": "certify"}, "channel": "cli"})
+        added = Certifier.for_home(data).certify_datasets()
+        head = Certifier.for_home(data).checkpoint(caller)
+    console.print(f"[green]certified[/]: {added} new file version(s); the log has {head.tree_size} entries")
+
+
+@opendata_app.command("proof")
+def proof(
+    resource_id: str,
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", help="Write the proof here (default: stdout).")
+    ] = None,
+    version: Annotated[int | None, typer.Option(min=1, help="Which file of the resource (default: latest).")] = None,
+    since: Annotated[
+        int | None, typer.Option(min=0, help="Size of a checkpoint you hold (adds a consistency proof).")
+    ] = None,
+    home_dir: HomeOption = None,
+) -> None:
+    """The proof bundle of a resource's file, for ``massalia verify`` (what the API's proof endpoint gives)."""
+    bundle = _run(home_dir, lambda caller, cat: Certifier.for_home(existing_home(home_dir)).proof(
+        caller, resource_id, version, since))  # fmt: skip
+    text = json.dumps(bundle, ensure_ascii=False, indent=2) + "\n"
+    if output is None:
+        sys.stdout.write(text)
+    else:
+        output.write_text(text, encoding="utf-8")
+        console.print(f"[green]proof[/] written to {output}")
+
+
+@opendata_app.command("checkpoint")
+def checkpoint(home_dir: HomeOption = None) -> None:
+    """The certification log's latest signed checkpoint, in its text format."""
+    head = _run(home_dir, lambda caller, cat: Certifier.for_home(existing_home(home_dir)).checkpoint(caller))
+    sys.stdout.write(checkpoint_text(head))

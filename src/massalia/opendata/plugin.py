@@ -20,7 +20,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from massalia.api.routes.opendata import action
+from massalia.api.routes.opendata import action, certification
 from massalia.cli.opendata import opendata_app
 from massalia.plugins import Contributions
 
@@ -37,6 +37,7 @@ class OpenDataDomain:
     def contribute(self, contributions: Contributions) -> None:
         """Register open data's router, command group and rights."""
         contributions.add_router(action.router)
+        contributions.add_router(certification.router)
         contributions.add_cli_group("opendata", opendata_app)
         contributions.add_rights(RIGHTS_FILE)
 
