@@ -321,6 +321,8 @@ SPECS: dict[str, Callable[[Matrix, str, str], Request]] = {
     "GET /static/{asset:path}": lambda m, c, r: {"path": {"asset": "js/app.js"}},
     "GET /api/v1/opendata/dataset/{dataset_id}/resource/{resource_id}/download/{filename}": lambda m, c, r: {
         "path": {"dataset_id": "no-such-dataset", "resource_id": "none", "filename": "x.csv"}},
+    "GET /api/v1/opendata/certification/proof/{resource_id}": lambda m, c, r: {
+        "path": {"resource_id": "00000000-0000-4000-8000-000000000000"}},
 }  # fmt: skip
 CKAN_ACTIONS = re.compile(r"^/api/v1/opendata/api/(3/)?action/")
 """Open data's CKAN-compatible Action API answers errors in CKAN's envelope, as CKAN clients expect."""

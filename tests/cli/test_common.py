@@ -58,6 +58,7 @@ DEFINITION = {
 # `serve`, authenticate every HTTP request themselves.
 NO_IDENTITY = {
     ("version",), ("omop", "ddl"), ("mart", "variables"), ("serve",), ("deid", "evaluate"), ("safety", "generate"),
+    ("verify",),
 }  # fmt: skip
 
 
@@ -283,6 +284,9 @@ def expectations(world: World, caller: str) -> dict[tuple[str, ...], Row]:
         ("opendata", "publish"): Row(("no-such-dataset", d), ALL, exit_allowed=1),
         ("opendata", "sql"): Row(("SELECT 1 AS one",), ALL),
         ("opendata", "demo"): Row(("--datasets", "2"), frozenset({"operator", "admin"})),
+        ("opendata", "certify"): Row((), frozenset({"operator", "admin"})),
+        ("opendata", "proof"): Row(("00000000-0000-4000-8000-000000000000",), ALL, exit_allowed=1),
+        ("opendata", "checkpoint"): Row((), ALL),
     }
 
 

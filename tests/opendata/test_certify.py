@@ -41,7 +41,7 @@ from massalia.opendata.models import ValidationFailed
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "opendata-verify.md"
 CSV = b"id;commune;puissance\n1;Marseille;22\n2;Nice;50\n"
-SECRET_NAME = "projet-confidentiel-prefecture"
+HIDDEN_NAME = "projet-confidentiel-prefecture"
 
 
 def _publish(world: OpenDataWorld, name: str, content: bytes, org: str = "region-sud") -> dict[str, Any]:
@@ -67,8 +67,8 @@ def published(world_template: OpenDataWorld, tmp_path_factory: pytest.TempPathFa
             {"id": first["id"], "name": "data"},
             Upload("data.csv", io.BytesIO(CSV + b"3;Gap;7\n")),
         )
-        hidden = _publish(world, SECRET_NAME, b"secret;rows\n1;2\n")
-        world.catalog.package_delete(world.caller("alice"), SECRET_NAME)
+        hidden = _publish(world, HIDDEN_NAME, b"secret;rows\n1;2\n")
+        world.catalog.package_delete(world.caller("alice"), HIDDEN_NAME)
         yield {
             "world": world, "certifier": certifier, "resource": first, "hidden": hidden, "old_head": old_head,
             "proof_v1": proof_v1, "key": (ledger_directory(world.home) / "public-key.pem").read_bytes(),
@@ -205,11 +205,11 @@ def test_attack_anonymous_cannot_learn_a_non_public_dataset(published: dict[str,
             certifier.proof(anonymous, rid)
         answers.append(str(caught.value).replace(rid, "<id>"))
     assert answers[0] == answers[1]  # the same words for a deleted dataset's file as for no file at all
-    assert SECRET_NAME not in checkpoint_text(certifier.checkpoint(anonymous))
+    assert HIDDEN_NAME not in checkpoint_text(certifier.checkpoint(anonymous))
     # Nothing in the public log names a dataset, a title or a user: ids and hashes only.
     with TransparencyLog(ledger_directory(world.home), readonly=True) as log:
         text = "\n".join(log.get(i).data.decode() for i in range(log.size))
-    for word in (SECRET_NAME, "bornes-irve", "od-alice", "region-sud"):
+    for word in (HIDDEN_NAME, "bornes-irve", "od-alice", "region-sud"):
         assert word not in text
 
 
