@@ -180,6 +180,10 @@ def sql(query: str, home_dir: HomeOption = None, engine: EngineOption = None) ->
 @opendata_app.command("demo")
 def demo(
     datasets: Annotated[int, typer.Option(min=0, max=1000, help="How many generated datasets.")] = 200,
+    reference: Annotated[
+        Path | None,
+        typer.Option(help="The shared reference folder: its IRVE example and GTFS sample feed are published too."),
+    ] = None,
     home_dir: HomeOption = None,
     engine: EngineOption = None,
 ) -> None:
@@ -187,12 +191,13 @@ def demo(
     data = existing_home(home_dir)
     try:
         with governed(data) as caller, open_warehouse(data, engine) as warehouse:
-            report = build_demo(caller, Catalog.for_home(data), warehouse, datasets=datasets)
+            report = build_demo(caller, Catalog.for_home(data), warehouse, datasets=datasets, reference=reference)
     except ValidationFailed as error:
         fail(str(error))
     console.print(
         f"[green]demo[/]: {report.organizations} organization(s), {report.groups} group(s), "
-        f"{report.datasets} dataset(s) added; {report.datastore_rows} IRVE rows in the datastore"
+        f"{report.datasets} dataset(s) added; {report.datastore_rows} IRVE rows in the datastore; "
+        f"{report.files} file(s) certified (massalia verify, docs/opendata-verify.md)"
     )
 
 
