@@ -18,6 +18,7 @@ import random
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from massalia.engine import Engine
 from massalia.governance import Caller, NotFound
@@ -157,8 +158,8 @@ def scdl_decisions(rows: int, seed: int = 7) -> bytes:
 
 
 def _publish_files(
-    caller: Caller, catalog: Catalog, document: dict[str, object], files: list[tuple[str, str, bytes]]
-) -> list[dict[str, object]]:
+    caller: Caller, catalog: Catalog, document: dict[str, Any], files: list[tuple[str, str, bytes]]
+) -> list[dict[str, Any]]:
     """Create a dataset and upload its files, unless a dataset of that name exists (the demo runs again)."""
     try:
         catalog.package_show(caller, str(document["name"]))
