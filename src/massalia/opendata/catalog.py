@@ -333,7 +333,6 @@ class Catalog:
         document["massalia_published_by"] = principal.subject
         document["massalia_published_at"] = _iso(now)
         digest = document_hash(document)
-        session.info.setdefault("published", set()).add(row.id)  # certified once the transaction commits
         session.add(
             VersionRow(
                 dataset_id=row.id,
@@ -345,6 +344,8 @@ class Catalog:
                 operation=operation,
             )
         )
+        if any(res["url_type"] == "upload" and res["hash"] for res in document["resources"]):
+            session.info.setdefault("published", set()).add(row.id)  # its files certified once this commits
         return {**document, "massalia_version_sha256": digest}
 
     def _check_groups(self, session: Session, names: list[str]) -> None:
