@@ -57,6 +57,7 @@ def test_anonymous_searches_the_catalog_with_facets(
     assert page.locator("#od-results li").count() == 1
     page.fill("#od-q", "")
     page.click("#od-submit")
+    page.wait_for_selector("#od-results li[data-dataset=titre-hostile]")
     page.locator("#od-facets [data-facet=organization][data-value=ville-nice]").click()
     page.wait_for_selector("#od-facets [data-facet=organization][aria-pressed=true]")
     page.wait_for_selector("#od-results li[data-dataset=titre-hostile]")
@@ -85,14 +86,14 @@ def test_anonymous_opens_a_dataset_previews_it_and_verifies_its_file(
     outcome.wait_for()
     assert outcome.get_attribute("data-outcome") == "verified", page.locator(".verify-result").text_content()
     ticks = page.locator(".verify-result li").all_text_contents()
-    assert [t[0] for t in ticks[:4]] == ["✓"] * 4, ticks  # hash, leaf, inclusion, key (signature where supported)
+    assert [t[0] for t in ticks] == ["✓"] * 5, ticks  # hash, leaf, inclusion, key, Ed25519 signature (WebCrypto)
     violations = audit(page, axe_source)
     assert not violations, "\n".join(violations)
     screenshot(page, "71-opendata-dataset-verified")
 
 
 def test_a_producer_publishes_a_file_that_verifies(
-    browsing: Browsing, opendata_site: Site, screenshot: Callable[[Any, str], Path]
+    browsing: Browsing, opendata_site: Site, axe_source: str, screenshot: Callable[[Any, str], Path]
 ) -> None:
     page = browsing.page
     browsing.sign_in("researcher")
@@ -104,6 +105,8 @@ def test_a_producer_publishes_a_file_that_verifies(
     page.set_input_files("#od-file", {"name": "velos.csv", "mimeType": "text/csv", "buffer": b"id;places\n1;12\n"})
     page.click("#od-publish-submit")
     page.wait_for_selector("[data-outcome=published]")
+    violations = audit(page, axe_source)
+    assert not violations, "\n".join(violations)
     screenshot(page, "72-opendata-published")
     page.click("#od-published-link")
     page.wait_for_selector("button.verify")
@@ -136,5 +139,5 @@ def test_the_catalog_speaks_english(browsing: Browsing, opendata_site: Site) -> 
     page.wait_for_selector("#od-results li")
     assert page.locator("h1").text_content() == "Données ouvertes"
     page.click("#language-switch")
-    page.wait_for_function("document.querySelector('h1').textContent === 'Open data'")
+    page.locator("h1", has_text="Open data").wait_for()
     assert "dataset(s)" in page.locator("#od-count").text_content()

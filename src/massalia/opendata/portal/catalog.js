@@ -8,7 +8,7 @@ import { ckan, datasetHref, field, prepare } from "./odkit.js";
 
 const FACETS = ["organization", "groups", "tags", "res_format", "license_id"];
 const ROWS = 20;
-const state = { q: "", filters: {}, start: 0, result: null, error: null };
+const state = { q: "", filters: {}, start: 0, result: null, error: null, asked: 0 };
 let view = null;
 
 function fq() {
@@ -17,15 +17,19 @@ function fq() {
 
 async function search() {
   view.results.setAttribute("aria-busy", "true");
+  const asked = ++state.asked; // an answer to an older search (slower than the newer one) is dropped
+  let result = null;
+  let failure = null;
   try {
-    state.result = await ckan("package_search", {
+    result = await ckan("package_search", {
       q: state.q, fq: fq(), "facet.field": FACETS, "facet.limit": "8", rows: String(ROWS), start: String(state.start),
     });
-    state.error = null;
   } catch (error) {
-    state.result = null;
-    state.error = error;
+    failure = error;
   }
+  if (asked !== state.asked) return;
+  state.result = result;
+  state.error = failure;
   draw();
 }
 
