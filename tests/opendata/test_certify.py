@@ -28,7 +28,7 @@ from massalia.governance import AccessDenied, NotFound
 from massalia.ledger import TransparencyLog
 from massalia.ledger.keys import load_signing_key
 from massalia.ledger.verify import SignedTreeHead, log_id, sth_signed_bytes
-from massalia.opendata.catalog import Upload
+from massalia.opendata.catalog import Catalog, Upload
 from massalia.opendata.certify import (
     CertificateError,
     Certifier,
@@ -283,3 +283,28 @@ def test_the_documented_snippet_verifies_a_real_publication(published: dict[str,
         bad = subprocess.run([sys.executable, str(script), str(data), str(proof), str(key)],
                              capture_output=True, text=True, check=False)  # fmt: skip
         assert bad.returncode != 0, f"the snippet accepted a tampered {tamper}"
+
+
+def test_a_publication_missed_by_the_log_is_caught_up(world: OpenDataWorld) -> None:
+    """A file published while the log could not be written (here: a catalog without it) is certified later."""
+    uncertified = Catalog(world.catalog.metadata_url, world.catalog.files)  # no ledger: nothing certified
+    alice, anonymous = world.caller("alice"), world.caller("anonymous")
+    uncertified.package_create(alice, {"name": "rattrapage", "owner_org": "region-sud"})
+    made = uncertified.resource_create(alice, {"package_id": "rattrapage"}, Upload("r.csv", io.BytesIO(CSV)))
+    certifier = Certifier.for_home(world.home)
+    assert certifier.checkpoint(anonymous).tree_size == 0
+    with pytest.raises(AccessDenied):
+        certifier.catch_up(alice)  # reads every dataset: platform admins only
+    assert certifier.catch_up(world.caller("admin")) == 1
+    assert certifier.catch_up(world.caller("admin")) == 0  # nothing twice
+    proof = certifier.proof(anonymous, made["id"])
+    assert verify_publication(CSV, json.dumps(proof)).entry["resource_id"] == made["id"]
+
+
+def test_a_proof_asked_for_a_missed_publication_certifies_it(world: OpenDataWorld) -> None:
+    uncertified = Catalog(world.catalog.metadata_url, world.catalog.files)
+    alice = world.caller("alice")
+    uncertified.package_create(alice, {"name": "rattrapage-2", "owner_org": "region-sud"})
+    made = uncertified.resource_create(alice, {"package_id": "rattrapage-2"}, Upload("r.csv", io.BytesIO(CSV)))
+    proof = Certifier.for_home(world.home).proof(world.caller("anonymous"), made["id"])
+    assert proof["entry"]["resource_version"] == 1 and proof["checkpoint"]["tree_size"] == 1

@@ -15,7 +15,7 @@ import typer
 
 from massalia.cli.common import EngineOption, HomeOption, console, existing_home, fail, governed
 from massalia.opendata import datastore
-from massalia.opendata.catalog import CREATE_ORGANIZATION, Catalog
+from massalia.opendata.catalog import Catalog
 from massalia.opendata.certify import Certifier, checkpoint_text
 from massalia.opendata.demo import build_demo
 from massalia.opendata.models import ValidationFailed
@@ -206,9 +206,9 @@ def certify(home_dir: HomeOption = None) -> None:
     """Catch up on certification: append every public file not yet in the certification log (platform admins)."""
     data = existing_home(home_dir)
     with governed(data) as caller:
-        caller.authorize(CREATE_ORGANIZATION, detail={"resource": {"operation": "certify"}, "channel": "cli"})
-        added = Certifier.for_home(data).certify_datasets()
-        head = Certifier.for_home(data).checkpoint(caller)
+        certifier = Certifier.for_home(data)
+        added = certifier.catch_up(caller)
+        head = certifier.checkpoint(caller)
     console.print(f"[green]certified[/]: {added} new file version(s); the log has {head.tree_size} entries")
 
 

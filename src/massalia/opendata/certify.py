@@ -63,7 +63,7 @@ from massalia.ledger.verify import (
     load_public_key,
     log_id,
 )
-from massalia.opendata.catalog import Catalog
+from massalia.opendata.catalog import CREATE_ORGANIZATION, Catalog
 from massalia.opendata.models import ValidationFailed
 from massalia.opendata.tables import VersionRow
 
@@ -261,6 +261,14 @@ class Certifier:
                 log.tree_head()
             self._refresh(log)
         return len(entries)
+
+    def catch_up(self, caller: Caller) -> int:
+        """Certify every public file not yet in the log, of every dataset (platform admins: it reads them all).
+
+        Returns the number of entries appended.
+        """
+        caller.authorize(CREATE_ORGANIZATION, detail={"resource": {"operation": "certify"}})
+        return self.certify_datasets()
 
     def _versions(self, resource_id: str) -> list[tuple[str, int]]:
         with self._reader() as log, self._lock:
