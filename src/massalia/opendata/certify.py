@@ -53,7 +53,7 @@ from sqlalchemy import select
 from massalia.governance import Caller, NotFound
 from massalia.ledger import merkle
 from massalia.ledger.log import TransparencyLog
-from massalia.ledger.storage import LedgerLockedError
+from massalia.ledger.storage import PUBLIC_KEY, LedgerLockedError
 from massalia.ledger.verify import (
     ConsistencyProof,
     InclusionProof,
@@ -275,7 +275,7 @@ class Certifier:
             return list(self._refresh(log).versions.get(resource_id, []))
 
     def _reader(self) -> TransparencyLog:
-        if not (self.directory / "public-key.pem").exists():
+        if not (self.directory / PUBLIC_KEY).exists():
             self.certify_datasets([])  # creates the log, its key and the first (empty) signed tree head
         return TransparencyLog(self.directory, readonly=True)
 
@@ -333,8 +333,11 @@ class Certifier:
         except NotFound:
             raise missing from None
         versions = self._versions(resource_id)
-        if not versions or (resource_version is not None and resource_version > len(versions)):
-            self.certify_datasets([row.dataset_id])  # published while the log was unavailable: certify it now
+        behind = not versions or (resource_version is not None and resource_version > len(versions))
+        if behind and row.url_type == "upload" and row.sha256:
+            # A file published while the log was unavailable: certify it now. Only for a resource that has a file,
+            # so that asking again and again for a link's proof costs a lookup, not a write.
+            self.certify_datasets([row.dataset_id])
             versions = self._versions(resource_id)
         if not versions or (resource_version is not None and resource_version > len(versions)):
             raise missing
