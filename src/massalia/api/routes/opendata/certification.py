@@ -24,7 +24,15 @@ ResourceId = Annotated[str, Path(min_length=36, max_length=36, pattern=r"^[0-9a-
 TreeSize = Query(ge=0, le=2**62)
 
 
-@router.get("/checkpoint", response_model=None, **action(READ_CERTIFICATES))
+CHECKPOINT_RESPONSES: dict[int | str, dict[str, Any]] = {
+    200: {
+        "description": "The signed tree head: its text format (default), or the ledger's JSON form (format=json).",
+        "content": {"text/plain": {"schema": {"type": "string"}}, "application/json": {"schema": {"type": "object"}}},
+    }
+}
+
+
+@router.get("/checkpoint", response_model=None, responses=CHECKPOINT_RESPONSES, **action(READ_CERTIFICATES))
 async def checkpoint(
     context: Context, caller: Caller, format: Literal["text", "json"] = "text"
 ) -> PlainTextResponse | dict[str, Any]:
@@ -39,7 +47,7 @@ async def checkpoint(
 async def public_key(context: Context, caller: Caller) -> PlainTextResponse:
     """The log's Ed25519 public key (PEM); its SHA-256 (DER) is the checkpoint's ``log_id``."""
     pem = await run_in_threadpool(Certifier.for_home(context.home).public_key_pem, caller)
-    return PlainTextResponse(pem.decode("ascii"), media_type="application/x-pem-file")
+    return PlainTextResponse(pem.decode("ascii"))
 
 
 @router.get("/proof/{resource_id}", **action(READ_CERTIFICATES))
