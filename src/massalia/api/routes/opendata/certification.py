@@ -43,7 +43,12 @@ async def checkpoint(
     return PlainTextResponse(checkpoint_text(head))
 
 
-@router.get("/public-key", response_class=PlainTextResponse, **action(READ_CERTIFICATES))
+KEY_RESPONSES: dict[int | str, dict[str, Any]] = {
+    200: {"description": "The public key, PEM.", "content": {"text/plain": {"schema": {"type": "string"}}}}
+}
+
+
+@router.get("/public-key", response_model=None, responses=KEY_RESPONSES, **action(READ_CERTIFICATES))
 async def public_key(context: Context, caller: Caller) -> PlainTextResponse:
     """The log's Ed25519 public key (PEM); its SHA-256 (DER) is the checkpoint's ``log_id``."""
     pem = await run_in_threadpool(Certifier.for_home(context.home).public_key_pem, caller)
