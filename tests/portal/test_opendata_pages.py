@@ -141,3 +141,22 @@ def test_the_catalog_speaks_english(browsing: Browsing, opendata_site: Site) -> 
     page.click("#language-switch")
     page.locator("h1", has_text="Open data").wait_for()
     assert "dataset(s)" in page.locator("#od-count").text_content()
+
+
+def test_attack_a_file_altered_on_the_server_fails_the_browser_check(browsing: Browsing, opendata_site: Site) -> None:
+    """Someone with access to the server's files swaps a published file: the page's check says so, at the hash."""
+    admin = Caller(operator_principal(), opendata_site.app.state.massalia.governance, "test")
+    catalog = Catalog.for_home(opendata_site.home)
+    catalog.package_create(admin, {"name": "fichier-altere", "owner_org": "region-sud"})
+    made = catalog.resource_create(admin, {"package_id": "fichier-altere", "name": "data"},
+                                   Upload("data.csv", io.BytesIO(b"a;b\n1;2\n")))  # fmt: skip
+    stored = catalog.file_path(made["hash"].removeprefix("sha256:"))
+    stored.chmod(0o600)
+    stored.write_bytes(b"a;b\n1;3\n")  # one byte changed behind the catalog's back
+    page = browsing.page
+    page.goto("/portal/opendata/dataset?name=fichier-altere")
+    page.locator("button.verify").click()
+    outcome = page.locator("[data-outcome]")
+    outcome.wait_for()
+    assert outcome.get_attribute("data-outcome") == "failed"
+    assert page.locator(".verify-result li[data-step=hash]").text_content().startswith("✗")
