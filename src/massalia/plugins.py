@@ -132,6 +132,9 @@ class PortalPage:
         The navigation group the entry is listed under (``research``, ``account``...).
     nav
         Whether the page has a navigation entry at all (the sign-in page has none).
+    public
+        Whether an anonymous visitor may stay on the page (open data's catalog); the API still decides what
+        it may read. Default: sign-in first.
 
     Examples
     --------
@@ -152,6 +155,7 @@ class PortalPage:
     right: str | None = None
     group: str = "research"
     nav: bool = True
+    public: bool = False
 
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not PAGE_NAME.match(self.name):

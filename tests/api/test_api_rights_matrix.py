@@ -333,6 +333,8 @@ SPECS: dict[str, Callable[[Matrix, str, str], Request]] = {
     "GET /api/v1/opendata/dataset/{dataset_id}.rdf": lambda m, c, r: {"path": {"dataset_id": "no-such-dataset"}},
     "GET /api/v1/opendata/dataset/{dataset_id}.xml": lambda m, c, r: {"path": {"dataset_id": "no-such-dataset"}},
     "GET /api/v1/opendata/dataset/{dataset_id}.jsonld": lambda m, c, r: {"path": {"dataset_id": "no-such-dataset"}},
+    "GET /api/v1/opendata/certification/proof/{resource_id}": lambda m, c, r: {
+        "path": {"resource_id": "00000000-0000-4000-8000-000000000000"}},
 }  # fmt: skip
 CKAN_ACTIONS = re.compile(r"^/api/v1/opendata/api/(3/)?action/")
 """Open data's CKAN-compatible Action API answers errors in CKAN's envelope, as CKAN clients expect."""

@@ -58,6 +58,7 @@ DEFINITION = {
 # `serve`, authenticate every HTTP request themselves.
 NO_IDENTITY = {
     ("version",), ("omop", "ddl"), ("mart", "variables"), ("serve",), ("deid", "evaluate"), ("safety", "generate"),
+    ("verify",),
 }  # fmt: skip
 
 
@@ -289,6 +290,9 @@ def expectations(world: World, caller: str) -> dict[tuple[str, ...], Row]:
         ("opendata", "schemas"): Row((), ALL),
         ("opendata", "validation"): Row(("no-such-resource",), ALL, exit_allowed=1),
         ("opendata", "harvest"): Row((missing, "--org", "no-such-org"), ALL, exit_allowed=1),
+        ("opendata", "certify"): Row((), frozenset({"operator", "admin"})),
+        ("opendata", "proof"): Row(("00000000-0000-4000-8000-000000000000",), ALL, exit_allowed=1),
+        ("opendata", "checkpoint"): Row((), ALL),
     }
 
 

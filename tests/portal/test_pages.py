@@ -16,6 +16,7 @@ from massalia.api import create_app
 from massalia.config import Home
 from massalia.governance.rights import load_rights
 from massalia.health.plugin import PORTAL_PAGES as HEALTH_PAGES
+from massalia.opendata.plugin import PORTAL_PAGES as OPENDATA_PAGES
 from massalia.plugins import Contributions, PortalPage, RegistryError, load_domains
 from massalia.portal import CORE_PAGES, collect_pages
 from massalia.portal.assets import STATIC_DIR, AssetIndex
@@ -56,8 +57,10 @@ def contributions_with(*domains: Any) -> Contributions:
 
 def test_core_and_health_pages_are_collected_in_order() -> None:
     pages = collect_pages(load_domains(), load_rights(domains=load_domains()))
-    domain_pages = [p.name for p in HEALTH_PAGES] + [p.name for p in SAFETY_PAGES]
+    domain_pages = [p.name for p in HEALTH_PAGES] + [p.name for p in OPENDATA_PAGES] + [p.name for p in SAFETY_PAGES]
     assert [e.page.name for e in pages] == [p.name for p in CORE_PAGES] + domain_pages
+    public = {e.page.name for e in pages if e.as_json()["public"]}
+    assert public == {"portal.signin", "opendata.catalog", "opendata.dataset"}  # open data's catalog is anonymous
     feasibility = pages[len(CORE_PAGES)]
     assert feasibility.module_url == "/static/domains/health/feasibility.js"
     assert feasibility.roles is not None and "researcher" in feasibility.roles and "public" not in feasibility.roles
@@ -198,8 +201,9 @@ def test_message_catalogues_have_the_same_keys() -> None:
     import json
 
     from massalia.health.plugin import PORTAL_ASSETS
+    from massalia.opendata.plugin import PORTAL_ASSETS as OPENDATA_ASSETS
 
-    for folder in (STATIC_DIR / "i18n", PORTAL_ASSETS / "i18n"):
+    for folder in (STATIC_DIR / "i18n", PORTAL_ASSETS / "i18n", OPENDATA_ASSETS / "i18n"):
         french = json.loads((folder / "fr.json").read_text(encoding="utf-8"))
         english = json.loads((folder / "en.json").read_text(encoding="utf-8"))
         assert set(french) == set(english), sorted(set(french) ^ set(english))

@@ -40,10 +40,13 @@ from massalia.cli.serve import serve as serve_command
 from massalia.cli.serve import serve_app
 from massalia.cli.tokens import token_app
 from massalia.cli.users import user_app
+from massalia.cli.verify import verify
 from massalia.config import Home, HomeNotInitializedError, home
 from massalia.engine import Engine
 from massalia.health.etl import service as etl_service
 from massalia.health.quality.service import run_quality_checks
+from massalia.opendata.catalog import Catalog
+from massalia.opendata.demo import build_demo as build_opendata_demo
 from massalia.plugins import configured_domains, load_domains
 from massalia.quality.report import QualityReport
 from massalia.warehouse import open_warehouse
@@ -240,6 +243,13 @@ def demo(
             start = time.perf_counter()
             accounts = demo_portal.prepare_portal(caller, warehouse, data.root)
             timings["mart"] = time.perf_counter() - start
+            start = time.perf_counter()
+            # The regional open-data catalog too (certified files, the portal's catalog pages), scaled with the
+            # demo so a small test demo stays quick: 200 datasets at the default 10,000 patients.
+            opendata = build_opendata_demo(
+                caller, Catalog.for_home(data), warehouse, datasets=min(200, max(5, patients // 50))
+            )
+            timings["opendata"] = time.perf_counter() - start
             _initialized(data, warehouse)
     console.print(etl)
     _print_quality(report)
@@ -250,6 +260,10 @@ def demo(
         if rows:
             table.add_row(name, f"{rows:,}")
     console.print(table)
+    console.print(
+        f"open data: {opendata.datasets} dataset(s) published, {opendata.files} file(s) certified "
+        "(massalia opendata --help, massalia verify)"
+    )
     console.print("timings: " + ", ".join(f"{step} {seconds:.1f} s" for step, seconds in timings.items()))
     for line in next_steps(data.root, data.reports / "quality.html"):
         console.print(literal(line), highlight=False, soft_wrap=True)  # commands stay whole, to copy
@@ -300,7 +314,7 @@ def create_app() -> typer.Typer:
     root = typer.Typer(
         cls=_Commands, name="massalia", help=HELP, no_args_is_help=True, add_completion=False, rich_markup_mode="rich"
     )
-    for command in (version, init, info, generate, load, quality, demo):
+    for command in (version, init, info, generate, load, quality, demo, verify):
         root.command()(command)
     for name, group in GROUPS:
         root.add_typer(group, name=name)

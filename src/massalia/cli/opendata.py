@@ -17,6 +17,7 @@ from rich.progress import TaskID
 from massalia.cli.common import EngineOption, HomeOption, console, existing_home, fail, governed, progress_bar
 from massalia.opendata import datastore, harvest, schemas
 from massalia.opendata.catalog import Catalog
+from massalia.opendata.certify import Certifier, checkpoint_text
 from massalia.opendata.demo import build_demo
 from massalia.opendata.models import ValidationFailed
 from massalia.opendata.search import search_documents
@@ -223,6 +224,10 @@ def sql(query: str, home_dir: HomeOption = None, engine: EngineOption = None) ->
 @opendata_app.command("demo")
 def demo(
     datasets: Annotated[int, typer.Option(min=0, max=1000, help="How many generated datasets.")] = 200,
+    reference: Annotated[
+        Path | None,
+        typer.Option(help="The shared reference folder: its IRVE example and GTFS sample feed are published too."),
+    ] = None,
     home_dir: HomeOption = None,
     engine: EngineOption = None,
 ) -> None:
@@ -230,10 +235,52 @@ def demo(
     data = existing_home(home_dir)
     try:
         with governed(data) as caller, open_warehouse(data, engine) as warehouse:
-            report = build_demo(caller, Catalog.for_home(data), warehouse, datasets=datasets)
+            report = build_demo(caller, Catalog.for_home(data), warehouse, datasets=datasets, reference=reference)
     except ValidationFailed as error:
         fail(str(error))
     console.print(
         f"[green]demo[/]: {report.organizations} organization(s), {report.groups} group(s), "
-        f"{report.datasets} dataset(s) added; {report.datastore_rows} IRVE rows in the datastore"
+        f"{report.datasets} dataset(s) added; {report.datastore_rows} IRVE rows in the datastore; "
+        f"{report.files} file(s) certified (massalia verify, docs/opendata-verify.md)"
     )
+
+
+@opendata_app.command("certify")
+def certify(home_dir: HomeOption = None) -> None:
+    """Catch up on certification: append every public file not yet in the certification log (platform admins)."""
+    data = existing_home(home_dir)
+    with governed(data) as caller:
+        certifier = Certifier.for_home(data)
+        added = certifier.catch_up(caller)
+        head = certifier.checkpoint(caller)
+    console.print(f"[green]certified[/]: {added} new file version(s); the log has {head.tree_size} entries")
+
+
+@opendata_app.command("proof")
+def proof(
+    resource_id: str,
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", help="Write the proof here (default: stdout).")
+    ] = None,
+    version: Annotated[int | None, typer.Option(min=1, help="Which file of the resource (default: latest).")] = None,
+    since: Annotated[
+        int | None, typer.Option(min=0, help="Size of a checkpoint you hold (adds a consistency proof).")
+    ] = None,
+    home_dir: HomeOption = None,
+) -> None:
+    """The proof bundle of a resource's file, for ``massalia verify`` (what the API's proof endpoint gives)."""
+    bundle = _run(home_dir, lambda caller, cat: Certifier.for_home(existing_home(home_dir)).proof(
+        caller, resource_id, version, since))  # fmt: skip
+    text = json.dumps(bundle, ensure_ascii=False, indent=2) + "\n"
+    if output is None:
+        sys.stdout.write(text)
+    else:
+        output.write_text(text, encoding="utf-8")
+        console.print(f"[green]proof[/] written to {output}")
+
+
+@opendata_app.command("checkpoint")
+def checkpoint(home_dir: HomeOption = None) -> None:
+    """The certification log's latest signed checkpoint, in its text format."""
+    head = _run(home_dir, lambda caller, cat: Certifier.for_home(existing_home(home_dir)).checkpoint(caller))
+    sys.stdout.write(checkpoint_text(head))

@@ -28,6 +28,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
+import logging
 import shutil
 import tempfile
 import uuid
@@ -41,6 +42,7 @@ from sqlalchemy import create_engine, select
 from sqlalchemy.orm import Session
 
 from massalia.governance import AccessDenied, Caller, NotFound, Principal, Role
+from massalia.ledger import LedgerError
 from massalia.opendata.models import (
     LICENSES,
     DatasetInput,
@@ -72,6 +74,8 @@ MAX_UPLOAD_BYTES = 4 * 1024**3
 DOWNLOAD_PATH = "/api/v1/opendata/dataset/{dataset}/resource/{resource}/download/{filename}"
 """Where an uploaded resource is served (relative to the site; the API makes it absolute)."""
 
+
+logger = logging.getLogger(__name__)
 
 _MIGRATED: set[str] = set()
 """Metadata databases whose open-data tables this process has brought to the newest migration."""
@@ -159,27 +163,49 @@ class Catalog:
         Where uploaded files are kept, by SHA-256 (``<files>/<ab>/<sha256>``).
     """
 
-    def __init__(self, metadata_url: str, files: Path) -> None:
+    def __init__(self, metadata_url: str, files: Path, ledger: Path | None = None) -> None:
         self.metadata_url = metadata_url
         self.files = Path(files)
+        self.ledger = ledger
+        """The certification log's directory (:mod:`massalia.opendata.certify`); ``None``: nothing is certified."""
 
     @classmethod
     def for_home(cls, home: Any) -> Catalog:
         """The catalog of a ``MASSALIA_HOME`` (its metadata database; files under ``opendata/files``)."""
-        return cls(home.metadata_url, Path(home.root) / "opendata" / "files")
+        return cls(home.metadata_url, Path(home.root) / "opendata" / "files", Path(home.root) / "opendata" / "ledger")
 
     @contextmanager
     def session(self) -> Iterator[Session]:
         """A transaction on the metadata database, open data's tables brought to their newest migration first."""
         engine = create_engine(self.metadata_url)
+        published: set[str] = set()
         try:
             if self.metadata_url not in _MIGRATED:  # once per database and process: Alembic's check is not free
                 MIGRATIONS.upgrade(engine)
                 _MIGRATED.add(self.metadata_url)
             with Session(engine, expire_on_commit=False) as session, session.begin():
+                session.info["published"] = published
                 yield session
         finally:
             engine.dispose()
+        if published and self.ledger is not None:  # reached only once the transaction has committed
+            self._certify(published)
+
+    def _certify(self, dataset_ids: set[str]) -> None:
+        """Append the files these datasets just published to the certification log.
+
+        The publication has committed: a log that cannot be written now (locked too long, a full disk) does not
+        undo it; its files are certified by the next publication of the dataset, the next proof asked for them,
+        or ``massalia opendata certify``.
+        """
+        from massalia.opendata.certify import Certifier  # certify reads the catalog: imported when first used
+
+        if self.ledger is None:
+            return
+        try:
+            Certifier(self, self.ledger).certify_datasets(dataset_ids)
+        except (OSError, LedgerError) as error:
+            logger.error("certifying datasets %s failed, to be caught up later: %s", sorted(dataset_ids), error)
 
     # -- lookups ------------------------------------------------------------------------------------------
     @staticmethod
@@ -320,6 +346,8 @@ class Catalog:
                 operation=operation,
             )
         )
+        if any(res["url_type"] == "upload" and res["hash"] for res in document["resources"]):
+            session.info.setdefault("published", set()).add(row.id)  # its files certified once this commits
         return {**document, "massalia_version_sha256": digest}
 
     def _validate_resources(self, session: Session, row: DatasetRow, *, rerun: str | None = None) -> None:

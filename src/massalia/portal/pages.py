@@ -54,7 +54,7 @@ class PageEntry:
         return {
             "name": page.name, "path": page.path, "label": {"fr": page.label_fr, "en": page.label_en},
             "module": self.module_url, "group": page.group, "nav": page.nav, "roles": self.roles,
-            "public": page.name in PUBLIC_PAGES,
+            "public": page.name in PUBLIC_PAGES or page.public,
         }  # fmt: skip
 
 
