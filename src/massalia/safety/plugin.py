@@ -17,7 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from massalia.api.routes.safety import incidents
+from massalia.api.routes.safety import alarms, incidents, live
 from massalia.cli.safety import safety_app
 from massalia.plugins import Contributions
 
@@ -34,6 +34,8 @@ class SafetyDomain:
     def contribute(self, contributions: Contributions) -> None:
         """Register safety's router, command group and rights."""
         contributions.add_router(incidents.router)
+        contributions.add_router(alarms.router)
+        contributions.add_router(live.router)
         contributions.add_cli_group("safety", safety_app)
         contributions.add_rights(RIGHTS_FILE)
 
