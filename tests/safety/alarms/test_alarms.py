@@ -181,9 +181,9 @@ def test_silence_of_a_feed_is_raised_by_the_timer_and_closed_when_it_speaks(worl
 def test_escalation_acknowledge_snooze_close_and_an_analyst_may_not_acknowledge(world: World) -> None:
     (alarm,) = alarms_of(world, "rixes")
     with pytest.raises(AccessDenied, match=r"safety\.alarm\.acknowledge"):
-        service.decide(world.city.caller("analyst"), world.engine, alarm.alarm_id, "acknowledge")
+        service.act_on(world.city.caller("analyst"), world.engine, alarm.alarm_id, "acknowledge")
     with pytest.raises(AccessDenied, match=r"safety\.alarm\.acknowledge"):
-        service.decide(world.city.caller("partner"), world.engine, alarm.alarm_id, "close", reason="x")
+        service.act_on(world.city.caller("partner"), world.engine, alarm.alarm_id, "close", reason="x")
     assert state.get_alarm(world.engine, alarm.alarm_id).status == "open"  # type: ignore[union-attr]
     since = world.city.size()
     # Escalated every 10 minutes left unacknowledged (an earlier test's timer run may have escalated it once).
@@ -194,13 +194,13 @@ def test_escalation_acknowledge_snooze_close_and_an_analyst_may_not_acknowledge(
     assert {"alarm_id": alarm.alarm_id, "change": "escalated", "rule": "rixes"} in changes
     operator = world.city.caller("operator")
     until = dt.datetime.now(dt.UTC) + dt.timedelta(minutes=30)
-    assert service.decide(operator, world.engine, alarm.alarm_id, "snooze", until=until)["alarm"]["status"] == "snoozed"
+    assert service.act_on(operator, world.engine, alarm.alarm_id, "snooze", until=until)["alarm"]["status"] == "snoozed"
     ended = service.tick(world.city.gov, world.engine, until.replace(tzinfo=None) + dt.timedelta(seconds=1))
     assert {"alarm_id": alarm.alarm_id, "change": "snooze_ended", "rule": "rixes"} in ended
-    service.decide(operator, world.engine, alarm.alarm_id, "acknowledge")
+    service.act_on(operator, world.engine, alarm.alarm_id, "acknowledge")
     with pytest.raises(InvalidRequest, match="reason"):
-        service.decide(operator, world.engine, alarm.alarm_id, "close")
-    closed = service.decide(operator, world.engine, alarm.alarm_id, "close", reason="patrouille sur place")
+        service.act_on(operator, world.engine, alarm.alarm_id, "close")
+    closed = service.act_on(operator, world.engine, alarm.alarm_id, "close", reason="patrouille sur place")
     assert closed["alarm"]["status"] == "closed"
     history = service.alarm_detail(operator, world.engine, alarm.alarm_id)["history"]
     assert [h["change"] for h in history if h["change"] != "escalated"] == [

@@ -172,7 +172,7 @@ def alarm_detail(caller: Caller, engine: Engine, alarm_id: int, *, include_terms
     return {"alarm": _view(alarm, terms=include_terms), "history": state.history_of(engine, alarm_id)}
 
 
-def decide(
+def act_on(
     caller: Caller,
     engine: Engine,
     alarm_id: int,
@@ -245,7 +245,7 @@ def snapshot(alarms: AlarmEngine, *, narratives: bool) -> dict[str, Any]:
     return {"sequence": sequence, "alarms": unclosed, "incidents": recent}
 
 
-__all__ = ["IngestError", "decide", "declare_rules", "ingest", "list_alarms", "live_snapshot", "situation", "tick"]
+__all__ = ["IngestError", "act_on", "declare_rules", "ingest", "list_alarms", "live_snapshot", "situation", "tick"]
 
 
 def export(caller: Caller, engine: Engine, alarm_ids: Sequence[int], fmt: str) -> list[Any]:

@@ -73,7 +73,7 @@ def alarm(
 @router.post("/{alarm_id}/decision", **action("safety.alarm.acknowledge"))
 def decide(alarm_id: AlarmId, body: Decision, context: Context, caller: Caller, warehouse: Warehouse) -> dict[str, Any]:
     """Acknowledge, snooze (``until``), close (``reason``) or reopen an alarm."""
-    return service.decide(caller, warehouse, alarm_id, body.decision, reason=body.reason, until=body.until)
+    return service.act_on(caller, warehouse, alarm_id, body.decision, reason=body.reason, until=body.until)
 
 
 @router.get("/{alarm_id}/cap", **action("safety.alarm.export"))
