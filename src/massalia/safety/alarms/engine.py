@@ -366,6 +366,8 @@ class AlarmEngine:
     ) -> Change:
         """Acknowledge, snooze (until a time), close (with a reason) or reopen an alarm."""
         moment = now or utcnow()
+        if reason is not None and not 1 <= len(reason) <= 500:
+            raise InvalidRequest("reason: 1 to 500 characters")
         with self._lock:
             alarm = next((a for a in self._unclosed.values() if a.alarm_id == alarm_id), None)
             if alarm is None:

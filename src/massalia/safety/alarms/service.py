@@ -264,3 +264,9 @@ def export(caller: Caller, engine: Engine, alarm_ids: Sequence[int], fmt: str) -
             raise NotFound(f"no alarm {alarm_id}")
         out.append(cap_xml(alarm) if fmt == "cap" else ngsi_alert(alarm))
     return out
+
+
+def open_feed(caller: Caller, engine: Engine, *, channel: str = "mqtt") -> AlarmEngine:
+    """Check, before a feed subscriber connects, that its caller may ingest (``safety.live.ingest``, audited)."""
+    caller.authorize("safety.live.ingest", detail={"channel": channel, "subscriber": True})
+    return situation(engine)
