@@ -20,6 +20,7 @@ from massalia.plugins import Contributions, PortalPage, RegistryError, load_doma
 from massalia.portal import CORE_PAGES, collect_pages
 from massalia.portal.assets import STATIC_DIR, AssetIndex
 from massalia.portal.shell import render_shell
+from massalia.safety.plugin import PORTAL_PAGES as SAFETY_PAGES
 
 
 class TinyDomain:
@@ -55,7 +56,8 @@ def contributions_with(*domains: Any) -> Contributions:
 
 def test_core_and_health_pages_are_collected_in_order() -> None:
     pages = collect_pages(load_domains(), load_rights(domains=load_domains()))
-    assert [e.page.name for e in pages] == [p.name for p in CORE_PAGES] + [p.name for p in HEALTH_PAGES]
+    domains = [p.name for p in HEALTH_PAGES] + [p.name for p in SAFETY_PAGES]
+    assert [e.page.name for e in pages] == [p.name for p in CORE_PAGES] + domains
     feasibility = pages[len(CORE_PAGES)]
     assert feasibility.module_url == "/static/domains/health/feasibility.js"
     assert feasibility.roles is not None and "researcher" in feasibility.roles and "public" not in feasibility.roles

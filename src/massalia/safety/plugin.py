@@ -19,10 +19,25 @@ from pathlib import Path
 
 from massalia.api.routes.safety import alarms, incidents, live
 from massalia.cli.safety import safety_app
-from massalia.plugins import Contributions
+from massalia.plugins import Contributions, PortalPage
 
 RIGHTS_FILE = Path(__file__).with_name("rights.yaml")
 """Safety's actions (``safety.<area>.<verb>``), merged with the core's at start-up."""
+
+PORTAL_ASSETS = Path(__file__).with_name("portal")
+"""Safety's portal pages (ES modules) and their message catalogues, served at ``/static/domains/safety/``."""
+
+PORTAL_PAGES: tuple[PortalPage, ...] = (
+    PortalPage(
+        "safety.situation",
+        "/portal/safety/situation",
+        "Situation en direct",
+        "Live situation",
+        "situation.js",
+        right="safety.live.read",
+        group="safety",
+    ),
+)
 
 
 @dataclass(frozen=True)
@@ -38,6 +53,9 @@ class SafetyDomain:
         contributions.add_router(live.router)
         contributions.add_cli_group("safety", safety_app)
         contributions.add_rights(RIGHTS_FILE)
+        contributions.add_portal_assets(PORTAL_ASSETS)
+        for page in PORTAL_PAGES:
+            contributions.add_portal_page(page)
 
 
 DOMAIN = SafetyDomain()
