@@ -43,11 +43,11 @@ def _post_events(browsing: Browsing, count: int, tag: str) -> list[dict[str, Any
         body = {"source": "csu", "message_id": f"{tag}-{i}", "source_id": f"{tag}-{i}",
                 "occurred_at": (start + dt.timedelta(minutes=i)).isoformat(), "local_code": "ATP03",
                 "lon": 5.37, "lat": 43.355, "narrative": "rixe sur la voie publique"}  # fmt: skip
-        request = urllib.request.Request(
+        request = urllib.request.Request(  # noqa: S310 - the test's own http:// server
             f"{browsing.site.url}/api/v1/safety/live/csu/events", data=json.dumps(body).encode(), method="POST",
             headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
         )  # fmt: skip
-        with urllib.request.urlopen(request, timeout=30) as response:  # noqa: S310 - the test's own server
+        with urllib.request.urlopen(request, timeout=30) as response:  # noqa: S310 - the test's own http:// server
             answers.append(json.loads(response.read()))
     return answers
 
@@ -73,7 +73,9 @@ def test_safety_situation_alarm_appears_live_and_is_acknowledged(
     page.click(f"#ack-{alarm_id}")
     wait_until(page, "(id) => document.querySelector(`tr[data-alarm-id='${id}']`)?.dataset.status === 'acknowledged'",
                alarm_id)  # fmt: skip
-    assert "rixe sur la voie publique" in page.locator("#situation-incidents").text_content()
+    assert "rixe sur la voie publique" not in page.locator("#situation-incidents").text_content()
+    page.check("#situation-narratives")  # an operator may read narratives: asked for, audited, shown
+    page.wait_for_selector("#situation-incidents .narrative:has-text('rixe sur la voie publique')")
 
 
 @pytest.mark.parametrize("role", [Role.PARTNER])
@@ -81,6 +83,7 @@ def test_safety_situation_attack_a_partner_sees_nothing_live(browsing: Browsing,
     page = browsing.page
     _account(browsing, role)
     browsing.watch.expect(r"HTTP 403: GET .*/safety/alarms")
+    browsing.watch.expect(r"status of 403")  # the browser's own console line for the refused call
     browsing.sign_in(role.value)
     page.goto("/portal/safety/situation")
     page.wait_for_selector("#situation-alarms .error, #situation-alarms [role=alert]")

@@ -152,34 +152,69 @@ class Mapped:
 
 def map_event(event: LiveEvent, *, now: dt.datetime | None = None) -> Mapped:
     """Apply the batch log's mapping and checks to one event (errors name the JSON path)."""
+    mapped = map_events([event], now=now)[0]
+    if isinstance(mapped, IngestError):
+        raise mapped
+    return mapped
+
+
+def map_events(events: Sequence[LiveEvent], *, now: dt.datetime | None = None) -> list[Mapped | IngestError]:
+    """Apply the batch log's mapping and checks to events; each is its :class:`Mapped` or the error naming its path.
+
+    Points are projected and tested against the city outline for the whole batch at once (the outline has
+    hundreds of vertices: one vectorised pass per batch, not one per event).
+    """
     catalogue = load_catalogue()
+    current = (now or dt.datetime.now(CITY_TIME)).astimezone(CITY_TIME).replace(tzinfo=None)
+    xs = np.full(len(events), np.nan)
+    ys = np.full(len(events), np.nan)
+    for i, event in enumerate(events):
+        if event.lon is not None and event.lat is not None:
+            x, y = to_lambert93(np.array([event.lon]), np.array([event.lat]))
+            xs[i], ys[i] = float(x[0]), float(y[0])
+        elif event.x_l93 is not None and event.y_l93 is not None:
+            xs[i], ys[i] = event.x_l93, event.y_l93
+    placed = ~np.isnan(xs)
+    inside = np.zeros(len(events), dtype=bool)
+    zones = np.zeros(len(events), dtype=np.int64)
+    if placed.any():
+        inside[placed] = in_city(xs[placed], ys[placed])
+        zones[placed] = district_of(xs[placed], ys[placed])
+    out: list[Mapped | IngestError] = []
+    for i, event in enumerate(events):
+        try:
+            out.append(_mapped(event, catalogue, current, xs[i], ys[i], bool(inside[i]), int(zones[i])))
+        except IngestError as error:
+            out.append(error)
+    return out
+
+
+def _mapped(
+    event: LiveEvent, catalogue: Any, current: dt.datetime, x: float, y: float, inside: bool, district: int
+) -> Mapped:
     type_code = catalogue.resolve(event.source, event.local_code)
     if type_code is None:
         raise IngestError("$.local_code", f"unmapped local code {event.local_code!r} of source {event.source!r}")
     local = event.occurred_at.astimezone(CITY_TIME).replace(tzinfo=None)
-    current = (now or dt.datetime.now(CITY_TIME)).astimezone(CITY_TIME).replace(tzinfo=None)
     if local < dt.datetime(2000, 1, 1):
         raise IngestError("$.occurred_at", f"{event.occurred_at.isoformat()} is before 2000")
     if local > current + dt.timedelta(minutes=5):
         raise IngestError("$.occurred_at", f"{event.occurred_at.isoformat()} is in the future")
-    x = y = None
-    where = "$.zone"
-    if event.lon is not None and event.lat is not None:
-        xs, ys = to_lambert93(np.array([event.lon]), np.array([event.lat]))
-        x, y, where = float(xs[0]), float(ys[0]), "$.lat"
-    elif event.x_l93 is not None and event.y_l93 is not None:
-        x, y, where = event.x_l93, event.y_l93, "$.x_l93"
     zone = event.zone
-    if x is not None and y is not None:
-        if not bool(in_city(np.array([x]), np.array([y]))[0]):
+    if not np.isnan(x):
+        if not inside:
+            where = "$.lat" if event.lon is not None else "$.x_l93"
             raise IngestError(where, "coordinates outside the city outline (impossible coordinates)")
-        found = f"D{int(district_of(np.array([x]), np.array([y]))[0]):02d}"
+        found = f"D{district:02d}"
         if zone is not None and zone != found:
             raise IngestError("$.zone", f"{zone} but the point lies in {found}")
         zone = found
     if zone is None:  # unreachable: the model requires a place
         raise IngestError("$", "a place is required: lon/lat, x_l93/y_l93 or zone")
-    return Mapped(event, type_code, catalogue.types[type_code].family, local, x, y, zone)
+    return Mapped(
+        event, type_code, catalogue.types[type_code].family, local, None if np.isnan(x) else float(x),
+        None if np.isnan(y) else float(y), zone,
+    )  # fmt: skip
 
 
 @dataclass

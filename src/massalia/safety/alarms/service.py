@@ -31,7 +31,7 @@ from massalia.governance.service import Governance
 from massalia.safety.alarms import state
 from massalia.safety.alarms.engine import AlarmEngine, Change, utcnow
 from massalia.safety.alarms.rules import RuleSet, canonical, load_rules, parse_rules
-from massalia.safety.ingest import IngestError, append, map_event, parse_event
+from massalia.safety.ingest import IngestError, LiveEvent, Mapped, append, map_events, parse_event
 
 RULES_SETTING = "MASSALIA_SAFETY_ALARM_RULES"
 """Path of the rule set a warehouse starts with when none was declared in it (default: the package's demo rules)."""
@@ -111,14 +111,23 @@ def ingest(
     caller.authorize(
         "safety.live.ingest", detail={"channel": channel, "source": channel_source, "events": len(payloads)}
     )
-    mapped, errors = [], []
+    parsed: list[tuple[int, LiveEvent]] = []
+    errors: list[dict[str, Any]] = []
     for i, payload in enumerate(payloads):
         try:
-            mapped.append(map_event(parse_event(payload, channel_source=channel_source)))
+            parsed.append((i, parse_event(payload, channel_source=channel_source)))
         except IngestError as error:
             if len(payloads) == 1:
                 raise
             errors.append({"index": i, "path": error.path, "error": str(error)})
+    mapped: list[Mapped] = []
+    for (i, _), result in zip(parsed, map_events([e for _, e in parsed]), strict=True):
+        if isinstance(result, IngestError):
+            if len(payloads) == 1:
+                raise result
+            errors.append({"index": i, "path": result.path, "error": str(result)})
+        else:
+            mapped.append(result)
     outcomes = append(engine, mapped, channel=channel, actor=caller.principal.subject) if mapped else []
     alarms = situation(engine)
     changes = alarms.observe(engine, outcomes, actor=caller.principal.subject)

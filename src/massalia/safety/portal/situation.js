@@ -13,6 +13,7 @@ const STREAM_SECONDS = 300;
 let source = null;
 let view = null;
 let lastError = null;
+let narratives = false;
 
 function when(iso) {
   if (!iso) return "—";
@@ -61,7 +62,7 @@ function draw(situation) {
 
 function connect(main) {
   if (source) source.close();
-  const url = `${portalConfig().api}/safety/live/stream?max_seconds=${STREAM_SECONDS}`;
+  const url = `${portalConfig().api}/safety/live/stream?max_seconds=${STREAM_SECONDS}${narratives ? "&narratives=true" : ""}`;
   source = new EventSource(url, { withCredentials: true });
   const mine = source;
   source.addEventListener("situation", (event) => {
@@ -70,19 +71,31 @@ function connect(main) {
   });
   source.onerror = () => {
     if (!main.isConnected) { mine.close(); return; }
+    if (narratives && mine.readyState === EventSource.CLOSED) {
+      // Refused (no right to read narratives): say so, and follow the situation without them.
+      narratives = false;
+      view.toggle.checked = false;
+      replace(view.feedback, h("p", { class: "alert alert-error", role: "alert" }, t("situation.no_narratives")));
+      connect(main);
+      return;
+    }
     view.status.textContent = t("situation.reconnecting");
   };
 }
 
 export async function render(main) {
   await addCatalogue(HERE + "i18n");
+  const toggle = h("input", { type: "checkbox", id: "situation-narratives", checked: narratives,
+    onchange: () => { narratives = toggle.checked; replace(view.feedback, ""); connect(main); } });
   view = {
+    toggle,
     status: h("p", { id: "situation-status", role: "status" }, t("situation.connecting")),
     feedback: h("div", { id: "situation-feedback" }),
     alarms: h("section", { class: "card", id: "situation-alarms", "aria-label": t("situation.alarms") }),
     incidents: h("section", { class: "card", id: "situation-incidents", "aria-label": t("situation.incidents") }),
   };
   replace(main, h("div", { class: "situation" }, h("h1", {}, t("situation.title")), h("p", { class: "lead" }, t("situation.lead")),
+    h("p", {}, toggle, " ", h("label", { for: "situation-narratives" }, t("situation.show_narratives"))),
     view.status, view.feedback, h("h2", {}, t("situation.alarms")), view.alarms, h("h2", {}, t("situation.incidents")), view.incidents));
   try {
     await api("GET", "/safety/alarms?status=open&limit=1"); // a clear refusal (403) rather than a silent stream
