@@ -301,7 +301,7 @@ class AlarmEngine:
             type_code=incident.get("type_code"),
             x_l93=incident.get("x_l93"),
             y_l93=incident.get("y_l93"),
-            detail=detail,
+            detail={**detail, "crossing_incident": incident_id},  # the incident that opened it
         )
         self._next_id += 1
         self._unclosed[(rule.id, key)] = alarm
