@@ -84,7 +84,7 @@ function connect(main) {
 }
 
 export async function render(main) {
-  await addCatalogue(HERE + "i18n");
+  await addCatalogue(HERE + "situation-i18n"); // its own folder: the other safety pages keep i18n/
   const toggle = h("input", { type: "checkbox", id: "situation-narratives", checked: narratives,
     onchange: () => { narratives = toggle.checked; replace(view.feedback, ""); connect(main); } });
   view = {
