@@ -324,6 +324,14 @@ SPECS: dict[str, Callable[[Matrix, str, str], Request]] = {
     "POST /api/v1/safety/views": lambda m, c, r: {"json": {"name": "Centre"}},
     "GET /api/v1/safety/views/{view_id}": lambda m, c, r: {"path": {"view_id": 1}},
     "DELETE /api/v1/safety/views/{view_id}": lambda m, c, r: {"path": {"view_id": 1}},
+    "POST /api/v1/safety/live/{source}/events": lambda m, c, r: {"path": {"source": "csu"}, "json": {}},
+    "GET /api/v1/safety/live/stream": lambda m, c, r: {"params": {"max_seconds": 1}},
+    "POST /api/v1/safety/alarms/rules": lambda m, c, r: {"json": {"rules": "{version: 0, rules: []}"}},
+    "GET /api/v1/safety/alarms/{alarm_id}": lambda m, c, r: {"path": {"alarm_id": 1}},
+    "POST /api/v1/safety/alarms/{alarm_id}/decision": lambda m, c, r: {
+        "path": {"alarm_id": 1}, "json": {"decision": "acknowledge"}},
+    "GET /api/v1/safety/alarms/{alarm_id}/cap": lambda m, c, r: {"path": {"alarm_id": 1}},
+    "GET /api/v1/safety/alarms/{alarm_id}/ngsi-ld": lambda m, c, r: {"path": {"alarm_id": 1}},
     "GET /portal/{page:path}": lambda m, c, r: {"path": {"page": "account"}},
     "GET /static/{asset:path}": lambda m, c, r: {"path": {"asset": "js/app.js"}},
     "GET /api/v1/opendata/dataset/{dataset_id}/resource/{resource_id}/download/{filename}": lambda m, c, r: {

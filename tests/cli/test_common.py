@@ -203,6 +203,13 @@ def expectations(world: World, caller: str) -> dict[tuple[str, ...], Row]:
         ("safety", "index"): Row((), STAFF_ADMINS, exit_allowed=1),  # allowed, then: no incident log to index
         ("safety", "search"): Row(("tapage",), frozenset()),
         ("safety", "views"): Row((), frozenset()),
+        # Alarms (tests/safety/alarms/ covers the safety roles): the admin declares rule sets (the cohort file is not
+        # one: exit 1), the data engineer may run the feed subscriber (not run here: it connects to a broker).
+        ("safety", "alarms", "rules"): Row((d,), STAFF_ADMINS - {"data_engineer"}, exit_allowed=1),
+        ("safety", "alarms", "list"): Row((), frozenset()),
+        ("safety", "alarms", "act"): Row(("1",), frozenset()),
+        ("safety", "alarms", "export"): Row(("1",), frozenset()),
+        ("safety", "alarms", "listen"): Row(("--seconds", "1"), STAFF_ADMINS - {"admin"}, run_allowed=False),
         ("analysis", "compare"): Row(
             ("--project", str(world.project), "--treated", "sex = female", "--comparator", "sex = male"), frozenset()
         ),

@@ -249,6 +249,13 @@ EXPECTED: dict[str, Callable[[Case], Outcome]] = {
     "safety.search.index": roles(Role.ADMIN, Role.DATA_ENGINEER),
     "safety.search.save": roles(Role.SAFETY_OPERATOR, Role.SAFETY_ANALYST, Role.SAFETY_MANAGER),
     "safety.view.save": roles(Role.SAFETY_OPERATOR, Role.SAFETY_ANALYST, Role.SAFETY_MANAGER),
+    # live ingest and alarms: a partner gets nothing live; analysts read alarms but do not decide on them
+    "safety.live.ingest": roles(Role.DATA_ENGINEER, Role.SAFETY_OPERATOR),
+    "safety.live.read": roles(Role.SAFETY_OPERATOR, Role.SAFETY_ANALYST, Role.SAFETY_MANAGER),
+    "safety.alarm.read": roles(Role.SAFETY_OPERATOR, Role.SAFETY_ANALYST, Role.SAFETY_MANAGER),
+    "safety.alarm.acknowledge": roles(Role.SAFETY_OPERATOR, Role.SAFETY_MANAGER),
+    "safety.alarm.rules": roles(Role.SAFETY_MANAGER, Role.ADMIN),
+    "safety.alarm.export": roles(Role.SAFETY_OPERATOR, Role.SAFETY_ANALYST, Role.SAFETY_MANAGER),
     # open data: published open data is everyone's to read, anonymous included (role public); writes are open to
     # signed-in roles here and narrowed by the catalog's organization check (tests/opendata/test_catalog.py)
     "opendata.catalog.read": roles(*Role),  # public reads: anonymous and every signed-in role

@@ -14,6 +14,7 @@ from typing import Annotated, Any
 import typer
 
 from massalia.cli.common import EngineOption, HomeOption, console, existing_home, governed, literal
+from massalia.cli.safety_alarms import alarms_app
 from massalia.governance import InvalidRequest
 from massalia.pipelines import LineageStore
 from massalia.safety import search as safety_search
@@ -25,6 +26,7 @@ from massalia.warehouse import open_warehouse
 safety_app = typer.Typer(
     help="Public safety: the unified incident log (generate, load, incidents, stats, search, views)."
 )
+safety_app.add_typer(alarms_app, name="alarms")
 
 StartOption = Annotated[str | None, typer.Option("--start", help="From this ISO date or date-time (included).")]
 EndOption = Annotated[str | None, typer.Option("--end", help="Until this ISO date or date-time (excluded).")]

@@ -17,7 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from massalia.api.routes.safety import incidents, pages
+from massalia.api.routes.safety import alarms, incidents, live, pages
 from massalia.api.routes.safety import search as search_routes
 from massalia.api.routes.safety import views as view_routes
 from massalia.cli.safety import safety_app
@@ -34,8 +34,10 @@ PORTAL_PAGES: tuple[PortalPage, ...] = (
                right="safety.search.read", group="safety"),
     PortalPage("safety.dashboard", "/portal/safety/dashboard", "Sécurité publique : tableau de bord",
                "Public safety dashboard", "dashboard.js", right="safety.stats.read", group="safety"),
+    PortalPage("safety.situation", "/portal/safety/situation", "Situation en direct", "Live situation", "situation.js",
+               right="safety.live.read", group="safety"),
 )  # fmt: skip
-"""The search page, and the dashboard (statistics, bias notes, offline map, timeline brushing the map)."""
+"""Search, the dashboard (statistics, bias notes, offline map, timeline brushing the map), the live situation."""
 
 
 @dataclass(frozen=True)
@@ -50,6 +52,8 @@ class SafetyDomain:
         contributions.add_router(search_routes.router)
         contributions.add_router(pages.router)
         contributions.add_router(view_routes.router)
+        contributions.add_router(alarms.router)
+        contributions.add_router(live.router)
         contributions.add_cli_group("safety", safety_app)
         contributions.add_rights(RIGHTS_FILE)
         contributions.add_portal_assets(PORTAL_ASSETS)

@@ -1,0 +1,178 @@
+"""Live ingest over HTTP-shaped calls and MQTT: validation naming JSON paths, idempotency, rights, a broker restart.
+
+The MQTT tests run a real mosquitto (tests/safety/mqtt_broker.py) on 127.0.0.1; the subscriber is
+:class:`massalia.safety.mqtt.Subscriber` writing into an in-memory warehouse through the guarded service.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import paho.mqtt.publish as publish
+import pytest
+from live_world import CENTRE, CITY_TZ, City, event, make_city, raw
+from mqtt_broker import Broker
+
+from massalia.engine import Engine, connect
+from massalia.governance import AccessDenied
+from massalia.safety.alarms import service
+from massalia.safety.ingest import MAX_EVENT_BYTES, MESSAGES, IngestError, parse_event
+from massalia.safety.log import INCIDENTS, REPORTS
+from massalia.safety.mqtt import Subscriber, topic_of
+
+
+@pytest.fixture(scope="module")
+def city(tmp_path_factory: pytest.TempPathFactory) -> Iterator[City]:
+    world = make_city(tmp_path_factory.mktemp("ingest-gov"))
+    try:
+        yield world
+    finally:
+        world.gov.close()
+
+
+@pytest.fixture
+def engine() -> Iterator[Engine]:
+    warehouse = connect("duckdb")
+    try:
+        yield warehouse
+    finally:
+        service.forget(warehouse)
+        warehouse.close()
+
+
+@pytest.fixture(scope="session")
+def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Broker]:
+    running = Broker(tmp_path_factory.mktemp("mosquitto"))
+    running.start()
+    try:
+        yield running
+    finally:
+        running.stop()
+
+
+def test_bad_events_are_refused_naming_the_json_path() -> None:
+    good = event(1)
+    cases: list[tuple[bytes, str]] = [
+        (b"{", r"^\$: not JSON"),
+        (b"[1, 2]", r"^\$: expected a JSON object"),
+        (b"x" * (MAX_EVENT_BYTES + 1), r"^\$: 16385 bytes, over"),
+        (raw({**good, "source": "sms"}), r"^\$\.source:"),
+        (raw({**good, "occurred_at": "07/12/2026 20:00"}), r"^\$\.occurred_at:"),
+        (raw({**good, "occurred_at": "2026-12-07T20:00:00"}), r"UTC offset"),
+        (raw({**good, "lat": 123.0}), r"^\$\.lat:"),
+        (raw({**good, "narrative": "x" * 5000}), r"^\$\.narrative:"),
+        (raw({**good, "message_id": "a b'; DROP TABLE x"}), r"^\$\.message_id:"),
+        (raw({**good, "extra_field": 1}), r"^\$\.extra_field:"),
+        (raw({k: v for k, v in good.items() if k != "local_code"}), r"^\$\.local_code:"),
+    ]
+    for body, pattern in cases:
+        with pytest.raises(IngestError, match=pattern):
+            parse_event(body)
+
+
+def test_mapping_refuses_unknown_codes_impossible_places_and_dates(city: City, engine: Engine) -> None:
+    operator = city.caller("operator")
+    cases = [
+        (event(1, code="NOPE"), r"\$\.local_code: unmapped local code 'NOPE' of source 'csu'"),
+        (event(2, point=(5.20, 43.30)), r"\$\.lat: coordinates outside the city outline"),
+        (event(3, at=dt.datetime(1999, 1, 1, tzinfo=CITY_TZ)), r"\$\.occurred_at: .* before 2000"),
+        (event(4, at=dt.datetime.now(CITY_TZ) + dt.timedelta(days=2)), r"\$\.occurred_at: .* in the future"),
+        (event(5, zone="D14"), r"\$\.zone: D14 but the point lies in D0"),
+    ]
+    for body, pattern in cases:
+        with pytest.raises(IngestError, match=pattern):
+            service.ingest(operator, engine, [raw(body)], channel="http")
+    assert not engine.table_exists(REPORTS) or engine.row_count(REPORTS) == 0
+
+
+def test_idempotent_by_source_and_message_id_versions_and_cross_source_dedup(city: City, engine: Engine) -> None:
+    operator = city.caller("operator")
+    first = service.ingest(operator, engine, [raw(event(1))], channel="http")["accepted"][0]
+    assert first["outcome"] == "new_incident"
+    again = service.ingest(operator, engine, [raw(event(1))], channel="http")["accepted"][0]
+    assert again == {**first, "outcome": "duplicate"}, "a redelivered message answers with its first report"
+    same_record = service.ingest(operator, engine, [raw({**event(1), "message_id": "csu-other"})], channel="http")
+    assert same_record["accepted"][0]["outcome"] == "duplicate_row"
+    edited = service.ingest(operator, engine, [raw({**event(1), "message_id": "csu-edit", "status": "clos"})],
+                            channel="http")["accepted"][0]  # fmt: skip
+    assert edited["outcome"] == "new_version" and edited["incident_id"] == first["incident_id"]
+    patrol = event(1, source="mc", code="PM103", point=(CENTRE[0] + 0.0005, CENTRE[1]))
+    joined = service.ingest(operator, engine, [raw(patrol)], channel="http")["accepted"][0]
+    assert joined["outcome"] == "same_place_time" and joined["incident_id"] == first["incident_id"]
+    assert engine.row_count(INCIDENTS) == 1 and engine.row_count(REPORTS) == 3
+    lineage = engine.query(f"SELECT source_file, run_id, version FROM {REPORTS} ORDER BY report_id").to_pylist()
+    assert lineage[0]["source_file"] == "live:http:csu-m1" and lineage[1]["version"] == 2
+    assert engine.row_count(MESSAGES) == 4, "one row per message id (the repeat adds none)"
+
+
+def test_attack_ingest_by_roles_without_the_right_writes_nothing_and_is_audited(city: City, engine: Engine) -> None:
+    since = city.size()
+    for who in ("analyst", "partner", "researcher", "manager"):
+        with pytest.raises(AccessDenied, match=r"safety\.live\.ingest"):
+            service.ingest(city.caller(who), engine, [raw(event(9))], channel="http")
+    assert not engine.table_exists(REPORTS) or engine.row_count(REPORTS) == 0
+    denied = [e for e in city.entries(since) if e["action"] == "safety.live.ingest"]
+    assert len(denied) == 4 and all(e.get("decision") == "denied" or "denied_because" in e for e in denied)
+
+
+def test_attack_a_forged_source_is_refused(city: City, engine: Engine) -> None:
+    forged = raw(event(1, source="mc", code="PM103"))
+    with pytest.raises(IngestError, match=r"\$\.source: 'mc' on the channel of source 'csu' \(forged source\)"):
+        service.ingest(city.caller("engineer"), engine, [forged], channel="mqtt", channel_source="csu")
+
+
+def wait_for(condition: Callable[[], bool], seconds: float = 20.0) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if condition():
+            return
+        time.sleep(0.05)
+    raise AssertionError("condition not reached in time")
+
+
+def send(broker: Broker, bodies: list[dict[str, object]]) -> None:
+    publish.multiple(
+        [{"topic": topic_of(str(b["source"])), "payload": json.dumps(b), "qos": 1} for b in bodies],
+        hostname="127.0.0.1",
+        port=broker.port,
+    )
+
+
+def test_mqtt_broker_restart_loses_nothing_and_duplicates_nothing(
+    city: City, engine: Engine, broker: Broker, tmp_path: Path
+) -> None:
+    """Messages sent while the subscriber is away, then while the broker restarts, all arrive once."""
+    feed = city.caller("engineer", channel="mqtt")
+    bodies = [event(i, at=dt.datetime(2026, 12, 7, 18, 0, tzinfo=CITY_TZ) + dt.timedelta(minutes=i),
+                    point=(5.37 + 0.001 * (i % 10), 43.30 + 0.001 * (i // 10))) for i in range(1, 121)]  # fmt: skip
+    client_id = f"massalia-test-{tmp_path.name}"
+    subscriber = Subscriber(feed, engine, client_id=client_id, url=broker.url).start()
+    wait_for(lambda: subscriber.stats.connects >= 1)
+    time.sleep(0.3)  # the subscription is acknowledged
+    send(broker, bodies[:40])
+    wait_for(lambda: subscriber.stats.accepted >= 40)
+    # The subscriber goes away: the persistent session keeps what arrives meanwhile.
+    subscriber.stop()
+    send(broker, bodies[40:80])
+    # The broker goes away too and comes back (its persistence keeps the session's queue).
+    broker.stop()
+    broker.start()
+    subscriber = Subscriber(feed, engine, client_id=client_id, url=broker.url).start()
+    wait_for(lambda: subscriber.stats.accepted >= 40)
+    # The broker stops under the subscriber's feet; the subscriber reconnects by itself.
+    broker.stop()
+    broker.start()
+    wait_for(lambda: subscriber.stats.connects >= 2)
+    time.sleep(0.3)
+    send(broker, bodies[80:])
+    send(broker, bodies[70:100])  # a feed sent twice
+    wait_for(lambda: engine.row_count(MESSAGES) >= 120 and subscriber.stats.received >= 70)
+    subscriber.stop()
+    ids = engine.query(f"SELECT source_id FROM {REPORTS}").column("source_id").to_pylist()
+    assert len(ids) == 120 and len(set(ids)) == 120, "every event once, none lost, none duplicated"
+    assert engine.row_count(MESSAGES) == 120
+    assert subscriber.stats.rejected == []
