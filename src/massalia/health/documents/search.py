@@ -5,7 +5,8 @@ home's index folder (``<home>/indexes/notes/``), or, when the warehouse is Postg
 full-text search in the warehouse table ``text_notes`` (:func:`notes_backend`; same rights, scope, snippets
 and audit). Indexed: ``note_title`` and ``note_text`` searched, the person's care site
 (``care_site_source_value``, as the patient view and the project scopes know it), the document kind
-(``note_title``, which the ETL fills from the source's document type), ``note_date`` and ``person_id`` as filters and facets.
+(``note_title``, which the ETL fills from the source's document type), ``note_date`` and ``person_id`` as
+filters and facets.
 
 Who sees what (``health.document.search``, ``rights.yaml``; every search is audited before it runs):
 
