@@ -5,8 +5,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pytest
-
 from massalia.engine.duckdb import DuckDBEngine
 from massalia.health.nlp.pipeline import ClinicalPipeline, digit_windows
 
@@ -18,15 +16,6 @@ NOTES = [
 ]
 
 
-@pytest.fixture(scope="module")
-def whole_note_dates() -> ClinicalPipeline:
-    """The same pipeline with EDS-NLP's date matcher scanning the whole note, as it does by itself."""
-    plain = ClinicalPipeline()
-    dates = dict(plain.nlp.pipeline)["dates"]
-    dates.regex_matcher = dates.regex_matcher.inner
-    return plain
-
-
 def test_windows_cover_every_digit_and_nothing_else(pipeline: ClinicalPipeline) -> None:
     doc = pipeline.nlp.make_doc(NOTES[0] + " " + "mot " * 40 + "fin 7.")
     windows = digit_windows(doc)
@@ -36,12 +25,17 @@ def test_windows_cover_every_digit_and_nothing_else(pipeline: ClinicalPipeline) 
     assert digit_windows(pipeline.nlp.make_doc(NOTES[3])) == []
 
 
-def test_the_same_findings_as_scanning_the_whole_note(
-    pipeline: ClinicalPipeline, whole_note_dates: ClinicalPipeline, demo_warehouse: Path
-) -> None:
+def test_the_same_findings_as_scanning_the_whole_note(pipeline: ClinicalPipeline, demo_warehouse: Path) -> None:
     with DuckDBEngine(demo_warehouse, read_only=True) as engine:
         texts = [str(t) for t in engine.query("SELECT note_text FROM note ORDER BY note_id LIMIT 150").column(0)
                  .to_pylist()]  # fmt: skip
-    found, expected = pipeline.extract(NOTES + texts), whole_note_dates.extract(NOTES + texts)
+    found = pipeline.extract(NOTES + texts)
+    dates = dict(pipeline.nlp.pipeline)["dates"]
+    windowed = dates.regex_matcher
+    dates.regex_matcher = windowed.inner  # EDS-NLP's matcher over the whole note, as it runs by itself
+    try:
+        expected = pipeline.extract(NOTES + texts)
+    finally:
+        dates.regex_matcher = windowed
     assert found == expected
     assert {f.value for f in found[0] if f.label == "date"} >= {"2021-03-03", "2021-03-12", "2021-04-01"}
