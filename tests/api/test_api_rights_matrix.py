@@ -258,6 +258,7 @@ SPECS: dict[str, Callable[[Matrix, str, str], Request]] = {
     "POST /api/v1/cohorts/generate": lambda m, c, r: _cohort_body(m, c, r, cohort_id=2),
     "POST /api/v1/patients/view": _patient_view,
     "POST /api/v1/patients/timeline": _patient_view,
+    "POST /api/v1/patients/findings": _patient_view,
     "POST /api/v1/documents/search": _document_search,
     "POST /api/v1/patients/notes/deidentified": _patient_view,
     "POST /api/v1/mart/count": lambda m, c, r: {"json": {

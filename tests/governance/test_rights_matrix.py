@@ -259,6 +259,7 @@ EXPECTED: dict[str, Callable[[Case], Outcome]] = {
     # open data: published open data is everyone's to read, anonymous included (role public); writes are open to
     # signed-in roles here and narrowed by the catalog's organization check (tests/opendata/test_catalog.py)
     "opendata.catalog.read": roles(*Role),  # public reads: anonymous and every signed-in role
+    "opendata.certificate.read": roles(*Role),  # the certification log is public: ids and hashes of public files
     "opendata.datastore.read": roles(*Role),
     "opendata.dataset.publish": roles(*STAFF),
     "opendata.datastore.write": roles(*STAFF),

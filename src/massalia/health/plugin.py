@@ -41,6 +41,7 @@ from massalia.api.routes import (
     vocabulary,
 )
 from massalia.api.routes.deidentified_notes import router as deidentified_notes_router
+from massalia.api.routes.nlp import router as nlp_router
 from massalia.cli.analysis import analysis_app
 from massalia.cli.cohort import cohort_app
 from massalia.cli.deid import deid_app
@@ -256,6 +257,7 @@ class HealthDomain:
         for module in (cohorts, saved_cohorts, patients, mart, extracts, quality, etl, vocabulary, analyses, documents):
             contributions.add_router(module.router)
         contributions.add_router(deidentified_notes_router)
+        contributions.add_router(nlp_router)
         contributions.add_cli_group("omop", omop_app)
         contributions.add_cli_group("etl", etl_app)
         contributions.add_cli_group("cohort", cohort_app)

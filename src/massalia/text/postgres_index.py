@@ -184,6 +184,44 @@ class PostgresTextIndex:
             raise
         return count
 
+    def exists(self) -> bool:
+        """Whether the index table was built."""
+        return self.engine.table_exists(self.table)
+
+    def add(self, rows: Iterable[Mapping[str, Any]]) -> int:
+        """Add documents to a built index (incremental indexing; a staging table copied in one statement)."""
+        if not self.exists():
+            raise TextIndexError(f"the text index {self.table} was never built")
+        table = self._arrow(rows)
+        if table.num_rows == 0:
+            return 0
+        engine, staging = self.engine, Engine.staging_name(self.table)
+        names = [n for n in table.column_names if n != FOLDED]
+        try:
+            engine.create_table(staging, table)
+            engine.execute_native(
+                f"INSERT INTO {self.table} ({', '.join(names)}, tsv) SELECT {', '.join(names)}, "
+                f"to_tsvector('french', coalesce({FOLDED}, '')) FROM {staging}"
+            )
+        finally:
+            engine.drop_table(staging)
+        return table.num_rows
+
+    @property
+    def num_docs(self) -> int:
+        """Documents in the index."""
+        return int(self.engine.query_native(f"SELECT count(*) AS n FROM {self.table}").column(0)[0].as_py())
+
+    def max_id(self) -> int:
+        """The highest document id in the index (the smallest integer when it is empty)."""
+        found = self.engine.query_native(f"SELECT max({self.schema.id_field}) AS m FROM {self.table}")
+        value = found.column(0)[0].as_py()
+        return -(2**63) if value is None else int(value)
+
+    def version(self) -> str:
+        """What identifies the data searched: the table, the documents and the highest id."""
+        return f"{self.table}:{self.num_docs}:{self.max_id()}"
+
     def _finish(self, staging: str) -> None:
         engine = self.engine
         engine.execute_native(f"ALTER TABLE {staging} ADD COLUMN tsv tsvector")

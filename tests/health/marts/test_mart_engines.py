@@ -21,7 +21,7 @@ from massalia.health.marts.catalogue import load_catalogue, parse_catalogue
 
 PERSON_TABLES = (
     "person", "observation_period", "episode", "condition_occurrence", "measurement", "observation",
-    "drug_exposure", "procedure_occurrence", "visit_occurrence", "death",
+    "drug_exposure", "procedure_occurrence", "visit_occurrence", "death", "note",
 )  # fmt: skip
 WHOLE_TABLES = ("care_site", "location", "cdm_source", "etl_loaded_file")
 
@@ -48,6 +48,9 @@ def omop_subset(warehouse: Path, persons: int) -> dict[str, pa.Table]:
             tables[name] = source.query(f"SELECT * FROM {name}")
         tables["episode_event"] = source.query(
             f"SELECT ee.* FROM episode_event AS ee JOIN episode AS e USING (episode_id) WHERE e.person_id <= {persons}"
+        )
+        tables["note_nlp"] = source.query(  # the text variables' findings (empty until an NLP run)
+            f"SELECT x.* FROM note_nlp AS x JOIN note AS n USING (note_id) WHERE n.person_id <= {persons}"
         )
         tables["concept_ancestor"] = source.query(
             f"SELECT * FROM concept_ancestor WHERE descendant_concept_id IN ({used})"

@@ -33,7 +33,7 @@ class MartBreakdownBody(MartCountBody):
 
 @router.get("/variables", **action("health.mart.variables"))
 def variables(context: Context, caller: Caller) -> list[dict[str, Any]]:
-    """The mart's variables: name, labels, type, allowed values, unit, group, definition, disclosure class, date grain.
+    """The mart's variables: name, labels, type, values, unit, group, definition, disclosure, date grain, provenance.
 
     ``date_grain`` is the finest grain a count without an approved project may compare a date at (``year`` or
     ``month``; ``null`` for other types, and a date without one is compared by ``year``).
@@ -41,7 +41,7 @@ def variables(context: Context, caller: Caller) -> list[dict[str, Any]]:
     from massalia.health.services import mart_variables
 
     fields = ("name", "label_en", "label_fr", "type", "values", "unit", "group", "definition", "disclosure",
-              "date_grain")  # fmt: skip
+              "date_grain", "provenance")  # fmt: skip
     found = mart_variables(caller)
     return [jsonable_encoder(variable.model_dump(include=set(fields))) for variable in found]
 

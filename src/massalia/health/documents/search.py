@@ -1,10 +1,12 @@
 """Full-text search over the warehouse's clinical documents (OMOP NOTE), a guarded service.
 
-The notes are indexed by the generic text index (:mod:`massalia.text`, Tantivy, French analysis) in the
-home's index folder (``<home>/indexes/notes/``): ``note_title`` and ``note_text`` searched, the person's
-care site (``care_site_source_value``, as the patient view and the project scopes know it), the document
-kind (``note_title``, which the ETL fills from the source's document type), ``note_date`` and
-``person_id`` as filters and facets.
+The notes are indexed by the generic text index (:mod:`massalia.text`, French analysis): Tantivy in the
+home's index folder (``<home>/indexes/notes/``), or, when the warehouse is PostgreSQL, PostgreSQL's own
+full-text search in the warehouse table ``text_notes`` (:func:`notes_backend`; same rights, scope, snippets
+and audit). Indexed: ``note_title`` and ``note_text`` searched, the person's care site
+(``care_site_source_value``, as the patient view and the project scopes know it), the document kind
+(``note_title``, which the ETL fills from the source's document type), ``note_date`` and ``person_id`` as
+filters and facets.
 
 Who sees what (``health.document.search``, ``rights.yaml``; every search is audited before it runs):
 
@@ -42,7 +44,7 @@ import hmac
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 import pyarrow as pa
 from sqlglot import exp
@@ -58,7 +60,8 @@ from massalia.health.cohorts.definition import CohortDefinition
 from massalia.health.cohorts.service import run_step
 from massalia.health.documents.deid import deidentify_note
 from massalia.health.research import PROJECT_DATE_SHIFT_DAYS, project_scope
-from massalia.text import IndexSchema, SearchRequest, Snippet, TantivyIndex, TextIndexError, parse_query
+from massalia.text import IndexSchema, SearchRequest, SearchResult, Snippet, TantivyIndex, TextIndexError, parse_query
+from massalia.text.postgres_index import PostgresTextIndex
 from massalia.text.query import canonical
 
 ACTION = "health.document.search"
@@ -80,6 +83,42 @@ BATCH_ROWS = 20_000
 """Notes read from the warehouse per query while indexing (bounded memory, a progress step each)."""
 MAX_TYPE_CHARS = 100
 Mode = Literal["identified", "pseudonymized", "aggregate", "count"]
+Backend = Literal["tantivy", "postgres"]
+
+
+class NotesIndex(Protocol):
+    """What the service asks of a text index backend (Tantivy's folder or PostgreSQL's table)."""
+
+    def search(self, request: SearchRequest) -> SearchResult: ...  # noqa: D102 (the backends document it)
+
+    def distinct(self, request: SearchRequest, field: str) -> int: ...  # noqa: D102
+
+    def version(self) -> str: ...  # noqa: D102
+
+
+def notes_backend(engine: Engine) -> Backend:
+    """Where the notes index lives: the PostgreSQL warehouse's own full-text search, else the home's Tantivy folder.
+
+    A PostgreSQL warehouse keeps its notes index in a table of its own (one server to back up and secure);
+    indexing and searching choose alike, so a search always reads the index the last indexing run built.
+    """
+    return "postgres" if engine.capabilities.french_full_text else "tantivy"
+
+
+def open_notes_index(engine: Engine, root: Path) -> NotesIndex:
+    """The built notes index of this warehouse's backend (:func:`notes_backend`).
+
+    Raises
+    ------
+    TextIndexError
+        The index was never built (``massalia text index``).
+    """
+    if notes_backend(engine) == "postgres":
+        index = PostgresTextIndex(engine, NOTES_INDEX, NOTES_SCHEMA)
+        if not index.exists():
+            raise TextIndexError("the notes index was never built in the warehouse: run massalia text index")
+        return index
+    return TantivyIndex.open(root, NOTES_INDEX, NOTES_SCHEMA)
 
 
 # -- indexing ----------------------------------------------------------------------------------------------
@@ -140,11 +179,11 @@ def index_notes(
                                            "channel": caller.channel})  # fmt: skip
     if not engine.table_exists("note"):
         raise InvalidRequest("the warehouse has no NOTE table: load documents first (massalia etl)")
+    if notes_backend(engine) == "postgres":
+        return _index_in_postgres(engine, rebuild=rebuild, progress=progress)
     fresh = rebuild or not TantivyIndex.exists(root, NOTES_INDEX)
     after = -(2**63) if fresh else TantivyIndex.open(root, NOTES_INDEX, NOTES_SCHEMA).max_id()
-    total = engine.scalar_int(
-        exp.select(exp.func("count", exp.Star())).from_("note").where(exp.column("note_id") > exp.Literal.number(after))
-    )
+    total = _count_after(engine, after)
     done = 0
 
     def fill(index: TantivyIndex, add: Callable[[Any], int]) -> None:
@@ -166,6 +205,37 @@ def index_notes(
             index.close()
     documents = TantivyIndex.open(root, NOTES_INDEX, NOTES_SCHEMA).num_docs
     return IndexSummary(done, fresh, documents)
+
+
+def _count_after(engine: Engine, after: int) -> int:
+    return engine.scalar_int(
+        exp.select(exp.func("count", exp.Star())).from_("note").where(exp.column("note_id") > exp.Literal.number(after))
+    )
+
+
+def _index_in_postgres(engine: Engine, *, rebuild: bool, progress: Callable[[int, int], None] | None) -> IndexSummary:
+    """The notes index as a table of the PostgreSQL warehouse: built (staging table swapped in) or extended."""
+    index = PostgresTextIndex(engine, NOTES_INDEX, NOTES_SCHEMA)
+    fresh = rebuild or not index.exists()
+    after = -(2**63) if fresh else index.max_id()
+    total = _count_after(engine, after)
+    done = 0
+
+    def batches() -> Iterator[list[dict[str, Any]]]:
+        nonlocal done
+        for batch in _note_batches(engine, after):
+            rows = list(_rows(batch))
+            yield rows
+            done += len(rows)
+            if progress is not None:
+                progress(done, total)
+
+    if fresh:
+        index.build(batches())
+    else:
+        for rows in batches():
+            index.add(rows)
+    return IndexSummary(done, fresh, index.num_docs)
 
 
 # -- searching ---------------------------------------------------------------------------------------------
@@ -409,7 +479,7 @@ def search_notes(
     grant = caller.authorize(ACTION, project_id=project_id, site=site, detail=detail)
     mode = _mode(grant)
     persons = _project_persons(engine, scope.cohort if scope is not None else None)
-    index = TantivyIndex.open(root, NOTES_INDEX, NOTES_SCHEMA)
+    index = open_notes_index(engine, root)
     if mode == "count":
         request = _request(query, chosen, grant, policy, persons, page=1, page_size=1, snippets=False)
         matching = index.distinct(request, "person_id")
@@ -448,8 +518,11 @@ __all__ = [
     "DocumentSearch",
     "IndexSummary",
     "NoteFilters",
+    "NotesIndex",
     "TextIndexError",
     "index_notes",
+    "notes_backend",
+    "open_notes_index",
     "query_digest",
     "search_notes",
 ]

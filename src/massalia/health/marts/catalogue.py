@@ -81,6 +81,13 @@ class DateGrain(StrEnum):
     MONTH = "month"
 
 
+class Provenance(StrEnum):
+    """Where a variable's value comes from: structured OMOP records, or text (NLP findings in NOTE_NLP)."""
+
+    STRUCTURED = "structured"
+    TEXT = "text"
+
+
 class Group(StrEnum):
     """Thematic group of a variable (the order of the documentation)."""
 
@@ -162,6 +169,8 @@ class Variable(BaseModel):
     disclosure: Disclosure
     date_grain: DateGrain | None = None
     """Finest grain a feasibility filter may use on a date (default ``year``); see ``docs/disclosure.md``."""
+    provenance: Provenance = Provenance.STRUCTURED
+    """``text`` when the value is read from the clinical NLP pipeline's findings (NOTE_NLP), not from records."""
 
     @field_validator("name")
     @classmethod

@@ -42,6 +42,8 @@ def render_variables(catalogue: Catalogue) -> str:
             definition = variable.definition
             if variable.concepts:
                 definition += f" Concepts: {', '.join(str(c) for c in variable.concepts)}."
+            if variable.provenance.value == "text":
+                definition += " Provenance: text (NLP findings)."
             definition += f" Source `{variable.source}`"
             definition += f", `{variable.expression}`." if variable.expression else "."
             missing = variable.missing.meaning

@@ -16,7 +16,10 @@ const CATALOGUE = new URL("./i18n", import.meta.url).pathname;
 const DEBOUNCE_MS = 120;
 
 const CODED = ["ConditionOccurrence", "DrugExposure", "ProcedureOccurrence", "Measurement", "Observation", "VisitOccurrence", "DeviceExposure", "Death"];
-const ONCOLOGY = ["CancerDiagnosis", "TnmStage", "Biomarker", "TreatmentLine", "DiseaseProgression"];
+const ONCOLOGY = ["CancerDiagnosis", "TnmStage", "Biomarker", "TreatmentLine", "DiseaseProgression", "NoteFinding"];
+// NoteFinding: a finding of the clinical NLP pipeline in a note (NOTE_NLP), its label, value and qualifiers.
+const NOTE_LABELS = ["biomarker", "cancer", "histology", "tnm", "stage", "ecog", "metastasis", "drug", "comorbidity", "procedure", "adverse_event", "progression", "date"];
+const QUALIFIERS = ["negated", "hypothesis", "family", "history"];
 const OPS = ["gte", "gt", "eq", "lte", "lt"];
 const MODALITIES = ["chemotherapy", "targeted", "immunotherapy", "hormone"];
 
@@ -68,6 +71,8 @@ function labelled(text, control) {
 function defaultCriterion(kind) {
   if (kind === "TnmStage") return { kind, axis: "group", value: { op: "gte", value: 3 } };
   if (kind === "Biomarker") return { kind, status: "positive" };
+  // "The patient has it": affirmed, not hypothetical, not about a relative (the API's own defaults, made visible).
+  if (kind === "NoteFinding") return { kind, label: "biomarker", value: ["her2:positive"], negated: false, hypothesis: false, family: false };
   if (kind === "TreatmentLine") return { kind, line: { op: "eq", value: 1 } };
   const criterion = { kind };
   if (CODED.includes(kind) && kind !== "Death" && state.definition.concept_sets.length) {
@@ -121,10 +126,36 @@ function rangeEditor(target, key, text) {
   return [labelled(text, op), labelled(t("cohorts.value_of", { name: text }), value)];
 }
 
+/** A NoteFinding's label, values and qualifiers; a qualifier is "no" (false), "yes" (true) or "either" (null). */
+function noteFindingFields(criterion) {
+  const label = h("select", { class: "note-label", onchange: (event) => { if (event.target.value) criterion.label = event.target.value; else delete criterion.label; changed(); } },
+    h("option", { value: "" }, t("cohorts.any")), NOTE_LABELS.map((l) => h("option", { value: l, selected: criterion.label === l }, t(`cohorts.note_label.${l}`))));
+  const value = h("input", {
+    type: "text", class: "note-value", value: (criterion.value || []).join(", "), placeholder: "her2:positive, egfr:positive",
+    oninput: (event) => {
+      const values = event.target.value.split(/[,;]/).map((v) => v.trim()).filter(Boolean);
+      if (values.length) criterion.value = values;
+      else delete criterion.value;
+      changed();
+    },
+  });
+  const qualifiers = QUALIFIERS.map((q) => {
+    const current = criterion[q] === undefined ? (q === "history" ? "" : "false") : criterion[q] === null ? "" : String(criterion[q]);
+    const select = h("select", { class: `note-qualifier note-${q}`, onchange: (event) => {
+      const chosen = event.target.value;
+      criterion[q] = chosen === "" ? null : chosen === "true";
+      changed();
+    } }, [["false", t("cohorts.qualifier.no")], ["true", t("cohorts.qualifier.yes")], ["", t("cohorts.qualifier.either")]].map(([v, text]) =>
+      h("option", { value: v, selected: current === v }, text)));
+    return labelled(t(`cohorts.qualifier.${q}`), select);
+  });
+  return [labelled(t("cohorts.note_label"), label), labelled(t("cohorts.note_value"), value), ...qualifiers];
+}
+
 /** The editable fields of one criterion (the others, e.g. from an import, are kept as they are). */
 function criterionFields(criterion) {
   const fields = [];
-  const hasCodeset = CODED.includes(criterion.kind) || ["CancerDiagnosis", "Biomarker", "TreatmentLine"].includes(criterion.kind);
+  const hasCodeset = CODED.includes(criterion.kind) || ["CancerDiagnosis", "Biomarker", "TreatmentLine", "NoteFinding"].includes(criterion.kind);
   if (hasCodeset) {
     fields.push(labelled(t("cohorts.concept_set"), h("select", {
       onchange: (event) => {
@@ -164,6 +195,7 @@ function criterionFields(criterion) {
       onchange: (event) => { if (event.target.value) criterion.modality = [event.target.value]; else delete criterion.modality; changed(); },
     }, h("option", { value: "" }, t("cohorts.any")), MODALITIES.map((m) => h("option", { value: m, selected: (criterion.modality || [])[0] === m }, t(`cohorts.modality.${m}`))))));
   }
+  if (criterion.kind === "NoteFinding") fields.push(...noteFindingFields(criterion));
   if (criterion.kind === "DiseaseProgression") fields.push(...rangeEditor(criterion, "number", t("cohorts.progression_number")));
   if (criterion.kind !== "Death") fields.push(...rangeEditor(criterion, "age", t("cohorts.age")));
   const first = h("input", { type: "checkbox", checked: Boolean(criterion.first), onchange: (event) => { if (event.target.checked) criterion.first = true; else delete criterion.first; changed(); } });

@@ -21,7 +21,8 @@ const PANELS = [
 const MAX_LAB_SERIES = 6;
 const MAX_PAGES = 4; // 4 × 5,000 events at most
 const COLORS = ["#1d4e89", "#b3541e", "#2f7d4f", "#7a3e9d", "#8a6d00", "#a1224d"];
-const state = { projects: [], form: { person: "", purpose: "", project: "" }, result: null, error: null, kind: "all", offset: 0, timing: null };
+const state = { projects: [], form: { person: "", purpose: "", project: "" }, result: null, error: null, kind: "all", offset: 0, timing: null, findings: null };
+const QUALIFIERS = ["negated", "hypothesis", "family", "history"];
 let view = null;
 let chart = null;
 
@@ -46,6 +47,48 @@ async function fetchTimeline() {
   }
   result.truncated = Boolean(page.next);
   return result;
+}
+
+// The NLP findings of the patient's notes (POST /patients/findings: the timeline's right, audited with the same
+// purpose). A refusal or an unbuilt NOTE_NLP is shown in the card, never hides the timeline.
+async function fetchFindings() {
+  const { person, purpose, project } = state.form;
+  const body = { person: project ? person : /^-?\d+$/.test(person) ? Number(person) : person, purpose };
+  if (project) body.project_id = Number(project);
+  try {
+    return await api("POST", "/patients/findings", body);
+  } catch (error) {
+    return { error };
+  }
+}
+
+/** A finding's qualifiers as visible badges; a negated or hypothetical finding is also struck through. */
+function qualifierBadges(finding) {
+  const on = QUALIFIERS.filter((q) => finding[q]);
+  if (!on.length) return h("span", { class: "badge badge-affirmed" }, t("timeline.finding.affirmed"));
+  return h("span", {}, on.map((q) => h("span", { class: `badge badge-${q}`, dataset: { qualifier: q } }, t(`timeline.finding.${q}`))));
+}
+
+function findingsCard(found) {
+  const body = [];
+  if (!found || found.error) {
+    body.push(found && found.error ? errorBox(found.error) : h("p", { class: "muted" }, "—"));
+  } else if (!found.findings.length) {
+    body.push(h("p", { class: "muted", id: "timeline-findings-empty" }, t("timeline.findings_none")));
+  } else {
+    const rows = found.findings.map((f) => {
+      const doubtful = f.negated || f.hypothesis || f.family;
+      const what = f.concept_name || f.value || f.label;
+      const words = f.withheld ? h("em", { class: "muted" }, t("timeline.finding.withheld")) : (f.lexical_variant || "");
+      return [f.note_date || "—", t(`cohorts.note_label.${f.label}`), doubtful ? h("s", { class: "finding-doubtful" }, what) : what,
+        f.value || "", qualifierBadges(f), words];
+    });
+    const cols = [t("timeline.date"), t("timeline.finding.label"), t("timeline.what"), t("timeline.value"), t("timeline.finding.qualifiers"), t("timeline.finding.words")].map((label) => ({ label }));
+    body.push(table("timeline-findings-table", t("timeline.findings"), cols, rows));
+    if (found.withheld) body.push(h("p", { class: "muted small" }, t("timeline.findings_withheld", { count: formatNumber(found.withheld) })));
+  }
+  return h("section", { class: "card", id: "timeline-findings", "aria-labelledby": "timeline-findings-title" },
+    h("h2", { id: "timeline-findings-title" }, t("timeline.findings")), h("p", { class: "muted small" }, t("timeline.findings_help")), ...body);
 }
 
 function eventName(event) {
@@ -175,7 +218,8 @@ function drawResult() {
       ]),
       r.truncated ? h("p", { class: "alert alert-warn" }, t("timeline.truncated")) : null),
     h("section", { class: "card", "aria-labelledby": "timeline-chart-title" }, h("h2", { id: "timeline-chart-title" }, t("timeline.chart")), h("p", { class: "muted small" }, t("timeline.zoom_help")), view.chart),
-    h("section", { class: "card", "aria-labelledby": "timeline-events-title" }, h("h2", { id: "timeline-events-title" }, t("timeline.events")), view.table));
+    h("section", { class: "card", "aria-labelledby": "timeline-events-title" }, h("h2", { id: "timeline-events-title" }, t("timeline.events")), view.table),
+    findingsCard(state.findings));
   view.result.dataset.state = "shown";
   drawChart(r.items).catch((error) => replace(view.chart, errorBox(error)));
 }
@@ -195,6 +239,7 @@ function form() {
     const started = performance.now();
     try {
       state.result = await fetchTimeline();
+      state.findings = await fetchFindings();
       state.offset = 0;
       state.error = null;
     } catch (error) {
