@@ -117,6 +117,10 @@ def test_researcher_feasibility_journey(browsing: Browsing, screenshot: Callable
 def test_account_shows_roles_projects_and_budget(browsing: Browsing, screenshot: Callable[[Any, str], Path]) -> None:
     browsing.sign_in("researcher")
     page = browsing.page
+    page.wait_for_selector(".cards .card")
+    summaries = [text.strip() for text in page.locator(".cards .card p").all_text_contents()]
+    # each card's summary comes from its domain's messages, never a bare message key
+    assert summaries and all(summaries) and not [s for s in summaries if s.startswith("page.")], summaries
     screenshot(page, "20-home")
     page.click("nav a[data-page='portal.account']")
     page.wait_for_selector("#budget-meter")
