@@ -44,7 +44,7 @@ def rules_command(
 @alarms_app.command("list")
 def list_command(
     status: Annotated[str | None, typer.Option(help="open, acknowledged, snoozed or closed")] = None,
-    limit: Annotated[int, typer.Option(min=1, max=1000)] = 50,
+    limit: Annotated[int, typer.Option(min=1, max=1000, help="Most alarms listed")] = 50,
     home_dir: HomeOption = None,
     engine: EngineOption = None,
 ) -> None:
