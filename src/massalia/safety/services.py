@@ -361,27 +361,51 @@ def map_grid(caller: Caller, engine: Engine, where: IncidentFilter, cell_metres:
         f"CASE WHEN i.x_l93 IS NULL THEN i.zone END AS unplaced, count(*) AS n FROM {INCIDENTS} AS i "
         f"WHERE {where.where('i')} GROUP BY 1, 2, 3 ORDER BY 1, 2, 3"
     ).to_pylist()
-    cells = []
-    without: dict[str, int | None] = {}
-    released: dict[str, int | None] = {}
-    release: dict[str, Any] = {"mode": "exact"}
-    if not grant.raw_counts:  # disjoint cells: one incident changes one count (sensitivity 1)
-        released, release = safety_release.release_table(
-            caller, engine, "safety.map.read", {"filter": where.describe(), "cell": size},
-            {f"{r['gx']}:{r['gy']}:{r['unplaced']}": int(r["n"]) for r in rows},
-        )  # fmt: skip
+    if grant.raw_counts:
+        cells = [
+            {"x_l93": r["gx"] * size, "y_l93": r["gy"] * size, "count": int(r["n"])}
+            for r in rows
+            if r["unplaced"] is None
+        ]
+        without = {str(r["unplaced"]): int(r["n"]) for r in rows if r["unplaced"] is not None}
+        return {"cell_metres": size, "crs": "EPSG:2154", "cells": cells, "masked_cells": 0, "without_point": without,
+                "threshold": None, "release": {"mode": "exact"}}  # fmt: skip
+    return _partner_grid(caller, engine, where, size, rows, threshold)
+
+
+def _partner_grid(
+    caller: Caller, engine: Engine, where: IncidentFilter, size: int, rows: list[dict[str, Any]], threshold: int
+) -> dict[str, Any]:
+    """A partner's grid: every cell meeting the city and every zone's unplaced count, empty or not, released noisy.
+
+    Listing only the non-empty cells (then masking the small ones) told exactly where incidents are, whatever
+    the noise on their counts. The released cells are fixed by the geometry (:func:`release.city_cells`) and
+    the zones by the catalogue, so the set says nothing; an empty cell is released like any other (its noisy
+    count may show, a small non-empty cell's may be masked). Masked cells are left out of the list and
+    counted in ``masked_cells``: that is post-processing of released values, which the noise already covers.
+    """
+    grid = safety_release.city_cells(size)
+    if len(grid) > safety_release.MAX_GRID_CELLS:
+        raise InvalidRequest(
+            f"cell_metres={size} gives {len(grid)} cells over the city, more than a partner's "
+            f"{safety_release.MAX_GRID_CELLS}: ask a larger cell"
+        )
+    true: dict[str, int] = {f"{gx}:{gy}": 0 for gx, gy in grid}
+    true.update({f"zone:{d.zone}": 0 for d in districts()})
     for row in rows:
-        count = int(row["n"]) if grant.raw_counts else released[f"{row['gx']}:{row['gy']}:{row['unplaced']}"]
-        if row["unplaced"] is not None:
-            without[str(row["unplaced"])] = count
-        else:
-            cells.append({"x_l93": row["gx"] * size, "y_l93": row["gy"] * size, "count": count})
-    masked = 0
-    if not grant.raw_counts:  # a masked cell is left out (its place alone would tell "a few incidents here")
-        masked = sum(1 for c in cells if c["count"] is None)
-        cells = [c for c in cells if c["count"] is not None]
-    return {"cell_metres": size, "crs": "EPSG:2154", "cells": cells, "masked_cells": masked, "without_point": without,
-            "threshold": None if grant.raw_counts else threshold, "release": release}  # fmt: skip
+        name = f"zone:{row['unplaced']}" if row["unplaced"] is not None else f"{row['gx']}:{row['gy']}"
+        # An incident outside every cell of the outline (a corner sliver) is left out rather than add a cell.
+        if name in true:
+            true[name] += int(row["n"])
+    released, release = safety_release.release_table(  # disjoint cells: one incident changes one count
+        caller, engine, "safety.map.read", {"filter": where.describe(), "cell": size, "grid": "fixed"}, true
+    )
+    cells = [{"x_l93": gx * size, "y_l93": gy * size, "count": released[f"{gx}:{gy}"]} for gx, gy in grid]
+    shown = [c for c in cells if c["count"] is not None]
+    without = {d.zone: released[f"zone:{d.zone}"] for d in districts()}
+    return {"cell_metres": size, "crs": "EPSG:2154", "cells": shown, "masked_cells": len(cells) - len(shown),
+            "grid_cells": len(cells), "without_point": without, "threshold": threshold,
+            "release": release}  # fmt: skip
 
 
 def timeline(caller: Caller, engine: Engine, where: IncidentFilter, bucket: str = "day") -> dict[str, Any]:
@@ -398,11 +422,26 @@ def timeline(caller: Caller, engine: Engine, where: IncidentFilter, bucket: str 
     ).to_pylist()
     if grant.raw_counts:
         return {"bucket": bucket, "points": [{"t": r["t"].isoformat(), "count": int(r["n"])} for r in rows]}
+    # Every bucket of the period, empty or not: only listing the non-empty ones told exactly when incidents
+    # happened. Without a period, the period is the log's whole years (unfiltered: it says nothing of the filter).
+    start, end = where.start, where.end
+    if start is None or end is None:
+        span = engine.query(f"SELECT min(occurred_at) AS low, max(occurred_at) AS high FROM {INCIDENTS}").to_pylist()
+        low, high = span[0]["low"], span[0]["high"]
+        if low is None:
+            return {"bucket": bucket, "points": [], "threshold": threshold, "release": {"mode": "noisy"}}
+        start = start or dt.datetime(low.year, 1, 1)
+        end = end or dt.datetime(high.year + 1, 1, 1)
+    buckets = [b.isoformat() for b in safety_release.fixed_buckets(start, end, bucket)]
+    true = dict.fromkeys(buckets, 0)
+    for r in rows:
+        if r["t"].isoformat() in true:
+            true[r["t"].isoformat()] = int(r["n"])
+    period = [start.isoformat(), end.isoformat()]
     released, release = safety_release.release_table(
-        caller, engine, "safety.map.read", {"filter": where.describe(), "timeline": bucket},
-        {r["t"].isoformat(): int(r["n"]) for r in rows},
-    )  # fmt: skip
-    points = [{"t": r["t"].isoformat(), "count": released[r["t"].isoformat()]} for r in rows]
+        caller, engine, "safety.map.read", {"filter": where.describe(), "timeline": bucket, "period": period}, true
+    )
+    points = [{"t": b, "count": released[b]} for b in buckets]
     return {"bucket": bucket, "points": points, "threshold": threshold, "release": release}
 
 
