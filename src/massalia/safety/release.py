@@ -106,8 +106,8 @@ def city_cells(size: int) -> tuple[tuple[int, int], ...]:
     for ring in city_rings():
         low_x, low_y = np.floor(ring.min(axis=0) / size).astype(np.int64)
         high_x, high_y = np.floor(ring.max(axis=0) / size).astype(np.int64)
-        gx, gy = np.meshgrid(np.arange(low_x, high_x + 1), np.arange(low_y, high_y + 1), indexing="ij")
-        gx, gy = gx.ravel(), gy.ravel()
+        mesh_x, mesh_y = np.meshgrid(np.arange(low_x, high_x + 1), np.arange(low_y, high_y + 1), indexing="ij")
+        gx, gy = mesh_x.ravel(), mesh_y.ravel()
         inside = contains(ring, (gx + 0.5) * size, (gy + 0.5) * size)
         found.update(zip(gx[inside].tolist(), gy[inside].tolist(), strict=True))
         for (x0, y0), (x1, y1) in itertools.pairwise(ring):
