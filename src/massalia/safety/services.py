@@ -38,6 +38,15 @@ GROUPINGS = {
 }
 TIMELINE_BUCKETS = {"hour": "hour", "day": "day", "week": "week", "month": "month"}
 MAX_ROWS = 1000
+SORTS = {
+    "occurred_at": "i.occurred_at",
+    "zone": "i.zone",
+    "type": "i.type_code",
+    "family": "i.family",
+    "source": "i.first_source",
+    "id": "i.incident_id",
+}
+"""Columns an incident list may be sorted by (server-side; the id breaks ties so pages never overlap)."""
 BIAS_RATIO = 0.5
 """A zone's share of incidents seen by a source under half the city's share gets a reporting-bias note."""
 
@@ -106,8 +115,12 @@ def list_incidents(
     include: Sequence[str] = (),
     limit: int = 100,
     offset: int = 0,
+    sort: str = "occurred_at",
+    descending: bool = True,
 ) -> dict[str, Any]:
-    """Incidents matching ``where``, newest first; ``include`` may ask for ``narrative`` and ``parties``.
+    """Incidents matching ``where``, sorted by ``sort`` (a key of :data:`SORTS`; newest first by default).
+
+    ``include`` may ask for ``narrative`` and ``parties``.
 
     Each personal field is its own audited action, asked for only when included; the audit entry names the
     filter and the incidents returned.
@@ -117,6 +130,8 @@ def list_incidents(
         raise InvalidRequest(f"include: unknown field(s) {', '.join(sorted(unknown))} (narrative, parties)")
     if not 1 <= limit <= MAX_ROWS or offset < 0:
         raise InvalidRequest(f"limit must be 1 to {MAX_ROWS} and offset >= 0")
+    if sort not in SORTS:
+        raise InvalidRequest(f"sort: unknown column {sort!r} ({', '.join(SORTS)})")
     caller.authorize("safety.incident.list", detail={"filter": where.describe()})
     # Each personal field is its own audited decision, taken before anything is read (a refusal reads nothing);
     # the filter, limit and offset in the entry determine exactly which incidents were returned.
@@ -128,10 +143,12 @@ def list_incidents(
     if not _ready(engine):
         return {"total": 0, "incidents": []}
     total = engine.scalar_int(f"SELECT count(*) FROM {INCIDENTS} AS i WHERE {where.where('i')}")
+    direction = "DESC" if descending else "ASC"
+    order = f"{SORTS[sort]} {direction} NULLS LAST, i.incident_id {direction}"
     rows = engine.query(
         f"SELECT i.incident_id, i.occurred_at, i.zone, i.x_l93, i.y_l93, i.type_code, i.family, i.first_source, "
         f"(SELECT list(DISTINCT r.source ORDER BY r.source) FROM {REPORTS} AS r WHERE r.incident_id = i.incident_id) "
-        f"AS sources FROM {INCIDENTS} AS i WHERE {where.where('i')} ORDER BY i.occurred_at DESC, i.incident_id "
+        f"AS sources FROM {INCIDENTS} AS i WHERE {where.where('i')} ORDER BY {order} "
         f"LIMIT {int(limit)} OFFSET {int(offset)}"
     ).to_pylist()
     ids = [int(r["incident_id"]) for r in rows]
@@ -141,7 +158,7 @@ def list_incidents(
             row["reports"] = latest.get(int(row["incident_id"]), [])
     for row in rows:
         row["occurred_at"] = row["occurred_at"].isoformat()
-    return {"total": total, "incidents": rows}
+    return {"total": total, "incidents": rows, "sort": sort, "descending": descending, "limit": limit, "offset": offset}
 
 
 def _latest_reports(engine: Engine, ids: list[int], fields: Sequence[str]) -> dict[int, list[dict[str, Any]]]:
