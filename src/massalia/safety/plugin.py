@@ -39,7 +39,8 @@ PORTAL_PAGES: tuple[PortalPage, ...] = (
     PortalPage("safety.situation", "/portal/safety/situation", "Situation en direct", "Live situation", "situation.js",
                right="safety.live.read", group="safety"),
 )  # fmt: skip
-"""Search, the dashboard, the incident list and detail (statistics, bias notes, offline map, timeline brushing the map), the live situation."""
+"""Search, the dashboard (statistics, bias notes, offline map, timeline brushing the map), the incident list and
+detail (history, merged sources), the live situation."""
 
 
 @dataclass(frozen=True)
