@@ -224,7 +224,9 @@ def test_incident_list_sorts_pages_and_opens_a_record_with_history_and_merged_so
     assert f"{number}" in (page.locator("#safety-incident-title").text_content() or "")
     assert page.locator("#safety-reports tbody tr").count() >= 2, "reports of several sources"
     assert page.locator("#safety-links li").count() >= 1
-    assert "règle" in (page.locator("#safety-links li").first.text_content() or ""), "the dedup rule explained"
+    joined = page.locator("#safety-links li:not([data-rule=new_incident])").first.text_content() or ""
+    assert "règle" in joined and "écart" in joined, f"the dedup rule explained: {joined}"
+    assert page.locator("#safety-links li[data-rule=new_incident]").count() >= 1, "the report that opened it"
     assert page.locator("#safety-reports td.narrative").count() == 0, "no narrative before it is asked for"
     page.click("#safety-show-narrative")
     page.wait_for_selector("#safety-reports td.narrative")

@@ -12,7 +12,8 @@ import { SOURCES, ZONES, field, prepare, queryString, select, t } from "./kit.js
 const PAGE_SIZE = 25;
 const COLUMNS = [["occurred_at", "safety.when"], ["zone", "safety.zone"], ["type", "safety.type"],
   ["family", "safety.family"], ["source", "safety.source"]];
-const RULES = ["same_place_time", "late_complaint", "same_address"];
+const RULES = ["new_incident", "same_place_time", "late_complaint", "same_address"];
+let asked = 0; // the latest list request: an older answer arriving late is dropped
 const state = { form: { zone: "", family: "", source: "", start: "", end: "" }, sort: "occurred_at", order: "desc",
   offset: 0, result: null, error: null, families: [], detail: null, detailError: null, personal: {} };
 let view = null;
@@ -22,10 +23,14 @@ const when = (value) => (value || "—").replace("T", " ").slice(0, 16);
 async function list() {
   view.list.setAttribute("aria-busy", "true");
   const filter = { ...state.form };
+  const mine = ++asked;
   try {
-    state.result = await api("GET", `/safety/incidents?${queryString(filter, { sort: state.sort, order: state.order, limit: PAGE_SIZE, offset: state.offset })}`);
+    const result = await api("GET", `/safety/incidents?${queryString(filter, { sort: state.sort, order: state.order, limit: PAGE_SIZE, offset: state.offset })}`);
+    if (mine !== asked) return;
+    state.result = result;
     state.error = null;
   } catch (error) {
+    if (mine !== asked) return;
     state.result = null;
     state.error = error;
   }
@@ -35,8 +40,8 @@ async function list() {
 async function open(id, include = null) {
   view.detail.setAttribute("aria-busy", "true");
   try {
-    const asked = include ? `?include=${include}` : "";
-    const detail = await api("GET", `/safety/incidents/${encodeURIComponent(id)}${asked}`);
+    const query = include ? `?include=${include}` : "";
+    const detail = await api("GET", `/safety/incidents/${encodeURIComponent(id)}${query}`);
     if (include) state.personal[include] = { reports: detail.reports, error: null };
     else { state.detail = detail; state.personal = {}; }
     state.detailError = null;
@@ -97,8 +102,8 @@ function drawDetail() {
   const incident = detail.incident;
   const shownFields = ["narrative", "parties"].filter((f) => state.personal[f]?.reports);
   const reports = detail.reports.map((r) => h("tr", { dataset: { report: String(r.report_id) } },
-    h("td", {}, r.source), h("td", {}, r.source_id), h("td", {}, String(r.version)), h("td", {}, when(r.occurred_at)),
-    h("td", {}, r.type_code || "—"), h("td", {}, r.status || "—"), h("td", {}, `${r.source_file || "—"}:${r.source_line ?? "—"}`),
+    h("td", {}, String(r.report_id)), h("td", {}, r.source), h("td", {}, r.source_id), h("td", {}, String(r.version)), h("td", {}, when(r.occurred_at)),
+    h("td", {}, r.type_code || "—"), h("td", {}, r.status || "—"), h("td", {}, `${(r.source_file || "—").split("/").pop()}:${r.source_line ?? "—"}`),
     shownFields.map((f) => h("td", { class: `personal ${f}` }, personalCell(f, r)))));
   const links = detail.links.map((l) => h("li", { dataset: { rule: l.rule } },
     t(RULES.includes(l.rule) ? `safety.rule.${l.rule}` : "safety.rule.other", {
@@ -116,7 +121,7 @@ function drawDetail() {
     h("h3", {}, t("safety.history")), h("p", { class: "muted" }, t("safety.history_why")),
     h("div", { class: "table-wrap", role: "region", "aria-label": t("safety.history"), tabIndex: 0 },
       h("table", { class: "table", id: "safety-reports" }, h("caption", { class: "sr-only" }, t("safety.history")),
-        h("thead", {}, h("tr", {}, ["safety.source", "safety.source_id", "safety.version", "safety.when", "safety.type", "safety.status", "safety.origin"]
+        h("thead", {}, h("tr", {}, ["safety.report", "safety.source", "safety.source_id", "safety.version", "safety.when", "safety.type", "safety.status", "safety.origin"]
           .map((key) => h("th", { scope: "col" }, t(key))), shownFields.map((f) => h("th", { scope: "col" }, t(`safety.field.${f}`))))),
         h("tbody", {}, reports))),
     h("h3", {}, t("safety.merged")),
