@@ -18,7 +18,11 @@ from massalia.safety import search
 from massalia.safety.log import load_delivery
 from massalia.safety.synth.generator import GeneratorConfig, generate
 
-SAFETY_ACCOUNTS = {"safety_operator": Role.SAFETY_OPERATOR, "partner": Role.PARTNER}
+SAFETY_ACCOUNTS = {
+    "safety_operator": Role.SAFETY_OPERATOR,
+    "safety_analyst": Role.SAFETY_ANALYST,
+    "partner": Role.PARTNER,
+}
 
 
 @pytest.fixture(scope="module")
@@ -171,3 +175,89 @@ def test_an_operator_saves_a_view_and_opens_it_again(browsing: Browsing, safety_
     wait_until(page, "() => document.querySelector('#safety-d-zone').value === 'D03'")
     wait_until(page, "() => document.querySelectorAll('#safety-stats tbody tr').length < 16")
     assert page.locator("#safety-d-by").input_value() == "family"
+
+
+def _open_merged_incident(page: Any) -> str:
+    """Open the list, then an incident that merges reports of several sources (sorted by source, server-side)."""
+    page.goto("/portal/safety/incidents")
+    page.wait_for_selector("#safety-incidents tbody tr")
+    merged = page.locator("#safety-incidents tbody tr", has_text=",").first
+    for _ in range(20):
+        if merged.count():
+            break
+        page.click("#safety-incidents-next")
+        page.wait_for_selector("#safety-incidents tbody tr")
+        merged = page.locator("#safety-incidents tbody tr", has_text=",").first
+    assert merged.count(), "an incident merging several sources within 20 pages"
+    number = merged.get_attribute("data-incident") or ""
+    merged.locator("[data-open]").click()
+    page.wait_for_selector("#safety-reports tbody tr")
+    return number
+
+
+def test_incident_list_sorts_pages_and_opens_a_record_with_history_and_merged_sources(
+    browsing: Browsing, safety_site: Site, screenshot: Callable[[Any, str], Path], axe_source: str
+) -> None:
+    page = browsing.page
+    browsing.sign_in("safety_operator")
+    page.goto("/portal/safety/incidents")
+    page.wait_for_selector("#safety-incidents tbody tr")
+    assert page.locator("#safety-incidents tbody tr").count() == 25, "a page of 25"
+    first_page = page.locator("#safety-incidents tbody tr").first.get_attribute("data-incident")
+    page.click("#safety-incidents-next")
+    wait_until(page, "(f) => document.querySelector('#safety-incidents tbody tr')?.dataset.incident !== f", first_page)
+    assert "26" in (page.locator("#safety-incidents-total").text_content() or "")
+    # Sort by zone on the server: every page comes sorted, not just the rows shown.
+    page.click("[data-sort=zone]")
+    wait_until(page, "() => document.querySelector('th[aria-sort=ascending] [data-sort=zone]') !== null")
+    zones = page.locator("#safety-incidents tbody td:nth-child(3)").all_text_contents()
+    assert zones == sorted(zones) and zones[0] == "D01", zones
+    page.select_option("#safety-i-zone", "D03")
+    page.click("#safety-i-apply")
+    wait_until(page, "() => [...document.querySelectorAll('#safety-incidents tbody td:nth-child(3)')]"
+               ".every((td) => td.textContent === 'D03')")  # fmt: skip
+    page.select_option("#safety-i-zone", "")
+    page.click("#safety-i-apply")
+    page.click("[data-sort=source]")
+    page.wait_for_selector("th[aria-sort=ascending] [data-sort=source]")
+    number = _open_merged_incident(page)
+    assert f"{number}" in (page.locator("#safety-incident-title").text_content() or "")
+    assert page.locator("#safety-reports tbody tr").count() >= 2, "reports of several sources"
+    assert page.locator("#safety-links li").count() >= 1
+    joined = page.locator("#safety-links li:not([data-rule=new_incident])").first.text_content() or ""
+    assert "règle" in joined and "écart" in joined, f"the dedup rule explained: {joined}"
+    assert page.locator("#safety-links li[data-rule=new_incident]").count() >= 1, "the report that opened it"
+    assert page.locator("#safety-reports td.narrative").count() == 0, "no narrative before it is asked for"
+    page.click("#safety-show-narrative")
+    page.wait_for_selector("#safety-reports td.narrative")
+    page.click("#safety-show-parties")
+    page.wait_for_selector("#safety-reports td.parties")
+    assert audit(page, axe_source) == [], "safety incidents"
+    screenshot(page, "82-safety-incident")
+
+
+def test_attack_an_analyst_asking_for_narratives_or_parties_is_shown_the_refusal(
+    browsing: Browsing, safety_site: Site
+) -> None:
+    page = browsing.page
+    browsing.watch.expect(r"HTTP 403: GET .*/api/v1/safety/incidents/\d+\?include=(narrative|parties)")
+    browsing.watch.expect(r"console error: Failed to load resource: .* 403")
+    browsing.sign_in("safety_analyst")
+    _open_merged_incident(page)
+    page.click("#safety-show-narrative")
+    page.wait_for_selector("[data-refused=narrative]")
+    page.click("#safety-show-parties")
+    page.wait_for_selector("[data-refused=parties]")
+    assert page.locator("#safety-reports td.narrative, #safety-reports td.parties").count() == 0
+
+
+def test_attack_a_partner_lists_no_incident_in_the_page(browsing: Browsing, safety_site: Site) -> None:
+    page = browsing.page
+    browsing.watch.expect(r"HTTP 403: GET .*/api/v1/safety/incidents\?")
+    browsing.watch.expect(r"console error: Failed to load resource: .* 403")
+    browsing.sign_in("partner")
+    page.goto("/portal/safety/incidents")
+    page.wait_for_load_state("networkidle")
+    assert page.locator("#safety-incidents tbody tr").count() == 0, "a partner lists no incident"
+    assert page.locator("[data-open]").count() == 0
+    assert page.locator("#safety-incidents-list [role=alert]").count() == 1, "refusal shown"

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 import pytest
 from safety_world import Loaded
 
-from massalia.governance import AccessDenied, Caller, Governance, Principal, Role, operator_principal
+from massalia.governance import AccessDenied, Caller, Governance, InvalidRequest, Principal, Role, operator_principal
 from massalia.ledger import TransparencyLog
 from massalia.safety import services
 from massalia.safety.log import INCIDENTS
@@ -195,3 +195,17 @@ def test_quality_reports_rejects_unmapped_codes_and_dedup_rules(city: City, load
     assert {r["rule"] for r in report["links"]} >= {"new_incident", "same_place_time"}
     with pytest.raises(AccessDenied):
         services.quality(city.caller("partner"), loaded.engine)
+
+
+def test_the_incident_list_is_sorted_and_paged_by_the_server(city: City, loaded: Loaded) -> None:
+    analyst = city.caller("analyst")
+    first = services.list_incidents(analyst, loaded.engine, YEAR, limit=50, sort="zone", descending=False)
+    second = services.list_incidents(analyst, loaded.engine, YEAR, limit=50, offset=50, sort="zone", descending=False)
+    rows = first["incidents"] + second["incidents"]
+    keys = [(r["zone"], r["incident_id"]) for r in rows]
+    assert keys == sorted(keys) and len({r["incident_id"] for r in rows}) == 100, "pages follow one order, no overlap"
+    newest = services.list_incidents(analyst, loaded.engine, YEAR, limit=20)
+    times = [r["occurred_at"] for r in newest["incidents"]]
+    assert times == sorted(times, reverse=True), "newest first by default"
+    with pytest.raises(InvalidRequest, match="sort: unknown column"):
+        services.list_incidents(analyst, loaded.engine, YEAR, sort="narrative")

@@ -34,10 +34,13 @@ PORTAL_PAGES: tuple[PortalPage, ...] = (
                right="safety.search.read", group="safety"),
     PortalPage("safety.dashboard", "/portal/safety/dashboard", "Sécurité publique : tableau de bord",
                "Public safety dashboard", "dashboard.js", right="safety.stats.read", group="safety"),
+    PortalPage("safety.incidents", "/portal/safety/incidents", "Incidents", "Incidents", "incidents.js",
+               right="safety.incident.list", group="safety"),
     PortalPage("safety.situation", "/portal/safety/situation", "Situation en direct", "Live situation", "situation.js",
                right="safety.live.read", group="safety"),
 )  # fmt: skip
-"""Search, the dashboard (statistics, bias notes, offline map, timeline brushing the map), the live situation."""
+"""Search, the dashboard (statistics, bias notes, offline map, timeline brushing the map), the incident list and
+detail (history, merged sources), the live situation."""
 
 
 @dataclass(frozen=True)

@@ -19,13 +19,25 @@ Examples
 
 from __future__ import annotations
 
+import datetime as dt
+import itertools
+import math
 from collections.abc import Mapping
+from functools import cache
 from typing import Any
 
+import numpy as np
+
 from massalia.engine import Engine
-from massalia.governance import Caller
+from massalia.governance import Caller, InvalidRequest
 from massalia.governance.disclosure import MAX_CELLS, release_counts
+from massalia.safety.geo import city_rings, contains
 from massalia.safety.log import INCIDENTS
+
+MAX_GRID_CELLS = 20_000
+"""The most cells a partner's fixed grid may hold (the city at 150 m); finer grids are refused."""
+MAX_BUCKETS = 20_000
+"""The most buckets a partner's fixed timeline may hold (two years and more of hours)."""
 
 
 def data_version(engine: Engine) -> str:
@@ -77,4 +89,63 @@ def release_table(
     return values, described
 
 
-__all__ = ["data_version", "release_table"]
+@cache
+def city_cells(size: int) -> tuple[tuple[int, int], ...]:
+    """Every square cell of ``size`` metres (Lambert-93, indices ``floor(x / size)``) that meets the city.
+
+    A cell meets the city when its centre is inside an outline (mainland or island), or an outline's edge or
+    vertex passes through it. Edges are walked in steps of ``size / 16``, so a cell the outline only clips at a
+    corner by less than that may be left out (incidents there are then left out of a partner's grid too).
+    The set depends on the geometry alone, never on the data: which cells a partner is shown says nothing
+    about where incidents are.
+    """
+    if not 1 <= size <= 100_000:
+        raise ValueError(f"cell size must be 1 to 100000 metres, got {size}")
+    found: set[tuple[int, int]] = set()
+    step = size / 16
+    for ring in city_rings():
+        low_x, low_y = np.floor(ring.min(axis=0) / size).astype(np.int64)
+        high_x, high_y = np.floor(ring.max(axis=0) / size).astype(np.int64)
+        mesh_x, mesh_y = np.meshgrid(np.arange(low_x, high_x + 1), np.arange(low_y, high_y + 1), indexing="ij")
+        gx, gy = mesh_x.ravel(), mesh_y.ravel()
+        inside = contains(ring, (gx + 0.5) * size, (gy + 0.5) * size)
+        found.update(zip(gx[inside].tolist(), gy[inside].tolist(), strict=True))
+        for (x0, y0), (x1, y1) in itertools.pairwise(ring):
+            steps = max(1, math.ceil(math.hypot(x1 - x0, y1 - y0) / step))
+            t = np.linspace(0.0, 1.0, steps + 1)
+            px = np.floor((x0 + (x1 - x0) * t) / size).astype(np.int64)
+            py = np.floor((y0 + (y1 - y0) * t) / size).astype(np.int64)
+            found.update(zip(px.tolist(), py.tolist(), strict=True))
+    return tuple(sorted(found))
+
+
+def fixed_buckets(start: dt.datetime, end: dt.datetime, bucket: str) -> list[dt.datetime]:
+    """Every bucket start (``hour``, ``day``, ``week`` from Monday, ``month``) of ``[start, end)``, empty or not.
+
+    Like the grid, the list depends on the period asked alone, so a partner's timeline does not show which
+    buckets hold incidents.
+    """
+    if bucket == "month":
+        at = dt.datetime(start.year, start.month, 1)
+    else:
+        at = start.replace(minute=0, second=0, microsecond=0)
+        if bucket != "hour":
+            at = at.replace(hour=0)
+        if bucket == "week":
+            at -= dt.timedelta(days=at.weekday())
+    out: list[dt.datetime] = []
+    while at < end:
+        if len(out) >= MAX_BUCKETS:
+            raise InvalidRequest(
+                f"the timeline from {start:%Y-%m-%d} to {end:%Y-%m-%d} by {bucket} has more than {MAX_BUCKETS} "
+                "buckets: ask a shorter period or a larger bucket"
+            )
+        out.append(at)
+        if bucket == "month":
+            at = dt.datetime(at.year + at.month // 12, at.month % 12 + 1, 1)
+        else:
+            at += {"hour": dt.timedelta(hours=1), "day": dt.timedelta(days=1), "week": dt.timedelta(days=7)}[bucket]
+    return out
+
+
+__all__ = ["MAX_BUCKETS", "MAX_GRID_CELLS", "city_cells", "data_version", "fixed_buckets", "release_table"]

@@ -38,6 +38,15 @@ GROUPINGS = {
 }
 TIMELINE_BUCKETS = {"hour": "hour", "day": "day", "week": "week", "month": "month"}
 MAX_ROWS = 1000
+SORTS = {
+    "occurred_at": "i.occurred_at",
+    "zone": "i.zone",
+    "type": "i.type_code",
+    "family": "i.family",
+    "source": "i.first_source",
+    "id": "i.incident_id",
+}
+"""Columns an incident list may be sorted by (server-side; the id breaks ties so pages never overlap)."""
 BIAS_RATIO = 0.5
 """A zone's share of incidents seen by a source under half the city's share gets a reporting-bias note."""
 
@@ -106,8 +115,12 @@ def list_incidents(
     include: Sequence[str] = (),
     limit: int = 100,
     offset: int = 0,
+    sort: str = "occurred_at",
+    descending: bool = True,
 ) -> dict[str, Any]:
-    """Incidents matching ``where``, newest first; ``include`` may ask for ``narrative`` and ``parties``.
+    """Incidents matching ``where``, sorted by ``sort`` (a key of :data:`SORTS`; newest first by default).
+
+    ``include`` may ask for ``narrative`` and ``parties``.
 
     Each personal field is its own audited action, asked for only when included; the audit entry names the
     filter and the incidents returned.
@@ -117,6 +130,8 @@ def list_incidents(
         raise InvalidRequest(f"include: unknown field(s) {', '.join(sorted(unknown))} (narrative, parties)")
     if not 1 <= limit <= MAX_ROWS or offset < 0:
         raise InvalidRequest(f"limit must be 1 to {MAX_ROWS} and offset >= 0")
+    if sort not in SORTS:
+        raise InvalidRequest(f"sort: unknown column {sort!r} ({', '.join(SORTS)})")
     caller.authorize("safety.incident.list", detail={"filter": where.describe()})
     # Each personal field is its own audited decision, taken before anything is read (a refusal reads nothing);
     # the filter, limit and offset in the entry determine exactly which incidents were returned.
@@ -128,10 +143,12 @@ def list_incidents(
     if not _ready(engine):
         return {"total": 0, "incidents": []}
     total = engine.scalar_int(f"SELECT count(*) FROM {INCIDENTS} AS i WHERE {where.where('i')}")
+    direction = "DESC" if descending else "ASC"
+    order = f"{SORTS[sort]} {direction} NULLS LAST, i.incident_id {direction}"
     rows = engine.query(
         f"SELECT i.incident_id, i.occurred_at, i.zone, i.x_l93, i.y_l93, i.type_code, i.family, i.first_source, "
         f"(SELECT list(DISTINCT r.source ORDER BY r.source) FROM {REPORTS} AS r WHERE r.incident_id = i.incident_id) "
-        f"AS sources FROM {INCIDENTS} AS i WHERE {where.where('i')} ORDER BY i.occurred_at DESC, i.incident_id "
+        f"AS sources FROM {INCIDENTS} AS i WHERE {where.where('i')} ORDER BY {order} "
         f"LIMIT {int(limit)} OFFSET {int(offset)}"
     ).to_pylist()
     ids = [int(r["incident_id"]) for r in rows]
@@ -141,7 +158,7 @@ def list_incidents(
             row["reports"] = latest.get(int(row["incident_id"]), [])
     for row in rows:
         row["occurred_at"] = row["occurred_at"].isoformat()
-    return {"total": total, "incidents": rows}
+    return {"total": total, "incidents": rows, "sort": sort, "descending": descending, "limit": limit, "offset": offset}
 
 
 def _latest_reports(engine: Engine, ids: list[int], fields: Sequence[str]) -> dict[int, list[dict[str, Any]]]:
@@ -361,27 +378,51 @@ def map_grid(caller: Caller, engine: Engine, where: IncidentFilter, cell_metres:
         f"CASE WHEN i.x_l93 IS NULL THEN i.zone END AS unplaced, count(*) AS n FROM {INCIDENTS} AS i "
         f"WHERE {where.where('i')} GROUP BY 1, 2, 3 ORDER BY 1, 2, 3"
     ).to_pylist()
-    cells = []
-    without: dict[str, int | None] = {}
-    released: dict[str, int | None] = {}
-    release: dict[str, Any] = {"mode": "exact"}
-    if not grant.raw_counts:  # disjoint cells: one incident changes one count (sensitivity 1)
-        released, release = safety_release.release_table(
-            caller, engine, "safety.map.read", {"filter": where.describe(), "cell": size},
-            {f"{r['gx']}:{r['gy']}:{r['unplaced']}": int(r["n"]) for r in rows},
-        )  # fmt: skip
+    if grant.raw_counts:
+        cells = [
+            {"x_l93": r["gx"] * size, "y_l93": r["gy"] * size, "count": int(r["n"])}
+            for r in rows
+            if r["unplaced"] is None
+        ]
+        without = {str(r["unplaced"]): int(r["n"]) for r in rows if r["unplaced"] is not None}
+        return {"cell_metres": size, "crs": "EPSG:2154", "cells": cells, "masked_cells": 0, "without_point": without,
+                "threshold": None, "release": {"mode": "exact"}}  # fmt: skip
+    return _partner_grid(caller, engine, where, size, rows, threshold)
+
+
+def _partner_grid(
+    caller: Caller, engine: Engine, where: IncidentFilter, size: int, rows: list[dict[str, Any]], threshold: int
+) -> dict[str, Any]:
+    """A partner's grid: every cell meeting the city and every zone's unplaced count, empty or not, released noisy.
+
+    Listing only the non-empty cells (then masking the small ones) told exactly where incidents are, whatever
+    the noise on their counts. The released cells are fixed by the geometry (:func:`release.city_cells`) and
+    the zones by the catalogue, so the set says nothing; an empty cell is released like any other (its noisy
+    count may show, a small non-empty cell's may be masked). Masked cells are left out of the list and
+    counted in ``masked_cells``: that is post-processing of released values, which the noise already covers.
+    """
+    grid = safety_release.city_cells(size)
+    if len(grid) > safety_release.MAX_GRID_CELLS:
+        raise InvalidRequest(
+            f"cell_metres={size} gives {len(grid)} cells over the city, more than a partner's "
+            f"{safety_release.MAX_GRID_CELLS}: ask a larger cell"
+        )
+    true: dict[str, int] = {f"{gx}:{gy}": 0 for gx, gy in grid}
+    true.update({f"zone:{d.zone}": 0 for d in districts()})
     for row in rows:
-        count = int(row["n"]) if grant.raw_counts else released[f"{row['gx']}:{row['gy']}:{row['unplaced']}"]
-        if row["unplaced"] is not None:
-            without[str(row["unplaced"])] = count
-        else:
-            cells.append({"x_l93": row["gx"] * size, "y_l93": row["gy"] * size, "count": count})
-    masked = 0
-    if not grant.raw_counts:  # a masked cell is left out (its place alone would tell "a few incidents here")
-        masked = sum(1 for c in cells if c["count"] is None)
-        cells = [c for c in cells if c["count"] is not None]
-    return {"cell_metres": size, "crs": "EPSG:2154", "cells": cells, "masked_cells": masked, "without_point": without,
-            "threshold": None if grant.raw_counts else threshold, "release": release}  # fmt: skip
+        name = f"zone:{row['unplaced']}" if row["unplaced"] is not None else f"{row['gx']}:{row['gy']}"
+        # An incident outside every cell of the outline (a corner sliver) is left out rather than add a cell.
+        if name in true:
+            true[name] += int(row["n"])
+    released, release = safety_release.release_table(  # disjoint cells: one incident changes one count
+        caller, engine, "safety.map.read", {"filter": where.describe(), "cell": size, "grid": "fixed"}, true
+    )
+    cells = [{"x_l93": gx * size, "y_l93": gy * size, "count": released[f"{gx}:{gy}"]} for gx, gy in grid]
+    shown = [c for c in cells if c["count"] is not None]
+    without = {d.zone: released[f"zone:{d.zone}"] for d in districts()}
+    return {"cell_metres": size, "crs": "EPSG:2154", "cells": shown, "masked_cells": len(cells) - len(shown),
+            "grid_cells": len(cells), "without_point": without, "threshold": threshold,
+            "release": release}  # fmt: skip
 
 
 def timeline(caller: Caller, engine: Engine, where: IncidentFilter, bucket: str = "day") -> dict[str, Any]:
@@ -398,11 +439,26 @@ def timeline(caller: Caller, engine: Engine, where: IncidentFilter, bucket: str 
     ).to_pylist()
     if grant.raw_counts:
         return {"bucket": bucket, "points": [{"t": r["t"].isoformat(), "count": int(r["n"])} for r in rows]}
+    # Every bucket of the period, empty or not: only listing the non-empty ones told exactly when incidents
+    # happened. Without a period, the period is the log's whole years (unfiltered: it says nothing of the filter).
+    start, end = where.start, where.end
+    if start is None or end is None:
+        span = engine.query(f"SELECT min(occurred_at) AS low, max(occurred_at) AS high FROM {INCIDENTS}").to_pylist()
+        low, high = span[0]["low"], span[0]["high"]
+        if low is None:
+            return {"bucket": bucket, "points": [], "threshold": threshold, "release": {"mode": "noisy"}}
+        start = start or dt.datetime(low.year, 1, 1)
+        end = end or dt.datetime(high.year + 1, 1, 1)
+    buckets = [b.isoformat() for b in safety_release.fixed_buckets(start, end, bucket)]
+    true = dict.fromkeys(buckets, 0)
+    for r in rows:
+        if r["t"].isoformat() in true:
+            true[r["t"].isoformat()] = int(r["n"])
+    period = [start.isoformat(), end.isoformat()]
     released, release = safety_release.release_table(
-        caller, engine, "safety.map.read", {"filter": where.describe(), "timeline": bucket},
-        {r["t"].isoformat(): int(r["n"]) for r in rows},
-    )  # fmt: skip
-    points = [{"t": r["t"].isoformat(), "count": released[r["t"].isoformat()]} for r in rows]
+        caller, engine, "safety.map.read", {"filter": where.describe(), "timeline": bucket, "period": period}, true
+    )
+    points = [{"t": b, "count": released[b]} for b in buckets]
     return {"bucket": bucket, "points": points, "threshold": threshold, "release": release}
 
 

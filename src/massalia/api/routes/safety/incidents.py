@@ -57,9 +57,15 @@ def incidents(
     include: Include = None,
     limit: Annotated[int, Query(ge=1, le=services.MAX_ROWS)] = 100,
     offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
+    sort: Literal["occurred_at", "zone", "type", "family", "source", "id"] = "occurred_at",
+    order: Literal["asc", "desc"] = "desc",
 ) -> dict[str, Any]:
-    """Incidents matching the filter, newest first; ``include=narrative`` or ``parties`` needs its own right."""
-    return services.list_incidents(caller, warehouse, where, include=tuple(include or ()), limit=limit, offset=offset)
+    """Incidents matching the filter, sorted server-side (newest first by default).
+
+    ``include=narrative`` or ``parties`` needs its own right.
+    """
+    return services.list_incidents(caller, warehouse, where, include=tuple(include or ()), limit=limit,
+                                   offset=offset, sort=sort, descending=order == "desc")  # fmt: skip
 
 
 @router.get("/incidents/{incident_id}", **action("safety.incident.list"))
