@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pyarrow.json as pajson
 from charset_normalizer import from_bytes
@@ -346,6 +347,28 @@ def _clean_names(schema: pa.Schema, name: str) -> None:
         seen.add(field)
 
 
+ROW_ID = "_id"
+"""CKAN's row id: every table gets it at load (1, 2, … in file order), shown as its first field. It is the unique
+tiebreaker of :func:`search`'s cursor paging (field names starting with ``_`` are refused, so it never clashes)."""
+
+
+def _with_row_ids(schema: pa.Schema, data: Any, start: int = 1) -> tuple[pa.Schema, Any]:
+    """``data`` (a table or an iterator of record batches) with ``_id`` numbered from ``start`` as first column."""
+    typed = pa.schema([pa.field(ROW_ID, pa.int64(), nullable=False), *schema])
+    if isinstance(data, pa.Table):
+        ids = pa.array(range(start, start + data.num_rows), type=pa.int64())
+        return typed, data.add_column(0, pa.field(ROW_ID, pa.int64(), nullable=False), ids)
+
+    def numbered(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+        following = start
+        for batch in batches:
+            ids = pa.array(range(following, following + batch.num_rows), type=pa.int64())
+            following += batch.num_rows
+            yield pa.RecordBatch.from_arrays([ids, *batch.columns], schema=typed)
+
+    return typed, numbered(iter(data))
+
+
 def load_file(
     caller: Caller,
     catalog: Catalog,
@@ -405,6 +428,7 @@ def load_file(
     else:
         raise LoadError(name, f"format {kind!r} cannot go into the datastore (csv, json, xlsx)")
     target = table_name(resource.id)
+    schema, data = _with_row_ids(schema, data)
     if progress is not None:
         progress("writing", 0, expected)
     rows = _write(engine, target, data, schema, name)
@@ -485,6 +509,7 @@ def create_from_records(
     if missing:
         raise ValidationFailed({"primary_key": [f"not fields: {missing}"]})
     target = table_name(resource.id)
+    schema, table = _with_row_ids(schema, table)
     rows = _write(engine, target, table, schema, "records")
     report_fields = [{"id": f.name, "type": _type_name(f.type)} for f in schema]
     _register(catalog, resource.id, target, report_fields, rows, list(primary_key))
@@ -551,13 +576,32 @@ def upsert(
     schema = pa.schema(
         [(f.name, f.type) for f in engine.query(exp.select("*").from_(entry.table_name).limit(0)).schema]
     )
-    incoming = _records_table(list(records), schema)
+    numbered = ROW_ID in schema.names  # tables loaded before row ids have none
+    given = pa.schema([f for f in schema if f.name != ROW_ID])
+    incoming = _records_table(list(records), given)
     current = engine.query(exp.select("*").from_(entry.table_name))
+    replaced: dict[tuple[Any, ...], int] = {}
     if key:
         keys = {tuple(row[k] for k in key) for row in incoming.select(key).to_pylist()}
-        kept = [row for row in current.to_pylist() if tuple(row[k] for k in key) not in keys]
+        kept = []
+        for row in current.to_pylist():
+            if tuple(row[k] for k in key) in keys:
+                if numbered:
+                    replaced[tuple(row[k] for k in key)] = row[ROW_ID]
+            else:
+                kept.append(row)
         current = pa.Table.from_pylist(kept, schema=schema)
-    merged = pa.concat_tables([current.cast(schema), incoming])
+    if numbered:
+        # A replaced row keeps its _id (as in CKAN); a new row gets the next one, so ids stay unique.
+        following = max(int(pc.max(current.column(ROW_ID)).as_py() or 0), *replaced.values(), 0) + 1
+        ids = []
+        for row in incoming.select(key).to_pylist() if key else [{}] * incoming.num_rows:
+            found = replaced.get(tuple(row[k] for k in key)) if key else None
+            if found is None:
+                found, following = following, following + 1
+            ids.append(found)
+        incoming = incoming.add_column(0, pa.field(ROW_ID, pa.int64(), nullable=False), pa.array(ids, pa.int64()))
+    merged = pa.concat_tables([current.cast(schema), incoming.cast(schema)])
     rows = _write(engine, entry.table_name, merged, schema, "records")
     with catalog.session() as session:
         stored = session.get(DatastoreRow, resource_id)
