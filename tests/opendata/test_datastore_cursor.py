@@ -15,6 +15,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from opendata_world import OpenDataWorld
 
+from massalia.engine import Engine
 from massalia.engine.duckdb import DuckDBEngine
 from massalia.governance import Caller
 from massalia.opendata import datastore
@@ -47,7 +48,7 @@ def _resource(world: OpenDataWorld, name: str = "table") -> str:
     )
 
 
-def _load(world: OpenDataWorld, engine: DuckDBEngine, resource: str, rows: list[dict[str, Any]]) -> None:
+def _load(world: OpenDataWorld, engine: Engine, resource: str, rows: list[dict[str, Any]]) -> None:
     fields = [{"id": name, "type": kind} for name, (kind, _) in COLUMNS.items()]
     datastore.create_from_records(world.caller("alice"), world.catalog, engine, resource, fields=fields, records=rows)
 
@@ -58,7 +59,7 @@ def _cursor(page: dict[str, Any]) -> str:
 
 
 def _page_through(
-    reader: Caller, world: OpenDataWorld, engine: DuckDBEngine, resource: str, limit: int, **query: Any
+    reader: Caller, world: OpenDataWorld, engine: Engine, resource: str, limit: int, **query: Any
 ) -> list[int]:
     ids: list[int] = []
     page = datastore.search(reader, world.catalog, engine, resource, limit=limit, **query)
@@ -178,3 +179,27 @@ def test_attack_a_tampered_or_oversized_cursor_is_a_clear_refusal(world: OpenDat
     quoted = encode({**payload, "k": ["a' OR '1'='1", "0"]})
     page = datastore.search(anonymous, world.catalog, engine, resource, sort="s", limit=10, cursor=quoted)
     assert page["records"] == []  # every "a" sorts before "a' OR …"
+
+
+@pytest.mark.postgres
+def test_cursor_paging_on_postgresql(world: OpenDataWorld, pg_dsn: str) -> None:
+    """The same keyset SQL on PostgreSQL, whose default puts nulls first in a descending sort (the cursor's order
+    says nulls last explicitly) and whose double type is spelt differently."""
+    from massalia.engine.postgres import PostgresEngine
+
+    resource, anonymous = _resource(world), world.caller("anonymous")
+    engine = PostgresEngine(pg_dsn, schema=f"t_cursor_{resource.replace('-', '')[:12]}")
+    try:
+        rows = [
+            {"n": (None, 1, 2)[i % 3], "x": (None, 0.1, 1e-5)[i % 2], "s": (None, "a", "é")[i % 3],
+             "d": dt.date(2024, 1, 1 + i % 2), "b": (None, True, False)[i % 3]}
+            for i in range(17)
+        ]  # fmt: skip
+        _load(world, engine, resource, rows)
+        for sort in ("n desc, x", "s, d desc", "x desc, b", "b desc, _id desc", ""):
+            whole = datastore.search(anonymous, world.catalog, engine, resource, sort=sort or None, limit=100)
+            paged = _page_through(anonymous, world, engine, resource, 4, sort=sort or None)
+            assert paged == [record["_id"] for record in whole["records"]] and len(set(paged)) == 17, sort
+    finally:
+        engine.drop_schema()
+        engine.close()
