@@ -46,6 +46,7 @@ def test_a_semicolon_cp1252_csv_becomes_a_typed_table(world: OpenDataWorld, engi
     report = datastore.load_file(world.caller("alice"), world.catalog, engine, resource, types={"code_insee": "text"})
     assert report.rows == 2 and report.delimiter == ";" and report.encoding == "cp1252"
     assert {f["id"]: f["type"] for f in report.fields} == {
+        "_id": "int",  # CKAN's row id, added at load
         "code_insee": "text",
         "commune": "text",
         "puissance_kw": "float",
@@ -67,7 +68,7 @@ def test_a_column_that_turns_to_text_deep_in_the_file_is_widened(
     resource = _resource(world, text.encode())
     report = datastore.load_file(world.caller("alice"), world.catalog, engine, resource)
     assert report.rows == 20_001
-    assert {f["id"]: f["type"] for f in report.fields} == {"id": "int", "valeur": "text"}
+    assert {f["id"]: f["type"] for f in report.fields} == {"_id": "int", "id": "int", "valeur": "text"}
 
 
 def test_a_load_tells_its_progress_from_the_first_block_to_the_last_row(
@@ -151,9 +152,9 @@ def test_search_filters_q_fields_sort_paging_and_formats(world: OpenDataWorld, e
     assert page["total"] == 3 and page["records"] == [{"ville": "Arles"}, {"ville": "Aix"}]
     assert datastore.search(anonymous, world.catalog, engine, resource, q="ni")["records"][0]["ville"] == "Nice"
     lists = datastore.search(anonymous, world.catalog, engine, resource, sort="id", limit=1, records_format="lists")
-    assert lists["records"] == [[1, "Aix", 22]]
+    assert lists["records"] == [[1, 1, "Aix", 22]]  # _id first, as CKAN shows it
     csv_page = datastore.search(anonymous, world.catalog, engine, resource, sort="id", records_format="csv", limit=2)
-    assert csv_page["records"] == "1,Aix,22\r\n2,Nice,50\r\n"
+    assert csv_page["records"] == "1,1,Aix,22\r\n2,2,Nice,50\r\n"
     with pytest.raises(ValidationFailed, match="nope"):
         datastore.search(anonymous, world.catalog, engine, resource, filters={"nope": 1})
     with pytest.raises(ValidationFailed, match="sort"):
@@ -175,7 +176,16 @@ def test_create_upsert_and_delete_records(world: OpenDataWorld, engine: DuckDBEn
     )
     datastore.upsert(alice, world.catalog, engine, resource, [{"id": 2, "etat": "libre"}, {"id": 3, "etat": "hs"}])
     rows = datastore.search(anonymous, world.catalog, engine, resource, sort="id")["records"]
-    assert rows == [{"id": 1, "etat": "libre"}, {"id": 2, "etat": "libre"}, {"id": 3, "etat": "hs"}]
+    # A replaced row keeps its _id; a new one gets the next.
+    assert rows == [
+        {"_id": 1, "id": 1, "etat": "libre"},
+        {"_id": 2, "id": 2, "etat": "libre"},
+        {"_id": 3, "id": 3, "etat": "hs"},
+    ]
+    datastore.upsert(alice, world.catalog, engine, resource, [{"etat": "neuf", "id": 9}], method="insert")
+    inserted = datastore.search(anonymous, world.catalog, engine, resource, filters={"id": 9})["records"]
+    assert inserted == [{"_id": 4, "id": 9, "etat": "neuf"}]
+    datastore.delete(alice, world.catalog, engine, resource, {"id": 9})
     with pytest.raises(LoadError, match="row 1, field 'id'"):
         datastore.upsert(alice, world.catalog, engine, resource, [{"id": "x", "etat": "libre"}])
     datastore.delete(alice, world.catalog, engine, resource, {"etat": "hs"})

@@ -1,6 +1,7 @@
 """Open data's portal pages in Chromium: the public catalog (anonymous, facets and search), a dataset's page
 (preview of the datastore rows, version history, a certified file verified in the browser, API examples), the
-producers' publishing page, and the attacks: a producer publishing into another organization, a hostile title."""
+producers' publishing page, each resource's validity badge and validation report (French and English), and the
+attacks: a producer publishing into another organization, a hostile title."""
 
 from __future__ import annotations
 
@@ -10,12 +11,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from portal_browser import HOSTILE_TEXT, Browsing, Site
+from portal_browser import HOSTILE_TEXT, Browsing, Site, wait_until
 from test_accessibility import audit
 
 from massalia.engine.duckdb import DuckDBEngine
 from massalia.governance import Caller, operator_principal
-from massalia.opendata import datastore
+from massalia.opendata import datastore, demo
 from massalia.opendata.catalog import Catalog, Upload
 
 CSV = b"commune;puissance_kw;gratuit\nMarseille;22;true\nNice;50;false\nGap;7;true\n"
@@ -160,3 +161,57 @@ def test_attack_a_file_altered_on_the_server_fails_the_browser_check(browsing: B
     outcome.wait_for()
     assert outcome.get_attribute("data-outcome") == "failed"
     assert page.locator(".verify-result li[data-step=hash]").text_content().startswith("✗")
+
+
+def test_a_dataset_page_shows_each_resource_badge_and_validation_report_in_both_languages(
+    browsing: Browsing, opendata_site: Site, axe_source: str, screenshot: Callable[[Any, str], Path]
+) -> None:
+    """A valid IRVE file, an invalid SCDL export and a file without schema: each badge loads from the badge route
+    and says its state in its text alternative; the invalid report lists its errors by row and field."""
+    admin = Caller(operator_principal(), opendata_site.app.state.massalia.governance, "test")
+    catalog = Catalog.for_home(opendata_site.home)
+    if "bornes-validees" not in catalog.package_list(admin):
+        catalog.package_create(
+            admin, {"name": "bornes-validees", "title": "Bornes validées", "owner_org": "region-sud"}
+        )
+        for name, content, schema in (
+            ("irve.csv", demo.irve_sample(6), demo.IRVE_SCHEMA),
+            ("subventions.csv", demo.scdl_subsidies_raw_export(3), demo.SUBSIDIES_SCHEMA),
+            ("notes.csv", b"a;b\n1;2\n", None),
+        ):
+            catalog.resource_create(admin, {"package_id": "bornes-validees", "name": name, "format": "CSV",
+                                            **({"schema": schema} if schema else {})},
+                                    Upload(name, io.BytesIO(content)))  # fmt: skip
+    resources = {r["name"]: r["id"] for r in catalog.package_show(admin, "bornes-validees")["resources"]}
+    page = browsing.page
+    page.goto("/portal/opendata/dataset?name=bornes-validees")
+    page.wait_for_selector("#od-validity")
+    badges = page.locator("#od-resource-table img.badge")
+    assert [badges.nth(i).get_attribute("data-badge") for i in range(3)] == ["valid", "invalid", "no-schema"]
+    # Each image really came from the badge route (a failed request would fail the test through the page watch).
+    wait_until(page, "() => [...document.querySelectorAll('img.badge')].every((i) => i.complete && i.naturalWidth > 0)")
+    assert badges.nth(1).get_attribute("alt") == "Validité : invalide (6 erreurs)"
+    assert f"/resource/{resources['irve.csv']}/badge.svg?lang=fr" in str(badges.first.get_attribute("src"))
+    valid = page.locator(f"#od-validation-{resources['irve.csv']}")
+    assert valid.get_attribute("data-status") == "success"
+    assert "Valide selon etalab/schema-irve-statique@2.3.0 : 6 lignes lues, aucune erreur." in valid.text_content()
+    invalid = page.locator(f"#od-validation-{resources['subventions.csv']}")
+    assert invalid.get_attribute("data-status") == "failure"
+    assert "6 erreur(s) dans 3 lignes lues" in invalid.text_content()
+    errors = invalid.locator("tbody tr")
+    assert errors.count() == 6
+    cells = [errors.nth(i).locator("td").all_text_contents()[:3] for i in range(2)]
+    assert cells == [["2", "montant", "type-error"], ["2", "notificationUE", "type-error"]]
+    assert page.locator(f"#od-validation-{resources['notes.csv']}").count() == 0  # no schema, no report
+    violations = audit(page, axe_source)
+    assert not violations, "\n".join(violations)
+    screenshot(page, "73-opendata-validation")
+    page.click("#language-switch")
+    page.locator("#od-validity", has_text="Validation against the declared schemas").wait_for()
+    badges = page.locator("#od-resource-table img.badge")
+    assert badges.nth(1).get_attribute("alt") == "Validity: invalid (6 errors)"
+    assert "badge.svg?lang=en" in str(badges.first.get_attribute("src"))
+    assert (
+        "Invalid against scdl/subventions@2.1.1: 6 error(s) in 3 rows read."
+        in page.locator(f"#od-validation-{resources['subventions.csv']}").text_content()
+    )

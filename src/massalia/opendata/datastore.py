@@ -17,8 +17,10 @@ sort, limit/offset, ``records_format`` objects, lists or CSV) and ``datastore_se
 
 from __future__ import annotations
 
+import base64
 import csv
 import datetime as dt
+import hashlib
 import io
 import json
 import re
@@ -29,8 +31,10 @@ from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlencode
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pyarrow.json as pajson
 from charset_normalizer import from_bytes
@@ -346,6 +350,28 @@ def _clean_names(schema: pa.Schema, name: str) -> None:
         seen.add(field)
 
 
+ROW_ID = "_id"
+"""CKAN's row id: every table gets it at load (1, 2, … in file order), shown as its first field. It is the unique
+tiebreaker of :func:`search`'s cursor paging (field names starting with ``_`` are refused, so it never clashes)."""
+
+
+def _with_row_ids(schema: pa.Schema, data: Any, start: int = 1) -> tuple[pa.Schema, Any]:
+    """``data`` (a table or an iterator of record batches) with ``_id`` numbered from ``start`` as first column."""
+    typed = pa.schema([pa.field(ROW_ID, pa.int64(), nullable=False), *schema])
+    if isinstance(data, pa.Table):
+        ids = pa.array(range(start, start + data.num_rows), type=pa.int64())
+        return typed, data.add_column(0, pa.field(ROW_ID, pa.int64(), nullable=False), ids)
+
+    def numbered(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+        following = start
+        for batch in batches:
+            ids = pa.array(range(following, following + batch.num_rows), type=pa.int64())
+            following += batch.num_rows
+            yield pa.RecordBatch.from_arrays([ids, *batch.columns], schema=typed)
+
+    return typed, numbered(iter(data))
+
+
 def load_file(
     caller: Caller,
     catalog: Catalog,
@@ -405,6 +431,7 @@ def load_file(
     else:
         raise LoadError(name, f"format {kind!r} cannot go into the datastore (csv, json, xlsx)")
     target = table_name(resource.id)
+    schema, data = _with_row_ids(schema, data)
     if progress is not None:
         progress("writing", 0, expected)
     rows = _write(engine, target, data, schema, name)
@@ -485,6 +512,7 @@ def create_from_records(
     if missing:
         raise ValidationFailed({"primary_key": [f"not fields: {missing}"]})
     target = table_name(resource.id)
+    schema, table = _with_row_ids(schema, table)
     rows = _write(engine, target, table, schema, "records")
     report_fields = [{"id": f.name, "type": _type_name(f.type)} for f in schema]
     _register(catalog, resource.id, target, report_fields, rows, list(primary_key))
@@ -551,13 +579,32 @@ def upsert(
     schema = pa.schema(
         [(f.name, f.type) for f in engine.query(exp.select("*").from_(entry.table_name).limit(0)).schema]
     )
-    incoming = _records_table(list(records), schema)
+    numbered = ROW_ID in schema.names  # tables loaded before row ids have none
+    given = pa.schema([f for f in schema if f.name != ROW_ID])
+    incoming = _records_table(list(records), given)
     current = engine.query(exp.select("*").from_(entry.table_name))
+    replaced: dict[tuple[Any, ...], int] = {}
     if key:
         keys = {tuple(row[k] for k in key) for row in incoming.select(key).to_pylist()}
-        kept = [row for row in current.to_pylist() if tuple(row[k] for k in key) not in keys]
+        kept = []
+        for row in current.to_pylist():
+            if tuple(row[k] for k in key) in keys:
+                if numbered:
+                    replaced[tuple(row[k] for k in key)] = row[ROW_ID]
+            else:
+                kept.append(row)
         current = pa.Table.from_pylist(kept, schema=schema)
-    merged = pa.concat_tables([current.cast(schema), incoming])
+    if numbered:
+        # A replaced row keeps its _id (as in CKAN); a new row gets the next one, so ids stay unique.
+        following = max(int(pc.max(current.column(ROW_ID)).as_py() or 0), *replaced.values(), 0) + 1
+        ids = []
+        for row in incoming.select(key).to_pylist() if key else [{}] * incoming.num_rows:
+            found = replaced.get(tuple(row[k] for k in key)) if key else None
+            if found is None:
+                found, following = following, following + 1
+            ids.append(found)
+        incoming = incoming.add_column(0, pa.field(ROW_ID, pa.int64(), nullable=False), pa.array(ids, pa.int64()))
+    merged = pa.concat_tables([current.cast(schema), incoming.cast(schema)])
     rows = _write(engine, entry.table_name, merged, schema, "records")
     with catalog.session() as session:
         stored = session.get(DatastoreRow, resource_id)
@@ -624,6 +671,110 @@ def _filters(filters: Any, fields: list[str]) -> exp.Expr:
     return exp.and_(*parts) if parts else exp.true()
 
 
+MAX_CURSOR_CHARS = 8192
+"""A ``datastore_search`` cursor is at most this long (it holds the last row's sort keys)."""
+_SQL_TYPES = {"int": "BIGINT", "float": "DOUBLE", "bool": "BOOLEAN", "date": "DATE", "timestamp": "TIMESTAMP"}
+
+
+def _cursor_digest(resource_id: str, loaded_at: Any, filters: Any, q: Any, keys: list[tuple[str, bool]]) -> str:
+    """What a cursor is bound to: the resource, its table's load, and the query (filters, q, sort)."""
+    bound = json.dumps([resource_id, str(loaded_at), filters, q, keys], sort_keys=True, default=str)
+    return hashlib.sha256(bound.encode("utf-8")).hexdigest()[:32]
+
+
+def _cursor_value(value: Any) -> str | None:
+    """A sort key's value as exact text (a float by its repr, which reads back to the same float)."""
+    if value is None:
+        return None
+    if isinstance(value, dt.datetime | dt.date):
+        return value.isoformat()
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float):
+        return repr(value)
+    return str(value)
+
+
+def _make_cursor(digest: str, values: list[Any]) -> str:
+    text = json.dumps({"v": 1, "h": digest, "k": [_cursor_value(v) for v in values]}, separators=(",", ":"))
+    return base64.urlsafe_b64encode(text.encode("utf-8")).decode("ascii").rstrip("=")
+
+
+def _read_cursor(cursor: Any, digest: str, width: int) -> list[str | None]:
+    """The last row's key values of a cursor made for this very query; a clear refusal otherwise."""
+    if not isinstance(cursor, str) or not 0 < len(cursor) <= MAX_CURSOR_CHARS:
+        raise ValidationFailed({"cursor": [f"text of 1 to {MAX_CURSOR_CHARS} characters from _links.next"]})
+    try:
+        data = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+    except (ValueError, UnicodeDecodeError):
+        raise ValidationFailed({"cursor": ["not a cursor of this datastore (take it from _links.next)"]}) from None
+    if not isinstance(data, dict) or data.get("v") != 1 or not isinstance(data.get("k"), list):
+        raise ValidationFailed({"cursor": ["not a cursor of this datastore (take it from _links.next)"]})
+    if data.get("h") != digest:
+        raise ValidationFailed(
+            {"cursor": ["made for another resource, query (filters, q, sort) or load of the table: start again"]}
+        )
+    values = data["k"]
+    if len(values) != width or not all(v is None or isinstance(v, str) for v in values):
+        raise ValidationFailed({"cursor": ["its keys do not match the query's sort"]})
+    return values
+
+
+def _after(keys: list[tuple[str, bool]], kinds: dict[str, str], values: list[str | None]) -> exp.Expr:
+    """Rows strictly after the cursor's row in the order ``keys`` (nulls last in either direction).
+
+    The order is total because the last key is the unique ``_id``: (k1, …, kn) after (v1, …, vn) is
+    k1 after v1, or k1 = v1 and k2 after v2, and so on.
+    """
+    branches: list[exp.Expr] = []
+    equal: list[exp.Expr] = []
+    for (name, descending), value in zip(keys, values, strict=True):
+        column = exp.column(exp.to_identifier(name, quoted=True))
+        if value is None:  # nulls come last: nothing but other nulls follows, and they are "equal" here
+            equal.append(column.is_(exp.null()))
+            continue
+        kind = kinds.get(name, "text")
+        _check_key(kind, value)
+        literal = (
+            exp.cast(exp.Literal.string(value), exp.DataType.build(_SQL_TYPES[kind]))
+            if kind in _SQL_TYPES
+            else exp.Literal.string(value)
+        )
+        beyond = exp.LT(this=column, expression=literal) if descending else exp.GT(this=column, expression=literal)
+        branches.append(exp.and_(*equal, exp.or_(beyond, column.is_(exp.null()))))
+        equal.append(column.eq(literal))
+    return exp.or_(*branches) if branches else exp.false()
+
+
+_KEY_PARSERS: dict[str, Callable[[str], Any]] = {
+    "int": int,
+    "float": float,
+    "date": dt.date.fromisoformat,
+    "timestamp": dt.datetime.fromisoformat,
+    "bool": lambda text: {"true": True, "false": False}[text],
+}
+
+
+def _check_key(kind: str, value: str) -> None:
+    """A cursor's key must read as its column's type (a forged one is refused here, not by the warehouse)."""
+    parse = _KEY_PARSERS.get(kind)
+    if parse is None:
+        return
+    try:
+        parse(value)
+    except (ValueError, KeyError):
+        raise ValidationFailed({"cursor": [f"a key is not a {kind} value: not a cursor of this query"]}) from None
+
+
+def _link(resource_id: str, params: dict[str, Any]) -> str:
+    given = {"resource_id": resource_id}
+    for key, value in params.items():
+        if value is None or value == "" or value == []:
+            continue
+        given[key] = value if isinstance(value, str) else json.dumps(value, separators=(",", ":"), default=str)
+    return "/api/3/action/datastore_search?" + urlencode(given)
+
+
 def search(
     caller: Caller,
     catalog: Catalog,
@@ -638,8 +789,16 @@ def search(
     offset: int = 0,
     include_total: bool = True,
     records_format: str = "objects",
+    cursor: str | None = None,
 ) -> dict[str, Any]:
-    """CKAN's ``datastore_search`` over one resource's table, in CKAN's result shape."""
+    """CKAN's ``datastore_search`` over one resource's table, in CKAN's result shape.
+
+    Paging: ``offset`` as in CKAN, or ``cursor``, the opaque value of ``_links.next``. The rows are in a total
+    order (the ``sort`` keys, nulls last, then the unique ``_id``); a cursor holds the last row's keys and the next
+    page starts strictly after it (keyset paging), so paging never skips nor repeats a row, at any depth, even
+    while rows are added. A cursor is bound to its resource, the table's load and the query (filters, q, sort):
+    any other is refused.
+    """
     caller.authorize(READ)
     catalog.readable_resource(caller, resource_id)
     entry = _entry(catalog, resource_id)
@@ -651,13 +810,33 @@ def search(
         raise ValidationFailed({"offset": ["must be a non-negative integer"]})
     if records_format not in ("objects", "lists", "csv"):
         raise ValidationFailed({"records_format": ["must be objects, lists or csv"]})
+    if cursor is not None and offset:
+        raise ValidationFailed({"cursor": ["give a cursor or an offset, not both"]})
     chosen = list(fields) if fields else names
     columns = [_column(name, names, "fields") for name in chosen]
     condition = _filters(filters or {}, names)
     condition = exp.and_(condition, _text_query(q, declared))
-    query = exp.select(*columns).from_(entry.table_name).where(condition)
-    for name, descending in _sort(sort, names):
-        query = query.order_by(exp.Ordered(this=exp.column(exp.to_identifier(name, quoted=True)), desc=descending))
+    kinds = {f["id"]: f["type"] for f in declared}
+    sort_keys = _sort(sort, names)
+    # The total order: the sort keys, then _id (unique) unless already sorted on; tables loaded before row ids
+    # have none, and page by offset only.
+    keys = [*sort_keys, *([(ROW_ID, False)] if ROW_ID in names and ROW_ID not in dict(sort_keys) else [])]
+    keyed = ROW_ID in dict(keys)
+    digest = _cursor_digest(resource_id, entry.loaded_at, filters, q, keys)
+    selected = condition
+    if cursor is not None:
+        if not keyed:
+            raise ValidationFailed(
+                {"cursor": ["this table was loaded before row ids: load it again to page by cursor"]}
+            )
+        selected = exp.and_(condition, _after(keys, kinds, _read_cursor(cursor, digest, len(keys))))
+    hidden = [
+        exp.alias_(exp.column(exp.to_identifier(name, quoted=True)), f"__key{i}") for i, (name, _) in enumerate(keys)
+    ]
+    query = exp.select(*columns, *hidden).from_(entry.table_name).where(selected)
+    for name, descending in keys:
+        column = exp.column(exp.to_identifier(name, quoted=True))
+        query = query.order_by(exp.Ordered(this=column, desc=descending, nulls_first=False))
     with engine.time_limit(SEARCH_TIME_LIMIT_S):
         page = engine.query(query.limit(limit).offset(offset))
         total = (
@@ -665,17 +844,23 @@ def search(
             if include_total
             else None
         )
-    kinds = {f["id"]: f["type"] for f in declared}
+    last = [page.column(f"__key{i}")[-1].as_py() for i in range(len(keys))] if page.num_rows else None
+    page = page.select(list(range(len(columns))))
+    query_params = {"filters": filters, "q": q, "sort": sort, "fields": fields, "limit": str(limit),
+                    "records_format": None if records_format == "objects" else records_format}  # fmt: skip
+    if keyed and last is not None:
+        following = _link(resource_id, {**query_params, "cursor": _make_cursor(digest, last)})
+    elif keyed and cursor is not None:
+        following = _link(resource_id, {**query_params, "cursor": cursor})  # the end: the same (empty) page again
+    else:
+        following = _link(resource_id, {**query_params, "offset": str(offset + limit)})
     result: dict[str, Any] = {
         "resource_id": resource_id,
         "fields": [{"id": name, "type": kinds[name]} for name in chosen],
         "limit": limit,
         "offset": offset,
         "records_format": records_format,
-        "_links": {
-            "start": f"/api/3/action/datastore_search?resource_id={resource_id}",
-            "next": f"/api/3/action/datastore_search?resource_id={resource_id}&offset={offset + limit}",
-        },
+        "_links": {"start": f"/api/3/action/datastore_search?resource_id={resource_id}", "next": following},
     }
     if total is not None:
         result["total"] = total

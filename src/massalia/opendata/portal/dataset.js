@@ -1,15 +1,57 @@
-// A dataset's page (anonymous allowed): its description, resources with a preview of the first rows of their
-// datastore table, their certification with a "verify" button (checked in this browser), the version history,
-// and how to reach it from a program (curl, ckanapi).
+// A dataset's page (anonymous allowed): its description, resources with their validity badge (against the schema
+// they declare) and a preview of the first rows of their datastore table, each validation report's summary (rows,
+// errors by row and field), their certification with a "verify" button (checked in this browser), the version
+// history, and how to reach it from a program (curl, ckanapi).
 
 import { portalConfig } from "/static/js/api.js";
 import { h, replace } from "/static/js/dom.js";
-import { formatNumber, t } from "/static/js/i18n.js";
+import { currentLang, formatNumber, t } from "/static/js/i18n.js";
 import { definitionList, errorBox, progress } from "/static/js/ui.js";
 import { ckan, prepare, table } from "./odkit.js";
 import { verifyResource } from "./verify.js";
 
 const PREVIEW_ROWS = 5;
+const REPORT_ERRORS = 20; // errors listed per report on the page; the full report is one API call away
+
+// The badge's state as the server computes it (schemas.badge_state), for the image's text alternative.
+function badgeState(resource) {
+  if (!resource.schema_id) return ["no-schema", 0];
+  if (resource.validation_status === "success") return ["valid", 0];
+  if (resource.validation_status === "failure") return ["invalid", Number(resource.validation_errors || 0)];
+  return ["not-validated", 0];
+}
+
+function badge(resource) {
+  const [state, errors] = badgeState(resource);
+  const src = `${portalConfig().api}/opendata/resource/${encodeURIComponent(resource.id)}/badge.svg?lang=${currentLang()}`;
+  return h("img", { class: "badge", src, height: "20", dataset: { badge: state },
+    alt: t("od.validity.alt", { state: t(`od.validity.${state}`, { count: formatNumber(errors) }) }) });
+}
+
+async function validation(resource) {
+  if (!resource.schema_id) return null;
+  try {
+    const shown = await ckan("resource_validation_show", { resource_id: resource.id });
+    const report = shown.report;
+    const name = resource.name || resource.id;
+    const head = h("h3", {}, t("od.validity.report", { name }));
+    if (!report) return h("div", { class: "validation", id: `od-validation-${resource.id}` }, head, h("p", {}, t("od.validity.no_report", { schema: shown.schema })));
+    const errors = report.errors.slice(0, REPORT_ERRORS);
+    return h("div", { class: "validation", id: `od-validation-${resource.id}`, dataset: { status: report.status } },
+      head,
+      h("p", { class: "validation-summary" }, t(`od.validity.summary_${report.status}`, {
+        schema: report.schema, rows: formatNumber(report.rows), errors: formatNumber(report.error_count) })),
+      report.complete ? null : h("p", { class: "muted" }, t("od.validity.incomplete")),
+      errors.length
+        ? table(`od-errors-${resource.id}`, t("od.validity.errors_caption", { name }),
+          [{ label: t("od.col.row"), number: true }, { label: t("od.col.field") }, { label: t("od.col.error") }, { label: t("od.col.message") }],
+          errors.map((e) => [e.row === null || e.row === undefined ? t("od.validity.header") : String(e.row), e.field || "—", e.type, e.message || ""]))
+        : null,
+      report.error_count > errors.length ? h("p", { class: "muted" }, t("od.validity.more", { shown: formatNumber(errors.length), total: formatNumber(report.error_count) })) : null);
+  } catch (error) {
+    return errorBox(error);
+  }
+}
 
 function when(value) {
   return value ? String(value).replace("T", " ").replace(/(\d\d:\d\d):\d\d(\.\d+)?$/, "$1") + " UTC" : "—";
@@ -88,7 +130,7 @@ export async function render(main, ctx) {
   }
   document.title = `${doc.title || doc.name} · Massalia`;
   const resources = doc.resources || [];
-  const previews = await Promise.all(resources.map(preview));
+  const [previews, reports] = await Promise.all([Promise.all(resources.map(preview)), Promise.all(resources.map(validation))]);
   replace(
     main,
     h("div", { class: "od" },
@@ -106,13 +148,16 @@ export async function render(main, ctx) {
       h("section", { "aria-labelledby": "od-resources" },
         h("h2", { id: "od-resources" }, t("od.dataset.resources")),
         table("od-resource-table", t("od.dataset.resources"),
-          [{ label: t("od.col.name") }, { label: t("od.col.format") }, { label: t("od.col.size"), number: true }, { label: t("od.col.certification") }],
+          [{ label: t("od.col.name") }, { label: t("od.col.format") }, { label: t("od.col.size"), number: true }, { label: t("od.col.validity") }, { label: t("od.col.certification") }],
           resources.map((r) => [
             h("a", { href: r.url, rel: r.url_type === "upload" ? null : "noopener noreferrer nofollow" }, r.name || r.url),
             r.format || "—",
             r.size ? formatNumber(r.size) : "—",
+            badge(r),
             verifyCell(r),
           ])),
+        reports.some(Boolean) ? h("section", { "aria-labelledby": "od-validity" },
+          h("h2", { id: "od-validity" }, t("od.validity.title")), reports.filter(Boolean)) : null,
         previews.filter(Boolean)),
       h("section", { "aria-labelledby": "od-history" },
         h("h2", { id: "od-history" }, t("od.dataset.history")),

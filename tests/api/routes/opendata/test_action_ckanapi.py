@@ -138,6 +138,10 @@ def test_the_python_client_publishes_searches_and_queries(sites: tuple[Site, Sit
     assert anonymous.action.organization_show(id="region-sud", include_datasets=True)["package_count"] == 3
     rows = anonymous.action.datastore_search(resource_id=resource, filters={"commune": "Nice"})
     assert rows["total"] == 1 and rows["records"][0]["puissance_kw"] == 50
+    # Cursor paging over HTTP: _links.next (relative to the CKAN root, as CKAN's) is followed as given.
+    first = anonymous.action.datastore_search(resource_id=resource, sort="commune desc", fields="commune", limit=2)
+    following = httpx.get(site.url + first["_links"]["next"], timeout=10).json()["result"]
+    assert [r["commune"] for r in first["records"] + following["records"]] == ["Nice", "Marseille", "Avignon"]
     sql = anonymous.action.datastore_search_sql(sql=f'SELECT sum(puissance_kw) AS kw FROM "{resource}"')
     assert sql["records"] == [{"kw": 83}]
     download = httpx.get(anonymous.action.resource_show(id=resource)["url"], timeout=10)

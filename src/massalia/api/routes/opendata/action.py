@@ -354,7 +354,7 @@ def datastore_search(call: Call) -> Any:
     """Search a resource's rows.
 
     Parameters: ``filters``, ``q``, ``fields``, ``sort``, ``limit``, ``offset``, ``include_total``,
-    ``records_format`` (objects, lists, csv).
+    ``records_format`` (objects, lists, csv), ``cursor`` (the opaque value of ``_links.next``: keyset paging).
     """
     p = call.params
     fields = _json(p, "fields")
@@ -373,6 +373,7 @@ def datastore_search(call: Call) -> Any:
         offset=_int(p, "offset", 0),
         include_total=_bool(p, "include_total", True),
         records_format=str(p.get("records_format", "objects")),
+        cursor=None if p.get("cursor") in (None, "") else str(p.get("cursor")),
     )
 
 
