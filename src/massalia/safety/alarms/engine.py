@@ -71,6 +71,13 @@ def _quote(value: str) -> str:
     return "'" + value.replace("'", "''") + "'"
 
 
+def _members(window: deque[tuple[dt.datetime, int]] | None, incident_id: Any) -> list[int]:
+    """The incidents an opening alarm lists: its rule's window, or the one incident."""
+    if window:
+        return [i for _, i in window]
+    return [int(incident_id)] if incident_id is not None else []
+
+
 class AlarmEngine:
     """Evaluates a :class:`RuleSet` on ingest, with durable alarms (one engine per warehouse and process)."""
 
@@ -190,7 +197,8 @@ class AlarmEngine:
             if not raise_alarms:
                 continue
             count = len(window)
-            incident = {**incident, "members": [i for _, i in window]}
+            # The window itself (no copy per event): only an alarm that opens lists its members.
+            incident = {**incident, "members": window}
             if isinstance(rule, ThresholdRule | FrequencyRule):
                 if count >= rule.count:
                     detail: dict[str, Any] = {
@@ -296,7 +304,7 @@ class AlarmEngine:
             updated_at=moment,
             last_event_at=incident.get("occurred_at") or moment,
             event_count=count,
-            incidents=list(incident.get("members") or ([int(incident_id)] if incident_id is not None else [])),
+            incidents=_members(incident.get("members"), incident_id),
             zone=incident.get("zone"),
             type_code=incident.get("type_code"),
             x_l93=incident.get("x_l93"),
