@@ -147,9 +147,10 @@ class AlarmEngine:
     ) -> list[Change]:
         """Evaluate the rules on what a batch of events became; save and return the alarms' changes."""
         moment = now or utcnow()
+        fenced = self._fenced(outcomes)
         with self._lock:
             changes: list[Change] = []
-            for outcome in outcomes:
+            for position, outcome in enumerate(outcomes):
                 self._last_seen[outcome.source] = moment
                 changes += self._resume(outcome.source, moment)
                 if outcome.outcome in ("duplicate", "duplicate_row"):
@@ -159,13 +160,33 @@ class AlarmEngine:
                     incident["source"] = outcome.source
                     shown = {k: (v.isoformat() if isinstance(v, dt.datetime) else v) for k, v in incident.items()}
                     self.recent.append({**shown, "narrative": outcome.narrative})
-                    changes += self._count(incident, raise_alarms=True, engine=engine, now=moment, actor=actor)
+                    inside = {rule_id: bool(hits[position]) for rule_id, hits in fenced.items()}
+                    changes += self._count(
+                        incident, raise_alarms=True, engine=engine, now=moment, actor=actor, inside=inside
+                    )
                 changes += self._terms(outcome, moment, actor)
             self._save(engine, changes)
             if outcomes:
                 self.sequence += 1
                 self.changed.notify_all()
             return changes
+
+    def _fenced(self, outcomes: Sequence[Outcome]) -> dict[str, np.ndarray]:
+        """For each geofence, which of the batch's new incidents lie inside it: one polygon test per batch."""
+        if not self._fences:
+            return {}
+        xs = np.array([o.incident["x_l93"] if o.incident and o.incident["x_l93"] is not None else np.nan
+                       for o in outcomes], dtype=np.float64)  # fmt: skip
+        ys = np.array([o.incident["y_l93"] if o.incident and o.incident["y_l93"] is not None else np.nan
+                       for o in outcomes], dtype=np.float64)  # fmt: skip
+        placed = ~(np.isnan(xs) | np.isnan(ys))
+        out: dict[str, np.ndarray] = {}
+        for rule_id, ring in self._fences.items():
+            hits = np.zeros(len(outcomes), dtype=bool)
+            if placed.any():
+                hits[placed] = contains(ring, xs[placed], ys[placed])
+            out[rule_id] = hits
+        return out
 
     def _count(
         self,
@@ -175,6 +196,7 @@ class AlarmEngine:
         engine: Engine | None = None,
         now: dt.datetime | None = None,
         actor: str = "",
+        inside: dict[str, bool] | None = None,
     ) -> list[Change]:
         changes: list[Change] = []
         at: dt.datetime = incident["occurred_at"]
@@ -182,10 +204,18 @@ class AlarmEngine:
             if isinstance(rule, SilenceRule | NewTermRule) or not rule.matches(incident["type_code"], incident["zone"]):
                 continue
             if isinstance(rule, GeofenceRule):
-                x, y = incident.get("x_l93"), incident.get("y_l93")
-                if x is None or y is None or not contains(self._fences[rule.id], np.array([x]), np.array([y]))[0]:
+                if not raise_alarms:  # a fence has no window to refill
                     continue
-                if raise_alarms:
+                if inside is not None:
+                    within = inside.get(rule.id, False)
+                else:
+                    x, y = incident.get("x_l93"), incident.get("y_l93")
+                    within = (
+                        x is not None
+                        and y is not None
+                        and bool(contains(self._fences[rule.id], np.array([x]), np.array([y]))[0])
+                    )
+                if within:
                     changes += self._hit(rule, "fence", incident, 1, {"fence": rule.id}, now, actor)
                 continue
             key = self._key(rule, incident)
