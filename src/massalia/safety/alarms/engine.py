@@ -150,6 +150,7 @@ class AlarmEngine:
         fenced = self._fenced(outcomes)
         with self._lock:
             changes: list[Change] = []
+            fresh: list[tuple[dict[str, Any], str | None]] = []
             for position, outcome in enumerate(outcomes):
                 self._last_seen[outcome.source] = moment
                 changes += self._resume(outcome.source, moment)
@@ -158,13 +159,15 @@ class AlarmEngine:
                 if outcome.incident is not None:
                     incident = dict(outcome.incident)
                     incident["source"] = outcome.source
-                    shown = {k: (v.isoformat() if isinstance(v, dt.datetime) else v) for k, v in incident.items()}
-                    self.recent.append({**shown, "narrative": outcome.narrative})
+                    fresh.append((incident, outcome.narrative))
                     inside = {rule_id: bool(hits[position]) for rule_id, hits in fenced.items()}
                     changes += self._count(
                         incident, raise_alarms=True, engine=engine, now=moment, actor=actor, inside=inside
                     )
                 changes += self._terms(outcome, moment, actor)
+            for incident, narrative in fresh[-RECENT:]:  # only the last ones stay in the view
+                shown = {k: (v.isoformat() if isinstance(v, dt.datetime) else v) for k, v in incident.items()}
+                self.recent.append({**shown, "narrative": narrative})
             self._save(engine, changes)
             if outcomes:
                 self.sequence += 1
