@@ -180,6 +180,19 @@ def test_mqtt_broker_restart_loses_nothing_and_duplicates_nothing(
 
 def test_a_batch_gives_the_same_outcomes_and_rows_as_one_event_at_a_time(city: City) -> None:
     """The set-based batch path (staged keys, joins) against the same feed sent one message per call."""
+    _batch_against_one_at_a_time(city, lambda: connect("duckdb"))
+
+
+@pytest.mark.postgres
+def test_a_batch_gives_the_same_outcomes_on_postgresql(
+    city: City, pg_dsn: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("MASSALIA_PG_DSN", pg_dsn)
+    schemas = iter(("t_live_one", "t_live_batch"))
+    _batch_against_one_at_a_time(city, lambda: connect("postgres", schema=next(schemas)))
+
+
+def _batch_against_one_at_a_time(city: City, open_engine: Callable[[], Engine]) -> None:
     operator = city.caller("operator")
     at = dt.datetime(2026, 12, 7, 20, 0, tzinfo=CITY_TZ)
     feed = [
@@ -199,7 +212,7 @@ def test_a_batch_gives_the_same_outcomes_and_rows_as_one_event_at_a_time(city: C
     kept = ("source", "source_id", "version", "content_hash", "incident_id", "report_id", "source_file")
     results = []
     for batched in (False, True):
-        warehouse = connect("duckdb")
+        warehouse = open_engine()
         try:
             service.ingest(operator, warehouse, [raw(event(9, at=at - dt.timedelta(hours=1)))], channel="http")
             calls = [feed] if batched else [[body] for body in feed]
@@ -213,6 +226,8 @@ def test_a_batch_gives_the_same_outcomes_and_rows_as_one_event_at_a_time(city: C
             results.append((outcomes, rows, messages, warehouse.row_count(INCIDENTS)))
         finally:
             service.forget(warehouse)
+            if warehouse.dialect == "postgres":
+                warehouse.drop_schema()  # type: ignore[attr-defined]
             warehouse.close()
     (one_by_one, rows_1, messages_1, incidents_1), (batch, rows_b, messages_b, incidents_b) = results
     assert [o["outcome"] for o in batch] == [

@@ -131,12 +131,14 @@ class AlarmEngine:
                 for row in rows:
                     self._count(row, raise_alarms=False)
             if any(isinstance(r, NewTermRule) for r in self.rules.rules):
-                rows = engine.query(
-                    f"SELECT DISTINCT unnest(regexp_extract_all(lower(narrative), '{WORD.pattern}')) AS w FROM "
-                    f"(SELECT narrative FROM {REPORTS} WHERE narrative IS NOT NULL "
-                    f"ORDER BY report_id DESC LIMIT {VOCABULARY_REPORTS})"
-                ).to_pylist()
-                self._vocabulary = {str(r["w"]) for r in rows if r["w"]}
+                # Words found in Python with the very regex of ingest (:func:`words`): the same vocabulary on
+                # every engine (PostgreSQL has no regexp_extract_all).
+                narratives = engine.query(
+                    f"SELECT narrative FROM {REPORTS} WHERE narrative IS NOT NULL "
+                    f"ORDER BY report_id DESC LIMIT {VOCABULARY_REPORTS}"
+                ).column("narrative")
+                for text in narratives.to_pylist():
+                    self._vocabulary |= words(text)
             if engine.table_exists(MESSAGES):
                 for row in engine.query(f"SELECT source, max(received_at) AS t FROM {MESSAGES} GROUP BY 1").to_pylist():
                     self._last_seen[str(row["source"])] = row["t"]
