@@ -1,6 +1,7 @@
 """Ingest → alarm latency at a sustained rate, on ingest (Massalia) against ElastAlert-style polling, side by side.
 
-Run: ``python benchmarks/safety_alarms.py [--rate 10000] [--seconds 60] [--batch 1000] [--poll 1,60]``.
+Run: ``python benchmarks/safety_alarms.py [--rate 10000] [--seconds 60] [--batch 1000] [--poll 1,60]``, or
+``--saturate 20000`` for the batch path's capacity alone (pre-built events ingested back to back).
 
 A producer thread emits events at ``--rate`` per second (each stamped with its send time) into a queue, as an
 MQTT subscriber's callback would; one ingest worker drains up to ``--batch`` events at a time through the
@@ -80,6 +81,9 @@ def main() -> None:
     parser.add_argument("--burst-every", type=float, default=4.0, help="seconds between two bursts of brawls")
     parser.add_argument("--poll", default="1,10,60", help="polling periods of the ElastAlert-style peers, seconds")
     parser.add_argument("--warmup", type=float, default=5.0, help="seconds left out of the figures")
+    parser.add_argument("--saturate", type=int, default=0,
+                        help="instead: ingest this many pre-built events in --batch batches as fast as possible "
+                             "(the batch path's capacity, without the producer's share of the CPU)")  # fmt: skip
     args = parser.parse_args()
     root = Path(tempfile.mkdtemp(prefix="safety-alarms-bench-"))
     gov = Governance(f"sqlite:///{(root / 'meta.sqlite').as_posix()}", root / "ledger", key_path=root / "master.key")
@@ -91,6 +95,11 @@ def main() -> None:
     alarms = service.situation(engine)
     codes = valid_codes()
     pool = points(20_000)
+    if args.saturate:
+        saturate(caller, engine, codes, pool, args.saturate, args.batch)
+        gov.close()
+        engine.close()
+        return
     by_zone: dict[str, list[tuple[float, float]]] = {}
     xs, ys = to_lambert93(np.array([p[0] for p in pool]), np.array([p[1] for p in pool]))
     for point, number in zip(pool, district_of(xs, ys).tolist(), strict=True):
@@ -220,6 +229,31 @@ def main() -> None:
               f"p99 {m99 * 1000:.1f} ms; ratio x{q50 / m50:.1f} (p50), x{q99 / m99:.1f} (p99)")  # fmt: skip
     gov.close()
     engine.close()
+
+
+def saturate(
+    caller: Caller, engine: Engine, codes: list[str], pool: list[tuple[float, float]], total: int, size: int
+) -> None:
+    """Ingest ``total`` pre-built events in batches of ``size`` back to back; print events/s and batch times."""
+    rng = random.Random(16)
+    at = dt.datetime.now(CITY_TZ).isoformat()
+    bodies = [
+        json.dumps({"source": "csu", "message_id": f"s{i}", "source_id": f"s{i}", "occurred_at": at,
+                    "local_code": rng.choice(codes), "lon": pool[i % len(pool)][0],
+                    "lat": pool[i % len(pool)][1]}).encode()
+        for i in range(total + size)
+    ]  # fmt: skip
+    service.ingest(caller, engine, bodies[:size], channel="bench")  # warm-up: tables, rule engine
+    times: list[float] = []
+    began = time.perf_counter()
+    for start in range(size, total + size, size):
+        t0 = time.perf_counter()
+        service.ingest(caller, engine, bodies[start : start + size], channel="bench")
+        times.append(time.perf_counter() - t0)
+    elapsed = time.perf_counter() - began
+    print(f"saturate: {total:,} events in batches of {size}: {total / elapsed:,.0f} events/s; batch p50 "
+          f"{percentile(times, 50) * 1000:.0f} ms, p99 {percentile(times, 99) * 1000:.0f} ms; "
+          f"load {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")  # fmt: skip
 
 
 def _message_of(engine: Engine, incident_id: Any) -> str | None:

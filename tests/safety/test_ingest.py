@@ -176,3 +176,63 @@ def test_mqtt_broker_restart_loses_nothing_and_duplicates_nothing(
     assert len(ids) == 120 and len(set(ids)) == 120, "every event once, none lost, none duplicated"
     assert engine.row_count(MESSAGES) == 120
     assert subscriber.stats.rejected == []
+
+
+def test_a_batch_gives_the_same_outcomes_and_rows_as_one_event_at_a_time(city: City) -> None:
+    """The set-based batch path (staged keys, joins) against the same feed sent one message per call."""
+    _batch_against_one_at_a_time(city, lambda: connect("duckdb"))
+
+
+@pytest.mark.postgres
+def test_a_batch_gives_the_same_outcomes_on_postgresql(
+    city: City, pg_dsn: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("MASSALIA_PG_DSN", pg_dsn)
+    schemas = iter(("t_live_one", "t_live_batch"))
+    _batch_against_one_at_a_time(city, lambda: connect("postgres", schema=next(schemas)))
+
+
+def _batch_against_one_at_a_time(city: City, open_engine: Callable[[], Engine]) -> None:
+    operator = city.caller("operator")
+    at = dt.datetime(2026, 12, 7, 20, 0, tzinfo=CITY_TZ)
+    feed = [
+        event(1, at=at),
+        event(1, at=at),  # the same message redelivered inside the batch
+        {**event(1, at=at), "message_id": "csu-other"},  # the same record under another message id
+        {**event(1, at=at), "message_id": "csu-edit", "status": "clos"},  # its next version
+        event(1, source="mc", code="PM103", at=at, point=(CENTRE[0] + 0.0005, CENTRE[1])),  # another source
+        event(2, at=at + dt.timedelta(minutes=3), point=None),  # a district alone: a new incident
+        event(3, code="VOL04", at=at + dt.timedelta(minutes=4), point=(CENTRE[0] + 0.01, CENTRE[1] + 0.004)),
+        {
+            **event(3, code="VOL04", at=at + dt.timedelta(minutes=4), point=(CENTRE[0] + 0.01, CENTRE[1] + 0.004)),
+            "message_id": "csu-m3-again",
+            "narrative": "vol à l'arraché",
+        },
+    ]
+    kept = ("source", "source_id", "version", "content_hash", "incident_id", "report_id", "source_file")
+    results = []
+    for batched in (False, True):
+        warehouse = open_engine()
+        try:
+            service.ingest(operator, warehouse, [raw(event(9, at=at - dt.timedelta(hours=1)))], channel="http")
+            calls = [feed] if batched else [[body] for body in feed]
+            outcomes = [o for call in calls for o in service.ingest(
+                operator, warehouse, [raw(b) for b in call], channel="http")["accepted"]]  # fmt: skip
+            outcomes += service.ingest(operator, warehouse, [raw(b) for b in feed[:3]], channel="http")["accepted"]
+            rows = warehouse.query(f"SELECT {', '.join(kept)} FROM {REPORTS} ORDER BY report_id").to_pylist()
+            messages = warehouse.query(
+                f"SELECT source, message_id, report_id, incident_id, outcome FROM {MESSAGES} ORDER BY 1, 2"
+            ).to_pylist()
+            results.append((outcomes, rows, messages, warehouse.row_count(INCIDENTS)))
+        finally:
+            service.forget(warehouse)
+            if warehouse.dialect == "postgres":
+                warehouse.drop_schema()  # type: ignore[attr-defined]
+            warehouse.close()
+    (one_by_one, rows_1, messages_1, incidents_1), (batch, rows_b, messages_b, incidents_b) = results
+    assert [o["outcome"] for o in batch] == [
+        "new_incident", "duplicate", "duplicate_row", "new_version", "same_place_time", "new_incident",
+        "new_incident", "new_version", "duplicate", "duplicate", "duplicate",
+    ]  # fmt: skip
+    assert batch == one_by_one
+    assert rows_b == rows_1 and messages_b == messages_1 and incidents_b == incidents_1 == 4

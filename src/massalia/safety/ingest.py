@@ -38,6 +38,7 @@ from massalia.safety.catalogue import load_catalogue
 from massalia.safety.geo import district_of, in_city, to_lambert93
 from massalia.safety.log import INCIDENTS, LINKS, REPORTS, ensure_tables
 from massalia.safety.log.dedup import assign
+from massalia.safety.log.tables import INCIDENT_COLUMNS, LINK_COLUMNS, REPORT_COLUMNS, STREETS, ZONES
 
 MAX_EVENT_BYTES = 16 * 1024
 MAX_BATCH = 5000
@@ -168,12 +169,16 @@ def map_events(events: Sequence[LiveEvent], *, now: dt.datetime | None = None) -
     current = (now or dt.datetime.now(CITY_TIME)).astimezone(CITY_TIME).replace(tzinfo=None)
     xs = np.full(len(events), np.nan)
     ys = np.full(len(events), np.nan)
+    lons = np.full(len(events), np.nan)
+    lats = np.full(len(events), np.nan)
     for i, event in enumerate(events):
         if event.lon is not None and event.lat is not None:
-            x, y = to_lambert93(np.array([event.lon]), np.array([event.lat]))
-            xs[i], ys[i] = float(x[0]), float(y[0])
+            lons[i], lats[i] = event.lon, event.lat
         elif event.x_l93 is not None and event.y_l93 is not None:
             xs[i], ys[i] = event.x_l93, event.y_l93
+    degrees = ~np.isnan(lons)
+    if degrees.any():  # one projection for the batch's WGS84 points
+        xs[degrees], ys[degrees] = to_lambert93(lons[degrees], lats[degrees])
     placed = ~np.isnan(xs)
     inside = np.zeros(len(events), dtype=bool)
     zones = np.zeros(len(events), dtype=np.int64)
@@ -243,18 +248,19 @@ class Outcome:
         }
 
 
-def _quote(value: str) -> str:
-    return "'" + value.replace("'", "''") + "'"
-
-
 _WRITE = threading.Lock()
 """One writer of the live log per process (report and incident ids are allocated under it)."""
 
 
 def ensure_live_tables(engine: Engine) -> None:
-    """The log's tables and the message table (idempotency and lineage of live events)."""
-    ensure_tables(engine)
-    if not engine.table_exists(MESSAGES):
+    """The log's tables and the message table (idempotency and lineage of live events).
+
+    One listing of the tables when they are all there (the case of every batch but the first).
+    """
+    existing = set(engine.list_tables())
+    if not {REPORTS, INCIDENTS, LINKS, STREETS, ZONES} <= existing:
+        ensure_tables(engine)
+    if MESSAGES not in existing:
         engine.create_empty_table(MESSAGES, MESSAGE_COLUMNS)
 
 
@@ -271,24 +277,14 @@ def append(
     run_id = f"live-{received:%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:8]}"
     with _WRITE:
         ensure_live_tables(engine)
-        keys = sorted({(m.event.source, m.event.message_id) for m in events})
         known: dict[tuple[str, str], dict[str, Any]] = {}
-        if keys:
-            listed = ", ".join(f"({_quote(s)}, {_quote(i)})" for s, i in keys)
-            for row in engine.query(
-                f"SELECT source, message_id, report_id, incident_id FROM {MESSAGES} "
-                f"WHERE (source, message_id) IN ({listed})"
-            ).to_pylist():
-                known[(row["source"], row["message_id"])] = row
-        records = sorted({(m.event.source, m.event.source_id) for m in events})
         hashes: dict[tuple[str, str, str], tuple[int, int]] = {}
         versions: dict[tuple[str, str], int] = {}
-        if records:
-            listed = ", ".join(f"({_quote(s)}, {_quote(i)})" for s, i in records)
-            for row in engine.query(
-                f"SELECT source, source_id, content_hash, version, report_id, incident_id FROM {REPORTS} "
-                f"WHERE (source, source_id) IN ({listed})"
-            ).to_pylist():
+        if events:
+            known_rows, record_rows = _lookup(engine, events)
+            for row in known_rows:
+                known[(row["source"], row["message_id"])] = row
+            for row in record_rows:
                 key = (row["source"], row["source_id"])
                 hashes[(*key, row["content_hash"])] = (int(row["report_id"]), int(row["incident_id"]))
                 versions[key] = max(versions.get(key, 0), int(row["version"]))
@@ -351,6 +347,40 @@ def append(
     return outcomes
 
 
+def _lookup(engine: Engine, events: Sequence[Mapped]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """The batch's known messages and the logged versions of its records, by two joins on a staged key table.
+
+    Set-based: the batch's keys are written once as a table (values travel as data, never spliced into SQL) and
+    joined with the message table and the log, instead of two ``IN`` lists of a thousand literals each, whose
+    parsing alone cost more than the rest of the batch.
+    """
+    staged = f"_live_keys_{uuid.uuid4().hex[:12]}"
+    engine.write_new_table(
+        staged,
+        pa.table(
+            {
+                "source": [m.event.source for m in events],
+                "message_id": [m.event.message_id for m in events],
+                "source_id": [m.event.source_id for m in events],
+            }
+        ),
+    )
+    try:
+        known = engine.query(
+            f"SELECT m.source, m.message_id, m.report_id, m.incident_id FROM {MESSAGES} AS m "
+            f"JOIN (SELECT DISTINCT source, message_id FROM {staged}) AS k "
+            "ON m.source = k.source AND m.message_id = k.message_id"
+        ).to_pylist()
+        records = engine.query(
+            f"SELECT r.source, r.source_id, r.content_hash, r.version, r.report_id, r.incident_id FROM {REPORTS} AS r "
+            f"JOIN (SELECT DISTINCT source, source_id FROM {staged}) AS k "
+            "ON r.source = k.source AND r.source_id = k.source_id"
+        ).to_pylist()
+    finally:
+        engine.drop_table(staged)
+    return known, records
+
+
 def _write_reports(engine: Engine, fresh: list[tuple[Mapped, Outcome, int, str]], run_id: str, channel: str) -> None:
     catalogue = load_catalogue()
     staged = f"_live_{uuid.uuid4().hex[:12]}"
@@ -402,12 +432,12 @@ def _write_reports(engine: Engine, fresh: list[tuple[Mapped, Outcome, int, str]]
         report_table = pa.table(rows).append_column(
             "incident_id", pa.array([o.incident_id for _, o, _, _ in fresh], pa.int64())
         )
-        columns = [c.name for c in engine.describe(REPORTS)]
-        engine.insert(REPORTS, report_table.select(columns))
+        # The columns by name (the insert names them): no catalogue lookup per batch.
+        engine.insert(REPORTS, report_table.select([c.name for c in REPORT_COLUMNS]))
         if incidents:
             table = pa.Table.from_pylist(incidents)
-            engine.insert(INCIDENTS, table.select([c.name for c in engine.describe(INCIDENTS)]))
+            engine.insert(INCIDENTS, table.select([c.name for c in INCIDENT_COLUMNS]))
         links = pa.Table.from_pylist(assignments).append_column("run_id", pa.array([run_id] * len(assignments)))
-        engine.insert(LINKS, links.select([c.name for c in engine.describe(LINKS)]))
+        engine.insert(LINKS, links.select([c.name for c in LINK_COLUMNS]))
     finally:
         engine.drop_table(staged)

@@ -71,6 +71,13 @@ def _quote(value: str) -> str:
     return "'" + value.replace("'", "''") + "'"
 
 
+def _members(window: deque[tuple[dt.datetime, int]] | None, incident_id: Any) -> list[int]:
+    """The incidents an opening alarm lists: its rule's window, or the one incident."""
+    if window:
+        return [i for _, i in window]
+    return [int(incident_id)] if incident_id is not None else []
+
+
 class AlarmEngine:
     """Evaluates a :class:`RuleSet` on ingest, with durable alarms (one engine per warehouse and process)."""
 
@@ -124,12 +131,14 @@ class AlarmEngine:
                 for row in rows:
                     self._count(row, raise_alarms=False)
             if any(isinstance(r, NewTermRule) for r in self.rules.rules):
-                rows = engine.query(
-                    f"SELECT DISTINCT unnest(regexp_extract_all(lower(narrative), '{WORD.pattern}')) AS w FROM "
-                    f"(SELECT narrative FROM {REPORTS} WHERE narrative IS NOT NULL "
-                    f"ORDER BY report_id DESC LIMIT {VOCABULARY_REPORTS})"
-                ).to_pylist()
-                self._vocabulary = {str(r["w"]) for r in rows if r["w"]}
+                # Words found in Python with the very regex of ingest (:func:`words`): the same vocabulary on
+                # every engine (PostgreSQL has no regexp_extract_all).
+                narratives = engine.query(
+                    f"SELECT narrative FROM {REPORTS} WHERE narrative IS NOT NULL "
+                    f"ORDER BY report_id DESC LIMIT {VOCABULARY_REPORTS}"
+                ).column("narrative")
+                for text in narratives.to_pylist():
+                    self._vocabulary |= words(text)
             if engine.table_exists(MESSAGES):
                 for row in engine.query(f"SELECT source, max(received_at) AS t FROM {MESSAGES} GROUP BY 1").to_pylist():
                     self._last_seen[str(row["source"])] = row["t"]
@@ -140,9 +149,11 @@ class AlarmEngine:
     ) -> list[Change]:
         """Evaluate the rules on what a batch of events became; save and return the alarms' changes."""
         moment = now or utcnow()
+        fenced = self._fenced(outcomes)
         with self._lock:
             changes: list[Change] = []
-            for outcome in outcomes:
+            fresh: list[tuple[dict[str, Any], str | None]] = []
+            for position, outcome in enumerate(outcomes):
                 self._last_seen[outcome.source] = moment
                 changes += self._resume(outcome.source, moment)
                 if outcome.outcome in ("duplicate", "duplicate_row"):
@@ -150,15 +161,37 @@ class AlarmEngine:
                 if outcome.incident is not None:
                     incident = dict(outcome.incident)
                     incident["source"] = outcome.source
-                    shown = {k: (v.isoformat() if isinstance(v, dt.datetime) else v) for k, v in incident.items()}
-                    self.recent.append({**shown, "narrative": outcome.narrative})
-                    changes += self._count(incident, raise_alarms=True, engine=engine, now=moment, actor=actor)
+                    fresh.append((incident, outcome.narrative))
+                    inside = {rule_id: bool(hits[position]) for rule_id, hits in fenced.items()}
+                    changes += self._count(
+                        incident, raise_alarms=True, engine=engine, now=moment, actor=actor, inside=inside
+                    )
                 changes += self._terms(outcome, moment, actor)
+            for incident, narrative in fresh[-RECENT:]:  # only the last ones stay in the view
+                shown = {k: (v.isoformat() if isinstance(v, dt.datetime) else v) for k, v in incident.items()}
+                self.recent.append({**shown, "narrative": narrative})
             self._save(engine, changes)
             if outcomes:
                 self.sequence += 1
                 self.changed.notify_all()
             return changes
+
+    def _fenced(self, outcomes: Sequence[Outcome]) -> dict[str, np.ndarray]:
+        """For each geofence, which of the batch's new incidents lie inside it: one polygon test per batch."""
+        if not self._fences:
+            return {}
+        xs = np.array([o.incident["x_l93"] if o.incident and o.incident["x_l93"] is not None else np.nan
+                       for o in outcomes], dtype=np.float64)  # fmt: skip
+        ys = np.array([o.incident["y_l93"] if o.incident and o.incident["y_l93"] is not None else np.nan
+                       for o in outcomes], dtype=np.float64)  # fmt: skip
+        placed = ~(np.isnan(xs) | np.isnan(ys))
+        out: dict[str, np.ndarray] = {}
+        for rule_id, ring in self._fences.items():
+            hits = np.zeros(len(outcomes), dtype=bool)
+            if placed.any():
+                hits[placed] = contains(ring, xs[placed], ys[placed])
+            out[rule_id] = hits
+        return out
 
     def _count(
         self,
@@ -168,6 +201,7 @@ class AlarmEngine:
         engine: Engine | None = None,
         now: dt.datetime | None = None,
         actor: str = "",
+        inside: dict[str, bool] | None = None,
     ) -> list[Change]:
         changes: list[Change] = []
         at: dt.datetime = incident["occurred_at"]
@@ -175,10 +209,18 @@ class AlarmEngine:
             if isinstance(rule, SilenceRule | NewTermRule) or not rule.matches(incident["type_code"], incident["zone"]):
                 continue
             if isinstance(rule, GeofenceRule):
-                x, y = incident.get("x_l93"), incident.get("y_l93")
-                if x is None or y is None or not contains(self._fences[rule.id], np.array([x]), np.array([y]))[0]:
+                if not raise_alarms:  # a fence has no window to refill
                     continue
-                if raise_alarms:
+                if inside is not None:
+                    within = inside.get(rule.id, False)
+                else:
+                    x, y = incident.get("x_l93"), incident.get("y_l93")
+                    within = (
+                        x is not None
+                        and y is not None
+                        and bool(contains(self._fences[rule.id], np.array([x]), np.array([y]))[0])
+                    )
+                if within:
                     changes += self._hit(rule, "fence", incident, 1, {"fence": rule.id}, now, actor)
                 continue
             key = self._key(rule, incident)
@@ -190,7 +232,8 @@ class AlarmEngine:
             if not raise_alarms:
                 continue
             count = len(window)
-            incident = {**incident, "members": [i for _, i in window]}
+            # The window itself (no copy per event): only an alarm that opens lists its members.
+            incident = {**incident, "members": window}
             if isinstance(rule, ThresholdRule | FrequencyRule):
                 if count >= rule.count:
                     detail: dict[str, Any] = {
@@ -296,7 +339,7 @@ class AlarmEngine:
             updated_at=moment,
             last_event_at=incident.get("occurred_at") or moment,
             event_count=count,
-            incidents=list(incident.get("members") or ([int(incident_id)] if incident_id is not None else [])),
+            incidents=_members(incident.get("members"), incident_id),
             zone=incident.get("zone"),
             type_code=incident.get("type_code"),
             x_l93=incident.get("x_l93"),

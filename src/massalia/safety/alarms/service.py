@@ -106,8 +106,22 @@ def ingest(
     """Validate, map, append and evaluate events (``safety.live.ingest``); one audit entry for the batch.
 
     A single event that is refused raises :class:`IngestError` naming its JSON path; in a batch of several,
-    each refused event is reported by its position and the others go on.
+    each refused event is reported by its position and the others go on. The batch's audit entries (the
+    ingest's, each alarm raised) are each durable when written and share one signed tree head, signed before
+    this returns (one signature and fsync per batch, not one per alarm).
     """
+    with caller.governance.one_tree_head():
+        return _ingest(caller, engine, payloads, channel=channel, channel_source=channel_source)
+
+
+def _ingest(
+    caller: Caller,
+    engine: Engine,
+    payloads: Sequence[bytes | str | dict[str, Any]],
+    *,
+    channel: str,
+    channel_source: str | None,
+) -> dict[str, Any]:
     caller.authorize(
         "safety.live.ingest", detail={"channel": channel, "source": channel_source, "events": len(payloads)}
     )
@@ -142,7 +156,8 @@ def ingest(
 def tick(governance: Governance, engine: Engine, now: dt.datetime | None = None) -> list[dict[str, Any]]:
     """Run the alarm timer once (silence, escalation, end of snoozes); changes audited as the local operator."""
     changes = situation(engine).tick(engine, now)
-    _audit(governance, None, changes)
+    with governance.one_tree_head():
+        _audit(governance, None, changes)
     return [{"alarm_id": c.alarm.alarm_id, "change": c.change, "rule": c.alarm.rule_id} for c in changes]
 
 

@@ -3,6 +3,11 @@
 Thin: the body is read bounded and handed as bytes to :func:`massalia.safety.alarms.service.ingest` (rights,
 validation with JSON paths, idempotency, alarms, audit happen there); the stream opens the situation through
 :func:`~massalia.safety.alarms.service.live_snapshot` (``safety.live.read``: a partner gets 403, nothing live).
+
+The router also carries the server's **alarm timer** (:class:`~massalia.safety.alarms.timer.AlarmTimer`): its
+lifespan starts it with the app and stops it at shutdown (FastAPI merges a router's lifespan into the app's, the
+app's own closing last, so the warehouse keeper is still there when the timer's last tick lets go). The timer
+opens the warehouse through the app's keeper, as a request does, every ``MASSALIA_SAFETY_ALARM_TICK_S`` seconds.
 """
 
 from __future__ import annotations
@@ -11,17 +16,38 @@ import asyncio
 import json
 import time
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Path, Query, Request
+from fastapi import APIRouter, FastAPI, Path, Query, Request
 from fastapi.responses import StreamingResponse
 
-from massalia.api.deps import Caller, Context, Warehouse, action
+from massalia.api.deps import ApiContext, Caller, Context, Warehouse, action
 from massalia.governance import InvalidRequest
 from massalia.safety.alarms import service
+from massalia.safety.alarms.timer import AlarmTimer, tick_interval
 from massalia.safety.ingest import MAX_EVENT_BYTES
 
-router = APIRouter(prefix="/safety/live", tags=["safety"])
+
+@asynccontextmanager
+async def alarm_timer(app: FastAPI) -> AsyncIterator[None]:
+    """Run the alarm timer (silence, escalation, end of snoozes) for the app's lifetime; none when set to 0."""
+    context: ApiContext = app.state.massalia
+    interval = tick_interval()
+    keeper = context.warehouses
+    if not interval or keeper is None:
+        yield
+        return
+    timer = AlarmTimer(context.governance, keeper.connect, keeper.release, interval_s=interval).start()
+    app.state.safety_alarm_timer = timer
+    try:
+        yield
+    finally:
+        # A tick under way finishes and releases its connection before the keeper closes the warehouse.
+        await asyncio.to_thread(timer.stop)
+
+
+router = APIRouter(prefix="/safety/live", tags=["safety"], lifespan=alarm_timer)
 POLL_S = 0.2
 
 
