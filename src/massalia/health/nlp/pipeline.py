@@ -31,6 +31,7 @@ from itertools import chain
 from typing import Any
 
 from massalia.health.nlp import lexicon as lx
+from massalia.health.nlp.prefilter import guarded
 
 PIPELINE_VERSION = "1.0.0"
 QUALIFIERS: tuple[str, ...] = ("negated", "hypothesis", "family", "history")
@@ -88,7 +89,9 @@ class _Candidate:
 class _Patterns:
     """Massalia's compiled patterns: one alternation per label, each alternative a named group."""
 
-    def __init__(self) -> None:
+    def __init__(self, guard: bool = True) -> None:
+        # ``guard``: each pattern behind a look-ahead on its first characters (same matches, see prefilter.py).
+        keep: Any = guarded if guard else (lambda pattern: pattern)
         self.by_label: list[tuple[re.Pattern[str], dict[str, lx.Term]]] = []
         grouped: dict[str, list[lx.Term]] = {}
         for term in lx.terms():
@@ -96,13 +99,13 @@ class _Patterns:
         for group in grouped.values():
             names = {f"g{i}": term for i, term in enumerate(group)}
             alternation = "|".join(f"(?P<{name}>{term.pattern})" for name, term in names.items())
-            self.by_label.append((re.compile(alternation), names))
+            self.by_label.append((keep(re.compile(alternation)), names))
         self.biomarkers = [
-            (key, vocabulary, code, re.compile(lx.biomarker_pattern(pattern, key)))
+            (key, vocabulary, code, keep(re.compile(lx.biomarker_pattern(pattern, key))))
             for key, vocabulary, code, pattern in lx.BIOMARKERS
         ]
-        self.ecog = re.compile(lx.ECOG)
-        self.stage = re.compile(lx.STAGE)
+        self.ecog = keep(re.compile(lx.ECOG))
+        self.stage = keep(re.compile(lx.STAGE))
         self.tnm = re.compile(lx.TNM)
 
     def find(self, folded: str) -> list[_Candidate]:
@@ -207,9 +210,13 @@ class ClinicalPipeline:
     ----------
     batch_size
         Notes per ``nlp.pipe`` batch.
+    guard
+        Put every pattern (Massalia's, EDS-NLP's dates and TNM) behind a look-ahead on the characters its matches
+        can start with (:mod:`massalia.health.nlp.prefilter`): the same findings for less CPU. ``False`` runs the
+        patterns as written (the tests compare both).
     """
 
-    def __init__(self, batch_size: int = 64) -> None:
+    def __init__(self, batch_size: int = 64, *, guard: bool = True) -> None:
         # Imported here, not at the top: importing EDS-NLP (spaCy) takes seconds, which every `massalia` command
         # would pay through the CLI's import of this module; only building a pipeline needs it.
         import edsnlp
@@ -217,7 +224,7 @@ class ClinicalPipeline:
 
         _quiet_edsnlp()
         self.batch_size = batch_size
-        self.patterns = _Patterns()
+        self.patterns = _Patterns(guard=guard)
         # The entities are Massalia's (set before the qualifiers by ``_massalia_entities``); EDS-NLP brings the
         # sentences, the normalized text the qualifiers read, the qualifiers themselves, dates and TNM.
         nlp = edsnlp.blank("eds")
@@ -232,8 +239,12 @@ class ClinicalPipeline:
         nlp.add_pipe(eds.history())
         nlp.add_pipe(eds.dates(relative=[], duration=[], detect_periods=False, detect_time=False))
         dates = dict(nlp.pipeline)["dates"]
+        if guard:
+            _guard_matcher(dates.regex_matcher)
         dates.regex_matcher = _DigitWindows(dates.regex_matcher)
         nlp.add_pipe(eds.tnm(span_setter={"tnm": True}))  # not in ents: its span may cover "(stade II)"
+        if guard:
+            _guard_matcher(dict(nlp.pipeline)["tnm"].regex_matcher)
         # Added last but run before the qualifiers (EDS-NLP's qualifiers inspect the pipes present when built).
         nlp.add_pipe(self._massalia_entities, name="massalia_entities", before="negation")
         self.nlp = nlp
@@ -381,6 +392,16 @@ class _DigitWindows:
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.inner, name)
+
+
+def _guard_matcher(matcher: Any) -> None:
+    """Put the patterns of an EDS-NLP ``RegexMatcher`` behind their first-character look-ahead, in place.
+
+    Profiling (``benchmarks/nlp.py``) put ~40 % of a note's CPU in the date patterns even on the digit windows: each
+    opens with an optional variable-width look-behind ("depuis le", "à partir du") tried at every character. The
+    look-ahead lets the engine skip the positions where no match can start (see :mod:`.prefilter`).
+    """
+    matcher.regex = [(key, [guarded(p) for p in patterns], *rest) for key, patterns, *rest in matcher.regex]
 
 
 def _heading_line(text: str, start: int) -> str:
