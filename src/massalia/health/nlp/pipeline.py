@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import multiprocessing
 import re
 from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
@@ -484,7 +485,21 @@ def extract_parallel(
         for part in chunks:
             yield local.extract(part)
         return
-    with ProcessPoolExecutor(max_workers=workers, initializer=_init_worker, initargs=(batch_size,)) as pool:
+    global _WORKER
+    if "fork" in multiprocessing.get_all_start_methods():
+        # The workers inherit a pipeline built once here (building one costs seconds of CPU: importing spaCy and
+        # compiling EDS-NLP's patterns), instead of each building its own.
+        _WORKER = pipeline or ClinicalPipeline(batch_size=batch_size)
+        context = multiprocessing.get_context("fork")
+        try:
+            with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
+                yield from pool.map(_work, chunks)
+        finally:
+            _WORKER = None
+        return
+    with ProcessPoolExecutor(  # pragma: no cover - platforms without fork (Windows, macOS by default elsewhere)
+        max_workers=workers, initializer=_init_worker, initargs=(batch_size,)
+    ) as pool:
         yield from pool.map(_work, chunks)
 
 
