@@ -11,7 +11,7 @@ import pytest
 
 from massalia.engine.duckdb import DuckDBEngine
 from massalia.health.nlp.pipeline import ClinicalPipeline
-from massalia.health.nlp.prefilter import first_char_class, guarded, guarded_source
+from massalia.health.nlp.prefilter import first_char_class, guarded, guarded_source, second_char_class
 
 NOTES = [
     "Carcinome canalaire infiltrant du sein gauche, pT2 N1a M0 (UICC 2017), stade IIB. RE positif, HER2 négatif.",
@@ -34,7 +34,11 @@ def test_the_class_holds_every_first_character() -> None:
     # Patterns that may be empty or start anywhere get no guard at all.
     assert first_char_class(r"x?") is None and first_char_class(r".a") is None and first_char_class(r"[^a]b") is None
     assert first_char_class(r"(?i:a)b") is None  # an inline flag inside: not analysed
-    assert guarded_source(r"(?i)t\d") == r"(?i)(?=[t])(?:t\d)"  # leading global flags stay first
+    assert guarded_source(r"(?i)t\d") == r"(?i)(?=[t][\d])(?:t\d)"  # leading global flags stay first
+    # The second character: every alternative's, a repeat's own first, what follows an optional part.
+    assert second_char_class(r"(?:\bcancer|k) du sein|\d+ mg") == r"[a\ \d]"
+    assert second_char_class(r"a?b+c") == r"[bc]" and second_char_class(r"ab?") is None  # "a" alone may match
+    assert second_char_class(r"a.") is None and second_char_class(r"a(?i:b)") is None
 
 
 @pytest.mark.parametrize("engine_of", ["re", "edsnlp"])

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import importlib
 import re
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 # The standard library's own regular-expression parser (Python 3.11+: ``re._parser``; ``sre_parse`` is deprecated).
@@ -101,6 +102,94 @@ def _first(sequence: Any) -> tuple[list[str], bool]:
     return out, True
 
 
+@dataclass(frozen=True)
+class _Shape:
+    """What a (sub)pattern's matches look like at their start: first and second characters, short lengths.
+
+    ``first`` / ``second``: class fragments of the characters at positions 1 and 2 (``None``: any character);
+    ``empty`` / ``single``: whether a match may be 0 / exactly 1 character long. Every field errs on the
+    permissive side (more characters, ``True``), which is what keeps a guard built on it exact.
+    """
+
+    first: list[str] | None
+    second: list[str] | None
+    empty: bool
+    single: bool
+
+
+_EMPTY = _Shape([], [], True, False)
+_ANY = _Shape(None, None, True, True)
+
+
+def _union(a: list[str] | None, b: list[str] | None) -> list[str] | None:
+    return None if a is None or b is None else a + b
+
+
+def _concat(a: _Shape, b: _Shape) -> _Shape:
+    first = _union(a.first, b.first) if a.empty else a.first
+    second = a.second
+    if a.single:
+        second = _union(second, b.first)
+    if a.empty:
+        second = _union(second, b.second)
+    return _Shape(first, second, a.empty and b.empty, (a.single and b.empty) or (a.empty and b.single))
+
+
+def _shape(sequence: Any) -> _Shape:
+    """The :class:`_Shape` of a parsed sequence (concatenation of its items)."""
+    shape = _EMPTY
+    for op, av in sequence:
+        shape = _concat(shape, _item_shape(op, av))
+    return shape
+
+
+def _item_shape(op: Any, av: Any) -> _Shape:
+    if op in _ZERO_WIDTH:
+        return _EMPTY
+    if op is _c.LITERAL:
+        return _Shape([_char(av)], [], False, True)
+    if op is _c.IN:
+        try:
+            return _Shape(_class_items(av), [], False, True)
+        except _AnyCharacterError:
+            return _Shape(None, [], False, True)
+    if op is _c.SUBPATTERN:
+        return _ANY if av[1] or av[2] else _shape(av[3])
+    if op is getattr(_c, "ATOMIC_GROUP", None):
+        return _shape(av)
+    if op is _c.BRANCH:
+        shapes = [_shape(alternative) for alternative in av[1]]
+        first: list[str] | None = []
+        second: list[str] | None = []
+        for one in shapes:
+            first, second = _union(first, one.first), _union(second, one.second)
+        return _Shape(first, second, any(x.empty for x in shapes), any(x.single for x in shapes))
+    if op in _REPEATS:
+        inner = _shape(av[2])
+        second = _union(inner.second, inner.first) if inner.single and av[1] != 1 else inner.second
+        return _Shape(inner.first, second, av[0] == 0 or inner.empty, inner.single)
+    return _ANY  # ANY, NOT_LITERAL, back-references, conditionals
+
+
+def second_char_class(pattern: str, flags: int = 0) -> str | None:
+    r"""A character class holding every character a match of ``pattern`` may have second, or ``None``.
+
+    ``None`` when a match may be shorter than two characters or its second character may be any.
+
+    Examples
+    --------
+    >>> second_char_class(r"(?:\bcancer|k) du sein|\d+ mg")
+    '[a\\ \\d]'
+    """
+    try:
+        shape = _shape(_sre_parse.parse(_LEADING_FLAGS.sub("", pattern), flags & re.VERBOSE))
+    except (re.error, RecursionError, TypeError, ValueError, OverflowError):
+        return None
+    if shape.empty or shape.single or not shape.second:
+        return None
+    return "[" + "".join(dict.fromkeys(shape.second)) + "]"
+
+
 def first_char_class(pattern: str, flags: int = 0) -> str | None:
     r"""A character class holding every character a match of ``pattern`` may start with, or ``None``.
 
@@ -125,9 +214,11 @@ def guarded_source(pattern: str, flags: int = 0) -> str:
     first = first_char_class(pattern, flags)
     if first is None:
         return pattern
+    second = second_char_class(pattern, flags)
     lead = _LEADING_FLAGS.match(pattern)
     head = lead.group(0) if lead else ""
-    return f"{head}(?={first})(?:{pattern[len(head) :]})"
+    # The second character narrows further (most French words start with one of a term's first letters).
+    return f"{head}(?={first}{second or ''})(?:{pattern[len(head) :]})"
 
 
 def guarded(compiled: P) -> P:
