@@ -8,8 +8,10 @@ procedures, adverse events, progression and relapse statements); they become the
 which the qualifier pipes then qualify.
 
 Speed: one pass of compiled regular expressions over the folded note finds Massalia's entities (instead of
-one matcher pipe per label), notes without any entity skip the qualifier pipes (pre-filter), and
-:func:`extract_parallel` spreads batches over worker processes (each builds its own pipeline once).
+one matcher pipe per label); every pattern (Massalia's, EDS-NLP's dates and TNM) sits behind a look-ahead on the
+characters its matches can start with (:mod:`massalia.health.nlp.prefilter`, same findings); the date patterns
+scan only the windows around digits; :func:`extract_parallel` spreads batches over worker processes, which
+inherit the pipeline built once in the parent.
 
 Examples
 --------
