@@ -98,8 +98,12 @@ def main() -> None:
                 f"{report.seconds:.1f} s = {report.notes_per_second:.0f} notes/s (whole run: read, extract, stage, "
                 f"publish); F1 {overall.f1:.4f} (P {overall.precision:.4f}, R {overall.recall:.4f}); {qualifiers}"
             )
+            print("  F1 per type: " + ", ".join(f"{label} {c.f1:.4f}" for label, c in sorted(scores.entities.items())))
             # The machine is shared: CPU seconds say what the run costs whatever else runs beside it.
-            print(f"  CPU {cpu:.1f} s (this process and its workers) = {report.notes / cpu:.0f} notes per CPU-second")
+            print(
+                f"  CPU {cpu:.1f} s (this process and its workers) = {report.notes / cpu:.0f} notes per CPU-second; "
+                f"load average {os.getloadavg()[0]:.1f}"
+            )
         if not args.skip_peer:
             texts = [t or "" for t in engine.query("SELECT note_text FROM note ORDER BY note_id").column(0).to_pylist()]
             sample = texts[: min(len(texts), 3000)]

@@ -8,8 +8,10 @@ procedures, adverse events, progression and relapse statements); they become the
 which the qualifier pipes then qualify.
 
 Speed: one pass of compiled regular expressions over the folded note finds Massalia's entities (instead of
-one matcher pipe per label), notes without any entity skip the qualifier pipes (pre-filter), and
-:func:`extract_parallel` spreads batches over worker processes (each builds its own pipeline once).
+one matcher pipe per label); every pattern (Massalia's, EDS-NLP's dates and TNM) sits behind a look-ahead on the
+characters its matches can start with (:mod:`massalia.health.nlp.prefilter`, same findings); the date patterns
+scan only the windows around digits; :func:`extract_parallel` spreads batches over worker processes, which
+inherit the pipeline built once in the parent.
 
 Examples
 --------
@@ -22,6 +24,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import multiprocessing
 import re
 from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
@@ -31,6 +34,7 @@ from itertools import chain
 from typing import Any
 
 from massalia.health.nlp import lexicon as lx
+from massalia.health.nlp.prefilter import guarded
 
 PIPELINE_VERSION = "1.0.0"
 QUALIFIERS: tuple[str, ...] = ("negated", "hypothesis", "family", "history")
@@ -88,7 +92,9 @@ class _Candidate:
 class _Patterns:
     """Massalia's compiled patterns: one alternation per label, each alternative a named group."""
 
-    def __init__(self) -> None:
+    def __init__(self, guard: bool = True) -> None:
+        # ``guard``: each pattern behind a look-ahead on its first characters (same matches, see prefilter.py).
+        keep: Any = guarded if guard else (lambda pattern: pattern)
         self.by_label: list[tuple[re.Pattern[str], dict[str, lx.Term]]] = []
         grouped: dict[str, list[lx.Term]] = {}
         for term in lx.terms():
@@ -96,13 +102,13 @@ class _Patterns:
         for group in grouped.values():
             names = {f"g{i}": term for i, term in enumerate(group)}
             alternation = "|".join(f"(?P<{name}>{term.pattern})" for name, term in names.items())
-            self.by_label.append((re.compile(alternation), names))
+            self.by_label.append((keep(re.compile(alternation)), names))
         self.biomarkers = [
-            (key, vocabulary, code, re.compile(lx.biomarker_pattern(pattern, key)))
+            (key, vocabulary, code, keep(re.compile(lx.biomarker_pattern(pattern, key))))
             for key, vocabulary, code, pattern in lx.BIOMARKERS
         ]
-        self.ecog = re.compile(lx.ECOG)
-        self.stage = re.compile(lx.STAGE)
+        self.ecog = keep(re.compile(lx.ECOG))
+        self.stage = keep(re.compile(lx.STAGE))
         self.tnm = re.compile(lx.TNM)
 
     def find(self, folded: str) -> list[_Candidate]:
@@ -207,9 +213,13 @@ class ClinicalPipeline:
     ----------
     batch_size
         Notes per ``nlp.pipe`` batch.
+    guard
+        Put every pattern (Massalia's, EDS-NLP's dates and TNM) behind a look-ahead on the characters its matches
+        can start with (:mod:`massalia.health.nlp.prefilter`): the same findings for less CPU. ``False`` runs the
+        patterns as written (the tests compare both).
     """
 
-    def __init__(self, batch_size: int = 64) -> None:
+    def __init__(self, batch_size: int = 64, *, guard: bool = True) -> None:
         # Imported here, not at the top: importing EDS-NLP (spaCy) takes seconds, which every `massalia` command
         # would pay through the CLI's import of this module; only building a pipeline needs it.
         import edsnlp
@@ -217,7 +227,7 @@ class ClinicalPipeline:
 
         _quiet_edsnlp()
         self.batch_size = batch_size
-        self.patterns = _Patterns()
+        self.patterns = _Patterns(guard=guard)
         # The entities are Massalia's (set before the qualifiers by ``_massalia_entities``); EDS-NLP brings the
         # sentences, the normalized text the qualifiers read, the qualifiers themselves, dates and TNM.
         nlp = edsnlp.blank("eds")
@@ -232,8 +242,12 @@ class ClinicalPipeline:
         nlp.add_pipe(eds.history())
         nlp.add_pipe(eds.dates(relative=[], duration=[], detect_periods=False, detect_time=False))
         dates = dict(nlp.pipeline)["dates"]
+        if guard:
+            _guard_matcher(dates.regex_matcher)
         dates.regex_matcher = _DigitWindows(dates.regex_matcher)
         nlp.add_pipe(eds.tnm(span_setter={"tnm": True}))  # not in ents: its span may cover "(stade II)"
+        if guard:
+            _guard_matcher(dict(nlp.pipeline)["tnm"].regex_matcher)
         # Added last but run before the qualifiers (EDS-NLP's qualifiers inspect the pipes present when built).
         nlp.add_pipe(self._massalia_entities, name="massalia_entities", before="negation")
         self.nlp = nlp
@@ -383,6 +397,16 @@ class _DigitWindows:
         return getattr(self.inner, name)
 
 
+def _guard_matcher(matcher: Any) -> None:
+    """Put the patterns of an EDS-NLP ``RegexMatcher`` behind their first-character look-ahead, in place.
+
+    Profiling (``benchmarks/nlp.py``) put ~40 % of a note's CPU in the date patterns even on the digit windows: each
+    opens with an optional variable-width look-behind ("depuis le", "à partir du") tried at every character. The
+    look-ahead lets the engine skip the positions where no match can start (see :mod:`.prefilter`).
+    """
+    matcher.regex = [(key, [guarded(p) for p in patterns], *rest) for key, patterns, *rest in matcher.regex]
+
+
 def _heading_line(text: str, start: int) -> str:
     """The folded start of the entity's line, or of the heading line above its bulleted list."""
     begin = text.rfind("\n", 0, start) + 1
@@ -463,7 +487,21 @@ def extract_parallel(
         for part in chunks:
             yield local.extract(part)
         return
-    with ProcessPoolExecutor(max_workers=workers, initializer=_init_worker, initargs=(batch_size,)) as pool:
+    global _WORKER
+    if "fork" in multiprocessing.get_all_start_methods():
+        # The workers inherit a pipeline built once here (building one costs seconds of CPU: importing spaCy and
+        # compiling EDS-NLP's patterns), instead of each building its own.
+        _WORKER = pipeline or ClinicalPipeline(batch_size=batch_size)
+        context = multiprocessing.get_context("fork")
+        try:
+            with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
+                yield from pool.map(_work, chunks)
+        finally:
+            _WORKER = None
+        return
+    with ProcessPoolExecutor(  # pragma: no cover - platforms without fork (Windows, macOS by default elsewhere)
+        max_workers=workers, initializer=_init_worker, initargs=(batch_size,)
+    ) as pool:
         yield from pool.map(_work, chunks)
 
 

@@ -1,0 +1,79 @@
+"""The first-character guard (speed) changes no finding: the guarded patterns find exactly what the patterns as
+written find, on hand-written notes and on the demo warehouse's notes."""
+
+from __future__ import annotations
+
+import importlib
+import re
+from pathlib import Path
+
+import pytest
+
+from massalia.engine.duckdb import DuckDBEngine
+from massalia.health.nlp.pipeline import ClinicalPipeline
+from massalia.health.nlp.prefilter import first_char_class, guarded, guarded_source, second_char_class
+
+NOTES = [
+    "Carcinome canalaire infiltrant du sein gauche, pT2 N1a M0 (UICC 2017), stade IIB. RE positif, HER2 négatif.",
+    "Depuis le 3 mars 2021, traitement par FOLFOX ; à partir du 1er avril 2021 pembrolizumab 200 mg. ECOG 1.",
+    "TisN0M0. cT3 cN2 cM1. pTxNx. Vingt-et-un janvier deux mille vingt. Le 15/06/2019, RCP : stade IV.",
+    "Pas de métastase hépatique ni de lésion osseuse secondaire. ATCD : DT2, HTA. Mère : cancer du sein.",
+    "Tél 04 91 22 33 44. NIR 1 56 03 13 055 123 45. Né le 01.02.1950.",
+]
+
+
+@pytest.fixture(scope="module")
+def unguarded() -> ClinicalPipeline:
+    """The pipeline with its patterns as written (the reference the guard must not change)."""
+    return ClinicalPipeline(guard=False)
+
+
+def test_the_class_holds_every_first_character() -> None:
+    assert first_char_class(r"(?:\bcancer|k) du sein|\d+ mg") == r"[ck\d]"
+    assert first_char_class(r"(?<=depuis )?(?:le )?\d{1,2}") == r"[l\d]"
+    # Patterns that may be empty or start anywhere get no guard at all.
+    assert first_char_class(r"x?") is None and first_char_class(r".a") is None and first_char_class(r"[^a]b") is None
+    assert first_char_class(r"(?i:a)b") is None  # an inline flag inside: not analysed
+    assert guarded_source(r"(?i)t\d") == r"(?i)(?=[t][\d])(?:t\d)"  # leading global flags stay first
+    # The second character: every alternative's, a repeat's own first, what follows an optional part.
+    assert second_char_class(r"(?:\bcancer|k) du sein|\d+ mg") == r"[a\ \d]"
+    assert second_char_class(r"a?b+c") == r"[bc]" and second_char_class(r"ab?") is None  # "a" alone may match
+    assert second_char_class(r"a.") is None and second_char_class(r"a(?i:b)") is None
+
+
+@pytest.mark.parametrize("engine_of", ["re", "edsnlp"])
+def test_a_guarded_pattern_finds_the_same_matches(engine_of: str, pipeline: ClinicalPipeline) -> None:
+    # Python's ``re`` (Massalia's patterns) and the engine EDS-NLP compiles its patterns with (``regex``).
+    dates = dict(pipeline.nlp.pipeline)["dates"].regex_matcher.inner
+    engine: object = (
+        re
+        if engine_of == "re"
+        else importlib.import_module(type({k: v for k, v, *_ in dates.regex}["absolute"][0]).__module__.lstrip("_"))
+    )
+    assert engine_of == "re" or engine is not re
+    text = " ".join(NOTES).lower()
+    for source in (r"(?<!\w)(?:t[0-4x]|tis)(?:\s*n[0-3x])?", r"\b(?:du|le)\s+\d+\s+\w+|\d{4}", r"(?:s|se)in(?:s)?"):
+        compiled = engine.compile(source)  # type: ignore[attr-defined]
+        fast = guarded(compiled)
+        assert fast.pattern != compiled.pattern
+        assert [(m.span(), m.groups()) for m in fast.finditer(text)] == [
+            (m.span(), m.groups()) for m in compiled.finditer(text)
+        ]
+
+
+def test_the_same_findings_as_the_patterns_as_written(
+    pipeline: ClinicalPipeline, unguarded: ClinicalPipeline, demo_warehouse: Path
+) -> None:
+    with DuckDBEngine(demo_warehouse, read_only=True) as engine:
+        texts = [str(t) for t in engine.query("SELECT note_text FROM note ORDER BY note_id LIMIT 200").column(0)
+                 .to_pylist()]  # fmt: skip
+    found = pipeline.extract(NOTES + texts)
+    assert found == unguarded.extract(NOTES + texts)
+    assert sum(len(f) for f in found) > 1000
+    assert {f.label for f in found[2]} >= {"tnm", "date", "stage"}
+    # The guard is really in place (the speed claim): every date, TNM and Massalia pattern is guarded.
+    dates = dict(pipeline.nlp.pipeline)["dates"].regex_matcher.inner
+    tnm = dict(pipeline.nlp.pipeline)["tnm"].regex_matcher
+    guards = [p.pattern for m in (dates, tnm) for _, patterns, *_ in m.regex for p in patterns]
+    guards += [p.pattern for p, _ in pipeline.patterns.by_label]
+    assert guards and all(re.match(r"^(?:\(\?\w+\))?\(\?=\[", g) for g in guards)
