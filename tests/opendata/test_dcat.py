@@ -9,7 +9,6 @@ validation cannot pass vacuously.
 from __future__ import annotations
 
 import io
-import os
 from pathlib import Path
 
 import pytest
@@ -21,20 +20,16 @@ from rdflib.namespace import DCAT, DCTERMS, FOAF, RDF, SH
 from massalia.opendata import dcat
 from massalia.opendata.catalog import Upload
 from massalia.opendata.models import ValidationFailed
+from reference_data import REFERENCE
 
 SITE = "https://data.example.org"
 
 
 def _reference() -> Path:
-    """The shared reference folder (``MASSALIA_REFERENCE``, else beside the clone, as the other tests find it)."""
-    given = os.environ.get("MASSALIA_REFERENCE")
-    candidates = [Path(given)] if given else []
-    root = Path(__file__).resolve().parents[2]
-    candidates += [root.parent / "shared" / "reference", root.parent.parent / "shared" / "reference"]
-    for candidate in candidates:
-        if (candidate / "opendata" / "dcat-ap").is_dir():
-            return candidate
-    pytest.fail(f"the shared reference folder with opendata/dcat-ap is not found (tried {candidates})")
+    """The shared reference folder, found as every other test finds it (``tests/reference_data.py``)."""
+    if not (REFERENCE / "opendata" / "dcat-ap").is_dir():
+        pytest.fail(f"the shared reference folder with opendata/dcat-ap is not found at {REFERENCE}")
+    return REFERENCE
 
 
 @pytest.fixture(scope="module")
