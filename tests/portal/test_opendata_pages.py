@@ -54,15 +54,16 @@ def test_anonymous_searches_the_catalog_with_facets(
     assert page.url.endswith("/portal/opendata/catalog")
     page.fill("#od-q", "recharge")
     page.click("#od-submit")
-    page.wait_for_selector("#od-results li[data-dataset=bornes-recharge]")
-    assert page.locator("#od-results li").count() == 1
+    # the earlier list (every dataset) holds bornes-recharge too: wait for the search's own answer to replace it
+    wait_until(page, "() => document.querySelectorAll('#od-results li').length === 1")
+    assert page.locator("#od-results li[data-dataset=bornes-recharge]").count() == 1
     page.fill("#od-q", "")
     page.click("#od-submit")
     page.wait_for_selector("#od-results li[data-dataset=titre-hostile]")
     page.locator("#od-facets [data-facet=organization][data-value=ville-nice]").click()
     page.wait_for_selector("#od-facets [data-facet=organization][aria-pressed=true]")
-    page.wait_for_selector("#od-results li[data-dataset=titre-hostile]")
-    assert page.locator("#od-results li").count() == 1
+    wait_until(page, "() => document.querySelectorAll('#od-results li').length === 1")
+    assert page.locator("#od-results li[data-dataset=titre-hostile]").count() == 1
     # The hostile title is shown as text, never as markup.
     assert "<img" in page.locator("#od-results li h3").text_content()
     assert page.locator("#od-results img").count() == 0 and page.evaluate("document.body.dataset.pwned") is None
