@@ -187,7 +187,7 @@ def test_exports_cap_and_ngsi_ld_are_valid_and_carry_no_personal_data(api: Api) 
     assert PLANTED not in json.dumps(entity, ensure_ascii=False)
     assert entity["type"] == "Alert" and entity["category"] == "security" and entity["location"]["type"] == "Point"
     if not SDM.is_dir():
-        pytest.skip("the shared reference folder (sdm-alert) is not available")
+        pytest.fail(f"the shared reference folder (sdm-alert) is not at {SDM}: the NGSI-LD export must be validated")
     schema = json.loads((SDM / "sdm_Alert_schema.json").read_text(encoding="utf-8"))
     common = json.loads((SDM / "sdm_alert-schema_common.json").read_text(encoding="utf-8"))
 
