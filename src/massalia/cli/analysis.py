@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import csv
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -28,9 +29,6 @@ from massalia.cli.common import (
     governed,
     initialized_warehouse,
 )
-from massalia.config import Home
-from massalia.engine import Engine
-from massalia.governance import Caller
 from massalia.health.analytics import (
     list_prediction_models,
     run_compare,
@@ -81,6 +79,19 @@ def _spec(where: list[str] | None, cohort: int | None = None) -> FilterSpec:
     return FilterSpec(all=[parse_clause(text) for text in where or []], cohort_definition_id=cohort)
 
 
+HOME = object()
+"""Stands for the caller's home among :func:`_run`'s arguments (it is opened there, inside the guarded block)."""
+
+
+@contextmanager
+def _options() -> Iterator[None]:
+    """Bad options (a malformed condition, a value out of range) end the command with what was wrong."""
+    try:
+        yield
+    except (ValidationError, FilterError, ValueError) as error:
+        fail(str(error))
+
+
 def _emit(result: dict[str, Any], out: Path | None, as_json: bool) -> None:
     text = json.dumps(result, indent=2, default=str, ensure_ascii=False)
     if out is not None:
@@ -90,19 +101,21 @@ def _emit(result: dict[str, Any], out: Path | None, as_json: bool) -> None:
 
 
 def _run(
-    run: Callable[[Caller, Engine, Home], dict[str, Any]],
+    run: Callable[..., dict[str, Any]],
+    *args: Any,
     home_dir: Path | None,
     engine: str | None,
     out: Path | None,
     as_json: bool,
 ) -> dict[str, Any] | None:
-    """Run one guarded analysis in the home as the CLI's caller, write its JSON; the result to summarize, if any.
+    """``run(caller, warehouse, *args)``, one guarded analysis, in the home as the CLI's caller; write its JSON.
 
-    ``None`` when ``--json`` printed the result already (nothing else goes to standard output).
+    An argument given as :data:`HOME` is replaced by the home itself (the analyses that store models). The result
+    to summarize, or ``None`` when ``--json`` printed it already (nothing else goes to standard output).
     """
     data = existing_home(home_dir)
     with governed(data) as caller, initialized_warehouse(data, engine) as warehouse:
-        result = run(caller, warehouse, data)
+        result = run(caller, warehouse, *(data if arg is HOME else arg for arg in args))
     _emit(result, out, as_json)
     return None if as_json else result
 
@@ -135,13 +148,11 @@ def survival(
 ) -> None:
     """Kaplan–Meier, log-rank, Cox model and cumulative incidence of a cohort (aggregates, small cells protected)."""
     _require_project(project)
-    try:
+    with _options():
         request = SurvivalRequest(project_id=project, filters=_spec(where, cohort), endpoint=endpoint,  # type: ignore[arg-type]
                                   group_by=by, strata=strata, covariates=covariate or [],
                                   categorical=categorical or [], competing_risks=competing_risks)  # fmt: skip
-    except (ValidationError, FilterError) as error:
-        fail(str(error))
-    result = _run(lambda caller, warehouse, _: run_survival(caller, warehouse, request), home_dir, engine, out, as_json)
+    result = _run(run_survival, request, home_dir=home_dir, engine=engine, out=out, as_json=as_json)
     if result is None:
         return
     overall = result["km"]["all"]
@@ -176,13 +187,11 @@ def compare(
 ) -> None:
     """Treated versus comparator: propensity matching and weighting, balance, adjusted HR, calibration."""
     _require_project(project)
-    try:
+    with _options():
         request = CompareRequest(project_id=project, filters=_spec(where, cohort), endpoint=endpoint,  # type: ignore[arg-type]
                                  treated=_spec(treated), comparator=_spec(comparator), covariates=covariate or None,
                                  negative_controls=negative_control or [])  # type: ignore[arg-type]  # fmt: skip
-    except (ValidationError, FilterError) as error:
-        fail(str(error))
-    result = _run(lambda caller, warehouse, _: run_compare(caller, warehouse, request), home_dir, engine, out, as_json)
+    result = _run(run_compare, request, home_dir=home_dir, engine=engine, out=out, as_json=as_json)
     if result is None:
         return
     arms = result["arms"]
@@ -226,19 +235,11 @@ def predict_train(
 ) -> None:
     """Develop risk models (temporal split, AUC with CI, calibration, importance) and store them for the project."""
     _require_project(project)
-    try:
+    with _options():
         request = PredictionRequest(project_id=project, filters=_spec(where, cohort), outcome=outcome,  # type: ignore[arg-type]
                                     tar_days=tar_days, features=feature or None, test_fraction=test_fraction,
                                     algorithms=algorithm or list(ALGORITHM_NAMES))  # type: ignore[arg-type]  # fmt: skip
-    except (ValidationError, FilterError) as error:
-        fail(str(error))
-    result = _run(
-        lambda caller, warehouse, home: run_prediction_train(caller, warehouse, home, request),
-        home_dir,
-        engine,
-        out,
-        as_json,
-    )
+    result = _run(run_prediction_train, HOME, request, home_dir=home_dir, engine=engine, out=out, as_json=as_json)
     if result is None:
         return
     population = result["population"]
@@ -267,16 +268,10 @@ def predict_score(
 ) -> None:
     """Score persons with a model of the same project: risks by pseudonym (pseudonymized projects) or their spread."""
     _require_project(project)
-    try:
+    with _options():
         request = PredictionScoreRequest(project_id=project, filters=_spec(where, cohort), persons=person or [])  # type: ignore[arg-type]
-    except (ValidationError, FilterError) as error:
-        fail(str(error))
     result = _run(
-        lambda caller, warehouse, home: run_prediction_score(caller, warehouse, home, model_id, request),
-        home_dir,
-        engine,
-        out,
-        as_json,
+        run_prediction_score, HOME, model_id, request, home_dir=home_dir, engine=engine, out=out, as_json=as_json
     )
     if result is None:
         return
@@ -327,12 +322,10 @@ def pathways(
 ) -> None:
     """The most frequent treatment pathways (regimens, surgery, radiotherapy), a Sankey and the days between steps."""
     _require_project(project)
-    try:
+    with _options():
         request = PathwaysRequest(project_id=project, filters=_spec(where, cohort), max_steps=max_steps, top=top,  # type: ignore[arg-type]
                                   detail=detail)  # type: ignore[arg-type]  # fmt: skip
-    except (ValidationError, FilterError) as error:
-        fail(str(error))
-    result = _run(lambda caller, warehouse, _: run_pathways(caller, warehouse, request), home_dir, engine, out, as_json)
+    result = _run(run_pathways, request, home_dir=home_dir, engine=engine, out=out, as_json=as_json)
     if result is None:
         return
     console.print(f"{result['persons']['shown']} persons; other pathways: {result['other']['persons']['shown']}")
@@ -364,15 +357,11 @@ def conformance(
         text = rules_file.read_text(encoding="utf-8") if rules_file is not None else None
     except (OSError, UnicodeDecodeError) as error:
         fail(f"cannot read the rule file {rules_file}: {error}")
-    try:
+    with _options():
         request = ConformanceRequest(project_id=project, filters=_spec(where, cohort), endpoint=endpoint,  # type: ignore[arg-type]
                                      rules=rule or [], rules_yaml=text,
                                      covariates=["age_at_diagnosis"] if covariate is None else covariate)  # fmt: skip
-    except (ValidationError, FilterError) as error:
-        fail(str(error))
-    result = _run(
-        lambda caller, warehouse, _: run_conformance(caller, warehouse, request), home_dir, engine, out, as_json
-    )
+    result = _run(run_conformance, request, home_dir=home_dir, engine=engine, out=out, as_json=as_json)
     if result is None:
         return
     for item in result["rules"]:
@@ -426,14 +415,12 @@ def similar(
 ) -> None:
     """The k patients most similar to an index patient, what they share with it, and their survival."""
     _require_project(project)
-    try:
+    with _options():
         weights = {name: float(value) for name, value in _pairs(weight, "--weight").items()} or None
         request = SimilarRequest(project_id=project, filters=_spec(where, cohort), endpoint=endpoint,  # type: ignore[arg-type]
                                  index_pseudonym=pseudonym, index_profile=_profile(like), k=k,
                                  weights=weights)  # fmt: skip
-    except (ValidationError, FilterError, ValueError) as error:
-        fail(str(error))
-    result = _run(lambda caller, warehouse, _: run_similar(caller, warehouse, request), home_dir, engine, out, as_json)
+    result = _run(run_similar, request, home_dir=home_dir, engine=engine, out=out, as_json=as_json)
     if result is None:
         return
     km = result["km"]
@@ -463,12 +450,10 @@ def groups(
 ) -> None:
     """Homogeneous patient groups (k-means, k by silhouette), what distinguishes each, and its survival."""
     _require_project(project)
-    try:
+    with _options():
         request = GroupsRequest(project_id=project, filters=_spec(where, cohort), endpoint=endpoint,  # type: ignore[arg-type]
                                 variables=variable or None, min_groups=min_groups, max_groups=max_groups)  # fmt: skip
-    except (ValidationError, FilterError) as error:
-        fail(str(error))
-    result = _run(lambda caller, warehouse, _: run_groups(caller, warehouse, request), home_dir, engine, out, as_json)
+    result = _run(run_groups, request, home_dir=home_dir, engine=engine, out=out, as_json=as_json)
     if result is None:
         return
     console.print(f"{result['k']} groups of {result['persons']['shown']} persons (silhouette {result['silhouette']})")
@@ -570,16 +555,12 @@ def control_arm(
     if (summary is None) == (not trial):
         fail("give either --trial (its patients are in the warehouse) or --summary (its baseline table)")
     table = _trial_summary(summary, trial_n, trial_median) if summary is not None else None
-    try:
+    with _options():
         request = ControlArmRequest(project_id=project, filters=_spec(where, cohort), endpoint=endpoint,  # type: ignore[arg-type]
                                     trial=_spec(trial) if trial else None, trial_summary=table,
                                     controls=_spec(control) if control else None, covariates=covariate,
                                     landmark_months=landmark)  # fmt: skip
-    except (ValidationError, FilterError) as error:
-        fail(str(error))
-    result = _run(
-        lambda caller, warehouse, _: run_control_arm(caller, warehouse, request), home_dir, engine, out, as_json
-    )
+    result = _run(run_control_arm, request, home_dir=home_dir, engine=engine, out=out, as_json=as_json)
     if result is None:
         return
     if result["mode"] == "individual":
@@ -618,13 +599,10 @@ def hypotheses(
     _require_project(project)
     if not group_a or not group_b or not variable:
         fail("name both cohorts (--group-a, --group-b) and at least one --variable")
-    try:
+    with _options():
         request = HypothesesRequest(project_id=project, filters=_spec(where, cohort), group_a=_spec(group_a),  # type: ignore[arg-type]
                                     group_b=_spec(group_b), variables=variable, alpha=alpha)  # fmt: skip
-    except (ValidationError, FilterError) as error:
-        fail(str(error))
-    result = _run(lambda caller, warehouse, _: run_hypotheses(caller, warehouse, request), home_dir, engine, out,
-                  as_json)  # fmt: skip
+    result = _run(run_hypotheses, request, home_dir=home_dir, engine=engine, out=out, as_json=as_json)
     if result is None:
         return
     console.print(f"group a: {result['groups']['group_a']['shown']} persons, "
@@ -667,14 +645,11 @@ def patterns(
 ) -> None:
     """Find unexpected patterns: association rules and care sequences with support, lift and BH-adjusted p."""
     _require_project(project)
-    try:
+    with _options():
         request = PatternsRequest(project_id=project, filters=_spec(where, cohort), variables=variable or None,  # type: ignore[arg-type]
                                   sequences=sequences, max_length=max_length, min_count=min_count,
                                   min_lift=min_lift, alpha=alpha, top=top)  # fmt: skip
-    except (ValidationError, FilterError) as error:
-        fail(str(error))
-    result = _run(lambda caller, warehouse, _: run_patterns(caller, warehouse, request), home_dir, engine, out,
-                  as_json)  # fmt: skip
+    result = _run(run_patterns, request, home_dir=home_dir, engine=engine, out=out, as_json=as_json)
     if result is None:
         return
     rules = result["associations"]
