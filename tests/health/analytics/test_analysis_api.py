@@ -2,45 +2,22 @@
 
 from __future__ import annotations
 
-import datetime as dt
-import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from analytics_world import AnalyticsWarehouse, project_of
-from fastapi.testclient import TestClient
-
-from massalia.api import ApiSettings, create_app
-from massalia.config import Home
-from massalia.governance import Governance, Role, operator_principal
+from analytics_world import AnalyticsWarehouse, client_of, project_of, serve_api
 
 
 @pytest.fixture(scope="module")
 def api(analytics_warehouse: AnalyticsWarehouse, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
-    home = Home(tmp_path_factory.mktemp("analytics-api")).ensure()
-    shutil.copy(analytics_warehouse.path, home.warehouse)
-    app = create_app(home, settings=ApiSettings())
-    gov: Governance = app.state.massalia.governance
-    operator = operator_principal()
-    users = {name: gov.create_user(name, None, [role], actor=operator)
-             for name, role in (("rita", Role.RESEARCHER), ("olga", Role.RESEARCHER), ("dina", Role.DPO))}  # fmt: skip
-    tokens = {name: gov.create_token(name, None, dt.timedelta(days=1), actor=operator) for name in users}
-    project = project_of(gov, users["rita"], users["dina"])
-    try:
-        yield {"app": app, "tokens": tokens, "project": project}
-    finally:
-        gov.close()
-
-
-def _client(api: dict, who: str) -> TestClient:
-    client = TestClient(api["app"], raise_server_exceptions=False)
-    client.headers["Authorization"] = f"Bearer {api['tokens'][who]}"
-    return client
+    with serve_api(analytics_warehouse, tmp_path_factory.mktemp("analytics-api")) as served_api:
+        project = project_of(served_api.gov, served_api.users["rita"], served_api.users["dina"])
+        yield {"app": served_api.app, "tokens": served_api.tokens, "project": project}
 
 
 def test_survival_and_compare_for_an_approved_member(api: dict, tmp_path: Path) -> None:
-    client = _client(api, "rita")
+    client = client_of(api, "rita")
     body = {"project_id": api["project"], "endpoint": "pfs", "group_by": "stage_group", "covariates": ["stage_group"]}
     response = client.post("/api/v1/analyses/survival", json=body)
     assert response.status_code == 200, response.text
@@ -60,13 +37,13 @@ def test_survival_and_compare_for_an_approved_member(api: dict, tmp_path: Path) 
 
 
 def test_a_caller_without_an_approved_project_gets_a_clear_403(api: dict) -> None:
-    response = _client(api, "olga").post("/api/v1/analyses/survival", json={"project_id": api["project"]})
+    response = client_of(api, "olga").post("/api/v1/analyses/survival", json={"project_id": api["project"]})
     assert response.status_code == 403
     assert "approved members of an approved, unexpired project" in response.json()["error"]["message"]
 
 
 def test_pathways_and_conformance_for_an_approved_member(api: dict, tmp_path: Path) -> None:
-    client = _client(api, "rita")
+    client = client_of(api, "rita")
     response = client.post("/api/v1/analyses/pathways", json={"project_id": api["project"], "max_steps": 3})
     assert response.status_code == 200, response.text
     sankey = response.json()["sankey"]
@@ -79,12 +56,12 @@ def test_pathways_and_conformance_for_an_approved_member(api: dict, tmp_path: Pa
 
 def test_pathways_and_conformance_refuse_others_and_name_bad_rules(api: dict) -> None:
     for path in ("pathways", "conformance"):
-        response = _client(api, "olga").post(f"/api/v1/analyses/{path}", json={"project_id": api["project"]})
+        response = client_of(api, "olga").post(f"/api/v1/analyses/{path}", json={"project_id": api["project"]})
         assert response.status_code == 403
     bad = "version: 1\nclasses: {a: {procedures: [surgery]}}\nrules: [{id: x, title: xyz}]"
-    response = _client(api, "rita").post("/api/v1/analyses/conformance",
+    response = client_of(api, "rita").post("/api/v1/analyses/conformance",
                                          json={"project_id": api["project"], "rules_yaml": bad})  # fmt: skip
     assert response.status_code == 422
     assert "rules_yaml: rules[0].guideline: Field required" in response.text
     too_many = {"project_id": api["project"], "max_steps": 9}
-    assert _client(api, "rita").post("/api/v1/analyses/pathways", json=too_many).status_code == 422
+    assert client_of(api, "rita").post("/api/v1/analyses/pathways", json=too_many).status_code == 422

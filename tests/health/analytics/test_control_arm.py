@@ -9,25 +9,21 @@ computed from the warehouse (as a publication would report it): the MAIC weights
 
 from __future__ import annotations
 
-import datetime as dt
 import math
-import shutil
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
-from analytics_world import AnalyticsWarehouse, World, project_of
+from analytics_world import AnalyticsWarehouse, World, project_of, serve_api
 from fastapi.testclient import TestClient
 from lifelines import KaplanMeierFitter
 from pydantic import ValidationError
 from typer.testing import CliRunner
 
-from massalia.api import ApiSettings, create_app
 from massalia.cli import app as cli_app
-from massalia.config import Home
-from massalia.governance import AccessDenied, Caller, Governance, InvalidRequest, Role, operator_principal
+from massalia.governance import AccessDenied, Caller, InvalidRequest, operator_principal
 from massalia.health.analytics import run_control_arm
 from massalia.health.analytics.control_arm import MAIC_TOLERANCE, MaicError, att_weights, maic_weights
 from massalia.health.analytics.effectiveness import effective_sample_size
@@ -283,19 +279,9 @@ def test_targets_at_the_edge_cannot_single_out_a_person(world: World) -> None:
 
 @pytest.fixture(scope="module")
 def served(analytics_warehouse: AnalyticsWarehouse, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
-    home = Home(tmp_path_factory.mktemp("control-arm")).ensure()
-    shutil.copy(analytics_warehouse.path, home.warehouse)
-    application = create_app(home, settings=ApiSettings())
-    gov: Governance = application.state.massalia.governance
-    operator = operator_principal()
-    users = {name: gov.create_user(name, None, [role], actor=operator)
-             for name, role in (("rita", Role.RESEARCHER), ("olga", Role.RESEARCHER), ("dina", Role.DPO))}  # fmt: skip
-    tokens = {name: gov.create_token(name, None, dt.timedelta(days=1), actor=operator) for name in users}
-    project = project_of(gov, users["rita"], users["dina"])
-    try:
-        yield {"app": application, "tokens": tokens, "project": project, "root": home.root}
-    finally:
-        gov.close()
+    with serve_api(analytics_warehouse, tmp_path_factory.mktemp("control-arm")) as served_api:
+        project = project_of(served_api.gov, served_api.users["rita"], served_api.users["dina"])
+        yield {"app": served_api.app, "tokens": served_api.tokens, "project": project, "root": served_api.home.root}
 
 
 def test_http_control_arm_for_members_only_with_row_errors(served: dict) -> None:

@@ -2,41 +2,23 @@
 
 from __future__ import annotations
 
-import datetime as dt
-import shutil
 from collections.abc import Iterator
 
 import pytest
-from analytics_world import AnalyticsWarehouse, project_of
-from fastapi.testclient import TestClient
-
-from massalia.api import ApiSettings, create_app
-from massalia.config import Home
-from massalia.governance import Governance, Role, operator_principal
+from analytics_world import AnalyticsWarehouse, client_of, project_of, serve_api
 
 SEX = {"variable": "sex", "op": "="}
 
 
 @pytest.fixture(scope="module")
 def api(analytics_warehouse: AnalyticsWarehouse, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
-    home = Home(tmp_path_factory.mktemp("hypotheses-api")).ensure()
-    shutil.copy(analytics_warehouse.path, home.warehouse)
-    app = create_app(home, settings=ApiSettings())
-    gov: Governance = app.state.massalia.governance
-    operator = operator_principal()
-    users = {name: gov.create_user(name, None, [role], actor=operator)
-             for name, role in (("rita", Role.RESEARCHER), ("olga", Role.RESEARCHER), ("dina", Role.DPO))}  # fmt: skip
-    tokens = {name: gov.create_token(name, None, dt.timedelta(days=1), actor=operator) for name in users}
-    project = project_of(gov, users["rita"], users["dina"])
-    try:
-        yield {"app": app, "tokens": tokens, "project": project}
-    finally:
-        gov.close()
+    with serve_api(analytics_warehouse, tmp_path_factory.mktemp("hypotheses-api")) as served_api:
+        project = project_of(served_api.gov, served_api.users["rita"], served_api.users["dina"])
+        yield {"app": served_api.app, "tokens": served_api.tokens, "project": project}
 
 
 def _post(api: dict, who: str, variables: list[str]) -> tuple[int, dict]:
-    client = TestClient(api["app"], raise_server_exceptions=False)
-    client.headers["Authorization"] = f"Bearer {api['tokens'][who]}"
+    client = client_of(api, who)
     body = {"project_id": api["project"], "variables": variables, "group_a": {"all": [{**SEX, "value": "female"}]},
             "group_b": {"all": [{**SEX, "value": "male"}]}}  # fmt: skip
     response = client.post("/api/v1/analyses/hypotheses", json=body)

@@ -2,45 +2,27 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import json
-import shutil
 from collections.abc import Iterator
 
 import pytest
-from analytics_world import AnalyticsWarehouse, project_of
-from fastapi.testclient import TestClient
+from analytics_world import AnalyticsWarehouse, client_of, project_of, serve_api
 from typer.testing import CliRunner
 
-from massalia.api import ApiSettings, create_app
 from massalia.cli import app as cli_app
-from massalia.config import Home
-from massalia.governance import Governance, Role, operator_principal
 
 VARIABLES = ["er_status", "received_hormone_therapy", "primary_site"]
 
 
 @pytest.fixture(scope="module")
 def api(analytics_warehouse: AnalyticsWarehouse, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
-    root = tmp_path_factory.mktemp("patterns-api")
-    home = Home(root).ensure()
-    shutil.copy(analytics_warehouse.path, home.warehouse)
-    app = create_app(home, settings=ApiSettings())
-    gov: Governance = app.state.massalia.governance
-    operator = operator_principal()
-    users = {name: gov.create_user(name, None, [role], actor=operator)
-             for name, role in (("rita", Role.RESEARCHER), ("olga", Role.RESEARCHER), ("dina", Role.DPO))}  # fmt: skip
-    tokens = {name: gov.create_token(name, None, dt.timedelta(days=1), actor=operator) for name in users}
-    project = project_of(gov, users["rita"], users["dina"])
-    try:
-        yield {"app": app, "tokens": tokens, "project": project, "root": root}
-    finally:
-        gov.close()
+    with serve_api(analytics_warehouse, tmp_path_factory.mktemp("patterns-api")) as served_api:
+        project = project_of(served_api.gov, served_api.users["rita"], served_api.users["dina"])
+        yield {"app": served_api.app, "tokens": served_api.tokens, "project": project, "root": served_api.home.root}
 
 
 def _post(api: dict, who: str, **body: object) -> tuple[int, dict]:
-    client = TestClient(api["app"], raise_server_exceptions=False)
-    client.headers["Authorization"] = f"Bearer {api['tokens'][who]}"
+    client = client_of(api, who)
     response = client.post("/api/v1/analyses/patterns", json={"project_id": api["project"], **body})
     return response.status_code, response.json()
 

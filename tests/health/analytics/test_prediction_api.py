@@ -2,51 +2,28 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import json
-import shutil
 from collections.abc import Iterator
 
 import pytest
-from analytics_world import AnalyticsWarehouse, project_of
-from fastapi.testclient import TestClient
+from analytics_world import AnalyticsWarehouse, client_of, project_of, serve_api
 from typer.testing import CliRunner
 
-from massalia.api import ApiSettings, create_app
 from massalia.cli.main import app as cli_app
-from massalia.config import Home
-from massalia.governance import Governance, Role, operator_principal
 
 
 @pytest.fixture(scope="module")
 def api(analytics_warehouse: AnalyticsWarehouse, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
-    home = Home(tmp_path_factory.mktemp("prediction-api")).ensure()
-    shutil.copy(analytics_warehouse.path, home.warehouse)
-    home.mark_initialized("duckdb")
-    app = create_app(home, settings=ApiSettings())
-    gov: Governance = app.state.massalia.governance
-    operator = operator_principal()
-    users = {name: gov.create_user(name, None, [role], actor=operator)
-             for name, role in (("rita", Role.RESEARCHER), ("olga", Role.RESEARCHER), ("dina", Role.DPO))}  # fmt: skip
-    tokens = {name: gov.create_token(name, None, dt.timedelta(days=1), actor=operator) for name in users}
-    project = project_of(gov, users["rita"], users["dina"])
-    try:
-        yield {"app": app, "tokens": tokens, "project": project, "home": home}
-    finally:
-        gov.close()
-
-
-def _client(api: dict, who: str) -> TestClient:
-    client = TestClient(api["app"], raise_server_exceptions=False)
-    client.headers["Authorization"] = f"Bearer {api['tokens'][who]}"
-    return client
+    with serve_api(analytics_warehouse, tmp_path_factory.mktemp("prediction-api")) as served_api:
+        project = project_of(served_api.gov, served_api.users["rita"], served_api.users["dina"])
+        yield {"app": served_api.app, "tokens": served_api.tokens, "project": project, "home": served_api.home}
 
 
 @pytest.fixture(scope="module")
 def trained(api: dict) -> dict:
     body = {"project_id": api["project"], "outcome": "hospitalization", "algorithms": ["lasso_logistic"],
             "bootstrap": 100}  # fmt: skip
-    response = _client(api, "rita").post("/api/v1/analyses/prediction", json=body)
+    response = client_of(api, "rita").post("/api/v1/analyses/prediction", json=body)
     assert response.status_code == 200, response.text
     return response.json()
 
@@ -54,7 +31,7 @@ def trained(api: dict) -> dict:
 def test_train_list_and_score_for_an_approved_member(api: dict, trained: dict) -> None:
     (model,) = trained["models"]
     assert model["card"]["metrics"]["test"]["auc"]["auc"] > 0.6
-    client = _client(api, "rita")
+    client = client_of(api, "rita")
     listed = client.get("/api/v1/analyses/prediction/models", params={"project_id": api["project"]})
     assert listed.status_code == 200 and [m["model_id"] for m in listed.json()["models"]] == [model["model_id"]]
     scored = client.post(f"/api/v1/analyses/prediction/{model['model_id']}/score", json={"project_id": api["project"]})
@@ -63,7 +40,7 @@ def test_train_list_and_score_for_an_approved_member(api: dict, trained: dict) -
 
 
 def test_attack_another_projects_member_gets_403(api: dict, trained: dict) -> None:
-    olga = _client(api, "olga")
+    olga = client_of(api, "olga")
     model_id = trained["models"][0]["model_id"]
     assert olga.get("/api/v1/analyses/prediction/models", params={"project_id": api["project"]}).status_code == 403
     response = olga.post(f"/api/v1/analyses/prediction/{model_id}/score", json={"project_id": api["project"]})
@@ -75,13 +52,13 @@ def test_attack_another_projects_member_gets_403(api: dict, trained: dict) -> No
 def test_attack_row_level_risks_refused_under_an_aggregate_project(api: dict, trained: dict) -> None:
     model_id = trained["models"][0]["model_id"]
     body = {"project_id": api["project"], "persons": ["P1-abc"]}
-    response = _client(api, "rita").post(f"/api/v1/analyses/prediction/{model_id}/score", json=body)
+    response = client_of(api, "rita").post(f"/api/v1/analyses/prediction/{model_id}/score", json=body)
     assert response.status_code == 403 and "pseudonymized" in response.json()["error"]["message"]
 
 
 @pytest.mark.parametrize("bad", ["..%2F..%2Fetc", "ABCDEF0123456789", "0123"])
 def test_attack_model_id_must_be_an_id(api: dict, bad: str) -> None:
-    response = _client(api, "rita").post(
+    response = client_of(api, "rita").post(
         f"/api/v1/analyses/prediction/{bad}/score", json={"project_id": api["project"]}
     )
     assert response.status_code in (404, 422)

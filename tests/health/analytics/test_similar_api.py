@@ -2,44 +2,29 @@
 
 from __future__ import annotations
 
-import datetime as dt
-import shutil
 from collections.abc import Iterator
 
 import pytest
-from analytics_world import AnalyticsWarehouse, project_of
-from fastapi.testclient import TestClient
+from analytics_world import AnalyticsWarehouse, client_of, project_of, serve_api
 from test_similar import pseudonymized_project
 
-from massalia.api import ApiSettings, create_app
-from massalia.config import Home
-from massalia.governance import Governance, Role, operator_principal
 from massalia.governance.pseudonym import pseudonymize
 
 
 @pytest.fixture(scope="module")
 def api(analytics_warehouse: AnalyticsWarehouse, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
-    home = Home(tmp_path_factory.mktemp("similar-api")).ensure()
-    shutil.copy(analytics_warehouse.path, home.warehouse)
-    app = create_app(home, settings=ApiSettings())
-    gov: Governance = app.state.massalia.governance
-    operator = operator_principal()
-    users = {name: gov.create_user(name, None, [role], actor=operator)
-             for name, role in (("rita", Role.RESEARCHER), ("olga", Role.RESEARCHER), ("dina", Role.DPO))}  # fmt: skip
-    tokens = {name: gov.create_token(name, None, dt.timedelta(days=1), actor=operator) for name in users}
-    pseudo = pseudonymized_project(gov, users["rita"], users["dina"])
-    aggregate = project_of(gov, users["rita"], users["dina"])
-    theirs = pseudonymized_project(gov, users["olga"], users["dina"])
-    try:
-        yield {"app": app, "gov": gov, "tokens": tokens, "pseudo": pseudo, "aggregate": aggregate, "theirs": theirs}
-    finally:
-        gov.close()
-
-
-def _client(api: dict, who: str) -> TestClient:
-    client = TestClient(api["app"], raise_server_exceptions=False)
-    client.headers["Authorization"] = f"Bearer {api['tokens'][who]}"
-    return client
+    with serve_api(analytics_warehouse, tmp_path_factory.mktemp("similar-api")) as served_api:
+        pseudo = pseudonymized_project(served_api.gov, served_api.users["rita"], served_api.users["dina"])
+        aggregate = project_of(served_api.gov, served_api.users["rita"], served_api.users["dina"])
+        theirs = pseudonymized_project(served_api.gov, served_api.users["olga"], served_api.users["dina"])
+        yield {
+            "app": served_api.app,
+            "gov": served_api.gov,
+            "tokens": served_api.tokens,
+            "pseudo": pseudo,
+            "aggregate": aggregate,
+            "theirs": theirs,
+        }
 
 
 def _pseudonym(api: dict, project: int, person_id: int) -> str:
@@ -51,7 +36,7 @@ PERSON = 17  # a person of the generated warehouse (ids start at 1)
 
 def test_similar_under_a_pseudonymized_project(api: dict) -> None:
     body = {"project_id": api["pseudo"], "index_pseudonym": _pseudonym(api, api["pseudo"], PERSON), "k": 12}
-    response = _client(api, "rita").post("/api/v1/analyses/similar", json=body)
+    response = client_of(api, "rita").post("/api/v1/analyses/similar", json=body)
     assert response.status_code == 200, response.text
     result = response.json()
     assert len(result["listed"]) == 12 and all(row["pseudonym"].startswith(f"p{api['pseudo']}-")
@@ -60,14 +45,14 @@ def test_similar_under_a_pseudonymized_project(api: dict) -> None:
 
 
 def test_similar_attacks_over_http(api: dict) -> None:
-    rita = _client(api, "rita")
+    rita = client_of(api, "rita")
     as_id = rita.post("/api/v1/analyses/similar", json={"project_id": api["pseudo"], "index_pseudonym": PERSON})
     assert as_id.status_code == 422
     foreign = {"project_id": api["theirs"], "index_pseudonym": _pseudonym(api, api["pseudo"], PERSON)}
-    response = _client(api, "olga").post("/api/v1/analyses/similar", json=foreign)
+    response = client_of(api, "olga").post("/api/v1/analyses/similar", json=foreign)
     assert response.status_code == 404, response.text
     borrowed = {"project_id": api["pseudo"], "index_pseudonym": _pseudonym(api, api["pseudo"], PERSON)}
-    assert _client(api, "olga").post("/api/v1/analyses/similar", json=borrowed).status_code == 403
+    assert client_of(api, "olga").post("/api/v1/analyses/similar", json=borrowed).status_code == 403
     aggregate = {"project_id": api["aggregate"], "index_pseudonym": _pseudonym(api, api["aggregate"], PERSON)}
     assert rita.post("/api/v1/analyses/similar", json=aggregate).status_code == 403
     profile = {"project_id": api["aggregate"], "index_profile": {"primary_site": "lung"}, "k": 20}
@@ -77,7 +62,7 @@ def test_similar_attacks_over_http(api: dict) -> None:
 
 def test_groups_over_http(api: dict) -> None:
     body = {"project_id": api["aggregate"], "variables": ["stage_group", "age_at_diagnosis", "sex"], "max_groups": 3}
-    response = _client(api, "rita").post("/api/v1/analyses/groups", json=body)
+    response = client_of(api, "rita").post("/api/v1/analyses/groups", json=body)
     assert response.status_code == 200, response.text
     assert response.json()["k"] in (2, 3)
-    assert _client(api, "olga").post("/api/v1/analyses/groups", json=body).status_code == 403
+    assert client_of(api, "olga").post("/api/v1/analyses/groups", json=body).status_code == 403
