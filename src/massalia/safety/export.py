@@ -9,6 +9,7 @@ an export can leave the city's systems (a partner's CAD, a FIWARE broker) withou
 from __future__ import annotations
 
 import datetime as dt
+import re
 import xml.etree.ElementTree as ET
 from typing import Any
 
@@ -78,6 +79,20 @@ def _iso(moment: dt.datetime) -> str:
     return moment.replace(tzinfo=dt.UTC, microsecond=0).isoformat()
 
 
+_NOT_XML = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
+"""Characters XML 1.0 cannot carry (controls, lone surrogates, U+FFFE/FFFF): a CAP consumer's parser stops on them."""
+
+
+def _cap_time(moment: dt.datetime) -> str:
+    """A CAP date-time: seconds and a numeric offset, UTC written ``-00:00`` (CAP 1.2, 3.3.2; never ``Z``)."""
+    return moment.replace(tzinfo=None, microsecond=0).isoformat() + "-00:00"
+
+
+def _cap_identifier(alarm_id: int, status: str, level: int, moment: dt.datetime) -> str:
+    """One message's identifier, unique per alarm, state and time (no space, comma, ``<`` or ``&``)."""
+    return f"massalia-safety-alarm-{alarm_id}-{status}-{level}-{moment.strftime('%Y%m%dT%H%M%S')}"
+
+
 def cap_xml(alarm: Alarm) -> str:
     """The alarm as a CAP 1.2 ``alert`` (status Actual; ``Cancel`` once closed, ``Update`` after a change)."""
     ET.register_namespace("", CAP_NS)
@@ -85,18 +100,22 @@ def cap_xml(alarm: Alarm) -> str:
     def sub(parent: ET.Element, name: str, text: str | None = None) -> ET.Element:
         element = ET.SubElement(parent, f"{{{CAP_NS}}}{name}")
         if text is not None:
-            element.text = text
+            element.text = _NOT_XML.sub("\ufffd", text)
         return element
 
     root = ET.Element(f"{{{CAP_NS}}}alert")
-    sub(root, "identifier", f"massalia-safety-alarm-{alarm.alarm_id}-{alarm.status}-{alarm.level}")
+    sub(root, "identifier", _cap_identifier(alarm.alarm_id, alarm.status, alarm.level, alarm.updated_at))
     sub(root, "sender", SENDER)
-    sub(root, "sent", _iso(alarm.updated_at))
+    sub(root, "sent", _cap_time(alarm.updated_at))
     sub(root, "status", "Actual")
     message = "Cancel" if alarm.status == "closed" else ("Alert" if alarm.updated_at == alarm.opened_at else "Update")
     sub(root, "msgType", message)
     sub(root, "scope", "Restricted")
     sub(root, "restriction", "City public-safety services and their authorised partners")
+    if message != "Alert":
+        # an Update or a Cancel names the message it follows: the alarm's first one (sender,identifier,sent)
+        first = _cap_identifier(alarm.alarm_id, "open", 0, alarm.opened_at)
+        sub(root, "references", f"{SENDER},{first},{_cap_time(alarm.opened_at)}")
     info = sub(root, "info")
     sub(info, "language", "fr-FR")
     cap_category, _, _ = _categories(alarm)
@@ -105,7 +124,7 @@ def cap_xml(alarm: Alarm) -> str:
     sub(info, "urgency", "Past" if alarm.status == "closed" else "Immediate")
     sub(info, "severity", CAP_SEVERITY[alarm.severity])
     sub(info, "certainty", CAP_CERTAINTY.get(alarm.kind, "Likely"))
-    sub(info, "effective", _iso(alarm.opened_at))
+    sub(info, "effective", _cap_time(alarm.opened_at))
     sub(info, "senderName", "Massalia - centre de supervision urbaine")
     sub(info, "description", _description(alarm))
     for name, value in (("rule", alarm.rule_id), ("kind", alarm.kind), ("level", str(alarm.level))):
