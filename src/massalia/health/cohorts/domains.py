@@ -81,15 +81,17 @@ class DomainSpec:
 def _common(*, visit_type_column: str = "V.visit_concept_id") -> dict[str, Attr]:
     return {
         "age": Attr("num", AGE),
-        "gender": Attr("concepts", "P.gender_concept_id"),
-        "gender_cs": Attr("cs", "P.gender_concept_id"),
-        "provider_specialty": Attr("concepts", "PR.specialty_concept_id"),
-        "provider_specialty_cs": Attr("cs", "PR.specialty_concept_id"),
-        "visit_type": Attr("concepts", visit_type_column),
-        "visit_type_cs": Attr("cs", visit_type_column),
+        **_concepts("gender", "P.gender_concept_id"),
+        **_concepts("provider_specialty", "PR.specialty_concept_id"),
+        **_concepts("visit_type", visit_type_column),
         "occurrence_start_date": Attr("date", "C.start_date"),
         "occurrence_end_date": Attr("date", "C.end_date"),
     }
+
+
+def _concepts(name: str, column: str) -> dict[str, Attr]:
+    """A concept attribute and its concept-set twin (``<name>_cs``) on the same column, as Circe pairs them."""
+    return {name: Attr("concepts", column), f"{name}_cs": Attr("cs", column)}
 
 
 def _typed(prefix: str, column: str) -> dict[str, Attr]:
@@ -107,8 +109,7 @@ def _era(concept: str) -> dict[str, Attr]:
         "era_length": Attr("num", DURATION),
         "age_at_start": Attr("num", AGE),
         "age_at_end": Attr("num", AGE_AT_END),
-        "gender": Attr("concepts", "P.gender_concept_id"),
-        "gender_cs": Attr("cs", "P.gender_concept_id"),
+        **_concepts("gender", "P.gender_concept_id"),
     }
 
 
@@ -121,8 +122,7 @@ DOMAINS: dict[type[Criterion], DomainSpec] = {
             **_common(), **_typed("condition_type", "condition_type_concept_id"),
             "stop_reason": Attr("text", "C.stop_reason"),
             "condition_source_concept": Attr("source"),
-            "condition_status": Attr("concepts", "C.condition_status_concept_id"),
-            "condition_status_cs": Attr("cs", "C.condition_status_concept_id"),
+            **_concepts("condition_status", "C.condition_status_concept_id"),
         },
     ),
     DrugExposure: DomainSpec(
@@ -136,11 +136,9 @@ DOMAINS: dict[type[Criterion], DomainSpec] = {
             "refills": Attr("num", "C.refills"),
             "quantity": Attr("num", "C.quantity"),
             "days_supply": Attr("num", "C.days_supply"),
-            "route_concept": Attr("concepts", "C.route_concept_id"),
-            "route_concept_cs": Attr("cs", "C.route_concept_id"),
+            **_concepts("route_concept", "C.route_concept_id"),
             "effective_drug_dose": Attr("num", "C.effective_drug_dose"),
-            "dose_unit": Attr("concepts", "C.dose_unit_concept_id"),
-            "dose_unit_cs": Attr("cs", "C.dose_unit_concept_id"),
+            **_concepts("dose_unit", "C.dose_unit_concept_id"),
             "lot_number": Attr("text", "C.lot_number"),
             "drug_source_concept": Attr("source"),
         },
@@ -150,8 +148,7 @@ DOMAINS: dict[type[Criterion], DomainSpec] = {
         "procedure_concept_id", "procedure_source_concept_id",
         attributes={
             **_common(), **_typed("procedure_type", "procedure_type_concept_id"),
-            "modifier": Attr("concepts", "C.modifier_concept_id"),
-            "modifier_cs": Attr("cs", "C.modifier_concept_id"),
+            **_concepts("modifier", "C.modifier_concept_id"),
             "quantity": Attr("num", "C.quantity"),
             "procedure_source_concept": Attr("source"),
         },
@@ -161,13 +158,10 @@ DOMAINS: dict[type[Criterion], DomainSpec] = {
         "measurement_concept_id", "measurement_source_concept_id",
         attributes={
             **_common(), **_typed("measurement_type", "measurement_type_concept_id"),
-            "operator": Attr("concepts", "C.operator_concept_id"),
-            "operator_cs": Attr("cs", "C.operator_concept_id"),
+            **_concepts("operator", "C.operator_concept_id"),
             "value_as_number": Attr("num", "C.value_as_number"),
-            "value_as_concept": Attr("concepts", "C.value_as_concept_id"),
-            "value_as_concept_cs": Attr("cs", "C.value_as_concept_id"),
-            "unit": Attr("concepts", "C.unit_concept_id"),
-            "unit_cs": Attr("cs", "C.unit_concept_id"),
+            **_concepts("value_as_concept", "C.value_as_concept_id"),
+            **_concepts("unit", "C.unit_concept_id"),
             "range_low": Attr("num", "C.range_low"),
             "range_high": Attr("num", "C.range_high"),
             "range_low_ratio": Attr("num", "(C.value_as_number / NULLIF(C.range_low, 0))"),
@@ -183,12 +177,9 @@ DOMAINS: dict[type[Criterion], DomainSpec] = {
             **_common(), **_typed("observation_type", "observation_type_concept_id"),
             "value_as_number": Attr("num", "C.value_as_number"),
             "value_as_string": Attr("text", "C.value_as_string"),
-            "value_as_concept": Attr("concepts", "C.value_as_concept_id"),
-            "value_as_concept_cs": Attr("cs", "C.value_as_concept_id"),
-            "qualifier": Attr("concepts", "C.qualifier_concept_id"),
-            "qualifier_cs": Attr("cs", "C.qualifier_concept_id"),
-            "unit": Attr("concepts", "C.unit_concept_id"),
-            "unit_cs": Attr("cs", "C.unit_concept_id"),
+            **_concepts("value_as_concept", "C.value_as_concept_id"),
+            **_concepts("qualifier", "C.qualifier_concept_id"),
+            **_concepts("unit", "C.unit_concept_id"),
             "observation_source_concept": Attr("source"),
         },
     ),
@@ -211,8 +202,7 @@ DOMAINS: dict[type[Criterion], DomainSpec] = {
             "visit_type_exclude": Attr("flag"),
             "visit_source_concept": Attr("source"),
             "visit_length": Attr("num", DURATION),
-            "place_of_service": Attr("concepts", "CS.place_of_service_concept_id"),
-            "place_of_service_cs": Attr("cs", "CS.place_of_service_concept_id"),
+            **_concepts("place_of_service", "CS.place_of_service_concept_id"),
             "place_of_service_location": Attr("flag"),
         },
     ),
@@ -237,8 +227,7 @@ DOMAINS: dict[type[Criterion], DomainSpec] = {
         visit_column=None,
         attributes={
             "age": Attr("num", AGE),
-            "gender": Attr("concepts", "P.gender_concept_id"),
-            "gender_cs": Attr("cs", "P.gender_concept_id"),
+            **_concepts("gender", "P.gender_concept_id"),
             "occurrence_start_date": Attr("date", "C.start_date"),
             **_typed("death_type", "death_type_concept_id"),
             "death_source_concept": Attr("source"),
@@ -249,17 +238,13 @@ DOMAINS: dict[type[Criterion], DomainSpec] = {
         "specimen_source_concept_id", visit_column=None,
         attributes={
             "age": Attr("num", AGE),
-            "gender": Attr("concepts", "P.gender_concept_id"),
-            "gender_cs": Attr("cs", "P.gender_concept_id"),
+            **_concepts("gender", "P.gender_concept_id"),
             "occurrence_start_date": Attr("date", "C.start_date"),
             **_typed("specimen_type", "specimen_type_concept_id"),
             "quantity": Attr("num", "C.quantity"),
-            "unit": Attr("concepts", "C.unit_concept_id"),
-            "unit_cs": Attr("cs", "C.unit_concept_id"),
-            "anatomic_site": Attr("concepts", "C.anatomic_site_concept_id"),
-            "anatomic_site_cs": Attr("cs", "C.anatomic_site_concept_id"),
-            "disease_status": Attr("concepts", "C.disease_status_concept_id"),
-            "disease_status_cs": Attr("cs", "C.disease_status_concept_id"),
+            **_concepts("unit", "C.unit_concept_id"),
+            **_concepts("anatomic_site", "C.anatomic_site_concept_id"),
+            **_concepts("disease_status", "C.disease_status_concept_id"),
             "source_id": Attr("text", "C.specimen_source_id"),
             "specimen_source_concept": Attr("source"),
         },
@@ -283,8 +268,7 @@ DOMAINS: dict[type[Criterion], DomainSpec] = {
         visit_column=None,
         attributes={
             **_era("drug"),
-            "unit": Attr("concepts", "C.unit_concept_id"),
-            "unit_cs": Attr("cs", "C.unit_concept_id"),
+            **_concepts("unit", "C.unit_concept_id"),
             "dose_value": Attr("num", "C.dose_value"),
         },
     ),
@@ -297,8 +281,7 @@ DOMAINS: dict[type[Criterion], DomainSpec] = {
             "period_length": Attr("num", DURATION),
             "age_at_start": Attr("num", AGE),
             "age_at_end": Attr("num", AGE_AT_END),
-            "period_type": Attr("concepts", "C.period_type_concept_id"),
-            "period_type_cs": Attr("cs", "C.period_type_concept_id"),
+            **_concepts("period_type", "C.period_type_concept_id"),
             "user_defined_period": Attr("flag"),
         },
     ),
@@ -311,8 +294,7 @@ DOMAINS: dict[type[Criterion], DomainSpec] = {
             "period_length": Attr("num", DURATION),
             "age_at_start": Attr("num", AGE),
             "age_at_end": Attr("num", AGE_AT_END),
-            "gender": Attr("concepts", "P.gender_concept_id"),
-            "gender_cs": Attr("cs", "P.gender_concept_id"),
+            **_concepts("gender", "P.gender_concept_id"),
             "user_defined_period": Attr("flag"),
             **{
                 name: Attr("codeset_in", f"C.{name}_id")
