@@ -36,7 +36,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, NoReturn
 
 from sqlalchemy import create_engine, select
 from sqlalchemy.orm import Session
@@ -146,6 +146,14 @@ class Upload:
 
     filename: str
     stream: IO[bytes]
+
+
+def _refuse(caller: Caller, action: str, reason: str, **detail: Any) -> NoReturn:
+    """Audit the refusal of ``action`` with its reason, then raise it (an organization's right, not the role's)."""
+    caller.governance.audit(
+        caller.principal, action, decision="denied", denied_because=reason, **_audit_detail(caller, **detail)
+    )
+    raise AccessDenied(action, reason)
 
 
 def _audit_detail(caller: Caller, **resource: Any) -> dict[str, Any]:
@@ -258,14 +266,7 @@ class Catalog:
         """Refuse (audited under ``action``) a producer who is not an editor or admin of ``organization``."""
         if not self._may_publish(session, caller.principal, organization.id):
             reason = f"not an editor or admin of the organization {organization.name!r}"
-            caller.governance.audit(
-                caller.principal,
-                action,
-                decision="denied",
-                denied_because=reason,
-                **_audit_detail(caller, organization=organization.name, **detail),
-            )
-            raise AccessDenied(action, reason)
+            _refuse(caller, action, reason, organization=organization.name, **detail)
 
     # -- documents ----------------------------------------------------------------------------------------
     def _resource_dict(self, row: ResourceRow, dataset_id: str) -> dict[str, Any]:
@@ -516,14 +517,7 @@ class Catalog:
                 caller.principal.user_id is None or mine is None or mine.capacity != "admin"
             ):
                 reason = f"not an admin of the organization {org.name!r}"
-                caller.governance.audit(
-                    caller.principal,
-                    MANAGE_ORGANIZATION,
-                    decision="denied",
-                    denied_because=reason,
-                    **_audit_detail(caller, organization=org.name, username=name),
-                )
-                raise AccessDenied(MANAGE_ORGANIZATION, reason)
+                _refuse(caller, MANAGE_ORGANIZATION, reason, organization=org.name, username=name)
             session.merge(MemberRow(organization_id=org.id, username=name, capacity=capacity))
             return {"group_id": org.id, "username": name, "capacity": capacity}
 
