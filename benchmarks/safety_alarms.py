@@ -191,6 +191,7 @@ def main() -> None:
 
     threads = [threading.Thread(target=produce), threading.Thread(target=ingest)]
     threads += [threading.Thread(target=poll, args=(p,)) for p in periods]
+    cpu_began = time.process_time()
     for thread in threads:
         thread.start()
     time.sleep(args.seconds)
@@ -198,6 +199,7 @@ def main() -> None:
     for thread in threads:
         thread.join()
     elapsed = time.perf_counter() - began
+    cpu = time.process_time() - cpu_began
     cut = began + args.warmup
     every = [lat for sent, lat in ingest_lat if sent >= cut]
     counted = [(z, m) for z, m in bursts if sent_at[m] >= cut and sent_at[m] < began + args.seconds - 5]
@@ -206,6 +208,8 @@ def main() -> None:
           f"left out; load {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")  # fmt: skip
     print(f"produced {produced[0]:,}, ingested {len(ingest_lat):,} ({len(ingest_lat) / elapsed:,.0f} events/s "
           f"sustained); max backlog {max(backlog or [0]):,}, left unprocessed {inbox.qsize():,}")  # fmt: skip
+    print(f"CPU {cpu:.1f} s for the whole process (producer, ingest, pollers, DuckDB's threads): "
+          f"{cpu / max(len(ingest_lat), 1) * 10_000:.2f} CPU-seconds per 10,000 events ingested")  # fmt: skip
     print(f"send -> written + rules evaluated, every event: p50 {percentile(every, 50) * 1000:.1f} ms, "
           f"p99 {percentile(every, 99) * 1000:.1f} ms")  # fmt: skip
     p50, p99 = percentile(on_ingest, 50), percentile(on_ingest, 99)
@@ -245,15 +249,17 @@ def saturate(
     ]  # fmt: skip
     service.ingest(caller, engine, bodies[:size], channel="bench")  # warm-up: tables, rule engine
     times: list[float] = []
-    began = time.perf_counter()
+    began, cpu_began = time.perf_counter(), time.process_time()
     for start in range(size, total + size, size):
         t0 = time.perf_counter()
         service.ingest(caller, engine, bodies[start : start + size], channel="bench")
         times.append(time.perf_counter() - t0)
-    elapsed = time.perf_counter() - began
+    elapsed, cpu = time.perf_counter() - began, time.process_time() - cpu_began
     print(f"saturate: {total:,} events in batches of {size}: {total / elapsed:,.0f} events/s; batch p50 "
           f"{percentile(times, 50) * 1000:.0f} ms, p99 {percentile(times, 99) * 1000:.0f} ms; "
           f"load {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")  # fmt: skip
+    print(f"saturate: CPU {cpu:.1f} s (the process, DuckDB's threads included): "
+          f"{cpu / total * 10_000:.2f} CPU-seconds per 10,000 events; {total / cpu:,.0f} events per CPU-second")  # fmt: skip
 
 
 def _message_of(engine: Engine, incident_id: Any) -> str | None:
