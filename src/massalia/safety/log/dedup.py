@@ -86,17 +86,28 @@ def candidate_pairs_sql(new: str) -> str:
     )
 
 
-def assign(engine: Engine, new: str, families: dict[str, str], run_id: str) -> pa.Table:
+def assign(
+    engine: Engine,
+    new: str,
+    families: dict[str, str],
+    run_id: str,
+    *,
+    reports: list[dict[str, Any]] | None = None,
+    next_incident: int | None = None,
+) -> pa.Table:
     """Give every new report (table ``new``) its incident, with the rule that decided it.
 
     ``families`` (type code → family) is accepted for callers that know better than the code's prefix; today the
-    prefix is the family (the catalogue checks it).
+    prefix is the family (the catalogue checks it). A caller that holds the new reports already (the live ingest)
+    passes them as ``reports`` (``report_id``, ``source``, ``source_id``, ``version``, ``occurred_at``, in time
+    order) and the next free incident id as ``next_incident``: two round trips fewer per batch.
     """
     del families, run_id  # the type code's prefix is its family (checked by the catalogue)
-    reports = engine.query(
-        f"SELECT n.report_id, n.source, n.source_id, n.version, n.occurred_at FROM {new} AS n "
-        "ORDER BY n.occurred_at, n.report_id"
-    ).to_pylist()
+    if reports is None:
+        reports = engine.query(
+            f"SELECT n.report_id, n.source, n.source_id, n.version, n.occurred_at FROM {new} AS n "
+            "ORDER BY n.occurred_at, n.report_id"
+        ).to_pylist()
     pairs = engine.query(candidate_pairs_sql(new)).to_pylist()
     candidates: dict[int, list[dict[str, Any]]] = defaultdict(list)
     for pair in pairs:
@@ -119,7 +130,9 @@ def assign(engine: Engine, new: str, families: dict[str, str], run_id: str) -> p
             f"AND (source, source_id) IN ({keys})"
         ).to_pylist():
             previous[(str(row["source"]), str(row["source_id"]))] = (int(row["report_id"]), int(row["incident_id"]))
-    next_id = engine.scalar_int(f"SELECT coalesce(max(incident_id), 0) FROM {INCIDENTS}") + 1
+    if next_incident is None:
+        next_incident = engine.scalar_int(f"SELECT coalesce(max(incident_id), 0) FROM {INCIDENTS}") + 1
+    next_id = next_incident
     incident_of: dict[int, int] = {}
     first_in_run = {(str(r["source"]), str(r["source_id"])): int(r["report_id"]) for r in reports if r["version"] == 1}
     out: dict[str, list[object]] = {name: [] for name in ASSIGNMENT_SCHEMA.names}
