@@ -113,10 +113,16 @@ def main() -> None:
     sent_at: dict[str, float] = {}
     began = time.perf_counter()
 
+    stamp = [0.0, ""]
+
     def body(i: int, code: str, point: tuple[float, float]) -> bytes:
-        at = dt.datetime.now(CITY_TZ)  # real time: a burst stays in the rule's 1-minute window for a minute
-        return json.dumps({"source": "csu", "message_id": f"b{i}", "source_id": f"b{i}", "occurred_at": at.isoformat(),
-                           "local_code": code, "lon": point[0], "lat": point[1]}).encode()  # fmt: skip
+        # Real time (a burst stays in the rule's 1-minute window for a minute), formatted once a millisecond and
+        # the JSON written by a template: the feeds' devices are not this process, their CPU should not count.
+        now = time.time()
+        if now - stamp[0] >= 0.001:
+            stamp[0], stamp[1] = now, dt.datetime.fromtimestamp(now, CITY_TZ).isoformat()
+        return (f'{{"source": "csu", "message_id": "b{i}", "source_id": "b{i}", "occurred_at": "{stamp[1]}", '
+                f'"local_code": "{code}", "lon": {point[0]!r}, "lat": {point[1]!r}}}').encode()  # fmt: skip
 
     def produce() -> None:
         i, next_burst = 0, began + 1.0
@@ -145,7 +151,16 @@ def main() -> None:
     ingest_lat: list[tuple[float, float]] = []
     backlog: list[int] = []
 
+    ingest_cpu = [0.0]
+
     def ingest() -> None:
+        began_cpu = time.thread_time()
+        try:
+            drain()
+        finally:
+            ingest_cpu[0] = time.thread_time() - began_cpu
+
+    def drain() -> None:
         while not stop.is_set():  # what is left in the queue at the end is the backlog, reported
             try:
                 first = inbox.get(timeout=0.05)
@@ -209,7 +224,9 @@ def main() -> None:
     print(f"produced {produced[0]:,}, ingested {len(ingest_lat):,} ({len(ingest_lat) / elapsed:,.0f} events/s "
           f"sustained); max backlog {max(backlog or [0]):,}, left unprocessed {inbox.qsize():,}")  # fmt: skip
     print(f"CPU {cpu:.1f} s for the whole process (producer, ingest, pollers, DuckDB's threads): "
-          f"{cpu / max(len(ingest_lat), 1) * 10_000:.2f} CPU-seconds per 10,000 events ingested")  # fmt: skip
+          f"{cpu / max(len(ingest_lat), 1) * 10_000:.2f} CPU-seconds per 10,000 events ingested; the ingest "
+          f"thread alone {ingest_cpu[0]:.1f} s, {ingest_cpu[0] / max(len(ingest_lat), 1) * 10_000:.2f} per 10,000 "
+          "(DuckDB's worker threads not included)")  # fmt: skip
     print(f"send -> written + rules evaluated, every event: p50 {percentile(every, 50) * 1000:.1f} ms, "
           f"p99 {percentile(every, 99) * 1000:.1f} ms")  # fmt: skip
     p50, p99 = percentile(on_ingest, 50), percentile(on_ingest, 99)

@@ -53,11 +53,14 @@ def _address_key(alias: str) -> str:
 def candidate_pairs_sql(new: str) -> str:
     """SQL listing the matching pairs (new report ``a``, earlier or already loaded report ``b``) and their rule."""
     bucket = f"CAST(floor(epoch({{t}}) / {WINDOW_MINUTES * 60}) AS BIGINT)"
+    # The address key (two regular expressions) is computed for the pairs that reach the third rule only, not
+    # for every report of the window (three times, once per shifted bucket): the window is the whole log of the
+    # last hours, the pairs are few.
     pool = (
         f"SELECT report_id, source, occurred_at, x_l93, y_l93, zone, type_code, CAST(NULL AS BIGINT) AS incident_id, "
-        f"{_address_key('n')} AS akey FROM {new} AS n WHERE version = 1 "
+        f"address FROM {new} AS n WHERE version = 1 "
         f"UNION ALL SELECT r.report_id, r.source, r.occurred_at, r.x_l93, r.y_l93, r.zone, r.type_code, r.incident_id, "
-        f"{_address_key('r')} AS akey FROM {REPORTS} AS r WHERE r.version = 1 AND r.occurred_at BETWEEN "
+        f"r.address FROM {REPORTS} AS r WHERE r.version = 1 AND r.occurred_at BETWEEN "
         f"(SELECT min(occurred_at) FROM {new}) - INTERVAL {WINDOW_MINUTES} MINUTE AND "
         f"(SELECT max(occurred_at) FROM {new}) + INTERVAL {WINDOW_MINUTES} MINUTE"
     )
@@ -72,8 +75,8 @@ def candidate_pairs_sql(new: str) -> str:
         f"CASE WHEN {metres} <= {SAME_PLACE_METRES} AND {minutes} <= {SAME_PLACE_MINUTES} THEN 'same_place_time' "
         f"WHEN (a.source = 'dtp' OR b.source = 'dtp') AND a.type_code = b.type_code AND {metres} <= {LATE_METRES} "
         f"AND {minutes} <= {LATE_MINUTES} THEN 'late_complaint' "
-        f"WHEN a.zone = b.zone AND a.akey = b.akey AND a.akey <> '' AND a.type_code = b.type_code "
-        f"AND {minutes} <= {SAME_PLACE_MINUTES} THEN 'same_address' END"
+        f"WHEN a.zone = b.zone AND a.akey <> '' AND a.type_code = b.type_code AND {minutes} <= {SAME_PLACE_MINUTES} "
+        f"AND a.akey = {_address_key('b')} THEN 'same_address' END"
     )
     return (
         f"SELECT * FROM (SELECT a.report_id AS a_id, b.report_id AS b_id, b.incident_id AS b_incident, "
