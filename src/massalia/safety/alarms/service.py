@@ -149,7 +149,10 @@ def _ingest(
             outcomes = append(engine, mapped, channel=channel, actor=caller.principal.subject) if mapped else []
             changes = alarms.observe(engine, outcomes, actor=caller.principal.subject)
     except BaseException:
+        # Rolled back: nothing of the batch is in the tables, but the alarm engine counted it in memory. It is
+        # dropped and restarts from the tables on next use (windows refilled from the log), as after a restart.
         state.forget_tables(engine)
+        forget(engine)
         raise
     _audit(caller.governance, caller, changes)
     return {
