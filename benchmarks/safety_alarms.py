@@ -276,9 +276,10 @@ def saturate(
     print(f"saturate: {total:,} events in batches of {size}: {total / elapsed:,.0f} events/s; batch p50 "
           f"{percentile(times, 50) * 1000:.0f} ms, p99 {percentile(times, 99) * 1000:.0f} ms; "
           f"load {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")  # fmt: skip
+    per_batch = own / len(times) * 1000
     print(f"saturate: CPU {cpu:.1f} s (the process, DuckDB's threads included): {cpu / total * 10_000:.2f} "
           f"CPU-seconds per 10,000 events; {total / cpu:,.0f} events per CPU-second; the ingesting thread "
-          f"alone {own / total * 10_000:.2f} CPU-s per 10,000 events, {own / len(times) * 1000:.1f} ms a batch")  # fmt: skip
+          f"alone {own / total * 10_000:.2f} CPU-s per 10,000 events, {per_batch:.1f} ms a batch")  # fmt: skip
 
 
 def _message_of(engine: Engine, incident_id: Any) -> str | None:
