@@ -14,14 +14,17 @@ from pathlib import Path
 
 import paho.mqtt.publish as publish
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from live_world import CENTRE, CITY_TZ, City, event, make_city, raw
 from mqtt_broker import Broker
+from pydantic import ValidationError
 
-from massalia.engine import Engine, connect
+from massalia.engine import Engine, EngineError, connect
 from massalia.governance import AccessDenied
-from massalia.safety.alarms import service
-from massalia.safety.ingest import MAX_EVENT_BYTES, MESSAGES, IngestError, parse_event
-from massalia.safety.log import INCIDENTS, REPORTS
+from massalia.safety.alarms import service, state
+from massalia.safety.ingest import MAX_EVENT_BYTES, MESSAGES, IngestError, LiveEvent, parse_event
+from massalia.safety.log import INCIDENTS, LINKS, REPORTS
 from massalia.safety.mqtt import Subscriber, topic_of
 
 
@@ -236,3 +239,65 @@ def _batch_against_one_at_a_time(city: City, open_engine: Callable[[], Engine]) 
     ]  # fmt: skip
     assert batch == one_by_one
     assert rows_b == rows_1 and messages_b == messages_1 and incidents_b == incidents_1 == 4
+
+
+def test_a_batch_whose_alarm_write_fails_leaves_nothing_and_is_counted_once_when_resent(
+    city: City, engine: Engine
+) -> None:
+    """The reports and the alarms of a batch share one transaction (group commit), and a failure forgets both.
+
+    The alarm table is dropped under the ingest, so the alarm write at the end of the next batch fails after its
+    reports were written: none of them may stay, and the alarm engine, which had counted them in memory, must
+    restart from the log. Resent, the batch is ingested once, and the brawl alarm counts 6 incidents (3 + 3), not
+    9 (a stale window would hold the failed batch too).
+    """
+    operator = city.caller("operator")
+    at = dt.datetime(2026, 12, 7, 21, 0, tzinfo=CITY_TZ)
+    first = [raw(event(i, at=at + dt.timedelta(minutes=i))) for i in range(1, 4)]
+    again = [raw(event(i, at=at + dt.timedelta(minutes=i))) for i in range(4, 7)]
+    service.ingest(operator, engine, first, channel="http")
+    engine.drop_table(state.ALARMS)
+    before = {t: engine.row_count(t) for t in (REPORTS, INCIDENTS, LINKS, MESSAGES)}
+    with pytest.raises(EngineError):
+        service.ingest(operator, engine, again, channel="http")
+    assert {t: engine.row_count(t) for t in before} == before == {REPORTS: 3, INCIDENTS: 3, LINKS: 3, MESSAGES: 3}
+    result = service.ingest(operator, engine, again, channel="http")
+    assert [o["outcome"] for o in result["accepted"]] == ["new_incident"] * 3, "nothing of the failed try stayed"
+    assert engine.row_count(REPORTS) == 6 and engine.row_count(MESSAGES) == 6
+    brawls = [a for a in service.situation(engine).unclosed() if a.rule_id == "rixes-secteur"]
+    assert len(brawls) == 1 and brawls[0].event_count == 6, "the window holds the log's incidents, each once"
+    assert [o["outcome"] for o in service.ingest(operator, engine, again, channel="http")["accepted"]] == [
+        "duplicate"
+    ] * 3
+
+
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    text=st.text(alphabet=st.characters(codec="utf-8"), max_size=30),
+    spaces=st.sampled_from(["", " ", "\t", " \n"]),
+    lon=st.one_of(st.floats(allow_nan=False), st.integers(-200, 200)),
+    when=st.sampled_from(["2026-12-07T20:00:00+01:00", "2026-12-07T19:00:00Z", "2026-12-07T20:00:00.123456+01:00",
+                          "2026-12-07 20:00:00+01:00", "2026-12-07T20:00:00", "1765134000", "07/12/2026"]),
+    drop=st.sampled_from(["", "lat", "local_code", "message_id"]),
+)  # fmt: skip
+def test_the_one_pass_json_validation_accepts_exactly_what_the_two_pass_one_does(
+    text: str, spaces: str, lon: float, when: str, drop: str
+) -> None:
+    """Every body the fast path (pydantic's JSON validator) accepts, the reference (json.loads, then the model)
+    accepts with the same values; a body the fast path refuses is refused by the reference's own message."""
+    body: dict[str, object] = {**event(1), "message_id": f"{spaces}m-1{spaces}", "narrative": text,
+                               "occurred_at": when, "lon": lon}  # fmt: skip
+    body.pop(drop, None)
+    data = json.dumps(body, ensure_ascii=bool(len(text) % 2)).encode()
+    try:
+        reference: LiveEvent | str = LiveEvent.model_validate(json.loads(data))
+    except ValidationError as error:
+        reference = str(error.errors()[0]["loc"])
+    try:
+        parsed: LiveEvent | str = parse_event(data)
+    except IngestError as error:
+        parsed = error.path
+        assert isinstance(reference, str), f"the reference accepts what the fast path refused: {error}"
+        return
+    assert parsed == reference, "the fast path accepted a body the reference refuses, or read it otherwise"
+    assert isinstance(parsed, LiveEvent) and parsed.content_hash() == reference.content_hash()

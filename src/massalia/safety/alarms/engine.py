@@ -97,6 +97,13 @@ class AlarmEngine:
         for rule_id, ring in list(self._fences.items()):
             if not np.array_equal(ring[0], ring[-1]):
                 self._fences[rule_id] = np.vstack([ring, ring[:1]])
+        # The rules by kind, once: the per-event loop of a batch does not sort them again for every event.
+        self._counted = [r for r in rules.rules if not isinstance(r, SilenceRule | NewTermRule)]
+        self._term_rules = [r for r in rules.rules if isinstance(r, NewTermRule)]
+        self._silence_by_source: dict[str, list[SilenceRule]] = {}
+        for r in rules.rules:
+            if isinstance(r, SilenceRule):
+                self._silence_by_source.setdefault(r.source, []).append(r)
         self._next_id = 1
         self.started_at = utcnow()
         self.sequence = 0
@@ -205,8 +212,8 @@ class AlarmEngine:
     ) -> list[Change]:
         changes: list[Change] = []
         at: dt.datetime = incident["occurred_at"]
-        for rule in self.rules.rules:
-            if isinstance(rule, SilenceRule | NewTermRule) or not rule.matches(incident["type_code"], incident["zone"]):
+        for rule in self._counted:
+            if not rule.matches(incident["type_code"], incident["zone"]):
                 continue
             if isinstance(rule, GeofenceRule):
                 if not raise_alarms:  # a fence has no window to refill
@@ -290,9 +297,11 @@ class AlarmEngine:
         return mean
 
     def _terms(self, outcome: Outcome, now: dt.datetime, actor: str) -> list[Change]:
-        rules = [r for r in self.rules.rules if isinstance(r, NewTermRule)]
+        rules = self._term_rules
+        if not rules or not outcome.narrative:
+            return []
         seen = words(outcome.narrative)
-        if not rules or not seen:
+        if not seen:
             return []
         changes: list[Change] = []
         fresh = seen - self._vocabulary
@@ -320,7 +329,9 @@ class AlarmEngine:
         if alarm is not None:  # one unclosed alarm per rule and key: group into it
             alarm.event_count += 1
             if incident_id is not None and incident_id not in alarm.incidents:
-                alarm.incidents = [*alarm.incidents, int(incident_id)][-state.MAX_GROUPED :]
+                alarm.incidents.append(int(incident_id))
+                if len(alarm.incidents) > state.MAX_GROUPED:  # trimmed in place (a copy per event cost more)
+                    del alarm.incidents[: len(alarm.incidents) - state.MAX_GROUPED]
             alarm.last_event_at = incident.get("occurred_at") or moment
             alarm.updated_at = moment
             alarm.detail = {**alarm.detail, **detail}
@@ -353,12 +364,11 @@ class AlarmEngine:
     def _resume(self, source: str, now: dt.datetime) -> list[Change]:
         """A feed that speaks again closes its silence alarm."""
         changes = []
-        for rule in self.rules.rules:
-            if isinstance(rule, SilenceRule) and rule.source == source:
-                alarm = self._unclosed.pop((rule.id, source), None)
-                if alarm is not None:
-                    alarm.status, alarm.updated_at, alarm.reason = "closed", now, "the feed sent a message again"
-                    changes.append(Change(alarm, "closed", "alarm timer", alarm.reason))
+        for rule in self._silence_by_source.get(source, ()):
+            alarm = self._unclosed.pop((rule.id, source), None)
+            if alarm is not None:
+                alarm.status, alarm.updated_at, alarm.reason = "closed", now, "the feed sent a message again"
+                changes.append(Change(alarm, "closed", "alarm timer", alarm.reason))
         return changes
 
     # -- the timer ------------------------------------------------------------------------------------------------

@@ -31,7 +31,7 @@ from massalia.governance.service import Governance
 from massalia.safety.alarms import state
 from massalia.safety.alarms.engine import AlarmEngine, Change, utcnow
 from massalia.safety.alarms.rules import RuleSet, canonical, load_rules, parse_rules
-from massalia.safety.ingest import IngestError, LiveEvent, Mapped, append, map_events, parse_event
+from massalia.safety.ingest import IngestError, LiveEvent, Mapped, append, live_write, map_events, parse_event
 
 RULES_SETTING = "MASSALIA_SAFETY_ALARM_RULES"
 """Path of the rule set a warehouse starts with when none was declared in it (default: the package's demo rules)."""
@@ -142,9 +142,18 @@ def _ingest(
             errors.append({"index": i, "path": result.path, "error": str(result)})
         else:
             mapped.append(result)
-    outcomes = append(engine, mapped, channel=channel, actor=caller.principal.subject) if mapped else []
     alarms = situation(engine)
-    changes = alarms.observe(engine, outcomes, actor=caller.principal.subject)
+    # The batch's reports and the alarms they change are written in one transaction: one commit per batch.
+    try:
+        with live_write(engine):
+            outcomes = append(engine, mapped, channel=channel, actor=caller.principal.subject) if mapped else []
+            changes = alarms.observe(engine, outcomes, actor=caller.principal.subject)
+    except BaseException:
+        # Rolled back: nothing of the batch is in the tables, but the alarm engine counted it in memory. It is
+        # dropped and restarts from the tables on next use (windows refilled from the log), as after a restart.
+        state.forget_tables(engine)
+        forget(engine)
+        raise
     _audit(caller.governance, caller, changes)
     return {
         "accepted": [o.public() for o in outcomes],

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import weakref
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -125,6 +126,24 @@ def ensure_alarm_tables(engine: Engine) -> None:
             engine.create_empty_table(name, columns)
 
 
+_READY: weakref.WeakKeyDictionary[Engine, bool] = weakref.WeakKeyDictionary()
+
+
+def _ensure_once(engine: Engine) -> None:
+    """Run :func:`ensure_alarm_tables` once per connection on the write path.
+
+    A listing of the catalogue costs about 5 ms on DuckDB; it was paid on every saved batch.
+    """
+    if engine not in _READY:
+        ensure_alarm_tables(engine)
+        _READY[engine] = True
+
+
+def forget_tables(engine: Engine) -> None:
+    """Check the alarm tables again on the next save (after a rolled-back transaction that may have made them)."""
+    _READY.pop(engine, None)
+
+
 def _schema(columns: tuple[Column, ...]) -> pa.Schema:
     kinds = {
         "BIGINT": pa.int64(),
@@ -157,7 +176,7 @@ def save(engine: Engine, alarms: list[Alarm], history: list[dict[str, Any]]) -> 
     """Write changed alarms (replacing their rows) and history rows in one transaction."""
     if not alarms and not history:
         return
-    ensure_alarm_tables(engine)
+    _ensure_once(engine)
     with engine.transaction():
         if alarms:
             ids = ", ".join(str(int(a.alarm_id)) for a in alarms)
