@@ -29,9 +29,11 @@ Examples
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import hashlib
 import hmac
+import threading
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -276,9 +278,18 @@ def search_reports(
     digest = query_digest(caller, canonical(tree))
     resource = {"index": INDEX_NAME, "query_hmac": digest, "filter": chosen.describe(), "page": page,
                 "page_size": page_size, "restricted_to": None if report_ids is None else len(report_ids)}  # fmt: skip
-    grant = caller.authorize(ACTION, detail={"resource": resource, "channel": caller.channel})
-    mode = _mode(grant)
-    index = TantivyIndex.open(root, INDEX_NAME, SCHEMA)
+    # The decision is taken before anything is read (a refusal reads nothing); its audit entry is then written
+    # while the index is read, and nothing leaves this block before the entry is durable (audit_before_answer).
+    with caller.governance.audit_before_answer() as gate:
+        grant = caller.authorize(ACTION, detail={"resource": resource, "channel": caller.channel})
+        found = _answer(caller, root, query, chosen, _mode(grant), digest, page, page_size, report_ids)
+    return dataclasses.replace(found, audit_index=gate.indexes[0] if gate.indexes else grant.audit_index)
+
+
+def _answer(caller: Caller, root: Path, query: str, chosen: IncidentFilter, mode: Mode, digest: str, page: int,
+            page_size: int, report_ids: Sequence[int] | None) -> ReportSearch:  # fmt: skip
+    """The search itself, as much as ``mode`` allows (the decision was taken by :func:`search_reports`)."""
+    index = open_index(root)
     if mode == "count":
         request = _request(query, chosen, page=1, page_size=1, snippets=False, report_ids=report_ids)
         matching = index.distinct(request, "incident_id")
@@ -287,13 +298,46 @@ def search_reports(
         key = {"query_hmac": digest, "filter": chosen.describe(), "data": index.version(), "restricted_to": restricted}
         # One incident changes the count by one at most (its reports are counted once): sensitivity 1.
         release = release_counts(caller.governance, caller.principal, ACTION, key, {"incidents": matching})
-        return ReportSearch(mode, None, release.values["incidents"], [], {}, 1, page_size, grant.audit_index,
+        return ReportSearch(mode, None, release.values["incidents"], [], {}, 1, page_size, None,
                             release.describe(), ("hits", "ids", "snippets", "facets"))  # fmt: skip
     request = _request(query, chosen, page=page, page_size=page_size, snippets=True, facets=FACETS,
                        report_ids=report_ids)  # fmt: skip
     found = index.search(request)
-    return ReportSearch(mode, found.total, None, [_hit(h) for h in found.hits], found.facets, page, page_size,
-                        grant.audit_index, {"mode": "exact"})  # fmt: skip
+    return ReportSearch(mode, found.total, None, [_hit(h) for h in found.hits], found.facets, page, page_size, None,
+                        {"mode": "exact"})  # fmt: skip
+
+
+_OPENED: dict[Path, tuple[tuple[str, int, int], TantivyIndex]] = {}
+_OPENED_LOCK = threading.Lock()
+MAX_OPENED = 16
+"""Indexes kept open per process (one per home in practice; tests make many)."""
+
+
+def open_index(root: Path) -> TantivyIndex:
+    """The index under ``root`` for searching, opened once per generation and commit.
+
+    Opening reads the schema file and every segment's metadata (milliseconds at a million reports, paid by each
+    search before). The opened index is kept while its generation (the ``current`` link) and its last commit
+    (Tantivy's ``meta.json``, rewritten by each commit) stay the same, so a search always reads the latest
+    commit, as if it had opened the index itself. Never written through (indexing opens its own).
+    """
+    current = TantivyIndex.folder(root, INDEX_NAME) / "current"
+    try:
+        target = current.resolve(strict=True)
+        meta = (target / "meta.json").stat()
+    except OSError:
+        return TantivyIndex.open(root, INDEX_NAME, SCHEMA)  # not built (yet): its own clear error
+    stamp = (str(target), meta.st_mtime_ns, meta.st_size)
+    with _OPENED_LOCK:
+        kept = _OPENED.get(current)
+    if kept is not None and kept[0] == stamp:
+        return kept[1]
+    index = TantivyIndex.open(root, INDEX_NAME, SCHEMA)
+    with _OPENED_LOCK:
+        if len(_OPENED) >= MAX_OPENED:
+            _OPENED.clear()
+        _OPENED[current] = (stamp, index)
+    return index
 
 
 def max_indexed(root: Path) -> int:
@@ -313,6 +357,7 @@ __all__ = [
     "attachment_path",
     "index_reports",
     "max_indexed",
+    "open_index",
     "query_digest",
     "search_reports",
 ]
