@@ -12,9 +12,10 @@ narrative nor a party (no rule of ``rights.yaml`` gives a partner those actions)
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Sequence
+import functools
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Concatenate, ParamSpec, TypeVar
 
 from massalia.engine import Engine
 from massalia.governance import Caller, InvalidRequest, NotFound
@@ -49,6 +50,27 @@ SORTS = {
 """Columns an incident list may be sorted by (server-side; the id breaks ties so pages never overlap)."""
 BIAS_RATIO = 0.5
 """A zone's share of incidents seen by a source under half the city's share gets a reporting-bias note."""
+
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def _audited_while_read(service: Callable[Concatenate[Caller, P], R]) -> Callable[Concatenate[Caller, P], R]:
+    """An aggregate service whose decision is audited while it reads, with one signed tree head for the call.
+
+    The decision is taken first (a refusal reads nothing); its entry is written while the service aggregates
+    (:meth:`~massalia.governance.Governance.audit_before_answer`), the releases' own entries share one signed
+    tree head (:meth:`~massalia.governance.Governance.one_tree_head`), and the answer leaves only once every
+    entry is durable and covered: the guarantees of an audit per entry, for the cost of the longer of the two.
+    """
+
+    @functools.wraps(service)
+    def guarded(caller: Caller, /, *args: P.args, **kwargs: P.kwargs) -> R:
+        with caller.governance.audit_before_answer(), caller.governance.one_tree_head():
+            return service(caller, *args, **kwargs)
+
+    return guarded
 
 
 def _ready(engine: Engine) -> bool:
@@ -280,6 +302,7 @@ def reporting_bias(engine: Engine, where: IncidentFilter, totals: dict[str, int]
     return notes
 
 
+@_audited_while_read
 def statistics(caller: Caller, engine: Engine, where: IncidentFilter, by: str = "zone") -> dict[str, Any]:
     """Incident counts by ``by`` (zone, family, type, month, weekday, hour), past periods, rates, bias notes.
 
@@ -360,6 +383,7 @@ def _bias_for(exact: bool, notes: list[dict[str, Any]]) -> list[dict[str, Any]]:
             for n in notes]  # fmt: skip
 
 
+@_audited_while_read
 def map_grid(caller: Caller, engine: Engine, where: IncidentFilter, cell_metres: int = 500) -> dict[str, Any]:
     """Incidents counted on a square grid (Lambert-93 cells of ``cell_metres``), every filter honoured, no cap.
 
@@ -425,6 +449,7 @@ def _partner_grid(
             "release": release}  # fmt: skip
 
 
+@_audited_while_read
 def timeline(caller: Caller, engine: Engine, where: IncidentFilter, bucket: str = "day") -> dict[str, Any]:
     """Incident counts per time bucket (hour, day, week, month) under ``where``, for a timeline linked to the map."""
     if bucket not in TIMELINE_BUCKETS:
