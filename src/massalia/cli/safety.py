@@ -17,8 +17,8 @@ from massalia.cli.common import EngineOption, HomeOption, console, existing_home
 from massalia.cli.safety_alarms import alarms_app
 from massalia.governance import InvalidRequest
 from massalia.pipelines import LineageStore
+from massalia.safety import notify, services, views
 from massalia.safety import search as safety_search
-from massalia.safety import services, views
 from massalia.safety.query import IncidentFilter
 from massalia.safety.synth.generator import GeneratorConfig, generate
 from massalia.warehouse import open_warehouse
@@ -153,10 +153,13 @@ def index_command(
     home_dir: HomeOption = None,
     engine: EngineOption = None,
 ) -> None:
-    """Index narratives and attachments for search (the reports loaded since the last run); bad files named."""
+    """Index narratives and attachments for search (the reports loaded since the last run); bad files named.
+
+    The saved searches are then run over the new reports for their owners (notifications of new matches).
+    """
     data = existing_home(home_dir)
     with governed(data) as caller, open_warehouse(data, engine) as warehouse:
-        _print(safety_search.index_reports(caller, warehouse, data.indexes, rebuild=rebuild).as_dict())
+        _print(notify.index_and_notify(caller, warehouse, data.indexes, rebuild=rebuild))
 
 
 @safety_app.command("search")

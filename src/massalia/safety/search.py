@@ -257,10 +257,13 @@ def search_reports(
     page: int = 1,
     page_size: int = 10,
     report_ids: Sequence[int] | None = None,
+    identified_only: bool = False,
 ) -> ReportSearch:
-    """Search narratives and attachments under ``root`` (``safety.search.read``; audited before it runs).
+    """Search narratives and attachments under ``root`` (``safety.search.read``; audited before it answers).
 
     ``report_ids`` narrows the search to those reports (the saved searches' "new since last check").
+    ``identified_only``: a caller whose grant gives only a count gets an empty ``count`` answer, with nothing
+    read nor released (a notification pushed without the caller's asking must not spend their budget).
 
     Raises
     ------
@@ -282,7 +285,12 @@ def search_reports(
     # while the index is read, and nothing leaves this block before the entry is durable (audit_before_answer).
     with caller.governance.audit_before_answer() as gate:
         grant = caller.authorize(ACTION, detail={"resource": resource, "channel": caller.channel})
-        found = _answer(caller, root, query, chosen, _mode(grant), digest, page, page_size, report_ids)
+        mode = _mode(grant)
+        if mode == "count" and identified_only:
+            found = ReportSearch(mode, None, None, [], {}, 1, page_size, None, {"mode": "withheld"},
+                                 ("count", "hits", "ids", "snippets", "facets"))  # fmt: skip
+        else:
+            found = _answer(caller, root, query, chosen, mode, digest, page, page_size, report_ids)
     return dataclasses.replace(found, audit_index=gate.indexes[0] if gate.indexes else grant.audit_index)
 
 

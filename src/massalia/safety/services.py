@@ -21,8 +21,8 @@ from massalia.engine import Engine
 from massalia.governance import Caller, InvalidRequest, NotFound
 from massalia.governance.disclosure import settings_from_env
 from massalia.pipelines import REJECTS, LineageStore
+from massalia.safety import notify
 from massalia.safety import release as safety_release
-from massalia.safety import search
 from massalia.safety.basemap import basemap
 from massalia.safety.catalogue import coverage, load_catalogue
 from massalia.safety.geo import districts
@@ -106,12 +106,13 @@ def load(
     """Load a delivery folder (``safety.incident.load``): one atomic run, files already loaded skipped.
 
     With ``index_root``, the reports just loaded are then added to the search index (``safety.search.index``,
-    incremental: only the new reports), so a search sees incidents as they load.
+    incremental: only the new reports), so a search sees incidents as they load, and the saved searches are
+    run over them for their owners (:func:`massalia.safety.notify.notify_new_matches`).
     """
     caller.authorize("safety.incident.load", detail={"channel": caller.channel, "root": str(root)})
     result = load_delivery(engine, root, store)
     indexed = (
-        search.index_reports(caller, engine, index_root).as_dict()
+        notify.index_and_notify(caller, engine, index_root)
         if index_root is not None and result.status == "success"
         else None
     )
