@@ -177,20 +177,30 @@ def search_command(
     saved: Annotated[bool, typer.Option("--saved", help="List your saved searches.")] = False,
     check: Annotated[bool, typer.Option("--check", help="Check your saved searches for new matches.")] = False,
     delete: Annotated[int | None, typer.Option("--delete-saved", min=1, help="Delete a saved search.")] = None,
+    notifications: Annotated[
+        bool, typer.Option("--notifications", help="List your notifications of new matches.")
+    ] = False,
+    read: Annotated[
+        list[int] | None, typer.Option("--read-notification", min=1, help="Mark a notification read (repeatable).")
+    ] = None,
     home_dir: HomeOption = None,
     engine: EngineOption = None,
 ) -> None:
     """Search narratives and attachments (JSON), or keep, list, check and delete saved searches."""
     data = existing_home(home_dir)
     with governed(data) as caller, open_warehouse(data, engine) as warehouse:
-        if saved:
+        if notifications:
+            _print(notify.list_notifications(caller, warehouse))
+        elif read:
+            _print(notify.mark_read(caller, warehouse, read))
+        elif saved:
             _print(views.list_searches(caller, warehouse))
         elif check:
             _print(views.check_searches(caller, warehouse, data.indexes))
         elif delete is not None:
             _print(views.delete_search(caller, warehouse, delete))
         elif query is None:
-            raise InvalidRequest("give a QUERY (or --saved, --check, --delete-saved)")
+            raise InvalidRequest("give a QUERY (or --saved, --check, --delete-saved, --notifications)")
         elif save is not None:
             where = _filter(start, end, zone, family, type_, source)
             _print(views.save_search(caller, warehouse, data.indexes, save, query, where))
