@@ -333,7 +333,7 @@ def statistics(caller: Caller, engine: Engine, where: IncidentFilter, by: str = 
         depth = _overlap_depth([chosen for chosen in series.values() if chosen is not None])
         released, release = safety_release.release_table(caller, engine, "safety.stats.read",
                                                          {"filter": where.describe(), "by": by}, cells,
-                                                         sensitivity=depth)  # fmt: skip
+                                                         sensitivity=depth, present=True)  # fmt: skip
         shown = {name: {key: released.get(f"{name}|{key}") for key in keys} for name in counts if series[name]}
     rows = []
     for key in keys:
@@ -440,7 +440,12 @@ def _partner_grid(
         if name in true:
             true[name] += int(row["n"])
     released, release = safety_release.release_table(  # disjoint cells: one incident changes one count
-        caller, engine, "safety.map.read", {"filter": where.describe(), "cell": size, "grid": "fixed"}, true
+        caller,
+        engine,
+        "safety.map.read",
+        {"filter": where.describe(), "cell": size, "grid": "fixed"},
+        true,
+        present=True,
     )
     cells = [{"x_l93": gx * size, "y_l93": gy * size, "count": released[f"{gx}:{gy}"]} for gx, gy in grid]
     shown = [c for c in cells if c["count"] is not None]
@@ -482,7 +487,12 @@ def timeline(caller: Caller, engine: Engine, where: IncidentFilter, bucket: str 
             true[r["t"].isoformat()] = int(r["n"])
     period = [start.isoformat(), end.isoformat()]
     released, release = safety_release.release_table(
-        caller, engine, "safety.map.read", {"filter": where.describe(), "timeline": bucket, "period": period}, true
+        caller,
+        engine,
+        "safety.map.read",
+        {"filter": where.describe(), "timeline": bucket, "period": period},
+        true,
+        present=True,
     )
     points = [{"t": b, "count": released[b]} for b in buckets]
     return {"bucket": bucket, "points": points, "threshold": threshold, "release": release}
