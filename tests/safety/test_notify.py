@@ -14,8 +14,11 @@ from search_world import City, make_city
 from massalia.engine import Engine, connect
 from massalia.governance import AccessDenied, NotFound, Role, operator_principal
 from massalia.safety import notify, search, views
+from massalia.safety.alarms.timer import AlarmTimer
+from massalia.safety.ingest import ensure_live_tables
 from massalia.safety.log import INCIDENTS, REPORTS
 from massalia.safety.query import IncidentFilter
+from massalia.text import TantivyIndex
 
 MATCHING = "vol"
 NOTHING = "zeppelin"
@@ -130,3 +133,26 @@ def test_attack_a_user_whose_role_lost_the_right_or_whose_account_is_disabled_ge
              world.engine.query(f"SELECT search_id, checked_up_to FROM {views.SEARCHES}").to_pylist()}  # fmt: skip
     for who in ("operator2", "analyst2", "analyst"):
         assert marks[world.saved[who]] <= world.cut, f"{who}: nothing evaluated for them, the mark stays"
+
+
+def test_the_alarm_timer_indexes_live_reports_and_pushes_and_an_idle_tick_writes_nothing(world: World) -> None:
+    """Live reports reach the index (and the saved searches) on the API server's timer tick, not at the next load."""
+    engine, root = world.engine, world.root
+    ensure_live_tables(engine)  # a warehouse with a live feed: the timer ticks it
+    timer = AlarmTimer(world.city.gov, lambda: engine, lambda _: None, interval_s=60,
+                       after_tick=lambda e: notify.index_new_reports(world.city.gov, e, root))  # fmt: skip
+    before = world.city.size()
+    assert timer.run_once() is not None
+    assert world.city.size() == before, "an idle tick (nothing newer than the index) writes no audit entry"
+    # The last reports arrive live: the index has not seen them yet (removed from it here), a search is saved.
+    newest = engine.query(f"SELECT report_id FROM {REPORTS} ORDER BY report_id DESC LIMIT 400").to_pylist()
+    index = TantivyIndex.open(root, search.INDEX_NAME, search.SCHEMA)
+    index.delete([r["report_id"] for r in newest])
+    index.commit()
+    saved = views.save_search(world.city.caller("manager"), engine, root, "Vols en direct", MATCHING)
+    assert saved["checked_up_to"] < newest[0]["report_id"]
+    timer.run_once()
+    assert search.max_indexed(root) == newest[0]["report_id"], "the tick indexed the live reports"
+    notes = notify.list_notifications(world.city.caller("manager"), world.engine)["notifications"]
+    pushed = [n for n in notes if n["search_id"] == saved["search_id"]]
+    assert len(pushed) == 1 and pushed[0]["new_matches"] > 0

@@ -1,6 +1,7 @@
 """Saved searches pushed to their owners: new matches found when new reports are indexed, not only when checked.
 
-After an indexing run commits (:func:`index_and_notify`: a load with its index, the index route or command),
+After an indexing run commits (:func:`index_and_notify`: a load with its index, the index route or command, and
+the API server's alarm timer, which indexes the live reports each tick: :func:`index_new_reports`),
 :func:`notify_new_matches` runs every saved search over the reports indexed since its mark, **as its owner
 stands now** (the account read again from governance: a disabled or deleted account gets nothing, and the
 search goes through :func:`massalia.safety.search.search_reports`, so the owner's rights are decided again and
@@ -48,6 +49,7 @@ from massalia.governance import (
 )
 from massalia.safety import search, views
 from massalia.safety.log import REPORTS
+from massalia.text import TantivyIndex, TextIndexError
 from massalia.text.model import MAX_ID_SET
 
 NOTIFICATIONS = "safety_search_notification"
@@ -178,6 +180,24 @@ def index_and_notify(caller: Caller, engine: Engine, root: Path, *, rebuild: boo
     return summary
 
 
+def index_new_reports(governance: Governance, engine: Engine, root: Path) -> dict[str, Any] | None:
+    """The alarm timer's hook: index the reports that arrived since the last index run (live ingest), then notify.
+
+    Nothing is done (nor audited) when no report is newer than the index, when the index was never built (a
+    first build is ``massalia safety index``'s, not a timer's: minutes at a million reports), or when another
+    process is writing the index (the next tick tries again). The run is the local operator's, channel ``timer``.
+    """
+    if not engine.table_exists(REPORTS) or not TantivyIndex.exists(root, search.INDEX_NAME):
+        return None
+    newest = engine.scalar_int(f"SELECT coalesce(max(report_id), 0) FROM {REPORTS}")
+    if newest <= search.max_indexed(root):
+        return None
+    try:
+        return index_and_notify(Caller(operator_principal(), governance, "timer"), engine, root)
+    except TextIndexError:  # another process holds the index's writer: the next tick
+        return None
+
+
 def _notification(row: dict[str, Any]) -> dict[str, Any]:
     return {"notification_id": int(row["notification_id"]), "search_id": int(row["search_id"]),
             "search_name": row["search_name"], "created_at": row["created_at"].isoformat(),
@@ -223,4 +243,11 @@ def mark_read(caller: Caller, engine: Engine, notification_ids: Sequence[int]) -
     return {"read": ids}
 
 
-__all__ = ["NOTIFICATIONS", "index_and_notify", "list_notifications", "mark_read", "notify_new_matches"]
+__all__ = [
+    "NOTIFICATIONS",
+    "index_and_notify",
+    "index_new_reports",
+    "list_notifications",
+    "mark_read",
+    "notify_new_matches",
+]
