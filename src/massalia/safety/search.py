@@ -88,20 +88,32 @@ class IndexSummary:
 
 
 def _batches(engine: Engine, after: int) -> Iterator[list[dict[str, Any]]]:
-    """Latest versions of the reports with ``report_id > after``, in id order, ``BATCH_ROWS`` at a time."""
-    last = after
-    while True:
+    """Latest versions of the reports with ``report_id > after``, in id order, ``BATCH_ROWS`` at a time.
+
+    Which reports are latest is decided once (one window over the new reports' ids); each batch then reads an
+    id range. Deciding it in every batch's query re-ran the window over every remaining report: about 3 s a
+    batch at a million reports, half of a full index's time.
+    """
+    latest = (
+        engine.query(
+            f"SELECT r.report_id FROM {REPORTS} AS r WHERE r.report_id > {int(after)} "
+            f"QUALIFY r.version = max(r.version) OVER (PARTITION BY r.source, r.source_id) ORDER BY r.report_id"
+        )
+        .column("report_id")
+        .to_pylist()
+    )
+    for at in range(0, len(latest), BATCH_ROWS):
+        chosen = latest[at : at + BATCH_ROWS]
+        wanted = set(chosen)
         rows = engine.query(
             f"SELECT r.report_id, r.incident_id, r.source, r.source_id, r.occurred_at, i.zone, i.family, r.type_code, "
             f"r.narrative, r.attachments, r.source_file FROM {REPORTS} AS r "
-            f"JOIN {INCIDENTS} AS i ON i.incident_id = r.incident_id WHERE r.report_id > {int(last)} "
-            f"QUALIFY r.version = max(r.version) OVER (PARTITION BY r.source, r.source_id) "
-            f"ORDER BY r.report_id LIMIT {BATCH_ROWS}"
+            f"JOIN {INCIDENTS} AS i ON i.incident_id = r.incident_id "
+            f"WHERE r.report_id BETWEEN {int(chosen[0])} AND {int(chosen[-1])} ORDER BY r.report_id"
         ).to_pylist()
-        if not rows:
-            return
-        yield rows
-        last = int(rows[-1]["report_id"])
+        batch = [row for row in rows if row["report_id"] in wanted]  # earlier versions in the range are left
+        if batch:
+            yield batch
 
 
 def _superseded(engine: Engine, after: int) -> list[int]:
