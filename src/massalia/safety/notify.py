@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import threading
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -74,6 +75,7 @@ NOTIFICATION_COLUMNS = (
     Column("audit_index", "BIGINT"),
     Column("read_at", "TIMESTAMP"),
 )
+_EVALUATING = threading.Lock()
 HIT_FIELDS = ("report_id", "incident_id", "occurred_at", "zone", "family", "type_code", "source")
 """What a notification keeps of a match: where to look, never what the narrative says."""
 
@@ -132,6 +134,14 @@ def notify_new_matches(governance: Governance, engine: Engine, root: Path) -> di
     Returns how many searches were evaluated, notified (a match recorded) and skipped (owner gone or disabled,
     right lost, or a count-only grant), and the report id the index reaches.
     """
+    # One evaluation at a time in a process (an index request and the alarm tick may end together): the second
+    # reads the marks the first moved, so a match is notified once (two server processes on PostgreSQL could
+    # still both notify one match: no cross-process lock here).
+    with _EVALUATING:
+        return _notify(governance, engine, root)
+
+
+def _notify(governance: Governance, engine: Engine, root: Path) -> dict[str, Any]:
     summary = {"evaluated": 0, "notified": 0, "skipped": 0, "up_to": 0}
     if not engine.table_exists(views.SEARCHES):
         return summary
