@@ -322,6 +322,7 @@ SPECS: dict[str, Callable[[Matrix, str, str], Request]] = {
     "POST /api/v1/safety/search/index": lambda m, c, r: {"json": {}},
     "POST /api/v1/safety/saved-searches": lambda m, c, r: {"json": {"name": "Nuits", "query": "tapage"}},
     "DELETE /api/v1/safety/saved-searches/{search_id}": lambda m, c, r: {"path": {"search_id": 1}},
+    "POST /api/v1/safety/notifications/read": lambda m, c, r: {"json": {"notification_ids": [1]}},
     "POST /api/v1/safety/views": lambda m, c, r: {"json": {"name": "Centre"}},
     "GET /api/v1/safety/views/{view_id}": lambda m, c, r: {"path": {"view_id": 1}},
     "DELETE /api/v1/safety/views/{view_id}": lambda m, c, r: {"path": {"view_id": 1}},

@@ -14,7 +14,7 @@ from test_accessibility import audit
 
 from massalia.governance import Caller, Role, operator_principal
 from massalia.pipelines import LineageStore
-from massalia.safety import search
+from massalia.safety import notify, search, views
 from massalia.safety.log import load_delivery
 from massalia.safety.synth.generator import GeneratorConfig, generate
 
@@ -70,6 +70,35 @@ def test_safety_operator_searches_narratives_and_attachments(
     cells = "[...document.querySelectorAll('#safety-hits tbody td:nth-child(2)')]"
     wait_until(page, f"(z) => {cells}.every((td) => td.textContent === z)", chosen)
     screenshot(page, "80-safety-search")
+
+
+def test_an_operator_saves_a_search_and_sees_its_new_matches_as_a_badge(browsing: Browsing, safety_site: Site) -> None:
+    page = browsing.page
+    browsing.sign_in("safety_operator")
+    page.goto("/portal/safety/search")
+    page.wait_for_selector("#safety-save-form")
+    page.fill("#safety-q", "vol")
+    page.click("#safety-submit")
+    page.wait_for_selector("#safety-hits")
+    page.fill("#safety-save-name", "Vols, badge")
+    page.click("#safety-save")
+    page.locator("#safety-saved li", has_text="Vols, badge").wait_for()
+    # What is indexed when a search is saved is not new for it: as if it had been saved before these reports,
+    # the next index run (here its notification step) finds them and notifies its owner.
+    keeper = safety_site.app.state.massalia.warehouses
+    engine = keeper.connect()
+    try:
+        engine.execute(f"UPDATE {views.SEARCHES} SET checked_up_to = 0 WHERE name = 'Vols, badge'")
+        summary = notify.notify_new_matches(safety_site.app.state.massalia.governance, engine, safety_site.home.indexes)
+    finally:
+        keeper.release(engine)
+    assert summary["notified"] == 1
+    page.reload()
+    page.wait_for_selector("#safety-unread")
+    badge = page.locator("#safety-saved li", has_text="Vols, badge").locator(".badge")
+    assert badge.get_attribute("data-unread") == "1"
+    page.locator("#safety-saved li", has_text="Vols, badge").locator("[data-read]").click()
+    wait_until(page, "() => document.querySelector('#safety-unread') === null")
 
 
 def test_attack_a_partner_gets_a_noisy_count_in_the_search_page(browsing: Browsing, safety_site: Site) -> None:

@@ -16,12 +16,14 @@ from search_world import City, make_city
 
 from massalia.engine import connect
 from massalia.governance import AccessDenied, InvalidRequest
+from massalia.ledger import TransparencyLog
 from massalia.pipelines import LineageStore
 from massalia.safety import search
 from massalia.safety.log import REPORTS, load_delivery
 from massalia.safety.query import FilterError, IncidentFilter
 from massalia.safety.synth.generator import GeneratorConfig, generate
-from massalia.text import QuerySyntaxError, TantivyIndex
+from massalia.text import QuerySyntaxError, TantivyIndex, parse_query
+from massalia.text.query import canonical
 
 
 @pytest.fixture(scope="module")
@@ -209,3 +211,36 @@ def test_attack_query_language_and_sql_injection_are_refused_or_read_as_words(
 def test_an_index_missing_or_never_built_is_a_clear_error(city: City, loaded: Loaded, tmp_path: Path) -> None:
     with pytest.raises(InvalidRequest, match="no text index"):
         search.search_reports(city.caller("operator"), loaded.engine, tmp_path, "vol")
+
+
+def test_a_search_answers_with_its_durable_audit_entry_covered_by_a_signed_head(
+    city: City, loaded: Loaded, indexed: tuple[Path, search.IndexSummary]
+) -> None:
+    """The entry is written while the index is read (audit_before_answer), never after the answer has left."""
+    root, _ = indexed
+    operator = city.caller("operator")
+    found = search.search_reports(operator, loaded.engine, root, "tapage nocturne")
+    assert found.mode == "identified" and found.audit_index is not None
+    with TransparencyLog(city.gov.ledger_path, readonly=True) as log:
+        entry = log.get(found.audit_index).entry
+        assert log.tree_heads()[-1].tree_size > found.audit_index, "covered by a signed head when the answer came"
+    assert (entry["action"], entry["actor"], entry["decision"]) == (search.ACTION, "operator.search", "allowed")
+    assert entry["resource"]["query_hmac"] == search.query_digest(operator, canonical(parse_query("tapage nocturne")))
+
+
+def test_the_opened_index_is_reused_and_a_commit_is_seen_by_the_next_search(tmp_path: Path) -> None:
+    def report(number: int) -> dict[str, object]:
+        return {"report_id": number, "incident_id": number, "narrative": f"tapage {number}", "zone": "D01",
+                "occurred_at": dt.datetime(2025, 1, 1)}  # fmt: skip
+
+    with TantivyIndex.build(tmp_path, search.INDEX_NAME, search.SCHEMA) as built:
+        built.add_new([report(1), report(2)])
+    first = search.open_index(tmp_path)
+    assert search.open_index(tmp_path) is first and first.num_docs == 2, "opened once while nothing changes"
+    writer = TantivyIndex.open(tmp_path, search.INDEX_NAME, search.SCHEMA)
+    writer.add([report(3)])
+    writer.commit()
+    assert search.open_index(tmp_path).num_docs == 3, "a commit in between is seen by the next search"
+    with TantivyIndex.build(tmp_path, search.INDEX_NAME, search.SCHEMA) as rebuilt:  # a new generation
+        rebuilt.add_new([report(9)])
+    assert search.open_index(tmp_path).max_id() == 9

@@ -17,8 +17,8 @@ from massalia.cli.common import EngineOption, HomeOption, console, existing_home
 from massalia.cli.safety_alarms import alarms_app
 from massalia.governance import InvalidRequest
 from massalia.pipelines import LineageStore
+from massalia.safety import notify, services, views
 from massalia.safety import search as safety_search
-from massalia.safety import services, views
 from massalia.safety.query import IncidentFilter
 from massalia.safety.synth.generator import GeneratorConfig, generate
 from massalia.warehouse import open_warehouse
@@ -153,10 +153,13 @@ def index_command(
     home_dir: HomeOption = None,
     engine: EngineOption = None,
 ) -> None:
-    """Index narratives and attachments for search (the reports loaded since the last run); bad files named."""
+    """Index narratives and attachments for search (the reports loaded since the last run); bad files named.
+
+    The saved searches are then run over the new reports for their owners (notifications of new matches).
+    """
     data = existing_home(home_dir)
     with governed(data) as caller, open_warehouse(data, engine) as warehouse:
-        _print(safety_search.index_reports(caller, warehouse, data.indexes, rebuild=rebuild).as_dict())
+        _print(notify.index_and_notify(caller, warehouse, data.indexes, rebuild=rebuild))
 
 
 @safety_app.command("search")
@@ -174,20 +177,30 @@ def search_command(
     saved: Annotated[bool, typer.Option("--saved", help="List your saved searches.")] = False,
     check: Annotated[bool, typer.Option("--check", help="Check your saved searches for new matches.")] = False,
     delete: Annotated[int | None, typer.Option("--delete-saved", min=1, help="Delete a saved search.")] = None,
+    notifications: Annotated[
+        bool, typer.Option("--notifications", help="List your notifications of new matches.")
+    ] = False,
+    read: Annotated[
+        list[int] | None, typer.Option("--read-notification", min=1, help="Mark a notification read (repeatable).")
+    ] = None,
     home_dir: HomeOption = None,
     engine: EngineOption = None,
 ) -> None:
     """Search narratives and attachments (JSON), or keep, list, check and delete saved searches."""
     data = existing_home(home_dir)
     with governed(data) as caller, open_warehouse(data, engine) as warehouse:
-        if saved:
+        if notifications:
+            _print(notify.list_notifications(caller, warehouse))
+        elif read:
+            _print(notify.mark_read(caller, warehouse, read))
+        elif saved:
             _print(views.list_searches(caller, warehouse))
         elif check:
             _print(views.check_searches(caller, warehouse, data.indexes))
         elif delete is not None:
             _print(views.delete_search(caller, warehouse, delete))
         elif query is None:
-            raise InvalidRequest("give a QUERY (or --saved, --check, --delete-saved)")
+            raise InvalidRequest("give a QUERY (or --saved, --check, --delete-saved, --notifications)")
         elif save is not None:
             where = _filter(start, end, zone, family, type_, source)
             _print(views.save_search(caller, warehouse, data.indexes, save, query, where))

@@ -6,8 +6,10 @@ import hashlib
 import json
 import os
 import pwd
+import threading
 import time
 from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from contextvars import ContextVar
 from typing import Any
@@ -27,6 +29,10 @@ RESERVED_AUDIT_KEYS = frozenset(
 )  # fmt: skip
 # The audit trail whose audits in this context leave their signed tree head to the end of a block (one_tree_head).
 _ONE_TREE_HEAD: ContextVar[object | None] = ContextVar("massalia_one_tree_head", default=None)
+# The gate of the audit trail whose decisions in this context are written while the block reads (audit_before_answer).
+_ANSWER_GATE: ContextVar[AuditGate | None] = ContextVar("massalia_answer_gate", default=None)
+AUDIT_WRITERS = 8
+"""Threads writing gated audit entries: concurrent requests' entries meet in the ledger's group commit."""
 # An audit value whose canonical JSON is longer than this is recorded as its SHA-256 and length: the trail
 # proves what was asked without storing (or letting an anonymous caller store) megabytes per entry.
 AUDIT_VALUE_MAX_BYTES = 2048
@@ -80,6 +86,48 @@ def operator_principal() -> Principal:
     )
 
 
+_writer_lock = threading.Lock()
+_writer: tuple[int, ThreadPoolExecutor] | None = None
+
+
+def _audit_writer() -> ThreadPoolExecutor:
+    """The process's pool of audit writers (made again in a forked child, whose copy has no threads)."""
+    global _writer
+    with _writer_lock:
+        if _writer is None or _writer[0] != os.getpid():
+            _writer = (os.getpid(), ThreadPoolExecutor(AUDIT_WRITERS, thread_name_prefix="massalia-audit"))
+        return _writer[1]
+
+
+class AuditGate:
+    """The decisions audited in one :meth:`AuditTrail.audit_before_answer` block, written while the block reads.
+
+    ``indexes`` holds their transparency-log indexes, in the order they were decided, once the block has ended
+    (every entry durable and covered by a signed tree head by then).
+    """
+
+    def __init__(self, trail: AuditTrail) -> None:
+        self.trail = trail
+        self.indexes: list[int] = []
+        self._pending: list[Future[int]] = []
+
+    def start(self, entry: dict[str, Any], sign: bool) -> None:
+        """Hand ``entry`` to an audit writer; the block's end waits for it."""
+        self._pending.append(_audit_writer().submit(self.trail._write_entry, entry, sign))
+
+    def wait(self) -> None:
+        """Wait for every entry started; raise the first write that failed (after all have finished)."""
+        failed: BaseException | None = None
+        for pending in self._pending:
+            try:
+                self.indexes.append(pending.result())
+            except BaseException as error:  # re-raised below, once every write has finished
+                failed = failed or error
+        self._pending = []
+        if failed is not None:
+            raise failed
+
+
 class AuditTrail(GovernanceStore):
     """Appends the governance service's entries to the transparency log (a part of ``Governance``)."""
 
@@ -109,6 +157,22 @@ class AuditTrail(GovernanceStore):
         value is bounded (:func:`bounded_audit_value`); an operator's entry names the OS account and uid
         of the process (never an environment variable).
         """
+        return self._write_entry(self._entry(principal, action, detail), _ONE_TREE_HEAD.get() is not self)
+
+    def audit_decision(self, principal: Principal, action: str, **detail: Any) -> int | None:
+        """:meth:`audit` for a rights decision: inside :meth:`audit_before_answer`, written while the block reads.
+
+        Returns the entry's index, or ``None`` when the block's gate writes it (the gate then holds the index).
+        """
+        gate = _ANSWER_GATE.get()
+        if gate is None or gate.trail is not self:
+            return self.audit(principal, action, **detail)
+        # Signed by its writer whatever the context: a one_tree_head block inside this one may end (and sign)
+        # before the entry is committed, so its head could not be relied on to cover it.
+        gate.start(self._entry(principal, action, detail), True)
+        return None
+
+    def _entry(self, principal: Principal, action: str, detail: dict[str, Any]) -> dict[str, Any]:
         clash = set(detail) & {"time", "actor", "auth", "roles", "action", "os_uid", "os_account"}
         if clash:
             raise InvalidRequest(f"audit detail may not use the reserved key(s) {', '.join(sorted(clash))}")
@@ -122,17 +186,49 @@ class AuditTrail(GovernanceStore):
         }
         if principal.auth == "operator":
             entry["os_uid"], entry["os_account"] = operator_account()
+        return entry
+
+    def _write_entry(self, entry: dict[str, Any], sign: bool) -> int:
+        """Append ``entry`` durably; with ``sign``, make sure a signed tree head covers it before returning."""
         log = self._open_audit_log()
         try:
             written = log.append(entry)
             head = log.latest_tree_head()
             # Appends of concurrent requests are committed together (the log's group commit); a tree head
             # signed after this entry was committed covers it already, so only an uncovered entry signs one.
-            if (head is None or head.tree_size <= written.index) and _ONE_TREE_HEAD.get() is not self:
+            if sign and (head is None or head.tree_size <= written.index):
                 log.tree_head()
             return written.index
         finally:
             self._close_audit_log()
+
+    @contextmanager
+    def audit_before_answer(self) -> Iterator[AuditGate]:
+        """Decisions audited in the block are written while it reads; the block ends once all are durable.
+
+        For a read whose own cost is close to the audit's (a search: a few milliseconds of index, a few fsyncs
+        of the transparency log): the decision is taken first, as always (a refusal reads nothing), then its
+        entry is appended (durably, and covered by a signed tree head) by an audit writer while the block
+        reads, and the block does not end, with its answer or its error, before every entry of the block is
+        durable and covered. So no answer leaves before its audit entry is durable, as before, and a search
+        costs the longer of the two rather than their sum. A write that fails fails the block (the answer
+        never leaves). Entries appended by :meth:`audit` itself (not a decision) are written in line as ever.
+        Nested blocks are one block.
+        """
+        current = _ANSWER_GATE.get()
+        if current is not None and current.trail is self:
+            yield current
+            return
+        gate = AuditGate(self)
+        token = _ANSWER_GATE.set(gate)
+        try:
+            yield gate
+        except BaseException:
+            _ANSWER_GATE.reset(token)
+            gate.wait()  # the error leaves after the entries too (a failed write replaces it)
+            raise
+        _ANSWER_GATE.reset(token)
+        gate.wait()
 
     @contextmanager
     def one_tree_head(self) -> Iterator[None]:

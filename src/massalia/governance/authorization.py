@@ -119,13 +119,15 @@ class Authorization(AuditTrail):
             grant = decide(self.rights, principal, action, facts)
         except AccessDenied as denied:
             if audited:
-                self.audit(principal, action, decision="denied", denied_because=denied.reason, project_id=project_id,
-                           **extra)  # fmt: skip
+                self.audit_decision(principal, action, decision="denied", denied_because=denied.reason,
+                                    project_id=project_id, **extra)  # fmt: skip
             raise
         if audited:
             flags = {"raw_counts": grant.raw_counts, "row_level": grant.row_level,
                      "pseudonymized": grant.pseudonymized, "site": grant.site}  # fmt: skip
-            index = self.audit(principal, action, decision="allowed", project_id=project_id, grant=flags, **extra)
+            # Inside audit_before_answer the entry is being written while the caller reads: its index is the gate's.
+            index = self.audit_decision(principal, action, decision="allowed", project_id=project_id, grant=flags,
+                                        **extra)  # fmt: skip
             grant = Grant(**{**grant.__dict__, "audit_index": index})
         return grant
 

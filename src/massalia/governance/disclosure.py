@@ -48,7 +48,8 @@ from massalia.governance.tables import DisclosureChargeRow, DisclosureReleaseRow
 MICRO = 1_000_000
 """Privacy loss is stored as integer micro-epsilon: budget sums stay exact."""
 
-MAX_CELLS = 512
+MAX_CELLS = 2048
+"""Most counts in one release: a city's grid of 500 m cells (about 1,150) in one noisy release, not three."""
 MAX_CELL_NAME = 128
 MAX_QUERY_BYTES = 64_000
 RELEASE_ACTION = "disclosure.release"

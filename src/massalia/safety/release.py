@@ -40,9 +40,12 @@ MAX_BUCKETS = 20_000
 """The most buckets a partner's fixed timeline may hold (two years and more of hours)."""
 
 
-def data_version(engine: Engine) -> str:
-    """What identifies the incident log's content for the release store (new loads give new releases)."""
-    if not engine.table_exists(INCIDENTS):
+def data_version(engine: Engine, *, present: bool = False) -> str:
+    """What identifies the incident log's content for the release store (new loads give new releases).
+
+    ``present``: the caller has just seen the incident table exist (listing the tables costs milliseconds).
+    """
+    if not present and not engine.table_exists(INCIDENTS):
         return "empty"
     row = engine.query(
         f"SELECT count(*) AS n, max(incident_id) AS top, max(run_id) AS run FROM {INCIDENTS}"
@@ -58,11 +61,13 @@ def release_table(
     counts: Mapping[str, int],
     *,
     sensitivity: int = 1,
+    present: bool = False,
 ) -> tuple[dict[str, int | None], dict[str, Any]]:
     """Release ``counts`` (cell name to exact count) to ``caller`` through the noisy, budgeted mechanism.
 
     ``query`` names what was asked (filter, grouping, cell size): with the data version, it is the release's
     key. ``sensitivity`` is how many of the cells one incident can change (1 when the cells are disjoint).
+    ``present``: the incident table is known to exist (see :func:`data_version`).
     Returns the released values (``None``: under the threshold) and how they were released.
 
     Raises
@@ -72,7 +77,7 @@ def release_table(
     """
     if not counts:
         return {}, {"mode": "noisy", "charged": 0.0, "releases": 0}
-    version = data_version(engine)
+    version = data_version(engine, present=present)
     names = sorted(counts)
     values: dict[str, int | None] = {}
     charged = 0.0

@@ -12,16 +12,17 @@ narrative nor a party (no rule of ``rights.yaml`` gives a partner those actions)
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Sequence
+import functools
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Concatenate, ParamSpec, TypeVar
 
 from massalia.engine import Engine
 from massalia.governance import Caller, InvalidRequest, NotFound
 from massalia.governance.disclosure import settings_from_env
 from massalia.pipelines import REJECTS, LineageStore
+from massalia.safety import notify
 from massalia.safety import release as safety_release
-from massalia.safety import search
 from massalia.safety.basemap import basemap
 from massalia.safety.catalogue import coverage, load_catalogue
 from massalia.safety.geo import districts
@@ -49,6 +50,27 @@ SORTS = {
 """Columns an incident list may be sorted by (server-side; the id breaks ties so pages never overlap)."""
 BIAS_RATIO = 0.5
 """A zone's share of incidents seen by a source under half the city's share gets a reporting-bias note."""
+
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def _audited_while_read(service: Callable[Concatenate[Caller, P], R]) -> Callable[Concatenate[Caller, P], R]:
+    """An aggregate service whose decision is audited while it reads, with one signed tree head for the call.
+
+    The decision is taken first (a refusal reads nothing); its entry is written while the service aggregates
+    (:meth:`~massalia.governance.Governance.audit_before_answer`), the releases' own entries share one signed
+    tree head (:meth:`~massalia.governance.Governance.one_tree_head`), and the answer leaves only once every
+    entry is durable and covered: the guarantees of an audit per entry, for the cost of the longer of the two.
+    """
+
+    @functools.wraps(service)
+    def guarded(caller: Caller, /, *args: P.args, **kwargs: P.kwargs) -> R:
+        with caller.governance.audit_before_answer(), caller.governance.one_tree_head():
+            return service(caller, *args, **kwargs)
+
+    return guarded
 
 
 def _ready(engine: Engine) -> bool:
@@ -84,12 +106,13 @@ def load(
     """Load a delivery folder (``safety.incident.load``): one atomic run, files already loaded skipped.
 
     With ``index_root``, the reports just loaded are then added to the search index (``safety.search.index``,
-    incremental: only the new reports), so a search sees incidents as they load.
+    incremental: only the new reports), so a search sees incidents as they load, and the saved searches are
+    run over them for their owners (:func:`massalia.safety.notify.notify_new_matches`).
     """
     caller.authorize("safety.incident.load", detail={"channel": caller.channel, "root": str(root)})
     result = load_delivery(engine, root, store)
     indexed = (
-        search.index_reports(caller, engine, index_root).as_dict()
+        notify.index_and_notify(caller, engine, index_root)
         if index_root is not None and result.status == "success"
         else None
     )
@@ -280,6 +303,7 @@ def reporting_bias(engine: Engine, where: IncidentFilter, totals: dict[str, int]
     return notes
 
 
+@_audited_while_read
 def statistics(caller: Caller, engine: Engine, where: IncidentFilter, by: str = "zone") -> dict[str, Any]:
     """Incident counts by ``by`` (zone, family, type, month, weekday, hour), past periods, rates, bias notes.
 
@@ -309,7 +333,7 @@ def statistics(caller: Caller, engine: Engine, where: IncidentFilter, by: str = 
         depth = _overlap_depth([chosen for chosen in series.values() if chosen is not None])
         released, release = safety_release.release_table(caller, engine, "safety.stats.read",
                                                          {"filter": where.describe(), "by": by}, cells,
-                                                         sensitivity=depth)  # fmt: skip
+                                                         sensitivity=depth, present=True)  # fmt: skip
         shown = {name: {key: released.get(f"{name}|{key}") for key in keys} for name in counts if series[name]}
     rows = []
     for key in keys:
@@ -360,6 +384,7 @@ def _bias_for(exact: bool, notes: list[dict[str, Any]]) -> list[dict[str, Any]]:
             for n in notes]  # fmt: skip
 
 
+@_audited_while_read
 def map_grid(caller: Caller, engine: Engine, where: IncidentFilter, cell_metres: int = 500) -> dict[str, Any]:
     """Incidents counted on a square grid (Lambert-93 cells of ``cell_metres``), every filter honoured, no cap.
 
@@ -415,7 +440,12 @@ def _partner_grid(
         if name in true:
             true[name] += int(row["n"])
     released, release = safety_release.release_table(  # disjoint cells: one incident changes one count
-        caller, engine, "safety.map.read", {"filter": where.describe(), "cell": size, "grid": "fixed"}, true
+        caller,
+        engine,
+        "safety.map.read",
+        {"filter": where.describe(), "cell": size, "grid": "fixed"},
+        true,
+        present=True,
     )
     cells = [{"x_l93": gx * size, "y_l93": gy * size, "count": released[f"{gx}:{gy}"]} for gx, gy in grid]
     shown = [c for c in cells if c["count"] is not None]
@@ -425,6 +455,7 @@ def _partner_grid(
             "release": release}  # fmt: skip
 
 
+@_audited_while_read
 def timeline(caller: Caller, engine: Engine, where: IncidentFilter, bucket: str = "day") -> dict[str, Any]:
     """Incident counts per time bucket (hour, day, week, month) under ``where``, for a timeline linked to the map."""
     if bucket not in TIMELINE_BUCKETS:
@@ -456,7 +487,12 @@ def timeline(caller: Caller, engine: Engine, where: IncidentFilter, bucket: str 
             true[r["t"].isoformat()] = int(r["n"])
     period = [start.isoformat(), end.isoformat()]
     released, release = safety_release.release_table(
-        caller, engine, "safety.map.read", {"filter": where.describe(), "timeline": bucket, "period": period}, true
+        caller,
+        engine,
+        "safety.map.read",
+        {"filter": where.describe(), "timeline": bucket, "period": period},
+        true,
+        present=True,
     )
     points = [{"t": b, "count": released[b]} for b in buckets]
     return {"bucket": bucket, "points": points, "threshold": threshold, "release": release}

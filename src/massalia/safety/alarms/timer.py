@@ -88,6 +88,9 @@ class AlarmTimer:
         Open one connection to the warehouse and close it (the API's per-request mechanism).
     interval_s
         Seconds between two ticks (the first tick comes one interval after :meth:`start`).
+    after_tick
+        Called with the tick's connection after the alarm engine's tick (the API server indexes the live
+        reports and pushes the saved searches: :func:`massalia.safety.notify.index_new_reports`).
 
     Examples
     --------
@@ -102,6 +105,7 @@ class AlarmTimer:
         release: Callable[[Engine], None],
         *,
         interval_s: float = DEFAULT_TICK_S,
+        after_tick: Callable[[Engine], object] | None = None,
     ) -> None:
         if not interval_s > 0:
             raise ValueError(f"interval_s: {interval_s!r}, expected seconds > 0")
@@ -109,6 +113,7 @@ class AlarmTimer:
         self._connect = connect
         self._release = release
         self.interval_s = interval_s
+        self._after_tick = after_tick  # e.g. index live reports and push saved searches (safety.notify)
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.ticks = 0
@@ -151,6 +156,8 @@ class AlarmTimer:
                 self.skipped += 1
                 return None
             changes = service.tick(self.governance, engine)
+            if self._after_tick is not None:
+                self._after_tick(engine)
         finally:
             self._release(engine)
         self.ticks += 1

@@ -10,8 +10,11 @@ import { errorBox } from "/static/js/ui.js";
 import { SOURCES, ZONES, field, prepare, select, t } from "./kit.js";
 
 const PAGE_SIZE = 20;
-const state = { form: { query: "", zone: "", family: "", source: "", start: "", end: "" }, page: 1, result: null, error: null, families: [] };
+const SAVERS = ["safety_operator", "safety_analyst", "safety_manager"];
+const POLL_MS = 30000;
+const state = { form: { query: "", zone: "", family: "", source: "", start: "", end: "" }, page: 1, result: null, error: null, families: [], saver: false };
 let view = null;
+let poll = null;
 
 function body() {
   const f = state.form;
@@ -123,15 +126,76 @@ function drawForm() {
     h("button", { type: "submit", class: "primary", id: "safety-submit" }, t("safety.search")))));
 }
 
-export async function render(main) {
+// Saved searches and their notifications: new matches are found by the server when new reports are indexed,
+// run as the owner (GET /safety/notifications); the list shows each search's unread ones as a badge.
+async function loadSaved() {
+  const part = view.saved;
+  if (!document.body.contains(part)) { clearInterval(poll); poll = null; return; }
+  part.setAttribute("aria-busy", "true");
+  try {
+    const [saved, notes] = await Promise.all([api("GET", "/safety/saved-searches"), api("GET", "/safety/notifications?unread=true")]);
+    drawSaved(saved.searches, notes);
+  } catch (error) {
+    replace(part, errorBox(error));
+  }
+  part.setAttribute("aria-busy", "false");
+}
+
+function drawSaved(searches, notes) {
+  const unread = {};
+  for (const note of notes.notifications) (unread[note.search_id] = unread[note.search_id] || []).push(note);
+  const name = h("input", { type: "text", maxLength: 120, required: true });
+  const items = searches.map((s) => {
+    const mine = unread[s.search_id] || [];
+    const matches = mine.reduce((n, note) => n + note.new_matches, 0);
+    return h("li", { dataset: { search: String(s.search_id) } },
+      h("button", { type: "button", class: "link-button", onclick: () => { state.form = { ...state.form, query: s.query }; state.page = 1; drawForm(); search(); } }, s.name),
+      mine.length ? [" ", h("span", { class: "badge", dataset: { unread: String(mine.length) } }, formatNumber(matches), h("span", { class: "sr-only" }, ` ${t("safety.new_matches", { n: formatNumber(matches) })}`)),
+        " ", h("button", { type: "button", class: "link-button", dataset: { read: String(s.search_id) }, onclick: () => markRead(mine) }, t("safety.mark_read"))] : "");
+  });
+  replace(view.saved, h("h2", {}, t("safety.saved_title"), notes.unread ? [" ", h("span", { class: "badge", id: "safety-unread" }, formatNumber(notes.unread))] : ""),
+    items.length ? h("ul", { id: "safety-saved" }, items) : h("p", { class: "muted", id: "safety-saved" }, t("safety.no_saved")),
+    h("form", { class: "filters", id: "safety-save-form", onsubmit: async (e) => {
+      e.preventDefault();
+      if (!state.form.query) return;
+      const filter = body();
+      delete filter.query; delete filter.page; delete filter.page_size;
+      try {
+        await api("POST", "/safety/saved-searches", { name: name.value.trim(), query: state.form.query, ...filter });
+        await loadSaved();
+      } catch (error) {
+        replace(view.saved, errorBox(error));
+      }
+    } },
+    field("safety-save-name", t("safety.save_name"), name),
+    h("button", { type: "submit", id: "safety-save" }, t("safety.save_search"))));
+}
+
+async function markRead(notes) {
+  try {
+    await api("POST", "/safety/notifications/read", { notification_ids: notes.map((n) => n.notification_id) });
+    await loadSaved();
+  } catch (error) {
+    replace(view.saved, errorBox(error));
+  }
+}
+
+export async function render(main, ctx) {
   await prepare();
+  state.saver = ((ctx && ctx.user && ctx.user.roles) || []).some((r) => SAVERS.includes(r));
   try {
     state.families = Object.keys((await api("GET", "/safety/catalogue")).families || {}).sort();
   } catch {
     state.families = [];
   }
-  view = { form: h("div", {}), results: h("section", { class: "card", id: "safety-results", "aria-label": t("safety.results"), "aria-busy": "false" }) };
-  replace(main, h("div", { class: "safety" }, h("h1", {}, t("safety.search_title")), h("p", { class: "lead" }, t("safety.search_lead")), view.form, view.results));
+  view = { form: h("div", {}), results: h("section", { class: "card", id: "safety-results", "aria-label": t("safety.results"), "aria-busy": "false" }),
+    saved: h("section", { class: "card", id: "safety-saved-card", "aria-label": t("safety.saved_title"), "aria-busy": "false" }) };
+  replace(main, h("div", { class: "safety" }, h("h1", {}, t("safety.search_title")), h("p", { class: "lead" }, t("safety.search_lead")), view.form,
+    state.saver ? view.saved : "", view.results));
   drawForm();
   if (state.result || state.error) draw();
+  if (state.saver) {
+    await loadSaved();
+    if (poll === null) poll = setInterval(loadSaved, POLL_MS);
+  }
 }

@@ -24,6 +24,7 @@ from fastapi.responses import StreamingResponse
 
 from massalia.api.deps import ApiContext, Caller, Context, Warehouse, action
 from massalia.governance import InvalidRequest
+from massalia.safety import notify
 from massalia.safety.alarms import service
 from massalia.safety.alarms.timer import AlarmTimer, tick_interval
 from massalia.safety.ingest import MAX_EVENT_BYTES
@@ -38,7 +39,14 @@ async def alarm_timer(app: FastAPI) -> AsyncIterator[None]:
     if not interval or keeper is None:
         yield
         return
-    timer = AlarmTimer(context.governance, keeper.connect, keeper.release, interval_s=interval).start()
+    indexes = context.home.indexes
+    timer = AlarmTimer(
+        context.governance,
+        keeper.connect,
+        keeper.release,
+        interval_s=interval,
+        after_tick=lambda engine: notify.index_new_reports(context.governance, engine, indexes),
+    ).start()
     app.state.safety_alarm_timer = timer
     try:
         yield

@@ -13,8 +13,8 @@ from fastapi import APIRouter, Path
 from pydantic import BaseModel, Field
 
 from massalia.api.deps import Caller, Context, Warehouse, action
+from massalia.safety import notify, services, views
 from massalia.safety import search as safety_search
-from massalia.safety import services, views
 from massalia.safety.query import IncidentFilter
 from massalia.text import MAX_PAGE_SIZE, MAX_QUERY_CHARS
 
@@ -58,6 +58,12 @@ class SavedSearchBody(FilterBody):
     query: str = Field(min_length=1, max_length=MAX_QUERY_CHARS)
 
 
+class ReadBody(BaseModel):
+    """Notifications to mark read (the caller's own)."""
+
+    notification_ids: list[Annotated[int, Field(ge=1, le=2**62)]] = Field(min_length=1, max_length=notify.MAX_MARKED)
+
+
 class IndexBody(BaseModel):
     """Whether to rebuild the whole index (otherwise: the reports loaded since the last run)."""
 
@@ -76,8 +82,8 @@ def search(body: SearchBody, context: Context, caller: Caller, warehouse: Wareho
 
 @router.post("/search/index", **action(safety_search.INDEX_ACTION))
 def index(body: IndexBody, context: Context, caller: Caller, warehouse: Warehouse) -> dict[str, Any]:
-    """Index the reports loaded since the last run (or rebuild): unreadable attachments are named, not fatal."""
-    return safety_search.index_reports(caller, warehouse, context.home.indexes, rebuild=body.rebuild).as_dict()
+    """Index the reports loaded since the last run (or rebuild), then notify the saved searches of new matches."""
+    return notify.index_and_notify(caller, warehouse, context.home.indexes, rebuild=body.rebuild)
 
 
 @router.get("/saved-searches", **action(views.SEARCH_ACTION))
@@ -104,3 +110,15 @@ def delete_search(
 ) -> dict[str, Any]:
     """Delete one of the caller's saved searches (another user's is not found)."""
     return views.delete_search(caller, warehouse, search_id)
+
+
+@router.get("/notifications", **action(views.SEARCH_ACTION))
+def notifications(context: Context, caller: Caller, warehouse: Warehouse, unread: bool = False) -> dict[str, Any]:
+    """The caller's own notifications of new matches of their saved searches (newest first) and the unread count."""
+    return notify.list_notifications(caller, warehouse, unread_only=unread)
+
+
+@router.post("/notifications/read", **action(views.SEARCH_ACTION))
+def read_notifications(body: ReadBody, context: Context, caller: Caller, warehouse: Warehouse) -> dict[str, Any]:
+    """Mark some of the caller's notifications read (another user's is not found)."""
+    return notify.mark_read(caller, warehouse, body.notification_ids)
