@@ -93,7 +93,8 @@ class _Patterns:
     """Massalia's compiled patterns: one alternation per label, each alternative a named group."""
 
     def __init__(self, guard: bool = True) -> None:
-        # ``guard``: each pattern behind a look-ahead on its first characters (same matches, see prefilter.py).
+        # ``guard``: each pattern behind a look-ahead on its first characters, and a label's terms behind their
+        # shared word-start look-behind (same matches, see prefilter.py); ``False``: the patterns as written.
         keep: Any = guarded if guard else (lambda pattern: pattern)
         self.by_label: list[tuple[re.Pattern[str], dict[str, lx.Term]]] = []
         grouped: dict[str, list[lx.Term]] = {}
@@ -102,7 +103,7 @@ class _Patterns:
         for group in grouped.values():
             names = {f"g{i}": term for i, term in enumerate(group)}
             alternation = "|".join(f"(?P<{name}>{term.pattern})" for name, term in names.items())
-            if all(term.pattern.startswith(lx.WORD_START) for term in group):
+            if guard and all(term.pattern.startswith(lx.WORD_START) for term in group):
                 # Every alternative opens with the same word-start look-behind: checked once in front, the engine
                 # drops a position inside a word at once instead of trying each of the label's terms there (the
                 # same matches: a zero-width assertion shared by all alternatives; half the label patterns' CPU).
@@ -415,6 +416,9 @@ class _DigitWindows:
 
     def __init__(self, inner: Any) -> None:
         self.inner = inner
+        # The keys without a pattern (relative dates and durations are switched off) would still rebuild each
+        # window's text: dropped (no pattern, no match).
+        inner.regex = [entry for entry in inner.regex if entry[1]]
 
     def __call__(self, doclike: Any, **options: Any) -> Iterator[Any]:
         if getattr(doclike, "doc", None) is not doclike:  # a Span (a Doc is its own .doc)
@@ -432,7 +436,9 @@ def _guard_matcher(matcher: Any) -> None:
     opens with an optional variable-width look-behind ("depuis le", "à partir du") tried at every character. The
     look-ahead lets the engine skip the positions where no match can start (see :mod:`.prefilter`).
     """
-    matcher.regex = [(key, [guarded(p) for p in patterns], *rest) for key, patterns, *rest in matcher.regex]
+    matcher.regex = [
+        (key, [guarded(p, before=True) for p in patterns], *rest) for key, patterns, *rest in matcher.regex
+    ]
 
 
 def _heading_line(text: str, start: int) -> str:
