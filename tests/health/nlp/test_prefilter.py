@@ -28,6 +28,7 @@ NOTES = [
     "TisN0M0. cT3 cN2 cM1. pTxNx. Vingt-et-un janvier deux mille vingt. Le 15/06/2019, RCP : stade IV.",
     "Pas de métastase hépatique ni de lésion osseuse secondaire. ATCD : DT2, HTA. Mère : cancer du sein.",
     "Tél 04 91 22 33 44. NIR 1 56 03 13 055 123 45. Né le 01.02.1950.",
+    "Traitement du 12/03/2021 au 3 avril 2021, jusqu'au vingt-et-un mai 2021 ; depuis le 2021-06-01. Page 1/2.",
 ]
 
 
@@ -104,6 +105,10 @@ def test_the_same_findings_as_the_patterns_as_written(
     # A day or a year cannot follow a letter or a digit: most date patterns check that before their alternations.
     absolute = [p.pattern for key, patterns, *_ in dates.regex if key == "absolute" for p in patterns]
     assert sum("])(?<![\\.:%a-zA-Z0-9" in p for p in absolute) >= 12
+    # The optional "depuis le / jusqu'au" look-behind (a date's bound, never a finding) is gone, unguarded it is there.
+    assert not any("bound_from" in p for p in absolute)
+    as_written = dict(unguarded.nlp.pipeline)["dates"].regex_matcher.inner
+    assert all("bound_from" in p.pattern for key, ps, *_ in as_written.regex if key == "absolute" for p in ps)
 
 
 def _plain(pipeline: ClinicalPipeline, text: str) -> list[Finding]:
