@@ -111,6 +111,19 @@ def test_the_same_findings_as_the_patterns_as_written(
     assert all("bound_from" in p.pattern for key, ps, *_ in as_written.regex if key == "absolute" for p in ps)
 
 
+def test_one_normalizing_pass_gives_the_norms_and_tags_of_the_three(
+    pipeline: ClinicalPipeline, unguarded: ClinicalPipeline
+) -> None:
+    # EDS-NLP's accents, quotes and spaces steps fused into one loop (speed): the same NORM and TAG on every token.
+    texts = [*NOTES, "« Ça » l’œdème – “guillemets” ‘simples’ \t \n\n  Hôpital ÉCOLE naïve à côté", "\u00a0 \u2009 x"]
+    normalizer = dict(pipeline.nlp.pipeline)["normalizer"]
+    assert normalizer.accents is None and type(normalizer.spaces).__name__ == "_NormalizingPass"
+    for text in texts:
+        fused, three = pipeline.nlp(text), unguarded.nlp(text)
+        assert [(t.norm_, t.norm, t.tag_) for t in fused] == [(t.norm_, t.norm, t.tag_) for t in three]
+    assert any(t.norm_ == "hopital" for t in pipeline.nlp(texts[-2]))
+
+
 def _plain(pipeline: ClinicalPipeline, text: str) -> list[Finding]:
     """One note through the plain spaCy call: Massalia's pipe finds its matches itself, the text is ``Doc.text``."""
     doc = pipeline.nlp(text)
