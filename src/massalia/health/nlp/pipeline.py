@@ -23,12 +23,14 @@ Examples
 from __future__ import annotations
 
 import datetime as dt
+import gc
 import importlib
 import logging
 import multiprocessing
 import re
+from collections import deque
 from collections.abc import Iterable, Iterator, Sequence
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass
 from importlib.metadata import PackageNotFoundError, version
 from itertools import chain
@@ -571,15 +573,24 @@ def _work(texts: list[str]) -> list[list[Finding]]:
     return _WORKER.extract(texts)
 
 
+IN_FLIGHT_PER_WORKER = 4
+"""Chunks submitted ahead per worker: enough to keep every worker busy, few enough to bound the notes in memory."""
+
+
 def extract_parallel(
     texts: Iterable[str],
     *,
     workers: int = 1,
-    chunk: int = 256,
+    chunk: int = 64,
     batch_size: int = 64,
     pipeline: ClinicalPipeline | None = None,
 ) -> Iterator[list[list[Finding]]]:
-    """Findings of the notes, chunk by chunk in input order, over ``workers`` processes (1: in this process)."""
+    """Findings of the notes, chunk by chunk in input order, over ``workers`` processes (1: in this process).
+
+    Chunks are small (64 notes, a fraction of a second each) so that the workers finish together, and only
+    ``IN_FLIGHT_PER_WORKER`` per worker are submitted ahead: the notes are read as the workers go, not all at once
+    (``Executor.map`` would consume the whole input first).
+    """
     chunks = _chunks(texts, chunk)
     if workers <= 1:
         local = pipeline or ClinicalPipeline(batch_size=batch_size)
@@ -589,19 +600,33 @@ def extract_parallel(
     global _WORKER
     if "fork" in multiprocessing.get_all_start_methods():
         # The workers inherit a pipeline built once here (building one costs seconds of CPU: importing spaCy and
-        # compiling EDS-NLP's patterns), instead of each building its own.
+        # compiling EDS-NLP's patterns), instead of each building its own. Frozen out of the collector's reach, its
+        # objects are not touched (so not copied page by page) by a collection in a worker.
         _WORKER = pipeline or ClinicalPipeline(batch_size=batch_size)
         context = multiprocessing.get_context("fork")
+        gc.freeze()
         try:
             with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
-                yield from pool.map(_work, chunks)
+                yield from _in_order(pool, chunks, workers * IN_FLIGHT_PER_WORKER)
         finally:
+            gc.unfreeze()
             _WORKER = None
         return
     with ProcessPoolExecutor(  # pragma: no cover - platforms without fork (Windows, macOS by default elsewhere)
         max_workers=workers, initializer=_init_worker, initargs=(batch_size,)
     ) as pool:
-        yield from pool.map(_work, chunks)
+        yield from _in_order(pool, chunks, workers * IN_FLIGHT_PER_WORKER)
+
+
+def _in_order(pool: ProcessPoolExecutor, chunks: Iterator[list[str]], ahead: int) -> Iterator[list[list[Finding]]]:
+    """The workers' findings chunk by chunk in input order, with at most ``ahead`` chunks submitted and not taken."""
+    pending: deque[Future[list[list[Finding]]]] = deque()
+    for part in chunks:
+        pending.append(pool.submit(_work, part))
+        if len(pending) >= ahead:
+            yield pending.popleft().result()
+    while pending:
+        yield pending.popleft().result()
 
 
 def _chunks(texts: Iterable[str], size: int) -> Iterator[list[str]]:
