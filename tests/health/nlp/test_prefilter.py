@@ -49,6 +49,7 @@ def test_the_class_holds_every_first_character() -> None:
     assert second_char_class(r"(?:\bcancer|k) du sein|\d+ mg") == r"[a\ \d]"
     assert second_char_class(r"a?b+c") == r"[bc]" and second_char_class(r"ab?") is None  # "a" alone may match
     assert second_char_class(r"a.") is None and second_char_class(r"a(?i:b)") is None
+    assert first_char_class(r"[^\S]+x") == r"[\s]" and first_char_class(r"[^\S\D]x") is None  # a negated category
     # Characters that cannot precede a match: single-character alternatives of the opening negative look-behinds.
     assert excluded_before_class(r"(?<=du )?(?<!.-|[a-z]|[0-9][,]?)\d+") == "[a-z0-9]"
     assert excluded_before_class(r"\b(?<![a-z%])\d") == r"[a-z%]"
@@ -102,6 +103,7 @@ def test_the_same_findings_as_the_patterns_as_written(
     assert guards and all(re.match(r"^(?:\(\?\w+\))?\(\?=\[", g) for g in guards)
     # A label's terms are tried only at a word start: their shared look-behind is checked once, in front.
     assert all(f")(?:{lx.WORD_START}(?:(?P<g0>" in p.pattern for p, _ in pipeline.patterns.by_label)
+    assert all(p.pattern.count(lx.WORD_START) == 1 for p, _ in pipeline.patterns.by_label)
     # A day or a year cannot follow a letter or a digit: most date patterns check that before their alternations.
     absolute = [p.pattern for key, patterns, *_ in dates.regex if key == "absolute" for p in patterns]
     assert sum("])(?<![\\.:%a-zA-Z0-9" in p for p in absolute) >= 12

@@ -110,6 +110,9 @@ class _Patterns:
                 # Every alternative opens with the same word-start look-behind: checked once in front, the engine
                 # drops a position inside a word at once instead of trying each of the label's terms there (the
                 # same matches: a zero-width assertion shared by all alternatives; half the label patterns' CPU).
+                # Checked there, it is not checked again in each term.
+                cut = len(lx.WORD_START)
+                alternation = "|".join(f"(?P<{name}>{term.pattern[cut:]})" for name, term in names.items())
                 alternation = f"{lx.WORD_START}(?:{alternation})"
             self.by_label.append((keep(re.compile(alternation)), names))
         self.biomarkers = [

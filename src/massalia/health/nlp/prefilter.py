@@ -38,6 +38,11 @@ _CATEGORIES = {
     _c.CATEGORY_SPACE: r"\s",
     _c.CATEGORY_WORD: r"\w",
 }
+_NEGATED = {
+    _c.CATEGORY_NOT_DIGIT: r"\d",
+    _c.CATEGORY_NOT_SPACE: r"\s",
+    _c.CATEGORY_NOT_WORD: r"\w",
+}
 _ZERO_WIDTH = {_c.AT, _c.ASSERT, _c.ASSERT_NOT}
 _REPEATS = {_c.MAX_REPEAT, _c.MIN_REPEAT, getattr(_c, "POSSESSIVE_REPEAT", _c.MAX_REPEAT)}
 _LEADING_FLAGS = re.compile(r"^\(\?[aiLmsux]+\)")
@@ -54,6 +59,8 @@ def _char(code: int) -> str:
 def _class_items(items: Any) -> list[str]:
     """The members of a ``[...]`` set as class fragments (a negated set or an unknown category: any character)."""
     out: list[str] = []
+    if len(items) == 2 and items[0][0] is _c.NEGATE and items[1][0] is _c.CATEGORY and items[1][1] in _NEGATED:
+        return [_NEGATED[items[1][1]]]  # [^\S] is \s (EDS-NLP writes its space delimiter so)
     for op, av in items:
         if op is _c.LITERAL:
             out.append(_char(av))
