@@ -8,10 +8,14 @@ procedures, adverse events, progression and relapse statements); they become the
 which the qualifier pipes then qualify.
 
 Speed: one pass of compiled regular expressions over the folded note finds Massalia's entities (instead of
-one matcher pipe per label); every pattern (Massalia's, EDS-NLP's dates and TNM) sits behind a look-ahead on the
-characters its matches can start with (:mod:`massalia.health.nlp.prefilter`, same findings); the date patterns
-scan only the windows around digits; :func:`extract_parallel` spreads batches over worker processes, which
-inherit the pipeline built once in the parent.
+one matcher pipe per label), a label's terms behind their shared word-start look-behind checked once; every
+pattern (Massalia's, EDS-NLP's dates and TNM) sits behind a look-ahead on the characters its matches can start
+with, the date patterns also behind the characters that cannot precede a day or a year
+(:mod:`massalia.health.nlp.prefilter`, same findings); the date patterns scan only the windows around digits,
+without the optional "depuis le" look-behind that only fills a date's bound; the note's text travels with its doc
+(spaCy rebuilds ``Doc.text`` from the tokens at each call); EDS-NLP's three normalizer loops run as one;
+:func:`extract_parallel` spreads small chunks over worker processes, a few ahead, which inherit the pipeline
+built once in the parent. ``ClinicalPipeline(guard=False)`` runs everything as written: the tests compare both.
 
 Examples
 --------
@@ -226,9 +230,11 @@ class ClinicalPipeline:
     batch_size
         Notes per ``nlp.pipe`` batch.
     guard
-        Put every pattern (Massalia's, EDS-NLP's dates and TNM) behind a look-ahead on the characters its matches
-        can start with (:mod:`massalia.health.nlp.prefilter`): the same findings for less CPU. ``False`` runs the
-        patterns as written (the tests compare both).
+        The speed devices that keep the findings: every pattern (Massalia's, EDS-NLP's dates and TNM) behind a
+        look-ahead on the characters its matches can start with (:mod:`massalia.health.nlp.prefilter`), a label's
+        terms behind their shared word-start look-behind, the date patterns behind the characters that cannot
+        precede them and without their bound look-behind, one normalizer loop instead of three. ``False`` runs
+        EDS-NLP's pipes and the patterns as written (the tests compare both).
     """
 
     def __init__(self, batch_size: int = 64, *, guard: bool = True) -> None:
