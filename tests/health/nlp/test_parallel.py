@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 from massalia.health.nlp import pipeline as nlp_pipeline
-from massalia.health.nlp.pipeline import ClinicalPipeline, extract_parallel
+from massalia.health.nlp.pipeline import IN_FLIGHT_PER_WORKER, ClinicalPipeline, extract_parallel
 
 NOTES = [
     "Carcinome canalaire infiltrant du sein, pT2 N1a M0, stade IIB. RE positif, HER2 négatif. Le 3 mars 2021.",
@@ -22,4 +24,23 @@ def test_two_workers_give_the_findings_of_one_process_in_order(pipeline: Clinica
     assert [f for chunk in chunks for f in chunk] == expected
     assert any(f.label == "tnm" for f in expected[0]) and expected[3] == []
     # The parent's pipeline was lent to the forked workers only for the run.
+    assert nlp_pipeline._WORKER is None
+
+
+def test_notes_are_read_as_the_workers_go_not_all_at_once(pipeline: ClinicalPipeline) -> None:
+    read = 0
+
+    def notes() -> Iterator[str]:
+        nonlocal read
+        for text in NOTES * 40:  # 200 notes, 100 chunks of 2
+            read += 1
+            yield text
+
+    chunks = extract_parallel(notes(), workers=2, chunk=2, pipeline=pipeline)
+    first = next(chunks)
+    # Only the chunks in flight were read (Executor.map would have taken all 200 notes before the first answer).
+    assert first == pipeline.extract(NOTES[:2])
+    assert read <= (2 * IN_FLIGHT_PER_WORKER + 1) * 2 < 200
+    rest = [f for chunk in chunks for f in chunk]
+    assert read == 200 and [*first, *rest] == pipeline.extract(NOTES * 40)
     assert nlp_pipeline._WORKER is None

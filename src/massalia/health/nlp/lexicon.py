@@ -216,9 +216,13 @@ STAGE = r"stade\s+(iv|iii|ii|i|[1-4])(?:[abc])?\b"
 TNM = r"\b([cpy]{0,2})(t(?:is|x|[0-4][a-d]?))\s*(?:[cpy]?(n(?:x|[0-3][a-c]?)))?\s*(?:[cpy]?(m(?:x|[01][a-c]?)))?\b"
 
 
+WORD_START = r"(?<![\w-])"
+"""The look-behind every term opens with: no word character or hyphen right before."""
+
+
 def _words(pattern: str) -> str:
     """A pattern bounded by non-word characters (``re`` word boundaries miss ``+``, ``-`` and ``)``)."""
-    return rf"(?<![\w-])(?:{pattern})(?![\w])"
+    return rf"{WORD_START}(?:{pattern})(?![\w])"
 
 
 def terms() -> list[Term]:

@@ -8,10 +8,14 @@ procedures, adverse events, progression and relapse statements); they become the
 which the qualifier pipes then qualify.
 
 Speed: one pass of compiled regular expressions over the folded note finds Massalia's entities (instead of
-one matcher pipe per label); every pattern (Massalia's, EDS-NLP's dates and TNM) sits behind a look-ahead on the
-characters its matches can start with (:mod:`massalia.health.nlp.prefilter`, same findings); the date patterns
-scan only the windows around digits; :func:`extract_parallel` spreads batches over worker processes, which
-inherit the pipeline built once in the parent.
+one matcher pipe per label), a label's terms behind their shared word-start look-behind checked once; every
+pattern (Massalia's, EDS-NLP's dates and TNM) sits behind a look-ahead on the characters its matches can start
+with, the date patterns also behind the characters that cannot precede a day or a year
+(:mod:`massalia.health.nlp.prefilter`, same findings); the date patterns scan only the windows around digits,
+without the optional "depuis le" look-behind that only fills a date's bound; the note's text travels with its doc
+(spaCy rebuilds ``Doc.text`` from the tokens at each call); EDS-NLP's three normalizer loops run as one;
+:func:`extract_parallel` spreads small chunks over worker processes, a few ahead, which inherit the pipeline
+built once in the parent. ``ClinicalPipeline(guard=False)`` runs everything as written: the tests compare both.
 
 Examples
 --------
@@ -23,11 +27,14 @@ Examples
 from __future__ import annotations
 
 import datetime as dt
+import gc
+import importlib
 import logging
 import multiprocessing
 import re
+from collections import deque
 from collections.abc import Iterable, Iterator, Sequence
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass
 from importlib.metadata import PackageNotFoundError, version
 from itertools import chain
@@ -93,7 +100,8 @@ class _Patterns:
     """Massalia's compiled patterns: one alternation per label, each alternative a named group."""
 
     def __init__(self, guard: bool = True) -> None:
-        # ``guard``: each pattern behind a look-ahead on its first characters (same matches, see prefilter.py).
+        # ``guard``: each pattern behind a look-ahead on its first characters, and a label's terms behind their
+        # shared word-start look-behind (same matches, see prefilter.py); ``False``: the patterns as written.
         keep: Any = guarded if guard else (lambda pattern: pattern)
         self.by_label: list[tuple[re.Pattern[str], dict[str, lx.Term]]] = []
         grouped: dict[str, list[lx.Term]] = {}
@@ -102,6 +110,14 @@ class _Patterns:
         for group in grouped.values():
             names = {f"g{i}": term for i, term in enumerate(group)}
             alternation = "|".join(f"(?P<{name}>{term.pattern})" for name, term in names.items())
+            if guard and all(term.pattern.startswith(lx.WORD_START) for term in group):
+                # Every alternative opens with the same word-start look-behind: checked once in front, the engine
+                # drops a position inside a word at once instead of trying each of the label's terms there (the
+                # same matches: a zero-width assertion shared by all alternatives; half the label patterns' CPU).
+                # Checked there, it is not checked again in each term.
+                cut = len(lx.WORD_START)
+                alternation = "|".join(f"(?P<{name}>{term.pattern[cut:]})" for name, term in names.items())
+                alternation = f"{lx.WORD_START}(?:{alternation})"
             self.by_label.append((keep(re.compile(alternation)), names))
         self.biomarkers = [
             (key, vocabulary, code, keep(re.compile(lx.biomarker_pattern(pattern, key))))
@@ -214,9 +230,11 @@ class ClinicalPipeline:
     batch_size
         Notes per ``nlp.pipe`` batch.
     guard
-        Put every pattern (Massalia's, EDS-NLP's dates and TNM) behind a look-ahead on the characters its matches
-        can start with (:mod:`massalia.health.nlp.prefilter`): the same findings for less CPU. ``False`` runs the
-        patterns as written (the tests compare both).
+        The speed devices that keep the findings: every pattern (Massalia's, EDS-NLP's dates and TNM) behind a
+        look-ahead on the characters its matches can start with (:mod:`massalia.health.nlp.prefilter`), a label's
+        terms behind their shared word-start look-behind, the date patterns behind the characters that cannot
+        precede them and without their bound look-behind, one normalizer loop instead of three. ``False`` runs
+        EDS-NLP's pipes and the patterns as written (the tests compare both).
     """
 
     def __init__(self, batch_size: int = 64, *, guard: bool = True) -> None:
@@ -236,6 +254,8 @@ class ClinicalPipeline:
         # Pollution (web boilerplate, bars of dashes) does not occur in these notes; quotes and spaces are kept
         # for the qualifiers' patterns. Relative dates and durations need the note's date and are not findings.
         nlp.add_pipe(eds.normalizer(pollution=False))
+        if guard:
+            _one_normalizing_pass(dict(nlp.pipeline)["normalizer"])
         nlp.add_pipe(eds.negation())
         nlp.add_pipe(eds.hypothesis())
         nlp.add_pipe(eds.family())
@@ -243,6 +263,7 @@ class ClinicalPipeline:
         nlp.add_pipe(eds.dates(relative=[], duration=[], detect_periods=False, detect_time=False))
         dates = dict(nlp.pipeline)["dates"]
         if guard:
+            _without_bounds(dates.regex_matcher)
             _guard_matcher(dates.regex_matcher)
         dates.regex_matcher = _DigitWindows(dates.regex_matcher)
         nlp.add_pipe(eds.tnm(span_setter={"tnm": True}))  # not in ents: its span may cover "(stade II)"
@@ -251,7 +272,6 @@ class ClinicalPipeline:
         # Added last but run before the qualifiers (EDS-NLP's qualifiers inspect the pipes present when built).
         nlp.add_pipe(self._massalia_entities, name="massalia_entities", before="negation")
         self.nlp = nlp
-        self._found: dict[str, list[_Candidate]] = {}
 
     @property
     def pipe_names(self) -> list[str]:
@@ -261,8 +281,8 @@ class ClinicalPipeline:
     def _massalia_entities(self, doc: Any) -> Any:
         spans: list[Any] = []
         values: dict[tuple[int, int], _Candidate] = {}
-        found = self._found.pop(doc.text, None)
-        for cand in found if found is not None else self.patterns.find(lx.fold(doc.text)):
+        found = doc.user_data.pop(_FOUND, None)
+        for cand in found if found is not None else self.patterns.find(lx.fold(doc_text(doc))):
             span = doc.char_span(cand.start, cand.end, label=cand.label, alignment_mode="expand")
             if span is None or any(span.start < s.end and s.start < span.end for s in spans):
                 continue
@@ -277,19 +297,27 @@ class ClinicalPipeline:
         texts = [t[:MAX_NOTE_CHARACTERS] if isinstance(t, str) else "" for t in texts]
         out: list[list[Finding]] = []
         for start in range(0, len(texts), self.batch_size):
-            batch = texts[start : start + self.batch_size]
-            # Massalia's patterns run once per note, here: the matches are handed to the pipe through _found.
-            self._found = {text: self.patterns.find(lx.fold(text)) for text in batch}
-            for doc in self.nlp.pipe(batch, batch_size=self.batch_size):
+            docs = [self._doc(text) for text in texts[start : start + self.batch_size]]
+            for doc in self.nlp.pipe(docs, batch_size=self.batch_size):
                 found = list(self._qualified(doc)) + list(self._dates_and_tnm(doc))
                 out.append(sorted(found, key=lambda f: (f.start, f.end)))
-        self._found = {}
         return out
+
+    def _doc(self, text: str) -> Any:
+        """The tokenized note carrying its text and Massalia's matches for the pipes after it.
+
+        spaCy rebuilds ``Doc.text`` from every token at each call (a Python loop over the tokens): the text is kept
+        beside the doc (:func:`doc_text`) instead. Massalia's patterns run here, once per note, on the folded text.
+        """
+        doc = self.nlp.make_doc(text)
+        doc.user_data[_TEXT] = text
+        doc.user_data[_FOUND] = self.patterns.find(lx.fold(text))
+        return doc
 
     @staticmethod
     def _qualified(doc: Any) -> Iterator[Finding]:
         values: dict[tuple[int, int], _Candidate] = doc.user_data.get("massalia", {})
-        text = doc.text
+        text = doc_text(doc)
         for ent in doc.ents:
             cand = values.get((ent.start_char, ent.end_char))
             if cand is None:
@@ -316,10 +344,11 @@ class ClinicalPipeline:
 
     @staticmethod
     def _dates_and_tnm(doc: Any) -> Iterator[Finding]:
+        text = doc_text(doc)
         for span in doc.spans.get("dates", []):
             value = _date_value(span._.date)
-            if value is not None and not _inside_a_number(doc.text, span.start_char, span.end_char):
-                yield Finding(span.start_char, span.end_char, "date", value, span.text)
+            if value is not None and not _inside_a_number(text, span.start_char, span.end_char):
+                yield Finding(span.start_char, span.end_char, "date", value, text[span.start_char : span.end_char])
         for span in doc.spans.get("tnm", []):
             # EDS-NLP's span may run on over a following "(stade II)": keep the TNM itself.
             match = re.search(lx.TNM, lx.fold(span.text))
@@ -330,8 +359,23 @@ class ClinicalPipeline:
                 continue
             start = span.start_char + match.start()
             yield Finding(
-                start, span.start_char + match.end(), "tnm", value, doc.text[start : span.start_char + match.end()]
+                start, span.start_char + match.end(), "tnm", value, text[start : span.start_char + match.end()]
             )
+
+
+_TEXT = "massalia_text"
+_FOUND = "massalia_found"
+
+
+def doc_text(doc: Any) -> str:
+    """The note's text: kept in ``doc.user_data`` when the pipeline made the doc, else rebuilt once and kept.
+
+    ``Doc.text`` joins every token's text in a Python loop at each call; a pipe and the findings read it often.
+    """
+    text = doc.user_data.get(_TEXT)
+    if not isinstance(text, str):
+        text = doc.user_data[_TEXT] = doc.text
+    return text
 
 
 def _negated(ent: Any, label: str, text: str) -> bool:
@@ -364,7 +408,7 @@ def digit_windows(doc: Any) -> list[Any]:
 
     An absolute date has a day or a year in digits; the rest of a note cannot hold one.
     """
-    text = doc.text
+    text = doc_text(doc)
     bounds: list[list[int]] = []
     for match in _DIGITS.finditer(text):
         start, end = max(0, match.start() - DATE_WINDOW), min(len(text), match.end() + DATE_WINDOW)
@@ -387,6 +431,9 @@ class _DigitWindows:
 
     def __init__(self, inner: Any) -> None:
         self.inner = inner
+        # The keys without a pattern (relative dates and durations are switched off) would still rebuild each
+        # window's text: dropped (no pattern, no match).
+        inner.regex = [entry for entry in inner.regex if entry[1]]
 
     def __call__(self, doclike: Any, **options: Any) -> Iterator[Any]:
         if getattr(doclike, "doc", None) is not doclike:  # a Span (a Doc is its own .doc)
@@ -397,6 +444,67 @@ class _DigitWindows:
         return getattr(self.inner, name)
 
 
+class _NormalizingPass:
+    """EDS-NLP's accents, quotes and spaces normalizers in one pass over the tokens instead of three.
+
+    Each of them loops over every token in Python (7 % of a note's CPU together). Per token they are independent, so
+    one loop applying the accents' then the quotes' translation, and the spaces' tag, gives the same ``NORM`` and
+    ``TAG``. A norm left unchanged is not written back: spaCy then reads the lexeme's, the same string.
+    """
+
+    def __init__(self, accents: Any, quotes: Any) -> None:
+        self.accents = accents.translation_table
+        self.quotes = quotes.translation_table
+
+    def __call__(self, doc: Any) -> Any:
+        space = doc.vocab.strings["SPACE"]
+        accents, quotes = self.accents, self.quotes
+        for token in doc:
+            norm = token.norm_
+            new = norm.translate(accents).translate(quotes)
+            if new != norm:
+                token.norm_ = new
+            if not token.text.strip():
+                token.tag = space
+        return doc
+
+
+def _one_normalizing_pass(normalizer: Any) -> None:
+    """Replace the normalizer's accents, quotes and spaces steps (in that order) by one :class:`_NormalizingPass`."""
+    if normalizer.accents is None or normalizer.quotes is None or normalizer.spaces is None or normalizer.pollution:
+        return  # another configuration than the one built here: left as EDS-NLP runs it
+    normalizer.spaces = _NormalizingPass(normalizer.accents, normalizer.quotes)
+    normalizer.accents = normalizer.quotes = None
+
+
+def _without_bounds(matcher: Any) -> None:
+    """Drop the optional "depuis le / jusqu'au" look-behind EDS-NLP's absolute date patterns open with, in place.
+
+    It only fills the date's ``bound`` (from / until, for periods, which are off), never a finding's span or value:
+    being optional and zero-width, the patterns match the same spans and groups without it. It was tried before
+    anything else at each candidate position, a variable-width look-behind: a third of the date patterns' CPU.
+    """
+    from edsnlp.pipes.misc.dates.patterns.atomic.modes import mode_pattern
+
+    opening = rf"(?<={mode_pattern}.{{,3}})?"
+    matcher.regex = [
+        (
+            key,
+            [_recompiled(p, p.pattern[len(opening) :]) if p.pattern.startswith(opening) else p for p in patterns],
+            *rest,
+        )
+        if key == "absolute"
+        else (key, patterns, *rest)
+        for key, patterns, *rest in matcher.regex
+    ]
+
+
+def _recompiled(pattern: Any, source: str) -> Any:
+    """``source`` compiled by the engine (``re`` or ``regex``) and with the flags of ``pattern``."""
+    engine: Any = importlib.import_module(type(pattern).__module__.lstrip("_"))
+    return engine.compile(source, pattern.flags)
+
+
 def _guard_matcher(matcher: Any) -> None:
     """Put the patterns of an EDS-NLP ``RegexMatcher`` behind their first-character look-ahead, in place.
 
@@ -404,7 +512,9 @@ def _guard_matcher(matcher: Any) -> None:
     opens with an optional variable-width look-behind ("depuis le", "à partir du") tried at every character. The
     look-ahead lets the engine skip the positions where no match can start (see :mod:`.prefilter`).
     """
-    matcher.regex = [(key, [guarded(p) for p in patterns], *rest) for key, patterns, *rest in matcher.regex]
+    matcher.regex = [
+        (key, [guarded(p, before=True) for p in patterns], *rest) for key, patterns, *rest in matcher.regex
+    ]
 
 
 def _heading_line(text: str, start: int) -> str:
@@ -472,15 +582,24 @@ def _work(texts: list[str]) -> list[list[Finding]]:
     return _WORKER.extract(texts)
 
 
+IN_FLIGHT_PER_WORKER = 4
+"""Chunks submitted ahead per worker: enough to keep every worker busy, few enough to bound the notes in memory."""
+
+
 def extract_parallel(
     texts: Iterable[str],
     *,
     workers: int = 1,
-    chunk: int = 256,
+    chunk: int = 64,
     batch_size: int = 64,
     pipeline: ClinicalPipeline | None = None,
 ) -> Iterator[list[list[Finding]]]:
-    """Findings of the notes, chunk by chunk in input order, over ``workers`` processes (1: in this process)."""
+    """Findings of the notes, chunk by chunk in input order, over ``workers`` processes (1: in this process).
+
+    Chunks are small (64 notes, a fraction of a second each) so that the workers finish together, and only
+    ``IN_FLIGHT_PER_WORKER`` per worker are submitted ahead: the notes are read as the workers go, not all at once
+    (``Executor.map`` would consume the whole input first).
+    """
     chunks = _chunks(texts, chunk)
     if workers <= 1:
         local = pipeline or ClinicalPipeline(batch_size=batch_size)
@@ -490,19 +609,33 @@ def extract_parallel(
     global _WORKER
     if "fork" in multiprocessing.get_all_start_methods():
         # The workers inherit a pipeline built once here (building one costs seconds of CPU: importing spaCy and
-        # compiling EDS-NLP's patterns), instead of each building its own.
+        # compiling EDS-NLP's patterns), instead of each building its own. Frozen out of the collector's reach, its
+        # objects are not touched (so not copied page by page) by a collection in a worker.
         _WORKER = pipeline or ClinicalPipeline(batch_size=batch_size)
         context = multiprocessing.get_context("fork")
+        gc.freeze()
         try:
             with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
-                yield from pool.map(_work, chunks)
+                yield from _in_order(pool, chunks, workers * IN_FLIGHT_PER_WORKER)
         finally:
+            gc.unfreeze()
             _WORKER = None
         return
     with ProcessPoolExecutor(  # pragma: no cover - platforms without fork (Windows, macOS by default elsewhere)
         max_workers=workers, initializer=_init_worker, initargs=(batch_size,)
     ) as pool:
-        yield from pool.map(_work, chunks)
+        yield from _in_order(pool, chunks, workers * IN_FLIGHT_PER_WORKER)
+
+
+def _in_order(pool: ProcessPoolExecutor, chunks: Iterator[list[str]], ahead: int) -> Iterator[list[list[Finding]]]:
+    """The workers' findings chunk by chunk in input order, with at most ``ahead`` chunks submitted and not taken."""
+    pending: deque[Future[list[list[Finding]]]] = deque()
+    for part in chunks:
+        pending.append(pool.submit(_work, part))
+        if len(pending) >= ahead:
+            yield pending.popleft().result()
+    while pending:
+        yield pending.popleft().result()
 
 
 def _chunks(texts: Iterable[str], size: int) -> Iterator[list[str]]:

@@ -38,6 +38,11 @@ _CATEGORIES = {
     _c.CATEGORY_SPACE: r"\s",
     _c.CATEGORY_WORD: r"\w",
 }
+_NEGATED = {
+    _c.CATEGORY_NOT_DIGIT: r"\d",
+    _c.CATEGORY_NOT_SPACE: r"\s",
+    _c.CATEGORY_NOT_WORD: r"\w",
+}
 _ZERO_WIDTH = {_c.AT, _c.ASSERT, _c.ASSERT_NOT}
 _REPEATS = {_c.MAX_REPEAT, _c.MIN_REPEAT, getattr(_c, "POSSESSIVE_REPEAT", _c.MAX_REPEAT)}
 _LEADING_FLAGS = re.compile(r"^\(\?[aiLmsux]+\)")
@@ -54,6 +59,8 @@ def _char(code: int) -> str:
 def _class_items(items: Any) -> list[str]:
     """The members of a ``[...]`` set as class fragments (a negated set or an unknown category: any character)."""
     out: list[str] = []
+    if len(items) == 2 and items[0][0] is _c.NEGATE and items[1][0] is _c.CATEGORY and items[1][1] in _NEGATED:
+        return [_NEGATED[items[1][1]]]  # [^\S] is \s (EDS-NLP writes its space delimiter so)
     for op, av in items:
         if op is _c.LITERAL:
             out.append(_char(av))
@@ -209,25 +216,89 @@ def first_char_class(pattern: str, flags: int = 0) -> str | None:
     return "[" + "".join(dict.fromkeys(fragments)) + "]"
 
 
-def guarded_source(pattern: str, flags: int = 0) -> str:
-    """``pattern`` with a look-ahead on its first characters (after any leading ``(?i)``-style flags)."""
+def _zero_width(op: Any, av: Any) -> bool:
+    """Whether an item consumes nothing whatever it meets (an assertion, or a repeat of assertions only)."""
+    if op in _ZERO_WIDTH:
+        return True
+    return op in _REPEATS and all(_zero_width(o, a) for o, a in av[2])
+
+
+def _single_character(alternative: Any) -> list[str] | None:
+    """Class fragments of an alternative matching one character whatever follows it optionally, else ``None``.
+
+    ``[0-9][,]?`` gives ``[0-9]``: inside a look-behind it matches as soon as a digit stands right before.
+    """
+    items = list(alternative)
+    if not items or items[0][0] not in (_c.LITERAL, _c.IN):
+        return None
+    if any(op not in _REPEATS or av[0] != 0 for op, av in items[1:]):
+        return None
+    op, av = items[0]
+    try:
+        return [_char(av)] if op is _c.LITERAL else _class_items(av)
+    except _AnyCharacterError:
+        return None
+
+
+def excluded_before_class(pattern: str, flags: int = 0) -> str | None:
+    r"""A class of characters that cannot stand right before a match of ``pattern``, or ``None``.
+
+    Read from the negative look-behinds the pattern opens with (after other zero-width items): each of their
+    alternatives that matches a single character (possibly followed by optional items) forbids that character
+    right before the match. EDS-NLP's date patterns open so (no letter, digit, ``.``, ``:`` or ``%`` before a day or
+    a year): checked first, it drops the positions inside words and numbers before the long alternations of days and
+    months are tried.
+
+    Examples
+    --------
+    >>> excluded_before_class(r"(?<=du )?(?<!.-|[a-z]|[0-9][,]?)\d+")
+    '[a-z0-9]'
+    >>> excluded_before_class(r"(?<!ab)\d") is None
+    True
+    """
+    try:
+        parsed = _sre_parse.parse(_LEADING_FLAGS.sub("", pattern), flags & re.VERBOSE)
+    except (re.error, RecursionError, TypeError, ValueError, OverflowError):
+        return None
+    fragments: list[str] = []
+    for op, av in parsed:
+        if op is _c.ASSERT_NOT and av[0] < 0:  # (?<!...): its alternatives
+            body = list(av[1])
+            alternatives = body[0][1][1] if len(body) == 1 and body[0][0] is _c.BRANCH else [av[1]]
+            for alternative in alternatives:
+                fragments += _single_character(alternative) or []
+        elif not _zero_width(op, av):
+            break
+    return "[" + "".join(dict.fromkeys(fragments)) + "]" if fragments else None
+
+
+def guarded_source(pattern: str, flags: int = 0, *, before: bool = False) -> str:
+    """``pattern`` with a look-ahead on its first characters (after any leading ``(?i)``-style flags).
+
+    ``before``: also a look-behind on the characters that cannot precede a match (:func:`excluded_before_class`).
+    """
     first = first_char_class(pattern, flags)
     if first is None:
         return pattern
     second = second_char_class(pattern, flags)
+    excluded = excluded_before_class(pattern, flags) if before else None
     lead = _LEADING_FLAGS.match(pattern)
     head = lead.group(0) if lead else ""
     # The second character narrows further (most French words start with one of a term's first letters).
-    return f"{head}(?={first}{second or ''})(?:{pattern[len(head) :]})"
+    behind = f"(?<!{excluded})" if excluded else ""
+    return f"{head}(?={first}{second or ''}){behind}(?:{pattern[len(head) :]})"
 
 
-def guarded(compiled: P) -> P:
-    """The same compiled pattern (``re`` or ``regex``) with a first-character look-ahead, or itself unchanged."""
+def guarded(compiled: P, *, before: bool = False) -> P:
+    """The same compiled pattern (``re`` or ``regex``) with a first-character look-ahead, or itself unchanged.
+
+    ``before``: also a look-behind on the characters its opening look-behinds forbid (see :func:`guarded_source`).
+    """
     source = getattr(compiled, "pattern", None)
     flags = int(getattr(compiled, "flags", 0))
     if not isinstance(source, str):
         return compiled
-    new = guarded_source(source, flags)
+    new = guarded_source(source, flags, before=before)
     if new == source:
         return compiled
     module = type(compiled).__module__

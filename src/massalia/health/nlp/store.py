@@ -186,7 +186,7 @@ def run_nlp(
 
         pending_ids: list[int] = []
         pending_texts: list[str] = []
-        for found in extract_parallel(texts(), workers=workers, chunk=256, pipeline=pipeline):
+        for found in extract_parallel(texts(), workers=workers, pipeline=pipeline):
             while len(pending_ids) < len(found):
                 ids, page_texts = buffered.pop(0)
                 pending_ids += ids
