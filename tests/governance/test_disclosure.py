@@ -7,10 +7,12 @@ import pytest
 from massalia.governance import Caller, Governance, Principal, Role
 from massalia.governance.disclosure import (
     BudgetExhausted,
+    CountsAsked,
     DisclosureSettings,
     budget_of,
     exact_release,
     privacy_budget,
+    release_batch,
     release_counts,
     settings_from_env,
 )
@@ -68,6 +70,30 @@ def test_budget_is_refused_once_spent_and_refusal_is_audited(gov: Governance) ->
     assert len(allowed) == 5 and all(set(e["released"]) == {"persons"} for e in allowed)
     # The true counts (100..103, 50) are never written to the log.
     assert not any("true" in key for e in releases for key in e)
+
+
+def test_a_batch_releases_as_the_lone_calls_would_and_stops_at_the_first_refusal(gov: Governance) -> None:
+    """Attack: a batch asked to pay for more than the budget left, or to give a stored question fresh noise."""
+    first = release_counts(gov, ROBIN, "health.mart.count", {"i": 0}, {"persons": 100}, settings=SETTINGS)
+    asked = [CountsAsked(f"q{i}", {"i": i}, {"persons": 100 + i}) for i in range(6)]  # 0.5 each, 2.0 in all
+    batch = release_batch(gov, RITA, "health.mart.count", asked, settings=SETTINGS)
+    assert isinstance(batch.refused, BudgetExhausted) and "privacy budget spent" in batch.refused.reason
+    assert len(batch.releases) == 5, "one stored answer (free) and four new ones (2.0), then the budget is spent"
+    assert batch.releases[0].repeated and batch.releases[0].values == first.values  # the stored answer, no new noise
+    assert [r.charged for r in batch.releases] == [0.0, 0.5, 0.5, 0.5, 0.5]
+    assert budget_of(gov, RITA, SETTINGS).remaining == 0
+    # Each release of the batch is stored under the lone call's key: asked alone again, it is a free repeat.
+    again = release_counts(gov, RITA, "health.mart.count", {"i": 3}, {"persons": 103}, settings=SETTINGS)
+    assert again.repeated and again.values == batch.releases[3].values
+    with pytest.raises(BudgetExhausted):
+        release_counts(gov, RITA, "health.mart.count", {"i": 5}, {"persons": 105}, settings=SETTINGS)
+    with TransparencyLog(gov.ledger_path, readonly=True) as log:
+        entries = [log.get(i).entry for i in range(log.size) if log.get(i).entry["actor"] == "rita"]
+    listed = next(e for e in entries if e["action"] == "disclosure.release" and e["decision"] == "allowed")
+    assert sorted(listed["resource"]["query_keys"]) == [f"q{i}" for i in range(5)] == sorted(listed["released"])
+    assert listed["charged"] == 2.0 and listed["repeated"] == ["q0"] and listed["budget_remaining"] == 0
+    refused = [e for e in entries if e["action"] == "disclosure.release" and e["decision"] == "denied"]
+    assert len(refused) == 2  # q5 in the batch, then alone
 
 
 def test_budget_comes_back_after_the_period(gov: Governance, clock) -> None:

@@ -178,9 +178,9 @@ def test_dashboard(browsing: Browsing, screenshot: Callable[[Any, str], Path]) -
     page.wait_for_selector("#dashboard-body[data-loaded='all']")
     TIMINGS["dashboard_all_panels_ms"] = round((time.perf_counter() - started) * 1000)
     released = [answer.json() for answer in answers]
-    assert len(released) == 2, "two requests: the first panels, then the others"
+    assert len(released) == 1, "one request: every panel released in one guarded call"
     assert page.text_content("#dashboard-count").strip() == released[0]["count"]["shown"]
-    panels = [panel for answer in released for panel in answer["panels"]]
+    panels = released[0]["panels"]
     assert page.locator("[data-panel]").count() == len(panels) == 6
     shown_sites = {p["name"]: p for p in panels}["cancer_sites"]["variables"][0]
     table = page.locator("[data-panel='cancer_sites'] tbody td.number").all_text_contents()

@@ -2,15 +2,16 @@
 
 The distributions are demographics, cancer sites, stage, biomarkers, treatment lines and vital status.
 
-The dashboard adds no release mechanism of its own: its size is :func:`massalia.health.research.mart_count`
-and each distribution is :func:`massalia.health.research.mart_breakdown` over the research mart, with the
+The dashboard adds no release mechanism of its own: its size is what :func:`massalia.health.research.mart_count`
+releases and each distribution what :func:`massalia.health.research.mart_breakdown` releases, with the
 caller's filters (a generated cohort is named by ``cohort_definition_id``). So each number is exact for a
 member of an approved project inside its scope, and otherwise a noisy, rounded, thresholded release charged
-to the caller's privacy budget, the same answer to the same question; every call is authorized and audited
-by those services (their rows are counted together in one scan of the mart that lives for one dashboard,
-:func:`massalia.health.marts.filters.breakdowns_in_one_scan`). Under a project, only the project's variables
-are broken down (the others are listed as withheld); when the privacy budget runs out part way, the
-remaining panels are withheld, never guessed.
+to the caller's privacy budget, the same answer to the same question. One guarded call
+(:func:`massalia.health.research.mart_count_and_breakdowns`) releases them all: one authorization whose
+audit entry names every breakdown, one scan of the mart, one release transaction (each breakdown still its
+own release, under the same key as a lone breakdown's: the same answer, the same charge, the dashboard
+charged the sum). Under a project, only the project's variables are broken down (the others are listed as
+withheld); when the privacy budget runs out part way, the remaining panels are withheld, never guessed.
 
 Examples
 --------
@@ -26,10 +27,8 @@ from typing import Any
 
 from massalia.engine import Engine
 from massalia.governance import Caller, InvalidRequest
-from massalia.governance.disclosure import BudgetExhausted
 from massalia.health import research
 from massalia.health.marts.catalogue import load_catalogue
-from massalia.health.marts.filters import breakdowns_in_one_scan
 
 PANELS: dict[str, tuple[str, ...]] = {
     "demographics": ("sex", "age_group_at_diagnosis"),
@@ -72,46 +71,30 @@ def cohort_dashboard(
     unknown = sorted(set(chosen) - set(PANELS))
     if unknown:
         raise InvalidRequest(f"unknown dashboard panel(s) {', '.join(unknown)}; panels are {', '.join(PANELS)}")
-    # Each guarded call below appends its own audit entries; one signed tree head covers them all (before return).
+    # One guarded call releases the size and every breakdown (one authorization, one scan, one release
+    # transaction); its audit entries share one signed tree head, signed before the answer leaves.
+    variables = [variable for name in chosen for variable in PANELS[name]]
     with caller.governance.one_tree_head():
-        # The size first: it authorizes (and audits) the caller under the project before the scope is read.
-        size = research.mart_count(caller, engine, filters, project_id=project_id)
-        scope = None if project_id is None else research.project_scope(caller, "health.mart.count", project_id)
-        allowed = set(scope.variables) if scope is not None else None
-        broken_down = [v for name in chosen for v in PANELS[name] if not allowed or v in allowed]
-        # One scan of the mart counts every panel's variable; each breakdown below is still its own guarded call.
-        with breakdowns_in_one_scan(broken_down):
-            shown = _panels(caller, engine, filters, chosen, allowed, project_id)
-    return {"count": {"count": size.count, "shown": size.shown, "release": size.release}, "panels": shown}
+        summary = research.mart_count_and_breakdowns(caller, engine, filters, variables, project_id=project_id)
+    size = summary.count
+    return {"count": {"count": size.count, "shown": size.shown, "release": size.release},
+            "panels": _panels(chosen, summary.breakdowns)}  # fmt: skip
 
 
-def _panels(
-    caller: Caller,
-    engine: Engine,
-    filters: Any,
-    chosen: Sequence[str],
-    allowed: set[str] | None,
-    project_id: int | None,
-) -> list[dict[str, Any]]:
-    """The breakdowns of the ``chosen`` panels, each released by :func:`research.mart_breakdown`."""
+def _panels(chosen: Sequence[str], breakdowns: dict[str, Any]) -> list[dict[str, Any]]:
+    """The ``chosen`` panels: each variable's breakdown, or why it is withheld."""
     catalogue = load_catalogue()
     shown: list[dict[str, Any]] = []
-    exhausted: str | None = None
     for name in chosen:
         variables: list[dict[str, Any]] = []
         for variable in PANELS[name]:
             entry: dict[str, Any] = {"variable": variable, "label_en": catalogue.variable(variable).label_en,
                                      "label_fr": catalogue.variable(variable).label_fr}  # fmt: skip
-            if allowed and variable not in allowed:
-                entry["withheld"] = "outside the project's variables"
-            elif exhausted is not None:
-                entry["withheld"] = exhausted
+            found = breakdowns[variable]
+            if isinstance(found, str):
+                entry["withheld"] = found
             else:
-                try:
-                    found = research.mart_breakdown(caller, engine, filters, variable, project_id=project_id)
-                    entry.update(_breakdown(found))
-                except BudgetExhausted as error:
-                    exhausted = entry["withheld"] = f"privacy budget exhausted: {error.reason}"
+                entry.update(_breakdown(found))
             variables.append(entry)
         shown.append({"name": name, "variables": variables})
     return shown

@@ -22,9 +22,9 @@ from massalia.health.marts.filters import (
     FilterError,
     FilterSpec,
     breakdown_counts,
-    breakdowns_in_one_scan,
     check_feasibility,
     compile_filter,
+    count_and_breakdowns,
     count_persons,
     normalized_spec,
     parse_clause,
@@ -109,8 +109,8 @@ class CountingEngine(DuckDBEngine):
         return super()._fetch_arrow(sql)
 
 
-def test_breakdowns_in_one_scan_equal_the_separate_breakdowns(mart_engine: DuckDBEngine) -> None:
-    """One scan per filter and scope gives every variable's cells exactly as its own query does."""
+def test_count_and_breakdowns_in_one_scan_equal_the_separate_queries(mart_engine: DuckDBEngine) -> None:
+    """One scan per filter and scope gives the count and every variable's cells exactly as their own queries do."""
     engine = CountingEngine()
     engine.create_table(MART_TABLE, mart_engine.query(f"SELECT * FROM {MART_TABLE}"))
     restrict = compile_filter(spec("age_at_diagnosis >= 50"), load_catalogue())  # a row-level scope, over "m"
@@ -119,31 +119,14 @@ def test_breakdowns_in_one_scan_equal_the_separate_breakdowns(mart_engine: DuckD
         spec("primary_site in breast,lung"),
         spec(any_of=["stage_group = IV", "had_relapse = true"]),
     ]
-    separate = {(i, by, r is not None): breakdown_counts(engine, f, by, restrict=r)
-                for i, f in enumerate(filters) for by in ONE_SCAN for r in (None, restrict)}  # fmt: skip
-    engine.queries = 0
-    with breakdowns_in_one_scan(ONE_SCAN):
-        together = {(i, by, r is not None): breakdown_counts(engine, f, by, restrict=r)
-                    for i, f in enumerate(filters) for by in ONE_SCAN for r in (None, restrict)}  # fmt: skip
-        # Outside the block's variables, a breakdown is its own query.
-        breakdown_counts(engine, FilterSpec(), "line1_modality")
-    assert together == separate
-    # One scan per (filter, scope) pair (a table check and the grouping sets query), then line1_modality's own.
-    scans = len(filters) * 2
-    assert engine.queries == scans * 2 + 2 < len(separate)
-    engine.close()
-
-
-def test_a_one_scan_block_keeps_nothing_after_it(mart_engine: DuckDBEngine) -> None:
-    """A changed mart is read again: the scanned counts live only for the block (one dashboard)."""
-    engine = DuckDBEngine()
-    engine.create_table(MART_TABLE, mart_engine.query(f"SELECT * FROM {MART_TABLE}"))
-    with breakdowns_in_one_scan(["sex"]):
-        before = breakdown_counts(engine, FilterSpec(), "sex")
-    engine.execute_native(f"DELETE FROM {MART_TABLE} WHERE sex = 'female'")
-    with breakdowns_in_one_scan(["sex"]):
-        after = breakdown_counts(engine, FilterSpec(), "sex")
-    assert before["female"] > 0 and after["female"] == 0 and after["male"] == before["male"]
+    for f in filters:
+        for r in (None, restrict):
+            separate = {by: breakdown_counts(engine, f, by, restrict=r) for by in ONE_SCAN}
+            persons = count_persons(engine, f, restrict=r)
+            engine.queries = 0
+            assert count_and_breakdowns(engine, f, ONE_SCAN, restrict=r) == (persons, separate)
+            assert engine.queries == 2  # the mart's table check and the one grouping sets query
+    assert count_and_breakdowns(engine, FilterSpec(), []) == (count_persons(engine, FilterSpec()), {})
     engine.close()
 
 

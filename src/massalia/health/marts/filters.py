@@ -20,10 +20,8 @@ import datetime as dt
 import json
 import math
 import re
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
-from contextvars import ContextVar
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -331,40 +329,6 @@ def count_persons(
     return engine.scalar_int(query)
 
 
-@dataclass
-class _OneScan:
-    """The variables a caller is about to break the same filter down by, and the counts already scanned."""
-
-    variables: tuple[str, ...]
-    counts: dict[tuple[str, str, str], dict[str | bool | None, int]] = field(default_factory=dict)
-
-
-_ONE_SCAN: ContextVar[_OneScan | None] = ContextVar("massalia_mart_one_scan", default=None)
-
-
-@contextmanager
-def breakdowns_in_one_scan(variables: Sequence[str]) -> Iterator[None]:
-    """Within the block, :func:`breakdown_counts` counts every one of ``variables`` in one scan of the mart.
-
-    The first breakdown of one of them by a filter counts them all (``GROUP BY GROUPING SETS``) for that filter
-    and scope; the next ones by the same filter and scope are read from that scan instead of scanning again.
-    The counts live only as long as the block (one caller's dashboard), in this thread's context: nothing
-    outlives it, and each breakdown is still authorized, audited and released by the guarded service that
-    asked for it. Give only the variables the caller will break down (those of its project's scope).
-
-    Examples
-    --------
-    >>> with breakdowns_in_one_scan(["sex", "primary_site"]):  # doctest: +SKIP
-    ...     by_sex = breakdown_counts(engine, spec, "sex")  # one scan counts both
-    ...     by_site = breakdown_counts(engine, spec, "primary_site")  # no scan
-    """
-    token = _ONE_SCAN.set(_OneScan(tuple(dict.fromkeys(variables))))
-    try:
-        yield
-    finally:
-        _ONE_SCAN.reset(token)
-
-
 def _breakdown_variable(catalogue: Catalogue, by: str) -> Variable:
     try:
         variable = catalogue.variable(by)
@@ -381,12 +345,13 @@ def _cells(variable: Variable) -> dict[str | bool | None, int]:
     return {**dict.fromkeys(keys, 0), None: 0}
 
 
-def _scan_breakdowns(
+def _scan(
     engine: Engine, spec: FilterSpec, catalogue: Catalogue, restrict: exp.Expr | None, names: Sequence[str]
-) -> dict[str, dict[str | bool | None, int]]:
-    """The breakdowns by each of ``names`` in one scan: one grouping set per variable."""
+) -> tuple[int, dict[str, dict[str | bool | None, int]]]:
+    """One grouping set per variable of ``names`` and the empty set (the total), in one scan."""
     variables = [_breakdown_variable(catalogue, name) for name in names]
     columns = [exp.column(variable.name, table="m") for variable in variables]
+    sets = [exp.Tuple(expressions=[column]) for column in columns] + [exp.Tuple(expressions=[])]
     query = (
         _base_query(engine, spec, catalogue, restrict)
         .select(
@@ -394,14 +359,44 @@ def _scan_breakdowns(
             *[exp.func("GROUPING", column).as_(f"g{i}") for i, column in enumerate(columns)],
             exp.Count(this=exp.Star()).as_("n"),
         )
-        .group_by(exp.GroupingSets(expressions=[exp.Tuple(expressions=[column]) for column in columns]))
+        .group_by(exp.GroupingSets(expressions=sets))
     )
     counts = {variable.name: _cells(variable) for variable in variables}
+    total = 0
     for row in engine.query(query).to_pylist():
         # GROUPING(c) is 0 in the set that groups by c (a NULL value there is "no value", not "all").
-        i = next(i for i in range(len(variables)) if int(row[f"g{i}"]) == 0)
-        counts[variables[i].name][row[f"v{i}"]] = int(row["n"])
-    return counts
+        i = next((i for i in range(len(variables)) if int(row[f"g{i}"]) == 0), None)
+        if i is None:  # the empty grouping set: every matching row
+            total = int(row["n"])
+        else:
+            counts[variables[i].name][row[f"v{i}"]] = int(row["n"])
+    return total, counts
+
+
+def count_and_breakdowns(
+    engine: Engine,
+    spec: FilterSpec,
+    names: Sequence[str],
+    *,
+    catalogue: Catalogue | None = None,
+    restrict: exp.Expr | None = None,
+) -> tuple[int, dict[str, dict[str | bool | None, int]]]:
+    """:func:`count_persons` and :func:`breakdown_counts` by each of ``names``, in one scan of the mart.
+
+    ``GROUP BY GROUPING SETS ((v1), (v2), ..., ())``: the same numbers as the separate queries. Release
+    them through the guarded services, never as they are.
+
+    Examples
+    --------
+    >>> persons, by = count_and_breakdowns(engine, FilterSpec(), ["sex", "stage_group"])  # doctest: +SKIP
+    >>> persons == sum(by["sex"].values())  # doctest: +SKIP
+    True
+    """
+    catalogue = catalogue or load_catalogue()
+    names = list(dict.fromkeys(names))
+    if not names:
+        return count_persons(engine, spec, catalogue=catalogue, restrict=restrict), {}
+    return _scan(engine, spec, catalogue, restrict, names)
 
 
 def breakdown_counts(
@@ -415,22 +410,10 @@ def breakdown_counts(
     """Exact counts of the matching persons (and ``restrict``, a row-level scope) by value of the variable ``by``.
 
     Every value appears, 0 when absent, and so does ``None`` (no value recorded): which cells exist
-    never depends on the data. Inside :func:`breakdowns_in_one_scan`, the block's variables are counted
-    together in one scan per filter and scope.
+    never depends on the data. :func:`count_and_breakdowns` counts several variables in one scan.
     """
     catalogue = catalogue or load_catalogue()
     variable = _breakdown_variable(catalogue, by)
-    one_scan = _ONE_SCAN.get()
-    if one_scan is not None and by in one_scan.variables:
-        # The scan is shared by the breakdowns of the same rows: same warehouse, same filter and scope.
-        where = compile_filter(spec, catalogue)
-        if restrict is not None:
-            where = exp.and_(where, restrict) if where is not None else restrict
-        rows = (engine.location, "" if where is None else where.sql(dialect=engine.dialect))
-        if (*rows, by) not in one_scan.counts:
-            scanned = _scan_breakdowns(engine, spec, catalogue, restrict, one_scan.variables)
-            one_scan.counts.update({(*rows, name): cells for name, cells in scanned.items()})
-        return dict(one_scan.counts[(*rows, by)])
     column = exp.column(variable.name, table="m")
     query = (
         _base_query(engine, spec, catalogue, restrict)
