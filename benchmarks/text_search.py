@@ -102,17 +102,45 @@ def same_answers(tantivy: dict[str, Any], postgres: dict[str, Any]) -> list[str]
             for name in tantivy if tantivy[name]["answer"] != postgres[name]["answer"]]  # fmt: skip
 
 
-def percentiles(call: Callable[[], Any], runs: int) -> dict[str, float]:
-    """p50 and p95 of ``runs`` calls, in milliseconds (after two warm-up calls)."""
+def server_cpu(data_dir: Path) -> Callable[[], float]:
+    """CPU seconds used so far by a PostgreSQL server (its postmaster and every process it started)."""
+    postmaster = int((data_dir / "postmaster.pid").read_text().split()[0])
+    tick = os.sysconf("SC_CLK_TCK")
+
+    def used() -> float:
+        total = 0
+        for entry in Path("/proc").iterdir():
+            if not entry.name.isdigit():
+                continue
+            try:
+                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:  # the process ended meanwhile
+                continue
+            if int(entry.name) == postmaster or int(fields[1]) == postmaster:  # fields[1]: the parent's pid
+                total += int(fields[11]) + int(fields[12])  # utime, stime (clock ticks)
+        return total / tick
+
+    return used
+
+
+def percentiles(call: Callable[[], Any], runs: int, cpu: Callable[[], float] | None = None) -> dict[str, float]:
+    """p50 and p95 of ``runs`` calls in milliseconds (after two warm-up calls), and the mean CPU ms per call.
+
+    The CPU time is this process's (Tantivy searches in it) plus ``cpu()``'s (a server's): unlike the
+    latency, it does not grow with the machine's load.
+    """
     for _ in range(2):
         call()
     times = []
+    cpu0, server0 = time.process_time(), cpu() if cpu else 0.0
     for _ in range(runs):
         t0 = time.perf_counter()
         call()
         times.append((time.perf_counter() - t0) * 1000)
+    used = time.process_time() - cpu0 + ((cpu() - server0) if cpu else 0.0)
     times.sort()
-    return {"p50_ms": round(statistics.median(times), 2), "p95_ms": round(times[int(0.95 * (len(times) - 1))], 2)}
+    return {"p50_ms": round(statistics.median(times), 2), "p95_ms": round(times[int(0.95 * (len(times) - 1))], 2),
+            "cpu_ms": round(used * 1000 / runs, 2)}  # fmt: skip
 
 
 def requests(persons: list[int]) -> dict[str, SearchRequest]:
@@ -193,9 +221,11 @@ def run(args: argparse.Namespace, pool: pa.Table, notes: int, root: Path, result
         result["postgres"] = {}
         for name, request in requests(persons).items():
             found = pg.search(request)
-            timing = percentiles(lambda r=request: pg.search(r), max(20, args.runs // 4))
+            timing = percentiles(lambda r=request: pg.search(r), max(20, args.runs // 4), server_cpu(server.data_dir))
             mine = result["tantivy"][name]
-            ratios = {f"ratio_{p}": round(timing[f"{p}_ms"] / max(mine[f"{p}_ms"], 1e-3), 1) for p in ("p50", "p95")}
+            ratios = {
+                f"ratio_{p}": round(timing[f"{p}_ms"] / max(mine[f"{p}_ms"], 1e-3), 1) for p in ("p50", "p95", "cpu")
+            }
             result["postgres"][name] = {**timing, "total": found.total, "answer": [found.total, found.facets],
                                         "loadavg": os.getloadavg()[0], **ratios}  # fmt: skip
             print(f"PostgreSQL {name:7s} {timing} total {found.total:,}: Tantivy"
