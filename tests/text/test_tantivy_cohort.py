@@ -72,7 +72,7 @@ def test_a_cohort_page_is_the_plain_filtered_page(
 ) -> None:
     request = SearchRequest(query, ids={"person_id": COHORT}, facets=("site",), page=page, page_size=page_size)
     searcher = index._index.searcher()
-    scanned = index._scanned(searcher, request, index._query(request)[0])
+    scanned = index._scanned(searcher, request, *index._queries(request)[:2])
     assert scanned is not None and scanned[1] is not None  # the scan was taken, not the plain search
     assert answer(index.search(request)) == answer(plain(index, request, monkeypatch))
 
@@ -109,7 +109,7 @@ def test_an_empty_cohort_answer_and_a_small_cohort_skip_the_scan(index: TantivyI
     found = index.search(nobody)
     assert (found.total, found.hits, found.facets) == (0, [], {"site": {}})
     few = SearchRequest("cancer", ids={"person_id": COHORT[:50]})
-    assert index._scanned(index._index.searcher(), few, index._query(few)[0]) is None
+    assert index._scanned(index._index.searcher(), few, *index._queries(few)[:2]) is None
     assert index.search(few).total == index.count(few) > 0
 
 

@@ -310,24 +310,34 @@ class TantivyIndex:
         occur = tantivy.Occur.Must if isinstance(node, And) else tantivy.Occur.Should
         return compiled[0] if len(compiled) == 1 else tantivy.Query.boolean_query([(occur, q) for q in compiled])
 
-    def _filters(self, request: SearchRequest, *, ids: bool = True) -> list[tantivy.Query]:
-        """The request's filters as queries (the id-set filters too unless ``ids`` is false)."""
+    def _filters(self, request: SearchRequest) -> list[tantivy.Query]:
+        """The request's keyword and date filters as queries that add nothing to a score (so its id sets too).
+
+        A hit's score is then its text's alone: a search with an id filter and the same search without it
+        give each hit the same score, which lets :meth:`_scanned` take a page from the unfiltered hits.
+        """
         schema = self._tantivy_schema
         filters: list[tantivy.Query] = []
         for name, values in request.keywords.items():
-            filters.append(tantivy.Query.term_set_query(schema, name, [str(v) for v in values]))
+            filters.append(_no_score(tantivy.Query.term_set_query(schema, name, [str(v) for v in values])))
         for name, (low, high) in request.dates.items():
             if low is None and high is None:
                 continue
             lower = _as_datetime(low, name) if low is not None else tantivy.MIN_DATETIME
             upper = _as_datetime(high, name) if high is not None else tantivy.MAX_DATETIME
-            filters.append(tantivy.Query.range_query(schema, name, tantivy.FieldType.Date, lower, upper))
-        for name, id_list in request.ids.items() if ids else ():
+            filters.append(_no_score(tantivy.Query.range_query(schema, name, tantivy.FieldType.Date, lower, upper)))
+        return filters
+
+    def _id_filters(self, request: SearchRequest) -> list[tantivy.Query]:
+        """The request's id-set filters (a cohort's persons), scoring nothing either."""
+        schema = self._tantivy_schema
+        filters: list[tantivy.Query] = []
+        for name, id_list in request.ids.items():
             id_values = tuple(id_list)
             if len(id_values) <= ID_SET_CACHED_MAX:
                 filters.append(_id_set_query(self.schema, name, id_values))
             else:
-                filters.append(tantivy.Query.term_set_query(schema, name, [int(v) for v in id_values]))
+                filters.append(_no_score(tantivy.Query.term_set_query(schema, name, [int(v) for v in id_values])))
         return filters
 
     def _compiled(self, request: SearchRequest) -> tuple[tantivy.Query, Node]:
@@ -340,21 +350,20 @@ class TantivyIndex:
 
     @staticmethod
     def _filtered(compiled: tantivy.Query, filters: list[tantivy.Query]) -> tantivy.Query:
-        """``compiled`` restricted by ``filters``, which add nothing to the score (a hit's score is its text's).
-
-        So a search with an id filter and the same search without it give each hit the same score, which
-        lets :meth:`_scanned` take a page from the unfiltered hits in their order.
-        """
+        """``compiled`` restricted by ``filters`` (from :meth:`_filters`: they add nothing to the score)."""
         if not filters:
             return compiled
-        return tantivy.Query.boolean_query(
-            [(tantivy.Occur.Must, compiled)]
-            + [(tantivy.Occur.Must, tantivy.Query.const_score_query(f, 0.0)) for f in filters]
-        )
+        return tantivy.Query.boolean_query([(tantivy.Occur.Must, q) for q in (compiled, *filters)])
+
+    def _queries(self, request: SearchRequest) -> tuple[tantivy.Query, tantivy.Query, Node]:
+        """The request's query with all its filters, the same without its id sets, and its parsed tree."""
+        compiled, tree = self._compiled(request)
+        plain = self._filters(request)
+        return self._filtered(compiled, plain + self._id_filters(request)), self._filtered(compiled, plain), tree
 
     def _query(self, request: SearchRequest) -> tuple[tantivy.Query, Node]:
-        compiled, tree = self._compiled(request)
-        return self._filtered(compiled, self._filters(request)), tree
+        query, _, tree = self._queries(request)
+        return query, tree
 
     def _highlighter(self, tree: Node, field: str) -> tantivy.Query | None:
         forms = sorted({form for word in positive_words(tree) for piece in word.split("'") for form in
@@ -374,9 +383,9 @@ class TantivyIndex:
         InvalidRequest
             A filter or facet names a field this index does not have as that kind.
         """
-        query, tree = self._query(request)
+        query, unfiltered, tree = self._queries(request)
         searcher = self._index.searcher()
-        scanned = self._scanned(searcher, request, query)
+        scanned = self._scanned(searcher, request, query, unfiltered)
         page: list[tuple[Any, tantivy.DocAddress]]
         if scanned is None:
             found = searcher.search(query, request.page_size, count=True, offset=request.offset)
@@ -411,7 +420,7 @@ class TantivyIndex:
         return SearchResult(total, hits, facets, request.page, request.page_size)
 
     def _scanned(
-        self, searcher: tantivy.Searcher, request: SearchRequest, query: tantivy.Query
+        self, searcher: tantivy.Searcher, request: SearchRequest, query: tantivy.Query, unfiltered: tantivy.Query
     ) -> tuple[int, list[tuple[Any, tantivy.DocAddress]] | None, dict[str, dict[str, int]]] | None:
         """Total, page and facets of a search with a large id-set filter (a cohort), with one pass of the filter.
 
@@ -422,6 +431,7 @@ class TantivyIndex:
         those whose ids (read from the fast fields) are in the sets, until the page is full. Filters add
         nothing to a score (:meth:`_filtered`), so the hits kept come in the filtered query's own order
         (score, then address): the page is the one the filtered query gives (tests/text/test_tantivy_cohort.py).
+        ``unfiltered`` is ``query`` without its id sets.
 
         ``None`` when the id sets are small (the plain search is cheap); a ``None`` page when too many
         unfiltered hits would have to be read to fill it (the caller then reads the filtered query's page).
@@ -437,8 +447,6 @@ class TantivyIndex:
         wanted = request.offset + request.page_size
         if total == 0:
             return 0, [], facets
-        compiled, _ = self._compiled(request)
-        unfiltered = self._filtered(compiled, self._filters(request, ids=False))
         everything = _count(searcher.search(unfiltered, 1, count=True))
         limit = min(everything, max(SCAN_FIRST, 2 * wanted * everything // total))
         members = [(name, _id_members(tuple(ids))) for name, ids in request.ids.items()]
@@ -498,7 +506,12 @@ def _id_set_query(schema: IndexSchema, name: str, ids: tuple[int, ...]) -> tanti
     A Tantivy query is immutable and holds no reader, so one built query serves any index of ``schema``
     and any generation of it (it is matched against the segments of each search).
     """
-    return tantivy.Query.term_set_query(_tantivy_schema(schema), name, [int(v) for v in ids])
+    return _no_score(tantivy.Query.term_set_query(_tantivy_schema(schema), name, [int(v) for v in ids]))
+
+
+def _no_score(query: tantivy.Query) -> tantivy.Query:
+    """``query`` as a filter: it matches the same documents and adds 0 to their score."""
+    return tantivy.Query.const_score_query(query, 0.0)
 
 
 def _char_ranges(fragment: str, ranges: Iterable[tantivy.Range]) -> tuple[tuple[int, int], ...]:
