@@ -54,8 +54,9 @@ SCAN_MIN_IDS = 1_000
 """From this many ids in the id-set filters, a page is read from the unfiltered hits (:meth:`TantivyIndex._scanned`)."""
 SCAN_FIRST = 256
 """Unfiltered hits read at least, on the first try."""
-SCAN_MAX_HITS = 100_000
-"""Most unfiltered hits read for one page (beyond: the filtered query's own page, one more pass of the filter)."""
+SCAN_MAX_HITS = 5_000
+"""Most unfiltered hits read for one page (about 2 ms); beyond, the filtered query's own page is read instead
+(one more pass of the id set: a small cohort among many hits, or a deep page)."""
 TOTAL = "_total_"
 """The aggregation that counts the hits (a field name never starts with "_", so no facet is called that)."""
 MAX_DISTINCT = 1_000_000
