@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import functools
 import json
 import os
 import re
@@ -45,6 +46,19 @@ SCHEMA_FILE = "massalia-schema.json"
 WRITER_HEAP = 128_000_000
 """Bytes of the writer's in-memory buffer (Tantivy's default): larger segments, fewer merges."""
 SNIPPET_CHARS = 240
+ID_SET_CACHE = 8
+"""Id-set filters kept built (the last ones used): a handful of cohorts searched in turn."""
+ID_SET_CACHED_MAX = 200_000
+"""Larger id sets are built for each search (the cache stays within ~100 MB)."""
+SCAN_MIN_IDS = 1_000
+"""From this many ids in the id-set filters, a page is read from the unfiltered hits (:meth:`TantivyIndex._scanned`)."""
+SCAN_FIRST = 256
+"""Unfiltered hits read at least, on the first try."""
+SCAN_MAX_HITS = 5_000
+"""Most unfiltered hits read for one page (about 2 ms); beyond, the filtered query's own page is read instead
+(one more pass of the id set: a small cohort among many hits, or a deep page)."""
+TOTAL = "_total_"
+"""The aggregation that counts the hits (a field name never starts with "_", so no facet is called that)."""
 MAX_DISTINCT = 1_000_000
 
 
@@ -298,28 +312,59 @@ class TantivyIndex:
         return compiled[0] if len(compiled) == 1 else tantivy.Query.boolean_query([(occur, q) for q in compiled])
 
     def _filters(self, request: SearchRequest) -> list[tantivy.Query]:
+        """The request's keyword and date filters as queries that add nothing to a score (so its id sets too).
+
+        A hit's score is then its text's alone: a search with an id filter and the same search without it
+        give each hit the same score, which lets :meth:`_scanned` take a page from the unfiltered hits.
+        """
         schema = self._tantivy_schema
         filters: list[tantivy.Query] = []
         for name, values in request.keywords.items():
-            filters.append(tantivy.Query.term_set_query(schema, name, [str(v) for v in values]))
+            filters.append(_no_score(tantivy.Query.term_set_query(schema, name, [str(v) for v in values])))
         for name, (low, high) in request.dates.items():
             if low is None and high is None:
                 continue
             lower = _as_datetime(low, name) if low is not None else tantivy.MIN_DATETIME
             upper = _as_datetime(high, name) if high is not None else tantivy.MAX_DATETIME
-            filters.append(tantivy.Query.range_query(schema, name, tantivy.FieldType.Date, lower, upper))
-        for name, ids in request.ids.items():
-            filters.append(tantivy.Query.term_set_query(schema, name, [int(v) for v in ids]))
+            filters.append(_no_score(tantivy.Query.range_query(schema, name, tantivy.FieldType.Date, lower, upper)))
         return filters
 
-    def _query(self, request: SearchRequest) -> tuple[tantivy.Query, Node]:
+    def _id_filters(self, request: SearchRequest) -> list[tantivy.Query]:
+        """The request's id-set filters (a cohort's persons), scoring nothing either."""
+        schema = self._tantivy_schema
+        filters: list[tantivy.Query] = []
+        for name, id_list in request.ids.items():
+            id_values = tuple(id_list)
+            if len(id_values) <= ID_SET_CACHED_MAX:
+                filters.append(_id_set_query(self.schema, name, id_values))
+            else:
+                filters.append(_no_score(tantivy.Query.term_set_query(schema, name, [int(v) for v in id_values])))
+        return filters
+
+    def _compiled(self, request: SearchRequest) -> tuple[tantivy.Query, Node]:
         request.check(self.schema)
         tree = parse_query(request.query)
         compiled = self._compile(tree)
         if compiled is None:
             raise QuerySyntaxError("the query has no searchable word (only stop words)", 0)
-        parts = [(tantivy.Occur.Must, compiled)] + [(tantivy.Occur.Must, f) for f in self._filters(request)]
-        return tantivy.Query.boolean_query(parts), tree
+        return compiled, tree
+
+    @staticmethod
+    def _filtered(compiled: tantivy.Query, filters: list[tantivy.Query]) -> tantivy.Query:
+        """``compiled`` restricted by ``filters`` (from :meth:`_filters`: they add nothing to the score)."""
+        if not filters:
+            return compiled
+        return tantivy.Query.boolean_query([(tantivy.Occur.Must, q) for q in (compiled, *filters)])
+
+    def _queries(self, request: SearchRequest) -> tuple[tantivy.Query, tantivy.Query, Node]:
+        """The request's query with all its filters, the same without its id sets, and its parsed tree."""
+        compiled, tree = self._compiled(request)
+        plain = self._filters(request)
+        return self._filtered(compiled, plain + self._id_filters(request)), self._filtered(compiled, plain), tree
+
+    def _query(self, request: SearchRequest) -> tuple[tantivy.Query, Node]:
+        query, _, tree = self._queries(request)
+        return query, tree
 
     def _highlighter(self, tree: Node, field: str) -> tantivy.Query | None:
         forms = sorted({form for word in positive_words(tree) for piece in word.split("'") for form in
@@ -339,9 +384,19 @@ class TantivyIndex:
         InvalidRequest
             A filter or facet names a field this index does not have as that kind.
         """
-        query, tree = self._query(request)
+        query, unfiltered, tree = self._queries(request)
         searcher = self._index.searcher()
-        found = searcher.search(query, request.page_size, count=True, offset=request.offset)
+        scanned = self._scanned(searcher, request, query, unfiltered)
+        page: list[tuple[Any, tantivy.DocAddress]]
+        if scanned is None:
+            found = searcher.search(query, request.page_size, count=True, offset=request.offset)
+            total, page = _count(found), found.hits
+            facets = self._facets(searcher, query, request.facets)
+        else:
+            total, kept, facets = scanned
+            # None: the scan would be long, so the filtered query's own top hits.
+            page = kept if kept is not None else searcher.search(query, request.page_size, count=False,
+                                                                 offset=request.offset).hits  # fmt: skip
         generators = {}
         if request.snippets:
             for name in self.schema.text_fields:
@@ -351,7 +406,7 @@ class TantivyIndex:
                     generator.set_max_num_chars(SNIPPET_CHARS)
                     generators[name] = generator
         hits = []
-        for score, address in found.hits:
+        for score, address in page:
             document = searcher.doc(address)
             stored = document.to_dict()
             fields = {key: _plain(values[0]) for key, values in stored.items()
@@ -363,8 +418,53 @@ class TantivyIndex:
                 if fragment:
                     snippets[name] = Snippet(fragment, _char_ranges(fragment, snippet.highlighted()))
             hits.append(Hit(int(stored[self.schema.id_field][0]), float(score), fields, snippets))
-        facets = self._facets(searcher, query, request.facets)
-        return SearchResult(_count(found), hits, facets, request.page, request.page_size)
+        return SearchResult(total, hits, facets, request.page, request.page_size)
+
+    def _scanned(
+        self, searcher: tantivy.Searcher, request: SearchRequest, query: tantivy.Query, unfiltered: tantivy.Query
+    ) -> tuple[int, list[tuple[Any, tantivy.DocAddress]] | None, dict[str, dict[str, int]]] | None:
+        """Total, page and facets of a search with a large id-set filter (a cohort), with one pass of the filter.
+
+        Tantivy matches an id set by reading one posting list per id in every segment: for a cohort of
+        10,000-15,000 persons that is most of the search's time, and a plain search pays it twice (the page
+        with its count, then the facets). Here the filtered query runs once, as an aggregation giving the
+        total and the facets; the page is read from the hits *without* the id filter, best first, keeping
+        those whose ids (read from the fast fields) are in the sets, until the page is full. Filters add
+        nothing to a score (:meth:`_filtered`), so the hits kept come in the filtered query's own order
+        (score, then address): the page is the one the filtered query gives (tests/text/test_tantivy_cohort.py).
+        ``unfiltered`` is ``query`` without its id sets.
+
+        ``None`` when the id sets are small (the plain search is cheap); a ``None`` page when too many
+        unfiltered hits would have to be read to fill it (the caller then reads the filtered query's page).
+        """
+        if sum(len(ids) for ids in request.ids.values()) < SCAN_MIN_IDS:
+            return None
+        names = list(dict.fromkeys(request.facets))
+        aggregation: dict[str, Any] = {name: {"terms": {"field": name, "size": MAX_FACET_VALUES}} for name in names}
+        aggregation[TOTAL] = {"value_count": {"field": self.schema.id_field}}
+        result = searcher.aggregate(query, aggregation)
+        total = int(result[TOTAL]["value"] or 0)
+        facets = {name: {str(b["key"]): int(b["doc_count"]) for b in result[name]["buckets"]} for name in names}
+        wanted = request.offset + request.page_size
+        if total == 0:
+            return 0, [], facets
+        everything = _count(searcher.search(unfiltered, 1, count=True))
+        limit = min(everything, max(SCAN_FIRST, 2 * wanted * everything // total))
+        members = [(name, _id_members(tuple(ids))) for name, ids in request.ids.items()]
+        while True:
+            if limit > SCAN_MAX_HITS:
+                return total, None, facets
+            candidates = searcher.search(unfiltered, limit, count=False).hits
+            addresses = [address for _, address in candidates]
+            keep = [True] * len(candidates)
+            for name, allowed in members:
+                for at, value in enumerate(searcher.fast_field_values(name, addresses)):
+                    if value not in allowed:
+                        keep[at] = False
+            kept = [hit for hit, ok in zip(candidates, keep, strict=True) if ok]
+            if len(kept) >= wanted or limit >= everything:
+                return total, kept[request.offset : wanted], facets
+            limit = min(everything, limit * 4)
 
     def _facets(
         self, searcher: tantivy.Searcher, query: tantivy.Query, names: Iterable[str]
@@ -390,6 +490,29 @@ class TantivyIndex:
         if int(result["d"].get("sum_other_doc_count", 0)):
             raise TextIndexError(f"more than {MAX_DISTINCT} distinct {field}: narrow the query")
         return len(result["d"]["buckets"])
+
+
+@functools.lru_cache(maxsize=ID_SET_CACHE)
+def _id_members(ids: tuple[int, ...]) -> frozenset[int]:
+    """The ids of an id-set filter as a set (kept for the next searches of the same cohort)."""
+    return frozenset(int(v) for v in ids)
+
+
+@functools.lru_cache(maxsize=ID_SET_CACHE)
+def _id_set_query(schema: IndexSchema, name: str, ids: tuple[int, ...]) -> tantivy.Query:
+    """The filter "``name`` is one of ``ids``", built once per id set (kept for the next searches of it).
+
+    A cohort's persons come back with every search of a project: building the term set of 10,000 ids
+    costs about 5 ms (their conversion and the sorted term map), as much as a fifth of the whole search.
+    A Tantivy query is immutable and holds no reader, so one built query serves any index of ``schema``
+    and any generation of it (it is matched against the segments of each search).
+    """
+    return _no_score(tantivy.Query.term_set_query(_tantivy_schema(schema), name, [int(v) for v in ids]))
+
+
+def _no_score(query: tantivy.Query) -> tantivy.Query:
+    """``query`` as a filter: it matches the same documents and adds 0 to their score."""
+    return tantivy.Query.const_score_query(query, 0.0)
 
 
 def _char_ranges(fragment: str, ranges: Iterable[tantivy.Range]) -> tuple[tuple[int, int], ...]:
