@@ -108,26 +108,24 @@ class LiveEvent(BaseModel):
 
         The bytes hashed are exactly ``json.dumps(body, sort_keys=True)`` of the JSON dump without the message id
         (the hashes already in the log must stay the same), written here field by field in sorted order: about
-        6 us an event against 12 for the generic encoder (held equal to it by a test over awkward values).
+        half the generic encoder's time (5-7 us an event against 10-17), held equal to it by a Hypothesis test.
         """
-        body = self.model_dump(mode="json", exclude={"message_id"})
-        text = "{" + ", ".join(f"{_HASH_KEYS[k]}{_json_value(body[k])}" for k in _SORTED_FIELDS) + "}"
-        return hashlib.md5(text.encode()).hexdigest()  # noqa: S324 - a content key
+        body = self.__pydantic_serializer__.to_python(self, mode="json", exclude=_NOT_HASHED)
+        # Inline (no call per field): the model's JSON dump holds strings, floats and nulls only; anything else
+        # (none today) goes to the generic encoder, so the bytes stay its own.
+        text = ", ".join([
+            key + ("null" if (value := body[name]) is None else encode_basestring_ascii(value)
+                   if value.__class__ is str else value.__repr__()
+                   if value.__class__ is float and math.isfinite(value) else json.dumps(value))
+            for key, name in _HASH_KEYS
+        ])  # fmt: skip
+        return hashlib.md5(("{" + text + "}").encode()).hexdigest()  # noqa: S324 - a content key
 
 
-_SORTED_FIELDS = tuple(sorted(name for name in LiveEvent.model_fields if name != "message_id"))
-_HASH_KEYS = {name: f"{encode_basestring_ascii(name)}: " for name in _SORTED_FIELDS}
-
-
-def _json_value(value: object) -> str:
-    """One value as ``json.dumps`` writes it (the model's JSON dump holds strings, floats and nulls only)."""
-    if value is None:
-        return "null"
-    if isinstance(value, str):
-        return encode_basestring_ascii(value)
-    if type(value) is float and math.isfinite(value):
-        return float.__repr__(value)
-    return json.dumps(value)  # anything else (none today): the generic encoder, so the bytes stay its own
+_NOT_HASHED = {"message_id"}
+_HASH_KEYS = tuple((f"{encode_basestring_ascii(name)}: ", name)
+                   for name in sorted(LiveEvent.model_fields) if name not in _NOT_HASHED)  # fmt: skip
+"""The hashed fields in ``json.dumps(sort_keys=True)`` order, each with its key as that encoder writes it."""
 
 
 def _path(loc: Sequence[int | str]) -> str:

@@ -138,14 +138,11 @@ def assign(
     next_id = next_incident
     incident_of: dict[int, int] = {}
     first_in_run = {(str(r["source"]), str(r["source_id"])): int(r["report_id"]) for r in reports if r["version"] == 1}
-    out: dict[str, list[object]] = {name: [] for name in ASSIGNMENT_SCHEMA.names}
+    rows: list[tuple[int, int, int | None, str, object, object]] = []
 
     def emit(report: int, incident: int, matched: int | None, rule: str, minutes: object, metres: object) -> None:
         incident_of[report] = incident
-        for name, value in zip(
-            ASSIGNMENT_SCHEMA.names, (report, incident, matched, rule, minutes, metres), strict=True
-        ):
-            out[name].append(value)
+        rows.append((report, incident, matched, rule, minutes, metres))  # one tuple a report, columns at the end
 
     for report in sorted(reports, key=lambda r: (r["version"], r["occurred_at"], r["report_id"])):
         rid = int(report["report_id"])
@@ -176,4 +173,8 @@ def assign(
             incident, b, pair = chosen
             emit(rid, incident, b, str(pair["rule"]), pair["minutes_apart"], pair["metres_apart"])
         sources_of[incident].add(str(report["source"]))
-    return pa.table(out, schema=ASSIGNMENT_SCHEMA)
+    columns = list(zip(*rows, strict=True)) if rows else [()] * len(ASSIGNMENT_SCHEMA)
+    return pa.table(
+        {name: list(values) for name, values in zip(ASSIGNMENT_SCHEMA.names, columns, strict=True)},
+        schema=ASSIGNMENT_SCHEMA,
+    )
