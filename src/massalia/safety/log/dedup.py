@@ -62,7 +62,12 @@ def candidate_pairs_sql(new: str) -> str:
         f"UNION ALL SELECT r.report_id, r.source, r.occurred_at, r.x_l93, r.y_l93, r.zone, r.type_code, r.incident_id, "
         f"r.address FROM {REPORTS} AS r WHERE r.version = 1 AND r.occurred_at BETWEEN "
         f"(SELECT min(occurred_at) FROM {new}) - INTERVAL {WINDOW_MINUTES} MINUTE AND "
-        f"(SELECT max(occurred_at) FROM {new}) + INTERVAL {WINDOW_MINUTES} MINUTE"
+        f"(SELECT max(occurred_at) FROM {new}) + INTERVAL {WINDOW_MINUTES} MINUTE "
+        # Only a logged report some new report could pair with (same family, another source): the join below
+        # asks both, so the pairs are the same; the window's other reports (a feed's own, other families) no
+        # longer go through the threefold spread and the join, a cost that grew with the log's last hours.
+        f"AND EXISTS (SELECT 1 FROM {new} AS q WHERE q.version = 1 AND q.source <> r.source "
+        f"AND split_part(q.type_code, '.', 1) = split_part(r.type_code, '.', 1))"
     )
     spread = (
         f"SELECT p.*, split_part(p.type_code, '.', 1) AS family, "
