@@ -36,7 +36,7 @@ import numpy as np
 import pyarrow as pa
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from massalia.engine import HOUSE_DIALECT, Column, Engine
+from massalia.engine import Column, Engine
 from massalia.governance import InvalidRequest
 from massalia.safety.catalogue import load_catalogue
 from massalia.safety.geo import district_of, to_lambert93
@@ -288,7 +288,6 @@ _WRITE = threading.RLock()
 """One writer of the live log per process (report and incident ids are allocated under it, held to the commit)."""
 _READY: weakref.WeakKeyDictionary[Engine, bool] = weakref.WeakKeyDictionary()
 """Connections whose live tables (and session staging tables) were made: checked once, not on every batch."""
-MESSAGE_INDEX = "safety_live_message_id"
 KEYS_STAGE = "_massalia_live_keys"
 REPORTS_STAGE = "_massalia_live_reports"
 KEY_COLUMNS = (Column("source", "VARCHAR", False), Column("message_id", "VARCHAR", False),
@@ -327,11 +326,6 @@ def _prepare(engine: Engine) -> bool:
     temporary = engine.capabilities.temporary_tables
     if engine not in _READY:
         ensure_live_tables(engine)
-        if engine.capabilities.indexes:
-            # The batch's known messages are looked up by key: against a million messages a scan costs about
-            # 45 ms a batch, this index about 2 ms for 50 keys, 10 for 1,000 (DuckDB). The message table is the
-            # live ingest's own (never swapped by a batch load), so an index cannot stand in a load's way.
-            engine.execute(f"CREATE INDEX IF NOT EXISTS {MESSAGE_INDEX} ON {MESSAGES} (message_id)")
         if temporary:
             for name, columns in ((KEYS_STAGE, KEY_COLUMNS), (REPORTS_STAGE, STAGED_REPORT_COLUMNS)):
                 engine.execute(f"CREATE TEMPORARY TABLE IF NOT EXISTS {name} ({_staged_columns(columns)})")
@@ -463,67 +457,41 @@ def _lookup(
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]], int, int]:
     """The batch's known messages, the logged versions of its records and the next report and incident ids.
 
-    One query, the two ids riding along. On DuckDB the batch's keys are literal lists (validated ids, quotes
-    doubled) that the index on message ids answers: a join scanned the whole message table every batch (about
-    45 ms against a million messages; 2 ms for 50 keys by the index, 10 ms for 1,000) and paid a staging insert
-    and delete. An engine that translates SQL (PostgreSQL) would parse every literal: there the keys are staged
-    as a table (values as data) and joined, which its planner answers with the same index.
+    One query: the batch's keys are staged once as a table (values travel as data, never spliced into SQL) and
+    joined with the message table and the log, and the two ids ride along; the same work once took five round
+    trips (a listing, a create, two joins and a drop) and two ``max`` queries.
     """
-    message_keys = {(m.event.source, m.event.message_id) for m in events}
-    record_keys = {(m.event.source, m.event.source_id) for m in events}
-    head = (
-        f"SELECT 'm' AS kind, m.source, m.message_id AS key, CAST(NULL AS VARCHAR) AS content_hash, "
-        f"CAST(NULL AS INTEGER) AS version, m.report_id, m.incident_id FROM {MESSAGES} AS m "
+    keys = pa.table(
+        {
+            "source": [m.event.source for m in events],
+            "message_id": [m.event.message_id for m in events],
+            "source_id": [m.event.source_id for m in events],
+        }
     )
-    middle = (
-        f"UNION ALL SELECT 'r' AS kind, r.source, r.source_id AS key, r.content_hash, r.version, r.report_id, "
-        f"r.incident_id FROM {REPORTS} AS r "
-    )
-    tail = (
-        "UNION ALL SELECT 'n' AS kind, CAST(NULL AS VARCHAR) AS source, CAST(NULL AS VARCHAR) AS key, "
-        "CAST(NULL AS VARCHAR) AS content_hash, CAST(NULL AS INTEGER) AS version, "
-        f"(SELECT coalesce(max(report_id), 0) FROM {REPORTS}) AS report_id, "
-        f"(SELECT coalesce(max(incident_id), 0) FROM {INCIDENTS}) AS incident_id"
-    )
-    if engine.dialect == HOUSE_DIALECT:
-        # DuckDB: the keys as literal lists, which its index on the message ids answers (a join with staged keys
-        # scans the whole message table every batch, and costs a staging insert and delete). The ids are
-        # validated to [A-Za-z0-9._:@/-] (quotes doubled all the same); rows of another source are dropped below.
-        ids = ", ".join(sorted({_literal(message) for _, message in message_keys}))
-        records_ids = ", ".join(sorted({_literal(record) for _, record in record_keys}))
+    staged = _stage(engine, KEYS_STAGE, keys, temporary)
+    try:
         rows = engine.query(
-            f"{head}WHERE m.message_id IN ({ids}) {middle}WHERE r.source_id IN ({records_ids}) {tail}"
+            f"SELECT 'm' AS kind, m.source, m.message_id AS key, CAST(NULL AS VARCHAR) AS content_hash, "
+            f"CAST(NULL AS INTEGER) AS version, m.report_id, m.incident_id FROM {MESSAGES} AS m "
+            f"JOIN (SELECT DISTINCT source, message_id FROM {staged}) AS k "
+            "ON m.source = k.source AND m.message_id = k.message_id "
+            f"UNION ALL SELECT 'r' AS kind, r.source, r.source_id AS key, r.content_hash, r.version, r.report_id, "
+            f"r.incident_id FROM {REPORTS} AS r JOIN (SELECT DISTINCT source, source_id FROM {staged}) AS k "
+            "ON r.source = k.source AND r.source_id = k.source_id "
+            "UNION ALL SELECT 'n' AS kind, CAST(NULL AS VARCHAR) AS source, CAST(NULL AS VARCHAR) AS key, "
+            "CAST(NULL AS VARCHAR) AS content_hash, CAST(NULL AS INTEGER) AS version, "
+            f"(SELECT coalesce(max(report_id), 0) FROM {REPORTS}) AS report_id, "
+            f"(SELECT coalesce(max(incident_id), 0) FROM {INCIDENTS}) AS incident_id"
         ).to_pylist()
-    else:  # values as data, joined (an engine that translates SQL would parse every literal)
-        keys = pa.table(
-            {
-                "source": [m.event.source for m in events],
-                "message_id": [m.event.message_id for m in events],
-                "source_id": [m.event.source_id for m in events],
-            }
-        )
-        staged = _stage(engine, KEYS_STAGE, keys, temporary)
-        try:
-            rows = engine.query(
-                f"{head}JOIN (SELECT DISTINCT source, message_id FROM {staged}) AS k "
-                f"ON m.source = k.source AND m.message_id = k.message_id {middle}"
-                f"JOIN (SELECT DISTINCT source, source_id FROM {staged}) AS k "
-                f"ON r.source = k.source AND r.source_id = k.source_id {tail}"
-            ).to_pylist()
-        finally:
-            _unstage(engine, staged, temporary)
+    finally:
+        _unstage(engine, staged, temporary)
     known = [{"source": r["source"], "message_id": r["key"], "report_id": r["report_id"],
-              "incident_id": r["incident_id"]}
-             for r in rows if r["kind"] == "m" and (r["source"], r["key"]) in message_keys]  # fmt: skip
+              "incident_id": r["incident_id"]} for r in rows if r["kind"] == "m"]  # fmt: skip
     records = [{"source": r["source"], "source_id": r["key"], "content_hash": r["content_hash"],
                 "version": r["version"], "report_id": r["report_id"], "incident_id": r["incident_id"]}
-               for r in rows if r["kind"] == "r" and (r["source"], r["key"]) in record_keys]  # fmt: skip
+               for r in rows if r["kind"] == "r"]  # fmt: skip
     ids = next(r for r in rows if r["kind"] == "n")
     return known, records, int(ids["report_id"] or 0) + 1, int(ids["incident_id"] or 0) + 1
-
-
-def _literal(value: str) -> str:
-    return "'" + value.replace("'", "''") + "'"
 
 
 def _stage(engine: Engine, name: str, rows: pa.Table, temporary: bool) -> str:
