@@ -84,6 +84,9 @@ def main() -> None:
     parser.add_argument("--saturate", type=int, default=0,
                         help="instead: ingest this many pre-built events in --batch batches as fast as possible "
                              "(the batch path's capacity, without the producer's share of the CPU)")  # fmt: skip
+    parser.add_argument("--prefill", type=int, default=0,
+                        help="with --saturate: first log this many past messages (the message table of a feed that "
+                             "has run for a while; the batch lookups' cost grows with it)")  # fmt: skip
     args = parser.parse_args()
     root = Path(tempfile.mkdtemp(prefix="safety-alarms-bench-"))
     gov = Governance(f"sqlite:///{(root / 'meta.sqlite').as_posix()}", root / "ledger", key_path=root / "master.key")
@@ -96,7 +99,7 @@ def main() -> None:
     codes = valid_codes()
     pool = points(20_000)
     if args.saturate:
-        saturate(caller, engine, codes, pool, args.saturate, args.batch)
+        saturate(caller, engine, codes, pool, args.saturate, args.batch, prefill=args.prefill)
         gov.close()
         engine.close()
         return
@@ -253,9 +256,19 @@ def main() -> None:
 
 
 def saturate(
-    caller: Caller, engine: Engine, codes: list[str], pool: list[tuple[float, float]], total: int, size: int
+    caller: Caller,
+    engine: Engine,
+    codes: list[str],
+    pool: list[tuple[float, float]],
+    total: int,
+    size: int,
+    *,
+    prefill: int = 0,
 ) -> None:
-    """Ingest ``total`` pre-built events in batches of ``size`` back to back; print events/s and batch times."""
+    """Ingest ``total`` pre-built events in batches of ``size`` back to back; print events/s and batch times.
+
+    ``prefill`` past messages are logged first (message table rows only, as a feed that ran for a while leaves).
+    """
     rng = random.Random(16)
     at = dt.datetime.now(CITY_TZ).isoformat()
     bodies = [
@@ -265,6 +278,19 @@ def saturate(
         for i in range(total + size)
     ]  # fmt: skip
     service.ingest(caller, engine, bodies[:size], channel="bench")  # warm-up: tables, rule engine
+    if prefill:
+        import pyarrow as pa
+
+        received = dt.datetime.now(dt.UTC).replace(tzinfo=None)
+        engine.insert("safety_live_message", pa.table({
+            "source": pa.repeat(pa.scalar("csu"), prefill), "message_id": [f"past-{i}" for i in range(prefill)],
+            "report_id": pa.nulls(prefill, pa.int64()), "incident_id": pa.nulls(prefill, pa.int64()),
+            "outcome": pa.repeat(pa.scalar("duplicate_row"), prefill),
+            "channel": pa.repeat(pa.scalar("bench"), prefill),
+            "actor": pa.repeat(pa.scalar("bench"), prefill),
+            "received_at": pa.repeat(pa.scalar(received, pa.timestamp("us")), prefill),
+            "run_id": pa.repeat(pa.scalar("prefill"), prefill),
+        }))  # fmt: skip
     times: list[float] = []
     began, cpu_began, thread_began = time.perf_counter(), time.process_time(), time.thread_time()
     for start in range(size, total + size, size):

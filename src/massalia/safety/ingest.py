@@ -21,12 +21,14 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
+import math
 import threading
 import uuid
 import weakref
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from json.encoder import encode_basestring_ascii
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo
 
@@ -102,9 +104,28 @@ class LiveEvent(BaseModel):
         return self
 
     def content_hash(self) -> str:
-        """MD5 of the record's content (not its message id): a repeat of the same record hashes the same."""
-        body = self.model_dump(mode="json", exclude={"message_id"})
-        return hashlib.md5(json.dumps(body, sort_keys=True).encode()).hexdigest()  # noqa: S324 - a content key
+        """MD5 of the record's content (not its message id): a repeat of the same record hashes the same.
+
+        The bytes hashed are exactly ``json.dumps(body, sort_keys=True)`` of the JSON dump without the message id
+        (the hashes already in the log must stay the same), written here field by field in sorted order: about
+        half the generic encoder's time (5-7 us an event against 10-17), held equal to it by a Hypothesis test.
+        """
+        body = self.__pydantic_serializer__.to_python(self, mode="json", exclude=_NOT_HASHED)
+        # Inline (no call per field): the model's JSON dump holds strings, floats and nulls only; anything else
+        # (none today) goes to the generic encoder, so the bytes stay its own.
+        text = ", ".join([
+            key + ("null" if (value := body[name]) is None else encode_basestring_ascii(value)
+                   if value.__class__ is str else value.__repr__()
+                   if value.__class__ is float and math.isfinite(value) else json.dumps(value))
+            for key, name in _HASH_KEYS
+        ])  # fmt: skip
+        return hashlib.md5(("{" + text + "}").encode()).hexdigest()  # noqa: S324 - a content key
+
+
+_NOT_HASHED = {"message_id"}
+_HASH_KEYS = tuple((f"{encode_basestring_ascii(name)}: ", name)
+                   for name in sorted(LiveEvent.model_fields) if name not in _NOT_HASHED)  # fmt: skip
+"""The hashed fields in ``json.dumps(sort_keys=True)`` order, each with its key as that encoder writes it."""
 
 
 def _path(loc: Sequence[int | str]) -> str:
