@@ -266,7 +266,8 @@ def test_the_shell_links_every_asset_under_the_running_hash(client: TestClient) 
     links = re.findall(r'(?:href|src)="(/static/[^"]*)"', document)
     assert links and all(link.startswith(prefix) for link in links), links
     preloads = re.findall(r'<link rel="modulepreload" href="([^"]+)"', document)
-    assert f"{prefix}js/api.js" in preloads and f"{prefix}domains/health/feasibility.js" in preloads, preloads
+    graph = ("js/api.js", "js/ui.js", "domains/health/feasibility.js", "domains/health/filters.js", "js/charts.js")
+    assert all(prefix + name in preloads for name in graph), preloads
     for link in links:
         assert client.get(link).status_code == 200, link
     config = json.loads(re.search(r'id="massalia-portal">(.*?)</script>', document).group(1))  # type: ignore[union-attr]
@@ -286,3 +287,18 @@ def test_no_module_imports_an_absolute_static_address(client: TestClient) -> Non
     ]
     assert not found, f"modules importing an absolute address: {found}"
     assert absolute.search('import { h } from "/static/js/dom.js";'), "the check finds such an import"
+
+
+def test_the_preloaded_import_graph_stays_in_the_index(tmp_path: Path) -> None:
+    folder = tmp_path / "assets"
+    folder.mkdir()
+    (folder / "page.js").write_text(
+        'import { h } from "../../js/dom.js";\nimport {\n  a,\n  b,\n} from "./kit.js";\n'
+        'import "../../../../etc/passwd.js";\nimport x from "/static/js/api.js";\nconst later = import("./lazy.js");\n'
+    )
+    (folder / "kit.js").write_text('export { t } from "../../js/i18n.js";\nexport const a = 1, b = 2;\n')
+    (folder / "lazy.js").write_text("export const lazy = 1;\n")
+    index = AssetIndex.build(STATIC_DIR, {"tiny": folder})
+    found = index.static_imports("domains/tiny/page.js")
+    assert found == ("js/dom.js", "domains/tiny/kit.js", "js/i18n.js"), found
+    assert index.static_imports("domains/tiny/missing.js") == () and index.static_imports("portal.css") == ()

@@ -20,7 +20,7 @@ A missing asset is a Starlette ``HTTPException``, which the API's handlers answe
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from fastapi import APIRouter, FastAPI, Request
@@ -40,8 +40,8 @@ PORTAL_ACTIONS = ("portal.page", "portal.asset")
 MAX_PAGE_PATH = 256
 IMMUTABLE = "public, max-age=31536000, immutable"
 """How long a versioned asset is kept: a year, never revalidated (its address changes with its bytes)."""
-CORE_MODULES = ("js/api.js", "js/i18n.js", "js/dom.js", "js/ui.js")
-"""The static imports of the entry module ``js/app.js``, preloaded in parallel (``modulepreload`` links)."""
+ENTRY_MODULE = "js/app.js"
+"""The shell's module; it and the page's module are preloaded with their static imports (``modulepreload``)."""
 
 ActionDeclaration = Callable[[str], dict[str, Any]]
 """How the API declares a route's action: route keyword arguments (``massalia.api.deps.action``)."""
@@ -55,6 +55,8 @@ class Portal:
     assets: AssetIndex
     api_prefix: str
     oidc: bool = False
+    preloads: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    """Per page name: the modules its shell preloads (the entry's and the page's static import graphs)."""
 
     def page_at(self, path: str) -> PageEntry | None:
         """The page served at ``path``, or ``None``."""
@@ -76,8 +78,9 @@ class Portal:
     def shell(self, path: str) -> HTMLResponse:
         """The HTML shell for ``path``; an address no page has still gets it (with "not found"), as a 404."""
         page = self.page_at(path) if len(path) <= MAX_PAGE_PATH else None
-        # The page's own module is preloaded too: it would otherwise be asked for only after the sign-in check.
-        preload = [*CORE_MODULES, *([page.asset] if page else [])]
+        # The page's module and its imports too: they would otherwise be asked for only after the sign-in check,
+        # one import level after the other.
+        preload = self.preloads.get(page.page.name, ()) if page else self.assets.static_imports(ENTRY_MODULE)
         document = render_shell(self.config(page), title="Massalia", static=self.static, preload=preload)
         return HTMLResponse(document, status_code=200 if page else 404)
 
@@ -160,7 +163,12 @@ def mount_portal(
     for entry in pages:
         if entry.asset not in assets:
             raise RegistryError(f"portal page {entry.page.name!r}: its module {entry.module_url} is not an asset")
-    portal = Portal(tuple(pages), assets, api_prefix, oidc)
+    core = assets.static_imports(ENTRY_MODULE)
+    preloads = {
+        entry.page.name: tuple(dict.fromkeys([*core, entry.asset, *assets.static_imports(entry.asset)]))
+        for entry in pages
+    }
+    portal = Portal(tuple(pages), assets, api_prefix, oidc, preloads)
     app.state.portal = portal
     app.include_router(portal_router(portal, action))
     return portal
