@@ -29,8 +29,9 @@ the fourth, more researchers (``benchN.researcher`` accounts the benchmark adds 
 passwords in ``<home>/benchmark-accounts.txt``, mode 0600). One browser, one context per person, signed in once; each
 opens every screen of its navigation ``R`` times (each person starts at a different screen, so different screens
 overlap), a new tab each time in the same context (its scripts are then cached, as for a person moving between
-screens). p50 and p90 per screen and role, and the p50 of when the last script or style arrived (each is revalidated,
-``304``) and of each opening's slowest API request (the server's share).
+screens). p50 and p90 per screen and role, and the p50 of when the last script or style arrived (from the context's
+cache: the shell links them under the build hash, ``immutable``; it includes waiting for the API calls a page makes
+before it loads a module) and of each opening's slowest API request (the server's share).
 """
 
 from __future__ import annotations

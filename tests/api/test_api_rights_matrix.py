@@ -336,6 +336,8 @@ SPECS: dict[str, Callable[[Matrix, str, str], Request]] = {
     "GET /api/v1/safety/alarms/{alarm_id}/ngsi-ld": lambda m, c, r: {"path": {"alarm_id": 1}},
     "GET /portal/{page:path}": lambda m, c, r: {"path": {"page": "account"}},
     "GET /static/{asset:path}": lambda m, c, r: {"path": {"asset": "js/app.js"}},
+    "GET /static/v/{version}/{asset:path}": lambda m, c, r: {
+        "path": {"version": m.world.app.state.portal.assets.version, "asset": "js/app.js"}},
     "GET /api/v1/opendata/dataset/{dataset_id}/resource/{resource_id}/download/{filename}": lambda m, c, r: {
         "path": {"dataset_id": "no-such-dataset", "resource_id": "none", "filename": "x.csv"}},
     "GET /api/v1/opendata/resource/{resource_id}/badge.svg": lambda m, c, r: {"path": {"resource_id": "none"}},

@@ -239,3 +239,22 @@ def test_timings(browsing: Browsing) -> None:
     TIMINGS["account_page_ms"] = round((time.perf_counter() - started) * 1000)
     (artifacts_dir() / "timings.json").write_text(json.dumps(TIMINGS, indent=2) + "\n", encoding="utf-8")
     assert TIMINGS["feasibility_first_count_ms"] < 5_000
+
+
+def test_a_second_visit_loads_every_asset_from_the_cache(browsing: Browsing) -> None:
+    """Issue 12: the shell links the assets under the build hash, kept for good (``immutable``). A second screen
+    asks the server for no script, style or catalogue, and nothing is loaded from the plain, revalidated
+    ``/static/...`` (an absolute import there would be a second copy of a core module)."""
+    browsing.sign_in("researcher")
+    page = browsing.page
+    page.goto("/portal/health/feasibility", wait_until="networkidle")
+    page.goto("/portal/health/timeline", wait_until="networkidle")
+    page.goto("/portal/health/feasibility", wait_until="networkidle")
+    entries = page.evaluate(
+        "() => performance.getEntriesByType('resource').filter(e => e.name.includes('/static/'))"
+        ".map(e => [new URL(e.name).pathname, e.transferSize])"
+    )
+    assert len(entries) >= 8, entries
+    assert all(path.startswith("/static/v/") for path, _ in entries), entries
+    fetched = [path for path, size in entries if size > 0]
+    assert not fetched, f"assets asked of the server again: {fetched}"

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import gzip
+import json
+import re
 import sys
 import types
 from collections.abc import Iterator
@@ -77,7 +79,9 @@ def test_a_tiny_domain_contributes_a_page_served_by_the_app(
         client = TestClient(app)
         page = client.get("/portal/tiny/things")
         assert page.status_code == 200 and '"tiny.things"' in page.text
-        assert '"module": "/static/domains/tiny/things.js"' in page.text
+        versioned = f"/static/v/{app.state.portal.assets.version}/domains/tiny/things.js"
+        assert f'"module": "{versioned}"' in page.text
+        assert client.get(versioned).headers["cache-control"] == "public, max-age=31536000, immutable"
         script = client.get("/static/domains/tiny/things.js")
         assert script.status_code == 200 and script.headers["content-type"].startswith("text/javascript")
         assert client.get("/static/domains/tiny/notes.md").status_code == 404
@@ -207,3 +211,94 @@ def test_message_catalogues_have_the_same_keys() -> None:
         french = json.loads((folder / "fr.json").read_text(encoding="utf-8"))
         english = json.loads((folder / "en.json").read_text(encoding="utf-8"))
         assert set(french) == set(english), sorted(set(french) ^ set(english))
+
+
+# -- versioned assets (issue 12: no revalidation round trip per import level) -------------------------------------
+IMMUTABLE = "public, max-age=31536000, immutable"
+
+
+def test_the_build_hash_follows_every_asset(tmp_path: Path) -> None:
+    folder = tmp_path / "assets"
+    folder.mkdir()
+    (folder / "page.js").write_text("export const a = 1;\n")
+    first = AssetIndex.build(STATIC_DIR, {"tiny": folder})
+    assert first.version == AssetIndex.build(STATIC_DIR, {"tiny": folder}).version, "the same files, the same hash"
+    (folder / "page.js").write_text("export const a = 2;\n")
+    changed = AssetIndex.build(STATIC_DIR, {"tiny": folder})
+    (folder / "other.js").write_text("export const a = 2;\n")
+    added = AssetIndex.build(STATIC_DIR, {"tiny": folder})
+    assert len({first.version, changed.version, added.version}) == 3, "a changed or added asset gives a new hash"
+    reserved = tmp_path / "core"
+    (reserved / "v").mkdir(parents=True)
+    (reserved / "v" / "x.js").write_text("1")
+    with pytest.raises(ValueError, match="reserved"):
+        AssetIndex.build(reserved, {})
+
+
+def test_versioned_assets_are_immutable_and_only_under_the_running_hash(client: TestClient) -> None:
+    version = client.app.state.portal.assets.version  # type: ignore[attr-defined]
+    good = client.get(f"/static/v/{version}/js/app.js", headers={"Accept-Encoding": "gzip"})
+    assert good.status_code == 200 and good.headers["cache-control"] == IMMUTABLE
+    assert (
+        good.headers["content-type"].startswith("text/javascript")
+        and good.content == client.get("/static/js/app.js").content
+    )
+    again = client.get(f"/static/v/{version}/js/app.js", headers={"If-None-Match": good.headers["etag"]})
+    assert again.status_code == 304 and again.headers["cache-control"] == IMMUTABLE
+    # Attack: a stale or guessed hash must not be cached for good under a name that could later mean other bytes.
+    other = ("0" * 16, version[:-1] + ("0" if version[-1] != "0" else "1"), version + "0", version.upper(), "x" * 16)
+    for wrong in (candidate for candidate in other if candidate != version):
+        refused = client.get(f"/static/v/{wrong}/js/app.js")
+        assert refused.status_code == 404 and "immutable" not in refused.headers.get("cache-control", ""), wrong
+    # Attack: path traversal under the versioned prefix (raw and encoded) reaches no file outside the index.
+    for sneaky in ("../../pyproject.toml", "..%2F..%2Fpyproject.toml", "%2e%2e/%2e%2e/pyproject.toml", "js/../../x"):
+        refused = client.get(f"/static/v/{version}/{sneaky}")
+        assert refused.status_code == 404 and "immutable" not in refused.headers.get("cache-control", ""), sneaky
+        assert b"[project]" not in refused.content
+    assert client.get(f"/static/v/{version}/").status_code == 404
+    assert client.get("/static/js/app.js").headers["cache-control"] == "no-cache", "the plain address revalidates"
+
+
+def test_the_shell_links_every_asset_under_the_running_hash(client: TestClient) -> None:
+    version = client.app.state.portal.assets.version  # type: ignore[attr-defined]
+    prefix = f"/static/v/{version}/"
+    document = client.get("/portal/health/feasibility").text
+    links = re.findall(r'(?:href|src)="(/static/[^"]*)"', document)
+    assert links and all(link.startswith(prefix) for link in links), links
+    preloads = re.findall(r'<link rel="modulepreload" href="([^"]+)"', document)
+    graph = ("js/api.js", "js/ui.js", "domains/health/feasibility.js", "domains/health/filters.js", "js/charts.js")
+    assert all(prefix + name in preloads for name in graph), preloads
+    for link in links:
+        assert client.get(link).status_code == 200, link
+    config = json.loads(re.search(r'id="massalia-portal">(.*?)</script>', document).group(1))  # type: ignore[union-attr]
+    assert config["static"] == prefix
+    assert all(entry["module"].startswith(prefix) for entry in config["pages"]), "page modules under the hash"
+
+
+def test_no_module_imports_an_absolute_static_address(client: TestClient) -> None:
+    """An absolute ``/static/js/...`` import would load a second copy of a core module (its own state) and
+    revalidate it: every module reaches the others relatively, so under the shell's versioned prefix."""
+    index = client.app.state.portal.assets  # type: ignore[attr-defined]
+    absolute = re.compile(r"""(?:\bfrom\s*|\bimport\s*\(?\s*)["'`]/""")
+    found = [
+        name
+        for name, asset in index.files.items()
+        if name.endswith(".js") and not name.startswith("vendor/") and absolute.search(asset.body.decode("utf-8"))
+    ]
+    assert not found, f"modules importing an absolute address: {found}"
+    assert absolute.search('import { h } from "/static/js/dom.js";'), "the check finds such an import"
+
+
+def test_the_preloaded_import_graph_stays_in_the_index(tmp_path: Path) -> None:
+    folder = tmp_path / "assets"
+    folder.mkdir()
+    (folder / "page.js").write_text(
+        'import { h } from "../../js/dom.js";\nimport {\n  a,\n  b,\n} from "./kit.js";\n'
+        'import "../../../../etc/passwd.js";\nimport x from "/static/js/api.js";\nconst later = import("./lazy.js");\n'
+    )
+    (folder / "kit.js").write_text('export { t } from "../../js/i18n.js";\nexport const a = 1, b = 2;\n')
+    (folder / "lazy.js").write_text("export const lazy = 1;\n")
+    index = AssetIndex.build(STATIC_DIR, {"tiny": folder})
+    found = index.static_imports("domains/tiny/page.js")
+    assert found == ("js/dom.js", "domains/tiny/kit.js", "js/i18n.js"), found
+    assert index.static_imports("domains/tiny/missing.js") == () and index.static_imports("portal.css") == ()

@@ -3,7 +3,13 @@
 Only files found under the portal's own ``static/`` folder and the domains' asset folders, with a known
 type, are served: a request names an index key, never a path on disk, so no ``..`` or symlink can reach
 another file. Each file is read once, kept with its SHA-256 validator (``ETag``) and, for text types, its
-gzip form; browsers revalidate (``Cache-Control: no-cache``) and get ``304 Not Modified`` while unchanged.
+gzip form.
+
+The index has a **build hash** (:attr:`AssetIndex.version`), derived from every key and every file's digest: any
+asset added, removed or changed gives a new one. The shell links the assets under ``/static/v/<hash>/...``, which
+browsers keep for good (``immutable``): a page's modules then load from the cache, with no round trip per import
+level. The unversioned ``/static/...`` still answers (old links), revalidated (``Cache-Control: no-cache``,
+``304 Not Modified`` while unchanged).
 
 Examples
 --------
@@ -12,14 +18,19 @@ Examples
 'text/javascript; charset=utf-8'
 >>> index.get("../pyproject.toml") is None
 True
+>>> len(index.version)
+16
 """
 
 from __future__ import annotations
 
 import gzip
 import hashlib
+import posixpath
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
 STATIC_DIR = Path(__file__).with_name("static")
@@ -40,6 +51,16 @@ CONTENT_TYPES: dict[str, str] = {
 COMPRESSED = frozenset({".js", ".mjs", ".css", ".json", ".svg", ".txt"})
 MAX_ASSET_BYTES = 8 * 1024 * 1024
 """A bound on one asset (the vendored ECharts is about 1 MiB)."""
+STATIC_IMPORT = re.compile(
+    r"""^\s*(?:import|export)\b[^;'"`()]*?\bfrom\s*["']([^"']+)["']|^\s*import\s*["']([^"']+)["']""", re.M
+)
+"""A module's static ``import ... from "x"`` / ``export ... from "x"`` / ``import "x"`` at the start of a line."""
+MAX_PRELOADS = 48
+"""A bound on the modules one shell preloads (the largest page's graph has about 10)."""
+VERSIONED = "v/"
+"""The folder name under ``/static/`` that versioned addresses use (``/static/v/<hash>/js/app.js``): no asset's."""
+VERSION_CHARS = 16
+"""Hex digits of the build hash in versioned addresses (64 bits: no two builds of one server collide)."""
 
 
 @dataclass(frozen=True)
@@ -50,6 +71,14 @@ class Asset:
     gzipped: bytes | None
     content_type: str
     etag: str
+
+
+def _version(files: Mapping[str, Asset]) -> str:
+    digest = hashlib.sha256()
+    for name in sorted(files):
+        # The NUL separators keep ("a", "bc") and ("ab", "c") apart; the ETag is the file's own SHA-256.
+        digest.update(name.encode("utf-8") + b"\0" + files[name].etag.encode("ascii") + b"\0")
+    return digest.hexdigest()[:VERSION_CHARS]
 
 
 def _asset(path: Path) -> Asset | None:
@@ -68,6 +97,11 @@ class AssetIndex:
 
     files: Mapping[str, Asset]
 
+    @cached_property
+    def version(self) -> str:
+        """The build hash: SHA-256 over every key and its file's digest, in key order (``VERSION_CHARS`` hex)."""
+        return _version(self.files)
+
     @classmethod
     def build(cls, core: Path, domains: Mapping[str, Path]) -> AssetIndex:
         """Index ``core`` at the root and each domain's folder under ``domains/<domain>/``."""
@@ -80,7 +114,38 @@ class AssetIndex:
                 asset = _asset(path)
                 if asset is not None:
                     files[prefix + path.relative_to(root).as_posix()] = asset
+        if any(name.startswith(VERSIONED) for name in files):
+            raise ValueError(f"portal assets: {VERSIONED!r} is reserved for versioned addresses, found under {core}")
         return cls(files)
+
+    def static_imports(self, name: str) -> tuple[str, ...]:
+        """The keys of the modules ``name`` imports statically, transitively, nearest first (``name`` excluded).
+
+        Relative specifiers (``./x.js``, ``../../js/api.js``) are resolved against ``name``'s folder; any other
+        specifier, or one that leaves the index, is skipped. The shell preloads these so that a page's whole
+        import graph is fetched at once rather than one level after the other.
+
+        Examples
+        --------
+        >>> AssetIndex.build(STATIC_DIR, {}).static_imports("js/pages/home.js")
+        ('js/dom.js', 'js/i18n.js')
+        """
+        found: dict[str, None] = {}
+        queue = [name]
+        while queue and len(found) < MAX_PRELOADS:
+            current = queue.pop(0)
+            asset = self.files.get(current)
+            if asset is None or not asset.content_type.startswith("text/javascript"):
+                continue
+            for match in STATIC_IMPORT.finditer(asset.body.decode("utf-8", errors="replace")):
+                spec = match.group(1) or match.group(2)
+                if not spec.startswith(("./", "../")):
+                    continue
+                key = posixpath.normpath(posixpath.join(posixpath.dirname(current), spec))
+                if key in self.files and key != name and key not in found:
+                    found[key] = None
+                    queue.append(key)
+        return tuple(found)[:MAX_PRELOADS]
 
     def get(self, name: str) -> Asset | None:
         """The asset at ``name`` (an index key), or ``None``."""

@@ -48,12 +48,17 @@ class PageEntry:
     roles: tuple[str, ...] | None
     """Roles for which the navigation entry is shown (``None``: every signed-in user)."""
 
-    def as_json(self) -> dict[str, Any]:
-        """The entry as the shell's configuration lists it."""
+    @property
+    def asset(self) -> str:
+        """The module's key in the asset index (its address without ``/static/``)."""
+        return self.module_url.removeprefix("/static/")
+
+    def as_json(self, static: str = "/static/") -> dict[str, Any]:
+        """The entry as the shell's configuration lists it, its module under ``static`` (the versioned prefix)."""
         page = self.page
         return {
             "name": page.name, "path": page.path, "label": {"fr": page.label_fr, "en": page.label_en},
-            "module": self.module_url, "group": page.group, "nav": page.nav, "roles": self.roles,
+            "module": static + self.asset, "group": page.group, "nav": page.nav, "roles": self.roles,
             "public": page.name in PUBLIC_PAGES or page.public,
         }  # fmt: skip
 

@@ -6,11 +6,11 @@
 // variables and, read when needed, the chosen project (ctx.project()) and cohort (ctx.cohort()). Requests
 // are POST bodies (never data in the address); the API decides who may run what (403 with its reason).
 
-import { api } from "/static/js/api.js";
-import { loadECharts } from "/static/js/charts.js";
-import { h, replace } from "/static/js/dom.js";
-import { t } from "/static/js/i18n.js";
-import { errorBox, progress } from "/static/js/ui.js";
+import { api } from "../../js/api.js";
+import { loadECharts } from "../../js/charts.js";
+import { h, replace } from "../../js/dom.js";
+import { t } from "../../js/i18n.js";
+import { errorBox, progress } from "../../js/ui.js";
 import { COMPARE } from "./analysis-compare.js";
 import { CONFORMANCE } from "./analysis-conformance.js";
 import { CONTROL_ARM } from "./analysis-control-arm.js";

@@ -3,8 +3,8 @@
 // /analyses/compare's answer — balance (|SMD| before and after), the propensity-score distributions, the
 // adjusted Kaplan–Meier curves, the hazard ratios raw and calibrated, and the assumptions in plain words.
 
-import { h } from "/static/js/dom.js";
-import { t } from "/static/js/i18n.js";
+import { h } from "../../js/dom.js";
+import { t } from "../../js/i18n.js";
 import { balanceChart, chartBox, curveChart, decimal, pairedHistogram, pValue, shown, table } from "./analysis-kit.js";
 import { ENDPOINTS, endpointField } from "./analysis-survival.js";
 import { FilterEditor } from "./filters.js";

@@ -5,8 +5,8 @@
 // deviating persons from the landmark (KM, log-rank, Cox HR). A suppressed rate says why; counts as released.
 
 import { field } from "./govkit.js";
-import { h, replace } from "/static/js/dom.js";
-import { t } from "/static/js/i18n.js";
+import { h, replace } from "../../js/dom.js";
+import { t } from "../../js/i18n.js";
 import { chartBox, curveChart, decimal, pEquals, percent, pValue, rateChart, shown, table } from "./analysis-kit.js";
 import { endpointField } from "./analysis-survival.js";
 

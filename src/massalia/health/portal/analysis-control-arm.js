@@ -6,8 +6,8 @@
 // before and after weighting, the weighted Kaplan–Meier curves beside the trial's, the hazard ratios or the
 // survival at the trial's times, and the assumptions in plain words. Counts as released ("<10").
 
-import { h, replace } from "/static/js/dom.js";
-import { t } from "/static/js/i18n.js";
+import { h, replace } from "../../js/dom.js";
+import { t } from "../../js/i18n.js";
 import { balanceChart, chartBox, curveChart, decimal, percent, pValue, shown, table } from "./analysis-kit.js";
 import { endpointField } from "./analysis-survival.js";
 import { FilterEditor } from "./filters.js";

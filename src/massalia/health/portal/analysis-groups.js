@@ -4,8 +4,8 @@
 // set it apart: standardized difference, the group's value against the rest) and the groups' Kaplan–Meier
 // curves. Counts as released ("<10" under the threshold: such a group shows its size and nothing else).
 
-import { h, replace } from "/static/js/dom.js";
-import { t } from "/static/js/i18n.js";
+import { h, replace } from "../../js/dom.js";
+import { t } from "../../js/i18n.js";
 import { chartBox, curveChart, decimal, horizontalBars, percent, shown, table } from "./analysis-kit.js";
 import { ENDPOINTS, endpointField } from "./analysis-survival.js";
 import { valueLabel, variableLabel } from "./filters.js";

@@ -5,8 +5,8 @@
 // the level, and each category's counts. Counts as released ("<10" under the threshold); a withheld
 // comparison says why.
 
-import { h, replace } from "/static/js/dom.js";
-import { t } from "/static/js/i18n.js";
+import { h, replace } from "../../js/dom.js";
+import { t } from "../../js/i18n.js";
 import { chartBox, decimal, horizontalBars, pValue, shown, table } from "./analysis-kit.js";
 import { FilterEditor, valueLabel, variableLabel } from "./filters.js";
 import { field } from "./govkit.js";

@@ -2,9 +2,9 @@
 // the analyses draw (step curves with confidence bands, a scatter of balance, paired histograms). Every
 // count is shown as released ({count, shown}: "<10" when under the disclosure threshold, drawn at 0).
 
-import { chartIn } from "/static/js/charts.js";
-import { h } from "/static/js/dom.js";
-import { formatNumber, t } from "/static/js/i18n.js";
+import { chartIn } from "../../js/charts.js";
+import { h } from "../../js/dom.js";
+import { formatNumber, t } from "../../js/i18n.js";
 
 /** Colours told apart by most colour-blind readers (Okabe–Ito), darkest first. */
 export const PALETTE = ["#0072B2", "#D55E00", "#009E73", "#CC79A7", "#56B4E9", "#E69F00", "#000000", "#F0E442"];

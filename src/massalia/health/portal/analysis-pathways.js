@@ -4,8 +4,8 @@
 // days to each step. Counts as released ("<10" under the threshold); the Sankey is drawn from shown pathways only.
 
 import { field } from "./govkit.js";
-import { h } from "/static/js/dom.js";
-import { has, t } from "/static/js/i18n.js";
+import { h } from "../../js/dom.js";
+import { has, t } from "../../js/i18n.js";
 import { chartBox, decimal, percent, sankeyChart, shown, table } from "./analysis-kit.js";
 
 /** A step's label in the reader's language: known modalities translated, regimens (ingredients) as they are. */

@@ -5,8 +5,8 @@
 // first and marked, and a chart of the unexpected rules' lift. Counts as released ("<10" under the threshold);
 // a rule with a small cell is never shown (the answer says how many were withheld).
 
-import { h, replace } from "/static/js/dom.js";
-import { t } from "/static/js/i18n.js";
+import { h, replace } from "../../js/dom.js";
+import { t } from "../../js/i18n.js";
 import { chartBox, decimal, horizontalBars, percent, pValue, shown, table } from "./analysis-kit.js";
 import { stepLabel } from "./analysis-pathways.js";
 import { valueLabel, variableLabel } from "./filters.js";

@@ -5,10 +5,10 @@
 // (GET /analyses/prediction/models) and the scoring of one (POST …/{model_id}/score): a distribution of risks
 // under an aggregate project, pseudonyms and risks under a pseudonymized one. The API decides which (403).
 
-import { api } from "/static/js/api.js";
-import { h, replace } from "/static/js/dom.js";
-import { t } from "/static/js/i18n.js";
-import { errorBox, progress } from "/static/js/ui.js";
+import { api } from "../../js/api.js";
+import { h, replace } from "../../js/dom.js";
+import { t } from "../../js/i18n.js";
+import { errorBox, progress } from "../../js/ui.js";
 import { calibrationChart, chartBox, decimal, histogramChart, horizontalBars, percent, shown, table } from "./analysis-kit.js";
 import { field } from "./govkit.js";
 

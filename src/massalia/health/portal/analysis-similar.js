@@ -5,8 +5,8 @@
 // distance (bars and table), their protected profile, their Kaplan–Meier curve with the numbers at risk and,
 // under a pseudonymized project, the neighbours listed by pseudonym. Counts as released ("<10").
 
-import { h, replace } from "/static/js/dom.js";
-import { t } from "/static/js/i18n.js";
+import { h, replace } from "../../js/dom.js";
+import { t } from "../../js/i18n.js";
 import { chartBox, curveChart, decimal, horizontalBars, percent, shown, table } from "./analysis-kit.js";
 import { valueLabel, variableLabel } from "./filters.js";
 import { field } from "./govkit.js";

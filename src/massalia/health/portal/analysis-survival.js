@@ -4,8 +4,8 @@
 // ratios, and the cumulative incidence when asked. Counts as released ("<10" under the threshold).
 
 import { field } from "./govkit.js";
-import { h } from "/static/js/dom.js";
-import { t } from "/static/js/i18n.js";
+import { h } from "../../js/dom.js";
+import { t } from "../../js/i18n.js";
 import { chartBox, curveChart, decimal, pEquals, pValue, shown, table } from "./analysis-kit.js";
 import { valueLabel, variableLabel } from "./filters.js";
 

@@ -2,10 +2,10 @@
 // dates, sorted and paged by the server (GET /audit/entries), and the log's verification
 // (GET /audit/verify: every stored hash and signed tree head recomputed).
 
-import { api } from "/static/js/api.js";
-import { h, replace } from "/static/js/dom.js";
-import { formatNumber, t } from "/static/js/i18n.js";
-import { errorBox, progress } from "/static/js/ui.js";
+import { api } from "../../js/api.js";
+import { h, replace } from "../../js/dom.js";
+import { formatNumber, t } from "../../js/i18n.js";
+import { errorBox, progress } from "../../js/ui.js";
 import { field, prepare, status, table, when } from "./govkit.js";
 
 const SHOWN_KEYS = new Set(["time", "actor", "action", "decision", "roles", "auth"]);

@@ -6,11 +6,11 @@
 // Data comes only from the API: /vocabulary/concepts, /cohorts/{count,attrition,generate,breakdowns,
 // import,sql}, /projects and /projects/{id}/cohorts.
 
-import { api } from "/static/js/api.js";
-import { barChart, loadECharts } from "/static/js/charts.js";
-import { debounce, h, replace, uniqueId } from "/static/js/dom.js";
-import { addCatalogue, t } from "/static/js/i18n.js";
-import { errorBox, progress } from "/static/js/ui.js";
+import { api } from "../../js/api.js";
+import { barChart, loadECharts } from "../../js/charts.js";
+import { debounce, h, replace, uniqueId } from "../../js/dom.js";
+import { addCatalogue, t } from "../../js/i18n.js";
+import { errorBox, progress } from "../../js/ui.js";
 
 const CATALOGUE = new URL("./i18n", import.meta.url).pathname;
 const DEBOUNCE_MS = 120;

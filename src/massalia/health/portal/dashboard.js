@@ -3,11 +3,11 @@
 // charts with their tables, every number exactly as POST /api/v1/mart/dashboard released it; a link opens the
 // Analyses page (survival, treatment comparison) on the same project and cohort.
 
-import { api } from "/static/js/api.js";
-import { barChart, loadECharts } from "/static/js/charts.js";
-import { h, replace } from "/static/js/dom.js";
-import { addCatalogue, currentLang, has, t } from "/static/js/i18n.js";
-import { errorBox, progress } from "/static/js/ui.js";
+import { api } from "../../js/api.js";
+import { barChart, loadECharts } from "../../js/charts.js";
+import { h, replace } from "../../js/dom.js";
+import { addCatalogue, currentLang, has, t } from "../../js/i18n.js";
+import { errorBox, progress } from "../../js/ui.js";
 
 const CATALOGUE = new URL("./i18n", import.meta.url).pathname;
 const ANALYSES_PAGE = "/portal/health/analyses";

@@ -4,11 +4,11 @@
 // the privacy budget it cost. Data comes only from the API: GET /mart/variables, GET /projects,
 // POST /mart/count and POST /mart/breakdown.
 
-import { api } from "/static/js/api.js";
-import { barChart } from "/static/js/charts.js";
-import { debounce, h, replace } from "/static/js/dom.js";
-import { addCatalogue, formatNumber, t } from "/static/js/i18n.js";
-import { errorBox, progress } from "/static/js/ui.js";
+import { api } from "../../js/api.js";
+import { barChart } from "../../js/charts.js";
+import { debounce, h, replace } from "../../js/dom.js";
+import { addCatalogue, formatNumber, t } from "../../js/i18n.js";
+import { errorBox, progress } from "../../js/ui.js";
 import { FilterEditor, groupLabel, valueLabel, variableGroups, variableLabel as label } from "./filters.js";
 
 const CATALOGUE = new URL("./i18n", import.meta.url).pathname;

@@ -3,8 +3,8 @@
 // turned into the API's filter clauses ({all: [{variable, op, value}]}). Several editors can share a page
 // (an analysis's population, treated and comparator arms): each has its own ids.
 
-import { h, replace, uniqueId } from "/static/js/dom.js";
-import { currentLang, has, t } from "/static/js/i18n.js";
+import { h, replace, uniqueId } from "../../js/dom.js";
+import { currentLang, has, t } from "../../js/i18n.js";
 
 /** A variable's label in the current language. */
 export function variableLabel(variable) {

@@ -1,8 +1,8 @@
 // Shared pieces of health's governance pages (projects, requests, audit, timeline): the pages' stylesheet
 // (a <link>, allowed by style-src 'self'), the catalogue, tables built with DOM calls and "more" paging.
 
-import { h } from "/static/js/dom.js";
-import { addCatalogue, t } from "/static/js/i18n.js";
+import { h } from "../../js/dom.js";
+import { addCatalogue, t } from "../../js/i18n.js";
 
 const HERE = new URL(".", import.meta.url).pathname;
 

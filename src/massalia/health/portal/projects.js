@@ -4,10 +4,10 @@
 // (POST /cohorts/generate) and extracts (POST/GET /projects/{id}/extracts) with their manifests (k, suppressed
 // rows) and downloads. Every number is shown as the API returned it.
 
-import { api } from "/static/js/api.js";
-import { append, h, replace } from "/static/js/dom.js";
-import { currentLang, formatNumber, t } from "/static/js/i18n.js";
-import { definitionList, errorBox, progress } from "/static/js/ui.js";
+import { api } from "../../js/api.js";
+import { append, h, replace } from "../../js/dom.js";
+import { currentLang, formatNumber, t } from "../../js/i18n.js";
+import { definitionList, errorBox, progress } from "../../js/ui.js";
 import { field, hasRole, prepare, status, table, when } from "./govkit.js";
 
 const API_BASE = JSON.parse(document.getElementById("massalia-portal").textContent).api;

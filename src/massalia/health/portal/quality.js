@@ -4,11 +4,11 @@
 // run's lineage (GET /etl/runs/{id}) and, for those allowed, its rejected rows (GET /etl/runs/{id}/rejects,
 // audited). Each section reads through its own right: a refusal or an empty history is shown as such.
 
-import { api } from "/static/js/api.js";
-import { loadECharts } from "/static/js/charts.js";
-import { h, replace } from "/static/js/dom.js";
-import { formatNumber, t } from "/static/js/i18n.js";
-import { definitionList, errorBox, progress } from "/static/js/ui.js";
+import { api } from "../../js/api.js";
+import { loadECharts } from "../../js/charts.js";
+import { h, replace } from "../../js/dom.js";
+import { formatNumber, t } from "../../js/i18n.js";
+import { definitionList, errorBox, progress } from "../../js/ui.js";
 import { field, hasRole, prepare, table, when } from "./govkit.js";
 
 const state = { ctx: null, runs: null, results: null, resultStatus: "failed", resultCursors: [null], etl: null, lineage: null, rejects: null };

@@ -2,10 +2,10 @@
 // (GET /projects/{id}: purpose, scope, members), approved or rejected with a reason
 // (POST /requests/{id}/decision), or an approval revoked (POST /requests/{id}/revocation).
 
-import { api } from "/static/js/api.js";
-import { h, replace } from "/static/js/dom.js";
-import { t } from "/static/js/i18n.js";
-import { definitionList, errorBox, progress } from "/static/js/ui.js";
+import { api } from "../../js/api.js";
+import { h, replace } from "../../js/dom.js";
+import { t } from "../../js/i18n.js";
+import { definitionList, errorBox, progress } from "../../js/ui.js";
 import { field, prepare, status, table, when } from "./govkit.js";
 
 const state = { requests: null, projects: {}, filter: "pending", open: null, message: null };

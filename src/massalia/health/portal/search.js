@@ -3,10 +3,10 @@
 // project's scope by pseudonym (no text), else a noisy count of persons. Note text is shown as text nodes,
 // its highlights as <mark> spans built from offsets: nothing from a note is ever parsed as HTML.
 
-import { api } from "/static/js/api.js";
-import { h, replace } from "/static/js/dom.js";
-import { formatNumber, t } from "/static/js/i18n.js";
-import { errorBox } from "/static/js/ui.js";
+import { api } from "../../js/api.js";
+import { h, replace } from "../../js/dom.js";
+import { formatNumber, t } from "../../js/i18n.js";
+import { errorBox } from "../../js/ui.js";
 import { field, prepare, table } from "./govkit.js";
 
 const PAGE_SIZE = 20;

@@ -4,11 +4,11 @@
 // A clinician names a person of their own site by id; a member of an approved pseudonymized project names
 // the person by its project pseudonym under that project. The API decides; refusals are shown as it gave them.
 
-import { api } from "/static/js/api.js";
-import { loadECharts } from "/static/js/charts.js";
-import { h, replace } from "/static/js/dom.js";
-import { formatNumber, t } from "/static/js/i18n.js";
-import { definitionList, errorBox, progress } from "/static/js/ui.js";
+import { api } from "../../js/api.js";
+import { loadECharts } from "../../js/charts.js";
+import { h, replace } from "../../js/dom.js";
+import { formatNumber, t } from "../../js/i18n.js";
+import { definitionList, errorBox, progress } from "../../js/ui.js";
 import { field, prepare, status, table } from "./govkit.js";
 
 const PANELS = [

@@ -2,10 +2,10 @@
 // not, sorted and paged by the server (GET /vocabulary/concepts), and one concept with its ancestors,
 // descendants and relationships (GET /vocabulary/concepts/{id}). Reference metadata: no person in it.
 
-import { api } from "/static/js/api.js";
-import { h, replace } from "/static/js/dom.js";
-import { formatNumber, t } from "/static/js/i18n.js";
-import { definitionList, errorBox, progress } from "/static/js/ui.js";
+import { api } from "../../js/api.js";
+import { h, replace } from "../../js/dom.js";
+import { formatNumber, t } from "../../js/i18n.js";
+import { definitionList, errorBox, progress } from "../../js/ui.js";
 import { field, prepare, table } from "./govkit.js";
 
 const EMPTY = { q: "", domain: "", vocabulary: "", concept_class: "", standard: false, sort: "concept_name", order: "asc" };

@@ -1,9 +1,9 @@
 // The public open-data catalog: full-text search and facets (organization, theme, tag, format, licence) over
 // CKAN's package_search, paged by the server. Anonymous visitors may use it: the catalog is public.
 
-import { h, replace } from "/static/js/dom.js";
-import { formatNumber, t } from "/static/js/i18n.js";
-import { errorBox, progress } from "/static/js/ui.js";
+import { h, replace } from "../../js/dom.js";
+import { formatNumber, t } from "../../js/i18n.js";
+import { errorBox, progress } from "../../js/ui.js";
 import { ckan, datasetHref, field, prepare } from "./odkit.js";
 
 const FACETS = ["organization", "groups", "tags", "res_format", "license_id"];

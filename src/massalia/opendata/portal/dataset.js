@@ -3,10 +3,10 @@
 // errors by row and field), their certification with a "verify" button (checked in this browser), the version
 // history, and how to reach it from a program (curl, ckanapi).
 
-import { portalConfig } from "/static/js/api.js";
-import { h, replace } from "/static/js/dom.js";
-import { currentLang, formatNumber, t } from "/static/js/i18n.js";
-import { definitionList, errorBox, progress } from "/static/js/ui.js";
+import { portalConfig } from "../../js/api.js";
+import { h, replace } from "../../js/dom.js";
+import { currentLang, formatNumber, t } from "../../js/i18n.js";
+import { definitionList, errorBox, progress } from "../../js/ui.js";
 import { ckan, prepare, table } from "./odkit.js";
 import { verifyResource } from "./verify.js";
 

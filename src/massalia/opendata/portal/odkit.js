@@ -1,9 +1,9 @@
 // Shared pieces of open data's pages: the stylesheet and catalogue, CKAN Action API calls (the same API CKAN
 // clients use, through the portal's one api() so the session and CSRF rules stay the portal's), and tables.
 
-import { api, ApiError, portalConfig } from "/static/js/api.js";
-import { h } from "/static/js/dom.js";
-import { addCatalogue } from "/static/js/i18n.js";
+import { api, ApiError, portalConfig } from "../../js/api.js";
+import { h } from "../../js/dom.js";
+import { addCatalogue } from "../../js/i18n.js";
 
 const HERE = new URL(".", import.meta.url).pathname;
 export const SITE = "/opendata";

@@ -2,9 +2,9 @@
 // only in an organization they are an editor or admin of (an attempt elsewhere is refused and audited), and the
 // file is certified at once (the dataset's page then verifies it).
 
-import { h, replace } from "/static/js/dom.js";
-import { t } from "/static/js/i18n.js";
-import { errorBox, progress } from "/static/js/ui.js";
+import { h, replace } from "../../js/dom.js";
+import { t } from "../../js/i18n.js";
+import { errorBox, progress } from "../../js/ui.js";
 import { ckan, ckanPost, datasetHref, field, prepare, uploadResource } from "./odkit.js";
 
 export async function render(main) {

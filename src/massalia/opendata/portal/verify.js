@@ -2,7 +2,7 @@
 // its leaf in the log, the audit path to the signed root (RFC 9162), the key id and the Ed25519 signature of the
 // tree head (WebCrypto). Everything is fetched from the public endpoints; nothing is trusted from the page.
 
-import { api, portalConfig } from "/static/js/api.js";
+import { api, portalConfig } from "../../js/api.js";
 
 const enc = new TextEncoder();
 

@@ -3,10 +3,10 @@
 // grid or heat layer from /safety/map, and a timeline whose brush (drag across it) refilters the map.
 // Every number is the API's: a partner sees released (noisy, masked) counts, staff exact ones.
 
-import { api } from "/static/js/api.js";
-import { h, replace } from "/static/js/dom.js";
-import { formatNumber } from "/static/js/i18n.js";
-import { errorBox } from "/static/js/ui.js";
+import { api } from "../../js/api.js";
+import { h, replace } from "../../js/dom.js";
+import { formatNumber } from "../../js/i18n.js";
+import { errorBox } from "../../js/ui.js";
 import { ZONES, field, prepare, queryString, s, select, shown, t } from "./kit.js";
 
 const DEFAULT = { start: "2025-01-01", end: "2026-01-01", zone: "", family: "" };

@@ -3,10 +3,10 @@
 // decides who reads what: narratives and parties are fetched only when the reader asks for them (each read is its
 // own audited action) and a refusal is shown as the API words it. Every value is put in the page as text.
 
-import { api } from "/static/js/api.js";
-import { h, replace } from "/static/js/dom.js";
-import { formatNumber } from "/static/js/i18n.js";
-import { errorBox } from "/static/js/ui.js";
+import { api } from "../../js/api.js";
+import { h, replace } from "../../js/dom.js";
+import { formatNumber } from "../../js/i18n.js";
+import { errorBox } from "../../js/ui.js";
 import { SOURCES, ZONES, field, prepare, queryString, select, t } from "./kit.js";
 
 const PAGE_SIZE = 25;

@@ -1,7 +1,7 @@
 // Shared pieces of the safety pages: the catalogue, the incident filter form, SVG nodes, query strings.
 
-import { h } from "/static/js/dom.js";
-import { addCatalogue, t } from "/static/js/i18n.js";
+import { h } from "../../js/dom.js";
+import { addCatalogue, t } from "../../js/i18n.js";
 
 const HERE = new URL(".", import.meta.url).pathname;
 const SVG = "http://www.w3.org/2000/svg";

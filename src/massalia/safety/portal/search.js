@@ -3,10 +3,10 @@
 // narratives, else a noisy count of matching incidents. Text is shown as text nodes, highlights as <mark>
 // spans built from offsets: nothing from a narrative or a document is ever parsed as HTML.
 
-import { api } from "/static/js/api.js";
-import { h, replace } from "/static/js/dom.js";
-import { formatNumber } from "/static/js/i18n.js";
-import { errorBox } from "/static/js/ui.js";
+import { api } from "../../js/api.js";
+import { h, replace } from "../../js/dom.js";
+import { formatNumber } from "../../js/i18n.js";
+import { errorBox } from "../../js/ui.js";
 import { SOURCES, ZONES, field, prepare, select, t } from "./kit.js";
 
 const PAGE_SIZE = 20;

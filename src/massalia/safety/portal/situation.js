@@ -3,10 +3,10 @@
 // through the stream like any other change. What the stream carries is the API's decision (a partner is
 // refused; narratives only for a role that may read them). Text from incidents is shown as text nodes only.
 
-import { api, portalConfig } from "/static/js/api.js";
-import { h, replace } from "/static/js/dom.js";
-import { addCatalogue, formatNumber, t } from "/static/js/i18n.js";
-import { errorBox } from "/static/js/ui.js";
+import { api, portalConfig } from "../../js/api.js";
+import { h, replace } from "../../js/dom.js";
+import { addCatalogue, formatNumber, t } from "../../js/i18n.js";
+import { errorBox } from "../../js/ui.js";
 
 const HERE = new URL(".", import.meta.url).pathname;
 const STREAM_SECONDS = 300;

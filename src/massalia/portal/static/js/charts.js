@@ -2,7 +2,8 @@
 // classic script: it is loaded once, on demand, by a <script src> element (allowed by script-src 'self').
 // Tooltips are rendered in the canvas (renderMode "richText"), never as HTML with inline styles.
 
-const ECHARTS_URL = "/static/vendor/echarts/echarts.min.js";
+// Beside this module (its versioned address, kept for good by the browser like the scripts).
+const ECHARTS_URL = new URL("../vendor/echarts/echarts.min.js", import.meta.url).pathname;
 let loading = null;
 
 /** The ECharts library (window.echarts), loaded on first use. */

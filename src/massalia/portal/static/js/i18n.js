@@ -3,7 +3,8 @@
 
 const STORE_KEY = "massalia.lang";
 export const LANGUAGES = ["fr", "en"];
-const catalogues = ["/static/i18n"];
+// Beside this module, so under the same versioned /static/v/<build hash>/ prefix as the shell's scripts.
+const catalogues = [new URL("../i18n", import.meta.url).pathname];
 let lang = "fr";
 let messages = {};
 

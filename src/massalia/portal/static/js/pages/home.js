@@ -8,7 +8,7 @@ export async function render(main, ctx) {
     (entry) => entry.nav && entry.path !== "/" && (entry.roles === null || entry.roles.some((role) => ctx.user.roles.includes(role))),
   );
   // Each card's summary is in its domain's messages (the i18n folder beside the page's module), not the core's.
-  const domains = new Set(pages.filter((entry) => entry.module.startsWith("/static/domains/"))
+  const domains = new Set(pages.filter((entry) => entry.module.startsWith(`${ctx.config.static}domains/`))
     .map((entry) => new URL("./i18n", new URL(entry.module, window.location.origin)).pathname));
   await Promise.all([...domains].map((base) => addCatalogue(base)));
   const summary = (entry) => (has(`page.${entry.name}.summary`) ? t(`page.${entry.name}.summary`) : "");
